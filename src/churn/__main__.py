@@ -1,0 +1,5 @@
+"""Entry point for `python -m churn`."""
+
+from churn.cli import main
+
+main()

@@ -1,0 +1,9 @@
+"""The one exception type the CLI shows to users as a plain message, without a traceback."""
+
+
+class ChurnError(Exception):
+    """A problem the user can fix: the message names the file, column, value and fix."""
+
+
+class DataCheckFailed(ChurnError):
+    """A data gate (quarantine share, freshness, volume) refused to let a stage continue."""

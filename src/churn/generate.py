@@ -1,0 +1,242 @@
+"""Seeded synthetic customers that behave like real non-contractual buyers (the default data)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from churn.config import GenerateParams
+
+# Raw export column names: deliberately not the canonical ones, so the default run exercises
+# ingest.columns mapping exactly as a user's own export would.
+RAW_CUSTOMER = "customer"
+RAW_ORDER_ID = "order_id"
+RAW_TIMESTAMP = "ordered_at"
+RAW_AMOUNT = "amount"
+
+CHANNELS = np.array(["web", "app", "store", "marketplace"])
+CHANNEL_WEIGHTS = np.array([0.4, 0.25, 0.2, 0.15])
+# Multipliers on purchase rate and on lifetime per channel: app users buy more and stay longer,
+# marketplace buyers are fickle. Gives the customers table real (but modest) signal.
+CHANNEL_RATE = np.array([1.0, 1.3, 0.9, 0.8])
+CHANNEL_LIFETIME = np.array([1.0, 1.4, 1.1, 0.6])
+REGIONS = np.array(["north", "south", "east", "west"])
+# Monday..Sunday purchase intensity.
+WEEKDAY_FACTOR = np.array([0.85, 0.85, 0.9, 0.95, 1.1, 1.3, 1.05])
+FADE_DAYS = 120  # before dropping out, customers buy less often and spend less
+FADE_RATE = 0.45
+FADE_SPEND = 0.75
+EARLY_DROPOUT_SHARE = 0.25  # one-and-done buyers: drop out within a month of joining
+DIRTY_KINDS = (
+    "missing_customer",
+    "bad_timestamp",
+    "non_numeric_amount",
+    "nan_amount",
+    "inf_amount",
+    "future_timestamp",
+)
+
+
+@dataclass(frozen=True)
+class GeneratedChunk:
+    """One chunk of simulated customers: raw export rows plus side tables and the ground truth."""
+
+    transactions: pd.DataFrame  # raw export: customer, order_id, ordered_at, amount (all text)
+    customers: pd.DataFrame  # customer, signup_date, channel, region
+    nps: pd.DataFrame  # customer, answered_at, score
+    truth: pd.DataFrame  # customer_id, first_purchase, dropout_date, early_dropout, rate_per_year
+
+
+def customer_ids(start: int, stop: int, total: int) -> np.ndarray:
+    """Return zero-padded string ids (leading zeros are part of the id, as in real CRMs)."""
+    width = max(6, len(str(total)))
+    return np.array([str(i).zfill(width) for i in range(start + 1, stop + 1)], dtype=object)
+
+
+def seasonality(day_index: np.ndarray, start: pd.Timestamp) -> np.ndarray:
+    """Return the purchase intensity multiplier (weekly x yearly, max about 1.7) for day offsets."""
+    dates = start + pd.to_timedelta(day_index, unit="D")
+    weekday = WEEKDAY_FACTOR[np.asarray(dates.day_of_week)]
+    doy = np.asarray(dates.day_of_year, dtype=float)
+    # peak around mid-December, trough in early summer
+    yearly = 1.0 + 0.3 * np.cos(2 * np.pi * (doy - 350) / 365.25)
+    return weekday * yearly
+
+
+def _chunk_rng(seed: int, chunk: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng([seed, chunk, stream])
+
+
+def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) -> GeneratedChunk:
+    """Simulate customers [first, last): purchases, refunds, dirty rows, side tables, truth."""
+    rng = _chunk_rng(params.seed, chunk, 0)
+    n = last - first
+    start = pd.Timestamp(params.start)
+    days = params.days
+    ids = customer_ids(first, last, params.customers)
+
+    channel_idx = rng.choice(len(CHANNELS), size=n, p=CHANNEL_WEIGHTS)
+    region_idx = rng.integers(0, len(REGIONS), size=n)
+    # a fifth of the base is already buying when the data starts; the rest join over the period
+    join = np.where(
+        rng.random(n) < 0.2,
+        rng.uniform(0, 30, n),
+        rng.uniform(0, days - 1, n),
+    )
+    shape = params.rate_shape
+    rate_year = (
+        rng.gamma(shape, params.mean_purchases_per_year / shape, n) * CHANNEL_RATE[channel_idx]
+    )
+    rate_day = np.maximum(rate_year, 0.3) / 365.25
+    lifetime = rng.exponential(params.mean_lifetime_days, n) * CHANNEL_LIFETIME[channel_idx]
+    early = rng.random(n) < EARLY_DROPOUT_SHARE
+    lifetime = np.where(early, rng.uniform(0, 30, n), lifetime)
+    dropout = join + lifetime
+    active_end = np.minimum(dropout, days)
+    spend_mean = rng.gamma(4.0, params.mean_order_value / 4.0, n)
+
+    # Purchases: inhomogeneous Poisson process by thinning, plus the joining purchase.
+    max_intensity = 1.75
+    duration = np.maximum(active_end - join, 0.0)
+    counts = rng.poisson(rate_day * max_intensity * duration)
+    owner = np.repeat(np.arange(n), counts)
+    t = join[owner] + rng.random(owner.size) * duration[owner]
+    fading = t > dropout[owner] - FADE_DAYS
+    accept = seasonality(np.floor(t).astype(np.int64), start) * np.where(fading, FADE_RATE, 1.0)
+    keep = rng.random(owner.size) * max_intensity < accept
+    owner = np.concatenate([np.arange(n), owner[keep]])
+    t = np.concatenate([join, t[keep]])
+    fading = np.concatenate([np.zeros(n, bool), fading[keep]])
+    amount = rng.gamma(6.0, spend_mean[owner] / 6.0) * np.where(fading, FADE_SPEND, 1.0)
+    amount = np.round(np.maximum(amount, 0.5), 2)
+
+    # Refunds: a share of purchases is partly or fully returned 1-30 days later.
+    refund_mask = rng.random(owner.size) < params.refund_share
+    r_owner = owner[refund_mask]
+    r_t = t[refund_mask] + rng.uniform(1, 30, r_owner.size)
+    r_amount = -np.round(
+        amount[refund_mask] * rng.choice([1.0, 0.5], r_owner.size, p=[0.7, 0.3]), 2
+    )
+    inside = r_t < days
+    owner = np.concatenate([owner, r_owner[inside]])
+    t = np.concatenate([t, r_t[inside]])
+    amount = np.concatenate([amount, r_amount[inside]])
+
+    # Time of day: mostly daytime and evening.
+    day = np.floor(t)
+    hour_frac = np.clip(rng.normal(15.0, 4.0, t.size), 0.0, 23.99) / 24.0
+    when = start + pd.to_timedelta(np.round((day + hour_frac) * 86400).astype(np.int64), unit="s")
+    order = np.lexsort((owner, when.values))
+    owner, when, amount = owner[order], when[order], amount[order]
+    txn = pd.DataFrame(
+        {
+            RAW_CUSTOMER: ids[owner],
+            RAW_ORDER_ID: [f"O{chunk:03d}-{i:09d}" for i in range(owner.size)],
+            RAW_TIMESTAMP: when.strftime("%Y-%m-%d %H:%M:%S"),
+            RAW_AMOUNT: np.char.mod("%.2f", amount),
+        }
+    )
+    txn = _add_export_defects(txn, params, _chunk_rng(params.seed, chunk, 1))
+
+    signup = start + pd.to_timedelta(
+        np.floor(join - rng.uniform(0, 60, n)).astype(np.int64), unit="D"
+    )
+    customers = pd.DataFrame(
+        {
+            RAW_CUSTOMER: ids,
+            "signup_date": signup.strftime("%Y-%m-%d"),
+            "channel": CHANNELS[channel_idx],
+            "region": REGIONS[region_idx],
+        }
+    )
+    nps = _simulate_nps(
+        ids, join, active_end, dropout, params, _chunk_rng(params.seed, chunk, 2), start
+    )
+    first_purchase = start + pd.to_timedelta(np.floor(join).astype(np.int64), unit="D")
+    dropout_date = start + pd.to_timedelta(np.floor(dropout).astype(np.int64), unit="D")
+    truth = pd.DataFrame(
+        {
+            "customer_id": pd.array(ids, dtype="string"),
+            "first_purchase": first_purchase.normalize(),
+            "dropout_date": dropout_date.normalize(),
+            "early_dropout": early,
+            "rate_per_year": rate_year,
+        }
+    )
+    return GeneratedChunk(txn, customers, nps, truth)
+
+
+def _add_export_defects(
+    txn: pd.DataFrame, params: GenerateParams, rng: np.random.Generator
+) -> pd.DataFrame:
+    """Append re-exported duplicates and malformed copies of rows, the way real exports break."""
+    n = len(txn)
+    if n == 0:
+        return txn
+    dup = txn.iloc[rng.choice(n, size=int(n * params.duplicate_share), replace=False)]
+    bad = txn.iloc[rng.choice(n, size=int(n * params.dirty_share), replace=False)].copy()
+    bad[RAW_ORDER_ID] = [f"{oid}-X" for oid in bad[RAW_ORDER_ID]]
+    kinds = rng.integers(0, len(DIRTY_KINDS), len(bad))
+    for k, kind in enumerate(DIRTY_KINDS):
+        rows = bad.index[kinds == k]
+        if kind == "missing_customer":
+            bad.loc[rows, RAW_CUSTOMER] = ""
+        elif kind == "bad_timestamp":
+            bad.loc[rows, RAW_TIMESTAMP] = "not a date"
+        elif kind == "non_numeric_amount":
+            bad.loc[rows, RAW_AMOUNT] = "N/A"
+        elif kind == "nan_amount":
+            bad.loc[rows, RAW_AMOUNT] = "NaN"
+        elif kind == "inf_amount":
+            bad.loc[rows, RAW_AMOUNT] = "inf"
+        elif kind == "future_timestamp":
+            bad.loc[rows, RAW_TIMESTAMP] = "2099-01-01 00:00:00"
+    out = pd.concat([txn, dup, bad], ignore_index=True)
+    # exports come roughly in time order; malformed timestamps end up wherever they were
+    return (
+        out.iloc[rng.permutation(len(out))]
+        .sort_values(RAW_TIMESTAMP, kind="stable")
+        .reset_index(drop=True)
+    )
+
+
+def _simulate_nps(
+    ids: np.ndarray,
+    join: np.ndarray,
+    active_end: np.ndarray,
+    dropout: np.ndarray,
+    params: GenerateParams,
+    rng: np.random.Generator,
+    start: pd.Timestamp,
+) -> pd.DataFrame:
+    """Survey answers 0-10; customers within 90 days of dropping out answer lower."""
+    if not params.with_nps:
+        return pd.DataFrame({RAW_CUSTOMER: [], "answered_at": [], "score": []})
+    n = ids.size
+    answers = np.where(rng.random(n) < params.nps_response_rate, rng.integers(1, 4, n), 0)
+    owner = np.repeat(np.arange(n), answers)
+    t = join[owner] + rng.random(owner.size) * np.maximum(active_end[owner] - join[owner], 1.0)
+    near_dropout = (dropout[owner] - t) < 90
+    happy = rng.choice(11, owner.size, p=_nps_probs(shift=0.0))
+    unhappy = rng.choice(11, owner.size, p=_nps_probs(shift=3.0))
+    score = np.where(near_dropout, unhappy, happy)
+    when = start + pd.to_timedelta(np.floor(t).astype(np.int64), unit="D")
+    return pd.DataFrame(
+        {RAW_CUSTOMER: ids[owner], "answered_at": when.strftime("%Y-%m-%d"), "score": score}
+    )
+
+
+def _nps_probs(shift: float) -> np.ndarray:
+    scores = np.arange(11)
+    weights = np.exp(-0.5 * ((scores - (8.3 - shift)) / 1.8) ** 2)
+    return weights / weights.sum()
+
+
+def simulate(params: GenerateParams) -> Iterator[GeneratedChunk]:
+    """Yield chunks of at most params.chunk_customers customers; memory stays bounded by the chunk."""
+    for chunk, first in enumerate(range(0, params.customers, params.chunk_customers)):
+        last = min(first + params.chunk_customers, params.customers)
+        yield simulate_chunk(params, chunk, first, last)

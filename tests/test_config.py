@@ -1,0 +1,51 @@
+"""params.yaml loading: typed, frozen, and unknown keys are errors that name the key."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from churn.config import load_params, parse_params
+from churn.errors import ChurnError
+
+
+def test_project_params_yaml_is_valid(project_root):
+    params = load_params(project_root / "params.yaml")
+    assert params.generate.customers > 0
+
+
+def test_misspelt_key_is_an_error_naming_the_key_and_the_fix():
+    with pytest.raises(ChurnError) as caught:
+        parse_params({"generate": {"custmers": 10}})
+    message = str(caught.value)
+    assert "generate.custmers" in message
+    assert "did you mean 'customers'" in message
+
+
+def test_unknown_section_is_an_error():
+    with pytest.raises(ChurnError, match="genrate: unknown key"):
+        parse_params({"genrate": {}})
+
+
+def test_invalid_value_names_key_and_value():
+    with pytest.raises(ChurnError) as caught:
+        parse_params({"generate": {"customers": -3}})
+    assert "generate.customers = -3" in str(caught.value)
+
+
+def test_params_are_frozen():
+    params = parse_params({})
+    with pytest.raises(pydantic.ValidationError):
+        params.generate.seed = 1  # type: ignore[misc]
+
+
+def test_missing_params_file_names_the_file(tmp_path):
+    with pytest.raises(ChurnError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_broken_yaml_names_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("generate: [unclosed\n")
+    with pytest.raises(ChurnError, match="not valid YAML"):
+        load_params(path)
