@@ -40,11 +40,65 @@ class GenerateParams(Section):
     chunk_customers: int = Field(200_000, ge=100)  # customers simulated per chunk (bounds memory)
 
 
+# --------------------------------------------------------------------------- promote / drift / backtest / retrain
+class PromoteParams(Section):
+    """`churn promote`: the champion/challenger gate on the newest out-of-time (test) cutoff."""
+
+    min_auc: float = Field(0.65, ge=0, le=1)  # absolute floor for the challenger's ROC AUC
+    max_auc_drop: float = Field(0.01, ge=0, le=1)  # largest allowed AUC drop against the champion
+    # calibration guard: the challenger's ECE may exceed the champion's by at most this much
+    max_ece_increase: float = Field(0.02, ge=0, le=1)
+    ece_bins: int = Field(10, ge=2)  # equal-width probability bins for expected calibration error
+    eval_role: str = Field("test", min_length=1)  # snapshot role both models are measured on
+    alias: str = Field("champion", min_length=1)  # MLflow alias of the production model
+    experiment: str = Field("churn-promote", min_length=1)  # MLflow experiment of gate decisions
+
+
+class DriftParams(Section):
+    """`churn drift`: population stability of features and score, training reference vs as-of."""
+
+    bins: int = Field(10, ge=2)  # quantile bins of numeric features (tied edges are merged)
+    max_levels: int = Field(20, ge=1)  # most frequent categorical levels kept; the rest is "other"
+    warn: float = Field(0.1, gt=0)  # PSI at or above: warning
+    fail: float = Field(0.25, gt=0)  # PSI at or above: failure (blocks publish when blocking)
+    epsilon: float = Field(1e-4, gt=0, lt=0.01)  # floor for empty-bin shares inside the log
+    reference_roles: tuple[str, ...] = ("fit", "calibration")  # snapshot rows the model learnt from
+    score_blocks: bool = True  # a failing PSI of the churn probability blocks publish
+    # features whose failing PSI blocks publish; tenure-like features drift by design, so not all do
+    blocking_features: tuple[str, ...] = ("recency_days", "purchases_90d", "spend_90d")
+
+    @model_validator(mode="after")
+    def _warn_below_fail(self) -> DriftParams:
+        if self.warn >= self.fail:
+            raise ValueError(f"warn ({self.warn}) must be below fail ({self.fail})")
+        return self
+
+
+class BacktestParams(Section):
+    """`churn backtest`: archived at-risk lists against what happened once their horizon passed."""
+
+    calibration_bins: int = Field(10, ge=2)  # equal-width probability bins of the calibration table
+    confidence: float = Field(0.95, gt=0.5, lt=1)  # level of the treated-vs-control interval
+    contact_log: str | None = None  # optional CSV (customer_id, contacted_at) of real contacts
+
+
+class RetrainParams(Section):
+    """`churn retrain`: lock, `dvc repro`, gate with alias move, publish, backtest (schedulers)."""
+
+    lock_file: str = ".churn-retrain.lock"  # fcntl lock; a second run exits 75 at once
+    repro_command: tuple[str, ...] = ("dvc", "repro")  # the pipeline run on the newest data
+    backtest: bool = True  # run the backtest after publishing
+
+
 # --------------------------------------------------------------------------- root
 class Params(Section):
     """All of params.yaml. Each stage receives only the sections it declares in dvc.yaml."""
 
     generate: GenerateParams = GenerateParams()
+    promote: PromoteParams = PromoteParams()
+    drift: DriftParams = DriftParams()
+    backtest: BacktestParams = BacktestParams()
+    retrain: RetrainParams = RetrainParams()
 
     @model_validator(mode="before")
     @classmethod

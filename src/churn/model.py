@@ -20,6 +20,8 @@ CALIBRATOR_FILE = "calibrator.json"
 FEATURES_FILE = "features.json"
 METADATA_FILE = "metadata.json"
 ARTIFACT_FILES = (MODEL_FILE, CALIBRATOR_FILE, FEATURES_FILE, METADATA_FILE)
+# optional: PSI bins frozen at training time (churn.drift), written by the promote stage
+DRIFT_REFERENCE_FILE = "drift_reference.json"
 
 _EPS = 1e-6
 
@@ -148,6 +150,7 @@ class ChurnModel:
     calibrator: Calibrator
     spec: FeatureSpec
     metadata: dict[str, Any] = field(default_factory=dict)
+    drift_reference: dict[str, Any] | None = None  # churn.drift reference, when one was built
 
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Return the booster's uncalibrated probabilities for each row of `frame`."""
@@ -166,7 +169,7 @@ class ChurnModel:
         return str(self.metadata.get("model_version", self.metadata.get("sha256", "unversioned")))
 
     def save(self, folder: str | Path) -> dict[str, str]:
-        """Write the four artifact files into `folder`; return their sha256 by file name."""
+        """Write the artifact files (and any drift reference) into `folder`; return their sha256."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         texts = {
@@ -174,6 +177,10 @@ class ChurnModel:
             CALIBRATOR_FILE: _dump(self.calibrator.to_dict()),
             FEATURES_FILE: _dump(self.spec.to_dict()),
         }
+        if self.drift_reference is not None:
+            texts[DRIFT_REFERENCE_FILE] = _dump(self.drift_reference)
+        else:
+            (folder / DRIFT_REFERENCE_FILE).unlink(missing_ok=True)
         digests = {name: _sha256(text) for name, text in texts.items()}
         metadata = {**self.metadata, "files_sha256": digests}
         texts[METADATA_FILE] = _dump(metadata)
@@ -193,16 +200,30 @@ class ChurnModel:
                 f"{folder}: model folder is missing {missing}; run `dvc repro train` (or promote) first"
             )
         texts = {name: (folder / name).read_text(encoding="utf-8") for name in ARTIFACT_FILES}
+        if (folder / DRIFT_REFERENCE_FILE).is_file():
+            texts[DRIFT_REFERENCE_FILE] = (folder / DRIFT_REFERENCE_FILE).read_text(
+                encoding="utf-8"
+            )
         try:
             metadata = json.loads(texts[METADATA_FILE])
             calibrator = Calibrator.from_dict(json.loads(texts[CALIBRATOR_FILE]))
             spec = FeatureSpec.from_dict(json.loads(texts[FEATURES_FILE]))
+            reference = (
+                json.loads(texts[DRIFT_REFERENCE_FILE]) if DRIFT_REFERENCE_FILE in texts else None
+            )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ChurnError(
                 f"{folder}: corrupt model metadata ({error}); retrain the model"
             ) from None
         expected = metadata.get("files_sha256", {})
-        for name in (MODEL_FILE, CALIBRATOR_FILE, FEATURES_FILE):
+        if DRIFT_REFERENCE_FILE in expected and DRIFT_REFERENCE_FILE not in texts:
+            raise ChurnError(
+                f"{folder / DRIFT_REFERENCE_FILE}: listed in metadata.json but missing; restore the "
+                "model folder (rerun `dvc repro promote`)"
+            )
+        for name in (MODEL_FILE, CALIBRATOR_FILE, FEATURES_FILE, DRIFT_REFERENCE_FILE):
+            if name not in texts:
+                continue
             if name in expected and expected[name] != _sha256(texts[name]):
                 raise ChurnError(
                     f"{folder / name}: sha256 does not match metadata.json; the file was changed or "
@@ -212,7 +233,7 @@ class ChurnModel:
             booster = lgb.Booster(model_str=texts[MODEL_FILE])
         except lgb.basic.LightGBMError as error:
             raise ChurnError(f"{folder / MODEL_FILE}: not a LightGBM model ({error})") from None
-        return cls(booster, calibrator, spec, metadata)
+        return cls(booster, calibrator, spec, metadata, reference)
 
 
 def _dump(data: Any) -> str:

@@ -1,0 +1,195 @@
+"""Drift: frozen reference bins, exact PSI on hand-built examples, what blocks publishing."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.config import DriftParams
+from churn.drift import (
+    MISSING,
+    OTHER,
+    SCORE,
+    bin_labels,
+    build_reference,
+    check_drift,
+    current_shares,
+    measure_drift,
+    numeric_edges,
+    population_stability,
+    reference_categorical,
+    reference_numeric,
+)
+from churn.errors import ChurnError
+
+
+def test_numeric_edges_are_the_reference_quantiles():
+    assert numeric_edges(np.arange(1, 11, dtype=float), 4) == [3.25, 5.5, 7.75]
+
+
+def test_tied_quantile_edges_are_merged_into_one():
+    values = np.array([0.0] * 8 + [5.0, 9.0])
+    assert numeric_edges(values, 4) == [0.0]
+    entry = reference_numeric(values, 4)
+    assert entry["shares"] == [0.8, 0.2]
+    assert entry["missing_share"] == 0.0
+
+
+def test_bins_the_reference_leaves_empty_are_merged_away():
+    # quantiles of five 0s and five 1s give edges 0, 0.5 and 1: (0, 0.5] and (1, inf) hold nothing
+    values = np.array([0.0] * 5 + [1.0] * 5)
+    assert numeric_edges(values, 10) == [0.0]
+    assert reference_numeric(values, 10)["shares"] == [0.5, 0.5]
+
+
+def test_missing_values_get_their_own_bin():
+    values = np.array([1.0, 2.0, np.nan, 4.0])
+    entry = reference_numeric(values, 2)
+    assert entry["missing_share"] == 0.25
+    assert sum(entry["shares"]) == pytest.approx(0.75)
+    assert bin_labels(entry)[-1] == MISSING
+
+
+def test_psi_of_a_hand_built_shift_is_exact():
+    expected = np.array([0.5, 0.3, 0.2])
+    actual = np.array([0.3, 0.3, 0.4])
+    want = -0.2 * math.log(0.3 / 0.5) + 0.2 * math.log(0.4 / 0.2)
+    assert population_stability(expected, actual) == pytest.approx(want, abs=1e-12)
+    assert population_stability(expected, actual) == pytest.approx(0.2407945609, abs=1e-9)
+
+
+def test_psi_is_zero_for_identical_shares_and_symmetric():
+    shares = np.array([0.1, 0.2, 0.7])
+    other = np.array([0.2, 0.2, 0.6])
+    assert population_stability(shares, shares) == 0.0
+    assert population_stability(shares, other) == pytest.approx(population_stability(other, shares))
+
+
+def test_empty_bins_are_floored_at_epsilon_inside_the_log():
+    expected = np.array([0.5, 0.5, 0.0])
+    actual = np.array([0.45, 0.45, 0.1])
+    want = 2 * (-0.05 * math.log(0.45 / 0.5)) + (0.1 - 1e-4) * math.log(0.1 / 1e-4)
+    assert population_stability(expected, actual, epsilon=1e-4) == pytest.approx(want, abs=1e-12)
+
+
+def test_unseen_categories_and_rare_levels_fall_into_other():
+    reference = pd.Series(["web"] * 5 + ["app"] * 3 + ["store"] * 2, dtype="string")
+    entry = reference_categorical(reference, max_levels=2)
+    assert entry["levels"] == ["web", "app"]
+    assert entry["shares"] == [0.5, 0.3, 0.2]  # web, app, other/unseen
+    assert bin_labels(entry) == ["web", "app", OTHER, MISSING]
+    current = pd.Series(["web"] * 4 + ["app"] * 2 + ["phone"] * 2 + ["store", None], dtype="string")
+    shares = current_shares(entry, current, "channel")
+    np.testing.assert_allclose(shares, [0.4, 0.2, 0.3, 0.1])
+    psi = population_stability(np.array([0.5, 0.3, 0.2, 0.0]), shares)
+    want = (
+        -0.1 * math.log(0.4 / 0.5)
+        - 0.1 * math.log(0.2 / 0.3)
+        + 0.1 * math.log(0.3 / 0.2)
+        + (0.1 - 1e-4) * math.log(0.1 / 1e-4)
+    )
+    assert psi == pytest.approx(want, abs=1e-12)
+    assert psi == pytest.approx(0.7934921, abs=1e-6)
+
+
+def test_current_values_use_the_frozen_edges_right_closed():
+    entry = reference_numeric(np.arange(1, 11, dtype=float), 4)  # edges 3.25, 5.5, 7.75
+    current = pd.Series([3.25, 3.26, 100.0, -5.0, None], dtype="Float64")
+    np.testing.assert_allclose(current_shares(entry, current, "x"), [0.4, 0.2, 0.0, 0.2, 0.2])
+
+
+def _snapshot(rng: np.random.Generator, n: int, recency_shift: float = 0.0, tenure_shift: float = 0.0):
+    return pd.DataFrame(
+        {
+            "recency_days": rng.exponential(40, n) + recency_shift,
+            "tenure_days": rng.uniform(0, 700, n) + tenure_shift,
+            "channel": pd.array(rng.choice(["web", "app", "store"], n), dtype="string"),
+        }
+    )
+
+
+@pytest.fixture
+def reference():
+    rng = np.random.default_rng(7)
+    rows = _snapshot(rng, 5000)
+    scores = rng.beta(2, 5, 5000)
+    params = DriftParams(blocking_features=("recency_days",))
+    return build_reference(rows, ["recency_days", "tenure_days"], ["channel"], scores, params)
+
+
+def test_the_same_population_does_not_drift(reference):
+    rng = np.random.default_rng(8)
+    params = DriftParams(blocking_features=("recency_days",))
+    report = measure_drift(reference, _snapshot(rng, 3000), rng.beta(2, 5, 3000), params)
+    assert report["status"] == "ok"
+    assert report["publish_blocked"] is False
+    assert check_drift(report) == []
+    assert all(entry["psi"] < 0.1 for entry in report["features"].values())
+
+
+def test_tenure_drifting_by_design_does_not_block_publishing(reference):
+    rng = np.random.default_rng(9)
+    params = DriftParams(blocking_features=("recency_days",))
+    snapshot = _snapshot(rng, 3000, tenure_shift=365)
+    report = measure_drift(reference, snapshot, rng.beta(2, 5, 3000), params)
+    assert report["features"]["tenure_days"]["status"] == "fail"
+    assert report["features"]["tenure_days"]["blocking"] is False
+    assert report["failures"] == ["tenure_days"]
+    assert report["publish_blocked"] is False
+    assert check_drift(report) == []
+
+
+def test_a_blocking_feature_that_moved_stops_publishing_and_is_named(reference):
+    rng = np.random.default_rng(10)
+    params = DriftParams(blocking_features=("recency_days",))
+    snapshot = _snapshot(rng, 3000, recency_shift=60)
+    report = measure_drift(reference, snapshot, rng.beta(2, 5, 3000), params)
+    assert report["blocking_failures"] == ["recency_days"]
+    problems = check_drift(report)
+    assert len(problems) == 1
+    assert "recency_days: PSI" in problems[0]
+    assert "--accept-drift" in problems[0]
+    assert check_drift(report, accept_drift=True) == []
+
+
+def test_a_shifted_score_blocks_unless_score_blocking_is_off(reference):
+    rng = np.random.default_rng(11)
+    snapshot = _snapshot(rng, 3000)
+    shifted = rng.beta(5, 2, 3000)
+    blocking = measure_drift(reference, snapshot, shifted, DriftParams(blocking_features=()))
+    assert blocking["blocking_failures"] == [SCORE]
+    relaxed = measure_drift(
+        reference, snapshot, shifted, DriftParams(blocking_features=(), score_blocks=False)
+    )
+    assert relaxed["score"]["status"] == "fail"
+    assert relaxed["publish_blocked"] is False
+
+
+def test_missing_shares_are_reported_for_reference_and_current(reference):
+    rng = np.random.default_rng(12)
+    snapshot = _snapshot(rng, 1000)
+    snapshot.loc[:99, "recency_days"] = np.nan
+    report = measure_drift(reference, snapshot, rng.beta(2, 5, 1000), DriftParams())
+    entry = report["features"]["recency_days"]
+    assert entry["missing_share_reference"] == 0.0
+    assert entry["missing_share_current"] == 0.1
+    assert MISSING in entry["largest_shift"]
+
+
+def test_a_snapshot_without_a_reference_feature_is_a_clear_error(reference):
+    rng = np.random.default_rng(13)
+    snapshot = _snapshot(rng, 100).drop(columns=["channel"])
+    with pytest.raises(ChurnError, match="missing feature column"):
+        measure_drift(reference, snapshot, rng.beta(2, 5, 100), DriftParams())
+
+
+def test_no_drift_report_stops_publishing():
+    assert "no drift report" in check_drift(None)[0]
+
+
+def test_warn_must_be_below_fail():
+    with pytest.raises(ValueError, match="warn"):
+        DriftParams(warn=0.3, fail=0.25)
