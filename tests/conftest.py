@@ -30,9 +30,12 @@ def _migrated_mlflow_db(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def mlflow_store(tmp_path, _migrated_mlflow_db) -> str:
+def mlflow_store(tmp_path, _migrated_mlflow_db, monkeypatch) -> str:
     """Return the tracking URI of a fresh, already-migrated SQLite MLflow store under tmp_path."""
     import shutil
+
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
     path = tmp_path / "mlflow" / "mlflow.db"
     path.parent.mkdir()

@@ -101,7 +101,9 @@ def test_current_values_use_the_frozen_edges_right_closed():
     np.testing.assert_allclose(current_shares(entry, current, "x"), [0.4, 0.2, 0.0, 0.2, 0.2])
 
 
-def _snapshot(rng: np.random.Generator, n: int, recency_shift: float = 0.0, tenure_shift: float = 0.0):
+def _snapshot(
+    rng: np.random.Generator, n: int, recency_shift: float = 0.0, tenure_shift: float = 0.0
+):
     return pd.DataFrame(
         {
             "recency_days": rng.exponential(40, n) + recency_shift,

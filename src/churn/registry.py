@@ -120,7 +120,9 @@ class MlflowRegistry:
         with tempfile.TemporaryDirectory(prefix="churn-fetch-") as tmp:
             root = Path(
                 mlflow.artifacts.download_artifacts(
-                    artifact_uri=f"models:/{self.model_name}/{version}",
+                    artifact_uri=self.client.get_model_version_download_uri(
+                        self.model_name, str(version)
+                    ),
                     dst_path=tmp,
                     tracking_uri=self.tracking_uri,
                 )
@@ -224,24 +226,35 @@ class MlflowRegistry:
 
     def log_decision(self, experiment: str, report: dict[str, Any], report_path: Path) -> str:
         """Log a gate decision (params, both models' metrics, fingerprint) as a run; return its id."""
+        import time
+
+        from mlflow.entities import Metric, Param, RunTag
+
         run = self.client.create_run(self._experiment_id(experiment), run_name="promote")
         run_id = run.info.run_id
+        now = int(time.time() * 1000)
+        params = [Param(key, str(value)) for key, value in report["rules"].items()]
+        metrics = [
+            Metric(f"{role}_{key}", float(value), now, 0)
+            for role in ("challenger", "champion")
+            for key, value in ((report.get(role) or {}).get("metrics") or {}).items()
+            if isinstance(value, int | float)
+        ]
+        tags = {
+            "decision": report["decision"],
+            "challenger_version": report["challenger"].get("version"),
+            "champion_version": (report.get("champion") or {}).get("version"),
+            "chosen_version": report["chosen_version"],
+            "alias_moved": report["alias"]["moved_by_this_run"],
+            "eval_fingerprint": report["eval_data"]["sha256"],
+        }
         try:
-            for key, value in report["rules"].items():
-                self.client.log_param(run_id, key, value)
-            for role in ("challenger", "champion"):
-                for key, value in (report.get(role) or {}).get("metrics", {}).items():
-                    if isinstance(value, int | float):
-                        self.client.log_metric(run_id, f"{role}_{key}", float(value))
-            tags = {
-                "decision": report["decision"],
-                "challenger_version": report["challenger"].get("version"),
-                "champion_version": (report.get("champion") or {}).get("version"),
-                "chosen_version": report["chosen_version"],
-                "eval_fingerprint": report["eval_data"]["sha256"],
-            }
-            for key, value in tags.items():
-                self.client.set_tag(run_id, key, "" if value is None else str(value))
+            self.client.log_batch(
+                run_id,
+                metrics=metrics,
+                params=params,
+                tags=[RunTag(k, "" if v is None else str(v)) for k, v in tags.items()],
+            )
             self.client.log_artifact(run_id, str(report_path))
         finally:
             self.client.set_terminated(run_id)

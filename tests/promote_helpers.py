@@ -1,0 +1,76 @@
+"""Tiny seeded snapshots and LightGBM model folders for the promote, drift and retrain tests."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churn.model import Calibrator, ChurnModel, FeatureSpec
+
+CUTOFFS = {
+    date(2024, 1, 1): "fit",
+    date(2024, 2, 1): "fit",
+    date(2024, 3, 1): "calibration",
+    date(2024, 6, 1): "test",
+}
+
+
+def make_snapshots(seed: int = 0, customers: int = 600, test_churn: bool = True) -> pd.DataFrame:
+    """Return train.parquet-like rows: churn rises with recency and is higher for 'store'."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for cutoff, role in CUTOFFS.items():
+        recency = rng.exponential(45, customers)
+        channel = rng.choice(["web", "app", "store"], customers)
+        logit = -2.0 + recency / 30 + np.where(channel == "store", 1.2, 0.0)
+        churned = (rng.random(customers) < 1 / (1 + np.exp(-logit))).astype("int8")
+        if role == "test" and not test_churn:
+            churned[:] = 0
+        frames.append(
+            pd.DataFrame(
+                {
+                    "customer_id": pd.array([f"{i:05d}" for i in range(customers)], dtype="string"),
+                    "cutoff": cutoff,
+                    "role": role,
+                    "churned": churned,
+                    "recency_days": recency.round(),
+                    "tenure_days": rng.uniform(30, 900, customers).round(),
+                    "channel": pd.array(channel, dtype="string"),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def train_model(snapshots: pd.DataFrame, features: list[str], seed: int = 1, rounds: int = 30):
+    """Return a ChurnModel fitted on the fit rows (identity calibration)."""
+    fit = snapshots[snapshots["role"] == "fit"]
+    spec = FeatureSpec.infer(fit, features)
+    booster = lgb.train(
+        {
+            "objective": "binary",
+            "verbose": -1,
+            "seed": seed,
+            "num_threads": 1,
+            "deterministic": True,
+            "min_data_in_leaf": 20,
+            "num_leaves": 7,
+            "learning_rate": 0.1,
+        },
+        lgb.Dataset(spec.to_matrix(fit), fit["churned"].to_numpy()),
+        num_boost_round=rounds,
+    )
+    return ChurnModel(booster, Calibrator("identity"), spec, {"trained_on": features})
+
+
+def save_challenger(model: ChurnModel, folder: Path, version: str | None = None) -> Path:
+    """Write a challenger folder as `churn train` would (optionally with its registry version)."""
+    metadata = dict(model.metadata)
+    if version is not None:
+        metadata["model_version"] = version
+    ChurnModel(model.booster, model.calibrator, model.spec, metadata).save(folder)
+    return folder

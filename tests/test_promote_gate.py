@@ -1,0 +1,217 @@
+"""The gate's rules: floor, largest drop against the champion, calibration guard, missing metrics."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit, logit
+from scipy.stats import norm
+
+from churn.config import PromoteParams
+from churn.promote import (
+    METRIC_NAMES,
+    Candidate,
+    decide_promotion,
+    expected_calibration_error,
+    fingerprint_rows,
+    measure_scores,
+    select_eval_rows,
+)
+
+PARAMS = PromoteParams(min_auc=0.65, max_auc_drop=0.01, max_ece_increase=0.02)
+TRIALS = range(24)
+
+
+def _calibrated_scores(labels: np.ndarray, latent: np.ndarray, auc: float, base: float):
+    """Return probabilities that are calibrated for labels with a binormal separation of `auc`."""
+    d = math.sqrt(2) * norm.ppf(auc)
+    return expit(logit(base) + d * (latent + d * labels) - d * d / 2)
+
+
+def _pair(seed: int, champion_auc: float, challenger_auc: float, n: int = 6000):
+    """Return labels and calibrated champion/challenger scores sharing most of their noise."""
+    rng = np.random.default_rng(seed)
+    base = 0.3
+    labels = (rng.random(n) < base).astype(int)
+    shared = rng.normal(size=n)
+    champion = _calibrated_scores(labels, shared, champion_auc, base)
+    # the challenger sees the same customers with extra noise, renormalised to unit variance
+    d_champion = math.sqrt(2) * norm.ppf(champion_auc)
+    d_challenger = math.sqrt(2) * norm.ppf(challenger_auc)
+    extra = math.sqrt(max((d_champion / d_challenger) ** 2 - 1, 0.0))
+    noisy = (shared + d_champion * labels + extra * rng.normal(size=n)) / math.sqrt(1 + extra**2)
+    challenger = expit(logit(base) + d_challenger * noisy - d_challenger**2 / 2)
+    return labels, champion, challenger
+
+
+def _failed(decision) -> set[str]:
+    return {check.rule for check in decision.checks if not check.passed}
+
+
+@pytest.mark.parametrize("seed", TRIALS)
+def test_a_slightly_worse_challenger_above_the_floor_is_rejected_by_the_max_drop(seed):
+    labels, champion, challenger = _pair(seed, champion_auc=0.80, challenger_auc=0.765)
+    ours = Candidate("2", measure_scores(labels, challenger, 10))
+    theirs = Candidate("1", measure_scores(labels, champion, 10))
+    assert ours.metrics["roc_auc"] > PARAMS.min_auc
+    decision = decide_promotion(ours, theirs, PARAMS)
+    assert decision.promote is False
+    assert _failed(decision) == {"max_drop"}
+    assert any(reason.startswith("max_drop: ROC AUC") for reason in decision.reasons)
+
+
+@pytest.mark.parametrize("seed", TRIALS)
+def test_a_challenger_below_the_floor_is_rejected_by_the_floor(seed):
+    labels, champion, challenger = _pair(seed, champion_auc=0.80, challenger_auc=0.58)
+    ours = Candidate("2", measure_scores(labels, challenger, 10))
+    first_run = decide_promotion(ours, None, PARAMS)
+    assert first_run.promote is False
+    assert _failed(first_run) == {"floor"}
+    with_champion = decide_promotion(
+        ours, Candidate("1", measure_scores(labels, champion, 10)), PARAMS
+    )
+    assert with_champion.promote is False
+    assert "floor" in _failed(with_champion)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_an_equally_good_challenger_is_promoted(seed):
+    labels, champion, challenger = _pair(seed, champion_auc=0.80, challenger_auc=0.80)
+    decision = decide_promotion(
+        Candidate("2", measure_scores(labels, challenger, 10)),
+        Candidate("1", measure_scores(labels, champion, 10)),
+        PARAMS,
+    )
+    assert decision.promote is True
+    assert _failed(decision) == set()
+
+
+def test_first_run_applies_only_the_floor():
+    badly_calibrated = Candidate("1", {"roc_auc": 0.70, "ece": 0.4})
+    decision = decide_promotion(badly_calibrated, None, PARAMS)
+    assert decision.promote is True
+    assert [c.rule for c in decision.checks] == ["floor"]
+
+
+def test_a_worse_calibrated_challenger_is_rejected_by_the_calibration_guard():
+    decision = decide_promotion(
+        Candidate("2", {"roc_auc": 0.81, "ece": 0.09}),
+        Candidate("1", {"roc_auc": 0.80, "ece": 0.03}),
+        PARAMS,
+    )
+    assert decision.promote is False
+    assert _failed(decision) == {"calibration"}
+
+
+def test_a_drop_of_exactly_the_allowed_amount_passes():
+    decision = decide_promotion(
+        Candidate("2", {"roc_auc": 0.79, "ece": 0.02}),
+        Candidate("1", {"roc_auc": 0.80, "ece": 0.02}),
+        PARAMS,
+    )
+    assert decision.promote is True
+
+
+@pytest.mark.parametrize(
+    "challenger, champion, rule, who",
+    [
+        ({}, {"roc_auc": 0.8, "ece": 0.02}, "floor", "challenger roc_auc"),
+        ({"roc_auc": 0.8}, {"roc_auc": 0.8, "ece": 0.02}, "calibration", "challenger ece"),
+        ({"roc_auc": 0.8, "ece": 0.02}, {"ece": 0.02}, "max_drop", "champion roc_auc"),
+        (
+            {"roc_auc": float("nan"), "ece": 0.02},
+            {"roc_auc": 0.8, "ece": 0.02},
+            "floor",
+            "challenger",
+        ),
+        ({"roc_auc": None, "ece": 0.02}, None, "floor", "challenger roc_auc"),
+    ],
+)
+def test_a_missing_metric_means_rejection_with_a_reason_not_a_crash(
+    challenger, champion, rule, who
+):
+    decision = decide_promotion(
+        Candidate("2", challenger), None if champion is None else Candidate("1", champion), PARAMS
+    )
+    assert decision.promote is False
+    assert rule in _failed(decision)
+    assert any(who in reason and "missing" in reason for reason in decision.reasons)
+
+
+def test_a_champion_that_cannot_score_keeps_the_challenger_out_with_its_error():
+    decision = decide_promotion(
+        Candidate("2", {"roc_auc": 0.8, "ece": 0.02}),
+        Candidate("1", error="cannot score the evaluation rows: missing feature column(s) ['x']"),
+        PARAMS,
+    )
+    assert decision.promote is False
+    assert any("missing feature column" in reason for reason in decision.reasons)
+
+
+def test_a_rolled_back_version_is_never_promoted_again():
+    decision = decide_promotion(
+        Candidate("3", {"roc_auc": 0.9, "ece": 0.01}),
+        Candidate("2", {"roc_auc": 0.8, "ece": 0.02}),
+        PARAMS,
+        rejected_reason="rolled back to 2",
+    )
+    assert decision.promote is False
+    assert _failed(decision) == {"not_rolled_back"}
+
+
+def test_the_champion_compared_with_itself_is_kept_without_checks():
+    same = Candidate("4", {"roc_auc": 0.8, "ece": 0.02})
+    decision = decide_promotion(same, same, PARAMS)
+    assert decision.promote is False
+    assert decision.reasons == ["the challenger is already the champion (version 4)"]
+
+
+def test_single_class_labels_give_no_auc_instead_of_an_error():
+    metrics = measure_scores(np.zeros(10, dtype=int), np.linspace(0, 1, 10), 10)
+    assert metrics["roc_auc"] is None and metrics["pr_auc"] is None
+    assert metrics["brier"] is not None
+    assert measure_scores(np.array([0, 1]), np.array([np.nan, 0.5]), 10) == dict.fromkeys(
+        METRIC_NAMES
+    )
+
+
+def test_ece_of_a_hand_built_example_is_exact():
+    labels = np.array([0, 0, 1, 1, 1])
+    probabilities = np.array([0.05, 0.15, 0.85, 0.95, 0.9])
+    # bins: [0, .1): p .05 y 0; [.1, .2): p .15 y 0; [.8, .9): .85 -> 1; [.9, 1]: .95, .9 -> 1, 1
+    want = (0.05 + 0.15 + 0.15 + 2 * 0.075) / 5
+    assert expected_calibration_error(labels, probabilities, 10) == pytest.approx(want)
+
+
+def _snapshots():
+    return pd.DataFrame(
+        {
+            "customer_id": ["b", "a", "a", "b", "c"],
+            "cutoff": pd.to_datetime(
+                ["2024-01-01", "2024-01-01", "2024-02-01", "2024-02-01", "2023-12-01"]
+            ).date,
+            "role": ["test", "test", "test", "test", "fit"],
+            "churned": [1, 0, 1, 0, 1],
+            "recency_days": [1.0, 2.0, 3.0, 4.0, 5.0],
+        }
+    )
+
+
+def test_both_models_are_measured_on_the_newest_test_cutoff_only():
+    rows = select_eval_rows(_snapshots(), "test")
+    assert rows["customer_id"].tolist() == ["a", "b"]
+    assert {str(c) for c in rows["cutoff"]} == {"2024-02-01"}
+
+
+def test_the_eval_fingerprint_ignores_row_order_and_sees_content():
+    snapshots = _snapshots()
+    rows = select_eval_rows(snapshots, "test")
+    print_a = fingerprint_rows(rows)
+    print_b = fingerprint_rows(rows.iloc[::-1])
+    assert print_a == print_b
+    assert print_a["rows"] == 2 and print_a["churned"] == 1 and print_a["cutoffs"] == ["2024-02-01"]
+    changed = rows.assign(recency_days=[3.0, 4.5])
+    assert fingerprint_rows(changed)["sha256"] != print_a["sha256"]

@@ -1,0 +1,238 @@
+"""The promote stage against a real (temporary SQLite) MLflow registry: alias moves, faults, rollback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from promote_helpers import make_snapshots, save_challenger, train_model
+
+import churn.io
+from churn.config import DriftParams, PromoteParams
+from churn.errors import ChurnError
+from churn.model import DRIFT_REFERENCE_FILE, ChurnModel
+from churn.promote import apply_decision, rollback_champion, run_promotion
+from churn.registry import MlflowRegistry
+
+PARAMS = PromoteParams()
+DRIFT = DriftParams()
+NAME = "churn-classifier"
+
+
+@pytest.fixture
+def snapshots():
+    return make_snapshots(seed=3)
+
+
+@pytest.fixture
+def registry(mlflow_store, tmp_path):
+    return MlflowRegistry(mlflow_store, NAME, artifact_root=tmp_path / "mlartifacts")
+
+
+@pytest.fixture
+def models(snapshots):
+    """A weak model (recency only), a better one (recency and channel), a useless one."""
+    return {
+        "weak": train_model(snapshots, ["recency_days"], seed=1),
+        "strong": train_model(snapshots, ["recency_days", "channel"], seed=1),
+        "useless": train_model(snapshots, ["tenure_days"], seed=1),
+    }
+
+
+def _promote(tmp_path, snapshots, registry, model, apply=False, version=None, params=PARAMS):
+    challenger = save_challenger(model, tmp_path / "challenger", version)
+    report = run_promotion(
+        challenger,
+        snapshots,
+        registry,
+        params,
+        DRIFT,
+        tmp_path / "champion",
+        tmp_path / "reports" / "promotion.json",
+        apply=apply,
+    )
+    return report, ChurnModel.load(tmp_path / "champion")
+
+
+def test_the_first_passing_challenger_becomes_champion_even_without_apply(
+    tmp_path, snapshots, registry, models
+):
+    report, champion = _promote(tmp_path, snapshots, registry, models["weak"])
+    assert report["decision"] == "promote"
+    assert report["champion"] is None
+    assert [c["rule"] for c in report["checks"]] == ["floor"]
+    assert registry.alias_version("champion") == "1"
+    assert champion.version == "1"
+    assert champion.drift_reference is not None
+    assert (tmp_path / "champion" / DRIFT_REFERENCE_FILE).is_file()
+    written = json.loads((tmp_path / "reports" / "promotion.json").read_text())
+    assert written["alias"] == {
+        "name": "champion",
+        "before": None,
+        "after": "1",
+        "moved_by_this_run": True,
+    }
+    assert written["eval_data"]["cutoffs"] == ["2024-06-01"]
+
+
+def test_an_experiment_never_moves_the_alias_and_apply_does(tmp_path, snapshots, registry, models):
+    _promote(tmp_path, snapshots, registry, models["weak"])
+    report, champion = _promote(tmp_path, snapshots, registry, models["strong"])
+    assert report["decision"] == "promote"
+    assert report["challenger"]["metrics"]["roc_auc"] > report["champion"]["metrics"]["roc_auc"]
+    assert champion.version == "2"  # the folder follows the gate, so `dvc exp` rescores with it
+    assert registry.alias_version("champion") == "1"  # production does not
+    assert report["alias"]["moved_by_this_run"] is False
+
+    applied, _ = _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
+    assert applied["decision"] == "promote"
+    assert registry.alias_version("champion") == "2"
+
+
+def test_a_worse_challenger_leaves_the_champion_in_the_folder_with_its_frozen_reference(
+    tmp_path, snapshots, registry, models
+):
+    _, first = _promote(tmp_path, snapshots, registry, models["strong"])
+    report, champion = _promote(tmp_path, snapshots, registry, models["useless"], apply=True)
+    assert report["decision"] == "keep"
+    assert any(reason.startswith("floor") for reason in report["reasons"])
+    assert registry.alias_version("champion") == "1"
+    assert champion.version == "1"
+    assert champion.booster.model_to_string() == first.booster.model_to_string()
+    assert champion.drift_reference == first.drift_reference
+
+
+def test_a_rerun_with_nothing_changed_writes_byte_identical_champion_files(
+    tmp_path, snapshots, registry, models
+):
+    _promote(tmp_path, snapshots, registry, models["strong"])
+    folder = tmp_path / "champion"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    report_before = (tmp_path / "reports" / "promotion.json").read_bytes()
+    _promote(tmp_path, snapshots, registry, models["strong"])
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    again = json.loads((tmp_path / "reports" / "promotion.json").read_text())
+    assert again["decision"] == "keep"
+    assert again["reasons"] == ["the challenger is already the champion (version 1)"]
+    assert report_before != (tmp_path / "reports" / "promotion.json").read_bytes()
+
+
+class _Injected(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("step", ["has_reference", "log_decision", "write_json", "save"])
+def test_a_fault_between_registering_and_aliasing_leaves_the_champion_unchanged(
+    tmp_path, snapshots, registry, models, monkeypatch, step
+):
+    _promote(tmp_path, snapshots, registry, models["weak"])
+    registered_before = len(registry.versions())
+
+    def boom(*args, **kwargs):
+        raise _Injected(f"fault injected at {step}")
+
+    with monkeypatch.context() as patch:
+        if step == "write_json":
+            patch.setattr(churn.io, "write_json", boom)
+        elif step == "save":
+            original = ChurnModel.save
+
+            def save_fails_for_the_champion(model, folder):
+                if folder == tmp_path / "champion":
+                    boom()
+                return original(model, folder)
+
+            patch.setattr(ChurnModel, "save", save_fails_for_the_champion)
+        else:
+            patch.setattr(registry, step, boom)
+        with pytest.raises(_Injected):
+            _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
+    assert len(registry.versions()) == registered_before + 1  # registered ...
+    assert registry.alias_version("champion") == "1"  # ... but production is untouched
+
+    report, champion = _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
+    assert len(registry.versions()) == registered_before + 1  # the retry finds it by sha256
+    assert registry.alias_version("champion") == "2"
+    assert champion.version == "2"
+    assert report["alias"]["before"] == "1"
+
+
+def test_a_test_cutoff_with_one_class_rejects_the_challenger_instead_of_crashing(
+    tmp_path, registry, models, snapshots
+):
+    _promote(tmp_path, snapshots, registry, models["weak"])
+    no_churners = make_snapshots(seed=3, test_churn=False)
+    report, champion = _promote(tmp_path, no_churners, registry, models["strong"], apply=True)
+    assert report["decision"] == "keep"
+    assert report["challenger"]["metrics"]["roc_auc"] is None
+    assert any("missing" in reason for reason in report["reasons"])
+    assert champion.version == "1"
+
+
+def test_no_champion_and_a_failing_challenger_is_a_clear_error(
+    tmp_path, snapshots, registry, models
+):
+    with pytest.raises(ChurnError, match="no model to put in models/champion"):
+        _promote(tmp_path, snapshots, registry, models["weak"], params=PromoteParams(min_auc=0.99))
+    assert registry.alias_version("champion") is None
+
+
+def test_a_challenger_registered_by_train_is_recognised_not_registered_again(
+    tmp_path, snapshots, registry, models
+):
+    folder = save_challenger(models["strong"], tmp_path / "trained")
+    version = registry.register_folder(folder, "churn")
+    report, champion = _promote(tmp_path, snapshots, registry, models["strong"], version=version)
+    assert len(registry.versions()) == 1
+    assert champion.version == version == report["chosen_version"]
+
+
+def test_apply_decision_moves_the_alias_to_what_the_stage_chose(
+    tmp_path, snapshots, registry, models
+):
+    _promote(tmp_path, snapshots, registry, models["weak"])
+    report, champion = _promote(tmp_path, snapshots, registry, models["strong"])
+    assert registry.alias_version("champion") == "1"
+    assert apply_decision(report, champion, registry, PARAMS) is True
+    assert registry.alias_version("champion") == "2"
+    assert apply_decision(report, champion, registry, PARAMS) is False  # already applied
+
+
+def test_apply_decision_refuses_a_folder_that_is_not_what_the_gate_chose(
+    tmp_path, snapshots, registry, models
+):
+    _promote(tmp_path, snapshots, registry, models["weak"])
+    report, _ = _promote(tmp_path, snapshots, registry, models["strong"])
+    stale = ChurnModel.load(registry.fetch_folder("1", tmp_path / "v1"))
+    with pytest.raises(ChurnError, match="rerun `dvc repro promote`"):
+        apply_decision(report, stale, registry, PARAMS)
+    assert registry.alias_version("champion") == "1"
+
+
+def test_rollback_puts_an_earlier_version_back_and_the_gate_does_not_repromote_it(
+    tmp_path, snapshots, registry, models
+):
+    _, first = _promote(tmp_path, snapshots, registry, models["weak"])
+    _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
+    assert registry.alias_version("champion") == "2"
+
+    result = rollback_champion(
+        "1", registry, PARAMS, DRIFT, tmp_path / "champion", None, "bad lists in May"
+    )
+    assert result == {"before": "2", "after": "1", "rejected": "2"}
+    assert registry.alias_version("champion") == "1"
+    restored = ChurnModel.load(tmp_path / "champion")
+    assert restored.version == "1"
+    assert restored.booster.model_to_string() == first.booster.model_to_string()
+    assert restored.drift_reference == first.drift_reference
+
+    report, champion = _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
+    assert report["decision"] == "keep"
+    assert [c["rule"] for c in report["checks"] if not c["passed"]] == ["not_rolled_back"]
+    assert champion.version == "1"
+
+
+def test_rollback_to_an_unknown_version_names_the_fix(tmp_path, registry, models, snapshots):
+    _promote(tmp_path, snapshots, registry, models["weak"])
+    with pytest.raises(ChurnError, match="no version 7"):
+        rollback_champion("7", registry, PARAMS, DRIFT, tmp_path / "champion", None, "x")
