@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from promote_helpers import make_snapshots, save_challenger, train_model
 
 import churn.io
 from churn.config import DriftParams, PromoteParams
@@ -13,6 +12,7 @@ from churn.errors import ChurnError
 from churn.model import DRIFT_REFERENCE_FILE, ChurnModel
 from churn.promote import apply_decision, rollback_champion, run_promotion
 from churn.registry import MlflowRegistry
+from promote_helpers import make_snapshots, save_challenger, train_model
 
 PARAMS = PromoteParams()
 DRIFT = DriftParams()
