@@ -31,3 +31,8 @@ AS_OF = "as_of"
 CHURN_PROBABILITY = "churn_probability"
 RISK_TIER = "risk_tier"
 MODEL_VERSION = "model_version"
+
+# promote / drift / backtest (archived scores, optional contact log)
+AT_RISK = "at_risk"  # flagged for the list (treatment and control alike)
+GROUP = "group"  # treatment / control
+CONTACTED_AT = "contacted_at"  # contact log: when marketing really reached the customer

@@ -1,0 +1,271 @@
+"""Backtest: archived at-risk lists against what happened once their horizon passed, campaign effect."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from churn.columns import (
+    AMOUNT,
+    AT_RISK,
+    CHURN_PROBABILITY,
+    CONTACTED_AT,
+    CUSTOMER_ID,
+    DATE,
+    GROUP,
+    MODEL_VERSION,
+)
+from churn.config import BacktestParams
+from churn.errors import ChurnError
+
+TREATMENT, CONTROL = "treatment", "control"
+
+
+# --------------------------------------------------------------------------- intervals
+def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Return the Wilson score interval of a proportion (NaN bounds when n is 0)."""
+    if n == 0:
+        return (math.nan, math.nan)
+    z = float(norm.ppf(0.5 + confidence / 2))
+    p = successes / n
+    denominator = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denominator
+    half = z / denominator * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - half, centre + half)
+
+
+def newcombe_interval(
+    successes_a: int, n_a: int, successes_b: int, n_b: int, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Return Newcombe's hybrid score interval (method 10) for p_a - p_b from two Wilson intervals."""
+    if n_a == 0 or n_b == 0:
+        return (math.nan, math.nan)
+    p_a, p_b = successes_a / n_a, successes_b / n_b
+    low_a, high_a = wilson_interval(successes_a, n_a, confidence)
+    low_b, high_b = wilson_interval(successes_b, n_b, confidence)
+    difference = p_a - p_b
+    return (
+        difference - math.sqrt((p_a - low_a) ** 2 + (high_b - p_b) ** 2),
+        difference + math.sqrt((high_a - p_a) ** 2 + (p_b - low_b) ** 2),
+    )
+
+
+# --------------------------------------------------------------------------- outcomes
+def purchase_dates(transactions: pd.DataFrame) -> pd.DataFrame:
+    """Return (customer_id, date) of purchases (amount > 0), one row per customer and date."""
+    missing = [c for c in (CUSTOMER_ID, DATE, AMOUNT) if c not in transactions.columns]
+    if missing:
+        raise ChurnError(
+            f"transactions: missing column(s) {missing} for the backtest; rerun `dvc repro ingest`"
+        )
+    purchases = transactions.loc[transactions[AMOUNT] > 0, [CUSTOMER_ID, DATE]]
+    return purchases.drop_duplicates().reset_index(drop=True)
+
+
+def churned_after(
+    customers: pd.Series, purchases: pd.DataFrame, as_of: date, horizon_days: int
+) -> np.ndarray:
+    """Return 1 for each customer with no purchase dated in (as_of, as_of + horizon], else 0."""
+    end = as_of + timedelta(days=horizon_days)
+    dates = pd.to_datetime(purchases[DATE]).dt.date
+    inside = purchases.loc[(dates > as_of) & (dates <= end), CUSTOMER_ID]
+    return (~customers.astype("string").isin(set(inside.astype("string")))).to_numpy(dtype="int8")
+
+
+def contacted_within(
+    customers: pd.Series, contacts: pd.DataFrame | None, as_of: date, horizon_days: int
+) -> np.ndarray | None:
+    """Return True for customers contacted in [as_of, as_of + horizon], or None without a log."""
+    if contacts is None:
+        return None
+    end = as_of + timedelta(days=horizon_days)
+    when = pd.to_datetime(contacts[CONTACTED_AT]).dt.date
+    inside = contacts.loc[(when >= as_of) & (when <= end), CUSTOMER_ID]
+    return customers.astype("string").isin(set(inside.astype("string"))).to_numpy()
+
+
+# --------------------------------------------------------------------------- one run
+def _rate(values: np.ndarray) -> float | None:
+    return round(float(values.mean()), 6) if values.size else None
+
+
+def calibration_table(
+    probabilities: np.ndarray, churned: np.ndarray, bins: int
+) -> tuple[list[dict[str, Any]], float | None]:
+    """Return rows (bin, customers, mean probability, churn rate) and the ECE over them."""
+    if probabilities.size == 0:
+        return [], None
+    index = np.minimum((probabilities * bins).astype("int64"), bins - 1)
+    rows, ece = [], 0.0
+    for b in range(bins):
+        inside = index == b
+        if not inside.any():
+            continue
+        predicted, observed = float(probabilities[inside].mean()), float(churned[inside].mean())
+        ece += inside.sum() * abs(predicted - observed)
+        rows.append(
+            {
+                "bin": f"[{b / bins:.2f}, {(b + 1) / bins:.2f}{']' if b == bins - 1 else ')'}",
+                "customers": int(inside.sum()),
+                "mean_probability": round(predicted, 6),
+                "churn_rate": round(observed, 6),
+            }
+        )
+    return rows, round(ece / probabilities.size, 6)
+
+
+def compare_groups(
+    churned_a: np.ndarray, churned_b: np.ndarray, confidence: float, names: tuple[str, str]
+) -> dict[str, Any]:
+    """Return retention of two groups and the difference a - b with a Newcombe interval."""
+    kept_a, kept_b = int((churned_a == 0).sum()), int((churned_b == 0).sum())
+    n_a, n_b = int(churned_a.size), int(churned_b.size)
+    low, high = newcombe_interval(kept_a, n_a, kept_b, n_b, confidence)
+    effect = None if n_a == 0 or n_b == 0 else round(kept_a / n_a - kept_b / n_b, 6)
+    return {
+        f"{names[0]}_customers": n_a,
+        f"{names[1]}_customers": n_b,
+        f"{names[0]}_retention": round(kept_a / n_a, 6) if n_a else None,
+        f"{names[1]}_retention": round(kept_b / n_b, 6) if n_b else None,
+        "retention_difference": effect,
+        "ci_low": None if math.isnan(low) else round(low, 6),
+        "ci_high": None if math.isnan(high) else round(high, 6),
+        "confidence": confidence,
+        "significant": bool(not math.isnan(low) and (low > 0 or high < 0)),
+    }
+
+
+def backtest_run(
+    scores: pd.DataFrame,
+    purchases: pd.DataFrame,
+    as_of: date,
+    horizon_days: int,
+    params: BacktestParams,
+    contacts: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Return what one archived scoring run's list got right: rates, precision, recall, effect."""
+    missing = [
+        c for c in (CUSTOMER_ID, CHURN_PROBABILITY, AT_RISK, GROUP) if c not in scores.columns
+    ]
+    if missing:
+        raise ChurnError(
+            f"archived scores for {as_of}: missing column(s) {missing}; the archive was written "
+            "by an older `churn score` — rescore that date or remove it from the archive"
+        )
+    customers = scores[CUSTOMER_ID]
+    churned = churned_after(customers, purchases, as_of, horizon_days)
+    flagged = scores[AT_RISK].fillna(False).to_numpy(dtype=bool)
+    group = scores[GROUP].astype("string").fillna("").to_numpy()
+    probabilities = scores[CHURN_PROBABILITY].to_numpy(dtype="float64")
+    treatment, control = group == TREATMENT, group == CONTROL
+    assigned = flagged & treatment
+    contacted = contacted_within(customers, contacts, as_of, horizon_days)
+    treated = assigned if contacted is None else assigned & contacted
+    flagged_churners = int((flagged & (churned == 1)).sum())
+    all_churners = int(churned.sum())
+    # the campaign changes outcomes of treated customers: calibration is judged on the others
+    untreated = ~treated
+    table, ece = calibration_table(
+        probabilities[untreated], churned[untreated], params.calibration_bins
+    )
+    versions = (
+        sorted(set(scores[MODEL_VERSION].astype("string").dropna()))
+        if MODEL_VERSION in scores
+        else []
+    )
+    result: dict[str, Any] = {
+        "as_of": str(as_of),
+        "outcome_window": [
+            str(as_of + timedelta(days=1)),
+            str(as_of + timedelta(days=horizon_days)),
+        ],
+        "model_version": ", ".join(versions) or None,
+        "customers": len(scores),
+        "churn_rate": _rate(churned),
+        "flagged": int(flagged.sum()),
+        "churn_rate_flagged": _rate(churned[flagged]),
+        "churn_rate_not_flagged": _rate(churned[~flagged]),
+        "precision": round(flagged_churners / flagged.sum(), 6) if flagged.any() else None,
+        "recall": round(flagged_churners / all_churners, 6) if all_churners else None,
+        # the control group was never contacted: its precision is the model's, untouched by the campaign
+        "precision_control": _rate(churned[flagged & control]),
+        "calibration_ece_untreated": ece,
+        "calibration": table,
+        "campaign": {
+            "treated_definition": "flagged, group treatment"
+            + ("" if contacted is None else ", contacted within the window (contact log)"),
+            **compare_groups(
+                churned[treated],
+                churned[flagged & control],
+                params.confidence,
+                ("treated", "control"),
+            ),
+        },
+    }
+    if contacted is not None:
+        result["campaign"]["intention_to_treat"] = compare_groups(
+            churned[assigned],
+            churned[flagged & control],
+            params.confidence,
+            ("assigned", "control"),
+        )
+        result["campaign"]["control_contacted"] = int((flagged & control & contacted).sum())
+        result["campaign"]["assigned_not_contacted"] = int((assigned & ~contacted).sum())
+    return result
+
+
+def run_backtest(
+    archive: Mapping[date, pd.DataFrame],
+    transactions: pd.DataFrame,
+    horizon_days: int,
+    params: BacktestParams,
+    contacts: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """Return reports/backtest.json: every archived run whose horizon has passed, and those pending."""
+    purchases = purchase_dates(transactions)
+    if transactions.empty:
+        raise ChurnError("transactions: empty; nothing to compare the archived lists with")
+    newest = max(pd.to_datetime(transactions[DATE]).dt.date)
+    runs, pending = [], []
+    for as_of in sorted(archive):
+        matures = as_of + timedelta(days=horizon_days)
+        if matures <= newest:
+            runs.append(
+                backtest_run(archive[as_of], purchases, as_of, horizon_days, params, contacts)
+            )
+        else:
+            pending.append({"as_of": str(as_of), "matures_on": str(matures)})
+    return {
+        "newest_data_date": str(newest),
+        "horizon_days": horizon_days,
+        "confidence": params.confidence,
+        "interval_method": "Newcombe hybrid score (method 10) from Wilson intervals",
+        "contact_log": contacts is not None,
+        "runs": runs,
+        "pending": pending,
+    }
+
+
+def check_contacts(contacts: pd.DataFrame, source: str) -> pd.DataFrame:
+    """Return the contact log with string ids and dates; raise naming the file on bad input."""
+    missing = [c for c in (CUSTOMER_ID, CONTACTED_AT) if c not in contacts.columns]
+    if missing:
+        raise ChurnError(
+            f"{source}: missing column(s) {missing}; the contact log needs customer_id, contacted_at"
+        )
+    when = pd.to_datetime(contacts[CONTACTED_AT], errors="coerce")
+    bad = contacts.loc[when.isna(), CONTACTED_AT]
+    if len(bad):
+        raise ChurnError(
+            f"{source}: column 'contacted_at' has {len(bad)} unreadable value(s) "
+            f"(first at data row {int(bad.index[0]) + 1}: {bad.iloc[0]!r}); use ISO dates"
+        )
+    return pd.DataFrame(
+        {CUSTOMER_ID: contacts[CUSTOMER_ID].astype("string"), CONTACTED_AT: when.dt.date}
+    )

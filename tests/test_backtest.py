@@ -1,0 +1,163 @@
+"""Backtest: archived lists against what happened, on a hand-built example and published intervals."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.backtest import (
+    backtest_run,
+    check_contacts,
+    newcombe_interval,
+    purchase_dates,
+    run_backtest,
+    wilson_interval,
+)
+from churn.config import BacktestParams
+from churn.errors import ChurnError
+
+AS_OF = date(2024, 1, 31)
+PARAMS = BacktestParams()
+
+
+def test_wilson_interval_reproduces_the_textbook_example():
+    low, high = wilson_interval(81, 263)
+    assert (round(low, 4), round(high, 4)) == (0.2553, 0.3662)
+
+
+@pytest.mark.parametrize(
+    "counts, expected",
+    [((56, 70, 48, 80), (0.0524, 0.3339)), ((9, 10, 3, 10), (0.1705, 0.8090))],
+)
+def test_newcombe_interval_reproduces_the_published_values(counts, expected):
+    # Newcombe (1998), Statistics in Medicine 17:873-890, table II, method 10
+    low, high = newcombe_interval(*counts)
+    assert (round(low, 4), round(high, 4)) == expected
+
+
+def test_an_empty_group_gives_no_interval():
+    assert all(np.isnan(newcombe_interval(0, 0, 3, 10)))
+
+
+def _scores():
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array([f"c{i}" for i in range(1, 9)], dtype="string"),
+            "as_of": AS_OF,
+            "churn_probability": [0.9, 0.8, 0.85, 0.7, 0.2, 0.1, 0.15, 0.05],
+            "at_risk": [True, True, True, True, False, False, False, False],
+            "group": ["treatment", "treatment", "control", "control"]
+            + ["treatment"] * 2
+            + ["control", "treatment"],
+            "model_version": "3",
+        }
+    )
+
+
+def _transactions():
+    rows = [
+        ("c2", "2024-02-10", 20.0),
+        ("c4", "2024-03-01", 15.0),  # the last day of the window counts
+        ("c5", "2024-02-05", 30.0),
+        ("c6", "2024-01-31", 30.0),  # on the as-of date: before the window
+        ("c7", "2024-03-02", 30.0),  # the day after the window
+        ("c8", "2024-02-15", -10.0),  # a refund is not a purchase
+    ]
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array([r[0] for r in rows], dtype="string"),
+            "date": pd.to_datetime([r[1] for r in rows]).date,
+            "amount": [r[2] for r in rows],
+        }
+    )
+
+
+def test_a_hand_built_list_is_scored_against_what_happened():
+    result = backtest_run(_scores(), purchase_dates(_transactions()), AS_OF, 30, PARAMS)
+    assert result["outcome_window"] == ["2024-02-01", "2024-03-01"]
+    assert result["model_version"] == "3"
+    assert result["churn_rate"] == 5 / 8
+    assert result["flagged"] == 4
+    assert result["churn_rate_flagged"] == 0.5
+    assert result["churn_rate_not_flagged"] == 0.75
+    assert result["precision"] == 0.5
+    assert result["recall"] == 0.4
+    assert result["precision_control"] == 0.5
+    # calibration on the untreated (c3..c8): |.05-1| + 2|.125-1| + |.2-0| + |.7-0| + |.85-1|, / 6
+    assert result["calibration_ece_untreated"] == pytest.approx(3.75 / 6, abs=1e-6)
+    assert [row["customers"] for row in result["calibration"]] == [1, 2, 1, 1, 1]
+    campaign = result["campaign"]
+    assert campaign["treated_retention"] == 0.5
+    assert campaign["control_retention"] == 0.5
+    assert campaign["retention_difference"] == 0.0
+    assert campaign["ci_low"] < 0 < campaign["ci_high"]
+    assert campaign["significant"] is False
+
+
+def test_the_contact_log_refines_who_was_treated():
+    contacts = check_contacts(
+        pd.DataFrame(
+            {
+                "customer_id": ["c1", "c3", "c5"],
+                "contacted_at": ["2024-02-01", "2024-02-03", "2024-01-01"],
+            }
+        ),
+        "contacts.csv",
+    )
+    result = backtest_run(_scores(), purchase_dates(_transactions()), AS_OF, 30, PARAMS, contacts)
+    campaign = result["campaign"]
+    assert campaign["treated_customers"] == 1  # c1 only: c2 was assigned but never reached
+    assert campaign["treated_retention"] == 0.0
+    assert campaign["retention_difference"] == -0.5
+    assert campaign["control_contacted"] == 1  # c3 was contacted although held out
+    assert campaign["assigned_not_contacted"] == 1
+    assert campaign["intention_to_treat"]["assigned_retention"] == 0.5
+
+
+def test_a_real_campaign_effect_is_found_with_an_interval_around_it():
+    rng = np.random.default_rng(5)
+    n = 6000
+    group = np.where(rng.random(n) < 0.5, "treatment", "control")
+    retained = rng.random(n) < np.where(group == "treatment", 0.60, 0.50)
+    scores = pd.DataFrame(
+        {
+            "customer_id": pd.array([f"{i:06d}" for i in range(n)], dtype="string"),
+            "churn_probability": rng.uniform(0.5, 0.9, n),
+            "at_risk": True,
+            "group": group,
+        }
+    )
+    buyers = scores.loc[retained, "customer_id"]
+    transactions = pd.DataFrame(
+        {"customer_id": buyers, "date": date(2024, 2, 10), "amount": 10.0}
+    ).reset_index(drop=True)
+    campaign = backtest_run(scores, purchase_dates(transactions), AS_OF, 30, PARAMS)["campaign"]
+    assert campaign["significant"] is True
+    assert campaign["ci_low"] < 0.10 < campaign["ci_high"]
+    assert campaign["ci_low"] > 0
+
+
+def test_only_runs_whose_horizon_has_passed_are_backtested():
+    archive = {AS_OF: _scores(), date(2024, 2, 20): _scores()}
+    report = run_backtest(archive, _transactions(), 30, PARAMS)
+    assert report["newest_data_date"] == "2024-03-02"
+    assert [run["as_of"] for run in report["runs"]] == ["2024-01-31"]
+    assert report["pending"] == [{"as_of": "2024-02-20", "matures_on": "2024-03-21"}]
+
+
+def test_an_archive_without_the_flag_column_names_the_fix():
+    with pytest.raises(ChurnError, match="missing column"):
+        backtest_run(
+            _scores().drop(columns=["at_risk"]), purchase_dates(_transactions()), AS_OF, 30, PARAMS
+        )
+
+
+def test_an_unreadable_contact_date_is_reported_with_its_row():
+    with pytest.raises(ChurnError, match="first at data row 2: 'yesterday'"):
+        check_contacts(
+            pd.DataFrame({"customer_id": ["a", "b"], "contacted_at": ["2024-01-01", "yesterday"]}),
+            "contacts.csv",
+        )
