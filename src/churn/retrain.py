@@ -1,0 +1,176 @@
+"""`churn retrain` for schedulers: one lock, `dvc repro`, gate with alias move, publish, backtest."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import re
+import subprocess
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from churn.errors import ChurnError, DataCheckFailed
+from churn.logs import get_logger
+
+log = get_logger("retrain")
+
+EXIT_NEW_CHAMPION = 0  # a new champion, list published
+EXIT_KEPT = 10  # champion kept, list published
+EXIT_BLOCKED = 20  # publication blocked by drift or data checks
+EXIT_LOCKED = 75  # another run holds the lock (EX_TEMPFAIL: try again later)
+EXIT_ERROR = 1
+DATA_CHECK_EXIT = 20  # what a `churn` stage exits with on DataCheckFailed (cli.main)
+
+
+class LockHeld(ChurnError):
+    """Another `churn retrain` holds the lock file."""
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | Path) -> Iterator[None]:
+    """Hold an fcntl lock on `path` for the block; raise LockHeld at once if another process has it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
+            raise LockHeld(
+                f"{path}: another `churn retrain` is running ({holder}); this run exits without "
+                "doing anything. Let it finish: the lock is released when that process ends"
+            ) from None
+        os.ftruncate(fd, 0)
+        stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        os.pwrite(fd, f"pid {os.getpid()}, started {stamp}\n".encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class ReproResult:
+    """How `dvc repro` ended: its exit code, the exit codes of failed stages, the last lines."""
+
+    returncode: int
+    stage_exit_codes: tuple[int, ...]
+    tail: tuple[str, ...]
+
+    @property
+    def data_check_failed(self) -> bool:
+        """Return True when a stage stopped on a data check (it exited with DATA_CHECK_EXIT)."""
+        return DATA_CHECK_EXIT in self.stage_exit_codes
+
+
+_STAGE_EXIT = re.compile(r"exited with (\d+)")
+
+
+def run_repro(command: Sequence[str], cwd: str | Path | None = None) -> ReproResult:
+    """Run the pipeline command, relaying its output as log lines; return how it ended."""
+    log.info("running %s", " ".join(command))
+    tail: deque[str] = deque(maxlen=40)
+    codes: list[int] = []
+    try:
+        process = subprocess.Popen(
+            list(command),
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+        )
+    except FileNotFoundError:
+        raise ChurnError(
+            f"retrain.repro_command: {command[0]!r} not found; install DVC in this environment "
+            "or set retrain.repro_command in params.yaml"
+        ) from None
+    assert process.stdout is not None
+    for line in process.stdout:
+        line = line.rstrip()
+        if not line:
+            continue
+        tail.append(line)
+        codes.extend(int(m) for m in _STAGE_EXIT.findall(line))
+        log.info("| %s", line)
+    return ReproResult(process.wait(), tuple(codes), tuple(tail))
+
+
+@dataclass(frozen=True)
+class RetrainSteps:
+    """The steps of one retraining run, injected so each can be tested (and faked) on its own."""
+
+    champion_version: Callable[[], str | None]
+    repro: Callable[[], ReproResult]
+    apply_gate: Callable[[], bool]  # moves the alias to what the gate chose; True if it moved
+    publish: Callable[[], None]  # raises DataCheckFailed when a gate (drift, data) blocks it
+    backtest: Callable[[], None] | None = None
+
+
+def run_retrain(steps: RetrainSteps, lock_file: str | Path) -> int:
+    """Run the steps under the lock and return the scheduler exit code (0, 10, 20, 75 or 1)."""
+    try:
+        with exclusive_lock(lock_file):
+            return _run_locked(steps)
+    except LockHeld as error:
+        log.error("%s", error)
+        return EXIT_LOCKED
+
+
+def _run_locked(steps: RetrainSteps) -> int:
+    try:
+        before = steps.champion_version()
+        log.info("champion before this run: %s", before or "none")
+        result = steps.repro()
+        if result.returncode != 0:
+            if result.data_check_failed:
+                log.error("publication blocked: a data check stopped the pipeline (see above)")
+                _backtest(steps)
+                return EXIT_BLOCKED
+            log.error("the pipeline failed (exit %d); nothing was published", result.returncode)
+            return EXIT_ERROR
+        moved = steps.apply_gate()
+        after = steps.champion_version()
+        if moved or after != before:
+            log.info("new champion: version %s (was %s)", after, before or "none")
+        else:
+            log.info("champion kept: version %s", after)
+        try:
+            steps.publish()
+            blocked = False
+        except DataCheckFailed as error:
+            log.error("publication blocked: %s", error)
+            blocked = True
+        backtest_ok = _backtest(steps)
+    except ChurnError as error:
+        log.error("%s", error)
+        return EXIT_ERROR
+    except Exception:
+        log.exception("retrain failed with an unexpected error")
+        return EXIT_ERROR
+    if blocked:
+        return EXIT_BLOCKED
+    if not backtest_ok:
+        return EXIT_ERROR
+    return EXIT_NEW_CHAMPION if after != before else EXIT_KEPT
+
+
+def _backtest(steps: RetrainSteps) -> bool:
+    """Run the backtest if configured; a failure is logged and reported, never hidden."""
+    if steps.backtest is None:
+        return True
+    try:
+        steps.backtest()
+    except ChurnError as error:
+        log.error("backtest failed: %s", error)
+        return False
+    return True
