@@ -141,9 +141,12 @@ def test_a_second_run_exits_75_at_once_while_the_lock_is_held(tmp_path, churn_lo
 
 
 def test_the_lock_is_free_again_after_a_run(tmp_path):
-    with exclusive_lock(tmp_path / "lock"), pytest.raises(LockHeld):
-        with exclusive_lock(tmp_path / "lock"):
-            pass
+    with (
+        exclusive_lock(tmp_path / "lock"),
+        pytest.raises(LockHeld),
+        exclusive_lock(tmp_path / "lock"),
+    ):
+        pass
     with exclusive_lock(tmp_path / "lock"):
         pass
 
