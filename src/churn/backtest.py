@@ -269,3 +269,39 @@ def check_contacts(contacts: pd.DataFrame, source: str) -> pd.DataFrame:
     return pd.DataFrame(
         {CUSTOMER_ID: contacts[CUSTOMER_ID].astype("string"), CONTACTED_AT: when.dt.date}
     )
+
+
+def summary_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
+    """Return one display row per backtested run (strings, for a terminal table or a log line)."""
+
+    def pct(value: Any) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    rows = []
+    for run in report["runs"]:
+        campaign = run["campaign"]
+        effect = campaign["retention_difference"]
+        interval = (
+            "-"
+            if campaign["ci_low"] is None
+            else f"{effect:+.1%} [{campaign['ci_low']:+.1%}, {campaign['ci_high']:+.1%}]"
+        )
+        rows.append(
+            {
+                "as of": run["as_of"],
+                "model": str(run["model_version"] or "-"),
+                "customers": str(run["customers"]),
+                "flagged": str(run["flagged"]),
+                "churn flagged": pct(run["churn_rate_flagged"]),
+                "churn not flagged": pct(run["churn_rate_not_flagged"]),
+                "precision": pct(run["precision"]),
+                "recall": pct(run["recall"]),
+                "ECE": "-"
+                if run["calibration_ece_untreated"] is None
+                else f"{run['calibration_ece_untreated']:.3f}",
+                "retention treated": pct(campaign["treated_retention"]),
+                "retention control": pct(campaign["control_retention"]),
+                "effect [CI]": interval,
+            }
+        )
+    return rows

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from churn.config import load_params
-from churn.errors import ChurnError
+from churn.errors import ChurnError, DataCheckFailed
 from churn.logs import get_logger, setup_logging
 
 app = typer.Typer(
@@ -81,10 +81,296 @@ def generate(
     )
 
 
+# --------------------------------------------------------------------------- promote / rollback / drift / backtest / retrain
+def _read_parquet(path: Path, what: str, columns: list[str] | None = None):
+    """Read a Parquet input of a stage; a missing file names the stage that makes it."""
+    import pandas as pd
+
+    if not path.exists():
+        raise ChurnError(f"{path}: not found ({what}); run `dvc repro` first")
+    return pd.read_parquet(path, columns=columns)
+
+
+def _registry(settings):
+    from churn.registry import MlflowRegistry, default_tracking_uri
+
+    return MlflowRegistry(default_tracking_uri(Path.cwd()), settings.train.registered_model)
+
+
+@app.command()
+def promote(
+    challenger: Annotated[Path, typer.Option(help="Challenger model folder.")] = Path(
+        "models/challenger"
+    ),
+    snapshots: Annotated[Path, typer.Option(help="Training snapshots.")] = Path(
+        "data/features/train.parquet"
+    ),
+    out: Annotated[Path, typer.Option(help="Champion model folder to write.")] = Path(
+        "models/champion"
+    ),
+    report: Annotated[Path, typer.Option(help="Decision report.")] = Path("reports/promotion.json"),
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Move the production alias if the challenger wins.")
+    ] = False,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Champion/challenger gate on the newest out-of-time cutoff; writes the chosen model folder."""
+    from churn.promote import run_promotion
+
+    settings = load_params(params)
+    result = run_promotion(
+        challenger,
+        _read_parquet(snapshots, "training snapshots"),
+        _registry(settings),
+        settings.promote,
+        settings.drift,
+        out,
+        report,
+        apply=apply,
+    )
+    log.info(
+        "gate: %s; champion folder holds version %s; alias %r on %s",
+        result["decision"],
+        result["chosen_version"],
+        result["alias"]["name"],
+        result["alias"]["after"],
+    )
+    for reason in result["reasons"]:
+        log.info("  %s", reason)
+
+
+@app.command()
+def rollback(
+    to: Annotated[str | None, typer.Option("--to", help="Registered version to restore.")] = None,
+    list_versions: Annotated[
+        bool, typer.Option("--list", help="List registered versions and exit.")
+    ] = False,
+    out: Annotated[Path, typer.Option(help="Champion model folder to rewrite.")] = Path(
+        "models/champion"
+    ),
+    snapshots: Annotated[
+        Path, typer.Option(help="Training snapshots (only if the version lacks a drift reference).")
+    ] = Path("data/features/train.parquet"),
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Put an earlier registered model back as champion (alias and models/champion/)."""
+    import datetime as dt
+
+    from churn.promote import rollback_champion
+
+    settings = load_params(params)
+    registry = _registry(settings)
+    if list_versions or to is None:
+        for row in registry.versions():
+            rejected = row["tags"].get("churn.rejected")
+            print(
+                f"{row['version']:>5}  {', '.join(row['aliases']) or '-':<22} "
+                f"{dt.datetime.fromtimestamp(row['created'] / 1000):%Y-%m-%d %H:%M}"
+                + (f"  rolled back: {rejected}" if rejected else "")
+            )
+        if to is None and not list_versions:
+            raise ChurnError("rollback: pass --to VERSION (versions listed above)")
+        return
+    frame = _read_parquet(snapshots, "training snapshots") if snapshots.exists() else None
+    stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    result = rollback_champion(
+        to,
+        registry,
+        settings.promote,
+        settings.drift,
+        out,
+        frame,
+        f"rolled back to {to} at {stamp}",
+    )
+    log.info("champion is version %s again (was %s)", result["after"], result["before"])
+    log.info("run `dvc repro` (or `dvc commit promote`) so scoring uses it")
+
+
+@app.command()
+def drift(
+    champion: Annotated[Path, typer.Option(help="Champion model folder.")] = Path(
+        "models/champion"
+    ),
+    snapshot: Annotated[Path, typer.Option(help="As-of feature snapshot.")] = Path(
+        "data/features/score.parquet"
+    ),
+    scores: Annotated[Path, typer.Option(help="Scores of that snapshot.")] = Path(
+        "data/scores/scores.parquet"
+    ),
+    report: Annotated[Path, typer.Option(help="Drift report (DVC metrics).")] = Path(
+        "reports/drift.json"
+    ),
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Population stability of every feature and the score against the champion's training data."""
+    from churn.columns import CHURN_PROBABILITY, CUSTOMER_ID
+    from churn.drift import measure_drift
+    from churn.io import write_json
+    from churn.model import ChurnModel
+
+    settings = load_params(params).drift
+    model = ChurnModel.load(champion)
+    if model.drift_reference is None:
+        raise ChurnError(
+            f"{champion}: no drift_reference.json; rerun `dvc repro promote` to write one"
+        )
+    features = _read_parquet(snapshot, "as-of snapshot")
+    scored = _read_parquet(scores, "scores", [CUSTOMER_ID, CHURN_PROBABILITY])
+    # measure the population that was scored (the snapshot may hold customers scoring skipped)
+    features = features[features[CUSTOMER_ID].isin(scored[CUSTOMER_ID])]
+    result = measure_drift(model.drift_reference, features, scored[CHURN_PROBABILITY], settings)
+    write_json(result, report)
+    level = log.warning if result["status"] != "ok" else log.info
+    level("drift: %s — %s", result["status"], result["detail"])
+
+
+@app.command()
+def backtest(
+    archive: Annotated[
+        Path, typer.Option(help="Archived scoring runs (<as_of>/scores.parquet).")
+    ] = Path("data/archive/scores"),
+    transactions: Annotated[Path, typer.Option(help="Clean transactions.")] = Path(
+        "data/interim/transactions.parquet"
+    ),
+    contacts: Annotated[
+        Path | None, typer.Option(help="Contact log CSV (customer_id, contacted_at).")
+    ] = None,
+    report: Annotated[Path, typer.Option(help="Backtest report.")] = Path("reports/backtest.json"),
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Check earlier at-risk lists against what happened once their horizon passed."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from churn.backtest import check_contacts, run_backtest, summary_rows
+    from churn.columns import AMOUNT, CUSTOMER_ID, DATE
+    from churn.io import write_json
+
+    settings = load_params(params)
+    runs = {}
+    for folder in sorted(archive.glob("*/")) if archive.is_dir() else []:
+        try:
+            as_of = dt.date.fromisoformat(folder.name)
+        except ValueError:
+            log.warning("%s: not an ISO date folder; skipped", folder)
+            continue
+        if (folder / "scores.parquet").is_file():
+            runs[as_of] = pd.read_parquet(folder / "scores.parquet")
+    contact_path = contacts or (
+        Path(settings.backtest.contact_log) if settings.backtest.contact_log else None
+    )
+    contact_log = None
+    if contact_path is not None:
+        if not contact_path.exists():
+            raise ChurnError(f"{contact_path}: contact log not found; fix backtest.contact_log")
+        raw = pd.read_csv(contact_path, dtype={CUSTOMER_ID: "string"})
+        contact_log = check_contacts(raw, str(contact_path))
+    result = run_backtest(
+        runs,
+        _read_parquet(transactions, "clean transactions", [CUSTOMER_ID, DATE, AMOUNT]),
+        settings.features.horizon_days,
+        settings.backtest,
+        contact_log,
+    )
+    write_json(result, report)
+    rows = summary_rows(result)
+    if not rows:
+        log.info(
+            "backtest: no archived list has reached its horizon yet (%d pending)",
+            len(result["pending"]),
+        )
+    _show_rows(rows, "Backtest of archived at-risk lists")
+    for pending in result["pending"]:
+        log.info("pending: list of %s matures on %s", pending["as_of"], pending["matures_on"])
+
+
+def _show_rows(rows: list[dict[str, str]], title: str) -> None:
+    """Print rows as a rich table on a terminal, else as plain log lines."""
+    if not rows:
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for column in rows[0]:
+            table.add_column(column, justify="left" if column == "as of" else "right")
+        for row in rows:
+            table.add_row(*row.values())
+        Console().print(table)
+    else:
+        for row in rows:
+            log.info("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+@app.command()
+def retrain(
+    accept_drift: Annotated[
+        bool, typer.Option("--accept-drift", help="Publish even if drift blocks it (reviewed).")
+    ] = False,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """For schedulers: lock, dvc repro, gate with alias move, publish, backtest; exits 0/10/20/75/1."""
+    from churn.retrain import RetrainSteps, run_repro, run_retrain
+
+    settings = load_params(params)
+    registry = _registry(settings)
+    stage = _stage_options("promote")
+
+    def apply_gate() -> bool:
+        import json
+
+        from churn.model import ChurnModel
+        from churn.promote import apply_decision
+
+        report_path = Path(stage.get("--report", "reports/promotion.json"))
+        decision = json.loads(report_path.read_text(encoding="utf-8"))
+        champion = ChurnModel.load(Path(stage.get("--out", "models/champion")))
+        return apply_decision(decision, champion, registry, settings.promote)
+
+    steps = RetrainSteps(
+        champion_version=lambda: registry.alias_version(settings.promote.alias),
+        repro=lambda: run_repro(settings.retrain.repro_command),
+        apply_gate=apply_gate,
+        publish=lambda: _retrain_publish(params, accept_drift),
+        backtest=(lambda: backtest(params=params)) if settings.retrain.backtest else None,
+    )
+    raise typer.Exit(run_retrain(steps, settings.retrain.lock_file))
+
+
+def _stage_options(name: str, dvc_yaml: Path = Path("dvc.yaml")) -> dict[str, str]:
+    """Return the --option values of a stage's command in dvc.yaml (paths are written there once)."""
+    import shlex
+
+    import yaml
+
+    if not dvc_yaml.exists():
+        raise ChurnError(f"{dvc_yaml}: not found; run `churn retrain` from the project folder")
+    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")).get("stages", {})
+    if name not in stages:
+        raise ChurnError(f"{dvc_yaml}: no stage {name!r}; `churn retrain` needs it")
+    argv = shlex.split(" ".join(str(stages[name]["cmd"]).split()))
+    return {
+        key: value
+        for key, value in zip(argv, argv[1:], strict=False)
+        if key.startswith("--") and not value.startswith("--")
+    }
+
+
+def _retrain_publish(params: Path, accept_drift: bool) -> None:
+    """Publish the scored list through the same code as `churn publish` (raises DataCheckFailed)."""
+    raise ChurnError("publish is not on this branch yet: merge the score branch")
+
+
 def main() -> None:
     """Run the CLI; user-fixable problems print one clear message and exit 1, no traceback."""
     try:
         app()
+    except DataCheckFailed as error:
+        # a distinct code, so `churn retrain` sees "exited with 20" in dvc repro's output
+        print(f"data check failed: {error}", file=sys.stderr)
+        sys.exit(20)
     except ChurnError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)

@@ -262,8 +262,9 @@ def measure_drift(
     )
     everything = [score, *entries]
     failing = [e.name for e in everything if e.status == "fail" and e.blocking]
-    return {
+    report = {
         "status": _worst(e.status for e in everything),
+        "passed": not failing,  # what the publish gate reads
         "publish_blocked": bool(failing),
         "blocking_failures": failing,
         "failures": [e.name for e in everything if e.status == "fail"],
@@ -275,6 +276,18 @@ def measure_drift(
         SCORE: score.to_dict(),
         "features": {e.name: e.to_dict() for e in entries},
     }
+    report["detail"] = "; ".join(drift_problems(report)) or _summary(report)
+    return report
+
+
+def _summary(report: Mapping[str, Any]) -> str:
+    moved = report["failures"] + report["warnings"]
+    if not moved:
+        return "no feature or score moved beyond the warning threshold"
+    return "moved but not blocking: " + ", ".join(
+        f"{name} ({(report[SCORE] if name == SCORE else report['features'][name])['psi']:.3f})"
+        for name in moved
+    )
 
 
 def _worst(statuses: Any) -> str:
