@@ -67,32 +67,17 @@ class MlflowRegistry:
 
     def versions(self) -> list[dict[str, Any]]:
         """Return every version of the model (newest first) with its aliases and tags."""
+        found = self.client.search_model_versions(f"name='{self.model_name}'")
+        return sorted((_row(v) for v in found), key=lambda row: int(row["version"]), reverse=True)
+
+    def version_info(self, version: str) -> dict[str, Any] | None:
+        """Return one version's aliases, run, sha256 and tags, or None when it does not exist."""
         from mlflow.exceptions import MlflowException
 
         try:
-            aliases = self.client.get_registered_model(self.model_name).aliases
+            return _row(self.client.get_model_version(self.model_name, str(version)))
         except MlflowException:
-            return []
-        by_version: dict[str, list[str]] = {}
-        for alias, version in aliases.items():
-            by_version.setdefault(str(version), []).append(alias)
-        found = self.client.search_model_versions(f"name='{self.model_name}'")
-        rows = [
-            {
-                "version": str(v.version),
-                "aliases": sorted(by_version.get(str(v.version), [])),
-                "created": v.creation_timestamp,
-                "run_id": v.run_id,
-                "sha256": dict(v.tags).get(SHA_TAG),
-                "tags": dict(v.tags),
-            }
-            for v in found
-        ]
-        return sorted(rows, key=lambda row: int(row["version"]), reverse=True)
-
-    def version_info(self, version: str) -> dict[str, Any] | None:
-        """Return one version's row from `versions`, or None when it does not exist."""
-        return next((row for row in self.versions() if row["version"] == str(version)), None)
+            return None
 
     def find_version(self, sha: str) -> str | None:
         """Return the newest version whose booster has this sha256, or None."""
@@ -264,6 +249,18 @@ class MlflowRegistry:
     def set_alias(self, alias: str, version: str) -> None:
         """Point the alias at a version: the only call that changes production."""
         self.client.set_registered_model_alias(self.model_name, alias, str(version))
+
+
+def _row(version: Any) -> dict[str, Any]:
+    tags = dict(version.tags or {})
+    return {
+        "version": str(version.version),
+        "aliases": sorted(getattr(version, "aliases", None) or []),
+        "created": version.creation_timestamp,
+        "run_id": version.run_id,
+        "sha256": tags.get(SHA_TAG),
+        "tags": tags,
+    }
 
 
 def _folder_holding(root: Path, name: str) -> Path | None:
