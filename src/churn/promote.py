@@ -26,6 +26,7 @@ log = get_logger("promote")
 METRIC_NAMES = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
 _TOLERANCE = 1e-12  # an AUC drop of exactly max_auc_drop passes despite float rounding
 _CLIP = 1e-15
+_VOLATILE_METADATA = ("files_sha256", "model_version", "registered_model", "run_id")
 
 
 # --------------------------------------------------------------------------- metrics
@@ -293,7 +294,9 @@ def champion_model(
     model: ChurnModel, version: str, registered_model: str, reference: dict[str, Any] | None
 ) -> ChurnModel:
     """Return the model as written to models/champion/: version, registry name and drift reference."""
-    metadata = {k: v for k, v in model.metadata.items() if k != "files_sha256"}
+    # keys `churn train` adds after registering differ between the local folder and the registry
+    # copy: drop them so the same model always gives byte-identical files (and no rescoring)
+    metadata = {k: v for k, v in model.metadata.items() if k not in _VOLATILE_METADATA}
     metadata.update({"model_version": str(version), "registered_model": registered_model})
     return replace(model, metadata=metadata, drift_reference=reference)
 
