@@ -11,11 +11,12 @@ import pandas as pd
 
 from churn.model import Calibrator, ChurnModel, FeatureSpec
 
+# label windows (90 days) of different roles do not overlap, as the features stage guarantees
 CUTOFFS = {
-    date(2024, 1, 1): "fit",
-    date(2024, 2, 1): "fit",
-    date(2024, 3, 1): "calibration",
-    date(2024, 6, 1): "test",
+    date(2023, 5, 1): "fit",
+    date(2023, 6, 1): "fit",
+    date(2023, 9, 1): "calibration",
+    date(2023, 12, 1): "test",
 }
 
 

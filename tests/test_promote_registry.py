@@ -72,7 +72,7 @@ def test_the_first_passing_challenger_becomes_champion_even_without_apply(
         "after": "1",
         "moved_by_this_run": True,
     }
-    assert written["eval_data"]["cutoffs"] == ["2024-06-01"]
+    assert written["eval_data"]["cutoffs"] == ["2023-12-01"]
 
 
 def test_an_experiment_never_moves_the_alias_and_apply_does(tmp_path, snapshots, registry, models):

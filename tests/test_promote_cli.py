@@ -1,0 +1,113 @@
+"""The drift and backtest commands end to end on small files under tmp_path."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+from promote_helpers import make_snapshots, train_model
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.config import DriftParams, Params
+from churn.model import ChurnModel
+from churn.promote import drift_reference_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def project(tmp_path, project_root, monkeypatch):
+    (tmp_path / "params.yaml").write_text((project_root / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _champion(project, snapshots):
+    model = train_model(snapshots, ["recency_days", "tenure_days", "channel"])
+    reference = drift_reference_for(model, snapshots, DriftParams())
+    ChurnModel(model.booster, model.calibrator, model.spec, {"model_version": "1"}, reference).save(
+        project / "models" / "champion"
+    )
+    return model
+
+
+def _as_of_files(project, model, snapshot):
+    (project / "data" / "features").mkdir(parents=True)
+    (project / "data" / "scores").mkdir(parents=True)
+    snapshot.to_parquet(project / "data" / "features" / "score.parquet", index=False)
+    scores = pd.DataFrame(
+        {"customer_id": snapshot["customer_id"], "churn_probability": model.predict_proba(snapshot)}
+    )
+    scores.to_parquet(project / "data" / "scores" / "scores.parquet", index=False)
+
+
+def test_drift_command_writes_a_passing_report_for_the_training_population(project):
+    snapshots = make_snapshots(seed=4)
+    model = _champion(project, snapshots)
+    current = make_snapshots(seed=5)
+    _as_of_files(project, model, current[current["role"] == "test"].drop(columns=["churned"]))
+    result = CliRunner().invoke(app, ["drift"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((project / "reports" / "drift.json").read_text())
+    assert report["passed"] is True
+    assert set(report["features"]) == {"recency_days", "tenure_days", "channel"}
+
+
+def test_drift_command_names_the_feature_that_moved(project):
+    snapshots = make_snapshots(seed=4)
+    model = _champion(project, snapshots)
+    current = make_snapshots(seed=5)
+    current = current[current["role"] == "test"].drop(columns=["churned"])
+    current = current.assign(recency_days=current["recency_days"] + 120)
+    _as_of_files(project, model, current)
+    result = CliRunner().invoke(app, ["drift"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((project / "reports" / "drift.json").read_text())
+    assert report["passed"] is False
+    assert "recency_days" in report["blocking_failures"]
+    assert "recency_days: PSI" in report["detail"]
+
+
+def test_drift_command_without_a_reference_says_how_to_get_one(project):
+    snapshots = make_snapshots(seed=4)
+    model = train_model(snapshots, ["recency_days"])
+    model.save(project / "models" / "champion")
+    result = CliRunner().invoke(app, ["drift"])
+    assert result.exit_code != 0
+    assert "rerun `dvc repro promote`" in str(result.exception)
+
+
+@pytest.mark.skipif("features" not in Params.model_fields, reason="needs features.horizon_days")
+def test_backtest_command_reads_the_archive_and_reports_matured_lists(project):
+    archive = project / "data" / "archive" / "scores"
+    rng = np.random.default_rng(2)
+    ids = [f"{i:04d}" for i in range(200)]
+    for as_of in ("2024-01-31", "2024-03-15"):
+        (archive / as_of).mkdir(parents=True)
+        pd.DataFrame(
+            {
+                "customer_id": pd.array(ids, dtype="string"),
+                "churn_probability": rng.uniform(0, 1, 200),
+                "at_risk": rng.random(200) < 0.3,
+                "group": np.where(rng.random(200) < 0.1, "control", "treatment"),
+                "model_version": "1",
+            }
+        ).to_parquet(archive / as_of / "scores.parquet", index=False)
+    (project / "data" / "interim").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "customer_id": pd.array(ids[:120] + ["0000"], dtype="string"),
+            "date": [date(2024, 2, 20)] * 120 + [date(2024, 5, 1)],
+            "amount": [10.0] * 121,
+        }
+    ).to_parquet(project / "data" / "interim" / "transactions.parquet", index=False)
+    result = CliRunner().invoke(app, ["backtest"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((project / "reports" / "backtest.json").read_text())
+    assert [run["as_of"] for run in report["runs"]] == ["2024-01-31"]
+    assert report["runs"][0]["churn_rate"] == 0.4
+    assert report["pending"] == [{"as_of": "2024-03-15", "matures_on": "2024-06-13"}]
