@@ -8,13 +8,13 @@ from datetime import date
 import numpy as np
 import pandas as pd
 import pytest
-from promote_helpers import make_snapshots, train_model
 from typer.testing import CliRunner
 
 from churn.cli import app
 from churn.config import DriftParams, Params
 from churn.model import ChurnModel
 from churn.promote import drift_reference_for
+from promote_helpers import make_snapshots, train_model
 
 pytestmark = pytest.mark.integration
 
