@@ -328,16 +328,9 @@ def run_promotion(
     challenger = ChurnModel.load(challenger_dir)
     challenger_version = resolve_version(challenger, registry)
     champion_version = registry.alias_version(params.alias)
-    champion, champion_error = None, None
-    with tempfile.TemporaryDirectory(prefix="churn-champion-") as tmp:
-        if champion_version is not None and champion_version == challenger_version:
-            champion = challenger
-        elif champion_version is not None:
-            try:
-                champion = ChurnModel.load(registry.fetch_folder(champion_version, tmp))
-            except ChurnError as error:
-                champion_error = str(error)
-                log.warning("champion version %s cannot be loaded: %s", champion_version, error)
+    champion, champion_error = _load_champion(
+        registry, champion_version, challenger, challenger_version
+    )
 
     rows = select_eval_rows(snapshots, params.eval_role)
     challenger_result = measure_candidate(challenger, rows, challenger_version, params.ece_bins)
@@ -372,12 +365,11 @@ def run_promotion(
             chosen_version,
         )
     if chosen_version is None:
-        # a challenger that `churn train` did not register: register it now (not an alias move)
+        # a challenger `churn train --no-tracking` did not register: register it (not an alias move)
         with tempfile.TemporaryDirectory(prefix="churn-register-") as tmp:
             replace(chosen, drift_reference=reference).save(tmp)
             chosen_version = registry.register_folder(tmp, params.experiment)
-        if chosen is challenger:
-            challenger_result = replace(challenger_result, version=chosen_version)
+        challenger_result = replace(challenger_result, version=chosen_version)
     final = champion_model(chosen, chosen_version, registry.model_name, reference)
     final.save(champion_dir)
     if not registry.has_reference(chosen_version):
@@ -403,9 +395,8 @@ def run_promotion(
     write_json(report, report_path)
     registry.log_decision(params.experiment, report, report_path)
     if move:
-        registry.set_alias(
-            params.alias, chosen_version
-        )  # the very last step: production changes here
+        # the very last step: production changes here, after the folder, report and run exist
+        registry.set_alias(params.alias, chosen_version)
         log.info("alias %r moved: version %s -> %s", params.alias, champion_version, chosen_version)
     elif decision.promote and chosen_version != champion_version:
         log.info(
@@ -416,6 +407,25 @@ def run_promotion(
             champion_version,
         )
     return report
+
+
+def _load_champion(
+    registry: Registry,
+    version: str | None,
+    challenger: ChurnModel,
+    challenger_version: str | None,
+) -> tuple[ChurnModel | None, str | None]:
+    """Return the champion model (or None) and why it could not be loaded, if it could not."""
+    if version is None:
+        return None, None
+    if version == challenger_version:
+        return challenger, None
+    with tempfile.TemporaryDirectory(prefix="churn-champion-") as tmp:
+        try:
+            return ChurnModel.load(registry.fetch_folder(version, tmp)), None
+        except ChurnError as error:
+            log.warning("champion version %s cannot be loaded: %s", version, error)
+            return None, str(error)
 
 
 def build_report(
