@@ -314,9 +314,10 @@ def retrain(
     """For schedulers: lock, dvc repro, gate with alias move, publish, backtest; exits 0/10/20/75/1."""
     from churn.retrain import RetrainSteps, run_repro, run_retrain
 
+    import functools
+
     settings = load_params(params)
-    registry = _registry(settings)
-    stage = _stage_options("promote")
+    registry = functools.cache(lambda: _registry(settings))  # opened after the lock is taken
 
     def apply_gate() -> bool:
         import json
@@ -324,13 +325,14 @@ def retrain(
         from churn.model import ChurnModel
         from churn.promote import apply_decision
 
+        stage = _stage_options("promote")
         report_path = Path(stage.get("--report", "reports/promotion.json"))
         decision = json.loads(report_path.read_text(encoding="utf-8"))
         champion = ChurnModel.load(Path(stage.get("--out", "models/champion")))
-        return apply_decision(decision, champion, registry, settings.promote)
+        return apply_decision(decision, champion, registry(), settings.promote)
 
     steps = RetrainSteps(
-        champion_version=lambda: registry.alias_version(settings.promote.alias),
+        champion_version=lambda: registry().alias_version(settings.promote.alias),
         repro=lambda: run_repro(settings.retrain.repro_command),
         apply_gate=apply_gate,
         publish=lambda: _retrain_publish(params, accept_drift),
