@@ -312,9 +312,9 @@ def retrain(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """For schedulers: lock, dvc repro, gate with alias move, publish, backtest; exits 0/10/20/75/1."""
-    from churn.retrain import RetrainSteps, run_repro, run_retrain
-
     import functools
+
+    from churn.retrain import RetrainSteps, run_repro, run_retrain
 
     settings = load_params(params)
     registry = functools.cache(lambda: _registry(settings))  # opened after the lock is taken
