@@ -6,6 +6,8 @@ malformed rows, keeps the first row of each order_id, and writes the ingest cont
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -108,3 +110,9 @@ def fake_scores(customers: pd.DataFrame, as_of: str, seed: int = 0) -> pd.DataFr
             "model_version": "3",
         }
     )
+
+
+@functools.cache
+def dev_data(customers: int = 1500, seed: int = 7) -> tuple[pa.Table, pd.DataFrame, pd.DataFrame]:
+    """Return the cleaned generator output for a small seeded population (built once per run)."""
+    return clean_generated(GenerateParams(customers=customers, chunk_customers=1000, seed=seed))

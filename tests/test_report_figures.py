@@ -370,7 +370,7 @@ transactions_strategy = st.lists(
 )
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     rows=transactions_strategy,
     window=st.sampled_from([31, 45, 92, 365]),

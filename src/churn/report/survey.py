@@ -33,8 +33,8 @@ def nps_answers_by_day(nps: pd.DataFrame, as_of: date, source: str = "nps") -> p
         first = int(np.flatnonzero(bad.to_numpy())[0])
         raise ChurnError(
             f"{source}: {int(bad.sum())} answers without a date or with a score outside 0-10 "
-            f"(first at row {first + 1}: {nps[ANSWERED_AT].iloc[first]!r}, "
-            f"{nps[NPS_SCORE].iloc[first]!r}); fix the survey export"
+            f"(first at row {first + 1}: {ANSWERED_AT} '{nps[ANSWERED_AT].iloc[first]}', "
+            f"{NPS_SCORE} '{nps[NPS_SCORE].iloc[first]}'); fix the survey export"
         )
     answers = pd.DataFrame(
         {
