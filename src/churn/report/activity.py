@@ -101,42 +101,42 @@ def summarize_sales(
 ) -> pd.DataFrame:
     """Return per period index: orders, buyers, repeat buyers, gross sales, refunds, revenue split.
 
-    Money is summed as DECIMAL so totals are exact and identical from run to run.
+    Money is summed as DECIMAL(18, 4) (a hundredth of a cent) so totals are exact and identical
+    from run to run; sums widen automatically, so they cannot overflow.
     """
     with registered(con, transactions=transactions) as views:
         return con.sql(
             f"""
-            WITH t AS (
-                SELECT {CUSTOMER_ID} AS customer_id, {AMOUNT} AS amount,
-                    CAST({AMOUNT} AS DECIMAL(38, 6)) AS money,
-                    {period_index_sql(period, DATE)} AS p
+            WITH per_customer AS (
+                SELECT {CUSTOMER_ID} AS customer_id, {period_index_sql(period, DATE)} AS p,
+                    count(*) FILTER (WHERE {AMOUNT} > 0) AS orders,
+                    coalesce(sum(CAST({AMOUNT} AS DECIMAL(18, 4))) FILTER (WHERE {AMOUNT} > 0), 0)
+                        AS gross,
+                    coalesce(sum(CAST({AMOUNT} AS DECIMAL(18, 4))) FILTER (WHERE {AMOUNT} < 0), 0)
+                        AS refunds,
+                    sum(CAST({AMOUNT} AS DECIMAL(18, 4))) AS net
                 FROM {views["transactions"]}
                 WHERE {DATE} <= DATE '{as_of.isoformat()}'
+                GROUP BY ALL
             ),
-            firsts AS (
-                SELECT customer_id, min(p) AS first_p FROM t WHERE amount > 0 GROUP BY customer_id
-            ),
-            per_customer AS (
-                SELECT customer_id, p,
-                    count(*) FILTER (WHERE amount > 0) AS orders,
-                    coalesce(sum(money) FILTER (WHERE amount > 0), 0) AS gross,
-                    coalesce(sum(money) FILTER (WHERE amount < 0), 0) AS refunds,
-                    sum(money) AS net
-                FROM t GROUP BY customer_id, p
+            c AS (  -- first_p: period of the customer's first purchase (null: refunds only)
+                SELECT *, min(p) FILTER (WHERE orders > 0) OVER (PARTITION BY customer_id)
+                    AS first_p
+                FROM per_customer
             )
             SELECT c.p AS period_index,
                 CAST(sum(c.orders) AS BIGINT) AS orders,
                 count(*) FILTER (WHERE c.orders > 0) AS buyers,
-                count(*) FILTER (WHERE c.orders > 0 AND (f.first_p < c.p OR c.orders >= 2))
+                count(*) FILTER (WHERE c.orders > 0 AND (c.first_p < c.p OR c.orders >= 2))
                     AS repeat_buyers,
                 CAST(sum(c.gross) AS DOUBLE) AS gross_sales,
                 CAST(sum(c.refunds) AS DOUBLE) AS refunds,
                 CAST(sum(c.net) AS DOUBLE) AS revenue,
-                CAST(coalesce(sum(c.net) FILTER (WHERE f.first_p = c.p), 0) AS DOUBLE)
+                CAST(coalesce(sum(c.net) FILTER (WHERE c.first_p = c.p), 0) AS DOUBLE)
                     AS revenue_new,
-                CAST(coalesce(sum(c.net) FILTER (WHERE f.first_p IS DISTINCT FROM c.p), 0)
+                CAST(coalesce(sum(c.net) FILTER (WHERE c.first_p IS DISTINCT FROM c.p), 0)
                     AS DOUBLE) AS revenue_returning
-            FROM per_customer c LEFT JOIN firsts f USING (customer_id)
+            FROM c
             GROUP BY c.p
             ORDER BY c.p
             """
@@ -154,31 +154,35 @@ def active_spells_sql(
     report only looks at period ends.
     """
     window = active_within_days
+    # One pass over the purchases flags the first and last purchase of each spell (a gap of more
+    # than `window` days ends one); only those rows are then paired up, so no DISTINCT, running
+    # sum or group-by runs over all rows. Same-day purchases have gap 0 and never split a spell.
     return f"""
-        WITH days AS (
-            SELECT DISTINCT {CUSTOMER_ID} AS customer_id, {DATE} AS day
+        WITH purchases AS (
+            SELECT {CUSTOMER_ID} AS customer_id, {DATE} AS day
             FROM {transactions_view}
             WHERE {AMOUNT} > 0 AND {DATE} <= DATE '{as_of.isoformat()}'
         ),
-        marked AS (
+        flagged_days AS (
             SELECT customer_id, day,
-                CASE WHEN day - lag(day) OVER (PARTITION BY customer_id ORDER BY day) > {window}
-                    THEN 1 ELSE 0 END AS starts_spell
-            FROM days
+                coalesce(day - lag(day) OVER w > {window}, true) AS is_first,
+                coalesce(lead(day) OVER w - day > {window}, true) AS is_last
+            FROM purchases
+            WINDOW w AS (PARTITION BY customer_id ORDER BY day)
         ),
-        numbered AS (
-            SELECT customer_id, day,
-                sum(starts_spell) OVER (PARTITION BY customer_id ORDER BY day
-                    ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS spell
-            FROM marked
+        edges AS (
+            SELECT * FROM flagged_days WHERE is_first OR is_last
         ),
         spells AS (
-            SELECT customer_id, spell, min(day) AS first_day,
-                max(day) + {window - 1} AS last_day  -- last day still active
-            FROM numbered GROUP BY customer_id, spell
+            SELECT customer_id, day AS first_day,
+                CASE WHEN is_last THEN day ELSE lead(day) OVER e END + {window - 1} AS last_day,
+                row_number() OVER e = 1 AS first_spell
+            FROM edges
+            WINDOW e AS (PARTITION BY customer_id ORDER BY day, is_last)
+            QUALIFY is_first
         ),
         ranges AS (
-            SELECT customer_id, spell,
+            SELECT customer_id, first_spell,
                 {period_index_sql(period, "first_day")} AS lo,
                 {period_index_sql(period, "(last_day + 1)")} - 1 AS hi
             FROM spells
@@ -195,37 +199,51 @@ def active_spells_sql(
                     ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS run
             FROM flagged
         )
-        SELECT customer_id, min(lo) AS lo, max(hi) AS hi, bool_or(spell = 0) AS first_time
+        SELECT customer_id, min(lo) AS lo, max(hi) AS hi, bool_or(first_spell) AS first_time
         FROM runs GROUP BY customer_id, run
     """
 
 
-def count_flows(
+@contextlib.contextmanager
+def active_runs(
     con: duckdb.DuckDBPyConnection,
     transactions: duckdb.DuckDBPyRelation,
     period: Period,
     active_within_days: int,
     as_of: date,
-) -> pd.DataFrame:
+) -> Iterator[duckdb.DuckDBPyRelation]:
+    """Yield the customers' activity runs (see active_spells_sql) as a temporary DuckDB table.
+
+    Computed once and shared by the period counts and the NPS churn, then dropped.
+    """
+    name = f"_report_runs_{next(_view_numbers)}"
+    with registered(con, transactions=transactions) as views:
+        runs = active_spells_sql(views["transactions"], period, active_within_days, as_of)
+        con.execute(f"CREATE TEMP TABLE {name} AS {runs}")
+    try:
+        yield con.table(name)
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def count_flows(con: duckdb.DuckDBPyConnection, runs: duckdb.DuckDBPyRelation) -> pd.DataFrame:
     """Return per period index: customers who became active (all / first-time) and who were lost.
 
     `joined` counts customers active at the period's end but not at the previous period's end;
     `lost` counts the reverse. Active counts follow as running sums, so CE = CS + CN - lost holds
     by construction.
     """
-    with registered(con, transactions=transactions) as views:
-        runs = active_spells_sql(views["transactions"], period, active_within_days, as_of)
+    with registered(con, runs=runs) as views:
         return con.sql(
             f"""
-            WITH runs AS ({runs})
             SELECT period_index, CAST(sum(joined) AS BIGINT) AS joined,
                 CAST(sum(first_time) AS BIGINT) AS first_time, CAST(sum(lost) AS BIGINT) AS lost
             FROM (
                 SELECT lo AS period_index, 1 AS joined, CAST(first_time AS INTEGER) AS first_time,
                     0 AS lost
-                FROM runs
+                FROM {views["runs"]}
                 UNION ALL
-                SELECT hi + 1, 0, 0, 1 FROM runs
+                SELECT hi + 1, 0, 0, 1 FROM {views["runs"]}
             )
             GROUP BY period_index
             ORDER BY period_index
@@ -268,12 +286,9 @@ def count_cohorts(
 
 def count_churn_by_nps(
     con: duckdb.DuckDBPyConnection,
-    transactions: duckdb.DuckDBPyRelation,
+    runs: duckdb.DuckDBPyRelation,
     answers: pd.DataFrame,
     periods: pd.DataFrame,
-    period: Period,
-    active_within_days: int,
-    as_of: date,
 ) -> pd.DataFrame:
     """Return per (period_index, nps_group): customers active at the start and how many were lost.
 
@@ -285,27 +300,30 @@ def count_churn_by_nps(
     bounds = periods[["period_index", "period_start"]].assign(
         period_start=lambda frame: pd.to_datetime(frame["period_start"])
     )
-    with registered(con, transactions=transactions, answers=answers, bounds=bounds) as views:
-        runs = active_spells_sql(views["transactions"], period, active_within_days, as_of)
+    with registered(con, runs=runs, answers=answers, bounds=bounds) as views:
         return con.sql(
             f"""
-            WITH runs AS ({runs}),
-            starts AS (
-                SELECT r.customer_id, b.period_index, b.period_start,
-                    r.hi = b.period_index - 1 AS lost
-                FROM runs r JOIN {views["bounds"]} b
-                    ON r.lo <= b.period_index - 1 AND b.period_index - 1 <= r.hi
-                WHERE r.customer_id IN (SELECT {CUSTOMER_ID} FROM {views["answers"]})
+            WITH respondents AS (
+                SELECT * FROM {views["runs"]}
+                WHERE customer_id IN (SELECT {CUSTOMER_ID} FROM {views["answers"]})
+            ),
+            starts AS (  -- active at the end of period p - 1 = at the start of period p
+                SELECT customer_id, p AS period_index, p = hi + 1 AS lost
+                FROM (SELECT customer_id, hi, unnest(range(lo + 1, hi + 2)) AS p FROM respondents)
+            ),
+            dated AS (
+                SELECT s.*, b.period_start
+                FROM starts s JOIN {views["bounds"]} b USING (period_index)
             )
-            SELECT s.period_index,
+            SELECT d.period_index,
                 CASE WHEN a.{NPS_SCORE} >= 9 THEN 'promoter'
                     WHEN a.{NPS_SCORE} >= 7 THEN 'passive'
                     ELSE 'detractor' END AS nps_group,
                 count(*) AS customers_start,
-                count(*) FILTER (WHERE s.lost) AS customers_lost
-            FROM starts s ASOF JOIN {views["answers"]} a
-                ON s.customer_id = a.{CUSTOMER_ID}
-                AND s.period_start > CAST(a.{ANSWERED_AT} AS TIMESTAMP)
+                count(*) FILTER (WHERE d.lost) AS customers_lost
+            FROM dated d ASOF JOIN {views["answers"]} a
+                ON d.customer_id = a.{CUSTOMER_ID}
+                AND d.period_start > CAST(a.{ANSWERED_AT} AS TIMESTAMP)
             GROUP BY ALL
             ORDER BY ALL
             """

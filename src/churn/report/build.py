@@ -33,6 +33,7 @@ from churn.config import ReportParams
 from churn.errors import ChurnError
 from churn.report.activity import (
     TransactionSpan,
+    active_runs,
     check_transactions,
     count_churn_by_nps,
     count_cohorts,
@@ -243,7 +244,6 @@ def build_report(
             f"{names['transactions']}: no purchases (amount > 0) on or before {as_of}; "
             "nothing to report"
         )
-    flows = count_flows(con, transactions, period, window, as_of)
     answers = None
     nps_summary = None
     first = period_index(period, span.first_date)
@@ -251,15 +251,15 @@ def build_report(
     if nps is not None and len(nps):
         answers = nps_answers_by_day(nps, as_of, names["nps"])
         nps_summary = summarize_nps(answers, period, pd.RangeIndex(first, max(first, last + 1)))
-    periods = assemble_periods(
-        span, flows, sales, period, window, as_of, nps_summary, names["transactions"]
-    )
-
     churn_by_nps = None
-    if answers is not None and len(answers):
-        settled = periods[~periods[WARM_UP]]
-        by_period = count_churn_by_nps(con, transactions, answers, periods, period, window, as_of)
-        churn_by_nps = pool_churn_by_nps(by_period, settled)
+    with active_runs(con, transactions, period, window, as_of) as runs:
+        flows = count_flows(con, runs)
+        periods = assemble_periods(
+            span, flows, sales, period, window, as_of, nps_summary, names["transactions"]
+        )
+        if answers is not None and len(answers):
+            by_period = count_churn_by_nps(con, runs, answers, periods)
+            churn_by_nps = pool_churn_by_nps(by_period, periods[~periods[WARM_UP]])
 
     cohort_period = settings.cohort_period
     cohort_last = last_complete_period(cohort_period, as_of)
