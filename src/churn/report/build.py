@@ -344,7 +344,7 @@ def headline_figures(report: RetentionReport) -> dict[str, Any]:
     )
     if report.churn_by_nps is not None:
         figures["churn_rate_pct_by_nps_group"] = {
-            row.nps_group: _plain(row.churn_rate_pct)
+            row.nps_group.replace(" ", "_"): _plain(row.churn_rate_pct)
             for row in report.churn_by_nps.itertuples(index=False)
         }
     if report.scoring is not None:

@@ -74,8 +74,10 @@ def _axes(figure: Figure):
 
 
 def _period_axis(axes, labels: Sequence[str]) -> None:
-    """Label a categorical period axis with at most ~12 evenly spaced, unrotated labels."""
-    step = max(1, int(np.ceil(len(labels) / 12)))
+    """Label a categorical period axis with evenly spaced, unrotated labels that do not touch."""
+    widest = max((len(label) for label in labels), default=8)
+    fits = min(12, max(4, 100 // (widest + 4)))  # ~100 characters fit across a 9-inch chart
+    step = max(1, int(np.ceil(len(labels) / fits)))
     positions = list(range(len(labels)))[::-1][::step][::-1]  # always label the newest period
     axes.set_xticks(positions, [labels[p] for p in positions], rotation=0)
     axes.tick_params(axis="x", labelsize=9 if len(positions) > 6 else 10)
@@ -100,18 +102,18 @@ def draw_retention_trend(periods: pd.DataFrame, noun: str) -> str:
         axes = _axes(figure)
         x = np.arange(len(shown))
         rate = shown[RETENTION_RATE_PCT].to_numpy(dtype=float)
-        axes.plot(x, rate, color=BLUE, linewidth=2.2, marker="o", markersize=4)
+        axes.plot(
+            x, rate, color=BLUE, linewidth=2.2, marker="o", markersize=4, label="retention rate"
+        )
         finite = rate[np.isfinite(rate)]
         if finite.size:
             mean = float(finite.mean())
-            axes.axhline(mean, color=MUTED, linewidth=1, linestyle="--")
-            axes.annotate(
-                f"average {mean:.1f}%",
-                (0, mean),
-                xytext=(4, 4),
-                textcoords="offset points",
+            axes.axhline(
+                mean,
                 color=MUTED,
-                fontsize=9,
+                linewidth=1,
+                linestyle="--",
+                label=f"average of these {finite.size} {noun}s: {mean:.1f}%",
             )
             last = np.flatnonzero(np.isfinite(rate))[-1]
             axes.annotate(
@@ -130,6 +132,7 @@ def draw_retention_trend(periods: pd.DataFrame, noun: str) -> str:
         axes.yaxis.set_major_formatter(PercentFormatter(xmax=100, decimals=None))
         axes.set_ylabel(f"retention rate per {noun}")
         axes.grid(axis="y", color=GRID)
+        axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), frameon=False, ncols=2, fontsize=9)
         _period_axis(axes, list(shown[PERIOD]))
         return _to_data_uri(figure)
 

@@ -33,6 +33,11 @@ SECTIONS = {
 }
 _ADJECTIVE = {"week": "weekly", "month": "monthly", "quarter": "quarterly"}
 DASH = "–"
+NPS_LABELS = {
+    "promoter": "Promoters (9–10)",
+    "passive": "Passives (7–8)",
+    "detractor": "Detractors (0–6)",
+}
 RECENT_ROWS = 13  # periods shown before the "show earlier" fold: a year and one
 
 CSS = """
@@ -345,7 +350,7 @@ def _nps(report: RetentionReport, noun: str) -> str:
     if report.churn_by_nps is not None:
         rows = [
             [
-                row.nps_group,
+                NPS_LABELS.get(row.nps_group, row.nps_group.capitalize()),
                 fmt_int(row.customers_start),
                 fmt_int(row.customers_lost),
                 fmt_pct(row.churn_rate_pct, 2),
@@ -411,7 +416,7 @@ def _at_risk(report: RetentionReport) -> str:
         ],
         [
             [
-                row.risk_tier,
+                str(row.risk_tier).capitalize(),
                 fmt_int(row.customers),
                 fmt_int(row.at_risk_customers),
                 fmt_pct(row.mean_churn_probability_pct),
