@@ -32,6 +32,7 @@ CUSTOMERS = {"1m": 54_000, "10m": 540_000, "50m": 2_700_000}  # ~18.5 rows per c
 
 
 def clean_path(size: str) -> Path:
+    """Return where the clean transactions of one benchmark size live."""
     return DATA / f"report_clean_{size}" / "transactions.parquet"
 
 
@@ -165,6 +166,7 @@ def bench(sizes: list[str], repeats: int) -> dict:
 
 
 def main() -> None:
+    """Prepare data, or run the benchmark and write benchmarks/results/report.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prepare", nargs="*", choices=list(CUSTOMERS))
     parser.add_argument("--sizes", nargs="*", default=["1m", "10m"], choices=list(CUSTOMERS))

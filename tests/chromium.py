@@ -59,6 +59,7 @@ class _Pipe:
         self.events: list[dict[str, Any]] = []
 
     def send(self, method: str, params: dict | None = None, session: str | None = None) -> dict:
+        """Send one command and return its result; raise when Chromium reports an error."""
         self.next_id += 1
         message: dict[str, Any] = {"id": self.next_id, "method": method, "params": params or {}}
         if session:
@@ -70,6 +71,7 @@ class _Pipe:
         return reply.get("result", {})
 
     def wait(self, wanted) -> dict:
+        """Return the first message `wanted` accepts, keeping every other one as an event."""
         deadline = time.monotonic() + self.timeout
         while True:
             while b"\0" in self.buffer:
