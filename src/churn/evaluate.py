@@ -173,13 +173,12 @@ def bootstrap_differences(
 
 
 def tenure_band(tenure_days: pd.Series, edges: tuple[int, ...]) -> pd.Series:
-    """Return a label per row: '<90d', '90-365d', ..., '>=730d' for edges (90, 365, 730)."""
-    labels = [f"<{edges[0]}d"]
+    """Return a label per row: 'under_90d', '90-365d', ..., '730d_or_more' for edges (90, 365, 730)."""
+    labels = [f"under_{edges[0]}d"]
     labels += [f"{lo}-{hi}d" for lo, hi in zip(edges, edges[1:], strict=False)]
-    labels += [f">={edges[-1]}d"]
-    index = np.searchsorted(
-        np.asarray(edges, dtype="float64"), tenure_days.to_numpy("float64"), side="right"
-    )
+    labels += [f"{edges[-1]}d_or_more"]
+    values = tenure_days.to_numpy("float64", na_value=np.nan)
+    index = np.searchsorted(np.asarray(edges, dtype="float64"), np.nan_to_num(values), side="right")
     out = pd.Series(
         np.asarray(labels, dtype=object)[index], index=tenure_days.index, dtype="string"
     )
