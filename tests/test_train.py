@@ -13,7 +13,9 @@ from churn.train import check_snapshots, feature_columns, fit_isotonic, fit_mode
 from snapshot_helper import build_snapshots, generated_transactions
 
 FAST = TrainParams(
-    lightgbm=LightGBMParams(learning_rate=0.1, max_rounds=300, early_stopping_rounds=30)
+    lightgbm=LightGBMParams(
+        learning_rate=0.1, num_leaves=15, min_data_in_leaf=50, max_rounds=200, early_stopping_rounds=20
+    )
 )
 
 
