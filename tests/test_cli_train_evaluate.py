@@ -41,6 +41,8 @@ def test_train_then_evaluate_write_model_metrics_plots_and_one_mlflow_run(
     assert set(metrics["baselines"]) == {"recency", "frequency", "rfm_logistic", "bgnbd"}
     assert metrics["model"]["roc_auc"] > metrics["baselines"]["recency"]["roc_auc"]
     assert 0 <= metrics["model"]["ece"] <= 1
+    segments = json.loads((tmp_path / "reports" / "segments.json").read_text())
+    assert set(segments["channel"]) == {"web", "app", "store", "marketplace"}
     roc = pd.read_csv(tmp_path / "reports" / "plots" / "roc.csv")
     assert list(roc.columns) == ["fpr", "model", "recency", "frequency", "rfm_logistic", "bgnbd"]
     assert roc["model"].is_monotonic_increasing

@@ -14,7 +14,11 @@ from snapshot_helper import build_snapshots, generated_transactions
 
 FAST = TrainParams(
     lightgbm=LightGBMParams(
-        learning_rate=0.1, num_leaves=15, min_data_in_leaf=50, max_rounds=200, early_stopping_rounds=20
+        learning_rate=0.1,
+        num_leaves=15,
+        min_data_in_leaf=50,
+        max_rounds=200,
+        early_stopping_rounds=20,
     )
 )
 

@@ -168,6 +168,9 @@ def evaluate(
     metrics: Annotated[Path, typer.Option(help="Metrics JSON to write.")] = Path(
         "reports/metrics.json"
     ),
+    segments: Annotated[Path, typer.Option(help="Per-segment metrics JSON to write.")] = Path(
+        "reports/segments.json"
+    ),
     plots: Annotated[Path, typer.Option(help="Folder for plot tables.")] = Path("reports/plots"),
     params: ParamsPath = Path("params.yaml"),
     tracking: Annotated[bool, typer.Option(help="Log to the model's MLflow run.")] = True,
@@ -192,6 +195,7 @@ def evaluate(
         str(snapshots),
     )
     write_json(result.metrics, metrics)
+    write_json(result.segments, segments)
     plots.mkdir(parents=True, exist_ok=True)
     for name, table in result.curves.items():
         with atomic_path(plots / f"{name}.csv") as tmp:
@@ -212,7 +216,7 @@ def evaluate(
         mlflow_tracking.log_evaluation(
             mlflow_tracking.tracking_uri(Path.cwd()),
             str(run_id),
-            result.metrics,
+            {**result.metrics, "segments": result.segments},
             evaluation_figures(result.curves),
             result.curves,
         )

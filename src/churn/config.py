@@ -63,7 +63,7 @@ class TrainParams(Section):
     """`churn train`: LightGBM on the fit cutoffs, early stopping and calibration on held-out rows."""
 
     seed: int = 42
-    num_threads: int = Field(2, ge=1)  # fixed, with deterministic=True, so reruns are identical
+    num_threads: int = Field(1, ge=1)  # fixed, with deterministic=True, so reruns are identical
     lightgbm: LightGBMParams = LightGBMParams()
     # feature -> +1 (risk never falls as it grows) or -1 (never rises); {} = unconstrained
     monotone: dict[str, int] = Field(default_factory=lambda: {"recency_days": 1})

@@ -22,9 +22,10 @@ CURVE_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
 
 @dataclass(frozen=True)
 class Evaluation:
-    """Everything `evaluate` reports: the metrics tree and the plot tables (one frame per plot)."""
+    """Everything `evaluate` reports: headline metrics, per-segment metrics and the plot tables."""
 
     metrics: dict[str, Any]
+    segments: dict[str, Any]
     curves: dict[str, pd.DataFrame]
 
 
@@ -308,7 +309,6 @@ def evaluate_model(
             b.name: score_metrics(labels, b.score, b.is_probability, fractions, bins)
             for b in baselines
         },
-        "bgnbd_params": {"r": bgnbd.r, "alpha_weeks": bgnbd.alpha, "a": bgnbd.a, "b": bgnbd.b},
     }
     metrics["comparison"] = bootstrap_differences(
         labels,
@@ -318,7 +318,11 @@ def evaluate_model(
         params.bootstrap,
         params.seed,
     )
-    metrics["segments"] = segment_metrics(test_rows, proba, params)
+    segments = {
+        "test_cutoff": metrics["test_cutoff"],
+        **segment_metrics(test_rows, proba, params),
+        "bgnbd_params": {"r": bgnbd.r, "alpha_weeks": bgnbd.alpha, "a": bgnbd.a, "b": bgnbd.b},
+    }
     scores = {MODEL: proba, **{b.name: b.score for b in baselines}}
     curves = {
         "roc": roc_table(labels, scores),
@@ -327,7 +331,7 @@ def evaluate_model(
         "calibration": calibration_table(labels, proba, bins),
         "importance": importance_table(model),
     }
-    return Evaluation(_finite(metrics), curves)
+    return Evaluation(_finite(metrics), _finite(segments), curves)
 
 
 def _finite(tree: Any) -> Any:
