@@ -73,7 +73,7 @@ class TrainParams(Section):
     # share of calibration-role customers (by id hash) used for early stopping; the rest calibrate
     early_stopping_share: float = Field(0.5, gt=0, lt=1)
     # refit the booster on fit + early-stopping rows with the chosen rounds (see README)
-    refit: bool = False
+    refit: bool = True
     experiment: str = Field("churn", min_length=1)  # MLflow experiment name
     registered_model: str = Field("churn-classifier", min_length=1)  # MLflow registered model
 
