@@ -31,3 +31,27 @@ AS_OF = "as_of"
 CHURN_PROBABILITY = "churn_probability"
 RISK_TIER = "risk_tier"
 MODEL_VERSION = "model_version"
+
+# report stage: score columns it reads (data/scores/scores.parquet; names from the score contract)
+EXPECTED_VALUE = "expected_value"
+VALUE_AT_RISK = "value_at_risk"  # churn probability x expected value
+AT_RISK = "at_risk"
+GROUP = "group"  # treatment / control
+
+# report stage outputs (reports/retention_monthly.csv, reports/cohorts.csv)
+PERIOD = "period"  # human label: 'Mar 2024', 'Q1 2024', 'wk 2024-03-04'
+PERIOD_START = "period_start"
+PERIOD_END = "period_end"
+WARM_UP = "warm_up"  # less than active_within_days of data before the period: CS undercounted
+CUSTOMERS_START = "customers_start"  # CS: active at the end of the day before the period
+CUSTOMERS_NEW = "customers_new"  # CN: active at the end, not at the start (incl. won back)
+CUSTOMERS_WON_BACK = "customers_won_back"  # of CN: had bought before, lapsed, came back
+CUSTOMERS_LOST = "customers_lost"  # active at the start, not at the end
+CUSTOMERS_END = "customers_end"  # CE: active at the period's last day
+RETENTION_RATE_PCT = "retention_rate_pct"  # (CE - CN) / CS x 100
+CHURN_RATE_PCT = "churn_rate_pct"  # lost / CS x 100
+COHORT = "cohort"
+COHORT_START = "cohort_start"
+COHORT_SIZE = "cohort_size"
+PERIODS_SINCE_FIRST = "periods_since_first"
+RETENTION_PCT = "retention_pct"

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -105,6 +106,38 @@ class EvaluateParams(Section):
         return self
 
 
+# --------------------------------------------------------------------------- report
+REPORT_PERIOD_DAYS = {"week": 7, "month": 31, "quarter": 92}  # longest period of each kind
+
+
+class ReportParams(Section):
+    """Retention report: `churn report` (the `report` DVC stage).
+
+    The churn-definition keys mirror the features section (same names, same meaning) so the lead
+    can point them there once both sections are merged.
+    """
+
+    period: Literal["week", "month", "quarter"] = "month"
+    cohort_period: Literal["week", "month", "quarter"] = "month"
+    active_within_days: int = Field(365, ge=7)  # active at t = a purchase dated in (t - N, t]
+    horizon_days: int = Field(90, ge=1)  # the model's churn window, quoted on the page only
+    as_of: date | None = None  # last day the report covers; null = last transaction date
+    threads: int | None = Field(None, ge=1)  # DuckDB threads; null = all cores
+    memory_limit: str = "2GB"  # DuckDB spills to disk beyond this
+
+    @model_validator(mode="after")
+    def _window_covers_a_period(self) -> ReportParams:
+        # A first purchase must keep a customer active until the end of its period, or they
+        # could join and leave inside one period, unseen by customers at start/new/lost/at end.
+        longest = REPORT_PERIOD_DAYS[self.period]
+        if self.active_within_days < longest:
+            raise ValueError(
+                f"active_within_days = {self.active_within_days} is shorter than a {self.period} "
+                f"({longest} days); raise it or choose a shorter period"
+            )
+        return self
+
+
 # --------------------------------------------------------------------------- root
 class Params(Section):
     """All of params.yaml. Each stage receives only the sections it declares in dvc.yaml."""
@@ -112,6 +145,7 @@ class Params(Section):
     generate: GenerateParams = GenerateParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
+    report: ReportParams = ReportParams()
 
     @model_validator(mode="before")
     @classmethod
