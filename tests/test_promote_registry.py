@@ -11,7 +11,7 @@ from churn.config import DriftParams, PromoteParams
 from churn.errors import ChurnError
 from churn.model import DRIFT_REFERENCE_FILE, ChurnModel
 from churn.promote import apply_decision, rollback_champion, run_promotion
-from churn.registry import MlflowRegistry
+from churn.tracking import ModelRegistry
 from promote_helpers import make_snapshots, save_challenger, train_model
 
 PARAMS = PromoteParams()
@@ -26,7 +26,7 @@ def snapshots():
 
 @pytest.fixture
 def registry(mlflow_store, tmp_path):
-    return MlflowRegistry(mlflow_store, NAME, artifact_root=tmp_path / "mlartifacts")
+    return ModelRegistry(mlflow_store, NAME)
 
 
 @pytest.fixture

@@ -251,7 +251,7 @@ def decide_promotion(
 
 # --------------------------------------------------------------------------- the stage
 class Registry(Protocol):
-    """What the gate needs from a model registry (churn.registry.MlflowRegistry implements it)."""
+    """What the gate needs from a model registry (churn.tracking.ModelRegistry implements it)."""
 
     model_name: str
 
