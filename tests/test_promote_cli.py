@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from churn.cli import app
-from churn.config import DriftParams, Params
+from churn.config import DriftParams
 from churn.model import ChurnModel
 from churn.promote import drift_reference_for
 from promote_helpers import make_snapshots, train_model
@@ -81,7 +81,6 @@ def test_drift_command_without_a_reference_says_how_to_get_one(project):
     assert "rerun `dvc repro promote`" in str(result.exception)
 
 
-@pytest.mark.skipif("features" not in Params.model_fields, reason="needs features.horizon_days")
 def test_backtest_command_reads_the_archive_and_reports_matured_lists(project):
     archive = project / "data" / "archive" / "scores"
     rng = np.random.default_rng(2)

@@ -492,7 +492,7 @@ def backtest(
     result = run_backtest(
         runs,
         _read_parquet(transactions, "clean transactions", [CUSTOMER_ID, DATE, AMOUNT]),
-        settings.features.horizon_days,
+        _horizon_days(settings),
         settings.backtest,
         contact_log,
     )
