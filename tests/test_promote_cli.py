@@ -110,3 +110,31 @@ def test_backtest_command_reads_the_archive_and_reports_matured_lists(project):
     assert [run["as_of"] for run in report["runs"]] == ["2024-01-31"]
     assert report["runs"][0]["churn_rate"] == 0.4
     assert report["pending"] == [{"as_of": "2024-03-15", "matures_on": "2024-06-13"}]
+
+
+def test_promote_then_rollback_through_the_commands(project, mlflow_store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
+    snapshots = make_snapshots(seed=3)
+    (project / "data" / "features").mkdir(parents=True)
+    snapshots.to_parquet(project / "data" / "features" / "train.parquet", index=False)
+    runner = CliRunner()
+    for features in (["recency_days"], ["recency_days", "channel"]):
+        train_model(snapshots, features).save(project / "models" / "challenger")
+        result = runner.invoke(app, ["promote", "--apply"])
+        assert result.exit_code == 0, result.output
+    report = json.loads((project / "reports" / "promotion.json").read_text())
+    assert report["decision"] == "promote"
+    assert report["alias"] == {
+        "name": "champion",
+        "before": "1",
+        "after": "2",
+        "moved_by_this_run": True,
+    }
+
+    listed = runner.invoke(app, ["rollback", "--list"])
+    assert listed.exit_code == 0
+    assert listed.output.split()[:2] == ["2", "champion"]
+    result = runner.invoke(app, ["rollback", "--to", "1"])
+    assert result.exit_code == 0, result.output
+    assert ChurnModel.load(project / "models" / "champion").version == "1"
+    assert "rolled back: rolled back to 1" in runner.invoke(app, ["rollback", "--list"]).output

@@ -326,10 +326,21 @@ class ModelRegistry:
 
     def versions(self) -> list[dict[str, Any]]:
         """Return every version of the model (newest first) with its aliases and tags."""
-        found = self.client.search_model_versions(f"name='{self.model_name}'")
-        return sorted(
-            (_version_row(v) for v in found), key=lambda row: int(row["version"]), reverse=True
-        )
+        from mlflow.exceptions import MlflowException
+
+        try:
+            aliases = self.client.get_registered_model(self.model_name).aliases
+        except MlflowException:
+            return []
+        by_version: dict[str, list[str]] = {}
+        for alias, version in aliases.items():
+            by_version.setdefault(str(version), []).append(alias)
+        # search results carry no aliases: take them from the registered model
+        rows = [
+            {**_version_row(v), "aliases": sorted(by_version.get(str(v.version), []))}
+            for v in self.client.search_model_versions(f"name='{self.model_name}'")
+        ]
+        return sorted(rows, key=lambda row: int(row["version"]), reverse=True)
 
     def version_info(self, version: str) -> dict[str, Any] | None:
         """Return one version's aliases, run, sha256 and tags, or None when it does not exist."""
