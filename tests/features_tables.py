@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 
 from churn.config import FeaturesParams
-from churn.features.build import compute_snapshots, open_inputs
+from churn.features.build import compute_snapshots, connect, open_inputs
 from churn.features.cutoffs import Cutoff
 
 CUTOFF = date(2024, 6, 30)
@@ -57,6 +58,16 @@ def nps_frame(rows: list[tuple[str, date, int]] = ()) -> pa.Table:
     )
 
 
+_CONNECTIONS: dict[FeaturesParams, duckdb.DuckDBPyConnection] = {}
+
+
+def _connection(params: FeaturesParams) -> duckdb.DuckDBPyConnection:
+    """Reuse one connection per params (inputs are re-registered on every call): fast tests."""
+    if params not in _CONNECTIONS:
+        _CONNECTIONS[params] = connect(params)
+    return _CONNECTIONS[params]
+
+
 def snapshot_at(
     transactions: pa.Table | pd.DataFrame,
     cutoffs: list[date] | date = CUTOFF,
@@ -75,6 +86,7 @@ def snapshot_at(
         customers if customers is not None else customers_frame(),
         nps if nps is not None else nps_frame(),
         params,
+        con=_connection(params),
     )
     frame = compute_snapshots(con, plan, params, labelled=labelled)
     return frame.set_index(["customer_id", "cutoff"])

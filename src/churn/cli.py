@@ -81,6 +81,38 @@ def generate(
     )
 
 
+# --------------------------------------------------------------------------- features
+@app.command()
+def features(
+    transactions: Annotated[Path, typer.Option(help="Clean transactions (Parquet).")] = Path(
+        "data/interim/transactions.parquet"
+    ),
+    customers: Annotated[Path, typer.Option(help="Clean customers (Parquet).")] = Path(
+        "data/interim/customers.parquet"
+    ),
+    nps: Annotated[Path, typer.Option(help="Clean NPS answers (Parquet).")] = Path(
+        "data/interim/nps.parquet"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for train.parquet and score.parquet.")] = Path(
+        "data/features"
+    ),
+    report: Annotated[Path, typer.Option(help="Features report (JSON).")] = Path(
+        "reports/features.json"
+    ),
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Build labelled point-in-time training snapshots and the as-of snapshot to score."""
+    from churn.features import build_snapshots, summarize_snapshots
+    from churn.io import write_json, write_parquet
+
+    settings = load_params(params).features
+    snapshots = build_snapshots(transactions, customers, nps, settings)
+    write_parquet(snapshots.train, out / "train.parquet")
+    write_parquet(snapshots.score, out / "score.parquet")
+    write_json(summarize_snapshots(snapshots, settings), report)
+    log.info("wrote %s, %s and %s", out / "train.parquet", out / "score.parquet", report)
+
+
 def main() -> None:
     """Run the CLI; user-fixable problems print one clear message and exit 1, no traceback."""
     try:

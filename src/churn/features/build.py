@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -57,7 +58,9 @@ class Snapshots:
 
 def connect(params: FeaturesParams) -> duckdb.DuckDBPyConnection:
     """Return an in-memory DuckDB connection with the configured threads and memory limit."""
-    con = duckdb.connect(config={"memory_limit": params.memory_limit})
+    # spill files go to the system temp folder, not a `.tmp` folder in the project
+    spill = Path(tempfile.gettempdir()) / "churn-duckdb"
+    con = duckdb.connect(config={"memory_limit": params.memory_limit, "temp_directory": str(spill)})
     if params.threads is not None:
         con.execute(f"SET threads = {int(params.threads)}")
     # rows are ordered explicitly at the end; this lets DuckDB stream with less memory
@@ -220,9 +223,9 @@ def snapshot_columns(params: FeaturesParams, labelled: bool) -> list[str]:
 def normalize_snapshot(frame: pd.DataFrame, params: FeaturesParams, labelled: bool) -> pd.DataFrame:
     """Return the frame with the documented column order and dtypes (strings as string dtype)."""
     expected = snapshot_columns(params, labelled)
-    if list(frame.columns) != expected and len(frame.columns):
+    if len(frame.columns) and list(frame.columns) != expected:
         raise AssertionError(f"feature SQL returned {list(frame.columns)}, expected {expected}")
-    if frame.empty:
+    if not len(frame.columns):  # nothing was computed (e.g. no training cutoffs asked for)
         frame = pd.DataFrame(
             {name: pd.Series(dtype=_empty_dtype(name, params)) for name in expected}
         )
