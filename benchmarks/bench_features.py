@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -92,11 +93,18 @@ SELECT * FROM totals LEFT JOIN gap_stats USING (customer_id) ORDER BY customer_i
 """
 
 
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def run_child(kind: str, folder: Path, out: Path | None) -> dict:
     """Run one measured job in this process (called in a fresh child); return time and peak RSS."""
     params = FeaturesParams()
     txn = folder / "transactions.parquet"
     as_of = duckdb.sql(f"SELECT MAX(date) FROM read_parquet('{txn}')").fetchall()[0][0]
+    load_before = os.getloadavg()[0]
+    cpu_before = _cpu_seconds()
     start = time.perf_counter()
     if kind == "reference":
         con = connect(params)
@@ -116,10 +124,17 @@ def run_child(kind: str, folder: Path, out: Path | None) -> dict:
         if kind == "train":
             cutoffs = len(snapshots.cutoffs)
     seconds = time.perf_counter() - start
+    cpu = _cpu_seconds() - cpu_before
     if out is not None:
         frame[["customer_id", *CORE]].to_parquet(out)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    result = {"seconds": round(seconds, 3), "peak_rss_mb": round(peak_mb, 1), "rows": rows}
+    result = {
+        "seconds": round(seconds, 3),
+        "cpu_seconds": round(cpu, 3),
+        "peak_rss_mb": round(peak_mb, 1),
+        "rows": rows,
+        "load_avg_1min": round((load_before + os.getloadavg()[0]) / 2, 2),
+    }
     if kind == "train":
         result["cutoffs"] = cutoffs
     return result
@@ -160,7 +175,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     results: dict = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    results["machine"] = {"cores": __import__("os").cpu_count(), "duckdb": duckdb.__version__}
+    results["machine"] = {"cores": os.cpu_count(), "duckdb": duckdb.__version__}
     results["settings"] = FeaturesParams().model_dump(mode="json")
     for size in args.sizes:
         folder = DATA / f"clean_{size}"
@@ -183,6 +198,8 @@ def main() -> None:
             max_diff = compare_outputs(ours_out, ref_out)
         snap = statistics.median(r["seconds"] for r in snapshot_runs)
         ref = statistics.median(r["seconds"] for r in reference_runs)
+        snap_cpu = statistics.median(r["cpu_seconds"] for r in snapshot_runs)
+        ref_cpu = statistics.median(r["cpu_seconds"] for r in reference_runs)
         entry = {
             "transactions": rows,
             "eligible_customers": snapshot_runs[0]["rows"],
@@ -191,6 +208,10 @@ def main() -> None:
             "snapshot_median_seconds": snap,
             "reference_median_seconds": ref,
             "ratio_median": round(snap / ref, 3),
+            "snapshot_cpu_seconds": [r["cpu_seconds"] for r in snapshot_runs],
+            "reference_cpu_seconds": [r["cpu_seconds"] for r in reference_runs],
+            "cpu_ratio_median": round(snap_cpu / ref_cpu, 3),
+            "load_avg_1min": [r["load_avg_1min"] for r in snapshot_runs + reference_runs],
             "target_ratio": 1.5,
             "snapshot_peak_rss_mb": max(r["peak_rss_mb"] for r in snapshot_runs),
             "reference_peak_rss_mb": max(r["peak_rss_mb"] for r in reference_runs),

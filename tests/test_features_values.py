@@ -234,3 +234,11 @@ def test_duplicate_customers_are_an_error_naming_the_customer():
     customers = customers_frame([("A", day(-5), "web", "x"), ("A", day(-4), "app", "y")])
     with pytest.raises(ChurnError, match="customer_id 'A' appears 2 times"):
         open_inputs(transactions_frame(A_ROWS), customers, nps_frame(), FeaturesParams())
+
+
+def test_docs_list_every_snapshot_column(project_root):
+    from churn.features.build import snapshot_columns
+
+    docs = (project_root / "docs" / "features.md").read_text(encoding="utf-8")
+    missing = [name for name in snapshot_columns(FeaturesParams(), True) if f"`{name}`" not in docs]
+    assert missing == []
