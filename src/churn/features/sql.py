@@ -14,7 +14,7 @@ depend on row order or thread scheduling.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import sqlglot
 
@@ -99,7 +99,8 @@ bought AS (
     else:
         nps_source = f"nps n WHERE n.answered_at <= DATE '{single_cutoff[0].isoformat()}'"
         nps_cutoff = f"DATE '{single_cutoff[0].isoformat()}'"
-    label_end = last_cutoff.toordinal() - EPOCH.toordinal() + (horizon if with_labels else 0)
+    # newest date any part of the query may read: the last label window's end, else the cutoff
+    label_end = last_cutoff + timedelta(days=horizon if with_labels else 0)
     n_trend, s_trend = f"s.n_{trend}", f"COALESCE(s.s_{trend}, 0)"
     gap_mean = "CAST(s.last_day - s.first_day AS DOUBLE) / NULLIF(s.gaps, 0)"
     newline = ",\n    "
@@ -109,7 +110,7 @@ base AS (
   SELECT customer_id, {_day("date")} AS day, amount,
          CAST(ROUND(amount * {SCALE}) AS BIGINT) AS amount_e4
   FROM transactions
-  WHERE {_day("date")} <= {label_end}
+  WHERE date <= DATE '{label_end.isoformat()}'
 ),
 marked AS (
   SELECT customer_id, day, amount, amount_e4, gap,
