@@ -41,12 +41,13 @@ REFUNDS_ONLY = [("C", day(-30), -20.0), ("C", day(-5), -5.0)]
 LAPSED = [("D", day(-365), 15.0)]  # last purchase exactly active_within_days ago
 JUST_ACTIVE = [("E", day(-364), 15.0)]
 FUTURE_ONLY = [("F", day(3), 15.0)]
+NO_SIGNUP_DATE = [("G", day(-2), 3.0)]
 
 
 @pytest.fixture(scope="module")
 def snapshot():
     transactions = transactions_frame(
-        A_ROWS + B_ROWS + REFUNDS_ONLY + LAPSED + JUST_ACTIVE + FUTURE_ONLY
+        A_ROWS + B_ROWS + REFUNDS_ONLY + LAPSED + JUST_ACTIVE + FUTURE_ONLY + NO_SIGNUP_DATE
     )
     customers = customers_frame(
         [
@@ -74,7 +75,7 @@ def row(snapshot, customer):
 
 def test_only_customers_with_a_purchase_in_the_active_window_are_eligible(snapshot):
     customers = set(snapshot.index.get_level_values("customer_id"))
-    assert customers == {"A", "B", "E"}  # not refunds-only C, lapsed D (365 days) or future F
+    assert customers == {"A", "B", "E", "G"}  # not refunds-only C, lapsed D or future-only F
 
 
 def test_regular_customer_recency_frequency_spend_and_tenure(snapshot):
@@ -161,6 +162,8 @@ def test_customer_attributes_respect_signup_date(snapshot):
     assert pd.isna(b["channel"]) and pd.isna(b["region"]) and pd.isna(b["signup_tenure_days"])
     e = row(snapshot, "E")  # missing from the customers table
     assert pd.isna(e["channel"]) and pd.isna(e["signup_tenure_days"])
+    g = row(snapshot, "G")  # unknown signup date: attributes kept, signup tenure unknown
+    assert (g["channel"], g["region"]) == ("store", "west") and pd.isna(g["signup_tenure_days"])
 
 
 def test_nps_uses_answers_up_to_the_cutoff_only(snapshot):
