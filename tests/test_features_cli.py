@@ -65,6 +65,13 @@ def test_features_command_writes_snapshots_and_report(interim, tmp_path, project
     roles = [item["role"] for _, item in sorted(report["cutoffs"].items())]
     assert roles[-1] == "test" and "calibration" in roles and roles[0] == "fit"
     assert set(report["null_rates"]["train"]) >= {"recency_days", "channel", "nps_latest"}
+    frame = train.to_pandas()
+    test_cutoff = max(report["cutoffs"])
+    test_rows = frame[frame["cutoff"].astype(str) == test_cutoff]
+    assert report["cutoffs"][test_cutoff]["churn_rate"] == round(test_rows["churned"].mean(), 6)
+    assert report["null_rates"]["score"]["gap_mean_days"] == round(
+        score.to_pandas()["gap_mean_days"].isna().mean(), 6
+    )
 
 
 def test_missing_input_is_a_clear_error(tmp_path, project_root):

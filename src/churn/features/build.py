@@ -40,7 +40,10 @@ REQUIRED = {
     "nps": {
         c.CUSTOMER_ID: ({"VARCHAR"}, "string"),
         c.ANSWERED_AT: ({"DATE"}, "date32"),
-        c.NPS_SCORE: ({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT"}, "int"),
+        c.NPS_SCORE: (
+            {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"},
+            "int",
+        ),
     },
 }
 
