@@ -245,3 +245,10 @@ def test_docs_list_every_snapshot_column(project_root):
     docs = (project_root / "docs" / "features.md").read_text(encoding="utf-8")
     missing = [name for name in snapshot_columns(FeaturesParams(), True) if f"`{name}`" not in docs]
     assert missing == []
+
+
+def test_invalid_memory_limit_is_an_error_naming_the_key():
+    from churn.features.build import connect
+
+    with pytest.raises(ChurnError, match="features.memory_limit = 'lots'"):
+        connect(FeaturesParams(memory_limit="lots"))

@@ -63,7 +63,15 @@ def connect(params: FeaturesParams) -> duckdb.DuckDBPyConnection:
     """Return an in-memory DuckDB connection with the configured threads and memory limit."""
     # spill files go to the system temp folder, not a `.tmp` folder in the project
     spill = Path(tempfile.gettempdir()) / "churn-duckdb"
-    con = duckdb.connect(config={"memory_limit": params.memory_limit, "temp_directory": str(spill)})
+    try:
+        con = duckdb.connect(
+            config={"memory_limit": params.memory_limit, "temp_directory": str(spill)}
+        )
+    except duckdb.Error as error:
+        raise ChurnError(
+            f"params.yaml: features.memory_limit = {params.memory_limit!r} is not a DuckDB memory "
+            f"size ({error}); use e.g. 2GB or 500MB"
+        ) from None
     if params.threads is not None:
         con.execute(f"SET threads = {int(params.threads)}")
     # rows are ordered explicitly at the end; this lets DuckDB stream with less memory
@@ -132,6 +140,12 @@ def resolve_as_of(params: FeaturesParams, first_date: date, last_date: date) -> 
         raise ChurnError(
             f"features.as_of = {as_of} is before the first transaction date {first_date}; "
             "set it inside the data or null"
+        )
+    if as_of < last_date:
+        log.info(
+            "features.as_of %s is before the last transaction date %s: later rows are not read",
+            as_of,
+            last_date,
         )
     return as_of
 
