@@ -158,8 +158,12 @@ def test_input_row_order_does_not_change_the_output(generated, snapshots):
 
 
 def test_snapshots_are_deterministic_with_parallel_threads(generated, snapshots):
-    again = build_snapshots(*generated, PARAMS.model_copy(update={"threads": 2}))
+    transactions = pa.Table.from_pandas(generated[0], preserve_index=False)
+    # many small batches so DuckDB's threads really split the scan and the aggregation
+    chunked = pa.Table.from_batches(transactions.to_batches(max_chunksize=2048))
+    again = build_snapshots(chunked, *generated[1:], PARAMS.model_copy(update={"threads": 2}))
     pd.testing.assert_frame_equal(again.train, snapshots.train)
+    pd.testing.assert_frame_equal(again.score, snapshots.score)
 
 
 def test_customers_without_side_tables_get_null_attributes_same_schema():
