@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-import sqlglot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -175,6 +174,7 @@ def test_customers_without_side_tables_get_null_attributes_same_schema():
 
 @pytest.mark.parametrize("labelled", [True, False])
 def test_feature_sql_transpiles_to_spark_sql_that_parses(labelled):
+    sqlglot = pytest.importorskip("sqlglot", reason="sqlglot is new in pyproject.toml")
     duckdb_sql = snapshot_sql(PARAMS, CUTOFF, with_labels=labelled)
     spark = spark_sql(duckdb_sql)
     parsed = sqlglot.parse_one(spark, read="spark")

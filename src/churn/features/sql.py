@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import sqlglot
-
 from churn.config import FeaturesParams
 
 EPOCH = date(1970, 1, 1)
@@ -212,4 +210,6 @@ ORDER BY s.cutoff, s.customer_id
 
 def spark_sql(sql: str) -> str:
     """Return the query transpiled from DuckDB SQL to Spark SQL by sqlglot."""
+    import sqlglot  # only the Spark path needs it; DuckDB runs the SQL as written
+
     return sqlglot.transpile(sql, read="duckdb", write="spark", pretty=True)[0]
