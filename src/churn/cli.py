@@ -84,8 +84,7 @@ def generate(
 # --------------------------------------------------------------------------- train / evaluate
 def _horizon_days(settings) -> int:  # noqa: ANN001 - churn.config.Params
     """Return features.horizon_days: train and evaluate must use the features stage's horizon."""
-    features = getattr(settings, "features", None)
-    return int(features.horizon_days) if features is not None else 90
+    return int(settings.features.horizon_days)
 
 
 @app.command()
@@ -302,6 +301,38 @@ def report(
         result.as_of,
         out,
     )
+
+
+# --------------------------------------------------------------------------- features
+@app.command()
+def features(
+    transactions: Annotated[Path, typer.Option(help="Clean transactions (Parquet).")] = Path(
+        "data/interim/transactions.parquet"
+    ),
+    customers: Annotated[Path, typer.Option(help="Clean customers (Parquet).")] = Path(
+        "data/interim/customers.parquet"
+    ),
+    nps: Annotated[Path, typer.Option(help="Clean NPS answers (Parquet).")] = Path(
+        "data/interim/nps.parquet"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for train.parquet and score.parquet.")] = Path(
+        "data/features"
+    ),
+    report: Annotated[Path, typer.Option(help="Features report (JSON).")] = Path(
+        "reports/features.json"
+    ),
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Build labelled point-in-time training snapshots and the as-of snapshot to score."""
+    from churn.features import build_snapshots, summarize_snapshots
+    from churn.io import write_json, write_parquet
+
+    settings = load_params(params).features
+    snapshots = build_snapshots(transactions, customers, nps, settings)
+    write_parquet(snapshots.train, out / "train.parquet")
+    write_parquet(snapshots.score, out / "score.parquet")
+    write_json(summarize_snapshots(snapshots, settings), report)
+    log.info("wrote %s, %s and %s", out / "train.parquet", out / "score.parquet", report)
 
 
 def main() -> None:

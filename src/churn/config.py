@@ -138,6 +138,47 @@ class ReportParams(Section):
         return self
 
 
+# --------------------------------------------------------------------------- features
+class CutoffsParams(Section):
+    """Training cutoffs: `count` dates `step_days` apart, the newest at as_of - horizon_days."""
+
+    count: int = Field(12, ge=1)
+    step_days: int = Field(30, ge=1)
+    min_history_days: int = Field(90, ge=0)  # days of data a cutoff needs on or before it
+
+
+class RolesParams(Section):
+    """How training cutoffs are split by time into fit / calibration / test (rest: gap)."""
+
+    calibration_cutoffs: int = Field(1, ge=1)  # newest cutoffs whose labels end before test starts
+
+
+class FeaturesParams(Section):
+    """Point-in-time snapshots and churn labels: `churn features` (the `features` DVC stage)."""
+
+    horizon_days: int = Field(90, ge=1)  # churned = no purchase dated in (cutoff, cutoff + horizon]
+    as_of: date | None = None  # the scored snapshot; null = last transaction date
+    active_within_days: int = Field(
+        365, ge=1
+    )  # eligible: a purchase dated in (cutoff - this, cutoff]
+    windows: tuple[int, ...] = (30, 90, 180, 365)  # trailing windows (cutoff - N, cutoff], days
+    trend_days: int = Field(90, ge=1)  # trend: last N days against the N days before them
+    cutoffs: CutoffsParams = CutoffsParams()
+    roles: RolesParams = RolesParams()
+    threads: int | None = Field(None, ge=1)  # DuckDB threads; null = all cores
+    memory_limit: str = "2GB"  # DuckDB memory limit; it spills to a temp folder beyond it
+
+    @model_validator(mode="after")
+    def _windows_include_core(self) -> FeaturesParams:
+        if 90 not in self.windows:
+            raise ValueError(
+                "windows must include 90 (spend_90d and purchases_90d are core features)"
+            )
+        if len(set(self.windows)) != len(self.windows) or any(w < 1 for w in self.windows):
+            raise ValueError("windows must be distinct positive day counts")
+        return self
+
+
 # --------------------------------------------------------------------------- root
 class Params(Section):
     """All of params.yaml. Each stage receives only the sections it declares in dvc.yaml."""
@@ -146,6 +187,20 @@ class Params(Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
+    features: FeaturesParams = FeaturesParams()
+
+    @model_validator(mode="after")
+    def _one_churn_definition(self) -> Params:
+        # The report states the same churn definition the model is trained on; two different
+        # definitions would make the lists and the business figures tell different stories.
+        for key in ("active_within_days", "horizon_days"):
+            mine, theirs = getattr(self.report, key), getattr(self.features, key)
+            if mine != theirs:
+                raise ValueError(
+                    f"report.{key} = {mine} differs from features.{key} = {theirs}; "
+                    "set both to the same value (one churn definition)"
+                )
+        return self
 
     @model_validator(mode="before")
     @classmethod
