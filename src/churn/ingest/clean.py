@@ -231,7 +231,7 @@ def clean_transactions(
         (n_bad,) = con.execute(f"SELECT count(*) FROM {raw.malformed}").fetchone()
         reasons[str(Reason.MALFORMED_LINE)] = int(n_bad)
         malformed_sql = (
-            f"SELECT 'transactions' AS {ident('table')}, __file AS source_file, __row AS "
+            f"SELECT 'transactions' AS {ident('table')}, __file AS source_file, CAST(__row AS BIGINT) AS "
             f"source_row, '{Reason.MALFORMED_LINE}' AS reason, "
             f"'line ' || (__row + 1) || ': ' || error || ': ' || left(raw_line, 200) AS detail, "
             + ", ".join(f"CAST(NULL AS VARCHAR) AS {ident(out)}" for out, _ in originals)
@@ -291,7 +291,7 @@ def clean_transactions(
         f"ORDER BY t.__cid, t.__ts, t.__file, t.__row"
     )
     quarantine_sql = (
-        f"SELECT 'transactions' AS {ident('table')}, __file AS source_file, __row AS source_row, "
+        f"SELECT 'transactions' AS {ident('table')}, __file AS source_file, CAST(__row AS BIGINT) AS source_row, "
         f"__reason AS reason, __detail AS detail, "
         + ", ".join(f"{ident('__orig_' + out)} AS {ident(out)}" for out, _ in originals)
         + f" FROM {typed} WHERE __reason IS NOT NULL"

@@ -31,7 +31,7 @@ def _malformed_sql(raw: RawTable, table: str) -> str | None:
     if raw.malformed is None:
         return None
     return (
-        f"SELECT {lit(table)} AS {ident('table')}, __file AS source_file, __row AS source_row, "
+        f"SELECT {lit(table)} AS {ident('table')}, __file AS source_file, CAST(__row AS BIGINT) AS source_row, "
         f"'{Reason.MALFORMED_LINE}' AS reason, "
         f"'line ' || (__row + 1) || ': ' || error || ': ' || left(raw_line, 200) AS detail "
         f"FROM {raw.malformed}"
@@ -126,7 +126,7 @@ def clean_customers(
         FROM {typed} t ANTI JOIN {dups} d ON t.__file = d.__file AND t.__row = d.__row
         WHERE t.__reason IS NULL ORDER BY t.__cid"""
     quarantine_sql = f"""SELECT 'customers' AS {ident("table")}, __file AS source_file,
-            __row AS source_row, __reason AS reason,
+            CAST(__row AS BIGINT) AS source_row, __reason AS reason,
             CASE __reason
                 WHEN '{Reason.MISSING_CUSTOMER_ID}' THEN {lit(f"column '{cust}' is empty")}
                 WHEN '{Reason.FORMULA_CUSTOMER_ID}' THEN {lit(f"column '{cust}' value '")}
@@ -188,7 +188,7 @@ def clean_nps(
             CAST(__score AS INTEGER) AS {ident(C.NPS_SCORE)}
         FROM {typed} WHERE __reason IS NULL ORDER BY __cid, __answered, __score, __file, __row"""
     quarantine_sql = f"""SELECT 'nps' AS {ident("table")}, __file AS source_file,
-            __row AS source_row, __reason AS reason,
+            CAST(__row AS BIGINT) AS source_row, __reason AS reason,
             CASE
                 WHEN __reason IN ('{Reason.MISSING_CUSTOMER_ID}', '{Reason.FORMULA_CUSTOMER_ID}')
                     THEN {lit(f"column '{cust}' value '")} || coalesce(__orig_cid, '') || ''''

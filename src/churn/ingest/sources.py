@@ -119,8 +119,13 @@ def _explain_read_error(label: str, error: Exception, fmt: str) -> ChurnError:
     low = text.lower()
     if "gzip" in low or "zlib" in low or "compressed" in low or "inflate" in low:
         fix = "the gzip file is truncated or corrupted; export it again"
-    elif "unicode" in low or "utf-8" in low or "encoding" in low:
+    elif "invalid unicode" in low or "not utf-8" in low:
         fix = "the file is not UTF-8; set ingest.csv.encoding (e.g. latin-1 or cp1252)"
+    elif "sniffing" in low:
+        fix = (
+            'the CSV layout could not be worked out: look for an unbalanced quote (") that '
+            "swallows the rest of the file, or fix ingest.csv.delimiter/quote; then export again"
+        )
     elif fmt == "parquet":
         fix = "the file is not a readable Parquet file; export it again"
     else:
