@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import duckdb
@@ -57,6 +57,14 @@ class CleanedTable:
         )
 
 
+def strip_expr(text_sql: str) -> str:
+    """Return SQL trimming whitespace from text; the cheap test skips trim() on clean values."""
+    return (
+        f"(CASE WHEN ascii({text_sql}) <= 32 OR ascii(right({text_sql}, 1)) <= 32 "
+        f"THEN trim({text_sql}, {lit(WHITESPACE)}) ELSE {text_sql} END)"
+    )
+
+
 def timestamp_expr(
     column: str, dtype: str, fmt: str | None, dayfirst: bool, zone: str, where: str
 ) -> str:
@@ -74,7 +82,12 @@ def timestamp_expr(
             f"{where}: column {column!r} has type {dtype}; timestamps must be text, timestamp or "
             "date columns; convert it in the export or map another column"
         )
-    text = f"trim({col}, {lit(WHITESPACE)})"
+    text = strip_expr(col)
+    return text_timestamp_expr(text, offset_expr(text), fmt, dayfirst, zone)
+
+
+def text_timestamp_expr(text: str, offset: str, fmt: str | None, dayfirst: bool, zone: str) -> str:
+    """Return SQL parsing stripped text (and its offset flag) into a naive local TIMESTAMP."""
     if fmt is not None:
         aware = "%z" in fmt or "%Z" in fmt
         parsed = f"try_strptime({text}, {lit(fmt)})"
@@ -85,21 +98,16 @@ def timestamp_expr(
     # (DuckDB's plain TIMESTAMP cast would silently drop an offset, so it is detected first.)
     return f"""(CASE
         WHEN {text} = '' THEN NULL
-        WHEN right({text}, 1) IN ('Z', 'z')
-             OR (length({text}) > 16 AND regexp_matches({text}, {lit(OFFSET_PATTERN)}))
-        THEN timezone({lit(zone)}, try_cast({text} AS TIMESTAMPTZ))
+        WHEN {offset} THEN timezone({lit(zone)}, try_cast({text} AS TIMESTAMPTZ))
         ELSE coalesce(try_cast({text} AS TIMESTAMP), try_strptime({text}, {fallback_list}))
     END)"""
 
 
-def has_offset_expr(column: str, dtype: str) -> str:
-    """Return SQL that is true when a text timestamp carries its own UTC offset."""
-    if dtype.upper() != "VARCHAR":
-        return "false"
-    text = f"trim({ident(column)}, {lit(WHITESPACE)})"
+def offset_expr(text: str) -> str:
+    """SQL: does the text end in Z or a +hh:mm / -hh:mm offset? (cheap tests guard the regex)"""
     return (
-        f"(right({text}, 1) IN ('Z', 'z') OR (length({text}) > 16 AND "
-        f"regexp_matches({text}, {lit(OFFSET_PATTERN)})))"
+        f"(right({text}, 1) IN ('Z', 'z') OR ((contains({text}, '+') OR "
+        f"contains(right({text}, 6), '-')) AND regexp_matches({text}, {lit(OFFSET_PATTERN)})))"
     )
 
 
@@ -114,7 +122,7 @@ def amount_expr(column: str, dtype: str, decimal: str, thousands: str | None, wh
             f"{where}: column {column!r} has type {dtype}; amounts must be numbers or text; "
             "fix the export or map another column"
         )
-    text = f"trim({col}, {lit(WHITESPACE)})"
+    text = strip_expr(col)
     if thousands is not None:
         text = f"replace({text}, {lit(thousands)}, '')"
     if decimal == ",":
@@ -125,13 +133,18 @@ def amount_expr(column: str, dtype: str, decimal: str, thousands: str | None, wh
 
 def id_expr(column: str, dtype: str) -> str:
     """Return SQL for an id as trimmed text; empty becomes NULL."""
-    return f"nullif(trim(CAST({ident(column)} AS VARCHAR), {lit(WHITESPACE)}), '')"
+    return f"nullif({strip_expr(f'CAST({ident(column)} AS VARCHAR)')}, '')"
+
+
+def blank_expr(column: str) -> str:
+    """Return SQL true when the source value is missing or only whitespace."""
+    return f"(nullif(trim(CAST({ident(column)} AS VARCHAR), {lit(WHITESPACE)}), '') IS NULL)"
 
 
 def formula_expr(id_sql: str) -> str:
-    """Return SQL true when an id would run as a spreadsheet formula."""
-    prefixes = ", ".join(lit(p) for p in FORMULA_PREFIXES)
-    return f"left({id_sql}, 1) IN ({prefixes})"
+    """Return SQL true when an id would run as a spreadsheet formula (= + - @)."""
+    codes = ", ".join(str(ord(p)) for p in FORMULA_PREFIXES)
+    return f"ascii({id_sql}) IN ({codes})"
 
 
 def _text(column: str) -> str:
@@ -164,9 +177,19 @@ def clean_transactions(
     cust, ts, amt = src[C.CUSTOMER_ID], src[C.TIMESTAMP], src[C.AMOUNT]
     tx = src.get(C.TRANSACTION_ID)
     where = raw.label
-    ts_sql = timestamp_expr(
-        ts, t[ts], params.timestamp_format, params.dayfirst, params.timezone, where
-    )
+    text_ts = t[ts].upper() == "VARCHAR"
+    if (
+        text_ts
+    ):  # strip once, test the offset once, then parse (DuckDB does not share subexpressions)
+        ts_text_sql = strip_expr(ident(ts))
+        ts_sql = text_timestamp_expr(
+            "__ts_text", "__offset", params.timestamp_format, params.dayfirst, params.timezone
+        )
+    else:
+        ts_text_sql = "CAST(NULL AS VARCHAR)"
+        ts_sql = timestamp_expr(
+            ts, t[ts], params.timestamp_format, params.dayfirst, params.timezone, where
+        )
     amount_sql = amount_expr(amt, t[amt], params.csv.decimal, params.csv.thousands, where)
     cid_sql = id_expr(cust, t[cust])
     tx_sql = id_expr(tx, t[tx]) if tx else "CAST(NULL AS VARCHAR)"
@@ -178,38 +201,36 @@ def clean_transactions(
     reason_sql = f"""CASE
         WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
         WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
-        WHEN nullif(trim({_text(ts)}, {lit(WHITESPACE)}), '') IS NULL
-            THEN '{Reason.MISSING_TIMESTAMP}'
+        WHEN __ts IS NULL AND {blank_expr(ts)} THEN '{Reason.MISSING_TIMESTAMP}'
         WHEN __ts IS NULL THEN '{Reason.UNPARSEABLE_TIMESTAMP}'
         WHEN __ts > CAST({reject} AS TIMESTAMP) THEN '{Reason.FUTURE_TIMESTAMP}'
-        WHEN nullif(trim({_text(amt)}, {lit(WHITESPACE)}), '') IS NULL
-            THEN '{Reason.MISSING_AMOUNT}'
+        WHEN __amt IS NULL AND {blank_expr(amt)} THEN '{Reason.MISSING_AMOUNT}'
         WHEN __amt IS NULL THEN '{Reason.NON_NUMERIC_AMOUNT}'
         WHEN NOT isfinite(__amt) THEN '{Reason.NON_FINITE_AMOUNT}'
     END"""
     originals: list[tuple[str, str | None]] = [(C.CUSTOMER_ID, cust), (C.TIMESTAMP, ts)]
     originals += [(C.AMOUNT, amt), (C.TRANSACTION_ID, tx)]
     originals += [(p, p) for p in passthrough]
-    orig_sql = "".join(
-        f", CASE WHEN __reason IS NOT NULL THEN {_text(source) if source else 'NULL'} END "
-        f"AS {ident('__orig_' + out)}"
-        for out, source in originals
-    )
+    # One source file: its name is a constant, kept out of the big table, joins and sort keys.
+    many = len(raw.files) > 1
+    keys = "__file, __row" if many else "__row"
+    same_row = "t.__row = d.__row" + (" AND t.__file = d.__file" if many else "")
     source_cols = sorted({cust, ts, amt, *passthrough, *([tx] if tx else [])})
     detail_sql = _transaction_detail(cust, ts, amt, params, reject_after)
     con.execute(
         f"""CREATE TEMP TABLE {typed} AS
-        SELECT __file, __row, __cid, __ts, __amt, __tx {pass_cols}, __reason, __offset,
-               __trimmed {orig_sql},
-               CASE WHEN __reason IS NOT NULL THEN {detail_sql} END AS __detail
+        SELECT {keys}, __cid, __ts, __amt, __tx {pass_cols}, __reason, __offset, __trimmed
         FROM (
-            SELECT *, {reason_sql} AS __reason FROM (
-                SELECT __file, __row, {cid_sql} AS __cid, {ts_sql} AS __ts,
-                       {amount_sql} AS __amt, {tx_sql} AS __tx,
-                       {has_offset_expr(ts, t[ts])} AS __offset,
-                       CAST({ident(cust)} AS VARCHAR) <> {cid_sql} AS __trimmed,
-                       {", ".join(ident(c) for c in source_cols)}
-                FROM {raw.relation}
+            SELECT *, {reason_sql} AS __reason,
+                   CAST({ident(cust)} AS VARCHAR) <> __cid AS __trimmed FROM (
+                SELECT *, {ts_sql} AS __ts FROM (
+                    SELECT *, {offset_expr("__ts_text") if text_ts else "false"} AS __offset FROM (
+                        SELECT __file, __row, {cid_sql} AS __cid, {ts_text_sql} AS __ts_text,
+                               {amount_sql} AS __amt, {tx_sql} AS __tx,
+                               {", ".join(ident(c) for c in source_cols)}
+                        FROM {raw.relation}
+                    )
+                )
             )
         )"""
     )
@@ -221,11 +242,13 @@ def clean_transactions(
     else:
         stats_warning = None
 
-    reasons = dict(
-        con.execute(
-            f"SELECT __reason, count(*) FROM {typed} WHERE __reason IS NOT NULL GROUP BY ALL"
-        ).fetchall()
-    )
+    counts = con.execute(
+        f"SELECT __reason, count(*), count(*) FILTER (__offset), count(*) FILTER (__trimmed) "
+        f"FROM {typed} GROUP BY ALL"
+    ).fetchall()
+    reasons = {reason: n for reason, n, _, _ in counts if reason is not None}
+    valid = [(n_offset, n_trimmed) for reason, _, n_offset, n_trimmed in counts if reason is None]
+    n_offset, n_trimmed = valid[0] if valid else (0, 0)
     malformed_sql = None
     if raw.malformed is not None:
         (n_bad,) = con.execute(f"SELECT count(*) FROM {raw.malformed}").fetchone()
@@ -239,6 +262,8 @@ def clean_transactions(
         )
 
     # Duplicates among valid rows only, so a bad first copy never hides a good second one.
+    # Grouping 64-bit hashes finds the few candidate ids cheaply; the window then compares the
+    # ids themselves, so a hash collision can never remove a row.
     dups = fresh_name("txn_dups")
     out_cols = ["__cid", "__ts", "__amt", "__tx", *passthrough]
     conflicting = 0
@@ -246,18 +271,18 @@ def clean_transactions(
     if tx:
         con.execute(
             f"""CREATE TEMP TABLE {dups} AS
-            SELECT __file, __row, conflicting FROM (
-                SELECT __file, __row, row_number() OVER w AS rn,
+            SELECT {keys}, conflicting FROM (
+                SELECT {keys}, row_number() OVER w AS rn,
                        (__cid, __ts, __amt) IS DISTINCT FROM
                        first_value((__cid, __ts, __amt)) OVER w
                        AS conflicting
                 FROM {typed}
                 WHERE __reason IS NULL AND __tx IS NOT NULL
-                  AND __tx IN (
-                    SELECT __tx FROM {typed}
+                  AND hash(__tx) IN (
+                    SELECT hash(__tx) FROM {typed}
                     WHERE __reason IS NULL AND __tx IS NOT NULL
                     GROUP BY ALL HAVING count(*) > 1)
-                WINDOW w AS (PARTITION BY __tx ORDER BY __file, __row)
+                WINDOW w AS (PARTITION BY __tx ORDER BY {keys})
             ) WHERE rn > 1"""
         )
         (conflicting,) = con.execute(f"SELECT count(*) FROM {dups} WHERE conflicting").fetchone()
@@ -270,9 +295,9 @@ def clean_transactions(
         keep = "false" if params.drop_exact_duplicates else "true"
         con.execute(
             f"""CREATE TEMP TABLE {dups} AS
-            SELECT __file, __row, false AS conflicting FROM (
-                SELECT __file, __row, row_number() OVER (PARTITION BY {group}
-                    ORDER BY __file, __row) AS rn
+            SELECT {keys}, false AS conflicting FROM (
+                SELECT {keys}, row_number() OVER (PARTITION BY {group}
+                    ORDER BY {keys}) AS rn
                 FROM {typed} WHERE __reason IS NULL AND NOT {keep}
             ) WHERE rn > 1"""
         )
@@ -280,7 +305,7 @@ def clean_transactions(
 
     clean_from = f"{typed} t"
     if duplicates:
-        clean_from += f" ANTI JOIN {dups} d ON t.__file = d.__file AND t.__row = d.__row"
+        clean_from += f" ANTI JOIN {dups} d ON {same_row}"
     select_cols = (
         f"t.__cid AS {ident(C.CUSTOMER_ID)}, t.__ts AS {ident(C.TIMESTAMP)}, "
         f"CAST(t.__ts AS DATE) AS {ident(C.DATE)}, t.__amt AS {ident(C.AMOUNT)}, "
@@ -288,34 +313,28 @@ def clean_transactions(
     )
     clean_sql = (
         f"SELECT {select_cols} FROM {clean_from} WHERE t.__reason IS NULL "
-        f"ORDER BY t.__cid, t.__ts, t.__file, t.__row"
+        f"ORDER BY t.__cid, t.__ts, {'t.__file, ' if many else ''}t.__row"
     )
+    # Original values are read back from the source for the few quarantined rows only.
     quarantine_sql = (
-        f"SELECT 'transactions' AS {ident('table')}, __file AS source_file, CAST(__row AS BIGINT) AS source_row, "
-        f"__reason AS reason, __detail AS detail, "
-        + ", ".join(f"{ident('__orig_' + out)} AS {ident(out)}" for out, _ in originals)
-        + f" FROM {typed} WHERE __reason IS NOT NULL"
+        f"SELECT 'transactions' AS {ident('table')}, r.__file AS source_file, "
+        f"CAST(r.__row AS BIGINT) AS source_row, q.__reason AS reason, {detail_sql} AS detail, "
+        + ", ".join(
+            f"{_text(source) if source else 'CAST(NULL AS VARCHAR)'} AS {ident(out)}"
+            for out, source in originals
+        )
+        + f" FROM {raw.relation} r JOIN (SELECT {keys}, __reason FROM {typed} "
+        f"WHERE __reason IS NOT NULL) q ON r.__row = q.__row"
+        + (" AND r.__file = q.__file" if many else "")
     )
     if malformed_sql:
         quarantine_sql = f"{quarantine_sql} UNION ALL {malformed_sql}"
 
-    stats_row = con.execute(
-        f"""SELECT count(*), count(DISTINCT t.__cid),
-               count(*) FILTER (t.__amt < 0), count(*) FILTER (t.__amt = 0),
-               count(*) FILTER (t.__amt > 0),
-               CAST(min(t.__ts) AS VARCHAR), CAST(max(t.__ts) AS VARCHAR),
-               CAST(min(t.__ts)::DATE AS VARCHAR),
-               CAST(max(t.__ts)::DATE AS VARCHAR),
-               count(*) FILTER (t.__offset), count(*) FILTER (t.__trimmed),
-               count(*) FILTER (t.__tx IS NULL)
-        FROM {clean_from} WHERE t.__reason IS NULL"""
-    ).fetchone()
-    keys = ("rows_clean", "customers", "refunds_kept", "zero_amounts_kept", "purchases",
-            "timestamp_min", "timestamp_max", "date_min", "date_max", "timestamps_with_offset",
-            "customer_ids_trimmed", "missing_transaction_ids")  # fmt: skip
-    stats: dict[str, object] = dict(zip(keys, stats_row, strict=True))
+    stats: dict[str, object] = {
+        "timestamps_with_offset": int(n_offset),
+        "customer_ids_trimmed": int(n_trimmed),
+    }
     if tx is None:
-        stats.pop("missing_transaction_ids")
         stats["exact_duplicates"] = int(exact_duplicates)
         stats["exact_duplicates_kept"] = (
             0 if params.drop_exact_duplicates else int(exact_duplicates)
@@ -333,6 +352,28 @@ def clean_transactions(
         duplicates_removed=int(duplicates),
         stats=stats,
     )
+    return result  # rows_clean is counted in the written file: see summarize_transactions
+
+
+def summarize_transactions(
+    con: duckdb.DuckDBPyConnection, table: CleanedTable, written: str
+) -> CleanedTable:
+    """Return `table` with counts read back from the written Parquet file; assert conservation."""
+    row = con.execute(
+        f"""SELECT count(*), count(DISTINCT {ident(C.CUSTOMER_ID)}),
+               count(*) FILTER ({ident(C.AMOUNT)} < 0), count(*) FILTER ({ident(C.AMOUNT)} = 0),
+               count(*) FILTER ({ident(C.AMOUNT)} > 0),
+               CAST(min({ident(C.TIMESTAMP)}) AS VARCHAR),
+               CAST(max({ident(C.TIMESTAMP)}) AS VARCHAR),
+               CAST(min({ident(C.DATE)}) AS VARCHAR), CAST(max({ident(C.DATE)}) AS VARCHAR),
+               count(*) FILTER ({ident(C.TRANSACTION_ID)} IS NULL)
+        FROM read_parquet({lit(written)})"""
+    ).fetchone()
+    keys = ("rows_clean", "customers", "refunds_kept", "zero_amounts_kept", "purchases",
+            "timestamp_min", "timestamp_max", "date_min", "date_max",
+            "missing_transaction_ids")  # fmt: skip
+    stats = {**dict(zip(keys, row, strict=True)), **table.stats}
+    result = replace(table, stats=stats)
     result.assert_rows_conserved()
     return result
 
@@ -356,7 +397,7 @@ def _transaction_detail(cust: str, ts: str, amt: str, params, reject_after: date
         f"CASE WHEN regexp_matches({_text(amt)}, '^\\s*-?\\d{{1,3}}([,. ]\\d{{3}})+([.,]\\d+)?\\s*$') "
         f"THEN {lit(hint_thousands)} ELSE '' END"
     )
-    return f"""CASE __reason
+    return f"""CASE q.__reason
         WHEN '{Reason.MISSING_CUSTOMER_ID}' THEN {lit(f"column '{cust}' is empty")}
         WHEN '{Reason.FORMULA_CUSTOMER_ID}' THEN {lit(f"column '{cust}' value ")} || {_shown(cust)}
             || ' starts with = + - or @ and would run as a spreadsheet formula'

@@ -16,7 +16,7 @@ import duckdb
 from churn import columns as C
 from churn.errors import ChurnError
 from churn.ingest import checks
-from churn.ingest.clean import CleanedTable, clean_transactions
+from churn.ingest.clean import CleanedTable, clean_transactions, summarize_transactions
 from churn.ingest.side import clean_customers, clean_nps
 from churn.ingest.sources import RawTable, connect_duckdb, detect_format, ident, lit, open_source
 from churn.ingest.sql import mask_url, resolve_sql_url, snapshot_sql
@@ -142,8 +142,7 @@ def run_ingest(
         log.info("transactions: %d rows read from %s", raw.rows_read, raw.label)
         transactions = clean_transactions(con, raw, params, reject_after)
         log.info(
-            "transactions: %d clean, %d quarantined, %d duplicates removed (%.1f s)",
-            transactions.rows_clean,
+            "transactions: %d quarantined, %d duplicates removed (%.1f s)",
             transactions.quarantined,
             transactions.duplicates_removed,
             time.monotonic() - started,
@@ -175,27 +174,6 @@ def run_ingest(
         ]
         checks.enforce(results)  # before writing anything: a broken export writes nothing
 
-        newest = transactions.stats.get("timestamp_max")
-        newest_dt = datetime.fromisoformat(str(newest)) if newest else None
-        results.append(
-            checks.check_freshness(
-                newest_dt, reject_after, params.freshness.max_age_days, params.freshness.action
-            )
-        )
-        key = source_key(params)
-        results.append(
-            checks.check_volume(
-                raw.rows_read,
-                checks.previous_run(history, key),
-                params.volume.max_drop_share,
-                params.volume.action,
-            )
-        )
-        checks.enforce(results)
-        for result in results:
-            if result.status == "warn":
-                log.warning("check %s: %s", result.name, result.message)
-
         quarantine_sql = " UNION ALL BY NAME ".join(
             f"({t.quarantine_sql})" for t in (transactions, *side.values())
         )
@@ -208,6 +186,7 @@ def run_ingest(
                 for name in ("transactions", "quarantine", "customers", "nps")
             }
             _copy(con, transactions.clean_sql, tmp["transactions"])
+            log.info("transactions: sorted and written (%.1f s)", time.monotonic() - started)
             _copy(con, quarantine_sql, tmp["quarantine"])
             _copy(
                 con,
@@ -215,14 +194,27 @@ def run_ingest(
                 tmp["customers"],
             )
             _copy(con, side["nps"].clean_sql if "nps" in side else EMPTY_NPS, tmp["nps"])
-            (written,) = con.execute(
-                f"SELECT count(*) FROM read_parquet({lit(str(tmp['transactions']))})"
-            ).fetchone()
-            if written != transactions.rows_clean:
-                raise ChurnError(
-                    f"{outputs.transactions}: wrote {written} rows, expected "
-                    f"{transactions.rows_clean}; disk full? run again"
+            transactions = summarize_transactions(con, transactions, str(tmp["transactions"]))
+            newest = transactions.stats.get("timestamp_max")
+            newest_dt = datetime.fromisoformat(str(newest)) if newest else None
+            results.append(
+                checks.check_freshness(
+                    newest_dt, reject_after, params.freshness.max_age_days, params.freshness.action
                 )
+            )
+            key = source_key(params)
+            results.append(
+                checks.check_volume(
+                    raw.rows_read,
+                    checks.previous_run(history, key),
+                    params.volume.max_drop_share,
+                    params.volume.action,
+                )
+            )
+            checks.enforce(results)  # a failure here removes the temporary files: nothing lands
+            for result in results:
+                if result.status == "warn":
+                    log.warning("check %s: %s", result.name, result.message)
     except duckdb.OutOfMemoryException:
         raise ChurnError(
             f"DuckDB ran out of memory at ingest.memory_limit = {params.memory_limit}; raise it "
