@@ -102,12 +102,9 @@ def ingest(params: Path) -> dict[str, float]:
     return _child(
         f"""
         from churn.cli import app
-        try:
-            app(["ingest", "--params", "{params}", "--out", "ingest_out",
-                 "--report", "ingest_report.json", "--state", "ingest_history.json"],
-                standalone_mode=False)
-        finally:
-            pass
+        app(["ingest", "--params", "{params}", "--out", "ingest_out",
+             "--report", "ingest_report.json", "--state", "ingest_history.json"],
+            standalone_mode=False)
         """
     )
 
@@ -116,7 +113,7 @@ def main() -> None:
     """Run the benchmark and write benchmarks/results/ingest.json."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=535_000)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     DATA.mkdir(parents=True, exist_ok=True)
     source = ensure_data(args.customers)
@@ -124,10 +121,16 @@ def main() -> None:
     (DATA / "ingest_history.json").unlink(missing_ok=True)
     runs: dict[str, list[dict[str, float]]] = {"reference": [], "ingest": []}
     for i in range(args.repeats):
-        for name, step in (("reference", lambda: reference(source)), ("ingest", lambda: ingest(params))):
+        for name, step in (
+            ("reference", lambda: reference(source)),
+            ("ingest", lambda: ingest(params)),
+        ):
             result = step()
             runs[name].append(result)
-            print(f"run {i + 1} {name}: {result['seconds']:.1f} s, peak {result['peak_rss_mb']:.0f} MB", flush=True)
+            print(
+                f"run {i + 1} {name}: {result['seconds']:.1f} s, peak {result['peak_rss_mb']:.0f} MB",
+                flush=True,
+            )
     report = json.loads((DATA / "ingest_report.json").read_text())
     ref_s = statistics.median(r["seconds"] for r in runs["reference"])
     ing_s = statistics.median(r["seconds"] for r in runs["ingest"])

@@ -372,3 +372,10 @@ def test_quarantine_share_above_the_limit_fails_and_writes_nothing(tmp_path):
     assert "unparseable_timestamp: 1" in message and "max_quarantine_share" in message
     assert (out / "transactions.parquet").read_bytes() == b"previous run"
     assert not (out / "quarantine.parquet").exists()
+
+
+def test_output_schema_does_not_depend_on_the_data(tmp_path):
+    run(tmp_path, write_csv(tmp_path, GOOD))  # no nulls anywhere, nothing quarantined
+    for name in ("transactions", "quarantine", "customers", "nps"):
+        schema = pq.read_schema(tmp_path / "out" / f"{name}.parquet")
+        assert all(field.nullable for field in schema), name

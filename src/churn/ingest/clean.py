@@ -136,6 +136,15 @@ def id_expr(column: str, dtype: str) -> str:
     return f"nullif({strip_expr(f'CAST({ident(column)} AS VARCHAR)')}, '')"
 
 
+def nullable(sql: str) -> str:
+    """Return SQL with the same value that DuckDB cannot prove non-null.
+
+    DuckDB marks a Parquet column `required` when its statistics show no nulls, so the schema
+    would change with the data; this keeps every output column optional, run after run.
+    """
+    return f"(CASE WHEN {sql} IS NULL THEN NULL ELSE {sql} END)"
+
+
 def blank_expr(column: str) -> str:
     """Return SQL true when the source value is missing or only whitespace."""
     return f"(nullif(trim(CAST({ident(column)} AS VARCHAR), {lit(WHITESPACE)}), '') IS NULL)"
@@ -306,11 +315,15 @@ def clean_transactions(
     clean_from = f"{typed} t"
     if duplicates:
         clean_from += f" ANTI JOIN {dups} d ON {same_row}"
-    select_cols = (
-        f"t.__cid AS {ident(C.CUSTOMER_ID)}, t.__ts AS {ident(C.TIMESTAMP)}, "
-        f"CAST(t.__ts AS DATE) AS {ident(C.DATE)}, t.__amt AS {ident(C.AMOUNT)}, "
-        f"t.__tx AS {ident(C.TRANSACTION_ID)}" + "".join(f", t.{ident(p)}" for p in passthrough)
-    )
+    outputs = [
+        ("t.__cid", C.CUSTOMER_ID),
+        ("t.__ts", C.TIMESTAMP),
+        ("CAST(t.__ts AS DATE)", C.DATE),
+        ("t.__amt", C.AMOUNT),
+        ("t.__tx", C.TRANSACTION_ID),
+        *((f"t.{ident(p)}", p) for p in passthrough),
+    ]
+    select_cols = ", ".join(f"{nullable(sql)} AS {ident(name)}" for sql, name in outputs)
     clean_sql = (
         f"SELECT {select_cols} FROM {clean_from} WHERE t.__reason IS NULL "
         f"ORDER BY t.__cid, t.__ts, {'t.__file, ' if many else ''}t.__row"

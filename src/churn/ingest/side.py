@@ -13,6 +13,7 @@ from churn.ingest.clean import (
     amount_expr,
     formula_expr,
     id_expr,
+    nullable,
     timestamp_expr,
 )
 from churn.ingest.reasons import Reason
@@ -121,8 +122,10 @@ def clean_customers(
                 AS rn FROM {typed} WHERE __reason IS NULL) WHERE rn > 1"""
     )
     (duplicates,) = con.execute(f"SELECT count(*) FROM {dups}").fetchone()
-    clean_sql = f"""SELECT t.__cid AS {ident(C.CUSTOMER_ID)}, t.__signup AS {ident(C.SIGNUP_DATE)},
-            t.__channel AS {ident(C.CHANNEL)}, t.__region AS {ident(C.REGION)}
+    clean_sql = f"""SELECT {nullable("t.__cid")} AS {ident(C.CUSTOMER_ID)},
+            {nullable("t.__signup")} AS {ident(C.SIGNUP_DATE)},
+            {nullable("t.__channel")} AS {ident(C.CHANNEL)},
+            {nullable("t.__region")} AS {ident(C.REGION)}
         FROM {typed} t ANTI JOIN {dups} d ON t.__file = d.__file AND t.__row = d.__row
         WHERE t.__reason IS NULL ORDER BY t.__cid"""
     quarantine_sql = f"""SELECT 'customers' AS {ident("table")}, __file AS source_file,
@@ -183,9 +186,9 @@ def clean_nps(
                    {_text(answered)} AS __answered_text, {_text(score)} AS __score_text
             FROM {raw.relation})"""
     )
-    clean_sql = f"""SELECT __cid AS {ident(C.CUSTOMER_ID)},
-            CAST(__answered AS DATE) AS {ident(C.ANSWERED_AT)},
-            CAST(__score AS INTEGER) AS {ident(C.NPS_SCORE)}
+    clean_sql = f"""SELECT {nullable("__cid")} AS {ident(C.CUSTOMER_ID)},
+            {nullable("CAST(__answered AS DATE)")} AS {ident(C.ANSWERED_AT)},
+            {nullable("CAST(__score AS INTEGER)")} AS {ident(C.NPS_SCORE)}
         FROM {typed} WHERE __reason IS NULL ORDER BY __cid, __answered, __score, __file, __row"""
     quarantine_sql = f"""SELECT 'nps' AS {ident("table")}, __file AS source_file,
             CAST(__row AS BIGINT) AS source_row, __reason AS reason,

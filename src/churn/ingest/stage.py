@@ -16,7 +16,12 @@ import duckdb
 from churn import columns as C
 from churn.errors import ChurnError
 from churn.ingest import checks
-from churn.ingest.clean import CleanedTable, clean_transactions, summarize_transactions
+from churn.ingest.clean import (
+    CleanedTable,
+    clean_transactions,
+    nullable,
+    summarize_transactions,
+)
 from churn.ingest.side import clean_customers, clean_nps
 from churn.ingest.sources import RawTable, connect_duckdb, detect_format, ident, lit, open_source
 from churn.ingest.sql import mask_url, resolve_sql_url, snapshot_sql
@@ -177,8 +182,10 @@ def run_ingest(
         quarantine_sql = " UNION ALL BY NAME ".join(
             f"({t.quarantine_sql})" for t in (transactions, *side.values())
         )
+        names = [row[0] for row in con.execute(f"DESCRIBE {quarantine_sql}").fetchall()]
         quarantine_sql = (
-            f"SELECT * FROM ({quarantine_sql}) ORDER BY {ident('table')}, source_file, source_row"
+            f"SELECT {', '.join(f'{nullable(ident(n))} AS {ident(n)}' for n in names)} "
+            f"FROM ({quarantine_sql}) ORDER BY {ident('table')}, source_file, source_row"
         )
         with contextlib.ExitStack() as stack:
             tmp = {
