@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import pyarrow.parquet as pq
+import pytest
 
+from churn.errors import ChurnError, DataCheckFailed
 from ingest_support import run, write_csv
 
 TX = "00001,a,2024-01-01 10:00:00,1\n"
@@ -81,9 +83,10 @@ def test_nps_scores_must_be_integers_from_0_to_10(tmp_path):
 
 
 def test_too_many_bad_customer_rows_fail_the_stage(tmp_path):
-    import pytest
-
-    from churn.errors import DataCheckFailed
-
     with pytest.raises(DataCheckFailed, match="customers"):
         _side(tmp_path, customers="x,bad,web,n\n,2024-01-01,web,n\n", max_quarantine_share=0.4)
+
+
+def test_missing_side_table_file_names_its_own_params_key(tmp_path):
+    with pytest.raises(ChurnError, match="fix ingest.nps.source"):
+        run(tmp_path, write_csv(tmp_path, TX), nps={"source": str(tmp_path / "nps.csv")})

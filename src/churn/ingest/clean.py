@@ -187,9 +187,9 @@ def clean_transactions(
     tx = src.get(C.TRANSACTION_ID)
     where = raw.label
     text_ts = t[ts].upper() == "VARCHAR"
-    if (
-        text_ts
-    ):  # strip once, test the offset once, then parse (DuckDB does not share subexpressions)
+    # Text timestamps: strip once, test the offset once, then parse, each in its own subquery
+    # layer (DuckDB does not share common subexpressions).
+    if text_ts:
         ts_text_sql = strip_expr(ident(ts))
         ts_sql = text_timestamp_expr(
             "__ts_text", "__offset", params.timestamp_format, params.dayfirst, params.timezone

@@ -95,17 +95,17 @@ def detect_format(source: str, fmt: str) -> str:
     )
 
 
-def list_files(source: str, fmt: str) -> list[Path]:
+def list_files(source: str, fmt: str, key: str = "ingest.source") -> list[Path]:
     """Return the data files of a file or folder source, sorted; ChurnError when there are none."""
     path = Path(source)
     if not path.exists():
-        raise ChurnError(f"{source}: not found; fix ingest.source in params.yaml")
+        raise ChurnError(f"{source}: not found; fix {key} in params.yaml")
     if path.is_file():
         return [path]
     suffixes = CSV_SUFFIXES if fmt == "csv" else PARQUET_SUFFIXES
     files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes))
     if not files:
-        raise ChurnError(f"{source}: folder has no {fmt} files; check ingest.source")
+        raise ChurnError(f"{source}: folder has no {fmt} files; check {key}")
     return files
 
 
@@ -310,9 +310,10 @@ def open_source(
     required: list[str],
     work_dir: Path,
     label: str | None = None,
+    key: str = "ingest.source",
 ) -> RawTable:
     """Open a file or folder source (fmt csv or parquet) and fail clearly on an empty one."""
-    files = list_files(source, fmt)
+    files = list_files(source, fmt, key)
     label = label or source
     raw = (
         open_csv(con, files, csv, label, work_dir)

@@ -91,8 +91,9 @@ def _open(
 ) -> tuple[RawTable, dict[str, Any] | None]:
     """Open a file source directly, or snapshot a SQL source to Parquet first."""
     fmt = detect_format(spec.source, spec.format)
+    key = "ingest.source" if name == "transactions" else f"ingest.{name}.source"
     if fmt != "sql":
-        return open_source(con, spec.source, fmt, spec.csv, required, work_dir), None
+        return open_source(con, spec.source, fmt, spec.csv, required, work_dir, key=key), None
     shown = mask_url(spec.source)
     url = resolve_sql_url(spec.source, spec.sql.password_env, environ)
     shown = (
