@@ -379,3 +379,23 @@ def test_output_schema_does_not_depend_on_the_data(tmp_path):
     for name in ("transactions", "quarantine", "customers", "nps"):
         schema = pq.read_schema(tmp_path / "out" / f"{name}.parquet")
         assert all(field.nullable for field in schema), name
+
+
+def test_csv_folder_numbers_rows_per_file_around_malformed_lines(tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    write_csv(folder, "00001,a,2024-01-01,1\n00002,b,2024-01-02,2\n", name="part-1.csv")
+    second = write_csv(
+        folder,
+        "00003,c,2024-01-03,3\n00004,d,2024-01-04,4,x\n00005,e,2024-01-05,4,y\n00006,f,oops,6\n",
+        name="part-2.csv",
+    )
+    result = run(tmp_path, folder)
+    assert result.report["files"] == 2 and result.report["rows_read"] == 6
+    quarantine = result.quarantine.set_index("source_row")
+    assert set(quarantine["source_file"]) == {str(second)}
+    assert quarantine["reason"].to_dict() == {
+        2: "malformed_line",
+        3: "malformed_line",
+        4: "unparseable_timestamp",
+    }

@@ -213,3 +213,31 @@ def test_postgres_password_from_environment_is_masked_in_errors(tmp_path, pg_tab
             columns=COLUMNS,
         )
     assert "hunter2" not in str(caught.value)
+
+
+class _Batches:
+    """Stands in for a SQLAlchemy result: keys() and partitions()."""
+
+    def __init__(self, names, *batches):
+        self._names, self._batches = names, batches
+
+    def keys(self):
+        return self._names
+
+    def partitions(self):
+        yield from self._batches
+
+
+def test_snapshot_batches_with_different_decimal_precision_and_null_columns(tmp_path):
+    from churn.ingest.sql import _write_batches
+
+    result = _Batches(
+        ["amount", "note"],
+        [(Decimal("1.50"), None), (Decimal("2.25"), None)],
+        [(Decimal("123456.789"), "x")],
+    )
+    rows = _write_batches(result, tmp_path / "snap.parquet")
+    table = pd.read_parquet(tmp_path / "snap.parquet")
+    assert rows == 3
+    assert table["amount"].tolist() == [1.5, 2.25, 123456.789]
+    assert table["note"].tolist()[2] == "x"

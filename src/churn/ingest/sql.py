@@ -181,7 +181,7 @@ def _write_batches(result, path: Path) -> int:
     try:
         for batch in result.partitions():
             columns = list(zip(*batch, strict=True)) if batch else [[] for _ in names]
-            arrays = [pa.array(list(values)) for values in columns]
+            arrays = [_column_array(values) for values in columns]
             table = pa.Table.from_arrays(arrays, names=names)
             if writer is None:
                 schema = pa.schema(
@@ -202,6 +202,16 @@ def _write_batches(result, path: Path) -> int:
         if tmp.exists():
             tmp.unlink()
     return rows
+
+
+def _column_array(values) -> pa.Array:
+    """Return an Arrow array for one column of a batch; decimals become float64.
+
+    Arrow infers a decimal's precision from the values in each batch, so batches would disagree;
+    amounts end up as float64 anyway.
+    """
+    array = pa.array(list(values))
+    return array.cast(pa.float64()) if pa.types.is_decimal(array.type) else array
 
 
 def sha256_file(path: str | Path) -> str:
