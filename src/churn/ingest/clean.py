@@ -263,9 +263,9 @@ def clean_transactions(
         (n_bad,) = con.execute(f"SELECT count(*) FROM {raw.malformed}").fetchone()
         reasons[str(Reason.MALFORMED_LINE)] = int(n_bad)
         malformed_sql = (
-            f"SELECT 'transactions' AS {ident('table')}, __file AS source_file, CAST(__row AS BIGINT) AS "
-            f"source_row, '{Reason.MALFORMED_LINE}' AS reason, "
-            f"'line ' || (__row + 1) || ': ' || error || ': ' || left(raw_line, 200) AS detail, "
+            f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE}, CAST(__row AS BIGINT) AS "
+            f"{C.SOURCE_ROW}, '{Reason.MALFORMED_LINE}' AS {C.REASON}, "
+            f"'line ' || (__row + 1) || ': ' || error || ': ' || left(raw_line, 200) AS {C.DETAIL}, "
             + ", ".join(f"CAST(NULL AS VARCHAR) AS {ident(out)}" for out, _ in originals)
             + f" FROM {raw.malformed}"
         )
@@ -330,8 +330,8 @@ def clean_transactions(
     )
     # Original values are read back from the source for the few quarantined rows only.
     quarantine_sql = (
-        f"SELECT 'transactions' AS {ident('table')}, r.__file AS source_file, "
-        f"CAST(r.__row AS BIGINT) AS source_row, q.__reason AS reason, {detail_sql} AS detail, "
+        f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, r.__file AS {C.SOURCE_FILE}, "
+        f"CAST(r.__row AS BIGINT) AS {C.SOURCE_ROW}, q.__reason AS {C.REASON}, {detail_sql} AS {C.DETAIL}, "
         + ", ".join(
             f"{_text(source) if source else 'CAST(NULL AS VARCHAR)'} AS {ident(out)}"
             for out, source in originals

@@ -32,9 +32,9 @@ def _malformed_sql(raw: RawTable, table: str) -> str | None:
     if raw.malformed is None:
         return None
     return (
-        f"SELECT {lit(table)} AS {ident('table')}, __file AS source_file, CAST(__row AS BIGINT) AS source_row, "
-        f"'{Reason.MALFORMED_LINE}' AS reason, "
-        f"'line ' || (__row + 1) || ': ' || error || ': ' || left(raw_line, 200) AS detail "
+        f"SELECT {lit(table)} AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE}, CAST(__row AS BIGINT) AS {C.SOURCE_ROW}, "
+        f"'{Reason.MALFORMED_LINE}' AS {C.REASON}, "
+        f"'line ' || (__row + 1) || ': ' || error || ': ' || left(raw_line, 200) AS {C.DETAIL} "
         f"FROM {raw.malformed}"
     )
 
@@ -128,8 +128,10 @@ def clean_customers(
             {nullable("t.__region")} AS {ident(C.REGION)}
         FROM {typed} t ANTI JOIN {dups} d ON t.__file = d.__file AND t.__row = d.__row
         WHERE t.__reason IS NULL ORDER BY t.__cid"""
-    quarantine_sql = f"""SELECT 'customers' AS {ident("table")}, __file AS source_file,
-            CAST(__row AS BIGINT) AS source_row, __reason AS reason,
+    quarantine_sql = f"""SELECT 'customers' AS {ident(C.QUARANTINE_TABLE)}, __file AS {
+        C.SOURCE_FILE
+    },
+            CAST(__row AS BIGINT) AS {C.SOURCE_ROW}, __reason AS {C.REASON},
             CASE __reason
                 WHEN '{Reason.MISSING_CUSTOMER_ID}' THEN {lit(f"column '{cust}' is empty")}
                 WHEN '{Reason.FORMULA_CUSTOMER_ID}' THEN {lit(f"column '{cust}' value '")}
@@ -137,7 +139,7 @@ def clean_customers(
                 ELSE {lit(f"column '{signup}' value ")} || __signup_shown || {
         lit(" is not a date (set ingest.customers.date_format or dayfirst)")
     }
-            END AS detail, __orig_cid AS {ident(C.CUSTOMER_ID)}
+            END AS {C.DETAIL}, __orig_cid AS {ident(C.CUSTOMER_ID)}
         FROM {typed} WHERE __reason IS NOT NULL"""
     return _finish(con, raw, "customers", typed, clean_sql, quarantine_sql, duplicates)
 
@@ -190,8 +192,8 @@ def clean_nps(
             {nullable("CAST(__answered AS DATE)")} AS {ident(C.ANSWERED_AT)},
             {nullable("CAST(__score AS INTEGER)")} AS {ident(C.NPS_SCORE)}
         FROM {typed} WHERE __reason IS NULL ORDER BY __cid, __answered, __score, __file, __row"""
-    quarantine_sql = f"""SELECT 'nps' AS {ident("table")}, __file AS source_file,
-            CAST(__row AS BIGINT) AS source_row, __reason AS reason,
+    quarantine_sql = f"""SELECT 'nps' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE},
+            CAST(__row AS BIGINT) AS {C.SOURCE_ROW}, __reason AS {C.REASON},
             CASE
                 WHEN __reason IN ('{Reason.MISSING_CUSTOMER_ID}', '{Reason.FORMULA_CUSTOMER_ID}')
                     THEN {lit(f"column '{cust}' value '")} || coalesce(__orig_cid, '') || ''''
@@ -200,6 +202,6 @@ def clean_nps(
                     THEN {lit(f"column '{answered}' value ")} || __answered_shown
                 ELSE {lit(f"column '{score}' value ")} || __score_shown
                     || ' is not an integer from 0 to 10'
-            END AS detail, __orig_cid AS {ident(C.CUSTOMER_ID)}
+            END AS {C.DETAIL}, __orig_cid AS {ident(C.CUSTOMER_ID)}
         FROM {typed} WHERE __reason IS NOT NULL"""
     return _finish(con, raw, "nps", typed, clean_sql, quarantine_sql, 0)

@@ -186,7 +186,7 @@ def run_ingest(
         names = [row[0] for row in con.execute(f"DESCRIBE {quarantine_sql}").fetchall()]
         quarantine_sql = (
             f"SELECT {', '.join(f'{nullable(ident(n))} AS {ident(n)}' for n in names)} "
-            f"FROM ({quarantine_sql}) ORDER BY {ident('table')}, source_file, source_row"
+            f"FROM ({quarantine_sql}) ORDER BY {ident(C.QUARANTINE_TABLE)}, {C.SOURCE_FILE}, {C.SOURCE_ROW}"
         )
         with contextlib.ExitStack() as stack:
             tmp = {
