@@ -399,3 +399,18 @@ def test_csv_folder_numbers_rows_per_file_around_malformed_lines(tmp_path):
         3: "malformed_line",
         4: "unparseable_timestamp",
     }
+
+
+def test_zone_names_convert_and_am_pm_stays_local(tmp_path):
+    body = (
+        "00001,a,2024-01-01 10:00:00 UTC,1\n"
+        "00001,b,2024-01-01 10:00:00 Europe/London,1\n"
+        "00001,c,01/02/2024 10:00 PM,1\n"
+    )
+    result = run(tmp_path, write_csv(tmp_path, body))
+    stamps = dict(
+        zip(result.transactions["transaction_id"], result.transactions["timestamp"], strict=True)
+    )
+    assert stamps["a"] == stamps["b"] == pd.Timestamp("2024-01-01 11:00:00")
+    assert stamps["c"] == pd.Timestamp("2024-01-02 22:00:00")
+    assert result.report["timestamps_with_offset"] == 2
