@@ -322,8 +322,8 @@ def open_source(
     )
     if raw.rows_read == 0:
         raise ChurnError(
-            f"{label}: has a header but no data rows; export it again (an empty export would "
-            "silently drop every customer)"
+            f"{label}: no data rows (only a header, or a query that returned nothing); export "
+            "it again or fix the query: an empty input would silently drop every customer"
         )
     return raw
 

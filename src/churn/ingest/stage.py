@@ -94,11 +94,9 @@ def _open(
     key = "ingest.source" if name == "transactions" else f"ingest.{name}.source"
     if fmt != "sql":
         return open_source(con, spec.source, fmt, spec.csv, required, work_dir, key=key), None
-    shown = mask_url(spec.source)
     url = resolve_sql_url(spec.source, spec.sql.password_env, environ)
-    shown = (
-        url.render_as_string(hide_password=True) if not spec.source.startswith("env:") else shown
-    )
+    from_env = spec.source.startswith("env:")  # then even the host stays out of logs
+    shown = mask_url(spec.source) if from_env else url.render_as_string(hide_password=True)
     path = snapshots / f"{name}_snapshot.parquet"
     log.info("%s: reading %s into %s", name, shown, path)
     columns = required if spec.sql.table else []
