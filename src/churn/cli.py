@@ -335,6 +335,51 @@ def features(
     log.info("wrote %s, %s and %s", out / "train.parquet", out / "score.parquet", report)
 
 
+# --------------------------------------------------------------------------- ingest
+@app.command()
+def ingest(
+    out: Annotated[Path, typer.Option(help="Folder for the clean tables.")] = Path("data/interim"),
+    report: Annotated[Path, typer.Option(help="JSON report (DVC metrics).")] = Path(
+        "reports/ingest.json"
+    ),
+    snapshots: Annotated[Path, typer.Option(help="Folder for SQL source snapshots.")] = Path(
+        "data/raw"
+    ),
+    state: Annotated[
+        Path, typer.Option(help="Run history for the volume check (outside DVC outputs).")
+    ] = Path(".churn/ingest_history.json"),
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Read, type and check the transactions export; quarantine bad rows; write the report."""
+    import json
+    import os
+    import tempfile
+    from datetime import UTC, datetime
+
+    from churn.ingest import IngestOutputs, run_ingest
+    from churn.io import write_json
+
+    settings = load_params(params).ingest
+    try:
+        history = json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
+    except (OSError, ValueError):
+        log.warning("%s: unreadable run history, the volume check starts afresh", state)
+        history = {}
+    with tempfile.TemporaryDirectory(prefix="churn-ingest-") as work_dir:
+        result, history = run_ingest(
+            settings,
+            IngestOutputs.in_folder(out),
+            snapshots,
+            history,
+            datetime.now(UTC),
+            os.environ,
+            Path(work_dir),
+        )
+    write_json(result, report)
+    write_json(history, state)
+    log.info("wrote %s and %s", out, report)
+
+
 def main() -> None:
     """Run the CLI; user-fixable problems print one clear message and exit 1, no traceback."""
     try:

@@ -8,6 +8,8 @@ AMOUNT = "amount"  # positive = purchase, negative = refund, zero = kept and fla
 TRANSACTION_ID = "transaction_id"
 
 # quarantine (data/interim/quarantine.parquet)
+QUARANTINE_TABLE = "table"  # transactions / customers / nps
+SOURCE_FILE = "source_file"
 SOURCE_ROW = "source_row"  # 1-based data row in the source (header not counted)
 REASON = "reason"
 DETAIL = "detail"
