@@ -25,7 +25,7 @@ from churn.retrain import (
     run_retrain,
 )
 
-OK = ReproResult(0, (), ())
+OK = ReproResult(0, False, ())
 
 
 @pytest.fixture
@@ -104,13 +104,13 @@ def test_drift_blocking_publication_exits_20_and_still_backtests(tmp_path):
 
 
 def test_a_data_check_failing_inside_dvc_repro_exits_20(tmp_path):
-    fake = Fake(repro=ReproResult(255, (20,), ("ERROR: ... exited with 20",)))
+    fake = Fake(repro=ReproResult(255, True, ("data check failed: 40% fewer rows",)))
     assert run_retrain(fake.steps(), tmp_path / "lock") == EXIT_BLOCKED
     assert "publish" not in fake.calls
 
 
 def test_any_other_pipeline_failure_exits_1_without_publishing(tmp_path):
-    fake = Fake(repro=ReproResult(255, (1,), ()))
+    fake = Fake(repro=ReproResult(255, False, ()))
     assert run_retrain(fake.steps(), tmp_path / "lock") == EXIT_ERROR
     assert fake.calls == ["repro"]
 
@@ -156,8 +156,9 @@ def test_the_lock_is_free_again_after_a_run(tmp_path):
 def test_the_pipeline_output_is_relayed_and_a_stage_exit_code_is_read(tmp_path, churn_logs):
     script = (
         "import sys; print('Running stage ingest'); "
-        "print(\"ERROR: failed to reproduce 'ingest': failed to run: churn ingest, exited with 20\", "
-        "file=sys.stderr); sys.exit(255)"
+        "print('data check failed: 60% fewer rows than the previous run', file=sys.stderr); "
+        "print(\"ERROR: failed to reproduce 'ingest': exited with 1\", file=sys.stderr); "
+        "sys.exit(255)"
     )
     result = run_repro([sys.executable, "-c", script], cwd=tmp_path)
     assert result.returncode == 255

@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
-import re
 import subprocess
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -23,7 +22,7 @@ EXIT_KEPT = 10  # champion kept, list published
 EXIT_BLOCKED = 20  # publication blocked by drift or data checks
 EXIT_LOCKED = 75  # another run holds the lock (EX_TEMPFAIL: try again later)
 EXIT_ERROR = 1
-DATA_CHECK_EXIT = 20  # what a `churn` stage exits with on DataCheckFailed (cli.main)
+DATA_CHECK_PREFIX = "data check failed: "  # how cli.main prints DataCheckFailed
 
 
 class LockHeld(ChurnError):
@@ -59,26 +58,18 @@ def exclusive_lock(path: str | Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class ReproResult:
-    """How `dvc repro` ended: its exit code, the exit codes of failed stages, the last lines."""
+    """How `dvc repro` ended: its exit code, whether a data check stopped it, the last lines."""
 
     returncode: int
-    stage_exit_codes: tuple[int, ...]
+    data_check_failed: bool
     tail: tuple[str, ...]
-
-    @property
-    def data_check_failed(self) -> bool:
-        """Return True when a stage stopped on a data check (it exited with DATA_CHECK_EXIT)."""
-        return DATA_CHECK_EXIT in self.stage_exit_codes
-
-
-_STAGE_EXIT = re.compile(r"exited with (\d+)")
 
 
 def run_repro(command: Sequence[str], cwd: str | Path | None = None) -> ReproResult:
     """Run the pipeline command, relaying its output as log lines; return how it ended."""
     log.info("running %s", " ".join(command))
     tail: deque[str] = deque(maxlen=40)
-    codes: list[int] = []
+    data_check = False
     try:
         process = subprocess.Popen(
             list(command),
@@ -100,9 +91,9 @@ def run_repro(command: Sequence[str], cwd: str | Path | None = None) -> ReproRes
         if not line:
             continue
         tail.append(line)
-        codes.extend(int(m) for m in _STAGE_EXIT.findall(line))
+        data_check = data_check or line.startswith(DATA_CHECK_PREFIX)
         log.info("| %s", line)
-    return ReproResult(process.wait(), tuple(codes), tuple(tail))
+    return ReproResult(process.wait(), data_check, tuple(tail))
 
 
 @dataclass(frozen=True)
