@@ -31,3 +31,25 @@ AS_OF = "as_of"
 CHURN_PROBABILITY = "churn_probability"
 RISK_TIER = "risk_tier"
 MODEL_VERSION = "model_version"
+
+# scores, continued (score stage; the published at-risk lists carry a subset)
+EXPECTED_VALUE = "expected_value"  # margin the customer would bring over score.expected_value_days
+VALUE_AT_RISK = "value_at_risk"  # churn_probability x expected_value
+EXPECTED_NET_BENEFIT = "expected_net_benefit"  # p x save_rate x expected_value - contact_cost
+PRIORITY = "priority"  # 1 = contact first; ties broken by customer_id
+AT_RISK = "at_risk"  # flagged by score.target (never when suppressed)
+SUPPRESSED = "suppressed"  # on the suppression list (opted out, contacted recently)
+GROUP = "group"  # treatment / control (held out to measure the campaign)
+REASONS = "reasons"  # top drivers of this customer's risk in plain words, ' | '-separated
+REASON_FAMILY = "reason_family"  # family of the main reason (recency, nps, ...)
+SUGGESTED_ACTION = "suggested_action"
+
+# core snapshot features the score stage reads by name
+RECENCY_DAYS = "recency_days"
+TENURE_DAYS = "tenure_days"
+PURCHASES = "purchases"
+PURCHASES_90D = "purchases_90d"
+SPEND_TOTAL = "spend_total"
+SPEND_90D = "spend_90d"
+AOV = "aov"
+GAP_MEAN_DAYS = "gap_mean_days"
