@@ -110,3 +110,33 @@ def train_model(
         num_boost_round=trees,
     )
     return ChurnModel(booster, Calibrator("identity"), spec, {"model_version": version})
+
+
+def make_scores(
+    customers: int = 300,
+    seed: int = 0,
+    as_of: dt.date = AS_OF,
+    model_version: str = "7",
+    suppressed: tuple[str, ...] = (),
+) -> pd.DataFrame:
+    """Return a scores table like `churn score` writes, without a model (random probabilities)."""
+    from churn.config import ScoreParams
+    from churn.score import score_customers
+
+    snapshot = make_snapshot(customers, seed=seed, as_of=as_of)
+    probability = np.random.default_rng(seed).beta(2, 4, customers)
+    scores = score_customers(
+        snapshot,
+        probability,
+        ScoreParams(),
+        model_version=model_version,
+        suppressed_ids=suppressed,
+    )
+    flagged = scores["at_risk"].to_numpy()
+    reasons = pd.Series(pd.NA, index=scores.index, dtype="string")
+    reasons[flagged] = [f"no purchase for {d} days" for d in range(int(flagged.sum()))]
+    actions = pd.Series(pd.NA, index=scores.index, dtype="string")
+    actions[flagged] = "win-back offer"
+    family = pd.Series(pd.NA, index=scores.index, dtype="string")
+    family[flagged] = "recency"
+    return scores.assign(reasons=reasons, reason_family=family, suggested_action=actions)

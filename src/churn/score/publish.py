@@ -168,16 +168,8 @@ def validate_scores(scores: pd.DataFrame, source: str = "scores") -> None:
         if column not in scores.columns:
             problems.append(f"column '{column}' is missing")
             continue
-        values = scores[column]
-        ok = {
-            "string": pd.api.types.is_string_dtype(values) or values.isna().all(),
-            "date": values.map(lambda v: isinstance(v, dt.date) or pd.isna(v)).all(),
-            "float": pd.api.types.is_float_dtype(values),
-            "int": pd.api.types.is_integer_dtype(values),
-            "bool": pd.api.types.is_bool_dtype(values),
-        }[kind]
-        if not ok:
-            problems.append(f"column '{column}' should be {kind}, is {values.dtype}")
+        if not _has_kind(scores[column], kind):
+            problems.append(f"column '{column}' should be {kind}, is {scores[column].dtype}")
     if problems:
         raise DataCheckFailed(
             f"{source}: not a scores table: {'; '.join(problems)}; rerun `churn score`"
@@ -196,6 +188,18 @@ def validate_scores(scores: pd.DataFrame, source: str = "scores") -> None:
         raise DataCheckFailed(f"{source}: suppressed customers are flagged; rerun `churn score`")
     if scores.loc[flagged, REASONS].isna().any():
         raise DataCheckFailed(f"{source}: flagged customers without reasons; rerun `churn score`")
+
+
+def _has_kind(values: pd.Series, kind: str) -> bool:
+    if kind == "string":
+        return pd.api.types.is_string_dtype(values) or bool(values.isna().all())
+    if kind == "date":
+        return values.dtype == object and all(isinstance(v, dt.date) for v in values.dropna())
+    if kind == "float":
+        return pd.api.types.is_float_dtype(values)
+    if kind == "int":
+        return pd.api.types.is_integer_dtype(values)
+    return pd.api.types.is_bool_dtype(values)
 
 
 def check_ingest_report(report: dict[str, Any] | None, params: PublishParams) -> Gate:
