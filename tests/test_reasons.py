@@ -10,6 +10,7 @@ from churn.config import ActionsParams, ReasonsParams
 from churn.score.reasons import (
     NO_DRIVER,
     PathAttribution,
+    choose_method,
     compute_contributions,
     explain_contributions,
     family_of,
@@ -152,6 +153,13 @@ def test_path_and_treeshap_mostly_agree_on_the_main_reason(model):
     )
     agreement = np.mean([a == b for a, b in zip(tree[1], path[1], strict=True)])
     assert agreement > 0.7
+
+
+def test_auto_method_is_exact_treeshap_up_to_a_list_size_then_path():
+    params = ReasonsParams(method="auto", exact_max_rows=1000)
+    assert choose_method(params, 1000) == "treeshap"
+    assert choose_method(params, 1001) == "path"
+    assert choose_method(ReasonsParams(method="path"), 1) == "path"
 
 
 def test_actions_follow_family_then_value_with_a_generic_fallback():

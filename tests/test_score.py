@@ -73,6 +73,9 @@ def test_priority_ranks_by_net_benefit_and_breaks_ties_by_customer_id():
     ids = pd.Series(["c", "a", "b", "d"], dtype="string")
     ranks = rank_priority(ids, np.array([5.0, 5.0, 9.0, -1.0]))
     assert ranks.tolist() == [3, 2, 1, 4]
+    ids = pd.Series(["z", "x", "y", "q", "p", "r"], dtype="string")
+    ranks = rank_priority(ids, np.array([1.0, 1.0, 1.0, 2.0, 2.0, 0.0]))
+    assert ranks.tolist() == [5, 3, 4, 2, 1, 6]
 
 
 def test_net_benefit_rule_flags_exactly_the_customers_worth_contacting():

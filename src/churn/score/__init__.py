@@ -16,13 +16,16 @@ from churn.columns import (
     SUGGESTED_ACTION,
 )
 from churn.config import ScoreParams
+from churn.logs import get_logger
 from churn.model import ChurnModel
-from churn.score.reasons import explain_customers, suggest_actions
+from churn.score.reasons import choose_method, explain_customers, suggest_actions
 from churn.score.targeting import (
     build_profit_curve,
     score_customers,
     summarise_scores,
 )
+
+log = get_logger("score")
 
 __all__ = ["build_profit_curve", "build_scores", "score_customers", "summarise_scores"]
 
@@ -53,6 +56,8 @@ def build_scores(
     if flagged.any():
         by_id = snapshot.set_index(snapshot[CUSTOMER_ID].astype("string"))
         rows = by_id.loc[scores.loc[flagged, CUSTOMER_ID].to_numpy()].reset_index(drop=True)
+        method = choose_method(params.reasons, len(rows))
+        log.info("reasons for %d flagged customers by %s", len(rows), method)
         texts, main = explain_customers(model, rows, params.reasons)
         value = scores[EXPECTED_VALUE].to_numpy(dtype="float64")
         threshold = float(np.quantile(value, params.actions.high_value_quantile))

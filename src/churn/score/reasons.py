@@ -365,8 +365,17 @@ def explain_customers(
     model: ChurnModel, frame: pd.DataFrame, params: ReasonsParams
 ) -> tuple[list[str], list[str | None]]:
     """Return (reasons text, main reason family) for each row of `frame` (a snapshot slice)."""
-    contributions = compute_contributions(model, frame, params.method, params.batch_rows)
+    contributions = compute_contributions(
+        model, frame, choose_method(params, len(frame)), params.batch_rows
+    )
     return explain_contributions(contributions, model.spec.names, frame, params)
+
+
+def choose_method(params: ReasonsParams, rows: int) -> str:
+    """Return the contribution method for `rows` flagged customers ('auto' picks by list size)."""
+    if params.method != "auto":
+        return params.method
+    return "treeshap" if rows <= params.exact_max_rows else "path"
 
 
 def suggest_actions(

@@ -67,27 +67,44 @@ def assign_groups(customer_ids: Iterable[str], salt: str, control_share: float) 
 
     Stable per customer across runs and models (only the salt and the share change it), and
     independent of the customer's risk, so the control group is comparable with the treated one.
+    The first 8 bytes of the digest, read as a big-endian integer over 2**64, give the [0, 1) draw.
     """
     salt_bytes = salt.encode("utf-8")
-    limit = int(control_share * 2**64)
-    hashes = np.fromiter(
-        (
-            int.from_bytes(hashlib.sha256(salt_bytes + cid.encode("utf-8")).digest()[:8], "big")
-            < limit
-            for cid in customer_ids
-        ),
-        dtype=bool,
+    digests = b"".join(
+        hashlib.sha256(salt_bytes + cid.encode("utf-8")).digest()[:8] for cid in customer_ids
     )
-    return np.where(hashes, CONTROL, TREATMENT).astype(object)
+    draws = np.frombuffer(digests, dtype=">u8")
+    control = draws < np.uint64(min(int(control_share * 2**64), 2**64 - 1))
+    return np.where(control, CONTROL, TREATMENT).astype(object)
+
+
+def priority_order(customer_ids: np.ndarray, net_benefit: np.ndarray) -> np.ndarray:
+    """Return row positions in priority order: highest net benefit first, ties by customer_id."""
+    net = np.asarray(net_benefit, dtype="float64")
+    order = np.argsort(-net, kind="stable")
+    ranked = net[order]
+    # equal net benefits are rare but real (same probability and value): order them by id
+    starts = np.flatnonzero(np.diff(ranked) == 0)
+    if len(starts):
+        run_start = np.concatenate([[True], np.diff(starts) != 1])
+        for begin, end in _runs(starts, run_start):
+            block = order[begin : end + 2]
+            order[begin : end + 2] = block[np.argsort(customer_ids[block], kind="stable")]
+    return order
+
+
+def _runs(starts: np.ndarray, run_start: np.ndarray) -> list[tuple[int, int]]:
+    """Return (first, last) index pairs of consecutive runs in `starts`."""
+    firsts = starts[run_start]
+    lasts = np.concatenate([starts[np.flatnonzero(run_start)[1:] - 1], [starts[-1]]])
+    return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
 
 
 def rank_priority(customer_ids: pd.Series, net_benefit: np.ndarray) -> np.ndarray:
     """Return 1-based ranks: highest expected net benefit first, ties by customer_id ascending."""
-    order = pd.DataFrame(
-        {"net": np.asarray(net_benefit, dtype="float64"), "id": customer_ids.to_numpy()}
-    ).sort_values(["net", "id"], ascending=[False, True], na_position="last", kind="mergesort")
+    order = priority_order(customer_ids.to_numpy(dtype=object), net_benefit)
     ranks = np.empty(len(order), dtype="int64")
-    ranks[order.index.to_numpy()] = np.arange(1, len(order) + 1, dtype="int64")
+    ranks[order] = np.arange(1, len(order) + 1, dtype="int64")
     return ranks
 
 
@@ -156,35 +173,45 @@ def score_customers(
         )
     as_of = _single_as_of(snapshot)
     expected_value = estimate_expected_value(snapshot, params)
-    value_at_risk = probability * expected_value
     net_benefit = probability * params.save_rate * expected_value - params.contact_cost
-    suppressed = ids.isin(set(suppressed_ids)).to_numpy(dtype=bool)
-    priority = rank_priority(ids.reset_index(drop=True), net_benefit)
+    id_values = ids.to_numpy(dtype=object)
+    # build every column directly in priority order (cheaper than sorting the frame afterwards)
+    order = priority_order(id_values, net_benefit)
+    ordered_ids = id_values[order]
+    probability, expected_value, net_benefit = (
+        probability[order],
+        expected_value[order],
+        net_benefit[order],
+    )
+    priority = np.arange(1, len(order) + 1, dtype="int64")
+    ordered_id_array = pd.array(ordered_ids, dtype="string")
+    suppressed = pd.Series(ordered_id_array).isin(set(suppressed_ids)).to_numpy(dtype=bool)
     scores = pd.DataFrame(
         {
-            CUSTOMER_ID: ids.to_numpy(),
-            AS_OF: as_of,
+            CUSTOMER_ID: ordered_id_array,
+            AS_OF: np.full(len(order), as_of, dtype=object),
             CHURN_PROBABILITY: probability,
             RISK_TIER: pd.array(assign_tiers(probability, params.tiers), dtype="string"),
             EXPECTED_VALUE: expected_value,
-            VALUE_AT_RISK: value_at_risk,
+            VALUE_AT_RISK: probability * expected_value,
             EXPECTED_NET_BENEFIT: net_benefit,
             PRIORITY: priority,
             AT_RISK: flag_at_risk(priority, probability, net_benefit, suppressed, params.target),
             SUPPRESSED: suppressed,
             GROUP: pd.array(
-                assign_groups(ids.tolist(), params.control_salt, params.control_share),
+                assign_groups(ordered_ids, params.control_salt, params.control_share),
                 dtype="string",
             ),
-            MODEL_VERSION: model_version,
+            MODEL_VERSION: pd.array(
+                np.full(len(order), model_version, dtype=object), dtype="string"
+            ),
         }
     )
-    scores[CUSTOMER_ID] = scores[CUSTOMER_ID].astype("string")
-    scores[MODEL_VERSION] = scores[MODEL_VERSION].astype("string")
     for column in params.segment_columns:
         if column in snapshot.columns:
-            scores[column] = pd.array(snapshot[column].astype("string").to_numpy(), dtype="string")
-    return scores.sort_values(PRIORITY, kind="stable").reset_index(drop=True)
+            values = snapshot[column].astype("string").to_numpy(dtype=object)[order]
+            scores[column] = pd.array(values, dtype="string")
+    return scores
 
 
 def _single_as_of(snapshot: pd.DataFrame) -> object:
