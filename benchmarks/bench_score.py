@@ -118,7 +118,12 @@ def main() -> None:
     _, stage_seconds = timed(build_scores, snapshot.head(stage_rows), model, params)
 
     results = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            # the machine is shared: a load above the core count slows every figure below
+            "load_average_1min_at_end": round(os.getloadavg()[0], 1),
+        },
         "model": {"trees": model.booster.num_trees(), "leaves": args.leaves, "max_depth": depth},
         "customers": args.customers,
         "scoring": {
