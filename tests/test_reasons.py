@@ -117,6 +117,59 @@ def test_templates_use_the_customers_own_values():
     assert text == "no purchase for 94 days"
 
 
+def test_nps_reason_reads_the_answer_whichever_nps_feature_drives_it():
+    features = ["nps_class", "nps_latest", "nps_trend", "refund_share", "zero_amount_count"]
+    frame = pd.DataFrame(
+        {
+            "nps_class": pd.array(["detractor"], dtype="string"),
+            "nps_latest": [3.0],
+            "nps_trend": [-4.0],
+            "refund_share": [0.25],
+            "zero_amount_count": [2],
+        }
+    )
+    texts, families = explain_contributions(
+        np.array([[0.5, 0.1, 0.2, 0.0, 0.3]]), features, frame, ReasonsParams()
+    )
+    assert (
+        texts[0]
+        == "gave an NPS of 3 (down 4 points from the answer before) | 2 zero-amount transactions"
+    )
+    assert families[0] == "nps"
+    texts, _ = explain_contributions(
+        np.array([[0.0, 0.0, 0.0, 0.3, 0.1]]), features, frame, ReasonsParams()
+    )
+    assert texts[0] == "25% of spending refunded"
+
+
+def test_feature_names_of_the_features_stage_land_in_the_intended_families():
+    families = ReasonsParams().families
+    expected = {
+        "recency": [
+            "recency_days",
+            "gap_mean_days",
+            "gap_cv",
+            "overdue_ratio",
+            "recency_tenure_ratio",
+        ],
+        "frequency": [
+            "purchases",
+            "purchase_days",
+            "purchases_90d",
+            "purchase_rate_365d",
+            "weekday_count",
+        ],
+        "spend_trend": ["spend_90d", "spend_30d", "spend_trend", "aov_trend"],
+        "spend": ["spend_total", "aov", "spend_max"],
+        "refunds": ["refunds", "refund_share", "zero_amount_count"],
+        "tenure": ["tenure_days", "signup_tenure_days"],
+        "nps": ["nps_latest", "nps_class", "nps_trend", "nps_days_since", "nps_answers"],
+        "segment": ["channel", "region"],
+    }
+    for family, names in expected.items():
+        assert {name: family_of(name, families) for name in names} == dict.fromkeys(names, family)
+
+
 def test_family_mapping_in_params_decides_the_grouping():
     families = {"engagement": ["loyalty_*", "purchases_*"]}
     text, family = _explain(

@@ -70,9 +70,9 @@ def _default_families() -> dict[str, list[str]]:
     # glob patterns on feature names; the first family whose pattern matches wins (order matters)
     return {
         "nps": ["*nps*"],
-        "refunds": ["*refund*", "*return*", "*cancel*"],
+        "refunds": ["*refund*", "*return*", "*cancel*", "zero_amount*"],
         "recency": ["recency*", "days_since*", "*overdue*", "gap_*", "*interpurchase*"],
-        "frequency": ["purchases*", "purchase_days*", "*frequency*", "orders*", "visits*"],
+        "frequency": ["purchase*", "*frequency*", "orders*", "visits*", "weekday*"],
         "spend_trend": ["spend_[0-9]*d", "*trend*", "*change*", "*decline*", "*_ratio_*"],
         "spend": ["spend*", "aov*", "*order_value*", "*monetary*"],
         "tenure": ["tenure*", "signup*", "first_*", "age_days*"],

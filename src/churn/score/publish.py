@@ -216,7 +216,7 @@ def check_ingest_report(report: dict[str, Any] | None, params: PublishParams) ->
             ),
             None,
         )
-        quarantined = report.get("rows_quarantined", report.get("quarantined_rows"))
+        quarantined = report.get("rows_quarantined", report.get("quarantined"))
         if rows_in and quarantined is not None:
             share = quarantined / rows_in
     if share is None:

@@ -174,11 +174,12 @@ def _show(value: object) -> str:
 Row = Callable[[str], object]
 
 
-def _generic(top: str, get: Row) -> str:
+def _generic(members: list[str], get: Row) -> str:
+    top = members[0]
     return f"{top.replace('_', ' ')}: {_show(get(top))}"
 
 
-def _recency(top: str, get: Row) -> str | None:
+def _recency(members: list[str], get: Row) -> str | None:
     recency, gap = get(RECENCY_DAYS), get(GAP_MEAN_DAYS)
     if not _finite(recency):
         return None
@@ -195,7 +196,7 @@ def _usual_per_90_days(total: object, recent: object, tenure: object) -> float |
     return (float(total) - float(recent)) / (float(tenure) - 90.0) * 90.0  # type: ignore[arg-type]
 
 
-def _frequency(top: str, get: Row) -> str | None:
+def _frequency(members: list[str], get: Row) -> str | None:
     recent, total = get(PURCHASES_90D), get(PURCHASES)
     if _finite(recent):
         usual = _usual_per_90_days(total, recent, get(TENURE_DAYS))
@@ -213,7 +214,7 @@ def _frequency(top: str, get: Row) -> str | None:
     return None
 
 
-def _spend_trend(top: str, get: Row) -> str | None:
+def _spend_trend(members: list[str], get: Row) -> str | None:
     recent = get(SPEND_90D)
     if not _finite(recent):
         return None
@@ -230,7 +231,7 @@ def _spend_trend(top: str, get: Row) -> str | None:
     return f"spent {_money(float(recent))} in the last 90 days"  # type: ignore[arg-type]
 
 
-def _spend(top: str, get: Row) -> str | None:
+def _spend(members: list[str], get: Row) -> str | None:
     if _finite(get(AOV)):
         return f"average order of {_money(float(get(AOV)))}"  # type: ignore[arg-type]
     if _finite(get(SPEND_TOTAL)):
@@ -238,7 +239,7 @@ def _spend(top: str, get: Row) -> str | None:
     return None
 
 
-def _tenure(top: str, get: Row) -> str | None:
+def _tenure(members: list[str], get: Row) -> str | None:
     days = get(TENURE_DAYS)
     if not _finite(days):
         return None
@@ -247,23 +248,43 @@ def _tenure(top: str, get: Row) -> str | None:
     return f"customer for {float(days) / 365.25:.1f} years"  # type: ignore[arg-type]
 
 
-def _nps(top: str, get: Row) -> str | None:
-    value, name = get(top), top.lower()
-    if any(word in name for word in ("count", "answers", "responses", "days", "n_")):
+def _missing(value: object) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+
+
+def _nps(members: list[str], get: Row) -> str | None:
+    # whichever NPS feature drives the risk, the customer's own answer is what reads best
+    scores = [
+        name
+        for name in members
+        if any(word in name.lower() for word in ("latest", "last", "score", "mean", "avg"))
+        or name.lower() == "nps"
+    ]
+    if not scores:
         return None
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+    name = scores[0]
+    value = get(name)
+    if _missing(value):
         return "has not answered the NPS survey"
     if not _finite(value) or not 0 <= value <= 10:  # type: ignore[operator]
         return None
-    if any(word in name for word in ("mean", "avg", "average")):
-        return f"average NPS of {float(value):.1f}"  # type: ignore[arg-type]
-    return f"gave an NPS of {float(value):g}"  # type: ignore[arg-type]
+    if any(word in name.lower() for word in ("mean", "avg")):
+        text = f"average NPS of {float(value):.1f}"  # type: ignore[arg-type]
+    else:
+        text = f"gave an NPS of {float(value):g}"  # type: ignore[arg-type]
+    trend = next((get(m) for m in members if "trend" in m.lower()), None)
+    if _finite(trend) and trend <= -1:  # type: ignore[operator]
+        text += f" (down {_plural(-float(trend), 'point')} from the answer before)"  # type: ignore[arg-type]
+    return text
 
 
-def _refunds(top: str, get: Row) -> str | None:
+def _refunds(members: list[str], get: Row) -> str | None:
+    top = members[0]
     value, name = get(top), top.lower()
     if not _finite(value):
         return None
+    if "zero" in name:
+        return _plural(value, "zero-amount transaction")  # type: ignore[arg-type]
     if any(word in name for word in ("share", "rate", "ratio", "pct")):
         return f"{float(value):.0%} of spending refunded"  # type: ignore[arg-type]
     if any(word in name for word in ("amount", "total", "value", "sum", "spend")):
@@ -273,7 +294,8 @@ def _refunds(top: str, get: Row) -> str | None:
     return f"{_plural(value, 'refund')}"  # type: ignore[arg-type]
 
 
-def _segment(top: str, get: Row) -> str | None:
+def _segment(members: list[str], get: Row) -> str | None:
+    top = members[0]
     value = get(top)
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
         return None
@@ -284,7 +306,7 @@ def _segment(top: str, get: Row) -> str | None:
     return None
 
 
-TEMPLATES: dict[str, Callable[[str, Row], str | None]] = {
+TEMPLATES: dict[str, Callable[[list[str], Row], str | None]] = {
     "recency": _recency,
     "frequency": _frequency,
     "spend_trend": _spend_trend,
@@ -296,11 +318,14 @@ TEMPLATES: dict[str, Callable[[str, Row], str | None]] = {
 }
 
 
-def describe_family(family: str, top_feature: str, get: Row) -> str:
-    """Return the reason text for a family using the customer's own values (generic if unknown)."""
+def describe_family(family: str, members: list[str], get: Row) -> str:
+    """Return the reason text for a family using the customer's own values (generic if unknown).
+
+    `members` are the family's features, strongest contribution first.
+    """
     template = TEMPLATES.get(family)
-    text = template(top_feature, get) if template is not None else None
-    return text if text else _generic(top_feature, get)
+    text = template(members, get) if template is not None else None
+    return text if text else _generic(members, get)
 
 
 # --------------------------------------------------------------------------- per customer
@@ -342,8 +367,8 @@ def explain_contributions(
         ranked = sorted((-sums[j], names[j]) for j in range(len(names)) if sums[j] > 0)
         texts = []
         for _, family in ranked[: params.top_k]:
-            top = features[max(members[family], key=lambda i: (contributions[row, i], -i))]
-            texts.append(describe_family(family, top, get))
+            ordered = sorted(members[family], key=lambda i: (-contributions[row, i], i))
+            texts.append(describe_family(family, [features[i] for i in ordered], get))
         reasons.append(REASON_SEPARATOR.join(texts) if texts else NO_DRIVER)
         main.append(ranked[0][1] if ranked else None)
     return reasons, main
