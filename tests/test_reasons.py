@@ -37,7 +37,7 @@ def model():
 
 def _customer(**values) -> pd.DataFrame:
     base = {
-        "recency_days": 94,
+        "recency_days": 45,
         "gap_mean_days": 21.0,
         "spend_90d": 40.0,
         "spend_total": 1040.0,
@@ -75,11 +75,29 @@ def test_correlated_features_of_one_family_give_one_reason_in_plain_words():
     # recency and gap both push risk up: one recency reason, not two
     text, family = _explain([0.8, 0.5, 0.6, 0.0, 0.0, 0.4, 0.0, 0.0], _customer())
     assert text.split(" | ") == [
-        "no purchase for 94 days; usually buys every 21 days",
+        "no purchase for 45 days; usually buys every 21 days",
         "spend in the last 90 days down 60%",
         "gave an NPS of 3",
     ]
     assert family == "recency"
+
+
+def test_inactivity_is_one_reason_not_three():
+    # 94 days without a purchase: the empty 90-day windows say the same thing as recency
+    inactive = _customer(recency_days=94, purchases_90d=0, spend_90d=0.0)
+    text, family = _explain([0.3, 0.1, 0.5, 0.0, 0.0, 0.35, 0.4, 0.0], inactive)
+    assert text == "no purchase for 94 days; usually buys every 21 days | gave an NPS of 3"
+    assert family == "recency"  # 0.3 + 0.1 + 0.5 + 0.4 (spend and purchase windows merged)
+
+
+def test_a_non_event_is_not_given_as_a_reason():
+    features = ["refunds", "nps_latest"]
+    frame = pd.DataFrame({"refunds": [0], "nps_latest": [2.0]})
+    texts, families = explain_contributions(
+        np.array([[0.4, 0.1]]), features, frame, ReasonsParams()
+    )
+    assert texts == ["gave an NPS of 2"]
+    assert families == ["nps"]  # the action follows the first reason shown
 
 
 def test_only_risk_increasing_families_are_reported_strongest_first():
@@ -99,7 +117,7 @@ def test_a_family_is_reported_by_its_net_contribution():
 
 def test_top_k_limits_the_number_of_reasons():
     text, _ = _explain([0.8, 0.0, 0.6, 0.0, 0.0, 0.4, 0.0, 0.0], _customer(), top_k=1)
-    assert text == "no purchase for 94 days; usually buys every 21 days"
+    assert text == "no purchase for 45 days; usually buys every 21 days"
 
 
 def test_unknown_feature_gets_a_generic_reason_with_its_value():
@@ -114,7 +132,7 @@ def test_templates_use_the_customers_own_values():
     text, _ = _explain([0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0], _customer(spend_90d=0.0))
     assert text == "no spend in the last 90 days (usually about 104.00)"
     text, _ = _explain([0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], _customer(gap_mean_days=np.nan))
-    assert text == "no purchase for 94 days"
+    assert text == "no purchase for 45 days"
 
 
 def test_nps_reason_reads_the_answer_whichever_nps_feature_drives_it():

@@ -26,6 +26,7 @@ from churn.model import ChurnModel
 
 REASON_SEPARATOR = " | "
 NO_DRIVER = "no single driver stands out; risk is typical for customers like this"
+SKIP = ""  # a template's answer for "true, but not a reason to tell anyone"
 
 
 # --------------------------------------------------------------------------- families
@@ -283,6 +284,8 @@ def _refunds(members: list[str], get: Row) -> str | None:
     value, name = get(top), top.lower()
     if not _finite(value):
         return None
+    if value == 0:
+        return SKIP  # "no refunds" may move the score, but it is not a reason to tell anyone
     if "zero" in name:
         return _plural(value, "zero-amount transaction")  # type: ignore[arg-type]
     if any(word in name for word in ("share", "rate", "ratio", "pct")):
@@ -318,17 +321,24 @@ TEMPLATES: dict[str, Callable[[list[str], Row], str | None]] = {
 }
 
 
-def describe_family(family: str, members: list[str], get: Row) -> str:
+def describe_family(family: str, members: list[str], get: Row) -> str | None:
     """Return the reason text for a family using the customer's own values (generic if unknown).
 
-    `members` are the family's features, strongest contribution first.
+    `members` are the family's features, strongest contribution first. Returns None when the text
+    would describe a non-event (e.g. no refunds at all), which is no reason to give a person.
     """
     template = TEMPLATES.get(family)
     text = template(members, get) if template is not None else None
+    if text == SKIP:
+        return None
     return text if text else _generic(members, get)
 
 
 # --------------------------------------------------------------------------- per customer
+INACTIVE_DAYS = 90  # no purchase in the last 90 days: the 90-day windows restate recency
+MERGED_WHEN_INACTIVE = ("frequency", "spend_trend")
+
+
 def explain_contributions(
     contributions: np.ndarray,
     features: list[str],
@@ -339,6 +349,10 @@ def explain_contributions(
 
     Contributions are summed within each family (SHAP values are additive, so a family's sum is
     its share of the score); only families that raise the risk are reported, strongest first.
+    For a customer with no purchase in the last 90 days, "no purchases / no spend in the last 90
+    days" is the same fact as "no purchase for N days", so the frequency and spend-trend families
+    are added to recency for that customer. A family whose text would describe a non-event
+    (no refunds at all) is skipped in favour of the next one.
     """
     families = [family_of(name, params.families) for name in features]
     names = sorted(set(families))
@@ -346,6 +360,7 @@ def explain_contributions(
     for i, family in enumerate(families):
         membership[i, names.index(family)] = 1.0
     family_sums = contributions @ membership
+    _merge_inactive(family_sums, names, frame)
     members = {name: [i for i, f in enumerate(families) if f == name] for name in names}
     columns = {
         name: frame[name].to_numpy(dtype=object) if name in frame.columns else None
@@ -365,13 +380,33 @@ def explain_contributions(
         sums = family_sums[row]
         # strongest first; ties by family name keep the text deterministic
         ranked = sorted((-sums[j], names[j]) for j in range(len(names)) if sums[j] > 0)
-        texts = []
-        for _, family in ranked[: params.top_k]:
+        texts: list[str] = []
+        shown: list[str] = []
+        for _, family in ranked:
+            if len(texts) == params.top_k:
+                break
             ordered = sorted(members[family], key=lambda i: (-contributions[row, i], i))
-            texts.append(describe_family(family, [features[i] for i in ordered], get))
+            text = describe_family(family, [features[i] for i in ordered], get)
+            if text and text not in texts:
+                texts.append(text)
+                shown.append(family)
         reasons.append(REASON_SEPARATOR.join(texts) if texts else NO_DRIVER)
-        main.append(ranked[0][1] if ranked else None)
+        main.append(shown[0] if shown else None)  # the action follows the reason people read
     return reasons, main
+
+
+def _merge_inactive(family_sums: np.ndarray, names: list[str], frame: pd.DataFrame) -> None:
+    """Add frequency and spend-trend sums into recency (in place) for customers inactive 90+ days."""
+    if "recency" not in names or RECENCY_DAYS not in frame.columns:
+        return
+    recency = pd.to_numeric(frame[RECENCY_DAYS], errors="coerce").to_numpy(dtype="float64")
+    inactive = np.nan_to_num(recency, nan=0.0) >= INACTIVE_DAYS
+    target = names.index("recency")
+    for family in MERGED_WHEN_INACTIVE:
+        if family in names:
+            source = names.index(family)
+            family_sums[inactive, target] += family_sums[inactive, source]
+            family_sums[inactive, source] = 0.0
 
 
 TEMPLATE_INPUTS = (
