@@ -81,6 +81,229 @@ def generate(
     )
 
 
+# --------------------------------------------------------------------------- train / evaluate
+def _horizon_days(settings) -> int:  # noqa: ANN001 - churn.config.Params
+    """Return features.horizon_days: train and evaluate must use the features stage's horizon."""
+    features = getattr(settings, "features", None)
+    return int(features.horizon_days) if features is not None else 90
+
+
+@app.command()
+def train(
+    snapshots: Annotated[Path, typer.Option(help="Training snapshots (features stage).")] = Path(
+        "data/features/train.parquet"
+    ),
+    out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("models/challenger"),
+    params: ParamsPath = Path("params.yaml"),
+    tracking: Annotated[
+        bool, typer.Option(help="Log the run and register the model in MLflow.")
+    ] = True,
+) -> None:
+    """Fit LightGBM + calibrator on fit/calibration cutoffs; register it in MLflow as challenger."""
+    import pandas as pd
+
+    from churn import tracking as mlflow_tracking
+    from churn.columns import ROLE
+    from churn.train import fit_model
+
+    settings = load_params(params)
+    if not snapshots.is_file():
+        raise ChurnError(f"{snapshots}: not found; run `dvc repro features` first")
+    frame = pd.read_parquet(snapshots)
+    horizon = _horizon_days(settings)
+    fingerprint = mlflow_tracking.data_fingerprint(frame, snapshots)
+    result = fit_model(
+        frame, settings.train, horizon, str(snapshots), metadata={"data": fingerprint}
+    )
+    model = result.model
+    model.save(out)
+    log.info(
+        "trained %d rounds on %d fit rows; calibrator %s; held-out calibration log loss %.4f",
+        result.rounds,
+        int(result.diagnostics["rows_fit"]),
+        model.calibrator.kind,
+        result.diagnostics["calibration_logloss"],
+    )
+    if not tracking:
+        return
+    root = Path.cwd()
+    uri = mlflow_tracking.tracking_uri(root)
+    sections = {"train": settings.train.model_dump()}
+    if getattr(settings, "features", None) is not None:
+        sections["features"] = settings.features.model_dump(mode="json")
+    record = mlflow_tracking.log_training(
+        uri,
+        settings.train.experiment,
+        settings.train.registered_model,
+        out,
+        sections,
+        result.diagnostics,
+        mlflow_tracking.git_revision(root),
+        fingerprint,
+        mlflow_tracking.synthetic_input_example(model, frame[frame[ROLE] == "fit"]),
+    )
+    metadata = {
+        **model.metadata,
+        "run_id": record.run_id,
+        "registered_model": record.model_name,
+        "model_version": record.model_version,
+    }
+    type(model)(model.booster, model.calibrator, model.spec, metadata).save(out)
+    log.info(
+        "MLflow run %s: %s version %s is now @challenger",
+        record.run_id,
+        record.model_name,
+        record.model_version,
+    )
+
+
+@app.command()
+def evaluate(
+    snapshots: Annotated[Path, typer.Option(help="Training snapshots (features stage).")] = Path(
+        "data/features/train.parquet"
+    ),
+    model_dir: Annotated[Path, typer.Option("--model", help="Model folder.")] = Path(
+        "models/challenger"
+    ),
+    metrics: Annotated[Path, typer.Option(help="Metrics JSON to write.")] = Path(
+        "reports/metrics.json"
+    ),
+    segments: Annotated[Path, typer.Option(help="Per-segment metrics JSON to write.")] = Path(
+        "reports/segments.json"
+    ),
+    plots: Annotated[Path, typer.Option(help="Folder for plot tables.")] = Path("reports/plots"),
+    params: ParamsPath = Path("params.yaml"),
+    tracking: Annotated[bool, typer.Option(help="Log to the model's MLflow run.")] = True,
+) -> None:
+    """Measure the model and the baselines on the test cutoff; write metrics and plot tables."""
+    import pandas as pd
+
+    from churn import tracking as mlflow_tracking
+    from churn.evaluate import evaluate_model
+    from churn.io import atomic_path, write_json
+    from churn.model import ChurnModel
+
+    settings = load_params(params)
+    if not snapshots.is_file():
+        raise ChurnError(f"{snapshots}: not found; run `dvc repro features` first")
+    model = ChurnModel.load(model_dir)
+    result = evaluate_model(
+        pd.read_parquet(snapshots),
+        model,
+        settings.evaluate,
+        _horizon_days(settings),
+        str(snapshots),
+    )
+    write_json(result.metrics, metrics)
+    write_json(result.segments, segments)
+    plots.mkdir(parents=True, exist_ok=True)
+    for name, table in result.curves.items():
+        with atomic_path(plots / f"{name}.csv") as tmp:
+            table.to_csv(tmp, index=False)
+    scores = result.metrics["model"]
+    log.info(
+        "test cutoff %s: ROC AUC %.4f, PR AUC %.4f, ECE %.4f (recency ROC AUC %.4f)",
+        result.metrics["test_cutoff"],
+        scores.get("roc_auc", float("nan")),
+        scores.get("pr_auc", float("nan")),
+        scores.get("ece", float("nan")),
+        result.metrics["baselines"]["recency"].get("roc_auc", float("nan")),
+    )
+    run_id = model.metadata.get("run_id")
+    if tracking and run_id:
+        from churn.plots import evaluation_figures
+
+        mlflow_tracking.log_evaluation(
+            mlflow_tracking.tracking_uri(Path.cwd()),
+            str(run_id),
+            {**result.metrics, "segments": result.segments},
+            evaluation_figures(result.curves),
+            result.curves,
+        )
+    elif tracking:
+        log.warning("%s has no MLflow run id (trained with --no-tracking); not logged", model_dir)
+
+
+# --------------------------------------------------------------------------- report
+def _optional_input(path: Path | None, what: str) -> Path | None:
+    """Return path when it exists; log and return None when the producing stage has not run."""
+    if path is None or path.exists():
+        return path
+    log.info("%s: %s not found; the report says this part is not available", what, path)
+    return None
+
+
+@app.command()
+def report(
+    transactions: Annotated[
+        Path, typer.Option(help="Clean transactions (Parquet) written by `churn ingest`.")
+    ] = Path("data/interim/transactions.parquet"),
+    customers: Annotated[
+        Path | None, typer.Option(help="Customers table (Parquet): channel/region segments.")
+    ] = None,
+    nps: Annotated[Path | None, typer.Option(help="NPS answers (Parquet).")] = None,
+    scores: Annotated[
+        Path | None, typer.Option(help="Latest scores (Parquet); skipped while it does not exist.")
+    ] = None,
+    metrics: Annotated[
+        Path | None,
+        typer.Option(help="Evaluate-stage metrics (JSON); skipped while it does not exist."),
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Folder for the report files.")] = Path("reports"),
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
+    import json
+    import tempfile
+
+    import duckdb
+    import pandas as pd
+
+    from churn.io import atomic_path, write_json
+    from churn.report import build_report, headline_figures
+    from churn.report.page import render_html
+
+    settings = load_params(params).report
+    for path, what in ((transactions, "transactions"), (customers, "customers"), (nps, "nps")):
+        if path is not None and not path.exists():
+            raise ChurnError(f"{path}: {what} not found; run `churn ingest` first")
+    scores, metrics = _optional_input(scores, "scores"), _optional_input(metrics, "metrics")
+    try:
+        metric_values = json.loads(metrics.read_text(encoding="utf-8")) if metrics else None
+    except json.JSONDecodeError as error:
+        raise ChurnError(f"{metrics}: not valid JSON ({error}); rerun `churn evaluate`") from None
+    with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
+        config = {"memory_limit": settings.memory_limit, "temp_directory": spill}
+        if settings.threads:
+            config["threads"] = str(settings.threads)
+        with duckdb.connect(config=config) as con:
+            result = build_report(
+                con,
+                con.read_parquet(str(transactions)),
+                settings,
+                nps=pd.read_parquet(nps) if nps else None,
+                customers=pd.read_parquet(customers) if customers else None,
+                scores=pd.read_parquet(scores) if scores else None,
+                metrics=metric_values,
+                sources={"transactions": str(transactions), "nps": str(nps), "scores": str(scores)},
+            )
+    with atomic_path(out / "retention.html") as tmp:
+        tmp.write_text(render_html(result), encoding="utf-8")
+    write_json(headline_figures(result), out / "retention.json")
+    for frame, name in ((result.periods, "retention_monthly.csv"), (result.cohorts, "cohorts.csv")):
+        with atomic_path(out / name) as tmp:
+            frame.drop(columns="period_index", errors="ignore").to_csv(
+                tmp, index=False, lineterminator="\n"
+            )
+    log.info(
+        "report: %d %ss to %s, written to %s",
+        len(result.periods),
+        settings.period,
+        result.as_of,
+        out,
+    )
+
+
 # --------------------------------------------------------------------------- score / publish / at-risk
 @app.command()
 def score(

@@ -32,14 +32,36 @@ CHURN_PROBABILITY = "churn_probability"
 RISK_TIER = "risk_tier"
 MODEL_VERSION = "model_version"
 
-# scores, continued (score stage; the published at-risk lists carry a subset)
-EXPECTED_VALUE = "expected_value"  # margin the customer would bring over score.expected_value_days
-VALUE_AT_RISK = "value_at_risk"  # churn_probability x expected_value
+# report stage: score columns it reads (data/scores/scores.parquet; names from the score contract)
+EXPECTED_VALUE = "expected_value"
+VALUE_AT_RISK = "value_at_risk"  # churn probability x expected value
+AT_RISK = "at_risk"
+GROUP = "group"  # treatment / control
+
+# report stage outputs (reports/retention_monthly.csv, reports/cohorts.csv)
+PERIOD = "period"  # human label: 'Mar 2024', 'Q1 2024', 'wk 2024-03-04'
+PERIOD_START = "period_start"
+PERIOD_END = "period_end"
+WARM_UP = "warm_up"  # less than active_within_days of data before the period: CS undercounted
+CUSTOMERS_START = "customers_start"  # CS: active at the end of the day before the period
+CUSTOMERS_NEW = "customers_new"  # CN: active at the end, not at the start (incl. won back)
+CUSTOMERS_WON_BACK = "customers_won_back"  # of CN: had bought before, lapsed, came back
+CUSTOMERS_LOST = "customers_lost"  # active at the start, not at the end
+CUSTOMERS_END = "customers_end"  # CE: active at the period's last day
+RETENTION_RATE_PCT = "retention_rate_pct"  # (CE - CN) / CS x 100
+CHURN_RATE_PCT = "churn_rate_pct"  # lost / CS x 100
+COHORT = "cohort"
+COHORT_START = "cohort_start"
+COHORT_SIZE = "cohort_size"
+PERIODS_SINCE_FIRST = "periods_since_first"
+RETENTION_PCT = "retention_pct"
+
+# scores, continued (score stage; the published at-risk lists carry a subset). EXPECTED_VALUE
+# (margin over score.expected_value_days), VALUE_AT_RISK, AT_RISK (flagged by score.target, never
+# when suppressed) and GROUP (treatment / control) are defined above with the report's columns.
 EXPECTED_NET_BENEFIT = "expected_net_benefit"  # p x save_rate x expected_value - contact_cost
 PRIORITY = "priority"  # 1 = contact first; ties broken by customer_id
-AT_RISK = "at_risk"  # flagged by score.target (never when suppressed)
 SUPPRESSED = "suppressed"  # on the suppression list (opted out, contacted recently)
-GROUP = "group"  # treatment / control (held out to measure the campaign)
 REASONS = "reasons"  # top drivers of this customer's risk in plain words, ' | '-separated
 REASON_FAMILY = "reason_family"  # family of the main reason (recency, nps, ...)
 SUGGESTED_ACTION = "suggested_action"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -38,6 +39,103 @@ class GenerateParams(Section):
     nps_response_rate: float = Field(0.3, ge=0, le=1)
     timezone: str = "Europe/Berlin"  # wall-clock zone of the exported timestamps
     chunk_customers: int = Field(200_000, ge=100)  # customers simulated per chunk (bounds memory)
+
+
+# --------------------------------------------------------------------------- train
+class LightGBMParams(Section):
+    """LightGBM hyperparameters for `churn train` (binary objective, log loss)."""
+
+    learning_rate: float = Field(0.03, gt=0, le=1)
+    num_leaves: int = Field(31, ge=2)
+    max_depth: int = -1  # -1 = no limit
+    min_data_in_leaf: int = Field(100, ge=1)
+    feature_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_fraction: float = Field(0.8, gt=0, le=1)
+    bagging_freq: int = Field(1, ge=0)
+    lambda_l2: float = Field(1.0, ge=0)
+    min_gain_to_split: float = Field(0.0, ge=0)
+    max_bin: int = Field(255, ge=2)
+    cat_smooth: float = Field(10.0, ge=0)
+    max_rounds: int = Field(3000, ge=1)  # upper bound; early stopping picks the number used
+    early_stopping_rounds: int = Field(100, ge=1)
+
+
+class TrainParams(Section):
+    """`churn train`: LightGBM on the fit cutoffs, early stopping and calibration on held-out rows."""
+
+    seed: int = 42
+    num_threads: int = Field(1, ge=1)  # fixed, with deterministic=True, so reruns are identical
+    lightgbm: LightGBMParams = LightGBMParams()
+    # feature -> +1 (risk never falls as it grows) or -1 (never rises); {} = unconstrained
+    monotone: dict[str, int] = Field(default_factory=lambda: {"recency_days": 1})
+    # reweight churners and non-churners to equal total weight; the calibrator undoes the shift
+    balance_classes: bool = False
+    calibration: str = Field("auto", pattern="^(auto|isotonic|platt)$")
+    # share of calibration-role customers (by id hash) used for early stopping; the rest calibrate
+    early_stopping_share: float = Field(0.5, gt=0, lt=1)
+    # refit the booster on fit + early-stopping rows with the chosen rounds (see README)
+    refit: bool = True
+    experiment: str = Field("churn", min_length=1)  # MLflow experiment name
+    registered_model: str = Field("churn-classifier", min_length=1)  # MLflow registered model
+
+    @model_validator(mode="after")
+    def _monotone_directions(self) -> TrainParams:
+        bad = {name: v for name, v in self.monotone.items() if v not in (-1, 0, 1)}
+        if bad:
+            raise ValueError(f"monotone directions must be -1, 0 or 1, got {bad}")
+        return self
+
+
+# --------------------------------------------------------------------------- evaluate
+class EvaluateParams(Section):
+    """`churn evaluate`: metrics and plots on the test (newest labelled) cutoff, vs baselines."""
+
+    top_fractions: tuple[float, ...] = (0.05, 0.1, 0.2)  # lift and recall in the top k of the list
+    ece_bins: int = Field(10, ge=2)  # equal-width probability bins for expected calibration error
+    tenure_bands_days: tuple[int, ...] = (90, 365, 730)  # segment edges for per-segment metrics
+    min_segment_rows: int = Field(50, ge=1)  # smaller segments are reported without metrics
+    bootstrap: int = Field(200, ge=0)  # resamples of customers for CIs of model - baseline
+    seed: int = 42
+
+    @model_validator(mode="after")
+    def _fractions_and_bands(self) -> EvaluateParams:
+        if not self.top_fractions or any(not 0 < f <= 1 for f in self.top_fractions):
+            raise ValueError("top_fractions must be non-empty, each in (0, 1]")
+        if list(self.tenure_bands_days) != sorted(set(self.tenure_bands_days)):
+            raise ValueError("tenure_bands_days must be strictly increasing")
+        return self
+
+
+# --------------------------------------------------------------------------- report
+REPORT_PERIOD_DAYS = {"week": 7, "month": 31, "quarter": 92}  # longest period of each kind
+
+
+class ReportParams(Section):
+    """Retention report: `churn report` (the `report` DVC stage).
+
+    The churn-definition keys mirror the features section (same names, same meaning) so the lead
+    can point them there once both sections are merged.
+    """
+
+    period: Literal["week", "month", "quarter"] = "month"
+    cohort_period: Literal["week", "month", "quarter"] = "month"
+    active_within_days: int = Field(365, ge=7)  # active at t = a purchase dated in (t - N, t]
+    horizon_days: int = Field(90, ge=1)  # the model's churn window, quoted on the page only
+    as_of: date | None = None  # last day the report covers; null = last transaction date
+    threads: int | None = Field(None, ge=1)  # DuckDB threads; null = all cores
+    memory_limit: str = "2GB"  # DuckDB spills to disk beyond this
+
+    @model_validator(mode="after")
+    def _window_covers_a_period(self) -> ReportParams:
+        # A first purchase must keep a customer active until the end of its period, or they
+        # could join and leave inside one period, unseen by customers at start/new/lost/at end.
+        longest = REPORT_PERIOD_DAYS[self.period]
+        if self.active_within_days < longest:
+            raise ValueError(
+                f"active_within_days = {self.active_within_days} is shorter than a {self.period} "
+                f"({longest} days); raise it or choose a shorter period"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- score
@@ -157,6 +255,9 @@ class Params(Section):
     """All of params.yaml. Each stage receives only the sections it declares in dvc.yaml."""
 
     generate: GenerateParams = GenerateParams()
+    train: TrainParams = TrainParams()
+    evaluate: EvaluateParams = EvaluateParams()
+    report: ReportParams = ReportParams()
     score: ScoreParams = ScoreParams()
     publish: PublishParams = PublishParams()
 

@@ -1,0 +1,190 @@
+"""Benchmark the report's DuckDB aggregation against one hand-written monthly query, same run.
+
+For each size it times, in fresh child processes (peak RSS measured per child):
+  - report: `build_report` on the clean transactions Parquet (per-month flows, sales, cohorts,
+    NPS churn), everything the page shows except the charts;
+  - reference: ONE DuckDB query giving buyers, orders and revenue per month over the same file,
+    fetched into pandas (the cheapest honest "monthly figures" query there is).
+Both get the same DuckDB settings (report.threads / memory_limit). The ratio report / reference
+says what the churn definition (spells, cohorts, NPS as-of join) costs on top of one scan, and
+comparing sizes shows how it scales. Results go to benchmarks/results/report.json.
+
+Data (gitignored, made once; the cleaning here stands in for `churn ingest`):
+    python benchmarks/bench_report.py --prepare 1m 10m
+    python benchmarks/bench_report.py [--sizes 1m 10m] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+RESULTS = HERE / "results" / "report.json"
+CUSTOMERS = {"1m": 54_000, "10m": 540_000, "50m": 2_700_000}  # ~18.5 rows per customer
+
+
+def clean_path(size: str) -> Path:
+    """Return where the clean transactions of one benchmark size live."""
+    return DATA / f"report_clean_{size}" / "transactions.parquet"
+
+
+def prepare(size: str) -> None:
+    """Generate raw data with `churn generate` and clean it in DuckDB into the ingest schema."""
+    import duckdb
+
+    raw = DATA / f"report_raw_{size}"
+    if not (raw / "transactions.parquet").exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "churn",
+                "generate",
+                "--format",
+                "parquet",
+                "--customers",
+                str(CUSTOMERS[size]),
+                "--out",
+                str(raw),
+            ],
+            check=True,
+        )
+    out = clean_path(size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    con.sql(
+        f"""
+        COPY (
+            WITH parsed AS (
+                SELECT customer AS customer_id, order_id AS transaction_id,
+                    try_strptime(ordered_at, '%Y-%m-%d %H:%M:%S') AS timestamp,
+                    TRY_CAST(amount AS DOUBLE) AS amount
+                FROM read_parquet('{raw / "transactions.parquet"}')
+            )
+            SELECT customer_id, CAST(timestamp AS TIMESTAMP) AS timestamp,
+                CAST(timestamp AS DATE) AS date, amount, transaction_id
+            FROM parsed
+            WHERE customer_id <> '' AND timestamp IS NOT NULL AND year(timestamp) < 2090
+                AND amount IS NOT NULL AND isfinite(amount)
+            QUALIFY row_number() OVER (PARTITION BY transaction_id ORDER BY timestamp) = 1
+            ORDER BY customer_id, timestamp
+        ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
+        """
+    )
+    con.sql(
+        f"""
+        COPY (
+            SELECT customer AS customer_id, CAST(answered_at AS DATE) AS answered_at,
+                CAST(score AS BIGINT) AS nps_score
+            FROM read_csv('{raw / "nps.csv"}', all_varchar = true)
+        ) TO '{out.parent / "nps.parquet"}' (FORMAT parquet)
+        """
+    )
+    rows = con.sql(f"SELECT count(*) FROM read_parquet('{out}')").fetchall()[0][0]
+    print(f"{size}: {rows:,} clean transactions in {out}")
+
+
+def _child(kind: str, size: str) -> None:
+    """Run one measured job in this (fresh) process and print its timing as JSON."""
+    import duckdb
+    import pandas as pd
+
+    from churn.config import ReportParams
+    from churn.report import build_report
+
+    settings = ReportParams()
+    path = clean_path(size)
+    config = {"memory_limit": settings.memory_limit}
+    if settings.threads:
+        config["threads"] = str(settings.threads)
+    con = duckdb.connect(config=config)
+    start = time.perf_counter()
+    if kind == "report":
+        nps = pd.read_parquet(path.parent / "nps.parquet")
+        report = build_report(con, con.read_parquet(str(path)), settings, nps=nps)
+        rows = len(report.periods)
+    else:
+        frame = con.sql(
+            f"""
+            SELECT date_trunc('month', date) AS month, count(DISTINCT customer_id) AS buyers,
+                count(*) FILTER (WHERE amount > 0) AS orders, sum(amount) AS revenue
+            FROM read_parquet('{path}') GROUP BY ALL ORDER BY month
+            """
+        ).df()
+        rows = len(frame)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, "rows": rows}))
+
+
+def _measure(kind: str, size: str) -> dict:
+    output = subprocess.run(
+        [sys.executable, __file__, "--child", kind, size],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def bench(sizes: list[str], repeats: int) -> dict:
+    """Time report and reference `repeats` times per size (interleaved); return medians."""
+    import duckdb
+
+    results: dict = {"repeats": repeats, "sizes": {}}
+    for size in sizes:
+        path = clean_path(size)
+        transactions = duckdb.sql(f"SELECT count(*) FROM read_parquet('{path}')").fetchall()[0][0]
+        runs: dict[str, list[dict]] = {"report": [], "reference": []}
+        for _ in range(repeats):
+            for kind in runs:
+                runs[kind].append(_measure(kind, size))
+        median = {kind: statistics.median(r["seconds"] for r in runs[kind]) for kind in runs}
+        peak = {kind: max(r["peak_rss_mb"] for r in runs[kind]) for kind in runs}
+        results["sizes"][size] = {
+            "transactions": transactions,
+            "report_seconds": round(median["report"], 2),
+            "reference_seconds": round(median["reference"], 2),
+            "ratio_report_to_reference": round(median["report"] / median["reference"], 2),
+            "report_peak_rss_mb": round(peak["report"]),
+            "reference_peak_rss_mb": round(peak["reference"]),
+            "report_seconds_per_million_rows": round(median["report"] / transactions * 1e6, 3),
+            "all_runs": runs,
+        }
+        print(
+            json.dumps({size: {k: v for k, v in results["sizes"][size].items() if k != "all_runs"}})
+        )
+    return results
+
+
+def main() -> None:
+    """Prepare data, or run the benchmark and write benchmarks/results/report.json."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prepare", nargs="*", choices=list(CUSTOMERS))
+    parser.add_argument("--sizes", nargs="*", default=["1m", "10m"], choices=list(CUSTOMERS))
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", nargs=2, metavar=("KIND", "SIZE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        _child(*args.child)
+        return
+    if args.prepare:
+        for size in args.prepare:
+            prepare(size)
+        return
+    results = bench(args.sizes, args.repeats)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"written to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,337 @@
+"""The `train` stage: LightGBM on fit cutoffs, early stopping and calibration on held-out customers."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from scipy import optimize
+from sklearn.isotonic import isotonic_regression
+
+from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
+from churn.config import TrainParams
+from churn.errors import ChurnError
+from churn.model import Calibrator, ChurnModel, FeatureSpec
+
+FIT, CALIBRATION, TEST, GAP = "fit", "calibration", "test", "gap"
+ROLES = (FIT, CALIBRATION, TEST, GAP)
+KEY_COLUMNS = (CUSTOMER_ID, CUTOFF, ROLE, CHURNED)
+_PROB_EPS = 1e-4  # calibrated probabilities stay inside [eps, 1 - eps]: nobody is certain
+_HASH_KEYS = {"early_stopping": "churn-es-split01", "calibration_cv": "churn-calib-cv01"}
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A fitted model plus what the held-out (non-test) rows said about it, for the run record."""
+
+    model: ChurnModel
+    rounds: int
+    calibration_scores: dict[str, float]  # cross-validated log loss per calibrator kind
+    diagnostics: dict[str, float] = field(default_factory=dict)
+
+
+def feature_columns(snapshots: pd.DataFrame, source: str = "snapshots") -> list[str]:
+    """Return the model features: every column except customer_id, cutoff, role and churned."""
+    names = [name for name in snapshots.columns if name not in KEY_COLUMNS]
+    if not names:
+        raise ChurnError(
+            f"{source}: no feature columns besides {list(KEY_COLUMNS)}; rebuild features"
+        )
+    for name in names:
+        dtype = snapshots[name].dtype
+        if pd.api.types.is_datetime64_any_dtype(dtype) or str(dtype).startswith("date"):
+            raise ChurnError(
+                f"{source}: column {name!r} holds dates ({dtype}); features must be numeric or "
+                "categorical strings — turn it into days before the cutoff in the features stage"
+            )
+        first = snapshots[name].dropna().head(1).tolist()
+        if first and isinstance(first[0], datetime.date | pd.Timestamp):
+            raise ChurnError(
+                f"{source}: column {name!r} holds dates; features must be numeric or categorical "
+                "strings — turn it into days before the cutoff in the features stage"
+            )
+    return names
+
+
+def check_snapshots(
+    snapshots: pd.DataFrame, horizon_days: int | None = None, source: str = "snapshots"
+) -> None:
+    """Raise ChurnError unless the snapshots have keys, valid roles and labels, and disjoint windows."""
+    missing = [name for name in KEY_COLUMNS if name not in snapshots.columns]
+    if missing:
+        raise ChurnError(
+            f"{source}: missing column(s) {missing}; expected {list(KEY_COLUMNS)} plus features "
+            "— rebuild with `dvc repro features`"
+        )
+    roles = snapshots[ROLE].astype("string")
+    unknown = sorted(set(roles.dropna().unique()) - set(ROLES))
+    if unknown or roles.isna().any():
+        raise ChurnError(
+            f"{source}: column 'role' has value(s) {unknown or ['<missing>']}; "
+            f"allowed: {list(ROLES)}"
+        )
+    labels = snapshots[CHURNED]
+    bad = labels.isna() | ~labels.isin([0, 1])
+    if bad.any():
+        raise ChurnError(
+            f"{source}: column 'churned' has {int(bad.sum())} value(s) other than 0/1 "
+            f"(first: {labels[bad].iloc[0]!r}); rebuild features"
+        )
+    duplicated = snapshots.duplicated([CUSTOMER_ID, CUTOFF])
+    if duplicated.any():
+        first = snapshots.loc[duplicated, [CUSTOMER_ID, CUTOFF]].iloc[0]
+        raise ChurnError(
+            f"{source}: {int(duplicated.sum())} duplicate (customer_id, cutoff) row(s) (first: "
+            f"{first[CUSTOMER_ID]!r} at {first[CUTOFF]}); snapshots must have one row per pair"
+        )
+    for role in (FIT, CALIBRATION):
+        part = labels[roles == role]
+        if part.empty or part.nunique() < 2:
+            raise ChurnError(
+                f"{source}: role {role!r} has {len(part)} row(s) and "
+                f"{part.nunique()} label value(s); training needs both churners and non-churners "
+                "in fit and calibration cutoffs — add history or more cutoffs (features.cutoffs)"
+            )
+    if horizon_days is not None:
+        cutoffs = pd.to_datetime(snapshots[CUTOFF])
+        newest = {role: cutoffs[roles == role].max() for role in (FIT, CALIBRATION, TEST)}
+        oldest = {role: cutoffs[roles == role].min() for role in (FIT, CALIBRATION, TEST)}
+        horizon = pd.Timedelta(days=horizon_days)
+        for earlier, later in ((FIT, CALIBRATION), (CALIBRATION, TEST)):
+            if pd.notna(oldest[later]) and newest[earlier] + horizon > oldest[later]:
+                raise ChurnError(
+                    f"{source}: {earlier} cutoff {newest[earlier].date()} + {horizon_days} days "
+                    f"overlaps {later} cutoff {oldest[later].date()}; label windows of different "
+                    "roles must not overlap — rebuild features with the same horizon_days"
+                )
+
+
+def customer_share(customer_ids: pd.Series, purpose: str) -> np.ndarray:
+    """Return a stable pseudo-random number in [0, 1) per customer id (same id, same number)."""
+    hashed = pd.util.hash_pandas_object(
+        customer_ids.astype("string").astype(object), index=False, hash_key=_HASH_KEYS[purpose]
+    )
+    return (hashed.to_numpy() % np.uint64(1_000_003)).astype("float64") / 1_000_003.0
+
+
+def lightgbm_settings(params: TrainParams, spec: FeatureSpec) -> dict[str, Any]:
+    """Return the LightGBM parameter dict: hyperparameters plus the reproducibility switches."""
+    unknown = [name for name in params.monotone if name not in spec.names]
+    if unknown:
+        raise ChurnError(
+            f"params.yaml: train.monotone names {unknown}, which are not feature columns; "
+            f"features are {spec.names}"
+        )
+    categorical = [name for name in params.monotone if name in spec.categorical]
+    if categorical:
+        raise ChurnError(
+            f"params.yaml: train.monotone names categorical feature(s) {categorical}; "
+            "monotone constraints apply to numeric features only"
+        )
+    tree = params.lightgbm.model_dump(exclude={"max_rounds", "early_stopping_rounds"})
+    return {
+        "objective": "binary",
+        "metric": "binary_logloss",
+        "verbose": -1,
+        "seed": params.seed,
+        "num_threads": params.num_threads,
+        "deterministic": True,
+        "force_row_wise": True,
+        "feature_pre_filter": False,
+        "monotone_constraints": [params.monotone.get(name, 0) for name in spec.names],
+        **tree,
+    }
+
+
+def class_weights(labels: np.ndarray, balance: bool) -> np.ndarray | None:
+    """Return weights giving both classes equal total weight, or None when not balancing."""
+    if not balance:
+        return None
+    positives = labels.mean()
+    return np.where(labels == 1, 0.5 / positives, 0.5 / (1 - positives))
+
+
+def fit_platt(raw: np.ndarray, labels: np.ndarray) -> Calibrator:
+    """Return the Platt calibrator p = sigmoid(a * logit(raw) + b) with the lowest log loss."""
+    clipped = np.clip(raw, 1e-6, 1 - 1e-6)
+    logit = np.log(clipped / (1 - clipped))
+    y = labels.astype("float64")
+
+    def loss(ab: np.ndarray) -> tuple[float, np.ndarray]:
+        z = ab[0] * logit + ab[1]
+        # log(1 + e^z) - y z, written to stay finite for large |z|
+        value = np.mean(np.logaddexp(0.0, z) - y * z)
+        p = 1.0 / (1.0 + np.exp(-z))
+        return float(value), np.array([np.mean((p - y) * logit), np.mean(p - y)])
+
+    result = optimize.minimize(loss, np.array([1.0, 0.0]), jac=True, method="BFGS")
+    a, b = (float(v) for v in result.x)
+    return Calibrator("platt", a=a, b=b)
+
+
+def fit_isotonic(raw: np.ndarray, labels: np.ndarray) -> Calibrator:
+    """Return a strictly increasing (centred) isotonic calibrator over raw scores in [0, 1]."""
+    order = np.argsort(raw, kind="stable")
+    x_sorted, y_sorted = raw[order], labels[order].astype("float64")
+    # one point per distinct raw score, weighted by its count
+    unique_x, start, counts = np.unique(x_sorted, return_index=True, return_counts=True)
+    sums = np.add.reduceat(y_sorted, start)
+    fitted = isotonic_regression(sums / counts, sample_weight=counts, increasing=True)
+    # centred isotonic regression (Oron & Flournoy 2017): one knot per pooled block at its weighted
+    # mean score, linear in between — strictly increasing, so it keeps the booster's ranking
+    block = np.concatenate([[0], np.cumsum(np.diff(fitted) > 0)])
+    weight = np.bincount(block, weights=counts)
+    centres = np.bincount(block, weights=unique_x * counts) / weight
+    values = np.bincount(block, weights=fitted * counts) / weight
+    values = np.clip(values, _PROB_EPS, 1 - _PROB_EPS)
+    xs = [0.0, *centres.tolist(), 1.0]
+    # tiny end slopes keep the map strictly increasing beyond the outermost knots
+    ys = [
+        max(values[0] / 2, _PROB_EPS / 2),
+        *values.tolist(),
+        min((1 + values[-1]) / 2, 1 - _PROB_EPS / 2),
+    ]
+    if centres[0] <= 0.0:
+        xs, ys = xs[1:], ys[1:]
+    if centres[-1] >= 1.0:
+        xs, ys = xs[:-1], ys[:-1]
+    return Calibrator("isotonic", tuple(xs), tuple(ys))
+
+
+def _fit_calibrator(kind: str, raw: np.ndarray, labels: np.ndarray) -> Calibrator:
+    return fit_isotonic(raw, labels) if kind == "isotonic" else fit_platt(raw, labels)
+
+
+def log_loss(labels: np.ndarray, proba: np.ndarray) -> float:
+    """Return the mean binary log loss, probabilities clipped to [1e-15, 1 - 1e-15]."""
+    p = np.clip(proba, 1e-15, 1 - 1e-15)
+    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
+
+
+def choose_calibrator(
+    raw: np.ndarray, labels: np.ndarray, customer_ids: pd.Series, method: str
+) -> tuple[Calibrator, dict[str, float]]:
+    """Return the calibrator fitted on all rows, its kind chosen by 2-fold (by customer) log loss."""
+    fold = customer_share(customer_ids, "calibration_cv") < 0.5
+    scores: dict[str, float] = {}
+    for kind in ("isotonic", "platt"):
+        losses = []
+        for held in (fold, ~fold):
+            if held.all() or not held.any() or len(np.unique(labels[~held])) < 2:
+                continue
+            calibrator = _fit_calibrator(kind, raw[~held], labels[~held])
+            losses.append(log_loss(labels[held], calibrator.apply(raw[held])) * held.sum())
+        if losses:
+            scores[kind] = float(sum(losses) / len(labels))
+    if method == "auto":
+        # ties go to Platt: two parameters are the safer choice
+        kind = min(scores, key=lambda k: (scores[k], k != "platt")) if scores else "platt"
+    else:
+        kind = method
+    return _fit_calibrator(kind, raw, labels), scores
+
+
+def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Return rows in a fixed order (cutoff, customer id) so input row order cannot matter."""
+    return frame.sort_values([CUTOFF, CUSTOMER_ID], kind="stable", ignore_index=True)
+
+
+def fit_model(
+    snapshots: pd.DataFrame,
+    params: TrainParams,
+    horizon_days: int | None = None,
+    source: str = "snapshots",
+    metadata: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Return a calibrated model trained without ever reading the test (or gap) rows."""
+    check_snapshots(snapshots, horizon_days, source)
+    names = feature_columns(snapshots, source)
+    roles = snapshots[ROLE].astype("string")
+    # the test cutoff is for measuring only: it is dropped here, before anything is fitted
+    fit_rows = _canonical(snapshots[roles == FIT])
+    held = _canonical(snapshots[roles == CALIBRATION])
+    spec = FeatureSpec.infer(pd.concat([fit_rows, held], ignore_index=True), names)
+    settings = lightgbm_settings(params, spec)
+
+    stop_mask = customer_share(held[CUSTOMER_ID], "early_stopping") < params.early_stopping_share
+    stopping, calibrating = held[stop_mask], held[~stop_mask]
+    for name, part in (("early-stopping", stopping), ("calibration", calibrating)):
+        if part[CHURNED].nunique() < 2:
+            raise ChurnError(
+                f"{source}: the {name} half of the calibration cutoff has {len(part)} row(s) "
+                "and only one label value; add customers or cutoffs"
+            )
+    y_fit = fit_rows[CHURNED].to_numpy("int64")
+    y_stop = stopping[CHURNED].to_numpy("int64")
+    train_set = lgb.Dataset(
+        spec.to_matrix(fit_rows, source),
+        y_fit,
+        weight=class_weights(y_fit, params.balance_classes),
+        free_raw_data=False,
+    )
+    stop_set = lgb.Dataset(
+        spec.to_matrix(stopping, source),
+        y_stop,
+        weight=class_weights(y_stop, params.balance_classes),
+        reference=train_set,
+    )
+    history: dict[str, Any] = {}
+    booster = lgb.train(
+        settings,
+        train_set,
+        num_boost_round=params.lightgbm.max_rounds,
+        valid_sets=[stop_set],
+        valid_names=["early_stopping"],
+        callbacks=[
+            lgb.early_stopping(params.lightgbm.early_stopping_rounds, verbose=False),
+            lgb.record_evaluation(history),
+        ],
+    )
+    rounds = max(int(booster.best_iteration), 1)
+    if params.refit:
+        # same settings and rounds, more and newer rows; calibration rows stay unseen
+        refit_rows = _canonical(pd.concat([fit_rows, stopping], ignore_index=True))
+        y_refit = refit_rows[CHURNED].to_numpy("int64")
+        booster = lgb.train(
+            settings,
+            lgb.Dataset(
+                spec.to_matrix(refit_rows, source),
+                y_refit,
+                weight=class_weights(y_refit, params.balance_classes),
+            ),
+            num_boost_round=rounds,
+        )
+    # rebuild from text so the in-memory booster is exactly what gets saved
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
+    raw = ChurnModel(booster, Calibrator(), spec).predict_raw(calibrating)
+    y_cal = calibrating[CHURNED].to_numpy("int64")
+    calibrator, scores = choose_calibrator(
+        raw, y_cal, calibrating[CUSTOMER_ID].reset_index(drop=True), params.calibration
+    )
+    calibrated = calibrator.apply(raw)
+    diagnostics = {
+        "rounds": float(rounds),
+        "early_stopping_logloss": float(history["early_stopping"]["binary_logloss"][rounds - 1]),
+        "calibration_raw_logloss": log_loss(y_cal, raw),
+        "calibration_logloss": log_loss(y_cal, calibrated),
+        "rows_fit": float(len(fit_rows)),
+        "rows_early_stopping": float(len(stopping)),
+        "rows_calibration": float(len(calibrating)),
+    }
+    for kind, value in scores.items():
+        diagnostics[f"calibration_cv_logloss_{kind}"] = value
+    info = {
+        **(metadata or {}),
+        "rounds": rounds,
+        "calibration": calibrator.kind,
+        "calibration_cv_logloss": scores,
+        "refit": params.refit,
+        "features": len(spec.names),
+        "horizon_days": horizon_days,
+    }
+    model = ChurnModel(booster, calibrator, spec, info)
+    return TrainResult(model, rounds, scores, diagnostics)

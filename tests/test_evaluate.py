@@ -1,0 +1,131 @@
+"""Evaluation metrics match hand-computed values on tiny examples and never depend on row order."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from churn.config import EvaluateParams
+from churn.evaluate import (
+    _tie_groups,
+    bootstrap_differences,
+    captured_in_top,
+    expected_calibration_error,
+    fraction_label,
+    lift_and_recall,
+    score_metrics,
+    segment_metrics,
+    tenure_band,
+    weighted_auc_ap,
+)
+
+
+def test_ece_weights_each_bins_gap_by_its_share_of_rows():
+    # bins of width 0.5: [0.1, 0.2] observed 1/2 vs mean 0.15; [0.8, 0.9] observed 1/2 vs 0.85
+    labels = np.array([0, 1, 1, 0])
+    proba = np.array([0.1, 0.2, 0.8, 0.9])
+    assert expected_calibration_error(labels, proba, bins=2) == pytest.approx(
+        0.5 * abs(0.5 - 0.15) + 0.5 * abs(0.5 - 0.85)
+    )
+
+
+def test_ece_puts_probability_one_in_the_top_bin_and_is_zero_when_perfect():
+    labels = np.array([1, 1, 0, 0])
+    assert expected_calibration_error(labels, np.array([1.0, 1.0, 0.0, 0.0]), bins=10) == 0.0
+
+
+def test_lift_and_recall_in_top_fraction_by_hand():
+    labels = np.array([1, 1, 0, 1, 0, 0, 0, 0, 0, 0])
+    score = np.arange(10, 0, -1, dtype=float)  # already sorted, no ties
+    lift, recall = lift_and_recall(labels, score, 0.2)  # top 2 rows: both churners
+    assert lift == pytest.approx((2 / 2) / 0.3)
+    assert recall == pytest.approx(2 / 3)
+    lift, recall = lift_and_recall(labels, score, 0.4)  # top 4: 3 churners
+    assert lift == pytest.approx((3 / 4) / 0.3)
+    assert recall == pytest.approx(1.0)
+
+
+def test_ties_at_the_list_boundary_count_at_their_average_rate():
+    labels = np.array([1, 0, 1, 0])
+    score = np.array([5.0, 1.0, 1.0, 1.0])  # top 2 = the 5 plus one of three tied rows (1/3 churn)
+    assert captured_in_top(labels, score, 0.5) == pytest.approx(1 + 1 / 3)
+
+
+def test_metrics_do_not_depend_on_row_order():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 500)
+    score = np.round(rng.random(500), 1)  # many ties
+    order = rng.permutation(500)
+    first = score_metrics(labels, score, True)
+    second = score_metrics(labels[order], score[order], True)
+    assert first == pytest.approx(second)
+
+
+def test_scores_that_are_not_probabilities_get_no_log_loss():
+    out = score_metrics(np.array([0, 1, 1]), np.array([3.0, 10.0, 7.0]), False)
+    assert "log_loss" not in out and "ece" not in out
+    assert out["roc_auc"] == 1.0
+
+
+def test_fraction_labels():
+    assert fraction_label(0.05) == "top5"
+    assert fraction_label(0.2) == "top20"
+    assert fraction_label(0.125) == "top12.5"
+
+
+def test_weighted_auc_and_ap_equal_scikit_learn_with_repeated_rows():
+    rng = np.random.default_rng(5)
+    labels = rng.integers(0, 2, 300).astype(float)
+    score = np.round(rng.random(300) + labels * 0.3, 2)
+    weights = rng.integers(0, 4, 300).astype(float)
+    groups, count = _tie_groups(score)
+    auc, ap = weighted_auc_ap(groups, count, labels, weights)
+    repeat = np.repeat(np.arange(300), weights.astype(int))
+    assert auc == pytest.approx(roc_auc_score(labels[repeat], score[repeat]))
+    assert ap == pytest.approx(average_precision_score(labels[repeat], score[repeat]))
+
+
+def test_bootstrap_interval_brackets_the_difference_and_is_reproducible():
+    rng = np.random.default_rng(8)
+    labels = rng.integers(0, 2, 400)
+    good = labels + rng.normal(0, 0.7, 400)
+    weak = labels + rng.normal(0, 1.5, 400)
+    customers = np.array([f"{i:05d}" for i in range(400)])
+    first = bootstrap_differences(labels, good, {"weak": weak}, customers, 100, seed=1)
+    second = bootstrap_differences(labels, good, {"weak": weak}, customers, 100, seed=1)
+    assert first == second
+    row = first["weak"]
+    assert row["roc_auc_diff_lo"] < row["roc_auc_diff"] < row["roc_auc_diff_hi"]
+    assert row["roc_auc_diff_lo"] > 0
+
+
+def test_tenure_bands_are_labelled_by_their_edges():
+    bands = tenure_band(
+        pd.Series([0, 89, 90, 364, 365, 800, None], dtype="float64"), (90, 365, 730)
+    )
+    assert bands.tolist() == [
+        "under_90d",
+        "under_90d",
+        "90-365d",
+        "90-365d",
+        "365-730d",
+        "730d_or_more",
+        "unknown",
+    ]
+
+
+def test_segments_too_small_get_counts_but_no_metrics():
+    rows = pd.DataFrame(
+        {
+            "tenure_days": [10.0] * 60 + [400.0] * 5,
+            "channel": pd.array(["web"] * 30 + ["app"] * 35, dtype="string"),
+            "churned": np.tile([0, 1], 33)[:65].astype("int8"),
+        }
+    )
+    proba = np.linspace(0.1, 0.9, 65)
+    out = segment_metrics(rows, proba, EvaluateParams(min_segment_rows=50))
+    assert "roc_auc" in out["tenure"]["under_90d"]
+    assert out["tenure"]["365-730d"] == {"rows": 5.0, "base_churn_rate": pytest.approx(0.4)}
+    assert set(out["channel"]) == {"web", "app"}
