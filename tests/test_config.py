@@ -49,3 +49,8 @@ def test_broken_yaml_names_the_file(tmp_path):
     path.write_text("generate: [unclosed\n")
     with pytest.raises(ChurnError, match="not valid YAML"):
         load_params(path)
+
+
+def test_report_and_features_must_share_one_churn_definition():
+    with pytest.raises(ChurnError, match="report.horizon_days = 60 differs"):
+        parse_params({"report": {"horizon_days": 60}, "features": {"horizon_days": 90}})

@@ -84,8 +84,7 @@ def generate(
 # --------------------------------------------------------------------------- train / evaluate
 def _horizon_days(settings) -> int:  # noqa: ANN001 - churn.config.Params
     """Return features.horizon_days: train and evaluate must use the features stage's horizon."""
-    features = getattr(settings, "features", None)
-    return int(features.horizon_days) if features is not None else 90
+    return int(settings.features.horizon_days)
 
 
 @app.command()
@@ -302,6 +301,83 @@ def report(
         result.as_of,
         out,
     )
+
+
+# --------------------------------------------------------------------------- features
+@app.command()
+def features(
+    transactions: Annotated[Path, typer.Option(help="Clean transactions (Parquet).")] = Path(
+        "data/interim/transactions.parquet"
+    ),
+    customers: Annotated[Path, typer.Option(help="Clean customers (Parquet).")] = Path(
+        "data/interim/customers.parquet"
+    ),
+    nps: Annotated[Path, typer.Option(help="Clean NPS answers (Parquet).")] = Path(
+        "data/interim/nps.parquet"
+    ),
+    out: Annotated[Path, typer.Option(help="Folder for train.parquet and score.parquet.")] = Path(
+        "data/features"
+    ),
+    report: Annotated[Path, typer.Option(help="Features report (JSON).")] = Path(
+        "reports/features.json"
+    ),
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Build labelled point-in-time training snapshots and the as-of snapshot to score."""
+    from churn.features import build_snapshots, summarize_snapshots
+    from churn.io import write_json, write_parquet
+
+    settings = load_params(params).features
+    snapshots = build_snapshots(transactions, customers, nps, settings)
+    write_parquet(snapshots.train, out / "train.parquet")
+    write_parquet(snapshots.score, out / "score.parquet")
+    write_json(summarize_snapshots(snapshots, settings), report)
+    log.info("wrote %s, %s and %s", out / "train.parquet", out / "score.parquet", report)
+
+
+# --------------------------------------------------------------------------- ingest
+@app.command()
+def ingest(
+    out: Annotated[Path, typer.Option(help="Folder for the clean tables.")] = Path("data/interim"),
+    report: Annotated[Path, typer.Option(help="JSON report (DVC metrics).")] = Path(
+        "reports/ingest.json"
+    ),
+    snapshots: Annotated[Path, typer.Option(help="Folder for SQL source snapshots.")] = Path(
+        "data/raw"
+    ),
+    state: Annotated[
+        Path, typer.Option(help="Run history for the volume check (outside DVC outputs).")
+    ] = Path(".churn/ingest_history.json"),
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Read, type and check the transactions export; quarantine bad rows; write the report."""
+    import json
+    import os
+    import tempfile
+    from datetime import UTC, datetime
+
+    from churn.ingest import IngestOutputs, run_ingest
+    from churn.io import write_json
+
+    settings = load_params(params).ingest
+    try:
+        history = json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
+    except (OSError, ValueError):
+        log.warning("%s: unreadable run history, the volume check starts afresh", state)
+        history = {}
+    with tempfile.TemporaryDirectory(prefix="churn-ingest-") as work_dir:
+        result, history = run_ingest(
+            settings,
+            IngestOutputs.in_folder(out),
+            snapshots,
+            history,
+            datetime.now(UTC),
+            os.environ,
+            Path(work_dir),
+        )
+    write_json(result, report)
+    write_json(history, state)
+    log.info("wrote %s and %s", out, report)
 
 
 # --------------------------------------------------------------------------- score / publish / at-risk

@@ -8,6 +8,8 @@ AMOUNT = "amount"  # positive = purchase, negative = refund, zero = kept and fla
 TRANSACTION_ID = "transaction_id"
 
 # quarantine (data/interim/quarantine.parquet)
+QUARANTINE_TABLE = "table"  # transactions / customers / nps
+SOURCE_FILE = "source_file"
 SOURCE_ROW = "source_row"  # 1-based data row in the source (header not counted)
 REASON = "reason"
 DETAIL = "detail"
@@ -55,6 +57,18 @@ COHORT_START = "cohort_start"
 COHORT_SIZE = "cohort_size"
 PERIODS_SINCE_FIRST = "periods_since_first"
 RETENTION_PCT = "retention_pct"
+# features stage (data/features/*.parquet): core feature names every stage may rely on;
+# the full list with definitions and units is churn.features.definitions.FEATURES and docs/features.md
+RECENCY_DAYS = "recency_days"  # cutoff - last purchase date
+TENURE_DAYS = "tenure_days"  # cutoff - first purchase date
+PURCHASES = "purchases"  # rows with amount > 0
+PURCHASE_DAYS = "purchase_days"  # distinct purchase dates
+SPEND_TOTAL = "spend_total"
+AOV = "aov"
+SPEND_MAX = "spend_max"
+SPEND_90D = "spend_90d"
+PURCHASES_90D = "purchases_90d"
+GAP_MEAN_DAYS = "gap_mean_days"
 
 # scores, continued (score stage; the published at-risk lists carry a subset). EXPECTED_VALUE
 # (margin over score.expected_value_days), VALUE_AT_RISK, AT_RISK (flagged by score.target, never
@@ -65,13 +79,3 @@ SUPPRESSED = "suppressed"  # on the suppression list (opted out, contacted recen
 REASONS = "reasons"  # top drivers of this customer's risk in plain words, ' | '-separated
 REASON_FAMILY = "reason_family"  # family of the main reason (recency, nps, ...)
 SUGGESTED_ACTION = "suggested_action"
-
-# core snapshot features the score stage reads by name
-RECENCY_DAYS = "recency_days"
-TENURE_DAYS = "tenure_days"
-PURCHASES = "purchases"
-PURCHASES_90D = "purchases_90d"
-SPEND_TOTAL = "spend_total"
-SPEND_90D = "spend_90d"
-AOV = "aov"
-GAP_MEAN_DAYS = "gap_mean_days"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import difflib
-from datetime import date
+import re
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -138,6 +140,226 @@ class ReportParams(Section):
         return self
 
 
+# --------------------------------------------------------------------------- features
+class CutoffsParams(Section):
+    """Training cutoffs: `count` dates `step_days` apart, the newest at as_of - horizon_days."""
+
+    count: int = Field(12, ge=1)
+    step_days: int = Field(30, ge=1)
+    min_history_days: int = Field(90, ge=0)  # days of data a cutoff needs on or before it
+
+
+class RolesParams(Section):
+    """How training cutoffs are split by time into fit / calibration / test (rest: gap)."""
+
+    calibration_cutoffs: int = Field(1, ge=1)  # newest cutoffs whose labels end before test starts
+
+
+class FeaturesParams(Section):
+    """Point-in-time snapshots and churn labels: `churn features` (the `features` DVC stage)."""
+
+    horizon_days: int = Field(90, ge=1)  # churned = no purchase dated in (cutoff, cutoff + horizon]
+    as_of: date | None = None  # the scored snapshot; null = last transaction date
+    active_within_days: int = Field(
+        365, ge=1
+    )  # eligible: a purchase dated in (cutoff - this, cutoff]
+    windows: tuple[int, ...] = (30, 90, 180, 365)  # trailing windows (cutoff - N, cutoff], days
+    trend_days: int = Field(90, ge=1)  # trend: last N days against the N days before them
+    cutoffs: CutoffsParams = CutoffsParams()
+    roles: RolesParams = RolesParams()
+    threads: int | None = Field(None, ge=1)  # DuckDB threads; null = all cores
+    memory_limit: str = "2GB"  # DuckDB memory limit; it spills to a temp folder beyond it
+
+    @model_validator(mode="after")
+    def _windows_include_core(self) -> FeaturesParams:
+        if 90 not in self.windows:
+            raise ValueError(
+                "windows must include 90 (spend_90d and purchases_90d are core features)"
+            )
+        if len(set(self.windows)) != len(self.windows) or any(w < 1 for w in self.windows):
+            raise ValueError("windows must be distinct positive day counts")
+        return self
+
+
+# --------------------------------------------------------------------------- ingest
+SQL_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlite", "mssql", "oracle", "duckdb")
+
+
+def is_sql_url(source: str) -> bool:
+    """Return True when `source` looks like a SQLAlchemy URL (or an env:VAR naming one)."""
+    if source.startswith("env:"):
+        return True
+    scheme = source.split("://", 1)[0].split("+", 1)[0].lower() if "://" in source else ""
+    return scheme in SQL_SCHEMES
+
+
+class CsvOptions(Section):
+    """How to read CSV sources. Every column is read as text, then typed by ingest itself."""
+
+    delimiter: str | None = None  # None = detect from the file
+    encoding: str = "utf-8"  # utf-8, latin-1, utf-16, or any Python codec (then transcoded)
+    decimal: Literal[".", ","] = "."
+    thousands: Literal[",", ".", " ", "'", "_"] | None = None  # stripped before parsing amounts
+    quote: str = '"'
+    escape: str | None = None  # None = same as quote (doubled quotes)
+
+    @model_validator(mode="after")
+    def _single_characters(self) -> CsvOptions:
+        for key in ("delimiter", "quote", "escape"):
+            value = getattr(self, key)
+            if value is not None and len(value) != 1:
+                raise ValueError(f"csv.{key} must be a single character, got {value!r}")
+        if self.thousands is not None and self.thousands == self.decimal:
+            raise ValueError("csv.thousands and csv.decimal must differ")
+        return self
+
+
+class SqlOptions(Section):
+    """A SQL table or read-only query; credentials come only from the environment."""
+
+    table: str | None = None  # [schema.]table; validated as identifiers, quoted by SQLAlchemy
+    query: str | None = None  # one SELECT; values only through :name placeholders
+    query_params: dict[str, str | int | float | bool] = {}
+    password_env: str = "PGPASSWORD"  # environment variable holding the password, if any
+
+
+class TransactionColumns(Section):
+    """Source column names of the transactions export (required: customer_id, timestamp, amount)."""
+
+    customer_id: str = "customer_id"
+    timestamp: str = "timestamp"
+    amount: str = "amount"
+    transaction_id: str | None = None  # when mapped, repeated ids are removed and counted
+
+
+class CustomerColumns(Section):
+    """Source column names of the optional customers table."""
+
+    customer_id: str = "customer_id"
+    signup_date: str | None = "signup_date"
+    channel: str | None = "channel"
+    region: str | None = "region"
+
+
+class NpsColumns(Section):
+    """Source column names of the optional NPS survey answers."""
+
+    customer_id: str = "customer_id"
+    answered_at: str = "answered_at"
+    score: str = "score"
+
+
+class SideSource(Section):
+    """A file or SQL source of a side table (customers or NPS answers)."""
+
+    source: str
+    format: Literal["auto", "csv", "parquet", "sql"] = "auto"
+    sql: SqlOptions = SqlOptions()
+    csv: CsvOptions = CsvOptions()
+    date_format: str | None = None  # strptime format of the date column; None = ISO or auto
+    dayfirst: bool = False
+
+
+class CustomersSource(SideSource):
+    """The optional customers table: one row per customer."""
+
+    columns: CustomerColumns = CustomerColumns()
+
+
+class NpsSource(SideSource):
+    """The optional NPS answers: score 0-10 per customer and date."""
+
+    columns: NpsColumns = NpsColumns()
+
+
+class FreshnessCheck(Section):
+    """Newest clean transaction must not be older than max_age_days (None = no check)."""
+
+    max_age_days: int | None = Field(None, ge=0)
+    action: Literal["warn", "fail"] = "warn"
+
+
+class VolumeCheck(Section):
+    """Rows read must not fall by more than max_drop_share against the previous run."""
+
+    max_drop_share: float | None = Field(0.5, gt=0, le=1)
+    action: Literal["warn", "fail"] = "warn"
+
+
+class IngestParams(Section):
+    """Reading and cleaning the transactions export: `churn ingest` (the `ingest` DVC stage)."""
+
+    source: str = "data/raw/transactions.csv.gz"  # file, folder, SQLAlchemy URL or env:VAR
+    format: Literal["auto", "csv", "parquet", "sql"] = "auto"
+    sql: SqlOptions = SqlOptions()
+    csv: CsvOptions = CsvOptions()
+    columns: TransactionColumns = TransactionColumns()
+    passthrough: tuple[str, ...] = ()  # extra source columns kept (as text for CSV)
+    timestamp_format: str | None = None  # strptime format, e.g. "%d/%m/%Y %H:%M"; None = auto
+    dayfirst: bool = False  # for auto parsing of ambiguous dates like 03/04/2024
+    timezone: str = "UTC"  # zone of naive timestamps; timestamps with an offset convert to it
+    reject_after: datetime | None = None  # later timestamps are quarantined; None = run time
+    drop_exact_duplicates: bool = False  # without transaction_id: drop identical rows?
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    freshness: FreshnessCheck = FreshnessCheck()
+    volume: VolumeCheck = VolumeCheck()
+    customers: CustomersSource | None = None
+    nps: NpsSource | None = None
+    threads: int = Field(2, ge=1)  # DuckDB threads
+    memory_limit: str = "2GB"  # DuckDB memory limit (spills to disk beyond it)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> IngestParams:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"timezone {self.timezone!r} is not an IANA zone (e.g. Europe/Berlin, UTC)"
+            ) from None
+        names = [self.columns.customer_id, self.columns.timestamp, self.columns.amount]
+        if self.columns.transaction_id:
+            names.append(self.columns.transaction_id)
+        for name in self.passthrough:
+            if name in names or name in CANONICAL_TRANSACTION_COLUMNS:
+                raise ValueError(
+                    f"passthrough column {name!r} is already mapped or is a reserved name"
+                )
+        if len(set(self.passthrough)) != len(self.passthrough):
+            raise ValueError("passthrough lists a column twice")
+        if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", self.memory_limit):
+            raise ValueError(f"memory_limit {self.memory_limit!r}: write it like 2GB or 512MB")
+        for label, spec in (("", self), ("customers.", self.customers), ("nps.", self.nps)):
+            if spec is not None:
+                _check_source(label, spec.source, spec.format, spec.sql)
+        return self
+
+
+CANONICAL_TRANSACTION_COLUMNS = ("customer_id", "timestamp", "date", "amount", "transaction_id")
+
+
+def _check_source(label: str, source: str, fmt: str, sql: SqlOptions) -> None:
+    """Raise ValueError for an inconsistent SQL source; never echo a password."""
+    if fmt == "sql" or (fmt == "auto" and is_sql_url(source)):
+        if (sql.table is None) == (sql.query is None):
+            raise ValueError(f"{label}source is SQL: set exactly one of {label}sql.table or query")
+        if not source.startswith("env:"):
+            from sqlalchemy.engine import make_url
+            from sqlalchemy.exc import ArgumentError
+
+            try:
+                url = make_url(source)
+            except ArgumentError:
+                raise ValueError(f"{label}source is not a valid SQLAlchemy URL") from None
+            if url.password is not None:
+                raise ValueError(
+                    f"{label}source contains a password; remove it from params.yaml and put it "
+                    f"in the environment variable named by {label}sql.password_env "
+                    f"(or the whole URL in an env var and write source: env:VARNAME)"
+                )
+    elif sql.table is not None or sql.query is not None:
+        raise ValueError(f"{label}sql.table/query are set but {label}source is not a SQL URL")
+
+
 # --------------------------------------------------------------------------- score
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
 
@@ -255,11 +477,26 @@ class Params(Section):
     """All of params.yaml. Each stage receives only the sections it declares in dvc.yaml."""
 
     generate: GenerateParams = GenerateParams()
+    ingest: IngestParams = IngestParams()
+    features: FeaturesParams = FeaturesParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
     score: ScoreParams = ScoreParams()
     publish: PublishParams = PublishParams()
+
+    @model_validator(mode="after")
+    def _one_churn_definition(self) -> Params:
+        # The report states the same churn definition the model is trained on; two different
+        # definitions would make the lists and the business figures tell different stories.
+        for key in ("active_within_days", "horizon_days"):
+            mine, theirs = getattr(self.report, key), getattr(self.features, key)
+            if mine != theirs:
+                raise ValueError(
+                    f"report.{key} = {mine} differs from features.{key} = {theirs}; "
+                    "set both to the same value (one churn definition)"
+                )
+        return self
 
     @model_validator(mode="before")
     @classmethod

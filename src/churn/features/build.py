@@ -1,0 +1,289 @@
+"""Run the feature SQL on DuckDB: inputs in, training and scoring snapshots (pandas) out."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from churn import columns as c
+from churn.config import FeaturesParams
+from churn.errors import ChurnError
+from churn.features.cutoffs import SCORE, Cutoff, plan_cutoffs
+from churn.features.definitions import feature_list
+from churn.features.sql import day_number, snapshot_sql
+from churn.logs import get_logger
+
+log = get_logger("features")
+
+TableSource = pd.DataFrame | pa.Table | Path
+
+# column -> (accepted DuckDB types, what the clean contract says)
+REQUIRED = {
+    "transactions": {
+        c.CUSTOMER_ID: ({"VARCHAR"}, "string"),
+        c.DATE: ({"DATE"}, "date32"),
+        c.AMOUNT: ({"DOUBLE", "FLOAT"}, "float64"),
+    },
+    "customers": {
+        c.CUSTOMER_ID: ({"VARCHAR"}, "string"),
+        c.SIGNUP_DATE: ({"DATE"}, "date32"),
+        c.CHANNEL: ({"VARCHAR"}, "string"),
+        c.REGION: ({"VARCHAR"}, "string"),
+    },
+    "nps": {
+        c.CUSTOMER_ID: ({"VARCHAR"}, "string"),
+        c.ANSWERED_AT: ({"DATE"}, "date32"),
+        c.NPS_SCORE: (
+            {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"},
+            "int",
+        ),
+    },
+}
+
+
+@dataclass(frozen=True)
+class Snapshots:
+    """Training rows (labelled cutoffs) and the as-of snapshot to score, with their plan."""
+
+    train: pd.DataFrame
+    score: pd.DataFrame
+    cutoffs: list[Cutoff]
+    as_of: date
+    first_date: date
+
+
+def connect(params: FeaturesParams) -> duckdb.DuckDBPyConnection:
+    """Return an in-memory DuckDB connection with the configured threads and memory limit."""
+    # spill files go to the system temp folder, not a `.tmp` folder in the project
+    spill = Path(tempfile.gettempdir()) / "churn-duckdb"
+    try:
+        con = duckdb.connect(
+            config={"memory_limit": params.memory_limit, "temp_directory": str(spill)}
+        )
+    except duckdb.Error as error:
+        raise ChurnError(
+            f"params.yaml: features.memory_limit = {params.memory_limit!r} is not a DuckDB memory "
+            f"size ({error}); use e.g. 2GB or 500MB"
+        ) from None
+    if params.threads is not None:
+        con.execute(f"SET threads = {int(params.threads)}")
+    # rows are ordered explicitly at the end; this lets DuckDB stream with less memory
+    con.execute("SET preserve_insertion_order = false")
+    return con
+
+
+def register_table(con: duckdb.DuckDBPyConnection, name: str, source: TableSource) -> None:
+    """Expose a frame, Arrow table or Parquet file to the connection as view `name`, checked."""
+    if isinstance(source, Path):
+        if not source.exists():
+            raise ChurnError(f"{source}: not found; run `churn ingest` first (dvc repro ingest)")
+        quoted = str(source).replace("'", "''")
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet('{quoted}')")
+        label = str(source)
+    else:
+        con.register(f"{name}_input", source)
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}_input")
+        label = f"{name} table"
+    types = {row[0]: row[1] for row in con.sql(f"DESCRIBE {name}").fetchall()}
+    for column, (accepted, contract) in REQUIRED[name].items():
+        if column not in types:
+            raise ChurnError(
+                f"{label}: column '{column}' is missing (has {', '.join(types) or 'none'}); "
+                f"the clean {name} contract needs it as {contract}: rerun `churn ingest`"
+            )
+        if types[column] not in accepted:
+            raise ChurnError(
+                f"{label}: column '{column}' has type {types[column]}, expected {contract}; "
+                f"rerun `churn ingest` so the clean {name} table follows the contract"
+            )
+
+
+def _date_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date, int]:
+    first, last, rows = con.sql(
+        "SELECT MIN(date), MAX(date), COUNT(*) FROM transactions"
+    ).fetchall()[0]
+    if rows == 0 or first is None:
+        raise ChurnError("transactions: no rows; the features stage needs clean transactions")
+    return first, last, rows
+
+
+def _check_unique_customers(con: duckdb.DuckDBPyConnection) -> None:
+    dupes = con.sql(
+        "SELECT customer_id, COUNT(*) FROM customers GROUP BY customer_id HAVING COUNT(*) > 1 "
+        "ORDER BY customer_id LIMIT 1"
+    ).fetchall()
+    if dupes:
+        dupes = dupes[0]
+        raise ChurnError(
+            f"customers: customer_id {dupes[0]!r} appears {dupes[1]} times; the customers table "
+            "needs one row per customer (fix the export or dedupe it at ingest)"
+        )
+
+
+def resolve_as_of(params: FeaturesParams, first_date: date, last_date: date) -> date:
+    """Return the as-of date: features.as_of, or the last transaction date when it is null."""
+    as_of = params.as_of or last_date
+    if as_of > last_date:
+        raise ChurnError(
+            f"features.as_of = {as_of} is after the last transaction date {last_date}: label "
+            "windows would count unobserved days as 'no purchase'; set it on or before "
+            f"{last_date} or null"
+        )
+    if as_of < first_date:
+        raise ChurnError(
+            f"features.as_of = {as_of} is before the first transaction date {first_date}; "
+            "set it inside the data or null"
+        )
+    if as_of < last_date:
+        log.info(
+            "features.as_of %s is before the last transaction date %s: later rows are not read",
+            as_of,
+            last_date,
+        )
+    return as_of
+
+
+def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
+    table = con.sql(sql).to_arrow_table()
+    return table.to_pandas(split_blocks=True, self_destruct=True)
+
+
+def _cutoff_table(plan: list[Cutoff]) -> pa.Table:
+    return pa.table(
+        {
+            c.CUTOFF: pa.array([item.cutoff for item in plan], pa.date32()),
+            "cutoff_day": pa.array([day_number(item.cutoff) for item in plan], pa.int32()),
+            c.ROLE: pa.array([item.role for item in plan], pa.string()),
+        }
+    )
+
+
+def open_inputs(
+    transactions: TableSource,
+    customers: TableSource,
+    nps: TableSource,
+    params: FeaturesParams,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> duckdb.DuckDBPyConnection:
+    """Return a connection with the three input tables registered and checked."""
+    con = con or connect(params)
+    register_table(con, "transactions", transactions)
+    register_table(con, "customers", customers)
+    register_table(con, "nps", nps)
+    _check_unique_customers(con)
+    return con
+
+
+def compute_snapshots(
+    con: duckdb.DuckDBPyConnection,
+    cutoffs: list[Cutoff],
+    params: FeaturesParams,
+    labelled: bool,
+) -> pd.DataFrame:
+    """Return one row per eligible (customer, cutoff) for the given cutoffs, in one query.
+
+    One cutoff without labels runs as a plain filtered scan; otherwise the transactions are
+    joined once to the cutoffs table (date <= cutoff), never rescanned per cutoff.
+    """
+    newest = max(item.cutoff for item in cutoffs)
+    if len(cutoffs) == 1 and not labelled:
+        single = (cutoffs[0].cutoff, cutoffs[0].role)
+        sql = snapshot_sql(params, newest, with_labels=False, single_cutoff=single)
+    else:
+        con.register("cutoffs", _cutoff_table(sorted(cutoffs, key=lambda item: item.cutoff)))
+        sql = snapshot_sql(params, newest, with_labels=labelled)
+    return normalize_snapshot(_fetch(con, sql), params, labelled=labelled)
+
+
+def build_snapshots(
+    transactions: TableSource,
+    customers: TableSource,
+    nps: TableSource,
+    params: FeaturesParams,
+    con: duckdb.DuckDBPyConnection | None = None,
+    with_train: bool = True,
+) -> Snapshots:
+    """Return labelled training snapshots at every planned cutoff and the as-of snapshot."""
+    con = open_inputs(transactions, customers, nps, params, con)
+    first_date, last_date, rows = _date_range(con)
+    as_of = resolve_as_of(params, first_date, last_date)
+    log.info("transactions: %d rows from %s to %s; as_of %s", rows, first_date, last_date, as_of)
+    plan: list[Cutoff] = []
+    train = normalize_snapshot(pd.DataFrame(), params, labelled=True)
+    if with_train:
+        plan = plan_cutoffs(first_date, as_of, params)
+        train = compute_snapshots(con, plan, params, labelled=True)
+        log.info(
+            "training snapshots: %d rows over %d cutoffs (%s)",
+            len(train),
+            len(plan),
+            ", ".join(f"{item.cutoff} {item.role}" for item in plan),
+        )
+    score = compute_snapshots(con, [Cutoff(as_of, SCORE, None)], params, labelled=False)
+    log.info("as-of snapshot %s: %d eligible customers", as_of, len(score))
+    return Snapshots(train, score, plan, as_of, first_date)
+
+
+def snapshot_columns(params: FeaturesParams, labelled: bool) -> list[str]:
+    """Return the snapshot column order: keys, role, label (training only), then features."""
+    keys = [c.CUSTOMER_ID, c.CUTOFF, c.ROLE] + ([c.CHURNED] if labelled else [])
+    return keys + [feature.name for feature in feature_list(params)]
+
+
+def normalize_snapshot(frame: pd.DataFrame, params: FeaturesParams, labelled: bool) -> pd.DataFrame:
+    """Return the frame with the documented column order and dtypes (strings as string dtype)."""
+    expected = snapshot_columns(params, labelled)
+    if len(frame.columns) and list(frame.columns) != expected:
+        raise AssertionError(f"feature SQL returned {list(frame.columns)}, expected {expected}")
+    if not len(frame.columns):  # nothing was computed (e.g. no training cutoffs asked for)
+        frame = pd.DataFrame(
+            {name: pd.Series(dtype=_empty_dtype(name, params)) for name in expected}
+        )
+    strings = [c.CUSTOMER_ID, c.ROLE] + [f.name for f in feature_list(params) if f.categorical]
+    return frame.astype({name: "string" for name in strings})
+
+
+def _empty_dtype(name: str, params: FeaturesParams) -> Any:
+    if name == c.CUTOFF:
+        return "object"
+    if name == c.CHURNED:
+        return "int8"
+    categorical = {f.name for f in feature_list(params) if f.categorical}
+    return "string" if name in categorical or name in (c.CUSTOMER_ID, c.ROLE) else "float64"
+
+
+def summarize_snapshots(snapshots: Snapshots, params: FeaturesParams) -> dict[str, Any]:
+    """Return the features report: rows, churn rate and role per cutoff, feature null rates."""
+    train = snapshots.train
+    per_cutoff: dict[str, Any] = {}
+    for item in snapshots.cutoffs:
+        rows = train[train[c.CUTOFF] == item.cutoff]
+        per_cutoff[item.cutoff.isoformat()] = {
+            "role": item.role,
+            "label_end": item.label_end.isoformat() if item.label_end else None,
+            "rows": len(rows),
+            "churn_rate": round(float(rows[c.CHURNED].mean()), 6) if len(rows) else None,
+        }
+    names = [feature.name for feature in feature_list(params)]
+
+    def null_rates(frame: pd.DataFrame) -> dict[str, float]:
+        if frame.empty:
+            return {name: 0.0 for name in names}
+        return {name: round(float(frame[name].isna().mean()), 6) for name in names}
+
+    return {
+        "as_of": snapshots.as_of.isoformat(),
+        "first_date": snapshots.first_date.isoformat(),
+        "horizon_days": params.horizon_days,
+        "cutoffs": per_cutoff,
+        "train_rows": len(train),
+        "score_rows": len(snapshots.score),
+        "null_rates": {"train": null_rates(train), "score": null_rates(snapshots.score)},
+    }

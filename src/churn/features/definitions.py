@@ -1,0 +1,189 @@
+"""Every snapshot column: name, feature group, unit and definition (the source of docs/features.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from churn import columns as c
+from churn.config import FeaturesParams
+
+
+@dataclass(frozen=True)
+class Feature:
+    """One model feature: its column name, group (for ablations), unit and definition."""
+
+    name: str
+    group: str
+    unit: str
+    definition: str
+    categorical: bool = False
+
+
+def window_features(windows: tuple[int, ...]) -> list[Feature]:
+    """Return the trailing-window count and spend features for the configured windows."""
+    out = []
+    for days in windows:
+        out.append(
+            Feature(
+                f"purchases_{days}d",
+                "windows",
+                "count",
+                f"purchases dated in (cutoff - {days} days, cutoff]",
+            )
+        )
+        out.append(
+            Feature(
+                f"spend_{days}d",
+                "windows",
+                "currency",
+                f"sum of purchase amounts dated in (cutoff - {days} days, cutoff]; 0 when none",
+            )
+        )
+    return out
+
+
+def feature_list(params: FeaturesParams) -> list[Feature]:
+    """Return every model feature, in output column order, for these params."""
+    trend = params.trend_days
+    return [
+        Feature(c.RECENCY_DAYS, "recency", "days", "cutoff - date of the last purchase"),
+        Feature(c.TENURE_DAYS, "tenure", "days", "cutoff - date of the first purchase"),
+        Feature(
+            c.PURCHASES, "frequency", "count", "purchases (rows with amount > 0) dated <= cutoff"
+        ),
+        Feature(c.PURCHASE_DAYS, "frequency", "count", "distinct purchase dates <= cutoff"),
+        Feature(
+            c.SPEND_TOTAL, "monetary", "currency", "sum of purchase amounts (refunds excluded)"
+        ),
+        Feature(c.AOV, "monetary", "currency", "spend_total / purchases (average order value)"),
+        Feature(c.SPEND_MAX, "monetary", "currency", "largest single purchase amount"),
+        *window_features(params.windows),
+        Feature(
+            "purchases_trend",
+            "trend",
+            "ratio in [-1, 1]",
+            f"(a - b) / (a + b), a = purchases in the last {trend} days, b = in the {trend} "
+            "days before them; null when both are 0",
+        ),
+        Feature(
+            "spend_trend",
+            "trend",
+            "ratio in [-1, 1]",
+            f"as purchases_trend, on purchase spend over the same two {trend}-day windows",
+        ),
+        Feature(
+            c.GAP_MEAN_DAYS,
+            "gaps",
+            "days",
+            "mean days between consecutive distinct purchase dates = (last - first) / "
+            "(purchase_days - 1); null with one purchase date",
+        ),
+        Feature(
+            "gap_std_days",
+            "gaps",
+            "days",
+            "sample standard deviation of those gaps; null with fewer than two gaps",
+        ),
+        Feature("gap_cv", "gaps", "ratio", "gap_std_days / gap_mean_days"),
+        Feature(
+            "gap_last_days",
+            "gaps",
+            "days",
+            "the most recent gap (last purchase date - the one before)",
+        ),
+        Feature(
+            "overdue_ratio",
+            "gaps",
+            "ratio",
+            "recency_days / gap_mean_days: above 1 = later than this customer usually buys",
+        ),
+        Feature("refunds", "refunds", "count", "rows with amount < 0 dated <= cutoff"),
+        Feature(
+            "refund_share",
+            "refunds",
+            "ratio",
+            "refunded amount (sum of -amount over refunds) / spend_total",
+        ),
+        Feature("zero_amount_count", "refunds", "count", "rows with amount = 0 dated <= cutoff"),
+        Feature(
+            "purchase_rate_365d",
+            "rates",
+            "purchases per 30 days",
+            "purchase_days in (cutoff - 365, cutoff] * 30 / min(tenure_days + 1, 365): "
+            "buying rate over the observed part of the last year",
+        ),
+        Feature(
+            "recency_tenure_ratio",
+            "rates",
+            "ratio in [0, 1]",
+            "recency_days / tenure_days (BG/NBD-style: the share of the customer's life that is "
+            "silent); null when tenure_days = 0",
+        ),
+        Feature(
+            "aov_trend",
+            "rates",
+            "ratio",
+            f"average order value in the last {trend} days / aov; null without purchases there",
+        ),
+        Feature(
+            "weekday_count",
+            "rates",
+            "count (1-7)",
+            "distinct days of the week among purchase dates (regularity of habit)",
+        ),
+        Feature(
+            c.CHANNEL,
+            "customer",
+            "category",
+            "acquisition channel from the customers table; null when no customers table, "
+            "the customer is missing there, or signup_date is after the cutoff",
+            categorical=True,
+        ),
+        Feature(
+            c.REGION, "customer", "category", "region, same rules as channel", categorical=True
+        ),
+        Feature(
+            "signup_tenure_days",
+            "customer",
+            "days",
+            "cutoff - signup_date; null when signup_date is unknown or after the cutoff",
+        ),
+        Feature(
+            "nps_latest",
+            "nps",
+            "score 0-10",
+            "the latest NPS answer with answered_at <= cutoff (lowest score on ties)",
+        ),
+        Feature(
+            "nps_class",
+            "nps",
+            "category",
+            "promoter (9-10), passive (7-8) or detractor (0-6) from nps_latest",
+            categorical=True,
+        ),
+        Feature(
+            "nps_trend", "nps", "score points", "nps_latest - the answer before it; null with one"
+        ),
+        Feature("nps_days_since", "nps", "days", "cutoff - answered_at of the latest answer"),
+        Feature(
+            "nps_answers", "nps", "count", "NPS answers with answered_at <= cutoff; null with none"
+        ),
+    ]
+
+
+def feature_names(params: FeaturesParams) -> list[str]:
+    """Return the model feature column names in output order."""
+    return [feature.name for feature in feature_list(params)]
+
+
+def categorical_names(params: FeaturesParams) -> list[str]:
+    """Return the categorical (string) feature names."""
+    return [feature.name for feature in feature_list(params) if feature.categorical]
+
+
+def feature_groups(params: FeaturesParams) -> dict[str, list[str]]:
+    """Return feature names by group, in output order (used by the ablation)."""
+    groups: dict[str, list[str]] = {}
+    for feature in feature_list(params):
+        groups.setdefault(feature.group, []).append(feature.name)
+    return groups

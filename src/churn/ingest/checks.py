@@ -1,0 +1,118 @@
+"""Data gates after cleaning: quarantine share, freshness, volume against the previous run."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
+from churn.errors import DataCheckFailed
+from churn.ingest.clean import CleanedTable
+
+HISTORY_RUNS_KEPT = 20
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """Outcome of one data check: ok, warn, fail or skipped, with a message saying why."""
+
+    name: str
+    status: str
+    message: str
+    value: float | None = None
+    limit: float | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """Return the result as a plain dict for the report."""
+        return asdict(self)
+
+
+def check_quarantine_share(table: CleanedTable, max_share: float) -> CheckResult:
+    """Fail when more than max_share of the rows read were quarantined (a broken export)."""
+    share = table.quarantined / table.rows_read if table.rows_read else 0.0
+    name = f"quarantine_share_{table.name}"
+    if share <= max_share:
+        return CheckResult(name, "ok", f"{share:.2%} of rows quarantined", share, max_share)
+    reasons = ", ".join(
+        f"{reason}: {count}"
+        for reason, count in sorted(table.quarantined_by_reason.items(), key=lambda kv: -kv[1])
+    )
+    return CheckResult(
+        name,
+        "fail",
+        f"{table.name}: {table.quarantined} of {table.rows_read} rows ({share:.1%}) would be "
+        f"quarantined, more than ingest.max_quarantine_share = {max_share:.1%} ({reasons}); "
+        "nothing was written. Fix the export or the mapping (see the reasons), or raise "
+        "ingest.max_quarantine_share if this is expected",
+        share,
+        max_share,
+    )
+
+
+def check_freshness(
+    newest: datetime | None, reference: datetime, max_age_days: int | None, action: str
+) -> CheckResult:
+    """Warn or fail when the newest clean transaction is older than max_age_days."""
+    if max_age_days is None:
+        return CheckResult("freshness", "skipped", "ingest.freshness.max_age_days is null")
+    if newest is None:
+        return CheckResult("freshness", action, "no clean transactions at all")
+    age = (reference - newest).total_seconds() / 86400
+    if age <= max_age_days:
+        return CheckResult(
+            "freshness", "ok", f"newest transaction {age:.1f} days old", age, max_age_days
+        )
+    return CheckResult(
+        "freshness",
+        action,
+        f"newest transaction ({newest:%Y-%m-%d %H:%M}) is {age:.0f} days old, more than "
+        f"ingest.freshness.max_age_days = {max_age_days}: is the export stale?",
+        age,
+        max_age_days,
+    )
+
+
+def check_volume(
+    rows_read: int, previous: dict[str, Any] | None, max_drop_share: float | None, action: str
+) -> CheckResult:
+    """Warn or fail when rows read fell by more than max_drop_share against the previous run."""
+    if max_drop_share is None:
+        return CheckResult("volume", "skipped", "ingest.volume.max_drop_share is null")
+    if not previous or not previous.get("rows_read"):
+        return CheckResult("volume", "skipped", "no previous run of this source to compare with")
+    before = int(previous["rows_read"])
+    drop = (before - rows_read) / before
+    if drop <= max_drop_share:
+        return CheckResult(
+            "volume", "ok", f"{rows_read} rows read, previous run {before}", drop, max_drop_share
+        )
+    return CheckResult(
+        "volume",
+        action,
+        f"{rows_read} rows read, {drop:.0%} fewer than the previous run ({before} at "
+        f"{previous.get('run_at', '?')}), more than ingest.volume.max_drop_share = "
+        f"{max_drop_share:.0%}: is the export incomplete?",
+        drop,
+        max_drop_share,
+    )
+
+
+def enforce(results: list[CheckResult]) -> list[CheckResult]:
+    """Raise DataCheckFailed naming every failed check; return the results otherwise."""
+    failed = [r for r in results if r.status == "fail"]
+    if failed:
+        raise DataCheckFailed("; ".join(r.message for r in failed))
+    return results
+
+
+def previous_run(history: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """Return the newest recorded run of the source `key`, if any."""
+    runs = history.get("sources", {}).get(key, [])
+    return runs[-1] if runs else None
+
+
+def add_run(history: dict[str, Any], key: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """Return a new history with `entry` appended for `key` (the oldest runs are dropped)."""
+    sources = dict(history.get("sources", {}))
+    sources[key] = [*sources.get(key, []), entry][-HISTORY_RUNS_KEPT:]
+    return {"version": 1, "sources": sources}

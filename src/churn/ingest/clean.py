@@ -1,0 +1,429 @@
+"""Typing raw transactions in DuckDB SQL: reasons for bad rows, duplicates, clean sorted output."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+import duckdb
+
+from churn import columns as C
+from churn.errors import ChurnError
+from churn.ingest.reasons import Reason
+from churn.ingest.sources import RawTable, fresh_name, ident, lit, resolve_columns
+
+WHITESPACE = " \t\r\n"
+FORMULA_PREFIXES = ("=", "+", "-", "@")  # OWASP CSV-injection characters
+DAYFIRST_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y", "%d.%m.%Y %H:%M:%S",
+                    "%d.%m.%Y %H:%M", "%d.%m.%Y", "%d-%m-%Y %H:%M:%S", "%d-%m-%Y %H:%M",
+                    "%d-%m-%Y")  # fmt: skip
+MONTHFIRST_FORMATS = ("%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M", "%m/%d/%Y", "%m/%d/%Y %I:%M:%S %p",
+                      "%m/%d/%Y %I:%M %p", "%m-%d-%Y %H:%M:%S", "%m-%d-%Y")  # fmt: skip
+ISO_SLASH_FORMATS = ("%Y/%m/%d %H:%M:%S", "%Y/%m/%d %H:%M", "%Y/%m/%d")
+# A time followed by a UTC offset ("...10:00:00+02:00", "...10:00-0500", "...Z") or by a zone
+# name of 3+ characters ("...10:00:00 UTC", "...10:00 Europe/Paris"; so "10:00 PM" stays local).
+# One regex: cheaper in DuckDB than several string tests guarding it.
+OFFSET_PATTERN = (
+    r"(?:[zZ]|\d:\d\d(?::\d\d(?:\.\d+)?)?\s*"
+    r"(?:[+-]\d\d(?::?\d\d)?|[A-Za-z][A-Za-z0-9_/+-]{2,}))$"
+)
+NUMERIC_TYPES = ("DOUBLE", "FLOAT", "REAL", "DECIMAL", "INTEGER", "BIGINT", "SMALLINT",
+                 "TINYINT", "HUGEINT", "UBIGINT", "UINTEGER", "USMALLINT", "UTINYINT")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CleanedTable:
+    """Result of cleaning one source: DuckDB relations plus counts that must add up."""
+
+    name: str  # transactions / customers / nps
+    clean_sql: str  # SELECT of the clean rows in output column order, sorted
+    quarantine_sql: str  # SELECT of quarantined rows in the quarantine schema
+    rows_read: int
+    quarantined_by_reason: dict[str, int]
+    duplicates_removed: int
+    stats: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def quarantined(self) -> int:
+        """Return the number of quarantined rows."""
+        return sum(self.quarantined_by_reason.values())
+
+    @property
+    def rows_clean(self) -> int:
+        """Return the number of clean rows (counted in the clean relation, not derived)."""
+        return int(self.stats["rows_clean"])  # type: ignore[arg-type]
+
+    def assert_rows_conserved(self) -> None:
+        """Raise AssertionError unless rows_read == rows_clean + quarantined + duplicates_removed."""
+        total = self.rows_clean + self.quarantined + self.duplicates_removed
+        assert self.rows_read == total, (
+            f"{self.name}: rows not conserved: read {self.rows_read} != clean {self.rows_clean} "
+            f"+ quarantined {self.quarantined} + duplicates {self.duplicates_removed}"
+        )
+
+
+def strip_expr(text_sql: str) -> str:
+    """Return SQL trimming whitespace from text; the cheap test skips trim() on clean values."""
+    return (
+        f"(CASE WHEN ascii({text_sql}) <= 32 OR ascii(right({text_sql}, 1)) <= 32 "
+        f"THEN trim({text_sql}, {lit(WHITESPACE)}) ELSE {text_sql} END)"
+    )
+
+
+def timestamp_expr(
+    column: str, dtype: str, fmt: str | None, dayfirst: bool, zone: str, where: str
+) -> str:
+    """Return SQL turning a source column into a naive local TIMESTAMP in `zone` (NULL if bad)."""
+    col = ident(column)
+    base = dtype.split("(")[0].upper()
+    if base in ("TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATETIME"):
+        return f"CAST({col} AS TIMESTAMP)"  # naive values are wall-clock time in the zone
+    if base in ("TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"):
+        return f"timezone({lit(zone)}, {col})"
+    if base == "DATE":
+        return f"CAST({col} AS TIMESTAMP)"
+    if base != "VARCHAR":
+        raise ChurnError(
+            f"{where}: column {column!r} has type {dtype}; timestamps must be text, timestamp or "
+            "date columns; convert it in the export or map another column"
+        )
+    text = strip_expr(col)
+    return text_timestamp_expr(text, offset_expr(text), fmt, dayfirst, zone)
+
+
+def text_timestamp_expr(text: str, offset: str, fmt: str | None, dayfirst: bool, zone: str) -> str:
+    """Return SQL parsing stripped text (and its offset flag) into a naive local TIMESTAMP."""
+    if fmt is not None:
+        aware = "%z" in fmt or "%Z" in fmt
+        parsed = f"try_strptime({text}, {lit(fmt)})"
+        return f"timezone({lit(zone)}, {parsed})" if aware else parsed
+    fallbacks = (DAYFIRST_FORMATS if dayfirst else MONTHFIRST_FORMATS) + ISO_SLASH_FORMATS
+    fallback_list = "[" + ", ".join(lit(f) for f in fallbacks) + "]"
+    # An offset is honoured by converting to the zone; without one the value is local time.
+    # (DuckDB's plain TIMESTAMP cast would silently drop an offset, so it is detected first.)
+    return f"""(CASE
+        WHEN {text} = '' THEN NULL
+        WHEN {offset} THEN timezone({lit(zone)}, try_cast({text} AS TIMESTAMPTZ))
+        ELSE coalesce(try_cast({text} AS TIMESTAMP), try_strptime({text}, {fallback_list}))
+    END)"""
+
+
+def offset_expr(text: str) -> str:
+    """SQL: does the text end in Z, a +hh:mm offset or a zone name?"""
+    return f"regexp_matches({text}, {lit(OFFSET_PATTERN)})"
+
+
+def amount_expr(column: str, dtype: str, decimal: str, thousands: str | None, where: str) -> str:
+    """Return SQL turning a source column into DOUBLE (NULL when not a number)."""
+    col = ident(column)
+    base = dtype.split("(")[0].upper()
+    if base in NUMERIC_TYPES:
+        return f"CAST({col} AS DOUBLE)"
+    if base != "VARCHAR":
+        raise ChurnError(
+            f"{where}: column {column!r} has type {dtype}; amounts must be numbers or text; "
+            "fix the export or map another column"
+        )
+    text = strip_expr(col)
+    if thousands is not None:
+        text = f"replace({text}, {lit(thousands)}, '')"
+    if decimal == ",":
+        # a '.' left over is ambiguous (1.234 = 1234 or 1.234?): it makes the value non-numeric
+        text = f"(CASE WHEN contains({text}, '.') THEN NULL ELSE replace({text}, ',', '.') END)"
+    return f"try_cast({text} AS DOUBLE)"
+
+
+def id_expr(column: str, dtype: str) -> str:
+    """Return SQL for an id as trimmed text; empty becomes NULL."""
+    return f"nullif({strip_expr(f'CAST({ident(column)} AS VARCHAR)')}, '')"
+
+
+def nullable(sql: str) -> str:
+    """Return SQL with the same value that DuckDB cannot prove non-null.
+
+    DuckDB marks a Parquet column `required` when its statistics show no nulls, so the schema
+    would change with the data; this keeps every output column optional, run after run.
+    """
+    return f"(CASE WHEN {sql} IS NULL THEN NULL ELSE {sql} END)"
+
+
+def blank_expr(column: str) -> str:
+    """Return SQL true when the source value is missing or only whitespace."""
+    return f"(nullif(trim(CAST({ident(column)} AS VARCHAR), {lit(WHITESPACE)}), '') IS NULL)"
+
+
+def formula_expr(id_sql: str) -> str:
+    """Return SQL true when an id would run as a spreadsheet formula (= + - @)."""
+    codes = ", ".join(str(ord(p)) for p in FORMULA_PREFIXES)
+    return f"ascii({id_sql}) IN ({codes})"
+
+
+def _text(column: str) -> str:
+    return f"CAST({ident(column)} AS VARCHAR)"
+
+
+def _shown(column: str) -> str:
+    """SQL for a quoted, shortened original value for details."""
+    return f"coalesce('''' || left({_text(column)}, 80) || '''', 'empty')"
+
+
+def clean_transactions(
+    con: duckdb.DuckDBPyConnection,
+    raw: RawTable,
+    params,  # churn.config.IngestParams
+    reject_after: datetime,
+) -> CleanedTable:
+    """Type transactions, give each bad row a reason, handle duplicates; counts are computed."""
+    mapping = {
+        C.CUSTOMER_ID: params.columns.customer_id,
+        C.TIMESTAMP: params.columns.timestamp,
+        C.AMOUNT: params.columns.amount,
+    }
+    if params.columns.transaction_id:
+        mapping[C.TRANSACTION_ID] = params.columns.transaction_id
+    for name in params.passthrough:
+        mapping[name] = name
+    src = resolve_columns(raw, mapping, "ingest.columns")
+    t = raw.types
+    cust, ts, amt = src[C.CUSTOMER_ID], src[C.TIMESTAMP], src[C.AMOUNT]
+    tx = src.get(C.TRANSACTION_ID)
+    where = raw.label
+    text_ts = t[ts].upper() == "VARCHAR"
+    # Text timestamps: strip once, test the offset once, then parse, each in its own subquery
+    # layer (DuckDB does not share common subexpressions).
+    if text_ts:
+        ts_text_sql = strip_expr(ident(ts))
+        ts_sql = text_timestamp_expr(
+            "__ts_text", "__offset", params.timestamp_format, params.dayfirst, params.timezone
+        )
+    else:
+        ts_text_sql = "CAST(NULL AS VARCHAR)"
+        ts_sql = timestamp_expr(
+            ts, t[ts], params.timestamp_format, params.dayfirst, params.timezone, where
+        )
+    amount_sql = amount_expr(amt, t[amt], params.csv.decimal, params.csv.thousands, where)
+    cid_sql = id_expr(cust, t[cust])
+    tx_sql = id_expr(tx, t[tx]) if tx else "CAST(NULL AS VARCHAR)"
+    reject = lit(reject_after.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    passthrough = [src[name] for name in params.passthrough]
+    pass_cols = "".join(f", {ident(p)}" for p in passthrough)
+
+    typed = fresh_name("txn_typed")
+    reason_sql = f"""CASE
+        WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
+        WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
+        WHEN __ts IS NULL AND {blank_expr(ts)} THEN '{Reason.MISSING_TIMESTAMP}'
+        WHEN __ts IS NULL THEN '{Reason.UNPARSEABLE_TIMESTAMP}'
+        WHEN __ts > CAST({reject} AS TIMESTAMP) THEN '{Reason.FUTURE_TIMESTAMP}'
+        WHEN __amt IS NULL AND {blank_expr(amt)} THEN '{Reason.MISSING_AMOUNT}'
+        WHEN __amt IS NULL THEN '{Reason.NON_NUMERIC_AMOUNT}'
+        WHEN NOT isfinite(__amt) THEN '{Reason.NON_FINITE_AMOUNT}'
+    END"""
+    originals: list[tuple[str, str | None]] = [(C.CUSTOMER_ID, cust), (C.TIMESTAMP, ts)]
+    originals += [(C.AMOUNT, amt), (C.TRANSACTION_ID, tx)]
+    originals += [(p, p) for p in passthrough]
+    # One source file: its name is a constant, kept out of the big table, joins and sort keys.
+    many = len(raw.files) > 1
+    keys = "__file, __row" if many else "__row"
+    same_row = "t.__row = d.__row" + (" AND t.__file = d.__file" if many else "")
+    source_cols = sorted({cust, ts, amt, *passthrough, *([tx] if tx else [])})
+    detail_sql = _transaction_detail(cust, ts, amt, params, reject_after)
+    con.execute(
+        f"""CREATE TEMP TABLE {typed} AS
+        SELECT {keys}, __cid, __ts, __amt, __tx {pass_cols}, __reason, __offset, __trimmed
+        FROM (
+            SELECT *, {reason_sql} AS __reason,
+                   CAST({ident(cust)} AS VARCHAR) <> __cid AS __trimmed FROM (
+                SELECT *, {ts_sql} AS __ts FROM (
+                    SELECT *, {offset_expr("__ts_text") if text_ts else "false"} AS __offset FROM (
+                        SELECT __file, __row, {cid_sql} AS __cid, {ts_text_sql} AS __ts_text,
+                               {amount_sql} AS __amt, {tx_sql} AS __tx,
+                               {", ".join(ident(c) for c in source_cols)}
+                        FROM {raw.relation}
+                    )
+                )
+            )
+        )"""
+    )
+    if t[cust].upper() != "VARCHAR":
+        stats_warning = (
+            f"column {cust!r} is {t[cust]}, not text: leading zeros in customer ids "
+            "cannot be recovered; export ids as text"
+        )
+    else:
+        stats_warning = None
+
+    counts = con.execute(
+        f"SELECT __reason, count(*), count(*) FILTER (__offset), count(*) FILTER (__trimmed) "
+        f"FROM {typed} GROUP BY ALL"
+    ).fetchall()
+    reasons = {reason: n for reason, n, _, _ in counts if reason is not None}
+    valid = [(n_offset, n_trimmed) for reason, _, n_offset, n_trimmed in counts if reason is None]
+    n_offset, n_trimmed = valid[0] if valid else (0, 0)
+    malformed_sql = None
+    if raw.malformed is not None:
+        (n_bad,) = con.execute(f"SELECT count(*) FROM {raw.malformed}").fetchone()
+        reasons[str(Reason.MALFORMED_LINE)] = int(n_bad)
+        malformed_sql = (
+            f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE}, CAST(__row AS BIGINT) AS "
+            f"{C.SOURCE_ROW}, '{Reason.MALFORMED_LINE}' AS {C.REASON}, "
+            f"'line ' || (__row + 1) || ': ' || error || ': ' || left(raw_line, 200) AS {C.DETAIL}, "
+            + ", ".join(f"CAST(NULL AS VARCHAR) AS {ident(out)}" for out, _ in originals)
+            + f" FROM {raw.malformed}"
+        )
+
+    # Duplicates among valid rows only, so a bad first copy never hides a good second one.
+    # Grouping 64-bit hashes finds the few candidate ids cheaply; the window then compares the
+    # ids themselves, so a hash collision can never remove a row.
+    dups = fresh_name("txn_dups")
+    out_cols = ["__cid", "__ts", "__amt", "__tx", *passthrough]
+    conflicting = 0
+    exact_duplicates = 0
+    if tx:
+        con.execute(
+            f"""CREATE TEMP TABLE {dups} AS
+            SELECT {keys}, conflicting FROM (
+                SELECT {keys}, row_number() OVER w AS rn,
+                       (__cid, __ts, __amt) IS DISTINCT FROM
+                       first_value((__cid, __ts, __amt)) OVER w
+                       AS conflicting
+                FROM {typed}
+                WHERE __reason IS NULL AND __tx IS NOT NULL
+                  AND hash(__tx) IN (
+                    SELECT hash(__tx) FROM {typed}
+                    WHERE __reason IS NULL AND __tx IS NOT NULL
+                    GROUP BY ALL HAVING count(*) > 1)
+                WINDOW w AS (PARTITION BY __tx ORDER BY {keys})
+            ) WHERE rn > 1"""
+        )
+        (conflicting,) = con.execute(f"SELECT count(*) FROM {dups} WHERE conflicting").fetchone()
+    else:
+        group = ", ".join(ident(c) for c in out_cols)
+        (exact_duplicates,) = con.execute(
+            f"SELECT coalesce(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {typed} "
+            f"WHERE __reason IS NULL GROUP BY {group})"
+        ).fetchone()
+        keep = "false" if params.drop_exact_duplicates else "true"
+        con.execute(
+            f"""CREATE TEMP TABLE {dups} AS
+            SELECT {keys}, false AS conflicting FROM (
+                SELECT {keys}, row_number() OVER (PARTITION BY {group}
+                    ORDER BY {keys}) AS rn
+                FROM {typed} WHERE __reason IS NULL AND NOT {keep}
+            ) WHERE rn > 1"""
+        )
+    (duplicates,) = con.execute(f"SELECT count(*) FROM {dups}").fetchone()
+
+    clean_from = f"{typed} t"
+    if duplicates:
+        clean_from += f" ANTI JOIN {dups} d ON {same_row}"
+    outputs = [
+        ("t.__cid", C.CUSTOMER_ID),
+        ("t.__ts", C.TIMESTAMP),
+        ("CAST(t.__ts AS DATE)", C.DATE),
+        ("t.__amt", C.AMOUNT),
+        ("t.__tx", C.TRANSACTION_ID),
+        *((f"t.{ident(p)}", p) for p in passthrough),
+    ]
+    select_cols = ", ".join(f"{nullable(sql)} AS {ident(name)}" for sql, name in outputs)
+    clean_sql = (
+        f"SELECT {select_cols} FROM {clean_from} WHERE t.__reason IS NULL "
+        f"ORDER BY t.__cid, t.__ts, {'t.__file, ' if many else ''}t.__row"
+    )
+    # Original values are read back from the source for the few quarantined rows only.
+    quarantine_sql = (
+        f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, r.__file AS {C.SOURCE_FILE}, "
+        f"CAST(r.__row AS BIGINT) AS {C.SOURCE_ROW}, q.__reason AS {C.REASON}, {detail_sql} AS {C.DETAIL}, "
+        + ", ".join(
+            f"{_text(source) if source else 'CAST(NULL AS VARCHAR)'} AS {ident(out)}"
+            for out, source in originals
+        )
+        + f" FROM {raw.relation} r JOIN (SELECT {keys}, __reason FROM {typed} "
+        f"WHERE __reason IS NOT NULL) q ON r.__row = q.__row"
+        + (" AND r.__file = q.__file" if many else "")
+    )
+    if malformed_sql:
+        quarantine_sql = f"{quarantine_sql} UNION ALL {malformed_sql}"
+
+    stats: dict[str, object] = {
+        "timestamps_with_offset": int(n_offset),
+        "customer_ids_trimmed": int(n_trimmed),
+    }
+    if tx is None:
+        stats["exact_duplicates"] = int(exact_duplicates)
+        stats["exact_duplicates_kept"] = (
+            0 if params.drop_exact_duplicates else int(exact_duplicates)
+        )
+    else:
+        stats["duplicate_ids_conflicting"] = int(conflicting)
+    if stats_warning:
+        stats["warnings"] = [stats_warning]
+    result = CleanedTable(
+        name="transactions",
+        clean_sql=clean_sql,
+        quarantine_sql=quarantine_sql,
+        rows_read=raw.rows_read,
+        quarantined_by_reason={str(k): int(v) for k, v in sorted(reasons.items())},
+        duplicates_removed=int(duplicates),
+        stats=stats,
+    )
+    return result  # rows_clean is counted in the written file: see summarize_transactions
+
+
+def summarize_transactions(
+    con: duckdb.DuckDBPyConnection, table: CleanedTable, written: str
+) -> CleanedTable:
+    """Return `table` with counts read back from the written Parquet file; assert conservation."""
+    row = con.execute(
+        f"""SELECT count(*), count(DISTINCT {ident(C.CUSTOMER_ID)}),
+               count(*) FILTER ({ident(C.AMOUNT)} < 0), count(*) FILTER ({ident(C.AMOUNT)} = 0),
+               count(*) FILTER ({ident(C.AMOUNT)} > 0),
+               CAST(min({ident(C.TIMESTAMP)}) AS VARCHAR),
+               CAST(max({ident(C.TIMESTAMP)}) AS VARCHAR),
+               CAST(min({ident(C.DATE)}) AS VARCHAR), CAST(max({ident(C.DATE)}) AS VARCHAR),
+               count(*) FILTER ({ident(C.TRANSACTION_ID)} IS NULL)
+        FROM read_parquet({lit(written)})"""
+    ).fetchone()
+    keys = ("rows_clean", "customers", "refunds_kept", "zero_amounts_kept", "purchases",
+            "timestamp_min", "timestamp_max", "date_min", "date_max",
+            "missing_transaction_ids")  # fmt: skip
+    stats = {**dict(zip(keys, row, strict=True)), **table.stats}
+    result = replace(table, stats=stats)
+    result.assert_rows_conserved()
+    return result
+
+
+def _transaction_detail(cust: str, ts: str, amt: str, params, reject_after: datetime) -> str:
+    """Return SQL building a one-line human explanation for a quarantined row."""
+    fmt = params.timestamp_format
+    expected = (
+        f"format {fmt!r} (ingest.timestamp_format)"
+        if fmt
+        else "ISO 8601 or "
+        + ("day-first" if params.dayfirst else "month-first")
+        + " dates (set ingest.timestamp_format or ingest.dayfirst)"
+    )
+    hint_thousands = (
+        " (looks like a thousands separator: set ingest.csv.thousands)"
+        if params.csv.thousands is None
+        else ""
+    )
+    amount_hint = (
+        f"CASE WHEN regexp_matches({_text(amt)}, '^\\s*-?\\d{{1,3}}([,. ]\\d{{3}})+([.,]\\d+)?\\s*$') "
+        f"THEN {lit(hint_thousands)} ELSE '' END"
+    )
+    return f"""CASE q.__reason
+        WHEN '{Reason.MISSING_CUSTOMER_ID}' THEN {lit(f"column '{cust}' is empty")}
+        WHEN '{Reason.FORMULA_CUSTOMER_ID}' THEN {lit(f"column '{cust}' value ")} || {_shown(cust)}
+            || ' starts with = + - or @ and would run as a spreadsheet formula'
+        WHEN '{Reason.MISSING_TIMESTAMP}' THEN {lit(f"column '{ts}' is empty")}
+        WHEN '{Reason.UNPARSEABLE_TIMESTAMP}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
+            || {lit(" is not a timestamp in " + expected)}
+        WHEN '{Reason.FUTURE_TIMESTAMP}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
+            || {lit(" is after ingest.reject_after " + reject_after.isoformat(sep=" ", timespec="seconds"))}
+        WHEN '{Reason.MISSING_AMOUNT}' THEN {lit(f"column '{amt}' is empty")}
+        WHEN '{Reason.NON_NUMERIC_AMOUNT}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
+            || ' is not a number' || {amount_hint}
+        WHEN '{Reason.NON_FINITE_AMOUNT}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
+            || ' is NaN or infinite'
+    END"""

@@ -1,0 +1,260 @@
+"""Wiring of the ingest stage: open sources, clean, gate, then write every output or none."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import duckdb
+
+from churn import columns as C
+from churn.errors import ChurnError
+from churn.ingest import checks
+from churn.ingest.clean import (
+    CleanedTable,
+    clean_transactions,
+    nullable,
+    summarize_transactions,
+)
+from churn.ingest.side import clean_customers, clean_nps
+from churn.ingest.sources import RawTable, connect_duckdb, detect_format, ident, lit, open_source
+from churn.ingest.sql import mask_url, resolve_sql_url, snapshot_sql
+from churn.io import atomic_path
+from churn.logs import get_logger
+
+log = get_logger("ingest")
+
+EMPTY_CUSTOMERS = (
+    f"SELECT CAST(NULL AS VARCHAR) AS {ident(C.CUSTOMER_ID)}, "
+    f"CAST(NULL AS DATE) AS {ident(C.SIGNUP_DATE)}, CAST(NULL AS VARCHAR) AS {ident(C.CHANNEL)}, "
+    f"CAST(NULL AS VARCHAR) AS {ident(C.REGION)} WHERE false"
+)
+EMPTY_NPS = (
+    f"SELECT CAST(NULL AS VARCHAR) AS {ident(C.CUSTOMER_ID)}, "
+    f"CAST(NULL AS DATE) AS {ident(C.ANSWERED_AT)}, CAST(NULL AS INTEGER) AS {ident(C.NPS_SCORE)} "
+    "WHERE false"
+)
+
+
+@dataclass(frozen=True)
+class IngestOutputs:
+    """Where the stage writes: the four tables (a report and history are the CLI's business)."""
+
+    transactions: Path
+    quarantine: Path
+    customers: Path
+    nps: Path
+
+    @classmethod
+    def in_folder(cls, folder: str | Path) -> IngestOutputs:
+        """Return the standard file names inside `folder`."""
+        folder = Path(folder)
+        return cls(
+            folder / "transactions.parquet",
+            folder / "quarantine.parquet",
+            folder / "customers.parquet",
+            folder / "nps.parquet",
+        )
+
+
+def local_reject_after(params, now: datetime) -> datetime:
+    """Return ingest.reject_after (or `now`) as naive wall-clock time in ingest.timezone."""
+    zone = ZoneInfo(params.timezone)
+    if params.reject_after is None:
+        aware = now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+        return aware.astimezone(zone).replace(tzinfo=None)
+    if params.reject_after.tzinfo is None:
+        return params.reject_after  # already wall-clock time in the zone
+    return params.reject_after.astimezone(zone).replace(tzinfo=None)
+
+
+def source_key(params) -> str:
+    """Return the key the volume history is kept under: the masked source plus table/query."""
+    extra = params.sql.table or params.sql.query or ""
+    return f"{mask_url(params.source)}|{extra}"
+
+
+def _open(
+    con: duckdb.DuckDBPyConnection,
+    name: str,
+    spec,
+    required: list[str],
+    snapshots: Path,
+    environ: Mapping[str, str],
+    work_dir: Path,
+) -> tuple[RawTable, dict[str, Any] | None]:
+    """Open a file source directly, or snapshot a SQL source to Parquet first."""
+    fmt = detect_format(spec.source, spec.format)
+    key = "ingest.source" if name == "transactions" else f"ingest.{name}.source"
+    if fmt != "sql":
+        return open_source(con, spec.source, fmt, spec.csv, required, work_dir, key=key), None
+    url = resolve_sql_url(spec.source, spec.sql.password_env, environ)
+    from_env = spec.source.startswith("env:")  # then even the host stays out of logs
+    shown = mask_url(spec.source) if from_env else url.render_as_string(hide_password=True)
+    path = snapshots / f"{name}_snapshot.parquet"
+    log.info("%s: reading %s into %s", name, shown, path)
+    columns = required if spec.sql.table else []
+    snap = snapshot_sql(
+        url, spec.sql.table, spec.sql.query, spec.sql.query_params, columns, path, shown
+    )
+    label = f"{shown} ({spec.sql.table or 'query'})"
+    raw = open_source(con, str(path), "parquet", spec.csv, required, work_dir, label=label)
+    return raw, {"path": str(path), "rows": snap.rows, "sha256": snap.sha256}
+
+
+def _copy(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
+    con.execute(f"COPY ({sql}) TO {lit(str(path))} (FORMAT parquet, COMPRESSION zstd)")
+
+
+def _table_report(table: CleanedTable) -> dict[str, Any]:
+    share = table.quarantined / table.rows_read if table.rows_read else 0.0
+    return {
+        "rows_read": table.rows_read,
+        "rows_clean": table.rows_clean,
+        "quarantined": table.quarantined,
+        "quarantined_by_reason": table.quarantined_by_reason,
+        "quarantine_share": round(share, 6),
+        "duplicates_removed": table.duplicates_removed,
+        **{k: v for k, v in table.stats.items() if k != "rows_clean"},
+    }
+
+
+def run_ingest(
+    params,  # churn.config.IngestParams
+    outputs: IngestOutputs,
+    snapshots: Path,
+    history: dict[str, Any],
+    now: datetime,
+    environ: Mapping[str, str],
+    work_dir: Path,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the stage; return (report, new history). On any failure no output is replaced."""
+    started = time.monotonic()
+    reject_after = local_reject_after(params, now)
+    con = connect_duckdb(params.threads, params.memory_limit, work_dir)
+    try:
+        required = [params.columns.customer_id, params.columns.timestamp, params.columns.amount]
+        required += [params.columns.transaction_id] if params.columns.transaction_id else []
+        required += list(params.passthrough)
+        raw, snapshot = _open(con, "transactions", params, required, snapshots, environ, work_dir)
+        log.info("transactions: %d rows read from %s", raw.rows_read, raw.label)
+        transactions = clean_transactions(con, raw, params, reject_after)
+        log.info(
+            "transactions: %d quarantined, %d duplicates removed (%.1f s)",
+            transactions.quarantined,
+            transactions.duplicates_removed,
+            time.monotonic() - started,
+        )
+        side: dict[str, CleanedTable] = {}
+        side_snapshots: dict[str, Any] = {}
+        if params.customers is not None:
+            spec = params.customers
+            wanted = [spec.columns.customer_id] + [
+                c
+                for c in (spec.columns.signup_date, spec.columns.channel, spec.columns.region)
+                if c
+            ]
+            raw_c, snap_c = _open(con, "customers", spec, wanted, snapshots, environ, work_dir)
+            side["customers"] = clean_customers(con, raw_c, spec, params.timezone)
+            if snap_c:
+                side_snapshots["customers"] = snap_c
+        if params.nps is not None:
+            spec = params.nps
+            wanted = [spec.columns.customer_id, spec.columns.answered_at, spec.columns.score]
+            raw_n, snap_n = _open(con, "nps", spec, wanted, snapshots, environ, work_dir)
+            side["nps"] = clean_nps(con, raw_n, spec, params.timezone, reject_after)
+            if snap_n:
+                side_snapshots["nps"] = snap_n
+
+        results = [
+            checks.check_quarantine_share(table, params.max_quarantine_share)
+            for table in (transactions, *side.values())
+        ]
+        checks.enforce(results)  # before writing anything: a broken export writes nothing
+
+        quarantine_sql = " UNION ALL BY NAME ".join(
+            f"({t.quarantine_sql})" for t in (transactions, *side.values())
+        )
+        names = [row[0] for row in con.execute(f"DESCRIBE {quarantine_sql}").fetchall()]
+        quarantine_sql = (
+            f"SELECT {', '.join(f'{nullable(ident(n))} AS {ident(n)}' for n in names)} "
+            f"FROM ({quarantine_sql}) ORDER BY {ident(C.QUARANTINE_TABLE)}, {C.SOURCE_FILE}, {C.SOURCE_ROW}"
+        )
+        with contextlib.ExitStack() as stack:
+            tmp = {
+                name: stack.enter_context(atomic_path(getattr(outputs, name)))
+                for name in ("transactions", "quarantine", "customers", "nps")
+            }
+            _copy(con, transactions.clean_sql, tmp["transactions"])
+            log.info("transactions: sorted and written (%.1f s)", time.monotonic() - started)
+            _copy(con, quarantine_sql, tmp["quarantine"])
+            _copy(
+                con,
+                side["customers"].clean_sql if "customers" in side else EMPTY_CUSTOMERS,
+                tmp["customers"],
+            )
+            _copy(con, side["nps"].clean_sql if "nps" in side else EMPTY_NPS, tmp["nps"])
+            transactions = summarize_transactions(con, transactions, str(tmp["transactions"]))
+            newest = transactions.stats.get("timestamp_max")
+            newest_dt = datetime.fromisoformat(str(newest)) if newest else None
+            results.append(
+                checks.check_freshness(
+                    newest_dt, reject_after, params.freshness.max_age_days, params.freshness.action
+                )
+            )
+            key = source_key(params)
+            results.append(
+                checks.check_volume(
+                    raw.rows_read,
+                    checks.previous_run(history, key),
+                    params.volume.max_drop_share,
+                    params.volume.action,
+                )
+            )
+            checks.enforce(results)  # a failure here removes the temporary files: nothing lands
+            for result in results:
+                if result.status == "warn":
+                    log.warning("check %s: %s", result.name, result.message)
+    except duckdb.OutOfMemoryException:
+        raise ChurnError(
+            f"DuckDB ran out of memory at ingest.memory_limit = {params.memory_limit}; raise it "
+            "or lower ingest.threads"
+        ) from None
+    except duckdb.Error as error:
+        first = str(error).strip().splitlines()[0]
+        raise ChurnError(
+            f"ingest of {mask_url(params.source)} failed in DuckDB: {first}; check the source "
+            "and ingest.columns (run with -v for details)"
+        ) from error
+    finally:
+        con.close()
+
+    report: dict[str, Any] = {
+        "source": mask_url(params.source),
+        "format": raw.fmt if snapshot is None else "sql",
+        "files": len(raw.files),
+        "timezone": params.timezone,
+        "reject_after": reject_after.isoformat(sep=" ", timespec="seconds"),
+        **_table_report(transactions),
+        "checks": {r.name: r.as_dict() for r in results},
+    }
+    if snapshot is not None:
+        report["snapshot"] = snapshot
+    for name, table in side.items():
+        report[f"{name}_table"] = _table_report(table)
+        if name in side_snapshots:
+            report[f"{name}_table"]["snapshot"] = side_snapshots[name]
+    entry = {
+        "run_at": now.astimezone(UTC).isoformat(timespec="seconds"),
+        "rows_read": raw.rows_read,
+        "rows_clean": transactions.rows_clean,
+        "customers": transactions.stats.get("customers"),
+    }
+    log.info("ingest done in %.1f s", time.monotonic() - started)
+    return report, checks.add_run(history, key, entry)
