@@ -235,15 +235,16 @@ def test_auto_method_is_exact_treeshap_up_to_a_list_size_then_path():
 
 def test_actions_follow_family_then_value_with_a_generic_fallback():
     params = ActionsParams()
-    families = ["recency", "nps", "loyalty", None, "recency", "nps", "spend_trend"]
-    value = np.array([10.0, 10.0, 10.0, 10.0, 900.0, 900.0, 10.0])
+    families = ["recency", "nps", "loyalty", None, "spend_trend", "nps", "spend_trend", "recency"]
+    value = np.array([10.0, 10.0, 10.0, 10.0, 900.0, 900.0, 10.0, 900.0])
     actions = suggest_actions(families, value, high_value_threshold=500.0, params=params)
     assert actions == [
         "win-back offer",
         "service call",
         "general retention offer",
         "general retention offer",
-        "loyalty invitation",
+        "loyalty invitation",  # valuable, still buying but less
         "service call",  # an unhappy valuable customer needs the call first
         "personal recommendation",
+        "win-back offer",  # a lapsed valuable customer is won back, not invited
     ]

@@ -431,7 +431,8 @@ class ActionsParams(Section):
     by_family: dict[str, str] = Field(default_factory=_default_actions)
     high_value_quantile: float = Field(0.9, gt=0, lt=1)  # of expected_value over scored customers
     high_value_action: str = "loyalty invitation"
-    keep_family_action: list[str] = Field(default_factory=lambda: ["nps", "refunds"])
+    # lapsed customers need winning back and unhappy ones a call, however valuable they are
+    keep_family_action: list[str] = Field(default_factory=lambda: ["recency", "nps", "refunds"])
     default: str = "general retention offer"  # main family not in by_family, or no reason
 
 

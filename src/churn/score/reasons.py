@@ -446,8 +446,9 @@ def suggest_actions(
 ) -> list[str]:
     """Return the suggested action per customer from the main reason family and the value.
 
-    Service problems (families in keep_family_action) are fixed first whatever the value; other
-    high-value customers get the loyalty action; the rest follow the family mapping.
+    Lapsed or unhappy customers (families in keep_family_action: recency, NPS, refunds) get their
+    family's action whatever their value; other high-value customers (still buying, but less) get
+    the loyalty action; the rest follow the family mapping.
     """
     actions = []
     for family, value in zip(families, np.asarray(expected_value, dtype="float64"), strict=True):
