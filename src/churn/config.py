@@ -169,6 +169,8 @@ class FeaturesParams(Section):
     roles: RolesParams = RolesParams()
     threads: int | None = Field(None, ge=1)  # DuckDB threads; null = all cores
     memory_limit: str = "2GB"  # DuckDB memory limit; it spills to a temp folder beyond it
+    # quality: BG/NBD expected purchases and P(alive), fitted per cutoff (off: no measured gain)
+    bgnbd: bool = False
 
     @model_validator(mode="after")
     def _windows_include_core(self) -> FeaturesParams:
