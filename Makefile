@@ -1,5 +1,6 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11 and make):
-#   make run    create .venv from requirements.lock and run the pipeline (dvc repro) on the default data
+#   make run    create .venv from requirements.lock, run the pipeline (dvc repro) on the default data,
+#               then publish the at-risk list (churn publish)
 #   make test   create .venv from requirements.lock and run the test suite
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
@@ -21,6 +22,7 @@ $(STAMP): requirements.lock pyproject.toml
 run: $(STAMP)
 	test -d .git || git init -q
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/churn publish
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest

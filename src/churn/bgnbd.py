@@ -139,3 +139,23 @@ def expected_purchases(
             f"(params r={r:.3g}, alpha={alpha:.3g}, a={a:.3g}, b={b:.3g}); the fit is degenerate"
         )
     return np.maximum(expected, 0.0)
+
+
+def probability_alive(
+    params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """Return each customer's probability of still being active at T (FHL 2005, eq. 11)."""
+    x = np.asarray(x, dtype="float64")
+    t_x = np.asarray(t_x, dtype="float64")
+    T = np.asarray(T, dtype="float64")
+    _check_summary(x, t_x, T)
+    r, alpha, a, b = params.r, params.alpha, params.a, params.b
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        log_odds = (
+            np.log(a)
+            - np.log(np.maximum(b + x - 1, 1e-300))
+            + (r + x) * np.log((alpha + T) / (alpha + t_x))
+        )
+        # one-time buyers cannot have died after a repeat purchase: the model says alive
+        odds = np.where(x > 0, np.exp(np.minimum(log_odds, 700.0)), 0.0)
+    return 1.0 / (1.0 + odds)

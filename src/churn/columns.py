@@ -70,5 +70,15 @@ SPEND_90D = "spend_90d"
 PURCHASES_90D = "purchases_90d"
 GAP_MEAN_DAYS = "gap_mean_days"
 
+# scores, continued (score stage; the published at-risk lists carry a subset). EXPECTED_VALUE
+# (margin over score.expected_value_days), VALUE_AT_RISK, AT_RISK (flagged by score.target, never
+# when suppressed) and GROUP (treatment / control) are defined above with the report's columns.
+EXPECTED_NET_BENEFIT = "expected_net_benefit"  # p x save_rate x expected_value - contact_cost
+PRIORITY = "priority"  # 1 = contact first; ties broken by customer_id
+SUPPRESSED = "suppressed"  # on the suppression list (opted out, contacted recently)
+REASONS = "reasons"  # top drivers of this customer's risk in plain words, ' | '-separated
+REASON_FAMILY = "reason_family"  # family of the main reason (recency, nps, ...)
+SUGGESTED_ACTION = "suggested_action"
+
 # backtest: optional contact log (who marketing really reached, and when)
 CONTACTED_AT = "contacted_at"  # contact log: when marketing really reached the customer

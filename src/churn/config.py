@@ -169,6 +169,8 @@ class FeaturesParams(Section):
     roles: RolesParams = RolesParams()
     threads: int | None = Field(None, ge=1)  # DuckDB threads; null = all cores
     memory_limit: str = "2GB"  # DuckDB memory limit; it spills to a temp folder beyond it
+    # quality: BG/NBD expected purchases and P(alive), fitted per cutoff (off: no measured gain)
+    bgnbd: bool = False
 
     @model_validator(mode="after")
     def _windows_include_core(self) -> FeaturesParams:
@@ -360,6 +362,119 @@ def _check_source(label: str, source: str, fmt: str, sql: SqlOptions) -> None:
         raise ValueError(f"{label}sql.table/query are set but {label}source is not a SQL URL")
 
 
+# --------------------------------------------------------------------------- score
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+
+
+class TiersParams(Section):
+    """Risk tiers from the calibrated churn probability: >= high is high, >= medium is medium."""
+
+    high: float = Field(0.5, gt=0, lt=1)
+    medium: float = Field(0.2, gt=0, lt=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TiersParams:
+        if self.medium >= self.high:
+            raise ValueError(f"tiers.medium ({self.medium}) must be below tiers.high ({self.high})")
+        return self
+
+
+class TargetParams(Section):
+    """Who is flagged at risk: positive net benefit, the top N by priority, or a probability floor."""
+
+    rule: Literal["net_benefit", "top_n", "probability"] = "net_benefit"
+    top_n: int = Field(5000, ge=1)  # rule top_n: list size (control customers included)
+    min_probability: float = Field(0.5, ge=0, le=1)  # rule probability
+    max_customers: int | None = Field(None, ge=1)  # campaign capacity cap on top of any rule
+
+
+def _default_families() -> dict[str, list[str]]:
+    # glob patterns on feature names; the first family whose pattern matches wins (order matters)
+    return {
+        "nps": ["*nps*"],
+        "refunds": ["*refund*", "*return*", "*cancel*", "zero_amount*"],
+        "recency": ["recency*", "days_since*", "*overdue*", "gap_*", "*interpurchase*"],
+        "frequency": ["purchase*", "*frequency*", "orders*", "visits*", "weekday*"],
+        "spend_trend": ["spend_[0-9]*d", "*trend*", "*change*", "*decline*", "*_ratio_*"],
+        "spend": ["spend*", "aov*", "*order_value*", "*monetary*"],
+        "tenure": ["tenure*", "signup*", "first_*", "age_days*"],
+        "segment": ["channel*", "region*"],
+    }
+
+
+class ReasonsParams(Section):
+    """Plain-word reasons from tree SHAP contributions, grouped into feature families."""
+
+    # treeshap: exact (pred_contrib, ~2-5 ms/row on 500 trees); path: per-tree path attribution,
+    # ~25x faster, same main family for ~98% of rows; auto: treeshap up to exact_max_rows rows
+    method: Literal["auto", "treeshap", "path"] = "auto"
+    exact_max_rows: int = Field(50_000, ge=0)
+    top_k: int = Field(3, ge=1, le=10)
+    families: dict[str, list[str]] = Field(default_factory=_default_families)
+    batch_rows: int = Field(20_000, ge=100)  # rows per pred_contrib call (bounds memory)
+
+
+def _default_actions() -> dict[str, str]:
+    return {
+        "recency": "win-back offer",
+        "frequency": "win-back offer",
+        "spend_trend": "personal recommendation",
+        "spend": "personal recommendation",
+        "nps": "service call",
+        "refunds": "service call",
+        "tenure": "personal recommendation",
+        "segment": "personal recommendation",
+    }
+
+
+class ActionsParams(Section):
+    """Suggested retention action from the main reason family and the customer's value."""
+
+    by_family: dict[str, str] = Field(default_factory=_default_actions)
+    high_value_quantile: float = Field(0.9, gt=0, lt=1)  # of expected_value over scored customers
+    high_value_action: str = "loyalty invitation"
+    # lapsed customers need winning back and unhappy ones a call, however valuable they are
+    keep_family_action: list[str] = Field(default_factory=lambda: ["recency", "nps", "refunds"])
+    default: str = "general retention offer"  # main family not in by_family, or no reason
+
+
+class ScoreParams(Section):
+    """Batch scoring: `churn score` (the `score` DVC stage) and the at-risk targeting rule."""
+
+    tiers: TiersParams = TiersParams()
+    gross_margin: float = Field(0.3, gt=0, le=1)  # margin rate on spend
+    expected_value_days: int = Field(365, ge=1)  # period the expected value covers
+    min_tenure_days: int = Field(90, ge=1)  # floor on the days a spend rate is averaged over
+    contact_cost: float = Field(5.0, ge=0)  # cost of one retention contact (offer, call)
+    save_rate: float = Field(0.1, gt=0, le=1)  # share of contacted churners the action keeps
+    target: TargetParams = TargetParams()
+    suppression_file: str = "data/suppression.csv"  # CSV with customer_id: never flagged
+    control_share: float = Field(0.1, ge=0, le=0.5)
+    control_salt: str = Field("churn-control-v1:", min_length=1)
+    segment_columns: list[str] = Field(default_factory=lambda: ["channel", "region"])
+    reasons: ReasonsParams = ReasonsParams()
+    actions: ActionsParams = ActionsParams()
+    profit_curve_points: int = Field(200, ge=10, le=10_000)
+
+
+class SqlExportParams(Section):
+    """Optional copy of the published list into a SQL table (one transaction per as_of date)."""
+
+    enabled: bool = False
+    url_env: str = Field("CHURN_EXPORT_DB_URL", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    table: str = Field("churn_at_risk", pattern=_IDENTIFIER)
+    schema_name: str | None = Field(None, pattern=_IDENTIFIER)
+
+
+class PublishParams(Section):
+    """`churn publish` (not a DVC stage): data and drift gates, then the dated at-risk list."""
+
+    max_quarantine_share: float = Field(0.05, ge=0, le=1)  # from reports/ingest.json when present
+    max_age_days: int | None = Field(None, ge=0)  # as_of older than this many days: refuse
+    min_customers: int = Field(1, ge=1)  # scored customers below this: refuse
+    sql: SqlExportParams = SqlExportParams()
+
+
 # --------------------------------------------------------------------------- promote / drift / backtest / retrain
 class PromoteParams(Section):
     """`churn promote`: the champion/challenger gate on the newest out-of-time (test) cutoff."""
@@ -420,6 +535,8 @@ class Params(Section):
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
     report: ReportParams = ReportParams()
+    score: ScoreParams = ScoreParams()
+    publish: PublishParams = PublishParams()
     promote: PromoteParams = PromoteParams()
     drift: DriftParams = DriftParams()
     backtest: BacktestParams = BacktestParams()

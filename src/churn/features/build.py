@@ -15,8 +15,9 @@ import pyarrow as pa
 from churn import columns as c
 from churn.config import FeaturesParams
 from churn.errors import ChurnError
+from churn.features.bgnbd import add_bgnbd_features
 from churn.features.cutoffs import SCORE, Cutoff, plan_cutoffs
-from churn.features.definitions import feature_list
+from churn.features.definitions import feature_list, sql_feature_list
 from churn.features.sql import day_number, snapshot_sql
 from churn.logs import get_logger
 
@@ -199,7 +200,18 @@ def compute_snapshots(
     else:
         con.register("cutoffs", _cutoff_table(sorted(cutoffs, key=lambda item: item.cutoff)))
         sql = snapshot_sql(params, newest, with_labels=labelled)
-    return normalize_snapshot(_fetch(con, sql), params, labelled=labelled)
+    frame = _fetch(con, sql)
+    if params.bgnbd:
+        _check_sql_columns(frame, params, labelled)
+        frame = add_bgnbd_features(frame, params.horizon_days)
+    return normalize_snapshot(frame, params, labelled=labelled)
+
+
+def _check_sql_columns(frame: pd.DataFrame, params: FeaturesParams, labelled: bool) -> None:
+    keys = snapshot_columns(params, labelled)[: 4 if labelled else 3]
+    expected = keys + [feature.name for feature in sql_feature_list(params)]
+    if list(frame.columns) != expected:
+        raise AssertionError(f"feature SQL returned {list(frame.columns)}, expected {expected}")
 
 
 def build_snapshots(

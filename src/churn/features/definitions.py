@@ -42,8 +42,39 @@ def window_features(windows: tuple[int, ...]) -> list[Feature]:
     return out
 
 
+def bgnbd_features(params: FeaturesParams) -> list[Feature]:
+    """Return the optional BG/NBD features (features.bgnbd), computed after the SQL."""
+    if not params.bgnbd:
+        return []
+    fitted = (
+        "from a BG/NBD model fitted by maximum likelihood on the (repeat purchases, "
+        "last purchase age, first purchase age) of the customers eligible at the same cutoff "
+        "(no labels; a fixed hash sample of 200,000 when larger); null when the fit is degenerate"
+    )
+    return [
+        Feature(
+            "bgnbd_expected_purchases",
+            "bgnbd",
+            "count",
+            f"expected purchases in (cutoff, cutoff + {params.horizon_days} days], {fitted}",
+        ),
+        Feature(
+            "bgnbd_p_alive",
+            "bgnbd",
+            "probability",
+            f"probability the customer is still active at the cutoff, {fitted}; 1 for "
+            "one-time buyers (the model's convention)",
+        ),
+    ]
+
+
 def feature_list(params: FeaturesParams) -> list[Feature]:
     """Return every model feature, in output column order, for these params."""
+    return sql_feature_list(params) + bgnbd_features(params)
+
+
+def sql_feature_list(params: FeaturesParams) -> list[Feature]:
+    """Return the features the SQL computes, in output column order."""
     trend = params.trend_days
     return [
         Feature(c.RECENCY_DAYS, "recency", "days", "cutoff - date of the last purchase"),

@@ -1,0 +1,74 @@
+"""Optional BG/NBD features: a BG/NBD fitted per cutoff on that cutoff's histories (no labels)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from churn import columns as c
+from churn.bgnbd import expected_purchases, fit_bgnbd, probability_alive
+from churn.errors import ChurnError
+from churn.logs import get_logger
+
+log = get_logger("features")
+
+EXPECTED = "bgnbd_expected_purchases"
+P_ALIVE = "bgnbd_p_alive"
+NAMES = (EXPECTED, P_ALIVE)
+MAX_FIT_CUSTOMERS = 200_000  # larger cutoffs fit on a deterministic hash sample of this size
+MIN_REPEAT_BUYERS = 10  # below this the four parameters are not identified: features stay null
+_DAYS_PER_WEEK = 7.0
+_HASH_KEY = "churn-bgnbd-fit1"  # 16 bytes, as pandas needs
+
+
+def summary(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return BG/NBD (x, t_x, T) in weeks from the core features of snapshot rows."""
+    x = (frame[c.PURCHASE_DAYS].astype("float64") - 1).clip(lower=0).to_numpy()
+    tenure = frame[c.TENURE_DAYS].astype("float64").to_numpy()
+    t_x = np.where(x > 0, tenure - frame[c.RECENCY_DAYS].astype("float64").to_numpy(), 0.0)
+    return x, np.clip(t_x, 0.0, tenure) / _DAYS_PER_WEEK, tenure / _DAYS_PER_WEEK
+
+
+def fit_sample(customer_ids: pd.Series, limit: int = MAX_FIT_CUSTOMERS) -> np.ndarray:
+    """Return a mask choosing at most `limit` customers by a fixed hash of their id (stable)."""
+    if len(customer_ids) <= limit:
+        return np.ones(len(customer_ids), dtype=bool)
+    hashed = pd.util.hash_pandas_object(
+        customer_ids.astype("string").astype(object), index=False, hash_key=_HASH_KEY
+    ).to_numpy()
+    return hashed <= np.sort(hashed)[limit - 1]
+
+
+def _one_cutoff(rows: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+    x, t_x, T = summary(rows)
+    nulls = np.full(len(rows), np.nan)
+    chosen = fit_sample(rows[c.CUSTOMER_ID])
+    if int((x[chosen] > 0).sum()) < MIN_REPEAT_BUYERS:
+        return nulls, nulls
+    try:
+        # a canonical order: float sums inside the fit must not depend on row order
+        order = np.lexsort((T[chosen], t_x[chosen], x[chosen]))
+        params = fit_bgnbd(x[chosen][order], t_x[chosen][order], T[chosen][order])
+        expected = expected_purchases(params, horizon_days / _DAYS_PER_WEEK, x, t_x, T)
+    except ChurnError as error:  # a degenerate fit: say so, leave this cutoff's features null
+        log.warning("BG/NBD features null at one cutoff: %s", error)
+        return nulls, nulls
+    return expected, probability_alive(params, x, t_x, T)
+
+
+def add_bgnbd_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
+    """Return the snapshot with BG/NBD expected purchases in the horizon and P(alive) per row.
+
+    Each cutoff gets its own maximum-likelihood fit on the (x, t_x, T) of that cutoff's rows
+    only, so nothing dated after the cutoff (and no label) can reach a feature.
+    """
+    out = frame.copy()
+    expected = np.full(len(frame), np.nan)
+    alive = np.full(len(frame), np.nan)
+    if len(frame):
+        for positions in frame.groupby(c.CUTOFF, sort=True).indices.values():
+            rows = frame.iloc[positions]
+            expected[positions], alive[positions] = _one_cutoff(rows, horizon_days)
+    out[EXPECTED] = expected
+    out[P_ALIVE] = alive
+    return out
