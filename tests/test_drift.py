@@ -195,3 +195,23 @@ def test_no_drift_report_stops_publishing():
 def test_warn_must_be_below_fail():
     with pytest.raises(ValueError, match="warn"):
         DriftParams(warn=0.3, fail=0.25)
+
+
+def test_publish_gate_refuses_a_real_drift_report_naming_the_feature_unless_accepted(reference):
+    from churn.errors import DataCheckFailed
+    from churn.score.publish import check_drift_gate, enforce_gates
+
+    rng = np.random.default_rng(14)
+    params = DriftParams(blocking_features=("recency_days",))
+    moved = measure_drift(
+        reference, _snapshot(rng, 2000, recency_shift=60), rng.beta(2, 5, 2000), params
+    )
+    gate = check_drift_gate(moved)
+    assert gate.passed is False
+    with pytest.raises(DataCheckFailed, match=r"drift: recency_days: PSI \d\.\d+ >= fail 0.25"):
+        enforce_gates([gate])
+    assert enforce_gates([gate], accept_drift=True) == [gate]
+    steady = measure_drift(
+        reference, _snapshot(rng, 2000, tenure_shift=365), rng.beta(2, 5, 2000), params
+    )
+    assert check_drift_gate(steady).passed is True
