@@ -9,7 +9,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench lock clean-env
+.PHONY: run test lint format bench lock clean-env reset
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -42,3 +42,9 @@ lock:
 
 clean-env:
 	rm -rf $(VENV)
+
+# Forget every run: pipeline data, models, MLflow runs and registry, published lists, archives.
+# Use it before pointing the pipeline at your own data (README: "Using your own data").
+reset:
+	rm -rf data/raw data/interim data/features data/scores data/archive models/challenger \
+	  models/champion exports/at_risk mlflow.db mlartifacts .churn dvc_plots

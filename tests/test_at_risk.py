@@ -211,3 +211,13 @@ def test_sql_export_without_the_url_variable_is_a_clear_error(project, monkeypat
     with pytest.raises(ChurnError, match="CHURN_EXPORT_DB_URL is not set"):
         _publish(project, "--sql")
     assert (project / "exports/at_risk/LATEST.json").exists()  # the files were published first
+
+
+@pytest.mark.integration
+def test_at_risk_refuses_to_write_excel_to_stdout(project):
+    _score(project)
+    _publish(project)
+    exports = str(project / "exports/at_risk")
+    result = CliRunner().invoke(app, ["at-risk", "--exports", exports, "--format", "xlsx"])
+    assert result.exit_code != 0
+    assert "--out FILE.xlsx" in str(result.exception) + result.output

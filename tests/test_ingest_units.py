@@ -124,6 +124,16 @@ def test_quarantine_share_at_the_limit_passes_and_above_fails():
     assert failed.status == "fail" and "missing_amount: 6" in failed.message
 
 
+def test_failed_quarantine_gate_dominated_by_timestamps_points_at_dayfirst():
+    table = CleanedTable(
+        "transactions", "", "", 100, {"unparseable_timestamp": 58, "missing_customer_id": 2}, 0,
+        {"rows_clean": 40},
+    )  # fmt: skip
+    failed = check_quarantine_share(table, 0.05)
+    assert failed.status == "fail"
+    assert "ingest.dayfirst" in failed.message and "ingest.timestamp_format" in failed.message
+
+
 def test_rows_not_conserved_is_an_assertion_error():
     broken = CleanedTable("transactions", "", "", 10, {"missing_amount": 1}, 1, {"rows_clean": 9})
     with pytest.raises(AssertionError, match="not conserved"):

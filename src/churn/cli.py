@@ -484,7 +484,10 @@ def publish(
         publishing.check_drift_gate(reports["drift"]),
     ]
     for gate in gates:
-        log.info("gate %s: %s (%s)", gate.name, "pass" if gate.passed else "FAIL", gate.detail)
+        status = "pass" if gate.passed else "FAIL"
+        if not gate.passed and gate.name == "drift" and accept_drift:
+            status = "FAIL, accepted with --accept-drift"
+        log.info("gate %s: %s (%s)", gate.name, status, gate.detail)
     publishing.enforce_gates(gates, accept_drift)
     result = publishing.publish_lists(table, exports, force=force)
     manifest = result.manifest
@@ -548,8 +551,10 @@ def at_risk(
     )
     data = lists.render_list(selected, file_format)
     if to_stdout:
-        if file_format == "xlsx" and sys.stdout.isatty():
-            raise ChurnError("--format xlsx: give --out FILE.xlsx (binary data on a terminal)")
+        if file_format == "xlsx":
+            raise ChurnError(
+                "--format xlsx: give --out FILE.xlsx (Excel files are not written to stdout)"
+            )
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:

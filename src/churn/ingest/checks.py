@@ -27,6 +27,20 @@ class CheckResult:
         return asdict(self)
 
 
+# What to try first when one reason dominates a failed quarantine gate.
+_REASON_HINTS = {
+    "unparseable_timestamp": (
+        "Most rejected rows have timestamps that do not parse: check ingest.timestamp_format and "
+        "ingest.dayfirst (31/12/2024 needs dayfirst: true — and then 01/09/2024 is 1 September). "
+    ),
+    "non_numeric_amount": (
+        "Most rejected rows have non-numeric amounts: check ingest.csv decimal and thousands "
+        "separators and the ingest.columns.amount mapping. "
+    ),
+    "missing_customer_id": "Most rejected rows have no customer id: check ingest.columns.customer_id. ",
+}
+
+
 def check_quarantine_share(table: CleanedTable, max_share: float) -> CheckResult:
     """Fail when more than max_share of the rows read were quarantined (a broken export)."""
     share = table.quarantined / table.rows_read if table.rows_read else 0.0
@@ -37,12 +51,15 @@ def check_quarantine_share(table: CleanedTable, max_share: float) -> CheckResult
         f"{reason}: {count}"
         for reason, count in sorted(table.quarantined_by_reason.items(), key=lambda kv: -kv[1])
     )
+    top_reason = max(table.quarantined_by_reason.items(), key=lambda kv: kv[1], default=("", 0))[0]
     return CheckResult(
         name,
         "fail",
         f"{table.name}: {table.quarantined} of {table.rows_read} rows ({share:.1%}) would be "
         f"quarantined, more than ingest.max_quarantine_share = {max_share:.1%} ({reasons}); "
-        "nothing was written. Fix the export or the mapping (see the reasons), or raise "
+        "nothing was written. "
+        + _REASON_HINTS.get(top_reason, "")
+        + "Fix the export or the mapping (see the reasons), or raise "
         "ingest.max_quarantine_share if this is expected",
         share,
         max_share,

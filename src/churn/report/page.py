@@ -384,7 +384,7 @@ def _at_risk(report: RetentionReport) -> str:
             f'and segment.</p><p class="model-line">{escape(report.model_quality)}</p>',
         )
     scoring = report.scoring
-    control = scoring.get("control_customers")
+    control = scoring.get("at_risk_control_customers")
     facts = (
         f"Scored as of {scoring.get('scored_as_of') or DASH}: "
         f"{fmt_int(scoring['scored_customers'])} active customers, "
@@ -394,8 +394,8 @@ def _at_risk(report: RetentionReport) -> str:
     )
     if control is not None:
         facts += (
-            f" {fmt_int(control)} customers are in the control group and must not be "
-            "contacted: they show what happens without a campaign."
+            f" {fmt_int(control)} of the flagged customers are in the control group and must "
+            "not be contacted: they show what happens without a campaign."
         )
     body = f'<p>{escape(facts)}</p><p class="model-line">{escape(report.model_quality)}</p>'
     tiers = report.risk_by_tier
