@@ -29,6 +29,7 @@ WEEKDAY_FACTOR = np.array([0.85, 0.85, 0.9, 0.95, 1.1, 1.3, 1.05])
 FADE_DAYS = 120  # before dropping out, customers buy less often and spend less
 FADE_RATE = 0.45
 FADE_SPEND = 0.75
+PRE_PERIOD_DAYS = 730  # how long before the export starts the existing customers joined
 EARLY_DROPOUT_SHARE = 0.25  # one-and-done buyers: drop out within a month of joining
 DIRTY_KINDS = (
     "missing_customer",
@@ -80,10 +81,12 @@ def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) ->
 
     channel_idx = rng.choice(len(CHANNELS), size=n, p=CHANNEL_WEIGHTS)
     region_idx = rng.integers(0, len(REGIONS), size=n)
-    # a fifth of the base is already buying when the data starts; the rest join over the period
+    # A fifth of the customers joined up to two years before the export starts: their earlier
+    # purchases are cut off (left-censored, as in any real extract) and some are already gone.
+    # The rest join over the period.
     join = np.where(
         rng.random(n) < 0.2,
-        rng.uniform(0, 30, n),
+        rng.uniform(-PRE_PERIOD_DAYS, 0, n),
         rng.uniform(0, days - 1, n),
     )
     shape = params.rate_shape
@@ -120,10 +123,11 @@ def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) ->
     r_amount = -np.round(
         amount[refund_mask] * rng.choice([1.0, 0.5], r_owner.size, p=[0.7, 0.3]), 2
     )
-    inside = r_t < days
-    owner = np.concatenate([owner, r_owner[inside]])
-    t = np.concatenate([t, r_t[inside]])
-    amount = np.concatenate([amount, r_amount[inside]])
+    owner = np.concatenate([owner, r_owner])
+    t = np.concatenate([t, r_t])
+    amount = np.concatenate([amount, r_amount])
+    inside = (t >= 0) & (t < days)  # the export covers [start, start + days) only
+    owner, t, amount = owner[inside], t[inside], amount[inside]
 
     # Time of day: mostly daytime and evening.
     day = np.floor(t)
@@ -160,7 +164,7 @@ def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) ->
     truth = pd.DataFrame(
         {
             "customer_id": pd.array(ids, dtype="string"),
-            "first_purchase": first_purchase.normalize(),
+            "first_purchase": first_purchase.normalize(),  # true join: may precede the export
             "dropout_date": dropout_date.normalize(),
             "early_dropout": early,
             "rate_per_year": rate_year,
@@ -219,6 +223,8 @@ def _simulate_nps(
     answers = np.where(rng.random(n) < params.nps_response_rate, rng.integers(1, 4, n), 0)
     owner = np.repeat(np.arange(n), answers)
     t = join[owner] + rng.random(owner.size) * np.maximum(active_end[owner] - join[owner], 1.0)
+    inside = (t >= 0) & (t < params.days)  # answers before the export starts are not in it
+    owner, t = owner[inside], t[inside]
     near_dropout = (dropout[owner] - t) < 90
     happy = rng.choice(11, owner.size, p=_nps_probs(shift=0.0))
     unhappy = rng.choice(11, owner.size, p=_nps_probs(shift=3.0))
