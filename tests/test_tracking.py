@@ -138,3 +138,33 @@ def test_a_second_training_moves_challenger_and_leaves_champion_alone(logged):
     assert int(second.model_version) == int(record.model_version) + 1
     assert tracking.alias_version(uri, MODEL_NAME, "challenger") == second.model_version
     assert tracking.alias_version(uri, MODEL_NAME, "champion") == record.model_version
+
+
+@pytest.mark.slow
+def test_spark_udf_scoring_gives_the_pipelines_probabilities(logged, tmp_path):
+    pyspark_sql = pytest.importorskip("pyspark.sql")
+    import shutil
+
+    if shutil.which("java") is None:
+        pytest.skip("Spark local mode needs a Java runtime")
+    uri, _, result, snapshots, _ = logged
+    rows = snapshots[snapshots["role"] == "test"].reset_index(drop=True).head(300)
+    features = rows[result.model.spec.names].copy()
+    spark = (
+        pyspark_sql.SparkSession.builder.master("local[1]")
+        .appName("churn-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "1")
+        .config("spark.local.dir", str(tmp_path))
+        .getOrCreate()
+    )
+    try:
+        frame = spark.createDataFrame(features.astype(object).where(features.notna(), None))
+        udf = tracking.spark_udf(spark, uri, f"models:/{MODEL_NAME}@challenger")
+        scored = frame.withColumn("p", udf(*[frame[name] for name in features.columns]))
+        spark_scores = np.array([row["p"] for row in scored.select("p").collect()])
+    finally:
+        spark.stop()
+    np.testing.assert_allclose(
+        spark_scores, result.model.predict_proba(features), rtol=0, atol=1e-12
+    )

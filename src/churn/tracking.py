@@ -285,6 +285,15 @@ def load_pyfunc(uri: str, model_uri: str) -> Any:
     return mlflow.pyfunc.load_model(model_uri)
 
 
+def spark_udf(spark: Any, uri: str, model_uri: str) -> Any:
+    """Return a Spark UDF of the pyfunc model (calibrated probabilities) for large-scale scoring."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    # env_manager="local": executors use this environment, the one the model was tested in
+    return mlflow.pyfunc.spark_udf(spark, model_uri, result_type="double", env_manager="local")
+
+
 # --------------------------------------------------------------------------- promote / rollback
 # The registry as the champion/challenger gate sees it. Only ModelRegistry.set_alias changes
 # production; `churn promote` calls it last, and only with --apply, from `churn retrain`, or when
