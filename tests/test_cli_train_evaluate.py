@@ -10,7 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from churn.cli import app
-from snapshot_helper import build_snapshots, generated_transactions
+from snapshot_helper import build_snapshots, generated_tables
 
 pytestmark = pytest.mark.integration
 
@@ -18,8 +18,8 @@ pytestmark = pytest.mark.integration
 def test_train_then_evaluate_write_model_metrics_plots_and_one_mlflow_run(
     tmp_path, monkeypatch, project_root
 ):
-    transactions, customers = generated_transactions(customers=1200, seed=9)
-    snapshots = build_snapshots(transactions, customers, horizon=90, fit_cutoffs=2)
+    tables = generated_tables(customers=1200, seed=9)
+    snapshots = build_snapshots(tables, horizon=90, fit_cutoffs=2)
     (tmp_path / "data" / "features").mkdir(parents=True)
     snapshots.to_parquet(tmp_path / "data" / "features" / "train.parquet", index=False)
     params = yaml.safe_load((project_root / "params.yaml").read_text())

@@ -12,7 +12,7 @@ from churn.config import EvaluateParams, LightGBMParams, TrainParams
 from churn.evaluate import evaluate_model
 from churn.plots import evaluation_figures
 from churn.train import fit_model
-from snapshot_helper import build_snapshots, generated_transactions
+from snapshot_helper import build_snapshots, generated_tables
 
 pytestmark = pytest.mark.integration
 
@@ -25,8 +25,8 @@ MODEL_NAME = "churn-test-classifier"
 @pytest.fixture(scope="module")
 def logged(tmp_path_factory):
     root = tmp_path_factory.mktemp("mlflow")
-    transactions, customers = generated_transactions(customers=1200, seed=5)
-    snapshots = build_snapshots(transactions, customers, horizon=90, fit_cutoffs=2)
+    tables = generated_tables(customers=1200, seed=5)
+    snapshots = build_snapshots(tables, horizon=90, fit_cutoffs=2)
     result = fit_model(snapshots, FAST, horizon_days=90)
     model_dir = root / "challenger"
     result.model.save(model_dir)
@@ -159,7 +159,11 @@ def test_spark_udf_scoring_gives_the_pipelines_probabilities(logged, tmp_path):
         .getOrCreate()
     )
     try:
-        frame = spark.createDataFrame(features.astype(object).where(features.notna(), None))
+        # keep the snapshot's column types (int32 counts, doubles, strings) as a Parquet read would
+        text = features.select_dtypes(include=["string", "object"]).columns
+        as_spark = features.astype({name: object for name in text})
+        as_spark[text] = as_spark[text].where(features[text].notna(), None)
+        frame = spark.createDataFrame(as_spark)
         udf = tracking.spark_udf(spark, uri, f"models:/{MODEL_NAME}@challenger")
         scored = frame.withColumn("p", udf(*[frame[name] for name in features.columns]))
         spark_scores = np.array([row["p"] for row in scored.select("p").collect()])

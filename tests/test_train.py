@@ -10,7 +10,7 @@ from sklearn.metrics import roc_auc_score
 from churn.config import LightGBMParams, TrainParams
 from churn.errors import ChurnError
 from churn.train import check_snapshots, feature_columns, fit_isotonic, fit_model, fit_platt
-from snapshot_helper import build_snapshots, generated_transactions
+from snapshot_helper import build_snapshots, generated_tables
 
 FAST = TrainParams(
     lightgbm=LightGBMParams(
@@ -25,8 +25,8 @@ FAST = TrainParams(
 
 @pytest.fixture(scope="module")
 def snapshots():
-    transactions, customers = generated_transactions(customers=2500, seed=7)
-    return build_snapshots(transactions, customers, horizon=90, fit_cutoffs=3)
+    tables = generated_tables(customers=2500, seed=7)
+    return build_snapshots(tables, horizon=90, fit_cutoffs=3)
 
 
 @pytest.fixture(scope="module")
