@@ -23,6 +23,15 @@ class BGNBDParams:
     converged: bool
 
 
+def _summary_arrays(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (x, t_x, T) as float arrays after checking they can come from purchase histories."""
+    arrays = tuple(np.asarray(values, dtype="float64") for values in (x, t_x, T))
+    _check_summary(*arrays)
+    return arrays  # type: ignore[return-value]
+
+
 def _check_summary(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> None:
     """Raise ChurnError when the (x, t_x, T) summary cannot come from purchase histories."""
     if not (x.shape == t_x.shape == T.shape) or x.ndim != 1:
@@ -72,10 +81,7 @@ def bgnbd_log_likelihood(
 
 def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBDParams:
     """Return maximum-likelihood BG/NBD parameters for per-customer (x, t_x, T) summaries."""
-    x = np.asarray(x, dtype="float64")
-    t_x = np.asarray(t_x, dtype="float64")
-    T = np.asarray(T, dtype="float64")
-    _check_summary(x, t_x, T)
+    x, t_x, T = _summary_arrays(x, t_x, T)
     # identical summaries share a likelihood term: fit on the distinct ones, weighted by count
     triples, counts = np.unique(np.column_stack([x, t_x, T]), axis=0, return_counts=True)
     ux, ut, uT = triples[:, 0], triples[:, 1], triples[:, 2]
@@ -112,10 +118,7 @@ def expected_purchases(
     params: BGNBDParams, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
     """Return each customer's expected number of purchases in (T, T + t] (FHL 2005, eq. 10)."""
-    x = np.asarray(x, dtype="float64")
-    t_x = np.asarray(t_x, dtype="float64")
-    T = np.asarray(T, dtype="float64")
-    _check_summary(x, t_x, T)
+    x, t_x, T = _summary_arrays(x, t_x, T)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     rx = r + x
     c = a + b + x - 1
@@ -145,10 +148,7 @@ def probability_alive(
     params: BGNBDParams, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
 ) -> np.ndarray:
     """Return each customer's probability of still being active at T (FHL 2005, eq. 11)."""
-    x = np.asarray(x, dtype="float64")
-    t_x = np.asarray(t_x, dtype="float64")
-    T = np.asarray(T, dtype="float64")
-    _check_summary(x, t_x, T)
+    x, t_x, T = _summary_arrays(x, t_x, T)
     r, alpha, a, b = params.r, params.alpha, params.a, params.b
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         log_odds = (
