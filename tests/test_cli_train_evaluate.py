@@ -34,10 +34,21 @@ def test_train_then_evaluate_write_model_metrics_plots_and_one_mlflow_run(
     assert trained.exit_code == 0, trained.output
     metadata = json.loads((tmp_path / "models" / "challenger" / "metadata.json").read_text())
     assert metadata["model_version"] == "1" and metadata["run_id"]
+    assert metadata["role"] == "production"
+    evaluation = json.loads((tmp_path / "models" / "evaluation" / "metadata.json").read_text())
+    assert evaluation["role"] == "evaluation" and evaluation["run_id"] == metadata["run_id"]
+    assert evaluation["calibration_cutoff"] < metadata["calibration_cutoff"]
 
-    evaluated = runner.invoke(app, ["evaluate"])
+    # the production model is not an out-of-time model for the test cutoff: evaluate refuses it
+    refused = runner.invoke(app, ["evaluate", "--model", "models/challenger"])
+    assert refused.exit_code != 0
+    assert "models/evaluation" in str(refused.exception)
+
+    evaluated = runner.invoke(app, ["evaluate", "--production", "models/challenger"])
     assert evaluated.exit_code == 0, evaluated.output
     metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert metrics["production"]["roc_auc"] > metrics["baselines"]["recency"]["roc_auc"]
+    assert metrics["production"]["calibration_cutoff"] == metrics["test_cutoff"]
     assert set(metrics["baselines"]) == {"recency", "frequency", "rfm_logistic", "bgnbd"}
     assert metrics["model"]["roc_auc"] > metrics["baselines"]["recency"]["roc_auc"]
     assert 0 <= metrics["model"]["ece"] <= 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -215,3 +216,17 @@ def test_publish_gate_refuses_a_real_drift_report_naming_the_feature_unless_acce
         reference, _snapshot(rng, 2000, tenure_shift=365), rng.beta(2, 5, 2000), params
     )
     assert check_drift_gate(steady).passed is True
+
+
+def test_season_features_are_not_drift_checked():
+    # one value per snapshot: against the training cutoffs' spread they would always "drift"
+    rng = np.random.default_rng(3)
+    rows = _snapshot(rng, 2000).assign(season_sin=rng.choice([-0.5, 0.0, 0.5], 2000))
+    params = DriftParams(blocking_features=("recency_days",))
+    reference = build_reference(
+        rows, ["recency_days", "season_sin"], [], rng.beta(2, 5, 2000), params
+    )
+    assert set(reference["features"]) == {"recency_days"}
+    current = _snapshot(rng, 2000).assign(season_sin=0.99)
+    report = measure_drift(reference, current, rng.beta(2, 5, 2000), params)
+    assert "season_sin" not in json.dumps(report)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -153,6 +154,24 @@ def test_rate_and_ratio_features(snapshot):
     weekdays = {d.weekday() for _, d, amount in A_ROWS if amount > 0 and d <= CUTOFF}
     assert a["weekday_count"] == len(weekdays) == 5
     assert row(snapshot, "B")["weekday_count"] == 1
+
+
+def test_season_is_the_time_of_year_of_the_cutoff_for_every_customer(snapshot):
+    # 2024-06-30 is day 182 of a leap year: angle = 2 pi 181 / 365.25, just before midsummer
+    angle = 2 * math.pi * (CUTOFF.timetuple().tm_yday - 1) / 365.25
+    assert CUTOFF.timetuple().tm_yday == 182
+    assert snapshot["season_sin"].to_numpy() == pytest.approx([math.sin(angle)] * len(snapshot))
+    assert snapshot["season_cos"].to_numpy() == pytest.approx([math.cos(angle)] * len(snapshot))
+    # New Year's day is angle 0 at any cutoff year
+    new_year = snapshot_at(transactions_frame([("A", date(2025, 1, 1), 5.0)]), date(2025, 1, 1))
+    assert (new_year["season_sin"].iloc[0], new_year["season_cos"].iloc[0]) == (0.0, 1.0)
+
+
+def test_season_features_are_optional():
+    params = FeaturesParams(season=False)
+    assert "season_sin" not in feature_names(params)
+    frame = snapshot_at(transactions_frame(A_ROWS), CUTOFF, params=params)
+    assert not {"season_sin", "season_cos"} & set(frame.columns)
 
 
 def test_customer_attributes_respect_signup_date(snapshot):

@@ -248,3 +248,15 @@ def test_actions_follow_family_then_value_with_a_generic_fallback():
         "personal recommendation",
         "win-back offer",  # a lapsed valuable customer is won back, not invited
     ]
+
+
+def test_the_time_of_year_is_never_a_customers_reason():
+    # the season columns shift every customer's score alike; even when they push hardest, the
+    # reason is the customer's own behaviour
+    features = ["season_sin", "season_cos", "nps_latest"]
+    frame = pd.DataFrame({"season_sin": [0.5], "season_cos": [-0.8], "nps_latest": [2.0]})
+    contributions = np.array([[0.9, 0.7, 0.1]])
+    texts, families = explain_contributions(contributions, features, frame, ReasonsParams())
+    assert texts == ["gave an NPS of 2"]
+    assert families == ["nps"]
+    assert contributions[0, 0] == 0.9  # the caller's array is not changed

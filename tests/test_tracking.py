@@ -141,9 +141,13 @@ def test_a_second_training_moves_challenger_and_leaves_champion_alone(logged):
 
 
 @pytest.mark.slow
-def test_spark_udf_scoring_gives_the_pipelines_probabilities(logged, tmp_path):
+def test_spark_udf_scoring_gives_the_pipelines_probabilities(logged, tmp_path, monkeypatch):
     pyspark_sql = pytest.importorskip("pyspark.sql")
     import shutil
+    import sys
+
+    # Spark's Python workers must run this interpreter (the venv), not whatever python3 is on PATH
+    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
 
     if shutil.which("java") is None:
         pytest.skip("Spark local mode needs a Java runtime")

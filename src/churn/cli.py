@@ -93,13 +93,19 @@ def train(
     snapshots: Annotated[Path, typer.Option(help="Training snapshots (features stage).")] = Path(
         "data/features/train.parquet"
     ),
-    out: Annotated[Path, typer.Option(help="Model folder to write.")] = Path("models/challenger"),
+    out: Annotated[
+        Path, typer.Option(help="Folder for the model to promote and score (the challenger).")
+    ] = Path("models/challenger"),
+    evaluation_out: Annotated[
+        Path, typer.Option(help="Folder for the model that never saw the test cutoff (evaluate).")
+    ] = Path("models/evaluation"),
     params: ParamsPath = Path("params.yaml"),
     tracking: Annotated[
         bool, typer.Option(help="Log the run and register the model in MLflow.")
     ] = True,
 ) -> None:
-    """Fit LightGBM + calibrator on fit/calibration cutoffs; register it in MLflow as challenger."""
+    """Fit LightGBM + calibrator on fit/calibration cutoffs (plus the production refit); register
+    the challenger in MLflow."""
     import pandas as pd
 
     from churn import tracking as mlflow_tracking
@@ -113,10 +119,16 @@ def train(
     horizon = _horizon_days(settings)
     fingerprint = mlflow_tracking.data_fingerprint(frame, snapshots)
     result = fit_model(
-        frame, settings.train, horizon, str(snapshots), metadata={"data": fingerprint}
+        frame,
+        settings.train,
+        horizon,
+        str(snapshots),
+        metadata={"data": fingerprint},
+        ece_bins=settings.promote.ece_bins,
     )
-    model = result.model
+    model = result.production_model
     model.save(out)
+    result.model.save(evaluation_out)
     log.info(
         "trained %d rounds on %d fit rows; calibrator %s; held-out calibration log loss %.4f",
         result.rounds,
@@ -124,6 +136,15 @@ def train(
         model.calibrator.kind,
         result.diagnostics["calibration_logloss"],
     )
+    if result.production is not None:
+        log.info(
+            "production refit on %d rows (%d cutoffs, newest %s), calibrated on the test cutoff; "
+            "its booster ranks the test cutoff at ROC AUC %.4f",
+            int(result.diagnostics["production_rows"]),
+            int(result.diagnostics["production_cutoffs"]),
+            model.metadata["training_cutoffs"][1],
+            result.diagnostics["production_test_roc_auc"],
+        )
     if not tracking:
         return
     root = Path.cwd()
@@ -149,6 +170,14 @@ def train(
         "model_version": record.model_version,
     }
     type(model)(model.booster, model.calibrator, model.spec, metadata).save(out)
+    evaluation = result.model
+    run_info = {k: metadata[k] for k in ("run_id", "registered_model", "model_version")}
+    type(evaluation)(
+        evaluation.booster,
+        evaluation.calibrator,
+        evaluation.spec,
+        {**evaluation.metadata, **run_info, "production_version": record.model_version},
+    ).save(evaluation_out)
     log.info(
         "MLflow run %s: %s version %s is now @challenger",
         record.run_id,
@@ -162,9 +191,15 @@ def evaluate(
     snapshots: Annotated[Path, typer.Option(help="Training snapshots (features stage).")] = Path(
         "data/features/train.parquet"
     ),
-    model_dir: Annotated[Path, typer.Option("--model", help="Model folder.")] = Path(
-        "models/challenger"
-    ),
+    model_dir: Annotated[
+        Path, typer.Option("--model", help="Model folder (one that never saw the test cutoff).")
+    ] = Path("models/evaluation"),
+    production_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--production", help="Production model folder: its ranking on the test cutoff too."
+        ),
+    ] = None,
     metrics: Annotated[Path, typer.Option(help="Metrics JSON to write.")] = Path(
         "reports/metrics.json"
     ),
@@ -187,12 +222,16 @@ def evaluate(
     if not snapshots.is_file():
         raise ChurnError(f"{snapshots}: not found; run `dvc repro features` first")
     model = ChurnModel.load(model_dir)
+    production = None if production_dir is None else ChurnModel.load(production_dir)
+    if production is not None and production.metadata.get("role") != "production":
+        production = None  # train.production_refit off: the challenger is the evaluation model
     result = evaluate_model(
         pd.read_parquet(snapshots),
         model,
         settings.evaluate,
         _horizon_days(settings),
         str(snapshots),
+        production,
     )
     write_json(result.metrics, metrics)
     write_json(result.segments, segments)
@@ -209,6 +248,14 @@ def evaluate(
         scores.get("ece", float("nan")),
         result.metrics["baselines"]["recency"].get("roc_auc", float("nan")),
     )
+    if "production" in result.metrics:
+        log.info(
+            "production refit (trained on cutoffs up to %s) ranks the test cutoff at ROC AUC %.4f, "
+            "PR AUC %.4f",
+            result.metrics["production"]["training_cutoffs"][1],
+            result.metrics["production"].get("roc_auc", float("nan")),
+            result.metrics["production"].get("pr_auc", float("nan")),
+        )
     run_id = model.metadata.get("run_id")
     if tracking and run_id:
         from churn.plots import evaluation_figures

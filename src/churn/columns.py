@@ -69,6 +69,11 @@ SPEND_MAX = "spend_max"
 SPEND_90D = "spend_90d"
 PURCHASES_90D = "purchases_90d"
 GAP_MEAN_DAYS = "gap_mean_days"
+# time of year of the cutoff (features.season): the same for every customer at a cutoff, so they
+# are never a customer's reason and never drift-checked (the as-of snapshot has one value)
+SEASON_SIN = "season_sin"
+SEASON_COS = "season_cos"
+CALENDAR_FEATURES = (SEASON_SIN, SEASON_COS)
 
 # scores, continued (score stage; the published at-risk lists carry a subset). EXPECTED_VALUE
 # (margin over score.expected_value_days), VALUE_AT_RISK, AT_RISK (flagged by score.target, never

@@ -50,7 +50,7 @@ class LightGBMParams(Section):
     learning_rate: float = Field(0.03, gt=0, le=1)
     num_leaves: int = Field(31, ge=2)
     max_depth: int = -1  # -1 = no limit
-    min_data_in_leaf: int = Field(100, ge=1)
+    min_data_in_leaf: int = Field(400, ge=1)
     feature_fraction: float = Field(0.8, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
     bagging_freq: int = Field(1, ge=0)
@@ -77,6 +77,9 @@ class TrainParams(Section):
     early_stopping_share: float = Field(0.5, gt=0, lt=1)
     # refit the booster on fit + early-stopping rows with the chosen rounds (see README)
     refit: bool = True
+    # production model: same settings refit on every cutoff labelled by the test cutoff, calibrated
+    # on the test cutoff; false = promote and score the evaluation model itself (see README)
+    production_refit: bool = True
     experiment: str = Field("churn", min_length=1)  # MLflow experiment name
     registered_model: str = Field("churn-classifier", min_length=1)  # MLflow registered model
 
@@ -171,6 +174,8 @@ class FeaturesParams(Section):
     memory_limit: str = "2GB"  # DuckDB memory limit; it spills to a temp folder beyond it
     # quality: BG/NBD expected purchases and P(alive), fitted per cutoff (off: no measured gain)
     bgnbd: bool = False
+    # time of year of the cutoff (sin/cos of the day of year): lets the model learn seasonal churn
+    season: bool = True
 
     @model_validator(mode="after")
     def _windows_include_core(self) -> FeaturesParams:

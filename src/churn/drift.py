@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from churn.columns import CALENDAR_FEATURES
 from churn.config import DriftParams
 from churn.errors import ChurnError
 
@@ -91,6 +92,8 @@ def build_reference(
         )
     features: dict[str, Any] = {}
     for name in numeric:
+        if name in CALENDAR_FEATURES:
+            continue  # one value per snapshot: it "drifts" by construction and says nothing
         features[name] = reference_numeric(
             _numeric_values(frame[name], name, "training rows"), params.bins
         )

@@ -280,15 +280,50 @@ def importance_table(model: ChurnModel) -> pd.DataFrame:
     return table.sort_values(["gain", "feature"], ascending=[False, True], ignore_index=True)
 
 
+def production_metrics(
+    production: ChurnModel,
+    test_rows: pd.DataFrame,
+    labels: np.ndarray,
+    horizon_days: int,
+    fractions: tuple[float, ...],
+    source: str,
+) -> dict[str, Any]:
+    """Return the production refit's ranking metrics on the test cutoff (no calibration metrics)."""
+    if production.read_labels_overlapping(test_rows[CUTOFF], "training"):
+        newest = production.metadata["training_cutoffs"][1]
+        raise ChurnError(
+            f"{source}: the production model was trained on cutoffs up to {newest}, whose labels "
+            f"reach past the test cutoff {test_rows[CUTOFF].min()}; retrain on these snapshots"
+        )
+    out = score_metrics(labels, production.predict_raw(test_rows), False, fractions, 10)
+    out["training_cutoffs"] = production.metadata.get("training_cutoffs")
+    out["calibration_cutoff"] = production.metadata.get("calibration_cutoff")
+    return out
+
+
 def evaluate_model(
     snapshots: pd.DataFrame,
     model: ChurnModel,
     params: EvaluateParams,
     horizon_days: int,
     source: str = "snapshots",
+    production: ChurnModel | None = None,
 ) -> Evaluation:
-    """Return metrics and plot tables for the model and every baseline on the test cutoff."""
+    """Return metrics and plot tables for the model and every baseline on the test cutoff.
+
+    `model` must be one that never saw the test cutoff (the train stage's evaluation model). A
+    production refit, when given, is measured for ranking only: its booster never saw the test
+    labels, but its calibrator was fitted on them.
+    """
     roles = snapshots[ROLE].astype("string")
+    test_cutoffs = snapshots.loc[roles == "test", CUTOFF]
+    for part in ("training", "calibration"):
+        if model.read_labels_overlapping(test_cutoffs, part):
+            raise ChurnError(
+                f"{source}: the model's {part} read labels from the test cutoff's window, so its "
+                "metrics there would not be out-of-time; evaluate the model that never saw the "
+                "test cutoff (models/evaluation; pass a production refit as --production)"
+            )
     test_rows = snapshots[roles == "test"].sort_values([CUTOFF, CUSTOMER_ID], ignore_index=True)
     fit_rows = snapshots[roles == "fit"]
     if test_rows.empty:
@@ -310,6 +345,10 @@ def evaluate_model(
             for b in baselines
         },
     }
+    if production is not None:
+        metrics["production"] = production_metrics(
+            production, test_rows, labels, horizon_days, fractions, source
+        )
     metrics["comparison"] = bootstrap_differences(
         labels,
         proba,

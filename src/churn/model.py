@@ -163,6 +163,20 @@ class ChurnModel:
         """Return calibrated churn probabilities for each row of `frame`."""
         return self.calibrator.apply(self.predict_raw(frame))
 
+    def read_labels_overlapping(self, cutoffs: pd.Series, part: str) -> bool:
+        """Return True when `part` ("calibration" or "training") of this model read labels whose
+        window overlaps the label window (t, t + horizon] of any of `cutoffs` (per its metadata)."""
+        horizon = self.metadata.get("horizon_days")
+        if part == "calibration":
+            newest = self.metadata.get("calibration_cutoff")
+        else:
+            newest = (self.metadata.get("training_cutoffs") or [None, None])[1]
+        if not newest or not horizon or len(cutoffs) == 0:
+            return False
+        window = pd.Timedelta(days=int(horizon))
+        seen, evaluated = pd.Timestamp(newest), pd.to_datetime(cutoffs)
+        return bool(seen < evaluated.max() + window and evaluated.min() < seen + window)
+
     @property
     def version(self) -> str:
         """Return the model version recorded in metadata (registry version or content hash)."""

@@ -116,14 +116,27 @@ class Candidate:
     metrics: Mapping[str, float | None] = field(default_factory=lambda: dict.fromkeys(METRIC_NAMES))
     error: str | None = None
     sha256: str | None = None
+    ece_source: str = "measured"  # or "out_of_time": recorded at training (see measure_candidate)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
             "sha256": self.sha256,
             "metrics": {k: _round(v) for k, v in self.metrics.items()},
+            "ece_source": self.ece_source,
             "error": self.error,
         }
+
+
+def calibrated_on_eval_window(model: ChurnModel, rows: pd.DataFrame) -> bool:
+    """Return True when the model's calibrator saw labels from the eval rows' label windows.
+
+    A production refit is calibrated on its own test cutoff; measured on that cutoff (or one whose
+    label window overlaps it), its calibration error is in-sample and says nothing.
+    """
+    if rows.empty or CUTOFF not in rows:
+        return False
+    return model.read_labels_overlapping(rows[CUTOFF], "calibration")
 
 
 def measure_candidate(
@@ -138,7 +151,26 @@ def measure_candidate(
     except (ChurnError, ValueError, KeyError) as error:
         return Candidate(version, error=f"cannot score the evaluation rows: {error}", sha256=sha)
     labels = rows[CHURNED].to_numpy(dtype="int64")
-    return Candidate(version, measure_scores(labels, probabilities, ece_bins), sha256=sha)
+    metrics = measure_scores(labels, probabilities, ece_bins)
+    if calibrated_on_eval_window(model, rows):
+        # the ranking is still out-of-time (the booster never saw these labels); for calibration
+        # use the out-of-time ECE of the same recipe recorded at training, else none (rejects)
+        recorded = model.metadata.get("out_of_time") or {}
+        usable = recorded.get("ece_bins") == ece_bins and isinstance(recorded.get("ece"), float)
+        metrics = {**metrics, "ece": recorded["ece"] if usable else None}
+        if not usable:
+            return Candidate(
+                version,
+                metrics,
+                error=(
+                    "calibrated on the evaluation rows and no out-of-time ECE with "
+                    f"{ece_bins} bins was recorded at training"
+                ),
+                sha256=sha,
+                ece_source="missing",
+            )
+        return Candidate(version, metrics, sha256=sha, ece_source="out_of_time")
+    return Candidate(version, metrics, sha256=sha)
 
 
 @dataclass(frozen=True)

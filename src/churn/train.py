@@ -15,23 +15,39 @@ from sklearn.isotonic import isotonic_regression
 from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
 from churn.config import TrainParams
 from churn.errors import ChurnError
+from churn.logs import get_logger
 from churn.model import Calibrator, ChurnModel, FeatureSpec
+
+log = get_logger("train")
 
 FIT, CALIBRATION, TEST, GAP = "fit", "calibration", "test", "gap"
 ROLES = (FIT, CALIBRATION, TEST, GAP)
 KEY_COLUMNS = (CUSTOMER_ID, CUTOFF, ROLE, CHURNED)
 _PROB_EPS = 1e-4  # calibrated probabilities stay inside [eps, 1 - eps]: nobody is certain
+OUT_OF_TIME_ECE_BINS = 10  # equal-width bins of the ECE recorded with a production model
 _HASH_KEYS = {"early_stopping": "churn-es-split01", "calibration_cv": "churn-calib-cv01"}
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """A fitted model plus what the held-out (non-test) rows said about it, for the run record."""
+    """The fitted models plus what the held-out rows said about them, for the run record.
+
+    `model` never read a test row: it is what `churn evaluate` measures. `production` is the model
+    to promote and score: with `train.production_refit` the same settings refit on every cutoff
+    whose label window ends by the test cutoff, calibrated on the test cutoff (which that booster
+    never saw); otherwise `model` itself.
+    """
 
     model: ChurnModel
     rounds: int
     calibration_scores: dict[str, float]  # cross-validated log loss per calibrator kind
     diagnostics: dict[str, float] = field(default_factory=dict)
+    production: ChurnModel | None = None
+
+    @property
+    def production_model(self) -> ChurnModel:
+        """Return the model to promote and score (the evaluation model when there is no refit)."""
+        return self.production if self.production is not None else self.model
 
 
 def feature_columns(snapshots: pd.DataFrame, source: str = "snapshots") -> list[str]:
@@ -246,8 +262,13 @@ def fit_model(
     horizon_days: int | None = None,
     source: str = "snapshots",
     metadata: dict[str, Any] | None = None,
+    ece_bins: int = OUT_OF_TIME_ECE_BINS,
 ) -> TrainResult:
-    """Return a calibrated model trained without ever reading the test (or gap) rows."""
+    """Return a calibrated model trained without ever reading the test (or gap) rows.
+
+    With `params.production_refit`, also the production refit (see TrainResult); `ece_bins` is the
+    binning of the evaluation model's test-cutoff ECE recorded with it for the promote gate.
+    """
     check_snapshots(snapshots, horizon_days, source)
     names = feature_columns(snapshots, source)
     roles = snapshots[ROLE].astype("string")
@@ -332,6 +353,119 @@ def fit_model(
         "refit": params.refit,
         "features": len(spec.names),
         "horizon_days": horizon_days,
+        "training_cutoffs": _cutoff_range(
+            pd.concat([fit_rows, stopping] if params.refit else [fit_rows])
+        ),
+        "calibration_cutoff": _cutoff_range(calibrating)[1],
+        "role": "evaluation",
     }
     model = ChurnModel(booster, calibrator, spec, info)
-    return TrainResult(model, rounds, scores, diagnostics)
+    production = None
+    if params.production_refit:
+        production = _production_model(
+            snapshots, model, settings, rounds, params, horizon_days, source, diagnostics, ece_bins
+        )
+    return TrainResult(model, rounds, scores, diagnostics, production)
+
+
+def _cutoff_range(rows: pd.DataFrame) -> list[str]:
+    """Return [oldest, newest] cutoff of `rows` as ISO dates."""
+    cutoffs = pd.to_datetime(rows[CUTOFF])
+    return [str(cutoffs.min().date()), str(cutoffs.max().date())]
+
+
+def out_of_time_scores(
+    model: ChurnModel, rows: pd.DataFrame, bins: int = OUT_OF_TIME_ECE_BINS
+) -> dict[str, Any]:
+    """Return ROC AUC, PR AUC, log loss and ECE of `model` on `rows` (labelled, never fitted on)."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    from churn.evaluate import expected_calibration_error
+
+    labels = rows[CHURNED].to_numpy("int64")
+    proba = model.predict_proba(rows)
+    return {
+        "cutoff": _cutoff_range(rows)[1],
+        "rows": int(len(rows)),
+        "roc_auc": float(roc_auc_score(labels, proba)),
+        "pr_auc": float(average_precision_score(labels, proba)),
+        "log_loss": log_loss(labels, proba),
+        "ece": expected_calibration_error(labels, proba, bins),
+        "ece_bins": bins,
+    }
+
+
+def _production_model(
+    snapshots: pd.DataFrame,
+    evaluation: ChurnModel,
+    settings: dict[str, Any],
+    rounds: int,
+    params: TrainParams,
+    horizon_days: int | None,
+    source: str,
+    diagnostics: dict[str, float],
+    ece_bins: int,
+) -> ChurnModel | None:
+    """Refit the booster on every cutoff labelled by the test cutoff; calibrate on the test cutoff.
+
+    The booster reads no label dated after the test cutoff (gap cutoffs whose windows reach past it
+    are left out), so the test cutoff is data it was not fitted on: the calibrator of the kind chosen
+    for the evaluation model is fitted there. Returns None (with a warning) when the test cutoff
+    cannot calibrate: no test rows, or only one label value among them.
+    """
+    roles = snapshots[ROLE].astype("string")
+    test = _canonical(snapshots[roles == TEST])
+    if test.empty or test[CHURNED].nunique() < 2:
+        log.warning(
+            "%s: the test cutoff has %d row(s) and %d label value(s); no production refit — the "
+            "evaluation model is the challenger",
+            source,
+            len(test),
+            test[CHURNED].nunique(),
+        )
+        return None
+    test_cutoff = pd.to_datetime(test[CUTOFF]).min()
+    cutoffs = pd.to_datetime(snapshots[CUTOFF])
+    if horizon_days is None:
+        labelled = roles.isin([FIT, CALIBRATION])
+    else:
+        # every label window (t, t + H] ends on or before the test cutoff
+        labelled = roles.isin([FIT, CALIBRATION, GAP]) & (
+            cutoffs + pd.Timedelta(days=horizon_days) <= test_cutoff
+        )
+    rows = _canonical(snapshots[labelled])
+    spec = evaluation.spec
+    y = rows[CHURNED].to_numpy("int64")
+    booster = lgb.train(
+        settings,
+        lgb.Dataset(
+            spec.to_matrix(rows, source), y, weight=class_weights(y, params.balance_classes)
+        ),
+        num_boost_round=rounds,
+    )
+    booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
+    raw = ChurnModel(booster, Calibrator(), spec).predict_raw(test)
+    y_test = test[CHURNED].to_numpy("int64")
+    calibrator = _fit_calibrator(evaluation.calibrator.kind, raw, y_test)
+    out_of_time = out_of_time_scores(evaluation, test, ece_bins)
+    info = {
+        **evaluation.metadata,
+        "role": "production",
+        "training_cutoffs": _cutoff_range(rows),
+        "calibration_cutoff": str(test_cutoff.date()),
+        # the booster never saw the test labels, so its ranking there is out-of-time; the
+        # calibrator was fitted there, so calibration is judged by the evaluation model's
+        "out_of_time": out_of_time,
+    }
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    diagnostics.update(
+        {
+            "production_rows": float(len(rows)),
+            "production_cutoffs": float(rows[CUTOFF].nunique()),
+            "production_test_roc_auc": float(roc_auc_score(y_test, raw)),
+            "production_test_pr_auc": float(average_precision_score(y_test, raw)),
+            "evaluation_test_ece": float(out_of_time["ece"]),
+        }
+    )
+    return ChurnModel(booster, calibrator, spec, info)

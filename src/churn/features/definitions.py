@@ -199,6 +199,22 @@ def sql_feature_list(params: FeaturesParams) -> list[Feature]:
         Feature(
             "nps_answers", "nps", "count", "NPS answers with answered_at <= cutoff; null with none"
         ),
+        *season_features(params),
+    ]
+
+
+def season_features(params: FeaturesParams) -> list[Feature]:
+    """Return the time-of-year features of the cutoff (features.season)."""
+    if not params.season:
+        return []
+    angle = "2 pi (day of year of the cutoff - 1) / 365.25"
+    same = (
+        "the same for every customer at a cutoff, so the model can learn seasonal churn; never "
+        "a customer's reason, never drift-checked"
+    )
+    return [
+        Feature(c.SEASON_SIN, "season", "in [-1, 1]", f"sin({angle}): {same}"),
+        Feature(c.SEASON_COS, "season", "in [-1, 1]", f"cos({angle}): {same}"),
     ]
 
 

@@ -102,6 +102,10 @@ bought AS (
     n_trend, s_trend = f"s.n_{trend}", f"COALESCE(s.s_{trend}, 0)"
     gap_mean = "CAST(s.last_day - s.first_day AS DOUBLE) / NULLIF(s.gaps, 0)"
     newline = ",\n    "
+    season_cols = ""
+    if params.season:
+        angle = "2 * PI() * (DAYOFYEAR(s.cutoff) - 1) / 365.25"
+        season_cols = f",\n  SIN({angle}) AS season_sin,\n  COS({angle}) AS season_cos"
     return f"""
 WITH
 base AS (
@@ -199,7 +203,7 @@ SELECT
        WHEN p.latest >= 0 THEN 'detractor' END AS nps_class,
   CAST(p.latest - p.previous AS DOUBLE) AS nps_trend,
   CAST(s.cutoff_day - p.latest_day AS DOUBLE) AS nps_days_since,
-  CAST(p.answers AS DOUBLE) AS nps_answers
+  CAST(p.answers AS DOUBLE) AS nps_answers{season_cols}
 FROM snap s
 LEFT JOIN customers cu ON cu.customer_id = s.customer_id
 LEFT JOIN nps_last p ON p.customer_id = s.customer_id AND p.cutoff = s.cutoff

@@ -13,6 +13,7 @@ import pandas as pd
 
 from churn.columns import (
     AOV,
+    CALENDAR_FEATURES,
     GAP_MEAN_DAYS,
     PURCHASES,
     PURCHASES_90D,
@@ -354,6 +355,12 @@ def explain_contributions(
     are added to recency for that customer. A family whose text would describe a non-event
     (no refunds at all) is skipped in favour of the next one.
     """
+    calendar = [i for i, name in enumerate(features) if name in CALENDAR_FEATURES]
+    if calendar:
+        # the time of year is the same for every customer: it shifts everyone's score, it is
+        # nobody's reason
+        contributions = np.array(contributions, dtype="float64", copy=True)
+        contributions[:, calendar] = 0.0
     families = [family_of(name, params.families) for name in features]
     names = sorted(set(families))
     membership = np.zeros((len(features), len(names)))

@@ -1,0 +1,217 @@
+"""The production refit: newer cutoffs, calibrated on the test cutoff, honest about what it saw."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from churn.config import EvaluateParams, LightGBMParams, PromoteParams, TrainParams
+from churn.errors import ChurnError
+from churn.evaluate import evaluate_model
+from churn.promote import calibrated_on_eval_window, measure_candidate, select_eval_rows
+from churn.train import fit_model
+from snapshot_helper import build_snapshots, generated_tables
+
+FAST = TrainParams(
+    lightgbm=LightGBMParams(
+        learning_rate=0.1,
+        num_leaves=15,
+        min_data_in_leaf=50,
+        max_rounds=200,
+        early_stopping_rounds=20,
+    )
+)
+HORIZON = 90
+
+
+@pytest.fixture(scope="module")
+def snapshots():
+    tables = generated_tables(customers=2500, seed=11)
+    return build_snapshots(tables, horizon=HORIZON, fit_cutoffs=3)
+
+
+@pytest.fixture(scope="module")
+def trained(snapshots):
+    return fit_model(snapshots, FAST, horizon_days=HORIZON)
+
+
+def _test_cutoff(snapshots: pd.DataFrame) -> pd.Timestamp:
+    return pd.to_datetime(snapshots.loc[snapshots["role"] == "test", "cutoff"]).min()
+
+
+@pytest.mark.model
+def test_production_refit_reads_every_cutoff_labelled_by_the_test_cutoff(snapshots, trained):
+    production = trained.production
+    assert production is not None and trained.production_model is production
+    assert production.metadata["role"] == "production"
+    assert trained.model.metadata["role"] == "evaluation"
+    test_cutoff = _test_cutoff(snapshots)
+    cutoffs = pd.to_datetime(snapshots["cutoff"])
+    labelled = snapshots[cutoffs + pd.Timedelta(days=HORIZON) <= test_cutoff]
+    oldest, newest = production.metadata["training_cutoffs"]
+    assert pd.Timestamp(oldest) == pd.to_datetime(labelled["cutoff"]).min()
+    assert pd.Timestamp(newest) == pd.to_datetime(labelled["cutoff"]).max()
+    # more rows than the evaluation model (gap cutoffs, every calibration-cutoff customer), all
+    # labelled by the test cutoff
+    evaluation_rows = trained.diagnostics["rows_fit"] + trained.diagnostics["rows_early_stopping"]
+    assert trained.diagnostics["production_rows"] > evaluation_rows
+    assert pd.Timestamp(newest) + pd.Timedelta(days=HORIZON) <= test_cutoff
+    assert trained.diagnostics["production_rows"] == len(labelled)
+    assert production.metadata["calibration_cutoff"] == str(test_cutoff.date())
+    assert production.calibrator.kind == trained.model.calibrator.kind
+    assert production.booster.current_iteration() == trained.rounds
+
+
+@pytest.mark.model
+def test_production_booster_never_reads_test_labels_or_labels_past_the_test_cutoff(
+    snapshots, trained
+):
+    test_cutoff = _test_cutoff(snapshots)
+    cutoffs = pd.to_datetime(snapshots["cutoff"])
+    late_gaps = (snapshots["role"] == "gap") & (cutoffs + pd.Timedelta(days=HORIZON) > test_cutoff)
+    assert late_gaps.any(), "the fixture needs gap cutoffs whose windows pass the test cutoff"
+    tampered = snapshots.copy()
+    tampered.loc[late_gaps, "churned"] = 1 - tampered.loc[late_gaps, "churned"]
+    tampered.loc[late_gaps, "recency_days"] = 0
+    again = fit_model(tampered, FAST, horizon_days=HORIZON)
+    assert again.production.booster.model_to_string() == (
+        trained.production.booster.model_to_string()
+    )
+    assert again.production.calibrator == trained.production.calibrator
+    # flipping the test labels changes only the calibrator, never the booster
+    flipped = snapshots.copy()
+    test = flipped["role"] == "test"
+    flipped.loc[test, "churned"] = 1 - flipped.loc[test, "churned"]
+    again = fit_model(flipped, FAST, horizon_days=HORIZON)
+    assert again.production.booster.model_to_string() == (
+        trained.production.booster.model_to_string()
+    )
+    assert again.production.calibrator != trained.production.calibrator
+    assert again.model.booster.model_to_string() == trained.model.booster.model_to_string()
+
+
+@pytest.mark.model
+def test_production_calibration_is_fitted_on_the_test_cutoff(snapshots, trained):
+    test = snapshots[snapshots["role"] == "test"]
+    proba = trained.production.predict_proba(test)
+    # a calibrator fitted on these rows matches their churn rate (in-sample, by construction)
+    assert proba.mean() == pytest.approx(test["churned"].mean(), abs=0.01)
+    # ranking: the production booster never saw these labels and still beats recency
+    labels = test["churned"].to_numpy()
+    assert roc_auc_score(labels, proba) > roc_auc_score(labels, test["recency_days"])
+    assert trained.diagnostics["production_test_roc_auc"] == pytest.approx(
+        roc_auc_score(labels, proba), abs=1e-3
+    )
+
+
+@pytest.mark.model
+def test_the_out_of_time_record_is_the_evaluation_models_test_score(snapshots, trained):
+    recorded = trained.production.metadata["out_of_time"]
+    test = snapshots[snapshots["role"] == "test"]
+    labels = test["churned"].to_numpy()
+    assert recorded["roc_auc"] == pytest.approx(
+        roc_auc_score(labels, trained.model.predict_proba(test))
+    )
+    assert recorded["rows"] == len(test)
+    assert recorded["ece_bins"] == 10
+    assert 0 <= recorded["ece"] < 0.2
+
+
+@pytest.mark.model
+def test_same_data_gives_the_same_production_model(snapshots, trained):
+    again = fit_model(snapshots.sample(frac=1.0, random_state=3), FAST, horizon_days=HORIZON)
+    assert again.production.booster.model_to_string() == (
+        trained.production.booster.model_to_string()
+    )
+    assert again.production.calibrator == trained.production.calibrator
+
+
+@pytest.mark.model
+def test_without_production_refit_the_evaluation_model_is_the_challenger(snapshots):
+    result = fit_model(snapshots, FAST.model_copy(update={"production_refit": False}), HORIZON)
+    assert result.production is None
+    assert result.production_model is result.model
+
+
+@pytest.mark.model
+def test_a_one_label_test_cutoff_falls_back_to_the_evaluation_model(snapshots, caplog):
+    one_label = snapshots.copy()
+    one_label.loc[one_label["role"] == "test", "churned"] = 1
+    with caplog.at_level(logging.WARNING):
+        result = fit_model(one_label, FAST, horizon_days=HORIZON, source="one-label")
+    assert result.production is None
+    assert "no production refit" in caplog.text and "one-label" in caplog.text
+
+
+@pytest.mark.model
+def test_evaluate_refuses_a_production_model_and_reports_its_ranking(snapshots, trained):
+    params = EvaluateParams(bootstrap=0)
+    with pytest.raises(ChurnError, match="calibration read labels from the test cutoff's window"):
+        evaluate_model(snapshots, trained.production, params, HORIZON)
+    result = evaluate_model(
+        snapshots, trained.model, params, HORIZON, production=trained.production
+    )
+    ranking = result.metrics["production"]
+    assert ranking["roc_auc"] == pytest.approx(trained.diagnostics["production_test_roc_auc"])
+    assert "ece" not in ranking and "log_loss" not in ranking
+    assert ranking["calibration_cutoff"] == result.metrics["test_cutoff"]
+
+
+@pytest.mark.model
+def test_evaluate_refuses_a_production_model_trained_past_the_test_cutoff(snapshots, trained):
+    shifted = snapshots.copy()
+    test = shifted["role"] == "test"
+    # pretend the test cutoff is 60 days older: the production refit's labels now reach past it
+    moved = pd.to_datetime(shifted.loc[test, "cutoff"]) - pd.Timedelta(days=60)
+    shifted.loc[test, "cutoff"] = moved.dt.date.to_numpy()
+    params = EvaluateParams(bootstrap=0)
+    # the evaluation model's training (fit + early-stopping rows) now overlaps the test window too
+    with pytest.raises(ChurnError, match="training read labels from the test cutoff's window"):
+        evaluate_model(shifted, trained.model, params, HORIZON)
+    # a production model whose metadata says it trained up to the test cutoff itself
+    production = trained.production
+    oldest = production.metadata["training_cutoffs"][0]
+    too_new = type(production)(
+        production.booster,
+        production.calibrator,
+        production.spec,
+        {**production.metadata, "training_cutoffs": [oldest, str(_test_cutoff(snapshots).date())]},
+    )
+    with pytest.raises(ChurnError, match="reach past the test cutoff"):
+        evaluate_model(snapshots, trained.model, params, HORIZON, production=too_new)
+
+
+@pytest.mark.model
+def test_promote_judges_a_production_models_calibration_by_its_out_of_time_record(
+    snapshots, trained
+):
+    rows = select_eval_rows(snapshots, "test")
+    assert calibrated_on_eval_window(trained.production, rows)
+    assert not calibrated_on_eval_window(trained.model, rows)
+    bins = PromoteParams().ece_bins
+    production = measure_candidate(trained.production, rows, "2", bins)
+    assert production.ece_source == "out_of_time" and production.error is None
+    assert production.metrics["ece"] == trained.production.metadata["out_of_time"]["ece"]
+    labels = rows["churned"].to_numpy()
+    assert production.metrics["roc_auc"] == pytest.approx(
+        roc_auc_score(labels, trained.production.predict_proba(rows))
+    )
+    evaluation = measure_candidate(trained.model, rows, "1", bins)
+    assert evaluation.ece_source == "measured"
+    # a record with other bins cannot stand in: the candidate has no ECE, so the gate rejects
+    other = measure_candidate(trained.production, rows, "2", bins + 5)
+    assert other.metrics["ece"] is None and "out-of-time ECE" in other.error
+
+
+@pytest.mark.model
+def test_an_older_cutoffs_rows_are_measured_normally(snapshots, trained):
+    # the calibration cutoff lies a full horizon before the test cutoff: no overlap, so measured
+    rows = select_eval_rows(snapshots, "calibration")
+    assert not calibrated_on_eval_window(trained.production, rows)
+    measured = measure_candidate(trained.production, rows, "2", 10)
+    assert measured.ece_source == "measured"
+    assert np.isfinite(measured.metrics["ece"])
