@@ -41,6 +41,7 @@ from churn.columns import (
 from churn.config import load_params
 from churn.evaluate import evaluate_model
 from churn.features.build import build_snapshots
+from churn.model import customer_share
 from churn.train import fit_model
 
 HORIZON = 90
@@ -166,8 +167,13 @@ def main() -> None:
     # every cutoff labelled by the test cutoff); the baselines that learn (RFM logistic) are fitted
     # on the same rows, so both sides see the same, newest labels
     production = result.production_model
-    test_cutoff = pd.to_datetime(train.loc[train[ROLE] == "test", CUTOFF]).min()
+    test = train[ROLE] == "test"
+    test_cutoff = pd.to_datetime(train.loc[test, CUTOFF]).min()
     labelled = pd.to_datetime(train[CUTOFF]) + pd.Timedelta(days=HORIZON) <= test_cutoff
+    if result.production is not None:
+        # plus the test cutoff's customers the production booster trained on (same hash split)
+        share = customer_share(train[CUSTOMER_ID], "early_stopping")
+        labelled |= test & (share < params.train.early_stopping_share)
     refit_rows = train[labelled].assign(**{ROLE: "fit"})
     at_as_of = evaluate_model(
         pd.concat([refit_rows, scored[train.columns]], ignore_index=True),
@@ -230,7 +236,7 @@ Model minus baseline:
 
 {at_as_of.metrics["rows"]} eligible customers, churn rate {at_as_of.metrics["base_churn_rate"]:.3f}
 (no purchase in the {HORIZON} days after as-of). Scored by the production model that `churn score`
-uses ({"refit on every cutoff labelled by the test cutoff, " + str(int(result.diagnostics.get("production_rows", 0))) + " rows, calibrated on the test cutoff" if result.production is not None else "train.production_refit off: the evaluation model"});
+uses ({"refit on every cutoff labelled by the test cutoff and half the test cutoff's customers, " + str(int(result.diagnostics.get("production_rows", 0))) + " rows, calibrated on the other half" if result.production is not None else "train.production_refit off: the evaluation model"});
 rfm_logistic fitted on the same rows.
 
 {metrics_table(at_as_of.metrics)}

@@ -12,6 +12,7 @@ from sklearn.metrics import roc_auc_score
 from churn.config import EvaluateParams, LightGBMParams, PromoteParams, TrainParams
 from churn.errors import ChurnError
 from churn.evaluate import evaluate_model
+from churn.model import customer_share
 from churn.promote import calibrated_on_eval_window, measure_candidate, select_eval_rows
 from churn.train import fit_model
 from snapshot_helper import build_snapshots, generated_tables
@@ -43,6 +44,12 @@ def _test_cutoff(snapshots: pd.DataFrame) -> pd.Timestamp:
     return pd.to_datetime(snapshots.loc[snapshots["role"] == "test", "cutoff"]).min()
 
 
+def _held_out_test(snapshots: pd.DataFrame) -> pd.DataFrame:
+    """The test customers the production refit never trains on (the same hash as early stopping)."""
+    test = snapshots[snapshots["role"] == "test"]
+    return test[customer_share(test["customer_id"], "early_stopping") >= FAST.early_stopping_share]
+
+
 @pytest.mark.model
 def test_production_refit_reads_every_cutoff_labelled_by_the_test_cutoff(snapshots, trained):
     production = trained.production
@@ -52,6 +59,9 @@ def test_production_refit_reads_every_cutoff_labelled_by_the_test_cutoff(snapsho
     test_cutoff = _test_cutoff(snapshots)
     cutoffs = pd.to_datetime(snapshots["cutoff"])
     labelled = snapshots[cutoffs + pd.Timedelta(days=HORIZON) <= test_cutoff]
+    test = snapshots[snapshots["role"] == "test"]
+    held = _held_out_test(snapshots)
+    assert 0.3 < len(held) / len(test) < 0.7
     oldest, newest = production.metadata["training_cutoffs"]
     assert pd.Timestamp(oldest) == pd.to_datetime(labelled["cutoff"]).min()
     assert pd.Timestamp(newest) == pd.to_datetime(labelled["cutoff"]).max()
@@ -60,8 +70,10 @@ def test_production_refit_reads_every_cutoff_labelled_by_the_test_cutoff(snapsho
     evaluation_rows = trained.diagnostics["rows_fit"] + trained.diagnostics["rows_early_stopping"]
     assert trained.diagnostics["production_rows"] > evaluation_rows
     assert pd.Timestamp(newest) + pd.Timedelta(days=HORIZON) <= test_cutoff
-    assert trained.diagnostics["production_rows"] == len(labelled)
+    assert trained.diagnostics["production_rows"] == len(labelled) + len(test) - len(held)
+    assert trained.diagnostics["production_rows_calibration"] == len(held)
     assert production.metadata["calibration_cutoff"] == str(test_cutoff.date())
+    assert production.metadata["held_out"]["cutoff"] == str(test_cutoff.date())
     assert production.calibrator.kind == trained.model.calibrator.kind
     assert production.booster.current_iteration() == trained.rounds
 
@@ -82,21 +94,27 @@ def test_production_booster_never_reads_test_labels_or_labels_past_the_test_cuto
         trained.production.booster.model_to_string()
     )
     assert again.production.calibrator == trained.production.calibrator
-    # flipping the test labels changes only the calibrator, never the booster
+    # flipping the held-out test customers' labels changes only the calibrator, never the booster
     flipped = snapshots.copy()
-    test = flipped["role"] == "test"
-    flipped.loc[test, "churned"] = 1 - flipped.loc[test, "churned"]
+    held = flipped.index.isin(_held_out_test(snapshots).index)
+    flipped.loc[held, "churned"] = 1 - flipped.loc[held, "churned"]
     again = fit_model(flipped, FAST, horizon_days=HORIZON)
     assert again.production.booster.model_to_string() == (
         trained.production.booster.model_to_string()
     )
     assert again.production.calibrator != trained.production.calibrator
+    # and the evaluation model reads no test label at all
+    everything = snapshots.copy()
+    test = everything["role"] == "test"
+    everything.loc[test, "churned"] = 1 - everything.loc[test, "churned"]
+    again = fit_model(everything, FAST, horizon_days=HORIZON)
     assert again.model.booster.model_to_string() == trained.model.booster.model_to_string()
+    assert again.model.calibrator == trained.model.calibrator
 
 
 @pytest.mark.model
-def test_production_calibration_is_fitted_on_the_test_cutoff(snapshots, trained):
-    test = snapshots[snapshots["role"] == "test"]
+def test_production_calibration_is_fitted_on_the_held_out_test_customers(snapshots, trained):
+    test = _held_out_test(snapshots)
     proba = trained.production.predict_proba(test)
     # a calibrator fitted on these rows matches their churn rate (in-sample, by construction)
     assert proba.mean() == pytest.approx(test["churned"].mean(), abs=0.01)
@@ -157,6 +175,7 @@ def test_evaluate_refuses_a_production_model_and_reports_its_ranking(snapshots, 
     )
     ranking = result.metrics["production"]
     assert ranking["roc_auc"] == pytest.approx(trained.diagnostics["production_test_roc_auc"])
+    assert ranking["rows"] == len(_held_out_test(snapshots))
     assert "ece" not in ranking and "log_loss" not in ranking
     assert ranking["calibration_cutoff"] == result.metrics["test_cutoff"]
 
@@ -190,6 +209,10 @@ def test_promote_judges_a_production_models_calibration_by_its_out_of_time_recor
     snapshots, trained
 ):
     rows = select_eval_rows(snapshots, "test")
+    held = trained.production.held_out_mask(rows)
+    assert held is not None and trained.model.held_out_mask(rows) is None
+    assert set(rows.loc[held, "customer_id"]) == set(_held_out_test(snapshots)["customer_id"])
+    rows = rows[held].reset_index(drop=True)
     assert calibrated_on_eval_window(trained.production, rows)
     assert not calibrated_on_eval_window(trained.model, rows)
     bins = PromoteParams().ece_bins
@@ -212,6 +235,41 @@ def test_an_older_cutoffs_rows_are_measured_normally(snapshots, trained):
     # the calibration cutoff lies a full horizon before the test cutoff: no overlap, so measured
     rows = select_eval_rows(snapshots, "calibration")
     assert not calibrated_on_eval_window(trained.production, rows)
+    assert trained.production.held_out_mask(rows) is None
     measured = measure_candidate(trained.production, rows, "2", 10)
     assert measured.ece_source == "measured"
     assert np.isfinite(measured.metrics["ece"])
+
+
+@pytest.mark.model
+def test_the_gate_compares_both_models_on_the_customers_the_production_refit_never_saw(
+    snapshots, trained, mlflow_store, tmp_path
+):
+    from churn.config import DriftParams
+    from churn.promote import run_promotion
+    from churn.tracking import ModelRegistry
+    from promote_helpers import save_challenger
+
+    registry = ModelRegistry(mlflow_store, "churn-classifier")
+
+    def promote(model, name):
+        return run_promotion(
+            save_challenger(model, tmp_path / name),
+            snapshots,
+            registry,
+            PromoteParams(),
+            DriftParams(),
+            tmp_path / "champion",
+            tmp_path / f"{name}.json",
+            apply=True,
+        )
+
+    first = promote(trained.model, "evaluation")
+    assert first["eval_data"]["rows"] == int((snapshots["role"] == "test").sum())
+    report = promote(trained.production, "production")
+    assert report["eval_data"]["rows"] == len(_held_out_test(snapshots))
+    assert report["challenger"]["ece_source"] == "out_of_time"
+    assert report["champion"]["ece_source"] == "measured"
+    assert report["challenger"]["metrics"]["ece"] == pytest.approx(
+        trained.production.metadata["out_of_time"]["ece"], abs=1e-6
+    )

@@ -50,7 +50,7 @@ class LightGBMParams(Section):
     learning_rate: float = Field(0.03, gt=0, le=1)
     num_leaves: int = Field(31, ge=2)
     max_depth: int = -1  # -1 = no limit
-    min_data_in_leaf: int = Field(400, ge=1)
+    min_data_in_leaf: int = Field(100, ge=1)
     feature_fraction: float = Field(0.8, gt=0, le=1)
     bagging_fraction: float = Field(0.8, gt=0, le=1)
     bagging_freq: int = Field(1, ge=0)

@@ -295,7 +295,12 @@ def production_metrics(
             f"{source}: the production model was trained on cutoffs up to {newest}, whose labels "
             f"reach past the test cutoff {test_rows[CUTOFF].min()}; retrain on these snapshots"
         )
+    held_out = production.held_out_mask(test_rows)
+    if held_out is not None:
+        # it trained on the other customers of the test cutoff: rank only the ones it never saw
+        test_rows, labels = test_rows[held_out], labels[held_out]
     out = score_metrics(labels, production.predict_raw(test_rows), False, fractions, 10)
+    out["rows"] = int(len(test_rows))
     out["training_cutoffs"] = production.metadata.get("training_cutoffs")
     out["calibration_cutoff"] = production.metadata.get("calibration_cutoff")
     return out

@@ -24,6 +24,16 @@ ARTIFACT_FILES = (MODEL_FILE, CALIBRATOR_FILE, FEATURES_FILE, METADATA_FILE)
 DRIFT_REFERENCE_FILE = "drift_reference.json"
 
 _EPS = 1e-6
+# stable per-customer hash splits (churn.train): same id, same side, in every run and cutoff
+HASH_KEYS = {"early_stopping": "churn-es-split01", "calibration_cv": "churn-calib-cv01"}
+
+
+def customer_share(customer_ids: pd.Series, purpose: str) -> np.ndarray:
+    """Return a stable pseudo-random number in [0, 1) per customer id (same id, same number)."""
+    hashed = pd.util.hash_pandas_object(
+        customer_ids.astype("string").astype(object), index=False, hash_key=HASH_KEYS[purpose]
+    )
+    return (hashed.to_numpy() % np.uint64(1_000_003)).astype("float64") / 1_000_003.0
 
 
 @dataclass(frozen=True)
@@ -176,6 +186,24 @@ class ChurnModel:
         window = pd.Timedelta(days=int(horizon))
         seen, evaluated = pd.Timestamp(newest), pd.to_datetime(cutoffs)
         return bool(seen < evaluated.max() + window and evaluated.min() < seen + window)
+
+    def held_out_mask(self, rows: pd.DataFrame) -> np.ndarray | None:
+        """Return which of `rows` this model never trained on, when that matters, else None.
+
+        A production refit trains on part of its newest cutoff's customers (by a stable hash) and
+        calibrates on the rest. On rows whose label window overlaps that cutoff's, only those
+        held-out customers give an out-of-time ranking; elsewhere every row does (None).
+        """
+        held = self.metadata.get("held_out")
+        horizon = self.metadata.get("horizon_days")
+        if not held or not horizon or rows.empty:
+            return None
+        window = pd.Timedelta(days=int(horizon))
+        cutoff, evaluated = pd.Timestamp(held["cutoff"]), pd.to_datetime(rows["cutoff"])
+        if not (cutoff < evaluated.max() + window and evaluated.min() < cutoff + window):
+            return None
+        share = customer_share(rows["customer_id"].reset_index(drop=True), held["hash"])
+        return share >= float(held["share_from"])
 
     @property
     def version(self) -> str:

@@ -365,6 +365,14 @@ def run_promotion(
     )
 
     rows = select_eval_rows(snapshots, params.eval_role)
+    held_out = challenger.held_out_mask(rows)
+    if held_out is not None:
+        # a production refit trained on the other customers of this cutoff: both models are
+        # measured on the customers it never saw, so the comparison stays out-of-time and fair
+        rows = rows[held_out].reset_index(drop=True)
+        log.info(
+            "gate measured on the %d test customers the challenger never trained on", len(rows)
+        )
     challenger_result = measure_candidate(challenger, rows, challenger_version, params.ece_bins)
     champion_result: Candidate | None = None
     if champion is not None:

@@ -16,7 +16,7 @@ from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
 from churn.config import TrainParams
 from churn.errors import ChurnError
 from churn.logs import get_logger
-from churn.model import Calibrator, ChurnModel, FeatureSpec
+from churn.model import Calibrator, ChurnModel, FeatureSpec, customer_share
 
 log = get_logger("train")
 
@@ -25,7 +25,6 @@ ROLES = (FIT, CALIBRATION, TEST, GAP)
 KEY_COLUMNS = (CUSTOMER_ID, CUTOFF, ROLE, CHURNED)
 _PROB_EPS = 1e-4  # calibrated probabilities stay inside [eps, 1 - eps]: nobody is certain
 OUT_OF_TIME_ECE_BINS = 10  # equal-width bins of the ECE recorded with a production model
-_HASH_KEYS = {"early_stopping": "churn-es-split01", "calibration_cv": "churn-calib-cv01"}
 
 
 @dataclass(frozen=True)
@@ -124,14 +123,6 @@ def check_snapshots(
                     f"overlaps {later} cutoff {oldest[later].date()}; label windows of different "
                     "roles must not overlap — rebuild features with the same horizon_days"
                 )
-
-
-def customer_share(customer_ids: pd.Series, purpose: str) -> np.ndarray:
-    """Return a stable pseudo-random number in [0, 1) per customer id (same id, same number)."""
-    hashed = pd.util.hash_pandas_object(
-        customer_ids.astype("string").astype(object), index=False, hash_key=_HASH_KEYS[purpose]
-    )
-    return (hashed.to_numpy() % np.uint64(1_000_003)).astype("float64") / 1_000_003.0
 
 
 def lightgbm_settings(params: TrainParams, spec: FeatureSpec) -> dict[str, Any]:
@@ -406,22 +397,26 @@ def _production_model(
     diagnostics: dict[str, float],
     ece_bins: int,
 ) -> ChurnModel | None:
-    """Refit the booster on every cutoff labelled by the test cutoff; calibrate on the test cutoff.
+    """Roll the evaluation recipe forward one block: train through the test cutoff, calibrate there.
 
-    The booster reads no label dated after the test cutoff (gap cutoffs whose windows reach past it
-    are left out), so the test cutoff is data it was not fitted on: the calibrator of the kind chosen
-    for the evaluation model is fitted there. Returns None (with a warning) when the test cutoff
-    cannot calibrate: no test rows, or only one label value among them.
+    The booster is fitted, with the same settings and rounds, on every cutoff whose label window
+    ends by the test cutoff plus the early-stopping share of the test cutoff's customers (by the
+    same stable hash); the calibrator of the kind chosen for the evaluation model is fitted on the
+    other test customers, whose labels the booster never read. Gap cutoffs whose windows reach
+    past the test cutoff are left out. Returns None (with a warning) when the held-out test
+    customers cannot calibrate: none, or only one label value among them.
     """
     roles = snapshots[ROLE].astype("string")
     test = _canonical(snapshots[roles == TEST])
-    if test.empty or test[CHURNED].nunique() < 2:
+    trained_on = customer_share(test[CUSTOMER_ID], "early_stopping") < params.early_stopping_share
+    held = test[~trained_on]
+    if held.empty or held[CHURNED].nunique() < 2:
         log.warning(
-            "%s: the test cutoff has %d row(s) and %d label value(s); no production refit — the "
-            "evaluation model is the challenger",
+            "%s: the held-out customers of the test cutoff are %d row(s) with %d label value(s); "
+            "no production refit — the evaluation model is the challenger",
             source,
-            len(test),
-            test[CHURNED].nunique(),
+            len(held),
+            held[CHURNED].nunique(),
         )
         return None
     test_cutoff = pd.to_datetime(test[CUTOFF]).min()
@@ -433,7 +428,8 @@ def _production_model(
         labelled = roles.isin([FIT, CALIBRATION, GAP]) & (
             cutoffs + pd.Timedelta(days=horizon_days) <= test_cutoff
         )
-    rows = _canonical(snapshots[labelled])
+    older = snapshots[labelled]
+    rows = _canonical(pd.concat([older, test[trained_on]], ignore_index=True))
     spec = evaluation.spec
     y = rows[CHURNED].to_numpy("int64")
     booster = lgb.train(
@@ -444,17 +440,23 @@ def _production_model(
         num_boost_round=rounds,
     )
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
-    raw = ChurnModel(booster, Calibrator(), spec).predict_raw(test)
-    y_test = test[CHURNED].to_numpy("int64")
-    calibrator = _fit_calibrator(evaluation.calibrator.kind, raw, y_test)
+    raw = ChurnModel(booster, Calibrator(), spec).predict_raw(held)
+    y_held = held[CHURNED].to_numpy("int64")
+    calibrator = _fit_calibrator(evaluation.calibrator.kind, raw, y_held)
     out_of_time = out_of_time_scores(evaluation, test, ece_bins)
     info = {
         **evaluation.metadata,
         "role": "production",
-        "training_cutoffs": _cutoff_range(rows),
+        # cutoffs trained on with every customer; plus part of the held-out cutoff (below)
+        "training_cutoffs": _cutoff_range(older),
         "calibration_cutoff": str(test_cutoff.date()),
-        # the booster never saw the test labels, so its ranking there is out-of-time; the
-        # calibrator was fitted there, so calibration is judged by the evaluation model's
+        "held_out": {
+            "cutoff": str(test_cutoff.date()),
+            "hash": "early_stopping",
+            "share_from": params.early_stopping_share,
+        },
+        # the evaluation model's score on the whole test cutoff: the recipe's out-of-time quality,
+        # which the promotion gate uses for this model's calibration
         "out_of_time": out_of_time,
     }
     from sklearn.metrics import average_precision_score, roc_auc_score
@@ -463,8 +465,9 @@ def _production_model(
         {
             "production_rows": float(len(rows)),
             "production_cutoffs": float(rows[CUTOFF].nunique()),
-            "production_test_roc_auc": float(roc_auc_score(y_test, raw)),
-            "production_test_pr_auc": float(average_precision_score(y_test, raw)),
+            "production_rows_calibration": float(len(held)),
+            "production_test_roc_auc": float(roc_auc_score(y_held, raw)),
+            "production_test_pr_auc": float(average_precision_score(y_held, raw)),
             "evaluation_test_ece": float(out_of_time["ece"]),
         }
     )
