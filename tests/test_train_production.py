@@ -176,6 +176,10 @@ def test_evaluate_refuses_a_production_model_and_reports_its_ranking(snapshots, 
     ranking = result.metrics["production"]
     assert ranking["roc_auc"] == pytest.approx(trained.diagnostics["production_test_roc_auc"])
     assert ranking["rows"] == len(_held_out_test(snapshots))
+    held = _held_out_test(snapshots)
+    assert ranking["evaluation_model_roc_auc"] == pytest.approx(
+        roc_auc_score(held["churned"], trained.model.predict_proba(held))
+    )
     assert "ece" not in ranking and "log_loss" not in ranking
     assert ranking["calibration_cutoff"] == result.metrics["test_cutoff"]
 

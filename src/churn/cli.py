@@ -138,8 +138,8 @@ def train(
     )
     if result.production is not None:
         log.info(
-            "production refit on %d rows (%d cutoffs, newest %s), calibrated on the test cutoff; "
-            "its booster ranks the test cutoff at ROC AUC %.4f",
+            "production refit on %d rows (%d cutoffs, newest %s), calibrated on the test "
+            "cutoff's held-out customers; its booster ranks them at ROC AUC %.4f",
             int(result.diagnostics["production_rows"]),
             int(result.diagnostics["production_cutoffs"]),
             model.metadata["training_cutoffs"][1],
@@ -250,11 +250,13 @@ def evaluate(
     )
     if "production" in result.metrics:
         log.info(
-            "production refit (trained on cutoffs up to %s) ranks the test cutoff at ROC AUC %.4f, "
-            "PR AUC %.4f",
-            result.metrics["production"]["training_cutoffs"][1],
+            "production refit ranks the %d test customers it never trained on at ROC AUC %.4f, "
+            "PR AUC %.4f (evaluation model on the same customers: %.4f, %.4f)",
+            result.metrics["production"]["rows"],
             result.metrics["production"].get("roc_auc", float("nan")),
             result.metrics["production"].get("pr_auc", float("nan")),
+            result.metrics["production"].get("evaluation_model_roc_auc", float("nan")),
+            result.metrics["production"].get("evaluation_model_pr_auc", float("nan")),
         )
     run_id = model.metadata.get("run_id")
     if tracking and run_id:

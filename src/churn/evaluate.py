@@ -287,8 +287,10 @@ def production_metrics(
     horizon_days: int,
     fractions: tuple[float, ...],
     source: str,
+    evaluation_proba: np.ndarray,
 ) -> dict[str, Any]:
-    """Return the production refit's ranking metrics on the test cutoff (no calibration metrics)."""
+    """Return the production refit's ranking metrics on the test customers it never trained on
+    (no calibration metrics), with the evaluation model's on the same rows to compare."""
     if production.read_labels_overlapping(test_rows[CUTOFF], "training"):
         newest = production.metadata["training_cutoffs"][1]
         raise ChurnError(
@@ -299,8 +301,12 @@ def production_metrics(
     if held_out is not None:
         # it trained on the other customers of the test cutoff: rank only the ones it never saw
         test_rows, labels = test_rows[held_out], labels[held_out]
+        evaluation_proba = evaluation_proba[held_out]
     out = score_metrics(labels, production.predict_raw(test_rows), False, fractions, 10)
     out["rows"] = int(len(test_rows))
+    same_rows = score_metrics(labels, evaluation_proba, False, fractions, 10)
+    out["evaluation_model_roc_auc"] = same_rows["roc_auc"]
+    out["evaluation_model_pr_auc"] = same_rows["pr_auc"]
     out["training_cutoffs"] = production.metadata.get("training_cutoffs")
     out["calibration_cutoff"] = production.metadata.get("calibration_cutoff")
     return out
@@ -352,7 +358,7 @@ def evaluate_model(
     }
     if production is not None:
         metrics["production"] = production_metrics(
-            production, test_rows, labels, horizon_days, fractions, source
+            production, test_rows, labels, horizon_days, fractions, source, proba
         )
     metrics["comparison"] = bootstrap_differences(
         labels,
