@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
@@ -235,14 +234,22 @@ def test_promote_judges_a_production_models_calibration_by_its_out_of_time_recor
 
 
 @pytest.mark.model
-def test_an_older_cutoffs_rows_are_measured_normally(snapshots, trained):
-    # the calibration cutoff lies a full horizon before the test cutoff: no overlap, so measured
+def test_rows_from_cutoffs_a_model_trained_on_get_no_metrics(snapshots, trained):
+    # the calibration cutoff's rows: the production booster trained on all of them, the
+    # evaluation booster on half of them; neither may be judged there
     rows = select_eval_rows(snapshots, "calibration")
-    assert not calibrated_on_eval_window(trained.production, rows)
     assert trained.production.held_out_mask(rows) is None
-    measured = measure_candidate(trained.production, rows, "2", 10)
-    assert measured.ece_source == "measured"
-    assert np.isfinite(measured.metrics["ece"])
+    for model in (trained.production, trained.model):
+        measured = measure_candidate(model, rows, "2", 10)
+        assert measured.metrics["roc_auc"] is None
+        assert "overlap the evaluation rows' window" in measured.error
+    # a fit cutoff's rows are inside the evaluation model's training range too
+    fit = snapshots[snapshots["role"] == "fit"]
+    assert trained.model.read_labels_overlapping(fit["cutoff"], "training")
+    # and the test cutoff is outside both models' full training ranges
+    test = snapshots[snapshots["role"] == "test"]["cutoff"]
+    assert not trained.model.read_labels_overlapping(test, "training")
+    assert not trained.production.read_labels_overlapping(test, "training")
 
 
 @pytest.mark.model
@@ -277,3 +284,35 @@ def test_the_gate_compares_both_models_on_the_customers_the_production_refit_nev
     assert report["challenger"]["metrics"]["ece"] == pytest.approx(
         trained.production.metadata["out_of_time"]["ece"], abs=1e-6
     )
+
+
+@pytest.mark.model
+def test_a_production_champion_is_also_measured_only_on_customers_it_never_saw(
+    snapshots, trained, mlflow_store, tmp_path
+):
+    from churn.config import DriftParams
+    from churn.promote import run_promotion
+    from churn.tracking import ModelRegistry
+    from promote_helpers import save_challenger
+
+    registry = ModelRegistry(mlflow_store, "churn-classifier")
+
+    def promote(model, name):
+        return run_promotion(
+            save_challenger(model, tmp_path / name),
+            snapshots,
+            registry,
+            PromoteParams(),
+            DriftParams(),
+            tmp_path / "champion",
+            tmp_path / f"{name}.json",
+            apply=True,
+        )
+
+    promote(trained.production, "production")
+    # an evaluation-model challenger (train.production_refit off) against that champion: the
+    # champion trained on half of the test customers, so only the other half is fair to both
+    report = promote(trained.model, "evaluation")
+    assert report["eval_data"]["rows"] == len(_held_out_test(snapshots))
+    assert report["champion"]["ece_source"] == "out_of_time"
+    assert report["challenger"]["ece_source"] == "measured"

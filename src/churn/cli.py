@@ -138,11 +138,13 @@ def train(
     )
     if result.production is not None:
         log.info(
-            "production refit on %d rows (%d cutoffs, newest %s), calibrated on the test "
-            "cutoff's held-out customers; its booster ranks them at ROC AUC %.4f",
+            "production refit on %d rows over %d cutoffs (every customer up to %s, part of %s), "
+            "calibrated on the test customers it did not train on; its booster ranks them at "
+            "ROC AUC %.4f",
             int(result.diagnostics["production_rows"]),
             int(result.diagnostics["production_cutoffs"]),
             model.metadata["training_cutoffs"][1],
+            model.metadata["held_out"]["cutoff"],
             result.diagnostics["production_test_roc_auc"],
         )
     if not tracking:
@@ -171,12 +173,17 @@ def train(
     }
     type(model)(model.booster, model.calibrator, model.spec, metadata).save(out)
     evaluation = result.model
-    run_info = {k: metadata[k] for k in ("run_id", "registered_model", "model_version")}
+    # the run id (evaluate logs there) and which registered version this model stands in for;
+    # not model_version: this booster is not that registered model
     type(evaluation)(
         evaluation.booster,
         evaluation.calibrator,
         evaluation.spec,
-        {**evaluation.metadata, **run_info, "production_version": record.model_version},
+        {
+            **evaluation.metadata,
+            "run_id": record.run_id,
+            "evaluates_version": record.model_version,
+        },
     ).save(evaluation_out)
     log.info(
         "MLflow run %s: %s version %s is now @challenger",
@@ -232,6 +239,7 @@ def evaluate(
         _horizon_days(settings),
         str(snapshots),
         production,
+        str(model_dir),
     )
     write_json(result.metrics, metrics)
     write_json(result.segments, segments)

@@ -319,6 +319,7 @@ def evaluate_model(
     horizon_days: int,
     source: str = "snapshots",
     production: ChurnModel | None = None,
+    model_source: str = "the model",
 ) -> Evaluation:
     """Return metrics and plot tables for the model and every baseline on the test cutoff.
 
@@ -331,9 +332,10 @@ def evaluate_model(
     for part in ("training", "calibration"):
         if model.read_labels_overlapping(test_cutoffs, part):
             raise ChurnError(
-                f"{source}: the model's {part} read labels from the test cutoff's window, so its "
-                "metrics there would not be out-of-time; evaluate the model that never saw the "
-                "test cutoff (models/evaluation; pass a production refit as --production)"
+                f"{model_source}: its {part} read labels from the test cutoff's window in "
+                f"{source}, so its metrics there would not be out-of-time; evaluate the model "
+                "that never saw the test cutoff (models/evaluation; pass a production refit as "
+                "--production)"
             )
     test_rows = snapshots[roles == "test"].sort_values([CUTOFF, CUSTOMER_ID], ignore_index=True)
     fit_rows = snapshots[roles == "fit"]

@@ -175,17 +175,26 @@ class ChurnModel:
 
     def read_labels_overlapping(self, cutoffs: pd.Series, part: str) -> bool:
         """Return True when `part` ("calibration" or "training") of this model read labels whose
-        window overlaps the label window (t, t + horizon] of any of `cutoffs` (per its metadata)."""
+        window overlaps the label window (t, t + horizon] of any of `cutoffs` (per its metadata).
+
+        Training covers every cutoff in `training_cutoffs` [oldest, newest] (a production refit's
+        partly used `held_out` cutoff is handled by `held_out_mask`). Folders written before these
+        keys existed have no record, and count as not overlapping.
+        """
         horizon = self.metadata.get("horizon_days")
         if part == "calibration":
             newest = self.metadata.get("calibration_cutoff")
+            oldest = newest
         else:
-            newest = (self.metadata.get("training_cutoffs") or [None, None])[1]
-        if not newest or not horizon or len(cutoffs) == 0:
+            oldest, newest = self.metadata.get("training_cutoffs") or [None, None]
+        if not newest or not oldest or not horizon or len(cutoffs) == 0:
             return False
         window = pd.Timedelta(days=int(horizon))
-        seen, evaluated = pd.Timestamp(newest), pd.to_datetime(cutoffs)
-        return bool(seen < evaluated.max() + window and evaluated.min() < seen + window)
+        evaluated = pd.to_datetime(cutoffs)
+        return bool(
+            pd.Timestamp(oldest) < evaluated.max() + window
+            and evaluated.min() < pd.Timestamp(newest) + window
+        )
 
     def held_out_mask(self, rows: pd.DataFrame) -> np.ndarray | None:
         """Return which of `rows` this model never trained on, when that matters, else None.

@@ -150,6 +150,16 @@ def measure_candidate(
         probabilities = model.predict_proba(rows)
     except (ChurnError, ValueError, KeyError) as error:
         return Candidate(version, error=f"cannot score the evaluation rows: {error}", sha256=sha)
+    if model.read_labels_overlapping(rows[CUTOFF], "training"):
+        oldest, newest = model.metadata["training_cutoffs"]
+        return Candidate(
+            version,
+            error=(
+                f"its booster trained on cutoffs {oldest} to {newest}, whose labels overlap the "
+                "evaluation rows' window; measure on a newer cutoff (promote.eval_role: test)"
+            ),
+            sha256=sha,
+        )
     labels = rows[CHURNED].to_numpy(dtype="int64")
     metrics = measure_scores(labels, probabilities, ece_bins)
     if calibrated_on_eval_window(model, rows):
@@ -164,7 +174,8 @@ def measure_candidate(
                 metrics,
                 error=(
                     "calibrated on the evaluation rows and no out-of-time ECE with "
-                    f"{ece_bins} bins was recorded at training"
+                    f"{ece_bins} bins was recorded at training; retrain with the current "
+                    "promote.ece_bins (`dvc repro train`)"
                 ),
                 sha256=sha,
                 ece_source="missing",
@@ -365,14 +376,13 @@ def run_promotion(
     )
 
     rows = select_eval_rows(snapshots, params.eval_role)
-    held_out = challenger.held_out_mask(rows)
-    if held_out is not None:
-        # a production refit trained on the other customers of this cutoff: both models are
-        # measured on the customers it never saw, so the comparison stays out-of-time and fair
-        rows = rows[held_out].reset_index(drop=True)
-        log.info(
-            "gate measured on the %d test customers the challenger never trained on", len(rows)
-        )
+    masks = [m.held_out_mask(rows) for m in (challenger, champion) if m is not None]
+    masks = [mask for mask in masks if mask is not None]
+    if masks:
+        # a production refit trained on the other customers of this cutoff (or of one whose label
+        # window overlaps it): both models are measured on the customers neither trained on
+        rows = rows[np.logical_and.reduce(masks)].reset_index(drop=True)
+        log.info("gate measured on the %d eval customers neither model trained on", len(rows))
     challenger_result = measure_candidate(challenger, rows, challenger_version, params.ece_bins)
     champion_result: Candidate | None = None
     if champion is not None:

@@ -248,7 +248,7 @@ def log_evaluation(
         client.get_run(run_id)
     except MlflowException:
         raise ChurnError(
-            f"MLflow run {run_id} (from models/challenger/metadata.json) is not in {uri}; "
+            f"MLflow run {run_id} (from the model folder's metadata.json) is not in {uri}; "
             "retrain with `dvc repro -f train` so evaluation has a run to log to"
         ) from None
     numbers = {

@@ -352,7 +352,12 @@ def fit_model(
     }
     model = ChurnModel(booster, calibrator, spec, info)
     production = None
-    if params.production_refit:
+    if params.production_refit and horizon_days is None:
+        log.warning(
+            "%s: no horizon_days given, so label windows cannot be checked; no production refit",
+            source,
+        )
+    elif params.production_refit:
         production = _production_model(
             snapshots, model, settings, rounds, params, horizon_days, source, diagnostics, ece_bins
         )
