@@ -48,6 +48,20 @@ def load(source: Path) -> tuple[pd.DataFrame, object, object]:
     )
 
 
+def truncated(specs: list[str], shifts: list[int]):  # noqa: ANN201
+    """Yield (name, as_of, transactions known at as_of, customers, nps, all transactions).
+
+    Each spec is NAME=PATH; as_of = last date - HORIZON - shift, and nothing after it is kept."""
+    for spec in specs:
+        name, path = spec.split("=", 1)
+        transactions, customers, nps = load(Path(path))
+        last = max(transactions[DATE])
+        for shift in shifts:
+            as_of = last - timedelta(days=HORIZON + shift)
+            known = transactions[transactions[DATE] <= as_of].reset_index(drop=True)
+            yield name, as_of, known, customers, nps, transactions
+
+
 def scores(labels, proba) -> dict[str, float]:  # noqa: ANN001
     return {
         "roc_auc": roc_auc_score(labels, proba),
@@ -71,37 +85,31 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     started = time.perf_counter()
-    for spec in args.data:
-        name, path = spec.split("=", 1)
-        transactions, customers, nps = load(Path(path))
-        last = max(transactions[DATE])
-        for shift in args.shifts:
-            as_of = last - timedelta(days=HORIZON + shift)
-            known = transactions[transactions[DATE] <= as_of].reset_index(drop=True)
-            bought = outcome_after(transactions, as_of, HORIZON)
-            for season in (False, True):
-                features = defaults.features.model_copy(
-                    update={"horizon_days": HORIZON, "as_of": as_of, "season": season}
+    for name, as_of, known, customers, nps, transactions in truncated(args.data, args.shifts):
+        bought = outcome_after(transactions, as_of, HORIZON)
+        for season in (False, True):
+            features = defaults.features.model_copy(
+                update={"horizon_days": HORIZON, "as_of": as_of, "season": season}
+            )
+            snapshots = build_snapshots(known, customers, nps, features)
+            result = fit_model(snapshots.train, defaults.train, HORIZON, name)
+            rows = snapshots.score
+            labels = (~rows[CUSTOMER_ID].isin(bought)).astype("int8").to_numpy()
+            test = snapshots.train[snapshots.train[ROLE] == "test"]
+            test_ece = expected_calibration_error(
+                test[CHURNED].to_numpy(), result.model.predict_proba(test), 10
+            )
+            for label, model in (
+                ("production", result.production_model),
+                ("evaluation", result.model),
+            ):
+                s = scores(labels, model.predict_proba(rows))
+                lines.append(
+                    f"| {name} | {as_of} | {'on' if season else 'off'} | {label} | "
+                    f"{s['roc_auc']:.4f} | {s['pr_auc']:.4f} | {s['ece']:.4f} | "
+                    f"{s['mean_p']:.3f} / {labels.mean():.3f} | {test_ece:.4f} |"
                 )
-                snapshots = build_snapshots(known, customers, nps, features)
-                result = fit_model(snapshots.train, defaults.train, HORIZON, name)
-                rows = snapshots.score
-                labels = (~rows[CUSTOMER_ID].isin(bought)).astype("int8").to_numpy()
-                test = snapshots.train[snapshots.train[ROLE] == "test"]
-                test_ece = expected_calibration_error(
-                    test[CHURNED].to_numpy(), result.model.predict_proba(test), 10
-                )
-                for label, model in (
-                    ("production", result.production_model),
-                    ("evaluation", result.model),
-                ):
-                    s = scores(labels, model.predict_proba(rows))
-                    lines.append(
-                        f"| {name} | {as_of} | {'on' if season else 'off'} | {label} | "
-                        f"{s['roc_auc']:.4f} | {s['pr_auc']:.4f} | {s['ece']:.4f} | "
-                        f"{s['mean_p']:.3f} / {labels.mean():.3f} | {test_ece:.4f} |"
-                    )
-                    print(lines[-1], flush=True)
+                print(lines[-1], flush=True)
     elapsed = time.perf_counter() - started
     report = f"""# Scoring a past as-of snapshot: season features and the production refit
 

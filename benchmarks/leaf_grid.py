@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import argparse
 import time
-from datetime import timedelta
 from pathlib import Path
 
-from asof_eval import HORIZON, load
+from asof_eval import HORIZON, truncated
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from churn.columns import CHURNED, DATE, ROLE
+from churn.columns import CHURNED, ROLE
 from churn.config import load_params
 from churn.features.build import build_snapshots
 from churn.train import fit_model
@@ -42,39 +41,29 @@ def main() -> None:
         "|---|---|---|---|---|---|---|---|---|",
     ]
     started = time.perf_counter()
-    for spec in args.data:
-        name, path = spec.split("=", 1)
-        transactions, customers, nps = load(Path(path))
-        last = max(transactions[DATE])
-        for shift in args.shifts:
-            as_of = last - timedelta(days=HORIZON + shift)
-            known = transactions[transactions[DATE] <= as_of].reset_index(drop=True)
-            features = defaults.features.model_copy(
-                update={"horizon_days": HORIZON, "as_of": as_of}
+    for name, as_of, known, customers, nps, _ in truncated(args.data, args.shifts):
+        features = defaults.features.model_copy(update={"horizon_days": HORIZON, "as_of": as_of})
+        train = build_snapshots(known, customers, nps, features).train
+        test = train[train[ROLE] == "test"]
+        labels = test[CHURNED].to_numpy()
+        for leaves, min_leaf, rate in GRID:
+            tree = defaults.train.lightgbm.model_copy(
+                update={
+                    "num_leaves": leaves,
+                    "min_data_in_leaf": min_leaf,
+                    "learning_rate": rate,
+                }
             )
-            train = build_snapshots(known, customers, nps, features).train
-            test = train[train[ROLE] == "test"]
-            labels = test[CHURNED].to_numpy()
-            for leaves, min_leaf, rate in GRID:
-                tree = defaults.train.lightgbm.model_copy(
-                    update={
-                        "num_leaves": leaves,
-                        "min_data_in_leaf": min_leaf,
-                        "learning_rate": rate,
-                    }
-                )
-                params = defaults.train.model_copy(
-                    update={"lightgbm": tree, "production_refit": False}
-                )
-                result = fit_model(train, params, HORIZON, name)
-                proba = result.model.predict_proba(test)
-                lines.append(
-                    f"| {name} | {test['cutoff'].min()} | {leaves} | {min_leaf} | {rate} | "
-                    f"{result.rounds} | {result.diagnostics['early_stopping_logloss']:.5f} | "
-                    f"{roc_auc_score(labels, proba):.4f} | "
-                    f"{average_precision_score(labels, proba):.4f} |"
-                )
-                print(lines[-1], flush=True)
+            params = defaults.train.model_copy(update={"lightgbm": tree, "production_refit": False})
+            result = fit_model(train, params, HORIZON, name)
+            proba = result.model.predict_proba(test)
+            lines.append(
+                f"| {name} | {test['cutoff'].min()} | {leaves} | {min_leaf} | {rate} | "
+                f"{result.rounds} | {result.diagnostics['early_stopping_logloss']:.5f} | "
+                f"{roc_auc_score(labels, proba):.4f} | "
+                f"{average_precision_score(labels, proba):.4f} |"
+            )
+            print(lines[-1], flush=True)
     elapsed = time.perf_counter() - started
     report = f"""# Tree shape: test-cutoff quality for a few leaf sizes
 

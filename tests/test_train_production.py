@@ -252,10 +252,9 @@ def test_rows_from_cutoffs_a_model_trained_on_get_no_metrics(snapshots, trained)
     assert not trained.production.read_labels_overlapping(test, "training")
 
 
-@pytest.mark.model
-def test_the_gate_compares_both_models_on_the_customers_the_production_refit_never_saw(
-    snapshots, trained, mlflow_store, tmp_path
-):
+@pytest.fixture
+def promote(snapshots, mlflow_store, tmp_path):
+    """Run the promote stage (with --apply) on a model against a temporary MLflow registry."""
     from churn.config import DriftParams
     from churn.promote import run_promotion
     from churn.tracking import ModelRegistry
@@ -263,7 +262,7 @@ def test_the_gate_compares_both_models_on_the_customers_the_production_refit_nev
 
     registry = ModelRegistry(mlflow_store, "churn-classifier")
 
-    def promote(model, name):
+    def run(model, name):
         return run_promotion(
             save_challenger(model, tmp_path / name),
             snapshots,
@@ -275,6 +274,13 @@ def test_the_gate_compares_both_models_on_the_customers_the_production_refit_nev
             apply=True,
         )
 
+    return run
+
+
+@pytest.mark.model
+def test_the_gate_compares_both_models_on_the_customers_the_production_refit_never_saw(
+    snapshots, trained, promote
+):
     first = promote(trained.model, "evaluation")
     assert first["eval_data"]["rows"] == int((snapshots["role"] == "test").sum())
     report = promote(trained.production, "production")
@@ -288,27 +294,8 @@ def test_the_gate_compares_both_models_on_the_customers_the_production_refit_nev
 
 @pytest.mark.model
 def test_a_production_champion_is_also_measured_only_on_customers_it_never_saw(
-    snapshots, trained, mlflow_store, tmp_path
+    snapshots, trained, promote
 ):
-    from churn.config import DriftParams
-    from churn.promote import run_promotion
-    from churn.tracking import ModelRegistry
-    from promote_helpers import save_challenger
-
-    registry = ModelRegistry(mlflow_store, "churn-classifier")
-
-    def promote(model, name):
-        return run_promotion(
-            save_challenger(model, tmp_path / name),
-            snapshots,
-            registry,
-            PromoteParams(),
-            DriftParams(),
-            tmp_path / "champion",
-            tmp_path / f"{name}.json",
-            apply=True,
-        )
-
     promote(trained.production, "production")
     # an evaluation-model challenger (train.production_refit off) against that champion: the
     # champion trained on half of the test customers, so only the other half is fair to both
