@@ -5,7 +5,13 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 
-from churn.config import CutoffsParams, FeaturesParams, GenerateParams
+from churn.config import (
+    CutoffsParams,
+    FeaturesParams,
+    GenerateParams,
+    LightGBMParams,
+    TrainParams,
+)
 from churn.features import build_snapshots as build_feature_snapshots
 from report_data import clean_generated
 
@@ -13,6 +19,17 @@ from report_data import clean_generated
 _CUTOFFS_BEFORE_FIT = 6
 
 Tables = tuple[pa.Table, pd.DataFrame, pd.DataFrame]
+
+# small, quick LightGBM settings for the training tests (the real defaults are in params.yaml)
+FAST = TrainParams(
+    lightgbm=LightGBMParams(
+        learning_rate=0.1,
+        num_leaves=15,
+        min_data_in_leaf=50,
+        max_rounds=200,
+        early_stopping_rounds=20,
+    )
+)
 
 
 def generated_tables(customers: int = 3000, seed: int = 7, days: int = 900) -> Tables:

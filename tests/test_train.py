@@ -7,20 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churn.config import LightGBMParams, TrainParams
 from churn.errors import ChurnError
 from churn.train import check_snapshots, feature_columns, fit_isotonic, fit_model, fit_platt
-from snapshot_helper import build_snapshots, generated_tables
-
-FAST = TrainParams(
-    lightgbm=LightGBMParams(
-        learning_rate=0.1,
-        num_leaves=15,
-        min_data_in_leaf=50,
-        max_rounds=200,
-        early_stopping_rounds=20,
-    )
-)
+from snapshot_helper import FAST, build_snapshots, generated_tables
 
 
 @pytest.fixture(scope="module")

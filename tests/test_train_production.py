@@ -8,23 +8,14 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from churn.config import EvaluateParams, LightGBMParams, PromoteParams, TrainParams
+from churn.config import EvaluateParams, PromoteParams
 from churn.errors import ChurnError
 from churn.evaluate import evaluate_model
 from churn.model import customer_share
 from churn.promote import calibrated_on_eval_window, measure_candidate, select_eval_rows
 from churn.train import fit_model
-from snapshot_helper import build_snapshots, generated_tables
+from snapshot_helper import FAST, build_snapshots, generated_tables
 
-FAST = TrainParams(
-    lightgbm=LightGBMParams(
-        learning_rate=0.1,
-        num_leaves=15,
-        min_data_in_leaf=50,
-        max_rounds=200,
-        early_stopping_rounds=20,
-    )
-)
 HORIZON = 90
 
 
