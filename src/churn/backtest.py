@@ -23,6 +23,7 @@ from churn.columns import (
 )
 from churn.config import BacktestParams
 from churn.errors import ChurnError
+from churn.metrics import calibration_rows, expected_calibration_error
 
 TREATMENT, CONTROL = "treatment", "control"
 
@@ -95,31 +96,6 @@ def _rate(values: np.ndarray) -> float | None:
     return round(float(values.mean()), 6) if values.size else None
 
 
-def calibration_table(
-    probabilities: np.ndarray, churned: np.ndarray, bins: int
-) -> tuple[list[dict[str, Any]], float | None]:
-    """Return rows (bin, customers, mean probability, churn rate) and the ECE over them."""
-    if probabilities.size == 0:
-        return [], None
-    index = np.minimum((probabilities * bins).astype("int64"), bins - 1)
-    rows, ece = [], 0.0
-    for b in range(bins):
-        inside = index == b
-        if not inside.any():
-            continue
-        predicted, observed = float(probabilities[inside].mean()), float(churned[inside].mean())
-        ece += inside.sum() * abs(predicted - observed)
-        rows.append(
-            {
-                "bin": f"[{b / bins:.2f}, {(b + 1) / bins:.2f}{']' if b == bins - 1 else ')'}",
-                "customers": int(inside.sum()),
-                "mean_probability": round(predicted, 6),
-                "churn_rate": round(observed, 6),
-            }
-        )
-    return rows, round(ece / probabilities.size, 6)
-
-
 def compare_groups(
     churned_a: np.ndarray, churned_b: np.ndarray, confidence: float, names: tuple[str, str]
 ) -> dict[str, Any]:
@@ -171,8 +147,11 @@ def backtest_run(
     all_churners = int(churned.sum())
     # the campaign changes outcomes of treated customers: calibration is judged on the others
     untreated = ~treated
-    table, ece = calibration_table(
-        probabilities[untreated], churned[untreated], params.calibration_bins
+    table = calibration_rows(probabilities[untreated], churned[untreated])
+    ece = (
+        round(expected_calibration_error(churned[untreated], probabilities[untreated]), 6)
+        if untreated.any()
+        else None
     )
     versions = (
         sorted(set(scores[MODEL_VERSION].astype("string").dropna()))
@@ -221,29 +200,29 @@ def backtest_run(
 
 
 def run_backtest(
-    archive: Mapping[date, pd.DataFrame],
+    published: Mapping[date, tuple[int, pd.DataFrame]],
     transactions: pd.DataFrame,
-    horizon_days: int,
     params: BacktestParams,
     contacts: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """Return reports/backtest.json: every archived run whose horizon has passed, and those pending."""
+    """Return reports/backtest.json: every published list whose horizon has passed, and those
+    pending. `published` maps each list's as-of date to (its model's horizon_days, every
+    customer scored for it); each list is judged under the definition it was scored with."""
     purchases = purchase_dates(transactions)
     if transactions.empty:
-        raise ChurnError("transactions: empty; nothing to compare the archived lists with")
+        raise ChurnError("transactions: empty; nothing to compare the published lists with")
     newest = max(pd.to_datetime(transactions[DATE]).dt.date)
     runs, pending = [], []
-    for as_of in sorted(archive):
+    for as_of in sorted(published):
+        horizon_days, scores = published[as_of]
         matures = as_of + timedelta(days=horizon_days)
         if matures <= newest:
-            runs.append(
-                backtest_run(archive[as_of], purchases, as_of, horizon_days, params, contacts)
-            )
+            run = backtest_run(scores, purchases, as_of, horizon_days, params, contacts)
+            runs.append({**run, "horizon_days": horizon_days})
         else:
             pending.append({"as_of": str(as_of), "matures_on": str(matures)})
     return {
         "newest_data_date": str(newest),
-        "horizon_days": horizon_days,
         "confidence": params.confidence,
         "interval_method": "Newcombe hybrid score (method 10) from Wilson intervals",
         "contact_log": contacts is not None,

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from scipy import optimize, special
 
 from churn.errors import ChurnError
+
+DAYS_PER_WEEK = 7.0
 
 
 @dataclass(frozen=True)
@@ -21,6 +24,15 @@ class BGNBDParams:
     log_likelihood: float
     customers: int
     converged: bool
+
+
+def summarize_histories(frame: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return BG/NBD (x, t_x, T) in weeks from snapshot rows' core features at their cutoff:
+    x = repeat purchase days, t_x = age of the last purchase, T = age of the first."""
+    x = (frame["purchase_days"].astype("float64") - 1).clip(lower=0).to_numpy()
+    tenure = frame["tenure_days"].astype("float64").to_numpy()
+    t_x = np.where(x > 0, tenure - frame["recency_days"].astype("float64").to_numpy(), 0.0)
+    return x, np.clip(t_x, 0.0, tenure) / DAYS_PER_WEEK, tenure / DAYS_PER_WEEK
 
 
 def _summary_arrays(

@@ -1,14 +1,20 @@
-"""The command line: the only place that reads files, parses params and writes outputs."""
+"""The command line: the only place that reads files, parses params and writes outputs.
+
+Commands in pipeline order. Stage commands take every path from dvc.yaml (no defaults here) and
+read only the params sections their stage declares there (STAGE_PARAMS, checked by a contract
+test). Commands run outside DVC find the stage files through `churn.pipeline`.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from churn.config import load_params
+from churn.config import StageParams, load_params
 from churn.errors import ChurnError, DataCheckFailed
 from churn.logs import get_logger, setup_logging
 from churn.retrain import DATA_CHECK_PREFIX
@@ -21,7 +27,32 @@ app = typer.Typer(
 )
 log = get_logger("cli")
 
+# The params sections each DVC stage reads: the same lists as `params:` in dvc.yaml.
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {
+    "generate": ("generate",),
+    "ingest": ("ingest", "engine"),
+    "features": ("churn", "features", "engine"),
+    "train": ("churn", "train", "registry"),
+    "evaluate": ("churn", "evaluate", "registry"),
+    "promote": ("promote", "drift", "registry"),
+    "score": ("score",),
+    "drift": ("drift",),
+    "report": ("churn", "report", "engine"),
+}
+EXPORTS = Path("exports/at_risk")  # the published-lists record (not a DVC output)
+APPLY_ENV = "CHURN_PROMOTE_APPLY"  # set by `churn retrain` for the promote stage it runs
+NEW_DEFINITION_ENV = "CHURN_PROMOTE_NEW_DEFINITION"
+
 ParamsPath = Annotated[Path, typer.Option("--params", help="params.yaml to read.", dir_okay=False)]
+
+
+def _required(help_text: str) -> object:
+    return typer.Option(..., help=help_text)
+
+
+def _stage_params(stage: str, path: Path) -> StageParams:
+    """Return the params sections `stage` declares (reading any other one is an error)."""
+    return load_params(path).select(*STAGE_PARAMS[stage])
 
 
 @app.callback()
@@ -31,9 +62,26 @@ def _root(
     setup_logging(verbose)
 
 
+# --------------------------------------------------------------------------- check
+@app.command()
+def check(
+    out: Annotated[Path, _required("Stamp file every stage depends on.")],
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Validate params.yaml before any stage runs (DVC deletes a stage's outputs before it runs)."""
+    from churn.config import check_sections
+    from churn.files import write_json
+
+    settings = load_params(params)
+    present = check_sections(params, {s for names in STAGE_PARAMS.values() for s in names})
+    write_json({"params": str(params), "valid": True, "sections": present}, out)
+    log.info("%s: valid (%d sections)", params, len(type(settings).model_fields))
+
+
+# --------------------------------------------------------------------------- generate
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Option(help="Folder for the raw files.")] = Path("data/raw"),
+    out: Annotated[Path, _required("Folder for the raw files.")],
     params: ParamsPath = Path("params.yaml"),
     customers: Annotated[
         int | None, typer.Option(help="Override generate.customers (benchmarks).")
@@ -43,16 +91,15 @@ def generate(
     ] = "csv",
 ) -> None:
     """Write the seeded synthetic default data (transactions, customers, NPS, ground truth)."""
+    from churn.files import TableStream
     from churn.generate import simulate
-    from churn.io import TableStream
     from churn.logs import track
 
-    settings = load_params(params).generate
+    settings = _stage_params("generate", params).generate
     if customers is not None:
         settings = settings.model_copy(update={"customers": customers})
     if file_format not in ("csv", "parquet"):
         raise ChurnError(f"--format {file_format!r}: use 'csv' or 'parquet'")
-    out.mkdir(parents=True, exist_ok=True)
     txn_name = "transactions.csv.gz" if file_format == "csv" else "transactions.parquet"
     chunks = -(-settings.customers // settings.chunk_customers)
     with (
@@ -74,350 +121,27 @@ def generate(
     ):
         if not enabled:
             (out / name).unlink(missing_ok=True)
-    log.info(
-        "generated %d customers, %d transaction rows into %s",
-        settings.customers,
-        transactions.rows,
-        out / txn_name,
-    )
-
-
-# --------------------------------------------------------------------------- train / evaluate
-def _horizon_days(settings) -> int:  # noqa: ANN001 - churn.config.Params
-    """Return features.horizon_days: train and evaluate must use the features stage's horizon."""
-    return int(settings.features.horizon_days)
-
-
-@app.command()
-def train(
-    snapshots: Annotated[Path, typer.Option(help="Training snapshots (features stage).")] = Path(
-        "data/features/train.parquet"
-    ),
-    out: Annotated[
-        Path, typer.Option(help="Folder for the model to promote and score (the challenger).")
-    ] = Path("models/challenger"),
-    evaluation_out: Annotated[
-        Path, typer.Option(help="Folder for the model that never saw the test cutoff (evaluate).")
-    ] = Path("models/evaluation"),
-    params: ParamsPath = Path("params.yaml"),
-    tracking: Annotated[
-        bool, typer.Option(help="Log the run and register the model in MLflow.")
-    ] = True,
-) -> None:
-    """Fit LightGBM + calibrator on fit/calibration cutoffs (plus the production refit); register
-    the challenger in MLflow."""
-    import pandas as pd
-
-    from churn import tracking as mlflow_tracking
-    from churn.columns import ROLE
-    from churn.train import fit_model
-
-    settings = load_params(params)
-    if not snapshots.is_file():
-        raise ChurnError(f"{snapshots}: not found; run `dvc repro features` first")
-    frame = pd.read_parquet(snapshots)
-    horizon = _horizon_days(settings)
-    fingerprint = mlflow_tracking.data_fingerprint(frame, snapshots)
-    result = fit_model(
-        frame,
-        settings.train,
-        horizon,
-        str(snapshots),
-        metadata={"data": fingerprint},
-        ece_bins=settings.promote.ece_bins,
-    )
-    model = result.production_model
-    model.save(out)
-    result.model.save(evaluation_out)
-    log.info(
-        "trained %d rounds on %d fit rows; calibrator %s; held-out calibration log loss %.4f",
-        result.rounds,
-        int(result.diagnostics["rows_fit"]),
-        model.calibrator.kind,
-        result.diagnostics["calibration_logloss"],
-    )
-    if result.production is not None:
-        log.info(
-            "production refit on %d rows over %d cutoffs (every customer up to %s, part of %s), "
-            "calibrated on the test customers it did not train on; its booster ranks them at "
-            "ROC AUC %.4f",
-            int(result.diagnostics["production_rows"]),
-            int(result.diagnostics["production_cutoffs"]),
-            model.metadata["training_cutoffs"][1],
-            model.metadata["held_out"]["cutoff"],
-            result.diagnostics["production_test_roc_auc"],
-        )
-    if not tracking:
-        return
-    root = Path.cwd()
-    uri = mlflow_tracking.tracking_uri(root)
-    sections = {"train": settings.train.model_dump()}
-    if getattr(settings, "features", None) is not None:
-        sections["features"] = settings.features.model_dump(mode="json")
-    record = mlflow_tracking.log_training(
-        uri,
-        settings.train.experiment,
-        settings.train.registered_model,
-        out,
-        sections,
-        result.diagnostics,
-        mlflow_tracking.git_revision(root),
-        fingerprint,
-        mlflow_tracking.synthetic_input_example(model, frame[frame[ROLE] == "fit"]),
-    )
-    metadata = {
-        **model.metadata,
-        "run_id": record.run_id,
-        "registered_model": record.model_name,
-        "model_version": record.model_version,
-    }
-    type(model)(model.booster, model.calibrator, model.spec, metadata).save(out)
-    evaluation = result.model
-    # the run id (evaluate logs there) and which registered version this model stands in for;
-    # not model_version: this booster is not that registered model
-    type(evaluation)(
-        evaluation.booster,
-        evaluation.calibrator,
-        evaluation.spec,
-        {
-            **evaluation.metadata,
-            "run_id": record.run_id,
-            "evaluates_version": record.model_version,
-        },
-    ).save(evaluation_out)
-    log.info(
-        "MLflow run %s: %s version %s is now @challenger",
-        record.run_id,
-        record.model_name,
-        record.model_version,
-    )
-
-
-@app.command()
-def evaluate(
-    snapshots: Annotated[Path, typer.Option(help="Training snapshots (features stage).")] = Path(
-        "data/features/train.parquet"
-    ),
-    model_dir: Annotated[
-        Path, typer.Option("--model", help="Model folder (one that never saw the test cutoff).")
-    ] = Path("models/evaluation"),
-    production_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--production", help="Production model folder: its ranking on the test cutoff too."
-        ),
-    ] = None,
-    metrics: Annotated[Path, typer.Option(help="Metrics JSON to write.")] = Path(
-        "reports/metrics.json"
-    ),
-    segments: Annotated[Path, typer.Option(help="Per-segment metrics JSON to write.")] = Path(
-        "reports/segments.json"
-    ),
-    plots: Annotated[Path, typer.Option(help="Folder for plot tables.")] = Path("reports/plots"),
-    params: ParamsPath = Path("params.yaml"),
-    tracking: Annotated[bool, typer.Option(help="Log to the model's MLflow run.")] = True,
-) -> None:
-    """Measure the model and the baselines on the test cutoff; write metrics and plot tables."""
-    import pandas as pd
-
-    from churn import tracking as mlflow_tracking
-    from churn.evaluate import evaluate_model
-    from churn.io import atomic_path, write_json
-    from churn.model import ChurnModel
-
-    settings = load_params(params)
-    if not snapshots.is_file():
-        raise ChurnError(f"{snapshots}: not found; run `dvc repro features` first")
-    model = ChurnModel.load(model_dir)
-    production = None if production_dir is None else ChurnModel.load(production_dir)
-    if production is not None and production.metadata.get("role") != "production":
-        production = None  # train.production_refit off: the challenger is the evaluation model
-    result = evaluate_model(
-        pd.read_parquet(snapshots),
-        model,
-        settings.evaluate,
-        _horizon_days(settings),
-        str(snapshots),
-        production,
-        str(model_dir),
-    )
-    write_json(result.metrics, metrics)
-    write_json(result.segments, segments)
-    plots.mkdir(parents=True, exist_ok=True)
-    for name, table in result.curves.items():
-        with atomic_path(plots / f"{name}.csv") as tmp:
-            table.to_csv(tmp, index=False)
-    scores = result.metrics["model"]
-    log.info(
-        "test cutoff %s: ROC AUC %.4f, PR AUC %.4f, ECE %.4f (recency ROC AUC %.4f)",
-        result.metrics["test_cutoff"],
-        scores.get("roc_auc", float("nan")),
-        scores.get("pr_auc", float("nan")),
-        scores.get("ece", float("nan")),
-        result.metrics["baselines"]["recency"].get("roc_auc", float("nan")),
-    )
-    if "production" in result.metrics:
-        log.info(
-            "production refit ranks the %d test customers it never trained on at ROC AUC %.4f, "
-            "PR AUC %.4f (evaluation model on the same customers: %.4f, %.4f)",
-            result.metrics["production"]["rows"],
-            result.metrics["production"].get("roc_auc", float("nan")),
-            result.metrics["production"].get("pr_auc", float("nan")),
-            result.metrics["production"].get("evaluation_model_roc_auc", float("nan")),
-            result.metrics["production"].get("evaluation_model_pr_auc", float("nan")),
-        )
-    run_id = model.metadata.get("run_id")
-    if tracking and run_id:
-        from churn.plots import evaluation_figures
-
-        mlflow_tracking.log_evaluation(
-            mlflow_tracking.tracking_uri(Path.cwd()),
-            str(run_id),
-            {**result.metrics, "segments": result.segments},
-            evaluation_figures(result.curves),
-            result.curves,
-        )
-    elif tracking:
-        log.warning("%s has no MLflow run id (trained with --no-tracking); not logged", model_dir)
-
-
-# --------------------------------------------------------------------------- report
-def _optional_input(path: Path | None, what: str) -> Path | None:
-    """Return path when it exists; log and return None when the producing stage has not run."""
-    if path is None or path.exists():
-        return path
-    log.info("%s: %s not found; the report says this part is not available", what, path)
-    return None
-
-
-@app.command()
-def report(
-    transactions: Annotated[
-        Path, typer.Option(help="Clean transactions (Parquet) written by `churn ingest`.")
-    ] = Path("data/interim/transactions.parquet"),
-    customers: Annotated[
-        Path | None, typer.Option(help="Customers table (Parquet): channel/region segments.")
-    ] = None,
-    nps: Annotated[Path | None, typer.Option(help="NPS answers (Parquet).")] = None,
-    scores: Annotated[
-        Path | None, typer.Option(help="Latest scores (Parquet); skipped while it does not exist.")
-    ] = None,
-    metrics: Annotated[
-        Path | None,
-        typer.Option(help="Evaluate-stage metrics (JSON); skipped while it does not exist."),
-    ] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the report files.")] = Path("reports"),
-    params: ParamsPath = Path("params.yaml"),
-) -> None:
-    """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
-    import json
-    import tempfile
-
-    import duckdb
-    import pandas as pd
-
-    from churn.io import atomic_path, write_json
-    from churn.report import build_report, headline_figures
-    from churn.report.page import render_html
-
-    settings = load_params(params).report
-    for path, what in ((transactions, "transactions"), (customers, "customers"), (nps, "nps")):
-        if path is not None and not path.exists():
-            raise ChurnError(f"{path}: {what} not found; run `churn ingest` first")
-    scores, metrics = _optional_input(scores, "scores"), _optional_input(metrics, "metrics")
-    try:
-        metric_values = json.loads(metrics.read_text(encoding="utf-8")) if metrics else None
-    except json.JSONDecodeError as error:
-        raise ChurnError(f"{metrics}: not valid JSON ({error}); rerun `churn evaluate`") from None
-    with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
-        config = {"memory_limit": settings.memory_limit, "temp_directory": spill}
-        if settings.threads:
-            config["threads"] = str(settings.threads)
-        with duckdb.connect(config=config) as con:
-            result = build_report(
-                con,
-                con.read_parquet(str(transactions)),
-                settings,
-                nps=pd.read_parquet(nps) if nps else None,
-                customers=pd.read_parquet(customers) if customers else None,
-                scores=pd.read_parquet(scores) if scores else None,
-                metrics=metric_values,
-                sources={"transactions": str(transactions), "nps": str(nps), "scores": str(scores)},
-            )
-    with atomic_path(out / "retention.html") as tmp:
-        tmp.write_text(render_html(result), encoding="utf-8")
-    write_json(headline_figures(result), out / "retention.json")
-    for frame, name in ((result.periods, "retention_monthly.csv"), (result.cohorts, "cohorts.csv")):
-        with atomic_path(out / name) as tmp:
-            frame.drop(columns="period_index", errors="ignore").to_csv(
-                tmp, index=False, lineterminator="\n"
-            )
-    log.info(
-        "report: %d %ss to %s, written to %s",
-        len(result.periods),
-        settings.period,
-        result.as_of,
-        out,
-    )
-
-
-# --------------------------------------------------------------------------- features
-@app.command()
-def features(
-    transactions: Annotated[Path, typer.Option(help="Clean transactions (Parquet).")] = Path(
-        "data/interim/transactions.parquet"
-    ),
-    customers: Annotated[Path, typer.Option(help="Clean customers (Parquet).")] = Path(
-        "data/interim/customers.parquet"
-    ),
-    nps: Annotated[Path, typer.Option(help="Clean NPS answers (Parquet).")] = Path(
-        "data/interim/nps.parquet"
-    ),
-    out: Annotated[Path, typer.Option(help="Folder for train.parquet and score.parquet.")] = Path(
-        "data/features"
-    ),
-    report: Annotated[Path, typer.Option(help="Features report (JSON).")] = Path(
-        "reports/features.json"
-    ),
-    params: ParamsPath = Path("params.yaml"),
-) -> None:
-    """Build labelled point-in-time training snapshots and the as-of snapshot to score."""
-    from churn.features import build_snapshots, summarize_snapshots
-    from churn.io import write_json, write_parquet
-
-    settings = load_params(params).features
-    snapshots = build_snapshots(transactions, customers, nps, settings)
-    write_parquet(snapshots.train, out / "train.parquet")
-    write_parquet(snapshots.score, out / "score.parquet")
-    write_json(summarize_snapshots(snapshots, settings), report)
-    log.info("wrote %s, %s and %s", out / "train.parquet", out / "score.parquet", report)
+    log.info("generated %d customers, %d rows into %s", settings.customers, transactions.rows, out)
 
 
 # --------------------------------------------------------------------------- ingest
 @app.command()
 def ingest(
-    out: Annotated[Path, typer.Option(help="Folder for the clean tables.")] = Path("data/interim"),
-    report: Annotated[Path, typer.Option(help="JSON report (DVC metrics).")] = Path(
-        "reports/ingest.json"
-    ),
-    snapshots: Annotated[Path, typer.Option(help="Folder for SQL source snapshots.")] = Path(
-        "data/raw"
-    ),
-    state: Annotated[
-        Path, typer.Option(help="Run history for the volume check (outside DVC outputs).")
-    ] = Path(".churn/ingest_history.json"),
+    out: Annotated[Path, _required("Folder for the clean tables.")],
+    report: Annotated[Path, _required("JSON report (DVC metrics).")],
+    sql_copies: Annotated[Path, _required("Folder for the sorted copies of SQL sources.")],
+    state: Annotated[Path, _required("Run history for the volume check (outside DVC outputs).")],
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Read, type and check the transactions export; quarantine bad rows; write the report."""
     import json
-    import os
     import tempfile
     from datetime import UTC, datetime
 
+    from churn.files import write_json
     from churn.ingest import IngestOutputs, run_ingest
-    from churn.io import write_json
 
-    settings = load_params(params).ingest
+    settings = _stage_params("ingest", params)
     try:
         history = json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
     except (OSError, ValueError):
@@ -425,9 +149,10 @@ def ingest(
         history = {}
     with tempfile.TemporaryDirectory(prefix="churn-ingest-") as work_dir:
         result, history = run_ingest(
-            settings,
+            settings.ingest,
+            settings.engine,
             IngestOutputs.in_folder(out),
-            snapshots,
+            sql_copies,
             history,
             datetime.now(UTC),
             os.environ,
@@ -438,54 +163,298 @@ def ingest(
     log.info("wrote %s and %s", out, report)
 
 
-# --------------------------------------------------------------------------- score / publish / at-risk
+# --------------------------------------------------------------------------- features
+@app.command()
+def features(
+    transactions: Annotated[Path, _required("Clean transactions (Parquet).")],
+    customers: Annotated[Path, _required("Clean customers (Parquet).")],
+    nps: Annotated[Path, _required("Clean NPS answers (Parquet).")],
+    out: Annotated[Path, _required("Folder for train.parquet and score.parquet.")],
+    report: Annotated[Path, _required("Features report (JSON).")],
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Build labelled point-in-time training snapshots and the as-of snapshot to score."""
+    from churn.features import build_snapshots, summarize_snapshots
+    from churn.files import write_json, write_parquet
+
+    settings = _stage_params("features", params)
+    snapshots = build_snapshots(
+        transactions, customers, nps, settings.churn, settings.features, settings.engine
+    )
+    write_parquet(snapshots.train, out / "train.parquet")
+    write_parquet(snapshots.score, out / "score.parquet")
+    write_json(summarize_snapshots(snapshots, settings.churn, settings.features), report)
+    log.info("wrote %s, %s and %s", out / "train.parquet", out / "score.parquet", report)
+
+
+# --------------------------------------------------------------------------- train / evaluate
+def _read_parquet(path: Path, what: str, columns: list[str] | None = None):
+    """Read a Parquet input of a stage; a missing file names the stage that makes it."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise ChurnError(f"{path}: not found ({what}); run `dvc repro` first")
+    return pd.read_parquet(path, columns=columns)
+
+
+@app.command()
+def train(
+    snapshots: Annotated[Path, _required("Training snapshots (features stage).")],
+    out: Annotated[Path, _required("Folder for the model to promote and score (challenger).")],
+    evaluation_out: Annotated[Path, _required("Folder for the model evaluate measures.")],
+    params: ParamsPath = Path("params.yaml"),
+    tracking: Annotated[
+        bool, typer.Option(help="Log the run and register the model in MLflow.")
+    ] = True,
+) -> None:
+    """Fit LightGBM + calibrator (plus the production refit); register the challenger in MLflow."""
+    from churn import tracking as mlflow_tracking
+    from churn.columns import ROLE
+    from churn.definition import describe_definition
+    from churn.model import MODEL_FILE
+    from churn.train import feature_columns, fit_model
+
+    settings = _stage_params("train", params)
+    frame = _read_parquet(snapshots, "training snapshots")
+    fingerprint = mlflow_tracking.data_fingerprint(frame, snapshots)
+    definition = describe_definition(settings.churn, feature_columns(frame, str(snapshots)))
+    result = fit_model(
+        frame,
+        settings.train,
+        settings.churn.horizon_days,
+        str(snapshots),
+        metadata={"data": fingerprint, "definition": definition},
+    )
+    model = result.production_model
+    # each folder is written once and holds no run id: DVC tracks it, so it must be reproducible
+    model.save(out)
+    evaluation_shas = result.model.save(evaluation_out)
+    log.info(
+        "trained %d rounds on %d fit rows; calibrator %s; held-out calibration log loss %.4f",
+        result.rounds,
+        int(result.diagnostics["rows_fit"]),
+        model.calibrator.kind,
+        result.diagnostics["calibration_logloss"],
+    )
+    if result.production is not None:
+        log.info(
+            "production refit on %d rows over %d cutoffs, calibrated on the test customers it "
+            "did not train on; its booster ranks them at ROC AUC %.4f",
+            int(result.diagnostics["production_rows"]),
+            int(result.diagnostics["production_cutoffs"]),
+            result.diagnostics["production_test_roc_auc"],
+        )
+    if not tracking:
+        return
+    root = Path.cwd()
+    names = settings.registry
+    record = mlflow_tracking.log_training(
+        mlflow_tracking.tracking_uri(root),
+        names.training_experiment,
+        names.model,
+        out,
+        {"churn": settings.churn.model_dump(mode="json"), "train": settings.train.model_dump()},
+        result.diagnostics,
+        {**mlflow_tracking.git_revision(root), "definition": definition["fingerprint"]},
+        fingerprint,
+        mlflow_tracking.synthetic_input_example(model, frame[frame[ROLE] == "fit"]),
+        extra_shas={mlflow_tracking.EVALUATION_SHA_TAG: evaluation_shas[MODEL_FILE]},
+    )
+    log.info(
+        "MLflow run %s: %s version %s is now @challenger",
+        record.run_id,
+        record.model_name,
+        record.model_version,
+    )
+
+
+@app.command()
+def evaluate(
+    snapshots: Annotated[Path, _required("Training snapshots (features stage).")],
+    model_dir: Annotated[
+        Path, typer.Option("--model", help="Model that never saw the test cutoff.")
+    ],
+    metrics: Annotated[Path, _required("Metrics JSON to write.")],
+    segments: Annotated[Path, _required("Per-segment metrics JSON to write.")],
+    plots: Annotated[Path, _required("Folder for plot tables.")],
+    production_dir: Annotated[
+        Path | None,
+        typer.Option("--production", help="Production model folder: its ranking too."),
+    ] = None,
+    params: ParamsPath = Path("params.yaml"),
+    tracking: Annotated[bool, typer.Option(help="Log to the model's MLflow run.")] = True,
+) -> None:
+    """Measure the model and the baselines on the test cutoff; write metrics and plot tables."""
+    from churn import tracking as mlflow_tracking
+    from churn.evaluate import evaluate_model
+    from churn.files import write_csv, write_json
+    from churn.model import MODEL_FILE, ChurnModel
+
+    settings = _stage_params("evaluate", params)
+    model = ChurnModel.load(model_dir)
+    production = None if production_dir is None else ChurnModel.load(production_dir)
+    if production is not None and production.metadata.get("role") != "production":
+        production = None  # train.production_refit off: the challenger is the evaluation model
+    result = evaluate_model(
+        _read_parquet(snapshots, "training snapshots"),
+        model,
+        settings.evaluate,
+        settings.churn.horizon_days,
+        str(snapshots),
+        production,
+        str(model_dir),
+    )
+    write_json(result.metrics, metrics)
+    write_json(result.segments, segments)
+    for name, table in result.curves.items():
+        write_csv(table, plots / f"{name}.csv")
+    scores = result.metrics["model"]
+    log.info(
+        "test cutoff %s: ROC AUC %.4f, PR AUC %.4f, ECE %.4f (recency ROC AUC %.4f)",
+        result.metrics["test_cutoff"],
+        scores.get("roc_auc", float("nan")),
+        scores.get("pr_auc", float("nan")),
+        scores.get("ece", float("nan")),
+        result.metrics["baselines"]["recency"].get("roc_auc", float("nan")),
+    )
+    if not tracking:
+        return
+    uri = mlflow_tracking.tracking_uri(Path.cwd())
+    sha = model.metadata.get("files_sha256", {}).get(MODEL_FILE, "")
+    run_id = mlflow_tracking.find_run(
+        uri, settings.registry.training_experiment, mlflow_tracking.EVALUATION_SHA_TAG, sha
+    )
+    if run_id is None:
+        log.warning("%s: no MLflow training run holds this model; metrics not logged", model_dir)
+        return
+    from churn.evaluate.plots import evaluation_figures
+
+    mlflow_tracking.log_evaluation(
+        uri,
+        run_id,
+        {**result.metrics, "segments": result.segments},
+        evaluation_figures(result.curves),
+        result.curves,
+    )
+
+
+# --------------------------------------------------------------------------- promote
+def _registry(names):  # noqa: ANN001 - churn.config.RegistryParams
+    from churn.tracking import ModelRegistry, tracking_uri
+
+    return ModelRegistry(tracking_uri(Path.cwd()), names.model)
+
+
+@app.command()
+def promote(
+    challenger: Annotated[Path, _required("Challenger model folder.")],
+    snapshots: Annotated[Path, _required("Training snapshots (the gate's rows).")],
+    out: Annotated[Path, _required("Folder that holds the champion after this run.")],
+    report: Annotated[Path, _required("Decision report.")],
+    apply: Annotated[
+        bool,
+        typer.Option(
+            "--apply", envvar=APPLY_ENV, help="Move the champion alias if the challenger wins."
+        ),
+    ] = False,
+    new_definition: Annotated[
+        bool,
+        typer.Option(
+            "--new-definition",
+            envvar=NEW_DEFINITION_ENV,
+            help="Start a new line of models under a changed churn definition (floor only).",
+        ),
+    ] = False,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Champion/challenger gate; writes the champion folder (what the alias points to) last."""
+    import tempfile
+
+    from churn.files import write_json
+    from churn.model import ChurnModel
+    from churn.promote import resolve_version, run_gate
+
+    settings = _stage_params("promote", params)
+    names = settings.registry
+    registry = _registry(names)
+    model = ChurnModel.load(challenger)
+    version = resolve_version(model, registry)
+    if version is None:
+        # trained with --no-tracking: register it (a new version, not an alias move)
+        with tempfile.TemporaryDirectory(prefix="churn-register-") as tmp:
+            model.save(tmp)
+            version = registry.register_folder(tmp, names.gate_experiment)
+    outcome = run_gate(
+        model,
+        version,
+        _read_parquet(snapshots, "training snapshots"),
+        registry,
+        settings.promote,
+        settings.drift,
+        names,
+        apply=apply,
+        new_definition=new_definition,
+    )
+    outcome.champion.save(out)
+    if not registry.has_reference(outcome.champion_version):
+        registry.attach_reference(outcome.champion_version, out)
+    write_json(outcome.report, report)
+    registry.log_decision(names.gate_experiment, outcome.report, report)
+    if outcome.move_alias:
+        # the very last step: production changes only after the folder and the report exist
+        registry.set_alias(names.champion_alias, outcome.champion_version)
+    alias = outcome.report["alias"]
+    log.info(
+        "gate: %s; %s holds version %s; alias %r %s",
+        outcome.report["decision"],
+        out,
+        outcome.champion_version,
+        alias["name"],
+        f"moved {alias['before']} -> {alias['after']}" if outcome.move_alias else "unchanged",
+    )
+    for reason in outcome.report["reasons"]:
+        log.info("  %s", reason)
+    if alias["pending_apply"]:
+        log.info(
+            "challenger %s passes the gate; production stays on %s until applied "
+            "(`churn retrain`, or %s=1 dvc repro)",
+            version,
+            alias["before"],
+            APPLY_ENV,
+        )
+
+
+# --------------------------------------------------------------------------- score / drift
 @app.command()
 def score(
-    snapshot: Annotated[Path, typer.Option(help="As-of snapshot (features).")] = Path(
-        "data/features/score.parquet"
-    ),
-    model: Annotated[Path, typer.Option(help="Model folder (champion, or challenger).")] = Path(
-        "models/challenger"
-    ),
-    out: Annotated[Path, typer.Option(help="Scores table.")] = Path("data/scores/scores.parquet"),
-    report: Annotated[Path, typer.Option(help="Metrics JSON.")] = Path("reports/score.json"),
-    profit_curve: Annotated[Path, typer.Option(help="Profit curve CSV (DVC plot).")] = Path(
-        "reports/score_profit_curve.csv"
-    ),
-    archive: Annotated[Path, typer.Option(help="Per-date archive of full tables.")] = Path(
-        "data/archive/scores"
-    ),
+    snapshot: Annotated[Path, _required("As-of snapshot (features).")],
+    model: Annotated[Path, _required("Champion model folder (promote stage).")],
+    suppression: Annotated[Path, _required("Suppression list CSV (customer_id).")],
+    out: Annotated[Path, _required("Scores table.")],
+    report: Annotated[Path, _required("Metrics JSON.")],
+    profit_curve: Annotated[Path, _required("Profit curve CSV (DVC plot).")],
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Score every customer of the as-of snapshot: probability, tier, value, target, reasons."""
-    import pandas as pd
-
-    from churn.io import write_json
+    from churn.files import parquet_bytes, write_bytes, write_csv, write_json
     from churn.model import ChurnModel
     from churn.score import build_profit_curve, build_scores, summarise_scores
-    from churn.score.publish import archive_scores, parquet_bytes, read_suppression, write_atomic
+    from churn.score.suppression import read_suppression
 
-    settings = load_params(params).score
-    if not snapshot.is_file():
-        raise ChurnError(f"{snapshot}: not found; run `dvc repro features` first")
-    churn_model = ChurnModel.load(model)
-    suppressed = read_suppression(settings.suppression_file)
-    scores = build_scores(pd.read_parquet(snapshot), churn_model, settings, suppressed)
-    data = parquet_bytes(scores)
-    write_atomic(out, data)
-    as_of = str(scores["as_of"].iloc[0])
-    kept, status = archive_scores(data, archive, as_of)
-    if status == "replaced":
-        log.warning("%s: replaced a different earlier table for %s (kept beside it)", kept, as_of)
-    curve = build_profit_curve(scores, settings.profit_curve_points)
-    write_atomic(profit_curve, curve.to_csv(index=False, lineterminator="\n").encode("utf-8"))
+    settings = _stage_params("score", params).score
+    champion = ChurnModel.load(model)
+    suppressed = read_suppression(suppression)
+    scores = build_scores(_read_parquet(snapshot, "as-of snapshot"), champion, settings, suppressed)
+    write_bytes(out, parquet_bytes(scores))
+    write_csv(build_profit_curve(scores, settings.profit_curve_points), profit_curve)
     metrics = summarise_scores(scores, len(suppressed))
-    write_json({"as_of": as_of, "model_version": churn_model.version, **metrics}, report)
+    as_of = str(scores["as_of"].iloc[0])
+    write_json({"as_of": as_of, "model_version": champion.version, **metrics}, report)
     log.info(
         "scored %d customers as of %s with model %s: %d flagged (%d control), %d suppressed",
         metrics["customers"],
         as_of,
-        churn_model.version,
+        champion.version,
         metrics["flagged"],
         metrics["flagged_control"],
         metrics["suppressed"],
@@ -493,24 +462,111 @@ def score(
 
 
 @app.command()
+def drift(
+    champion: Annotated[Path, _required("Champion model folder.")],
+    snapshot: Annotated[Path, _required("As-of feature snapshot.")],
+    scores: Annotated[Path, _required("Scores of that snapshot.")],
+    report: Annotated[Path, _required("Drift report (DVC metrics).")],
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Population stability of every feature and the score against the champion's training data."""
+    from churn.columns import CHURN_PROBABILITY, CUSTOMER_ID
+    from churn.drift import measure_drift
+    from churn.files import write_json
+    from churn.model import ChurnModel
+
+    settings = _stage_params("drift", params).drift
+    model = ChurnModel.load(champion)
+    if model.drift_reference is None:
+        raise ChurnError(f"{champion}: no drift_reference.json; rerun `dvc repro promote`")
+    rows = _read_parquet(snapshot, "as-of snapshot")
+    scored = _read_parquet(scores, "scores", [CUSTOMER_ID, CHURN_PROBABILITY])
+    # measure the population that was scored (the snapshot may hold customers scoring skipped)
+    rows = rows[rows[CUSTOMER_ID].isin(scored[CUSTOMER_ID])]
+    result = measure_drift(model.drift_reference, rows, scored[CHURN_PROBABILITY], settings)
+    write_json(result, report)
+    level = log.warning if result["status"] != "ok" else log.info
+    level("drift: %s — %s", result["status"], result["detail"])
+
+
+# --------------------------------------------------------------------------- report
+@app.command()
+def report(
+    transactions: Annotated[Path, _required("Clean transactions (Parquet).")],
+    out: Annotated[Path, _required("Folder for the report files.")],
+    customers: Annotated[Path | None, typer.Option(help="Customers (Parquet): segments.")] = None,
+    nps: Annotated[Path | None, typer.Option(help="NPS answers (Parquet).")] = None,
+    scores: Annotated[Path | None, typer.Option(help="Latest scores (Parquet), if any.")] = None,
+    metrics: Annotated[Path | None, typer.Option(help="Evaluate metrics (JSON), if any.")] = None,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
+    import json
+    import tempfile
+
+    import duckdb
+    import pandas as pd
+
+    from churn.engine import open_duckdb, out_of_memory
+    from churn.files import write_csv, write_json, write_text
+    from churn.report import build_report, headline_figures
+    from churn.report.page import render_html
+
+    settings = _stage_params("report", params)
+    for path, what in ((transactions, "transactions"), (customers, "customers"), (nps, "nps")):
+        if path is not None and not path.exists():
+            raise ChurnError(f"{path}: {what} not found; run `churn ingest` first")
+    scores = scores if scores is not None and scores.exists() else None
+    metrics = metrics if metrics is not None and metrics.exists() else None
+    try:
+        metric_values = json.loads(metrics.read_text(encoding="utf-8")) if metrics else None
+    except json.JSONDecodeError as error:
+        raise ChurnError(f"{metrics}: not valid JSON ({error}); rerun `churn evaluate`") from None
+    with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
+        con = open_duckdb(settings.engine, spill)
+        try:
+            result = build_report(
+                con,
+                con.read_parquet(str(transactions)),
+                settings.report,
+                settings.churn,
+                nps=pd.read_parquet(nps) if nps else None,
+                customers=pd.read_parquet(customers) if customers else None,
+                scores=pd.read_parquet(scores) if scores else None,
+                metrics=metric_values,
+                sources={"transactions": str(transactions), "nps": str(nps), "scores": str(scores)},
+            )
+        except duckdb.OutOfMemoryException:
+            raise out_of_memory(settings.engine, "report") from None
+        finally:
+            con.close()
+    write_text(out / "retention.html", render_html(result))
+    write_json(headline_figures(result), out / "retention.json")
+    write_csv(
+        result.periods.drop(columns="period_index", errors="ignore"), out / "retention_monthly.csv"
+    )
+    write_csv(result.cohorts.drop(columns="period_index", errors="ignore"), out / "cohorts.csv")
+    log.info(
+        "report: %d %ss to %s, in %s",
+        len(result.periods),
+        settings.report.period,
+        result.as_of,
+        out,
+    )
+
+
+# --------------------------------------------------------------------------- publish / at-risk
+@app.command()
 def publish(
-    scores: Annotated[Path, typer.Option(help="Scores table from `churn score`.")] = Path(
-        "data/scores/scores.parquet"
-    ),
-    exports: Annotated[Path, typer.Option(help="Folder of dated lists and LATEST.json.")] = Path(
-        "exports/at_risk"
-    ),
-    ingest_report: Annotated[Path, typer.Option(help="Ingest report (gate if present).")] = Path(
-        "reports/ingest.json"
-    ),
-    drift_report: Annotated[Path, typer.Option(help="Drift report (gate if present).")] = Path(
-        "reports/drift.json"
-    ),
+    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
     force: Annotated[
         bool, typer.Option(help="Replace a different list already published for the date.")
     ] = False,
     accept_drift: Annotated[
         bool, typer.Option(help="Publish despite a failed drift gate.")
+    ] = False,
+    allow_non_champion: Annotated[
+        bool, typer.Option(help="Publish a list scored by a model that is not the champion.")
     ] = False,
     sql: Annotated[
         bool | None, typer.Option("--sql/--no-sql", help="Override publish.sql.enabled.")
@@ -518,63 +574,25 @@ def publish(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Check the gates, then atomically publish the dated at-risk list and switch LATEST.json."""
-    import datetime as dt
-    import json
-    import os
+    from churn.lifecycle import publish_scores
 
-    import pandas as pd
-
-    from churn.score import publish as publishing
-
-    settings = load_params(params).publish
-    if not scores.is_file():
-        raise ChurnError(f"{scores}: not found; run `dvc repro` (the score stage) first")
-    table = pd.read_parquet(scores)
-    publishing.validate_scores(table, str(scores))
-    reports = {}
-    for name, path in (("ingest", ingest_report), ("drift", drift_report)):
-        reports[name] = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
-    gates = [
-        publishing.check_volume(table, settings),
-        publishing.check_freshness(table["as_of"].iloc[0], dt.date.today(), settings),
-        publishing.check_ingest_report(reports["ingest"], settings),
-        publishing.check_drift_gate(reports["drift"]),
-    ]
-    for gate in gates:
-        status = "pass" if gate.passed else "FAIL"
-        if not gate.passed and gate.name == "drift" and accept_drift:
-            status = "FAIL, accepted with --accept-drift"
-        log.info("gate %s: %s (%s)", gate.name, status, gate.detail)
-    publishing.enforce_gates(gates, accept_drift)
-    result = publishing.publish_lists(table, exports, force=force)
-    manifest = result.manifest
-    log.info(
-        "%s %s: %d customers to contact, %d control (model %s)",
-        result.status,
-        exports / manifest["path"],
-        manifest["rows"],
-        manifest["groups"]["control"],
-        manifest["model_version"],
+    settings = load_params(params)
+    champion = _registry(settings.registry).alias_version(settings.registry.champion_alias)
+    publish_scores(
+        settings,
+        exports,
+        champion,
+        force=force,
+        accept_drift=accept_drift,
+        allow_non_champion=allow_non_champion,
+        sql=sql,
+        environ=os.environ,
     )
-    if sql if sql is not None else settings.sql.enabled:
-        url = os.environ.get(settings.sql.url_env)
-        if not url:
-            raise ChurnError(
-                f"SQL export: environment variable {settings.sql.url_env} is not set; set it to a "
-                "SQLAlchemy URL (credentials stay in the environment) or use --no-sql"
-            )
-        listed = publishing.read_list(exports, manifest)
-        rows = publishing.export_to_sql(listed, url, settings.sql.table, settings.sql.schema_name)
-        log.info(
-            "SQL export: %d rows for %s in table %s", rows, manifest["as_of"], settings.sql.table
-        )
 
 
 @app.command("at-risk")
 def at_risk(
-    exports: Annotated[Path, typer.Option(help="Folder of published lists.")] = Path(
-        "exports/at_risk"
-    ),
+    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
     date: Annotated[str | None, typer.Option(help="As-of date (default: LATEST).")] = None,
     tier: Annotated[list[str] | None, typer.Option(help="Risk tier(s): high, medium, low.")] = None,
     top: Annotated[int | None, typer.Option(help="Only the first N by priority.")] = None,
@@ -589,8 +607,10 @@ def at_risk(
     ] = None,
 ) -> None:
     """Filter the published at-risk list for a campaign; write CSV/JSON/Excel and a summary."""
-    from churn.score import at_risk as lists
-    from churn.score.publish import read_list, read_manifest, write_atomic
+    from churn.files import write_bytes
+    from churn.publish import lists
+    from churn.publish.formats import render_list
+    from churn.publish.record import read_list, read_manifest
 
     if group not in ("treatment", "control"):
         raise ChurnError(f"--group {group!r}: use treatment or control")
@@ -606,76 +626,33 @@ def at_risk(
         min_value=min_value,
         where=lists.parse_where(where or []),
     )
-    data = lists.render_list(selected, file_format)
+    data = render_list(selected, file_format)
     if to_stdout:
         if file_format == "xlsx":
-            raise ChurnError(
-                "--format xlsx: give --out FILE.xlsx (Excel files are not written to stdout)"
-            )
+            raise ChurnError("--format xlsx: give --out FILE.xlsx (no Excel on stdout)")
         sys.stdout.buffer.write(data)
         sys.stdout.flush()
     else:
-        write_atomic(out, data)
+        write_bytes(out, data)
     summary = f"{group} list as of {manifest['as_of']} (model {manifest['model_version']}):\n"
     typer.echo(summary + lists.summarise_list(selected), err=to_stdout)
 
 
-# --------------------------------------------------------------------------- promote / rollback / drift / backtest / retrain
-def _read_parquet(path: Path, what: str, columns: list[str] | None = None):
-    """Read a Parquet input of a stage; a missing file names the stage that makes it."""
-    import pandas as pd
-
-    if not path.exists():
-        raise ChurnError(f"{path}: not found ({what}); run `dvc repro` first")
-    return pd.read_parquet(path, columns=columns)
-
-
-def _registry(settings):
-    from churn.tracking import ModelRegistry, tracking_uri
-
-    return ModelRegistry(tracking_uri(Path.cwd()), settings.train.registered_model)
-
-
+# --------------------------------------------------------------------------- backtest / rollback / retrain
 @app.command()
-def promote(
-    challenger: Annotated[Path, typer.Option(help="Challenger model folder.")] = Path(
-        "models/challenger"
-    ),
-    snapshots: Annotated[Path, typer.Option(help="Training snapshots.")] = Path(
-        "data/features/train.parquet"
-    ),
-    out: Annotated[Path, typer.Option(help="Champion model folder to write.")] = Path(
-        "models/champion"
-    ),
-    report: Annotated[Path, typer.Option(help="Decision report.")] = Path("reports/promotion.json"),
-    apply: Annotated[
-        bool, typer.Option("--apply", help="Move the production alias if the challenger wins.")
-    ] = False,
+def backtest(
+    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    contacts: Annotated[
+        Path | None, typer.Option(help="Contact log CSV (customer_id, contacted_at).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Backtest report.")] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
-    """Champion/challenger gate on the newest out-of-time cutoff; writes the chosen model folder."""
-    from churn.promote import run_promotion
+    """Check published at-risk lists against what happened once their horizon passed."""
+    from churn.lifecycle import BACKTEST_REPORT, run_backtest_report, show_rows
 
-    settings = load_params(params)
-    result = run_promotion(
-        challenger,
-        _read_parquet(snapshots, "training snapshots"),
-        _registry(settings),
-        settings.promote,
-        settings.drift,
-        out,
-        report,
-        apply=apply,
-    )
-    log.info(
-        "gate: %s; champion folder holds version %s; alias %r on %s",
-        result["decision"],
-        result["chosen_version"],
-        result["alias"]["name"],
-        result["alias"]["after"],
-    )
-    for reason in result["reasons"]:
-        log.info("  %s", reason)
+    rows = run_backtest_report(load_params(params), exports, contacts, report or BACKTEST_REPORT)
+    show_rows(rows, "Backtest of published at-risk lists")
 
 
 @app.command()
@@ -684,21 +661,15 @@ def rollback(
     list_versions: Annotated[
         bool, typer.Option("--list", help="List registered versions and exit.")
     ] = False,
-    out: Annotated[Path, typer.Option(help="Champion model folder to rewrite.")] = Path(
-        "models/champion"
-    ),
-    snapshots: Annotated[
-        Path, typer.Option(help="Training snapshots (only if the version lacks a drift reference).")
-    ] = Path("data/features/train.parquet"),
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
-    """Put an earlier registered model back as champion (alias and models/champion/)."""
+    """Point the champion alias back at an earlier version; `dvc repro` then rescores with it."""
     import datetime as dt
 
-    from churn.promote import rollback_champion
+    from churn.promote import rollback_to
 
-    settings = load_params(params)
-    registry = _registry(settings)
+    names = load_params(params).registry
+    registry = _registry(names)
     if list_versions or to is None:
         for row in registry.versions():
             rejected = row["tags"].get("churn.rejected")
@@ -710,137 +681,10 @@ def rollback(
         if to is None and not list_versions:
             raise ChurnError("rollback: pass --to VERSION (versions listed above)")
         return
-    frame = _read_parquet(snapshots, "training snapshots") if snapshots.exists() else None
     stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    result = rollback_champion(
-        to,
-        registry,
-        settings.promote,
-        settings.drift,
-        out,
-        frame,
-        f"rolled back to {to} at {stamp}",
-    )
+    result = rollback_to(to, registry, names, f"rolled back to {to} at {stamp}")
     log.info("champion is version %s again (was %s)", result["after"], result["before"])
-    log.info("run `dvc repro` (or `dvc commit promote`) so scoring uses it")
-
-
-@app.command()
-def drift(
-    champion: Annotated[Path, typer.Option(help="Champion model folder.")] = Path(
-        "models/champion"
-    ),
-    snapshot: Annotated[Path, typer.Option(help="As-of feature snapshot.")] = Path(
-        "data/features/score.parquet"
-    ),
-    scores: Annotated[Path, typer.Option(help="Scores of that snapshot.")] = Path(
-        "data/scores/scores.parquet"
-    ),
-    report: Annotated[Path, typer.Option(help="Drift report (DVC metrics).")] = Path(
-        "reports/drift.json"
-    ),
-    params: ParamsPath = Path("params.yaml"),
-) -> None:
-    """Population stability of every feature and the score against the champion's training data."""
-    from churn.columns import CHURN_PROBABILITY, CUSTOMER_ID
-    from churn.drift import measure_drift
-    from churn.io import write_json
-    from churn.model import ChurnModel
-
-    settings = load_params(params).drift
-    model = ChurnModel.load(champion)
-    if model.drift_reference is None:
-        raise ChurnError(
-            f"{champion}: no drift_reference.json; rerun `dvc repro promote` to write one"
-        )
-    features = _read_parquet(snapshot, "as-of snapshot")
-    scored = _read_parquet(scores, "scores", [CUSTOMER_ID, CHURN_PROBABILITY])
-    # measure the population that was scored (the snapshot may hold customers scoring skipped)
-    features = features[features[CUSTOMER_ID].isin(scored[CUSTOMER_ID])]
-    result = measure_drift(model.drift_reference, features, scored[CHURN_PROBABILITY], settings)
-    write_json(result, report)
-    level = log.warning if result["status"] != "ok" else log.info
-    level("drift: %s — %s", result["status"], result["detail"])
-
-
-@app.command()
-def backtest(
-    archive: Annotated[
-        Path, typer.Option(help="Archived scoring runs (<as_of>/scores.parquet).")
-    ] = Path("data/archive/scores"),
-    transactions: Annotated[Path, typer.Option(help="Clean transactions.")] = Path(
-        "data/interim/transactions.parquet"
-    ),
-    contacts: Annotated[
-        Path | None, typer.Option(help="Contact log CSV (customer_id, contacted_at).")
-    ] = None,
-    report: Annotated[Path, typer.Option(help="Backtest report.")] = Path("reports/backtest.json"),
-    params: ParamsPath = Path("params.yaml"),
-) -> None:
-    """Check earlier at-risk lists against what happened once their horizon passed."""
-    import datetime as dt
-
-    import pandas as pd
-
-    from churn.backtest import check_contacts, run_backtest, summary_rows
-    from churn.columns import AMOUNT, CUSTOMER_ID, DATE
-    from churn.io import write_json
-
-    settings = load_params(params)
-    runs = {}
-    for folder in sorted(archive.glob("*/")) if archive.is_dir() else []:
-        try:
-            as_of = dt.date.fromisoformat(folder.name)
-        except ValueError:
-            log.warning("%s: not an ISO date folder; skipped", folder)
-            continue
-        if (folder / "scores.parquet").is_file():
-            runs[as_of] = pd.read_parquet(folder / "scores.parquet")
-    contact_path = contacts or (
-        Path(settings.backtest.contact_log) if settings.backtest.contact_log else None
-    )
-    contact_log = None
-    if contact_path is not None:
-        if not contact_path.exists():
-            raise ChurnError(f"{contact_path}: contact log not found; fix backtest.contact_log")
-        raw = pd.read_csv(contact_path, dtype={CUSTOMER_ID: "string"})
-        contact_log = check_contacts(raw, str(contact_path))
-    result = run_backtest(
-        runs,
-        _read_parquet(transactions, "clean transactions", [CUSTOMER_ID, DATE, AMOUNT]),
-        _horizon_days(settings),
-        settings.backtest,
-        contact_log,
-    )
-    write_json(result, report)
-    rows = summary_rows(result)
-    if not rows:
-        log.info(
-            "backtest: no archived list has reached its horizon yet (%d pending)",
-            len(result["pending"]),
-        )
-    _show_rows(rows, "Backtest of archived at-risk lists")
-    for pending in result["pending"]:
-        log.info("pending: list of %s matures on %s", pending["as_of"], pending["matures_on"])
-
-
-def _show_rows(rows: list[dict[str, str]], title: str) -> None:
-    """Print rows as a rich table on a terminal, else as plain log lines."""
-    if not rows:
-        return
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title)
-        for column in rows[0]:
-            table.add_column(column, justify="left" if column == "as of" else "right")
-        for row in rows:
-            table.add_row(*row.values())
-        Console().print(table)
-    else:
-        for row in rows:
-            log.info("  ".join(f"{k}={v}" for k, v in row.items()))
+    log.info("run `dvc repro` (or `churn retrain`) so models/champion/ and the list follow")
 
 
 @app.command()
@@ -848,60 +692,26 @@ def retrain(
     accept_drift: Annotated[
         bool, typer.Option("--accept-drift", help="Publish even if drift blocks it (reviewed).")
     ] = False,
+    new_definition: Annotated[
+        bool,
+        typer.Option(
+            "--new-definition",
+            help="Start a new line of models under a changed churn definition (logged).",
+        ),
+    ] = False,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
-    """For schedulers: lock, dvc repro, gate with alias move, publish, backtest; exits 0/10/20/75/1."""
-    import functools
-
-    from churn.retrain import RetrainSteps, run_repro, run_retrain
+    """For schedulers: lock, dvc repro (gate applied), publish, backtest; exits 0/10/20/75/1."""
+    from churn.lifecycle import retrain_steps
+    from churn.retrain import run_retrain
 
     settings = load_params(params)
-    registry = functools.cache(lambda: _registry(settings))  # opened after the lock is taken
-
-    def apply_gate() -> bool:
-        import json
-
-        from churn.model import ChurnModel
-        from churn.promote import apply_decision
-
-        stage = _stage_options("promote")
-        report_path = Path(stage.get("--report", "reports/promotion.json"))
-        decision = json.loads(report_path.read_text(encoding="utf-8"))
-        champion = ChurnModel.load(Path(stage.get("--out", "models/champion")))
-        return apply_decision(decision, champion, registry(), settings.promote)
-
-    steps = RetrainSteps(
-        champion_version=lambda: registry().alias_version(settings.promote.alias),
-        repro=lambda: run_repro(settings.retrain.repro_command),
-        apply_gate=apply_gate,
-        publish=lambda: _retrain_publish(params, accept_drift),
-        backtest=(lambda: backtest(params=params)) if settings.retrain.backtest else None,
-    )
+    child_env = {**os.environ, APPLY_ENV: "1"}
+    if new_definition:
+        log.warning("--new-definition: a challenger under a changed definition may become champion")
+        child_env[NEW_DEFINITION_ENV] = "1"
+    steps = retrain_steps(settings, EXPORTS, child_env, accept_drift)
     raise typer.Exit(run_retrain(steps, settings.retrain.lock_file))
-
-
-def _stage_options(name: str, dvc_yaml: Path = Path("dvc.yaml")) -> dict[str, str]:
-    """Return the --option values of a stage's command in dvc.yaml (paths are written there once)."""
-    import shlex
-
-    import yaml
-
-    if not dvc_yaml.exists():
-        raise ChurnError(f"{dvc_yaml}: not found; run `churn retrain` from the project folder")
-    stages = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8")).get("stages", {})
-    if name not in stages:
-        raise ChurnError(f"{dvc_yaml}: no stage {name!r}; `churn retrain` needs it")
-    argv = shlex.split(" ".join(str(stages[name]["cmd"]).split()))
-    return {
-        key: value
-        for key, value in zip(argv, argv[1:], strict=False)
-        if key.startswith("--") and not value.startswith("--")
-    }
-
-
-def _retrain_publish(params: Path, accept_drift: bool) -> None:
-    """Publish the scored list through the same code as `churn publish` (raises DataCheckFailed)."""
-    publish(params=params, accept_drift=accept_drift)
 
 
 def main() -> None:

@@ -21,6 +21,50 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# --------------------------------------------------------------------------- shared sections
+class ChurnParams(Section):
+    """The churn definition, written once and read by every stage that labels, scores or states it.
+
+    Churned at cutoff t = no purchase (amount > 0) dated in (t, t + horizon_days]; eligible at t =
+    a purchase dated in (t - active_within_days, t]; as_of = the scored snapshot's date.
+    """
+
+    horizon_days: int = Field(90, ge=1)
+    active_within_days: int = Field(365, ge=7)
+    as_of: date | None = None  # null = the last transaction date
+
+
+MEMORY_SIZE = r"\d+(\.\d+)?\s*[KMGT]i?B"
+
+
+class EngineParams(Section):
+    """DuckDB, the embedded engine of every stage that aggregates transactions (no model stage)."""
+
+    threads: int | None = Field(None, ge=1)  # null = all cores
+    memory_limit: str = "2GB"  # DuckDB spills to a temporary folder beyond it
+
+    @model_validator(mode="after")
+    def _memory_size(self) -> EngineParams:
+        if not re.fullmatch(MEMORY_SIZE, self.memory_limit):
+            raise ValueError(f"memory_limit {self.memory_limit!r}: write it like 2GB or 512MB")
+        return self
+
+
+class RegistryParams(Section):
+    """MLflow: where runs are recorded, the registered model, and the alias that is production."""
+
+    model: str = Field("churn-classifier", min_length=1)  # registered model name
+    champion_alias: str = Field("champion", min_length=1)  # the production alias
+    training_experiment: str = Field("churn", min_length=1)  # `churn train` runs
+    gate_experiment: str = Field("churn-promote", min_length=1)  # every gate decision
+
+    @model_validator(mode="after")
+    def _aliases_differ(self) -> RegistryParams:
+        if self.champion_alias == "challenger":
+            raise ValueError("champion_alias cannot be 'challenger' (every training run moves it)")
+        return self
+
+
 # --------------------------------------------------------------------------- generate
 class GenerateParams(Section):
     """Synthetic default data: `churn generate` (the `generate` DVC stage)."""
@@ -80,8 +124,6 @@ class TrainParams(Section):
     # production model: same settings refit on every cutoff labelled by the test cutoff, calibrated
     # on the test cutoff; false = promote and score the evaluation model itself (see README)
     production_refit: bool = True
-    experiment: str = Field("churn", min_length=1)  # MLflow experiment name
-    registered_model: str = Field("churn-classifier", min_length=1)  # MLflow registered model
 
     @model_validator(mode="after")
     def _monotone_directions(self) -> TrainParams:
@@ -96,7 +138,6 @@ class EvaluateParams(Section):
     """`churn evaluate`: metrics and plots on the test (newest labelled) cutoff, vs baselines."""
 
     top_fractions: tuple[float, ...] = (0.05, 0.1, 0.2)  # lift and recall in the top k of the list
-    ece_bins: int = Field(10, ge=2)  # equal-width probability bins for expected calibration error
     tenure_bands_days: tuple[int, ...] = (90, 365, 730)  # segment edges for per-segment metrics
     min_segment_rows: int = Field(50, ge=1)  # smaller segments are reported without metrics
     bootstrap: int = Field(200, ge=0)  # resamples of customers for CIs of model - baseline
@@ -116,31 +157,10 @@ REPORT_PERIOD_DAYS = {"week": 7, "month": 31, "quarter": 92}  # longest period o
 
 
 class ReportParams(Section):
-    """Retention report: `churn report` (the `report` DVC stage).
-
-    The churn-definition keys mirror the features section (same names, same meaning) so the lead
-    can point them there once both sections are merged.
-    """
+    """Retention report: `churn report` (the `report` DVC stage); the definition is `churn`'s."""
 
     period: Literal["week", "month", "quarter"] = "month"
     cohort_period: Literal["week", "month", "quarter"] = "month"
-    active_within_days: int = Field(365, ge=7)  # active at t = a purchase dated in (t - N, t]
-    horizon_days: int = Field(90, ge=1)  # the model's churn window, quoted on the page only
-    as_of: date | None = None  # last day the report covers; null = last transaction date
-    threads: int | None = Field(None, ge=1)  # DuckDB threads; null = all cores
-    memory_limit: str = "2GB"  # DuckDB spills to disk beyond this
-
-    @model_validator(mode="after")
-    def _window_covers_a_period(self) -> ReportParams:
-        # A first purchase must keep a customer active until the end of its period, or they
-        # could join and leave inside one period, unseen by customers at start/new/lost/at end.
-        longest = REPORT_PERIOD_DAYS[self.period]
-        if self.active_within_days < longest:
-            raise ValueError(
-                f"active_within_days = {self.active_within_days} is shorter than a {self.period} "
-                f"({longest} days); raise it or choose a shorter period"
-            )
-        return self
 
 
 # --------------------------------------------------------------------------- features
@@ -161,17 +181,10 @@ class RolesParams(Section):
 class FeaturesParams(Section):
     """Point-in-time snapshots and churn labels: `churn features` (the `features` DVC stage)."""
 
-    horizon_days: int = Field(90, ge=1)  # churned = no purchase dated in (cutoff, cutoff + horizon]
-    as_of: date | None = None  # the scored snapshot; null = last transaction date
-    active_within_days: int = Field(
-        365, ge=1
-    )  # eligible: a purchase dated in (cutoff - this, cutoff]
     windows: tuple[int, ...] = (30, 90, 180, 365)  # trailing windows (cutoff - N, cutoff], days
     trend_days: int = Field(90, ge=1)  # trend: last N days against the N days before them
     cutoffs: CutoffsParams = CutoffsParams()
     roles: RolesParams = RolesParams()
-    threads: int | None = Field(None, ge=1)  # DuckDB threads; null = all cores
-    memory_limit: str = "2GB"  # DuckDB memory limit; it spills to a temp folder beyond it
     # quality: BG/NBD expected purchases and P(alive), fitted per cutoff (off: no measured gain)
     bgnbd: bool = False
     # time of year of the cutoff (sin/cos of the day of year): lets the model learn seasonal churn
@@ -312,8 +325,6 @@ class IngestParams(Section):
     volume: VolumeCheck = VolumeCheck()
     customers: CustomersSource | None = None
     nps: NpsSource | None = None
-    threads: int = Field(2, ge=1)  # DuckDB threads
-    memory_limit: str = "2GB"  # DuckDB memory limit (spills to disk beyond it)
 
     @model_validator(mode="after")
     def _consistent(self) -> IngestParams:
@@ -333,8 +344,6 @@ class IngestParams(Section):
                 )
         if len(set(self.passthrough)) != len(self.passthrough):
             raise ValueError("passthrough lists a column twice")
-        if not re.fullmatch(r"\d+(\.\d+)?\s*[KMGT]i?B", self.memory_limit):
-            raise ValueError(f"memory_limit {self.memory_limit!r}: write it like 2GB or 512MB")
         for label, spec in (("", self), ("customers.", self.customers), ("nps.", self.nps)):
             if spec is not None:
                 _check_source(label, spec.source, spec.format, spec.sql)
@@ -488,10 +497,7 @@ class PromoteParams(Section):
     max_auc_drop: float = Field(0.01, ge=0, le=1)  # largest allowed AUC drop against the champion
     # calibration guard: the challenger's ECE may exceed the champion's by at most this much
     max_ece_increase: float = Field(0.02, ge=0, le=1)
-    ece_bins: int = Field(10, ge=2)  # equal-width probability bins for expected calibration error
     eval_role: str = Field("test", min_length=1)  # snapshot role both models are measured on
-    alias: str = Field("champion", min_length=1)  # MLflow alias of the production model
-    experiment: str = Field("churn-promote", min_length=1)  # MLflow experiment of gate decisions
 
 
 class DriftParams(Section):
@@ -517,7 +523,6 @@ class DriftParams(Section):
 class BacktestParams(Section):
     """`churn backtest`: archived at-risk lists against what happened once their horizon passed."""
 
-    calibration_bins: int = Field(10, ge=2)  # equal-width probability bins of the calibration table
     confidence: float = Field(0.95, gt=0.5, lt=1)  # level of the treated-vs-control interval
     contact_log: str | None = None  # optional CSV (customer_id, contacted_at) of real contacts
 
@@ -534,31 +539,40 @@ class RetrainParams(Section):
 class Params(Section):
     """All of params.yaml. Each stage receives only the sections it declares in dvc.yaml."""
 
+    churn: ChurnParams = ChurnParams()
+    engine: EngineParams = EngineParams()
+    registry: RegistryParams = RegistryParams()
     generate: GenerateParams = GenerateParams()
     ingest: IngestParams = IngestParams()
     features: FeaturesParams = FeaturesParams()
     train: TrainParams = TrainParams()
     evaluate: EvaluateParams = EvaluateParams()
-    report: ReportParams = ReportParams()
-    score: ScoreParams = ScoreParams()
-    publish: PublishParams = PublishParams()
     promote: PromoteParams = PromoteParams()
+    score: ScoreParams = ScoreParams()
     drift: DriftParams = DriftParams()
+    report: ReportParams = ReportParams()
+    publish: PublishParams = PublishParams()
     backtest: BacktestParams = BacktestParams()
     retrain: RetrainParams = RetrainParams()
 
     @model_validator(mode="after")
-    def _one_churn_definition(self) -> Params:
-        # The report states the same churn definition the model is trained on; two different
-        # definitions would make the lists and the business figures tell different stories.
-        for key in ("active_within_days", "horizon_days"):
-            mine, theirs = getattr(self.report, key), getattr(self.features, key)
-            if mine != theirs:
-                raise ValueError(
-                    f"report.{key} = {mine} differs from features.{key} = {theirs}; "
-                    "set both to the same value (one churn definition)"
-                )
+    def _active_window_covers_a_report_period(self) -> Params:
+        # A first purchase must keep a customer active until the end of its period, or they
+        # could join and leave inside one period, unseen by customers at start/new/lost/at end.
+        longest = REPORT_PERIOD_DAYS[self.report.period]
+        if self.churn.active_within_days < longest:
+            raise ValueError(
+                f"churn.active_within_days = {self.churn.active_within_days} is shorter than a "
+                f"{self.report.period} ({longest} days); raise it or choose a shorter report.period"
+            )
         return self
+
+    def select(self, *sections: str) -> StageParams:
+        """Return a view holding only `sections`: a stage reads what dvc.yaml says it reads."""
+        unknown = [name for name in sections if name not in type(self).model_fields]
+        if unknown:
+            raise ValueError(f"no params section(s) {unknown}")
+        return StageParams({name: getattr(self, name) for name in sections})
 
     @model_validator(mode="before")
     @classmethod
@@ -568,6 +582,27 @@ class Params(Section):
                 if value is None:
                     raise ValueError(f"section '{key}' is empty; remove it or give it keys")
         return data
+
+
+class StageParams:
+    """The params sections one stage declares; reading any other section is an error (not None)."""
+
+    def __init__(self, sections: dict[str, Section]) -> None:
+        self._sections = dict(sections)
+
+    def __getattr__(self, name: str) -> Any:
+        sections = self.__dict__.get("_sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(
+            f"params section {name!r} is not declared for this stage (it reads "
+            f"{sorted(sections)}); declare it in dvc.yaml and in churn.cli.STAGE_PARAMS"
+        )
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Return the declared section names."""
+        return tuple(self._sections)
 
 
 def _suggest(loc: tuple[Any, ...], model: type[BaseModel]) -> str:
@@ -612,6 +647,19 @@ def parse_params(data: Any, source: str = "params.yaml") -> Params:
         return Params.model_validate(data)
     except ValidationError as error:
         raise ChurnError(format_validation_error(error, source)) from None
+
+
+def check_sections(path: str | Path, needed: set[str]) -> list[str]:
+    """Return the sections params.yaml spells out; raise naming any section a stage reads that is
+    missing (DVC would otherwise stop with its own message)."""
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    missing = sorted(needed - set(data))
+    if missing:
+        raise ChurnError(
+            f"{path}: section(s) {missing} missing; dvc.yaml's stages read them — add them "
+            "(the README lists every key with its default)"
+        )
+    return sorted(data)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

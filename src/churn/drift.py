@@ -309,17 +309,3 @@ def drift_problems(report: Mapping[str, Any]) -> list[str]:
             f"({entry['largest_shift']})"
         )
     return lines
-
-
-def check_drift(report: Mapping[str, Any] | None, accept_drift: bool = False) -> list[str]:
-    """Return the reasons publishing must stop for drift (empty when it may go on)."""
-    if report is None:
-        return ["no drift report found; run `dvc repro` (the drift stage) before publishing"]
-    problems = drift_problems(report)
-    if not problems or accept_drift:
-        return []
-    return [
-        "drift: the scoring data moved away from the champion's training data — "
-        + "; ".join(problems)
-        + ". Check the data; if the shift is real and expected, publish with --accept-drift"
-    ]

@@ -181,20 +181,15 @@ class ChurnModel:
         partly used `held_out` cutoff is handled by `held_out_mask`). Folders written before these
         keys existed have no record, and count as not overlapping.
         """
-        horizon = self.metadata.get("horizon_days")
+        # imported here: the served pyfunc model ships model.py alone (churn.tracking)
+        from churn.cutoffs import labels_overlap
+
         if part == "calibration":
             newest = self.metadata.get("calibration_cutoff")
-            oldest = newest
+            span = [newest, newest]
         else:
-            oldest, newest = self.metadata.get("training_cutoffs") or [None, None]
-        if not newest or not oldest or not horizon or len(cutoffs) == 0:
-            return False
-        window = pd.Timedelta(days=int(horizon))
-        evaluated = pd.to_datetime(cutoffs)
-        return bool(
-            pd.Timestamp(oldest) < evaluated.max() + window
-            and evaluated.min() < pd.Timestamp(newest) + window
-        )
+            span = self.metadata.get("training_cutoffs")
+        return labels_overlap(span, cutoffs, self.metadata.get("horizon_days"))
 
     def held_out_mask(self, rows: pd.DataFrame) -> np.ndarray | None:
         """Return which of `rows` this model never trained on, when that matters, else None.
@@ -203,13 +198,13 @@ class ChurnModel:
         calibrates on the rest. On rows whose label window overlaps that cutoff's, only those
         held-out customers give an out-of-time ranking; elsewhere every row does (None).
         """
+        from churn.cutoffs import labels_overlap
+
         held = self.metadata.get("held_out")
-        horizon = self.metadata.get("horizon_days")
-        if not held or not horizon or rows.empty:
+        if not held or rows.empty:
             return None
-        window = pd.Timedelta(days=int(horizon))
-        cutoff, evaluated = pd.Timestamp(held["cutoff"]), pd.to_datetime(rows["cutoff"])
-        if not (cutoff < evaluated.max() + window and evaluated.min() < cutoff + window):
+        span = [held["cutoff"], held["cutoff"]]
+        if not labels_overlap(span, rows["cutoff"], self.metadata.get("horizon_days")):
             return None
         share = customer_share(rows["customer_id"].reset_index(drop=True), held["hash"])
         return share >= float(held["share_from"])
@@ -235,10 +230,11 @@ class ChurnModel:
         digests = {name: _sha256(text) for name, text in texts.items()}
         metadata = {**self.metadata, "files_sha256": digests}
         texts[METADATA_FILE] = _dump(metadata)
+        # imported here: the served pyfunc model ships model.py alone (churn.tracking)
+        from churn.files import write_text
+
         for name, text in texts.items():
-            tmp = folder / f".{name}.tmp"
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(folder / name)
+            write_text(folder / name, text)
         return digests
 
     @classmethod

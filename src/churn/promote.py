@@ -1,4 +1,5 @@
-"""The champion/challenger gate: both models on the same newest out-of-time rows, rules, alias move."""
+"""The champion/challenger gate: both models on the same newest out-of-time rows, under the same
+churn definition; it decides and returns what production should be, the command saves it."""
 
 from __future__ import annotations
 
@@ -12,60 +13,20 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
-from churn.config import DriftParams, PromoteParams
+from churn.config import DriftParams, PromoteParams, RegistryParams
+from churn.definition import definition_changes
 from churn.drift import build_reference
 from churn.errors import ChurnError
 from churn.logs import get_logger
+from churn.metrics import ECE_BINS, GATE_METRICS, probability_metrics
 from churn.model import MODEL_FILE, ChurnModel
 
 log = get_logger("promote")
 
-METRIC_NAMES = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
+METRIC_NAMES = GATE_METRICS
 _TOLERANCE = 1e-12  # an AUC drop of exactly max_auc_drop passes despite float rounding
-_CLIP = 1e-15
-_VOLATILE_METADATA = ("files_sha256", "model_version", "registered_model", "run_id")
-
-
-# --------------------------------------------------------------------------- metrics
-def expected_calibration_error(labels: np.ndarray, probabilities: np.ndarray, bins: int) -> float:
-    """Return ECE: row-weighted |mean probability - churn rate| over equal-width probability bins."""
-    labels = np.asarray(labels, dtype="float64")
-    probabilities = np.asarray(probabilities, dtype="float64")
-    index = np.minimum((probabilities * bins).astype("int64"), bins - 1)
-    total = 0.0
-    for b in np.unique(index):
-        inside = index == b
-        total += inside.sum() * abs(probabilities[inside].mean() - labels[inside].mean())
-    return float(total / labels.size)
-
-
-def measure_scores(
-    labels: np.ndarray, probabilities: np.ndarray, ece_bins: int
-) -> dict[str, float | None]:
-    """Return ROC AUC, PR AUC, log loss, Brier and ECE; None for any that cannot be computed."""
-    labels = np.asarray(labels)
-    probabilities = np.asarray(probabilities, dtype="float64")
-    empty: dict[str, float | None] = dict.fromkeys(METRIC_NAMES)
-    if labels.size == 0 or labels.size != probabilities.size:
-        return empty
-    if (
-        not np.isfinite(probabilities).all()
-        or (probabilities < 0).any()
-        or (probabilities > 1).any()
-    ):
-        return empty
-    both_classes = np.unique(labels).size == 2
-    clipped = np.clip(probabilities, _CLIP, 1 - _CLIP)
-    return {
-        "roc_auc": float(roc_auc_score(labels, probabilities)) if both_classes else None,
-        "pr_auc": float(average_precision_score(labels, probabilities)) if both_classes else None,
-        "log_loss": float(-np.mean(labels * np.log(clipped) + (1 - labels) * np.log(1 - clipped))),
-        "brier": float(np.mean((probabilities - labels) ** 2)),
-        "ece": expected_calibration_error(labels, probabilities, ece_bins),
-    }
 
 
 # --------------------------------------------------------------------------- evaluation rows
@@ -139,9 +100,7 @@ def calibrated_on_eval_window(model: ChurnModel, rows: pd.DataFrame) -> bool:
     return model.read_labels_overlapping(rows[CUTOFF], "calibration")
 
 
-def measure_candidate(
-    model: ChurnModel, rows: pd.DataFrame, version: str | None, ece_bins: int
-) -> Candidate:
+def measure_candidate(model: ChurnModel, rows: pd.DataFrame, version: str | None) -> Candidate:
     """Return a candidate with its metrics on `rows`; a model that cannot score them gets an error."""
     sha = model.metadata.get("files_sha256", {}).get(MODEL_FILE)
     if rows.empty:
@@ -161,12 +120,12 @@ def measure_candidate(
             sha256=sha,
         )
     labels = rows[CHURNED].to_numpy(dtype="int64")
-    metrics = measure_scores(labels, probabilities, ece_bins)
+    metrics = probability_metrics(labels, probabilities)
     if calibrated_on_eval_window(model, rows):
         # the ranking is still out-of-time (the booster never saw these labels); for calibration
         # use the out-of-time ECE of the same recipe recorded at training, else none (rejects)
         recorded = model.metadata.get("out_of_time") or {}
-        usable = recorded.get("ece_bins") == ece_bins and isinstance(recorded.get("ece"), float)
+        usable = recorded.get("ece_bins") == ECE_BINS and isinstance(recorded.get("ece"), float)
         metrics = {**metrics, "ece": recorded["ece"] if usable else None}
         if not usable:
             return Candidate(
@@ -174,8 +133,7 @@ def measure_candidate(
                 metrics,
                 error=(
                     "calibrated on the evaluation rows and no out-of-time ECE with "
-                    f"{ece_bins} bins was recorded at training; retrain with the current "
-                    "promote.ece_bins (`dvc repro train`)"
+                    f"{ECE_BINS} bins was recorded at training; retrain (`dvc repro train`)"
                 ),
                 sha256=sha,
                 ece_source="missing",
@@ -228,8 +186,15 @@ def decide_promotion(
     champion: Candidate | None,
     params: PromoteParams,
     rejected_reason: str | None = None,
+    definition_change: list[str] | None = None,
+    new_definition: bool = False,
 ) -> Decision:
-    """Return the gate verdict; with no champion only the floor applies; missing metrics reject."""
+    """Return the gate verdict; with no champion only the floor applies; missing metrics reject.
+
+    `definition_change` lists how the challenger's churn definition differs from the champion's:
+    numbers under different labels are never compared, so the challenger is refused unless
+    `new_definition` starts a new line of models, where only the floor applies.
+    """
     if (
         champion is not None
         and challenger.version is not None
@@ -262,6 +227,25 @@ def decide_promotion(
         return Decision(
             all(c.passed for c in checks), tuple(checks), "no champion yet: only the floor applies"
         )
+    if definition_change:
+        if new_definition:
+            note = (
+                "new definition line (--new-definition): the champion was trained under another "
+                f"churn definition ({'; '.join(definition_change)}); only the floor applies"
+            )
+            return Decision(all(c.passed for c in checks), tuple(checks), note)
+        checks.append(
+            Check(
+                "same_definition",
+                False,
+                "the challenger's churn definition differs from the champion's ("
+                + "; ".join(definition_change)
+                + "), so their numbers are not comparable; to start a new line of models under "
+                "the new definition run `churn retrain --new-definition` (or `churn promote "
+                "--new-definition --apply`), or restore the champion's params",
+            )
+        )
+        return Decision(False, tuple(checks))
     champion_auc = _metric(champion, "roc_auc")
     if auc is None or champion_auc is None:
         who, whom = ("challenger", challenger) if auc is None else ("champion", champion)
@@ -303,14 +287,7 @@ class Registry(Protocol):
     def find_version(self, sha: str) -> str | None: ...
     def rejected_reason(self, version: str) -> str | None: ...
     def fetch_folder(self, version: str, dest: str | Path) -> Path: ...
-    def register_folder(self, folder: str | Path, experiment: str) -> str: ...
     def tag_sha(self, version: str, sha: str) -> None: ...
-    def mark_rejected(self, version: str, reason: str) -> None: ...
-    def clear_rejected(self, version: str) -> None: ...
-    def has_reference(self, version: str) -> bool: ...
-    def attach_reference(self, version: str, folder: str | Path) -> bool: ...
-    def log_decision(self, experiment: str, report: dict[str, Any], report_path: Path) -> str: ...
-    def set_alias(self, alias: str, version: str) -> None: ...
 
 
 def model_sha(model: ChurnModel) -> str | None:
@@ -337,9 +314,7 @@ def champion_model(
     model: ChurnModel, version: str, registered_model: str, reference: dict[str, Any] | None
 ) -> ChurnModel:
     """Return the model as written to models/champion/: version, registry name and drift reference."""
-    # keys `churn train` adds after registering differ between the local folder and the registry
-    # copy: drop them so the same model always gives byte-identical files (and no rescoring)
-    metadata = {k: v for k, v in model.metadata.items() if k not in _VOLATILE_METADATA}
+    metadata = {k: v for k, v in model.metadata.items() if k != "files_sha256"}
     metadata.update({"model_version": str(version), "registered_model": registered_model})
     return replace(model, metadata=metadata, drift_reference=reference)
 
@@ -355,26 +330,38 @@ def drift_reference_for(
     return build_reference(rows, model.spec.numeric, model.spec.categorical, scores, drift)
 
 
-def run_promotion(
-    challenger_dir: Path,
+@dataclass(frozen=True)
+class GateOutcome:
+    """What the gate decided, for the command to save: the report, the model that production
+    (the champion alias) holds after this run, and whether the alias must move to it."""
+
+    report: dict[str, Any]
+    champion: ChurnModel  # what models/champion/ must hold: the alias target after this run
+    champion_version: str
+    move_alias: bool  # move the champion alias to champion_version (the command's last step)
+
+
+def run_gate(
+    challenger: ChurnModel,
+    challenger_version: str,
     snapshots: pd.DataFrame,
     registry: Registry,
     params: PromoteParams,
     drift: DriftParams,
-    champion_dir: Path,
-    report_path: Path,
+    names: RegistryParams,
     apply: bool = False,
-) -> dict[str, Any]:
-    """Run the gate, write models/champion/ and the report, and move the alias last when allowed."""
-    from churn.io import write_json
+    new_definition: bool = False,
+) -> GateOutcome:
+    """Measure challenger and champion on the same rows and decide; change nothing.
 
-    challenger = ChurnModel.load(challenger_dir)
-    challenger_version = resolve_version(challenger, registry)
-    champion_version = registry.alias_version(params.alias)
+    The alias moves only when the challenger passes and either `apply` is set (`churn retrain`,
+    `churn promote --apply`) or there is no champion yet. `models/champion/` always holds what
+    the alias points to after the run, so `score` never scores a model that is not production.
+    """
+    champion_version = registry.alias_version(names.champion_alias)
     champion, champion_error = _load_champion(
         registry, champion_version, challenger, challenger_version
     )
-
     rows = select_eval_rows(snapshots, params.eval_role)
     masks = [m.held_out_mask(rows) for m in (challenger, champion) if m is not None]
     masks = [mask for mask in masks if mask is not None]
@@ -383,16 +370,30 @@ def run_promotion(
         # window overlaps it): both models are measured on the customers neither trained on
         rows = rows[np.logical_and.reduce(masks)].reset_index(drop=True)
         log.info("gate measured on the %d eval customers neither model trained on", len(rows))
-    challenger_result = measure_candidate(challenger, rows, challenger_version, params.ece_bins)
+    challenger_result = measure_candidate(challenger, rows, challenger_version)
     champion_result: Candidate | None = None
+    change: list[str] = []
     if champion is not None:
-        champion_result = measure_candidate(champion, rows, champion_version, params.ece_bins)
+        change = definition_changes(
+            champion.metadata.get("definition"), challenger.metadata.get("definition")
+        )
+        if champion is not challenger and not change:
+            champion_result = measure_candidate(champion, rows, champion_version)
+        else:
+            # never measured under labels it was not trained for: its numbers are not comparable
+            champion_result = Candidate(champion_version)
     elif champion_version is not None:
         champion_result = Candidate(champion_version, error=champion_error)
-    rejected = registry.rejected_reason(challenger_version) if challenger_version else None
-    decision = decide_promotion(challenger_result, champion_result, params, rejected)
-
-    if decision.promote:
+    rejected = registry.rejected_reason(challenger_version)
+    decision = decide_promotion(
+        challenger_result, champion_result, params, rejected, change, new_definition
+    )
+    move = (
+        decision.promote
+        and challenger_version != champion_version
+        and (apply or champion_version is None)
+    )
+    if move or (champion_version is None and decision.promote):
         chosen, chosen_version = challenger, challenger_version
     elif champion is not None and champion_version is not None:
         chosen, chosen_version = champion, champion_version
@@ -411,52 +412,33 @@ def run_promotion(
     if chosen.drift_reference is None and chosen is not challenger:
         log.warning(
             "champion version %s has no frozen drift reference; built one from the current "
-            "training rows and stored it with the version",
+            "training rows",
             chosen_version,
         )
-    if chosen_version is None:
-        # a challenger `churn train --no-tracking` did not register: register it (not an alias move)
-        with tempfile.TemporaryDirectory(prefix="churn-register-") as tmp:
-            replace(chosen, drift_reference=reference).save(tmp)
-            chosen_version = registry.register_folder(tmp, params.experiment)
-        challenger_result = replace(challenger_result, version=chosen_version)
     final = champion_model(chosen, chosen_version, registry.model_name, reference)
-    final.save(champion_dir)
-    if not registry.has_reference(chosen_version):
-        registry.attach_reference(chosen_version, champion_dir)
-
-    move = (
-        decision.promote
-        and chosen_version != champion_version
-        and (apply or champion_version is None)
-    )
     report = build_report(
         decision,
         challenger_result,
         champion_result,
         rows,
         params,
+        names,
         registry.model_name,
         chosen_version,
         model_sha(chosen),
         champion_version,
         move,
+        pending=decision.promote and not move and challenger_version != champion_version,
+        definition={
+            "challenger": (challenger.metadata.get("definition") or {}).get("fingerprint"),
+            "champion": None
+            if champion is None
+            else (champion.metadata.get("definition") or {}).get("fingerprint"),
+            "changes": change,
+            "new_line": bool(change) and new_definition and decision.promote,
+        },
     )
-    write_json(report, report_path)
-    registry.log_decision(params.experiment, report, report_path)
-    if move:
-        # the very last step: production changes here, after the folder, report and run exist
-        registry.set_alias(params.alias, chosen_version)
-        log.info("alias %r moved: version %s -> %s", params.alias, champion_version, chosen_version)
-    elif decision.promote and chosen_version != champion_version:
-        log.info(
-            "challenger %s passes the gate; alias %r stays on %s (experiment: apply with "
-            "`churn promote --apply` or `churn retrain`)",
-            chosen_version,
-            params.alias,
-            champion_version,
-        )
-    return report
+    return GateOutcome(report, final, chosen_version, move)
 
 
 def _load_champion(
@@ -484,11 +466,14 @@ def build_report(
     champion: Candidate | None,
     rows: pd.DataFrame,
     params: PromoteParams,
+    names: RegistryParams,
     registered_model: str,
     chosen_version: str,
     chosen_sha: str | None,
     alias_before: str | None,
     alias_moves: bool,
+    pending: bool = False,
+    definition: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return reports/promotion.json: decision, both models' metrics and the eval data fingerprint."""
     return {
@@ -499,85 +484,44 @@ def build_report(
             "min_auc": params.min_auc,
             "max_auc_drop": params.max_auc_drop,
             "max_ece_increase": params.max_ece_increase,
-            "ece_bins": params.ece_bins,
+            "ece_bins": ECE_BINS,
             "eval_role": params.eval_role,
         },
         "registered_model": registered_model,
         "challenger": challenger.to_dict(),
         "champion": None if champion is None else champion.to_dict(),
+        "definition": definition or {},
         "chosen_version": chosen_version,
         "chosen_sha256": chosen_sha,
         "alias": {
-            "name": params.alias,
+            "name": names.champion_alias,
             "before": alias_before,
             "after": chosen_version if alias_moves else alias_before,
             "moved_by_this_run": alias_moves,
+            # passed the gate but production stays: apply with `churn retrain` or --apply
+            "pending_apply": pending,
         },
         "eval_data": fingerprint_rows(rows),
     }
 
 
-def apply_decision(
-    report: Mapping[str, Any], champion: ChurnModel, registry: Registry, params: PromoteParams
-) -> bool:
-    """Move the alias to the version `dvc repro` chose (retrain); return True if it moved."""
-    chosen = str(report["chosen_version"])
-    if champion.version != chosen or model_sha(champion) != report.get("chosen_sha256"):
-        raise ChurnError(
-            f"models/champion/ holds version {champion.version}, but reports/promotion.json chose "
-            f"{chosen}; rerun `dvc repro promote` before applying"
-        )
-    current = registry.alias_version(params.alias)
-    if report["decision"] != "promote" or current == chosen:
-        return False
-    if report["alias"]["before"] != current:
-        raise ChurnError(
-            f"alias {params.alias!r} moved to {current} after the gate ran against "
-            f"{report['alias']['before']}; rerun `dvc repro promote` to compare with it"
-        )
-    registry.set_alias(params.alias, chosen)
-    log.info("alias %r moved: version %s -> %s", params.alias, current, chosen)
-    return True
-
-
-def rollback_champion(
-    version: str,
-    registry: Registry,
-    params: PromoteParams,
-    drift: DriftParams,
-    champion_dir: Path,
-    snapshots: pd.DataFrame | None,
-    reason: str,
-) -> dict[str, Any]:
-    """Put an earlier registered version back: models/champion/ first, the alias last."""
+def rollback_to(version: str, registry: Any, names: RegistryParams, reason: str) -> dict[str, Any]:
+    """Point the champion alias at an earlier registered version (the registry only): the next
+    `dvc repro` writes it to models/champion/ and rescores. The version rolled back from is
+    tagged so the gate never promotes it again."""
     version = str(version)
     if registry.version_info(version) is None:
         raise ChurnError(
             f"rollback: model {registry.model_name!r} has no version {version}; "
             "see `churn rollback --list`"
         )
-    current = registry.alias_version(params.alias)
-    with tempfile.TemporaryDirectory(prefix="churn-rollback-") as tmp:
-        model = ChurnModel.load(registry.fetch_folder(version, tmp))
-    reference = model.drift_reference
-    if reference is None:
-        if snapshots is None:
-            raise ChurnError(
-                f"rollback: version {version} has no frozen drift reference; pass --snapshots "
-                "data/features/train.parquet to build one from the current training rows"
-            )
-        reference = drift_reference_for(model, snapshots, drift)
-        log.warning("version %s had no drift reference; built one from the current rows", version)
-    champion_model(model, version, registry.model_name, reference).save(champion_dir)
-    if not registry.has_reference(version):
-        registry.attach_reference(version, champion_dir)
+    current = registry.alias_version(names.champion_alias)
     registry.clear_rejected(version)
     if current is not None and current != version:
-        # the gate must not promote the rolled-back version again on the next `dvc repro`
         registry.mark_rejected(current, reason)
     if current != version:
-        registry.set_alias(params.alias, version)  # the very last step
-    log.info("champion: version %s -> %s (models/champion/ rewritten)", current, version)
+        registry.set_alias(names.champion_alias, version)  # the very last step
+    log.info("champion: version %s -> %s", current, version)
     return {
         "before": current,
         "after": version,

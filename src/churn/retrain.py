@@ -1,4 +1,4 @@
-"""`churn retrain` for schedulers: one lock, `dvc repro`, gate with alias move, publish, backtest."""
+"""`churn retrain` for schedulers: one lock, `dvc repro` with the gate applied, publish, backtest."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import fcntl
 import os
 import subprocess
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,7 +65,11 @@ class ReproResult:
     tail: tuple[str, ...]
 
 
-def run_repro(command: Sequence[str], cwd: str | Path | None = None) -> ReproResult:
+def run_repro(
+    command: Sequence[str],
+    cwd: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> ReproResult:
     """Run the pipeline command, relaying its output as log lines; return how it ended."""
     log.info("running %s", " ".join(command))
     tail: deque[str] = deque(maxlen=40)
@@ -77,6 +81,7 @@ def run_repro(command: Sequence[str], cwd: str | Path | None = None) -> ReproRes
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            env=None if env is None else dict(env),
             text=True,
             bufsize=1,
         )
@@ -101,8 +106,7 @@ class RetrainSteps:
     """The steps of one retraining run, injected so each can be tested (and faked) on its own."""
 
     champion_version: Callable[[], str | None]
-    repro: Callable[[], ReproResult]
-    apply_gate: Callable[[], bool]  # moves the alias to what the gate chose; True if it moved
+    repro: Callable[[], ReproResult]  # the pipeline, its promote stage applying the gate
     publish: Callable[[], None]  # raises DataCheckFailed when a gate (drift, data) blocks it
     backtest: Callable[[], None] | None = None
 
@@ -129,9 +133,8 @@ def _run_locked(steps: RetrainSteps) -> int:
                 return EXIT_BLOCKED
             log.error("the pipeline failed (exit %d); nothing was published", result.returncode)
             return EXIT_ERROR
-        moved = steps.apply_gate()
         after = steps.champion_version()
-        if moved or after != before:
+        if after != before:
             log.info("new champion: version %s (was %s)", after, before or "none")
         else:
             log.info("champion kept: version %s", after)

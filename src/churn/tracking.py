@@ -34,6 +34,8 @@ from churn.model import (
 )
 
 CHALLENGER = "challenger"
+SHA_TAG = "churn.model_sha256"  # sha256 of model.txt, to find the version or run of a folder
+EVALUATION_SHA_TAG = "churn.evaluation_sha256"  # on a training run: its evaluation model
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
 MODEL_ARTIFACT = "model"
 _PACKAGE_FILES = ("__init__.py", "errors.py", "model.py")  # what the pyfunc imports
@@ -181,8 +183,13 @@ def log_training(
     tags: dict[str, str],
     fingerprint: dict[str, Any],
     input_example: pd.DataFrame,
+    extra_shas: dict[str, str] | None = None,
 ) -> TrainingRecord:
-    """Log a training run and its pyfunc model; register it and point `challenger` at it."""
+    """Log a training run and its pyfunc model; register it and point `challenger` at it.
+
+    The run is tagged with the booster sha256 of the registered model (and of any `extra_shas`,
+    such as the evaluation model's) so later stages find it from the model folder alone.
+    """
     import mlflow
     from mlflow.models import infer_signature
 
@@ -194,6 +201,9 @@ def log_training(
         mlflow.log_params({safe_key(f"data.{k}"): v for k, v in flatten(fingerprint).items()})
         mlflow.log_metrics({safe_key(k): float(v) for k, v in metrics.items()})
         mlflow.set_tags({"stage": "train", **tags})
+        mlflow.set_tag(SHA_TAG, _folder_sha(model_dir))
+        for name, sha in (extra_shas or {}).items():
+            mlflow.set_tag(name, sha)
         mlflow.log_dict(fingerprint, "data_fingerprint.json")
         with warnings.catch_warnings():
             # integer feature columns are integers in the snapshot contract; no nulls expected
@@ -222,8 +232,26 @@ def log_training(
         version = str(info.registered_model_version)
         client.set_registered_model_alias(model_name, CHALLENGER, version)
         client.set_model_version_tag(model_name, version, "run_id", run.info.run_id)
+        # the model folder records no run or version (DVC tracks it, so it must not change from
+        # run to run): the booster's sha256 is how the gate and evaluate find them again
+        client.set_model_version_tag(model_name, version, SHA_TAG, _folder_sha(model_dir))
         mlflow.set_tag("model_version", version)
     return TrainingRecord(run.info.run_id, model_name, version)
+
+
+def find_run(uri: str, experiment: str, tag: str, sha: str) -> str | None:
+    """Return the newest run of `experiment` whose tag `tag` equals `sha`, or None."""
+    client = _client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return None
+    runs = client.search_runs(
+        [found.experiment_id],
+        filter_string=f"tags.`{tag}` = '{sha}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return runs[0].info.run_id if runs else None
 
 
 def _requirements() -> list[str]:
@@ -266,17 +294,6 @@ def log_evaluation(
         mlflow.set_tag("evaluated", "true")
 
 
-def alias_version(uri: str, model_name: str, alias: str) -> str | None:
-    """Return the version a registry alias points at, or None when the alias is not set."""
-    from mlflow.exceptions import MlflowException
-
-    client = _client(uri)
-    try:
-        return str(client.get_model_version_by_alias(model_name, alias).version)
-    except MlflowException:
-        return None
-
-
 def load_pyfunc(uri: str, model_uri: str) -> Any:
     """Return the MLflow pyfunc model at `model_uri` (e.g. models:/churn-classifier@challenger)."""
     import mlflow
@@ -300,7 +317,6 @@ def spark_udf(spark: Any, uri: str, model_uri: str) -> Any:
 # no champion exists yet.
 FOLDER_ARTIFACT = "model_folder"  # run artifact path of folders registered by the gate
 REFERENCE_ARTIFACT = "drift_reference"  # run artifact path of a version's frozen drift reference
-SHA_TAG = "churn.model_sha256"  # sha256 of model.txt, to find the version of a model folder
 REJECTED_TAG = "churn.rejected"  # set by `churn rollback` on the version it rolled back from
 
 

@@ -14,17 +14,25 @@ from sklearn.isotonic import isotonic_regression
 
 from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
 from churn.config import TrainParams
+from churn.cutoffs import (
+    CALIBRATION,
+    FIT,
+    GAP,
+    LABELLED_ROLES,
+    TEST,
+    check_role_windows,
+    labelled_by,
+)
 from churn.errors import ChurnError
 from churn.logs import get_logger
+from churn.metrics import ECE_BINS, log_loss, probability_metrics
 from churn.model import Calibrator, ChurnModel, FeatureSpec, customer_share
 
 log = get_logger("train")
 
-FIT, CALIBRATION, TEST, GAP = "fit", "calibration", "test", "gap"
-ROLES = (FIT, CALIBRATION, TEST, GAP)
+ROLES = LABELLED_ROLES
 KEY_COLUMNS = (CUSTOMER_ID, CUTOFF, ROLE, CHURNED)
 _PROB_EPS = 1e-4  # calibrated probabilities stay inside [eps, 1 - eps]: nobody is certain
-OUT_OF_TIME_ECE_BINS = 10  # equal-width bins of the ECE recorded with a production model
 
 
 @dataclass(frozen=True)
@@ -112,17 +120,7 @@ def check_snapshots(
                 "in fit and calibration cutoffs — add history or more cutoffs (features.cutoffs)"
             )
     if horizon_days is not None:
-        cutoffs = pd.to_datetime(snapshots[CUTOFF])
-        newest = {role: cutoffs[roles == role].max() for role in (FIT, CALIBRATION, TEST)}
-        oldest = {role: cutoffs[roles == role].min() for role in (FIT, CALIBRATION, TEST)}
-        horizon = pd.Timedelta(days=horizon_days)
-        for earlier, later in ((FIT, CALIBRATION), (CALIBRATION, TEST)):
-            if pd.notna(oldest[later]) and newest[earlier] + horizon > oldest[later]:
-                raise ChurnError(
-                    f"{source}: {earlier} cutoff {newest[earlier].date()} + {horizon_days} days "
-                    f"overlaps {later} cutoff {oldest[later].date()}; label windows of different "
-                    "roles must not overlap — rebuild features with the same horizon_days"
-                )
+        check_role_windows(snapshots[CUTOFF], roles, horizon_days, source)
 
 
 def lightgbm_settings(params: TrainParams, spec: FeatureSpec) -> dict[str, Any]:
@@ -213,12 +211,6 @@ def _fit_calibrator(kind: str, raw: np.ndarray, labels: np.ndarray) -> Calibrato
     return fit_isotonic(raw, labels) if kind == "isotonic" else fit_platt(raw, labels)
 
 
-def log_loss(labels: np.ndarray, proba: np.ndarray) -> float:
-    """Return the mean binary log loss, probabilities clipped to [1e-15, 1 - 1e-15]."""
-    p = np.clip(proba, 1e-15, 1 - 1e-15)
-    return float(-np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p)))
-
-
 def choose_calibrator(
     raw: np.ndarray, labels: np.ndarray, customer_ids: pd.Series, method: str
 ) -> tuple[Calibrator, dict[str, float]]:
@@ -253,12 +245,11 @@ def fit_model(
     horizon_days: int | None = None,
     source: str = "snapshots",
     metadata: dict[str, Any] | None = None,
-    ece_bins: int = OUT_OF_TIME_ECE_BINS,
 ) -> TrainResult:
     """Return a calibrated model trained without ever reading the test (or gap) rows.
 
-    With `params.production_refit`, also the production refit (see TrainResult); `ece_bins` is the
-    binning of the evaluation model's test-cutoff ECE recorded with it for the promote gate.
+    With `params.production_refit`, also the production refit (see TrainResult), which records the
+    evaluation model's test-cutoff scores for the promote gate.
     """
     check_snapshots(snapshots, horizon_days, source)
     names = feature_columns(snapshots, source)
@@ -359,7 +350,7 @@ def fit_model(
         )
     elif params.production_refit:
         production = _production_model(
-            snapshots, model, settings, rounds, params, horizon_days, source, diagnostics, ece_bins
+            snapshots, model, settings, rounds, params, horizon_days, source, diagnostics
         )
     return TrainResult(model, rounds, scores, diagnostics, production)
 
@@ -370,24 +361,15 @@ def _cutoff_range(rows: pd.DataFrame) -> list[str]:
     return [str(cutoffs.min().date()), str(cutoffs.max().date())]
 
 
-def out_of_time_scores(
-    model: ChurnModel, rows: pd.DataFrame, bins: int = OUT_OF_TIME_ECE_BINS
-) -> dict[str, Any]:
-    """Return ROC AUC, PR AUC, log loss and ECE of `model` on `rows` (labelled, never fitted on)."""
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
-    from churn.evaluate import expected_calibration_error
-
-    labels = rows[CHURNED].to_numpy("int64")
-    proba = model.predict_proba(rows)
+def out_of_time_scores(model: ChurnModel, rows: pd.DataFrame) -> dict[str, Any]:
+    """Return ROC AUC, PR AUC, log loss, Brier and ECE of `model` on `rows` (labelled, never
+    fitted on), with the cutoff, row count and ECE binning they were measured with."""
+    scores = probability_metrics(rows[CHURNED].to_numpy("int64"), model.predict_proba(rows))
     return {
         "cutoff": _cutoff_range(rows)[1],
         "rows": int(len(rows)),
-        "roc_auc": float(roc_auc_score(labels, proba)),
-        "pr_auc": float(average_precision_score(labels, proba)),
-        "log_loss": log_loss(labels, proba),
-        "ece": expected_calibration_error(labels, proba, bins),
-        "ece_bins": bins,
+        **scores,
+        "ece_bins": ECE_BINS,
     }
 
 
@@ -400,7 +382,6 @@ def _production_model(
     horizon_days: int | None,
     source: str,
     diagnostics: dict[str, float],
-    ece_bins: int,
 ) -> ChurnModel | None:
     """Roll the evaluation recipe forward one block: train through the test cutoff, calibrate there.
 
@@ -430,8 +411,8 @@ def _production_model(
         labelled = roles.isin([FIT, CALIBRATION])
     else:
         # every label window (t, t + H] ends on or before the test cutoff
-        labelled = roles.isin([FIT, CALIBRATION, GAP]) & (
-            cutoffs + pd.Timedelta(days=horizon_days) <= test_cutoff
+        labelled = roles.isin([FIT, CALIBRATION, GAP]) & labelled_by(
+            cutoffs, horizon_days, test_cutoff
         )
     older = snapshots[labelled]
     rows = _canonical(pd.concat([older, test[trained_on]], ignore_index=True))
@@ -448,7 +429,7 @@ def _production_model(
     raw = ChurnModel(booster, Calibrator(), spec).predict_raw(held)
     y_held = held[CHURNED].to_numpy("int64")
     calibrator = _fit_calibrator(evaluation.calibrator.kind, raw, y_held)
-    out_of_time = out_of_time_scores(evaluation, test, ece_bins)
+    out_of_time = out_of_time_scores(evaluation, test)
     info = {
         **evaluation.metadata,
         "role": "production",

@@ -1,7 +1,7 @@
 """Point-in-time features and churn labels: the `features` stage (DuckDB over Parquet)."""
 
+from churn.cutoffs import Cutoff, plan_cutoffs
 from churn.features.build import Snapshots, build_snapshots, summarize_snapshots
-from churn.features.cutoffs import Cutoff, plan_cutoffs
 from churn.features.definitions import feature_groups, feature_list, feature_names
 
 __all__ = [

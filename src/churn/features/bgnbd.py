@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 
 from churn import columns as c
-from churn.bgnbd import expected_purchases, fit_bgnbd, probability_alive
+from churn.bgnbd import (
+    DAYS_PER_WEEK,
+    expected_purchases,
+    fit_bgnbd,
+    probability_alive,
+    summarize_histories,
+)
 from churn.errors import ChurnError
 from churn.logs import get_logger
 
@@ -17,16 +23,7 @@ P_ALIVE = "bgnbd_p_alive"
 NAMES = (EXPECTED, P_ALIVE)
 MAX_FIT_CUSTOMERS = 200_000  # larger cutoffs fit on a deterministic hash sample of this size
 MIN_REPEAT_BUYERS = 10  # below this the four parameters are not identified: features stay null
-_DAYS_PER_WEEK = 7.0
 _HASH_KEY = "churn-bgnbd-fit1"  # 16 bytes, as pandas needs
-
-
-def summary(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return BG/NBD (x, t_x, T) in weeks from the core features of snapshot rows."""
-    x = (frame[c.PURCHASE_DAYS].astype("float64") - 1).clip(lower=0).to_numpy()
-    tenure = frame[c.TENURE_DAYS].astype("float64").to_numpy()
-    t_x = np.where(x > 0, tenure - frame[c.RECENCY_DAYS].astype("float64").to_numpy(), 0.0)
-    return x, np.clip(t_x, 0.0, tenure) / _DAYS_PER_WEEK, tenure / _DAYS_PER_WEEK
 
 
 def fit_sample(customer_ids: pd.Series, limit: int = MAX_FIT_CUSTOMERS) -> np.ndarray:
@@ -40,7 +37,7 @@ def fit_sample(customer_ids: pd.Series, limit: int = MAX_FIT_CUSTOMERS) -> np.nd
 
 
 def _one_cutoff(rows: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
-    x, t_x, T = summary(rows)
+    x, t_x, T = summarize_histories(rows)
     nulls = np.full(len(rows), np.nan)
     chosen = fit_sample(rows[c.CUSTOMER_ID])
     if int((x[chosen] > 0).sum()) < MIN_REPEAT_BUYERS:
@@ -49,7 +46,7 @@ def _one_cutoff(rows: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, np.n
         # a canonical order: float sums inside the fit must not depend on row order
         order = np.lexsort((T[chosen], t_x[chosen], x[chosen]))
         params = fit_bgnbd(x[chosen][order], t_x[chosen][order], T[chosen][order])
-        expected = expected_purchases(params, horizon_days / _DAYS_PER_WEEK, x, t_x, T)
+        expected = expected_purchases(params, horizon_days / DAYS_PER_WEEK, x, t_x, T)
     except ChurnError as error:  # a degenerate fit: say so, leave this cutoff's features null
         log.warning("BG/NBD features null at one cutoff: %s", error)
         return nulls, nulls

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -13,10 +12,12 @@ import pandas as pd
 import pyarrow as pa
 
 from churn import columns as c
-from churn.config import FeaturesParams
+from churn.config import ChurnParams, EngineParams, FeaturesParams
+from churn.cutoffs import SCORE, Cutoff, plan_cutoffs
+from churn.definition import resolve_as_of
+from churn.engine import open_duckdb, out_of_memory
 from churn.errors import ChurnError
 from churn.features.bgnbd import add_bgnbd_features
-from churn.features.cutoffs import SCORE, Cutoff, plan_cutoffs
 from churn.features.definitions import feature_list, sql_feature_list
 from churn.features.sql import day_number, snapshot_sql
 from churn.logs import get_logger
@@ -58,26 +59,6 @@ class Snapshots:
     cutoffs: list[Cutoff]
     as_of: date
     first_date: date
-
-
-def connect(params: FeaturesParams) -> duckdb.DuckDBPyConnection:
-    """Return an in-memory DuckDB connection with the configured threads and memory limit."""
-    # spill files go to the system temp folder, not a `.tmp` folder in the project
-    spill = Path(tempfile.gettempdir()) / "churn-duckdb"
-    try:
-        con = duckdb.connect(
-            config={"memory_limit": params.memory_limit, "temp_directory": str(spill)}
-        )
-    except duckdb.Error as error:
-        raise ChurnError(
-            f"params.yaml: features.memory_limit = {params.memory_limit!r} is not a DuckDB memory "
-            f"size ({error}); use e.g. 2GB or 500MB"
-        ) from None
-    if params.threads is not None:
-        con.execute(f"SET threads = {int(params.threads)}")
-    # rows are ordered explicitly at the end; this lets DuckDB stream with less memory
-    con.execute("SET preserve_insertion_order = false")
-    return con
 
 
 def register_table(con: duckdb.DuckDBPyConnection, name: str, source: TableSource) -> None:
@@ -128,29 +109,6 @@ def _check_unique_customers(con: duckdb.DuckDBPyConnection) -> None:
         )
 
 
-def resolve_as_of(params: FeaturesParams, first_date: date, last_date: date) -> date:
-    """Return the as-of date: features.as_of, or the last transaction date when it is null."""
-    as_of = params.as_of or last_date
-    if as_of > last_date:
-        raise ChurnError(
-            f"features.as_of = {as_of} is after the last transaction date {last_date}: label "
-            "windows would count unobserved days as 'no purchase'; set it on or before "
-            f"{last_date} or null"
-        )
-    if as_of < first_date:
-        raise ChurnError(
-            f"features.as_of = {as_of} is before the first transaction date {first_date}; "
-            "set it inside the data or null"
-        )
-    if as_of < last_date:
-        log.info(
-            "features.as_of %s is before the last transaction date %s: later rows are not read",
-            as_of,
-            last_date,
-        )
-    return as_of
-
-
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:
     table = con.sql(sql).to_arrow_table()
     return table.to_pandas(split_blocks=True, self_destruct=True)
@@ -170,11 +128,9 @@ def open_inputs(
     transactions: TableSource,
     customers: TableSource,
     nps: TableSource,
-    params: FeaturesParams,
-    con: duckdb.DuckDBPyConnection | None = None,
+    con: duckdb.DuckDBPyConnection,
 ) -> duckdb.DuckDBPyConnection:
-    """Return a connection with the three input tables registered and checked."""
-    con = con or connect(params)
+    """Return the connection with the three input tables registered and checked."""
     register_table(con, "transactions", transactions)
     register_table(con, "customers", customers)
     register_table(con, "nps", nps)
@@ -185,6 +141,7 @@ def open_inputs(
 def compute_snapshots(
     con: duckdb.DuckDBPyConnection,
     cutoffs: list[Cutoff],
+    churn: ChurnParams,
     params: FeaturesParams,
     labelled: bool,
 ) -> pd.DataFrame:
@@ -196,14 +153,14 @@ def compute_snapshots(
     newest = max(item.cutoff for item in cutoffs)
     if len(cutoffs) == 1 and not labelled:
         single = (cutoffs[0].cutoff, cutoffs[0].role)
-        sql = snapshot_sql(params, newest, with_labels=False, single_cutoff=single)
+        sql = snapshot_sql(churn, params, newest, with_labels=False, single_cutoff=single)
     else:
         con.register("cutoffs", _cutoff_table(sorted(cutoffs, key=lambda item: item.cutoff)))
-        sql = snapshot_sql(params, newest, with_labels=labelled)
+        sql = snapshot_sql(churn, params, newest, with_labels=labelled)
     frame = _fetch(con, sql)
     if params.bgnbd:
         _check_sql_columns(frame, params, labelled)
-        frame = add_bgnbd_features(frame, params.horizon_days)
+        frame = add_bgnbd_features(frame, churn.horizon_days)
     return normalize_snapshot(frame, params, labelled=labelled)
 
 
@@ -218,27 +175,45 @@ def build_snapshots(
     transactions: TableSource,
     customers: TableSource,
     nps: TableSource,
+    churn: ChurnParams,
     params: FeaturesParams,
+    engine: EngineParams,
     con: duckdb.DuckDBPyConnection | None = None,
     with_train: bool = True,
 ) -> Snapshots:
     """Return labelled training snapshots at every planned cutoff and the as-of snapshot."""
-    con = open_inputs(transactions, customers, nps, params, con)
+    try:
+        return _build(transactions, customers, nps, churn, params, engine, con, with_train)
+    except duckdb.OutOfMemoryException:
+        raise out_of_memory(engine, "features") from None
+
+
+def _build(
+    transactions: TableSource,
+    customers: TableSource,
+    nps: TableSource,
+    churn: ChurnParams,
+    params: FeaturesParams,
+    engine: EngineParams,
+    con: duckdb.DuckDBPyConnection | None,
+    with_train: bool,
+) -> Snapshots:
+    con = open_inputs(transactions, customers, nps, con or open_duckdb(engine, ordered=False))
     first_date, last_date, rows = _date_range(con)
-    as_of = resolve_as_of(params, first_date, last_date)
+    as_of = resolve_as_of(churn, first_date, last_date)
     log.info("transactions: %d rows from %s to %s; as_of %s", rows, first_date, last_date, as_of)
     plan: list[Cutoff] = []
     train = normalize_snapshot(pd.DataFrame(), params, labelled=True)
     if with_train:
-        plan = plan_cutoffs(first_date, as_of, params)
-        train = compute_snapshots(con, plan, params, labelled=True)
+        plan = plan_cutoffs(first_date, as_of, churn, params)
+        train = compute_snapshots(con, plan, churn, params, labelled=True)
         log.info(
             "training snapshots: %d rows over %d cutoffs (%s)",
             len(train),
             len(plan),
             ", ".join(f"{item.cutoff} {item.role}" for item in plan),
         )
-    score = compute_snapshots(con, [Cutoff(as_of, SCORE, None)], params, labelled=False)
+    score = compute_snapshots(con, [Cutoff(as_of, SCORE, None)], churn, params, labelled=False)
     log.info("as-of snapshot %s: %d eligible customers", as_of, len(score))
     return Snapshots(train, score, plan, as_of, first_date)
 
@@ -271,7 +246,9 @@ def _empty_dtype(name: str, params: FeaturesParams) -> Any:
     return "string" if name in categorical or name in (c.CUSTOMER_ID, c.ROLE) else "float64"
 
 
-def summarize_snapshots(snapshots: Snapshots, params: FeaturesParams) -> dict[str, Any]:
+def summarize_snapshots(
+    snapshots: Snapshots, churn: ChurnParams, params: FeaturesParams
+) -> dict[str, Any]:
     """Return the features report: rows, churn rate and role per cutoff, feature null rates."""
     train = snapshots.train
     per_cutoff: dict[str, Any] = {}
@@ -293,7 +270,7 @@ def summarize_snapshots(snapshots: Snapshots, params: FeaturesParams) -> dict[st
     return {
         "as_of": snapshots.as_of.isoformat(),
         "first_date": snapshots.first_date.isoformat(),
-        "horizon_days": params.horizon_days,
+        "horizon_days": churn.horizon_days,
         "cutoffs": per_cutoff,
         "train_rows": len(train),
         "score_rows": len(snapshots.score),

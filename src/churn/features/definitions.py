@@ -56,7 +56,7 @@ def bgnbd_features(params: FeaturesParams) -> list[Feature]:
             "bgnbd_expected_purchases",
             "bgnbd",
             "count",
-            f"expected purchases in (cutoff, cutoff + {params.horizon_days} days], {fitted}",
+            f"expected purchases in (cutoff, cutoff + churn.horizon_days], {fitted}",
         ),
         Feature(
             "bgnbd_p_alive",

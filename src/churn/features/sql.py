@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from churn.config import FeaturesParams
+from churn.config import ChurnParams, FeaturesParams
 
 EPOCH = date(1970, 1, 1)
 SCALE = 10000  # amounts are summed as integers of 1/10000 currency unit
@@ -36,6 +36,7 @@ def _trend(a: str, b: str) -> str:
 
 
 def snapshot_sql(
+    churn: ChurnParams,
     params: FeaturesParams,
     last_cutoff: date,
     with_labels: bool,
@@ -47,8 +48,8 @@ def snapshot_sql(
     purchases dated in (cutoff, cutoff + horizon_days]. With `single_cutoff` = (date, role) the
     cutoff is a literal and no `cutoffs` table is joined (the as-of snapshot: one scan, no join).
     """
-    horizon = params.horizon_days
-    active = params.active_within_days
+    horizon = churn.horizon_days
+    active = churn.active_within_days
     trend = params.trend_days
     if single_cutoff is None:
         cd = "c.cutoff_day"

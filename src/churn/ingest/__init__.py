@@ -2,10 +2,10 @@
 
 from churn.ingest.checks import CheckResult, check_freshness, check_quarantine_share, check_volume
 from churn.ingest.clean import CleanedTable, clean_transactions
-from churn.ingest.reasons import Reason
+from churn.ingest.rejects import Reason
 from churn.ingest.side import clean_customers, clean_nps
-from churn.ingest.sources import RawTable, connect_duckdb, open_source
-from churn.ingest.sql import mask_url, resolve_sql_url, snapshot_sql
+from churn.ingest.sources import RawTable, open_source
+from churn.ingest.sql import copy_sql_source, mask_url, resolve_sql_url
 from churn.ingest.stage import IngestOutputs, run_ingest
 
 __all__ = [
@@ -20,10 +20,9 @@ __all__ = [
     "clean_customers",
     "clean_nps",
     "clean_transactions",
-    "connect_duckdb",
     "mask_url",
     "open_source",
     "resolve_sql_url",
     "run_ingest",
-    "snapshot_sql",
+    "copy_sql_source",
 ]

@@ -9,7 +9,7 @@ import duckdb
 
 from churn import columns as C
 from churn.errors import ChurnError
-from churn.ingest.reasons import Reason
+from churn.ingest.rejects import Reason
 from churn.ingest.sources import RawTable, fresh_name, ident, lit, resolve_columns
 
 WHITESPACE = " \t\r\n"
@@ -393,6 +393,14 @@ def summarize_transactions(
     return result
 
 
+def _reject_after_words(params, reject_after: datetime) -> str:
+    """Say which limit a future timestamp broke, without the wall clock when it is the run time
+    (the quarantine is a DVC output: it must not change from one run to the next)."""
+    if params.reject_after is None:
+        return "the time ingest ran (ingest.reject_after: null)"
+    return "ingest.reject_after " + reject_after.isoformat(sep=" ", timespec="seconds")
+
+
 def _transaction_detail(cust: str, ts: str, amt: str, params, reject_after: datetime) -> str:
     """Return SQL building a one-line human explanation for a quarantined row."""
     fmt = params.timestamp_format
@@ -420,7 +428,7 @@ def _transaction_detail(cust: str, ts: str, amt: str, params, reject_after: date
         WHEN '{Reason.UNPARSEABLE_TIMESTAMP}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
             || {lit(" is not a timestamp in " + expected)}
         WHEN '{Reason.FUTURE_TIMESTAMP}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
-            || {lit(" is after ingest.reject_after " + reject_after.isoformat(sep=" ", timespec="seconds"))}
+            || {lit(" is after " + _reject_after_words(params, reject_after))}
         WHEN '{Reason.MISSING_AMOUNT}' THEN {lit(f"column '{amt}' is empty")}
         WHEN '{Reason.NON_NUMERIC_AMOUNT}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
             || ' is not a number' || {amount_hint}

@@ -16,7 +16,7 @@ from churn.ingest.clean import (
     nullable,
     timestamp_expr,
 )
-from churn.ingest.reasons import Reason
+from churn.ingest.rejects import Reason
 from churn.ingest.sources import RawTable, fresh_name, ident, lit, resolve_columns
 
 

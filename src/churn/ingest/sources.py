@@ -50,16 +50,6 @@ class RawTable:
     fmt: str  # csv or parquet
 
 
-def connect_duckdb(
-    threads: int, memory_limit: str, temp_dir: str | Path
-) -> duckdb.DuckDBPyConnection:
-    """Return an in-memory DuckDB connection with bounded threads and memory, spilling to temp_dir."""
-    con = duckdb.connect(config={"threads": threads, "memory_limit": memory_limit})
-    con.execute(f"SET temp_directory = {lit(str(temp_dir))}")
-    con.execute("SET TimeZone = 'UTC'")  # timestamps with offsets are converted explicitly
-    return con
-
-
 def detect_format(source: str, fmt: str) -> str:
     """Return csv, parquet or sql for a source and the format param (auto looks at suffixes)."""
     from churn.config import is_sql_url

@@ -91,7 +91,7 @@ def check_query(query: str) -> str:
     return text
 
 
-def snapshot_sql(
+def copy_sql_source(
     url,
     table: str | None,
     query: str | None,

@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from churn import columns as C
+from churn.engine import open_duckdb, out_of_memory
 from churn.errors import ChurnError
+from churn.files import atomic_path
 from churn.ingest import checks
 from churn.ingest.clean import (
     CleanedTable,
@@ -23,9 +25,8 @@ from churn.ingest.clean import (
     summarize_transactions,
 )
 from churn.ingest.side import clean_customers, clean_nps
-from churn.ingest.sources import RawTable, connect_duckdb, detect_format, ident, lit, open_source
-from churn.ingest.sql import mask_url, resolve_sql_url, snapshot_sql
-from churn.io import atomic_path
+from churn.ingest.sources import RawTable, detect_format, ident, lit, open_source
+from churn.ingest.sql import copy_sql_source, mask_url, resolve_sql_url
 from churn.logs import get_logger
 
 log = get_logger("ingest")
@@ -85,7 +86,7 @@ def _open(
     name: str,
     spec,
     required: list[str],
-    snapshots: Path,
+    sql_copies: Path,
     environ: Mapping[str, str],
     work_dir: Path,
 ) -> tuple[RawTable, dict[str, Any] | None]:
@@ -97,10 +98,10 @@ def _open(
     url = resolve_sql_url(spec.source, spec.sql.password_env, environ)
     from_env = spec.source.startswith("env:")  # then even the host stays out of logs
     shown = mask_url(spec.source) if from_env else url.render_as_string(hide_password=True)
-    path = snapshots / f"{name}_snapshot.parquet"
+    path = sql_copies / f"{name}_snapshot.parquet"
     log.info("%s: reading %s into %s", name, shown, path)
     columns = required if spec.sql.table else []
-    snap = snapshot_sql(
+    snap = copy_sql_source(
         url, spec.sql.table, spec.sql.query, spec.sql.query_params, columns, path, shown
     )
     label = f"{shown} ({spec.sql.table or 'query'})"
@@ -127,8 +128,9 @@ def _table_report(table: CleanedTable) -> dict[str, Any]:
 
 def run_ingest(
     params,  # churn.config.IngestParams
+    engine,  # churn.config.EngineParams
     outputs: IngestOutputs,
-    snapshots: Path,
+    sql_copies: Path,
     history: dict[str, Any],
     now: datetime,
     environ: Mapping[str, str],
@@ -137,12 +139,12 @@ def run_ingest(
     """Run the stage; return (report, new history). On any failure no output is replaced."""
     started = time.monotonic()
     reject_after = local_reject_after(params, now)
-    con = connect_duckdb(params.threads, params.memory_limit, work_dir)
+    con = open_duckdb(engine, work_dir)
     try:
         required = [params.columns.customer_id, params.columns.timestamp, params.columns.amount]
         required += [params.columns.transaction_id] if params.columns.transaction_id else []
         required += list(params.passthrough)
-        raw, snapshot = _open(con, "transactions", params, required, snapshots, environ, work_dir)
+        raw, snapshot = _open(con, "transactions", params, required, sql_copies, environ, work_dir)
         log.info("transactions: %d rows read from %s", raw.rows_read, raw.label)
         transactions = clean_transactions(con, raw, params, reject_after)
         log.info(
@@ -160,14 +162,14 @@ def run_ingest(
                 for c in (spec.columns.signup_date, spec.columns.channel, spec.columns.region)
                 if c
             ]
-            raw_c, snap_c = _open(con, "customers", spec, wanted, snapshots, environ, work_dir)
+            raw_c, snap_c = _open(con, "customers", spec, wanted, sql_copies, environ, work_dir)
             side["customers"] = clean_customers(con, raw_c, spec, params.timezone)
             if snap_c:
                 side_snapshots["customers"] = snap_c
         if params.nps is not None:
             spec = params.nps
             wanted = [spec.columns.customer_id, spec.columns.answered_at, spec.columns.score]
-            raw_n, snap_n = _open(con, "nps", spec, wanted, snapshots, environ, work_dir)
+            raw_n, snap_n = _open(con, "nps", spec, wanted, sql_copies, environ, work_dir)
             side["nps"] = clean_nps(con, raw_n, spec, params.timezone, reject_after)
             if snap_n:
                 side_snapshots["nps"] = snap_n
@@ -222,10 +224,7 @@ def run_ingest(
                 if result.status == "warn":
                     log.warning("check %s: %s", result.name, result.message)
     except duckdb.OutOfMemoryException:
-        raise ChurnError(
-            f"DuckDB ran out of memory at ingest.memory_limit = {params.memory_limit}; raise it "
-            "or lower ingest.threads"
-        ) from None
+        raise out_of_memory(engine, "ingest") from None
     except duckdb.Error as error:
         first = str(error).strip().splitlines()[0]
         raise ChurnError(
@@ -240,7 +239,10 @@ def run_ingest(
         "format": raw.fmt if snapshot is None else "sql",
         "files": len(raw.files),
         "timezone": params.timezone,
-        "reject_after": reject_after.isoformat(sep=" ", timespec="seconds"),
+        # the run time is not recorded: the report is committed and must not change every run
+        "reject_after": None
+        if params.reject_after is None
+        else reject_after.isoformat(sep=" ", timespec="seconds"),
         **_table_report(transactions),
         "checks": {r.name: r.as_dict() for r in results},
     }

@@ -29,7 +29,8 @@ from churn.columns import (
     RETENTION_RATE_PCT,
     WARM_UP,
 )
-from churn.config import ReportParams
+from churn.config import ChurnParams, ReportParams
+from churn.definition import resolve_as_of
 from churn.errors import ChurnError
 from churn.report.activity import (
     TransactionSpan,
@@ -102,6 +103,7 @@ class RetentionReport:
     """Everything the page, the JSON metrics and the CSV plots show, computed once."""
 
     settings: ReportParams
+    definition: ChurnParams  # the churn definition the page states (params section `churn`)
     as_of: date
     first_date: date
     transactions: int
@@ -217,6 +219,7 @@ def build_report(
     con: duckdb.DuckDBPyConnection,
     transactions: duckdb.DuckDBPyRelation,
     settings: ReportParams,
+    definition: ChurnParams,
     *,
     nps: pd.DataFrame | None = None,
     customers: pd.DataFrame | None = None,
@@ -231,13 +234,8 @@ def build_report(
     """
     names = {"transactions": "transactions", "nps": "nps", "scores": "scores", **(sources or {})}
     span = check_transactions(con, transactions, names["transactions"])
-    as_of = settings.as_of or span.last_date
-    if as_of < span.first_date:
-        raise ChurnError(
-            f"report.as_of = {as_of} is before the first transaction ({span.first_date}); "
-            "set a later date or null"
-        )
-    period, window = settings.period, settings.active_within_days
+    as_of = resolve_as_of(definition, span.first_date, span.last_date)
+    period, window = settings.period, definition.active_within_days
     sales = summarize_sales(con, transactions, period, as_of)
     if int(sales["orders"].sum()) == 0:
         raise ChurnError(
@@ -280,6 +278,7 @@ def build_report(
         scoring = summarize_scoring(scored)
     return RetentionReport(
         settings=settings,
+        definition=definition,
         as_of=as_of,
         first_date=span.first_date,
         transactions=span.rows,
@@ -318,7 +317,7 @@ def headline_figures(report: RetentionReport) -> dict[str, Any]:
     figures: dict[str, Any] = {
         "as_of": report.as_of.isoformat(),
         "period": report.settings.period,
-        "active_within_days": report.settings.active_within_days,
+        "active_within_days": report.definition.active_within_days,
         "latest_period": latest[PERIOD],
         "latest_period_warm_up": bool(latest[WARM_UP]),
     }

@@ -191,7 +191,7 @@ def _summary(report: RetentionReport, noun: str) -> str:
     if latest[WARM_UP]:
         warning = (
             '<p class="warning">The data covers less than '
-            f"{report.settings.active_within_days} days before every {noun}, so customers at "
+            f"{report.definition.active_within_days} days before every {noun}, so customers at "
             "start and lost are undercounted (see “warm-up” below).</p>"
         )
     return _section(
@@ -219,7 +219,7 @@ def _retention(report: RetentionReport, noun: str) -> str:
         charts.draw_customer_flows(periods, noun),
         f"Bar chart of customers gained and lost per {noun}",
         f"Customers who became active (green: first purchase ever; light green: came back after "
-        f"more than {report.settings.active_within_days} days) and who were lost (red).",
+        f"more than {report.definition.active_within_days} days) and who were lost (red).",
     )
     return _section("retention", body)
 
@@ -284,7 +284,7 @@ def _figures(report: RetentionReport, noun: str) -> str:
         sales_headers.append("NPS")
     body = (
         f'<p class="note">Newest first. ° = warm-up {noun}: less than '
-        f"{report.settings.active_within_days} days of data before it, so its customer counts "
+        f"{report.definition.active_within_days} days of data before it, so its customer counts "
         "are not comparable with later ones.</p>"
     )
     body += "<h3>Customers</h3>"
@@ -327,7 +327,7 @@ def _cohorts(report: RetentionReport) -> str:
         f"number in brackets). Each cell is the % of them who bought again 1, 2, 3… {noun}s "
         f"later; darker = more. Read across a row to see how a cohort fades, down a column to "
         f"compare cohorts at the same age. * = in the first "
-        f"{report.settings.active_within_days} days of data: may include older customers whose "
+        f"{report.definition.active_within_days} days of data: may include older customers whose "
         f"earlier purchases are not in the data. Showing the newest {shown} cohorts; all are in "
         "reports/cohorts.csv.",
     )
@@ -451,8 +451,8 @@ def _at_risk(report: RetentionReport) -> str:
 
 
 def _how_to_read(report: RetentionReport, noun: str) -> str:
-    days = report.settings.active_within_days
-    horizon = report.settings.horizon_days
+    days = report.definition.active_within_days
+    horizon = report.definition.horizon_days
     terms: list[tuple[str, str]] = [
         (
             "Purchase",
@@ -544,7 +544,7 @@ def render_html(report: RetentionReport) -> str:
     subtitle = (
         f"{_ADJECTIVE[noun].capitalize()} figures from {report.first_date} to {report.as_of} · "
         f"{report.transactions:,} transactions · active = bought in the last "
-        f"{report.settings.active_within_days} days"
+        f"{report.definition.active_within_days} days"
     )
     return (
         "<!doctype html>\n"

@@ -1,20 +1,12 @@
-"""`churn at-risk`: filter a published at-risk list for marketing and render it as CSV/JSON/Excel."""
+"""`churn at-risk`: filter a published at-risk list for a campaign and summarise it."""
 
 from __future__ import annotations
 
-import datetime as dt
-import io
-import json
-
-import numpy as np
 import pandas as pd
 
 from churn.columns import EXPECTED_VALUE, PRIORITY, RISK_TIER, VALUE_AT_RISK
 from churn.errors import ChurnError
-from churn.score.publish import csv_bytes, neutralise_formulas
 from churn.score.targeting import TIERS
-
-FORMATS = ("csv", "json", "xlsx")
 
 
 def parse_where(conditions: list[str]) -> dict[str, str]:
@@ -61,30 +53,6 @@ def filter_list(
             raise ChurnError(f"--top {top}: give a positive number of customers")
         selected = selected.head(top)
     return selected.reset_index(drop=True)
-
-
-def render_list(frame: pd.DataFrame, file_format: str) -> bytes:
-    """Return the list as CSV, JSON (records) or Excel bytes; spreadsheet formats are neutralised."""
-    if file_format == "csv":
-        return csv_bytes(frame)
-    if file_format == "json":
-        records = frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
-        text = json.dumps(records, indent=2, ensure_ascii=False, default=_json_value)
-        return (text + "\n").encode("utf-8")
-    if file_format == "xlsx":
-        buffer = io.BytesIO()
-        # openpyxl stores a text cell starting with '=' as a formula, so neutralise here too
-        neutralise_formulas(frame).to_excel(buffer, index=False, sheet_name="at_risk")
-        return buffer.getvalue()
-    raise ChurnError(f"--format {file_format!r}: use one of {', '.join(FORMATS)}")
-
-
-def _json_value(value: object) -> object:
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"cannot write {type(value).__name__} as JSON")
 
 
 def summarise_list(frame: pd.DataFrame) -> str:

@@ -1,9 +1,12 @@
-"""File helpers used only by the CLI: atomic writes, JSON reports, streamed table writers."""
+"""Every file the project writes goes through here: written to a temporary name beside the
+target, flushed to disk (fsync), renamed into place and the folder entry flushed, so a crash or
+`kill -9` leaves either the old file or the new one, never a partial one."""
 
 from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import json
 import os
 import tempfile
@@ -17,9 +20,33 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 
+def sha256_bytes(data: bytes) -> str:
+    """Return the hex sha256 of `data`."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def fsync_file(path: str | Path) -> None:
+    """Flush a written file's bytes to disk."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_dir(path: str | Path) -> None:
+    """Flush a folder's entries (renames into it) to disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; rename it into place only if the block succeeds."""
+    """Yield a temporary path beside `path`; if the block succeeds, fsync it, rename it into
+    place and fsync the folder; otherwise remove it and leave `path` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -30,18 +57,41 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.is_file():
+            fsync_file(tmp_path)
         os.replace(tmp_path, path)
+        fsync_dir(path.parent)
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Write bytes to `path` atomically and durably."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 text to `path` atomically and durably."""
+    write_bytes(path, text.encode("utf-8"))
+
+
+def json_text(data: Any) -> str:
+    """Return `data` as stable, indented JSON (sorted keys) ending in a newline."""
+    return json.dumps(data, indent=2, sort_keys=True, default=str) + "\n"
+
+
 def write_json(data: Any, path: str | Path) -> None:
     """Write `data` as stable, indented JSON (sorted keys), atomically."""
-    with atomic_path(path) as tmp:
-        tmp.write_text(
-            json.dumps(data, indent=2, sort_keys=True, default=str) + "\n", encoding="utf-8"
-        )
+    write_text(path, json_text(data))
+
+
+def parquet_bytes(frame: pd.DataFrame) -> bytes:
+    """Return a frame as Parquet bytes (zstd, no index): identical frames give identical bytes."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
 
 
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
@@ -49,6 +99,12 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     table = pa.Table.from_pandas(frame, preserve_index=False)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write a frame as UTF-8 CSV (no index, '\\n' line ends) atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False, lineterminator="\n")
 
 
 class TableStream:
@@ -70,9 +126,16 @@ class TableStream:
             if self.path.suffix == ".parquet":
                 self._writer = pq.ParquetWriter(self._tmp, table.schema, compression="zstd")
             else:
-                # mtime=0 keeps gzip output byte-identical across runs
+                # mtime=0 and no file name in the header keep gzip output byte-identical across
+                # runs (the temporary name is random)
                 self._raw = (
-                    gzip.GzipFile(self._tmp, "wb", compresslevel=5, mtime=0)
+                    gzip.GzipFile(
+                        filename="",
+                        mode="wb",
+                        compresslevel=5,
+                        mtime=0,
+                        fileobj=open(self._tmp, "wb"),  # noqa: SIM115 - closed in close()
+                    )
                     if self.path.suffix == ".gz"
                     else open(self._tmp, "wb")  # noqa: SIM115 - closed in close()
                 )
@@ -84,7 +147,10 @@ class TableStream:
         if self._writer is not None:
             self._writer.close()
         if self._raw is not None:
+            inner = getattr(self._raw, "fileobj", None)
             self._raw.close()
+            if inner is not None:
+                inner.close()
         if ok:
             self._ctx.__exit__(None, None, None)
         else:

@@ -10,7 +10,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from churn.bgnbd import BGNBDParams, expected_purchases, fit_bgnbd
+from churn.bgnbd import (
+    DAYS_PER_WEEK,
+    BGNBDParams,
+    expected_purchases,
+    fit_bgnbd,
+    summarize_histories,
+)
 from churn.columns import CHURNED
 from churn.errors import ChurnError
 
@@ -22,7 +28,6 @@ RECENCY, TENURE, PURCHASES, PURCHASE_DAYS, SPEND_TOTAL = (
     "spend_total",
 )
 BASELINES = ("recency", "frequency", "rfm_logistic", "bgnbd")
-_DAYS_PER_WEEK = 7.0
 
 
 @dataclass(frozen=True)
@@ -58,14 +63,6 @@ def fit_rfm_logistic(fit_rows: pd.DataFrame, seed: int = 0) -> object:
     return model
 
 
-def bgnbd_summary(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Return BG/NBD (x, t_x, T) in weeks from the core features at each row's cutoff."""
-    x = (frame[PURCHASE_DAYS].astype("float64") - 1).clip(lower=0).to_numpy()
-    tenure = frame[TENURE].astype("float64").to_numpy()
-    t_x = np.where(x > 0, tenure - frame[RECENCY].astype("float64").to_numpy(), 0.0)
-    return x, np.clip(t_x, 0.0, tenure) / _DAYS_PER_WEEK, tenure / _DAYS_PER_WEEK
-
-
 def score_baselines(
     test_rows: pd.DataFrame,
     fit_rows: pd.DataFrame,
@@ -78,9 +75,9 @@ def score_baselines(
     rfm = fit_rfm_logistic(fit_rows, seed)
     # BG/NBD needs no labels: it is fitted on the purchase histories as of the test cutoff itself,
     # which is how it is used in practice (history up to today -> purchases expected next)
-    x, t_x, T = bgnbd_summary(test_rows)
+    x, t_x, T = summarize_histories(test_rows)
     bgnbd = fit_bgnbd(x, t_x, T)
-    expected = expected_purchases(bgnbd, horizon_days / _DAYS_PER_WEEK, x, t_x, T)
+    expected = expected_purchases(bgnbd, horizon_days / DAYS_PER_WEEK, x, t_x, T)
     scores = [
         BaselineScores("recency", test_rows[RECENCY].astype("float64").to_numpy(), False),
         BaselineScores("frequency", -test_rows[PURCHASES].astype("float64").to_numpy(), False),

@@ -1,0 +1,211 @@
+"""The commands that run outside DVC: publish, backtest and retrain, wired to the stage files.
+
+DVC deletes a stage's outputs before rerunning it, so what people act on (the published lists)
+and what judges them later (the backtest) live outside DVC's outputs, in the published-lists
+record (`churn.publish.record`). These functions find the stage files through dvc.yaml
+(`churn.pipeline`), run the checks and write only through that record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.config import Params
+from churn.errors import ChurnError
+from churn.logs import get_logger
+
+log = get_logger("lifecycle")
+
+BACKTEST_REPORT = Path("reports/backtest.json")  # written by `churn backtest` (not a DVC output)
+
+
+def _read_report(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ChurnError(f"{path}: unreadable ({error}); rerun `dvc repro`") from None
+    return data if isinstance(data, dict) else None
+
+
+def publish_scores(
+    settings: Params,
+    exports: Path,
+    champion_version: str | None,
+    *,
+    force: bool = False,
+    accept_drift: bool = False,
+    allow_non_champion: bool = False,
+    sql: bool | None = None,
+    environ: Mapping[str, str] | None = None,
+    root: Path = Path("."),
+) -> dict[str, Any]:
+    """Check every gate, then publish the scored list into the record; return its manifest."""
+    from churn import pipeline
+    from churn.model import ChurnModel
+    from churn.publish import gates, record
+    from churn.publish.sql import export_to_sql
+
+    params = settings.publish
+    scores_path = pipeline.stage_path("score", "out", root)
+    if not scores_path.is_file():
+        raise ChurnError(f"{scores_path}: not found; run `dvc repro` (the score stage) first")
+    scores = pd.read_parquet(scores_path)
+    gates.validate_scores(scores, str(scores_path))
+    ingest_report = _read_report(pipeline.stage_path("ingest", "report", root))
+    drift_report = _read_report(pipeline.stage_path("drift", "report", root))
+    checks = [
+        gates.check_volume(scores, params),
+        gates.check_freshness(scores["as_of"].iloc[0], dt.date.today(), params),
+        gates.check_ingest_report(ingest_report, params),
+        gates.check_drift_gate(drift_report),
+        gates.check_champion(scores, champion_version, allow_non_champion),
+    ]
+    for gate in checks:
+        status = "pass" if gate.passed else "FAIL"
+        if not gate.passed and gate.name == "drift" and accept_drift:
+            status = "FAIL, accepted with --accept-drift"
+        log.info("gate %s: %s (%s)", gate.name, status, gate.detail)
+    gates.enforce_gates(checks, accept_drift)
+    overrides = []
+    if accept_drift and not next(g for g in checks if g.name == "drift").passed:
+        overrides.append("accept_drift")
+    if allow_non_champion and str(scores["model_version"].iloc[0]) != str(champion_version):
+        overrides.append("non_champion")
+    model = ChurnModel.load(pipeline.stage_path("score", "model", root))
+    about = {
+        "registered_model": settings.registry.model,
+        "champion_version": champion_version,
+        "definition": model.metadata.get("definition"),
+        "overrides": overrides,
+    }
+    result = record.publish_lists(scores, exports, force=force, about=about)
+    manifest = result.manifest
+    log.info(
+        "%s %s: %d customers to contact, %d control (model %s)",
+        result.status,
+        exports / manifest["path"],
+        manifest["rows"],
+        manifest["groups"]["control"],
+        manifest["model_version"],
+    )
+    if sql if sql is not None else params.sql.enabled:
+        url = (environ or {}).get(params.sql.url_env)
+        if not url:
+            raise ChurnError(
+                f"SQL export: environment variable {params.sql.url_env} is not set; set it to a "
+                "SQLAlchemy URL (credentials stay in the environment) or use --no-sql"
+            )
+        listed = record.read_list(exports, manifest)
+        rows = export_to_sql(listed, url, params.sql.table, params.sql.schema_name)
+        log.info(
+            "SQL export: %d rows for %s in table %s", rows, manifest["as_of"], params.sql.table
+        )
+    return manifest
+
+
+def run_backtest_report(
+    settings: Params, exports: Path, contacts: Path | None, report: Path, root: Path = Path(".")
+) -> list[dict[str, str]]:
+    """Backtest every published list against the clean transactions; write the report."""
+    from churn import pipeline
+    from churn.backtest import check_contacts, run_backtest, summary_rows
+    from churn.columns import AMOUNT, CUSTOMER_ID, DATE
+    from churn.files import write_json
+    from churn.publish import record
+
+    published = {}
+    for as_of in record.published_dates(exports):
+        manifest = record.read_manifest(exports, as_of)
+        definition = manifest.get("definition") or {}
+        horizon = int(definition.get("horizon_days") or settings.churn.horizon_days)
+        published[dt.date.fromisoformat(as_of)] = (horizon, record.read_scored(exports, manifest))
+    contact_path = contacts or (
+        Path(settings.backtest.contact_log) if settings.backtest.contact_log else None
+    )
+    contact_log = None
+    if contact_path is not None:
+        if not contact_path.exists():
+            raise ChurnError(f"{contact_path}: contact log not found; fix backtest.contact_log")
+        raw = pd.read_csv(contact_path, dtype={CUSTOMER_ID: "string"})
+        contact_log = check_contacts(raw, str(contact_path))
+    transactions_path = pipeline.stage_path("ingest", "out", root) / "transactions.parquet"
+    if not transactions_path.is_file():
+        raise ChurnError(f"{transactions_path}: not found; run `dvc repro` first")
+    transactions = pd.read_parquet(transactions_path, columns=[CUSTOMER_ID, DATE, AMOUNT])
+    result = run_backtest(published, transactions, settings.backtest, contact_log)
+    write_json(result, report)
+    rows = summary_rows(result)
+    if not rows:
+        log.info(
+            "backtest: no published list has reached its horizon yet (%d pending)",
+            len(result["pending"]),
+        )
+    for pending in result["pending"]:
+        log.info("pending: list of %s matures on %s", pending["as_of"], pending["matures_on"])
+    return rows
+
+
+def show_rows(rows: list[dict[str, str]], title: str) -> None:
+    """Print rows as a rich table on a terminal, else as plain log lines."""
+    if not rows:
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for column in rows[0]:
+            table.add_column(column, justify="left" if column == "as of" else "right")
+        for row in rows:
+            table.add_row(*row.values())
+        Console().print(table)
+    else:
+        for row in rows:
+            log.info("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def retrain_steps(
+    settings: Params,
+    exports: Path,
+    child_env: Mapping[str, str],
+    accept_drift: bool,
+) -> Any:
+    """Return the steps of one `churn retrain` run (the registry is opened after the lock)."""
+    import functools
+
+    from churn.retrain import RetrainSteps, run_repro
+    from churn.tracking import ModelRegistry, tracking_uri
+
+    names = settings.registry
+
+    @functools.cache
+    def registry() -> ModelRegistry:
+        return ModelRegistry(tracking_uri(Path.cwd()), names.model)
+
+    def champion() -> str | None:
+        return registry().alias_version(names.champion_alias)
+
+    def publish() -> None:
+        publish_scores(settings, exports, champion(), accept_drift=accept_drift, environ=child_env)
+
+    def backtest() -> None:
+        show_rows(
+            run_backtest_report(settings, exports, None, BACKTEST_REPORT),
+            "Backtest of published at-risk lists",
+        )
+
+    return RetrainSteps(
+        champion_version=champion,
+        repro=lambda: run_repro(settings.retrain.repro_command, env=child_env),
+        publish=publish,
+        backtest=backtest if settings.retrain.backtest else None,
+    )

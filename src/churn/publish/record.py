@@ -1,0 +1,378 @@
+"""The record of published at-risk lists: the one module that writes `exports/at_risk/`.
+
+Each publication is a dated folder (the list to contact, its control group, every scored customer
+for the backtest, a manifest with model version, churn definition and sha256 of every file),
+`LATEST.json` naming the current list, and `events.jsonl`, one line per publication or override.
+The backtest, the campaign ledger and the marketing page read this record; nothing else writes it.
+A folder is complete before LATEST.json names it: staged under a hidden name, every file fsynced,
+then renamed into place.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.columns import (
+    AS_OF,
+    AT_RISK,
+    CHURN_PROBABILITY,
+    CUSTOMER_ID,
+    EXPECTED_NET_BENEFIT,
+    EXPECTED_VALUE,
+    GROUP,
+    MODEL_VERSION,
+    PRIORITY,
+    REASONS,
+    RISK_TIER,
+    SUGGESTED_ACTION,
+    VALUE_AT_RISK,
+)
+from churn.errors import ChurnError
+from churn.files import fsync_dir, json_text, parquet_bytes, sha256_bytes, write_bytes
+from churn.publish.formats import csv_bytes
+from churn.publish.gates import SCORE_SCHEMA, validate_scores
+from churn.score.targeting import CONTROL, TREATMENT
+
+LATEST_FILE = "LATEST.json"
+MANIFEST_FILE = "manifest.json"
+LIST_CSV = "at_risk.csv"
+LIST_PARQUET = "at_risk.parquet"
+CONTROL_CSV = "control.csv"
+CONTROL_PARQUET = "control.parquet"
+SCORED_PARQUET = "scored.parquet"  # every scored customer, flagged or not: what the backtest reads
+LIST_FILES = (LIST_CSV, LIST_PARQUET, CONTROL_CSV, CONTROL_PARQUET, SCORED_PARQUET)
+EVENTS_FILE = "events.jsonl"
+SUPERSEDED = ".superseded-"  # <as_of>.superseded-<sha12>/: a list replaced with --force
+
+LIST_HEAD = (
+    PRIORITY,
+    CUSTOMER_ID,
+    CHURN_PROBABILITY,
+    RISK_TIER,
+    EXPECTED_VALUE,
+    VALUE_AT_RISK,
+    EXPECTED_NET_BENEFIT,
+    REASONS,
+    SUGGESTED_ACTION,
+)
+LIST_TAIL = (GROUP, AS_OF, MODEL_VERSION)
+
+
+# --------------------------------------------------------------------------- lists
+def select_lists(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (treatment, control) lists of flagged customers, sorted by priority, for marketing."""
+    segments = [c for c in scores.columns if c not in SCORE_SCHEMA]
+    columns = [*LIST_HEAD, *segments, *LIST_TAIL]
+    flagged = scores.loc[scores[AT_RISK].to_numpy(dtype=bool)].sort_values(PRIORITY, kind="stable")
+    listed = flagged[columns].copy()
+    listed[CHURN_PROBABILITY] = listed[CHURN_PROBABILITY].round(4)
+    for column in (EXPECTED_VALUE, VALUE_AT_RISK, EXPECTED_NET_BENEFIT):
+        listed[column] = listed[column].round(2)
+    is_control = (listed[GROUP] == CONTROL).to_numpy(dtype=bool)
+    treatment = listed.loc[~is_control].reset_index(drop=True)
+    control = listed.loc[is_control].reset_index(drop=True)
+    return treatment, control
+
+
+# --------------------------------------------------------------------------- publish
+@dataclass(frozen=True)
+class PublishResult:
+    """What publish_lists did: status is published / unchanged / replaced."""
+
+    status: str
+    folder: Path
+    manifest: dict[str, Any]
+    superseded: Path | None = None
+
+
+@contextlib.contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the exports folder (released by the OS if the process dies)."""
+    with open(root / ".lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def _clean_leftovers(root: Path) -> None:
+    """Remove staging folders and temp files an interrupted publish left behind."""
+    for entry in root.iterdir():
+        if entry.name.startswith((".staging-", ".trash-")) and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.name.startswith(".") and entry.name.endswith(".tmp"):
+            entry.unlink(missing_ok=True)
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ChurnError(f"{path}: unreadable ({error}); restore it from a dated folder") from None
+    return data if isinstance(data, dict) else None
+
+
+def _json_bytes(data: dict[str, Any]) -> bytes:
+    return json_text(data).encode("utf-8")
+
+
+def _folder_matches(folder: Path, manifest: dict[str, Any] | None) -> bool:
+    """Return True when every file the manifest lists exists in `folder` with its sha256."""
+    if not manifest or not isinstance(manifest.get("files"), dict):
+        return False
+    for name, entry in manifest["files"].items():
+        path = folder / name
+        if not path.is_file() or sha256_bytes(path.read_bytes()) != entry.get("sha256"):
+            return False
+    return True
+
+
+def _manifest(
+    folder_name: str, files: dict[str, bytes], rows: dict[str, int], base: dict[str, Any]
+) -> dict[str, Any]:
+    entries = {
+        name: {"sha256": sha256_bytes(data), "rows": rows[name], "bytes": len(data)}
+        for name, data in files.items()
+    }
+    return {
+        **base,
+        "path": f"{folder_name}/{LIST_CSV}",
+        "sha256": entries[LIST_CSV]["sha256"],
+        "rows": rows[LIST_CSV],
+        "control_path": f"{folder_name}/{CONTROL_CSV}",
+        "files": entries,
+    }
+
+
+def _stage_folder(root: Path, name: str, files: dict[str, bytes], manifest: dict[str, Any]) -> Path:
+    """Write a complete folder under a hidden staging name; return its path."""
+    staging = root / f".staging-{name}-{secrets.token_hex(4)}"
+    staging.mkdir()
+    for file_name, data in files.items():
+        write_bytes(staging / file_name, data)
+    write_bytes(staging / MANIFEST_FILE, _json_bytes(manifest))
+    return staging
+
+
+def _install_folder(root: Path, staging: Path, dest: Path) -> None:
+    """Rename a staged folder to `dest`, moving any current `dest` aside first."""
+    trash = None
+    if dest.exists():
+        trash = root / f".trash-{dest.name}-{secrets.token_hex(4)}"
+        os.replace(dest, trash)
+    os.replace(staging, dest)
+    fsync_dir(root)
+    if trash is not None:
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def _supersede(root: Path, dest: Path, existing: dict[str, Any]) -> Path:
+    """Copy the published folder to <date>.superseded-<sha12>/ (complete, or not at all)."""
+    name = f"{dest.name}.superseded-{str(existing.get('sha256', 'unknown'))[:12]}"
+    kept = root / name
+    if _folder_matches(kept, _read_json(kept / MANIFEST_FILE)):
+        return kept
+    files = {file: (dest / file).read_bytes() for file in existing["files"]}
+    rows = {file: int(entry.get("rows", 0)) for file, entry in existing["files"].items()}
+    base = {k: v for k, v in existing.items() if k not in ("files", "path", "control_path")}
+    manifest = _manifest(name, files, rows, base)
+    staging = _stage_folder(root, name, files, manifest)
+    _install_folder(root, staging, kept)
+    return kept
+
+
+def publish_lists(
+    scores: pd.DataFrame,
+    root: str | Path,
+    *,
+    force: bool = False,
+    now: dt.datetime | None = None,
+    about: dict[str, Any] | None = None,
+) -> PublishResult:
+    """Publish the flagged customers of `scores` as exports/at_risk/<as_of>/ and switch LATEST.json.
+
+    The dated folder is written under a staging name and renamed into place when complete; only
+    then is LATEST.json (a copy of the folder's manifest) replaced. `about` goes into the manifest
+    (the model's churn definition, registered model, overrides used). Publishing identical content
+    again is a no-op. A different list for an already published date is refused unless `force`;
+    then the previous folder is first kept as <as_of>.superseded-<sha12>/ (and LATEST points at
+    that copy while the date folder is swapped). Lists of other dates are never touched.
+    """
+    validate_scores(scores)
+    root = Path(root)
+    as_of = str(scores[AS_OF].iloc[0])
+    treatment, control = select_lists(scores)
+    files = {
+        LIST_CSV: csv_bytes(treatment),
+        LIST_PARQUET: parquet_bytes(treatment),
+        CONTROL_CSV: csv_bytes(control),
+        CONTROL_PARQUET: parquet_bytes(control),
+        SCORED_PARQUET: parquet_bytes(scores),
+    }
+    rows = {
+        LIST_CSV: len(treatment),
+        LIST_PARQUET: len(treatment),
+        CONTROL_CSV: len(control),
+        CONTROL_PARQUET: len(control),
+        SCORED_PARQUET: len(scores),
+    }
+    created = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
+    base = {
+        "as_of": as_of,
+        "model_version": str(scores[MODEL_VERSION].iloc[0]),
+        "created_at": created.isoformat().replace("+00:00", "Z"),
+        "groups": {TREATMENT: len(treatment), CONTROL: len(control)},
+        **(about or {}),
+    }
+    manifest = _manifest(as_of, files, rows, base)
+    root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root):
+        _clean_leftovers(root)
+        dest = root / as_of
+        latest_path = root / LATEST_FILE
+        latest = _read_json(latest_path)
+        if latest is not None and str(latest.get("as_of", "")) > as_of and not force:
+            raise ChurnError(
+                f"{latest_path}: names a newer list ({latest.get('as_of')}) than this one "
+                f"({as_of}); rerun with --force to make the older list the latest"
+            )
+        existing = _read_json(dest / MANIFEST_FILE) if dest.exists() else None
+        superseded = None
+        if dest.exists() and _same_content(existing, manifest) and _folder_matches(dest, existing):
+            status, manifest = "unchanged", existing  # keeps the first publication's created_at
+        elif dest.exists():
+            if not force:
+                raise ChurnError(
+                    f"{dest}: a different list is already published for {as_of} "
+                    f"(sha256 {str((existing or {}).get('sha256', '?'))[:12]}, new "
+                    f"{manifest['sha256'][:12]}); rerun with --force to replace it (the previous "
+                    f"list is kept as {as_of}.superseded-<sha>/)"
+                )
+            if existing is None or not _folder_matches(dest, existing):
+                raise ChurnError(
+                    f"{dest}: exists but is not a complete published list (manifest missing or "
+                    "files changed by hand); move it away, then publish again"
+                )
+            superseded = _supersede(root, dest, existing)
+            if latest is not None and str(latest.get("path", "")).startswith(f"{as_of}/"):
+                write_bytes(latest_path, (superseded / MANIFEST_FILE).read_bytes())
+            _install_folder(root, _stage_folder(root, as_of, files, manifest), dest)
+            status = "replaced"
+        else:
+            _install_folder(root, _stage_folder(root, as_of, files, manifest), dest)
+            status = "published"
+        manifest_bytes = (dest / MANIFEST_FILE).read_bytes()
+        if not latest_path.exists() or latest_path.read_bytes() != manifest_bytes:
+            write_bytes(latest_path, manifest_bytes)
+        if status != "unchanged":
+            _append_event(root, {"event": status, **_summary(json.loads(manifest_bytes))}, created)
+    return PublishResult(status, dest, json.loads(manifest_bytes), superseded)
+
+
+def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
+    keys = ("as_of", "model_version", "sha256", "rows", "groups", "overrides")
+    return {key: manifest[key] for key in keys if key in manifest}
+
+
+def _append_event(root: Path, event: dict[str, Any], when: dt.datetime) -> None:
+    """Append one line to events.jsonl (under the exports lock) and flush it to disk."""
+    line = json.dumps({"at": when.isoformat().replace("+00:00", "Z"), **event}, sort_keys=True)
+    with open(root / EVENTS_FILE, "a", encoding="utf-8") as handle:
+        handle.write(line + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def read_events(root: str | Path) -> list[dict[str, Any]]:
+    """Return every recorded publication event, oldest first."""
+    path = Path(root) / EVENTS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+
+
+def published_dates(root: str | Path) -> list[str]:
+    """Return the as-of dates with a published list (not superseded copies), oldest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    return sorted(
+        entry.name
+        for entry in root.iterdir()
+        if entry.is_dir()
+        and not entry.name.startswith(".")
+        and SUPERSEDED not in entry.name
+        and (entry / MANIFEST_FILE).is_file()
+    )
+
+
+def read_scored(root: str | Path, manifest: dict[str, Any]) -> pd.DataFrame:
+    """Return every customer scored for a published list (flagged or not): the backtest's input."""
+    folder = Path(root) / str(manifest["path"]).split("/", 1)[0]
+    path = folder / SCORED_PARQUET
+    if not path.is_file():
+        raise ChurnError(
+            f"{path}: missing; lists published before every scored customer was recorded cannot "
+            "be backtested (republish that date with `churn publish --force`)"
+        )
+    return pd.read_parquet(path)
+
+
+def _same_content(existing: dict[str, Any] | None, manifest: dict[str, Any]) -> bool:
+    if not existing or not isinstance(existing.get("files"), dict):
+        return False
+    old = {name: entry.get("sha256") for name, entry in existing["files"].items()}
+    new = {name: entry["sha256"] for name, entry in manifest["files"].items()}
+    return old == new
+
+
+def read_manifest(root: str | Path, date: str | None = None) -> dict[str, Any]:
+    """Return LATEST.json (or the manifest of a dated list) after checking the list's sha256."""
+    root = Path(root)
+    if date is not None:
+        try:
+            date = dt.date.fromisoformat(str(date)).isoformat()
+        except ValueError:
+            raise ChurnError(f"--date {date!r}: give an ISO date such as 2025-12-30") from None
+    path = root / (LATEST_FILE if date is None else f"{date}/{MANIFEST_FILE}")
+    manifest = _read_json(path)
+    if manifest is None:
+        if date is None:
+            raise ChurnError(f"{path}: no list has been published yet; run `churn publish`")
+        dates = (
+            sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+            if root.exists()
+            else []
+        )
+        raise ChurnError(
+            f"{path}: no list published for {date}; published dates: {dates or 'none'}"
+        )
+    folder = root / str(manifest["path"]).split("/", 1)[0]
+    if not _folder_matches(folder, manifest):
+        raise ChurnError(
+            f"{folder}: files do not match their manifest's sha256 (changed by hand?); "
+            "republish with `churn publish --force`"
+        )
+    return manifest
+
+
+def read_list(root: str | Path, manifest: dict[str, Any], group: str = TREATMENT) -> pd.DataFrame:
+    """Return the published treatment (or control) list named by a manifest, as typed columns."""
+    folder = Path(root) / str(manifest["path"]).split("/", 1)[0]
+    name = LIST_PARQUET if group == TREATMENT else CONTROL_PARQUET
+    return pd.read_parquet(folder / name)
