@@ -15,9 +15,8 @@ from typing import Annotated
 import typer
 
 from churn.config import StageParams, load_params
-from churn.errors import ChurnError, DataCheckFailed
+from churn.errors import DATA_CHECK_PREFIX, ChurnError, DataCheckFailed
 from churn.logs import get_logger, setup_logging
-from churn.retrain import DATA_CHECK_PREFIX
 
 app = typer.Typer(
     add_completion=False,

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from churn.errors import ChurnError, DataCheckFailed
+from churn.errors import DATA_CHECK_PREFIX, ChurnError, DataCheckFailed
 from churn.logs import get_logger
 
 log = get_logger("retrain")
@@ -22,7 +22,6 @@ EXIT_KEPT = 10  # champion kept, list published
 EXIT_BLOCKED = 20  # publication blocked by drift or data checks
 EXIT_LOCKED = 75  # another run holds the lock (EX_TEMPFAIL: try again later)
 EXIT_ERROR = 1
-DATA_CHECK_PREFIX = "data check failed: "  # how cli.main prints DataCheckFailed
 
 
 class LockHeld(ChurnError):
