@@ -21,6 +21,7 @@ $(STAMP): requirements.lock pyproject.toml
 # dvc repro needs a git repository; a downloaded tarball gets a local one (no commits needed).
 run: $(STAMP)
 	test -d .git || git init -q
+	$(BIN)/churn check
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/churn publish
 
@@ -47,4 +48,4 @@ clean-env:
 # Use it before pointing the pipeline at your own data (README: "Using your own data").
 reset:
 	rm -rf data/raw data/interim data/features data/scores data/archive models/challenger \
-	  models/champion exports/at_risk mlflow.db mlartifacts .churn dvc_plots
+	  models/evaluation models/champion exports/at_risk mlflow.db mlartifacts .churn dvc_plots

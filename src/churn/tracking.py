@@ -294,14 +294,6 @@ def log_evaluation(
         mlflow.set_tag("evaluated", "true")
 
 
-def load_pyfunc(uri: str, model_uri: str) -> Any:
-    """Return the MLflow pyfunc model at `model_uri` (e.g. models:/churn-classifier@challenger)."""
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    return mlflow.pyfunc.load_model(model_uri)
-
-
 def spark_udf(spark: Any, uri: str, model_uri: str) -> Any:
     """Return a Spark UDF of the pyfunc model (calibrated probabilities) for large-scale scoring."""
     import mlflow

@@ -27,7 +27,6 @@ RECENCY, TENURE, PURCHASES, PURCHASE_DAYS, SPEND_TOTAL = (
     "purchase_days",
     "spend_total",
 )
-BASELINES = ("recency", "frequency", "rfm_logistic", "bgnbd")
 
 
 @dataclass(frozen=True)

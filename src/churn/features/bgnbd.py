@@ -20,7 +20,6 @@ log = get_logger("features")
 
 EXPECTED = "bgnbd_expected_purchases"
 P_ALIVE = "bgnbd_p_alive"
-NAMES = (EXPECTED, P_ALIVE)
 MAX_FIT_CUSTOMERS = 200_000  # larger cutoffs fit on a deterministic hash sample of this size
 MIN_REPEAT_BUYERS = 10  # below this the four parameters are not identified: features stay null
 _HASH_KEY = "churn-bgnbd-fit1"  # 16 bytes, as pandas needs

@@ -52,7 +52,6 @@ LIST_PARQUET = "at_risk.parquet"
 CONTROL_CSV = "control.csv"
 CONTROL_PARQUET = "control.parquet"
 SCORED_PARQUET = "scored.parquet"  # every scored customer, flagged or not: what the backtest reads
-LIST_FILES = (LIST_CSV, LIST_PARQUET, CONTROL_CSV, CONTROL_PARQUET, SCORED_PARQUET)
 EVENTS_FILE = "events.jsonl"
 SUPERSEDED = ".superseded-"  # <as_of>.superseded-<sha12>/: a list replaced with --force
 

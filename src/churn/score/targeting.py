@@ -100,14 +100,6 @@ def _runs(starts: np.ndarray, run_start: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
 
 
-def rank_priority(customer_ids: pd.Series, net_benefit: np.ndarray) -> np.ndarray:
-    """Return 1-based ranks: highest expected net benefit first, ties by customer_id ascending."""
-    order = priority_order(customer_ids.to_numpy(dtype=object), net_benefit)
-    ranks = np.empty(len(order), dtype="int64")
-    ranks[order] = np.arange(1, len(order) + 1, dtype="int64")
-    return ranks
-
-
 def flag_at_risk(
     priority: np.ndarray,
     probability: np.ndarray,

@@ -1,0 +1,86 @@
+"""Wall time of `make test` and of `make run` from a clean state, for two checkouts, interleaved.
+
+Used to check that a restructuring made neither slower: both checkouts run in the same session,
+alternating (A, B, A, B, ...), so machine noise hits both alike; medians are compared.
+
+    python benchmarks/suite_timing.py BEFORE_DIR AFTER_DIR --runs 3 --out benchmarks/results/suite_timing.json
+
+Each checkout needs its venv installed first (`make .venv/.installed`). `make run` is timed after
+`make reset` (every stage runs), `make test` with the environment CI sets (CHURN_SLOW_TESTS=1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import time
+from pathlib import Path
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
+    """Return (seconds, exit code) of one command."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    return time.perf_counter() - start, done.returncode
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("before", type=Path)
+    parser.add_argument("after", type=Path)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    env = {**os.environ, "CHURN_SLOW_TESTS": "1", "CHURN_REQUIRE_SERVICES": "1"}
+    jobs = {
+        "make test": [["make", "test"]],
+        "make run": [["make", "reset"], ["make", "run"]],
+    }
+    results: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for name, commands in jobs.items():
+        results[name] = {"before": [], "after": []}
+        for _ in range(args.runs):
+            for side, folder in (("before", args.before), ("after", args.after)):
+                load = load_average()
+                seconds, code = 0.0, 0
+                for command in commands:
+                    if command[-1] == "reset":
+                        subprocess.run(command, cwd=folder, env=env, capture_output=True)
+                        continue
+                    seconds, code = timed(command, folder, env)
+                results[name][side].append(
+                    {"seconds": round(seconds, 1), "exit": code, "load": load}
+                )
+                print(f"{name} {side}: {seconds:.1f} s (exit {code}, load {load:.1f})", flush=True)
+    summary = {}
+    for name, sides in results.items():
+        medians = {
+            side: statistics.median(r["seconds"] for r in runs) for side, runs in sides.items()
+        }
+        summary[name] = {
+            **medians,
+            "ratio_after_to_before": round(medians["after"] / medians["before"], 3),
+        }
+    report = {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "runs_per_side": args.runs,
+        "median_seconds": summary,
+        "runs": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
