@@ -19,6 +19,21 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from churn.errors import ChurnError
+
+
+def read_json(path: str | Path, fix: str) -> dict[str, Any] | None:
+    """Return a JSON object file's content, None when the file is absent; unreadable or corrupt
+    is an error naming the file and `fix`."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ChurnError(f"{path}: unreadable ({error}); {fix}") from None
+    return data if isinstance(data, dict) else None
+
 
 def sha256_bytes(data: bytes) -> str:
     """Return the hex sha256 of `data`."""

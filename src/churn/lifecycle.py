@@ -9,7 +9,6 @@ record (`churn.publish.record`). These functions find the stage files through dv
 from __future__ import annotations
 
 import datetime as dt
-import json
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +18,7 @@ import pandas as pd
 
 from churn.config import Params
 from churn.errors import ChurnError
+from churn.files import read_json
 from churn.logs import get_logger
 
 log = get_logger("lifecycle")
@@ -27,13 +27,7 @@ BACKTEST_REPORT = Path("reports/backtest.json")  # written by `churn backtest` (
 
 
 def _read_report(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ChurnError(f"{path}: unreadable ({error}); rerun `dvc repro`") from None
-    return data if isinstance(data, dict) else None
+    return read_json(path, "rerun `dvc repro`")
 
 
 def publish_scores(

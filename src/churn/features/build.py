@@ -183,22 +183,15 @@ def build_snapshots(
 ) -> Snapshots:
     """Return labelled training snapshots at every planned cutoff and the as-of snapshot."""
     try:
-        return _build(transactions, customers, nps, churn, params, engine, con, with_train)
+        con = open_inputs(transactions, customers, nps, con or open_duckdb(engine, ordered=False))
+        return _snapshots(con, churn, params, with_train)
     except duckdb.OutOfMemoryException:
         raise out_of_memory(engine, "features") from None
 
 
-def _build(
-    transactions: TableSource,
-    customers: TableSource,
-    nps: TableSource,
-    churn: ChurnParams,
-    params: FeaturesParams,
-    engine: EngineParams,
-    con: duckdb.DuckDBPyConnection | None,
-    with_train: bool,
+def _snapshots(
+    con: duckdb.DuckDBPyConnection, churn: ChurnParams, params: FeaturesParams, with_train: bool
 ) -> Snapshots:
-    con = open_inputs(transactions, customers, nps, con or open_duckdb(engine, ordered=False))
     first_date, last_date, rows = _date_range(con)
     as_of = resolve_as_of(churn, first_date, last_date)
     log.info("transactions: %d rows from %s to %s; as_of %s", rows, first_date, last_date, as_of)

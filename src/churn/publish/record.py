@@ -40,7 +40,7 @@ from churn.columns import (
     VALUE_AT_RISK,
 )
 from churn.errors import ChurnError
-from churn.files import fsync_dir, json_text, parquet_bytes, sha256_bytes, write_bytes
+from churn.files import fsync_dir, json_text, parquet_bytes, read_json, sha256_bytes, write_bytes
 from churn.publish.formats import csv_bytes
 from churn.publish.gates import SCORE_SCHEMA, validate_scores
 from churn.score.targeting import CONTROL, TREATMENT
@@ -117,13 +117,7 @@ def _clean_leftovers(root: Path) -> None:
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
-    if not path.exists():
-        return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ChurnError(f"{path}: unreadable ({error}); restore it from a dated folder") from None
-    return data if isinstance(data, dict) else None
+    return read_json(path, "restore it from a dated folder")
 
 
 def _json_bytes(data: dict[str, Any]) -> bytes:
