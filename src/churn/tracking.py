@@ -8,7 +8,6 @@ and the model's input example is synthetic.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -25,6 +24,7 @@ import pandas as pd
 
 from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
 from churn.errors import ChurnError
+from churn.files import sha256_file
 from churn.model import (
     ARTIFACT_FILES,
     DRIFT_REFERENCE_FILE,
@@ -84,21 +84,12 @@ def safe_key(key: str) -> str:
     return _UNSAFE.sub("_", key)
 
 
-def file_sha256(path: str | Path) -> str:
-    """Return the sha256 hex digest of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def data_fingerprint(snapshots: pd.DataFrame, path: str | Path | None = None) -> dict[str, Any]:
     """Return row counts, customers, churn rates and cutoff ranges per role (+ file sha256)."""
     out: dict[str, Any] = {"rows": int(len(snapshots))}
     if path is not None:
         out["file"] = Path(path).name
-        out["sha256"] = file_sha256(path)
+        out["sha256"] = sha256_file(path)
     cutoffs = pd.to_datetime(snapshots[CUTOFF])
     roles = snapshots[ROLE].astype("string")
     for role in sorted(roles.dropna().unique()):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -12,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn.errors import ChurnError
+from churn.files import atomic_path, sha256_file
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SNAPSHOT_BATCH_ROWS = 100_000
@@ -176,9 +176,7 @@ def _write_batches(result, path: Path) -> int:
     writer = None
     schema = None
     rows = 0
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         for batch in result.partitions():
             columns = list(zip(*batch, strict=True)) if batch else [[] for _ in names]
             arrays = [_column_array(values) for values in columns]
@@ -197,10 +195,6 @@ def _write_batches(result, path: Path) -> int:
             schema = pa.schema([pa.field(n, pa.string()) for n in names])
             writer = pq.ParquetWriter(tmp, schema, compression="zstd")
         writer.close()
-        tmp.replace(path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return rows
 
 
@@ -212,12 +206,3 @@ def _column_array(values) -> pa.Array:
     """
     array = pa.array(list(values))
     return array.cast(pa.float64()) if pa.types.is_decimal(array.type) else array
-
-
-def sha256_file(path: str | Path) -> str:
-    """Return the hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
