@@ -701,6 +701,10 @@ def retrain(
             help="Start a new line of models under a changed churn definition (logged).",
         ),
     ] = False,
+    force: Annotated[
+        bool,
+        typer.Option(help="Replace a different list already published for the date (kept aside)."),
+    ] = False,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """For schedulers: lock, dvc repro (gate applied), publish, backtest; exits 0/10/20/75/1."""
@@ -712,7 +716,7 @@ def retrain(
     if new_definition:
         log.warning("--new-definition: a challenger under a changed definition may become champion")
         child_env[NEW_DEFINITION_ENV] = "1"
-    steps = retrain_steps(settings, EXPORTS, child_env, accept_drift)
+    steps = retrain_steps(settings, EXPORTS, child_env, accept_drift, force)
     raise typer.Exit(run_retrain(steps, settings.retrain.lock_file))
 
 

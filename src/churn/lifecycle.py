@@ -172,6 +172,7 @@ def retrain_steps(
     exports: Path,
     child_env: Mapping[str, str],
     accept_drift: bool,
+    force: bool = False,
 ) -> Any:
     """Return the steps of one `churn retrain` run (the registry is opened after the lock)."""
     import functools
@@ -189,7 +190,14 @@ def retrain_steps(
         return registry().alias_version(names.champion_alias)
 
     def publish() -> None:
-        publish_scores(settings, exports, champion(), accept_drift=accept_drift, environ=child_env)
+        publish_scores(
+            settings,
+            exports,
+            champion(),
+            force=force,
+            accept_drift=accept_drift,
+            environ=child_env,
+        )
 
     def backtest() -> None:
         show_rows(

@@ -241,8 +241,9 @@ def decide_promotion(
                 "the challenger's churn definition differs from the champion's ("
                 + "; ".join(definition_change)
                 + "), so their numbers are not comparable; to start a new line of models under "
-                "the new definition run `churn retrain --new-definition` (or `churn promote "
-                "--new-definition --apply`), or restore the champion's params",
+                "the new definition run `churn retrain --new-definition` (or "
+                "`CHURN_PROMOTE_NEW_DEFINITION=1 CHURN_PROMOTE_APPLY=1 dvc repro`), or restore "
+                "the champion's params",
             )
         )
         return Decision(False, tuple(checks))
