@@ -8,9 +8,10 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
-from churn.config import FeaturesParams
-from churn.features.build import compute_snapshots, connect, open_inputs
-from churn.features.cutoffs import Cutoff
+from churn.config import ChurnParams, EngineParams, FeaturesParams
+from churn.cutoffs import Cutoff
+from churn.engine import open_duckdb
+from churn.features.build import compute_snapshots, open_inputs
 
 CUTOFF = date(2024, 6, 30)
 
@@ -58,14 +59,15 @@ def nps_frame(rows: list[tuple[str, date, int]] = ()) -> pa.Table:
     )
 
 
-_CONNECTIONS: dict[FeaturesParams, duckdb.DuckDBPyConnection] = {}
+ENGINE = EngineParams(threads=1, memory_limit="500MB")
+_CONNECTION: list[duckdb.DuckDBPyConnection] = []
 
 
-def _connection(params: FeaturesParams) -> duckdb.DuckDBPyConnection:
-    """Reuse one connection per params (inputs are re-registered on every call): fast tests."""
-    if params not in _CONNECTIONS:
-        _CONNECTIONS[params] = connect(params)
-    return _CONNECTIONS[params]
+def _connection() -> duckdb.DuckDBPyConnection:
+    """Reuse one connection (inputs are re-registered on every call): fast tests."""
+    if not _CONNECTION:
+        _CONNECTION.append(open_duckdb(ENGINE, ordered=False))
+    return _CONNECTION[0]
 
 
 def snapshot_at(
@@ -75,9 +77,11 @@ def snapshot_at(
     nps: pa.Table | None = None,
     params: FeaturesParams | None = None,
     labelled: bool = False,
+    churn: ChurnParams | None = None,
 ) -> pd.DataFrame:
     """Return snapshots at the given cutoff(s), one query, indexed by (customer_id, cutoff)."""
-    params = params or FeaturesParams(threads=1, memory_limit="500MB")
+    params = params or FeaturesParams()
+    churn = churn or ChurnParams()
     cutoff_list = [cutoffs] if isinstance(cutoffs, date) else list(cutoffs)
     role = "test" if labelled else "score"
     plan = [Cutoff(cutoff, role, None) for cutoff in cutoff_list]
@@ -85,8 +89,7 @@ def snapshot_at(
         transactions,
         customers if customers is not None else customers_frame(),
         nps if nps is not None else nps_frame(),
-        params,
-        con=_connection(params),
+        con=_connection(),
     )
-    frame = compute_snapshots(con, plan, params, labelled=labelled)
+    frame = compute_snapshots(con, plan, churn, params, labelled=labelled)
     return frame.set_index(["customer_id", "cutoff"])

@@ -6,7 +6,9 @@ import pandas as pd
 import pyarrow as pa
 
 from churn.config import (
+    ChurnParams,
     CutoffsParams,
+    EngineParams,
     FeaturesParams,
     GenerateParams,
     LightGBMParams,
@@ -40,9 +42,7 @@ def generated_tables(customers: int = 3000, seed: int = 7, days: int = 900) -> T
 
 def build_snapshots(tables: Tables, horizon: int = 90, fit_cutoffs: int = 4) -> pd.DataFrame:
     """Return the features stage's labelled snapshots with `fit_cutoffs` fit cutoffs."""
-    params = FeaturesParams(
-        horizon_days=horizon,
-        cutoffs=CutoffsParams(count=_CUTOFFS_BEFORE_FIT + fit_cutoffs),
-        threads=1,
-    )
-    return build_feature_snapshots(*tables, params).train
+    params = FeaturesParams(cutoffs=CutoffsParams(count=_CUTOFFS_BEFORE_FIT + fit_cutoffs))
+    return build_feature_snapshots(
+        *tables, ChurnParams(horizon_days=horizon), params, EngineParams(threads=1)
+    ).train

@@ -12,9 +12,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churn.bgnbd import BGNBDParams, expected_purchases, fit_bgnbd, probability_alive
+from churn.bgnbd import (
+    BGNBDParams,
+    expected_purchases,
+    fit_bgnbd,
+    probability_alive,
+    summarize_histories,
+)
 from churn.config import FeaturesParams, GenerateParams
-from churn.features.bgnbd import EXPECTED, P_ALIVE, add_bgnbd_features, fit_sample, summary
+from churn.features.bgnbd import EXPECTED, P_ALIVE, add_bgnbd_features, fit_sample
 from churn.features.build import snapshot_columns
 from churn.generate import simulate
 from features_tables import snapshot_at, transactions_frame
@@ -22,7 +28,7 @@ from features_tables import snapshot_at, transactions_frame
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from clean_raw import clean_raw_frames  # noqa: E402
 
-PARAMS = FeaturesParams(threads=1, memory_limit="500MB", bgnbd=True)
+PARAMS = FeaturesParams(bgnbd=True)
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +118,7 @@ def test_p_alive_falls_as_the_silence_grows_and_is_one_without_repeats():
     alive = probability_alive(params, x, t_x, T)
     assert alive[0] == 1.0
     assert 1.0 > alive[1] > alive[2] > alive[3] > 0.0
-    x_summary = summary(
+    x_summary = summarize_histories(
         pd.DataFrame({"purchase_days": [1, 4], "tenure_days": [70, 70], "recency_days": [70, 7]})
     )
     np.testing.assert_allclose(x_summary[1], [0.0, 9.0])

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from churn.config import CutoffsParams, FeaturesParams, RolesParams
+from churn.config import ChurnParams, CutoffsParams, FeaturesParams, RolesParams
 from churn.errors import ChurnError
-from churn.features.cutoffs import (
+from churn.cutoffs import (
     CALIBRATION,
     FIT,
     GAP,
@@ -23,16 +23,18 @@ from churn.features.cutoffs import (
 AS_OF = date(2025, 12, 31)
 
 
-def params(horizon=90, count=12, step=30, history=90, calibration=1) -> FeaturesParams:
-    return FeaturesParams(
-        horizon_days=horizon,
+def params(
+    horizon=90, count=12, step=30, history=90, calibration=1
+) -> tuple[ChurnParams, FeaturesParams]:
+    """Return the (churn, features) sections plan_cutoffs reads."""
+    return ChurnParams(horizon_days=horizon), FeaturesParams(
         cutoffs=CutoffsParams(count=count, step_days=step, min_history_days=history),
         roles=RolesParams(calibration_cutoffs=calibration),
     )
 
 
 def test_default_plan_has_twelve_cutoffs_thirty_days_apart_ending_a_horizon_before_as_of():
-    plan = plan_cutoffs(date(2023, 1, 1), AS_OF, params())
+    plan = plan_cutoffs(date(2023, 1, 1), AS_OF, *params())
     assert len(plan) == 12
     assert plan[-1].cutoff == AS_OF - timedelta(days=90)
     assert {(b.cutoff - a.cutoff).days for a, b in zip(plan, plan[1:], strict=False)} == {30}
@@ -42,22 +44,22 @@ def test_default_plan_has_twelve_cutoffs_thirty_days_apart_ending_a_horizon_befo
 
 def test_one_year_of_history_gives_fewer_cutoffs_and_says_so(caplog):
     with caplog.at_level(logging.WARNING, logger="churn"):
-        plan = plan_cutoffs(AS_OF - timedelta(days=364), AS_OF, params())
+        plan = plan_cutoffs(AS_OF - timedelta(days=364), AS_OF, *params())
     assert [item.role for item in plan] == [FIT, GAP, GAP, CALIBRATION, GAP, GAP, TEST]
     assert "only 7 of 12 training cutoffs" in caplog.text
 
 
 def test_too_little_history_says_how_many_days_are_needed():
-    need = required_history_days(params())
+    need = required_history_days(*params())
     assert need == 90 + 6 * 30 + 90 + 1
-    plan_cutoffs(AS_OF - timedelta(days=need - 1), AS_OF, params())  # exactly enough
+    plan_cutoffs(AS_OF - timedelta(days=need - 1), AS_OF, *params())  # exactly enough
     with pytest.raises(ChurnError, match=f"span {need - 1} days.*at least {need} days"):
-        plan_cutoffs(AS_OF - timedelta(days=need - 2), AS_OF, params())
+        plan_cutoffs(AS_OF - timedelta(days=need - 2), AS_OF, *params())
 
 
 def test_too_few_cutoffs_for_three_roles_is_an_error_naming_the_key():
     with pytest.raises(ChurnError, match="features.cutoffs.count = 4 is too few"):
-        plan_cutoffs(date(2020, 1, 1), AS_OF, params(count=4))
+        plan_cutoffs(date(2020, 1, 1), AS_OF, *params(count=4))
 
 
 @settings(max_examples=200, deadline=None)
@@ -75,12 +77,12 @@ def test_label_windows_of_fit_calibration_and_test_never_overlap(
     chosen = params(horizon, count, step, history, calibration)
     first = AS_OF - timedelta(days=span - 1)
     per_gap = -(-horizon // step)
-    enough = count >= 2 * per_gap + calibration and span >= required_history_days(chosen)
+    enough = count >= 2 * per_gap + calibration and span >= required_history_days(*chosen)
     if not enough:
         with pytest.raises(ChurnError):
-            plan_cutoffs(first, AS_OF, chosen)
+            plan_cutoffs(first, AS_OF, *chosen)
         return
-    plan = plan_cutoffs(first, AS_OF, chosen)
+    plan = plan_cutoffs(first, AS_OF, *chosen)
     by_role = {
         role: [item for item in plan if item.role == role] for role in (FIT, CALIBRATION, TEST)
     }
@@ -103,8 +105,8 @@ def test_label_windows_of_fit_calibration_and_test_never_overlap(
 def test_required_history_is_exact_for_the_default_spacing(span):
     chosen = params()
     first = AS_OF - timedelta(days=span - 1)
-    if span >= required_history_days(chosen):
-        assert plan_cutoffs(first, AS_OF, chosen)
+    if span >= required_history_days(*chosen):
+        assert plan_cutoffs(first, AS_OF, *chosen)
     else:
         with pytest.raises(ChurnError):
-            plan_cutoffs(first, AS_OF, chosen)
+            plan_cutoffs(first, AS_OF, *chosen)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churn.config import FeaturesParams, GenerateParams
+from churn.config import ChurnParams, EngineParams, FeaturesParams, GenerateParams
 from churn.features import build_snapshots
 from churn.features.sql import snapshot_sql, spark_sql
 from churn.generate import simulate
@@ -21,8 +21,10 @@ from features_tables import CUTOFF, customers_frame, day, nps_frame, snapshot_at
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
 from clean_raw import clean_raw_frames  # noqa: E402
 
-PARAMS = FeaturesParams(threads=1, memory_limit="500MB")
-HORIZON = PARAMS.horizon_days
+CHURN = ChurnParams()
+PARAMS = FeaturesParams()
+ENGINE = EngineParams(threads=1, memory_limit="500MB")
+HORIZON = CHURN.horizon_days
 
 amounts = st.sampled_from([-30.0, -5.5, 0.0, 0.01, 4.99, 12.0, 80.25, 300.0])
 row = st.tuples(st.sampled_from(["a", "b", "c", "007"]), st.integers(-500, 200), amounts)
@@ -90,7 +92,7 @@ def generated():
 
 @pytest.fixture(scope="module")
 def snapshots(generated):
-    return build_snapshots(*generated, PARAMS)
+    return build_snapshots(*generated, CHURN, PARAMS, ENGINE)
 
 
 def test_labels_match_an_independent_computation(generated, snapshots):
@@ -104,7 +106,7 @@ def test_labels_match_an_independent_computation(generated, snapshots):
     for item in snapshots.cutoffs:
         t = np.datetime64(item.cutoff, "D")
         for customer, bought in dates.items():
-            if not ((bought <= t) & (bought > t - PARAMS.active_within_days)).any():
+            if not ((bought <= t) & (bought > t - CHURN.active_within_days)).any():
                 continue  # not eligible at t
             future = (bought > t) & (bought <= t + HORIZON)
             expected.append((customer, item.cutoff, 0 if future.any() else 1))
@@ -151,7 +153,7 @@ def test_snapshot_schema_follows_the_contract(snapshots):
 def test_input_row_order_does_not_change_the_output(generated, snapshots):
     transactions, customers, nps = generated
     shuffled = [frame.sample(frac=1.0, random_state=5) for frame in (transactions, customers, nps)]
-    again = build_snapshots(*shuffled, PARAMS)
+    again = build_snapshots(*shuffled, CHURN, PARAMS, ENGINE)
     pd.testing.assert_frame_equal(again.train, snapshots.train)
     pd.testing.assert_frame_equal(again.score, snapshots.score)
 
@@ -160,7 +162,9 @@ def test_snapshots_are_deterministic_with_parallel_threads(generated, snapshots)
     transactions = pa.Table.from_pandas(generated[0], preserve_index=False)
     # many small batches so DuckDB's threads really split the scan and the aggregation
     chunked = pa.Table.from_batches(transactions.to_batches(max_chunksize=2048))
-    again = build_snapshots(chunked, *generated[1:], PARAMS.model_copy(update={"threads": 2}))
+    again = build_snapshots(
+        chunked, *generated[1:], CHURN, PARAMS, ENGINE.model_copy(update={"threads": 2})
+    )
     pd.testing.assert_frame_equal(again.train, snapshots.train)
     pd.testing.assert_frame_equal(again.score, snapshots.score)
 
@@ -175,7 +179,7 @@ def test_customers_without_side_tables_get_null_attributes_same_schema():
 @pytest.mark.parametrize("labelled", [True, False])
 def test_feature_sql_transpiles_to_spark_sql_that_parses(labelled):
     sqlglot = pytest.importorskip("sqlglot", reason="sqlglot is new in pyproject.toml")
-    duckdb_sql = snapshot_sql(PARAMS, CUTOFF, with_labels=labelled)
+    duckdb_sql = snapshot_sql(CHURN, PARAMS, CUTOFF, with_labels=labelled)
     spark = spark_sql(duckdb_sql)
     parsed = sqlglot.parse_one(spark, read="spark")
     assert parsed.find(sqlglot.exp.Window) is not None

@@ -9,12 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from churn.config import FeaturesParams
+from churn.config import EngineParams, FeaturesParams, parse_params
+from churn.engine import open_duckdb
 from churn.errors import ChurnError
 from churn.features.build import open_inputs
 from churn.features.definitions import feature_names
 from features_tables import (
     CUTOFF,
+    ENGINE,
     customers_frame,
     day,
     nps_frame,
@@ -241,7 +243,7 @@ def test_one_query_over_many_cutoffs_equals_one_query_per_cutoff():
 def test_missing_column_names_the_table_column_and_fix():
     bad = transactions_frame(A_ROWS).drop_columns(["amount"])
     with pytest.raises(ChurnError, match="column 'amount' is missing.*churn ingest"):
-        open_inputs(bad, customers_frame(), nps_frame(), FeaturesParams())
+        open_inputs(bad, customers_frame(), nps_frame(), open_duckdb(ENGINE))
 
 
 def test_wrong_type_names_the_column_and_the_contract_type():
@@ -249,13 +251,13 @@ def test_wrong_type_names_the_column_and_the_contract_type():
     bad = table.set_column(0, "customer_id", table["customer_id"].cast("large_string"))
     bad = bad.set_column(2, "date", table["timestamp"])
     with pytest.raises(ChurnError, match="column 'date' has type TIMESTAMP.*date32"):
-        open_inputs(bad, customers_frame(), nps_frame(), FeaturesParams())
+        open_inputs(bad, customers_frame(), nps_frame(), open_duckdb(ENGINE))
 
 
 def test_duplicate_customers_are_an_error_naming_the_customer():
     customers = customers_frame([("A", day(-5), "web", "x"), ("A", day(-4), "app", "y")])
     with pytest.raises(ChurnError, match="customer_id 'A' appears 2 times"):
-        open_inputs(transactions_frame(A_ROWS), customers, nps_frame(), FeaturesParams())
+        open_inputs(transactions_frame(A_ROWS), customers, nps_frame(), open_duckdb(ENGINE))
 
 
 def test_docs_list_every_snapshot_column(project_root):
@@ -267,7 +269,9 @@ def test_docs_list_every_snapshot_column(project_root):
 
 
 def test_invalid_memory_limit_is_an_error_naming_the_key():
-    from churn.features.build import connect
-
-    with pytest.raises(ChurnError, match="features.memory_limit = 'lots'"):
-        connect(FeaturesParams(memory_limit="lots"))
+    # params.yaml is checked first: the key is named before any stage runs
+    with pytest.raises(ChurnError, match="engine = .*memory_limit 'lots': write it like 2GB"):
+        parse_params({"engine": {"memory_limit": "lots"}})
+    # and DuckDB's own refusal (a value past the check) still names the key
+    with pytest.raises(ChurnError, match="engine.memory_limit = 'lots'"):
+        open_duckdb(EngineParams.model_construct(memory_limit="lots", threads=1))
