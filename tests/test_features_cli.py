@@ -82,6 +82,6 @@ def test_missing_input_is_a_clear_error(tmp_path, project_root):
 
 def test_as_of_after_the_data_is_a_clear_error(interim, tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text("features:\n  as_of: 2099-01-01\n")
+    params.write_text("churn:\n  as_of: 2099-01-01\n")
     result = run_features(interim, tmp_path, params)
-    assert "is after the last transaction date" in str(result.exception)
+    assert "churn.as_of = 2099-01-01 is after the last transaction date" in str(result.exception)
