@@ -11,6 +11,9 @@ The example (active_within_days = 40, months January to April 2024, as of 30 Apr
     006  buys 8 on 15 Jan, 10 Feb, 10 Mar, 10 Apr         active throughout
     007  buys 20 Apr (100)                               new in April
 
+A zero-amount row of 006 on 30 April only says the data runs to the as-of date (churn.as_of may
+not lie after the last transaction date).
+
 Active at the end of: Dec {} | Jan {001 002 006} | Feb {001 003 006} | Mar {004 006}
                       | Apr {002 004 006 007}
 """
@@ -25,7 +28,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churn.config import ReportParams
+from churn.config import ChurnParams, ReportParams
 from churn.errors import ChurnError
 from churn.report import build_report
 
@@ -45,8 +48,16 @@ EXAMPLE = [
     ("006", D(2024, 3, 10), 8.0),
     ("006", D(2024, 4, 10), 8.0),
     ("007", D(2024, 4, 20), 100.0),
+    ("006", D(2024, 4, 30), 0.0),  # not a purchase: the export runs to 30 April (churn.as_of)
 ]
-EXAMPLE_SETTINGS = ReportParams(active_within_days=40, as_of=D(2024, 4, 30))
+
+
+def report_settings(active_within_days, as_of=None, **report) -> tuple[ReportParams, ChurnParams]:
+    """Return the (report, churn) sections build_report reads: the definition lives in churn."""
+    return ReportParams(**report), ChurnParams(active_within_days=active_within_days, as_of=as_of)
+
+
+EXAMPLE_SETTINGS = report_settings(active_within_days=40, as_of=D(2024, 4, 30))
 NPS_ANSWERS = [
     ("001", D(2024, 1, 12), 3),  # detractor before March: counts for March, when 001 is lost
     ("006", D(2024, 1, 20), 10),  # promoter
@@ -66,7 +77,7 @@ def transactions_frame(rows) -> pd.DataFrame:
 
 def report_for(rows, settings=EXAMPLE_SETTINGS, **optional):
     con = duckdb.connect()
-    return build_report(con, con.from_df(transactions_frame(rows)), settings, **optional)
+    return build_report(con, con.from_df(transactions_frame(rows)), *settings, **optional)
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +276,8 @@ def test_cohort_matrix_matches_the_hand_computed_example(example):
 def test_a_customer_who_lapses_and_returns_inside_one_month_counts_as_retained():
     # active_within_days 31: 008 is active until 9 Mar, lapses, buys again on 20 Mar.
     rows = [("008", D(2024, 1, 1), 5.0), ("008", D(2024, 2, 8), 5.0), ("008", D(2024, 3, 20), 5.0)]
-    report = report_for(rows, ReportParams(active_within_days=31, as_of=D(2024, 3, 31)))
+    rows.append(("008", D(2024, 3, 31), 0.0))  # not a purchase: the data runs to as_of
+    report = report_for(rows, report_settings(active_within_days=31, as_of=D(2024, 3, 31)))
     march = report.periods.set_index("period").loc["Mar 2024"]
     assert (march["customers_start"], march["customers_new"], march["customers_lost"]) == (1, 0, 0)
     assert march["retention_rate_pct"] == 100.0
@@ -273,7 +285,7 @@ def test_a_customer_who_lapses_and_returns_inside_one_month_counts_as_retained()
 
 def test_the_current_unfinished_month_is_left_out():
     rows = [("001", D(2024, 1, 10), 5.0), ("001", D(2024, 2, 10), 5.0)]
-    report = report_for(rows, ReportParams(active_within_days=40))  # as_of = 10 Feb
+    report = report_for(rows, report_settings(active_within_days=40))  # as_of = 10 Feb
     assert report.periods["period"].tolist() == ["Jan 2024"]
 
 
@@ -286,8 +298,9 @@ def test_transactions_after_as_of_are_ignored():
 def test_quarterly_periods_aggregate_the_same_transactions():
     # A quarter needs a window of at least 92 days. With 92 days 002's gap (86 days) is no lapse,
     # and 004 (31 Mar + 91 days = 30 Jun) is still active on the last day of Q2.
-    settings = ReportParams(active_within_days=92, period="quarter", as_of=D(2024, 6, 30))
-    q1, q2 = report_for(EXAMPLE, settings).periods.itertuples(index=False)
+    settings = report_settings(active_within_days=92, period="quarter", as_of=D(2024, 6, 30))
+    rows = [*EXAMPLE, ("006", D(2024, 6, 30), 0.0)]  # not a purchase: the data runs to as_of
+    q1, q2 = report_for(rows, settings).periods.itertuples(index=False)
     assert (q1.customers_start, q1.customers_new, q1.customers_lost, q1.customers_end) == (
         0,
         5,
@@ -308,40 +321,40 @@ def test_missing_amount_column_is_an_error_naming_the_column():
     con = duckdb.connect()
     frame = transactions_frame(EXAMPLE).drop(columns="amount")
     with pytest.raises(ChurnError, match="column 'amount' is missing"):
-        build_report(con, con.from_df(frame), EXAMPLE_SETTINGS)
+        build_report(con, con.from_df(frame), *EXAMPLE_SETTINGS)
 
 
 def test_numeric_customer_ids_are_an_error():
     con = duckdb.connect()
     frame = transactions_frame(EXAMPLE).astype({"customer_id": "int64"})
     with pytest.raises(ChurnError, match="customer_id' has type BIGINT"):
-        build_report(con, con.from_df(frame), EXAMPLE_SETTINGS)
+        build_report(con, con.from_df(frame), *EXAMPLE_SETTINGS)
 
 
 def test_timestamps_in_the_date_column_are_an_error_with_the_fix():
     con = duckdb.connect()
     frame = transactions_frame(EXAMPLE).assign(date=lambda f: pd.to_datetime(f["date"]))
     with pytest.raises(ChurnError, match="'date' has type TIMESTAMP.*expected DATE"):
-        build_report(con, con.from_df(frame), EXAMPLE_SETTINGS)
+        build_report(con, con.from_df(frame), *EXAMPLE_SETTINGS)
 
 
 def test_data_shorter_than_one_period_is_an_error_suggesting_a_shorter_period():
     rows = [("001", D(2024, 1, 10), 5.0), ("001", D(2024, 1, 20), 5.0)]
     with pytest.raises(ChurnError, match="no complete month; choose a shorter report.period"):
-        report_for(rows, ReportParams(active_within_days=40))
+        report_for(rows, report_settings(active_within_days=40))
 
 
 def test_an_activity_window_shorter_than_a_period_is_rejected_by_the_params():
     from churn.config import parse_params
 
-    with pytest.raises(ChurnError, match="active_within_days = 30 is shorter than a month"):
-        parse_params({"report": {"active_within_days": 30}})
+    with pytest.raises(ChurnError, match="churn.active_within_days = 30 is shorter than a month"):
+        parse_params({"churn": {"active_within_days": 30}})
 
 
 # --------------------------------------------------------------------------- property
 def naive_counts(rows, settings, periods):
     """Count CS, CN, won back, lost and CE straight from the definition, one date at a time."""
-    window = settings.active_within_days
+    window = settings[1].active_within_days
     purchases = [(c, d) for c, d, a in rows if a > 0 and d <= periods["period_end"].max()]
 
     def active(day):
@@ -379,8 +392,9 @@ transactions_strategy = st.lists(
 def test_counts_follow_the_definition_and_customers_at_end_are_start_plus_new_minus_lost(
     rows, window, period
 ):
-    rows = [*rows, ("z", D(2024, 1, 1), 1.0)]  # at least one purchase, data from 1 January
-    settings_ = ReportParams(active_within_days=window, period=period, as_of=D(2024, 10, 6))
+    # at least one purchase, data from 1 January to as_of (a zero amount is not a purchase)
+    rows = [*rows, ("z", D(2024, 1, 1), 1.0), ("z", D(2024, 10, 6), 0.0)]
+    settings_ = report_settings(active_within_days=window, period=period, as_of=D(2024, 10, 6))
     periods = report_for(rows, settings_).periods
     assert (
         periods["customers_end"]

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from chromium import chromium_available, visit
-from churn.config import ReportParams
+from churn.config import ChurnParams, ReportParams
 from churn.report import build_report
 from churn.report.page import SECTIONS, render_html
 from report_data import dev_data, fake_scores
@@ -17,17 +17,19 @@ METRICS = {"model": {"roc_auc": 0.78, "lift_top10": 2.9, "recall_top10": 0.29}}
 HOSTILE = "<b>partner</b>"  # a segment name that must show as text, not markup
 
 
-def make_report(settings=None, with_extras=True):
+def make_report(definition=None, with_extras=True):
     """Return a report on the dev data, with scores, metrics and NPS or with none of them."""
+    settings, definition = ReportParams(), definition or ChurnParams()
     transactions, customers, nps = dev_data()
     con = duckdb.connect()
     if not with_extras:
-        return build_report(con, con.from_arrow(transactions), settings or ReportParams())
+        return build_report(con, con.from_arrow(transactions), settings, definition)
     segments = customers.assign(channel=customers["channel"].replace("marketplace", HOSTILE))
     return build_report(
         con,
         con.from_arrow(transactions),
-        settings or ReportParams(),
+        settings,
+        definition,
         nps=nps,
         customers=segments,
         scores=fake_scores(customers, "2025-12-30"),
@@ -43,8 +45,8 @@ def full_page():
 @pytest.fixture(scope="module")
 def bare_page():
     """No scores, no metrics, no NPS, and a non-default churn definition."""
-    settings = ReportParams(active_within_days=200, horizon_days=60)
-    return render_html(make_report(settings, with_extras=False))
+    definition = ChurnParams(active_within_days=200, horizon_days=60)
+    return render_html(make_report(definition, with_extras=False))
 
 
 def test_page_has_every_section(full_page, bare_page):
