@@ -121,7 +121,7 @@ def test_missing_transactions_is_an_error_saying_to_run_ingest(project):
     with pytest.raises(
         ChurnError, match="nothing.parquet: transactions not found; run `churn ingest`"
     ):
-        run(["report", "--transactions", "nothing.parquet"])
+        run(["report", "--transactions", "nothing.parquet", "--out", "reports"])
 
 
 def test_broken_metrics_file_is_an_error_naming_the_file(project):
@@ -134,5 +134,7 @@ def test_broken_metrics_file_is_an_error_naming_the_file(project):
                 "data/interim/transactions.parquet",
                 "--metrics",
                 "metrics.json",
+                "--out",
+                "reports",
             ]
         )
