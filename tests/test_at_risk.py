@@ -8,12 +8,15 @@ import json
 import openpyxl
 import pandas as pd
 import pytest
-import yaml
 from typer.testing import CliRunner
 
+from churn import cli
 from churn.cli import app
 from churn.errors import ChurnError, DataCheckFailed
-from churn.score.at_risk import filter_list, parse_where, render_list
+from churn.publish.formats import render_list
+from churn.publish.lists import filter_list, parse_where
+from churn.publish.record import read_manifest, read_scored
+from dvc_project import init_dvc_project, write_params
 from score_data import AS_OF, make_snapshot, train_model
 
 
@@ -58,16 +61,25 @@ def test_excel_and_json_outputs_are_readable_and_excel_is_neutralised():
     assert records[0]["customer_id"] == "05" and records[0]["reasons"] == "=cmd"
 
 
+class _Registry:
+    """The registry `churn publish` asks for the champion: version 11 holds the alias."""
+
+    def alias_version(self, alias: str) -> str | None:
+        return "11"
+
+
 @pytest.fixture
-def project(tmp_path):
-    """A project folder with an as-of snapshot, a model folder, a suppression list and params."""
-    train_model(version="11").save(tmp_path / "models/challenger")
+def project(tmp_path, monkeypatch):
+    """A project folder (dvc.yaml, params) with an as-of snapshot, the champion model folder and
+    a suppression list where dvc.yaml puts them; the champion alias names version 11."""
+    init_dvc_project(tmp_path, score={"suppression_file": "suppression.csv"})
+    train_model(version="11").save(tmp_path / "models/champion")
     snapshot = make_snapshot(1200, seed=21)
     (tmp_path / "data/features").mkdir(parents=True)
     snapshot.to_parquet(tmp_path / "data/features/score.parquet")
     (tmp_path / "suppression.csv").write_text("customer_id\n0000001\n0000002\n")
-    params = {"score": {"suppression_file": str(tmp_path / "suppression.csv")}}
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "_registry", lambda names: _Registry())
     return tmp_path
 
 
@@ -81,47 +93,32 @@ def _run(project, *args: str):
 
 def _score(project, **params):
     if params:
-        (project / "params.yaml").write_text(
-            yaml.safe_dump(
-                {"score": {"suppression_file": str(project / "suppression.csv"), **params}}
-            )
-        )
+        write_params(project, score={"suppression_file": "suppression.csv", **params})
     return _run(
         project,
         "score",
         "--snapshot",
         str(project / "data/features/score.parquet"),
         "--model",
-        str(project / "models/challenger"),
+        str(project / "models/champion"),
+        "--suppression",
+        str(project / "suppression.csv"),
         "--out",
         str(project / "data/scores/scores.parquet"),
         "--report",
         str(project / "reports/score.json"),
         "--profit-curve",
         str(project / "reports/score_profit_curve.csv"),
-        "--archive",
-        str(project / "data/archive/scores"),
     )
 
 
 def _publish(project, *extra: str):
-    return _run(
-        project,
-        "publish",
-        "--scores",
-        str(project / "data/scores/scores.parquet"),
-        "--exports",
-        str(project / "exports/at_risk"),
-        "--ingest-report",
-        str(project / "reports/ingest.json"),
-        "--drift-report",
-        str(project / "reports/drift.json"),
-        *extra,
-    )
+    # the scores, ingest and drift reports are found where dvc.yaml's stages write them
+    return _run(project, "publish", "--exports", str(project / "exports/at_risk"), *extra)
 
 
 @pytest.mark.integration
-def test_score_command_writes_scores_metrics_profit_curve_and_archive(project):
+def test_score_command_writes_scores_metrics_and_profit_curve(project):
     _score(project)
     out = project / "data/scores/scores.parquet"
     scores = pd.read_parquet(out)
@@ -133,14 +130,33 @@ def test_score_command_writes_scores_metrics_profit_curve_and_archive(project):
     assert sum(t["customers"] for t in report["tiers"].values()) == 1200
     curve = pd.read_csv(project / "reports/score_profit_curve.csv")
     assert list(curve.columns) == ["list_size", "expected_net_benefit"]
-    archived = project / f"data/archive/scores/{AS_OF}/scores.parquet"
+    assert not (project / "data/archive").exists()  # scoring archives nothing
     first = out.read_bytes()
-    assert archived.read_bytes() == first
     _score(project)
     assert out.read_bytes() == first  # byte-identical rerun
     _score(project, save_rate=0.3)
-    assert archived.read_bytes() == out.read_bytes() != first
-    assert len(list(archived.parent.glob("scores.superseded-*.parquet"))) == 1
+    assert out.read_bytes() != first
+
+
+@pytest.mark.integration
+def test_publish_records_every_scored_customer_and_keeps_a_replaced_list(project):
+    """What the score archive did before: the record holds every scored customer of each date."""
+    exports = project / "exports/at_risk"
+    _score(project)
+    first = pd.read_parquet(project / "data/scores/scores.parquet")
+    _publish(project)
+    manifest = read_manifest(exports, str(AS_OF))
+    pd.testing.assert_frame_equal(read_scored(exports, manifest), first)
+    _publish(project)  # same scores again: unchanged, nothing kept aside
+    assert not list(exports.glob(f"{AS_OF}.superseded-*"))
+    _score(project, save_rate=0.3)
+    with pytest.raises(ChurnError, match="already published.*--force"):
+        _publish(project)
+    _publish(project, "--force")
+    again = pd.read_parquet(project / "data/scores/scores.parquet")
+    manifest = read_manifest(exports, str(AS_OF))
+    pd.testing.assert_frame_equal(read_scored(exports, manifest), again)
+    assert len(list(exports.glob(f"{AS_OF}.superseded-*"))) == 1
 
 
 @pytest.mark.integration

@@ -10,7 +10,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from churn.config import ChurnParams, CutoffsParams, FeaturesParams, RolesParams
-from churn.errors import ChurnError
 from churn.cutoffs import (
     CALIBRATION,
     FIT,
@@ -19,6 +18,7 @@ from churn.cutoffs import (
     plan_cutoffs,
     required_history_days,
 )
+from churn.errors import ChurnError
 
 AS_OF = date(2025, 12, 31)
 
