@@ -16,7 +16,6 @@ from churn.drift import (
     SCORE,
     bin_labels,
     build_reference,
-    check_drift,
     current_shares,
     measure_drift,
     numeric_edges,
@@ -24,7 +23,8 @@ from churn.drift import (
     reference_categorical,
     reference_numeric,
 )
-from churn.errors import ChurnError
+from churn.errors import ChurnError, DataCheckFailed
+from churn.publish.gates import check_drift_gate, enforce_gates
 
 
 def test_numeric_edges_are_the_reference_quantiles():
@@ -129,7 +129,7 @@ def test_the_same_population_does_not_drift(reference):
     report = measure_drift(reference, _snapshot(rng, 3000), rng.beta(2, 5, 3000), params)
     assert report["status"] == "ok"
     assert report["publish_blocked"] is False
-    assert check_drift(report) == []
+    assert check_drift_gate(report).passed is True
     assert all(entry["psi"] < 0.1 for entry in report["features"].values())
 
 
@@ -142,7 +142,7 @@ def test_tenure_drifting_by_design_does_not_block_publishing(reference):
     assert report["features"]["tenure_days"]["blocking"] is False
     assert report["failures"] == ["tenure_days"]
     assert report["publish_blocked"] is False
-    assert check_drift(report) == []
+    assert check_drift_gate(report).passed is True
 
 
 def test_a_blocking_feature_that_moved_stops_publishing_and_is_named(reference):
@@ -151,11 +151,12 @@ def test_a_blocking_feature_that_moved_stops_publishing_and_is_named(reference):
     snapshot = _snapshot(rng, 3000, recency_shift=60)
     report = measure_drift(reference, snapshot, rng.beta(2, 5, 3000), params)
     assert report["blocking_failures"] == ["recency_days"]
-    problems = check_drift(report)
-    assert len(problems) == 1
-    assert "recency_days: PSI" in problems[0]
-    assert "--accept-drift" in problems[0]
-    assert check_drift(report, accept_drift=True) == []
+    gate = check_drift_gate(report)
+    assert gate.passed is False
+    assert gate.detail.count("PSI") == 1 and "recency_days: PSI" in gate.detail
+    with pytest.raises(DataCheckFailed, match="recency_days: PSI.*--accept-drift"):
+        enforce_gates([gate])
+    assert enforce_gates([gate], accept_drift=True) == [gate]
 
 
 def test_a_shifted_score_blocks_unless_score_blocking_is_off(reference):
@@ -189,8 +190,10 @@ def test_a_snapshot_without_a_reference_feature_is_a_clear_error(reference):
         measure_drift(reference, snapshot, rng.beta(2, 5, 100), DriftParams())
 
 
-def test_no_drift_report_stops_publishing():
-    assert "no drift report" in check_drift(None)[0]
+def test_without_a_drift_report_the_publish_gate_says_it_did_not_check():
+    # check_drift (which refused a missing report) was dead code: the publish gate decides
+    gate = check_drift_gate(None)
+    assert gate.passed is True and "no drift report; not checked" in gate.detail
 
 
 def test_warn_must_be_below_fail():
@@ -199,9 +202,6 @@ def test_warn_must_be_below_fail():
 
 
 def test_publish_gate_refuses_a_real_drift_report_naming_the_feature_unless_accepted(reference):
-    from churn.errors import DataCheckFailed
-    from churn.score.publish import check_drift_gate, enforce_gates
-
     rng = np.random.default_rng(14)
     params = DriftParams(blocking_features=("recency_days",))
     moved = measure_drift(
