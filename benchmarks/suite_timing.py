@@ -40,6 +40,7 @@ def main() -> None:
     parser.add_argument("after", type=Path)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--jobs", nargs="+", default=["make test", "make run"])
     args = parser.parse_args()
     env = {**os.environ, "CHURN_SLOW_TESTS": "1", "CHURN_REQUIRE_SERVICES": "1"}
     jobs = {
@@ -48,6 +49,8 @@ def main() -> None:
     }
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for name, commands in jobs.items():
+        if name not in args.jobs:
+            continue
         results[name] = {"before": [], "after": []}
         for _ in range(args.runs):
             for side, folder in (("before", args.before), ("after", args.after)):
