@@ -8,7 +8,9 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churn.config import EvaluateParams
-from churn.evaluate import (
+from churn.evaluate import segment_metrics, tenure_band
+from churn.metrics import (
+    ECE_BINS,
     _tie_groups,
     bootstrap_differences,
     captured_in_top,
@@ -16,8 +18,6 @@ from churn.evaluate import (
     fraction_label,
     lift_and_recall,
     score_metrics,
-    segment_metrics,
-    tenure_band,
     weighted_auc_ap,
 )
 
@@ -34,6 +34,12 @@ def test_ece_weights_each_bins_gap_by_its_share_of_rows():
 def test_ece_puts_probability_one_in_the_top_bin_and_is_zero_when_perfect():
     labels = np.array([1, 1, 0, 0])
     assert expected_calibration_error(labels, np.array([1.0, 1.0, 0.0, 0.0]), bins=10) == 0.0
+    # one constant for every stage: ten bins unless a test asks for others
+    proba = np.array([0.05, 0.15, 0.95, 0.99])
+    assert ECE_BINS == 10
+    assert expected_calibration_error(labels, proba) == expected_calibration_error(
+        labels, proba, bins=10
+    )
 
 
 def test_lift_and_recall_in_top_fraction_by_hand():
