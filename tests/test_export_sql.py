@@ -9,13 +9,15 @@ import uuid
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-import yaml
 from typer.testing import CliRunner
 
+from churn import cli
 from churn.cli import app
 from churn.errors import ChurnError
-from churn.score.publish import export_to_sql, select_lists
-from score_data import AS_OF, make_scores
+from churn.publish.record import select_lists
+from churn.publish.sql import export_to_sql
+from dvc_project import init_dvc_project
+from score_data import AS_OF, make_scores, train_model
 
 pytestmark = pytest.mark.postgres
 
@@ -84,21 +86,20 @@ def test_publish_exports_with_the_url_from_the_environment_and_never_logs_it(
     database, tmp_path, monkeypatch
 ):
     engine, table = database
-    scores_path = tmp_path / "scores.parquet"
+    sql = {"enabled": True, "url_env": "CHURN_TEST_EXPORT_URL", "table": table}
+    init_dvc_project(tmp_path, publish={"sql": sql})
+    # the scores and the model that scored them (champion version 7) where dvc.yaml puts them
+    scores_path = tmp_path / "data/scores/scores.parquet"
+    scores_path.parent.mkdir(parents=True)
     make_scores(300, seed=1).to_parquet(scores_path)
+    train_model(version="7").save(tmp_path / "models/champion")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(
+        cli, "_registry", lambda names: type("R", (), {"alias_version": lambda self, a: "7"})()
+    )
     secret_url = URL.replace("postgres@", "postgres:s3cret-pw@", 1)
     monkeypatch.setenv("CHURN_TEST_EXPORT_URL", secret_url)
-    params = {
-        "publish": {"sql": {"enabled": True, "url_env": "CHURN_TEST_EXPORT_URL", "table": table}}
-    }
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    args = ["publish", "--scores", str(scores_path), "--exports", str(tmp_path / "exports")]
-    args += [
-        "--ingest-report",
-        str(tmp_path / "none.json"),
-        "--drift-report",
-        str(tmp_path / "no.json"),
-    ]
+    args = ["publish", "--exports", str(tmp_path / "exports")]
     result = CliRunner().invoke(app, [*args, "--params", str(tmp_path / "params.yaml")])
     assert result.exit_code == 0, result.output
     assert "s3cret" not in result.output and "s3cret" not in result.stderr
