@@ -11,13 +11,12 @@ from scipy.special import expit, logit
 from scipy.stats import norm
 
 from churn.config import PromoteParams
+from churn.metrics import expected_calibration_error, probability_metrics
 from churn.promote import (
     METRIC_NAMES,
     Candidate,
     decide_promotion,
-    expected_calibration_error,
     fingerprint_rows,
-    measure_scores,
     select_eval_rows,
 )
 
@@ -54,8 +53,8 @@ def _failed(decision) -> set[str]:
 @pytest.mark.parametrize("seed", TRIALS)
 def test_a_slightly_worse_challenger_above_the_floor_is_rejected_by_the_max_drop(seed):
     labels, champion, challenger = _pair(seed, champion_auc=0.80, challenger_auc=0.765)
-    ours = Candidate("2", measure_scores(labels, challenger, 10))
-    theirs = Candidate("1", measure_scores(labels, champion, 10))
+    ours = Candidate("2", probability_metrics(labels, challenger))
+    theirs = Candidate("1", probability_metrics(labels, champion))
     assert ours.metrics["roc_auc"] > PARAMS.min_auc
     decision = decide_promotion(ours, theirs, PARAMS)
     assert decision.promote is False
@@ -66,12 +65,12 @@ def test_a_slightly_worse_challenger_above_the_floor_is_rejected_by_the_max_drop
 @pytest.mark.parametrize("seed", TRIALS)
 def test_a_challenger_below_the_floor_is_rejected_by_the_floor(seed):
     labels, champion, challenger = _pair(seed, champion_auc=0.80, challenger_auc=0.58)
-    ours = Candidate("2", measure_scores(labels, challenger, 10))
+    ours = Candidate("2", probability_metrics(labels, challenger))
     first_run = decide_promotion(ours, None, PARAMS)
     assert first_run.promote is False
     assert _failed(first_run) == {"floor"}
     with_champion = decide_promotion(
-        ours, Candidate("1", measure_scores(labels, champion, 10)), PARAMS
+        ours, Candidate("1", probability_metrics(labels, champion)), PARAMS
     )
     assert with_champion.promote is False
     assert "floor" in _failed(with_champion)
@@ -81,8 +80,8 @@ def test_a_challenger_below_the_floor_is_rejected_by_the_floor(seed):
 def test_an_equally_good_challenger_is_promoted(seed):
     labels, champion, challenger = _pair(seed, champion_auc=0.80, challenger_auc=0.80)
     decision = decide_promotion(
-        Candidate("2", measure_scores(labels, challenger, 10)),
-        Candidate("1", measure_scores(labels, champion, 10)),
+        Candidate("2", probability_metrics(labels, challenger)),
+        Candidate("1", probability_metrics(labels, champion)),
         PARAMS,
     )
     assert decision.promote is True
@@ -170,10 +169,10 @@ def test_the_champion_compared_with_itself_is_kept_without_checks():
 
 
 def test_single_class_labels_give_no_auc_instead_of_an_error():
-    metrics = measure_scores(np.zeros(10, dtype=int), np.linspace(0, 1, 10), 10)
+    metrics = probability_metrics(np.zeros(10, dtype=int), np.linspace(0, 1, 10))
     assert metrics["roc_auc"] is None and metrics["pr_auc"] is None
     assert metrics["brier"] is not None
-    assert measure_scores(np.array([0, 1]), np.array([np.nan, 0.5]), 10) == dict.fromkeys(
+    assert probability_metrics(np.array([0, 1]), np.array([np.nan, 0.5])) == dict.fromkeys(
         METRIC_NAMES
     )
 
