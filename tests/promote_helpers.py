@@ -9,6 +9,8 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
+from churn.config import ChurnParams
+from churn.definition import describe_definition
 from churn.model import Calibrator, ChurnModel, FeatureSpec
 
 # label windows (90 days) of different roles do not overlap, as the features stage guarantees
@@ -47,8 +49,12 @@ def make_snapshots(seed: int = 0, customers: int = 600, test_churn: bool = True)
     return pd.concat(frames, ignore_index=True)
 
 
+KEYS = ("customer_id", "cutoff", "role", "churned")
+
+
 def train_model(snapshots: pd.DataFrame, features: list[str], seed: int = 1, rounds: int = 30):
-    """Return a ChurnModel fitted on the fit rows (identity calibration)."""
+    """Return a ChurnModel fitted on the fit rows (identity calibration), recording the churn
+    definition of its snapshots as `churn train` does (every feature column, used or not)."""
     fit = snapshots[snapshots["role"] == "fit"]
     spec = FeatureSpec.infer(fit, features)
     booster = lgb.train(
@@ -65,7 +71,10 @@ def train_model(snapshots: pd.DataFrame, features: list[str], seed: int = 1, rou
         lgb.Dataset(spec.to_matrix(fit), fit["churned"].to_numpy()),
         num_boost_round=rounds,
     )
-    return ChurnModel(booster, Calibrator("identity"), spec, {"trained_on": features})
+    columns = [name for name in snapshots.columns if name not in KEYS]
+    definition = describe_definition(ChurnParams(), columns)
+    metadata = {"trained_on": features, "definition": definition}
+    return ChurnModel(booster, Calibrator("identity"), spec, metadata)
 
 
 def save_challenger(model: ChurnModel, folder: Path, version: str | None = None) -> Path:

@@ -1,22 +1,29 @@
-"""The promote stage against a real (temporary SQLite) MLflow registry: alias moves, faults, rollback."""
+"""The promote stage against a real (temporary SQLite) MLflow registry: alias moves, faults, rollback.
+
+Runs `churn promote` itself: the gate decides (churn.promote.run_gate) and the command saves the
+champion folder and the report, logs the decision and moves the alias last.
+"""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+import yaml
+from typer.testing import CliRunner
 
-import churn.io
-from churn.config import DriftParams, PromoteParams
+import churn.files
+from churn.cli import app
+from churn.config import PromoteParams, RegistryParams
 from churn.errors import ChurnError
 from churn.model import DRIFT_REFERENCE_FILE, ChurnModel
-from churn.promote import apply_decision, rollback_champion, run_promotion
+from churn.promote import rollback_to
 from churn.tracking import ModelRegistry
 from promote_helpers import make_snapshots, save_challenger, train_model
 
 PARAMS = PromoteParams()
-DRIFT = DriftParams()
-NAME = "churn-classifier"
+NAMES = RegistryParams()
+NAME = NAMES.model
 
 
 @pytest.fixture
@@ -25,7 +32,10 @@ def snapshots():
 
 
 @pytest.fixture
-def registry(mlflow_store, tmp_path):
+def registry(mlflow_store, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)  # what `churn promote` opens
+    monkeypatch.delenv("CHURN_PROMOTE_APPLY", raising=False)
+    monkeypatch.delenv("CHURN_PROMOTE_NEW_DEFINITION", raising=False)
     return ModelRegistry(mlflow_store, NAME)
 
 
@@ -39,18 +49,24 @@ def models(snapshots):
     }
 
 
-def _promote(tmp_path, snapshots, registry, model, apply=False, version=None, params=PARAMS):
+def _promote(
+    tmp_path, snapshots, registry, model, apply=False, version=None, params=PARAMS, env=None
+):
+    """Run `churn promote` on the challenger; return the written report and champion folder."""
     challenger = save_challenger(model, tmp_path / "challenger", version)
-    report = run_promotion(
-        challenger,
-        snapshots,
-        registry,
-        params,
-        DRIFT,
-        tmp_path / "champion",
-        tmp_path / "reports" / "promotion.json",
-        apply=apply,
-    )
+    snapshots_path = tmp_path / "train.parquet"
+    snapshots.to_parquet(snapshots_path)
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump({"promote": params.model_dump()}))
+    args = ["promote", "--challenger", str(challenger), "--snapshots", str(snapshots_path)]
+    args += ["--out", str(tmp_path / "champion")]
+    args += ["--report", str(tmp_path / "reports" / "promotion.json")]
+    args += ["--params", str(params_path)] + (["--apply"] if apply else [])
+    result = CliRunner().invoke(app, args, env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "reports" / "promotion.json").read_text())
     return report, ChurnModel.load(tmp_path / "champion")
 
 
@@ -71,6 +87,7 @@ def test_the_first_passing_challenger_becomes_champion_even_without_apply(
         "before": None,
         "after": "1",
         "moved_by_this_run": True,
+        "pending_apply": False,
     }
     assert written["eval_data"]["cutoffs"] == ["2023-12-01"]
 
@@ -80,13 +97,16 @@ def test_an_experiment_never_moves_the_alias_and_apply_does(tmp_path, snapshots,
     report, champion = _promote(tmp_path, snapshots, registry, models["strong"])
     assert report["decision"] == "promote"
     assert report["challenger"]["metrics"]["roc_auc"] > report["champion"]["metrics"]["roc_auc"]
-    assert champion.version == "2"  # the folder follows the gate, so `dvc exp` rescores with it
-    assert registry.alias_version("champion") == "1"  # production does not
+    # the folder holds what the alias points to: production (and `score`) stay on version 1
+    assert champion.version == "1"
+    assert registry.alias_version("champion") == "1"
     assert report["alias"]["moved_by_this_run"] is False
+    assert report["alias"]["pending_apply"] is True
 
-    applied, _ = _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
+    applied, champion = _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
     assert applied["decision"] == "promote"
     assert registry.alias_version("champion") == "2"
+    assert champion.version == "2" and applied["alias"]["pending_apply"] is False
 
 
 def test_a_worse_challenger_leaves_the_champion_in_the_folder_with_its_frozen_reference(
@@ -133,7 +153,7 @@ def test_a_fault_between_registering_and_aliasing_leaves_the_champion_unchanged(
 
     with monkeypatch.context() as patch:
         if step == "write_json":
-            patch.setattr(churn.io, "write_json", boom)
+            patch.setattr(churn.files, "write_json", boom)
         elif step == "save":
             original = ChurnModel.save
 
@@ -144,7 +164,7 @@ def test_a_fault_between_registering_and_aliasing_leaves_the_champion_unchanged(
 
             patch.setattr(ChurnModel, "save", save_fails_for_the_champion)
         else:
-            patch.setattr(registry, step, boom)
+            patch.setattr(ModelRegistry, step, boom)
         with pytest.raises(_Injected):
             _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
     assert len(registry.versions()) == registered_before + 1  # registered ...
@@ -187,26 +207,39 @@ def test_a_challenger_registered_by_train_is_recognised_not_registered_again(
     assert champion.version == version == report["chosen_version"]
 
 
-def test_apply_decision_moves_the_alias_to_what_the_stage_chose(
+def test_applying_a_passed_gate_moves_the_alias_once_and_the_folder_follows(
     tmp_path, snapshots, registry, models
 ):
+    """Replaces apply_decision (gone): the applied gate run moves the alias itself."""
     _promote(tmp_path, snapshots, registry, models["weak"])
     report, champion = _promote(tmp_path, snapshots, registry, models["strong"])
-    assert registry.alias_version("champion") == "1"
-    assert apply_decision(report, champion, registry, PARAMS) is True
-    assert registry.alias_version("champion") == "2"
-    assert apply_decision(report, champion, registry, PARAMS) is False  # already applied
+    assert registry.alias_version("champion") == "1" and champion.version == "1"
+    assert report["alias"]["pending_apply"] is True
+    applied, champion = _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
+    assert applied["alias"] == {
+        "name": "champion",
+        "before": "1",
+        "after": "2",
+        "moved_by_this_run": True,
+        "pending_apply": False,
+    }
+    assert registry.alias_version("champion") == "2" and champion.version == "2"
+    again, champion = _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
+    assert again["alias"]["moved_by_this_run"] is False  # already applied
+    assert again["reasons"] == ["the challenger is already the champion (version 2)"]
+    assert champion.version == "2"
 
 
-def test_apply_decision_refuses_a_folder_that_is_not_what_the_gate_chose(
+def test_the_apply_environment_variable_applies_the_gate_as_retrain_does(
     tmp_path, snapshots, registry, models
 ):
+    """Replaces apply_decision's stale-folder check: `churn retrain` applies through the env."""
     _promote(tmp_path, snapshots, registry, models["weak"])
-    report, _ = _promote(tmp_path, snapshots, registry, models["strong"])
-    stale = ChurnModel.load(registry.fetch_folder("1", tmp_path / "v1"))
-    with pytest.raises(ChurnError, match="rerun `dvc repro promote`"):
-        apply_decision(report, stale, registry, PARAMS)
-    assert registry.alias_version("champion") == "1"
+    report, champion = _promote(
+        tmp_path, snapshots, registry, models["strong"], env={"CHURN_PROMOTE_APPLY": "1"}
+    )
+    assert report["alias"]["moved_by_this_run"] is True
+    assert registry.alias_version("champion") == "2" and champion.version == "2"
 
 
 def test_rollback_puts_an_earlier_version_back_and_the_gate_does_not_repromote_it(
@@ -216,23 +249,20 @@ def test_rollback_puts_an_earlier_version_back_and_the_gate_does_not_repromote_i
     _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
     assert registry.alias_version("champion") == "2"
 
-    result = rollback_champion(
-        "1", registry, PARAMS, DRIFT, tmp_path / "champion", None, "bad lists in May"
-    )
+    result = rollback_to("1", registry, NAMES, "bad lists in May")
     assert result == {"before": "2", "after": "1", "rejected": "2"}
-    assert registry.alias_version("champion") == "1"
-    restored = ChurnModel.load(tmp_path / "champion")
-    assert restored.version == "1"
-    assert restored.booster.model_to_string() == first.booster.model_to_string()
-    assert restored.drift_reference == first.drift_reference
+    assert registry.alias_version("champion") == "1"  # rollback moves the registry only
 
+    # the next pipeline run's promote stage writes the restored champion to the folder
     report, champion = _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
     assert report["decision"] == "keep"
     assert [c["rule"] for c in report["checks"] if not c["passed"]] == ["not_rolled_back"]
     assert champion.version == "1"
+    assert champion.booster.model_to_string() == first.booster.model_to_string()
+    assert champion.drift_reference == first.drift_reference
 
 
 def test_rollback_to_an_unknown_version_names_the_fix(tmp_path, registry, models, snapshots):
     _promote(tmp_path, snapshots, registry, models["weak"])
     with pytest.raises(ChurnError, match="no version 7"):
-        rollback_champion("7", registry, PARAMS, DRIFT, tmp_path / "champion", None, "x")
+        rollback_to("7", registry, NAMES, "x")
