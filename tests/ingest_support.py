@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from churn.config import parse_params
+from churn.config import EngineParams, parse_params
 from churn.ingest import IngestOutputs, run_ingest
 
 HEADER = "customer,order_id,ordered_at,amount\n"
@@ -38,6 +38,9 @@ class Ingested:
     quarantine: pd.DataFrame
     customers: pd.DataFrame
     nps: pd.DataFrame
+
+
+ENGINE = EngineParams(threads=1, memory_limit="500MB")
 
 
 def ingest_params(source: Path | str, **overrides: Any):
@@ -70,7 +73,7 @@ def run(
     work.mkdir(exist_ok=True)
     outputs = IngestOutputs.in_folder(out)
     report, new_history = run_ingest(
-        params, outputs, tmp_path / "snapshots", history or {}, NOW, environ or {}, work
+        params, ENGINE, outputs, tmp_path / "sql_copies", history or {}, NOW, environ or {}, work
     )
     return Ingested(
         report,
