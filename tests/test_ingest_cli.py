@@ -19,6 +19,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
 
+# the paths dvc.yaml's ingest stage passes (the command has no path defaults)
+STAGE_PATHS = (
+    "--out",
+    "data/interim",
+    "--report",
+    "reports/ingest.json",
+    "--sql-copies",
+    "data/raw",
+)
+
+
 def _churn(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     return subprocess.run(
@@ -50,7 +61,7 @@ def _set_ingest(root: Path, **changes) -> None:
 
 
 def test_ingest_writes_clean_tables_quarantine_and_report(project):
-    done = _churn(project, "ingest", "--state", "state/history.json")
+    done = _churn(project, "ingest", *STAGE_PATHS, "--state", "state/history.json")
     assert done.returncode == 0, done.stderr
     report = json.loads((project / "reports/ingest.json").read_text())
     assert report["rows_read"] == (
@@ -86,7 +97,7 @@ def test_ingest_writes_clean_tables_quarantine_and_report(project):
 
 def test_second_run_compares_volume_and_identical_input_gives_identical_output(project):
     first = (project / "data/interim/transactions.parquet").read_bytes()
-    done = _churn(project, "ingest", "--state", "state/history.json")
+    done = _churn(project, "ingest", *STAGE_PATHS, "--state", "state/history.json")
     assert done.returncode == 0, done.stderr
     report = json.loads((project / "reports/ingest.json").read_text())
     assert report["checks"]["volume"]["status"] == "ok"
@@ -103,7 +114,7 @@ def test_volume_drop_fails_when_configured_without_a_traceback(project):
     runs = json.loads(history.read_text())
     runs["sources"]["data/raw/small.csv|"] = [{"rows_read": 100, "run_at": "earlier"}]
     history.write_text(json.dumps(runs))
-    done = _churn(project, "ingest", "--state", "state/history.json")
+    done = _churn(project, "ingest", *STAGE_PATHS, "--state", "state/history.json")
     assert done.returncode == 1
     assert "fewer than the previous run" in done.stderr
     assert "Traceback" not in done.stderr
@@ -122,7 +133,7 @@ def test_user_errors_print_one_clear_line_and_exit_1(project, change, expected):
     backup = (project / "params.yaml").read_text()
     try:
         _set_ingest(project, **change)
-        done = _churn(project, "ingest", "--state", "state/other.json")
+        done = _churn(project, "ingest", *STAGE_PATHS, "--state", "state/other.json")
     finally:
         (project / "params.yaml").write_text(backup)
     assert done.returncode == 1
