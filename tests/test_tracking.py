@@ -10,7 +10,7 @@ import pytest
 from churn import tracking
 from churn.config import EvaluateParams, LightGBMParams, TrainParams
 from churn.evaluate import evaluate_model
-from churn.plots import evaluation_figures
+from churn.evaluate.plots import evaluation_figures
 from churn.train import fit_model
 from snapshot_helper import build_snapshots, generated_tables
 
@@ -68,13 +68,18 @@ def test_run_has_params_metrics_fingerprint_and_commit(logged):
 
 def test_model_version_is_registered_with_the_challenger_alias_only(logged):
     uri, record, _, _, _ = logged
-    assert tracking.alias_version(uri, MODEL_NAME, "challenger") == record.model_version
-    assert tracking.alias_version(uri, MODEL_NAME, "champion") is None
+    assert (
+        tracking.ModelRegistry(uri, MODEL_NAME).alias_version("challenger") == record.model_version
+    )
+    assert tracking.ModelRegistry(uri, MODEL_NAME).alias_version("champion") is None
 
 
 def test_pyfunc_model_returns_exactly_the_pipelines_calibrated_probabilities(logged):
     uri, _, result, snapshots, _ = logged
-    pyfunc = tracking.load_pyfunc(uri, f"models:/{MODEL_NAME}@challenger")
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@challenger")
     rows = snapshots[snapshots["role"] == "test"].reset_index(drop=True)
     features = rows[result.model.spec.names].copy()
     features.loc[0, "channel"] = "carrier pigeon"  # unseen level
@@ -136,8 +141,10 @@ def test_a_second_training_moves_challenger_and_leaves_champion_alone(logged):
         tracking.synthetic_input_example(result.model, snapshots),
     )
     assert int(second.model_version) == int(record.model_version) + 1
-    assert tracking.alias_version(uri, MODEL_NAME, "challenger") == second.model_version
-    assert tracking.alias_version(uri, MODEL_NAME, "champion") == record.model_version
+    assert (
+        tracking.ModelRegistry(uri, MODEL_NAME).alias_version("challenger") == second.model_version
+    )
+    assert tracking.ModelRegistry(uri, MODEL_NAME).alias_version("champion") == record.model_version
 
 
 @pytest.mark.slow
