@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 
 from churn.config import ScoreParams, TargetParams
 from churn.errors import ChurnError
+from churn.files import parquet_bytes
 from churn.score import build_profit_curve, build_scores, score_customers, summarise_scores
-from churn.score.publish import parquet_bytes
 from churn.score.targeting import (
     CONTROL,
     assign_groups,
     assign_tiers,
     estimate_expected_value,
-    rank_priority,
+    priority_order,
 )
 from score_data import AS_OF, make_snapshot, train_model
 
@@ -44,6 +44,14 @@ def _snapshot(ids, spend, tenure, as_of=AS_OF) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def model():
     return train_model()
+
+
+def rank_priority(ids, net):
+    """Return 1-based ranks from the priority order (what the score stage's `priority` holds)."""
+    order = priority_order(ids.to_numpy(dtype=object), net)
+    ranks = np.empty(len(order), dtype="int64")
+    ranks[order] = np.arange(1, len(order) + 1, dtype="int64")
+    return ranks
 
 
 def test_tiers_follow_the_params_thresholds_inclusively():
