@@ -18,19 +18,22 @@ import pytest
 
 from churn.config import PublishParams
 from churn.errors import ChurnError, DataCheckFailed
-from churn.score import publish as publishing
-from churn.score.publish import (
+from churn.publish import record as publishing
+from churn.publish.formats import csv_bytes, neutralise_formulas
+from churn.publish.gates import (
     Gate,
-    archive_scores,
     check_drift_gate,
     check_freshness,
     check_ingest_report,
-    csv_bytes,
     enforce_gates,
-    neutralise_formulas,
-    publish_lists,
-    read_manifest,
     validate_scores,
+)
+from churn.publish.record import (
+    SCORED_PARQUET,
+    publish_lists,
+    read_events,
+    read_manifest,
+    read_scored,
 )
 from score_data import AS_OF, make_scores
 
@@ -217,7 +220,7 @@ def test_a_failure_at_any_write_or_rename_leaves_latest_naming_a_complete_list(
         prepare(root, lists)
         before = (root / "LATEST.json").read_bytes() if (root / "LATEST.json").exists() else None
         calls = {"n": 0}
-        original = publishing.write_file if target == "write" else os.replace
+        original = publishing.write_bytes if target == "write" else os.replace
 
         def failing(*args, k=k, calls=calls, original=original):
             calls["n"] += 1
@@ -227,7 +230,7 @@ def test_a_failure_at_any_write_or_rename_leaves_latest_naming_a_complete_list(
 
         with monkeypatch.context() as patch:
             if target == "write":
-                patch.setattr(publishing, "write_file", failing)
+                patch.setattr(publishing, "write_bytes", failing)
             else:
                 patch.setattr(os, "replace", failing)
             try:
@@ -256,7 +259,7 @@ def test_a_failure_at_any_write_or_rename_leaves_latest_naming_a_complete_list(
 ZYGOTE = """
 import os, sys
 import pandas as pd
-from churn.score.publish import publish_lists
+from churn.publish.record import publish_lists
 root, paths = sys.argv[1], sys.argv[2:]
 frames = [pd.read_parquet(path) for path in paths]
 print("ready", flush=True)
@@ -318,15 +321,19 @@ def test_a_kill_at_a_random_point_never_leaves_latest_naming_a_partial_list(tmp_
     assert completed >= 10
 
 
-# --------------------------------------------------------------------------- archive
-def test_archive_keeps_every_table_and_never_overwrites_silently(tmp_path):
-    path, status = archive_scores(b"first", tmp_path, "2025-06-30")
-    assert (status, path.read_bytes()) == ("new", b"first")
-    assert archive_scores(b"first", tmp_path, "2025-06-30")[1] == "unchanged"
-    path, status = archive_scores(b"second", tmp_path, "2025-06-30")
-    assert (status, path.read_bytes()) == ("replaced", b"second")
-    kept = path.with_name(f"scores.superseded-{_sha(b'first')[:12]}.parquet")
-    assert kept.read_bytes() == b"first"
+# --------------------------------------------------------------------------- record
+def test_the_record_keeps_every_scored_customer_and_one_event_per_publication(tmp_path, lists):
+    """Replaces the score archive (gone): the published record is what the backtest reads."""
+    publish_lists(lists["a"], tmp_path, now=NOW)
+    manifest = read_manifest(tmp_path)
+    assert manifest["files"][SCORED_PARQUET]["rows"] == len(lists["a"])
+    pd.testing.assert_frame_equal(read_scored(tmp_path, manifest), lists["a"])
+    publish_lists(lists["a"], tmp_path, now=NOW)  # unchanged: no event
+    publish_lists(lists["b"], tmp_path, force=True, now=NOW)  # replaced, the first kept aside
+    kept = tmp_path / f"{AS_OF}.superseded-{manifest['sha256'][:12]}"
+    pd.testing.assert_frame_equal(pd.read_parquet(kept / SCORED_PARQUET), lists["a"])
+    pd.testing.assert_frame_equal(read_scored(tmp_path, read_manifest(tmp_path)), lists["b"])
+    assert [event["event"] for event in read_events(tmp_path)] == ["published", "replaced"]
 
 
 # --------------------------------------------------------------------------- gates
