@@ -141,10 +141,12 @@ def test_a_real_campaign_effect_is_found_with_an_interval_around_it():
 
 
 def test_only_runs_whose_horizon_has_passed_are_backtested():
-    archive = {AS_OF: _scores(), date(2024, 2, 20): _scores()}
-    report = run_backtest(archive, _transactions(), 30, PARAMS)
+    # as_of -> (the horizon the list was scored under, every scored customer), from the record
+    published = {AS_OF: (30, _scores()), date(2024, 2, 20): (30, _scores())}
+    report = run_backtest(published, _transactions(), PARAMS)
     assert report["newest_data_date"] == "2024-03-02"
     assert [run["as_of"] for run in report["runs"]] == ["2024-01-31"]
+    assert [run["horizon_days"] for run in report["runs"]] == [30]
     assert report["pending"] == [{"as_of": "2024-02-20", "matures_on": "2024-03-21"}]
 
 
