@@ -40,7 +40,8 @@ def churn_logs(caplog):
 
 
 class Fake:
-    """Records the order of the steps; the champion moves when the gate is applied."""
+    """Records the order of the steps; the champion moves inside `dvc repro` (its promote stage
+    applies the gate) when the challenger wins."""
 
     def __init__(
         self, champion="1", moves=False, repro=OK, publish_error=None, backtest_error=None
@@ -50,20 +51,16 @@ class Fake:
         self.calls: list[str] = []
 
     def steps(self) -> RetrainSteps:
-        return RetrainSteps(self.version, self.repro, self.apply, self.publish, self.backtest)
+        return RetrainSteps(self.version, self.repro, self.publish, self.backtest)
 
     def version(self):
         return self.champion
 
     def repro(self):
         self.calls.append("repro")
-        return self.result
-
-    def apply(self):
-        self.calls.append("apply")
-        if self.moves:
+        if self.moves and self.result.returncode == 0:
             self.champion = str(int(self.champion or 0) + 1)
-        return self.moves
+        return self.result
 
     def publish(self):
         self.calls.append("publish")
@@ -79,7 +76,7 @@ class Fake:
 def test_a_new_champion_that_is_published_exits_0(tmp_path):
     fake = Fake(moves=True)
     assert run_retrain(fake.steps(), tmp_path / "lock") == EXIT_NEW_CHAMPION
-    assert fake.calls == ["repro", "apply", "publish", "backtest"]
+    assert fake.calls == ["repro", "publish", "backtest"]
 
 
 def test_a_kept_champion_that_is_published_exits_10(tmp_path):
@@ -93,7 +90,7 @@ def test_the_first_champion_set_inside_dvc_repro_counts_as_new(tmp_path):
         fake.champion = "1"
         return OK
 
-    steps = RetrainSteps(fake.version, repro_that_sets_the_first_champion, fake.apply, fake.publish)
+    steps = RetrainSteps(fake.version, repro_that_sets_the_first_champion, fake.publish)
     assert run_retrain(steps, tmp_path / "lock") == EXIT_NEW_CHAMPION
 
 
@@ -115,14 +112,20 @@ def test_any_other_pipeline_failure_exits_1_without_publishing(tmp_path):
     assert fake.calls == ["repro"]
 
 
-def test_an_error_applying_the_gate_exits_1(tmp_path):
+def test_an_error_reading_the_champion_after_the_pipeline_exits_1(tmp_path):
+    """Replaces the apply-step error (the gate is applied inside dvc repro now)."""
     fake = Fake()
+    versions = iter(["1"])
 
-    def apply_fails():
-        raise ChurnError("models/champion/ holds version 2, but reports/promotion.json chose 3")
+    def champion_version():
+        try:
+            return next(versions)
+        except StopIteration:
+            raise ChurnError("MLflow registry unreachable") from None
 
-    steps = RetrainSteps(fake.version, fake.repro, apply_fails, fake.publish)
+    steps = RetrainSteps(champion_version, fake.repro, fake.publish, fake.backtest)
     assert run_retrain(steps, tmp_path / "lock") == EXIT_ERROR
+    assert fake.calls == ["repro"]
 
 
 def test_a_failing_backtest_is_an_error_not_silence(tmp_path):
