@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 
 import pandas as pd
@@ -11,6 +13,7 @@ from sklearn.metrics import roc_auc_score
 from churn.config import EvaluateParams, PromoteParams
 from churn.errors import ChurnError
 from churn.evaluate import evaluate_model
+from churn.metrics import ECE_BINS
 from churn.model import customer_share
 from churn.promote import calibrated_on_eval_window, measure_candidate, select_eval_rows
 from churn.train import fit_model
@@ -209,18 +212,22 @@ def test_promote_judges_a_production_models_calibration_by_its_out_of_time_recor
     rows = rows[held].reset_index(drop=True)
     assert calibrated_on_eval_window(trained.production, rows)
     assert not calibrated_on_eval_window(trained.model, rows)
-    bins = PromoteParams().ece_bins
-    production = measure_candidate(trained.production, rows, "2", bins)
+    production = measure_candidate(trained.production, rows, "2")
     assert production.ece_source == "out_of_time" and production.error is None
     assert production.metrics["ece"] == trained.production.metadata["out_of_time"]["ece"]
     labels = rows["churned"].to_numpy()
     assert production.metrics["roc_auc"] == pytest.approx(
         roc_auc_score(labels, trained.production.predict_proba(rows))
     )
-    evaluation = measure_candidate(trained.model, rows, "1", bins)
+    evaluation = measure_candidate(trained.model, rows, "1")
     assert evaluation.ece_source == "measured"
     # a record with other bins cannot stand in: the candidate has no ECE, so the gate rejects
-    other = measure_candidate(trained.production, rows, "2", bins + 5)
+    metadata = trained.production.metadata
+    recorded = {**metadata["out_of_time"], "ece_bins": ECE_BINS + 5}
+    other_bins = dataclasses.replace(
+        trained.production, metadata={**metadata, "out_of_time": recorded}
+    )
+    other = measure_candidate(other_bins, rows, "2")
     assert other.metrics["ece"] is None and "out-of-time ECE" in other.error
 
 
@@ -231,7 +238,7 @@ def test_rows_from_cutoffs_a_model_trained_on_get_no_metrics(snapshots, trained)
     rows = select_eval_rows(snapshots, "calibration")
     assert trained.production.held_out_mask(rows) is None
     for model in (trained.production, trained.model):
-        measured = measure_candidate(model, rows, "2", 10)
+        measured = measure_candidate(model, rows, "2")
         assert measured.metrics["roc_auc"] is None
         assert "overlap the evaluation rows' window" in measured.error
     # a fit cutoff's rows are inside the evaluation model's training range too
@@ -244,26 +251,35 @@ def test_rows_from_cutoffs_a_model_trained_on_get_no_metrics(snapshots, trained)
 
 
 @pytest.fixture
-def promote(snapshots, mlflow_store, tmp_path):
-    """Run the promote stage (with --apply) on a model against a temporary MLflow registry."""
-    from churn.config import DriftParams
-    from churn.promote import run_promotion
-    from churn.tracking import ModelRegistry
-    from promote_helpers import save_challenger
+def promote(snapshots, mlflow_store, tmp_path, monkeypatch):
+    """Run `churn promote --apply` on a model against a temporary MLflow registry."""
+    import yaml
+    from typer.testing import CliRunner
 
-    registry = ModelRegistry(mlflow_store, "churn-classifier")
+    from churn.cli import app
+    from churn.config import ChurnParams
+    from churn.definition import describe_definition
+    from churn.train import feature_columns
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)
+    snapshots_path = tmp_path / "train.parquet"
+    snapshots.to_parquet(snapshots_path)
+    params_path = tmp_path / "params.yaml"
+    params_path.write_text(yaml.safe_dump({"promote": PromoteParams().model_dump()}))
+    # what `churn train` records: the churn definition of the snapshots the model came from
+    definition = describe_definition(ChurnParams(), feature_columns(snapshots, "snapshots"))
 
     def run(model, name):
-        return run_promotion(
-            save_challenger(model, tmp_path / name),
-            snapshots,
-            registry,
-            PromoteParams(),
-            DriftParams(),
-            tmp_path / "champion",
-            tmp_path / f"{name}.json",
-            apply=True,
-        )
+        metadata = {**model.metadata, "definition": definition}
+        folder = tmp_path / name
+        dataclasses.replace(model, metadata=metadata).save(folder)
+        args = ["promote", "--challenger", str(folder), "--snapshots", str(snapshots_path)]
+        args += ["--out", str(tmp_path / "champion"), "--report", str(tmp_path / f"{name}.json")]
+        result = CliRunner().invoke(app, [*args, "--apply", "--params", str(params_path)])
+        if result.exception is not None and not isinstance(result.exception, SystemExit):
+            raise result.exception
+        assert result.exit_code == 0, result.output
+        return json.loads((tmp_path / f"{name}.json").read_text())
 
     return run
 
