@@ -1,11 +1,10 @@
-"""The drift and backtest commands end to end on small files under tmp_path."""
+"""The drift, backtest, promote and rollback commands end to end on small files under tmp_path."""
 
 from __future__ import annotations
 
 import json
 from datetime import date
 
-import numpy as np
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -14,9 +13,19 @@ from churn.cli import app
 from churn.config import DriftParams
 from churn.model import ChurnModel
 from churn.promote import drift_reference_for
+from churn.publish.record import publish_lists
+from dvc_project import init_dvc_project
 from promote_helpers import make_snapshots, train_model
+from score_data import make_scores
 
 pytestmark = pytest.mark.integration
+
+# the paths dvc.yaml's stages pass (the commands have no path defaults)
+DRIFT = ["drift", "--champion", "models/champion", "--snapshot", "data/features/score.parquet"]
+DRIFT += ["--scores", "data/scores/scores.parquet", "--report", "reports/drift.json"]
+PROMOTE = ["promote", "--challenger", "models/challenger"]
+PROMOTE += ["--snapshots", "data/features/train.parquet", "--out", "models/champion"]
+PROMOTE += ["--report", "reports/promotion.json"]
 
 
 @pytest.fixture
@@ -50,7 +59,7 @@ def test_drift_command_writes_a_passing_report_for_the_training_population(proje
     model = _champion(project, snapshots)
     current = make_snapshots(seed=5)
     _as_of_files(project, model, current[current["role"] == "test"].drop(columns=["churned"]))
-    result = CliRunner().invoke(app, ["drift"])
+    result = CliRunner().invoke(app, DRIFT)
     assert result.exit_code == 0, result.output
     report = json.loads((project / "reports" / "drift.json").read_text())
     assert report["passed"] is True
@@ -64,7 +73,7 @@ def test_drift_command_names_the_feature_that_moved(project):
     current = current[current["role"] == "test"].drop(columns=["churned"])
     current = current.assign(recency_days=current["recency_days"] + 120)
     _as_of_files(project, model, current)
-    result = CliRunner().invoke(app, ["drift"])
+    result = CliRunner().invoke(app, DRIFT)
     assert result.exit_code == 0, result.output
     report = json.loads((project / "reports" / "drift.json").read_text())
     assert report["passed"] is False
@@ -76,38 +85,33 @@ def test_drift_command_without_a_reference_says_how_to_get_one(project):
     snapshots = make_snapshots(seed=4)
     model = train_model(snapshots, ["recency_days"])
     model.save(project / "models" / "champion")
-    result = CliRunner().invoke(app, ["drift"])
+    result = CliRunner().invoke(app, DRIFT)
     assert result.exit_code != 0
     assert "rerun `dvc repro promote`" in str(result.exception)
 
 
-def test_backtest_command_reads_the_archive_and_reports_matured_lists(project):
-    archive = project / "data" / "archive" / "scores"
-    rng = np.random.default_rng(2)
-    ids = [f"{i:04d}" for i in range(200)]
-    for as_of in ("2024-01-31", "2024-03-15"):
-        (archive / as_of).mkdir(parents=True)
-        pd.DataFrame(
-            {
-                "customer_id": pd.array(ids, dtype="string"),
-                "churn_probability": rng.uniform(0, 1, 200),
-                "at_risk": rng.random(200) < 0.3,
-                "group": np.where(rng.random(200) < 0.1, "control", "treatment"),
-                "model_version": "1",
-            }
-        ).to_parquet(archive / as_of / "scores.parquet", index=False)
+def test_backtest_command_reads_the_published_record_and_reports_matured_lists(project):
+    # the lists are read from the published record (score archives nothing any more)
+    init_dvc_project(project)
+    exports = project / "exports" / "at_risk"
+    for seed, as_of in enumerate((date(2024, 1, 31), date(2024, 3, 15))):
+        scores = make_scores(200, seed=seed, as_of=as_of, model_version="1")
+        publish_lists(scores, exports, about={"definition": {"horizon_days": 90}})
+    ids = list(scores["customer_id"])
     (project / "data" / "interim").mkdir(parents=True)
     pd.DataFrame(
         {
-            "customer_id": pd.array(ids[:120] + ["0000"], dtype="string"),
+            "customer_id": pd.array(ids[:120] + ["no-such-customer"], dtype="string"),
             "date": [date(2024, 2, 20)] * 120 + [date(2024, 5, 1)],
             "amount": [10.0] * 121,
         }
     ).to_parquet(project / "data" / "interim" / "transactions.parquet", index=False)
-    result = CliRunner().invoke(app, ["backtest"])
+    args = ["backtest", "--exports", str(exports), "--report", "reports/backtest.json"]
+    result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     report = json.loads((project / "reports" / "backtest.json").read_text())
     assert [run["as_of"] for run in report["runs"]] == ["2024-01-31"]
+    assert report["runs"][0]["horizon_days"] == 90
     assert report["runs"][0]["churn_rate"] == 0.4
     assert report["pending"] == [{"as_of": "2024-03-15", "matures_on": "2024-06-13"}]
 
@@ -120,7 +124,7 @@ def test_promote_then_rollback_through_the_commands(project, mlflow_store, monke
     runner = CliRunner()
     for features in (["recency_days"], ["recency_days", "channel"]):
         train_model(snapshots, features).save(project / "models" / "challenger")
-        result = runner.invoke(app, ["promote", "--apply"])
+        result = runner.invoke(app, [*PROMOTE, "--apply"])
         assert result.exit_code == 0, result.output
     report = json.loads((project / "reports" / "promotion.json").read_text())
     assert report["decision"] == "promote"
@@ -129,6 +133,7 @@ def test_promote_then_rollback_through_the_commands(project, mlflow_store, monke
         "before": "1",
         "after": "2",
         "moved_by_this_run": True,
+        "pending_apply": False,
     }
 
     listed = runner.invoke(app, ["rollback", "--list"])
@@ -136,5 +141,11 @@ def test_promote_then_rollback_through_the_commands(project, mlflow_store, monke
     assert listed.output.split()[:2] == ["2", "champion"]
     result = runner.invoke(app, ["rollback", "--to", "1"])
     assert result.exit_code == 0, result.output
-    assert ChurnModel.load(project / "models" / "champion").version == "1"
     assert "rolled back: rolled back to 1" in runner.invoke(app, ["rollback", "--list"]).output
+    # rollback moves the registry only; the next pipeline run's promote stage writes the folder
+    assert ChurnModel.load(project / "models" / "champion").version == "2"
+    result = runner.invoke(app, [*PROMOTE, "--apply"])
+    assert result.exit_code == 0, result.output
+    assert ChurnModel.load(project / "models" / "champion").version == "1"
+    report = json.loads((project / "reports" / "promotion.json").read_text())
+    assert [c["rule"] for c in report["checks"] if not c["passed"]] == ["not_rolled_back"]
