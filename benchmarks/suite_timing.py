@@ -6,7 +6,7 @@ alternating (A, B, A, B, ...), so machine noise hits both alike; medians are com
     python benchmarks/suite_timing.py BEFORE_DIR AFTER_DIR --runs 3 --out benchmarks/results/suite_timing.json
 
 Each checkout needs its venv installed first (`make .venv/.installed`). `make run` is timed after
-`make reset` (every stage runs), `make test` with the environment CI sets (CHURN_SLOW_TESTS=1).
+`make reset` and with the DVC cache cleared (every stage runs), `make test` with the environment CI sets (CHURN_SLOW_TESTS=1).
 """
 
 from __future__ import annotations
@@ -45,7 +45,8 @@ def main() -> None:
     env = {**os.environ, "CHURN_SLOW_TESTS": "1", "CHURN_REQUIRE_SERVICES": "1"}
     jobs = {
         "make test": [["make", "test"]],
-        "make run": [["make", "reset"], ["make", "run"]],
+        # the DVC cache would restore every stage's outputs without running it: clear it too
+        "make run": [["make", "reset"], ["rm", "-rf", ".dvc/cache", ".dvc/tmp"], ["make", "run"]],
     }
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
     for name, commands in jobs.items():
@@ -57,7 +58,7 @@ def main() -> None:
                 load = load_average()
                 seconds, code = 0.0, 0
                 for command in commands:
-                    if command[-1] == "reset":
+                    if command[0] == "rm" or command[-1] == "reset":
                         subprocess.run(command, cwd=folder, env=env, capture_output=True)
                         continue
                     seconds, code = timed(command, folder, env)
