@@ -849,13 +849,36 @@ def retrain(
         bool, typer.Option("--accept-drift", help="Publish even if drift blocks it (reviewed).")
     ] = False,
     params: ParamsPath = Path("params.yaml"),
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            help="Append the log here (folder created); then only errors go to stderr.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """For schedulers: lock, dvc repro, gate with alias move, publish, backtest; exits 0/10/20/75/1."""
     import functools
+    import os
 
-    from churn.retrain import RetrainSteps, run_repro, run_retrain
+    from churn.logs import add_log_file
+    from churn.retrain import (
+        EXIT_ERROR,
+        RetrainSteps,
+        child_environ,
+        resolve_command,
+        run_repro,
+        run_retrain,
+    )
 
-    settings = load_params(params)
+    if log_file is not None:
+        add_log_file(log_file)
+    try:
+        settings = load_params(params)
+    except ChurnError as error:
+        log.error("%s", error)  # into the log file too, where whoever reads the schedule looks
+        raise typer.Exit(EXIT_ERROR) from None
     registry = functools.cache(lambda: _registry(settings))  # opened after the lock is taken
 
     def apply_gate() -> bool:
@@ -872,7 +895,11 @@ def retrain(
 
     steps = RetrainSteps(
         champion_version=lambda: registry().alias_version(settings.promote.alias),
-        repro=lambda: run_repro(settings.retrain.repro_command),
+        # a scheduler's bare PATH lacks the venv: find dvc, and let its stages find churn, there
+        repro=lambda: run_repro(
+            resolve_command(settings.retrain.repro_command, sys.executable, os.environ),
+            env=child_environ(sys.executable, os.environ),
+        ),
         apply_gate=apply_gate,
         publish=lambda: _retrain_publish(params, accept_drift),
         backtest=(lambda: backtest(params=params)) if settings.retrain.backtest else None,
