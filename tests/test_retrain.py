@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
+import re
+import stat
 import subprocess
 import sys
 import time
@@ -11,6 +14,7 @@ import time
 import pytest
 
 from churn.errors import ChurnError, DataCheckFailed
+from churn.logs import add_log_file, get_logger
 from churn.retrain import (
     EXIT_BLOCKED,
     EXIT_ERROR,
@@ -20,7 +24,9 @@ from churn.retrain import (
     LockHeld,
     ReproResult,
     RetrainSteps,
+    child_environ,
     exclusive_lock,
+    resolve_command,
     run_repro,
     run_retrain,
 )
@@ -145,6 +151,15 @@ def test_a_second_run_exits_75_at_once_while_the_lock_is_held(tmp_path, churn_lo
     assert "another `churn retrain` is running (pid" in churn_logs.text
 
 
+def test_a_run_skipped_for_the_lock_logs_a_warning_not_an_error(tmp_path, churn_logs):
+    with exclusive_lock(tmp_path / "lock"):
+        code = run_retrain(Fake().steps(), tmp_path / "lock")
+    assert code == EXIT_LOCKED
+    skipped = [r for r in churn_logs.records if "another `churn retrain` is running" in r.message]
+    assert [r.levelno for r in skipped] == [logging.WARNING]
+    assert not [r for r in churn_logs.records if r.levelno >= logging.ERROR]
+
+
 def test_the_lock_is_free_again_after_a_run(tmp_path):
     with (
         exclusive_lock(tmp_path / "lock"),
@@ -172,6 +187,115 @@ def test_the_pipeline_output_is_relayed_and_a_stage_exit_code_is_read(tmp_path, 
 def test_a_missing_pipeline_command_is_a_clear_error(tmp_path):
     with pytest.raises(ChurnError, match="not found"):
         run_repro(["no-such-dvc-binary"], cwd=tmp_path)
+
+
+# --------------------------------------------------------------------------- the scheduler's bare env
+def _program(folder, name="dvc"):
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text("#!/bin/sh\necho from $0\n")
+    path.chmod(path.stat().st_mode | stat.S_IXUSR)
+    return path
+
+
+def test_the_pipeline_command_is_found_next_to_the_running_python_before_path(tmp_path):
+    venv_dvc = _program(tmp_path / "venv" / "bin")
+    _program(tmp_path / "usr" / "bin")
+    command = resolve_command(
+        ("dvc", "repro", "drift"),
+        tmp_path / "venv" / "bin" / "python",
+        {"PATH": str(tmp_path / "usr" / "bin")},
+    )
+    assert command == (str(venv_dvc), "repro", "drift")
+
+
+def test_the_pipeline_command_falls_back_to_path_when_the_venv_lacks_it(tmp_path):
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    system_dvc = _program(tmp_path / "opt" / "bin")
+    path = os.pathsep.join(["/nonexistent", str(tmp_path / "opt" / "bin")])
+    command = resolve_command(
+        ("dvc", "repro"), tmp_path / "venv" / "bin" / "python", {"PATH": path}
+    )
+    assert command == (str(system_dvc), "repro")
+
+
+def test_a_pipeline_command_with_a_folder_is_used_as_written(tmp_path):
+    command = ("./scripts/repro.sh", "--all")
+    assert resolve_command(command, tmp_path / "bin" / "python", {"PATH": ""}) == command
+
+
+def test_a_pipeline_command_found_nowhere_names_both_places(tmp_path):
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    with pytest.raises(ChurnError, match=r"'dvc' not found in .*venv/bin .* PATH=/usr/bin:/bin"):
+        resolve_command(("dvc",), tmp_path / "venv" / "bin" / "python", {"PATH": "/usr/bin:/bin"})
+
+
+def test_the_pipeline_runs_with_the_venv_first_on_the_inherited_path():
+    environ = {"PATH": "/usr/bin:/bin", "HOME": "/home/churn"}
+    child = child_environ("/srv/churn/.venv/bin/python", environ)
+    assert child == {"PATH": "/srv/churn/.venv/bin:/usr/bin:/bin", "HOME": "/home/churn"}
+    assert environ["PATH"] == "/usr/bin:/bin"  # the caller's mapping is not changed
+
+
+def test_a_stage_command_in_the_child_resolves_to_the_same_venv(tmp_path, churn_logs):
+    bin_dir = tmp_path / "venv" / "bin"
+    _program(bin_dir, "churn")
+    repro = _program(bin_dir, "dvc")
+    repro.write_text("#!/bin/sh\nchurn\n")  # what `dvc repro` does: run the stage's `churn ...`
+    executable = bin_dir / "python"
+    environ = {"PATH": "/usr/bin:/bin"}
+    result = run_repro(
+        resolve_command(("dvc",), executable, environ),
+        cwd=tmp_path,
+        env=child_environ(executable, environ),
+    )
+    assert result.returncode == 0
+    assert f"| from {bin_dir / 'churn'}" in churn_logs.text
+
+
+@pytest.fixture
+def restored_churn_logger():
+    """Put the `churn` logger's handlers and levels back after a test that adds a log file."""
+    logger = logging.getLogger("churn")
+    handlers = list(logger.handlers)
+    levels = [handler.level for handler in handlers]
+    yield logger
+    for handler in logger.handlers:
+        if handler not in handlers:
+            handler.close()
+    logger.handlers[:] = handlers
+    for handler, level in zip(handlers, levels, strict=True):
+        handler.setLevel(level)
+
+
+def test_the_log_file_is_appended_with_plain_timestamped_lines_and_stderr_keeps_errors(
+    tmp_path, restored_churn_logger
+):
+    path = tmp_path / "logs" / "retrain.log"
+    path.parent.mkdir()
+    path.write_text("an earlier run\n")
+    stderr = logging.StreamHandler(io.StringIO())
+    restored_churn_logger.handlers[:] = [stderr]
+    restored_churn_logger.setLevel(logging.INFO)
+    file_handler = add_log_file(path)
+    log = get_logger("retrain")
+    log.info("running dvc repro")
+    log.warning("lock held")
+    log.error("the pipeline failed")
+    file_handler.flush()
+    lines = path.read_text().splitlines()
+    assert lines[0] == "an earlier run"  # appended, never truncated
+    stamp = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d"
+    assert re.fullmatch(rf"{stamp} INFO churn.retrain: running dvc repro", lines[1])
+    assert re.fullmatch(rf"{stamp} WARNING churn.retrain: lock held", lines[2])
+    assert re.fullmatch(rf"{stamp} ERROR churn.retrain: the pipeline failed", lines[3])
+    assert len(lines) == 4
+    assert stderr.stream.getvalue() == "the pipeline failed\n"  # only what needs a human
+
+
+def test_a_log_file_in_missing_folders_is_created(tmp_path, restored_churn_logger):
+    add_log_file(tmp_path / "logs" / "weekly" / "retrain.log")
+    assert (tmp_path / "logs" / "weekly" / "retrain.log").is_file()
 
 
 @pytest.mark.integration

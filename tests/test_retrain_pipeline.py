@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
+from scheduling_examples import cron_examples, make_project
 
 # two full `dvc repro` runs take minutes on a shared 2-core machine: opt in with CHURN_SLOW_TESTS=1
 pytestmark = [
@@ -85,6 +86,7 @@ def project(tmp_path_factory):
     env.pop("MLFLOW_TRACKING_URI", None)
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         assert _run(command, root, env).returncode == 0
+    make_project(root, project_root)  # the venv at .venv, as docs/scheduling.md expects
     generated = _run([sys.executable, "-m", "churn", "generate", "--out", "data/full"], root, env)
     assert generated.returncode == 0, generated.stderr
     return root, env
@@ -98,13 +100,24 @@ def test_two_scheduled_runs_publish_lists_and_the_second_backtests_the_first(pro
     first_end = end - timedelta(days=GROWTH_DAYS)
 
     _cut_raw(full, root / "data" / "raw", first_end)
-    first = _run([sys.executable, "-m", "churn", "retrain"], root, env)
-    assert first.returncode == 0, first.stderr[-3000:]  # the first champion, list published
+    # the first run is the doc's first cron line, run as cron does: /bin/sh, PATH=/usr/bin:/bin,
+    # no venv on PATH; churn must find dvc, and dvc the stages' churn, in the project's .venv
+    cron = cron_examples((ROOT / "docs" / "scheduling.md").read_text())[0].in_project(root)
+    home = root.parent / f"{root.name}-home"
+    home.mkdir()
+    first = cron.run(home)
+    log_text = (root / "logs" / "retrain.log").read_text()
+    assert first.returncode == 0, (first.stderr + log_text)[-3000:]  # the first champion, published
+    assert "not found" not in first.stdout + first.stderr
     first_as_of = json.loads((root / "exports" / "at_risk" / "LATEST.json").read_text())["as_of"]
     assert first_end - timedelta(days=7) <= date.fromisoformat(first_as_of) <= first_end
-    # not a TTY: plain timestamped lines, the pipeline's output relayed, no progress bars
-    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d INFO churn.retrain: \| ", first.stderr, re.M)
-    assert "\r" not in first.stderr
+    # the log file: plain timestamped lines, the pipeline's output relayed, no progress bars
+    assert re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d INFO churn.retrain: \| ", log_text, re.M)
+    assert re.search(r" INFO churn.retrain: \| Running stage 'train'", log_text, re.M)
+    assert re.search(r" INFO churn.retrain: new champion: version 1 \(was none\)$", log_text, re.M)
+    assert "\r" not in log_text
+    assert " ERROR " not in log_text
+    assert " ERROR " not in first.stderr  # with --log-file, stderr holds errors only: none here
     backtest = json.loads((root / "reports" / "backtest.json").read_text())
     assert backtest["runs"] == []
     assert [p["as_of"] for p in backtest["pending"]] == [first_as_of]

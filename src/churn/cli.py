@@ -706,13 +706,29 @@ def retrain(
         typer.Option(help="Replace a different list already published for the date (kept aside)."),
     ] = False,
     params: ParamsPath = Path("params.yaml"),
+    log_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-file",
+            help="Append the log here (folder created); then only errors go to stderr.",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """For schedulers: lock, dvc repro (gate applied), publish, backtest; exits 0/10/20/75/1."""
     from churn.lifecycle import retrain_steps
-    from churn.retrain import run_retrain
+    from churn.logs import add_log_file
+    from churn.retrain import EXIT_ERROR, child_environ, run_retrain
 
-    settings = load_params(params)
-    child_env = {**os.environ, APPLY_ENV: "1"}
+    if log_file is not None:
+        add_log_file(log_file)
+    try:
+        settings = load_params(params)
+    except ChurnError as error:
+        log.error("%s", error)  # into the log file too, where whoever reads the schedule looks
+        raise typer.Exit(EXIT_ERROR) from None
+    # a scheduler's bare PATH lacks the venv: the stages' `churn` must come from this one
+    child_env = {**child_environ(sys.executable, os.environ), APPLY_ENV: "1"}
     if new_definition:
         log.warning("--new-definition: a challenger under a changed definition may become champion")
         child_env[NEW_DEFINITION_ENV] = "1"

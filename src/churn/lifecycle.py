@@ -177,7 +177,7 @@ def retrain_steps(
     """Return the steps of one `churn retrain` run (the registry is opened after the lock)."""
     import functools
 
-    from churn.retrain import RetrainSteps, run_repro
+    from churn.retrain import RetrainSteps, resolve_command, run_repro
     from churn.tracking import ModelRegistry, tracking_uri
 
     names = settings.registry
@@ -207,7 +207,10 @@ def retrain_steps(
 
     return RetrainSteps(
         champion_version=champion,
-        repro=lambda: run_repro(settings.retrain.repro_command, env=child_env),
+        repro=lambda: run_repro(
+            resolve_command(settings.retrain.repro_command, sys.executable, child_env),
+            env=child_env,
+        ),
         publish=publish,
         backtest=backtest if settings.retrain.backtest else None,
     )

@@ -6,11 +6,14 @@ import logging
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
 
 LOGGER_NAME = "churn"
+PLAIN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+PLAIN_DATEFMT = "%Y-%m-%dT%H:%M:%S"
 
 
 def is_terminal() -> bool:
@@ -31,12 +34,26 @@ def setup_logging(verbose: bool = False) -> None:
         handler.setFormatter(logging.Formatter("%(message)s", datefmt="%H:%M:%S"))
     else:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(
-            logging.Formatter(
-                "%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%dT%H:%M:%S"
-            )
-        )
+        handler.setFormatter(logging.Formatter(PLAIN_FORMAT, PLAIN_DATEFMT))
     logger.addHandler(handler)
+
+
+def add_log_file(path: str | Path) -> logging.FileHandler:
+    """Append plain timestamped lines to `path` (its folder is created) and leave only errors on
+    the handlers set up before (stderr); called by the CLI only. Returns the new handler.
+
+    A scheduler then gets the whole run in the file and, on stderr, just what needs a human:
+    cron mails any output, systemd and Airflow show it, so a skipped run stays silent.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    logger = logging.getLogger(LOGGER_NAME)
+    for existing in logger.handlers:
+        existing.setLevel(max(existing.level, logging.ERROR))
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(PLAIN_FORMAT, PLAIN_DATEFMT))
+    logger.addHandler(handler)
+    return handler
 
 
 def get_logger(name: str) -> logging.Logger:

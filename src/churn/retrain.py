@@ -6,6 +6,7 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import shutil
 import subprocess
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -55,6 +56,41 @@ def exclusive_lock(path: str | Path) -> Iterator[None]:
         os.close(fd)
 
 
+def resolve_command(
+    command: Sequence[str], executable: str | Path, environ: Mapping[str, str]
+) -> tuple[str, ...]:
+    """Return `command` with its program made absolute: looked up first next to `executable`
+    (the virtualenv's bin folder), then on the PATH in `environ`.
+
+    A scheduler starts `.venv/bin/churn` with a bare PATH (`/usr/bin:/bin`) that does not hold
+    the venv, so a plain PATH lookup would miss (or pick another install of) `dvc`. A program
+    given with a slash (`./run.sh`, `/opt/dvc/bin/dvc`) is used as written.
+    """
+    if not command:
+        raise ChurnError("retrain.repro_command: empty; set it in params.yaml, e.g. [dvc, repro]")
+    program = command[0]
+    if os.sep in program:
+        return tuple(command)
+    bin_dir = str(Path(executable).parent)
+    path = environ.get("PATH", os.defpath)
+    found = shutil.which(program, path=bin_dir) or shutil.which(program, path=path)
+    if found is None:
+        raise ChurnError(
+            f"retrain.repro_command: {program!r} not found in {bin_dir} (the environment running "
+            f"churn) nor on PATH={path}; install DVC in this environment or set "
+            "retrain.repro_command in params.yaml"
+        )
+    return (found, *command[1:])
+
+
+def child_environ(executable: str | Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """Return the environment for the pipeline command: `environ` with the folder of `executable`
+    put first on PATH, so the stage commands in dvc.yaml (`churn ...`) run from the same venv."""
+    bin_dir = str(Path(executable).parent)
+    inherited = environ.get("PATH", os.defpath)
+    return {**environ, "PATH": os.pathsep.join([bin_dir, inherited]) if inherited else bin_dir}
+
+
 @dataclass(frozen=True)
 class ReproResult:
     """How `dvc repro` ended: its exit code, whether a data check stopped it, the last lines."""
@@ -69,7 +105,8 @@ def run_repro(
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
 ) -> ReproResult:
-    """Run the pipeline command, relaying its output as log lines; return how it ended."""
+    """Run the pipeline command (in `env`, or this process's environment), relaying its output as
+    log lines; return how it ended."""
     log.info("running %s", " ".join(command))
     tail: deque[str] = deque(maxlen=40)
     data_check = False
@@ -77,10 +114,10 @@ def run_repro(
         process = subprocess.Popen(
             list(command),
             cwd=cwd,
+            env=None if env is None else dict(env),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=None if env is None else dict(env),
             text=True,
             bufsize=1,
         )
@@ -116,7 +153,8 @@ def run_retrain(steps: RetrainSteps, lock_file: str | Path) -> int:
         with exclusive_lock(lock_file):
             return _run_locked(steps)
     except LockHeld as error:
-        log.error("%s", error)
+        # not a failure: the running one does the work, the next slot runs again (EX_TEMPFAIL)
+        log.warning("%s", error)
         return EXIT_LOCKED
 
 
