@@ -51,6 +51,23 @@ def test_broken_yaml_names_the_file(tmp_path):
         load_params(path)
 
 
-def test_report_and_features_must_share_one_churn_definition():
-    with pytest.raises(ChurnError, match="report.horizon_days = 60 differs"):
-        parse_params({"report": {"horizon_days": 60}, "features": {"horizon_days": 90}})
+def test_the_churn_definition_has_one_home():
+    """Horizon, active window and as-of live only in `churn`: a copy elsewhere is an error."""
+    for section in ("features", "report"):
+        with pytest.raises(ChurnError, match=f"{section}.horizon_days: unknown key"):
+            parse_params({section: {"horizon_days": 60}})
+    params = parse_params({"churn": {"horizon_days": 60}})
+    assert params.churn.horizon_days == 60
+
+
+def test_the_active_window_must_cover_a_report_period():
+    with pytest.raises(ChurnError, match="churn.active_within_days = 20 is shorter than a month"):
+        parse_params({"churn": {"active_within_days": 20}})
+    assert parse_params({"churn": {"active_within_days": 20}, "report": {"period": "week"}})
+
+
+def test_a_stage_sees_only_the_sections_it_declares():
+    view = parse_params({}).select("churn", "engine")
+    assert view.names == ("churn", "engine")
+    with pytest.raises(AttributeError, match="not declared for this stage"):
+        view.train  # noqa: B018
