@@ -14,9 +14,7 @@ from churn.cli import app
 from churn.config import DriftParams
 from churn.model import ChurnModel
 from churn.promote import drift_reference_for
-from promote_helpers import make_snapshots, train_model
-
-pytestmark = pytest.mark.integration
+from support.promote_helpers import make_snapshots, train_model
 
 
 @pytest.fixture

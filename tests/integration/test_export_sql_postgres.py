@@ -15,7 +15,8 @@ from typer.testing import CliRunner
 from churn.cli import app
 from churn.errors import ChurnError
 from churn.score.publish import export_to_sql, select_lists
-from score_data import AS_OF, make_scores
+from support.score_data import AS_OF, make_scores
+from support.services import require
 
 pytestmark = pytest.mark.postgres
 
@@ -25,14 +26,9 @@ LATER = AS_OF + dt.timedelta(days=30)
 
 @pytest.fixture
 def database():
-    """Return (engine, url, a unique table name); skip when PostgreSQL is not reachable."""
+    """Return (engine, a unique table name); PostgreSQL must be reachable (see `require`)."""
+    require("postgres")
     engine = sa.create_engine(URL, connect_args={"connect_timeout": 3})
-    try:
-        with engine.connect():
-            pass
-    except sa.exc.OperationalError:
-        engine.dispose()
-        pytest.skip("PostgreSQL at 127.0.0.1:5432 is not reachable")
     table = f"churn_at_risk_test_{uuid.uuid4().hex[:12]}"
     yield engine, table
     with engine.begin() as connection:

@@ -3,36 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
-import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
 from churn.cli import app
-from churn.config import GenerateParams
-from churn.generate import simulate
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from clean_raw import clean_raw_frames  # noqa: E402
-
-pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def interim(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("interim")
-    chunks = list(simulate(GenerateParams(customers=400, chunk_customers=400, seed=5)))
-    raw = [
-        pd.concat([getattr(ch, n) for ch in chunks]) for n in ("transactions", "customers", "nps")
-    ]
-    for name, frame in zip(
-        ("transactions", "customers", "nps"), clean_raw_frames(*raw), strict=True
-    ):
-        frame.to_parquet(folder / f"{name}.parquet", index=False)
-    return folder
+def interim(generated_interim):
+    return generated_interim(customers=400, seed=5, days=1095)
 
 
 def run_features(interim: Path, out: Path, params: Path | None = None):

@@ -13,9 +13,8 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-pytestmark = pytest.mark.integration
+from support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
 
 

@@ -14,7 +14,8 @@ import pandas as pd
 import pytest
 
 from churn.errors import ChurnError
-from ingest_support import run
+from support.ingest_support import run
+from support.services import POSTGRES_DSN, require
 
 PG_URL = "postgresql://postgres@127.0.0.1:5432/test"
 COLUMNS = {"customer_id": "customer", "timestamp": "ordered_at", "amount": "amount",
@@ -122,21 +123,17 @@ def test_url_from_environment_never_reaches_the_report(tmp_path, sqlite_db):
 
 
 # --------------------------------------------------------------------------- PostgreSQL
-def _postgres_or_skip():
-    try:
-        import psycopg
+def _postgres():
+    import psycopg
 
-        return psycopg.connect(
-            "host=127.0.0.1 port=5432 user=postgres dbname=test", connect_timeout=2
-        )
-    except Exception as error:  # any failure to connect means: no server here
-        pytest.skip(f"PostgreSQL not reachable: {error}")
+    require("postgres")
+    return psycopg.connect(POSTGRES_DSN, connect_timeout=2)
 
 
 @pytest.fixture
 def pg_table():
     """A uniquely named table in the local PostgreSQL, dropped afterwards."""
-    conn = _postgres_or_skip()
+    conn = _postgres()
     conn.autocommit = True
     name = f"churn_ingest_{uuid.uuid4().hex[:12]}"
     conn.execute(f"CREATE SEQUENCE {name}_seq")

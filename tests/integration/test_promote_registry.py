@@ -12,7 +12,7 @@ from churn.errors import ChurnError
 from churn.model import DRIFT_REFERENCE_FILE, ChurnModel
 from churn.promote import apply_decision, rollback_champion, run_promotion
 from churn.tracking import ModelRegistry
-from promote_helpers import make_snapshots, save_challenger, train_model
+from support.promote_helpers import make_snapshots, save_challenger, train_model
 
 PARAMS = PromoteParams()
 DRIFT = DriftParams()

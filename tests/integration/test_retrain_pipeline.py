@@ -15,11 +15,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import ROOT
+from support.paths import ROOT
 
 # two full `dvc repro` runs take minutes on a shared 2-core machine: opt in with CHURN_SLOW_TESTS=1
 pytestmark = [
-    pytest.mark.integration,
     pytest.mark.slow,
     pytest.mark.skipif(
         not os.environ.get("CHURN_SLOW_TESTS"),

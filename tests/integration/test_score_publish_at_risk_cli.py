@@ -13,49 +13,7 @@ from typer.testing import CliRunner
 
 from churn.cli import app
 from churn.errors import ChurnError, DataCheckFailed
-from churn.score.at_risk import filter_list, parse_where, render_list
-from score_data import AS_OF, make_snapshot, train_model
-
-
-def _list() -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "priority": [1, 2, 3, 4, 5],
-            "customer_id": pd.array(["05", "01", "03", "02", "04"], dtype="string"),
-            "risk_tier": pd.array(["high", "high", "medium", "low", "high"], dtype="string"),
-            "expected_value": [500.0, 40.0, 300.0, 900.0, 120.0],
-            "value_at_risk": [300.0, 30.0, 90.0, 100.0, 70.0],
-            "channel": pd.array(["app", "web", "app", "app", "app"], dtype="string"),
-            "reasons": pd.array(["=cmd", "a", "b", "c", "d"], dtype="string"),
-        }
-    )
-
-
-def test_filters_combine_and_top_n_applies_last_in_priority_order():
-    listed = _list()
-    picked = filter_list(listed, tiers=["high"], where={"channel": "app"}, top=1)
-    assert picked["customer_id"].tolist() == ["05"]
-    picked = filter_list(listed, tiers=["high", "medium"], min_value=100.0)
-    assert picked["customer_id"].tolist() == ["05", "03", "04"]
-    assert len(filter_list(listed)) == 5
-
-
-def test_bad_filters_name_the_fix():
-    with pytest.raises(ChurnError, match="column=value"):
-        parse_where(["channel"])
-    with pytest.raises(ChurnError, match="no column 'country'"):
-        filter_list(_list(), where={"country": "de"})
-    with pytest.raises(ChurnError, match="unknown tier"):
-        filter_list(_list(), tiers=["urgent"])
-
-
-def test_excel_and_json_outputs_are_readable_and_excel_is_neutralised():
-    book = openpyxl.load_workbook(io.BytesIO(render_list(_list(), "xlsx")))
-    rows = list(book.active.values)
-    assert rows[0][:2] == ("priority", "customer_id") and len(rows) == 6
-    assert rows[1][6] == "'=cmd"  # text, not a formula
-    records = json.loads(render_list(_list(), "json"))
-    assert records[0]["customer_id"] == "05" and records[0]["reasons"] == "=cmd"
+from support.score_data import AS_OF, make_snapshot, train_model
 
 
 @pytest.fixture
@@ -120,7 +78,6 @@ def _publish(project, *extra: str):
     )
 
 
-@pytest.mark.integration
 def test_score_command_writes_scores_metrics_profit_curve_and_archive(project):
     _score(project)
     out = project / "data/scores/scores.parquet"
@@ -143,7 +100,6 @@ def test_score_command_writes_scores_metrics_profit_curve_and_archive(project):
     assert len(list(archived.parent.glob("scores.superseded-*.parquet"))) == 1
 
 
-@pytest.mark.integration
 def test_publish_refuses_a_failed_drift_gate_unless_accepted(project):
     _score(project)
     (project / "reports").mkdir(exist_ok=True)
@@ -155,7 +111,6 @@ def test_publish_refuses_a_failed_drift_gate_unless_accepted(project):
     assert (project / "exports/at_risk/LATEST.json").exists()
 
 
-@pytest.mark.integration
 def test_publish_refuses_a_high_quarantine_share(project):
     _score(project)
     (project / "reports").mkdir(exist_ok=True)
@@ -164,7 +119,6 @@ def test_publish_refuses_a_high_quarantine_share(project):
         _publish(project)
 
 
-@pytest.mark.integration
 def test_at_risk_writes_filtered_data_to_stdout_and_the_summary_to_stderr(project):
     _score(project)
     _publish(project)
@@ -182,7 +136,6 @@ def test_at_risk_writes_filtered_data_to_stdout_and_the_summary_to_stderr(projec
     assert "priority," not in result.stderr
 
 
-@pytest.mark.integration
 def test_at_risk_writes_excel_or_json_files_for_a_given_date_and_group(project):
     _score(project)
     _publish(project)
@@ -204,7 +157,6 @@ def test_at_risk_writes_excel_or_json_files_for_a_given_date_and_group(project):
     assert isinstance(result.exception, ChurnError) and str(AS_OF) in str(result.exception)
 
 
-@pytest.mark.integration
 def test_sql_export_without_the_url_variable_is_a_clear_error(project, monkeypatch):
     monkeypatch.delenv("CHURN_EXPORT_DB_URL", raising=False)
     _score(project)
@@ -213,7 +165,6 @@ def test_sql_export_without_the_url_variable_is_a_clear_error(project, monkeypat
     assert (project / "exports/at_risk/LATEST.json").exists()  # the files were published first
 
 
-@pytest.mark.integration
 def test_at_risk_refuses_to_write_excel_to_stdout(project):
     _score(project)
     _publish(project)

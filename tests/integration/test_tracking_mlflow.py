@@ -12,9 +12,8 @@ from churn.config import EvaluateParams, LightGBMParams, TrainParams
 from churn.evaluate import evaluate_model
 from churn.plots import evaluation_figures
 from churn.train import fit_model
-from snapshot_helper import build_snapshots, generated_tables
-
-pytestmark = pytest.mark.integration
+from support.services import require
+from support.snapshot_helper import build_snapshots
 
 FAST = TrainParams(
     lightgbm=LightGBMParams(learning_rate=0.15, max_rounds=150, early_stopping_rounds=20)
@@ -23,7 +22,7 @@ MODEL_NAME = "churn-test-classifier"
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory):
+def logged(tmp_path_factory, generated_tables):
     root = tmp_path_factory.mktemp("mlflow")
     tables = generated_tables(customers=1200, seed=5)
     snapshots = build_snapshots(tables, horizon=90, fit_cutoffs=2)
@@ -141,16 +140,15 @@ def test_a_second_training_moves_challenger_and_leaves_champion_alone(logged):
 
 
 @pytest.mark.slow
+@pytest.mark.spark
 def test_spark_udf_scoring_gives_the_pipelines_probabilities(logged, tmp_path, monkeypatch):
     pyspark_sql = pytest.importorskip("pyspark.sql")
-    import shutil
     import sys
 
     # Spark's Python workers must run this interpreter (the venv), not whatever python3 is on PATH
     monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
 
-    if shutil.which("java") is None:
-        pytest.skip("Spark local mode needs a Java runtime")
+    require("java")
     uri, _, result, snapshots, _ = logged
     rows = snapshots[snapshots["role"] == "test"].reset_index(drop=True).head(300)
     features = rows[result.model.spec.names].copy()

@@ -5,18 +5,15 @@ from __future__ import annotations
 import json
 
 import pandas as pd
-import pytest
 import yaml
 from typer.testing import CliRunner
 
 from churn.cli import app
-from snapshot_helper import build_snapshots, generated_tables
-
-pytestmark = pytest.mark.integration
+from support.snapshot_helper import build_snapshots
 
 
 def test_train_then_evaluate_write_model_metrics_plots_and_one_mlflow_run(
-    tmp_path, monkeypatch, project_root
+    tmp_path, monkeypatch, project_root, generated_tables
 ):
     tables = generated_tables(customers=1200, seed=9)
     snapshots = build_snapshots(tables, horizon=90, fit_cutoffs=2)

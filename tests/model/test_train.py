@@ -8,12 +8,12 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from churn.errors import ChurnError
-from churn.train import check_snapshots, feature_columns, fit_isotonic, fit_model, fit_platt
-from snapshot_helper import FAST, build_snapshots, generated_tables
+from churn.train import check_snapshots, feature_columns, fit_model
+from support.snapshot_helper import FAST, build_snapshots
 
 
 @pytest.fixture(scope="module")
-def snapshots():
+def snapshots(generated_tables):
     tables = generated_tables(customers=2500, seed=7)
     return build_snapshots(tables, horizon=90, fit_cutoffs=3)
 
@@ -27,7 +27,6 @@ def _test_rows(snapshots):
     return snapshots[snapshots["role"] == "test"]
 
 
-@pytest.mark.model
 def test_same_data_and_params_give_an_identical_model(snapshots, trained):
     again = fit_model(snapshots, FAST, horizon_days=90)
     assert again.model.booster.model_to_string() == trained.model.booster.model_to_string()
@@ -38,7 +37,6 @@ def test_same_data_and_params_give_an_identical_model(snapshots, trained):
     )
 
 
-@pytest.mark.model
 def test_model_beats_recency_on_seeded_data_with_known_dropouts(snapshots, trained):
     test = _test_rows(snapshots)
     labels = test["churned"].to_numpy()
@@ -48,7 +46,6 @@ def test_model_beats_recency_on_seeded_data_with_known_dropouts(snapshots, train
     assert model_auc > 0.85
 
 
-@pytest.mark.model
 def test_shuffling_rows_changes_no_score(snapshots, trained):
     shuffled = snapshots.sample(frac=1.0, random_state=3).reset_index(drop=True)
     again = fit_model(shuffled, FAST, horizon_days=90)
@@ -58,7 +55,6 @@ def test_shuffling_rows_changes_no_score(snapshots, trained):
     )
 
 
-@pytest.mark.model
 def test_customer_ids_never_change_a_score(snapshots, trained):
     test = _test_rows(snapshots).reset_index(drop=True)
     renamed = test.assign(
@@ -71,7 +67,6 @@ def test_customer_ids_never_change_a_score(snapshots, trained):
     assert "customer_id" not in trained.model.spec.names
 
 
-@pytest.mark.model
 def test_test_rows_are_never_used_for_fitting_stopping_or_calibration(snapshots, trained):
     roles = snapshots["role"]
     tampered = snapshots.copy()
@@ -82,7 +77,6 @@ def test_test_rows_are_never_used_for_fitting_stopping_or_calibration(snapshots,
     assert again.model.calibrator == trained.model.calibrator
 
 
-@pytest.mark.model
 def test_more_inactivity_never_lowers_risk(snapshots, trained):
     rows = _test_rows(snapshots).head(200)
     risks = [
@@ -93,7 +87,6 @@ def test_more_inactivity_never_lowers_risk(snapshots, trained):
         assert (higher >= lower - 1e-12).all()
 
 
-@pytest.mark.model
 def test_refit_and_class_balancing_still_give_calibrated_probabilities(snapshots):
     test = _test_rows(snapshots)
     for params in (
@@ -103,26 +96,6 @@ def test_refit_and_class_balancing_still_give_calibrated_probabilities(snapshots
         proba = fit_model(snapshots, params, horizon_days=90).model.predict_proba(test)
         # balancing without recalibration would push the mean far above the churn rate
         assert abs(proba.mean() - test["churned"].mean()) < 0.08
-
-
-def test_platt_recovers_a_known_logistic_map():
-    rng = np.random.default_rng(4)
-    raw = rng.uniform(0.02, 0.98, 40_000)
-    logit = np.log(raw / (1 - raw))
-    labels = (rng.random(raw.size) < 1 / (1 + np.exp(-(1.7 * logit - 0.4)))).astype(int)
-    calibrator = fit_platt(raw, labels)
-    assert calibrator.a == pytest.approx(1.7, abs=0.06)
-    assert calibrator.b == pytest.approx(-0.4, abs=0.05)
-
-
-def test_isotonic_calibrator_is_strictly_increasing_so_ranking_survives():
-    rng = np.random.default_rng(6)
-    raw = rng.random(2000)
-    labels = (rng.random(2000) < raw**2).astype(int)
-    calibrator = fit_isotonic(raw, labels)
-    grid = np.linspace(0, 1, 1001)
-    assert (np.diff(calibrator.apply(grid)) > 0).all()
-    assert calibrator.apply(grid).min() > 0 and calibrator.apply(grid).max() < 1
 
 
 def test_overlapping_label_windows_are_refused(snapshots):

@@ -14,13 +14,13 @@ from churn.evaluate import evaluate_model
 from churn.model import customer_share
 from churn.promote import calibrated_on_eval_window, measure_candidate, select_eval_rows
 from churn.train import fit_model
-from snapshot_helper import FAST, build_snapshots, generated_tables
+from support.snapshot_helper import FAST, build_snapshots
 
 HORIZON = 90
 
 
 @pytest.fixture(scope="module")
-def snapshots():
+def snapshots(generated_tables):
     tables = generated_tables(customers=2500, seed=11)
     return build_snapshots(tables, horizon=HORIZON, fit_cutoffs=3)
 
@@ -40,7 +40,6 @@ def _held_out_test(snapshots: pd.DataFrame) -> pd.DataFrame:
     return test[customer_share(test["customer_id"], "early_stopping") >= FAST.early_stopping_share]
 
 
-@pytest.mark.model
 def test_production_refit_reads_every_cutoff_labelled_by_the_test_cutoff(snapshots, trained):
     production = trained.production
     assert production is not None and trained.production_model is production
@@ -68,7 +67,6 @@ def test_production_refit_reads_every_cutoff_labelled_by_the_test_cutoff(snapsho
     assert production.booster.current_iteration() == trained.rounds
 
 
-@pytest.mark.model
 def test_production_booster_never_reads_test_labels_or_labels_past_the_test_cutoff(
     snapshots, trained
 ):
@@ -102,7 +100,6 @@ def test_production_booster_never_reads_test_labels_or_labels_past_the_test_cuto
     assert again.model.calibrator == trained.model.calibrator
 
 
-@pytest.mark.model
 def test_production_calibration_is_fitted_on_the_held_out_test_customers(snapshots, trained):
     test = _held_out_test(snapshots)
     proba = trained.production.predict_proba(test)
@@ -116,7 +113,6 @@ def test_production_calibration_is_fitted_on_the_held_out_test_customers(snapsho
     )
 
 
-@pytest.mark.model
 def test_the_out_of_time_record_is_the_evaluation_models_test_score(snapshots, trained):
     recorded = trained.production.metadata["out_of_time"]
     test = snapshots[snapshots["role"] == "test"]
@@ -129,7 +125,6 @@ def test_the_out_of_time_record_is_the_evaluation_models_test_score(snapshots, t
     assert 0 <= recorded["ece"] < 0.2
 
 
-@pytest.mark.model
 def test_same_data_gives_the_same_production_model(snapshots, trained):
     again = fit_model(snapshots.sample(frac=1.0, random_state=3), FAST, horizon_days=HORIZON)
     assert again.production.booster.model_to_string() == (
@@ -138,14 +133,12 @@ def test_same_data_gives_the_same_production_model(snapshots, trained):
     assert again.production.calibrator == trained.production.calibrator
 
 
-@pytest.mark.model
 def test_without_production_refit_the_evaluation_model_is_the_challenger(snapshots):
     result = fit_model(snapshots, FAST.model_copy(update={"production_refit": False}), HORIZON)
     assert result.production is None
     assert result.production_model is result.model
 
 
-@pytest.mark.model
 def test_a_one_label_test_cutoff_falls_back_to_the_evaluation_model(snapshots, caplog):
     one_label = snapshots.copy()
     one_label.loc[one_label["role"] == "test", "churned"] = 1
@@ -155,7 +148,6 @@ def test_a_one_label_test_cutoff_falls_back_to_the_evaluation_model(snapshots, c
     assert "no production refit" in caplog.text and "one-label" in caplog.text
 
 
-@pytest.mark.model
 def test_evaluate_refuses_a_production_model_and_reports_its_ranking(snapshots, trained):
     params = EvaluateParams(bootstrap=0)
     with pytest.raises(ChurnError, match="calibration read labels from the test cutoff's window"):
@@ -174,7 +166,6 @@ def test_evaluate_refuses_a_production_model_and_reports_its_ranking(snapshots, 
     assert ranking["calibration_cutoff"] == result.metrics["test_cutoff"]
 
 
-@pytest.mark.model
 def test_evaluate_refuses_a_production_model_trained_past_the_test_cutoff(snapshots, trained):
     shifted = snapshots.copy()
     test = shifted["role"] == "test"
@@ -198,7 +189,6 @@ def test_evaluate_refuses_a_production_model_trained_past_the_test_cutoff(snapsh
         evaluate_model(snapshots, trained.model, params, HORIZON, production=too_new)
 
 
-@pytest.mark.model
 def test_promote_judges_a_production_models_calibration_by_its_out_of_time_record(
     snapshots, trained
 ):
@@ -224,7 +214,6 @@ def test_promote_judges_a_production_models_calibration_by_its_out_of_time_recor
     assert other.metrics["ece"] is None and "out-of-time ECE" in other.error
 
 
-@pytest.mark.model
 def test_rows_from_cutoffs_a_model_trained_on_get_no_metrics(snapshots, trained):
     # the calibration cutoff's rows: the production booster trained on all of them, the
     # evaluation booster on half of them; neither may be judged there
@@ -249,7 +238,7 @@ def promote(snapshots, mlflow_store, tmp_path):
     from churn.config import DriftParams
     from churn.promote import run_promotion
     from churn.tracking import ModelRegistry
-    from promote_helpers import save_challenger
+    from support.promote_helpers import save_challenger
 
     registry = ModelRegistry(mlflow_store, "churn-classifier")
 
@@ -268,7 +257,6 @@ def promote(snapshots, mlflow_store, tmp_path):
     return run
 
 
-@pytest.mark.model
 def test_the_gate_compares_both_models_on_the_customers_the_production_refit_never_saw(
     snapshots, trained, promote
 ):
@@ -283,7 +271,6 @@ def test_the_gate_compares_both_models_on_the_customers_the_production_refit_nev
     )
 
 
-@pytest.mark.model
 def test_a_production_champion_is_also_measured_only_on_customers_it_never_saw(
     snapshots, trained, promote
 ):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
 
 import numpy as np
@@ -12,14 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churn.config import FeaturesParams, GenerateParams
+from churn.config import FeaturesParams
 from churn.features import build_snapshots
-from churn.features.sql import snapshot_sql, spark_sql
-from churn.generate import simulate
-from features_tables import CUTOFF, customers_frame, day, nps_frame, snapshot_at, transactions_frame
-
-sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[1] / "benchmarks"))
-from clean_raw import clean_raw_frames  # noqa: E402
+from support.features_tables import day, nps_frame, snapshot_at, transactions_frame
 
 PARAMS = FeaturesParams(threads=1, memory_limit="500MB")
 HORIZON = PARAMS.horizon_days
@@ -79,13 +73,9 @@ def test_labels_at_a_cutoff_depend_only_on_data_up_to_cutoff_plus_horizon(rows, 
 
 
 @pytest.fixture(scope="module")
-def generated():
-    chunks = list(simulate(GenerateParams(customers=600, chunk_customers=600, seed=11)))
-    raw = [
-        pd.concat([getattr(chunk, name) for chunk in chunks])
-        for name in ("transactions", "customers", "nps")
-    ]
-    return clean_raw_frames(*raw)
+def generated(generated_tables):
+    transactions, customers, nps = generated_tables(customers=600, seed=11, days=1095)
+    return transactions.to_pandas(), customers, nps
 
 
 @pytest.fixture(scope="module")
@@ -163,21 +153,3 @@ def test_snapshots_are_deterministic_with_parallel_threads(generated, snapshots)
     again = build_snapshots(chunked, *generated[1:], PARAMS.model_copy(update={"threads": 2}))
     pd.testing.assert_frame_equal(again.train, snapshots.train)
     pd.testing.assert_frame_equal(again.score, snapshots.score)
-
-
-def test_customers_without_side_tables_get_null_attributes_same_schema():
-    transactions = transactions_frame([("x", day(-3), 9.0), ("x", day(20), 9.0)])
-    frame = snapshot_at(transactions, CUTOFF, customers=customers_frame(), nps=nps_frame())
-    assert frame[["channel", "region", "nps_class"]].isna().all().all()
-    assert frame["channel"].dtype == "string"
-
-
-@pytest.mark.parametrize("labelled", [True, False])
-def test_feature_sql_transpiles_to_spark_sql_that_parses(labelled):
-    sqlglot = pytest.importorskip("sqlglot", reason="sqlglot is new in pyproject.toml")
-    duckdb_sql = snapshot_sql(PARAMS, CUTOFF, with_labels=labelled)
-    spark = spark_sql(duckdb_sql)
-    parsed = sqlglot.parse_one(spark, read="spark")
-    assert parsed.find(sqlglot.exp.Window) is not None
-    assert "MAX_BY" in spark and "ARG_MAX" not in spark
-    assert "DATE_DIFF('day'" not in spark

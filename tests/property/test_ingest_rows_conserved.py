@@ -9,7 +9,7 @@ import math
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ingest_support import NOW, run
+from support.ingest_support import NOW, run
 
 # (text in the export, is it valid?) per column
 CUSTOMERS = [("00001", True), ("0002", True), (" 00003 ", True), ("", False), ("=cmd()", False)]

@@ -1,88 +1,21 @@
-"""Development data for the report tests: the generator's raw export turned into the clean schema.
-
-Stands in for `churn ingest` (built in parallel) in tests only: parses ordered_at, drops the
-malformed rows, keeps the first row of each order_id, and writes the ingest contract's columns.
-"""
+"""Report test data: a scores table in the score stage's contract and a report on the dev data."""
 
 from __future__ import annotations
 
-import functools
+from datetime import date
 
+import duckdb
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 
-from churn.columns import (
-    AMOUNT,
-    ANSWERED_AT,
-    CHANNEL,
-    CUSTOMER_ID,
-    DATE,
-    NPS_SCORE,
-    REGION,
-    SIGNUP_DATE,
-    TIMESTAMP,
-    TRANSACTION_ID,
-)
-from churn.config import GenerateParams
-from churn.generate import RAW_AMOUNT, RAW_CUSTOMER, RAW_ORDER_ID, RAW_TIMESTAMP, simulate
+from churn.columns import CUSTOMER_ID
+from churn.config import ReportParams
+from churn.report import build_report
 
-TRANSACTIONS_SCHEMA = pa.schema(
-    [
-        (CUSTOMER_ID, pa.string()),
-        (TIMESTAMP, pa.timestamp("us")),
-        (DATE, pa.date32()),
-        (AMOUNT, pa.float64()),
-        (TRANSACTION_ID, pa.string()),
-    ]
-)
-
-
-def clean_generated(params: GenerateParams) -> tuple[pa.Table, pd.DataFrame, pd.DataFrame]:
-    """Return (transactions as an Arrow table, customers, nps) in the clean ingest schema."""
-    chunks = list(simulate(params))
-    raw = pd.concat([chunk.transactions for chunk in chunks], ignore_index=True)
-    when = pd.to_datetime(raw[RAW_TIMESTAMP], errors="coerce", format="%Y-%m-%d %H:%M:%S")
-    amount = pd.to_numeric(raw[RAW_AMOUNT], errors="coerce")
-    ok = (
-        when.notna()
-        & (when < pd.Timestamp(params.start) + pd.Timedelta(days=params.days + 1))
-        & amount.notna()
-        & np.isfinite(amount)
-        & (raw[RAW_CUSTOMER] != "")
-    )
-    clean = pd.DataFrame(
-        {
-            CUSTOMER_ID: raw[RAW_CUSTOMER].astype("string"),
-            TIMESTAMP: when.astype("datetime64[us]"),
-            AMOUNT: amount.astype("float64"),
-            TRANSACTION_ID: raw[RAW_ORDER_ID].astype("string"),
-        }
-    )[ok]
-    clean = clean.drop_duplicates(TRANSACTION_ID).sort_values(
-        [CUSTOMER_ID, TIMESTAMP], kind="stable", ignore_index=True
-    )
-    clean.insert(2, DATE, clean[TIMESTAMP].dt.date)
-    transactions = pa.Table.from_pandas(clean, schema=TRANSACTIONS_SCHEMA, preserve_index=False)
-
-    raw_customers = pd.concat([chunk.customers for chunk in chunks], ignore_index=True)
-    customers = pd.DataFrame(
-        {
-            CUSTOMER_ID: raw_customers[RAW_CUSTOMER].astype("string"),
-            SIGNUP_DATE: pd.to_datetime(raw_customers["signup_date"]).dt.date,
-            CHANNEL: raw_customers["channel"].astype("string"),
-            REGION: raw_customers["region"].astype("string"),
-        }
-    )
-    raw_nps = pd.concat([chunk.nps for chunk in chunks], ignore_index=True)
-    nps = pd.DataFrame(
-        {
-            CUSTOMER_ID: raw_nps[RAW_CUSTOMER].astype("string"),
-            ANSWERED_AT: pd.to_datetime(raw_nps["answered_at"]).dt.date,
-            NPS_SCORE: raw_nps["score"].astype("int64"),
-        }
-    )
-    return transactions, customers, nps
+# the hand-computed retention example's settings (tests/unit/test_report_figures.py)
+EXAMPLE_SETTINGS = ReportParams(active_within_days=40, as_of=date(2024, 4, 30))
+# the files `churn report` writes into its folder (dvc.yaml declares the same)
+OUTPUTS = ("retention.html", "retention.json", "retention_monthly.csv", "cohorts.csv")
 
 
 def fake_scores(customers: pd.DataFrame, as_of: str, seed: int = 0) -> pd.DataFrame:
@@ -112,7 +45,36 @@ def fake_scores(customers: pd.DataFrame, as_of: str, seed: int = 0) -> pd.DataFr
     )
 
 
-@functools.cache
-def dev_data(customers: int = 1500, seed: int = 7) -> tuple[pa.Table, pd.DataFrame, pd.DataFrame]:
-    """Return the cleaned generator output for a small seeded population (built once per run)."""
-    return clean_generated(GenerateParams(customers=customers, chunk_customers=1000, seed=seed))
+METRICS = {"model": {"roc_auc": 0.78, "lift_top10": 2.9, "recall_top10": 0.29}}
+HOSTILE = "<b>partner</b>"  # a segment name that must show as text, not markup
+
+
+def make_report(dev_data, settings: ReportParams | None = None, with_extras: bool = True):
+    """Return a report on the dev data (`dev_data` fixture), with scores, metrics and NPS or none."""
+    transactions, customers, nps = dev_data()
+    con = duckdb.connect()
+    if not with_extras:
+        return build_report(con, con.from_arrow(transactions), settings or ReportParams())
+    segments = customers.assign(channel=customers["channel"].replace("marketplace", HOSTILE))
+    return build_report(
+        con,
+        con.from_arrow(transactions),
+        settings or ReportParams(),
+        nps=nps,
+        customers=segments,
+        scores=fake_scores(customers, "2025-12-30"),
+        metrics=METRICS,
+    )
+
+
+def transactions_frame(rows) -> pd.DataFrame:
+    """Return clean transactions (customer_id, date, amount) from (id, date, amount) tuples."""
+    return pd.DataFrame(rows, columns=["customer_id", "date", "amount"]).astype(
+        {"customer_id": "string", "amount": "float64"}
+    )
+
+
+def report_for(rows, settings: ReportParams = EXAMPLE_SETTINGS, **optional):
+    """Return the report on clean transactions given as (id, date, amount) tuples."""
+    con = duckdb.connect()
+    return build_report(con, con.from_df(transactions_frame(rows)), settings, **optional)

@@ -1,24 +1,18 @@
-"""Test helper: labelled snapshots built by the real features code from seeded generator output."""
+"""Test helper: labelled snapshots built by the real features code from generated clean tables.
+
+The tables come from the `generated_tables` fixture (conftest): the real `churn generate` + `ingest`.
+"""
 
 from __future__ import annotations
 
 import pandas as pd
-import pyarrow as pa
 
-from churn.config import (
-    CutoffsParams,
-    FeaturesParams,
-    GenerateParams,
-    LightGBMParams,
-    TrainParams,
-)
+from churn.config import CutoffsParams, FeaturesParams, LightGBMParams, TrainParams
 from churn.features import build_snapshots as build_feature_snapshots
-from report_data import clean_generated
+from support.generated import Tables
 
 # fit / calibration / test need: test, 2 gaps, calibration, 2 gaps, then the fit cutoffs
 _CUTOFFS_BEFORE_FIT = 6
-
-Tables = tuple[pa.Table, pd.DataFrame, pd.DataFrame]
 
 # small, quick LightGBM settings for the training tests (the real defaults are in params.yaml)
 FAST = TrainParams(
@@ -30,12 +24,6 @@ FAST = TrainParams(
         early_stopping_rounds=20,
     )
 )
-
-
-def generated_tables(customers: int = 3000, seed: int = 7, days: int = 900) -> Tables:
-    """Return clean (transactions, customers, nps) tables from the seeded generator."""
-    params = GenerateParams(customers=customers, chunk_customers=customers, seed=seed, days=days)
-    return clean_generated(params)
 
 
 def build_snapshots(tables: Tables, horizon: int = 90, fit_cutoffs: int = 4) -> pd.DataFrame:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
 from churn.bgnbd import BGNBDParams, bgnbd_log_likelihood, expected_purchases, fit_bgnbd
 from churn.errors import ChurnError
+from support.paths import DATA
 
-FIXTURE = Path(__file__).parent / "data" / "cdnow_sample_summary.csv"
+FIXTURE = DATA / "cdnow_sample_summary.csv"
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,6 @@ from churn.config import load_params, parse_params
 from churn.errors import ChurnError
 
 
-def test_project_params_yaml_is_valid(project_root):
-    params = load_params(project_root / "params.yaml")
-    assert params.generate.customers > 0
-
-
 def test_misspelt_key_is_an_error_naming_the_key_and_the_fix():
     with pytest.raises(ChurnError) as caught:
         parse_params({"generate": {"custmers": 10}})

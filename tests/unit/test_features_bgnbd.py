@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,26 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from churn.bgnbd import BGNBDParams, expected_purchases, fit_bgnbd, probability_alive
-from churn.config import FeaturesParams, GenerateParams
+from churn.config import FeaturesParams
 from churn.features.bgnbd import EXPECTED, P_ALIVE, add_bgnbd_features, fit_sample, summary
 from churn.features.build import snapshot_columns
-from churn.generate import simulate
-from features_tables import snapshot_at, transactions_frame
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-from clean_raw import clean_raw_frames  # noqa: E402
+from support.features_tables import snapshot_at, transactions_frame
 
 PARAMS = FeaturesParams(threads=1, memory_limit="500MB", bgnbd=True)
 
 
 @pytest.fixture(scope="module")
-def transactions():
-    chunks = list(simulate(GenerateParams(customers=300, chunk_customers=300, seed=5)))
-    raw = pd.concat([chunk.transactions for chunk in chunks])
-    empty = [
-        pd.concat([getattr(chunk, n) for chunk in chunks]).iloc[:0] for n in ("customers", "nps")
-    ]
-    return clean_raw_frames(raw, *empty)[0]
+def transactions(generated_tables):
+    return generated_tables(customers=300, seed=5, days=1095)[0].to_pandas()
 
 
 @pytest.fixture(scope="module")

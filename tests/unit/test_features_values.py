@@ -13,7 +13,7 @@ from churn.config import FeaturesParams
 from churn.errors import ChurnError
 from churn.features.build import open_inputs
 from churn.features.definitions import feature_names
-from features_tables import (
+from support.features_tables import (
     CUTOFF,
     customers_frame,
     day,
@@ -258,16 +258,15 @@ def test_duplicate_customers_are_an_error_naming_the_customer():
         open_inputs(transactions_frame(A_ROWS), customers, nps_frame(), FeaturesParams())
 
 
-def test_docs_list_every_snapshot_column(project_root):
-    from churn.features.build import snapshot_columns
-
-    docs = (project_root / "docs" / "features.md").read_text(encoding="utf-8")
-    missing = [name for name in snapshot_columns(FeaturesParams(), True) if f"`{name}`" not in docs]
-    assert missing == []
-
-
 def test_invalid_memory_limit_is_an_error_naming_the_key():
     from churn.features.build import connect
 
     with pytest.raises(ChurnError, match="features.memory_limit = 'lots'"):
         connect(FeaturesParams(memory_limit="lots"))
+
+
+def test_customers_without_side_tables_get_null_attributes_same_schema():
+    transactions = transactions_frame([("x", day(-3), 9.0), ("x", day(20), 9.0)])
+    frame = snapshot_at(transactions, CUTOFF, customers=customers_frame(), nps=nps_frame())
+    assert frame[["channel", "region", "nps_class"]].isna().all().all()
+    assert frame["channel"].dtype == "string"

@@ -13,17 +13,7 @@ from churn.ingest.checks import add_run, enforce, previous_run
 from churn.ingest.clean import CleanedTable
 from churn.ingest.sql import check_query, parse_table_name, resolve_sql_url
 from churn.ingest.stage import local_reject_after
-from ingest_support import ingest_params
-
-
-# --------------------------------------------------------------------------- params
-def test_default_params_read_the_generator_output(project_root):
-    from churn.config import load_params
-
-    ingest = load_params(project_root / "params.yaml").ingest
-    assert ingest.source == "data/raw/transactions.csv.gz"
-    assert ingest.columns.transaction_id == "order_id"
-    assert ingest.timezone == "Europe/Berlin"
+from support.ingest_support import ingest_params
 
 
 def test_password_in_the_source_url_is_an_error_that_does_not_repeat_it():

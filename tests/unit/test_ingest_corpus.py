@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from churn.errors import ChurnError
-from ingest_support import HEADER, reasons, run, write_csv
+from support.ingest_support import HEADER, reasons, run, write_csv
 
 GOOD = "00001,a,2024-01-01 10:00:00,10.00\n00002,b,2024-01-02 11:00:00,20.50\n"
 

@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from churn.errors import ChurnError, DataCheckFailed
-from ingest_support import run, write_csv
+from support.ingest_support import run, write_csv
 
 TX = "00001,a,2024-01-01 10:00:00,1\n"
 

@@ -4,14 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import os
-import random
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -32,46 +25,23 @@ from churn.score.publish import (
     read_manifest,
     validate_scores,
 )
-from score_data import AS_OF, make_scores
-
-LATER = AS_OF + dt.timedelta(days=30)
-NOW = dt.datetime(2025, 7, 1, 6, 0, tzinfo=dt.UTC)
+from support.publish_checks import (
+    LATER,
+    NOW,
+    assert_latest_names_a_complete_list,
+    assert_visible_folders_are_complete,
+    example_lists,
+)
+from support.score_data import AS_OF, make_scores
 
 
 def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def assert_latest_names_a_complete_list(root: Path) -> dict:
-    """LATEST.json names a list whose files all exist with the sha256 and rows it states."""
-    latest_bytes = (root / "LATEST.json").read_bytes()
-    latest = json.loads(latest_bytes)
-    listed = (root / latest["path"]).read_bytes()
-    assert _sha(listed) == latest["sha256"]
-    assert listed.count(b"\n") == latest["rows"] + 1  # header + one line per customer
-    folder = (root / latest["path"]).parent
-    for name, entry in latest["files"].items():
-        assert _sha((folder / name).read_bytes()) == entry["sha256"], name
-    assert (folder / "manifest.json").read_bytes() == latest_bytes
-    return latest
-
-
-def assert_visible_folders_are_complete(root: Path) -> None:
-    """Every dated folder marketing can see has all the files its manifest lists."""
-    for folder in root.iterdir():
-        if folder.is_dir() and not folder.name.startswith("."):
-            manifest = json.loads((folder / "manifest.json").read_text())
-            for name, entry in manifest["files"].items():
-                assert _sha((folder / name).read_bytes()) == entry["sha256"]
-
-
 @pytest.fixture(scope="module")
 def lists():
-    return {
-        "a": make_scores(300, seed=1),
-        "b": make_scores(300, seed=2),  # same date, different content
-        "c": make_scores(300, seed=3, as_of=LATER),
-    }
+    return example_lists()
 
 
 # --------------------------------------------------------------------------- CSV safety
@@ -249,73 +219,6 @@ def test_a_failure_at_any_write_or_rename_leaves_latest_naming_a_complete_list(
         assert latest["as_of"] == str(lists[name]["as_of"].iloc[0])
         assert not any(p.name.startswith((".staging-", ".trash-")) for p in root.iterdir())
     assert failures >= 2, f"only {failures} injection points were hit"
-
-
-# A zygote imports pandas/pyarrow once and forks one publishing child per trial, so 20 kills
-# cost 20 forks instead of 20 interpreter start-ups.
-ZYGOTE = """
-import os, sys
-import pandas as pd
-from churn.score.publish import publish_lists
-root, paths = sys.argv[1], sys.argv[2:]
-frames = [pd.read_parquet(path) for path in paths]
-print("ready", flush=True)
-for line in sys.stdin:
-    if line.strip() != "fork":
-        break
-    pid = os.fork()
-    if pid == 0:
-        print(f"child {os.getpid()}", flush=True)
-        i = 0
-        while True:
-            publish_lists(frames[i % len(frames)], root, force=True)
-            i += 1
-            print("done", flush=True)
-    os.waitpid(pid, 0)
-    print("reaped", flush=True)
-"""
-
-
-@pytest.mark.integration
-def test_a_kill_at_a_random_point_never_leaves_latest_naming_a_partial_list(tmp_path, lists):
-    root = tmp_path / "exports"
-    paths = []
-    for name in ("a", "b", "c"):
-        paths.append(tmp_path / f"{name}.parquet")
-        lists[name].to_parquet(paths[-1])
-    publish_lists(lists["a"], root, now=NOW)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1] / "src")}
-    zygote = subprocess.Popen(
-        [sys.executable, "-c", ZYGOTE, str(root), *map(str, paths)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=env,
-        text=True,
-    )
-    assert zygote.stdin is not None and zygote.stdout is not None
-    rng = random.Random(20251122)
-    completed = 0
-    try:
-        assert zygote.stdout.readline() == "ready\n"
-        for _ in range(20):
-            zygote.stdin.write("fork\n")
-            zygote.stdin.flush()
-            line = zygote.stdout.readline()
-            assert line.startswith("child "), line
-            for _ in range(rng.randint(0, 2)):  # let it finish 0-2 publishes first
-                assert zygote.stdout.readline() == "done\n"
-                completed += 1
-            time.sleep(rng.uniform(0.0, 0.2))  # then kill it somewhere inside the next (~0.2 s)
-            os.kill(int(line.split()[1]), signal.SIGKILL)
-            while (line := zygote.stdout.readline()) != "reaped\n":
-                assert line == "done\n", line
-                completed += 1
-            assert_latest_names_a_complete_list(root)
-            assert_visible_folders_are_complete(root)
-    finally:
-        zygote.kill()
-        zygote.wait()
-    assert completed >= 10
 
 
 # --------------------------------------------------------------------------- archive

@@ -16,7 +16,7 @@ from churn.score.reasons import (
     family_of,
     suggest_actions,
 )
-from score_data import make_snapshot, train_model
+from support.score_data import make_snapshot, train_model
 
 FEATURES = [
     "recency_days",

@@ -17,17 +17,16 @@ Active at the end of: Dec {} | Jan {001 002 006} | Feb {001 003 006} | Mar {004 
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import duckdb
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from churn.config import ReportParams
 from churn.errors import ChurnError
 from churn.report import build_report
+from support.report_data import EXAMPLE_SETTINGS, report_for, transactions_frame
 
 D = date
 EXAMPLE = [
@@ -46,7 +45,6 @@ EXAMPLE = [
     ("006", D(2024, 4, 10), 8.0),
     ("007", D(2024, 4, 20), 100.0),
 ]
-EXAMPLE_SETTINGS = ReportParams(active_within_days=40, as_of=D(2024, 4, 30))
 NPS_ANSWERS = [
     ("001", D(2024, 1, 12), 3),  # detractor before March: counts for March, when 001 is lost
     ("006", D(2024, 1, 20), 10),  # promoter
@@ -55,18 +53,6 @@ NPS_ANSWERS = [
     ("006", D(2024, 3, 5), 8),  # passive: replaces 006's promoter answer from April on
     ("004", D(2024, 4, 2), 10),  # given after April began: not used for April's churn
 ]
-
-
-def transactions_frame(rows) -> pd.DataFrame:
-    """Return clean transactions (customer_id, date, amount) from (id, date, amount) tuples."""
-    return pd.DataFrame(rows, columns=["customer_id", "date", "amount"]).astype(
-        {"customer_id": "string", "amount": "float64"}
-    )
-
-
-def report_for(rows, settings=EXAMPLE_SETTINGS, **optional):
-    con = duckdb.connect()
-    return build_report(con, con.from_df(transactions_frame(rows)), settings, **optional)
 
 
 @pytest.fixture(scope="module")
@@ -336,72 +322,3 @@ def test_an_activity_window_shorter_than_a_period_is_rejected_by_the_params():
 
     with pytest.raises(ChurnError, match="active_within_days = 30 is shorter than a month"):
         parse_params({"report": {"active_within_days": 30}})
-
-
-# --------------------------------------------------------------------------- property
-def naive_counts(rows, settings, periods):
-    """Count CS, CN, won back, lost and CE straight from the definition, one date at a time."""
-    window = settings.active_within_days
-    purchases = [(c, d) for c, d, a in rows if a > 0 and d <= periods["period_end"].max()]
-
-    def active(day):
-        return {c for c, d in purchases if 0 <= (day - d).days < window}
-
-    counts = []
-    for start, end in zip(periods["period_start"], periods["period_end"], strict=True):
-        before = start - timedelta(days=1)
-        at_start, at_end = active(before), active(end)
-        joined = at_end - at_start
-        won_back = {c for c in joined if any(p <= before for q, p in purchases if q == c)}
-        counts.append(
-            (len(at_start), len(joined), len(won_back), len(at_start - at_end), len(at_end))
-        )
-    return counts
-
-
-transactions_strategy = st.lists(
-    st.tuples(
-        st.sampled_from(["a", "b", "c", "d", "e"]),
-        st.dates(min_value=D(2024, 1, 1), max_value=D(2024, 9, 30)),
-        st.sampled_from([-5.0, 0.0, 12.5, 40.0]),
-    ),
-    min_size=1,
-    max_size=30,
-)
-
-
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    rows=transactions_strategy,
-    window=st.sampled_from([31, 45, 92, 365]),
-    period=st.sampled_from(["week", "month"]),
-)
-def test_counts_follow_the_definition_and_customers_at_end_are_start_plus_new_minus_lost(
-    rows, window, period
-):
-    rows = [*rows, ("z", D(2024, 1, 1), 1.0)]  # at least one purchase, data from 1 January
-    settings_ = ReportParams(active_within_days=window, period=period, as_of=D(2024, 10, 6))
-    periods = report_for(rows, settings_).periods
-    assert (
-        periods["customers_end"]
-        == periods["customers_start"] + periods["customers_new"] - periods["customers_lost"]
-    ).all()
-    assert (
-        periods["customers_start"].iloc[1:].to_numpy()
-        == periods["customers_end"].iloc[:-1].to_numpy()
-    ).all()
-    got = list(
-        periods[
-            [
-                "customers_start",
-                "customers_new",
-                "customers_won_back",
-                "customers_lost",
-                "customers_end",
-            ]
-        ].itertuples(index=False, name=None)
-    )
-    assert got == naive_counts(rows, settings_, periods)
-    assert (periods["revenue_new"] + periods["revenue_returning"]).round(2).tolist() == periods[
-        "revenue"
-    ].tolist()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import subprocess
 import sys
 import time
 
@@ -169,38 +167,3 @@ def test_the_pipeline_output_is_relayed_and_a_stage_exit_code_is_read(tmp_path, 
 def test_a_missing_pipeline_command_is_a_clear_error(tmp_path):
     with pytest.raises(ChurnError, match="not found"):
         run_repro(["no-such-dvc-binary"], cwd=tmp_path)
-
-
-@pytest.mark.integration
-def test_the_command_exits_75_at_once_while_another_process_holds_the_lock(tmp_path, project_root):
-    (tmp_path / "params.yaml").write_text((project_root / "params.yaml").read_text())
-    env = {**os.environ, "PYTHONPATH": str(project_root / "src"), "PYTHONWARNINGS": "ignore"}
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; from churn.retrain import exclusive_lock\n"
-            "with exclusive_lock('.churn-retrain.lock'):\n"
-            "    print('locked', flush=True); time.sleep(60)",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        second = subprocess.run(
-            [sys.executable, "-m", "churn", "retrain"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        holder.kill()
-        holder.wait()
-    assert second.returncode == EXIT_LOCKED
-    assert "another `churn retrain` is running (pid" in second.stderr
-    assert not (tmp_path / "dvc.lock").exists()
