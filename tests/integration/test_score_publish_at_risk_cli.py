@@ -1,4 +1,4 @@
-"""`churn score`, `churn publish` and `churn at-risk` end to end through the CLI, and the filters."""
+"""`churn score`, `churn publish` and `churn at-risk` end to end through the CLI."""
 
 from __future__ import annotations
 

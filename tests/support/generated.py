@@ -1,8 +1,9 @@
 """Generated clean tables for tests: `churn generate` then the real `churn ingest`, once per session.
 
-Every test that needs seeded clean data goes through `generated_interim` (and `generated_tables`,
-which reads its output), through the session fixtures of the same names in tests/conftest.py. All knowledge of the generate/ingest command lines lives in
-`generated_interim`, so a change of those commands is adapted here and nowhere else.
+Every test that needs seeded clean data gets it from `generated_interim` (or `generated_tables`,
+which reads its output) through the session fixtures of the same names in tests/conftest.py.
+All knowledge of the generate/ingest command lines lives in `generated_interim`, so a change of
+those commands is adapted here and nowhere else.
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ def _invoke(*argv: str) -> None:
         ) from result.exception
 
 
-@functools.cache
 def generated_interim(
     base: Path, customers: int, seed: int, days: int = 900, chunk_customers: int | None = None
 ) -> Path:
@@ -40,6 +40,13 @@ def generated_interim(
     generator's numbers and the ingest sources. Cached per arguments: `base` is one session folder
     (the `generated_tables` fixture in conftest passes it).
     """
+    return _generate_and_ingest(base, customers, seed, days, chunk_customers)
+
+
+@functools.cache  # positional arguments only, so equal requests share one cache entry
+def _generate_and_ingest(
+    base: Path, customers: int, seed: int, days: int, chunk_customers: int | None
+) -> Path:
     work = base / f"customers{customers}-seed{seed}-days{days}-chunk{chunk_customers}"
     raw, interim = work / "raw", work / "interim"
     params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
