@@ -2,6 +2,7 @@
 #   make run    create .venv from requirements.lock, run the pipeline (dvc repro) on the default data,
 #               then publish the at-risk list (churn publish)
 #   make test   create .venv from requirements.lock and run the test suite
+#   make test-fast   only the fast layers (unit, property, contract): the edit-test loop
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3.11
@@ -9,7 +10,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format bench lock clean-env reset
+.PHONY: run test test-fast lint format bench lock clean-env reset
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +28,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "unit or property or contract"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks

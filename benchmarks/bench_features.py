@@ -8,13 +8,10 @@ same Parquet file, also fetched into pandas. It then times all training cutoffs 
 Both sides get the same DuckDB settings (features.threads / memory_limit). Results go to
 benchmarks/results/features.json.
 
-Data (gitignored, made once):
-    churn generate --format parquet --customers 540000 --out benchmarks/data/raw_10m
-    churn generate --format parquet --customers 2700000 --out benchmarks/data/raw_50m
-    python benchmarks/clean_raw.py benchmarks/data/raw_10m benchmarks/data/clean_10m
-    python benchmarks/clean_raw.py benchmarks/data/raw_50m benchmarks/data/clean_50m
+Data (gitignored) is made on first use by `churn generate` (Parquet) + `churn ingest` into
+benchmarks/data/features_SIZE/. From the repository root:
 
-    python benchmarks/bench_features.py [--sizes 10m 50m] [--repeats 3]
+    python -m benchmarks.bench_features [--sizes 10m 50m] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -34,12 +31,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from benchmarks.common import DATA, ROOT, generated_interim
+from benchmarks.common import RESULTS as RESULTS_DIR
 from churn.config import FeaturesParams
 from churn.features.build import build_snapshots, connect
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
-RESULTS = HERE / "results" / "features.json"
+RESULTS = RESULTS_DIR / "features.json"
+CUSTOMERS = {"10m": 540_000, "50m": 2_700_000}  # ~18.5 transaction rows per customer
 CORE = [
     "recency_days",
     "tenure_days",
@@ -142,10 +140,10 @@ def run_child(kind: str, folder: Path, out: Path | None) -> dict:
 
 def measure(kind: str, folder: Path, out: Path | None = None) -> dict:
     """Run `kind` in a fresh child process and return its JSON result."""
-    argv = [sys.executable, __file__, "--child", kind, str(folder)]
+    argv = [sys.executable, "-m", "benchmarks.bench_features", "--child", kind, str(folder)]
     if out is not None:
         argv.append(str(out))
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
+    done = subprocess.run(argv, capture_output=True, text=True, check=False, cwd=ROOT)
     if done.returncode != 0:
         raise RuntimeError(f"{kind} on {folder} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -178,7 +176,9 @@ def main() -> None:
     results["machine"] = {"cores": os.cpu_count(), "duckdb": duckdb.__version__}
     results["settings"] = FeaturesParams().model_dump(mode="json")
     for size in args.sizes:
-        folder = DATA / f"clean_{size}"
+        folder = generated_interim(
+            DATA / f"features_{size}", CUSTOMERS[size], file_format="parquet"
+        )
         rows = duckdb.sql(
             f"SELECT COUNT(*) FROM read_parquet('{folder / 'transactions.parquet'}')"
         ).fetchall()[0][0]

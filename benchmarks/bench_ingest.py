@@ -5,7 +5,7 @@ Each timed step runs in its own child process that reports its own wall time, CP
 RSS (getrusage), so the numbers do not mix. The machine is shared, so runs alternate and the
 report gives medians, per-run ratios and the CPU-time ratio (less sensitive to other load). Run from the project root:
 
-    python benchmarks/bench_ingest.py [--customers 535000] [--repeats 2]
+    python -m benchmarks.bench_ingest [--customers 535000] [--repeats 2]
 
 Data goes to benchmarks/data/ (gitignored); results to benchmarks/results/ingest.json.
 """
@@ -25,9 +25,10 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "benchmarks" / "data"
-RESULTS = ROOT / "benchmarks" / "results" / "ingest.json"
+from benchmarks.common import DATA, ROOT
+from benchmarks.common import RESULTS as RESULTS_DIR
+
+RESULTS = RESULTS_DIR / "ingest.json"
 THREADS = 2
 MEMORY_LIMIT = "2GB"
 

@@ -9,9 +9,10 @@ Both get the same DuckDB settings (report.threads / memory_limit). The ratio rep
 says what the churn definition (spells, cohorts, NPS as-of join) costs on top of one scan, and
 comparing sizes shows how it scales. Results go to benchmarks/results/report.json.
 
-Data (gitignored, made once; the cleaning here stands in for `churn ingest`):
-    python benchmarks/bench_report.py --prepare 1m 10m
-    python benchmarks/bench_report.py [--sizes 1m 10m] [--repeats 3]
+Data (gitignored, made once by `churn generate` + `churn ingest`), then the benchmark, from the
+repository root:
+    python -m benchmarks.bench_report --prepare 1m 10m
+    python -m benchmarks.bench_report [--sizes 1m 10m] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -25,71 +26,22 @@ import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-DATA = HERE / "data"
-RESULTS = HERE / "results" / "report.json"
+from benchmarks.common import DATA, ROOT, generated_interim
+from benchmarks.common import RESULTS as RESULTS_DIR
+
+RESULTS = RESULTS_DIR / "report.json"
 CUSTOMERS = {"1m": 54_000, "10m": 540_000, "50m": 2_700_000}  # ~18.5 rows per customer
 
 
 def clean_path(size: str) -> Path:
     """Return where the clean transactions of one benchmark size live."""
-    return DATA / f"report_clean_{size}" / "transactions.parquet"
+    return DATA / f"report_{size}" / "interim" / "transactions.parquet"
 
 
 def prepare(size: str) -> None:
-    """Generate raw data with `churn generate` and clean it in DuckDB into the ingest schema."""
-    import duckdb
-
-    raw = DATA / f"report_raw_{size}"
-    if not (raw / "transactions.parquet").exists():
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "churn",
-                "generate",
-                "--format",
-                "parquet",
-                "--customers",
-                str(CUSTOMERS[size]),
-                "--out",
-                str(raw),
-            ],
-            check=True,
-        )
-    out = clean_path(size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect()
-    con.sql(
-        f"""
-        COPY (
-            WITH parsed AS (
-                SELECT customer AS customer_id, order_id AS transaction_id,
-                    try_strptime(ordered_at, '%Y-%m-%d %H:%M:%S') AS timestamp,
-                    TRY_CAST(amount AS DOUBLE) AS amount
-                FROM read_parquet('{raw / "transactions.parquet"}')
-            )
-            SELECT customer_id, CAST(timestamp AS TIMESTAMP) AS timestamp,
-                CAST(timestamp AS DATE) AS date, amount, transaction_id
-            FROM parsed
-            WHERE customer_id <> '' AND timestamp IS NOT NULL AND year(timestamp) < 2090
-                AND amount IS NOT NULL AND isfinite(amount)
-            QUALIFY row_number() OVER (PARTITION BY transaction_id ORDER BY timestamp) = 1
-            ORDER BY customer_id, timestamp
-        ) TO '{out}' (FORMAT parquet, COMPRESSION zstd)
-        """
-    )
-    con.sql(
-        f"""
-        COPY (
-            SELECT customer AS customer_id, CAST(answered_at AS DATE) AS answered_at,
-                CAST(score AS BIGINT) AS nps_score
-            FROM read_csv('{raw / "nps.csv"}', all_varchar = true)
-        ) TO '{out.parent / "nps.parquet"}' (FORMAT parquet)
-        """
-    )
-    rows = con.sql(f"SELECT count(*) FROM read_parquet('{out}')").fetchall()[0][0]
-    print(f"{size}: {rows:,} clean transactions in {out}")
+    """Make the clean tables of one size with `churn generate` (Parquet) + `churn ingest`."""
+    interim = generated_interim(DATA / f"report_{size}", CUSTOMERS[size], file_format="parquet")
+    print(f"{size}: clean tables in {interim}")
 
 
 def _child(kind: str, size: str) -> None:
@@ -127,7 +79,8 @@ def _child(kind: str, size: str) -> None:
 
 def _measure(kind: str, size: str) -> dict:
     output = subprocess.run(
-        [sys.executable, __file__, "--child", kind, size],
+        [sys.executable, "-m", "benchmarks.bench_report", "--child", kind, size],
+        cwd=ROOT,
         check=True,
         capture_output=True,
         text=True,

@@ -1,6 +1,6 @@
 """Benchmark of the score stage: 1M customers scored, and the reasons rate for the flagged list.
 
-Run: PYTHONPATH=src python benchmarks/bench_score.py [--customers 1000000]
+Run from the repository root: python -m benchmarks.bench_score [--customers 1000000]
 Writes benchmarks/results/score.json. The model is a realistic LightGBM booster (500 trees,
 31 leaves) trained on synthetic data of the snapshot schema, cached in benchmarks/data/.
 """
@@ -8,24 +8,96 @@ Writes benchmarks/results/score.json. The model is a realistic LightGBM booster 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import platform
-import sys
 import time
 from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
+import pandas as pd
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from benchmarks.common import DATA, RESULTS
+from churn.config import ScoreParams
+from churn.model import Calibrator, ChurnModel, FeatureSpec
+from churn.score import build_scores, score_customers
+from churn.score.reasons import compute_contributions, explain_contributions
 
-from churn.config import ScoreParams  # noqa: E402
-from churn.model import Calibrator, ChurnModel, FeatureSpec  # noqa: E402
-from churn.score import build_scores, score_customers  # noqa: E402
-from churn.score.reasons import compute_contributions, explain_contributions  # noqa: E402
-from score_data import FEATURES, make_snapshot  # noqa: E402
+# Synthetic snapshots of the features contract (the benchmark needs 1M rows, not the pipeline).
+AS_OF = dt.date(2025, 6, 30)
+CHANNELS = ("app", "store", "web")
+REGIONS = ("east", "north", "south", "west")
+
+
+def make_snapshot(
+    customers: int, seed: int = 0, as_of: dt.date = AS_OF, labelled: bool = False
+) -> pd.DataFrame:
+    """Return a snapshot frame with the core features, NPS and refunds; `churned` when labelled."""
+    rng = np.random.default_rng(seed)
+    tenure = rng.integers(30, 1000, customers).astype("int64")
+    gap = rng.gamma(2.0, 15.0, customers) + 3
+    purchases = np.maximum(1, (tenure / gap).astype("int64"))
+    recency = np.minimum(tenure, rng.exponential(gap * 1.5)).astype("int64")
+    aov = rng.gamma(3.0, 15.0, customers)
+    spend_total = purchases * aov
+    purchases_90d = rng.poisson(np.where(recency < 90, 90 / gap, 0.0))
+    spend_90d = purchases_90d * aov * rng.uniform(0.3, 1.2, customers)
+    nps = np.where(rng.random(customers) < 0.4, rng.integers(0, 11, customers), np.nan)
+    refunds = rng.poisson(0.3, customers).astype("int64")
+    channel = rng.choice(CHANNELS, customers)
+    snapshot = pd.DataFrame(
+        {
+            "customer_id": pd.array([f"{i:07d}" for i in range(customers)], dtype="string"),
+            "cutoff": [as_of] * customers,
+            "role": pd.array(["score"] * customers, dtype="string"),
+            "recency_days": recency,
+            "tenure_days": tenure,
+            "purchases": purchases,
+            "purchase_days": purchases,
+            "spend_total": spend_total,
+            "aov": aov,
+            "spend_max": aov * 1.8,
+            "spend_90d": spend_90d,
+            "purchases_90d": purchases_90d,
+            "gap_mean_days": gap,
+            "nps_last": nps,
+            "refunds": refunds,
+            "channel": pd.array(channel, dtype="string"),
+            "region": pd.array(rng.choice(REGIONS, customers), dtype="string"),
+        }
+    )
+    if labelled:
+        logit = (
+            1.6 * (recency / gap - 1.5)
+            - 0.8 * (spend_90d > 0)
+            + 0.25 * np.nan_to_num(6 - nps, nan=0.0)
+            + 0.5 * refunds
+            + 0.4 * (channel == "web")
+            - 1.0
+        )
+        churned = rng.random(customers) < 1 / (1 + np.exp(-logit))
+        snapshot.insert(3, "churned", churned.astype("int8"))
+    return snapshot
+
+
+FEATURES = [
+    "recency_days",
+    "tenure_days",
+    "purchases",
+    "purchase_days",
+    "spend_total",
+    "aov",
+    "spend_max",
+    "spend_90d",
+    "purchases_90d",
+    "gap_mean_days",
+    "nps_last",
+    "refunds",
+    "channel",
+    "region",
+]
 
 
 def realistic_model(folder: Path, trees: int, leaves: int, rows: int) -> ChurnModel:
@@ -71,7 +143,7 @@ def main() -> None:
 
     model, train_seconds = timed(
         realistic_model,
-        ROOT / f"benchmarks/data/score_model_{args.trees}x{args.leaves}",
+        DATA / f"score_model_{args.trees}x{args.leaves}",
         args.trees,
         args.leaves,
         100_000,
@@ -158,7 +230,7 @@ def main() -> None:
         "build_scores_100k_with_reasons_seconds": round(stage_seconds, 2),
         "setup_seconds": {"model": round(train_seconds, 1), "snapshot": round(make_seconds, 1)},
     }
-    out = ROOT / "benchmarks/results/score.json"
+    out = RESULTS / "score.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")
     print(json.dumps(results, indent=2))

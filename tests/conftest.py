@@ -1,17 +1,62 @@
-"""Shared fixtures: the project root and small helpers. Tests write only under tmp_path."""
+"""Shared fixtures and the layer markers. Tests write only under tmp_path.
+
+Each test gets the marker of its layer folder (unit, property, contract, integration, model), so
+`pytest -m "unit or property or contract"` is the fast loop (`make test-fast`).
+"""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from support import generated
+from support.paths import ROOT
+
+LAYERS = ("unit", "property", "contract", "integration", "model")
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Mark every test with the layer its folder names (tests/<layer>/test_*.py)."""
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        layer = item.path.resolve().relative_to(tests).parts[0]
+        if layer not in LAYERS:
+            raise pytest.UsageError(
+                f"{item.nodeid}: tests live in one of tests/{{{','.join(LAYERS)}}}/"
+            )
+        item.add_marker(layer)
 
 
 @pytest.fixture
 def project_root() -> Path:
     return ROOT
+
+
+# --------------------------------------------------------------------------- generated data
+# `churn generate` + `churn ingest` take a few seconds per population: run each once per session.
+@pytest.fixture(scope="session")
+def _generated_folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("generated")
+
+
+@pytest.fixture(scope="session")
+def generated_interim(_generated_folder):
+    """Return a function (customers, seed, days=900) -> folder of clean Parquet tables."""
+    return functools.partial(generated.generated_interim, _generated_folder)
+
+
+@pytest.fixture(scope="session")
+def generated_tables(_generated_folder):
+    """Return a function (customers, seed, days=900) -> clean (transactions, customers, nps)."""
+    return functools.partial(generated.generated_tables, _generated_folder)
+
+
+@pytest.fixture(scope="session")
+def dev_data(generated_tables):
+    """Return a function () -> the report tests' clean tables: 1,500 customers over three years."""
+    return functools.partial(generated_tables, 1500, 7, days=1095, chunk_customers=1000)
 
 
 # --------------------------------------------------------------------------- promote: MLflow store

@@ -1,0 +1,1 @@
+"""One-off experiments behind decisions; their reports are kept in benchmarks/results/."""

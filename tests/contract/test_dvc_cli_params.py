@@ -1,0 +1,193 @@
+"""dvc.yaml, the CLI and the params model stay in step: one name per stage in all three, paths
+written once (in dvc.yaml), params read only as declared, and deps that cover the code a stage runs.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import shlex
+from pathlib import Path
+
+import typer
+import yaml
+
+from churn.cli import STAGE_PARAMS, app
+from churn.config import Params, load_params
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+# The entry point's own wiring is not a stage dependency (every stage would rerun on any CLI edit);
+# everything a command imports is.
+NOT_DEPENDENCIES = {"churn/cli.py", "churn/__init__.py", "churn/__main__.py"}
+
+
+def _stages(project_root):
+    return yaml.safe_load((project_root / "dvc.yaml").read_text())["stages"]
+
+
+def _commands():
+    return {
+        command.name or command.callback.__name__: command for command in app.registered_commands
+    }
+
+
+def _argv(stage):
+    return shlex.split(" ".join(str(stage["cmd"]).split()))
+
+
+def test_every_stage_runs_its_own_churn_subcommand(project_root):
+    commands = _commands()
+    for name, stage in _stages(project_root).items():
+        assert _argv(stage)[:2] == ["churn", name], f"stage {name} must run `churn {name}`"
+        assert name in commands, f"stage {name} has no CLI command"
+
+
+def test_stages_declare_exactly_the_params_sections_their_command_reads(project_root):
+    stages = _stages(project_root)
+    for name, sections in STAGE_PARAMS.items():
+        assert name in stages, f"STAGE_PARAMS names {name}, which is not a dvc.yaml stage"
+        assert list(stages[name].get("params", [])) == list(sections), (
+            f"stage {name}: dvc.yaml params {stages[name].get('params')} != the sections "
+            f"`churn {name}` reads {list(sections)}"
+        )
+    for name, stage in stages.items():
+        if stage.get("params"):
+            assert name in STAGE_PARAMS, f"stage {name} declares params but reads none"
+        for section in stage.get("params", []):
+            assert section in Params.model_fields, f"stage {name}: no params section {section!r}"
+
+
+def test_a_stage_reading_an_undeclared_section_fails(project_root):
+    view = load_params(project_root / "params.yaml").select("churn", "train")
+    assert view.train.seed == 42
+    try:
+        view.features  # noqa: B018 - the read itself is the test
+    except AttributeError as error:
+        assert "not declared for this stage" in str(error)
+    else:
+        raise AssertionError("reading an undeclared section must fail")
+
+
+def test_params_yaml_spells_out_every_section(project_root):
+    raw = yaml.safe_load((project_root / "params.yaml").read_text())
+    assert set(raw) == set(Params.model_fields)
+    load_params(project_root / "params.yaml")
+
+
+def test_every_stage_depends_on_the_params_check_first(project_root):
+    stages = _stages(project_root)
+    stamp = stages["check"]["outs"][0]
+    stamp = next(iter(stamp)) if isinstance(stamp, dict) else stamp
+    assert list(stages)[0] == "check"
+    for name, stage in stages.items():
+        if name != "check":
+            assert stamp in stage["deps"], f"stage {name} must depend on {stamp} (params check)"
+
+
+def _outputs(stage) -> set[str]:
+    paths = set()
+    for kind in ("outs", "metrics", "plots"):
+        for entry in stage.get(kind, []):
+            paths.add(next(iter(entry)) if isinstance(entry, dict) else entry)
+    return paths
+
+
+def test_every_path_in_a_stage_command_is_a_declared_dependency_or_output(project_root):
+    """Paths live in dvc.yaml: what a command reads or writes is what DVC tracks for it."""
+    group = typer.main.get_command(app)
+    for name, stage in _stages(project_root).items():
+        command = group.commands[name]
+        options = command.make_context(name, _argv(stage)[2:], resilient_parsing=True).params
+        declared = {str(d) for d in stage.get("deps", [])} | _outputs(stage)
+        for option, value in options.items():
+            if not isinstance(value, Path) or option == "params":
+                continue
+            text = str(value)
+            covered = text in declared or any(
+                path.startswith(text.rstrip("/") + "/") or text.startswith(path.rstrip("/") + "/")
+                for path in declared
+            )
+            # ingest's state file and SQL copies folder are outside DVC's outputs on purpose
+            if name == "ingest" and option in ("state", "sql_copies"):
+                continue
+            assert covered, f"stage {name}: --{option} {text} is neither a dep nor an output"
+
+
+def test_stage_commands_have_no_path_defaults():
+    """A path default in the CLI could drift from dvc.yaml; stage commands take every path."""
+    for name, command in _commands().items():
+        if name not in STAGE_PARAMS and name != "check":
+            continue
+        for parameter in inspect.signature(command.callback).parameters.values():
+            if parameter.name == "params":
+                continue
+            default = parameter.default
+            info = getattr(default, "default", default)
+            assert not isinstance(info, Path), f"`churn {name} --{parameter.name}` has a default"
+
+
+# --------------------------------------------------------------------------- deps cover imports
+def _module_file(module: str) -> str | None:
+    parts = module.split(".")
+    for candidate in ("/".join(parts) + ".py", "/".join(parts) + "/__init__.py"):
+        if (SRC / candidate).is_file():
+            return candidate
+    return None
+
+
+def _imports(tree: ast.AST) -> set[str]:
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names if alias.name.startswith("churn"))
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("churn"):
+            found.add(node.module)
+            # `from churn.x import y` where y is a submodule
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def _closure(modules: set[str]) -> set[str]:
+    files: set[str] = set()
+    todo = list(modules)
+    while todo:
+        module = todo.pop()
+        parts = module.split(".")
+        # importing a.b.c runs the __init__ of a and a.b too
+        for i in range(2, len(parts) + 1):
+            path = _module_file(".".join(parts[:i]))
+            if path is None or path in files:
+                continue
+            files.add(path)
+            todo.extend(_imports(ast.parse((SRC / path).read_text())))
+    return files
+
+
+def _command_imports(name: str) -> set[str]:
+    cli_tree = ast.parse((SRC / "churn/cli.py").read_text())
+    module_level = {
+        node.module
+        for node in cli_tree.body
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("churn")
+    }
+    function = next(
+        node
+        for node in cli_tree.body
+        if isinstance(node, ast.FunctionDef) and node.name == name.replace("-", "_")
+    )
+    return module_level | _imports(function)
+
+
+def test_stage_deps_cover_every_module_their_command_imports(project_root):
+    for name, stage in _stages(project_root).items():
+        deps = [str(d) for d in stage.get("deps", []) if str(d).startswith("src/")]
+        needed = _closure(_command_imports(name)) - NOT_DEPENDENCIES
+        missing = sorted(
+            path
+            for path in needed
+            if not any(
+                f"src/{path}" == dep or f"src/{path}".startswith(dep.rstrip("/") + "/")
+                for dep in deps
+            )
+        )
+        assert not missing, f"stage {name}: deps miss {missing} (imported when it runs)"

@@ -1,0 +1,1 @@
+"""Test support: fixtures' data builders, generated data through the real CLI, service checks."""

@@ -1,0 +1,39 @@
+"""Test helper: a tmp project folder with the repo's dvc.yaml, where `churn.pipeline` finds files.
+
+`churn publish`, `churn backtest` and `churn retrain` run outside DVC and find the stage files
+by reading dvc.yaml through DVC's API, so a tmp project needs dvc.yaml, a params.yaml (dvc.yaml
+interpolates `${score.suppression_file}`) and a DVC repository (no git needed).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from support.paths import ROOT
+
+
+def write_params(folder: Path, **sections: dict[str, Any]) -> Path:
+    """Write the repo's params.yaml into `folder` with keys of `sections` replaced."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+    for name, values in sections.items():
+        params[name] = {**(params.get(name) or {}), **values}
+    path = folder / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def init_dvc_project(folder: Path, **sections: dict[str, Any]) -> Path:
+    """Copy dvc.yaml and params.yaml (keys of `sections` replaced) into `folder`; make it a DVC
+    repository."""
+    from dvc.repo import Repo
+
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(ROOT / "dvc.yaml", folder / "dvc.yaml")
+    write_params(folder, **sections)
+    if not (folder / ".dvc").exists():
+        Repo.init(str(folder), no_scm=True).close()
+    return folder

@@ -1,0 +1,68 @@
+"""params.yaml loading: typed, frozen, and unknown keys are errors that name the key."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from churn.config import load_params, parse_params
+from churn.errors import ChurnError
+
+
+def test_misspelt_key_is_an_error_naming_the_key_and_the_fix():
+    with pytest.raises(ChurnError) as caught:
+        parse_params({"generate": {"custmers": 10}})
+    message = str(caught.value)
+    assert "generate.custmers" in message
+    assert "did you mean 'customers'" in message
+
+
+def test_unknown_section_is_an_error():
+    with pytest.raises(ChurnError, match="genrate: unknown key"):
+        parse_params({"genrate": {}})
+
+
+def test_invalid_value_names_key_and_value():
+    with pytest.raises(ChurnError) as caught:
+        parse_params({"generate": {"customers": -3}})
+    assert "generate.customers = -3" in str(caught.value)
+
+
+def test_params_are_frozen():
+    params = parse_params({})
+    with pytest.raises(pydantic.ValidationError):
+        params.generate.seed = 1  # type: ignore[misc]
+
+
+def test_missing_params_file_names_the_file(tmp_path):
+    with pytest.raises(ChurnError, match="not found"):
+        load_params(tmp_path / "params.yaml")
+
+
+def test_broken_yaml_names_the_file(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("generate: [unclosed\n")
+    with pytest.raises(ChurnError, match="not valid YAML"):
+        load_params(path)
+
+
+def test_the_churn_definition_has_one_home():
+    """Horizon, active window and as-of live only in `churn`: a copy elsewhere is an error."""
+    for section in ("features", "report"):
+        with pytest.raises(ChurnError, match=f"{section}.horizon_days: unknown key"):
+            parse_params({section: {"horizon_days": 60}})
+    params = parse_params({"churn": {"horizon_days": 60}})
+    assert params.churn.horizon_days == 60
+
+
+def test_the_active_window_must_cover_a_report_period():
+    with pytest.raises(ChurnError, match="churn.active_within_days = 20 is shorter than a month"):
+        parse_params({"churn": {"active_within_days": 20}})
+    assert parse_params({"churn": {"active_within_days": 20}, "report": {"period": "week"}})
+
+
+def test_a_stage_sees_only_the_sections_it_declares():
+    view = parse_params({}).select("churn", "engine")
+    assert view.names == ("churn", "engine")
+    with pytest.raises(AttributeError, match="not declared for this stage"):
+        view.train  # noqa: B018

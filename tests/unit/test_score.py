@@ -1,0 +1,194 @@
+"""The score stage: tiers, value, net benefit, priority, targeting, suppression, control group."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from churn.config import ScoreParams, TargetParams
+from churn.errors import ChurnError
+from churn.files import parquet_bytes
+from churn.score import build_profit_curve, build_scores, score_customers, summarise_scores
+from churn.score.targeting import (
+    CONTROL,
+    assign_groups,
+    assign_tiers,
+    estimate_expected_value,
+)
+from support.score_data import AS_OF, make_snapshot, rank_priority, train_model
+
+
+def _params(**changes) -> ScoreParams:
+    return ScoreParams().model_copy(update=changes)
+
+
+def _snapshot(ids, spend, tenure, as_of=AS_OF) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array(ids, dtype="string"),
+            "cutoff": [as_of] * len(ids),
+            "role": "score",
+            "spend_total": np.asarray(spend, dtype="float64"),
+            "tenure_days": np.asarray(tenure, dtype="int64"),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def model():
+    return train_model()
+
+
+def test_tiers_follow_the_params_thresholds_inclusively():
+    tiers = assign_tiers(np.array([0.1, 0.2, 0.49, 0.5, 0.9]), ScoreParams().tiers)
+    assert tiers.tolist() == ["low", "medium", "medium", "high", "high"]
+
+
+def test_expected_value_is_daily_spend_times_period_and_margin_with_a_tenure_floor():
+    snapshot = _snapshot(["a", "b", "c"], [365.0, 90.0, -50.0], [364, 10, 400])
+    value = estimate_expected_value(snapshot, _params(gross_margin=0.5, expected_value_days=365))
+    # a: 365 over 365 days = 1/day; b: 90 over the 90-day floor = 1/day; c: net refunds = 0
+    np.testing.assert_allclose(value, [182.5, 182.5, 0.0])
+
+
+def test_value_at_risk_and_net_benefit_follow_their_formulas():
+    snapshot = _snapshot(["a", "b"], [365.0, 730.0], [364, 364])
+    params = _params(gross_margin=1.0, save_rate=0.2, contact_cost=10.0)
+    scores = score_customers(snapshot, np.array([0.5, 0.1]), params, model_version="3")
+    by_id = scores.set_index("customer_id")
+    assert by_id.loc["a", "expected_value"] == pytest.approx(365.0)
+    assert by_id.loc["a", "value_at_risk"] == pytest.approx(182.5)
+    assert by_id.loc["a", "expected_net_benefit"] == pytest.approx(0.5 * 0.2 * 365 - 10)
+    assert by_id.loc["b", "expected_net_benefit"] == pytest.approx(0.1 * 0.2 * 730 - 10)
+    assert set(scores["model_version"]) == {"3"}
+    assert set(scores["as_of"]) == {AS_OF}
+
+
+def test_priority_ranks_by_net_benefit_and_breaks_ties_by_customer_id():
+    ids = pd.Series(["c", "a", "b", "d"], dtype="string")
+    ranks = rank_priority(ids, np.array([5.0, 5.0, 9.0, -1.0]))
+    assert ranks.tolist() == [3, 2, 1, 4]
+    ids = pd.Series(["z", "x", "y", "q", "p", "r"], dtype="string")
+    ranks = rank_priority(ids, np.array([1.0, 1.0, 1.0, 2.0, 2.0, 0.0]))
+    assert ranks.tolist() == [5, 3, 4, 2, 1, 6]
+
+
+def test_net_benefit_rule_flags_exactly_the_customers_worth_contacting():
+    snapshot = _snapshot(["a", "b", "c"], [365.0] * 3, [364] * 3)
+    params = _params(gross_margin=1.0, save_rate=0.1, contact_cost=10.0)
+    scores = score_customers(snapshot, np.array([0.9, 0.2, 0.25]), params, model_version="1")
+    flagged = dict(zip(scores["customer_id"], scores["at_risk"], strict=True))
+    # net benefit: a 22.85, b -2.7, c -0.875
+    assert flagged == {"a": True, "b": False, "c": False}
+
+
+def test_top_n_rule_skips_suppressed_customers_and_the_cap_limits_any_rule():
+    snapshot = _snapshot(list("abcde"), [100.0, 200.0, 300.0, 400.0, 500.0], [364] * 5)
+    probability = np.full(5, 0.5)
+    top = _params(target=TargetParams(rule="top_n", top_n=2))
+    scores = score_customers(snapshot, probability, top, model_version="1", suppressed_ids=["e"])
+    assert scores.loc[scores["at_risk"], "customer_id"].tolist() == ["d", "c"]
+    capped = _params(target=TargetParams(rule="probability", min_probability=0.4, max_customers=3))
+    scores = score_customers(snapshot, probability, capped, model_version="1")
+    assert scores.loc[scores["at_risk"], "customer_id"].tolist() == ["e", "d", "c"]
+
+
+def test_suppressed_customers_are_never_flagged_and_are_counted():
+    snapshot = make_snapshot(500, seed=1)
+    params = _params(target=TargetParams(rule="probability", min_probability=0.0))
+    suppressed = ["0000003", "0000007", "not-a-customer"]
+    scores = score_customers(
+        snapshot, np.full(500, 0.9), params, model_version="1", suppressed_ids=suppressed
+    )
+    marked = scores.loc[scores["suppressed"], "customer_id"].tolist()
+    assert sorted(marked) == ["0000003", "0000007"]
+    assert not scores.loc[scores["suppressed"], "at_risk"].any()
+    assert scores["at_risk"].sum() == 498
+    summary = summarise_scores(scores, len(suppressed))
+    assert summary["suppressed"] == 2 and summary["suppression_list_size"] == 3
+
+
+def test_group_is_sha256_of_salt_and_customer_id_against_the_control_share():
+    digest = hashlib.sha256(b"salt:0000042").digest()
+    expected = CONTROL if int.from_bytes(digest[:8], "big") / 2**64 < 0.3 else "treatment"
+    assert assign_groups(["0000042"], "salt:", 0.3).tolist() == [expected]
+
+
+def test_control_share_is_about_ten_percent_and_stable_per_customer():
+    ids = [f"{i:07d}" for i in range(20_000)]
+    groups = assign_groups(ids, "churn-control-v1:", 0.1)
+    share = (groups == CONTROL).mean()
+    assert abs(share - 0.1) < 0.0065  # three standard errors
+    subset = ids[::-7][:3000]  # another run, other customers, other order
+    again = dict(zip(subset, assign_groups(subset, "churn-control-v1:", 0.1), strict=True))
+    assert all(again[cid] == groups[int(cid)] for cid in subset)
+    other_salt = assign_groups(ids, "another-salt:", 0.1)
+    assert 0.05 < (other_salt != groups).mean() < 0.3
+
+
+def test_control_group_is_independent_of_risk():
+    snapshot = make_snapshot(20_000, seed=2)
+    params = _params(target=TargetParams(rule="top_n", top_n=5000))
+    probability = np.linspace(0.01, 0.99, 20_000)
+    scores = score_customers(snapshot, probability, params, model_version="1")
+    flagged = scores.loc[scores["at_risk"]]
+    assert abs((flagged["group"] == CONTROL).mean() - 0.1) < 0.015
+
+
+def test_snapshot_with_several_cutoffs_or_duplicates_is_refused():
+    two_dates = _snapshot(["a", "b"], [1.0, 1.0], [10, 10])
+    two_dates.loc[1, "cutoff"] = dt.date(2025, 1, 1)
+    with pytest.raises(ChurnError, match="expected one cutoff"):
+        score_customers(two_dates, np.array([0.1, 0.2]), ScoreParams(), model_version="1")
+    duplicated = _snapshot(["a", "a"], [1.0, 1.0], [10, 10])
+    with pytest.raises(ChurnError, match="duplicated customer_id"):
+        score_customers(duplicated, np.array([0.1, 0.2]), ScoreParams(), model_version="1")
+    with pytest.raises(ChurnError, match="no customers to score"):
+        score_customers(duplicated.iloc[:0], np.array([]), ScoreParams(), model_version="1")
+
+
+def test_missing_core_feature_for_the_value_is_a_clear_error():
+    snapshot = _snapshot(["a"], [1.0], [10]).drop(columns=["spend_total"])
+    with pytest.raises(ChurnError, match="'spend_total' is missing"):
+        score_customers(snapshot, np.array([0.5]), ScoreParams(), model_version="1")
+
+
+def test_profit_curve_starts_at_zero_and_contains_the_best_list_size():
+    snapshot = make_snapshot(3000, seed=4)
+    probability = np.random.default_rng(0).uniform(0, 1, 3000)
+    scores = score_customers(snapshot, probability, ScoreParams(), model_version="1")
+    curve = build_profit_curve(scores, points=50)
+    assert curve.iloc[0].tolist() == [0, 0.0]
+    assert curve["list_size"].iloc[-1] == 3000
+    assert curve["list_size"].is_monotonic_increasing
+    positive = int((scores["expected_net_benefit"] > 0).sum())
+    best = curve.loc[curve["expected_net_benefit"].idxmax(), "list_size"]
+    assert best == positive  # benefit grows while each added customer is worth the contact
+    assert len(curve) <= 52
+
+
+def test_scores_are_byte_identical_for_the_same_inputs_in_any_row_order(model):
+    snapshot = make_snapshot(1500, seed=6)
+    first = parquet_bytes(build_scores(snapshot, model, ScoreParams(), ["0000010"]))
+    shuffled = snapshot.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    second = parquet_bytes(build_scores(shuffled, model, ScoreParams(), ["0000010"]))
+    assert first == second
+
+
+def test_reasons_and_actions_are_computed_for_flagged_customers_only(model):
+    scores = build_scores(make_snapshot(1500, seed=7), model, ScoreParams())
+    flagged = scores["at_risk"]
+    assert 0 < flagged.sum() < len(scores)
+    assert scores.loc[flagged, ["reasons", "suggested_action"]].notna().all().all()
+    assert scores.loc[~flagged, ["reasons", "reason_family", "suggested_action"]].isna().all().all()
+    assert scores["priority"].tolist() == list(range(1, len(scores) + 1))
+
+
+def test_scores_carry_segment_columns_and_model_version(model):
+    scores = build_scores(make_snapshot(200, seed=8), model, ScoreParams())
+    assert {"channel", "region"} <= set(scores.columns)
+    assert set(scores["model_version"]) == {"7"}
