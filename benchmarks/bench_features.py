@@ -33,8 +33,9 @@ import pandas as pd
 
 from benchmarks.common import DATA, ROOT, generated_interim
 from benchmarks.common import RESULTS as RESULTS_DIR
-from churn.config import FeaturesParams
-from churn.features.build import build_snapshots, connect
+from churn.config import ChurnParams, EngineParams, FeaturesParams
+from churn.engine import open_duckdb
+from churn.features.build import build_snapshots
 
 RESULTS = RESULTS_DIR / "features.json"
 CUSTOMERS = {"10m": 540_000, "50m": 2_700_000}  # ~18.5 transaction rows per customer
@@ -98,15 +99,15 @@ def _cpu_seconds() -> float:
 
 def run_child(kind: str, folder: Path, out: Path | None) -> dict:
     """Run one measured job in this process (called in a fresh child); return time and peak RSS."""
-    params = FeaturesParams()
+    params, churn, engine = FeaturesParams(), ChurnParams(), EngineParams()
     txn = folder / "transactions.parquet"
     as_of = duckdb.sql(f"SELECT MAX(date) FROM read_parquet('{txn}')").fetchall()[0][0]
     load_before = os.getloadavg()[0]
     cpu_before = _cpu_seconds()
     start = time.perf_counter()
     if kind == "reference":
-        con = connect(params)
-        frame = con.sql(reference_sql(txn, as_of, params.active_within_days)).to_arrow_table()
+        con = open_duckdb(engine, ordered=False)
+        frame = con.sql(reference_sql(txn, as_of, churn.active_within_days)).to_arrow_table()
         frame = frame.to_pandas(split_blocks=True, self_destruct=True)
         rows = len(frame)
     else:
@@ -114,7 +115,9 @@ def run_child(kind: str, folder: Path, out: Path | None) -> dict:
             txn,
             folder / "customers.parquet",
             folder / "nps.parquet",
+            churn,
             params,
+            engine,
             with_train=(kind == "train"),
         )
         frame = snapshots.train if kind == "train" else snapshots.score

@@ -46,22 +46,19 @@ def prepare(size: str) -> None:
 
 def _child(kind: str, size: str) -> None:
     """Run one measured job in this (fresh) process and print its timing as JSON."""
-    import duckdb
     import pandas as pd
 
-    from churn.config import ReportParams
+    from churn.config import ChurnParams, EngineParams, ReportParams
+    from churn.engine import open_duckdb
     from churn.report import build_report
 
-    settings = ReportParams()
+    settings, churn = ReportParams(), ChurnParams()
     path = clean_path(size)
-    config = {"memory_limit": settings.memory_limit}
-    if settings.threads:
-        config["threads"] = str(settings.threads)
-    con = duckdb.connect(config=config)
+    con = open_duckdb(EngineParams())
     start = time.perf_counter()
     if kind == "report":
         nps = pd.read_parquet(path.parent / "nps.parquet")
-        report = build_report(con, con.read_parquet(str(path)), settings, nps=nps)
+        report = build_report(con, con.read_parquet(str(path)), settings, churn, nps=nps)
         rows = len(report.periods)
     else:
         frame = con.sql(

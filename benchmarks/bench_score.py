@@ -8,7 +8,6 @@ Writes benchmarks/results/score.json. The model is a realistic LightGBM booster 
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
 import platform
@@ -17,87 +16,17 @@ from pathlib import Path
 
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
 
 from benchmarks.common import DATA, RESULTS
 from churn.config import ScoreParams
+from churn.generate import SNAPSHOT_AS_OF, SNAPSHOT_FEATURES, synthetic_snapshot
 from churn.model import Calibrator, ChurnModel, FeatureSpec
 from churn.score import build_scores, score_customers
 from churn.score.reasons import compute_contributions, explain_contributions
 
-# Synthetic snapshots of the features contract (the benchmark needs 1M rows, not the pipeline).
-AS_OF = dt.date(2025, 6, 30)
-CHANNELS = ("app", "store", "web")
-REGIONS = ("east", "north", "south", "west")
-
-
-def make_snapshot(
-    customers: int, seed: int = 0, as_of: dt.date = AS_OF, labelled: bool = False
-) -> pd.DataFrame:
-    """Return a snapshot frame with the core features, NPS and refunds; `churned` when labelled."""
-    rng = np.random.default_rng(seed)
-    tenure = rng.integers(30, 1000, customers).astype("int64")
-    gap = rng.gamma(2.0, 15.0, customers) + 3
-    purchases = np.maximum(1, (tenure / gap).astype("int64"))
-    recency = np.minimum(tenure, rng.exponential(gap * 1.5)).astype("int64")
-    aov = rng.gamma(3.0, 15.0, customers)
-    spend_total = purchases * aov
-    purchases_90d = rng.poisson(np.where(recency < 90, 90 / gap, 0.0))
-    spend_90d = purchases_90d * aov * rng.uniform(0.3, 1.2, customers)
-    nps = np.where(rng.random(customers) < 0.4, rng.integers(0, 11, customers), np.nan)
-    refunds = rng.poisson(0.3, customers).astype("int64")
-    channel = rng.choice(CHANNELS, customers)
-    snapshot = pd.DataFrame(
-        {
-            "customer_id": pd.array([f"{i:07d}" for i in range(customers)], dtype="string"),
-            "cutoff": [as_of] * customers,
-            "role": pd.array(["score"] * customers, dtype="string"),
-            "recency_days": recency,
-            "tenure_days": tenure,
-            "purchases": purchases,
-            "purchase_days": purchases,
-            "spend_total": spend_total,
-            "aov": aov,
-            "spend_max": aov * 1.8,
-            "spend_90d": spend_90d,
-            "purchases_90d": purchases_90d,
-            "gap_mean_days": gap,
-            "nps_last": nps,
-            "refunds": refunds,
-            "channel": pd.array(channel, dtype="string"),
-            "region": pd.array(rng.choice(REGIONS, customers), dtype="string"),
-        }
-    )
-    if labelled:
-        logit = (
-            1.6 * (recency / gap - 1.5)
-            - 0.8 * (spend_90d > 0)
-            + 0.25 * np.nan_to_num(6 - nps, nan=0.0)
-            + 0.5 * refunds
-            + 0.4 * (channel == "web")
-            - 1.0
-        )
-        churned = rng.random(customers) < 1 / (1 + np.exp(-logit))
-        snapshot.insert(3, "churned", churned.astype("int8"))
-    return snapshot
-
-
-FEATURES = [
-    "recency_days",
-    "tenure_days",
-    "purchases",
-    "purchase_days",
-    "spend_total",
-    "aov",
-    "spend_max",
-    "spend_90d",
-    "purchases_90d",
-    "gap_mean_days",
-    "nps_last",
-    "refunds",
-    "channel",
-    "region",
-]
+AS_OF = SNAPSHOT_AS_OF
+FEATURES = SNAPSHOT_FEATURES
+make_snapshot = synthetic_snapshot
 
 
 def realistic_model(folder: Path, trees: int, leaves: int, rows: int) -> ChurnModel:

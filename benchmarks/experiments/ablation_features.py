@@ -35,7 +35,7 @@ from benchmarks.common import (
     read_cdnow,
 )
 from churn import columns as c
-from churn.config import FeaturesParams, GenerateParams
+from churn.config import ChurnParams, EngineParams, FeaturesParams, GenerateParams
 from churn.features import build_snapshots, feature_groups
 from churn.features.definitions import categorical_names
 
@@ -169,15 +169,16 @@ def ablate(
 def synthetic_snapshots(customers: int, params: FeaturesParams):
     """Return snapshots of the default synthetic data (seeded), through `churn generate` + `ingest`."""
     interim = generated_interim(DATA / f"ablation_{customers}", customers)
-    return build_snapshots(*load_clean(interim), params)
+    return build_snapshots(*load_clean(interim), ChurnParams(), params, EngineParams())
 
 
 def cdnow_snapshots(path: Path, params: FeaturesParams):
     """Return CDNOW snapshots with horizon 90 and as_of = last date - 90."""
     transactions = read_cdnow(path)
     as_of = max(transactions["date"]) - timedelta(days=90)
-    params = params.model_copy(update={"horizon_days": 90, "as_of": as_of})
-    return build_snapshots(transactions, *empty_side_tables(), params), params
+    churn = ChurnParams(horizon_days=90, as_of=as_of)
+    snapshots = build_snapshots(transactions, *empty_side_tables(), churn, params, EngineParams())
+    return snapshots, params
 
 
 def main() -> None:

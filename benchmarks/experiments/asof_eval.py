@@ -21,8 +21,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from benchmarks.common import HORIZON, RESULTS, asof_arguments, outcome_after, truncated
 from churn.columns import CHURNED, CUSTOMER_ID, ROLE
 from churn.config import load_params
-from churn.evaluate import expected_calibration_error
 from churn.features.build import build_snapshots
+from churn.metrics import expected_calibration_error
 from churn.train import fit_model
 
 
@@ -30,7 +30,7 @@ def scores(labels, proba) -> dict[str, float]:  # noqa: ANN001
     return {
         "roc_auc": roc_auc_score(labels, proba),
         "pr_auc": average_precision_score(labels, proba),
-        "ece": expected_calibration_error(labels, proba, 10),
+        "ece": expected_calibration_error(labels, proba),
         "mean_p": float(proba.mean()),
     }
 
@@ -47,16 +47,15 @@ def main() -> None:
     for name, as_of, known, customers, nps, transactions in truncated(args.data, args.shifts):
         bought = outcome_after(transactions, as_of, HORIZON)
         for season in (False, True):
-            features = defaults.features.model_copy(
-                update={"horizon_days": HORIZON, "as_of": as_of, "season": season}
-            )
-            snapshots = build_snapshots(known, customers, nps, features)
+            churn = defaults.churn.model_copy(update={"horizon_days": HORIZON, "as_of": as_of})
+            features = defaults.features.model_copy(update={"season": season})
+            snapshots = build_snapshots(known, customers, nps, churn, features, defaults.engine)
             result = fit_model(snapshots.train, defaults.train, HORIZON, name)
             rows = snapshots.score
             labels = (~rows[CUSTOMER_ID].isin(bought)).astype("int8").to_numpy()
             test = snapshots.train[snapshots.train[ROLE] == "test"]
             test_ece = expected_calibration_error(
-                test[CHURNED].to_numpy(), result.model.predict_proba(test), 10
+                test[CHURNED].to_numpy(), result.model.predict_proba(test)
             )
             for label, model in (
                 ("production", result.production_model),

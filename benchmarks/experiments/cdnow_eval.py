@@ -90,16 +90,15 @@ def main() -> None:
     defaults = load_params(args.params)
     params = defaults.model_copy(
         update={
-            "features": defaults.features.model_copy(
-                update={"horizon_days": HORIZON, "as_of": as_of, "bgnbd": args.bgnbd}
-            ),
+            "churn": defaults.churn.model_copy(update={"horizon_days": HORIZON, "as_of": as_of}),
+            "features": defaults.features.model_copy(update={"bgnbd": args.bgnbd}),
             "evaluate": defaults.evaluate.model_copy(update={"bootstrap": args.bootstrap}),
         }
     )
     # the pipeline sees nothing after as-of; the outcome is read from the full file afterwards
     known = transactions[transactions[DATE] <= as_of].reset_index(drop=True)
     customers, nps = empty_side_tables()
-    snapshots = build_snapshots(known, customers, nps, params.features)
+    snapshots = build_snapshots(known, customers, nps, params.churn, params.features, params.engine)
     train = snapshots.train
     result = fit_model(train, params.train, HORIZON, "CDNOW train snapshots")
     at_test = evaluate_model(train, result.model, params.evaluate, HORIZON, "CDNOW")

@@ -35,8 +35,10 @@ def main() -> None:
     ]
     started = time.perf_counter()
     for name, as_of, known, customers, nps, _ in truncated(args.data, args.shifts):
-        features = defaults.features.model_copy(update={"horizon_days": HORIZON, "as_of": as_of})
-        train = build_snapshots(known, customers, nps, features).train
+        churn = defaults.churn.model_copy(update={"horizon_days": HORIZON, "as_of": as_of})
+        train = build_snapshots(
+            known, customers, nps, churn, defaults.features, defaults.engine
+        ).train
         test = train[train[ROLE] == "test"]
         labels = test[CHURNED].to_numpy()
         for leaves, min_leaf, rate in GRID:

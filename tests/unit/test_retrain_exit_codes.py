@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import stat
-import subprocess
 import sys
 import time
 
@@ -296,38 +295,3 @@ def test_the_log_file_is_appended_with_plain_timestamped_lines_and_stderr_keeps_
 def test_a_log_file_in_missing_folders_is_created(tmp_path, restored_churn_logger):
     add_log_file(tmp_path / "logs" / "weekly" / "retrain.log")
     assert (tmp_path / "logs" / "weekly" / "retrain.log").is_file()
-
-
-@pytest.mark.integration
-def test_the_command_exits_75_at_once_while_another_process_holds_the_lock(tmp_path, project_root):
-    (tmp_path / "params.yaml").write_text((project_root / "params.yaml").read_text())
-    env = {**os.environ, "PYTHONPATH": str(project_root / "src"), "PYTHONWARNINGS": "ignore"}
-    holder = subprocess.Popen(
-        [
-            sys.executable,
-            "-c",
-            "import time; from churn.retrain import exclusive_lock\n"
-            "with exclusive_lock('.churn-retrain.lock'):\n"
-            "    print('locked', flush=True); time.sleep(60)",
-        ],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert holder.stdout.readline().strip() == "locked"
-        second = subprocess.run(
-            [sys.executable, "-m", "churn", "retrain"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    finally:
-        holder.kill()
-        holder.wait()
-    assert second.returncode == EXIT_LOCKED
-    assert "another `churn retrain` is running (pid" in second.stderr
-    assert not (tmp_path / "dvc.lock").exists()
