@@ -80,6 +80,126 @@ def check(
     log.info("%s: valid (%d sections)", params, len(type(settings).model_fields))
 
 
+# --------------------------------------------------------------------------- init
+def _column_option(role: str) -> object:
+    return typer.Option(help=f"Source column holding the {role} (overrides the guess).")
+
+
+@app.command()
+def init(
+    source: Annotated[
+        str, typer.Option(help="Your export: a CSV/TSV (.gz) or Parquet file or folder.")
+    ],
+    customers: Annotated[
+        str | None, typer.Option(help="Optional customers table (file or folder).")
+    ] = None,
+    nps: Annotated[
+        str | None, typer.Option(help="Optional NPS survey answers (file or folder).")
+    ] = None,
+    customer_id: Annotated[str | None, _column_option("customer id")] = None,
+    timestamp: Annotated[str | None, _column_option("transaction time")] = None,
+    amount: Annotated[str | None, _column_option("amount")] = None,
+    transaction_id: Annotated[str | None, _column_option("transaction/order id")] = None,
+    no_transaction_id: Annotated[
+        bool, typer.Option(help="Map no transaction id (each row is a purchase).")
+    ] = False,
+    delimiter: Annotated[
+        str | None, typer.Option(help="CSV delimiter: one character, 'tab' or 'whitespace'.")
+    ] = None,
+    decimal: Annotated[str | None, typer.Option(help="Decimal mark of amounts: . or ,")] = None,
+    thousands: Annotated[str | None, typer.Option(help="Thousands separator of amounts.")] = None,
+    encoding: Annotated[str | None, typer.Option(help="File encoding (e.g. cp1252).")] = None,
+    date_format: Annotated[
+        str | None, typer.Option(help="strptime format of the timestamps, e.g. '%d.%m.%Y %H:%M'.")
+    ] = None,
+    dayfirst: Annotated[
+        bool | None,
+        typer.Option("--dayfirst/--monthfirst", help="Order of dates like 03/04/2024."),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="Zone of naive timestamps (default: ingest.timezone).")
+    ] = None,
+    preview_rows: Annotated[
+        int, typer.Option(help="Rows of the dry read through the ingest reader.", min=1)
+    ] = 10_000,
+    yes: Annotated[bool, typer.Option("--yes", help="Apply the changes shown.")] = False,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Point the pipeline at your export: propose params.yaml/dvc.yaml changes; --yes applies."""
+    import contextlib
+    import shutil
+
+    from churn.config import check_sections
+    from churn.files import atomic_path
+    from churn.init import InitOptions, plan_init, render_plan, render_preview
+    from churn.init.sample import preview_ingest
+
+    if decimal is not None and decimal not in (".", ","):
+        raise ChurnError(f"--decimal {decimal!r}: use . or ,")
+    if transaction_id and no_transaction_id:
+        raise ChurnError("--transaction-id and --no-transaction-id: give one of them")
+    named = {"tab": "\t", "\\t": "\t", "space": "whitespace"}
+    options = InitOptions(
+        source=source,
+        customers=customers,
+        nps=nps,
+        columns={
+            "customer_id": customer_id,
+            "timestamp": timestamp,
+            "amount": amount,
+            "transaction_id": transaction_id,
+        },
+        no_transaction_id=no_transaction_id,
+        delimiter=named.get(delimiter, delimiter) if delimiter else None,
+        decimal=decimal,
+        thousands=thousands,
+        encoding=encoding,
+        date_format=date_format,
+        dayfirst=dayfirst,
+        timezone=timezone,
+    )
+    pipeline = params.parent / "dvc.yaml"
+    plan = plan_init(options, params, pipeline)
+    typer.echo(render_plan(plan))
+    if not yes:
+        typer.echo("")
+        typer.echo(
+            render_preview(preview_ingest(plan.ingest, _engine(params), preview_rows), preview_rows)
+        )
+        typer.echo("\nNothing changed. Run the same command with --yes to apply it.")
+        return
+    # both files are renamed into place only after both are written
+    with contextlib.ExitStack() as stack:
+        for path, old, new in ((params, plan.params_old, plan.params_new),
+                               (pipeline, plan.pipeline_old, plan.pipeline_new)):  # fmt: skip
+            if new != old:
+                stack.enter_context(atomic_path(path)).write_text(new, encoding="utf-8")
+    for path, _ in plan.delete:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    typer.echo(f"\nApplied: wrote {params} and {pipeline}, deleted {len(plan.delete)} path(s).")
+    # the same checks as `churn check`, then a dry read with the params just written
+    settings = load_params(params)
+    check_sections(params, {s for names in STAGE_PARAMS.values() for s in names})
+    typer.echo(f"{params}: valid (churn check)")
+    ingest = settings.ingest
+    if not Path(ingest.source).is_absolute():
+        ingest = ingest.model_copy(update={"source": str(params.parent / ingest.source)})
+    typer.echo(render_preview(preview_ingest(ingest, settings.engine, preview_rows), preview_rows))
+    typer.echo("Next: `make run` (or `dvc repro` then `churn publish`).")
+
+
+def _engine(params: Path):  # noqa: ANN202 - churn.config.EngineParams
+    from churn.config import EngineParams
+
+    try:
+        return load_params(params).engine
+    except ChurnError:
+        return EngineParams()
+
+
 # --------------------------------------------------------------------------- generate
 @app.command()
 def generate(

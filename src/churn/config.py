@@ -213,10 +213,14 @@ def is_sql_url(source: str) -> bool:
     return scheme in SQL_SCHEMES
 
 
+# csv.delimiter for column-aligned text exports: fields split on runs of spaces or tabs
+WHITESPACE_DELIMITER = "whitespace"
+
+
 class CsvOptions(Section):
     """How to read CSV sources. Every column is read as text, then typed by ingest itself."""
 
-    delimiter: str | None = None  # None = detect from the file
+    delimiter: str | None = None  # None = detect; "whitespace" = runs of spaces/tabs (aligned text)
     encoding: str = "utf-8"  # utf-8, latin-1, utf-16, or any Python codec (then transcoded)
     decimal: Literal[".", ","] = "."
     thousands: Literal[",", ".", " ", "'", "_"] | None = None  # stripped before parsing amounts
@@ -227,8 +231,14 @@ class CsvOptions(Section):
     def _single_characters(self) -> CsvOptions:
         for key in ("delimiter", "quote", "escape"):
             value = getattr(self, key)
+            if key == "delimiter" and value == WHITESPACE_DELIMITER:
+                continue
             if value is not None and len(value) != 1:
-                raise ValueError(f"csv.{key} must be a single character, got {value!r}")
+                raise ValueError(
+                    f"csv.{key} must be a single character"
+                    + (f" or {WHITESPACE_DELIMITER!r}" if key == "delimiter" else "")
+                    + f", got {value!r}"
+                )
         if self.thousands is not None and self.thousands == self.decimal:
             raise ValueError("csv.thousands and csv.decimal must differ")
         return self

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import duckdb
 
+from churn.config import WHITESPACE_DELIMITER
 from churn.errors import ChurnError
 
 # Encodings DuckDB's CSV reader handles itself; any other Python codec is transcoded to UTF-8 first.
@@ -123,8 +124,11 @@ def _explain_read_error(label: str, error: Exception, fmt: str) -> ChurnError:
     return ChurnError(f"{label}: cannot be read as {fmt}: {_first_line(text)}; {fix}")
 
 
-def _transcode(files: list[Path], encoding: str, work_dir: Path) -> list[Path]:
-    """Copy files in a Python codec DuckDB lacks into UTF-8 files under work_dir."""
+def _transcode(
+    files: list[Path], encoding: str, work_dir: Path, split_whitespace: bool = False
+) -> list[Path]:
+    """Copy files into UTF-8 files under work_dir: from a Python codec DuckDB lacks, and/or with
+    runs of whitespace turned into tabs (column-aligned text; line for line, so row numbers hold)."""
     try:
         codecs.lookup(encoding)
     except LookupError:
@@ -141,8 +145,11 @@ def _transcode(files: list[Path], encoding: str, work_dir: Path) -> list[Path]:
                 opener(path, "rt", encoding=encoding, newline="") as src,
                 open(target, "w", encoding="utf-8", newline="") as dst,
             ):
-                while chunk := src.read(1 << 20):
-                    dst.write(chunk)
+                if split_whitespace:
+                    dst.writelines("\t".join(line.split()) + "\n" for line in src)
+                else:
+                    while chunk := src.read(1 << 20):
+                        dst.write(chunk)
         except (UnicodeDecodeError, OSError, EOFError) as error:
             raise ChurnError(
                 f"{path}: cannot be decoded as {encoding}: {error}; fix ingest.csv.encoding"
@@ -163,9 +170,10 @@ def open_csv(
         if path.stat().st_size == 0:
             raise ChurnError(f"{path}: the file is empty; export it again with a header and rows")
     encoding = DUCKDB_ENCODINGS.get(csv.encoding.lower())
+    whitespace = csv.delimiter == WHITESPACE_DELIMITER
     read_files = files
-    if encoding is None:
-        read_files = _transcode(files, csv.encoding, work_dir)
+    if encoding is None or whitespace:
+        read_files = _transcode(files, csv.encoding, work_dir, split_whitespace=whitespace)
         encoding = "utf-8"
     name = fresh_name("raw_csv")
     options = [
@@ -180,7 +188,7 @@ def open_csv(
         f"escape = {lit(csv.escape or csv.quote)}",
     ]
     if csv.delimiter is not None:
-        options.append(f"delim = {lit(csv.delimiter)}")
+        options.append(f"delim = {lit(chr(9) if whitespace else csv.delimiter)}")
     file_list = "[" + ", ".join(lit(str(p)) for p in read_files) + "]"
     try:
         con.execute(
