@@ -170,13 +170,11 @@ def plan_init(options: InitOptions, params_path: Path, pipeline_path: Path) -> I
     ingest_changes[("ingest", "dayfirst")] = dayfirst
     if options.timezone is not None:
         ingest_changes[("ingest", "timezone")] = options.timezone
+    # side tables come from the same system: ambiguous dates there follow the transactions'
+    order = options.dayfirst if options.dayfirst is not None else (date and date.dayfirst)
     sides = {
-        "customers": None
-        if options.customers is None
-        else _side(options.customers, "customers", root, date.dayfirst if date else None),
-        "nps": None
-        if options.nps is None
-        else _side(options.nps, "nps", root, date.dayfirst if date else None),
+        name: None if path is None else _side(path, name, root, order)
+        for name, path in (("customers", options.customers), ("nps", options.nps))
     }
     for name, spec in sides.items():
         ingest_changes[("ingest", name)] = spec
@@ -200,7 +198,10 @@ def plan_init(options: InitOptions, params_path: Path, pipeline_path: Path) -> I
         params_new=params_new,
         pipeline_old=pipeline_old,
         pipeline_new=pipeline_new,
-        delete=demo_state(root, generated, keep),
+        # already set up for this export: what is there is its own pipeline state, kept
+        delete=demo_state(root, generated, keep)
+        if params_new != params_old or pipeline_new != pipeline_old
+        else [],
         sides=sides,
         ingest=_ingest_params(data, {}, root, options.source),
     )
@@ -287,7 +288,7 @@ def render_plan(plan: InitPlan) -> str:
                 f"  {str(shown) + ('/' if path.is_dir() else ''):<40} {human_size(size):>10}"
             )
     else:
-        out.append("Delete: nothing (no demo state left)")
+        out.append("Delete: nothing (no demo state, or already set up for this export)")
     if os.environ.get("MLFLOW_TRACKING_URI"):
         out.append(
             "  MLFLOW_TRACKING_URI is set: that registry is not cleared; give your model its "

@@ -187,9 +187,14 @@ def _get(data: Any, path: tuple[str, ...]) -> Any:
 def edit_params(text: str, changes: dict[tuple[str, ...], Any], label: str) -> str:
     """Return params.yaml text with `changes` applied line by line; parse it to prove that
     exactly those keys changed (otherwise an error listing the keys to set by hand)."""
+    keys = ", ".join(".".join(p) for p in changes)
+    fix = f"{label}: could not edit it safely line by line (unusual layout); set these keys by hand: {keys}"
     new = text
-    for path, value in changes.items():
-        new = set_value(new, path, value)
+    try:
+        for path, value in changes.items():
+            new = set_value(new, path, value)
+    except ChurnError:
+        raise ChurnError(fix) from None
     expected = yaml.safe_load(text) or {}
     for path, value in changes.items():
         target = expected
@@ -201,11 +206,7 @@ def edit_params(text: str, changes: dict[tuple[str, ...], Any], label: str) -> s
     except yaml.YAMLError:
         got = None
     if _plain(got) != _plain(expected):
-        keys = ", ".join(".".join(p) for p in changes)
-        raise ChurnError(
-            f"{label}: could not edit it safely line by line (unusual layout); set these keys "
-            f"by hand: {keys}"
-        )
+        raise ChurnError(fix)
     return new
 
 

@@ -1,0 +1,101 @@
+"""`churn init` project edits: params.yaml keys set in place (comments kept), the demo stage and
+unused side-table deps removed from dvc.yaml, and the demo state listed without the user's files."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from churn.errors import ChurnError
+from churn.init.project import demo_state, edit_params, edit_pipeline, render_scalar, set_value
+from support.paths import ROOT
+
+PARAMS = """\
+# top comment
+ingest:                      # the section
+  source: data/raw/transactions.csv.gz   # a file or folder
+  csv:
+    delimiter: ","           # null = detect
+  columns:                   # canonical: source
+    customer_id: customer
+    transaction_id: order_id # optional
+  customers:                 # optional; null when you have none
+    source: data/raw/customers.csv
+    columns: {customer_id: customer}
+  nps: null
+
+features:
+  windows: [30, 90]
+"""
+
+
+def test_a_value_is_replaced_keeping_its_comment_at_its_column():
+    new = set_value(PARAMS, ("ingest", "source"), "exports/shop.csv")
+    assert "  source: exports/shop.csv               # a file or folder\n" in new
+    changed = [(a, b) for a, b in zip(PARAMS.splitlines(), new.splitlines(), strict=True) if a != b]
+    assert len(changed) == 1
+
+
+def test_a_block_becomes_null_and_keeps_the_key_comment():
+    new = set_value(PARAMS, ("ingest", "customers"), None)
+    assert "  customers: null            # optional; null when you have none\n" in new
+    assert "customers.csv" not in new and "nps: null" in new
+
+
+def test_values_that_plain_yaml_would_misread_are_quoted():
+    assert render_scalar("%d/%m/%Y") == '"%d/%m/%Y"'
+    assert render_scalar(";") == '";"'
+    assert render_scalar("\t") == '"\\t"'
+    assert render_scalar("null") == '"null"'
+    assert render_scalar("whitespace") == "whitespace"
+    assert yaml.safe_load("k: " + render_scalar("a: b #c")) == {"k": "a: b #c"}
+
+
+def test_edit_params_changes_exactly_the_given_keys_and_adds_missing_ones():
+    changes = {
+        ("ingest", "csv", "delimiter"): ";",
+        ("ingest", "columns", "transaction_id"): None,
+        ("ingest", "timestamp_format"): "%d.%m.%Y",
+        ("ingest", "customers"): {"source": "c.csv", "columns": {"customer_id": "Kunde"}},
+    }
+    new = edit_params(PARAMS, changes, "params.yaml")
+    data = yaml.safe_load(new)
+    assert data["ingest"]["csv"]["delimiter"] == ";"
+    assert data["ingest"]["columns"] == {"customer_id": "customer", "transaction_id": None}
+    assert data["ingest"]["timestamp_format"] == "%d.%m.%Y"
+    assert data["ingest"]["customers"] == {"source": "c.csv", "columns": {"customer_id": "Kunde"}}
+    assert data["features"] == {"windows": [30, 90]}
+    assert new.startswith("# top comment\n") and "transaction_id: null     # optional" in new
+
+
+def test_edit_params_refuses_a_layout_it_cannot_edit_safely():
+    with pytest.raises(ChurnError, match="set these keys by hand: ingest.csv.delimiter"):
+        edit_params("ingest: {csv: {delimiter: ','}}\n", {("ingest", "csv", "delimiter"): ";"}, "p")
+
+
+def test_the_project_dvc_yaml_loses_the_demo_stage_and_unused_side_deps():
+    text = (ROOT / "dvc.yaml").read_text()
+    new, generated = edit_pipeline(text, {"customers": False, "nps": True}, "dvc.yaml")
+    stages = yaml.safe_load(new)["stages"]
+    assert "generate" not in stages and list(stages)[0] == "check"
+    deps = stages["ingest"]["deps"]
+    assert "${ingest.nps.source}" in deps and "${ingest.customers.source}" not in deps
+    assert generated == ["data/raw/transactions.csv.gz", "data/raw/customers.csv",
+                         "data/raw/nps.csv", "data/raw/truth.parquet"]  # fmt: skip
+    assert new.startswith(text.split("  generate:")[0])  # comments and layout before it kept
+    again, _ = edit_pipeline(new, {"customers": True, "nps": True}, "dvc.yaml")
+    deps = yaml.safe_load(again)["stages"]["ingest"]["deps"]
+    assert deps.index("${ingest.customers.source}") == deps.index("${ingest.source}") + 1
+
+
+def test_demo_state_never_lists_the_users_source_even_under_data(tmp_path):
+    for name in ("data/raw/transactions.csv.gz", "data/raw/truth.parquet",
+                 "data/interim/transactions.parquet", "data/interim/mine.csv", "mlflow.db"):  # fmt: skip
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    keep = [tmp_path / "data/raw/transactions.csv.gz", tmp_path / "data/interim/mine.csv"]
+    listed = {
+        p.relative_to(tmp_path).as_posix(): size for p, size in demo_state(tmp_path, [], keep)
+    }
+    assert listed == {"data/interim/transactions.parquet": 1, "mlflow.db": 1,
+                      "data/raw/truth.parquet": 1}  # fmt: skip
