@@ -139,6 +139,9 @@ def init(
     if transaction_id and no_transaction_id:
         raise ChurnError("--transaction-id and --no-transaction-id: give one of them")
     named = {"tab": "\t", "\\t": "\t", "space": "whitespace"}
+    delimiter = named.get(delimiter, delimiter) if delimiter else None
+    if delimiter is not None and len(delimiter) != 1 and delimiter != "whitespace":
+        raise ChurnError(f"--delimiter {delimiter!r}: give one character, 'tab' or 'whitespace'")
     options = InitOptions(
         source=source,
         customers=customers,
@@ -150,7 +153,7 @@ def init(
             "transaction_id": transaction_id,
         },
         no_transaction_id=no_transaction_id,
-        delimiter=named.get(delimiter, delimiter) if delimiter else None,
+        delimiter=delimiter,
         decimal=decimal,
         thousands=thousands,
         encoding=encoding,

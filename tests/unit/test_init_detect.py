@@ -186,3 +186,37 @@ def test_invoice_numbers_of_line_items_are_not_mapped_as_transaction_id():
     assert mapping.columns["transaction_id"] is None
     assert mapping.columns["customer_id"] == "CustomerID"
     assert any("InvoiceNo" in note and "line items" in note for note in mapping.notes)
+
+
+# --------------------------------------------------------------------------- the ingest hook
+def test_ingest_reads_column_aligned_text_with_source_rows_and_cp1252(tmp_path):
+    from support.ingest_support import run
+
+    path = tmp_path / "tx.txt"
+    path.write_bytes(
+        " customer  when      amount\r\n 00001  2024-01-02   11.77\r\n"
+        " 00002  2024-13-45   12.00\r\n  00003 2024-01-03  \u20ac5.00\r\n".encode("cp1252")
+    )
+    result = run(
+        tmp_path,
+        path,
+        columns={
+            "customer_id": "customer",
+            "timestamp": "when",
+            "amount": "amount",
+            "transaction_id": None,
+        },  # fmt: skip
+        csv={"delimiter": "whitespace", "encoding": "cp1252"},
+    )
+    assert result.transactions["customer_id"].tolist() == ["00001"]
+    bad = result.quarantine.set_index("source_row")["reason"].to_dict()
+    assert bad == {2: "unparseable_timestamp", 3: "non_numeric_amount"}
+    assert "€5.00" in result.quarantine.iloc[-1]["detail"]
+
+
+def test_csv_delimiter_is_one_character_or_whitespace():
+    from churn.config import CsvOptions
+
+    assert CsvOptions(delimiter="whitespace").delimiter == "whitespace"
+    with pytest.raises(ValueError, match="single character or 'whitespace'"):
+        CsvOptions(delimiter="ab")
