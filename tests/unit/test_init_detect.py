@@ -220,3 +220,16 @@ def test_csv_delimiter_is_one_character_or_whitespace():
     assert CsvOptions(delimiter="whitespace").delimiter == "whitespace"
     with pytest.raises(ValueError, match="single character or 'whitespace'"):
         CsvOptions(delimiter="ab")
+
+
+def test_without_header_hints_the_customer_id_is_the_column_with_many_distinct_values():
+    rows = "".join(f"{i:05d};{1 + i % 3};2024-01-{1 + i % 28:02d};{i % 7}.50\n" for i in range(60))
+    mapping = map_columns(_table("a;b;c;d\n" + rows + rows), {})
+    assert mapping.columns == {"customer_id": "a", "timestamp": "c", "amount": "d",
+                               "transaction_id": None}  # fmt: skip
+
+
+def test_amounts_with_currency_signs_are_an_error_naming_the_column():
+    table = _table("customer,date,amount\na1,2024-01-01,$1.50\na2,2024-01-02,$2.50\n")
+    with pytest.raises(ChurnError, match=r"'amount' is named like the amount.*'\$1.50'"):
+        map_columns(table, {})

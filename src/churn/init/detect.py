@@ -516,6 +516,8 @@ def map_columns(
         else:
             counts = {c for c in numeric if set(name_words(c)) & COUNT_WORDS}
             pool = named or [c for c in numeric if c not in counts]
+            if not pool:
+                _explain_no_amount(table, used)
             fractional = [c for c in pool if _fractional(table, c)]
             pool = fractional if len(fractional) == 1 else pool
             if len(pool) == 1:
@@ -543,6 +545,10 @@ def map_columns(
                 for c in ids
                 if _distinct_share(table, c) < 0.95 and name_score(c, "transaction_id") == 0
             ]
+            distinct = sorted(((len(set(table.values(c))), c) for c in pool), reverse=True)
+            if not named and len(distinct) > 1 and distinct[0][0] >= 5 * distinct[1][0]:
+                # a handful of repeated values is a count or a code, not the customers
+                pool = [distinct[0][1]]
             columns["customer_id"], reasons["customer_id"] = _pick(
                 table, "customer_id", pool, "the customer id", used
             )
@@ -590,6 +596,19 @@ def map_columns(
         )
     ordered = {role: columns[role] for role in ROLES}
     return Mapping(ordered, date, number[0], number[1], reasons, tuple(notes))
+
+
+def _explain_no_amount(table: Table, used: set[str]) -> None:
+    """Raise the error for a missing amount, naming a column that has units or currency signs."""
+    for column in table.header:
+        if column not in used and name_score(column, "amount"):
+            values = table.values(column)[:3]
+            raise ChurnError(
+                f"{table.label}: column {column!r} is named like the amount but its values "
+                f"({', '.join(repr(v) for v in values)}) are not plain numbers; ingest reads "
+                "numbers with a decimal mark and thousands separator only: export the amounts "
+                "without currency signs or units, or pass --amount COL"
+            )
 
 
 def _repeats_with_other_amounts(table: Table, column: str, amount: str) -> str:
