@@ -233,3 +233,12 @@ def test_amounts_with_currency_signs_are_an_error_naming_the_column():
     table = _table("customer,date,amount\na1,2024-01-01,$1.50\na2,2024-01-02,$2.50\n")
     with pytest.raises(ChurnError, match=r"'amount' is named like the amount.*'\$1.50'"):
         map_columns(table, {})
+
+
+def test_of_several_date_columns_the_orders_own_date_is_the_timestamp():
+    table = _table("customer,signup_date,order_date,ship_date,amount\n"
+                   "a1,2023-01-01,2024-01-02,2024-01-04,1.5\na1,2023-01-01,2024-02-01,2024-02-03,2\n")  # fmt: skip
+    assert map_columns(table, {}).columns["timestamp"] == "order_date"
+    table = _table("customer,signup_date,ship_date,amount\na1,2023-01-01,2024-01-04,1.5\n")
+    with pytest.raises(ChurnError, match="2 columns could be the timestamp.*--timestamp COL"):
+        map_columns(table, {})

@@ -51,6 +51,7 @@ TRANSACTION_WORDS = {
     "factura", "commande", "facture", "ordine", "fattura", "bestelling", "factuur", "purchase",
     "basket", "booking", "orderid", "transactionid", "invoiceid", "beleg", "bon", "kvitto",
 }  # fmt: skip
+SALE_WORDS = {"sale", "sold", "created", "kauf", "compra", "achat", "acquisto", "aankoop"}
 ID_WORDS = {"id", "no", "nr", "num", "number", "nummer", "numero", "code", "key", "ref", "nbr"}
 COUNT_WORDS = {
     "qty", "quantity", "count", "units", "unit", "items", "menge", "anzahl", "cantidad",
@@ -495,7 +496,12 @@ def map_columns(
                 f"{', '.join(repr(h) for h in table.header)}); pass --timestamp COL and "
                 "--date-format"
             )
-        column, reasons["timestamp"] = _pick(table, "timestamp", dated, "the timestamp", used)
+        # several dates (signup, shipping, ...): the order's own date is the transaction time
+        of_order = [c for c in dated if set(name_words(c)) & (TRANSACTION_WORDS | SALE_WORDS)]
+        if len(dated) > 1 and len(of_order) == 1:
+            column, reasons["timestamp"] = of_order[0], "header name (the order's date) and values"
+        else:
+            column, reasons["timestamp"] = _pick(table, "timestamp", dated, "the timestamp", used)
     columns["timestamp"] = column
     used.add(column)
     date = _timestamp_format(table, column, date_format, dayfirst)
