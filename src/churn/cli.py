@@ -101,7 +101,8 @@ def init(
     amount: Annotated[str | None, _column_option("amount")] = None,
     transaction_id: Annotated[str | None, _column_option("transaction/order id")] = None,
     no_transaction_id: Annotated[
-        bool, typer.Option(help="Map no transaction id (each row is a purchase).")
+        bool,
+        typer.Option("--no-transaction-id", help="Map no transaction id (each row counts)."),
     ] = False,
     delimiter: Annotated[
         str | None, typer.Option(help="CSV delimiter: one character, 'tab' or 'whitespace'.")
@@ -171,17 +172,19 @@ def init(
         )
         typer.echo("\nNothing changed. Run the same command with --yes to apply it.")
         return
-    # both files are renamed into place only after both are written
-    with contextlib.ExitStack() as stack:
-        for path, old, new in ((params, plan.params_old, plan.params_new),
-                               (pipeline, plan.pipeline_old, plan.pipeline_new)):  # fmt: skip
-            if new != old:
-                stack.enter_context(atomic_path(path)).write_text(new, encoding="utf-8")
+    # Demo state first: deleting is idempotent, so if anything fails the files still differ and
+    # the next `churn init` shows the whole plan again. Both files are renamed into place only
+    # after both are written.
     for path, _ in plan.delete:
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         else:
             path.unlink()
+    with contextlib.ExitStack() as stack:
+        for path, old, new in ((params, plan.params_old, plan.params_new),
+                               (pipeline, plan.pipeline_old, plan.pipeline_new)):  # fmt: skip
+            if new != old:
+                stack.enter_context(atomic_path(path)).write_text(new, encoding="utf-8")
     typer.echo(f"\nApplied: wrote {params} and {pipeline}, deleted {len(plan.delete)} path(s).")
     # the same checks as `churn check`, then a dry read with the params just written
     settings = load_params(params)

@@ -191,3 +191,15 @@ def test_dates_that_read_both_ways_in_every_row_need_dayfirst_or_monthfirst(proj
     assert result.exit_code == 0, result.output
     assert "day/month order from every row of the file" in result.output
     assert '+  timestamp_format: "%d/%m/%Y"' in result.output
+
+
+def test_options_override_the_guesses(project):
+    source = write_iso_offset(cdnow_like(), project / "tx.csv")
+    result = _init("--source", str(source), "--no-transaction-id", "--timezone", "UTC",
+                   "--customer-id", "client", "--yes")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    ingest = yaml.safe_load((project / "params.yaml").read_text())["ingest"]
+    assert ingest["columns"]["transaction_id"] is None and ingest["timezone"] == "UTC"
+    assert "(given)" in result.output
+    message = _error(_init("--source", str(source), "--delimiter", "ab"))
+    assert "--delimiter 'ab'" in message
