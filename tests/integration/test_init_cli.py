@@ -203,3 +203,22 @@ def test_options_override_the_guesses(project):
     assert "(given)" in result.output
     message = _error(_init("--source", str(source), "--delimiter", "ab"))
     assert "--delimiter 'ab'" in message
+
+
+def test_a_folder_of_cp1252_exports_with_thousands_separators(project):
+    folder = project / "exports_in"
+    folder.mkdir()
+    for month, rows in (("01", ["00001;Müller GmbH;03.01.2024;1.234,50", "00002;Zoë;13.01.2024;7,10"]),
+                        ("02", ["00001;Müller GmbH;02.02.2024;99,00"])):  # fmt: skip
+        text = "Kunde;Firma;Buchungsdatum;Umsatz €\n" + "\n".join(rows) + "\n"
+        (folder / f"2024-{month}.csv").write_bytes(text.encode("cp1252"))
+    result = _init("--source", "exports_in", "--yes")
+    assert result.exit_code == 0, result.output
+    ingest = yaml.safe_load((project / "params.yaml").read_text())["ingest"]
+    assert ingest["csv"] == {**ingest["csv"], "delimiter": ";", "encoding": "cp1252",
+                             "decimal": ",", "thousands": "."}  # fmt: skip
+    assert ingest["columns"]["amount"] == "Umsatz €"
+    assert ingest["timestamp_format"] == "%d.%m.%Y" and ingest["dayfirst"] is True
+    assert "2 read, 2 clean, 0 quarantined" in result.output  # the first file
+    (folder / "2024-03.csv").write_text("customer,when,amount\n1,2024-03-01,2\n")
+    assert "differs from" in _error(_init("--source", "exports_in"))
