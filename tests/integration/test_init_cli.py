@@ -222,3 +222,14 @@ def test_a_folder_of_cp1252_exports_with_thousands_separators(project):
     assert "2 read, 2 clean, 0 quarantined" in result.output  # the first file
     (folder / "2024-03.csv").write_text("customer,when,amount\n1,2024-03-01,2\n")
     assert "differs from" in _error(_init("--source", "exports_in"))
+
+
+def test_the_dry_read_shows_what_ingest_would_quarantine_and_why(project):
+    source = write_semicolon_dayfirst(cdnow_like(), project / "tx.csv")
+    text = source.read_text().splitlines(keepends=True)
+    text[3] = "00002;31/02/1997;1;12,00\n"
+    source.write_text("".join(text))
+    result = _init("--source", str(source))
+    assert result.exit_code == 0, result.output
+    assert "1 quarantined" in result.output
+    assert "unparseable_timestamp: 1 (first: column 'Datum' value '31/02/1997'" in result.output

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from churn import columns as C
 from churn.config import is_sql_url
 from churn.errors import ChurnError
 from churn.ingest.sources import detect_format, ident, list_files, open_source
@@ -197,14 +198,15 @@ def preview_ingest(ingest, engine, rows: int) -> dict:  # noqa: ANN001 - churn.c
             table = clean_transactions(
                 con, raw, params, local_reject_after(params, datetime.now(UTC))
             )
+            ts = ident(C.TIMESTAMP)
             (clean, first, last) = con.execute(
-                f"SELECT count(*), CAST(min(timestamp) AS VARCHAR), CAST(max(timestamp) AS "
-                f"VARCHAR) FROM ({table.clean_sql})"
+                f"SELECT count(*), CAST(min({ts}) AS VARCHAR), CAST(max({ts}) AS VARCHAR) "
+                f"FROM ({table.clean_sql})"
             ).fetchone()
             details = dict(
                 con.execute(
-                    f"SELECT reason, first(detail ORDER BY source_row) FROM "
-                    f"({table.quarantine_sql}) GROUP BY reason"
+                    f"SELECT {C.REASON}, first({C.DETAIL} ORDER BY {C.SOURCE_ROW}) FROM "
+                    f"({table.quarantine_sql}) GROUP BY {C.REASON}"
                 ).fetchall()
             )
         finally:
