@@ -226,6 +226,7 @@ class CsvOptions(Section):
     thousands: Literal[",", ".", " ", "'", "_"] | None = None  # stripped before parsing amounts
     quote: str = '"'
     escape: str | None = None  # None = same as quote (doubled quotes)
+    header: bool = True  # false: the first line is data; columns are column0, column1, ...
 
     @model_validator(mode="after")
     def _single_characters(self) -> CsvOptions:

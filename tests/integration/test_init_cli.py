@@ -233,3 +233,26 @@ def test_the_dry_read_shows_what_ingest_would_quarantine_and_why(project):
     assert result.exit_code == 0, result.output
     assert "1 quarantined" in result.output
     assert "unparseable_timestamp: 1 (first: column 'Datum' value '31/02/1997'" in result.output
+
+
+def test_cdnow_without_a_header_is_read_by_content_and_ingested(project):
+    frame = cdnow_like()
+    source = write_whitespace(frame, project / "CDNOW_master.txt", header=False)
+    lines = source.read_bytes().split(b"\r\n")
+    lines[4] = b" 00002 19971345  1   12.00"  # line 5 = data row 5 (no header)
+    source.write_bytes(b"\r\n".join(lines))
+    result = _init("--source", str(source), "--yes")
+    assert result.exit_code == 0, result.output
+    assert "none: the first line is data (csv.header: false)" in result.output
+    ingest = yaml.safe_load((project / "params.yaml").read_text())["ingest"]
+    assert ingest["csv"]["header"] is False and ingest["csv"]["delimiter"] == "whitespace"
+    assert ingest["columns"] == {"customer_id": "column0", "timestamp": "column1",
+                                 "amount": "column3", "transaction_id": None}  # fmt: skip
+    done = CliRunner().invoke(app, _stage_args(project, "ingest"))
+    assert done.exit_code == 0, done.output
+    report = json.loads((project / "reports/ingest.json").read_text())
+    assert report["rows_read"] == len(frame) and report["quarantined"] == 1
+    import pandas as pd
+
+    quarantine = pd.read_parquet(project / "data/interim/quarantine.parquet")
+    assert quarantine["source_row"].tolist() == [5]

@@ -23,9 +23,10 @@ def cdnow_like(customers: int = 60, seed: int = 3) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["customer_id", "date", "number_of_cds", "dollar_value"])
 
 
-def write_whitespace(frame: pd.DataFrame, path: Path) -> Path:
-    """Write CDNOW's own layout: a header, then space-aligned columns, CRLF line ends."""
-    lines = [" customer_id  date number_of_cds  dollar_value"]
+def write_whitespace(frame: pd.DataFrame, path: Path, header: bool = True) -> Path:
+    """Write CDNOW's own layout: a header (or none, as in the original), then space-aligned
+    columns, CRLF line ends."""
+    lines = [" customer_id  date number_of_cds  dollar_value"] if header else []
     for row in frame.itertuples(index=False):
         lines.append(
             f" {row.customer_id} {row.date:%Y%m%d} {row.number_of_cds:2d} {row.dollar_value:7.2f}"

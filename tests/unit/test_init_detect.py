@@ -80,9 +80,16 @@ def test_delimiter_prefers_a_character_over_whitespace_and_tab_is_found():
     assert _table("id date amount\n1 2024-01-01 3\n").delimiter == "whitespace"
 
 
-def test_a_file_whose_first_line_is_data_needs_a_header():
-    with pytest.raises(ChurnError, match="looks like data, not column names"):
-        _table("00001,19970101,1,11.77\n00002,19970112,1,12.00\n")
+def test_a_file_whose_first_line_is_data_has_no_header_and_is_mapped_by_content():
+    lines = "".join(
+        f" {i:05d} 199701{1 + i % 28:02d}  {1 + i % 3}  {i % 9}.77\n" for i in range(40)
+    )
+    table = _table(lines + lines)
+    assert not table.has_header and len(table.rows) == 80
+    assert table.header == ("column0", "column1", "column2", "column3")
+    mapping = map_columns(table, {})
+    assert mapping.columns == {"customer_id": "column0", "timestamp": "column1",
+                               "amount": "column3", "transaction_id": None}  # fmt: skip
 
 
 def test_encoding_is_utf8_when_it_decodes_else_cp1252_or_latin1():

@@ -177,7 +177,7 @@ def open_csv(
         encoding = "utf-8"
     name = fresh_name("raw_csv")
     options = [
-        "header = true",
+        f"header = {'true' if csv.header else 'false'}",
         "all_varchar = true",
         "filename = true",
         "store_rejects = true",
@@ -216,7 +216,7 @@ def open_csv(
     # source_row matches the file's line number minus one whenever no record spans lines.
     con.execute(
         f"""CREATE TEMP TABLE {name}_bad AS
-        SELECT s.file_path AS __file, e.line - 1 AS __row,
+        SELECT s.file_path AS __file, e.line - {int(csv.header)} AS __row,
                first(e.csv_line ORDER BY e.column_idx) AS raw_line,
                string_agg(DISTINCT e.error_type || ': ' || e.error_message, '; ') AS error
         FROM {name}_err e JOIN {name}_scan s USING (scan_id, file_id)

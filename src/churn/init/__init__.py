@@ -92,10 +92,20 @@ def _date_settings(date: DateGuess | None) -> tuple[str | None, bool]:
     return date.fmt, bool(date.dayfirst)
 
 
-def _csv_changes(prefix: tuple[str, ...], sample: Sample, decimal: str, thousands: str | None):
+def _csv_changes(
+    prefix: tuple[str, ...],
+    sample: Sample,
+    decimal: str,
+    thousands: str | None,
+    current_csv: dict[str, Any],
+) -> dict[tuple[str, ...], Any]:
     if sample.fmt != "csv":
         return {}
+    header = {}
+    if not sample.table.has_header or "header" in current_csv:
+        header = {(*prefix, "csv", "header"): sample.table.has_header}  # the key only if needed
     return {
+        **header,
         (*prefix, "csv", "delimiter"): sample.table.delimiter,
         (*prefix, "csv", "encoding"): sample.encoding,
         (*prefix, "csv", "decimal"): decimal,
@@ -110,6 +120,7 @@ def _side(path: str, kind: str, root: Path, dayfirst: bool | None) -> dict[str, 
     spec: dict[str, Any] = {"source": _written_path(path, root), "format": sample.fmt}
     if sample.fmt == "csv":
         spec["csv"] = {
+            **({} if sample.table.has_header else {"header": False}),
             "delimiter": sample.table.delimiter,
             "encoding": sample.encoding,
             "decimal": ".",
@@ -148,7 +159,13 @@ def plan_init(options: InitOptions, params_path: Path, pipeline_path: Path) -> I
     ingest_changes: dict[tuple[str, ...], Any] = {
         ("ingest", "source"): _written_path(options.source, root),
         ("ingest", "format"): sample.fmt,
-        **_csv_changes(("ingest",), sample, mapping.decimal, mapping.thousands),
+        **_csv_changes(
+            ("ingest",),
+            sample,
+            mapping.decimal,
+            mapping.thousands,
+            (current.get("ingest") or {}).get("csv") or {},
+        ),
         **{("ingest", "columns", role): mapping.columns[role] for role in mapping.columns},
         ("ingest", "passthrough"): [],
     }
@@ -246,6 +263,8 @@ def render_plan(plan: InitPlan) -> str:
         out += [
             f"  delimiter       {DELIMITER_NAMES.get(table.delimiter, repr(table.delimiter))}",
             f"  encoding        {sample.encoding}",
+            "  header          "
+            + ("yes" if table.has_header else "none: the first line is data (csv.header: false)"),
             f"  decimal mark    {mapping.decimal!r}   thousands separator: {thousands}",
         ]
     for role, column in mapping.columns.items():

@@ -87,6 +87,7 @@ class Table:
     rows: tuple[tuple[str, ...], ...]
     delimiter: str | None = None  # None for Parquet
     types: tuple[str, ...] = ()  # Parquet column types ("string", "timestamp", "double", ...)
+    has_header: bool = True  # False: the first line is data, columns named column0, column1, ...
 
     def values(self, column: str) -> list[str]:
         """Return the column's non-empty sample values, stripped."""
@@ -145,19 +146,23 @@ def read_table(text: str, label: str, delimiter: str | None = None) -> Table:
     delimiter = delimiter or detect_delimiter(text, label)
     records = split_text(text, delimiter)
     header = tuple(name.strip().lstrip("\ufeff").strip() for name in records[0])
+    if is_data(header):
+        # no header line: ingest names the columns (DuckDB's column0, column1, ...)
+        names = tuple(f"column{i}" for i in range(len(header)))
+        return Table(label, names, tuple(tuple(r) for r in records), delimiter, has_header=False)
     if len(records) < 2:
         raise ChurnError(f"{label}: only a header, no data rows; export it again with its rows")
     check_header(header, label)
     return Table(label, header, tuple(tuple(r) for r in records[1:]), delimiter)
 
 
+def is_data(first_line: Sequence[str]) -> bool:
+    """Return True when every field of a first line is a number or a date: no header."""
+    return all(_is_number(h) or guess_date([h]) is not None for h in first_line if h)
+
+
 def check_header(header: Sequence[str], label: str) -> None:
-    """Raise when the first line is data (ingest needs a header) or names are empty/repeated."""
-    if all(_is_number(h) or guess_date([h]) is not None for h in header if h):
-        raise ChurnError(
-            f"{label}: the first line {', '.join(header)!r} looks like data, not column names; "
-            "ingest needs a header row: add one (e.g. customer_id,timestamp,amount) to the export"
-        )
+    """Raise when header names are empty or repeated."""
     if any(not h for h in header):
         raise ChurnError(f"{label}: a column has no name in the header; name it in the export")
     repeated = [name for name, n in Counter(header).items() if n > 1]

@@ -190,7 +190,8 @@ def preview_ingest(ingest, engine, rows: int) -> dict:  # noqa: ANN001 - churn.c
     with tempfile.TemporaryDirectory(prefix="churn-init-") as work:
         name = files[0].name.removesuffix(".gz").removesuffix(".GZ")
         head = Path(work) / ("head.parquet" if fmt == "parquet" else f"head_{name}")
-        _write_head(files[0], fmt, rows, head, ingest.csv.encoding)
+        lines = rows + int(fmt == "csv" and ingest.csv.header)  # the header line too
+        _write_head(files[0], fmt, lines, head, ingest.csv.encoding)
         params = ingest.model_copy(update={"source": str(head), "format": fmt})
         con = open_duckdb(engine, work)
         try:
@@ -225,7 +226,7 @@ def preview_ingest(ingest, engine, rows: int) -> dict:  # noqa: ANN001 - churn.c
 
 
 def _write_head(path: Path, fmt: str, rows: int, target: Path, encoding: str) -> None:
-    """Copy the header and first `rows` rows of a file (same encoding, not compressed)."""
+    """Copy the first `rows` lines (Parquet: rows) of a file (same encoding, not compressed)."""
     if fmt == "parquet":
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -239,6 +240,6 @@ def _write_head(path: Path, fmt: str, rows: int, target: Path, encoding: str) ->
         open(target, "w", encoding=encoding, newline="") as dst,
     ):
         for i, line in enumerate(src):
-            if i > rows:
+            if i >= rows:
                 break
             dst.write(line)
