@@ -169,13 +169,16 @@ class CutoffsParams(Section):
 
     count: int = Field(12, ge=1)
     step_days: int = Field(30, ge=1)
-    min_history_days: int = Field(90, ge=0)  # days of data a cutoff needs on or before it
+    min_history_days: int = Field(60, ge=1)  # warm-up: days of data a cutoff needs on or before it
 
 
 class RolesParams(Section):
     """How training cutoffs are split by time into fit / calibration / test (rest: gap)."""
 
     calibration_cutoffs: int = Field(1, ge=1)  # newest cutoffs whose labels end before test starts
+    # shorter histories (churn.cutoffs.plan_training): customers held out by a stable id hash
+    calibration_share: float = Field(0.2, gt=0, lt=1)  # calibrate and stop early on these
+    holdout_share: float = Field(0.2, gt=0, lt=1)  # in-time holdout: measured on, never trained on
 
 
 class FeaturesParams(Section):
@@ -462,7 +465,6 @@ class ScoreParams(Section):
     contact_cost: float = Field(5.0, ge=0)  # cost of one retention contact (offer, call)
     save_rate: float = Field(0.1, gt=0, le=1)  # share of contacted churners the action keeps
     target: TargetParams = TargetParams()
-    suppression_file: str = "data/suppression.csv"  # CSV with customer_id: never flagged
     control_share: float = Field(0.1, ge=0, le=0.5)
     control_salt: str = Field("churn-control-v1:", min_length=1)
     segment_columns: list[str] = Field(default_factory=lambda: ["channel", "region"])
