@@ -23,9 +23,7 @@ from churn.columns import (
     AOV,
     GAP_MEAN_DAYS,
     PURCHASES,
-    PURCHASES_90D,
     RECENCY_DAYS,
-    SPEND_90D,
     SPEND_TOTAL,
     TENURE_DAYS,
 )
@@ -479,9 +477,10 @@ def _none(feature: str, customer: Customer) -> Phrase | None:
 
 PhraseFunction = Callable[[str, Customer], Phrase | None]
 
+RECENCY_PATTERNS = ("recency*", "days_since*", "*overdue*")  # features that state the recency
 # feature-name globs, first match wins; the family only groups and picks the action
 PHRASES: list[tuple[tuple[str, ...], PhraseFunction]] = [
-    (("recency*", "days_since*", "*overdue*"), phrase_recency),
+    (RECENCY_PATTERNS, phrase_recency),
     (("gap_mean*", "*interpurchase*"), _gap_mean),
     (("gap_last*",), _gap_last),
     (("gap_std*", "gap_cv*"), _gap_spread),
@@ -543,13 +542,14 @@ PHRASES: list[tuple[tuple[str, ...], PhraseFunction]] = [
 ]
 
 
+def states_recency(feature: str) -> bool:
+    """Return whether a feature is a form of the days since the last purchase."""
+    return any(fnmatch.fnmatchcase(feature, pattern) for pattern in RECENCY_PATTERNS)
+
+
 def phrase_feature(feature: str, customer: Customer) -> Phrase | None:
     """Return (template, text) saying how `feature` is worse than its reference, or None."""
     for patterns, phrase in PHRASES:
         if any(fnmatch.fnmatchcase(feature, pattern) for pattern in patterns):
             return phrase(feature, customer)
     return _generic(feature, customer)
-
-
-# the 90-day window features restate recency for a customer inactive that long
-SAME_FACT_AS_RECENCY = (PURCHASES_90D, SPEND_90D)

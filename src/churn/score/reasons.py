@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
+import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -14,14 +16,12 @@ from churn.columns import CALENDAR_FEATURES, RECENCY_DAYS
 from churn.config import ActionsParams, ReasonsParams
 from churn.model import ChurnModel
 from churn.score.phrasing import (
-    SAME_FACT_AS_RECENCY as SAME_FACT,
-)
-from churn.score.phrasing import (
     Customer,
     References,
     build_references,
     phrase_feature,
     phrase_recency,
+    states_recency,
 )
 
 REASON_SEPARATOR = " | "
@@ -146,8 +146,6 @@ def _fill_paths(
 
 
 # --------------------------------------------------------------------------- per customer
-INACTIVE_DAYS = 90  # no purchase in the last 90 days: the 90-day windows restate recency
-MERGED_WHEN_INACTIVE = ("frequency", "spend_trend")
 
 
 @dataclass(frozen=True)
@@ -175,9 +173,9 @@ def explain_reasons(
     tenure, spend, segment by default — only from `descriptive_min_contribution`), and its text
     states one of its features that itself raises the risk, compared with a reference (the
     customer's own rhythm or customers like them, churn.score.phrasing) and only when the
-    comparison goes against the customer; a family with no such feature is skipped. For a
-    customer with no purchase in the last 90 days the frequency and spend-trend families restate
-    recency, so they are added to it. `references` default to the rows of `frame` themselves;
+    comparison goes against the customer; a family with no such feature is skipped. Trailing
+    windows (purchases_Nd, spend_Nd) that are empty because the last purchase is N or more days
+    old restate recency, so they count in the recency family. `references` default to the rows of `frame` themselves;
     the score stage passes those of the whole scored population.
     """
     if references is None:
@@ -193,15 +191,14 @@ def explain_reasons(
     membership = np.zeros((len(features), len(names)))
     for i, family in enumerate(families):
         membership[i, names.index(family)] = 1.0
+    restated = _restating_recency(features, frame) if "recency" in names else None
     family_sums = contributions @ membership
-    inactive = _merge_inactive(family_sums, names, frame)
+    if restated is not None:
+        # a window that is empty because of the recency says the same thing: one reason, not three
+        moved = np.where(restated, contributions, 0.0)
+        family_sums -= moved @ membership
+        family_sums[:, names.index("recency")] += moved.sum(axis=1)
     members = {name: [i for i, f in enumerate(families) if f == name] for name in names}
-    merged_recency = members.get("recency", []) + [
-        i for family in MERGED_WHEN_INACTIVE for i in members.get(family, [])
-    ]
-    same_fact = [
-        i for i, name in enumerate(features) if families[i] == "recency" or name in SAME_FACT
-    ]
     descriptive = set(params.descriptive_families)
     columns = {name: frame[name].to_numpy(dtype=object) for name in frame.columns}
     out: list[list[Reason]] = []
@@ -216,15 +213,19 @@ def explain_reasons(
                 break
             if family in descriptive and -negative < params.descriptive_min_contribution:
                 continue
-            pool = merged_recency if family == "recency" and inactive[row] else members[family]
+            merged = [] if restated is None else list(np.flatnonzero(restated[row]))
+            if family == "recency":
+                pool = members[family] + merged
+            else:
+                pool = [i for i in members[family] if i not in merged]
             drivers = sorted((i for i in pool if own[i] > 0), key=lambda i: (-own[i], i))
             phrased = None
-            if family == "recency" and inactive[row]:
-                # "no purchase for 120 days" says best what the empty 90-day windows say
-                recency_drivers = [i for i in drivers if i in same_fact]
-                phrase = phrase_recency(RECENCY_DAYS, customer) if recency_drivers else None
+            stating = [i for i in drivers if i in merged or states_recency(features[i])]
+            if family == "recency" and stating:
+                # "no purchase for 120 days" says best what recency and the empty windows say
+                phrase = phrase_recency(RECENCY_DAYS, customer)
                 if phrase is not None:
-                    phrased = (recency_drivers[0], phrase)
+                    phrased = (stating[0], phrase)
             for i in drivers if phrased is None else []:
                 phrase = phrase_feature(features[i], customer)
                 if phrase is not None and all(phrase[1] != r.text for r in shown):
@@ -255,25 +256,23 @@ def explain_contributions(
     return texts, [shown[0].family if shown else None for shown in reasons]
 
 
-def _merge_inactive(family_sums: np.ndarray, names: list[str], frame: pd.DataFrame) -> np.ndarray:
-    """Add frequency and spend-trend sums into recency (in place) for customers inactive 90+ days.
-
-    Returns the inactive mask.
-    """
-    inactive = np.zeros(len(family_sums), dtype=bool)
-    if "recency" not in names or RECENCY_DAYS not in frame.columns:
-        return inactive
+def _restating_recency(features: list[str], frame: pd.DataFrame) -> np.ndarray | None:
+    """Return a (rows, features) mask of the trailing windows (purchases_Nd, spend_Nd) that are
+    empty because the customer's last purchase is N or more days old: they restate recency."""
+    if RECENCY_DAYS not in frame.columns:
+        return None
+    days = np.array([_window_days(name) for name in features], dtype="float64")
+    if np.isinf(days).all():
+        return None
     recency = pd.to_numeric(frame[RECENCY_DAYS], errors="coerce").to_numpy(
         dtype="float64", na_value=np.nan
     )
-    inactive = np.nan_to_num(recency, nan=0.0) >= INACTIVE_DAYS
-    target = names.index("recency")
-    for family in MERGED_WHEN_INACTIVE:
-        if family in names:
-            source = names.index(family)
-            family_sums[inactive, target] += family_sums[inactive, source]
-            family_sums[inactive, source] = 0.0
-    return inactive
+    return days[None, :] <= np.nan_to_num(recency, nan=-1.0)[:, None]
+
+
+def _window_days(name: str) -> float:
+    match = re.fullmatch(r"(?:purchases|spend)_(\d+)d", name)
+    return float(match.group(1)) if match else math.inf
 
 
 def explain_customers(
