@@ -21,9 +21,14 @@ import pandas as pd
 
 from churn.columns import (
     AOV,
+    AS_OF,
+    CHURNED,
+    CUSTOMER_ID,
+    CUTOFF,
     GAP_MEAN_DAYS,
     PURCHASES,
     RECENCY_DAYS,
+    ROLE,
     SPEND_TOTAL,
     TENURE_DAYS,
 )
@@ -31,6 +36,7 @@ from churn.columns import (
 Phrase = tuple[str, str]  # (template id, text)
 LOWER = 0.9  # money and ratios: "lower than the reference" means below 90% of it
 NPS_SCORES = ("nps_latest", "nps_last", "nps_score", "nps")
+BOOKKEEPING = (CUSTOMER_ID, CUTOFF, ROLE, AS_OF, CHURNED)  # snapshot columns that are no feature
 
 
 # --------------------------------------------------------------------------- references
@@ -82,7 +88,7 @@ def build_references(
     risk = None if probability is None else np.asarray(probability, dtype="float64")
     for name in population.columns:
         column = population[name]
-        if pd.api.types.is_bool_dtype(column):
+        if name in BOOKKEEPING or pd.api.types.is_bool_dtype(column):
             continue
         if pd.api.types.is_numeric_dtype(column):
             values = pd.to_numeric(column, errors="coerce").to_numpy(
