@@ -25,7 +25,11 @@ from churn.score.phrasing import (
 )
 
 REASON_SEPARATOR = " | "
+# a flagged customer with no reason to show: something adds risk but nothing stands out, or
+# nothing lifts the risk above the model's average customer (usually flagged for their value)
 NO_DRIVER = "no single driver stands out; risk is typical for customers like this"
+AVERAGE_RISK = "no driver raises the risk above the average customer's"
+NO_REASON_TEXTS = (NO_DRIVER, AVERAGE_RISK)
 
 
 # --------------------------------------------------------------------------- families
@@ -247,11 +251,17 @@ def explain_contributions(
 ) -> tuple[list[str], list[str | None]]:
     """Return (reasons text, family of the first reason) per row; see `explain_reasons`.
 
-    A row with no reason to show gets NO_DRIVER and no family (so the default action).
+    A row with no reason to show gets no family (so the default action) and NO_DRIVER, or
+    AVERAGE_RISK when its contributions sum to <= 0 (risk at or below the model's average).
     """
     reasons = explain_reasons(contributions, features, frame, params, references)
+    personal = [i for i, name in enumerate(features) if name not in CALENDAR_FEATURES]
+    total = np.asarray(contributions, dtype="float64")[:, personal].sum(axis=1)
     texts = [
-        REASON_SEPARATOR.join(r.text for r in shown) if shown else NO_DRIVER for shown in reasons
+        REASON_SEPARATOR.join(r.text for r in shown)
+        if shown
+        else (NO_DRIVER if total[row] > 0 else AVERAGE_RISK)
+        for row, shown in enumerate(reasons)
     ]
     return texts, [shown[0].family if shown else None for shown in reasons]
 
