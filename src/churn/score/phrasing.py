@@ -11,6 +11,7 @@ driver, so no text reads as a fact that lowers risk ("spend up 84%", "gave an NP
 from __future__ import annotations
 
 import fnmatch
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -116,14 +117,16 @@ def build_references(
 class Customer:
     """One customer's values and references, for the phrase functions."""
 
-    def __init__(self, values: dict[str, object], references: References) -> None:
-        self.values = values
+    def __init__(self, columns: dict[str, np.ndarray], row: int, references: References) -> None:
+        self.columns = columns  # column name -> values of every row (object arrays)
+        self.row = row
         self.references = references
-        self.band = references.band(values.get(TENURE_DAYS))
+        self.band = references.band(self.value(TENURE_DAYS))
 
     def value(self, name: str) -> object:
         """Return the raw value of a column (None when missing or unknown)."""
-        value = self.values.get(name)
+        column = self.columns.get(name)
+        value = None if column is None else column[self.row]
         if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
             return None
         return value
@@ -387,7 +390,7 @@ def _nps_column(feature: str, customer: Customer) -> str | None:
     if customer.number(feature) is not None and 0 <= customer.number(feature) <= 10:  # type: ignore[operator]
         return feature
     for name in NPS_SCORES:
-        if name in customer.values:
+        if name in customer.columns:
             return name
     return feature if feature in customer.references.medians else None
 
@@ -548,14 +551,20 @@ PHRASES: list[tuple[tuple[str, ...], PhraseFunction]] = [
 ]
 
 
+@functools.cache
 def states_recency(feature: str) -> bool:
     """Return whether a feature is a form of the days since the last purchase."""
     return any(fnmatch.fnmatchcase(feature, pattern) for pattern in RECENCY_PATTERNS)
 
 
-def phrase_feature(feature: str, customer: Customer) -> Phrase | None:
-    """Return (template, text) saying how `feature` is worse than its reference, or None."""
+@functools.cache
+def _phrase_of(feature: str) -> PhraseFunction:
     for patterns, phrase in PHRASES:
         if any(fnmatch.fnmatchcase(feature, pattern) for pattern in patterns):
-            return phrase(feature, customer)
-    return _generic(feature, customer)
+            return phrase
+    return _generic
+
+
+def phrase_feature(feature: str, customer: Customer) -> Phrase | None:
+    """Return (template, text) saying how `feature` is worse than its reference, or None."""
+    return _phrase_of(feature)(feature, customer)

@@ -207,7 +207,7 @@ def explain_reasons(
     columns = {name: frame[name].to_numpy(dtype=object) for name in frame.columns}
     out: list[list[Reason]] = []
     for row in range(len(contributions)):
-        customer = Customer({name: column[row] for name, column in columns.items()}, references)
+        customer = Customer(columns, row, references)
         sums, own = family_sums[row], contributions[row]
         # strongest first; ties by family name keep the text deterministic
         ranked = sorted((-sums[j], names[j]) for j in range(len(names)) if sums[j] > 0)
