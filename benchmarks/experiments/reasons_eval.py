@@ -233,9 +233,9 @@ def family_table(before: dict, after: dict) -> str:
     families = sorted(set(before["first_family"]) | set(after["first_family"]))
     lines = ["| first-reason family | before | after |", "|---|---|---|"]
     for family in sorted(families, key=lambda f: -after["first_family"].get(f, 0)):
+        counts = [s["first_family"].get(family, 0) for s in (before, after)]
         cells = [
-            f"{s['first_family'].get(family, 0):,} ({s['first_family'].get(family, 0) / s['flagged']:.1%})"
-            for s in (before, after)
+            f"{n:,} ({n / s['flagged']:.1%})" for n, s in zip(counts, (before, after), strict=True)
         ]
         lines.append(f"| {family} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

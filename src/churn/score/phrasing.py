@@ -58,7 +58,7 @@ class References:
         """Return the tenure band of a tenure in days (band 0 when unknown)."""
         if not _finite(tenure):
             return 0
-        return int(np.searchsorted(np.asarray(self.edges), float(tenure), side="right"))  # type: ignore[arg-type]
+        return int(np.searchsorted(np.asarray(self.edges), float(tenure), side="right"))
 
 
 def build_references(
@@ -188,7 +188,7 @@ def _less(value: float, reference: float | None) -> bool:
 
 
 def _usual_per(total: float | None, recent: float | None, tenure: float | None, days: int):
-    """Return the customer's own amount per `days` before the last `days` (None: too little history)."""
+    """Return the customer's own amount per `days` before the last `days` (None: history short)."""
     if total is None or recent is None or tenure is None or tenure < 2 * days:
         return None
     return (total - recent) / (tenure - days) * days
@@ -210,21 +210,22 @@ def phrase_recency(feature: str, customer: Customer) -> Phrase | None:
     if gap is not None and gap > 0 and _more(recency, gap):
         return "recency_vs_own_rhythm", f"{text}; usually buys every {_plural(gap, 'day')}"
     peers = customer.peers(RECENCY_DAYS)
-    if _more(recency, peers):
+    if peers is not None and _more(recency, peers):
         return (
             "recency_vs_peers",
             f"{text}; customers like them last bought {_plural(peers, 'day')} ago",
-        )  # type: ignore[arg-type]
+        )
     return None
 
 
 def _gap_mean(feature: str, customer: Customer) -> Phrase | None:
     gap, peers = customer.number(feature), customer.peers(feature)
-    if gap is None or not _more(gap, peers):
+    if gap is None or peers is None or not _more(gap, peers):
         return None
     return (
         "gap_vs_peers",
-        f"buys every {_plural(gap, 'day')} on average; customers like them every {_plural(peers, 'day')}",  # type: ignore[arg-type]
+        f"buys every {_plural(gap, 'day')} on average; "
+        f"customers like them every {_plural(peers, 'day')}",
     )
 
 
@@ -234,11 +235,11 @@ def _gap_last(feature: str, customer: Customer) -> Phrase | None:
         return None
     text = f"last gap between purchases {_plural(last, 'day')}"
     usual = customer.number(GAP_MEAN_DAYS)
-    if _more(last, usual):
-        return "gap_last_vs_own_rhythm", f"{text}; usually {_plural(usual, 'day')}"  # type: ignore[arg-type]
+    if usual is not None and _more(last, usual):
+        return "gap_last_vs_own_rhythm", f"{text}; usually {_plural(usual, 'day')}"
     peers = customer.peers(feature)
-    if _more(last, peers):
-        return "gap_last_vs_peers", f"{text}; customers like them {_plural(peers, 'day')}"  # type: ignore[arg-type]
+    if peers is not None and _more(last, peers):
+        return "gap_last_vs_peers", f"{text}; customers like them {_plural(peers, 'day')}"
     return None
 
 
@@ -258,7 +259,8 @@ def _gap_spread(feature: str, customer: Customer) -> Phrase | None:
         return None
     return (
         "gap_spread_vs_peers",
-        f"irregular buying: gaps vary {value:.0%} around their average; customers like them {peers:.0%}",
+        f"irregular buying: gaps vary {value:.0%} around their average; "
+        f"customers like them {peers:.0%}",
     )
 
 
@@ -276,8 +278,8 @@ def _purchases_window(feature: str, customer: Customer) -> Phrase | None:
     if usual is not None and round(usual) >= 1 and _less(recent, usual):
         return "purchases_window_vs_own_rhythm", f"{text}; usually about {_count(usual)}"
     peers = customer.peers(feature)
-    if _less(recent, peers):
-        return "purchases_window_vs_peers", f"{text}; customers like them made {_count(peers)}"  # type: ignore[arg-type]
+    if peers is not None and _less(recent, peers):
+        return "purchases_window_vs_peers", f"{text}; customers like them made {_count(peers)}"
     return None
 
 
@@ -352,9 +354,9 @@ def _lower_than_peers(template: str, text: str):
 def _fewer_than_peers(template: str, text: Callable[[float, float], str]):
     def phrase(feature: str, customer: Customer) -> Phrase | None:
         value, peers = customer.number(feature), customer.peers(feature)
-        if value is None or not _less(value, peers):
+        if value is None or peers is None or not _less(value, peers):
             return None
-        return template, text(value, peers)  # type: ignore[arg-type]
+        return template, text(value, peers)
 
     return phrase
 
@@ -387,7 +389,8 @@ def _tenure(feature: str, customer: Customer) -> Phrase | None:
 
 
 def _nps_column(feature: str, customer: Customer) -> str | None:
-    if customer.number(feature) is not None and 0 <= customer.number(feature) <= 10:  # type: ignore[operator]
+    score = customer.number(feature)
+    if score is not None and 0 <= score <= 10:
         return feature
     for name in NPS_SCORES:
         if name in customer.columns:

@@ -179,8 +179,8 @@ def explain_reasons(
     customer's own rhythm or customers like them, churn.score.phrasing) and only when the
     comparison goes against the customer; a family with no such feature is skipped. Trailing
     windows (purchases_Nd, spend_Nd) that are empty because the last purchase is N or more days
-    old restate recency, so they count in the recency family. `references` default to the rows of `frame` themselves;
-    the score stage passes those of the whole scored population.
+    old restate recency, so they count in the recency family. `references` default to the rows
+    of `frame` themselves; the score stage passes those of the whole scored population.
     """
     if references is None:
         references = build_references(frame, params.peer_tenure_bands_days)
