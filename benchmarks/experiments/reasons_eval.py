@@ -125,9 +125,7 @@ def template_of(text: str) -> str:
     """Return a text with its numbers and category values replaced: the template it came from."""
     text = re.sub(r"^(in region|buys via) \S+", r"\1 X", text)
     text = re.sub(r"-?\d[\d,]*(\.\d+)?", "N", text)
-    return re.sub(r"\b(day|purchase|refund|point|transaction)s\b", r"\1(s)", text).replace(
-        "(s)(s)", "(s)"
-    )
+    return re.sub(r"(?<!no )\b(day|purchase|refund|point|transaction)s?\b", r"\1(s)", text)
 
 
 def before_rows(module: ModuleType, contributions, features, rows, params) -> list[list[dict]]:
@@ -194,6 +192,7 @@ def after_rows(module: ModuleType, contributions, features, rows, params, refere
                 "template": r.template,
                 "contribution": r.contribution,
                 "stated": float(contributions[row, index[r.feature]]),
+                "text": r.text,
             }
             for r in shown
         ]
@@ -216,6 +215,7 @@ def summarise(rows: list[list[dict]]) -> dict:
         "behavioural_of_shown": behavioural / max(1, behavioural + descriptive + other(first)),
         "descriptive": descriptive / flagged if flagged else float("nan"),
         "templates": Counter(reason["template"] for reason in reasons),
+        "examples": {r["template"]: r.get("text", "") for r in reversed(reasons)},
         "reasons": len(reasons),
         "per_row": len(reasons) / flagged if flagged else float("nan"),
         "family_le_0": sum(reason["contribution"] <= 0 for reason in reasons),
@@ -241,10 +241,16 @@ def family_table(before: dict, after: dict) -> str:
     return "\n".join(lines)
 
 
-def template_table(summary: dict) -> str:
-    lines = ["| template | reasons shown |", "|---|---|"]
+def template_table(summary: dict, with_example: bool = False) -> str:
+    """Return a table of reason templates by count (with the first text of each, if asked)."""
+    lines = (
+        ["| template | reasons shown | first example |", "|---|---|---|"]
+        if with_example
+        else ["| template | reasons shown |", "|---|---|"]
+    )
     for template, count in sorted(summary["templates"].items(), key=lambda kv: (-kv[1], kv[0])):
-        lines.append(f"| {template} | {count:,} |")
+        example = f" {summary['examples'][template]} |" if with_example else ""
+        lines.append(f"| {template} | {count:,} |{example}")
     return "\n".join(lines)
 
 
@@ -367,7 +373,7 @@ Reason templates, before (numbers replaced by N):
 
 Reason templates, after:
 
-{template_table(a)}
+{template_table(a, with_example=True)}
 
 The first flagged customers by priority, after:
 

@@ -16,6 +16,7 @@ def _peers() -> pd.DataFrame:
     return pd.DataFrame(
         {
             "tenure_days": [400, 500, 600, 1000, 1200],
+            "recency_days": [10, 20, 30, 300, 300],
             "gap_last_days": [10.0, 12.0, 14.0, 50.0, 50.0],
             "gap_cv": [0.4, 0.5, 0.6, 2.0, 2.0],
             "purchase_rate_365d": [1.0, 1.2, 1.4, 0.1, 0.1],
@@ -36,6 +37,20 @@ def _phrase(feature: str, **values):
 @pytest.mark.parametrize(
     ("feature", "values", "expected"),
     [
+        (
+            "recency_days",
+            {"recency_days": 355, "gap_mean_days": 2.0, "purchase_days": 3},
+            ("recency_vs_own_rhythm", "no purchase for 355 days; usually buys every 2 days"),
+        ),
+        (
+            # one gap is no habit: compare with customers like them instead
+            "recency_days",
+            {"recency_days": 355, "gap_mean_days": 2.0, "purchase_days": 2},
+            (
+                "recency_vs_peers",
+                "no purchase for 355 days; customers like them last bought 20 days ago",
+            ),
+        ),
         (
             "gap_last_days",
             {"gap_last_days": 40.0, "gap_mean_days": 15.0},

@@ -27,6 +27,7 @@ from churn.columns import (
     CUSTOMER_ID,
     CUTOFF,
     GAP_MEAN_DAYS,
+    PURCHASE_DAYS,
     PURCHASES,
     RECENCY_DAYS,
     ROLE,
@@ -36,6 +37,7 @@ from churn.columns import (
 
 Phrase = tuple[str, str]  # (template id, text)
 LOWER = 0.9  # money and ratios: "lower than the reference" means below 90% of it
+MIN_PURCHASE_DAYS_FOR_HABIT = 3  # "usually buys every N days" needs two gaps, not one
 NPS_SCORES = ("nps_latest", "nps_last", "nps_score", "nps")
 BOOKKEEPING = (CUSTOMER_ID, CUTOFF, ROLE, AS_OF, CHURNED)  # snapshot columns that are no feature
 
@@ -200,12 +202,20 @@ def _window(name: str) -> tuple[str, int] | None:
 
 
 # --------------------------------------------------------------------------- phrases
+def _usual_gap(customer: Customer) -> float | None:
+    """Return the mean gap between purchase dates when it is a habit: two gaps or more."""
+    dates = customer.number(PURCHASE_DAYS)
+    if dates is not None and dates < MIN_PURCHASE_DAYS_FOR_HABIT:
+        return None
+    return customer.number(GAP_MEAN_DAYS)
+
+
 def phrase_recency(feature: str, customer: Customer) -> Phrase | None:
     """No purchase for N days, against the customer's usual gap, else customers like them."""
     recency = customer.number(RECENCY_DAYS)
     if recency is None:
         return None
-    gap = customer.number(GAP_MEAN_DAYS)
+    gap = _usual_gap(customer)
     text = f"no purchase for {_plural(recency, 'day')}"
     if gap is not None and gap > 0 and _more(recency, gap):
         return "recency_vs_own_rhythm", f"{text}; usually buys every {_plural(gap, 'day')}"
@@ -234,7 +244,7 @@ def _gap_last(feature: str, customer: Customer) -> Phrase | None:
     if last is None:
         return None
     text = f"last gap between purchases {_plural(last, 'day')}"
-    usual = customer.number(GAP_MEAN_DAYS)
+    usual = _usual_gap(customer)
     if usual is not None and _more(last, usual):
         return "gap_last_vs_own_rhythm", f"{text}; usually {_plural(usual, 'day')}"
     peers = customer.peers(feature)
