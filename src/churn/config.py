@@ -426,9 +426,27 @@ class ReasonsParams(Section):
     # ~25x faster, same main family for ~98% of rows; auto: treeshap up to exact_max_rows rows
     method: Literal["auto", "treeshap", "path"] = "auto"
     exact_max_rows: int = Field(50_000, ge=0)
-    top_k: int = Field(3, ge=1, le=10)
+    top_k: int = Field(3, ge=1, le=10)  # at most; fewer when fewer families raise the risk
     families: dict[str, list[str]] = Field(default_factory=_default_families)
     batch_rows: int = Field(20_000, ge=100)  # rows per pred_contrib call (bounds memory)
+    # plain attributes: shown only when their family adds at least descriptive_min_contribution
+    # to the raw score (log-odds; 0.1 is about +2.5 probability points at p = 0.5)
+    descriptive_families: list[str] = Field(default_factory=lambda: ["tenure", "spend", "segment"])
+    descriptive_min_contribution: float = Field(0.1, ge=0)
+    # "customers like them": same tenure band of the scored population, bands split at these days
+    peer_tenure_bands_days: list[int] = Field(default_factory=lambda: [90, 365, 730])
+
+    @model_validator(mode="after")
+    def _ascending_bands(self) -> ReasonsParams:
+        bands = self.peer_tenure_bands_days
+        if any(b <= 0 for b in bands) or any(
+            a >= b for a, b in zip(bands[:-1], bands[1:], strict=True)
+        ):
+            raise ValueError(
+                f"peer_tenure_bands_days {bands} must be positive and strictly ascending, "
+                "e.g. [90, 365, 730]"
+            )
+        return self
 
 
 def _default_actions() -> dict[str, str]:
