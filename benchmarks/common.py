@@ -69,7 +69,7 @@ def generated_interim(
     )  # fmt: skip
     subprocess.run(
         [*churn, "ingest", "--out", str(interim), "--report", str(folder / "ingest.json"),
-         "--snapshots", str(raw), "--state", str(folder / "ingest_history.json"),
+         "--sql-copies", str(raw), "--state", str(folder / "ingest_history.json"),
          "--params", str(copy)],
         check=True,
     )  # fmt: skip

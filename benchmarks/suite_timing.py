@@ -15,19 +15,27 @@ import argparse
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import time
 from pathlib import Path
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, int]:
-    """Return (seconds, exit code) of one command."""
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
+    """Return (wall seconds, CPU seconds of the command and its children, exit code).
+
+    CPU time (user + system) is what the work costs; wall time also counts waiting for cores
+    that other jobs on a shared machine hold, so it is compared as well but trusted less."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(
         command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    return time.perf_counter() - start, done.returncode
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, done.returncode
 
 
 def load_average() -> float:
@@ -56,25 +64,36 @@ def main() -> None:
         for _ in range(args.runs):
             for side, folder in (("before", args.before), ("after", args.after)):
                 load = load_average()
-                seconds, code = 0.0, 0
+                seconds, cpu, code = 0.0, 0.0, 0
                 for command in commands:
                     if command[0] == "rm" or command[-1] == "reset":
                         subprocess.run(command, cwd=folder, env=env, capture_output=True)
                         continue
-                    seconds, code = timed(command, folder, env)
+                    seconds, cpu, code = timed(command, folder, env)
                 results[name][side].append(
-                    {"seconds": round(seconds, 1), "exit": code, "load": load}
+                    {
+                        "seconds": round(seconds, 1),
+                        "cpu_seconds": round(cpu, 1),
+                        "exit": code,
+                        "load": load,
+                    }
                 )
-                print(f"{name} {side}: {seconds:.1f} s (exit {code}, load {load:.1f})", flush=True)
+                print(
+                    f"{name} {side}: {seconds:.1f} s wall, {cpu:.1f} s CPU "
+                    f"(exit {code}, load {load:.1f})",
+                    flush=True,
+                )
     summary = {}
     for name, sides in results.items():
-        medians = {
-            side: statistics.median(r["seconds"] for r in runs) for side, runs in sides.items()
-        }
-        summary[name] = {
-            **medians,
-            "ratio_after_to_before": round(medians["after"] / medians["before"], 3),
-        }
+        summary[name] = {}
+        for key in ("seconds", "cpu_seconds"):
+            medians = {
+                side: statistics.median(r[key] for r in runs) for side, runs in sides.items()
+            }
+            summary[name][key] = {
+                **medians,
+                "ratio_after_to_before": round(medians["after"] / medians["before"], 3),
+            }
     report = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "runs_per_side": args.runs,

@@ -37,9 +37,9 @@ from churn.columns import (
     ROLE,
 )
 from churn.config import load_params
+from churn.cutoffs import customer_share
 from churn.evaluate import evaluate_model
 from churn.features.build import build_snapshots
-from churn.model import customer_share
 from churn.train import fit_model
 
 SCORERS = ("model", "recency", "frequency", "rfm_logistic", "bgnbd")

@@ -383,7 +383,11 @@ def train(
         out,
         {"churn": settings.churn.model_dump(mode="json"), "train": settings.train.model_dump()},
         result.diagnostics,
-        {**mlflow_tracking.git_revision(root), "definition": definition["fingerprint"]},
+        {
+            **mlflow_tracking.git_revision(root),
+            "definition": definition["fingerprint"],
+            "evaluation": model.evaluation,  # out_of_time, or in_time_holdout (short history)
+        },
         fingerprint,
         mlflow_tracking.synthetic_input_example(model, frame[frame[ROLE] == "fit"]),
         extra_shas={mlflow_tracking.EVALUATION_SHA_TAG: evaluation_shas[MODEL_FILE]},

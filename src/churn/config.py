@@ -169,13 +169,16 @@ class CutoffsParams(Section):
 
     count: int = Field(12, ge=1)
     step_days: int = Field(30, ge=1)
-    min_history_days: int = Field(90, ge=0)  # days of data a cutoff needs on or before it
+    min_history_days: int = Field(60, ge=1)  # warm-up: days of data a cutoff needs on or before it
 
 
 class RolesParams(Section):
     """How training cutoffs are split by time into fit / calibration / test (rest: gap)."""
 
     calibration_cutoffs: int = Field(1, ge=1)  # newest cutoffs whose labels end before test starts
+    # shorter histories (churn.cutoffs.plan_training): customers held out by a stable id hash
+    calibration_share: float = Field(0.2, gt=0, lt=1)  # calibrate and stop early on these
+    holdout_share: float = Field(0.2, gt=0, lt=1)  # in-time holdout: measured on, never trained on
 
 
 class FeaturesParams(Section):
@@ -434,9 +437,27 @@ class ReasonsParams(Section):
     # ~25x faster, same main family for ~98% of rows; auto: treeshap up to exact_max_rows rows
     method: Literal["auto", "treeshap", "path"] = "auto"
     exact_max_rows: int = Field(50_000, ge=0)
-    top_k: int = Field(3, ge=1, le=10)
+    top_k: int = Field(3, ge=1, le=10)  # at most; fewer when fewer families raise the risk
     families: dict[str, list[str]] = Field(default_factory=_default_families)
     batch_rows: int = Field(20_000, ge=100)  # rows per pred_contrib call (bounds memory)
+    # plain attributes: shown only when their family adds at least descriptive_min_contribution
+    # to the raw score (log-odds; 0.1 is about +2.5 probability points at p = 0.5)
+    descriptive_families: list[str] = Field(default_factory=lambda: ["tenure", "spend", "segment"])
+    descriptive_min_contribution: float = Field(0.1, ge=0)
+    # "customers like them": same tenure band of the scored population, bands split at these days
+    peer_tenure_bands_days: list[int] = Field(default_factory=lambda: [90, 365, 730])
+
+    @model_validator(mode="after")
+    def _ascending_bands(self) -> ReasonsParams:
+        bands = self.peer_tenure_bands_days
+        if any(b <= 0 for b in bands) or any(
+            a >= b for a, b in zip(bands[:-1], bands[1:], strict=True)
+        ):
+            raise ValueError(
+                f"peer_tenure_bands_days {bands} must be positive and strictly ascending, "
+                "e.g. [90, 365, 730]"
+            )
+        return self
 
 
 def _default_actions() -> dict[str, str]:
@@ -473,7 +494,6 @@ class ScoreParams(Section):
     contact_cost: float = Field(5.0, ge=0)  # cost of one retention contact (offer, call)
     save_rate: float = Field(0.1, gt=0, le=1)  # share of contacted churners the action keeps
     target: TargetParams = TargetParams()
-    suppression_file: str = "data/suppression.csv"  # CSV with customer_id: never flagged
     control_share: float = Field(0.1, ge=0, le=0.5)
     control_salt: str = Field("churn-control-v1:", min_length=1)
     segment_columns: list[str] = Field(default_factory=lambda: ["channel", "region"])

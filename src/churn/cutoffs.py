@@ -3,13 +3,16 @@ check that two label windows overlap (the leakage guard every stage uses)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
+from churn import columns as c
 from churn.config import ChurnParams, FeaturesParams
 from churn.errors import ChurnError
 from churn.logs import get_logger
@@ -25,6 +28,23 @@ ROLES = (FIT, CALIBRATION, TEST, GAP, SCORE)
 LABELLED_ROLES = (FIT, CALIBRATION, TEST, GAP)
 
 DateLike = date | pd.Timestamp | str
+
+HASH_KEYS = {
+    "early_stopping": "churn-es-split01",
+    "calibration_cv": "churn-calib-cv01",
+    # short histories (churn.cutoffs): customers held out from every model to measure it in time,
+    # and customers held out from fitting to calibrate it
+    "holdout": "churn-holdout-01",
+    "calibration_slice": "churn-cal-slice1",
+}
+
+
+def customer_share(customer_ids: pd.Series, purpose: str) -> np.ndarray:
+    """Return a stable pseudo-random number in [0, 1) per customer id (same id, same number)."""
+    hashed = pd.util.hash_pandas_object(
+        customer_ids.astype("string").astype(object), index=False, hash_key=HASH_KEYS[purpose]
+    )
+    return (hashed.to_numpy() % np.uint64(1_000_003)).astype("float64") / 1_000_003.0
 
 
 def windows_overlap(
@@ -59,24 +79,28 @@ def labels_overlap(
     return windows_overlap(oldest, newest, evaluated.min(), evaluated.max(), horizon_days)
 
 
-def check_role_windows(
-    cutoffs: pd.Series, roles: pd.Series, horizon_days: int, source: str = "snapshots"
-) -> None:
-    """Raise ChurnError when fit, calibration and test cutoffs' label windows overlap in time."""
-    when = pd.to_datetime(cutoffs)
-    span = {
-        role: (when[roles == role].min(), when[roles == role].max())
-        for role in (FIT, CALIBRATION, TEST)
-    }
-    for earlier, later in ((FIT, CALIBRATION), (CALIBRATION, TEST)):
-        (old_a, new_a), (old_b, new_b) = span[earlier], span[later]
-        if pd.isna(new_a) or pd.isna(old_b):
+def check_role_windows(frame: pd.DataFrame, horizon_days: int, source: str = "snapshots") -> None:
+    """Raise ChurnError when rows of two roles among fit, calibration and test share outcomes:
+    their label windows overlap in time and a customer has rows in both (customers held out by
+    id, as short histories do, may share dates but never a customer)."""
+    when = pd.to_datetime(frame[c.CUTOFF])
+    roles = frame[c.ROLE].astype("string")
+    ids = frame[c.CUSTOMER_ID].astype("string")
+    for earlier, later in ((FIT, CALIBRATION), (CALIBRATION, TEST), (FIT, TEST)):
+        a, b = roles == earlier, roles == later
+        if not a.any() or not b.any():
             continue
-        if windows_overlap(old_a, new_a, old_b, new_b, horizon_days):
+        old_a, new_a, old_b, new_b = when[a].min(), when[a].max(), when[b].min(), when[b].max()
+        if not windows_overlap(old_a, new_a, old_b, new_b, horizon_days):
+            continue
+        shared = sorted(set(ids[a]) & set(ids[b]))
+        if shared:
             raise ChurnError(
-                f"{source}: {earlier} cutoff {new_a.date()} + {horizon_days} days overlaps "
-                f"{later} cutoff {old_b.date()}; label windows of different roles must not "
-                "overlap — rebuild features with the same churn.horizon_days"
+                f"{source}: {earlier} cutoffs {old_a.date()}..{new_a.date()} and {later} cutoffs "
+                f"{old_b.date()}..{new_b.date()} have overlapping {horizon_days}-day label "
+                f"windows and share {len(shared)} customer(s) (first: {shared[0]!r}); rows of "
+                "different roles must differ in time or in customers — rebuild features with "
+                "the same churn.horizon_days"
             )
 
 
@@ -94,68 +118,242 @@ class Cutoff:
     label_end: date | None  # cutoff + horizon_days; None for the scored (unlabelled) snapshot
 
 
+def minimum_history_days(churn: ChurnParams, params: FeaturesParams) -> int:
+    """Return the fewest days of data (first date to as_of, inclusive) that train at all: the
+    warm-up before one cutoff plus one label window (evaluated on an in-time holdout)."""
+    return params.cutoffs.min_history_days + churn.horizon_days
+
+
 def required_history_days(churn: ChurnParams, params: FeaturesParams) -> int:
-    """Return the fewest days of data (first to as_of date, inclusive) that give fit, calibration and test."""
+    """Return the fewest days of data that give separate fit, calibration and test cutoffs."""
     step = params.cutoffs.step_days
     per_gap = -(-churn.horizon_days // step)  # cutoffs between two roles so windows don't overlap
     newest_fit = per_gap + (params.roles.calibration_cutoffs - 1) + per_gap
-    span = churn.horizon_days + newest_fit * step + params.cutoffs.min_history_days
-    return span + 1
+    return churn.horizon_days + newest_fit * step + params.cutoffs.min_history_days
 
 
-def plan_cutoffs(
-    first_date: date, as_of: date, churn: ChurnParams, params: FeaturesParams
-) -> list[Cutoff]:
-    """Return training cutoffs, oldest first, each with its role; raise when history is too short.
-
-    Cutoff k (k = 0 newest) is as_of - horizon - k * step, so every label window ends on or
-    before as_of. A cutoff needs min_history_days of data on or before it. Roles by time:
-    test = the newest; calibration = the newest `calibration_cutoffs` whose label windows end on
-    or before the test cutoff; fit = every cutoff whose label window ends on or before the oldest
-    calibration cutoff; cutoffs in between are `gap` (their labels overlap a later role's).
-    """
-    horizon = churn.horizon_days
+def out_of_time_history_days(churn: ChurnParams, params: FeaturesParams) -> int:
+    """Return the fewest days of data for an out-of-time test: a fit cutoff and a test cutoff
+    at least one horizon later (calibration on held-out customers)."""
     step = params.cutoffs.step_days
-    earliest = first_date + timedelta(days=params.cutoffs.min_history_days)
+    per_gap = -(-churn.horizon_days // step)
+    return churn.horizon_days + per_gap * step + params.cutoffs.min_history_days
+
+
+# how a plan measures the model: on a later cutoff (out of time) or on held-out customers
+OUT_OF_TIME = "out_of_time"
+IN_TIME = "in_time_holdout"
+# how a plan calibrates: on its own cutoffs, or on customers held out at the newest fit cutoff
+BY_CUTOFF = "cutoff"
+BY_CUSTOMERS = "held_out_customers"
+# keep a longer feature window (giving up the oldest cutoffs) while this share of fit cutoffs remains
+KEEP_FIT_SHARE = 0.5
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """Cutoffs with roles, how the model is evaluated and calibrated, and the feature windows
+    every cutoff's history covers (longer ones are left out of training and scoring alike)."""
+
+    cutoffs: list[Cutoff]
+    evaluation: str  # OUT_OF_TIME | IN_TIME
+    calibration: str  # BY_CUTOFF | BY_CUSTOMERS
+    windows: tuple[int, ...]  # kept trailing windows (days)
+    trend: bool  # the trend features' two trend_days windows fit in the history
+    history_days: int  # days of data on or before the earliest cutoff
+    calibration_share: float
+    holdout_share: float
+
+    def describe(self) -> dict[str, Any]:
+        """Return the plan as JSON-ready facts for reports and model metadata."""
+        return {
+            "evaluation": self.evaluation,
+            "calibration": self.calibration,
+            "windows": list(self.windows),
+            "trend": self.trend,
+            "history_days_at_earliest_cutoff": self.history_days,
+            "calibration_share": self.calibration_share
+            if self.calibration == BY_CUSTOMERS
+            else None,
+            "holdout_share": self.holdout_share if self.evaluation == IN_TIME else None,
+        }
+
+
+def plan_training(
+    first_date: date, as_of: date, churn: ChurnParams, params: FeaturesParams
+) -> TrainingPlan:
+    """Return the best training plan this much history allows; raise below the minimum.
+
+    Best first: separate fit, calibration and test cutoffs (`plan_cutoffs`); else a fit cutoff
+    and a test cutoff at least one horizon later, calibrating on customers held out by a stable
+    id hash at the newest fit cutoff; else an in-time holdout: customers held out by a stable id
+    hash at the newest cutoff (the same customers for every model) are the test rows. Feature
+    windows longer than the history at the earliest cutoff are left out; the oldest cutoffs are
+    given up to keep a longer window while the evaluation stays as good and at least
+    KEEP_FIT_SHARE of the fit cutoffs (at least one) remain.
+    """
+    have = (as_of - first_date).days + 1
+    least = minimum_history_days(churn, params)
+    if have < least:
+        raise ChurnError(
+            f"transactions span {have} days ({first_date} to {as_of}); training needs at least "
+            f"{least} days (features.cutoffs.min_history_days {params.cutoffs.min_history_days} "
+            f"of warm-up + churn.horizon_days {churn.horizon_days}): supply {least - have} more "
+            "days of history, or lower churn.horizon_days / features.cutoffs.min_history_days"
+        )
+    needs = sorted({*params.windows, 2 * params.trend_days}, reverse=True)
+    base = _plan_with_history(first_date, as_of, churn, params, params.cutoffs.min_history_days)
+    chosen = base
+    for need in needs:
+        if need <= params.cutoffs.min_history_days:
+            break
+        candidate = _plan_with_history(first_date, as_of, churn, params, need)
+        if (
+            candidate is not None
+            and candidate[1:] == base[1:]
+            and _fit_count(candidate[0]) >= max(1, math.ceil(KEEP_FIT_SHARE * _fit_count(base[0])))
+        ):
+            chosen = candidate
+            break
+    plan, evaluation, calibration = chosen
+    earliest = min(item.cutoff for item in plan)
+    history = (earliest - first_date).days + 1
+    windows = tuple(w for w in params.windows if w <= history)
+    trend = 2 * params.trend_days <= history
+    result = TrainingPlan(
+        sorted(plan, key=lambda item: item.cutoff),
+        evaluation,
+        calibration,
+        windows,
+        trend,
+        history,
+        params.roles.calibration_share,
+        params.roles.holdout_share,
+    )
+    _log_plan(result, first_date, as_of, churn, params)
+    return result
+
+
+def _fit_count(plan: list[Cutoff]) -> int:
+    return sum(item.role == FIT for item in plan)
+
+
+def _plan_with_history(
+    first_date: date, as_of: date, churn: ChurnParams, params: FeaturesParams, history: int
+) -> tuple[list[Cutoff], str, str] | None:
+    """Return (cutoffs, evaluation, calibration) using cutoffs with `history` days of data."""
+    horizon, step = churn.horizon_days, params.cutoffs.step_days
+    earliest = first_date + timedelta(days=max(history, params.cutoffs.min_history_days) - 1)
     candidates = [as_of - timedelta(days=horizon + k * step) for k in range(params.cutoffs.count)]
     usable = [cutoff for cutoff in candidates if cutoff >= earliest]
-    have = (as_of - first_date).days + 1
-    need = required_history_days(churn, params)
-    per_gap = -(-horizon // step)
-    fewest = 2 * per_gap + params.roles.calibration_cutoffs
-    if params.cutoffs.count < fewest:
-        raise ChurnError(
-            f"features.cutoffs.count = {params.cutoffs.count} is too few: with {step}-day steps "
-            f"and a {horizon}-day horizon, fit, calibration and test need at least {fewest} "
-            "cutoffs; raise features.cutoffs.count or features.cutoffs.step_days"
-        )
+    if not usable:
+        return None
     roles = _assign_roles(usable, horizon, params.roles.calibration_cutoffs)
-    if roles is None:
-        raise ChurnError(
-            f"transactions span {have} days ({first_date} to {as_of}); fit, calibration and test "
-            f"cutoffs with non-overlapping {horizon}-day label windows need at least {need} days "
-            f"(horizon {horizon} + cutoff spacing + min_history_days "
-            f"{params.cutoffs.min_history_days}); supply more history or lower "
-            "churn.horizon_days / features.cutoffs.step_days / features.cutoffs.min_history_days"
-        )
-    if len(usable) < params.cutoffs.count:
+    if roles is not None:
+        return _with_roles(usable, roles, horizon), OUT_OF_TIME, BY_CUTOFF
+    test = usable[0]
+    later = [not windows_overlap(c, c, test, test, horizon) for c in usable]
+    if any(later):
+        roles = [TEST] + [FIT if ok else GAP for ok in later[1:]]
+        return _with_roles(usable, roles, horizon), OUT_OF_TIME, BY_CUSTOMERS
+    return _with_roles(usable, [FIT] * len(usable), horizon), IN_TIME, BY_CUSTOMERS
+
+
+def _with_roles(cutoffs: list[date], roles: list[str], horizon: int) -> list[Cutoff]:
+    return [
+        Cutoff(cutoff, role, cutoff + timedelta(days=horizon))
+        for cutoff, role in zip(cutoffs, roles, strict=True)
+    ]
+
+
+def _log_plan(
+    plan: TrainingPlan, first_date: date, as_of: date, churn: ChurnParams, params: FeaturesParams
+) -> None:
+    have = (as_of - first_date).days + 1
+    if plan.evaluation == IN_TIME:
         log.warning(
-            "only %d of %d training cutoffs fit in %d days of history (%s to %s): each needs "
-            "%d days of data before it and its %d-day label window must end by as_of; "
-            "continuing with fewer cutoffs",
-            len(usable),
+            "%d days of history (%s to %s) are fewer than the %d an out-of-time test needs: the "
+            "model is measured on an in-time holdout (%.0f%% of customers by a stable id hash, "
+            "never trained on); the promote gate applies only its floor",
+            have,
+            first_date,
+            as_of,
+            out_of_time_history_days(churn, params),
+            100 * plan.holdout_share,
+        )
+    elif plan.calibration == BY_CUSTOMERS:
+        log.warning(
+            "%d days of history are fewer than the %d separate calibration cutoffs need: "
+            "calibrating on %.0f%% of customers held out by a stable id hash at the newest fit "
+            "cutoff; the test cutoff stays out of time",
+            have,
+            required_history_days(churn, params),
+            100 * plan.calibration_share,
+        )
+    dropped = [w for w in params.windows if w not in plan.windows]
+    if dropped or not plan.trend:
+        log.warning(
+            "the earliest training cutoff has %d days of history: feature windows %s%s are left "
+            "out of training and scoring",
+            plan.history_days,
+            dropped,
+            f" and the {params.trend_days}-day trends" if not plan.trend else "",
+        )
+    if len(plan.cutoffs) < params.cutoffs.count:
+        log.warning(
+            "only %d of %d training cutoffs fit in %d days of history (%s to %s); continuing "
+            "with fewer cutoffs",
+            len(plan.cutoffs),
             params.cutoffs.count,
             have,
             first_date,
             as_of,
-            params.cutoffs.min_history_days,
-            horizon,
         )
-    plan = [
-        Cutoff(cutoff, role, cutoff + timedelta(days=horizon))
-        for cutoff, role in zip(usable, roles, strict=True)
-    ]
-    return sorted(plan, key=lambda item: item.cutoff)
+
+
+def assign_customer_roles(frame: pd.DataFrame, plan: TrainingPlan) -> pd.DataFrame:
+    """Return labelled snapshot rows with the plan's per-customer roles applied.
+
+    Cutoff roles come from the plan. Calibration on held-out customers: customers whose stable
+    hash falls in calibration_share are calibration rows at the newest fit cutoff and gap rows
+    at every other fit cutoff (no model fits on their labels). In-time holdout: customers in
+    holdout_share are test rows at the newest cutoff and gap rows elsewhere, always the same
+    customers, so no model of this definition ever trains on them.
+    """
+    if plan.calibration == BY_CUTOFF or frame.empty:
+        return frame
+    ids = frame[c.CUSTOMER_ID].reset_index(drop=True)
+    role = frame[c.ROLE].astype("string").reset_index(drop=True).copy()
+    when = pd.to_datetime(frame[c.CUTOFF]).reset_index(drop=True)
+    fit_cutoffs = when[role == FIT]
+    if fit_cutoffs.empty:
+        return frame
+    newest_fit = fit_cutoffs.max()
+    held_out = pd.Series(False, index=role.index)
+    if plan.evaluation == IN_TIME:
+        held_out = pd.Series(customer_share(ids, "holdout") < plan.holdout_share)
+        is_fit = role == FIT
+        role[is_fit & held_out & (when == newest_fit)] = TEST
+        role[is_fit & held_out & (when != newest_fit)] = GAP
+    calibrating = pd.Series(customer_share(ids, "calibration_slice") < plan.calibration_share)
+    is_fit = (role == FIT) & ~held_out
+    role[is_fit & calibrating & (when == newest_fit)] = CALIBRATION
+    role[is_fit & calibrating & (when != newest_fit)] = GAP
+    out = frame.copy()
+    out[c.ROLE] = role.to_numpy()
+    return out
+
+
+def evaluation_kind(cutoffs: pd.Series, roles: pd.Series, horizon_days: int) -> str:
+    """Return OUT_OF_TIME when the test rows' label windows start after every fit and
+    calibration window ends, else IN_TIME (test customers held out, not test dates)."""
+    when = pd.to_datetime(cutoffs)
+    test = when[roles == TEST]
+    trained = when[roles.isin([FIT, CALIBRATION])]
+    if test.empty or trained.empty:
+        return OUT_OF_TIME
+    overlap = windows_overlap(trained.min(), trained.max(), test.min(), test.max(), horizon_days)
+    return IN_TIME if overlap else OUT_OF_TIME
 
 
 def _assign_roles(newest_first: list[date], horizon: int, calibration: int) -> list[str] | None:

@@ -58,24 +58,46 @@ def _fingerprint(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def recorded_definition(metadata: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Return a model's recorded definition; for a folder written before definitions were
+    recorded, what it does record (its horizon), marked `legacy`; None when it records neither."""
+    if metadata.get("definition"):
+        return dict(metadata["definition"])
+    if metadata.get("horizon_days"):
+        return {"horizon_days": int(metadata["horizon_days"]), "legacy": True}
+    return None
+
+
 def definition_changes(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> list[str]:
-    """Return how two recorded definitions differ, in words (empty when they are the same)."""
+    """Return how two recorded definitions differ in ways that make their numbers incomparable,
+    in words (empty when comparable).
+
+    Labels must match: horizon, active window, label rule. Features the challenger adds (a short
+    history grows into longer feature windows) keep the two comparable on the same rows; features
+    it lacks do not. A champion from before definitions were recorded (`legacy`) is compared by
+    its horizon, the one part it recorded.
+    """
     if not old or not new:
         missing = "the champion" if not old else "the challenger"
         return [f"{missing} records no churn definition (trained before definitions were recorded)"]
+    if old.get("legacy"):
+        if old.get("horizon_days") != new.get("horizon_days"):
+            return [f"horizon_days {old.get('horizon_days')} -> {new.get('horizon_days')}"]
+        log.info(
+            "the champion predates recorded definitions; compared by its horizon (%s days), the "
+            "one part it recorded",
+            old.get("horizon_days"),
+        )
+        return []
     changes = []
     for key in ("horizon_days", "active_within_days", "label_rule"):
         if old.get(key) != new.get(key):
             changes.append(f"{key} {old.get(key)} -> {new.get(key)}")
     before, after = set(old.get("features", [])), set(new.get("features", []))
-    if before != after:
-        added, removed = sorted(after - before), sorted(before - after)
-        words = []
-        if added:
-            words.append(f"added {', '.join(added)}")
-        if removed:
-            words.append(f"removed {', '.join(removed)}")
-        changes.append("feature set " + "; ".join(words))
-    if not changes and old.get("fingerprint") != new.get("fingerprint"):
-        changes.append(f"fingerprint {old.get('fingerprint')} -> {new.get('fingerprint')}")
+    removed = sorted(before - after)
+    if removed:
+        changes.append("feature set removed " + ", ".join(removed))
+    added = sorted(after - before)
+    if added and not changes:
+        log.info("the challenger adds feature(s) %s; still comparable", ", ".join(added))
     return changes

@@ -24,18 +24,9 @@ ARTIFACT_FILES = (MODEL_FILE, CALIBRATOR_FILE, FEATURES_FILE, METADATA_FILE)
 DRIFT_REFERENCE_FILE = "drift_reference.json"
 
 _EPS = 1e-6
+
+
 # stable per-customer hash splits (churn.train): same id, same side, in every run and cutoff
-HASH_KEYS = {"early_stopping": "churn-es-split01", "calibration_cv": "churn-calib-cv01"}
-
-
-def customer_share(customer_ids: pd.Series, purpose: str) -> np.ndarray:
-    """Return a stable pseudo-random number in [0, 1) per customer id (same id, same number)."""
-    hashed = pd.util.hash_pandas_object(
-        customer_ids.astype("string").astype(object), index=False, hash_key=HASH_KEYS[purpose]
-    )
-    return (hashed.to_numpy() % np.uint64(1_000_003)).astype("float64") / 1_000_003.0
-
-
 @dataclass(frozen=True)
 class FeatureSpec:
     """The model's inputs, in order: numeric columns, then categorical columns with fixed levels."""
@@ -206,8 +197,27 @@ class ChurnModel:
         span = [held["cutoff"], held["cutoff"]]
         if not labels_overlap(span, rows["cutoff"], self.metadata.get("horizon_days")):
             return None
+        from churn.cutoffs import customer_share
+
         share = customer_share(rows["customer_id"].reset_index(drop=True), held["hash"])
         return share >= float(held["share_from"])
+
+    @property
+    def evaluation(self) -> str:
+        """Return how this model's recipe was measured: "out_of_time" (a later cutoff; also for
+        folders written before this was recorded) or "in_time_holdout" (held-out customers)."""
+        return str(self.metadata.get("evaluation") or "out_of_time")
+
+    def holdout_mask(self, rows: pd.DataFrame) -> np.ndarray | None:
+        """Return which of `rows` belong to this model's in-time holdout (customers no model of
+        its line trains on), or None when the model was measured out of time."""
+        holdout = self.metadata.get("holdout")
+        if self.evaluation != "in_time_holdout" or not holdout:
+            return None
+        from churn.cutoffs import customer_share
+
+        share = customer_share(rows["customer_id"].reset_index(drop=True), holdout["hash"])
+        return share < float(holdout["share_below"])
 
     @property
     def version(self) -> str:

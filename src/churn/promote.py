@@ -16,7 +16,8 @@ import pandas as pd
 
 from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
 from churn.config import DriftParams, PromoteParams, RegistryParams
-from churn.definition import definition_changes
+from churn.cutoffs import IN_TIME, OUT_OF_TIME
+from churn.definition import definition_changes, recorded_definition
 from churn.drift import build_reference
 from churn.errors import ChurnError
 from churn.logs import get_logger
@@ -78,10 +79,12 @@ class Candidate:
     error: str | None = None
     sha256: str | None = None
     ece_source: str = "measured"  # or "out_of_time": recorded at training (see measure_candidate)
+    evaluation: str = OUT_OF_TIME  # or IN_TIME: measured on customers held out by id, not dates
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "version": self.version,
+            "evaluation": self.evaluation,
             "sha256": self.sha256,
             "metrics": {k: _round(v) for k, v in self.metrics.items()},
             "ece_source": self.ece_source,
@@ -109,6 +112,21 @@ def measure_candidate(model: ChurnModel, rows: pd.DataFrame, version: str | None
         probabilities = model.predict_proba(rows)
     except (ChurnError, ValueError, KeyError) as error:
         return Candidate(version, error=f"cannot score the evaluation rows: {error}", sha256=sha)
+    holdout = model.holdout_mask(rows)
+    if holdout is not None:
+        # in-time holdout: the customers, not the dates, are what the model never saw
+        if not holdout.all():
+            return Candidate(
+                version,
+                error=(
+                    f"measured on an in-time holdout, but {int((~holdout).sum())} evaluation "
+                    "row(s) are customers it may have trained on; rebuild features and retrain"
+                ),
+                sha256=sha,
+            )
+        labels = rows[CHURNED].to_numpy(dtype="int64")
+        metrics = probability_metrics(labels, probabilities)
+        return Candidate(version, metrics, sha256=sha, evaluation=IN_TIME)
     if model.read_labels_overlapping(rows[CUTOFF], "training"):
         oldest, newest = model.metadata["training_cutoffs"]
         return Candidate(
@@ -227,6 +245,12 @@ def decide_promotion(
         return Decision(
             all(c.passed for c in checks), tuple(checks), "no champion yet: only the floor applies"
         )
+    if challenger.evaluation == IN_TIME:
+        note = (
+            "in-time holdout (history too short for an out-of-time test): only the floor "
+            "applies; the challenger is not compared with the champion"
+        )
+        return Decision(all(c.passed for c in checks), tuple(checks), note)
     if definition_change:
         if new_definition:
             note = (
@@ -376,9 +400,9 @@ def run_gate(
     change: list[str] = []
     if champion is not None:
         change = definition_changes(
-            champion.metadata.get("definition"), challenger.metadata.get("definition")
+            recorded_definition(champion.metadata), recorded_definition(challenger.metadata)
         )
-        if champion is not challenger and not change:
+        if champion is not challenger and not change and challenger.evaluation != IN_TIME:
             champion_result = measure_candidate(champion, rows, champion_version)
         else:
             # never measured under labels it was not trained for: its numbers are not comparable
@@ -480,6 +504,8 @@ def build_report(
     return {
         "decision": "promote" if decision.promote else "keep",
         "reasons": decision.reasons,
+        # out_of_time, or in_time_holdout (short history: floor only, no champion comparison)
+        "evaluation": challenger.evaluation,
         "checks": [c.to_dict() for c in decision.checks],
         "rules": {
             "min_auc": params.min_auc,

@@ -283,6 +283,8 @@ def log_evaluation(
         for name, table in tables.items():
             mlflow.log_text(table.to_csv(index=False), f"evaluation/{name}.csv")
         mlflow.set_tag("evaluated", "true")
+        # out_of_time, or in_time_holdout (customers held out, not dates: a short history)
+        mlflow.set_tag("evaluation", str(metrics.get("evaluation", "out_of_time")))
 
 
 def spark_udf(spark: Any, uri: str, model_uri: str) -> Any:
@@ -506,6 +508,8 @@ class ModelRegistry:
             "chosen_version": report["chosen_version"],
             "alias_moved": report["alias"]["moved_by_this_run"],
             "eval_fingerprint": report["eval_data"]["sha256"],
+            # out_of_time, or in_time_holdout: short history, floor only
+            "evaluation": report.get("evaluation"),
         }
         try:
             self.client.log_batch(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,15 +19,19 @@ from churn.cutoffs import (
     CALIBRATION,
     FIT,
     GAP,
+    IN_TIME,
     LABELLED_ROLES,
+    OUT_OF_TIME,
     TEST,
     check_role_windows,
+    customer_share,
+    evaluation_kind,
     labelled_by,
 )
 from churn.errors import ChurnError
 from churn.logs import get_logger
 from churn.metrics import ECE_BINS, log_loss, probability_metrics
-from churn.model import Calibrator, ChurnModel, FeatureSpec, customer_share
+from churn.model import Calibrator, ChurnModel, FeatureSpec
 
 log = get_logger("train")
 
@@ -120,7 +125,7 @@ def check_snapshots(
                 "in fit and calibration cutoffs — add history or more cutoffs (features.cutoffs)"
             )
     if horizon_days is not None:
-        check_role_windows(snapshots[CUTOFF], roles, horizon_days, source)
+        check_role_windows(snapshots, horizon_days, source)
 
 
 def lightgbm_settings(params: TrainParams, spec: FeatureSpec) -> dict[str, Any]:
@@ -234,6 +239,37 @@ def choose_calibrator(
     return _fit_calibrator(kind, raw, labels), scores
 
 
+def progress(label: str, rows: int, rounds: int, every_seconds: float = 20.0) -> Any:
+    """Return a LightGBM callback that logs boosting progress on long runs: one line when it
+    starts, then one at most every `every_seconds` (round, share done, elapsed, the early-stopping
+    log loss when there is one) — plain log lines, no progress bar, so scheduled logs stay clean."""
+    state = {"start": time.perf_counter(), "last": time.perf_counter()}
+    log.info("%s: boosting up to %d rounds on %d rows", label, rounds, rows)
+
+    def callback(env: Any) -> None:
+        now = time.perf_counter()
+        if now - state["last"] < every_seconds:
+            return
+        state["last"] = now
+        done = env.iteration + 1
+        scores = [
+            f"{name} {metric} {value:.4f}"
+            for name, metric, value, _ in env.evaluation_result_list or []
+        ]
+        log.info(
+            "%s: round %d of at most %d (%.0f%%), %.0f s%s",
+            label,
+            done,
+            env.end_iteration,
+            100 * done / max(env.end_iteration, 1),
+            now - state["start"],
+            f"; {', '.join(scores)}" if scores else "",
+        )
+
+    callback.order = 30  # after LightGBM's own callbacks (early stopping is 30 too; harmless)
+    return callback
+
+
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Return rows in a fixed order (cutoff, customer id) so input row order cannot matter."""
     return frame.sort_values([CUTOFF, CUSTOMER_ID], kind="stable", ignore_index=True)
@@ -292,6 +328,7 @@ def fit_model(
         callbacks=[
             lgb.early_stopping(params.lightgbm.early_stopping_rounds, verbose=False),
             lgb.record_evaluation(history),
+            progress("evaluation model", len(fit_rows), params.lightgbm.max_rounds),
         ],
     )
     rounds = max(int(booster.best_iteration), 1)
@@ -307,6 +344,7 @@ def fit_model(
                 weight=class_weights(y_refit, params.balance_classes),
             ),
             num_boost_round=rounds,
+            callbacks=[progress("refit", len(refit_rows), rounds)],
         )
     # rebuild from text so the in-memory booster is exactly what gets saved
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
@@ -341,9 +379,20 @@ def fit_model(
         "calibration_cutoff": _cutoff_range(calibrating)[1],
         "role": "evaluation",
     }
+    kind = evaluation_kind(snapshots[CUTOFF], roles, horizon_days) if horizon_days else OUT_OF_TIME
+    info["evaluation"] = kind
+    if kind == IN_TIME:
+        info["holdout"] = _holdout_bound(snapshots, roles, source)
     model = ChurnModel(booster, calibrator, spec, info)
     production = None
-    if params.production_refit and horizon_days is None:
+    if kind == IN_TIME:
+        # the held-out customers are held out from every model, the production one included
+        log.info(
+            "%s: in-time holdout (history too short for an out-of-time test): no production "
+            "refit; the evaluation model, which never saw the held-out customers, is the challenger",
+            source,
+        )
+    elif params.production_refit and horizon_days is None:
         log.warning(
             "%s: no horizon_days given, so label windows cannot be checked; no production refit",
             source,
@@ -353,6 +402,24 @@ def fit_model(
             snapshots, model, settings, rounds, params, horizon_days, source, diagnostics
         )
     return TrainResult(model, rounds, scores, diagnostics, production)
+
+
+def _holdout_bound(snapshots: pd.DataFrame, roles: pd.Series, source: str) -> dict[str, Any]:
+    """Return the in-time holdout's record: every test customer's stable hash is below
+    `share_below` and every customer the model fitted or calibrated on is at or above it."""
+    share = pd.Series(
+        customer_share(snapshots[CUSTOMER_ID].reset_index(drop=True), "holdout"),
+        index=snapshots.index,
+    )
+    trained = share[roles.isin([FIT, CALIBRATION])]
+    test = share[roles == TEST]
+    if test.empty or trained.empty or test.max() >= trained.min():
+        raise ChurnError(
+            f"{source}: test rows overlap the fit rows' label windows in time, but the test "
+            "customers are not the stable-hash holdout (features.roles.holdout_share); rebuild "
+            "features with `dvc repro features`"
+        )
+    return {"hash": "holdout", "share_below": float(trained.min())}
 
 
 def _cutoff_range(rows: pd.DataFrame) -> list[str]:
@@ -424,6 +491,7 @@ def _production_model(
             spec.to_matrix(rows, source), y, weight=class_weights(y, params.balance_classes)
         ),
         num_boost_round=rounds,
+        callbacks=[progress("production refit", len(rows), rounds)],
     )
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw = ChurnModel(booster, Calibrator(), spec).predict_raw(held)

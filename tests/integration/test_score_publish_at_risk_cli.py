@@ -29,12 +29,12 @@ class _Registry:
 def project(tmp_path, monkeypatch):
     """A project folder (dvc.yaml, params) with an as-of snapshot, the champion model folder and
     a suppression list where dvc.yaml puts them; the champion alias names version 11."""
-    init_dvc_project(tmp_path, score={"suppression_file": "suppression.csv"})
+    init_dvc_project(tmp_path)
     train_model(version="11").save(tmp_path / "models/champion")
     snapshot = make_snapshot(1200, seed=21)
     (tmp_path / "data/features").mkdir(parents=True)
     snapshot.to_parquet(tmp_path / "data/features/score.parquet")
-    (tmp_path / "suppression.csv").write_text("customer_id\n0000001\n0000002\n")
+    (tmp_path / "data" / "suppression.csv").write_text("customer_id\n0000001\n0000002\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "_registry", lambda names: _Registry())
     return tmp_path
@@ -50,7 +50,7 @@ def _run(project, *args: str):
 
 def _score(project, **params):
     if params:
-        write_params(project, score={"suppression_file": "suppression.csv", **params})
+        write_params(project, score=params)
     return _run(
         project,
         "score",
@@ -59,7 +59,7 @@ def _score(project, **params):
         "--model",
         str(project / "models/champion"),
         "--suppression",
-        str(project / "suppression.csv"),
+        str(project / "data" / "suppression.csv"),
         "--out",
         str(project / "data/scores/scores.parquet"),
         "--report",

@@ -99,7 +99,7 @@ def test_refit_and_class_balancing_still_give_calibrated_probabilities(snapshots
 
 
 def test_overlapping_label_windows_are_refused(snapshots):
-    with pytest.raises(ChurnError, match="overlaps"):
+    with pytest.raises(ChurnError, match="overlapping 200-day label windows and share"):
         check_snapshots(snapshots, horizon_days=200)
 
 

@@ -11,10 +11,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from churn.config import EvaluateParams, PromoteParams
+from churn.cutoffs import customer_share
 from churn.errors import ChurnError
 from churn.evaluate import evaluate_model
 from churn.metrics import ECE_BINS
-from churn.model import customer_share
 from churn.promote import calibrated_on_eval_window, measure_candidate, select_eval_rows
 from churn.train import fit_model
 from support.snapshot_helper import FAST, build_snapshots

@@ -2,7 +2,7 @@
 
 `churn publish`, `churn backtest` and `churn retrain` run outside DVC and find the stage files
 by reading dvc.yaml through DVC's API, so a tmp project needs dvc.yaml, a params.yaml (dvc.yaml
-interpolates `${score.suppression_file}`) and a DVC repository (no git needed).
+interpolates the ingest sources) and a DVC repository (no git needed).
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from churn.config import ChurnParams, DriftParams, PromoteParams, RegistryParams
-from churn.definition import definition_changes, describe_definition
+from churn.definition import definition_changes, describe_definition, recorded_definition
 from churn.model import ChurnModel
 from churn.promote import Candidate, decide_promotion, run_gate
 from churn.publish.gates import check_champion
@@ -54,11 +54,30 @@ def test_the_fingerprint_changes_with_every_part_of_the_definition():
     for other in (
         describe_definition(ChurnParams(horizon_days=60), FEATURES),
         describe_definition(ChurnParams(active_within_days=180), FEATURES),
-        describe_definition(ChurnParams(), [*FEATURES, "nps_latest"]),
+        describe_definition(ChurnParams(), FEATURES[:-1]),
     ):
         assert other["fingerprint"] != base["fingerprint"]
         assert definition_changes(base, other)
     assert definition_changes(base, base) == []
+
+
+def test_features_added_as_a_short_history_grows_keep_models_comparable():
+    base = describe_definition(ChurnParams(), FEATURES)
+    grown = describe_definition(ChurnParams(), [*FEATURES, "spend_365d", "purchases_365d"])
+    assert grown["fingerprint"] != base["fingerprint"]
+    assert definition_changes(base, grown) == []
+    assert definition_changes(grown, base) == ["feature set removed purchases_365d, spend_365d"]
+
+
+def test_a_champion_from_before_definitions_is_compared_by_its_recorded_horizon():
+    """The upgrade path: the first retrain after upgrading needs no --new-definition."""
+    legacy = recorded_definition({"horizon_days": 90})
+    assert legacy == {"horizon_days": 90, "legacy": True}
+    assert definition_changes(legacy, describe_definition(ChurnParams(), FEATURES)) == []
+    shorter = describe_definition(ChurnParams(horizon_days=60), FEATURES)
+    assert definition_changes(legacy, shorter) == ["horizon_days 90 -> 60"]
+    assert recorded_definition({}) is None
+    assert definition_changes(None, shorter)
 
 
 def test_the_gate_refuses_a_challenger_trained_under_another_horizon():
@@ -143,3 +162,13 @@ def test_a_list_scored_by_a_model_that_is_not_the_champion_is_refused():
     assert not check_champion(_scores("2"), None).passed
     overridden = check_champion(_scores("2"), "3", allow_other=True)
     assert overridden.passed and "anyway" in overridden.detail
+
+
+def test_an_in_time_holdout_applies_only_the_floor_and_is_never_compared_with_the_champion():
+    champion = Candidate("1", {"roc_auc": 0.95, "ece": 0.01})
+    weaker = Candidate("2", {"roc_auc": 0.70, "ece": 0.30}, evaluation="in_time_holdout")
+    decision = decide_promotion(weaker, champion, PromoteParams(), None, [])
+    assert decision.promote and [c.rule for c in decision.checks] == ["floor"]
+    assert "in-time holdout" in decision.note
+    below = Candidate("3", {"roc_auc": 0.60, "ece": 0.01}, evaluation="in_time_holdout")
+    assert not decide_promotion(below, champion, PromoteParams(), None, []).promote

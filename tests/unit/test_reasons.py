@@ -7,7 +7,9 @@ import pandas as pd
 import pytest
 
 from churn.config import ActionsParams, ReasonsParams
+from churn.score.phrasing import build_references
 from churn.score.reasons import (
+    AVERAGE_RISK,
     NO_DRIVER,
     PathAttribution,
     choose_method,
@@ -71,13 +73,13 @@ def test_features_map_to_families_by_glob_then_by_name_prefix():
     assert family_of("x", families) == "x"
 
 
-def test_correlated_features_of_one_family_give_one_reason_in_plain_words():
-    # recency and gap both push risk up: one recency reason, not two
-    text, family = _explain([0.8, 0.5, 0.6, 0.0, 0.0, 0.4, 0.0, 0.0], _customer())
+def test_correlated_features_of_one_family_give_one_reason_against_a_reference():
+    # recency and gap both push risk up: one recency reason, not two; each text compares the
+    # customer with their own past
+    text, family = _explain([0.8, 0.5, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0], _customer())
     assert text.split(" | ") == [
         "no purchase for 45 days; usually buys every 21 days",
-        "spend in the last 90 days down 60%",
-        "gave an NPS of 3",
+        "spent 40.00 in the last 90 days; usually about 100.00",
     ]
     assert family == "recency"
 
@@ -85,79 +87,190 @@ def test_correlated_features_of_one_family_give_one_reason_in_plain_words():
 def test_inactivity_is_one_reason_not_three():
     # 94 days without a purchase: the empty 90-day windows say the same thing as recency
     inactive = _customer(recency_days=94, purchases_90d=0, spend_90d=0.0)
-    text, family = _explain([0.3, 0.1, 0.5, 0.0, 0.0, 0.35, 0.4, 0.0], inactive)
-    assert text == "no purchase for 94 days; usually buys every 21 days | gave an NPS of 3"
+    text, family = _explain([0.3, 0.1, 0.5, 0.0, 0.0, 0.0, 0.4, 0.0], inactive)
+    assert text == "no purchase for 94 days; usually buys every 21 days"
     assert family == "recency"  # 0.3 + 0.1 + 0.5 + 0.4 (spend and purchase windows merged)
 
 
+def test_inactive_customer_with_recency_lowering_risk_gets_no_recency_reason():
+    # the empty windows raise risk, recency lowers it more: together they lower it, no reason
+    inactive = _customer(recency_days=94, purchases_90d=0, spend_90d=0.0)
+    text, family = _explain([-0.9, 0.0, 0.5, 0.0, 0.0, 0.0, 0.3, 0.0], inactive)
+    assert (text, family) == (AVERAGE_RISK, None)  # and nothing else lifts the risk
+
+
 def test_a_non_event_is_not_given_as_a_reason():
-    features = ["refunds", "nps_latest"]
-    frame = pd.DataFrame({"refunds": [0], "nps_latest": [2.0]})
+    features = ["refunds", "recency_days", "gap_mean_days"]
+    frame = pd.DataFrame({"refunds": [0], "recency_days": [40], "gap_mean_days": [10.0]})
     texts, families = explain_contributions(
-        np.array([[0.4, 0.1]]), features, frame, ReasonsParams()
+        np.array([[0.4, 0.1, 0.0]]), features, frame, ReasonsParams()
     )
-    assert texts == ["gave an NPS of 2"]
-    assert families == ["nps"]  # the action follows the first reason shown
+    assert texts == ["no purchase for 40 days; usually buys every 10 days"]
+    assert families == ["recency"]  # the action follows the first reason shown
 
 
-def test_only_risk_increasing_families_are_reported_strongest_first():
-    text, family = _explain([-0.9, 0.0, 0.0, 0.0, 0.0, 0.3, 0.1, 0.0], _customer())
-    assert text == "gave an NPS of 3 | only 1 purchase in the last 90 days (usually about 10)"
-    assert family == "nps"
+def test_only_risk_raising_families_are_reported_strongest_first_and_fewer_than_top_k():
+    text, family = _explain([-0.9, 0.0, 0.0, 0.0, 0.0, 0.0, 0.1, 0.0], _customer())
+    assert text == "1 purchase in the last 90 days; usually about 10"
+    assert family == "frequency"
     text, family = _explain([-0.9, 0.0, -0.1, 0.0, 0.0, 0.0, 0.0, 0.0], _customer())
-    assert (text, family) == (NO_DRIVER, None)
+    assert (text, family) == (AVERAGE_RISK, None)
 
 
 def test_a_family_is_reported_by_its_net_contribution():
-    # spend_90d raises risk a little, spend_total lowers it more: different families, but
     # recency (+0.5) and gap (-0.6) net to a negative recency family: not a reason
     text, _ = _explain([0.5, -0.6, 0.2, 0.0, 0.0, 0.0, 0.0, 0.0], _customer())
-    assert text == "spend in the last 90 days down 60%"
+    assert text == "spent 40.00 in the last 90 days; usually about 100.00"
+
+
+def test_the_stated_feature_raises_risk_itself_not_only_its_family():
+    # the NPS family raises risk through the days since the answer, but the answer itself (10)
+    # lowers it: "gave an NPS of 10" would read as a reason to stay, so no NPS reason at all
+    features = ["nps_latest", "nps_days_since", "recency_days", "gap_mean_days"]
+    frame = pd.DataFrame(
+        {
+            "nps_latest": [10.0],
+            "nps_days_since": [400],
+            "recency_days": [40],
+            "gap_mean_days": [10.0],
+        }
+    )
+    texts, families = explain_contributions(
+        np.array([[-0.2, 0.6, 0.3, 0.0]]), features, frame, ReasonsParams()
+    )
+    assert texts == ["no purchase for 40 days; usually buys every 10 days"]
+    assert families == ["recency"]
+
+
+def test_a_fact_that_is_better_than_its_reference_is_not_a_reason():
+    # spend in the last 90 days is above the customer's usual: "spend up" is no reason
+    up = _customer(spend_90d=300.0)
+    text, _ = _explain([0.0, 0.0, 0.6, 0.0, 0.0, 0.0, 0.0, 0.0], up)
+    assert text == NO_DRIVER
+    # bought 10 days ago, usually every 21: recency is no reason to tell, even when it adds risk
+    recent = _customer(recency_days=10)
+    text, family = _explain([0.6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.0], recent)
+    assert (text, family) == ("1 purchase in the last 90 days; usually about 10", "frequency")
+
+
+def _population() -> pd.DataFrame:
+    # customers like them: tenure between 365 and 730 days (one band); plus others
+    return pd.DataFrame(
+        {
+            "recency_days": [10, 20, 30, 500, 600],
+            "gap_mean_days": [20.0, 25.0, 30.0, 5.0, 5.0],
+            "purchases_90d": [6, 7, 8, 0, 0],
+            "spend_90d": [300.0, 350.0, 400.0, 0.0, 0.0],
+            "aov": [50.0, 45.0, 40.0, 10.0, 10.0],
+            "tenure_days": [400, 500, 600, 1000, 1000],
+            "nps_latest": [8.0, 9.0, np.nan, 1.0, 1.0],
+            "region": pd.array(["west", "east", "east", "west", "west"], dtype="string"),
+        }
+    )
+
+
+def _explain_against_peers(features, values, contributions, **params):
+    customer = pd.DataFrame({k: [v] for k, v in values.items()})
+    references = build_references(_population(), [90, 365, 730], [0.2, 0.3, 0.3, 0.9, 0.9])
+    texts, families = explain_contributions(
+        np.array([contributions]), features, customer, ReasonsParams(**params), references
+    )
+    return texts[0], families[0]
+
+
+def test_reasons_compare_with_customers_like_them_when_the_own_rhythm_is_not_worse():
+    features = ["recency_days", "purchases_90d", "nps_latest"]
+    values = {
+        "recency_days": 45,
+        "gap_mean_days": 60.0,  # not overdue on their own rhythm
+        "purchases_90d": 3,
+        "tenure_days": 450,  # too short a history for a usual 90-day rate
+        "nps_latest": 5.0,
+    }
+    text, family = _explain_against_peers(features, values, [0.5, 0.4, 0.3])
+    assert text.split(" | ") == [
+        "no purchase for 45 days; customers like them last bought 20 days ago",
+        "3 purchases in the last 90 days; customers like them made 7",
+        "gave an NPS of 5; customers like them gave 8.5",
+    ]
+    assert family == "recency"
+
+
+def test_plain_attributes_appear_only_when_they_raise_risk_materially():
+    features = ["aov", "region", "recency_days"]
+    values = {"aov": 20.0, "region": "west", "tenure_days": 500, "recency_days": 5}
+    small = [0.05, 0.05, 0.0]
+    assert _explain_against_peers(features, values, small) == (NO_DRIVER, None)
+    material = [0.3, 0.2, 0.0]
+    text, family = _explain_against_peers(features, values, material)
+    assert text.split(" | ") == [
+        "average order of 20.00; customers like them 45.00",
+        "in region west: average risk there 67%, 52% overall",
+    ]
+    assert family == "spend"
+    text, _ = _explain_against_peers(
+        features, values, [0.06, 0.05, 0.0], descriptive_min_contribution=0.0
+    )
+    assert text.startswith("average order of 20.00")
 
 
 def test_top_k_limits_the_number_of_reasons():
-    text, _ = _explain([0.8, 0.0, 0.6, 0.0, 0.0, 0.4, 0.0, 0.0], _customer(), top_k=1)
+    text, _ = _explain([0.8, 0.0, 0.6, 0.0, 0.0, 0.0, 0.4, 0.0], _customer(), top_k=1)
     assert text == "no purchase for 45 days; usually buys every 21 days"
 
 
-def test_unknown_feature_gets_a_generic_reason_with_its_value():
-    text, family = _explain([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.7], _customer())
-    assert (text, family) == ("loyalty points: 120", "loyalty")
+def test_unknown_feature_is_compared_with_customers_like_them():
+    features = ["loyalty_points", "recency_days"]
+    population = pd.DataFrame(
+        {
+            "loyalty_points": [100, 300, 500],
+            "tenure_days": [400, 400, 400],
+            "recency_days": [1, 2, 3],
+        }
+    )
+    references = build_references(population, [90, 365, 730])
+    customer = pd.DataFrame({"loyalty_points": [120], "tenure_days": [400], "recency_days": [2]})
+    texts, families = explain_contributions(
+        np.array([[0.7, 0.0]]), features, customer, ReasonsParams(), references
+    )
+    assert (texts[0], families[0]) == ("loyalty points: 120; customers like them 300", "loyalty")
 
 
 def test_templates_use_the_customers_own_values():
-    no_answer = _customer(nps_last=np.nan, tenure_days=45, spend_90d=0.0)
-    text, _ = _explain([0.0, 0.0, 0.0, 0.0, 0.3, 0.2, 0.0, 0.0], no_answer)
-    assert text == "customer for only 45 days | has not answered the NPS survey"
     text, _ = _explain([0.0, 0.0, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0], _customer(spend_90d=0.0))
-    assert text == "no spend in the last 90 days (usually about 104.00)"
+    assert text == "no spend in the last 90 days; usually about 104.00"
     text, _ = _explain([0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], _customer(gap_mean_days=np.nan))
-    assert text == "no purchase for 45 days"
+    assert text == NO_DRIVER  # no usual gap, and the customer is their own only peer
 
 
 def test_nps_reason_reads_the_answer_whichever_nps_feature_drives_it():
     features = ["nps_class", "nps_latest", "nps_trend", "refund_share", "zero_amount_count"]
-    frame = pd.DataFrame(
+    population = pd.DataFrame(
         {
-            "nps_class": pd.array(["detractor"], dtype="string"),
-            "nps_latest": [3.0],
-            "nps_trend": [-4.0],
-            "refund_share": [0.25],
-            "zero_amount_count": [2],
+            "nps_latest": [3.0, 8.0, 9.0],
+            "nps_trend": [-4.0, 0.0, 0.0],
+            "refund_share": [0.25, 0.0, 0.0],
+            "zero_amount_count": [2, 0, 0],
         }
     )
+    frame = population.head(1).assign(nps_class=pd.array(["detractor"], dtype="string"))
+    references = build_references(population, [90, 365, 730])
     texts, families = explain_contributions(
-        np.array([[0.5, 0.1, 0.2, 0.0, 0.3]]), features, frame, ReasonsParams()
+        np.array([[0.5, 0.1, 0.2, 0.0, 0.3]]), features, frame, ReasonsParams(), references
     )
-    assert (
-        texts[0]
-        == "gave an NPS of 3 (down 4 points from the answer before) | 2 zero-amount transactions"
+    assert texts[0] == (
+        "gave an NPS of 3; customers like them gave 8 | "
+        "2 zero-amount transactions; customers like them 0"
     )
     assert families[0] == "nps"
     texts, _ = explain_contributions(
-        np.array([[0.0, 0.0, 0.0, 0.3, 0.1]]), features, frame, ReasonsParams()
+        np.array([[-0.1, -0.1, 0.5, 0.0, 0.0]]), features, frame, ReasonsParams(), references
     )
-    assert texts[0] == "25% of spending refunded"
+    assert texts[0] == "NPS down 4 points from their answer before (7 to 3)"
+    texts, _ = explain_contributions(
+        np.array([[0.0, 0.0, 0.0, 0.3, 0.1]]), features, frame, ReasonsParams(), references
+    )
+    assert texts[0] == "25% of spending refunded; customers like them 0%"
 
 
 def test_feature_names_of_the_features_stage_land_in_the_intended_families():
@@ -191,10 +304,10 @@ def test_feature_names_of_the_features_stage_land_in_the_intended_families():
 def test_family_mapping_in_params_decides_the_grouping():
     families = {"engagement": ["loyalty_*", "purchases_*"]}
     text, family = _explain(
-        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.2, 0.3], _customer(), families=families
+        [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.3, 0.2], _customer(), families=families
     )
     assert family == "engagement"
-    assert text == "loyalty points: 120"  # the family's strongest member is shown
+    assert text == "1 purchase in the last 90 days; usually about 10"  # strongest member first
 
 
 def test_treeshap_contributions_are_lightgbm_pred_contrib(model):
@@ -236,13 +349,13 @@ def test_auto_method_is_exact_treeshap_up_to_a_list_size_then_path():
 def test_actions_follow_family_then_value_with_a_generic_fallback():
     params = ActionsParams()
     families = ["recency", "nps", "loyalty", None, "spend_trend", "nps", "spend_trend", "recency"]
-    value = np.array([10.0, 10.0, 10.0, 10.0, 900.0, 900.0, 10.0, 900.0])
+    value = np.array([10.0, 10.0, 10.0, 900.0, 900.0, 900.0, 10.0, 900.0])
     actions = suggest_actions(families, value, high_value_threshold=500.0, params=params)
     assert actions == [
         "win-back offer",
         "service call",
         "general retention offer",
-        "general retention offer",
+        "general retention offer",  # no reason shown: the default, however valuable
         "loyalty invitation",  # valuable, still buying but less
         "service call",  # an unhappy valuable customer needs the call first
         "personal recommendation",
@@ -253,10 +366,17 @@ def test_actions_follow_family_then_value_with_a_generic_fallback():
 def test_the_time_of_year_is_never_a_customers_reason():
     # the season columns shift every customer's score alike; even when they push hardest, the
     # reason is the customer's own behaviour
-    features = ["season_sin", "season_cos", "nps_latest"]
-    frame = pd.DataFrame({"season_sin": [0.5], "season_cos": [-0.8], "nps_latest": [2.0]})
+    features = ["season_sin", "season_cos", "recency_days"]
+    frame = pd.DataFrame(
+        {"season_sin": [0.5], "season_cos": [-0.8], "recency_days": [40], "gap_mean_days": [9.0]}
+    )
     contributions = np.array([[0.9, 0.7, 0.1]])
     texts, families = explain_contributions(contributions, features, frame, ReasonsParams())
-    assert texts == ["gave an NPS of 2"]
-    assert families == ["nps"]
+    assert texts == ["no purchase for 40 days; usually buys every 9 days"]
+    assert families == ["recency"]
     assert contributions[0, 0] == 0.9  # the caller's array is not changed
+
+
+def test_peer_tenure_bands_must_ascend():
+    with pytest.raises(ValueError, match="strictly ascending"):
+        ReasonsParams(peer_tenure_bands_days=[365, 90])

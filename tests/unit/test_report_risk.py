@@ -135,6 +135,16 @@ def test_model_quality_line_reads_lift_recall_auc_and_base_rate():
     )
 
 
+def test_model_quality_line_says_when_it_was_measured_on_an_in_time_holdout():
+    line = describe_model_quality(
+        {"evaluation": "in_time_holdout", "model": {"roc_auc": 0.7}, "base_churn_rate": 0.4}
+    )
+    assert line.startswith("Model quality, checked on an in-time holdout (customers it was never")
+    assert "most recent period" not in line and line.endswith(
+        "Among them 40% of customers stopped buying."
+    )
+
+
 @pytest.mark.parametrize(
     "metrics",
     [None, {}, {"model": {}}, {"model": {"roc_auc": "high"}}, {"model": {"lift_top10": None}}],

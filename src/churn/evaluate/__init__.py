@@ -175,7 +175,14 @@ def evaluate_model(
     """
     roles = snapshots[ROLE].astype("string")
     test_cutoffs = snapshots.loc[roles == "test", CUTOFF]
-    for part in ("training", "calibration"):
+    in_time = model.holdout_mask(snapshots[roles == "test"])
+    if in_time is not None and not in_time.all():
+        raise ChurnError(
+            f"{model_source}: measured on an in-time holdout, but {int((~in_time).sum())} test "
+            f"row(s) in {source} are customers it may have trained on; rebuild features and "
+            "retrain (`dvc repro train`) so both use the same holdout"
+        )
+    for part in ("training", "calibration") if in_time is None else ():
         if model.read_labels_overlapping(test_cutoffs, part):
             raise ChurnError(
                 f"{model_source}: its {part} read labels from the test cutoff's window in "
@@ -195,6 +202,9 @@ def evaluate_model(
     baselines, bgnbd = score_baselines(test_rows, fit_rows, horizon_days, params.seed, source)
     fractions = params.top_fractions
     metrics: dict[str, Any] = {
+        # out_of_time: a later cutoff than any trained on; in_time_holdout: customers held out
+        # by a stable id hash at the newest cutoff (history too short for an out-of-time test)
+        "evaluation": model.evaluation,
         "base_churn_rate": float(labels.mean()),
         "rows": int(labels.size),
         "test_cutoff": str(pd.to_datetime(test_rows[CUTOFF]).max().date()),

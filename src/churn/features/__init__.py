@@ -1,6 +1,6 @@
 """Point-in-time features and churn labels: the `features` stage (DuckDB over Parquet)."""
 
-from churn.cutoffs import Cutoff, plan_cutoffs
+from churn.cutoffs import Cutoff, plan_training
 from churn.features.build import Snapshots, build_snapshots, summarize_snapshots
 from churn.features.definitions import feature_groups, feature_list, feature_names
 
@@ -11,6 +11,6 @@ __all__ = [
     "feature_groups",
     "feature_list",
     "feature_names",
-    "plan_cutoffs",
+    "plan_training",
     "summarize_snapshots",
 ]

@@ -13,12 +13,12 @@ import pyarrow as pa
 
 from churn import columns as c
 from churn.config import ChurnParams, EngineParams, FeaturesParams
-from churn.cutoffs import SCORE, Cutoff, plan_cutoffs
+from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, plan_training
 from churn.definition import resolve_as_of
 from churn.engine import open_duckdb, out_of_memory
 from churn.errors import ChurnError
 from churn.features.bgnbd import add_bgnbd_features
-from churn.features.definitions import feature_list, sql_feature_list
+from churn.features.definitions import feature_list, sql_feature_list, window_features
 from churn.features.sql import day_number, snapshot_sql
 from churn.logs import get_logger
 
@@ -59,6 +59,8 @@ class Snapshots:
     cutoffs: list[Cutoff]
     as_of: date
     first_date: date
+    plan: TrainingPlan | None = None
+    dropped: tuple[str, ...] = ()  # features whose windows the earliest cutoff's history misses
 
 
 def register_table(con: duckdb.DuckDBPyConnection, name: str, source: TableSource) -> None:
@@ -195,20 +197,40 @@ def _snapshots(
     first_date, last_date, rows = _date_range(con)
     as_of = resolve_as_of(churn, first_date, last_date)
     log.info("transactions: %d rows from %s to %s; as_of %s", rows, first_date, last_date, as_of)
-    plan: list[Cutoff] = []
+    cutoffs: list[Cutoff] = []
+    plan: TrainingPlan | None = None
     train = normalize_snapshot(pd.DataFrame(), params, labelled=True)
     if with_train:
-        plan = plan_cutoffs(first_date, as_of, churn, params)
-        train = compute_snapshots(con, plan, churn, params, labelled=True)
+        plan = plan_training(first_date, as_of, churn, params)
+        cutoffs = plan.cutoffs
+        train = compute_snapshots(con, cutoffs, churn, params, labelled=True)
+        train = assign_customer_roles(train, plan)
         log.info(
-            "training snapshots: %d rows over %d cutoffs (%s)",
+            "training snapshots: %d rows over %d cutoffs (%s); evaluation %s, calibration on %s",
             len(train),
-            len(plan),
-            ", ".join(f"{item.cutoff} {item.role}" for item in plan),
+            len(cutoffs),
+            ", ".join(f"{item.cutoff} {item.role}" for item in cutoffs),
+            plan.evaluation,
+            plan.calibration,
         )
     score = compute_snapshots(con, [Cutoff(as_of, SCORE, None)], churn, params, labelled=False)
     log.info("as-of snapshot %s: %d eligible customers", as_of, len(score))
-    return Snapshots(train, score, plan, as_of, first_date)
+    dropped = uncovered_features(params, plan) if plan else ()
+    if dropped:
+        # the scored snapshot never sees longer histories than the training cutoffs did
+        train = train.drop(columns=list(dropped))
+        score = score.drop(columns=list(dropped))
+    return Snapshots(train, score, cutoffs, as_of, first_date, plan, dropped)
+
+
+def uncovered_features(params: FeaturesParams, plan: TrainingPlan) -> tuple[str, ...]:
+    """Return the features whose windows are longer than the history at the earliest cutoff."""
+    names = [
+        f.name for f in window_features(tuple(w for w in params.windows if w not in plan.windows))
+    ]
+    if not plan.trend:
+        names += [f.name for f in sql_feature_list(params) if f.group == "trend"]
+    return tuple(names)
 
 
 def snapshot_columns(params: FeaturesParams, labelled: bool) -> list[str]:
@@ -247,8 +269,10 @@ def summarize_snapshots(
     per_cutoff: dict[str, Any] = {}
     for item in snapshots.cutoffs:
         rows = train[train[c.CUTOFF] == item.cutoff]
+        roles = rows[c.ROLE].astype("string").value_counts().sort_index()
         per_cutoff[item.cutoff.isoformat()] = {
             "role": item.role,
+            "rows_by_role": {str(role): int(count) for role, count in roles.items()},
             "label_end": item.label_end.isoformat() if item.label_end else None,
             "rows": len(rows),
             "churn_rate": round(float(rows[c.CHURNED].mean()), 6) if len(rows) else None,
@@ -260,10 +284,13 @@ def summarize_snapshots(
             return {name: 0.0 for name in names}
         return {name: round(float(frame[name].isna().mean()), 6) for name in names}
 
+    names = [name for name in names if name not in snapshots.dropped]
     return {
         "as_of": snapshots.as_of.isoformat(),
         "first_date": snapshots.first_date.isoformat(),
         "horizon_days": churn.horizon_days,
+        "plan": snapshots.plan.describe() if snapshots.plan else None,
+        "dropped_features": list(snapshots.dropped),
         "cutoffs": per_cutoff,
         "train_rows": len(train),
         "score_rows": len(snapshots.score),

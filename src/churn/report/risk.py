@@ -192,8 +192,18 @@ def describe_model_quality(metrics: Mapping[str, Any] | None) -> str:
         parts.append(f"ROC AUC {roc_auc:.2f} (0.5 = guessing, 1 = perfect)")
     if not parts:
         return f"{NOT_AVAILABLE} (the metrics file has none of the figures this line reads)."
-    sentence = "Model quality, checked on the most recent period it was not trained on: "
+    if metrics.get("evaluation") == "in_time_holdout":
+        # short history: no later period exists, so customers were held out instead of dates
+        sentence = (
+            "Model quality, checked on an in-time holdout (customers it was never trained on, "
+            "in the same period: the history is too short for a later period, so this is "
+            "likely more flattering than a test on a later period): "
+        )
+        where = "Among them"
+    else:
+        sentence = "Model quality, checked on the most recent period it was not trained on: "
+        where = "In that period"
     sentence += "; ".join(parts) + "."
     if base is not None:
-        sentence += f" In that period {_percent(base)} of customers stopped buying."
+        sentence += f" {where} {_percent(base)} of customers stopped buying."
     return sentence

@@ -18,6 +18,7 @@ from churn.columns import (
 from churn.config import ScoreParams
 from churn.logs import get_logger
 from churn.model import ChurnModel
+from churn.score.phrasing import build_references
 from churn.score.reasons import choose_method, explain_customers, suggest_actions
 from churn.score.targeting import (
     build_profit_curve,
@@ -58,7 +59,9 @@ def build_scores(
         rows = by_id.loc[scores.loc[flagged, CUSTOMER_ID].to_numpy()].reset_index(drop=True)
         method = choose_method(params.reasons, len(rows))
         log.info("reasons for %d flagged customers by %s", len(rows), method)
-        texts, main = explain_customers(model, rows, params.reasons)
+        # "customers like them" are read from every scored customer, not only the flagged ones
+        references = build_references(snapshot, params.reasons.peer_tenure_bands_days, probability)
+        texts, main = explain_customers(model, rows, params.reasons, references)
         value = scores[EXPECTED_VALUE].to_numpy(dtype="float64")
         threshold = float(np.quantile(value, params.actions.high_value_quantile))
         reasons[flagged] = texts

@@ -1,33 +1,35 @@
-"""Plain-word reasons per customer from tree SHAP, grouped into feature families, and actions."""
+"""Reasons per customer that raise their risk, from tree SHAP grouped into families; actions."""
 
 from __future__ import annotations
 
 import fnmatch
 import math
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churn.columns import (
-    AOV,
-    CALENDAR_FEATURES,
-    GAP_MEAN_DAYS,
-    PURCHASES,
-    PURCHASES_90D,
-    RECENCY_DAYS,
-    SPEND_90D,
-    SPEND_TOTAL,
-    TENURE_DAYS,
-)
+from churn.columns import CALENDAR_FEATURES, RECENCY_DAYS
 from churn.config import ActionsParams, ReasonsParams
 from churn.model import ChurnModel
+from churn.score.phrasing import (
+    Customer,
+    References,
+    build_references,
+    phrase_feature,
+    phrase_recency,
+    states_recency,
+)
 
 REASON_SEPARATOR = " | "
+# a flagged customer with no reason to show: something adds risk but nothing stands out, or
+# nothing lifts the risk above the model's average customer (usually flagged for their value)
 NO_DRIVER = "no single driver stands out; risk is typical for customers like this"
-SKIP = ""  # a template's answer for "true, but not a reason to tell anyone"
+AVERAGE_RISK = "no driver raises the risk above the average customer's"
+NO_REASON_TEXTS = (NO_DRIVER, AVERAGE_RISK)
 
 
 # --------------------------------------------------------------------------- families
@@ -147,214 +149,41 @@ def _fill_paths(
         _fill_paths(child, expected, names, position, table, step)
 
 
-# --------------------------------------------------------------------------- text
-def _finite(value: object) -> bool:
-    return isinstance(value, int | float | np.integer | np.floating) and math.isfinite(value)
-
-
-def _count(value: float) -> str:
-    return f"{round(value):,}"
-
-
-def _money(value: float) -> str:
-    return f"{value:,.2f}"
-
-
-def _plural(n: float, word: str) -> str:
-    return f"{_count(n)} {word}{'' if round(n) == 1 else 's'}"
-
-
-def _show(value: object) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)) or value is pd.NA:
-        return "missing"
-    if _finite(value):
-        number = float(value)  # type: ignore[arg-type]
-        return _count(number) if number == round(number) else f"{number:,.2f}"
-    return str(value)
-
-
-Row = Callable[[str], object]
-
-
-def _generic(members: list[str], get: Row) -> str:
-    top = members[0]
-    return f"{top.replace('_', ' ')}: {_show(get(top))}"
-
-
-def _recency(members: list[str], get: Row) -> str | None:
-    recency, gap = get(RECENCY_DAYS), get(GAP_MEAN_DAYS)
-    if not _finite(recency):
-        return None
-    text = f"no purchase for {_plural(recency, 'day')}"  # type: ignore[arg-type]
-    if _finite(gap) and gap > 0:  # type: ignore[operator]
-        text += f"; usually buys every {_plural(gap, 'day')}"  # type: ignore[arg-type]
-    return text
-
-
-def _usual_per_90_days(total: object, recent: object, tenure: object) -> float | None:
-    """Return the customer's rate per 90 days before the last 90 days, when there is enough history."""
-    if not (_finite(total) and _finite(recent) and _finite(tenure)) or tenure <= 180:  # type: ignore[operator]
-        return None
-    return (float(total) - float(recent)) / (float(tenure) - 90.0) * 90.0  # type: ignore[arg-type]
-
-
-def _frequency(members: list[str], get: Row) -> str | None:
-    recent, total = get(PURCHASES_90D), get(PURCHASES)
-    if _finite(recent):
-        usual = _usual_per_90_days(total, recent, get(TENURE_DAYS))
-        if recent == 0:
-            text = "no purchases in the last 90 days"
-        elif usual is not None and recent < usual:  # type: ignore[operator]
-            text = f"only {_plural(recent, 'purchase')} in the last 90 days"  # type: ignore[arg-type]
-        else:
-            text = f"{_plural(recent, 'purchase')} in the last 90 days"  # type: ignore[arg-type]
-        if usual is not None and usual >= 0.5:
-            text += f" (usually about {_count(usual)})"
-        return text
-    if _finite(total):
-        return f"{_plural(total, 'purchase')} in total"  # type: ignore[arg-type]
-    return None
-
-
-def _spend_trend(members: list[str], get: Row) -> str | None:
-    recent = get(SPEND_90D)
-    if not _finite(recent):
-        return None
-    usual = _usual_per_90_days(get(SPEND_TOTAL), recent, get(TENURE_DAYS))
-    if usual is not None and usual > 0:
-        if recent <= 0:  # type: ignore[operator]
-            return f"no spend in the last 90 days (usually about {_money(usual)})"
-        change = float(recent) / usual - 1.0  # type: ignore[arg-type]
-        if change <= -0.05:
-            return f"spend in the last 90 days down {round(-change * 100)}%"
-        if change >= 0.05:
-            return f"spend in the last 90 days up {round(change * 100)}%"
-        return "spend in the last 90 days flat"
-    return f"spent {_money(float(recent))} in the last 90 days"  # type: ignore[arg-type]
-
-
-def _spend(members: list[str], get: Row) -> str | None:
-    if _finite(get(AOV)):
-        return f"average order of {_money(float(get(AOV)))}"  # type: ignore[arg-type]
-    if _finite(get(SPEND_TOTAL)):
-        return f"spent {_money(float(get(SPEND_TOTAL)))} in total"  # type: ignore[arg-type]
-    return None
-
-
-def _tenure(members: list[str], get: Row) -> str | None:
-    days = get(TENURE_DAYS)
-    if not _finite(days):
-        return None
-    if days < 365:  # type: ignore[operator]
-        return f"customer for only {_plural(days, 'day')}"  # type: ignore[arg-type]
-    return f"customer for {float(days) / 365.25:.1f} years"  # type: ignore[arg-type]
-
-
-def _missing(value: object) -> bool:
-    return value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
-
-
-def _nps(members: list[str], get: Row) -> str | None:
-    # whichever NPS feature drives the risk, the customer's own answer is what reads best
-    scores = [
-        name
-        for name in members
-        if any(word in name.lower() for word in ("latest", "last", "score", "mean", "avg"))
-        or name.lower() == "nps"
-    ]
-    if not scores:
-        return None
-    name = scores[0]
-    value = get(name)
-    if _missing(value):
-        return "has not answered the NPS survey"
-    if not _finite(value) or not 0 <= value <= 10:  # type: ignore[operator]
-        return None
-    if any(word in name.lower() for word in ("mean", "avg")):
-        text = f"average NPS of {float(value):.1f}"  # type: ignore[arg-type]
-    else:
-        text = f"gave an NPS of {float(value):g}"  # type: ignore[arg-type]
-    trend = next((get(m) for m in members if "trend" in m.lower()), None)
-    if _finite(trend) and trend <= -1:  # type: ignore[operator]
-        text += f" (down {_plural(-float(trend), 'point')} from the answer before)"  # type: ignore[arg-type]
-    return text
-
-
-def _refunds(members: list[str], get: Row) -> str | None:
-    top = members[0]
-    value, name = get(top), top.lower()
-    if not _finite(value):
-        return None
-    if value == 0:
-        return SKIP  # "no refunds" may move the score, but it is not a reason to tell anyone
-    if "zero" in name:
-        return _plural(value, "zero-amount transaction")  # type: ignore[arg-type]
-    if any(word in name for word in ("share", "rate", "ratio", "pct")):
-        return f"{float(value):.0%} of spending refunded"  # type: ignore[arg-type]
-    if any(word in name for word in ("amount", "total", "value", "sum", "spend")):
-        return f"refunds of {_money(abs(float(value)))}"  # type: ignore[arg-type]
-    if "days" in name:
-        return None
-    return f"{_plural(value, 'refund')}"  # type: ignore[arg-type]
-
-
-def _segment(members: list[str], get: Row) -> str | None:
-    top = members[0]
-    value = get(top)
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if top.startswith("channel"):
-        return f"buys via {value}"
-    if top.startswith("region"):
-        return f"in region {value}"
-    return None
-
-
-TEMPLATES: dict[str, Callable[[list[str], Row], str | None]] = {
-    "recency": _recency,
-    "frequency": _frequency,
-    "spend_trend": _spend_trend,
-    "spend": _spend,
-    "tenure": _tenure,
-    "nps": _nps,
-    "refunds": _refunds,
-    "segment": _segment,
-}
-
-
-def describe_family(family: str, members: list[str], get: Row) -> str | None:
-    """Return the reason text for a family using the customer's own values (generic if unknown).
-
-    `members` are the family's features, strongest contribution first. Returns None when the text
-    would describe a non-event (e.g. no refunds at all), which is no reason to give a person.
-    """
-    template = TEMPLATES.get(family)
-    text = template(members, get) if template is not None else None
-    if text == SKIP:
-        return None
-    return text if text else _generic(members, get)
-
-
 # --------------------------------------------------------------------------- per customer
-INACTIVE_DAYS = 90  # no purchase in the last 90 days: the 90-day windows restate recency
-MERGED_WHEN_INACTIVE = ("frequency", "spend_trend")
 
 
-def explain_contributions(
+@dataclass(frozen=True)
+class Reason:
+    """One shown reason: its family, the feature its text states, and what it adds to the risk."""
+
+    family: str
+    feature: str  # its own contribution is > 0 too
+    template: str  # which phrase wrote the text (churn.score.phrasing)
+    contribution: float  # the family's summed contribution to the raw score (log-odds), > 0
+    text: str
+
+
+def explain_reasons(
     contributions: np.ndarray,
     features: list[str],
     frame: pd.DataFrame,
     params: ReasonsParams,
-) -> tuple[list[str], list[str | None]]:
-    """Return (reasons text, main family) per row from feature contributions.
+    references: References | None = None,
+) -> list[list[Reason]]:
+    """Return, per row, up to top_k reasons that raise this customer's risk, strongest first.
 
     Contributions are summed within each family (SHAP values are additive, so a family's sum is
-    its share of the score); only families that raise the risk are reported, strongest first.
-    For a customer with no purchase in the last 90 days, "no purchases / no spend in the last 90
-    days" is the same fact as "no purchase for N days", so the frequency and spend-trend families
-    are added to recency for that customer. A family whose text would describe a non-event
-    (no refunds at all) is skipped in favour of the next one.
+    its share of the score). A family is shown only when its sum is > 0 (descriptive families —
+    tenure, spend, segment by default — only from `descriptive_min_contribution`), and its text
+    states one of its features that itself raises the risk, compared with a reference (the
+    customer's own rhythm or customers like them, churn.score.phrasing) and only when the
+    comparison goes against the customer; a family with no such feature is skipped. Trailing
+    windows (purchases_Nd, spend_Nd) that are empty because the last purchase is N or more days
+    old restate recency, so they count in the recency family. `references` default to the rows
+    of `frame` themselves; the score stage passes those of the whole scored population.
     """
+    if references is None:
+        references = build_references(frame, params.peer_tenure_bands_days)
     calendar = [i for i, name in enumerate(features) if name in CALENDAR_FEATURES]
     if calendar:
         # the time of year is the same for every customer: it shifts everyone's score, it is
@@ -366,76 +195,110 @@ def explain_contributions(
     membership = np.zeros((len(features), len(names)))
     for i, family in enumerate(families):
         membership[i, names.index(family)] = 1.0
+    restated = _restating_recency(features, frame) if "recency" in names else None
     family_sums = contributions @ membership
-    _merge_inactive(family_sums, names, frame)
+    if restated is not None:
+        # a window that is empty because of the recency says the same thing: one reason, not three
+        moved = np.where(restated, contributions, 0.0)
+        family_sums -= moved @ membership
+        family_sums[:, names.index("recency")] += moved.sum(axis=1)
     members = {name: [i for i, f in enumerate(families) if f == name] for name in names}
-    columns = {
-        name: frame[name].to_numpy(dtype=object) if name in frame.columns else None
-        for name in set(features) | set(TEMPLATE_INPUTS)
-    }
-    reasons: list[str] = []
-    main: list[str | None] = []
+    descriptive = set(params.descriptive_families)
+    columns = {name: frame[name].to_numpy(dtype=object) for name in frame.columns}
+    out: list[list[Reason]] = []
     for row in range(len(contributions)):
-
-        def get(name: str, row: int = row) -> object:
-            column = columns.get(name)
-            if column is None:
-                return None
-            value = column[row]
-            return None if value is pd.NA else value
-
-        sums = family_sums[row]
+        customer = Customer(columns, row, references)
+        sums, own = family_sums[row], contributions[row]
         # strongest first; ties by family name keep the text deterministic
         ranked = sorted((-sums[j], names[j]) for j in range(len(names)) if sums[j] > 0)
-        texts: list[str] = []
-        shown: list[str] = []
-        for _, family in ranked:
-            if len(texts) == params.top_k:
+        shown: list[Reason] = []
+        for negative, family in ranked:
+            if len(shown) == params.top_k:
                 break
-            ordered = sorted(members[family], key=lambda i: (-contributions[row, i], i))
-            text = describe_family(family, [features[i] for i in ordered], get)
-            if text and text not in texts:
-                texts.append(text)
-                shown.append(family)
-        reasons.append(REASON_SEPARATOR.join(texts) if texts else NO_DRIVER)
-        main.append(shown[0] if shown else None)  # the action follows the reason people read
-    return reasons, main
+            if family in descriptive and -negative < params.descriptive_min_contribution:
+                continue
+            merged = [] if restated is None else list(np.flatnonzero(restated[row]))
+            if family == "recency":
+                pool = members[family] + merged
+            else:
+                pool = [i for i in members[family] if i not in merged]
+            drivers = sorted((i for i in pool if own[i] > 0), key=lambda i: (-own[i], i))
+            phrased = None
+            stating = [i for i in drivers if i in merged or states_recency(features[i])]
+            if family == "recency" and stating:
+                # "no purchase for 120 days" says best what recency and the empty windows say
+                phrase = phrase_recency(RECENCY_DAYS, customer)
+                if phrase is not None:
+                    phrased = (stating[0], phrase)
+            for i in drivers if phrased is None else []:
+                phrase = phrase_feature(features[i], customer)
+                if phrase is not None and all(phrase[1] != r.text for r in shown):
+                    phrased = (i, phrase)
+                    break
+            if phrased is not None and all(phrased[1][1] != r.text for r in shown):
+                i, (template, text) = phrased
+                shown.append(Reason(family, features[i], template, float(-negative), text))
+        out.append(shown)
+    return out
 
 
-def _merge_inactive(family_sums: np.ndarray, names: list[str], frame: pd.DataFrame) -> None:
-    """Add frequency and spend-trend sums into recency (in place) for customers inactive 90+ days."""
-    if "recency" not in names or RECENCY_DAYS not in frame.columns:
-        return
-    recency = pd.to_numeric(frame[RECENCY_DAYS], errors="coerce").to_numpy(dtype="float64")
-    inactive = np.nan_to_num(recency, nan=0.0) >= INACTIVE_DAYS
-    target = names.index("recency")
-    for family in MERGED_WHEN_INACTIVE:
-        if family in names:
-            source = names.index(family)
-            family_sums[inactive, target] += family_sums[inactive, source]
-            family_sums[inactive, source] = 0.0
+def explain_contributions(
+    contributions: np.ndarray,
+    features: list[str],
+    frame: pd.DataFrame,
+    params: ReasonsParams,
+    references: References | None = None,
+) -> tuple[list[str], list[str | None]]:
+    """Return (reasons text, family of the first reason) per row; see `explain_reasons`.
+
+    A row with no reason to show gets no family (so the default action) and NO_DRIVER, or
+    AVERAGE_RISK when its contributions sum to <= 0 (risk at or below the model's average).
+    """
+    reasons = explain_reasons(contributions, features, frame, params, references)
+    personal = [i for i, name in enumerate(features) if name not in CALENDAR_FEATURES]
+    total = np.asarray(contributions, dtype="float64")[:, personal].sum(axis=1)
+    texts = [
+        REASON_SEPARATOR.join(r.text for r in shown)
+        if shown
+        else (NO_DRIVER if total[row] > 0 else AVERAGE_RISK)
+        for row, shown in enumerate(reasons)
+    ]
+    return texts, [shown[0].family if shown else None for shown in reasons]
 
 
-TEMPLATE_INPUTS = (
-    RECENCY_DAYS,
-    GAP_MEAN_DAYS,
-    PURCHASES,
-    PURCHASES_90D,
-    SPEND_TOTAL,
-    SPEND_90D,
-    AOV,
-    TENURE_DAYS,
-)
+def _restating_recency(features: list[str], frame: pd.DataFrame) -> np.ndarray | None:
+    """Return a (rows, features) mask of the trailing windows (purchases_Nd, spend_Nd) that are
+    empty because the customer's last purchase is N or more days old: they restate recency."""
+    if RECENCY_DAYS not in frame.columns:
+        return None
+    days = np.array([_window_days(name) for name in features], dtype="float64")
+    if np.isinf(days).all():
+        return None
+    recency = pd.to_numeric(frame[RECENCY_DAYS], errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan
+    )
+    return days[None, :] <= np.nan_to_num(recency, nan=-1.0)[:, None]
+
+
+def _window_days(name: str) -> float:
+    match = re.fullmatch(r"(?:purchases|spend)_(\d+)d", name)
+    return float(match.group(1)) if match else math.inf
 
 
 def explain_customers(
-    model: ChurnModel, frame: pd.DataFrame, params: ReasonsParams
+    model: ChurnModel,
+    frame: pd.DataFrame,
+    params: ReasonsParams,
+    references: References | None = None,
 ) -> tuple[list[str], list[str | None]]:
-    """Return (reasons text, main reason family) for each row of `frame` (a snapshot slice)."""
+    """Return (reasons text, first reason's family) for each row of `frame` (a snapshot slice).
+
+    `references`: from `build_references` on the whole scored population (default: `frame`).
+    """
     contributions = compute_contributions(
         model, frame, choose_method(params, len(frame)), params.batch_rows
     )
-    return explain_contributions(contributions, model.spec.names, frame, params)
+    return explain_contributions(contributions, model.spec.names, frame, params, references)
 
 
 def choose_method(params: ReasonsParams, rows: int) -> str:
@@ -451,20 +314,21 @@ def suggest_actions(
     high_value_threshold: float,
     params: ActionsParams,
 ) -> list[str]:
-    """Return the suggested action per customer from the main reason family and the value.
+    """Return the suggested action per customer from the family of the first reason shown.
 
-    Lapsed or unhappy customers (families in keep_family_action: recency, NPS, refunds) get their
-    family's action whatever their value; other high-value customers (still buying, but less) get
-    the loyalty action; the rest follow the family mapping.
+    No reason shown (nothing raises the risk enough to name): the default action, whatever the
+    value. Lapsed or unhappy customers (families in keep_family_action: recency, NPS, refunds) get
+    their family's action whatever their value; other high-value customers (still buying, but
+    less) get the loyalty action; the rest follow the family mapping.
     """
     actions = []
     for family, value in zip(families, np.asarray(expected_value, dtype="float64"), strict=True):
-        if family is not None and family in params.keep_family_action:
+        if family is None:
+            actions.append(params.default)
+        elif family in params.keep_family_action:
             actions.append(params.by_family.get(family, params.default))
         elif value >= high_value_threshold:
             actions.append(params.high_value_action)
-        elif family is None:
-            actions.append(params.default)
         else:
             actions.append(params.by_family.get(family, params.default))
     return actions

@@ -18,7 +18,8 @@ def read_suppression(path: str | Path) -> list[str]:
     if not path.is_file():
         raise ChurnError(
             f"{path}: suppression list not found; create it (a CSV with a customer_id column, "
-            "header only when nobody is suppressed) or change score.suppression_file"
+            "header only when nobody is suppressed) or point the score stage's --suppression "
+            "in dvc.yaml elsewhere"
         )
     try:
         table = pacsv.read_csv(
