@@ -167,6 +167,8 @@ def test_undecidable_inputs_are_errors_that_change_nothing(project):
     assert "no column holds dates" in _error(_init("--source", "no_dates.csv", "--yes"))
     message = _error(_init("--source", "postgresql://analyst@db/shop"))
     assert "SQL sources are not inspected" in message
+    (project / "export.xlsx").write_bytes(b"PK\x03\x04")
+    assert "save the export as CSV" in _error(_init("--source", "export.xlsx"))
     assert (project / "params.yaml").read_bytes() == before
     assert (project / "mlflow.db").exists()
 

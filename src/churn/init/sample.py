@@ -19,6 +19,7 @@ from churn.init.detect import Table, read_table
 
 SAMPLE_BYTES = 4 << 20  # the head read to detect the dialect and the columns
 SAMPLE_ROWS = 50_000
+OTHER_FORMATS = (".xlsx", ".xls", ".xlsm", ".ods", ".json", ".jsonl", ".xml", ".zip")
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ def resolve_source(source: str, option: str = "--source") -> tuple[str, list[Pat
     if not Path(source).exists():
         raise ChurnError(f"{option} {source}: not found; give the path of a CSV or Parquet export")
     path = Path(source)
+    if path.is_file() and path.name.lower().endswith(OTHER_FORMATS):
+        raise ChurnError(
+            f"{option} {source}: ingest reads CSV/TSV (optionally .gz) and Parquet; save the "
+            "export as CSV (UTF-8) or Parquet and point --source at that"
+        )
     if path.is_file():
         name = path.name.lower()
         fmt = "parquet" if name.endswith((".parquet", ".pq", ".parq")) else "csv"
