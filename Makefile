@@ -52,4 +52,5 @@ clean-env:
 # Use it before pointing the pipeline at your own data (README: "Using your own data").
 reset:
 	rm -rf data/raw data/interim data/features data/scores data/archive models/challenger \
-	  models/evaluation models/champion exports/at_risk mlflow.db mlartifacts .churn dvc_plots
+	  models/evaluation models/champion exports/at_risk mlflow.db mlartifacts .churn dvc_plots \
+	  reports/metrics.json reports/segments.json reports/plots

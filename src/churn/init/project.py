@@ -19,7 +19,9 @@ from churn.errors import ChurnError
 # data/raw apart: only the generate stage's own outputs are deleted there.
 DEMO_STATE = ("data/interim", "data/features", "data/scores", "data/archive",
               "models/challenger", "models/evaluation", "models/champion", "exports/at_risk",
-              "mlflow.db", "mlartifacts", ".churn", "dvc_plots")  # fmt: skip
+              "mlflow.db", "mlartifacts", ".churn", "dvc_plots",
+              # evaluate logs into the training run: without its outputs it reruns with train
+              "reports/metrics.json", "reports/segments.json", "reports/plots")  # fmt: skip
 DEMO_STAGE = "generate"
 GENERATED = (
     "data/raw/transactions.csv.gz",
