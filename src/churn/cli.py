@@ -625,7 +625,8 @@ def drift(
     result = measure_drift(reference, rows, scored[CHURN_PROBABILITY], settings, ranges)
     write_json(result, report)
     level = log.warning if result["status"] != "ok" else log.info
-    level("drift: %s — %s", result["status"], result["detail"])
+    blocks = "blocks publish" if result["publish_blocked"] else "a warning, publish not blocked"
+    level("drift: PSI %s (%s) — %s", result["status"], blocks, result["detail"])
 
 
 # --------------------------------------------------------------------------- report
