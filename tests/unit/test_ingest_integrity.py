@@ -159,3 +159,40 @@ def test_integrity_params_reject_unknown_keys_and_unknown_accepted_checks():
     with pytest.raises(ChurnError, match="must be one of"):
         parse_params({"ingest": {"integrity": {"accept": ["amount"]}}})
     assert parse_params({"ingest": {"integrity": {"accept": ["nulls:coupon"]}}})
+
+
+def _customers(rename_newest: bool) -> pd.DataFrame:
+    rng = np.random.default_rng(17)
+    signup = [dt.date(2022, 1, 1) + dt.timedelta(days=int(d)) for d in rng.integers(0, 730, 3000)]
+    channel = rng.choice(["web", "app"], 3000)
+    if rename_newest:
+        channel = np.where(
+            (np.array(signup) > dt.date(2023, 12, 1)) & (channel == "web"), "online", channel
+        )
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array([f"{i:05d}" for i in range(3000)], dtype="string"),
+            "signup_date": signup,
+            "channel": pd.array(channel, dtype="string"),
+            "region": pd.array(rng.choice(["north", "south"], 3000), dtype="string"),
+        }
+    )
+
+
+@pytest.mark.parametrize("renamed", [False, True])
+def test_a_channel_renamed_in_the_customers_table_blocks(two_years, renamed):
+    con = duckdb.connect()
+    con.register("transactions", two_years)
+    con.register("customers", _customers(renamed))
+    side = ("customers", "exports/customers.csv", {"channel": "channel", "region": "region"})
+    results, _ = check_integrity(
+        con, "transactions", IntegrityParams(min_rows=50), SOURCE, None, side
+    )
+    con.close()
+    statuses = {r.name: r.status for r in results}
+    assert statuses["integrity_customers_categories_region"] == "ok"
+    expected = "fail" if renamed else "ok"
+    assert statuses["integrity_customers_categories_channel"] == expected
+    if renamed:
+        message = next(r.message for r in results if r.status == "fail")
+        assert "exports/customers.csv: column 'channel'" in message and "new 'online'" in message

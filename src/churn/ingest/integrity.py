@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -408,6 +408,30 @@ def check_schema(
     return _result("schema", None, failed, message, accept)
 
 
+# --------------------------------------------------------------------------- side tables
+def check_customer_categories(
+    con: duckdb.DuckDBPyConnection,
+    customers_table: str,
+    periods: Periods,
+    params,
+    label: str,
+    checked: dict[str, str],
+) -> list[CheckResult]:
+    """Category check of the customers table (channel, region): customers who signed up in the
+    newest period against those who signed up in the trailing one."""
+    if not checked:
+        return []
+    table = (
+        f"(SELECT {ident(C.SIGNUP_DATE)} AS {ident(C.DATE)}, * EXCLUDE ({ident(C.SIGNUP_DATE)}) "
+        f"FROM {customers_table} WHERE {ident(C.SIGNUP_DATE)} IS NOT NULL)"
+    )
+    info = SourceInfo(label, "", (), checked)
+    return [
+        replace(r, name=r.name.replace("integrity_categories_", "integrity_customers_categories_"))
+        for r in check_categories(con, table, periods, params, info, list(checked))
+    ]
+
+
 # --------------------------------------------------------------------------- all
 def check_integrity(
     con: duckdb.DuckDBPyConnection,
@@ -415,9 +439,11 @@ def check_integrity(
     params,  # churn.config.IntegrityParams
     source: SourceInfo,
     previous: dict[str, Any] | None,
+    customers: tuple[str, str, dict[str, str]] | None = None,
 ) -> tuple[list[CheckResult], dict[str, Any]]:
-    """Run every integrity check on the clean transactions `table`; return the results (fail =
-    block) and the periods compared, for the ingest report."""
+    """Run every integrity check on the clean transactions `table` (and, given `customers` =
+    (table, label, clean -> source column), on the customers' categories by signup date); return
+    the results (fail = block) and the periods compared, for the ingest report."""
     if not params.enabled:
         return [CheckResult("integrity", "skipped", "ingest.integrity.enabled is false")], {}
     results = [check_schema(source, previous, params.accept)]
@@ -435,6 +461,8 @@ def check_integrity(
     results += check_categories(con, table, periods, params, source, text_columns)
     results += check_nulls(con, table, periods, params, source, checked)
     results.append(check_timezone(con, table, periods, params, source))
+    if customers is not None:
+        results += check_customer_categories(con, customers[0], periods, params, *customers[1:])
     trailing_rows = _count(con, table, periods.trailing)
     detail = {
         "newest_period": periods.newest.text(),

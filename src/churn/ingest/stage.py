@@ -90,6 +90,18 @@ def integrity_source(params, label: str, source_columns: tuple[str, ...]) -> int
     return integrity.SourceInfo(label, params.columns.amount, source_columns, checked)
 
 
+def customer_categories(
+    params, side: Mapping[str, CleanedTable], table: str
+) -> tuple[str, str, dict[str, str]] | None:
+    """Return the customers table, its source and the category columns the integrity check reads
+    (channel, region by signup date), or None without a customers table or signup dates."""
+    spec = params.customers
+    if spec is None or "customers" not in side or not spec.columns.signup_date:
+        return None
+    mapped = {C.CHANNEL: spec.columns.channel, C.REGION: spec.columns.region}
+    return table, mask_url(spec.source), {k: v for k, v in mapped.items() if v}
+
+
 def _open(
     con: duckdb.DuckDBPyConnection,
     name: str,
@@ -233,6 +245,7 @@ def run_ingest(
                 params.integrity,
                 integrity_source(params, raw.label, source_columns),
                 previous,
+                customer_categories(params, side, f"read_parquet({lit(str(tmp['customers']))})"),
             )
             results += integrity_results
             checks.enforce(results)  # a failure here removes the temporary files: nothing lands
