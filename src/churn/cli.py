@@ -596,29 +596,37 @@ def score(
 @app.command()
 def drift(
     champion: Annotated[Path, _required("Champion model folder.")],
+    training: Annotated[Path, _required("Training snapshots (the newest labelled cutoff).")],
     snapshot: Annotated[Path, _required("As-of feature snapshot.")],
     scores: Annotated[Path, _required("Scores of that snapshot.")],
     report: Annotated[Path, _required("Drift report (DVC metrics).")],
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
-    """Population stability of every feature and the score against the champion's training data."""
+    """PSI of every feature and the score against the newest labelled cutoff (warnings), and the
+    features outside the training range."""
     from churn.columns import CHURN_PROBABILITY, CUSTOMER_ID
-    from churn.drift import measure_drift
+    from churn.drift import measure_drift, reference_from_training
     from churn.files import write_json
     from churn.model import ChurnModel
 
     settings = _stage_params("drift", params).drift
     model = ChurnModel.load(champion)
-    if model.drift_reference is None:
-        raise ChurnError(f"{champion}: no drift_reference.json; rerun `dvc repro promote`")
+    reference, ranges = reference_from_training(
+        _read_parquet(training, "training snapshots"),
+        model.spec.numeric,
+        model.spec.categorical,
+        model.predict_proba,
+        settings,
+    )
     rows = _read_parquet(snapshot, "as-of snapshot")
     scored = _read_parquet(scores, "scores", [CUSTOMER_ID, CHURN_PROBABILITY])
     # measure the population that was scored (the snapshot may hold customers scoring skipped)
     rows = rows[rows[CUSTOMER_ID].isin(scored[CUSTOMER_ID])]
-    result = measure_drift(model.drift_reference, rows, scored[CHURN_PROBABILITY], settings)
+    result = measure_drift(reference, rows, scored[CHURN_PROBABILITY], settings, ranges)
     write_json(result, report)
     level = log.warning if result["status"] != "ok" else log.info
-    level("drift: %s — %s", result["status"], result["detail"])
+    blocks = "blocks publish" if result["publish_blocked"] else "a warning, publish not blocked"
+    level("drift: PSI %s (%s) — %s", result["status"], blocks, result["detail"])
 
 
 # --------------------------------------------------------------------------- report

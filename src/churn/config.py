@@ -320,6 +320,44 @@ class VolumeCheck(Section):
     action: Literal["warn", "fail"] = "warn"
 
 
+INTEGRITY_CHECKS = ("amounts", "categories", "nulls", "schema", "timezone")
+
+
+class IntegrityParams(Section):
+    """Blocking data-integrity checks: the newest period of the clean transactions against the
+    trailing ones (and the previous run's columns). A failing check stops ingest, writing nothing."""
+
+    enabled: bool = True
+    newest_days: int = Field(30, ge=1)  # the newest period: the last N days up to the newest row
+    trailing_days: int = Field(365, ge=1)  # the trailing periods: the N days before the newest
+    min_rows: int = Field(200, ge=1)  # fewer rows in either period: the check passes with a note
+    # amounts: per-transaction quantiles (not volumes: a December peak sells more, not dearer)
+    amount_quantiles: tuple[float, ...] = (0.25, 0.5, 0.75, 0.9)
+    max_amount_ratio: float = Field(3.0, gt=1)  # newest/trailing quantile beyond x3 or below /3
+    # categories: passthrough columns; rows of the newest period in levels never seen before
+    max_new_level_share: float = Field(0.05, gt=0, le=1)
+    max_levels: int = Field(50, ge=1)  # more distinct levels: an id or free text, not checked
+    # nulls: passthrough and transaction_id columns; share of nulls rising by more than this
+    max_null_increase: float = Field(0.1, gt=0, le=1)
+    # timezone: the hour-of-day profile shifted by whole hours (or the source's UTC offset changed)
+    max_profile_distance: float = Field(0.2, gt=0, le=2)  # L1 distance of hour shares, unshifted
+    # checks accepted once (e.g. [amounts] or [categories:channel]): they warn instead of failing;
+    # remove the entry after the run that needed it
+    accept: tuple[str, ...] = ()
+
+    @model_validator(mode="after")
+    def _valid(self) -> IntegrityParams:
+        for entry in self.accept:
+            if entry.split(":", 1)[0] not in INTEGRITY_CHECKS:
+                raise ValueError(
+                    f"integrity.accept entry {entry!r}: the check must be one of "
+                    f"{list(INTEGRITY_CHECKS)} (optionally check:column)"
+                )
+        if not all(0 < q < 1 for q in self.amount_quantiles) or not self.amount_quantiles:
+            raise ValueError("integrity.amount_quantiles must be between 0 and 1 (exclusive)")
+        return self
+
+
 class IngestParams(Section):
     """Reading and cleaning the transactions export: `churn ingest` (the `ingest` DVC stage)."""
 
@@ -337,6 +375,7 @@ class IngestParams(Section):
     max_quarantine_share: float = Field(0.05, ge=0, le=1)
     freshness: FreshnessCheck = FreshnessCheck()
     volume: VolumeCheck = VolumeCheck()
+    integrity: IntegrityParams = IntegrityParams()
     customers: CustomersSource | None = None
     nps: NpsSource | None = None
 
@@ -539,10 +578,16 @@ class DriftParams(Section):
     warn: float = Field(0.1, gt=0)  # PSI at or above: warning
     fail: float = Field(0.25, gt=0)  # PSI at or above: failure (blocks publish when blocking)
     epsilon: float = Field(1e-4, gt=0, lt=0.01)  # floor for empty-bin shares inside the log
-    reference_roles: tuple[str, ...] = ("fit", "calibration")  # snapshot rows the model learnt from
-    score_blocks: bool = True  # a failing PSI of the churn probability blocks publish
-    # features whose failing PSI blocks publish; tenure-like features drift by design, so not all do
-    blocking_features: tuple[str, ...] = ("recency_days", "purchases_90d", "spend_90d")
+    # PSI reference: the newest cutoff of this role in the training snapshots (the newest labelled
+    # cutoff, closest in time to as_of), scored by the champion when the drift stage runs
+    reference_role: str = Field("test", min_length=1)
+    # PSI warns only: a closed customer base ages between cutoffs, and PSI cannot tell ageing from
+    # broken data (the blocking checks are ingest.integrity). Opt-in blocking, for a stable base:
+    score_blocks: bool = False  # a failing PSI of the churn probability blocks publish
+    blocking_features: tuple[str, ...] = ()  # features whose failing PSI blocks publish
+    # a feature is named as outside the training range when at least this share of scored
+    # customers lies above its training maximum or below its minimum (the trees predict flat there)
+    out_of_range_share: float = Field(0.01, ge=0, le=1)
 
     @model_validator(mode="after")
     def _warn_below_fail(self) -> DriftParams:

@@ -1,16 +1,17 @@
-"""Population stability (PSI) of features and score: reference bins frozen at training, drift report."""
+"""Drift of features and score (PSI against the newest labelled cutoff, warnings by default) and
+the features whose as-of values lie outside the training range."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from churn.columns import CALENDAR_FEATURES
+from churn.columns import CALENDAR_FEATURES, CUSTOMER_ID, CUTOFF, ROLE
 from churn.config import DriftParams
 from churn.errors import ChurnError
 
@@ -87,8 +88,8 @@ def build_reference(
     """Return the drift reference (JSON-ready) of the rows a model learnt from, and its scores."""
     if len(frame) == 0:
         raise ChurnError(
-            "drift reference: no training rows with roles "
-            f"{list(params.reference_roles)}; check drift.reference_roles in params.yaml"
+            f"drift reference: no training rows with role {params.reference_role!r}; check "
+            "drift.reference_role in params.yaml (fit, calibration or test)"
         )
     features: dict[str, Any] = {}
     for name in numeric:
@@ -103,12 +104,94 @@ def build_reference(
     return {
         "format": REFERENCE_FORMAT,
         "rows": len(frame),
-        "roles": list(params.reference_roles),
+        "roles": [params.reference_role],
         "bins": params.bins,
         "max_levels": params.max_levels,
         "features": features,
         SCORE: score,
     }
+
+
+def select_newest_labelled(training: pd.DataFrame, role: str) -> pd.DataFrame:
+    """Return the rows of the newest cutoff with `role` (else the newest cutoff), by customer id.
+
+    The newest labelled cutoff is the closest in time to as_of: a closed customer base ages between
+    cutoffs, so an older reference would report that ageing as drift.
+    """
+    missing = [c for c in (CUSTOMER_ID, CUTOFF, ROLE) if c not in training.columns]
+    if missing:
+        raise ChurnError(
+            f"training snapshots: missing column(s) {missing}; rerun `dvc repro features`"
+        )
+    if len(training) == 0:
+        raise ChurnError("training snapshots: no rows to build the drift reference from")
+    rows = training[training[ROLE] == role]
+    if rows.empty:
+        rows = training  # short histories may have no such role: the newest cutoff still is closest
+    newest = rows[CUTOFF].max()
+    chosen = rows[rows[CUTOFF] == newest]
+    return chosen.sort_values(CUSTOMER_ID, kind="stable").reset_index(drop=True)
+
+
+def reference_from_training(
+    training: pd.DataFrame,
+    numeric: Sequence[str],
+    categorical: Sequence[str],
+    predict: Callable[[pd.DataFrame], np.ndarray],
+    params: DriftParams,
+) -> tuple[dict[str, Any], dict[str, list[float]]]:
+    """Return the PSI reference (the newest labelled cutoff, scored by `predict`) and the
+    training range of every numeric feature."""
+    rows = select_newest_labelled(training, params.reference_role)
+    reference = build_reference(rows, numeric, categorical, np.asarray(predict(rows)), params)
+    reference["roles"] = sorted({str(r) for r in rows[ROLE]})
+    reference["cutoff"] = str(rows[CUTOFF].iloc[0])
+    return reference, training_ranges(training, numeric)
+
+
+def training_ranges(training: pd.DataFrame, numeric: Sequence[str]) -> dict[str, list[float]]:
+    """Return [min, max] of each numeric feature over the training snapshots (calendar ones left out)."""
+    ranges: dict[str, list[float]] = {}
+    for name in numeric:
+        if name in CALENDAR_FEATURES or name not in training.columns:
+            continue
+        values = _numeric_values(training[name], name, "training snapshots")
+        finite = values[~np.isnan(values)]
+        if finite.size:
+            ranges[name] = [float(finite.min()), float(finite.max())]
+    return ranges
+
+
+def outside_training_range(
+    ranges: Mapping[str, Sequence[float]], snapshot: pd.DataFrame, min_share: float
+) -> dict[str, dict[str, Any]]:
+    """Return, per feature with any as-of value outside its training [min, max], the shares of
+    scored customers below the minimum and above the maximum, largest total share first."""
+    found: list[tuple[float, str, dict[str, Any]]] = []
+    for name, (low, high) in sorted(ranges.items()):
+        if name not in snapshot.columns or len(snapshot) == 0:
+            continue
+        values = _numeric_values(snapshot[name], name, "scoring snapshot")
+        below = float(np.mean(values < low))  # NaN compares False: missing is not out of range
+        above = float(np.mean(values > high))
+        if below + above == 0:
+            continue
+        entry = {
+            "training_min": _round(low),
+            "training_max": _round(high),
+            "current_min": _round(float(np.nanmin(values))),
+            "current_max": _round(float(np.nanmax(values))),
+            "share_below_min": round(below, 6),
+            "share_above_max": round(above, 6),
+            "named": below + above >= min_share,
+        }
+        found.append((below + above, name, entry))
+    found.sort(key=lambda item: (-item[0], item[1]))
+    return {name: entry for _, name, entry in found}
+
+
+def _round(value: float) -> float:
+    return float(f"{value:.6g}")
 
 
 # --------------------------------------------------------------------------- counting
@@ -236,8 +319,10 @@ def measure_drift(
     snapshot: pd.DataFrame,
     scores: np.ndarray | pd.Series,
     params: DriftParams,
+    ranges: Mapping[str, Sequence[float]] | None = None,
 ) -> dict[str, Any]:
-    """Return the drift report (JSON-ready): PSI per feature and for the score, and what blocks."""
+    """Return the drift report (JSON-ready): PSI per feature and for the score, what blocks (only
+    the opt-in drift.score_blocks / drift.blocking_features), and the features outside `ranges`."""
     if reference.get("format") != REFERENCE_FORMAT:
         raise ChurnError(
             f"drift reference format {reference.get('format')!r} is not {REFERENCE_FORMAT}; "
@@ -275,22 +360,46 @@ def measure_drift(
         "unknown_blocking_features": sorted(blocking - set(reference["features"])),
         "thresholds": {"warn": params.warn, "fail": params.fail},
         "reference_rows": int(reference["rows"]),
+        "reference_role": reference.get("roles", [None])[0],
+        "reference_cutoff": reference.get("cutoff"),
         "current_rows": len(snapshot),
         SCORE: score.to_dict(),
         "features": {e.name: e.to_dict() for e in entries},
     }
+    if ranges is not None:
+        outside = outside_training_range(ranges, snapshot, params.out_of_range_share)
+        report["outside_training_range"] = outside
+        report["features_outside_training_range"] = [n for n, e in outside.items() if e["named"]]
     report["detail"] = "; ".join(drift_problems(report)) or _summary(report)
     return report
 
 
 def _summary(report: Mapping[str, Any]) -> str:
     moved = report["failures"] + report["warnings"]
-    if not moved:
-        return "no feature or score moved beyond the warning threshold"
-    return "moved but not blocking: " + ", ".join(
-        f"{name} ({(report[SCORE] if name == SCORE else report['features'][name])['psi']:.3f})"
-        for name in moved
+    text = (
+        "moved (a warning, not blocking): "
+        + ", ".join(
+            f"{name} ({(report[SCORE] if name == SCORE else report['features'][name])['psi']:.3f})"
+            for name in moved
+        )
+        if moved
+        else "no feature or score moved beyond the warning threshold"
     )
+    outside = report.get("features_outside_training_range") or []
+    if outside:
+        text += "; outside the training range (the model predicts flat there): " + ", ".join(
+            f"{name} ({_outside_text(report['outside_training_range'][name])})" for name in outside
+        )
+    return text
+
+
+def _outside_text(entry: Mapping[str, Any]) -> str:
+    parts = []
+    if entry["share_above_max"]:
+        parts.append(f"{entry['share_above_max']:.1%} above max {entry['training_max']:g}")
+    if entry["share_below_min"]:
+        parts.append(f"{entry['share_below_min']:.1%} below min {entry['training_min']:g}")
+    return ", ".join(parts)
 
 
 def _worst(statuses: Any) -> str:

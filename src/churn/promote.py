@@ -350,7 +350,7 @@ def drift_reference_for(
     """Return the model's drift reference: the frozen one it carries, else built from its training rows."""
     if model.drift_reference is not None:
         return model.drift_reference
-    rows = select_reference_rows(snapshots, drift.reference_roles)
+    rows = select_reference_rows(snapshots, (drift.reference_role,))
     scores = model.predict_proba(rows) if len(rows) else np.zeros(0)
     return build_reference(rows, model.spec.numeric, model.spec.categorical, scores, drift)
 

@@ -19,8 +19,15 @@ from support.promote_helpers import make_snapshots, train_model
 from support.score_data import make_scores
 
 # the paths dvc.yaml's stages pass (the commands have no path defaults)
-DRIFT = ["drift", "--champion", "models/champion", "--snapshot", "data/features/score.parquet"]
-DRIFT += ["--scores", "data/scores/scores.parquet", "--report", "reports/drift.json"]
+DRIFT = ["drift", "--champion", "models/champion", "--training", "data/features/train.parquet"]
+DRIFT += [
+    "--snapshot",
+    "data/features/score.parquet",
+    "--scores",
+    "data/scores/scores.parquet",
+    "--report",
+    "reports/drift.json",
+]
 PROMOTE = ["promote", "--challenger", "models/challenger"]
 PROMOTE += ["--snapshots", "data/features/train.parquet", "--out", "models/champion"]
 PROMOTE += ["--report", "reports/promotion.json"]
@@ -42,9 +49,11 @@ def _champion(project, snapshots):
     return model
 
 
-def _as_of_files(project, model, snapshot):
+def _as_of_files(project, model, snapshot, training=None):
     (project / "data" / "features").mkdir(parents=True)
     (project / "data" / "scores").mkdir(parents=True)
+    if training is not None:
+        training.to_parquet(project / "data" / "features" / "train.parquet", index=False)
     snapshot.to_parquet(project / "data" / "features" / "score.parquet", index=False)
     scores = pd.DataFrame(
         {"customer_id": snapshot["customer_id"], "churn_probability": model.predict_proba(snapshot)}
@@ -56,7 +65,9 @@ def test_drift_command_writes_a_passing_report_for_the_training_population(proje
     snapshots = make_snapshots(seed=4)
     model = _champion(project, snapshots)
     current = make_snapshots(seed=5)
-    _as_of_files(project, model, current[current["role"] == "test"].drop(columns=["churned"]))
+    _as_of_files(
+        project, model, current[current["role"] == "test"].drop(columns=["churned"]), snapshots
+    )
     result = CliRunner().invoke(app, DRIFT)
     assert result.exit_code == 0, result.output
     report = json.loads((project / "reports" / "drift.json").read_text())
@@ -64,28 +75,50 @@ def test_drift_command_writes_a_passing_report_for_the_training_population(proje
     assert set(report["features"]) == {"recency_days", "tenure_days", "channel"}
 
 
-def test_drift_command_names_the_feature_that_moved(project):
+def test_drift_command_warns_naming_the_moved_and_out_of_range_feature_without_blocking(project):
+    snapshots = make_snapshots(seed=4)
+    model = _champion(project, snapshots)
+    current = make_snapshots(seed=5)
+    current = current[current["role"] == "test"].drop(columns=["churned"])
+    current = current.assign(recency_days=current["recency_days"] + 400)
+    _as_of_files(project, model, current, snapshots)
+    result = CliRunner().invoke(app, DRIFT)
+    assert result.exit_code == 0, result.output
+    report = json.loads((project / "reports" / "drift.json").read_text())
+    assert report["passed"] is True and report["blocking_failures"] == []
+    assert "recency_days" in report["failures"]
+    assert report["reference_role"] == "test"
+    assert report["reference_cutoff"] == str(
+        snapshots.loc[snapshots["role"] == "test", "cutoff"].max()
+    )
+    assert "recency_days" in report["features_outside_training_range"]
+    assert "recency_days (" in report["detail"] and "a warning, not blocking" in report["detail"]
+
+
+def test_drift_command_blocks_a_moved_feature_only_when_opted_in(project):
+    params = (project / "params.yaml").read_text()
+    params = params.replace("blocking_features: []", "blocking_features: [recency_days]")
+    (project / "params.yaml").write_text(params)
     snapshots = make_snapshots(seed=4)
     model = _champion(project, snapshots)
     current = make_snapshots(seed=5)
     current = current[current["role"] == "test"].drop(columns=["churned"])
     current = current.assign(recency_days=current["recency_days"] + 120)
-    _as_of_files(project, model, current)
+    _as_of_files(project, model, current, snapshots)
     result = CliRunner().invoke(app, DRIFT)
     assert result.exit_code == 0, result.output
     report = json.loads((project / "reports" / "drift.json").read_text())
-    assert report["passed"] is False
-    assert "recency_days" in report["blocking_failures"]
+    assert report["passed"] is False and report["blocking_failures"] == ["recency_days"]
     assert "recency_days: PSI" in report["detail"]
 
 
-def test_drift_command_without_a_reference_says_how_to_get_one(project):
+def test_drift_command_without_training_snapshots_says_which_file_is_missing(project):
     snapshots = make_snapshots(seed=4)
-    model = train_model(snapshots, ["recency_days"])
-    model.save(project / "models" / "champion")
+    model = _champion(project, snapshots)
+    _as_of_files(project, model, snapshots[snapshots["role"] == "test"].drop(columns=["churned"]))
     result = CliRunner().invoke(app, DRIFT)
     assert result.exit_code != 0
-    assert "rerun `dvc repro promote`" in str(result.exception)
+    assert "train.parquet" in str(result.exception)
 
 
 def test_backtest_command_reads_the_published_record_and_reports_matured_lists(project):

@@ -1,4 +1,5 @@
-"""Drift: frozen reference bins, exact PSI on hand-built examples, what blocks publishing."""
+"""Drift: reference bins, exact PSI on hand-built examples, PSI warns (blocking only opted in),
+the newest labelled reference and the features outside the training range."""
 
 from __future__ import annotations
 
@@ -19,9 +20,12 @@ from churn.drift import (
     current_shares,
     measure_drift,
     numeric_edges,
+    outside_training_range,
     population_stability,
     reference_categorical,
+    reference_from_training,
     reference_numeric,
+    select_newest_labelled,
 )
 from churn.errors import ChurnError, DataCheckFailed
 from churn.publish.gates import check_drift_gate, enforce_gates
@@ -159,17 +163,17 @@ def test_a_blocking_feature_that_moved_stops_publishing_and_is_named(reference):
     assert enforce_gates([gate], accept_drift=True) == [gate]
 
 
-def test_a_shifted_score_blocks_unless_score_blocking_is_off(reference):
+def test_a_shifted_score_only_warns_by_default_and_blocks_when_opted_in(reference):
     rng = np.random.default_rng(11)
     snapshot = _snapshot(rng, 3000)
     shifted = rng.beta(5, 2, 3000)
-    blocking = measure_drift(reference, snapshot, shifted, DriftParams(blocking_features=()))
-    assert blocking["blocking_failures"] == [SCORE]
-    relaxed = measure_drift(
-        reference, snapshot, shifted, DriftParams(blocking_features=(), score_blocks=False)
-    )
-    assert relaxed["score"]["status"] == "fail"
-    assert relaxed["publish_blocked"] is False
+    default = measure_drift(reference, snapshot, shifted, DriftParams())
+    assert default["score"]["status"] == "fail"
+    assert default["publish_blocked"] is False and default["blocking_failures"] == []
+    gate = check_drift_gate(default)
+    assert gate.passed is True and "warning" in gate.detail
+    opted_in = measure_drift(reference, snapshot, shifted, DriftParams(score_blocks=True))
+    assert opted_in["blocking_failures"] == [SCORE]
 
 
 def test_missing_shares_are_reported_for_reference_and_current(reference):
@@ -230,3 +234,81 @@ def test_season_features_are_not_drift_checked():
     current = _snapshot(rng, 2000).assign(season_sin=0.99)
     report = measure_drift(reference, current, rng.beta(2, 5, 2000), params)
     assert "season_sin" not in json.dumps(report)
+
+
+# --------------------------------------------------------------------------- newest labelled reference
+def _training(rng: np.random.Generator) -> pd.DataFrame:
+    parts = []
+    for cutoff, role, age in (
+        ("2024-01-01", "fit", 0),
+        ("2024-04-01", "calibration", 90),
+        ("2024-07-01", "test", 180),
+    ):
+        rows = _snapshot(rng, 400, tenure_shift=age)
+        parts.append(
+            rows.assign(
+                customer_id=[f"{i:04d}" for i in range(400)],
+                cutoff=pd.Timestamp(cutoff).date(),
+                role=role,
+            )
+        )
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_the_reference_is_the_newest_labelled_cutoff_and_ranges_cover_all_training_rows():
+    rng = np.random.default_rng(20)
+    training = _training(rng)
+    rows = select_newest_labelled(training, "test")
+    assert set(rows["role"]) == {"test"} and str(rows["cutoff"].iloc[0]) == "2024-07-01"
+    assert list(rows["customer_id"]) == sorted(rows["customer_id"])
+    # short histories may have no test role: the newest cutoff is still the closest in time
+    assert str(select_newest_labelled(training, "holdout")["cutoff"].iloc[0]) == "2024-07-01"
+    reference, ranges = reference_from_training(
+        training,
+        ["recency_days", "tenure_days"],
+        ["channel"],
+        lambda frame: np.full(len(frame), 0.3),
+        DriftParams(),
+    )
+    assert reference["cutoff"] == "2024-07-01" and reference["roles"] == ["test"]
+    assert reference["rows"] == 400
+    assert ranges["tenure_days"][0] == pytest.approx(training["tenure_days"].min())
+    assert ranges["tenure_days"][1] == pytest.approx(training["tenure_days"].max())
+
+
+def test_outside_training_range_gives_exact_shares_above_max_and_below_min():
+    snapshot = pd.DataFrame({"x": [0.0, 5.0, 10.0, 11.0, 12.0, None, -1.0, 3.0], "y": [1.0] * 8})
+    found = outside_training_range({"x": [0.0, 10.0], "y": [0.0, 2.0]}, snapshot, 0.01)
+    assert list(found) == ["x"]  # y lies inside: not listed
+    assert found["x"]["share_above_max"] == 0.25 and found["x"]["share_below_min"] == 0.125
+    assert found["x"]["training_max"] == 10.0 and found["x"]["current_max"] == 12.0
+    assert found["x"]["named"] is True
+    assert outside_training_range({"x": [0.0, 10.0]}, snapshot, 0.5)["x"]["named"] is False
+
+
+@pytest.mark.parametrize("grown_months", [3, 6, 12])
+def test_a_closed_base_grown_by_months_warns_names_out_of_range_features_and_publishes(
+    grown_months,
+):
+    # nobody new arrives: every customer is older and longer idle at as_of than at the newest
+    # labelled cutoff, and the model scores them higher. That is ageing, not broken data.
+    rng = np.random.default_rng(30 + grown_months)
+    training = _training(rng)
+    reference, ranges = reference_from_training(
+        training,
+        ["recency_days", "tenure_days"],
+        ["channel"],
+        lambda frame: rng.beta(2, 5, len(frame)),
+        DriftParams(),
+    )
+    days = grown_months * 30
+    aged = _snapshot(rng, 400, recency_shift=days, tenure_shift=180 + days)
+    report = measure_drift(reference, aged, rng.beta(5, 2, 400), DriftParams(), ranges)
+    assert report["failures"]  # PSI sees the ageing ...
+    assert report["passed"] is True and report["publish_blocked"] is False  # ... and only warns
+    gate = check_drift_gate(report)
+    assert gate.passed is True and enforce_gates([gate]) == [gate]
+    assert "tenure_days" in report["features_outside_training_range"]
+    entry = report["outside_training_range"]["tenure_days"]
+    assert entry["share_above_max"] > 0 and entry["share_below_min"] == 0
+    assert "outside the training range" in report["detail"] and "tenure_days" in gate.detail

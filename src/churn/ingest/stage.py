@@ -17,7 +17,7 @@ from churn import columns as C
 from churn.engine import open_duckdb, out_of_memory
 from churn.errors import ChurnError
 from churn.files import atomic_path
-from churn.ingest import checks
+from churn.ingest import checks, integrity
 from churn.ingest.clean import (
     CleanedTable,
     clean_transactions,
@@ -79,6 +79,27 @@ def source_key(params) -> str:
     """Return the key the volume history is kept under: the masked source plus table/query."""
     extra = params.sql.table or params.sql.query or ""
     return f"{mask_url(params.source)}|{extra}"
+
+
+def integrity_source(params, label: str, source_columns: tuple[str, ...]) -> integrity.SourceInfo:
+    """Return what the integrity checks name: the source, its amount column and the clean columns
+    they check (passthrough columns, and the transaction id when mapped)."""
+    checked = {name: name for name in params.passthrough}
+    if params.columns.transaction_id:
+        checked[C.TRANSACTION_ID] = params.columns.transaction_id
+    return integrity.SourceInfo(label, params.columns.amount, source_columns, checked)
+
+
+def customer_categories(
+    params, side: Mapping[str, CleanedTable], table: str
+) -> tuple[str, str, dict[str, str]] | None:
+    """Return the customers table, its source and the category columns the integrity check reads
+    (channel, region by signup date), or None without a customers table or signup dates."""
+    spec = params.customers
+    if spec is None or "customers" not in side or not spec.columns.signup_date:
+        return None
+    mapped = {C.CHANNEL: spec.columns.channel, C.REGION: spec.columns.region}
+    return table, mask_url(spec.source), {k: v for k, v in mapped.items() if v}
 
 
 def _open(
@@ -211,14 +232,22 @@ def run_ingest(
                 )
             )
             key = source_key(params)
+            previous = checks.previous_run(history, key)
             results.append(
                 checks.check_volume(
-                    raw.rows_read,
-                    checks.previous_run(history, key),
-                    params.volume.max_drop_share,
-                    params.volume.action,
+                    raw.rows_read, previous, params.volume.max_drop_share, params.volume.action
                 )
             )
+            source_columns = tuple(c for c in raw.types if not c.startswith("__"))
+            integrity_results, integrity_detail = integrity.check_integrity(
+                con,
+                f"read_parquet({lit(str(tmp['transactions']))})",
+                params.integrity,
+                integrity_source(params, raw.label, source_columns),
+                previous,
+                customer_categories(params, side, f"read_parquet({lit(str(tmp['customers']))})"),
+            )
+            results += integrity_results
             checks.enforce(results)  # a failure here removes the temporary files: nothing lands
             for result in results:
                 if result.status == "warn":
@@ -245,6 +274,7 @@ def run_ingest(
         else reject_after.isoformat(sep=" ", timespec="seconds"),
         **_table_report(transactions),
         "checks": {r.name: r.as_dict() for r in results},
+        "integrity": integrity_detail,
     }
     if snapshot is not None:
         report["snapshot"] = snapshot
@@ -257,6 +287,7 @@ def run_ingest(
         "rows_read": raw.rows_read,
         "rows_clean": transactions.rows_clean,
         "customers": transactions.stats.get("customers"),
+        "columns": list(source_columns),  # the schema check's reference for the next run
     }
     log.info("ingest done in %.1f s", time.monotonic() - started)
     return report, checks.add_run(history, key, entry)

@@ -150,15 +150,18 @@ def check_volume(scores: pd.DataFrame, params: PublishParams) -> Gate:
 
 
 def check_drift_gate(drift_report: dict[str, Any] | None) -> Gate:
-    """Return the drift gate. Hook for the retraining issue: passes when no drift report exists.
+    """Return the drift gate: passes unless reports/drift.json says `"passed": false`.
 
-    A report (reports/drift.json) fails the gate when it says `"passed": false`; its `detail`
-    (or `summary`) is shown. `churn publish --accept-drift` publishes anyway.
+    Feature and score PSI only warn by default (a closed customer base ages, and PSI cannot tell
+    ageing from broken data: the blocking checks are ingest.integrity); a report fails the gate only
+    when drift.score_blocks or drift.blocking_features opted in. `--accept-drift` publishes anyway.
     """
     if drift_report is None:
         return Gate("drift", True, "no drift report; not checked")
     passed = bool(drift_report.get("passed", True))
     detail = str(drift_report.get("detail", drift_report.get("summary", "")))
+    if passed and drift_report.get("status", "ok") != "ok":
+        detail = f"passed with a warning (PSI warns, it does not block): {detail}"
     return Gate("drift", passed, detail or ("no drift" if passed else "drift detected"))
 
 

@@ -1,0 +1,480 @@
+"""Blocking data-integrity checks: the newest period of the clean transactions against the trailing
+ones (amount quantiles, category sets, null shares, time zone) and the source's columns against the
+previous run's. Broken data stops here; ageing customers, which only PSI sees, never do."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+
+from churn import columns as C
+from churn.ingest.checks import CheckResult
+from churn.ingest.sources import ident, lit
+
+YEAR_DAYS = 364  # a year back to the same weekday: a weekly rhythm lines up
+HOURS = 24
+
+
+@dataclass(frozen=True)
+class Window:
+    """A period of transaction dates: (start, end], both calendar dates."""
+
+    name: str
+    start: date
+    end: date
+
+    def where(self) -> str:
+        """Return the SQL condition selecting the period's rows."""
+        return f"{ident(C.DATE)} > {lit(self.start.isoformat())}::DATE AND {ident(C.DATE)} <= {lit(self.end.isoformat())}::DATE"
+
+    def text(self) -> str:
+        """Return the period as 'first day..last day'."""
+        return f"{self.start + timedelta(days=1)}..{self.end}"
+
+
+@dataclass(frozen=True)
+class Periods:
+    """The newest period, the trailing one before it and the newest period a year earlier."""
+
+    newest: Window
+    trailing: Window
+    last_year: Window
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """What the messages name: the source, and the source column behind each clean column."""
+
+    label: str  # the file or masked URL
+    amount: str  # source column of the amount
+    source_columns: tuple[str, ...]  # every column of the source as read (schema check)
+    checked: dict[str, str]  # clean column -> source column, for categories and nulls
+
+
+def plan_periods(newest_date: date, newest_days: int, trailing_days: int) -> Periods:
+    """Return the newest, trailing and same-period-last-year windows ending at `newest_date`."""
+    newest_start = newest_date - timedelta(days=newest_days)
+    return Periods(
+        Window("newest", newest_start, newest_date),
+        Window("trailing", newest_start - timedelta(days=trailing_days), newest_start),
+        Window(
+            "last_year",
+            newest_start - timedelta(days=YEAR_DAYS),
+            newest_date - timedelta(days=YEAR_DAYS),
+        ),
+    )
+
+
+def _accepted(check: str, column: str | None, accept: Sequence[str]) -> bool:
+    return check in accept or (column is not None and f"{check}:{column}" in accept)
+
+
+def _result(
+    check: str,
+    column: str | None,
+    failed: bool,
+    message: str,
+    accept: Sequence[str],
+    value: float | None = None,
+    limit: float | None = None,
+) -> CheckResult:
+    name = f"integrity_{check}" + (f"_{column}" if column else "")
+    if not failed:
+        return CheckResult(name, "ok", message, value, limit)
+    if _accepted(check, column, accept):
+        entry = f"{check}:{column}" if column else check
+        return CheckResult(
+            name,
+            "warn",
+            f"{message} [accepted by ingest.integrity.accept: {entry}; remove it after this run]",
+            value,
+            limit,
+        )
+    return CheckResult(name, "fail", message, value, limit)
+
+
+def _fix(check: str, column: str | None) -> str:
+    entry = f"{check}:{column}" if column else check
+    return (
+        f"; if this change is real and reviewed, accept it once with `ingest.integrity.accept: "
+        f"[{entry}]` in params.yaml (remove it after this run)"
+    )
+
+
+def _count(con: duckdb.DuckDBPyConnection, table: str, window: Window, extra: str = "") -> int:
+    (n,) = con.execute(f"SELECT count(*) FROM {table} WHERE {window.where()} {extra}").fetchone()
+    return int(n)
+
+
+# --------------------------------------------------------------------------- amounts
+def _amount_quantiles(
+    con: duckdb.DuckDBPyConnection, table: str, window: Window, quantiles: Sequence[float]
+) -> tuple[int, list[float]]:
+    qs = ", ".join(str(float(q)) for q in quantiles)
+    n, values = con.execute(
+        f"SELECT count(*), quantile_cont({ident(C.AMOUNT)}, [{qs}]) FROM {table} "
+        f"WHERE {window.where()} AND {ident(C.AMOUNT)} > 0"
+    ).fetchone()
+    return int(n), [float(v) for v in (values or [])]
+
+
+def _worst_ratio(newest: Sequence[float], before: Sequence[float]) -> float:
+    """Return the newest/before quantile ratio furthest from 1 (in log terms)."""
+    ratios = [(n / b) if b > 0 else math.inf for n, b in zip(newest, before, strict=True) if n > 0]
+    return max(ratios, key=lambda r: abs(math.log(r)) if 0 < r < math.inf else math.inf)
+
+
+def check_amounts(
+    con: duckdb.DuckDBPyConnection, table: str, periods: Periods, params, source: SourceInfo
+) -> CheckResult:
+    """Fail when per-purchase amount quantiles of the newest period moved by more than
+    max_amount_ratio against the trailing period and (when there is one) the same period a year
+    earlier. Quantiles of single purchases, not sums: a December peak sells more, not dearer."""
+    quantiles = params.amount_quantiles
+    n_new, q_new = _amount_quantiles(con, table, periods.newest, quantiles)
+    n_old, q_old = _amount_quantiles(con, table, periods.trailing, quantiles)
+    if n_new < params.min_rows or n_old < params.min_rows:
+        return CheckResult(
+            "integrity_amounts",
+            "skipped",
+            f"not enough purchases to compare (newest {periods.newest.text()}: {n_new}, trailing "
+            f"{periods.trailing.text()}: {n_old}; ingest.integrity.min_rows = {params.min_rows}); "
+            "a first run or a short export passes",
+        )
+    ratio = _worst_ratio(q_new, q_old)
+    limit = params.max_amount_ratio
+    failed = not (1 / limit <= ratio <= limit)
+    compared = "the trailing period"
+    if failed:
+        n_year, q_year = _amount_quantiles(con, table, periods.last_year, quantiles)
+        if n_year >= params.min_rows:
+            year_ratio = _worst_ratio(q_new, q_year)
+            if 1 / limit <= year_ratio <= limit:
+                failed = False  # seasonal: the same period a year earlier looked alike
+                ratio, compared = year_ratio, "the same period a year earlier"
+    shown = ", ".join(
+        f"p{round(q * 100)} {n:.4g} vs {o:.4g}"
+        for q, n, o in zip(quantiles, q_new, q_old, strict=True)
+    )
+    message = (
+        f"{source.label}: column {source.amount!r} (ingest.columns.amount): per-purchase amounts of "
+        f"the newest period {periods.newest.text()} against the trailing {periods.trailing.text()}: "
+        f"{shown} (newest vs trailing; worst ratio x{ratio:.3g}, limit x{limit:g} against "
+        f"{compared})"
+    )
+    if failed:
+        message += (
+            ": the amounts changed scale in the newest period only. Did the export switch units "
+            "(cents vs whole currency) or currency? Correct the export" + _fix("amounts", None)
+        )
+    return _result("amounts", None, failed, message, params.accept, ratio, limit)
+
+
+# --------------------------------------------------------------------------- categories
+def check_categories(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    periods: Periods,
+    params,
+    source: SourceInfo,
+    text_columns: Sequence[str],
+) -> list[CheckResult]:
+    """Fail when more than max_new_level_share of the newest period's rows of a text column hold
+    levels the trailing period never had (a renamed category, currency or channel)."""
+    results = []
+    for column in text_columns:
+        col = ident(column)
+        rows = con.execute(
+            f"SELECT {periods.newest.where()} AS newest, {col} AS level, count(*) FROM {table} "
+            f"WHERE ({periods.newest.where()} OR {periods.trailing.where()}) AND {col} IS NOT NULL "
+            "GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+        newest = {level: n for is_new, level, n in rows if is_new}
+        trailing = {level: n for is_new, level, n in rows if not is_new}
+        n_new, n_old = sum(newest.values()), sum(trailing.values())
+        name = source.checked.get(column, column)
+        if n_new < params.min_rows or n_old < params.min_rows:
+            results.append(
+                CheckResult(
+                    f"integrity_categories_{column}",
+                    "skipped",
+                    f"column {name!r}: not enough rows to compare (newest {n_new}, trailing "
+                    f"{n_old}; ingest.integrity.min_rows = {params.min_rows})",
+                )
+            )
+            continue
+        if len(set(newest) | set(trailing)) > params.max_levels:
+            results.append(
+                CheckResult(
+                    f"integrity_categories_{column}",
+                    "skipped",
+                    f"column {name!r}: more than ingest.integrity.max_levels = "
+                    f"{params.max_levels} distinct values (an id or free text, not a category)",
+                )
+            )
+            continue
+        unseen = sorted((lvl for lvl in newest if lvl not in trailing), key=lambda v: -newest[v])
+        gone = sorted(
+            (lvl for lvl in trailing if lvl not in newest and trailing[lvl] / n_old >= 0.01),
+            key=lambda v: -trailing[v],
+        )
+        share = sum(newest[lvl] for lvl in unseen) / n_new
+        failed = share > params.max_new_level_share
+        message = (
+            f"{source.label}: column {name!r}: {share:.1%} of the newest period's rows "
+            f"({periods.newest.text()}) hold values never seen in the trailing period "
+            f"(limit {params.max_new_level_share:.0%})"
+        )
+        if unseen:
+            message += ": new " + ", ".join(f"{v!r} ({newest[v] / n_new:.1%})" for v in unseen[:5])
+        if gone:
+            message += "; gone " + ", ".join(
+                f"{v!r} (was {trailing[v] / n_old:.1%})" for v in gone[:5]
+            )
+        if failed:
+            message += (
+                ". A renamed category, currency or channel splits one group in two for the model; "
+                "correct the export (or map the old and new names to one)"
+                + _fix("categories", column)
+            )
+        results.append(
+            _result(
+                "categories",
+                column,
+                failed,
+                message,
+                params.accept,
+                share,
+                params.max_new_level_share,
+            )
+        )
+    return results
+
+
+# --------------------------------------------------------------------------- nulls
+def check_nulls(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    periods: Periods,
+    params,
+    source: SourceInfo,
+    nullable_columns: Sequence[str],
+) -> list[CheckResult]:
+    """Fail when a column's share of nulls in the newest period exceeds the trailing share by more
+    than max_null_increase (2% -> 40%: a broken join or a dropped field upstream)."""
+    results = []
+    for column in nullable_columns:
+        col = ident(column)
+        shares = {}
+        counts = {}
+        for window in (periods.newest, periods.trailing):
+            n, nulls = con.execute(
+                f"SELECT count(*), count(*) FILTER ({col} IS NULL) FROM {table} WHERE {window.where()}"
+            ).fetchone()
+            counts[window.name] = int(n)
+            shares[window.name] = int(nulls) / int(n) if n else 0.0
+        name = source.checked.get(column, column)
+        if counts["newest"] < params.min_rows or counts["trailing"] < params.min_rows:
+            results.append(
+                CheckResult(
+                    f"integrity_nulls_{column}",
+                    "skipped",
+                    f"column {name!r}: not enough rows to compare (newest {counts['newest']}, "
+                    f"trailing {counts['trailing']}; ingest.integrity.min_rows = {params.min_rows})",
+                )
+            )
+            continue
+        increase = shares["newest"] - shares["trailing"]
+        failed = increase > params.max_null_increase
+        message = (
+            f"{source.label}: column {name!r}: {shares['newest']:.1%} empty in the newest period "
+            f"{periods.newest.text()} against {shares['trailing']:.1%} in the trailing "
+            f"{periods.trailing.text()} (newest vs trailing; limit +{params.max_null_increase:.0%})"
+        )
+        if failed:
+            message += (
+                ": the export lost values in its newest rows (a broken join or a dropped field); "
+                "correct the export" + _fix("nulls", column)
+            )
+        results.append(
+            _result(
+                "nulls", column, failed, message, params.accept, increase, params.max_null_increase
+            )
+        )
+    return results
+
+
+# --------------------------------------------------------------------------- time zone
+def _hour_shares(
+    con: duckdb.DuckDBPyConnection, table: str, window: Window
+) -> tuple[int, np.ndarray]:
+    rows = con.execute(
+        f"SELECT hour({ident(C.TIMESTAMP)}) AS h, count(*) FROM {table} WHERE {window.where()} "
+        "GROUP BY h"
+    ).fetchall()
+    counts = np.zeros(HOURS)
+    for hour, n in rows:
+        counts[int(hour)] = n
+    total = counts.sum()
+    return int(total), counts / total if total else counts
+
+
+def best_hour_shift(newest: np.ndarray, before: np.ndarray) -> tuple[int, float, float]:
+    """Return (shift in hours, distance at that shift, distance unshifted) that best lines the
+    newest hour-of-day shares up with the earlier ones: newest[h] ~ before[h - shift]."""
+    unshifted = float(np.abs(newest - before).sum())
+    best, best_distance = 0, unshifted
+    for shift in sorted(range(-12, 13), key=abs):
+        distance = float(np.abs(newest - np.roll(before, shift)).sum())
+        if distance < best_distance - 1e-12:
+            best, best_distance = shift, distance
+    return best, best_distance, unshifted
+
+
+def check_timezone(
+    con: duckdb.DuckDBPyConnection, table: str, periods: Periods, params, source: SourceInfo
+) -> CheckResult:
+    """Fail when the newest period's hour-of-day profile matches the trailing one only after a
+    shift by whole hours (a changed time zone or UTC offset in the export)."""
+    n_new, new = _hour_shares(con, table, periods.newest)
+    n_old, old = _hour_shares(con, table, periods.trailing)
+    if n_new < params.min_rows or n_old < params.min_rows:
+        return CheckResult(
+            "integrity_timezone",
+            "skipped",
+            f"not enough rows to compare hour-of-day profiles (newest {n_new}, trailing {n_old}; "
+            f"ingest.integrity.min_rows = {params.min_rows})",
+        )
+    shift, shifted, unshifted = best_hour_shift(new, old)
+    failed = shift != 0 and unshifted > params.max_profile_distance and shifted < unshifted / 2
+    if failed:
+        n_year, year = _hour_shares(con, table, periods.last_year)
+        if n_year >= params.min_rows:
+            year_shift, year_shifted, year_unshifted = best_hour_shift(new, year)
+            if year_shift == 0 or year_unshifted <= params.max_profile_distance:
+                failed = False  # the same season a year earlier looked alike (daylight saving)
+    message = (
+        f"{source.label}: hour of day of the timestamps: the newest period {periods.newest.text()} "
+        f"against the trailing {periods.trailing.text()} differ by {unshifted:.2f} (sum of share "
+        f"differences, limit {params.max_profile_distance:g}); shifted by {shift:+d} h they differ "
+        f"by {shifted:.2f}; peak hour {int(np.argmax(new))}:00 vs {int(np.argmax(old))}:00 "
+        "(newest vs trailing)"
+    )
+    if failed:
+        message += (
+            f": the newest timestamps look shifted by {shift:+d} hours. Did the export's time "
+            "zone or UTC offset change? Correct the export (or the offset it writes, and "
+            "ingest.timezone)" + _fix("timezone", None)
+        )
+    return _result(
+        "timezone", None, failed, message, params.accept, unshifted, params.max_profile_distance
+    )
+
+
+# --------------------------------------------------------------------------- schema
+def check_schema(
+    source: SourceInfo, previous: dict[str, Any] | None, accept: Sequence[str]
+) -> CheckResult:
+    """Fail when the source's columns differ from the previous run's (recorded in --state)."""
+    before = (previous or {}).get("columns")
+    if before is None:
+        return CheckResult(
+            "integrity_schema",
+            "skipped",
+            f"{source.label}: no previous run recorded its columns; {len(source.source_columns)} "
+            "columns recorded for the next run",
+        )
+    now = list(source.source_columns)
+    appeared = [c for c in now if c not in before]
+    gone = [c for c in before if c not in now]
+    failed = bool(appeared or gone)
+    message = f"{source.label}: {len(now)} columns, previous run {len(before)}"
+    if appeared:
+        message += f"; appeared: {appeared}"
+    if gone:
+        message += f"; disappeared: {gone}"
+    if failed:
+        message += (
+            " (previous run at " + str(previous.get("run_at", "?")) + "): the export's layout "
+            "changed, so a column may now hold something else. Correct the export (or update "
+            "ingest.columns / ingest.passthrough)" + _fix("schema", None)
+        )
+    return _result("schema", None, failed, message, accept)
+
+
+# --------------------------------------------------------------------------- side tables
+def check_customer_categories(
+    con: duckdb.DuckDBPyConnection,
+    customers_table: str,
+    periods: Periods,
+    params,
+    label: str,
+    checked: dict[str, str],
+) -> list[CheckResult]:
+    """Category check of the customers table (channel, region): customers who signed up in the
+    newest period against those who signed up in the trailing one."""
+    if not checked:
+        return []
+    table = (
+        f"(SELECT {ident(C.SIGNUP_DATE)} AS {ident(C.DATE)}, * EXCLUDE ({ident(C.SIGNUP_DATE)}) "
+        f"FROM {customers_table} WHERE {ident(C.SIGNUP_DATE)} IS NOT NULL)"
+    )
+    info = SourceInfo(label, "", (), checked)
+    return [
+        replace(r, name=r.name.replace("integrity_categories_", "integrity_customers_categories_"))
+        for r in check_categories(con, table, periods, params, info, list(checked))
+    ]
+
+
+# --------------------------------------------------------------------------- all
+def check_integrity(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    params,  # churn.config.IntegrityParams
+    source: SourceInfo,
+    previous: dict[str, Any] | None,
+    customers: tuple[str, str, dict[str, str]] | None = None,
+) -> tuple[list[CheckResult], dict[str, Any]]:
+    """Run every integrity check on the clean transactions `table` (and, given `customers` =
+    (table, label, clean -> source column), on the customers' categories by signup date); return
+    the results (fail = block) and the periods compared, for the ingest report."""
+    if not params.enabled:
+        return [CheckResult("integrity", "skipped", "ingest.integrity.enabled is false")], {}
+    results = [check_schema(source, previous, params.accept)]
+    (newest,) = con.execute(f"SELECT max({ident(C.DATE)}) FROM {table}").fetchone()
+    if newest is None:
+        results.append(CheckResult("integrity", "skipped", "no clean transactions to compare"))
+        return results, {}
+    periods = plan_periods(newest, params.newest_days, params.trailing_days)
+    types = dict(
+        (row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
+    )
+    checked = list(source.checked)
+    text_columns = [c for c in checked if c != C.TRANSACTION_ID and types.get(c) == "VARCHAR"]
+    results.append(check_amounts(con, table, periods, params, source))
+    results += check_categories(con, table, periods, params, source, text_columns)
+    results += check_nulls(con, table, periods, params, source, checked)
+    results.append(check_timezone(con, table, periods, params, source))
+    if customers is not None:
+        results += check_customer_categories(con, customers[0], periods, params, *customers[1:])
+    trailing_rows = _count(con, table, periods.trailing)
+    detail = {
+        "newest_period": periods.newest.text(),
+        "trailing_period": periods.trailing.text(),
+        "same_period_last_year": periods.last_year.text(),
+        "rows_newest": _count(con, table, periods.newest),
+        "rows_trailing": trailing_rows,
+        "accepted": list(params.accept),
+    }
+    if trailing_rows < params.min_rows:
+        detail["note"] = (
+            "no trailing period to compare with (a first run or a short export): the period "
+            "checks passed without comparing"
+        )
+    return results, detail

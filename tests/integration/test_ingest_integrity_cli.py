@@ -1,0 +1,92 @@
+"""`churn ingest` integrity end to end: a first run passes with a note and records the columns;
+a broken newest month stops the command, names the fix and replaces no output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from churn import columns as C
+from support.integrity_data import amounts_times_100, closed_base
+from support.paths import ROOT
+
+ARGS = ["ingest", "--out", "data/interim", "--report", "reports/ingest.json"]
+ARGS += ["--sql-copies", "data/raw", "--state", ".churn/ingest_history.json"]
+
+
+def _churn(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    return subprocess.run(
+        [sys.executable, "-m", "churn", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _write_export(transactions: pd.DataFrame, path: Path) -> None:
+    export = pd.DataFrame(
+        {
+            "customer": transactions[C.CUSTOMER_ID],
+            "ordered_at": transactions[C.TIMESTAMP].dt.strftime("%Y-%m-%d %H:%M:%S"),
+            "amount": transactions[C.AMOUNT].map(lambda v: f"{v:.2f}"),
+            "order_id": transactions[C.TRANSACTION_ID],
+            "channel": transactions["channel"],
+        }
+    )
+    export.to_csv(path, index=False)
+
+
+def test_ingest_blocks_amounts_times_100_in_the_newest_month_after_a_clean_first_run(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["ingest"].update(
+        source="export.csv",
+        passthrough=["channel"],
+        timezone="UTC",
+        reject_after="2030-01-01 00:00:00",
+        customers=None,
+        nps=None,
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    transactions = closed_base(24, customers=400)
+
+    _write_export(
+        transactions[transactions[C.DATE] < pd.Timestamp("2022-02-01").date()],
+        tmp_path / "export.csv",
+    )
+    first = _churn(tmp_path, *ARGS)
+    assert first.returncode == 0, first.stderr
+    report = json.loads((tmp_path / "reports" / "ingest.json").read_text())
+    assert "no trailing period" in report["integrity"]["note"]
+    assert report["checks"]["integrity_amounts"]["status"] == "skipped"
+    state = json.loads((tmp_path / ".churn" / "ingest_history.json").read_text())
+    assert next(iter(state["sources"].values()))[-1]["columns"] == [
+        "customer",
+        "ordered_at",
+        "amount",
+        "order_id",
+        "channel",
+    ]
+
+    _write_export(transactions, tmp_path / "export.csv")
+    grown = _churn(tmp_path, *ARGS)
+    assert grown.returncode == 0, grown.stderr
+    report = json.loads((tmp_path / "reports" / "ingest.json").read_text())
+    assert report["checks"]["integrity_amounts"]["status"] == "ok"
+    assert report["checks"]["integrity_schema"]["status"] == "ok"
+    written = (tmp_path / "data" / "interim" / "transactions.parquet").stat().st_mtime_ns
+
+    _write_export(amounts_times_100(transactions), tmp_path / "export.csv")
+    broken = _churn(tmp_path, *ARGS)
+    assert broken.returncode != 0
+    assert "export.csv: column 'amount'" in broken.stderr
+    assert "ingest.integrity.accept: [amounts]" in broken.stderr
+    assert (tmp_path / "data" / "interim" / "transactions.parquet").stat().st_mtime_ns == written
