@@ -9,7 +9,10 @@ A --data PATH is a CDNOW_master.txt file or a folder of clean tables (`churn ing
 --shapes adds generated data sets (`churn generate` + `churn ingest` with the shape's `generate:`
 params, made once under benchmarks/data/shapes/): short (9 months) and long (3 years) histories,
 closed (everyone acquired in the first quarter) and open (customers keep arriving) bases, strong
-and no seasonality, in a half-fraction design where each level appears twice.
+and no seasonality, in a half-fraction design where each level appears twice. The short ones use
+a 30-day horizon; `--only-shapes NAME ...` picks shapes, including the two short ones with the
+default 90-day horizon (`short_open_no_season_h90`, `short_closed_strong_season_h90`).
+The committed record (benchmarks/results/model_quality.md) names its exact command.
 
 For each data set and variant, everything after as-of = last date - H is hidden; the features
 stage's snapshot builder and `churn.train.fit_model` run as `churn features` / `churn train` would,
