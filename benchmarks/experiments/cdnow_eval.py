@@ -42,7 +42,7 @@ from churn.evaluate import evaluate_model
 from churn.features.build import build_snapshots
 from churn.train import fit_model
 
-SCORERS = ("model", "recency", "frequency", "rfm_logistic", "bgnbd")
+SCORERS = ("model", "recency", "frequency", "rfm_logistic", "bgnbd", "bgnbd_no_purchase")
 COLUMNS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece", "lift_top10", "recall_top10")
 
 
@@ -202,7 +202,8 @@ Baselines: recency = days since last purchase; frequency = -purchases; rfm_logis
 regression on recency, log purchases, log spend fitted on the fit cutoffs (section 2: on the
 production model's rows); bgnbd = -expected
 purchases in the horizon from a BG/NBD model fitted (maximum likelihood) on the histories at the
-evaluated cutoff. Log loss, Brier and ECE (10 equal-width bins) only for probabilities.
+evaluated cutoff; bgnbd_no_purchase = the same fit's probability of no purchase in the horizon
+(`churn.bgnbd.probability_no_purchase`). Log loss, Brier and ECE (10 equal-width bins) only for probabilities.
 """
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report, encoding="utf-8")

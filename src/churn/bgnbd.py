@@ -1,4 +1,5 @@
-"""BG/NBD (Fader, Hardie & Lee 2005): maximum-likelihood fit and expected purchases, in scipy."""
+"""BG/NBD (Fader, Hardie & Lee 2005): maximum-likelihood fit, expected purchases, P(alive) and
+P(no purchase in the next t), in scipy."""
 
 from __future__ import annotations
 
@@ -171,3 +172,23 @@ def probability_alive(
         # one-time buyers cannot have died after a repeat purchase: the model says alive
         odds = np.where(x > 0, np.exp(np.minimum(log_odds, 700.0)), 0.0)
     return 1.0 / (1.0 + odds)
+
+
+def probability_no_purchase(
+    params: BGNBDParams, t: float, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> np.ndarray:
+    """Return each customer's probability of no purchase in (T, T + t]: the churn label's quantity.
+
+    Under BG/NBD a customer dies only right after a purchase, so one alive at T makes no purchase
+    in (T, T + t] exactly when their Poisson process is silent there; given alive and the history,
+    the purchase rate is Gamma(r + x, alpha + T) (FHL 2005, section 3), hence
+
+        P(X(T, T + t) = 0 | x, t_x, T) = 1 - P(alive) + P(alive) ((alpha + T) / (alpha + T + t))^(r + x)
+    """
+    if not np.isfinite(t) or t < 0:
+        raise ChurnError(f"BG/NBD: the horizon t must be a finite time >= 0, got {t!r}")
+    x, t_x, T = _summary_arrays(x, t_x, T)
+    alive = probability_alive(params, x, t_x, T)
+    silent = np.exp((params.r + x) * (np.log(params.alpha + T) - np.log(params.alpha + T + t)))
+    # written as 1 - P(buys) so the result stays in [0, 1] to the last bit
+    return np.clip(1.0 - alive * (1.0 - silent), 0.0, 1.0)

@@ -85,6 +85,10 @@ class GenerateParams(Section):
     nps_response_rate: float = Field(0.3, ge=0, le=1)
     timezone: str = "Europe/Berlin"  # wall-clock zone of the exported timestamps
     chunk_customers: int = Field(200_000, ge=100)  # customers simulated per chunk (bounds memory)
+    # shapes (benchmarks/experiments/model_quality.py); the defaults keep the default data as is
+    pre_period_share: float = Field(0.2, ge=0, le=1)  # customers who joined before the export
+    acquisition_days: int | None = Field(None, ge=1)  # others join in the first N days; None = all
+    seasonality: float = Field(0.3, ge=0, lt=1)  # yearly amplitude of the purchase intensity
 
 
 # --------------------------------------------------------------------------- train

@@ -31,6 +31,7 @@ FADE_DAYS = 120  # before dropping out, customers buy less often and spend less
 FADE_RATE = 0.45
 FADE_SPEND = 0.75
 PRE_PERIOD_DAYS = 730  # how long before the export starts the existing customers joined
+MAX_INTENSITY = 1.75  # thinning bound on the default weekly x yearly intensity (about 1.69)
 EARLY_DROPOUT_SHARE = 0.25  # one-and-done buyers: drop out within a month of joining
 DIRTY_KINDS = (
     "missing_customer",
@@ -58,14 +59,21 @@ def customer_ids(start: int, stop: int, total: int) -> np.ndarray:
     return np.array([str(i).zfill(width) for i in range(start + 1, stop + 1)], dtype=object)
 
 
-def seasonality(day_index: np.ndarray, start: pd.Timestamp) -> np.ndarray:
-    """Return the purchase intensity multiplier (weekly x yearly, max about 1.7) for day offsets."""
+def seasonality(day_index: np.ndarray, start: pd.Timestamp, amplitude: float = 0.3) -> np.ndarray:
+    """Return the purchase intensity multiplier (weekly x yearly; max about 1.7 at the default
+    yearly amplitude 0.3) for day offsets."""
     dates = start + pd.to_timedelta(day_index, unit="D")
     weekday = WEEKDAY_FACTOR[np.asarray(dates.day_of_week)]
     doy = np.asarray(dates.day_of_year, dtype=float)
     # peak around mid-December, trough in early summer
-    yearly = 1.0 + 0.3 * np.cos(2 * np.pi * (doy - 350) / 365.25)
+    yearly = 1.0 + amplitude * np.cos(2 * np.pi * (doy - 350) / 365.25)
     return weekday * yearly
+
+
+def max_intensity(amplitude: float) -> float:
+    """Return the thinning bound for a yearly amplitude (the default's 1.75 whenever it suffices,
+    so the default data does not change)."""
+    return max(MAX_INTENSITY, float(WEEKDAY_FACTOR.max()) * (1.0 + amplitude))
 
 
 def _chunk_rng(seed: int, chunk: int, stream: int) -> np.random.Generator:
@@ -82,13 +90,15 @@ def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) ->
 
     channel_idx = rng.choice(len(CHANNELS), size=n, p=CHANNEL_WEIGHTS)
     region_idx = rng.integers(0, len(REGIONS), size=n)
-    # A fifth of the customers joined up to two years before the export starts: their earlier
-    # purchases are cut off (left-censored, as in any real extract) and some are already gone.
-    # The rest join over the period.
+    # A share of the customers (a fifth by default) joined up to two years before the export
+    # starts: their earlier purchases are cut off (left-censored, as in any real extract) and some
+    # are already gone. The rest join over the first acquisition_days (default: the whole period;
+    # short = a closed cohort, like CDNOW's first-quarter buyers).
+    acquisition = days - 1 if params.acquisition_days is None else params.acquisition_days
     join = np.where(
-        rng.random(n) < 0.2,
+        rng.random(n) < params.pre_period_share,
         rng.uniform(-PRE_PERIOD_DAYS, 0, n),
-        rng.uniform(0, days - 1, n),
+        rng.uniform(0, min(acquisition, days - 1), n),
     )
     shape = params.rate_shape
     rate_year = (
@@ -103,14 +113,15 @@ def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) ->
     spend_mean = rng.gamma(4.0, params.mean_order_value / 4.0, n)
 
     # Purchases: inhomogeneous Poisson process by thinning, plus the joining purchase.
-    max_intensity = 1.75
+    bound = max_intensity(params.seasonality)
     duration = np.maximum(active_end - join, 0.0)
-    counts = rng.poisson(rate_day * max_intensity * duration)
+    counts = rng.poisson(rate_day * bound * duration)
     owner = np.repeat(np.arange(n), counts)
     t = join[owner] + rng.random(owner.size) * duration[owner]
     fading = t > dropout[owner] - FADE_DAYS
-    accept = seasonality(np.floor(t).astype(np.int64), start) * np.where(fading, FADE_RATE, 1.0)
-    keep = rng.random(owner.size) * max_intensity < accept
+    accept = seasonality(np.floor(t).astype(np.int64), start, params.seasonality)
+    accept = accept * np.where(fading, FADE_RATE, 1.0)
+    keep = rng.random(owner.size) * bound < accept
     owner = np.concatenate([np.arange(n), owner[keep]])
     t = np.concatenate([join, t[keep]])
     fading = np.concatenate([np.zeros(n, bool), fading[keep]])

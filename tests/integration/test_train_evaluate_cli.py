@@ -78,13 +78,27 @@ def test_train_then_evaluate_write_model_metrics_plots_and_one_mlflow_run(
     metrics = json.loads((tmp_path / "reports" / "metrics.json").read_text())
     assert metrics["production"]["roc_auc"] > metrics["baselines"]["recency"]["roc_auc"]
     assert metrics["production"]["calibration_cutoff"] == metrics["test_cutoff"]
-    assert set(metrics["baselines"]) == {"recency", "frequency", "rfm_logistic", "bgnbd"}
+    assert set(metrics["baselines"]) == {
+        "recency",
+        "frequency",
+        "rfm_logistic",
+        "bgnbd",
+        "bgnbd_no_purchase",
+    }
     assert metrics["model"]["roc_auc"] > metrics["baselines"]["recency"]["roc_auc"]
     assert 0 <= metrics["model"]["ece"] <= 1
     segments = json.loads((tmp_path / "reports" / "segments.json").read_text())
     assert set(segments["channel"]) == {"web", "app", "store", "marketplace"}
     roc = pd.read_csv(tmp_path / "reports" / "plots" / "roc.csv")
-    assert list(roc.columns) == ["fpr", "model", "recency", "frequency", "rfm_logistic", "bgnbd"]
+    assert list(roc.columns) == [
+        "fpr",
+        "model",
+        "recency",
+        "frequency",
+        "rfm_logistic",
+        "bgnbd",
+        "bgnbd_no_purchase",
+    ]
     assert roc["model"].is_monotonic_increasing
 
     run = client.get_run(run_id)

@@ -135,3 +135,32 @@ def test_segments_too_small_get_counts_but_no_metrics():
     assert "roc_auc" in out["tenure"]["under_90d"]
     assert out["tenure"]["365-730d"] == {"rows": 5.0, "base_churn_rate": pytest.approx(0.4)}
     assert set(out["channel"]) == {"web", "app"}
+
+
+def test_bgnbd_no_purchase_baseline_is_the_closed_form_on_the_test_histories():
+    from churn.bgnbd import fit_bgnbd, probability_no_purchase, summarize_histories
+    from churn.evaluate.baselines import score_baselines
+
+    rng = np.random.default_rng(8)
+    n = 400
+    tenure = rng.integers(30, 400, n)
+    purchase_days = 1 + rng.poisson(tenure / 60)
+    recency = np.where(purchase_days > 1, rng.integers(0, 30, n), tenure)
+    rows = pd.DataFrame(
+        {
+            "customer_id": pd.array([f"{i:04d}" for i in range(n)], dtype="string"),
+            "churned": (rng.random(n) < 0.5).astype("int8"),
+            "recency_days": recency,
+            "tenure_days": tenure,
+            "purchases": purchase_days,
+            "purchase_days": purchase_days,
+            "spend_total": purchase_days * 20.0,
+        }
+    )
+    scores, fitted = score_baselines(rows, rows, horizon_days=90)
+    by_name = {score.name: score for score in scores}
+    x, t_x, T = summarize_histories(rows)
+    assert fitted == fit_bgnbd(x, t_x, T)
+    expected = probability_no_purchase(fitted, 90 / 7, x, t_x, T)
+    np.testing.assert_allclose(by_name["bgnbd_no_purchase"].score, expected)
+    assert by_name["bgnbd_no_purchase"].is_probability

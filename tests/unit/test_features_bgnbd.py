@@ -15,10 +15,17 @@ from churn.bgnbd import (
     expected_purchases,
     fit_bgnbd,
     probability_alive,
+    probability_no_purchase,
     summarize_histories,
 )
 from churn.config import FeaturesParams
-from churn.features.bgnbd import EXPECTED, P_ALIVE, add_bgnbd_features, fit_sample
+from churn.features.bgnbd import (
+    EXPECTED,
+    P_ALIVE,
+    P_NO_PURCHASE,
+    add_bgnbd_features,
+    fit_sample,
+)
 from churn.features.build import snapshot_columns
 from support.features_tables import snapshot_at, transactions_frame
 
@@ -64,12 +71,14 @@ def test_bgnbd_features_equal_a_direct_fit_at_each_cutoff(transactions, cutoffs)
         fitted = fit_bgnbd(x[order], t_x[order] / 7, tenure[order] / 7)
         expected = expected_purchases(fitted, 90 / 7, x, t_x / 7, tenure / 7)
         np.testing.assert_allclose(rows[EXPECTED], expected, rtol=1e-9)
+        no_purchase = probability_no_purchase(fitted, 90 / 7, x, t_x / 7, tenure / 7)
+        np.testing.assert_allclose(rows[P_NO_PURCHASE], no_purchase, rtol=1e-9)
         assert (rows.loc[rows["purchase_days"] == 1, P_ALIVE] == 1.0).all()
         assert rows[P_ALIVE].between(0, 1).all()
 
 
 def test_bgnbd_features_are_listed_in_the_schema_only_when_enabled():
-    assert snapshot_columns(PARAMS, True)[-2:] == [EXPECTED, P_ALIVE]
+    assert snapshot_columns(PARAMS, True)[-3:] == [EXPECTED, P_ALIVE, P_NO_PURCHASE]
     assert EXPECTED not in snapshot_columns(FeaturesParams(), True)
 
 
@@ -79,7 +88,7 @@ def test_too_few_repeat_buyers_leave_the_features_null_not_an_error():
         ("a", pd.Timestamp("2024-02-01").date(), 5.0),
     ]
     frame = snapshot_at(transactions_frame(rows), pd.Timestamp("2024-03-01").date(), params=PARAMS)
-    assert frame[[EXPECTED, P_ALIVE]].isna().all().all()
+    assert frame[[EXPECTED, P_ALIVE, P_NO_PURCHASE]].isna().all().all()
     assert frame[EXPECTED].dtype == "float64"
 
 
@@ -94,7 +103,7 @@ def test_fit_sample_is_a_stable_hash_sample_of_the_requested_size():
 
 def test_row_order_within_a_cutoff_does_not_change_the_features(transactions, cutoffs):
     frame = snapshot_at(transactions, cutoffs, params=PARAMS).reset_index()
-    plain = frame.drop(columns=[EXPECTED, P_ALIVE])
+    plain = frame.drop(columns=[EXPECTED, P_ALIVE, P_NO_PURCHASE])
     again = add_bgnbd_features(plain.sample(frac=1.0, random_state=1), 90).sort_index()
     pd.testing.assert_frame_equal(again, frame)
 

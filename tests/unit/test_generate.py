@@ -93,3 +93,25 @@ def test_nps_is_lower_close_to_dropout(small):
     near = nps["score"][days_left < 90].mean()
     far = nps["score"][days_left > 180].mean()
     assert near < far - 1
+
+
+def test_a_closed_base_acquires_everyone_in_its_first_days():
+    params = GenerateParams(
+        customers=800, seed=5, pre_period_share=0.0, acquisition_days=90, with_nps=False
+    )
+    truth = pd.concat([chunk.truth for chunk in simulate(params)], ignore_index=True)
+    joined = (truth["first_purchase"] - pd.Timestamp(params.start)).dt.days
+    assert joined.between(0, 89).all()
+
+
+def test_seasonality_amplitude_sets_the_december_peak():
+    def december_share(amplitude: float) -> float:
+        params = GenerateParams(
+            customers=1500, seed=5, seasonality=amplitude, days=730, with_nps=False
+        )
+        clean = _clean(pd.concat([chunk.transactions for chunk in simulate(params)]))
+        return float((clean.loc[clean["amount"] > 0, "when"].dt.month == 12).mean())
+
+    flat, strong = december_share(0.0), december_share(0.8)
+    assert 0.06 < flat < 0.11  # about 1/12 without a yearly cycle
+    assert strong > flat * 1.4

@@ -1,4 +1,5 @@
-"""The methods the model must beat: recency, frequency, logistic regression on RFM, BG/NBD."""
+"""The methods the model must beat: recency, frequency, logistic regression on RFM, BG/NBD
+(expected purchases, and the probability of no purchase in the horizon)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from churn.bgnbd import (
     BGNBDParams,
     expected_purchases,
     fit_bgnbd,
+    probability_no_purchase,
     summarize_histories,
 )
 from churn.columns import CHURNED
@@ -76,7 +78,9 @@ def score_baselines(
     # which is how it is used in practice (history up to today -> purchases expected next)
     x, t_x, T = summarize_histories(test_rows)
     bgnbd = fit_bgnbd(x, t_x, T)
-    expected = expected_purchases(bgnbd, horizon_days / DAYS_PER_WEEK, x, t_x, T)
+    horizon_weeks = horizon_days / DAYS_PER_WEEK
+    expected = expected_purchases(bgnbd, horizon_weeks, x, t_x, T)
+    no_purchase = probability_no_purchase(bgnbd, horizon_weeks, x, t_x, T)
     scores = [
         BaselineScores("recency", test_rows[RECENCY].astype("float64").to_numpy(), False),
         BaselineScores("frequency", -test_rows[PURCHASES].astype("float64").to_numpy(), False),
@@ -84,5 +88,8 @@ def score_baselines(
         # fewer expected purchases = more likely to churn; P(alive) would rank every one-time
         # buyer as certainly alive, so it is not used
         BaselineScores("bgnbd", -expected, False),
+        # the quantity the churn label is: no purchase in (cutoff, cutoff + horizon]; a
+        # probability, so it is calibrated (or not) like the model
+        BaselineScores("bgnbd_no_purchase", no_purchase, True),
     ]
     return scores, bgnbd

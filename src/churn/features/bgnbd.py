@@ -11,6 +11,7 @@ from churn.bgnbd import (
     expected_purchases,
     fit_bgnbd,
     probability_alive,
+    probability_no_purchase,
     summarize_histories,
 )
 from churn.errors import ChurnError
@@ -20,6 +21,7 @@ log = get_logger("features")
 
 EXPECTED = "bgnbd_expected_purchases"
 P_ALIVE = "bgnbd_p_alive"
+P_NO_PURCHASE = "bgnbd_p_no_purchase"
 MAX_FIT_CUSTOMERS = 200_000  # larger cutoffs fit on a deterministic hash sample of this size
 MIN_REPEAT_BUYERS = 10  # below this the four parameters are not identified: features stay null
 _HASH_KEY = "churn-bgnbd-fit1"  # 16 bytes, as pandas needs
@@ -35,12 +37,12 @@ def fit_sample(customer_ids: pd.Series, limit: int = MAX_FIT_CUSTOMERS) -> np.nd
     return hashed <= np.sort(hashed)[limit - 1]
 
 
-def _one_cutoff(rows: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, np.ndarray]:
+def _one_cutoff(rows: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, ...]:
     x, t_x, T = summarize_histories(rows)
-    nulls = np.full(len(rows), np.nan)
+    nulls = (np.full(len(rows), np.nan),) * 3
     chosen = fit_sample(rows[c.CUSTOMER_ID])
     if int((x[chosen] > 0).sum()) < MIN_REPEAT_BUYERS:
-        return nulls, nulls
+        return nulls
     try:
         # a canonical order: float sums inside the fit must not depend on row order
         order = np.lexsort((T[chosen], t_x[chosen], x[chosen]))
@@ -48,12 +50,14 @@ def _one_cutoff(rows: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, np.n
         expected = expected_purchases(params, horizon_days / DAYS_PER_WEEK, x, t_x, T)
     except ChurnError as error:  # a degenerate fit: say so, leave this cutoff's features null
         log.warning("BG/NBD features null at one cutoff: %s", error)
-        return nulls, nulls
-    return expected, probability_alive(params, x, t_x, T)
+        return nulls
+    no_purchase = probability_no_purchase(params, horizon_days / DAYS_PER_WEEK, x, t_x, T)
+    return expected, probability_alive(params, x, t_x, T), no_purchase
 
 
 def add_bgnbd_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
-    """Return the snapshot with BG/NBD expected purchases in the horizon and P(alive) per row.
+    """Return the snapshot with BG/NBD expected purchases in the horizon, P(alive) and the
+    probability of no purchase in the horizon per row.
 
     Each cutoff gets its own maximum-likelihood fit on the (x, t_x, T) of that cutoff's rows
     only, so nothing dated after the cutoff (and no label) can reach a feature.
@@ -61,10 +65,13 @@ def add_bgnbd_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     out = frame.copy()
     expected = np.full(len(frame), np.nan)
     alive = np.full(len(frame), np.nan)
+    no_purchase = np.full(len(frame), np.nan)
     if len(frame):
         for positions in frame.groupby(c.CUTOFF, sort=True).indices.values():
             rows = frame.iloc[positions]
-            expected[positions], alive[positions] = _one_cutoff(rows, horizon_days)
+            values = _one_cutoff(rows, horizon_days)
+            expected[positions], alive[positions], no_purchase[positions] = values
     out[EXPECTED] = expected
     out[P_ALIVE] = alive
+    out[P_NO_PURCHASE] = no_purchase
     return out

@@ -65,6 +65,13 @@ def bgnbd_features(params: FeaturesParams) -> list[Feature]:
             f"probability the customer is still active at the cutoff, {fitted}; 1 for "
             "one-time buyers (the model's convention)",
         ),
+        Feature(
+            "bgnbd_p_no_purchase",
+            "bgnbd",
+            "probability",
+            "probability of no purchase in (cutoff, cutoff + churn.horizon_days] (the churn "
+            f"label's event), {fitted}",
+        ),
     ]
 
 
