@@ -140,13 +140,15 @@ def compare_flagged_with_rest(
     judged: np.ndarray,
     confidence: float,
     judged_on: str,
+    tolerance: float = 0.0,
 ) -> dict[str, Any]:
     """Return the flagged customers' churn against the rest's and against what was predicted.
 
     Only `judged` customers count (those a known campaign did not treat: its effect would lower
-    their churn). `flagged_below_predicted` is set when the flagged customers' mean predicted
-    probability lies above the upper bound of the interval of their observed churn rate: the
-    list did not hold customers as risky as it said.
+    their churn). `shortfall_beyond_interval` is how far the flagged customers' mean predicted
+    probability lies above the upper bound of the interval of their observed churn rate (0 when
+    inside it); `flagged_below_predicted` is set when that exceeds `tolerance`: the list did not
+    hold customers as risky as it said.
     """
     chosen, rest = flagged & judged, ~flagged & judged
     result = {
@@ -155,10 +157,14 @@ def compare_flagged_with_rest(
         "rest": observed_against_predicted(churned[rest], probabilities[rest], confidence),
     }
     flagged_group, rest_group = result["flagged"], result["rest"]
-    result["flagged_below_predicted"] = bool(
-        flagged_group["ci_high"] is not None
-        and flagged_group["predicted"] > flagged_group["ci_high"]
+    shortfall = (
+        None
+        if flagged_group["ci_high"] is None
+        else round(max(0.0, flagged_group["predicted"] - flagged_group["ci_high"]), 6)
     )
+    result["shortfall_beyond_interval"] = shortfall
+    result["shortfall_tolerance"] = tolerance
+    result["flagged_below_predicted"] = bool(shortfall is not None and shortfall > tolerance)
     result["flagged_below_rest"] = bool(
         flagged_group["churn_rate"] is not None
         and rest_group["churn_rate"] is not None
@@ -186,7 +192,8 @@ def _warnings(as_of: date, comparison: Mapping[str, Any], campaign_known: bool) 
         found.append(
             f"list of {as_of}: flagged customers churned {flagged['churn_rate']:.1%} "
             f"[{flagged['ci_low']:.1%}, {flagged['ci_high']:.1%}], below the "
-            f"{flagged['predicted']:.1%} predicted for them"
+            f"{flagged['predicted']:.1%} predicted for them by more than the tolerated "
+            f"{comparison['shortfall_tolerance']:.0%} (backtest.shortfall_tolerance)"
             + (
                 ""
                 if campaign_known
@@ -253,6 +260,7 @@ def backtest_run(
         untreated if campaign_known else np.ones(len(scores), dtype=bool),
         params.confidence,
         "customers the campaign did not treat" if campaign_known else "every scored customer",
+        params.shortfall_tolerance,
     )
     result: dict[str, Any] = {
         "as_of": str(as_of),

@@ -584,6 +584,10 @@ class BacktestParams(Section):
     """`churn backtest`: archived at-risk lists against what happened once their horizon passed."""
 
     confidence: float = Field(0.95, gt=0.5, lt=1)  # level of the treated-vs-control interval
+    # warn when the flagged customers' predicted churn lies above the interval of their observed
+    # churn by more than this (probability points); 0.05 matches the calibration goal ECE <= 0.05,
+    # so a large list's small, tolerated calibration gap does not warn on every run
+    shortfall_tolerance: float = Field(0.05, ge=0, lt=1)
     contact_log: str | None = None  # optional CSV (customer_id, contacted_at) of real contacts
 
 

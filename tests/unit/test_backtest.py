@@ -146,7 +146,11 @@ def test_flagged_churn_short_of_the_prediction_beyond_its_interval_warns():
     assert len(result["warnings"]) == 1
     assert result["warnings"][0].startswith(
         "list of 2024-01-31: flagged customers churned 50.0% [40.4%, 59.6%], below the 80.0% "
-        "predicted for them (if the list was used in a campaign, give its contact log"
+        "predicted for them by more than the tolerated 5% (backtest.shortfall_tolerance) "
+        "(if the list was used in a campaign, give its contact log"
+    )
+    assert result["flagged_vs_rest"]["shortfall_beyond_interval"] == pytest.approx(
+        0.8 - flagged["ci_high"], abs=1e-6
     )
     report = run_backtest({AS_OF: (30, scores)}, transactions, PARAMS)
     assert report["warnings"] == result["warnings"]
@@ -161,6 +165,19 @@ def test_flagged_churn_within_the_interval_of_the_prediction_does_not_warn():
     assert (
         summary_rows(run_backtest({AS_OF: (30, scores)}, transactions, PARAMS))[0]["check"] == "ok"
     )
+
+
+def test_a_shortfall_within_the_tolerance_is_recorded_but_does_not_warn():
+    # predicted 0.63 lies 3.4 points above the interval [0.40, 0.596]: tolerated by default
+    scores, transactions = _list_of(100, 0.63, 50)
+    result = backtest_run(scores, purchase_dates(transactions), AS_OF, 30, PARAMS)
+    comparison = result["flagged_vs_rest"]
+    assert comparison["shortfall_beyond_interval"] == pytest.approx(0.034, abs=0.001)
+    assert comparison["flagged_below_predicted"] is False and result["warnings"] == []
+    strict = BacktestParams(shortfall_tolerance=0.0)
+    result = backtest_run(scores, purchase_dates(transactions), AS_OF, 30, strict)
+    assert result["flagged_vs_rest"]["flagged_below_predicted"] is True
+    assert len(result["warnings"]) == 1
 
 
 def test_no_effect_is_reported_when_no_campaign_is_known():
