@@ -134,8 +134,9 @@ purchases in the {HORIZON} days after as-of (no campaign ran, so every scored cu
 "old" is the rule before this change (net benefit > 0 alone, no value cap); "new" is the default
 now (net benefit > 0 and churn probability ≥ `score.tiers.medium`, expected value capped at its
 99th percentile over the scored customers). Control customers are included (they are flagged too).
-"check" is what `churn backtest` would say: WARN when the flagged customers' observed churn lies
-below the interval of what was predicted for them, or below the rest's.
+"check" is what `churn backtest` would say: WARN when what was predicted for the flagged customers
+lies above the 95% interval of their observed churn by more than `backtest.shortfall_tolerance`.
+The variant row (floor at `score.tiers.high`) is for comparison only; it is not a default.
 
 {chr(10).join(lines)}
 
