@@ -295,6 +295,13 @@ def test_reasons_and_actions_are_computed_for_flagged_customers_only(model):
     assert scores.loc[flagged, ["reasons", "suggested_action"]].notna().all().all()
     assert scores.loc[~flagged, ["reasons", "reason_family", "suggested_action"]].isna().all().all()
     assert scores["priority"].tolist() == list(range(1, len(scores) + 1))
+    # the full table still says which value cap and floor the rule used (for reports/score.json)
+    targeting = summarise_scores(scores, 0)["targeting"]
+    assert targeting["min_probability_floor"] == 0.2
+    assert targeting["expected_value_cap"] == pytest.approx(
+        float(scores["expected_value"].max()), abs=0.01
+    )
+    assert scores.loc[flagged, "churn_probability"].min() >= 0.2
 
 
 def test_scores_carry_segment_columns_and_model_version(model):
