@@ -1,9 +1,10 @@
-"""Backtest: archived at-risk lists against what happened once their horizon passed, campaign effect."""
+"""Backtest: published at-risk lists against what happened: flagged vs rest vs predicted, effect."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
 from typing import Any
 
@@ -117,6 +118,92 @@ def compare_groups(
     }
 
 
+def observed_against_predicted(
+    churned: np.ndarray, probabilities: np.ndarray, confidence: float
+) -> dict[str, Any]:
+    """Return a group's observed churn rate with its Wilson interval and its mean predicted risk."""
+    n = int(churned.size)
+    low, high = wilson_interval(int(churned.sum()), n, confidence)
+    return {
+        "customers": n,
+        "churn_rate": _rate(churned),
+        "ci_low": None if math.isnan(low) else round(low, 6),
+        "ci_high": None if math.isnan(high) else round(high, 6),
+        "predicted": _rate(probabilities),
+    }
+
+
+def compare_flagged_with_rest(
+    churned: np.ndarray,
+    probabilities: np.ndarray,
+    flagged: np.ndarray,
+    judged: np.ndarray,
+    confidence: float,
+    judged_on: str,
+    tolerance: float = 0.0,
+) -> dict[str, Any]:
+    """Return the flagged customers' churn against the rest's and against what was predicted.
+
+    Only `judged` customers count (those a known campaign did not treat: its effect would lower
+    their churn). `shortfall_beyond_interval` is how far the flagged customers' mean predicted
+    probability lies above the upper bound of the interval of their observed churn rate (0 when
+    inside it); `flagged_below_predicted` is set when that exceeds `tolerance`: the list did not
+    hold customers as risky as it said.
+    """
+    chosen, rest = flagged & judged, ~flagged & judged
+    result = {
+        "judged_on": judged_on,
+        "flagged": observed_against_predicted(churned[chosen], probabilities[chosen], confidence),
+        "rest": observed_against_predicted(churned[rest], probabilities[rest], confidence),
+    }
+    flagged_group, rest_group = result["flagged"], result["rest"]
+    shortfall = (
+        None
+        if flagged_group["ci_high"] is None
+        else round(max(0.0, flagged_group["predicted"] - flagged_group["ci_high"]), 6)
+    )
+    result["shortfall_beyond_interval"] = shortfall
+    result["shortfall_tolerance"] = tolerance
+    result["flagged_below_predicted"] = bool(shortfall is not None and shortfall > tolerance)
+    result["flagged_below_rest"] = bool(
+        flagged_group["churn_rate"] is not None
+        and rest_group["churn_rate"] is not None
+        and flagged_group["churn_rate"] < rest_group["churn_rate"]
+    )
+    return result
+
+
+NO_CAMPAIGN = (
+    "no campaign is known to have used this list (no contact log: backtest.contact_log or "
+    "--contacts); the treatment-vs-control comparison is not an effect"
+)
+
+
+def _warnings(as_of: date, comparison: Mapping[str, Any], campaign_known: bool) -> list[str]:
+    """Return the plain-word warnings about one list (empty when its flagged customers held up).
+
+    Flagged customers churning less than the rest is not a warning by itself: a rule that weighs
+    value picks valuable customers, who churn less, and the prediction says so; it is shown in
+    the comparison. Falling short of what was predicted for them is a warning.
+    """
+    flagged = comparison["flagged"]
+    found = []
+    if comparison["flagged_below_predicted"]:
+        found.append(
+            f"list of {as_of}: flagged customers churned {flagged['churn_rate']:.1%} "
+            f"[{flagged['ci_low']:.1%}, {flagged['ci_high']:.1%}], below the "
+            f"{flagged['predicted']:.1%} predicted for them by more than the tolerated "
+            f"{comparison['shortfall_tolerance']:.0%} (backtest.shortfall_tolerance)"
+            + (
+                ""
+                if campaign_known
+                else " (if the list was used in a campaign, give its contact log: a campaign "
+                "lowers the churn of the customers it reached)"
+            )
+        )
+    return found
+
+
 def backtest_run(
     scores: pd.DataFrame,
     purchases: pd.DataFrame,
@@ -124,8 +211,15 @@ def backtest_run(
     horizon_days: int,
     params: BacktestParams,
     contacts: pd.DataFrame | None = None,
+    campaign_known: bool = False,
 ) -> dict[str, Any]:
-    """Return what one archived scoring run's list got right: rates, precision, recall, effect."""
+    """Return what one archived scoring run's list got right: rates, precision, recall, effect.
+
+    The flagged customers' churn is compared with the rest's and with what was predicted for
+    them. A treated-vs-control effect is reported only when a campaign is known to have run: a
+    contact log is given, or `campaign_known` (the record says the list was used); otherwise
+    the control comparison is kept under `campaign.control_comparison`, labelled as no effect.
+    """
     missing = [
         c for c in (CUSTOMER_ID, CHURN_PROBABILITY, AT_RISK, GROUP) if c not in scores.columns
     ]
@@ -158,6 +252,16 @@ def backtest_run(
         if MODEL_VERSION in scores
         else []
     )
+    campaign_known = campaign_known or contacted is not None
+    comparison = compare_flagged_with_rest(
+        churned,
+        probabilities,
+        flagged,
+        untreated if campaign_known else np.ones(len(scores), dtype=bool),
+        params.confidence,
+        "customers the campaign did not treat" if campaign_known else "every scored customer",
+        params.shortfall_tolerance,
+    )
     result: dict[str, Any] = {
         "as_of": str(as_of),
         "outcome_window": [
@@ -176,16 +280,27 @@ def backtest_run(
         "precision_control": _rate(churned[flagged & control]),
         "calibration_ece_untreated": ece,
         "calibration": table,
-        "campaign": {
-            "treated_definition": "flagged, group treatment"
-            + ("" if contacted is None else ", contacted within the window (contact log)"),
-            **compare_groups(
-                churned[treated],
-                churned[flagged & control],
-                params.confidence,
-                ("treated", "control"),
-            ),
-        },
+        "flagged_vs_rest": comparison,
+        "warnings": _warnings(as_of, comparison, campaign_known),
+    }
+    groups = compare_groups(
+        churned[treated], churned[flagged & control], params.confidence, ("treated", "control")
+    )
+    if not campaign_known:
+        result["campaign"] = {
+            "known": False,
+            "note": NO_CAMPAIGN,
+            "control_comparison": {
+                "treated_definition": "flagged, group treatment (not known to be contacted)",
+                **{k: v for k, v in groups.items() if k != "significant"},
+            },
+        }
+        return result
+    result["campaign"] = {
+        "known": True,
+        "treated_definition": "flagged, group treatment"
+        + ("" if contacted is None else ", contacted within the window (contact log)"),
+        **groups,
     }
     if contacted is not None:
         result["campaign"]["intention_to_treat"] = compare_groups(
@@ -204,10 +319,12 @@ def run_backtest(
     transactions: pd.DataFrame,
     params: BacktestParams,
     contacts: pd.DataFrame | None = None,
+    used: AbstractSet[date] = frozenset(),
 ) -> dict[str, Any]:
     """Return reports/backtest.json: every published list whose horizon has passed, and those
     pending. `published` maps each list's as-of date to (its model's horizon_days, every
-    customer scored for it); each list is judged under the definition it was scored with."""
+    customer scored for it); each list is judged under the definition it was scored with.
+    `used` holds the as-of dates of lists the record says a campaign used."""
     purchases = purchase_dates(transactions)
     if transactions.empty:
         raise ChurnError("transactions: empty; nothing to compare the published lists with")
@@ -217,7 +334,9 @@ def run_backtest(
         horizon_days, scores = published[as_of]
         matures = as_of + timedelta(days=horizon_days)
         if matures <= newest:
-            run = backtest_run(scores, purchases, as_of, horizon_days, params, contacts)
+            run = backtest_run(
+                scores, purchases, as_of, horizon_days, params, contacts, as_of in used
+            )
             runs.append({**run, "horizon_days": horizon_days})
         else:
             pending.append({"as_of": str(as_of), "matures_on": str(matures)})
@@ -226,6 +345,7 @@ def run_backtest(
         "confidence": params.confidence,
         "interval_method": "Newcombe hybrid score (method 10) from Wilson intervals",
         "contact_log": contacts is not None,
+        "warnings": [warning for run in runs for warning in run["warnings"]],
         "runs": runs,
         "pending": pending,
     }
@@ -256,31 +376,41 @@ def summary_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:
     def pct(value: Any) -> str:
         return "-" if value is None else f"{value:.1%}"
 
+    def observed(group: Mapping[str, Any]) -> str:
+        if group["churn_rate"] is None:
+            return "-"
+        return f"{group['churn_rate']:.1%} [{group['ci_low']:.1%}, {group['ci_high']:.1%}]"
+
     rows = []
     for run in report["runs"]:
         campaign = run["campaign"]
-        effect = campaign["retention_difference"]
-        interval = (
-            "-"
-            if campaign["ci_low"] is None
-            else f"{effect:+.1%} [{campaign['ci_low']:+.1%}, {campaign['ci_high']:+.1%}]"
-        )
+        comparison = run["flagged_vs_rest"]
+        if campaign["known"]:
+            effect = campaign["retention_difference"]
+            interval = (
+                "-"
+                if campaign["ci_low"] is None
+                else f"{effect:+.1%} [{campaign['ci_low']:+.1%}, {campaign['ci_high']:+.1%}]"
+            )
+        else:
+            interval = "no campaign known"
         rows.append(
             {
                 "as of": run["as_of"],
                 "model": str(run["model_version"] or "-"),
                 "customers": str(run["customers"]),
                 "flagged": str(run["flagged"]),
-                "churn flagged": pct(run["churn_rate_flagged"]),
-                "churn not flagged": pct(run["churn_rate_not_flagged"]),
+                "churn flagged [CI]": observed(comparison["flagged"]),
+                "predicted flagged": pct(comparison["flagged"]["predicted"]),
+                "churn rest": pct(comparison["rest"]["churn_rate"]),
+                "predicted rest": pct(comparison["rest"]["predicted"]),
                 "precision": pct(run["precision"]),
                 "recall": pct(run["recall"]),
                 "ECE": "-"
                 if run["calibration_ece_untreated"] is None
                 else f"{run['calibration_ece_untreated']:.3f}",
-                "retention treated": pct(campaign["treated_retention"]),
-                "retention control": pct(campaign["control_retention"]),
                 "effect [CI]": interval,
+                "check": "WARN" if run["warnings"] else "ok",
             }
         )
     return rows

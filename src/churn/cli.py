@@ -638,6 +638,7 @@ def report(
     nps: Annotated[Path | None, typer.Option(help="NPS answers (Parquet).")] = None,
     scores: Annotated[Path | None, typer.Option(help="Latest scores (Parquet), if any.")] = None,
     metrics: Annotated[Path | None, typer.Option(help="Evaluate metrics (JSON), if any.")] = None,
+    backtest: Annotated[Path | None, typer.Option(help="`churn backtest` report, if any.")] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
@@ -662,6 +663,11 @@ def report(
         metric_values = json.loads(metrics.read_text(encoding="utf-8")) if metrics else None
     except json.JSONDecodeError as error:
         raise ChurnError(f"{metrics}: not valid JSON ({error}); rerun `churn evaluate`") from None
+    backtest = backtest if backtest is not None and backtest.exists() else None
+    try:
+        backtest_report = json.loads(backtest.read_text(encoding="utf-8")) if backtest else None
+    except json.JSONDecodeError as error:
+        raise ChurnError(f"{backtest}: not valid JSON ({error}); rerun `churn backtest`") from None
     with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
         con = open_duckdb(settings.engine, spill)
         try:
@@ -674,7 +680,13 @@ def report(
                 customers=pd.read_parquet(customers) if customers else None,
                 scores=pd.read_parquet(scores) if scores else None,
                 metrics=metric_values,
-                sources={"transactions": str(transactions), "nps": str(nps), "scores": str(scores)},
+                backtest=backtest_report,
+                sources={
+                    "transactions": str(transactions),
+                    "nps": str(nps),
+                    "scores": str(scores),
+                    "backtest": str(backtest),
+                },
             )
         except duckdb.OutOfMemoryException:
             raise out_of_memory(settings.engine, "report") from None

@@ -10,7 +10,14 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from churn.errors import ChurnError
 
@@ -451,12 +458,31 @@ class TiersParams(Section):
 
 
 class TargetParams(Section):
-    """Who is flagged at risk: positive net benefit, the top N by priority, or a probability floor."""
+    """Who is flagged at risk: positive net benefit, the top N by priority, or a probability floor.
+
+    While the save rate is an assumed constant, net benefit alone lets value swamp risk (valuable
+    customers at low risk fill the list), so the net_benefit and top_n rules also require the churn
+    probability to reach `min_probability_floor`: a tier name (its threshold in `score.tiers`) or a
+    number; null removes the guard. Measured save rates per tier replace the assumption later.
+    """
 
     rule: Literal["net_benefit", "top_n", "probability"] = "net_benefit"
     top_n: int = Field(5000, ge=1)  # rule top_n: list size (control customers included)
     min_probability: float = Field(0.5, ge=0, le=1)  # rule probability
+    min_probability_floor: str | float | None = "medium"
     max_customers: int | None = Field(None, ge=1)  # campaign capacity cap on top of any rule
+
+    @field_validator("min_probability_floor", mode="before")
+    @classmethod
+    def _tier_or_probability(cls, floor: Any) -> str | float | None:
+        if floor is None or floor in ("medium", "high"):
+            return floor
+        if isinstance(floor, int | float) and not isinstance(floor, bool) and 0 <= floor <= 1:
+            return float(floor)
+        raise ValueError(
+            f"{floor!r} is not a floor: write a tier name (medium or high: its threshold in "
+            "score.tiers), a probability between 0 and 1, or null for no floor"
+        )
 
 
 def _default_families() -> dict[str, list[str]]:
@@ -536,6 +562,9 @@ class ScoreParams(Section):
     min_tenure_days: int = Field(90, ge=1)  # floor on the days a spend rate is averaged over
     contact_cost: float = Field(5.0, ge=0)  # cost of one retention contact (offer, call)
     save_rate: float = Field(0.1, gt=0, le=1)  # share of contacted churners the action keeps
+    # expected_value is capped at this quantile of the scored customers (null: no cap), so a few
+    # huge spenders cannot dominate the net benefit
+    value_cap_quantile: float | None = Field(0.99, gt=0, le=1)
     target: TargetParams = TargetParams()
     control_share: float = Field(0.1, ge=0, le=0.5)
     control_salt: str = Field("churn-control-v1:", min_length=1)
@@ -604,6 +633,10 @@ class BacktestParams(Section):
     """`churn backtest`: archived at-risk lists against what happened once their horizon passed."""
 
     confidence: float = Field(0.95, gt=0.5, lt=1)  # level of the treated-vs-control interval
+    # warn when the flagged customers' predicted churn lies above the interval of their observed
+    # churn by more than this (probability points); 0.05 matches the calibration goal ECE <= 0.05,
+    # so a large list's small, tolerated calibration gap does not warn on every run
+    shortfall_tolerance: float = Field(0.05, ge=0, lt=1)
     contact_log: str | None = None  # optional CSV (customer_id, contacted_at) of real contacts
 
 

@@ -135,9 +135,36 @@ def run_backtest_report(
     if not transactions_path.is_file():
         raise ChurnError(f"{transactions_path}: not found; run `dvc repro` first")
     transactions = pd.read_parquet(transactions_path, columns=[CUSTOMER_ID, DATE, AMOUNT])
+    # lists a campaign is known to have used come from a contact log today; the campaign ledger
+    # (a later issue) adds the lists it records as used through run_backtest's `used`
     result = run_backtest(published, transactions, settings.backtest, contact_log)
     write_json(result, report)
     rows = summary_rows(result)
+    for run in result["runs"]:
+        flagged, rest = run["flagged_vs_rest"]["flagged"], run["flagged_vs_rest"]["rest"]
+        if flagged["churn_rate"] is not None:
+            log.info(
+                "list of %s: flagged customers churned %.1f%% [%.1f%%, %.1f%%], predicted %.1f%%; "
+                "the rest churned %.1f%%, predicted %.1f%% (%s)",
+                run["as_of"],
+                100 * flagged["churn_rate"],
+                100 * flagged["ci_low"],
+                100 * flagged["ci_high"],
+                100 * flagged["predicted"],
+                100 * (rest["churn_rate"] or 0.0),
+                100 * (rest["predicted"] or 0.0),
+                run["flagged_vs_rest"]["judged_on"],
+            )
+            if run["flagged_vs_rest"]["flagged_below_rest"]:
+                log.info(
+                    "list of %s: its flagged customers churned less than the rest (the rule weighs "
+                    "value: see score.target.min_probability_floor)",
+                    run["as_of"],
+                )
+        if not run["campaign"]["known"]:
+            log.info("list of %s: %s", run["as_of"], run["campaign"]["note"])
+        for warning in run["warnings"]:
+            log.warning("%s", warning)
     if not rows:
         log.info(
             "backtest: no published list has reached its horizon yet (%d pending)",

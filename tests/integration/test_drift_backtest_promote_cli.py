@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, timedelta
 
 import pandas as pd
 import pytest
@@ -145,6 +145,38 @@ def test_backtest_command_reads_the_published_record_and_reports_matured_lists(p
     assert report["runs"][0]["horizon_days"] == 90
     assert report["runs"][0]["churn_rate"] == 0.4
     assert report["pending"] == [{"as_of": "2024-03-15", "matures_on": "2024-06-13"}]
+
+
+def test_backtest_command_warns_when_flagged_customers_churn_less_than_predicted(project):
+    init_dvc_project(project)
+    exports = project / "exports" / "at_risk"
+    scores = make_scores(300, seed=4, model_version="1")
+    publish_lists(scores, exports, about={"definition": {"horizon_days": 90}})
+    as_of = scores["as_of"].iloc[0]
+    flagged = scores.loc[scores["at_risk"], "customer_id"].tolist()
+    assert len(flagged) >= 30  # enough for a tight interval
+    # every flagged customer buys again: none churned, although each was predicted >= 20%
+    (project / "data" / "interim").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "customer_id": pd.array([*flagged, flagged[0]], dtype="string"),
+            "date": [as_of + timedelta(days=10)] * len(flagged) + [as_of + timedelta(days=120)],
+            "amount": 10.0,
+        }
+    ).to_parquet(project / "data" / "interim" / "transactions.parquet", index=False)
+    args = ["backtest", "--exports", str(exports), "--report", "reports/backtest.json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    run = json.loads((project / "reports" / "backtest.json").read_text())["runs"][0]
+    assert run["flagged_vs_rest"]["flagged"]["churn_rate"] == 0.0
+    assert run["flagged_vs_rest"]["flagged"]["predicted"] >= 0.2
+    assert run["flagged_vs_rest"]["rest"]["churn_rate"] == 1.0
+    assert run["flagged_vs_rest"]["flagged_below_predicted"] is True
+    assert "WARNING" in result.output and "below the" in result.output
+    # nobody is known to have run a campaign on this list: no effect is printed
+    assert run["campaign"]["known"] is False
+    assert "no campaign is known" in result.output
+    assert "effect [CI]=no campaign known" in result.output
 
 
 def test_promote_then_rollback_through_the_commands(project, mlflow_store, monkeypatch):

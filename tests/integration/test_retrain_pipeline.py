@@ -137,5 +137,12 @@ def test_two_scheduled_runs_publish_lists_and_the_second_backtests_the_first(pro
     assert run["flagged"] > 0
     assert run["churn_rate_flagged"] > run["churn_rate_not_flagged"]
     assert 0 < run["precision"] <= 1 and 0 < run["recall"] <= 1
-    assert run["campaign"]["control_customers"] > 0
+    comparison = run["flagged_vs_rest"]
+    assert comparison["flagged"]["churn_rate"] == run["churn_rate_flagged"]
+    assert comparison["flagged"]["ci_low"] <= comparison["flagged"]["churn_rate"]
+    assert 0 < comparison["flagged"]["predicted"] < 1
+    # no contact log: no campaign is known, so the control comparison is not called an effect
+    assert run["campaign"]["known"] is False
+    assert "retention_difference" not in run["campaign"]
+    assert run["campaign"]["control_comparison"]["control_customers"] > 0
     assert [p["as_of"] for p in backtest["pending"]] == [second_as_of]

@@ -14,6 +14,7 @@ from churn.backtest import (
     newcombe_interval,
     purchase_dates,
     run_backtest,
+    summary_rows,
     wilson_interval,
 )
 from churn.config import BacktestParams
@@ -89,12 +90,125 @@ def test_a_hand_built_list_is_scored_against_what_happened():
     # calibration on the untreated (c3..c8): |.05-1| + 2|.125-1| + |.2-0| + |.7-0| + |.85-1|, / 6
     assert result["calibration_ece_untreated"] == pytest.approx(3.75 / 6, abs=1e-6)
     assert [row["customers"] for row in result["calibration"]] == [1, 2, 1, 1, 1]
+
+
+def test_flagged_customers_are_compared_with_the_rest_and_with_their_prediction():
+    result = backtest_run(_scores(), purchase_dates(_transactions()), AS_OF, 30, PARAMS)
+    comparison = result["flagged_vs_rest"]
+    assert comparison["judged_on"] == "every scored customer"  # no campaign is known
+    flagged, rest = comparison["flagged"], comparison["rest"]
+    # flagged c1..c4: c1, c3 churned; predicted (0.9 + 0.8 + 0.85 + 0.7) / 4
+    assert (flagged["customers"], flagged["churn_rate"]) == (4, 0.5)
+    assert flagged["predicted"] == pytest.approx(0.8125)
+    assert (flagged["ci_low"], flagged["ci_high"]) == pytest.approx(wilson_interval(2, 4), abs=1e-6)
+    # rest c5..c8: c5 bought; predicted (0.2 + 0.1 + 0.15 + 0.05) / 4
+    assert (rest["customers"], rest["churn_rate"]) == (4, 0.75)
+    assert rest["predicted"] == pytest.approx(0.125)
+    # 0.8125 lies inside the wide interval of 4 customers: no shortfall, so no warning; churning
+    # less than the rest is shown, not warned about (a value-weighted list picks loyal customers)
+    assert comparison["flagged_below_predicted"] is False
+    assert comparison["flagged_below_rest"] is True
+    assert result["warnings"] == []
+
+
+def _list_of(n_flagged: int, predicted: float, churners: int, n_rest: int = 20) -> tuple:
+    """Return (scores, transactions): `churners` of the flagged customers make no purchase."""
+    n = n_flagged + n_rest
+    scores = pd.DataFrame(
+        {
+            "customer_id": pd.array([f"{i:04d}" for i in range(n)], dtype="string"),
+            "churn_probability": [predicted] * n_flagged + [0.1] * n_rest,
+            "at_risk": [True] * n_flagged + [False] * n_rest,
+            "group": ["treatment", "control"] * (n // 2) + ["treatment"] * (n % 2),
+        }
+    )
+    buyers = scores["customer_id"].iloc[churners:n_flagged].tolist()
+    buyers += scores["customer_id"].iloc[n_flagged : n_flagged + n_rest // 2].tolist()
+    # one purchase after the window (outside it) shows the data reaches past the horizon
+    transactions = pd.DataFrame(
+        {
+            "customer_id": pd.array([*buyers, "0000"], dtype="string"),
+            "date": [date(2024, 2, 10)] * len(buyers) + [date(2024, 3, 5)],
+            "amount": 5.0,
+        }
+    )
+    return scores, transactions
+
+
+def test_flagged_churn_short_of_the_prediction_beyond_its_interval_warns():
+    # 100 flagged at 0.8 predicted, 50 churned: Wilson 95% [0.40, 0.60] lies below 0.8
+    scores, transactions = _list_of(100, 0.8, 50)
+    result = backtest_run(scores, purchase_dates(transactions), AS_OF, 30, PARAMS)
+    flagged = result["flagged_vs_rest"]["flagged"]
+    assert flagged["churn_rate"] == 0.5 and flagged["ci_high"] < 0.8
+    assert result["flagged_vs_rest"]["flagged_below_predicted"] is True
+    assert result["flagged_vs_rest"]["flagged_below_rest"] is False  # the rest churned 50% too
+    assert len(result["warnings"]) == 1
+    assert result["warnings"][0].startswith(
+        "list of 2024-01-31: flagged customers churned 50.0% [40.4%, 59.6%], below the 80.0% "
+        "predicted for them by more than the tolerated 5% (backtest.shortfall_tolerance) "
+        "(if the list was used in a campaign, give its contact log"
+    )
+    assert result["flagged_vs_rest"]["shortfall_beyond_interval"] == pytest.approx(
+        0.8 - flagged["ci_high"], abs=1e-6
+    )
+    report = run_backtest({AS_OF: (30, scores)}, transactions, PARAMS)
+    assert report["warnings"] == result["warnings"]
+    assert summary_rows(report)[0]["check"] == "WARN"
+
+
+def test_flagged_churn_within_the_interval_of_the_prediction_does_not_warn():
+    scores, transactions = _list_of(100, 0.55, 50)  # 0.55 lies inside [0.40, 0.60]
+    result = backtest_run(scores, purchase_dates(transactions), AS_OF, 30, PARAMS)
+    assert result["flagged_vs_rest"]["flagged_below_predicted"] is False
+    assert result["warnings"] == []
+    assert (
+        summary_rows(run_backtest({AS_OF: (30, scores)}, transactions, PARAMS))[0]["check"] == "ok"
+    )
+
+
+def test_a_shortfall_within_the_tolerance_is_recorded_but_does_not_warn():
+    # predicted 0.63 lies 3.4 points above the interval [0.40, 0.596]: tolerated by default
+    scores, transactions = _list_of(100, 0.63, 50)
+    result = backtest_run(scores, purchase_dates(transactions), AS_OF, 30, PARAMS)
+    comparison = result["flagged_vs_rest"]
+    assert comparison["shortfall_beyond_interval"] == pytest.approx(0.034, abs=0.001)
+    assert comparison["flagged_below_predicted"] is False and result["warnings"] == []
+    strict = BacktestParams(shortfall_tolerance=0.0)
+    result = backtest_run(scores, purchase_dates(transactions), AS_OF, 30, strict)
+    assert result["flagged_vs_rest"]["flagged_below_predicted"] is True
+    assert len(result["warnings"]) == 1
+
+
+def test_no_effect_is_reported_when_no_campaign_is_known():
+    result = backtest_run(_scores(), purchase_dates(_transactions()), AS_OF, 30, PARAMS)
     campaign = result["campaign"]
+    assert campaign["known"] is False
+    assert "not an effect" in campaign["note"]
+    assert "retention_difference" not in campaign and "significant" not in campaign
+    # the groups are still compared, labelled as what they are
+    assert campaign["control_comparison"]["treated_retention"] == 0.5
+    assert campaign["control_comparison"]["control_retention"] == 0.5
+    report = run_backtest({AS_OF: (30, _scores())}, _transactions(), PARAMS)
+    assert summary_rows(report)[0]["effect [CI]"] == "no campaign known"
+
+
+def test_the_effect_is_reported_when_the_record_says_the_list_was_used():
+    result = backtest_run(
+        _scores(), purchase_dates(_transactions()), AS_OF, 30, PARAMS, campaign_known=True
+    )
+    campaign = result["campaign"]
+    assert campaign["known"] is True
     assert campaign["treated_retention"] == 0.5
     assert campaign["control_retention"] == 0.5
     assert campaign["retention_difference"] == 0.0
     assert campaign["ci_low"] < 0 < campaign["ci_high"]
     assert campaign["significant"] is False
+    # the treated customers' outcome is the campaign's: judged are the untreated only
+    assert result["flagged_vs_rest"]["judged_on"] == "customers the campaign did not treat"
+    assert result["flagged_vs_rest"]["flagged"]["customers"] == 2  # c3, c4 (control)
+    report = run_backtest({AS_OF: (30, _scores())}, _transactions(), PARAMS, used={AS_OF})
+    assert summary_rows(report)[0]["effect [CI]"].startswith("+0.0% [")
 
 
 def test_the_contact_log_refines_who_was_treated():
@@ -109,6 +223,7 @@ def test_the_contact_log_refines_who_was_treated():
     )
     result = backtest_run(_scores(), purchase_dates(_transactions()), AS_OF, 30, PARAMS, contacts)
     campaign = result["campaign"]
+    assert campaign["known"] is True  # a contact log says a campaign ran
     assert campaign["treated_customers"] == 1  # c1 only: c2 was assigned but never reached
     assert campaign["treated_retention"] == 0.0
     assert campaign["retention_difference"] == -0.5
@@ -134,7 +249,9 @@ def test_a_real_campaign_effect_is_found_with_an_interval_around_it():
     transactions = pd.DataFrame(
         {"customer_id": buyers, "date": date(2024, 2, 10), "amount": 10.0}
     ).reset_index(drop=True)
-    campaign = backtest_run(scores, purchase_dates(transactions), AS_OF, 30, PARAMS)["campaign"]
+    campaign = backtest_run(
+        scores, purchase_dates(transactions), AS_OF, 30, PARAMS, campaign_known=True
+    )["campaign"]
     assert campaign["significant"] is True
     assert campaign["ci_low"] < 0.10 < campaign["ci_high"]
     assert campaign["ci_low"] > 0

@@ -8,8 +8,9 @@ import hashlib
 import numpy as np
 import pandas as pd
 import pytest
+from pydantic import ValidationError
 
-from churn.config import ScoreParams, TargetParams
+from churn.config import ScoreParams, TargetParams, TiersParams
 from churn.errors import ChurnError
 from churn.files import parquet_bytes
 from churn.score import build_profit_curve, build_scores, score_customers, summarise_scores
@@ -57,7 +58,8 @@ def test_expected_value_is_daily_spend_times_period_and_margin_with_a_tenure_flo
 
 def test_value_at_risk_and_net_benefit_follow_their_formulas():
     snapshot = _snapshot(["a", "b"], [365.0, 730.0], [364, 364])
-    params = _params(gross_margin=1.0, save_rate=0.2, contact_cost=10.0)
+    # no value cap here: with two customers the 99th percentile would cap b's value
+    params = _params(gross_margin=1.0, save_rate=0.2, contact_cost=10.0, value_cap_quantile=None)
     scores = score_customers(snapshot, np.array([0.5, 0.1]), params, model_version="3")
     by_id = scores.set_index("customer_id")
     assert by_id.loc["a", "expected_value"] == pytest.approx(365.0)
@@ -84,6 +86,113 @@ def test_net_benefit_rule_flags_exactly_the_customers_worth_contacting():
     flagged = dict(zip(scores["customer_id"], scores["at_risk"], strict=True))
     # net benefit: a 22.85, b -2.7, c -0.875
     assert flagged == {"a": True, "b": False, "c": False}
+
+
+def test_a_valuable_low_risk_customer_is_not_flagged_by_default():
+    # "big" spends 100x the others: positive net benefit at 5% risk, but below the medium tier
+    snapshot = _snapshot(["big", "risky", "calm"], [36500.0, 365.0, 365.0], [364] * 3)
+    probability = np.array([0.05, 0.6, 0.1])
+    params = _params(gross_margin=1.0, save_rate=0.2, contact_cost=10.0, value_cap_quantile=None)
+    scores = score_customers(snapshot, probability, params, model_version="1")
+    by_id = scores.set_index("customer_id")
+    # net benefit: big 355, risky 33.8, calm -2.7
+    assert by_id.loc["big", "expected_net_benefit"] == pytest.approx(0.05 * 0.2 * 36500 - 10)
+    assert by_id.loc["big", "priority"] == 1  # still ranked by net benefit
+    assert scores.loc[scores["at_risk"], "customer_id"].tolist() == ["risky"]
+    # without the floor (the old rule) the valuable low-risk customer tops the list
+    old = params.model_copy(update={"target": TargetParams(min_probability_floor=None)})
+    old_scores = score_customers(snapshot, probability, old, model_version="1")
+    assert old_scores.loc[old_scores["at_risk"], "customer_id"].tolist() == ["big", "risky"]
+
+
+@pytest.mark.parametrize(
+    "floor, expected",
+    [
+        ("medium", ["d", "c"]),  # score.tiers.medium = 0.2: 0.2 counts (inclusive)
+        ("high", ["d"]),  # score.tiers.high = 0.5
+        (0.15, ["d", "c", "b"]),
+        (0.0, ["d", "c", "b", "a"]),
+        (None, ["d", "c", "b", "a"]),
+    ],
+)
+def test_the_probability_floor_is_a_tier_name_or_a_number(floor, expected):
+    snapshot = _snapshot(list("abcd"), [36500.0] * 4, [364] * 4)
+    probability = np.array([0.1, 0.19, 0.2, 0.7])
+    params = _params(target=TargetParams(min_probability_floor=floor), value_cap_quantile=None)
+    scores = score_customers(snapshot, probability, params, model_version="1")
+    assert (scores["expected_net_benefit"] > 0).all()
+    assert scores.loc[scores["at_risk"], "customer_id"].tolist() == expected
+    assert scores.attrs["targeting"]["min_probability_floor"] == {
+        "medium": 0.2,
+        "high": 0.5,
+        None: 0.0,
+    }.get(floor, floor)
+
+
+def test_the_floor_follows_the_tier_thresholds_in_params():
+    snapshot = _snapshot(list("abc"), [36500.0] * 3, [364] * 3)
+    params = _params(tiers=TiersParams(high=0.6, medium=0.3), value_cap_quantile=None)
+    scores = score_customers(snapshot, np.array([0.25, 0.3, 0.9]), params, model_version="1")
+    assert sorted(scores.loc[scores["at_risk"], "customer_id"]) == ["b", "c"]
+
+
+@pytest.mark.parametrize("floor", ["low", "very high", 1.5, -0.1])
+def test_an_unknown_floor_is_rejected(floor):
+    with pytest.raises(ValidationError, match="min_probability_floor"):
+        TargetParams(min_probability_floor=floor)
+
+
+def test_top_n_counts_only_customers_above_the_floor():
+    snapshot = _snapshot(list("abcd"), [200000.0, 30000.0, 365.0, 300.0], [364] * 4)
+    probability = np.array([0.1, 0.3, 0.6, 0.8])
+    params = _params(target=TargetParams(rule="top_n", top_n=2), value_cap_quantile=None)
+    scores = score_customers(snapshot, probability, params, model_version="1")
+    # net benefit: a 595, b 265, d 2.2, c 1.57; a is below the floor, so b and d take the places
+    assert scores["customer_id"].tolist() == ["a", "b", "d", "c"]
+    assert scores.loc[scores["at_risk"], "customer_id"].tolist() == ["b", "d"]
+
+
+def test_expected_value_is_capped_at_the_quantile_of_the_scored_customers():
+    spend = [365.0 * k for k in range(1, 101)]  # values 365 .. 36,500 (gross_margin 1)
+    snapshot = _snapshot([f"{k:03d}" for k in range(100)], spend, [364] * 100)
+    params = _params(gross_margin=1.0, value_cap_quantile=0.9)
+    scores = score_customers(snapshot, np.full(100, 0.5), params, model_version="1")
+    cap = float(np.quantile(spend, 0.9))  # 365 x 90.1 = 32,886.5 (linear interpolation)
+    assert cap == pytest.approx(32886.5)
+    assert scores["expected_value"].max() == pytest.approx(cap)
+    assert np.isclose(scores["expected_value"], cap).sum() == 10  # the top 10 capped
+    assert scores["expected_value"].min() == pytest.approx(365.0)  # the rest untouched
+    assert scores["value_at_risk"].max() == pytest.approx(0.5 * cap)
+    summary = summarise_scores(scores, 0)
+    assert summary["targeting"]["expected_value_cap"] == round(cap, 2)
+    assert summary["targeting"]["value_cap_quantile"] == 0.9
+    assert summary["targeting"]["expected_value_capped"] == 10
+    uncapped = score_customers(
+        snapshot,
+        np.full(100, 0.5),
+        _params(gross_margin=1.0, value_cap_quantile=None),
+        model_version="1",
+    )
+    assert uncapped["expected_value"].max() == pytest.approx(36500.0)
+    assert summarise_scores(uncapped, 0)["targeting"]["expected_value_cap"] is None
+
+
+def test_the_score_summary_gives_the_tier_mix_and_lowest_probability_of_the_flagged():
+    snapshot = _snapshot(list("abcd"), [36500.0] * 4, [364] * 4)
+    params = _params(value_cap_quantile=None)
+    scores = score_customers(snapshot, np.array([0.1, 0.25, 0.3, 0.7]), params, model_version="1")
+    summary = summarise_scores(scores, 0)
+    assert summary["flagged_by_tier"] == {"high": 1, "medium": 2, "low": 0}
+    assert summary["lowest_flagged_probability"] == 0.25
+    assert summary["targeting"]["save_rates"] == {"high": 0.1, "medium": 0.1, "low": 0.1}
+
+
+def test_max_customers_still_caps_the_default_rule():
+    snapshot = _snapshot(list("abcde"), [36500.0] * 5, [364] * 5)
+    probability = np.array([0.05, 0.3, 0.4, 0.6, 0.9])
+    params = _params(target=TargetParams(max_customers=2), value_cap_quantile=None)
+    scores = score_customers(snapshot, probability, params, model_version="1")
+    assert scores.loc[scores["at_risk"], "customer_id"].tolist() == ["e", "d"]
 
 
 def test_top_n_rule_skips_suppressed_customers_and_the_cap_limits_any_rule():
@@ -186,6 +295,13 @@ def test_reasons_and_actions_are_computed_for_flagged_customers_only(model):
     assert scores.loc[flagged, ["reasons", "suggested_action"]].notna().all().all()
     assert scores.loc[~flagged, ["reasons", "reason_family", "suggested_action"]].isna().all().all()
     assert scores["priority"].tolist() == list(range(1, len(scores) + 1))
+    # the full table still says which value cap and floor the rule used (for reports/score.json)
+    targeting = summarise_scores(scores, 0)["targeting"]
+    assert targeting["min_probability_floor"] == 0.2
+    assert targeting["expected_value_cap"] == pytest.approx(
+        float(scores["expected_value"].max()), abs=0.01
+    )
+    assert scores.loc[flagged, "churn_probability"].min() >= 0.2
 
 
 def test_scores_carry_segment_columns_and_model_version(model):

@@ -41,6 +41,7 @@ from churn.report.activity import (
     count_flows,
     summarize_sales,
 )
+from churn.report.outcomes import ListOutcomes, summarize_list_outcomes
 from churn.report.periods import (
     Period,
     last_complete_period,
@@ -115,6 +116,7 @@ class RetentionReport:
     risk_by_segment: pd.DataFrame | None
     scoring: dict[str, Any] | None
     model_quality: str
+    list_outcomes: ListOutcomes | None = None  # matured published lists (churn backtest)
 
 
 def _pct(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -225,14 +227,21 @@ def build_report(
     customers: pd.DataFrame | None = None,
     scores: pd.DataFrame | None = None,
     metrics: Mapping[str, Any] | None = None,
+    backtest: Mapping[str, Any] | None = None,
     sources: Mapping[str, str] | None = None,
 ) -> RetentionReport:
-    """Return the full retention report; NPS, scores and metrics sections are optional.
+    """Return the full retention report; NPS, scores, metrics and backtest parts are optional.
 
     `transactions` is a DuckDB relation on `con` (a Parquet scan in production), so the raw rows
     are aggregated inside DuckDB. `sources` names the files in error messages.
     """
-    names = {"transactions": "transactions", "nps": "nps", "scores": "scores", **(sources or {})}
+    names = {
+        "transactions": "transactions",
+        "nps": "nps",
+        "scores": "scores",
+        "backtest": "backtest",
+        **(sources or {}),
+    }
     span = check_transactions(con, transactions, names["transactions"])
     as_of = resolve_as_of(definition, span.first_date, span.last_date)
     period, window = settings.period, definition.active_within_days
@@ -290,6 +299,9 @@ def build_report(
         risk_by_segment=risk_by_segment,
         scoring=scoring,
         model_quality=describe_model_quality(metrics),
+        list_outcomes=None
+        if backtest is None
+        else summarize_list_outcomes(backtest, names["backtest"]),
     )
 
 
@@ -348,4 +360,17 @@ def headline_figures(report: RetentionReport) -> dict[str, Any]:
         }
     if report.scoring is not None:
         figures["scoring"] = {key: _plain(value) for key, value in report.scoring.items()}
+    if report.list_outcomes is not None and len(report.list_outcomes.runs):
+        newest = report.list_outcomes.runs.iloc[-1]
+        figures["latest_backtested_list"] = {
+            key: _plain(newest[key])
+            for key in (
+                "as_of",
+                "flagged",
+                "churn_flagged_pct",
+                "predicted_flagged_pct",
+                "churn_rest_pct",
+                "below_predicted",
+            )
+        }
     return figures

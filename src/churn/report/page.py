@@ -381,7 +381,8 @@ def _at_risk(report: RetentionReport) -> str:
             "at-risk",
             '<p class="note">Not available yet: no scoring was found. Once the score stage has '
             "run, this section lists the customers at risk and the value at risk by risk tier "
-            f'and segment.</p><p class="model-line">{escape(report.model_quality)}</p>',
+            f'and segment.</p><p class="model-line">{escape(report.model_quality)}</p>'
+            + _list_outcomes(report),
         )
     scoring = report.scoring
     control = scoring.get("at_risk_control_customers")
@@ -447,7 +448,58 @@ def _at_risk(report: RetentionReport) -> str:
                 for row in rows.itertuples(index=False)
             ],
         )
-    return _section("at-risk", body)
+    return _section("at-risk", body + _list_outcomes(report))
+
+
+def _list_outcomes(report: RetentionReport) -> str:
+    """Return the earlier published lists against what happened (empty without a backtest)."""
+    outcomes = report.list_outcomes
+    if outcomes is None:
+        return ""
+    body = "<h3>Earlier lists against what happened</h3>"
+    if not len(outcomes.runs):
+        pending = ", ".join(f"{p['as_of']} (on {p['matures_on']})" for p in outcomes.pending)
+        return body + (
+            '<p class="note">No published list has reached its horizon yet'
+            + (f": {escape(pending)}" if pending else "")
+            + ".</p>"
+        )
+    body += (
+        f"<p>From <code>churn backtest</code> (data to {escape(outcomes.newest_data_date)}). For "
+        "each published list whose horizon has passed: how many of the flagged customers really "
+        "stopped buying, with a 95% interval, against what the model predicted for them and "
+        "against everyone else. A treated-vs-control effect is shown only when a campaign is "
+        "known to have used the list (a contact log); otherwise the control group is no "
+        "evidence of an effect.</p>"
+    )
+    for warning in outcomes.warnings:
+        body += f'<p class="warning">Warning: {escape(warning)}</p>'
+    body += _table(
+        [
+            "List of",
+            "Flagged",
+            "Churned (flagged)",
+            "Predicted (flagged)",
+            "Churned (rest)",
+            "Predicted (rest)",
+            "Campaign effect",
+        ],
+        [
+            [
+                str(row.as_of),
+                fmt_int(row.flagged),
+                f"{fmt_pct(row.churn_flagged_pct)} [{fmt_pct(row.churn_flagged_ci_low_pct)}, "
+                f"{fmt_pct(row.churn_flagged_ci_high_pct)}]",
+                fmt_pct(row.predicted_flagged_pct),
+                fmt_pct(row.churn_rest_pct),
+                fmt_pct(row.predicted_rest_pct),
+                str(row.effect),
+            ]
+            for row in outcomes.runs.itertuples(index=False)
+        ],
+        ["warning" if below else "" for below in outcomes.runs["below_predicted"]],
+    )
+    return body
 
 
 def _how_to_read(report: RetentionReport, noun: str) -> str:

@@ -31,6 +31,7 @@ from churn.errors import ChurnError
 TREATMENT = "treatment"
 CONTROL = "control"
 TIERS = ("high", "medium", "low")
+TARGETING_ATTRS = "targeting"  # scores.attrs key: value cap, floor and save rates the rule used
 
 
 def assign_tiers(probability: np.ndarray, tiers: TiersParams) -> np.ndarray:
@@ -60,6 +61,40 @@ def estimate_expected_value(snapshot: pd.DataFrame, params: ScoreParams) -> np.n
     days = np.maximum(np.nan_to_num(tenure, nan=0.0) + 1.0, float(params.min_tenure_days))
     daily = np.clip(np.nan_to_num(spend, nan=0.0), 0.0, None) / days
     return daily * params.expected_value_days * params.gross_margin
+
+
+def cap_expected_value(
+    value: np.ndarray, quantile: float | None
+) -> tuple[np.ndarray, float | None]:
+    """Return the expected values capped at their `quantile` (over the scored customers), and the cap.
+
+    A few huge spenders would otherwise top the list on value alone; None (no cap) when `quantile`
+    is None or there is nothing to cap. The quantile is numpy's default (linear interpolation).
+    """
+    value = np.asarray(value, dtype="float64")
+    if quantile is None or not len(value):
+        return value, None
+    cap = float(np.quantile(value, quantile))
+    return np.minimum(value, cap), cap
+
+
+def save_rates_by_tier(params: ScoreParams) -> dict[str, float]:
+    """Return the save rate used for each risk tier: today the assumed `score.save_rate` for all.
+
+    The seam for measured save rates: once the campaign ledger measures them per tier, they are
+    returned here instead, and the probability floor (`target.min_probability_floor`) can go.
+    """
+    return dict.fromkeys(TIERS, params.save_rate)
+
+
+def resolve_probability_floor(target: TargetParams, tiers: TiersParams) -> float:
+    """Return the probability floor of the net_benefit / top_n rules (0.0 when there is none)."""
+    floor = target.min_probability_floor
+    if floor is None:
+        return 0.0
+    if isinstance(floor, str):
+        return float(getattr(tiers, floor))
+    return float(floor)
 
 
 def assign_groups(customer_ids: Iterable[str], salt: str, control_share: float) -> np.ndarray:
@@ -106,9 +141,17 @@ def flag_at_risk(
     net_benefit: np.ndarray,
     suppressed: np.ndarray,
     target: TargetParams,
+    floor: float = 0.0,
 ) -> np.ndarray:
-    """Return the at-risk flag from the targeting rule; suppressed customers are never flagged."""
+    """Return the at-risk flag from the targeting rule; suppressed customers are never flagged.
+
+    The net_benefit and top_n rules also need probability >= `floor` (resolved from
+    `target.min_probability_floor` by `resolve_probability_floor`).
+    """
     eligible = ~np.asarray(suppressed, dtype=bool)
+    if target.rule != "probability":
+        # below the floor a customer is not a candidate, so they do not take a top-N place either
+        eligible &= np.asarray(probability, dtype="float64") >= floor
     # rank among eligible customers only, so suppression does not shrink a top-N list
     order = np.argsort(priority, kind="stable")
     eligible_rank = np.zeros(len(priority), dtype="int64")
@@ -164,8 +207,13 @@ def score_customers(
             f"(first {duplicated.iloc[0]!r}); the as-of snapshot must have one row per customer"
         )
     as_of = _single_as_of(snapshot)
-    expected_value = estimate_expected_value(snapshot, params)
-    net_benefit = probability * params.save_rate * expected_value - params.contact_cost
+    raw_value = estimate_expected_value(snapshot, params)
+    expected_value, value_cap = cap_expected_value(raw_value, params.value_cap_quantile)
+    rates = save_rates_by_tier(params)
+    tiers = assign_tiers(probability, params.tiers)
+    save_rate = pd.Series(tiers, dtype=object).map(rates).to_numpy(dtype="float64")
+    net_benefit = probability * save_rate * expected_value - params.contact_cost
+    floor = resolve_probability_floor(params.target, params.tiers)
     id_values = ids.to_numpy(dtype=object)
     # build every column directly in priority order (cheaper than sorting the frame afterwards)
     order = priority_order(id_values, net_benefit)
@@ -188,7 +236,9 @@ def score_customers(
             VALUE_AT_RISK: probability * expected_value,
             EXPECTED_NET_BENEFIT: net_benefit,
             PRIORITY: priority,
-            AT_RISK: flag_at_risk(priority, probability, net_benefit, suppressed, params.target),
+            AT_RISK: flag_at_risk(
+                priority, probability, net_benefit, suppressed, params.target, floor
+            ),
             SUPPRESSED: suppressed,
             GROUP: pd.array(
                 assign_groups(ordered_ids, params.control_salt, params.control_share),
@@ -203,6 +253,15 @@ def score_customers(
         if column in snapshot.columns:
             values = snapshot[column].astype("string").to_numpy(dtype=object)[order]
             scores[column] = pd.array(values, dtype="string")
+    # what the rule used, for reports/score.json (summarise_scores) and the log
+    scores.attrs[TARGETING_ATTRS] = {
+        "expected_value_cap": None if value_cap is None else round(value_cap, 2),
+        "value_cap_quantile": params.value_cap_quantile,
+        "expected_value_capped": int((raw_value > value_cap).sum()) if value_cap is not None else 0,
+        "rule": params.target.rule,
+        "min_probability_floor": round(floor, 6),
+        "save_rates": rates,
+    }
     return scores
 
 
@@ -248,6 +307,7 @@ def summarise_scores(scores: pd.DataFrame, suppression_size: int) -> dict[str, o
     var = scores[VALUE_AT_RISK].to_numpy(dtype="float64")
     net = scores[EXPECTED_NET_BENEFIT].to_numpy(dtype="float64")
     suppressed = scores[SUPPRESSED].to_numpy(dtype=bool)
+    probability = scores[CHURN_PROBABILITY].to_numpy(dtype="float64")
     return {
         "customers": int(len(scores)),
         "tiers": {
@@ -270,4 +330,9 @@ def summarise_scores(scores: pd.DataFrame, suppression_size: int) -> dict[str, o
         "mean_churn_probability": round(float(scores[CHURN_PROBABILITY].mean()), 4)
         if len(scores)
         else 0.0,
+        "lowest_flagged_probability": round(float(probability[flagged].min()), 4)
+        if flagged.any()
+        else None,
+        "flagged_by_tier": {tier: int((flagged & (tiers == tier)).sum()) for tier in TIERS},
+        **({"targeting": scores.attrs[TARGETING_ATTRS]} if TARGETING_ATTRS in scores.attrs else {}),
     }
