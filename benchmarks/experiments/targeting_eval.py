@@ -38,14 +38,20 @@ from churn.train import fit_model
 
 def rules(score: ScoreParams) -> dict[str, ScoreParams]:
     """Return the old rule (no floor, no cap) and the new default, from the params' score section."""
-    old_target = score.target.model_copy(update={"min_probability_floor": None})
+    old_target = score.target.model_copy(
+        update={"min_probability_floor": None, "above_average": False}
+    )
+    tier_only = score.target.model_copy(update={"above_average": False})
     return {
         "old: net benefit > 0": score.model_copy(
             update={"target": TargetParams(**old_target.model_dump()), "value_cap_quantile": None}
         ),
-        "new: net benefit > 0, p >= medium, value cap p99": score,
-        "variant: the same with the floor at high": score.model_copy(
-            update={"target": score.target.model_copy(update={"min_probability_floor": "high"})}
+        "tier floor only: net benefit > 0, p >= medium, value cap p99": score.model_copy(
+            update={"target": tier_only}
+        ),
+        "new default: also p >= the scored customers' mean": score,
+        "variant: tier floor at high, no mean guard": score.model_copy(
+            update={"target": tier_only.model_copy(update={"min_probability_floor": "high"})}
         ),
     }
 

@@ -470,6 +470,9 @@ class TargetParams(Section):
     top_n: int = Field(5000, ge=1)  # rule top_n: list size (control customers included)
     min_probability: float = Field(0.5, ge=0, le=1)  # rule probability
     min_probability_floor: str | float | None = "medium"
+    # also need churn_probability >= the scored customers' mean: where most customers churn (a
+    # high base rate), the tier floor alone still lets valuable below-average risks fill the list
+    above_average: bool = True
     max_customers: int | None = Field(None, ge=1)  # campaign capacity cap on top of any rule
 
     @field_validator("min_probability_floor", mode="before")

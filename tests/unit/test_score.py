@@ -100,7 +100,9 @@ def test_a_valuable_low_risk_customer_is_not_flagged_by_default():
     assert by_id.loc["big", "priority"] == 1  # still ranked by net benefit
     assert scores.loc[scores["at_risk"], "customer_id"].tolist() == ["risky"]
     # without the floor (the old rule) the valuable low-risk customer tops the list
-    old = params.model_copy(update={"target": TargetParams(min_probability_floor=None)})
+    old = params.model_copy(
+        update={"target": TargetParams(min_probability_floor=None, above_average=False)}
+    )
     old_scores = score_customers(snapshot, probability, old, model_version="1")
     assert old_scores.loc[old_scores["at_risk"], "customer_id"].tolist() == ["big", "risky"]
 
@@ -118,7 +120,10 @@ def test_a_valuable_low_risk_customer_is_not_flagged_by_default():
 def test_the_probability_floor_is_a_tier_name_or_a_number(floor, expected):
     snapshot = _snapshot(list("abcd"), [36500.0] * 4, [364] * 4)
     probability = np.array([0.1, 0.19, 0.2, 0.7])
-    params = _params(target=TargetParams(min_probability_floor=floor), value_cap_quantile=None)
+    params = _params(
+        target=TargetParams(min_probability_floor=floor, above_average=False),
+        value_cap_quantile=None,
+    )
     scores = score_customers(snapshot, probability, params, model_version="1")
     assert (scores["expected_net_benefit"] > 0).all()
     assert scores.loc[scores["at_risk"], "customer_id"].tolist() == expected
@@ -131,9 +136,28 @@ def test_the_probability_floor_is_a_tier_name_or_a_number(floor, expected):
 
 def test_the_floor_follows_the_tier_thresholds_in_params():
     snapshot = _snapshot(list("abc"), [36500.0] * 3, [364] * 3)
-    params = _params(tiers=TiersParams(high=0.6, medium=0.3), value_cap_quantile=None)
+    params = _params(
+        tiers=TiersParams(high=0.6, medium=0.3),
+        target=TargetParams(above_average=False),
+        value_cap_quantile=None,
+    )
     scores = score_customers(snapshot, np.array([0.25, 0.3, 0.9]), params, model_version="1")
     assert sorted(scores.loc[scores["at_risk"], "customer_id"]) == ["b", "c"]
+
+
+def test_where_most_customers_churn_only_the_above_average_risks_are_flagged():
+    """CDNOW's shape: 70% churn, so the medium tier alone lets valuable below-average risks in."""
+    ids = [f"{k:02d}" for k in range(10)]
+    snapshot = _snapshot(ids, [36500.0] * 10, [364] * 10)
+    probability = np.array([0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95])
+    params = _params(value_cap_quantile=None)  # the defaults: medium tier and above average
+    scores = score_customers(snapshot, probability, params, model_version="1")
+    mean = probability.mean()  # 0.675
+    assert scores.attrs["targeting"]["min_probability_floor"] == pytest.approx(mean)
+    flagged = scores.loc[scores["at_risk"], "churn_probability"]
+    assert flagged.min() >= mean and len(flagged) == 6
+    tier_only = _params(target=TargetParams(above_average=False), value_cap_quantile=None)
+    assert score_customers(snapshot, probability, tier_only, model_version="1")["at_risk"].all()
 
 
 @pytest.mark.parametrize("floor", ["low", "very high", 1.5, -0.1])
@@ -145,7 +169,9 @@ def test_an_unknown_floor_is_rejected(floor):
 def test_top_n_counts_only_customers_above_the_floor():
     snapshot = _snapshot(list("abcd"), [200000.0, 30000.0, 365.0, 300.0], [364] * 4)
     probability = np.array([0.1, 0.3, 0.6, 0.8])
-    params = _params(target=TargetParams(rule="top_n", top_n=2), value_cap_quantile=None)
+    params = _params(
+        target=TargetParams(rule="top_n", top_n=2, above_average=False), value_cap_quantile=None
+    )
     scores = score_customers(snapshot, probability, params, model_version="1")
     # net benefit: a 595, b 265, d 2.2, c 1.57; a is below the floor, so b and d take the places
     assert scores["customer_id"].tolist() == ["a", "b", "d", "c"]
@@ -179,7 +205,7 @@ def test_expected_value_is_capped_at_the_quantile_of_the_scored_customers():
 
 def test_the_score_summary_gives_the_tier_mix_and_lowest_probability_of_the_flagged():
     snapshot = _snapshot(list("abcd"), [36500.0] * 4, [364] * 4)
-    params = _params(value_cap_quantile=None)
+    params = _params(target=TargetParams(above_average=False), value_cap_quantile=None)
     scores = score_customers(snapshot, np.array([0.1, 0.25, 0.3, 0.7]), params, model_version="1")
     summary = summarise_scores(scores, 0)
     assert summary["flagged_by_tier"] == {"high": 1, "medium": 2, "low": 0}
@@ -297,11 +323,12 @@ def test_reasons_and_actions_are_computed_for_flagged_customers_only(model):
     assert scores["priority"].tolist() == list(range(1, len(scores) + 1))
     # the full table still says which value cap and floor the rule used (for reports/score.json)
     targeting = summarise_scores(scores, 0)["targeting"]
-    assert targeting["min_probability_floor"] == 0.2
+    mean = float(scores["churn_probability"].mean())
+    assert targeting["min_probability_floor"] == pytest.approx(max(0.2, mean), abs=1e-6)
     assert targeting["expected_value_cap"] == pytest.approx(
         float(scores["expected_value"].max()), abs=0.01
     )
-    assert scores.loc[flagged, "churn_probability"].min() >= 0.2
+    assert scores.loc[flagged, "churn_probability"].min() >= max(0.2, mean) - 1e-6
 
 
 def test_scores_carry_segment_columns_and_model_version(model):

@@ -87,14 +87,22 @@ def save_rates_by_tier(params: ScoreParams) -> dict[str, float]:
     return dict.fromkeys(TIERS, params.save_rate)
 
 
-def resolve_probability_floor(target: TargetParams, tiers: TiersParams) -> float:
-    """Return the probability floor of the net_benefit / top_n rules (0.0 when there is none)."""
+def resolve_probability_floor(
+    target: TargetParams, tiers: TiersParams, probability: np.ndarray | None = None
+) -> float:
+    """Return the probability floor of the net_benefit / top_n rules (0.0 when there is none):
+    the tier or number of `min_probability_floor`, raised to the mean of `probability` (the
+    scored customers' average risk) when `above_average` is set."""
     floor = target.min_probability_floor
     if floor is None:
-        return 0.0
-    if isinstance(floor, str):
-        return float(getattr(tiers, floor))
-    return float(floor)
+        value = 0.0
+    elif isinstance(floor, str):
+        value = float(getattr(tiers, floor))
+    else:
+        value = float(floor)
+    if target.above_average and probability is not None and len(probability):
+        value = max(value, float(np.mean(np.asarray(probability, dtype="float64"))))
+    return value
 
 
 def assign_groups(customer_ids: Iterable[str], salt: str, control_share: float) -> np.ndarray:
@@ -213,7 +221,7 @@ def score_customers(
     tiers = assign_tiers(probability, params.tiers)
     save_rate = pd.Series(tiers, dtype=object).map(rates).to_numpy(dtype="float64")
     net_benefit = probability * save_rate * expected_value - params.contact_cost
-    floor = resolve_probability_floor(params.target, params.tiers)
+    floor = resolve_probability_floor(params.target, params.tiers, probability)
     id_values = ids.to_numpy(dtype=object)
     # build every column directly in priority order (cheaper than sorting the frame afterwards)
     order = priority_order(id_values, net_benefit)
@@ -260,6 +268,7 @@ def score_customers(
         "expected_value_capped": int((raw_value > value_cap).sum()) if value_cap is not None else 0,
         "rule": params.target.rule,
         "min_probability_floor": round(floor, 6),
+        "above_average": params.target.above_average,
         "save_rates": rates,
     }
     return scores
