@@ -137,12 +137,13 @@ Each data set: everything after as-of (last date − {HORIZON} days) is hidden, 
 and train code build and fit the model with `{args.params}` settings, the production model scores
 the as-of snapshot, and each rule's list is judged by `churn.backtest.backtest_run` against the
 purchases in the {HORIZON} days after as-of (no campaign ran, so every scored customer is judged).
-"old" is the rule before this change (net benefit > 0 alone, no value cap); "new" is the default
-now (net benefit > 0 and churn probability ≥ `score.tiers.medium`, expected value capped at its
-99th percentile over the scored customers). Control customers are included (they are flagged too).
+"old" is the rule before this change (net benefit > 0 alone, no value cap); "tier floor only" adds
+churn probability ≥ `score.tiers.medium` and caps expected value at its 99th percentile over the
+scored customers; "new default" also needs churn probability ≥ the scored customers' mean
+(`score.target.above_average`). Control customers are included (they are flagged too).
 "check" is what `churn backtest` would say: WARN when what was predicted for the flagged customers
 lies above the 95% interval of their observed churn by more than `backtest.shortfall_tolerance`.
-The variant row (floor at `score.tiers.high`) is for comparison only; it is not a default.
+The variant row (floor at `score.tiers.high`, no mean guard) is for comparison only.
 
 {chr(10).join(lines)}
 
