@@ -112,22 +112,18 @@ def measure_candidate(model: ChurnModel, rows: pd.DataFrame, version: str | None
         probabilities = model.predict_proba(rows)
     except (ChurnError, ValueError, KeyError) as error:
         return Candidate(version, error=f"cannot score the evaluation rows: {error}", sha256=sha)
+    # in-time holdout: the customers, not the dates, are what the model never saw
     holdout = model.holdout_mask(rows)
-    if holdout is not None:
-        # in-time holdout: the customers, not the dates, are what the model never saw
-        if not holdout.all():
-            return Candidate(
-                version,
-                error=(
-                    f"measured on an in-time holdout, but {int((~holdout).sum())} evaluation "
-                    "row(s) are customers it may have trained on; rebuild features and retrain"
-                ),
-                sha256=sha,
-            )
-        labels = rows[CHURNED].to_numpy(dtype="int64")
-        metrics = probability_metrics(labels, probabilities)
-        return Candidate(version, metrics, sha256=sha, evaluation=IN_TIME)
-    if model.read_labels_overlapping(rows[CUTOFF], "training"):
+    if holdout is not None and not holdout.all():
+        return Candidate(
+            version,
+            error=(
+                f"measured on an in-time holdout, but {int((~holdout).sum())} evaluation "
+                "row(s) are customers it may have trained on; rebuild features and retrain"
+            ),
+            sha256=sha,
+        )
+    if holdout is None and model.read_labels_overlapping(rows[CUTOFF], "training"):
         oldest, newest = model.metadata["training_cutoffs"]
         return Candidate(
             version,
@@ -139,6 +135,8 @@ def measure_candidate(model: ChurnModel, rows: pd.DataFrame, version: str | None
         )
     labels = rows[CHURNED].to_numpy(dtype="int64")
     metrics = probability_metrics(labels, probabilities)
+    if holdout is not None:
+        return Candidate(version, metrics, sha256=sha, evaluation=IN_TIME)
     if calibrated_on_eval_window(model, rows):
         # the ranking is still out-of-time (the booster never saw these labels); for calibration
         # use the out-of-time ECE of the same recipe recorded at training, else none (rejects)

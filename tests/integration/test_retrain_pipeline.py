@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.dvc_project import pipeline_env
 from support.paths import ROOT
 from support.scheduling_examples import cron_examples, make_project
 
@@ -73,18 +74,7 @@ def project(tmp_path_factory):
     stages = yaml.safe_load((project_root / "dvc.yaml").read_text())
     del stages["stages"]["generate"]  # raw data arrive from outside, like a nightly export
     (root / "dvc.yaml").write_text(yaml.safe_dump(stages, sort_keys=False))
-    (root / "data").mkdir()
-    (root / "data" / "suppression.csv").write_text("customer_id\n")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(root / "src"),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "PYTHONWARNINGS": "ignore",
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
-        assert _run(command, root, env).returncode == 0
+    env = pipeline_env(root)
     make_project(root, project_root)  # the venv at .venv, as docs/scheduling.md expects
     generated = _run([sys.executable, "-m", "churn", "generate", "--out", "data/full"], root, env)
     assert generated.returncode == 0, generated.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from support.dvc_project import pipeline_env
 from support.paths import ROOT
 
 # full `dvc repro` runs take a minute each on a shared 2-core machine: opt in with CHURN_SLOW_TESTS=1
@@ -36,19 +37,7 @@ def _project(root: Path, days: int, horizon: int) -> dict[str, str]:
     params["churn"]["horizon_days"] = horizon
     params["evaluate"]["bootstrap"] = 20
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    (root / "data").mkdir()
-    (root / "data" / "suppression.csv").write_text("customer_id\n")
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(root / "src"),
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "PYTHONWARNINGS": "ignore",
-    }
-    env.pop("MLFLOW_TRACKING_URI", None)
-    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
-        assert _run(command, root, env).returncode == 0
-    return env
+    return pipeline_env(root)
 
 
 @pytest.mark.parametrize(

@@ -37,3 +37,25 @@ def init_dvc_project(folder: Path, **sections: dict[str, Any]) -> Path:
     if not (folder / ".dvc").exists():
         Repo.init(str(folder), no_scm=True).close()
     return folder
+
+
+def pipeline_env(root: Path) -> dict[str, str]:
+    """Make `root` a git + DVC project that runs `dvc repro` on its own copy of src/ with this
+    interpreter's tools (an empty suppression list in place); return the environment to run it."""
+    import os
+    import subprocess
+    import sys
+
+    (root / "data").mkdir(exist_ok=True)
+    (root / "data" / "suppression.csv").write_text("customer_id\n")
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(root / "src"),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYTHONWARNINGS": "ignore",
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
+        subprocess.run(command, cwd=root, env=env, check=True, capture_output=True)
+    return env
