@@ -41,6 +41,9 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
 EXPORTS = Path("exports/at_risk")  # the published-lists record (not a DVC output)
 APPLY_ENV = "CHURN_PROMOTE_APPLY"  # set by `churn retrain` for the promote stage it runs
 NEW_DEFINITION_ENV = "CHURN_PROMOTE_NEW_DEFINITION"
+NEW_REGISTRY_ENV = (
+    "CHURN_PROMOTE_NEW_REGISTRY"  # the registry was lost: register the champion again
+)
 
 ParamsPath = Annotated[Path, typer.Option("--params", help="params.yaml to read.", dir_okay=False)]
 
@@ -477,6 +480,54 @@ def _registry(names):  # noqa: ANN001 - churn.config.RegistryParams
     return ModelRegistry(tracking_uri(Path.cwd()), names.model)
 
 
+def _production(folder: Path, exports: Path):  # noqa: ANN202 - churn.promote.Production
+    """Read what production is outside the registry: the champion folder and published lists."""
+    from churn.model import ChurnModel
+    from churn.promote import Production
+    from churn.publish.record import published_dates
+
+    published = tuple(published_dates(exports))
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return Production(folder, None, published=published)
+    try:
+        return Production(folder, ChurnModel.load(folder), published=published)
+    except ChurnError as error:
+        return Production(folder, None, folder_error=str(error), published=published)
+
+
+def _restore_champion(registry, production, names) -> str:  # noqa: ANN001
+    """Register the champion folder in a new registry (once) and point the alias at it."""
+    import datetime as dt
+    import tempfile
+
+    from churn.promote import model_sha
+    from churn.tracking import RESTORED_TAG
+
+    model = production.model
+    sha = model_sha(model)
+    version = registry.find_version(sha) if sha else None
+    if version is None:
+        stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        note = (
+            f"version {model.metadata.get('model_version')} of "
+            f"{model.metadata.get('registered_model')!r} in a lost registry, re-registered from "
+            f"{production.folder} at {stamp}"
+        )
+        with tempfile.TemporaryDirectory(prefix="churn-restore-") as tmp:
+            model.save(tmp)
+            version = registry.register_folder(tmp, names.gate_experiment, {RESTORED_TAG: note})
+    registry.set_alias(names.champion_alias, version)
+    log.warning(
+        "--new-registry: the champion in %s (was version %s) is version %s of %r in this "
+        "registry; published manifests name its old number",
+        production.folder,
+        model.metadata.get("model_version"),
+        version,
+        names.model,
+    )
+    return version
+
+
 @app.command()
 def promote(
     challenger: Annotated[Path, _required("Challenger model folder.")],
@@ -497,6 +548,14 @@ def promote(
             help="Start a new line of models under a changed churn definition (floor only).",
         ),
     ] = False,
+    new_registry: Annotated[
+        bool,
+        typer.Option(
+            "--new-registry",
+            envvar=NEW_REGISTRY_ENV,
+            help="The registry was lost: register the champion in --out again, then gate.",
+        ),
+    ] = False,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Champion/challenger gate; writes the champion folder (what the alias points to) last."""
@@ -504,11 +563,20 @@ def promote(
 
     from churn.files import write_json
     from churn.model import ChurnModel
-    from churn.promote import resolve_version, run_gate
+    from churn.promote import registry_gap, registry_gap_error, resolve_version, run_gate
 
     settings = _stage_params("promote", params)
     names = settings.registry
     registry = _registry(names)
+    # the published record sits beside params.yaml, at the path `churn publish` writes to
+    production = _production(out, params.resolve().parent / EXPORTS)
+    gap = registry_gap(production, registry, names.champion_alias, registry.tracking_uri)
+    if gap is not None:
+        if not new_registry or production.model is None:
+            raise registry_gap_error(gap, production)
+        _restore_champion(registry, production, names)
+    elif new_registry:
+        log.info("--new-registry: the registry already holds the champion; nothing to restore")
     model = ChurnModel.load(challenger)
     version = resolve_version(model, registry)
     if version is None:

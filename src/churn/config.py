@@ -604,6 +604,13 @@ class PromoteParams(Section):
     # calibration guard: the challenger's ECE may exceed the champion's by at most this much
     max_ece_increase: float = Field(0.02, ge=0, le=1)
     eval_role: str = Field("test", min_length=1)  # snapshot role both models are measured on
+    # the floor moves with the data: the challenger must also reach the best simple baseline's
+    # ROC AUC on the same rows less that AUC's bootstrap half-width (customers resampled)
+    baseline_bootstrap: int = Field(200, ge=20)
+    # the drop is measured against the best of the last `history` champions (same definition),
+    # each rescored on today's rows, so small drops cannot add up over many promotions
+    history: int = Field(5, ge=1)
+    seed: int = 0
 
 
 class DriftParams(Section):

@@ -234,9 +234,10 @@ def retrain_steps(
 
     return RetrainSteps(
         champion_version=champion,
-        repro=lambda: run_repro(
+        repro=lambda started: run_repro(
             resolve_command(settings.retrain.repro_command, sys.executable, child_env),
             env=child_env,
+            started=started,
         ),
         publish=publish,
         backtest=backtest if settings.retrain.backtest else None,

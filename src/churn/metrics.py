@@ -213,6 +213,27 @@ def bootstrap_differences(
     return out
 
 
+def bootstrap_auc_interval(
+    labels: np.ndarray, score: np.ndarray, customers: np.ndarray, resamples: int, seed: int
+) -> tuple[float, float, float]:
+    """Return (ROC AUC, 2.5th, 97.5th percentile) of a score's ROC AUC, resampling customers (every
+    row of a drawn customer comes along); NaN when both classes are not present."""
+    labels = np.asarray(labels, dtype="float64")
+    groups, n_groups = _tie_groups(np.asarray(score, dtype="float64"))
+    auc = weighted_auc_ap(groups, n_groups, labels, np.ones_like(labels))[0]
+    _, customer_index = np.unique(customers, return_inverse=True)
+    n_customers = int(customer_index.max()) + 1 if customer_index.size else 0
+    if not np.isfinite(auc) or n_customers == 0:
+        return float("nan"), float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    draws = []
+    for _ in range(resamples):
+        counts = np.bincount(rng.integers(0, n_customers, n_customers), minlength=n_customers)
+        draws.append(weighted_auc_ap(groups, n_groups, labels, counts[customer_index])[0])
+    lo, hi = np.nanpercentile(np.asarray(draws, dtype="float64"), [2.5, 97.5])
+    return float(auc), float(lo), float(hi)
+
+
 def calibration_table(labels: np.ndarray, proba: np.ndarray, bins: int = ECE_BINS) -> pd.DataFrame:
     """Return per equal-width bin: mean predicted probability, observed churn rate, row count."""
     index = np.minimum((proba * bins).astype("int64"), bins - 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,12 +82,33 @@ class FeatureSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
-        return cls(
-            tuple(data["numeric"]),
-            tuple(data.get("categorical", [])),
-            {k: tuple(v) for k, v in data.get("categories", {}).items()},
-        )
+    def from_dict(cls, data: Any, source: str = FEATURES_FILE) -> FeatureSpec:
+        """Return the spec of a features.json object; raise ChurnError naming any wrong shape."""
+        fix = "restore the model folder or retrain (`dvc repro train`)"
+        if not isinstance(data, dict):
+            raise ChurnError(
+                f"{source}: expected a JSON object, found {type(data).__name__}; {fix}"
+            )
+
+        def names(key: str, value: Any) -> tuple[str, ...]:
+            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+                raise ChurnError(f"{source}: {key!r} must be a list of column names; {fix}")
+            return tuple(value)
+
+        if "numeric" not in data:
+            raise ChurnError(f"{source}: no 'numeric' list of feature names; {fix}")
+        numeric = names("numeric", data["numeric"])
+        categorical = names("categorical", data.get("categorical", []))
+        categories = data.get("categories", {})
+        if not isinstance(categories, dict):
+            raise ChurnError(
+                f"{source}: 'categories' must map each categorical feature to levels; {fix}"
+            )
+        levels = {k: names(f"categories.{k}", v) for k, v in categories.items()}
+        unlisted = [name for name in categorical if name not in levels]
+        if unlisted:
+            raise ChurnError(f"{source}: no levels under 'categories' for {unlisted}; {fix}")
+        return cls(numeric, categorical, levels)
 
 
 @dataclass(frozen=True)
@@ -122,25 +144,48 @@ class Calibrator:
         return {"kind": self.kind}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+    def from_dict(cls, data: Any, source: str = CALIBRATOR_FILE) -> Calibrator:
+        """Return the calibrator of a calibrator.json object; raise ChurnError on any wrong shape."""
+        fix = "restore the model folder or retrain (`dvc repro train`)"
+        if not isinstance(data, dict):
+            raise ChurnError(
+                f"{source}: expected a JSON object, found {type(data).__name__}; {fix}"
+            )
         kind = data.get("kind", "identity")
+        if kind not in ("identity", "isotonic", "platt"):
+            raise ChurnError(
+                f"{source}: calibrator kind {kind!r} is unknown (identity, isotonic or platt); {fix}"
+            )
         if kind == "isotonic":
-            x, y = tuple(map(float, data["x"])), tuple(map(float, data["y"]))
+            x, y = (
+                _numbers(data.get("x"), f"{source}: isotonic 'x'"),
+                _numbers(data.get("y"), f"{source}: isotonic 'y'"),
+            )
             if (
                 len(x) != len(y)
                 or len(x) == 0
                 or any(b < a for a, b in zip(x, x[1:], strict=False))
             ):
                 raise ChurnError(
-                    "calibrator.json: isotonic x/y must be non-empty, equal length, x sorted"
+                    f"{source}: isotonic x/y must be non-empty, equal length, x sorted; {fix}"
                 )
             return cls(kind, x, y)
         if kind == "platt":
-            a, b = float(data["a"]), float(data["b"])
-            if not (math.isfinite(a) and math.isfinite(b)):
-                raise ChurnError("calibrator.json: platt a and b must be finite numbers")
+            a, b = _numbers([data.get("a"), data.get("b")], f"{source}: platt 'a' and 'b'")
             return cls(kind, a=a, b=b)
         return cls(kind)
+
+
+def _numbers(values: Any, what: str) -> tuple[float, ...]:
+    """Return `values` as finite floats; raise ChurnError when it is not a list of finite numbers."""
+    if not isinstance(values, list) or not all(
+        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) for v in values
+    ):
+        raise ChurnError(
+            f"{what} must be a list of finite numbers; restore the model folder or retrain "
+            "(`dvc repro train`)"
+        )
+    return tuple(float(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -249,30 +294,29 @@ class ChurnModel:
 
     @classmethod
     def load(cls, folder: str | Path) -> ChurnModel:
-        """Read a model folder written by `save`; raise ChurnError naming what is missing or corrupt."""
+        """Read a model folder written by `save`; raise ChurnError naming what is missing or corrupt.
+
+        Every checksum is verified, and every JSON file's shape checked, before the booster text
+        reaches LightGBM: its parser aborts the whole process on some malformed input.
+        """
         folder = Path(folder)
         missing = [name for name in ARTIFACT_FILES if not (folder / name).is_file()]
         if missing:
             raise ChurnError(
                 f"{folder}: model folder is missing {missing}; run `dvc repro train` (or promote) first"
             )
-        texts = {name: (folder / name).read_text(encoding="utf-8") for name in ARTIFACT_FILES}
+        names = [*ARTIFACT_FILES]
         if (folder / DRIFT_REFERENCE_FILE).is_file():
-            texts[DRIFT_REFERENCE_FILE] = (folder / DRIFT_REFERENCE_FILE).read_text(
-                encoding="utf-8"
-            )
-        try:
-            metadata = json.loads(texts[METADATA_FILE])
-            calibrator = Calibrator.from_dict(json.loads(texts[CALIBRATOR_FILE]))
-            spec = FeatureSpec.from_dict(json.loads(texts[FEATURES_FILE]))
-            reference = (
-                json.loads(texts[DRIFT_REFERENCE_FILE]) if DRIFT_REFERENCE_FILE in texts else None
-            )
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+            names.append(DRIFT_REFERENCE_FILE)
+        texts = {name: _read_text(folder / name) for name in names}
+        metadata = _parse_json(folder / METADATA_FILE, texts[METADATA_FILE], dict)
+        expected = metadata.get("files_sha256")
+        if not isinstance(expected, dict) or not isinstance(expected.get(MODEL_FILE), str):
             raise ChurnError(
-                f"{folder}: corrupt model metadata ({error}); retrain the model"
-            ) from None
-        expected = metadata.get("files_sha256", {})
+                f"{folder / METADATA_FILE}: no files_sha256.{MODEL_FILE} (a JSON object of file "
+                "name -> sha256); the folder was not written by churn or is damaged — restore it "
+                "or retrain (`dvc repro train`)"
+            )
         if DRIFT_REFERENCE_FILE in expected and DRIFT_REFERENCE_FILE not in texts:
             raise ChurnError(
                 f"{folder / DRIFT_REFERENCE_FILE}: listed in metadata.json but missing; restore the "
@@ -286,11 +330,177 @@ class ChurnModel:
                     f"{folder / name}: sha256 does not match metadata.json; the file was changed or "
                     "partly written — restore it or retrain"
                 )
-        try:
-            booster = lgb.Booster(model_str=texts[MODEL_FILE])
-        except lgb.basic.LightGBMError as error:
-            raise ChurnError(f"{folder / MODEL_FILE}: not a LightGBM model ({error})") from None
+        calibrator = Calibrator.from_dict(
+            _parse_json(folder / CALIBRATOR_FILE, texts[CALIBRATOR_FILE], dict),
+            str(folder / CALIBRATOR_FILE),
+        )
+        spec = FeatureSpec.from_dict(
+            _parse_json(folder / FEATURES_FILE, texts[FEATURES_FILE], dict),
+            str(folder / FEATURES_FILE),
+        )
+        reference = (
+            _parse_json(folder / DRIFT_REFERENCE_FILE, texts[DRIFT_REFERENCE_FILE], dict)
+            if DRIFT_REFERENCE_FILE in texts
+            else None
+        )
+        booster = _parse_booster(folder / MODEL_FILE, texts[MODEL_FILE], spec)
         return cls(booster, calibrator, spec, metadata, reference)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ChurnError(
+            f"{path}: not UTF-8 text (byte {error.start}); the file is damaged — restore the "
+            "model folder or retrain (`dvc repro train`)"
+        ) from None
+    except OSError as error:
+        raise ChurnError(f"{path}: cannot be read ({error.strerror}); check the disk") from None
+
+
+def _parse_json(path: Path, text: str, shape: type) -> Any:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ChurnError(
+            f"{path}: not valid JSON (line {error.lineno}: {error.msg}); restore the model folder "
+            "or retrain (`dvc repro train`)"
+        ) from None
+    if not isinstance(data, shape):
+        raise ChurnError(
+            f"{path}: expected a JSON {'object' if shape is dict else shape.__name__}, found "
+            f"{type(data).__name__}; restore the model folder or retrain (`dvc repro train`)"
+        )
+    return data
+
+
+# LightGBM's text format: a header block starting with "tree", the trees, then "end of trees".
+# Its parser reads the trees in parallel threads, where a malformed number aborts the whole
+# process ("terminate called ..."), so the trees are checked here first.
+_BOOSTER_HEAD = re.compile(r"\Atree\r?\nversion=v\d+\r?\n")
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?inf|nan")
+_PER_SPLIT = (
+    "split_feature",
+    "split_gain",
+    "threshold",
+    "decision_type",
+    "left_child",
+    "right_child",
+    "internal_value",
+    "internal_weight",
+    "internal_count",
+)
+_PER_LEAF = ("leaf_value", "leaf_weight", "leaf_count")
+
+
+_HEADER_LINE = re.compile(r"[a-z_]+=[^\x00-\x08\x0b-\x1f\x7f]*")
+_IMPORTANCE_LINE = re.compile(r"[^=\s]+=\d+")
+_PARAMETER_LINE = re.compile(r"\[[a-z0-9_]+: [^\[\]\x00-\x1f\x7f]*\]")
+
+
+def _check_model_text(text: str, features: int) -> str | None:
+    """Return what is wrong with a LightGBM model text, line by line, or None."""
+    start, end = text.find("\nTree="), text.find("\nend of trees")
+    if start < 0 or end < start:
+        return "no 'Tree=' blocks before an 'end of trees' line"
+    for number, line in enumerate(text[:start].splitlines()[1:], 2):
+        if line.strip() and not _HEADER_LINE.fullmatch(line.rstrip("\r")):
+            return f"header line {number} is not key=value: {line[:40]!r}"
+    problem = _check_trees(text[start + 1 : end], features)
+    if problem:
+        return problem
+    section = ""
+    for line in text[end + 1 :].splitlines()[1:]:
+        line = line.rstrip("\r")
+        if not line or line in ("feature_importances:", "parameters:", "end of parameters"):
+            section = line or section
+            continue
+        if line.startswith("pandas_categorical:"):
+            try:
+                categorical = json.loads(line.partition(":")[2])
+            except json.JSONDecodeError:
+                return "the pandas_categorical line is not JSON"
+            if categorical is not None and not isinstance(categorical, list):
+                return "the pandas_categorical line is not a JSON list"
+            continue
+        pattern = _PARAMETER_LINE if section == "parameters:" else _IMPORTANCE_LINE
+        if section not in ("feature_importances:", "parameters:") or not pattern.fullmatch(line):
+            return f"unexpected line after the trees: {line[:40]!r}"
+    return None
+
+
+def _check_trees(block: str, features: int) -> str | None:
+    """Return what is wrong with the tree blocks (numbers, array lengths, indices), or None."""
+    trees: list[dict[str, list[str]]] = []
+    for number, line in enumerate(block.splitlines(), 1):
+        line = line.strip()
+        if not line:
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.replace("_", "").isalpha():
+            return f"tree line {number} is not key=value: {line[:40]!r}"
+        if key == "Tree":
+            trees.append({})
+            continue
+        tokens = value.split()
+        if not trees or not all(_NUMBER.fullmatch(t) for t in tokens):
+            return f"tree line {number} ({key}) holds a value that is not a number"
+        trees[-1][key] = tokens
+    for index, tree in enumerate(trees):
+        leaves = tree.get("num_leaves", ["x"])[0]
+        if not leaves.isdigit() or int(leaves) < 1:
+            return f"tree {index}: num_leaves missing or not a positive integer"
+        lengths = {
+            **dict.fromkeys(_PER_SPLIT, int(leaves) - 1),
+            **dict.fromkeys(_PER_LEAF, int(leaves)),
+        }
+        for key, length in lengths.items():
+            if key in tree and len(tree[key]) != length:
+                return f"tree {index}: {key} has {len(tree[key])} values for {leaves} leaves"
+        if int(leaves) > 1:
+            for key, low, high in (
+                ("split_feature", 0, features - 1),
+                ("left_child", -int(leaves), int(leaves) - 2),
+                ("right_child", -int(leaves), int(leaves) - 2),
+            ):
+                values = tree.get(key)
+                if values is None or not all(
+                    v.lstrip("-").isdigit() and low <= int(v) <= high for v in values
+                ):
+                    return f"tree {index}: {key} missing or outside {low}..{high}"
+    return None
+
+
+def _parse_booster(path: Path, text: str, spec: FeatureSpec) -> lgb.Booster:
+    """Return the booster of a checked model.txt; malformed text is refused before LightGBM (whose
+    parser can abort the process) sees it."""
+    fix = "restore the model folder or retrain (`dvc repro train`)"
+    if not _BOOSTER_HEAD.match(text):
+        raise ChurnError(
+            f"{path}: not a LightGBM model text (no 'tree' / 'version=' header); {fix}"
+        )
+    declared = re.search(r"^max_feature_idx=(\d+)\r?$", text[: text.find("\nTree=")], re.M)
+    if declared is None or int(declared.group(1)) + 1 != len(spec.names):
+        raise ChurnError(
+            f"{path}: the booster takes "
+            f"{'an unknown number of' if declared is None else int(declared.group(1)) + 1} "
+            f"features but features.json lists {len(spec.names)}; the folder mixes files of two "
+            f"models or is damaged — {fix}"
+        )
+    problem = _check_model_text(text, len(spec.names))
+    if problem:
+        raise ChurnError(f"{path}: not a valid LightGBM model: {problem}; {fix}")
+    try:
+        booster = lgb.Booster(model_str=text)
+    except lgb.basic.LightGBMError as error:
+        raise ChurnError(f"{path}: not a LightGBM model ({error}); {fix}") from None
+    if booster.num_feature() != len(spec.names):
+        raise ChurnError(
+            f"{path}: the booster takes {booster.num_feature()} features but features.json lists "
+            f"{len(spec.names)}; the folder mixes files of two models — {fix}"
+        )
+    return booster
 
 
 def _dump(data: Any) -> str:

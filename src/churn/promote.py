@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import math
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -21,7 +21,7 @@ from churn.definition import definition_changes, recorded_definition
 from churn.drift import build_reference
 from churn.errors import ChurnError
 from churn.logs import get_logger
-from churn.metrics import ECE_BINS, GATE_METRICS, probability_metrics
+from churn.metrics import ECE_BINS, GATE_METRICS, bootstrap_auc_interval, probability_metrics
 from churn.model import MODEL_FILE, ChurnModel
 
 log = get_logger("promote")
@@ -159,6 +159,72 @@ def measure_candidate(model: ChurnModel, rows: pd.DataFrame, version: str | None
 
 
 @dataclass(frozen=True)
+class BaselineFloor:
+    """The floor that moves with the data: the best simple baseline's ROC AUC on the gate's rows
+    less its bootstrap half-width (a model that cannot beat sorting by recency is no model)."""
+
+    floor: float | None  # None: no baseline could be measured (see note)
+    baseline: str | None = None
+    roc_auc: float | None = None
+    half_width: float | None = None
+    baselines: Mapping[str, float] = field(default_factory=dict)  # every baseline's ROC AUC
+    note: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "floor": _round(self.floor),
+            "baseline": self.baseline,
+            "roc_auc": _round(self.roc_auc),
+            "half_width": _round(self.half_width),
+            "baselines": {k: _round(v) for k, v in sorted(self.baselines.items())},
+            "note": self.note,
+        }
+
+
+def measure_baseline_floor(
+    rows: pd.DataFrame,
+    fit_rows: pd.DataFrame,
+    horizon_days: int | None,
+    resamples: int,
+    seed: int,
+) -> BaselineFloor:
+    """Return the floor from the simple baselines of churn.evaluate on `rows` (the gate's rows):
+    the largest baseline ROC AUC minus its 95% bootstrap half-width, customers resampled."""
+    from churn.evaluate.baselines import RECENCY, BaselineScores, score_baselines
+
+    if rows.empty or rows[CHURNED].nunique() < 2:
+        return BaselineFloor(None, note="the gate's rows hold one class: no baseline AUC")
+    note = ""
+    try:
+        if horizon_days is None:
+            raise ChurnError("the challenger records no horizon_days")
+        scored, _ = score_baselines(rows, fit_rows, int(horizon_days), seed, "gate rows")
+    except (ChurnError, ValueError) as error:
+        # the snapshot contract holds every baseline column; a partial one keeps recency if it can
+        if RECENCY not in rows.columns:
+            return BaselineFloor(None, note=f"no baseline could be scored ({error})")
+        scored = [BaselineScores("recency", rows[RECENCY].astype("float64").to_numpy(), False)]
+        note = f"recency only ({error})"
+    labels = rows[CHURNED].to_numpy(dtype="int64")
+    customers = rows[CUSTOMER_ID].astype("string").to_numpy()
+    best: BaselineFloor | None = None
+    aucs: dict[str, float] = {}
+    for baseline in scored:
+        if not np.isfinite(baseline.score).all():
+            continue
+        auc, lo, hi = bootstrap_auc_interval(labels, baseline.score, customers, resamples, seed)
+        if not math.isfinite(auc):
+            continue
+        aucs[baseline.name] = auc
+        half = (hi - lo) / 2 if math.isfinite(hi - lo) else 0.0
+        if best is None or auc - half > best.floor:
+            best = BaselineFloor(auc - half, baseline.name, auc, half)
+    if best is None:
+        return BaselineFloor(None, note="no baseline gave a finite ROC AUC")
+    return replace(best, baselines=aucs, note=note)
+
+
+@dataclass(frozen=True)
 class Check:
     """One gate rule's outcome with the numbers behind it."""
 
@@ -204,8 +270,16 @@ def decide_promotion(
     rejected_reason: str | None = None,
     definition_change: list[str] | None = None,
     new_definition: bool = False,
+    history: Sequence[Candidate] = (),
+    baseline: BaselineFloor | None = None,
 ) -> Decision:
     """Return the gate verdict; with no champion only the floor applies; missing metrics reject.
+
+    The floor is `params.min_auc` raised to the best simple baseline on the same rows less its
+    bootstrap half-width (`baseline`). The drop is measured against the best of the champion and
+    the earlier champions in `history` (same definition, measured on the same rows), so drops each
+    within `max_auc_drop` cannot add up over successive promotions; a history model that could not
+    be measured is left out of that bar, never a reason to reject.
 
     `definition_change` lists how the challenger's churn definition differs from the champion's:
     numbers under different labels are never compared, so the challenger is refused unless
@@ -229,14 +303,21 @@ def decide_promotion(
             )
         )
     auc = _metric(challenger, "roc_auc")
+    floor, floor_why = float(params.min_auc), f"params min_auc {params.min_auc}"
+    if baseline is not None and baseline.floor is not None and baseline.floor > floor:
+        floor = baseline.floor
+        floor_why = (
+            f"best baseline {baseline.baseline} {baseline.roc_auc:.4f} on the same rows less its "
+            f"bootstrap half-width {baseline.half_width:.4f}; min_auc {params.min_auc}"
+        )
     if auc is None:
         checks.append(Check("floor", False, _missing("challenger", challenger, "roc_auc")))
     else:
         checks.append(
             Check(
                 "floor",
-                auc >= params.min_auc - _TOLERANCE,
-                f"ROC AUC {auc:.4f} vs floor {params.min_auc}",
+                auc >= floor - _TOLERANCE,
+                f"ROC AUC {auc:.4f} vs floor {floor:.4f} ({floor_why})",
             )
         )
     if champion is None:
@@ -274,13 +355,24 @@ def decide_promotion(
         who, whom = ("challenger", challenger) if auc is None else ("champion", champion)
         checks.append(Check("max_drop", False, _missing(who, whom, "roc_auc")))
     else:
-        drop = champion_auc - auc
+        # the bar: the best of the champion and the earlier champions, all on today's rows
+        bar, bar_version = champion_auc, champion.version
+        for earlier in history:
+            earlier_auc = _metric(earlier, "roc_auc")
+            if earlier.error is None and earlier_auc is not None and earlier_auc > bar:
+                bar, bar_version = earlier_auc, earlier.version
+        drop = bar - auc
+        against = (
+            f"champion {champion_auc:.4f}"
+            if bar_version == champion.version
+            else f"earlier champion version {bar_version} {bar:.4f} rescored on the same rows "
+            f"(champion {champion_auc:.4f})"
+        )
         checks.append(
             Check(
                 "max_drop",
                 drop <= params.max_auc_drop + _TOLERANCE,
-                f"ROC AUC {auc:.4f} vs champion {champion_auc:.4f} (drop {drop:+.4f}, "
-                f"allowed {params.max_auc_drop})",
+                f"ROC AUC {auc:.4f} vs {against} (drop {drop:+.4f}, allowed {params.max_auc_drop})",
             )
         )
     ece, champion_ece = _metric(challenger, "ece"), _metric(champion, "ece")
@@ -311,6 +403,7 @@ class Registry(Protocol):
     def rejected_reason(self, version: str) -> str | None: ...
     def fetch_folder(self, version: str, dest: str | Path) -> Path: ...
     def tag_sha(self, version: str, sha: str) -> None: ...
+    def alias_history(self, alias: str, limit: int) -> list[str]: ...
 
 
 def model_sha(model: ChurnModel) -> str | None:
@@ -385,8 +478,12 @@ def run_gate(
     champion, champion_error = _load_champion(
         registry, champion_version, challenger, challenger_version
     )
+    earlier = _load_history(
+        registry, names, params, challenger, challenger_version, champion_version
+    )
     rows = select_eval_rows(snapshots, params.eval_role)
-    masks = [m.held_out_mask(rows) for m in (challenger, champion) if m is not None]
+    measured = [challenger, champion, *(model for _, model, _ in earlier if model is not None)]
+    masks = [m.held_out_mask(rows) for m in measured if m is not None]
     masks = [mask for mask in masks if mask is not None]
     if masks:
         # a production refit trained on the other customers of this cutoff (or of one whose label
@@ -407,9 +504,28 @@ def run_gate(
             champion_result = Candidate(champion_version)
     elif champion_version is not None:
         champion_result = Candidate(champion_version, error=champion_error)
+    history = [
+        Candidate(version, error=why) if model is None else measure_candidate(model, rows, version)
+        for version, model, why in earlier
+    ]
+    horizon = (recorded_definition(challenger.metadata) or {}).get("horizon_days")
+    baseline = measure_baseline_floor(
+        rows,
+        snapshots[snapshots[ROLE] == "fit"],
+        horizon,
+        params.baseline_bootstrap,
+        params.seed,
+    )
     rejected = registry.rejected_reason(challenger_version)
     decision = decide_promotion(
-        challenger_result, champion_result, params, rejected, change, new_definition
+        challenger_result,
+        champion_result,
+        params,
+        rejected,
+        change,
+        new_definition,
+        history=history if champion_result is not None and not change else (),
+        baseline=baseline,
     )
     move = (
         decision.promote
@@ -452,6 +568,8 @@ def run_gate(
         champion_version,
         move,
         pending=decision.promote and not move and challenger_version != champion_version,
+        history=history,
+        baseline=baseline,
         definition={
             "challenger": (challenger.metadata.get("definition") or {}).get("fingerprint"),
             "champion": None
@@ -462,6 +580,41 @@ def run_gate(
         },
     )
     return GateOutcome(report, final, chosen_version, move)
+
+
+def _load_history(
+    registry: Registry,
+    names: RegistryParams,
+    params: PromoteParams,
+    challenger: ChurnModel,
+    challenger_version: str | None,
+    champion_version: str | None,
+) -> list[tuple[str, ChurnModel | None, str | None]]:
+    """Return the earlier champions to rescore (the last `params.history` holders of the alias,
+    the current one aside) as (version, model, None), or (version, None, why it is left out):
+    rolled back, unreadable, or trained under another churn definition than the challenger."""
+    out: list[tuple[str, ChurnModel | None, str | None]] = []
+    for version in registry.alias_history(names.champion_alias, params.history):
+        if version in (champion_version, challenger_version):
+            continue
+        rejected = registry.rejected_reason(version)
+        if rejected:
+            out.append((version, None, f"left out: rolled back ({rejected})"))
+            continue
+        with tempfile.TemporaryDirectory(prefix="churn-earlier-") as tmp:
+            try:
+                model = ChurnModel.load(registry.fetch_folder(version, tmp))
+            except ChurnError as error:
+                out.append((version, None, f"left out: cannot be loaded ({error})"))
+                continue
+        change = definition_changes(
+            recorded_definition(model.metadata), recorded_definition(challenger.metadata)
+        )
+        if change:
+            out.append((version, None, f"left out: another churn definition ({'; '.join(change)})"))
+            continue
+        out.append((version, model, None))
+    return out
 
 
 def _load_champion(
@@ -497,6 +650,8 @@ def build_report(
     alias_moves: bool,
     pending: bool = False,
     definition: dict[str, Any] | None = None,
+    history: Sequence[Candidate] = (),
+    baseline: BaselineFloor | None = None,
 ) -> dict[str, Any]:
     """Return reports/promotion.json: decision, both models' metrics and the eval data fingerprint."""
     return {
@@ -511,10 +666,15 @@ def build_report(
             "max_ece_increase": params.max_ece_increase,
             "ece_bins": ECE_BINS,
             "eval_role": params.eval_role,
+            "baseline_bootstrap": params.baseline_bootstrap,
+            "history": params.history,
         },
         "registered_model": registered_model,
         "challenger": challenger.to_dict(),
         "champion": None if champion is None else champion.to_dict(),
+        # earlier champions rescored on the same rows: the drop is measured against the best
+        "history": [candidate.to_dict() for candidate in history],
+        "baseline_floor": None if baseline is None else baseline.to_dict(),
         "definition": definition or {},
         "chosen_version": chosen_version,
         "chosen_sha256": chosen_sha,
@@ -528,6 +688,92 @@ def build_report(
         },
         "eval_data": fingerprint_rows(rows),
     }
+
+
+# --------------------------------------------------------------------------- a lost registry
+@dataclass(frozen=True)
+class Production:
+    """What production is outside the registry: the champion folder and the published lists."""
+
+    folder: Path
+    model: ChurnModel | None  # models/champion/ as loaded, None when absent or unreadable
+    folder_error: str | None = None  # why the folder exists but could not be loaded
+    published: tuple[str, ...] = ()  # as-of dates of the published lists
+
+    @property
+    def exists(self) -> bool:
+        return self.model is not None or self.folder_error is not None or bool(self.published)
+
+    def describe(self) -> str:
+        parts = []
+        if self.model is not None:
+            sha = (model_sha(self.model) or "?")[:12]
+            parts.append(
+                f"{self.folder} holds version {self.model.metadata.get('model_version')} of "
+                f"{self.model.metadata.get('registered_model')!r} (model.txt sha256 {sha})"
+            )
+        elif self.folder_error is not None:
+            parts.append(f"{self.folder} exists but cannot be read ({self.folder_error})")
+        if self.published:
+            parts.append(
+                f"{len(self.published)} at-risk list(s) are published (latest {self.published[-1]})"
+            )
+        return " and ".join(parts)
+
+
+def registry_gap(
+    production: Production, registry: Registry, champion_alias: str, location: str
+) -> str | None:
+    """Return why the registry does not hold the production that exists (it was lost, emptied or
+    replaced, so its version numbers restarted), or None when it does.
+
+    A fresh start is only right for a project that has never had a champion: otherwise the next
+    challenger would meet no champion (only the floor), and "model 1" in published manifests
+    would name another model.
+    """
+    if not production.exists:
+        return None
+    champion = registry.alias_version(champion_alias)
+    if champion is None:
+        return (
+            f"the MLflow registry {location} has no {champion_alias!r} for "
+            f"{registry.model_name!r}, but {production.describe()}: the registry was lost, "
+            "emptied or replaced"
+        )
+    model = production.model
+    if model is None or model.metadata.get("registered_model") != registry.model_name:
+        return None
+    claimed = str(model.metadata.get("model_version"))
+    info = registry.version_info(claimed)
+    tagged = None if info is None else info.get("sha256")
+    if info is None or (tagged and model_sha(model) and tagged != model_sha(model)):
+        return (
+            f"{production.describe()}, but version {claimed} of {registry.model_name!r} in the "
+            f"MLflow registry {location} is "
+            + ("missing" if info is None else f"another model (sha256 {str(tagged)[:12]})")
+            + ": the registry was replaced and its version numbers restarted"
+        )
+    return None
+
+
+def registry_gap_error(gap: str, production: Production) -> ChurnError:
+    """Return the error for a registry gap, naming the ways to recover (never a fresh start)."""
+    restore = (
+        "Restore the registry (copy mlflow.db back from a backup, or set MLFLOW_TRACKING_URI "
+        "to the registry that made them)"
+    )
+    if production.model is not None:
+        carry_on = (
+            "; or, to go on with this registry, rerun with `churn promote --new-registry` "
+            "(`churn retrain --new-registry`): it registers the champion in "
+            f"{production.folder} again first, so every challenger still has to beat it"
+        )
+    else:
+        carry_on = (
+            f"; or restore {production.folder} (`dvc checkout {production.folder}`) and rerun "
+            "with --new-registry to register it again"
+        )
+    return ChurnError(f"promote: {gap}. Nothing was changed. {restore}{carry_on}")
 
 
 def rollback_to(version: str, registry: Any, names: RegistryParams, reason: str) -> dict[str, Any]:

@@ -6,8 +6,12 @@ import contextlib
 import datetime as dt
 import fcntl
 import os
+import re
 import shutil
+import signal
 import subprocess
+import sys
+import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,12 +30,87 @@ EXIT_ERROR = 1
 
 
 class LockHeld(ChurnError):
-    """Another `churn retrain` holds the lock file."""
+    """Another `churn retrain` holds the lock file (or its orphaned pipeline is still running)."""
+
+
+ORPHAN_GRACE_SECONDS = 10.0  # SIGTERM to an orphaned pipeline, then SIGKILL after this long
+_CHILD_LINE = "child process group"
+_CHILD = re.compile(rf"{_CHILD_LINE} (\d+)")
+
+
+class RetrainLock:
+    """The held lock file: records this run's pid and, once started, its pipeline's process group."""
+
+    def __init__(self, fd: int, header: str) -> None:
+        self._fd, self._header = fd, header
+
+    def record_child(self, group: int) -> None:
+        """Write the pipeline's process group, so a run after a kill -9 can stop its orphans."""
+        text = f"{self._header}{_CHILD_LINE} {group}\n".encode()
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, text, 0)
+        os.fsync(self._fd)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, but not ours to signal
+    return True
+
+
+def stop_orphans(previous: str, path: Path, grace: float | None = None) -> None:
+    """Stop the pipeline a killed run left behind (its process group, recorded in the lock file).
+
+    We hold the lock, so the run that recorded the group is gone; a group still alive is an
+    orphan that would collide with this run (DVC's own lock: "busy"). Raise LockHeld when it
+    cannot be stopped: the scheduler then retries later (exit 75).
+    """
+    grace = ORPHAN_GRACE_SECONDS if grace is None else grace
+    found = _CHILD.search(previous)
+    if found is None:
+        return
+    group = int(found.group(1))
+    if not _group_alive(group):
+        return
+    owner = previous.splitlines()[0] if previous.strip() else "unknown run"
+    log.warning(
+        "%s: the run that held it (%s) is gone but its pipeline (process group %d) still runs; "
+        "stopping it",
+        path,
+        owner,
+        group,
+    )
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, min(grace, 5.0))):
+        try:
+            os.killpg(group, sig)
+        except ProcessLookupError:
+            return
+        except PermissionError:
+            break
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if not _group_alive(group):
+                return
+            time.sleep(0.05)
+    if _group_alive(group):
+        raise LockHeld(
+            f"{path}: the pipeline of a killed run (process group {group}) is still running and "
+            "could not be stopped; skipped, another run holds the lock — stop that group "
+            f"(`kill -- -{group}`) or wait for it"
+        )
 
 
 @contextlib.contextmanager
-def exclusive_lock(path: str | Path) -> Iterator[None]:
-    """Hold an fcntl lock on `path` for the block; raise LockHeld at once if another process has it."""
+def exclusive_lock(path: str | Path) -> Iterator[RetrainLock]:
+    """Hold an fcntl lock on `path` for the block; raise LockHeld at once if another process has it.
+
+    The lock dies with its process (even on kill -9); the pipeline a killed run left running is
+    found through the process group recorded in the file, and stopped before this run goes on.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -40,15 +119,23 @@ def exclusive_lock(path: str | Path) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown process"
+            holder = holder.splitlines()[0]
             raise LockHeld(
                 f"{path}: another `churn retrain` is running ({holder}); this run exits without "
                 "doing anything. Let it finish: the lock is released when that process ends"
             ) from None
+        try:
+            previous = os.pread(fd, 4096, 0).decode("utf-8", "replace")
+            stop_orphans(previous, path)
+        except BaseException:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            raise
         os.ftruncate(fd, 0)
         stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        os.pwrite(fd, f"pid {os.getpid()}, started {stamp}\n".encode(), 0)
+        header = f"pid {os.getpid()}, started {stamp}\n"
+        os.pwrite(fd, header.encode(), 0)
         try:
-            yield
+            yield RetrainLock(fd, header)
         finally:
             os.ftruncate(fd, 0)
             fcntl.flock(fd, fcntl.LOCK_UN)
@@ -100,13 +187,40 @@ class ReproResult:
     tail: tuple[str, ...]
 
 
+def _child_setup(parent: int) -> Callable[[], None]:
+    """Return the child's pre-exec step: its own process group (so the whole pipeline can be
+    stopped as one), and on Linux a SIGTERM when this process dies, even by kill -9."""
+    prctl = None
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+
+    def setup() -> None:
+        os.setpgid(0, 0)
+        if prctl is not None:
+            prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+            if os.getppid() != parent:  # the parent died before the signal was armed
+                os._exit(1)
+
+    return setup
+
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
 def run_repro(
     command: Sequence[str],
     cwd: str | Path | None = None,
     env: Mapping[str, str] | None = None,
+    started: Callable[[int], None] | None = None,
 ) -> ReproResult:
     """Run the pipeline command (in `env`, or this process's environment), relaying its output as
-    log lines; return how it ended."""
+    log lines; return how it ended.
+
+    The command runs in its own process group, reported to `started` (the lock file records it),
+    and on Linux it is sent SIGTERM if this process dies.
+    """
     log.info("running %s", " ".join(command))
     tail: deque[str] = deque(maxlen=40)
     data_check = False
@@ -120,12 +234,15 @@ def run_repro(
             stdin=subprocess.DEVNULL,
             text=True,
             bufsize=1,
+            preexec_fn=_child_setup(os.getpid()),  # noqa: PLW1509 - no threads started here
         )
     except FileNotFoundError:
         raise ChurnError(
             f"retrain.repro_command: {command[0]!r} not found; install DVC in this environment "
             "or set retrain.repro_command in params.yaml"
         ) from None
+    if started is not None:
+        started(process.pid)  # the group id is the child's pid (setpgid(0, 0))
     assert process.stdout is not None
     for line in process.stdout:
         line = line.rstrip()
@@ -142,7 +259,9 @@ class RetrainSteps:
     """The steps of one retraining run, injected so each can be tested (and faked) on its own."""
 
     champion_version: Callable[[], str | None]
-    repro: Callable[[], ReproResult]  # the pipeline, its promote stage applying the gate
+    # the pipeline, its promote stage applying the gate; given a callback that records the
+    # pipeline's process group in the lock file
+    repro: Callable[[Callable[[int], None]], ReproResult]
     publish: Callable[[], None]  # raises DataCheckFailed when a gate (drift, data) blocks it
     backtest: Callable[[], None] | None = None
 
@@ -150,19 +269,19 @@ class RetrainSteps:
 def run_retrain(steps: RetrainSteps, lock_file: str | Path) -> int:
     """Run the steps under the lock and return the scheduler exit code (0, 10, 20, 75 or 1)."""
     try:
-        with exclusive_lock(lock_file):
-            return _run_locked(steps)
+        with exclusive_lock(lock_file) as lock:
+            return _run_locked(steps, lock)
     except LockHeld as error:
         # not a failure: the running one does the work, the next slot runs again (EX_TEMPFAIL)
         log.warning("%s", error)
         return EXIT_LOCKED
 
 
-def _run_locked(steps: RetrainSteps) -> int:
+def _run_locked(steps: RetrainSteps, lock: RetrainLock) -> int:
     try:
         before = steps.champion_version()
         log.info("champion before this run: %s", before or "none")
-        result = steps.repro()
+        result = steps.repro(lock.record_child)
         if result.returncode != 0:
             if result.data_check_failed:
                 log.error("publication blocked: a data check stopped the pipeline (see above)")

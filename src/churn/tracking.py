@@ -149,12 +149,31 @@ def synthetic_input_example(model: ChurnModel, reference: pd.DataFrame) -> pd.Da
 
 
 def _client(uri: str) -> Any:
+    """Return an MLflow client of `uri`, checked readable: a damaged store is a ChurnError."""
     # artifact download progress bars flood non-interactive logs
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
 
     mlflow.set_tracking_uri(uri)
-    return mlflow.MlflowClient(tracking_uri=uri)
+    try:
+        client = mlflow.MlflowClient(tracking_uri=uri)
+        client.search_registered_models(max_results=1)
+    except Exception as error:  # sqlalchemy, MLflow and network errors alike: the store is unusable
+        raise registry_unreadable(uri, error) from None
+    return client
+
+
+def registry_unreadable(uri: str, error: BaseException) -> ChurnError:
+    """Return the error for a tracking store that cannot be read, naming the recovery."""
+    first = (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+    where = uri.removeprefix("sqlite:///") if uri.startswith("sqlite:///") else uri
+    return ChurnError(
+        f"MLflow registry {where}: cannot be read ({type(error).__name__}: {first}). Nothing was "
+        "changed. Restore it from a backup (for the default store: copy mlflow.db back), or point "
+        "MLFLOW_TRACKING_URI at the team's registry. Do not delete it to start over: models/"
+        "champion/ and the published lists name its versions (docs/scheduling.md, 'When the "
+        "registry is lost')"
+    )
 
 
 def _experiment_id(client: Any, name: str, uri: str) -> str:
@@ -303,6 +322,9 @@ def spark_udf(spark: Any, uri: str, model_uri: str) -> Any:
 FOLDER_ARTIFACT = "model_folder"  # run artifact path of folders registered by the gate
 REFERENCE_ARTIFACT = "drift_reference"  # run artifact path of a version's frozen drift reference
 REJECTED_TAG = "churn.rejected"  # set by `churn rollback` on the version it rolled back from
+# MLflow keeps no alias history: each move of the champion alias stamps the version it now names
+CHAMPION_SINCE_TAG = "churn.champion_since"  # ns since the epoch of the latest such move
+RESTORED_TAG = "churn.restored_from"  # on a version re-registered from models/champion/
 
 
 def _folder_sha(folder: str | Path) -> str:
@@ -437,7 +459,9 @@ class ModelRegistry:
     def _experiment_id(self, name: str) -> str:
         return str(_experiment_id(self.client, name, self.tracking_uri))
 
-    def register_folder(self, folder: str | Path, experiment: str) -> str:
+    def register_folder(
+        self, folder: str | Path, experiment: str, tags: dict[str, str] | None = None
+    ) -> str:
         """Log a model folder to a new run and register it as a new version; return the version."""
         from mlflow.exceptions import MlflowException
 
@@ -457,7 +481,7 @@ class ModelRegistry:
             self.model_name,
             source=f"{run.info.artifact_uri}/{FOLDER_ARTIFACT}",
             run_id=run.info.run_id,
-            tags={SHA_TAG: sha},
+            tags={SHA_TAG: sha, **(tags or {})},
         )
         return str(version.version)
 
@@ -523,10 +547,36 @@ class ModelRegistry:
             self.client.set_terminated(run_id)
         return run_id
 
+    def alias_history(self, alias: str, limit: int) -> list[str]:
+        """Return up to `limit` versions that held the alias, latest first (the holder first).
+
+        Taken from the stamps `set_alias` leaves on each version it points the alias at; a holder
+        from before stamps existed is still listed first.
+        """
+        holder = self.alias_version(alias)
+        stamped = [
+            (row["tags"][_since_tag(alias)], row["version"])
+            for row in self.versions()
+            if _since_tag(alias) in row["tags"]
+        ]
+        ordered = [version for _, version in sorted(stamped, reverse=True)]
+        history = ([holder] if holder else []) + [v for v in ordered if v != holder]
+        return history[:limit]
+
     # ----------------------------------------------------------------- the one alias move
     def set_alias(self, alias: str, version: str) -> None:
-        """Point the alias at a version: the only call that changes production."""
+        """Point the alias at a version: the only call that changes production. The version is
+        stamped with the time, so the alias's history can be read back (`alias_history`)."""
+        import time
+
+        # nanoseconds since the epoch, zero-padded: sorts as text, and two moves never tie
+        stamp = f"{time.time_ns():020d}"
+        self.client.set_model_version_tag(self.model_name, str(version), _since_tag(alias), stamp)
         self.client.set_registered_model_alias(self.model_name, alias, str(version))
+
+
+def _since_tag(alias: str) -> str:
+    return CHAMPION_SINCE_TAG if alias == "champion" else f"churn.{safe_key(alias)}_since"
 
 
 def _version_row(version: Any) -> dict[str, Any]:

@@ -266,3 +266,155 @@ def test_rollback_to_an_unknown_version_names_the_fix(tmp_path, registry, models
     _promote(tmp_path, snapshots, registry, models["weak"])
     with pytest.raises(ChurnError, match="no version 7"):
         rollback_to("7", registry, NAMES, "x")
+
+
+def test_small_drops_cannot_add_up_the_earlier_champion_is_rescored_on_the_same_rows(
+    tmp_path, snapshots, registry
+):
+    """Each challenger is within max_auc_drop of the champion it meets, but the third is more
+    than that below the first: the first, read from the alias history and rescored on today's
+    rows, keeps it out."""
+    params = PromoteParams(max_auc_drop=0.01, max_ece_increase=1.0)
+    first = train_model(snapshots, ["recency_days", "channel"], rounds=30)
+    second = train_model(snapshots, ["recency_days", "channel", "tenure_days"], rounds=30)
+    third = train_model(snapshots, ["recency_days", "channel", "tenure_days"], rounds=60)
+    _promote(tmp_path, snapshots, registry, first, params=params)
+    report, _ = _promote(tmp_path, snapshots, registry, second, apply=True, params=params)
+    assert report["alias"]["after"] == "2"
+    assert registry.alias_history("champion", 5) == ["2", "1"]
+    report, champion = _promote(tmp_path, snapshots, registry, third, apply=True, params=params)
+    auc = {
+        c["version"]: c["metrics"]["roc_auc"]
+        for c in [report["challenger"], report["champion"], *report["history"]]
+    }
+    assert auc["2"] - auc["3"] <= params.max_auc_drop < auc["1"] - auc["3"]
+    assert report["decision"] == "keep" and champion.version == "2"
+    assert any("earlier champion version 1" in reason for reason in report["reasons"])
+    assert report["baseline_floor"]["baseline"] == "recency"
+
+
+def test_the_alias_history_follows_rollbacks_and_leaves_rolled_back_versions_out(
+    tmp_path, snapshots, registry, models
+):
+    _promote(tmp_path, snapshots, registry, models["weak"])
+    _promote(tmp_path, snapshots, registry, models["strong"], apply=True)
+    rollback_to("1", registry, NAMES, "bad lists in May")
+    assert registry.alias_history("champion", 5) == ["1", "2"]
+    report, _ = _promote(
+        tmp_path, snapshots, registry, train_model(snapshots, ["recency_days"], seed=2), apply=True
+    )
+    assert [h["version"] for h in report["history"]] == ["2"]
+    assert report["history"][0]["error"].startswith("left out: rolled back")
+
+
+# --------------------------------------------------------------------------- a lost registry
+def _new_store(tmp_path, monkeypatch, name, content=None):
+    """Point `churn promote` at another SQLite store: a fresh migrated copy, or raw bytes."""
+    import shutil
+
+    path = tmp_path / name
+    if content is None:
+        shutil.copyfile(tmp_path / "mlflow" / "mlflow.db", path)
+        ModelRegistry(f"sqlite:///{path}", NAME)  # readable
+    else:
+        path.write_bytes(content)
+    uri = f"sqlite:///{path}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+@pytest.fixture
+def pristine_store(tmp_path):
+    """A copy of the still-empty store, taken before any test step writes to it."""
+    import shutil
+
+    shutil.copyfile(tmp_path / "mlflow" / "mlflow.db", tmp_path / "pristine.db")
+    return tmp_path / "pristine.db"
+
+
+def _lost(tmp_path, monkeypatch, pristine_store):
+    import shutil
+
+    shutil.copyfile(pristine_store, tmp_path / "lost.db")
+    uri = f"sqlite:///{tmp_path / 'lost.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return ModelRegistry(uri, NAME)
+
+
+def test_a_lost_registry_with_a_champion_folder_is_an_error_never_a_fresh_start(
+    tmp_path, snapshots, registry, models, monkeypatch, pristine_store
+):
+    """Losing mlflow.db let a plain `churn promote` see "no champion yet", promote a weak model
+    and overwrite models/champion; now it stops, names the recovery and changes nothing."""
+    _, strong = _promote(tmp_path, snapshots, registry, models["strong"])
+    before = {p.name: p.read_bytes() for p in (tmp_path / "champion").iterdir()}
+    fresh = _lost(tmp_path, monkeypatch, pristine_store)
+    with pytest.raises(ChurnError) as raised:
+        _promote(tmp_path, snapshots, fresh, models["weak"])
+    message = str(raised.value)
+    assert "has no 'champion'" in message and "holds version 1" in message
+    assert "copy mlflow.db back" in message and "--new-registry" in message
+    assert {p.name: p.read_bytes() for p in (tmp_path / "champion").iterdir()} == before
+    assert fresh.alias_version("champion") is None
+
+
+def test_published_lists_alone_also_stop_a_fresh_start(tmp_path, snapshots, registry, models):
+    listed = tmp_path / "exports" / "at_risk" / "2024-01-01"
+    listed.mkdir(parents=True)
+    (listed / "manifest.json").write_text('{"as_of": "2024-01-01", "model_version": "1"}')
+    with pytest.raises(
+        ChurnError, match=r"1 at-risk list\(s\) are published \(latest 2024-01-01\)"
+    ):
+        _promote(tmp_path, snapshots, registry, models["strong"])
+    assert registry.alias_version("champion") is None
+    assert not (tmp_path / "champion").exists()
+
+
+def test_new_registry_registers_the_champion_again_and_the_gate_still_compares(
+    tmp_path, snapshots, registry, models, monkeypatch, pristine_store
+):
+    _, strong = _promote(tmp_path, snapshots, registry, models["strong"])
+    fresh = _lost(tmp_path, monkeypatch, pristine_store)
+    report, champion = _promote(
+        tmp_path,
+        snapshots,
+        fresh,
+        models["weak"],
+        apply=True,
+        env={"CHURN_PROMOTE_NEW_REGISTRY": "1"},
+    )
+    restored = fresh.alias_version("champion")
+    assert restored is not None and report["champion"]["version"] == restored
+    assert report["decision"] == "keep"  # the weak challenger met the restored champion
+    assert champion.booster.model_to_string() == strong.booster.model_to_string()
+    tags = fresh.version_info(restored)["tags"]
+    assert "version 1 of 'churn-classifier' in a lost registry" in tags["churn.restored_from"]
+
+
+def test_restarted_version_numbers_are_caught_when_the_folder_names_another_model(
+    tmp_path, snapshots, registry, models, monkeypatch, pristine_store
+):
+    _promote(tmp_path, snapshots, registry, models["strong"])
+    fresh = _lost(tmp_path, monkeypatch, pristine_store)
+    other = save_challenger(models["useless"], tmp_path / "other")
+    fresh.set_alias("champion", fresh.register_folder(other, "churn"))  # "version 1", another model
+    with pytest.raises(ChurnError, match="version numbers restarted"):
+        _promote(tmp_path, snapshots, fresh, models["weak"])
+
+
+@pytest.mark.parametrize(
+    "content", [b"", b"not a database" * 300, b"SQLite format 3\x00" + bytes(range(256)) * 40]
+)
+def test_a_damaged_registry_file_is_a_clear_error(
+    tmp_path, snapshots, registry, models, monkeypatch, content
+):
+    _promote(tmp_path, snapshots, registry, models["strong"])
+    path = tmp_path / "damaged.db"
+    path.write_bytes(content)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{path}")
+    with pytest.raises(ChurnError) as raised:
+        _promote(tmp_path, snapshots, registry, models["weak"])
+    message = str(raised.value)
+    # an empty file reads as an empty registry; bytes that are no database cannot be read
+    assert ("cannot be read" in message) or ("has no 'champion'" in message)
+    assert "copy mlflow.db back" in message

@@ -39,6 +39,9 @@ class FakeRegistry:
     def alias_version(self, alias: str) -> str | None:
         return self.champion
 
+    def alias_history(self, alias: str, limit: int) -> list[str]:
+        return [self.champion][:limit] if self.champion else []
+
     def fetch_folder(self, version: str, dest) -> Path:
         self.versions[version].save(dest)
         return Path(dest)

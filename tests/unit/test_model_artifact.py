@@ -78,3 +78,104 @@ def test_platt_and_isotonic_calibrators_are_monotone():
         out = calibrator.apply(raw)
         assert (np.diff(out) >= 0).all()
         assert Calibrator.from_dict(calibrator.to_dict()) == calibrator
+
+
+def _resave_with_checksum(folder, name, text):
+    """Write `text` as `name` and record its sha256 in metadata.json, as a careless edit would."""
+    import hashlib
+    import json
+
+    (folder / name).write_text(text, encoding="utf-8")
+    metadata = json.loads((folder / "metadata.json").read_text())
+    metadata["files_sha256"][name] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    (folder / "metadata.json").write_text(json.dumps(metadata))
+
+
+def test_garbage_in_model_txt_is_a_clear_error_never_a_native_abort(tmp_path, tiny_model):
+    """Junk spliced into model.txt with a matching checksum made LightGBM's parser abort the
+    process (`terminate called ...`, exit 134) or crash it; every case is now a ChurnError."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    model, _ = tiny_model
+    model.save(tmp_path / "clean")
+    text = (tmp_path / "clean" / "model.txt").read_text()
+    folders = []
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        start = int(rng.integers(0, len(text) - 120))
+        junk = "".join(chr(c) for c in rng.integers(33, 127, 100))
+        folder = tmp_path / f"m{seed}"
+        model.save(folder)
+        _resave_with_checksum(folder, "model.txt", text[:start] + junk + text[start + 100 :])
+        folders.append(str(folder))
+    script = (
+        "import sys\nfrom churn.errors import ChurnError\nfrom churn.model import ChurnModel\n"
+        "for folder in sys.argv[1:]:\n"
+        "    try:\n        ChurnModel.load(folder)\n        print('loaded', folder)\n"
+        "    except ChurnError as error:\n        print('refused', error)\n"
+    )
+    src = Path(__file__).resolve().parents[2] / "src"
+    done = subprocess.run(
+        [sys.executable, "-c", script, *folders],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PYTHONPATH": str(src), "PATH": "/usr/bin:/bin"},
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    lines = done.stdout.splitlines()
+    assert len(lines) == len(folders)
+    assert all(line.startswith("refused") and "model.txt" in line for line in lines), lines
+
+
+def test_random_bytes_in_model_txt_name_the_file_and_the_fix(tmp_path, tiny_model):
+    model, _ = tiny_model
+    model.save(tmp_path)
+    (tmp_path / "model.txt").write_bytes(np.random.default_rng(0).bytes(4000))
+    with pytest.raises(ChurnError, match=r"model\.txt.*(restore|retrain)"):
+        ChurnModel.load(tmp_path)
+
+
+def test_a_model_folder_without_the_booster_checksum_is_refused_before_lightgbm(
+    tmp_path, tiny_model
+):
+    import json
+
+    model, _ = tiny_model
+    model.save(tmp_path)
+    metadata = json.loads((tmp_path / "metadata.json").read_text())
+    del metadata["files_sha256"]
+    (tmp_path / "metadata.json").write_text(json.dumps(metadata))
+    (tmp_path / "model.txt").write_text("tree\nversion=v4\nTree=0\nnum_leaves=zz\nend of trees\n")
+    with pytest.raises(ChurnError, match=r"metadata\.json: no files_sha256\.model\.txt"):
+        ChurnModel.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        ("metadata.json", "[1, 2]", r"metadata\.json: expected a JSON object, found list"),
+        ("metadata.json", "{not json", r"metadata\.json: not valid JSON"),
+        ("calibrator.json", '"isotonic"', r"calibrator\.json: expected a JSON object"),
+        ("calibrator.json", '{"kind": "isotonic", "x": "0,1", "y": [0, 1]}', r"isotonic 'x'"),
+        ("calibrator.json", '{"kind": "platt", "a": "1", "b": 0}', r"platt 'a' and 'b'"),
+        ("calibrator.json", '{"kind": "spline"}', r"kind 'spline' is unknown"),
+        ("features.json", '{"numeric": "recency_days"}', r"'numeric' must be a list"),
+        ("features.json", '{"numeric": [], "categorical": ["channel"]}', r"no levels"),
+        ("features.json", '{"categorical": []}', r"no 'numeric' list"),
+        ("features.json", '{"numeric": ["recency_days"]}', r"takes 2 features but features"),
+    ],
+)
+def test_wrong_json_shapes_in_the_model_folder_are_clear_errors(
+    tmp_path, tiny_model, name, content, message
+):
+    model, _ = tiny_model
+    model.save(tmp_path)
+    if name == "metadata.json":
+        (tmp_path / name).write_text(content)
+    else:
+        _resave_with_checksum(tmp_path, name, content)
+    with pytest.raises(ChurnError, match=message):
+        ChurnModel.load(tmp_path)

@@ -214,3 +214,101 @@ def test_the_eval_fingerprint_ignores_row_order_and_sees_content():
     assert print_a["rows"] == 2 and print_a["churned"] == 1 and print_a["cutoffs"] == ["2024-02-01"]
     changed = rows.assign(recency_days=[3.0, 4.5])
     assert fingerprint_rows(changed)["sha256"] != print_a["sha256"]
+
+
+# --------------------------------------------------------------------------- no walking down
+def _declining_family(seed: int, start: float, step: float, count: int, n: int = 40000):
+    """Return labels and `count` calibrated score vectors on the same rows, each model's AUC
+    `step` below the one before (a sequence of slightly worse retrains)."""
+    rng = np.random.default_rng(seed)
+    base = 0.3
+    labels = (rng.random(n) < base).astype(int)
+    family = [
+        _calibrated_scores(labels, rng.normal(size=n), start - i * step, base) for i in range(count)
+    ]
+    return labels, family
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_a_sequence_of_slightly_worse_challengers_cannot_walk_the_champion_down(seed):
+    """13 retrains, each about 0.0036 ROC AUC below the last (within the allowed 0.01 drop), took
+    the champion from 0.942 to 0.895; measured against the best of the last champions rescored on
+    the same rows, the decline stops within one allowed drop of the best."""
+    params = PromoteParams(min_auc=0.65, max_auc_drop=0.01, max_ece_increase=0.02, history=5)
+    labels, family = _declining_family(seed, start=0.942, step=0.0036, count=14)
+    measured = [Candidate(str(i), probability_metrics(labels, s)) for i, s in enumerate(family)]
+    holders = [0]  # versions that held the champion alias, oldest first
+    for index in range(1, len(family)):
+        earlier = [measured[v] for v in reversed(holders[-params.history :])][1:]
+        decision = decide_promotion(measured[index], measured[holders[-1]], params, history=earlier)
+        if decision.promote:
+            holders.append(index)
+    best = max(m.metrics["roc_auc"] for m in measured)
+    final = measured[holders[-1]].metrics["roc_auc"]
+    assert final >= best - params.max_auc_drop - 1e-12
+    assert len(holders) < 5  # most of the slightly worse retrains were kept out
+
+
+def test_the_drop_is_measured_against_the_best_earlier_champion_and_named():
+    labels, (first, second, third) = _declining_family(1, start=0.90, step=0.0065, count=3)
+    one, two, three = (
+        Candidate(str(i), probability_metrics(labels, s))
+        for i, s in enumerate((first, second, third), 1)
+    )
+    alone = decide_promotion(three, two, PARAMS)
+    assert alone.promote is True  # against the champion alone, the small drop passes
+    decision = decide_promotion(three, two, PARAMS, history=[one])
+    assert decision.promote is False
+    assert any("earlier champion version 1" in r and "max_drop" in r for r in decision.reasons)
+
+
+def test_an_earlier_champion_that_could_not_be_measured_is_no_reason_to_reject():
+    labels, (first, second) = _declining_family(1, start=0.90, step=0.004, count=2)
+    champion = Candidate("2", probability_metrics(labels, first))
+    broken = Candidate("1", dict.fromkeys(METRIC_NAMES), error="cannot be loaded")
+    ours = Candidate("3", probability_metrics(labels, second))
+    assert decide_promotion(ours, champion, PARAMS, history=[broken]).promote is True
+
+
+def _baseline_rows(n: int = 3000, seed: int = 0) -> pd.DataFrame:
+    """Rows where recency alone ranks churners well (the snapshot's core baseline columns)."""
+    rng = np.random.default_rng(seed)
+    recency = rng.exponential(60, n).round()
+    churned = (rng.random(n) < expit(-2.5 + recency / 25)).astype("int8")
+    purchases = rng.integers(1, 30, n)
+    tenure = recency + rng.uniform(30, 900, n).round()
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array([f"{i:05d}" for i in range(n)], dtype="string"),
+            "cutoff": pd.Timestamp("2023-12-01").date(),
+            "role": "test",
+            "churned": churned,
+            "recency_days": recency,
+            "tenure_days": tenure,
+            "purchases": purchases,
+            "purchase_days": purchases,
+            "spend_total": purchases * rng.uniform(10, 60, n),
+        }
+    )
+
+
+def test_the_floor_moves_with_the_data_to_the_best_baseline_less_its_half_width():
+    """A model above `min_auc` but clearly worse than sorting by recency on the same rows is no
+    model: with no champion to compare (or a lost registry) it must not become one."""
+    from churn.promote import measure_baseline_floor
+
+    rows = _baseline_rows()
+    floor = measure_baseline_floor(rows, rows.assign(role="fit"), 90, 200, 0)
+    recency = floor.baselines["recency"]
+    assert floor.floor is not None and 0 < floor.half_width < 0.05
+    assert floor.floor == pytest.approx(floor.roc_auc - floor.half_width)
+    assert floor.roc_auc == max(floor.baselines.values())
+    assert recency > 0.8 and floor.floor > PARAMS.min_auc + 0.1
+    labels = rows["churned"].to_numpy()
+    noisy = rows["recency_days"].to_numpy() + np.random.default_rng(1).normal(0, 80, len(rows))
+    weak = Candidate("1", probability_metrics(labels, expit((noisy - 60) / 40)))
+    assert PARAMS.min_auc < weak.metrics["roc_auc"] < floor.floor
+    assert decide_promotion(weak, None, PARAMS).promote is True  # today: only min_auc
+    decision = decide_promotion(weak, None, PARAMS, baseline=floor)
+    assert decision.promote is False
+    assert any("floor" in r and f"best baseline {floor.baseline}" in r for r in decision.reasons)

@@ -61,7 +61,7 @@ class Fake:
     def version(self):
         return self.champion
 
-    def repro(self):
+    def repro(self, started=None):
         self.calls.append("repro")
         if self.moves and self.result.returncode == 0:
             self.champion = str(int(self.champion or 0) + 1)
@@ -91,7 +91,7 @@ def test_a_kept_champion_that_is_published_exits_10(tmp_path):
 def test_the_first_champion_set_inside_dvc_repro_counts_as_new(tmp_path):
     fake = Fake(champion=None)
 
-    def repro_that_sets_the_first_champion():
+    def repro_that_sets_the_first_champion(started):
         fake.champion = "1"
         return OK
 
@@ -295,3 +295,25 @@ def test_the_log_file_is_appended_with_plain_timestamped_lines_and_stderr_keeps_
 def test_a_log_file_in_missing_folders_is_created(tmp_path, restored_churn_logger):
     add_log_file(tmp_path / "logs" / "weekly" / "retrain.log")
     assert (tmp_path / "logs" / "weekly" / "retrain.log").is_file()
+
+
+def test_orphans_of_a_killed_run_that_cannot_be_stopped_make_the_next_run_exit_75(
+    tmp_path, churn_logs, monkeypatch
+):
+    """The lock is free (its holder died) but the pipeline it started lives on and will not stop:
+    the run is skipped like a held lock (75, a warning), not failed (1)."""
+    import churn.retrain as retrain
+
+    (tmp_path / "lock").write_text(
+        "pid 4242, started 2026-01-01T00:00:00+00:00\nchild process group 4243\n"
+    )
+    monkeypatch.setattr(retrain, "_group_alive", lambda group: group == 4243)
+    signals = []
+    monkeypatch.setattr(retrain.os, "killpg", lambda group, sig: signals.append((group, sig)))
+    monkeypatch.setattr(retrain, "ORPHAN_GRACE_SECONDS", 0.1)
+    fake = Fake()
+    code = run_retrain(fake.steps(), tmp_path / "lock")
+    assert code == EXIT_LOCKED and fake.calls == []
+    assert [sig for _, sig in signals][:2] == [15, 9]
+    assert "process group 4243" in churn_logs.text
+    assert not [r for r in churn_logs.records if r.levelno >= logging.ERROR]
