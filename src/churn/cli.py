@@ -923,6 +923,13 @@ def retrain(
         bool,
         typer.Option(help="Replace a different list already published for the date (kept aside)."),
     ] = False,
+    new_registry: Annotated[
+        bool,
+        typer.Option(
+            "--new-registry",
+            help="The registry was lost: register models/champion again before the gate.",
+        ),
+    ] = False,
     params: ParamsPath = Path("params.yaml"),
     log_file: Annotated[
         Path | None,
@@ -950,6 +957,9 @@ def retrain(
     if new_definition:
         log.warning("--new-definition: a challenger under a changed definition may become champion")
         child_env[NEW_DEFINITION_ENV] = "1"
+    if new_registry:
+        log.warning("--new-registry: models/champion/ is registered again in this registry")
+        child_env[NEW_REGISTRY_ENV] = "1"
     steps = retrain_steps(settings, EXPORTS, child_env, accept_drift, force)
     raise typer.Exit(run_retrain(steps, settings.retrain.lock_file))
 

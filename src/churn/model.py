@@ -198,8 +198,34 @@ class ChurnModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     drift_reference: dict[str, Any] | None = None  # churn.drift reference, when one was built
 
+    def check_features(self, frame: pd.DataFrame, source: str = "features") -> None:
+        """Raise ChurnError naming the feature columns `frame` lacks (and the ones it has that
+        this model's feature set never held), with the ways out, when it cannot be scored."""
+        missing = [name for name in self.spec.names if name not in frame.columns]
+        if not missing:
+            return
+        recorded = (self.metadata.get("definition") or {}).get("features")
+        # keys of a snapshot (churn.columns; the served model ships this module alone)
+        keys = {"customer_id", "cutoff", "role", "churned", "as_of"}
+        extra = (
+            sorted(c for c in frame.columns if c not in set(recorded) | keys)
+            if isinstance(recorded, list)
+            else []
+        )
+        raise ChurnError(
+            f"{source}: missing feature column(s) {missing} that model version {self.version} "
+            f"was trained with ({len(self.spec.names)} features)"
+            + (f"; the rows have feature(s) {extra} it never saw" if extra else "")
+            + ". The feature set changed since this model was trained: promote a model trained "
+            "on the new features (`churn retrain --new-definition`, or `churn promote "
+            "--new-definition --apply` after `dvc repro train`), roll back to one trained on "
+            "them (`churn rollback --list`, then `churn rollback --to VERSION`), or restore the "
+            "features params and rebuild features"
+        )
+
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Return the booster's uncalibrated probabilities for each row of `frame`."""
+        self.check_features(frame)
         matrix = self.spec.to_matrix(frame)
         if matrix.empty:
             return np.zeros(0, dtype="float64")

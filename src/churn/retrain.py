@@ -300,6 +300,11 @@ def _run_locked(steps: RetrainSteps, lock: RetrainLock) -> int:
         except DataCheckFailed as error:
             log.error("publication blocked: %s", error)
             blocked = True
+        except ChurnError as error:
+            # publish's own hint names its flag; `churn retrain --force` passes it through
+            raise ChurnError(
+                str(error).replace("rerun with --force", "rerun `churn retrain --force`")
+            ) from None
         backtest_ok = _backtest(steps)
     except ChurnError as error:
         log.error("%s", error)

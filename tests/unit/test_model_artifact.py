@@ -179,3 +179,23 @@ def test_wrong_json_shapes_in_the_model_folder_are_clear_errors(
         _resave_with_checksum(tmp_path, name, content)
     with pytest.raises(ChurnError, match=message):
         ChurnModel.load(tmp_path)
+
+
+def test_a_changed_feature_set_names_missing_and_new_features_and_the_ways_out(tiny_model):
+    """After a feature-set change the old champion could not score the new snapshot and every
+    retrain failed at `score` with no hint of rollback or of promoting the new model."""
+    model, frame = tiny_model
+    definition = {"features": ["recency_days", "channel", "tenure_days"]}
+    old = ChurnModel(
+        model.booster, model.calibrator, model.spec, {**model.metadata, "definition": definition}
+    )
+    changed = frame.drop(columns=["channel"]).assign(
+        customer_id="00001", spend_90d=1.0, tenure_days=3.0
+    )
+    with pytest.raises(ChurnError) as raised:
+        old.predict_proba(changed)
+    message = str(raised.value)
+    assert "missing feature column(s) ['channel']" in message
+    assert "model version 3" in message
+    assert "feature(s) ['spend_90d'] it never saw" in message  # keys and known features aside
+    assert "churn retrain --new-definition" in message and "churn rollback --to VERSION" in message

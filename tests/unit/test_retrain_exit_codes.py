@@ -317,3 +317,15 @@ def test_orphans_of_a_killed_run_that_cannot_be_stopped_make_the_next_run_exit_7
     assert [sig for _, sig in signals][:2] == [15, 9]
     assert "process group 4243" in churn_logs.text
     assert not [r for r in churn_logs.records if r.levelno >= logging.ERROR]
+
+
+def test_a_list_already_published_for_the_date_names_the_retrain_flag(tmp_path, churn_logs):
+    """A new champion for an already published date stopped `churn retrain` at publish with a
+    hint for `churn publish`; the hint now names the retrain flag that passes --force through."""
+    refused = ChurnError(
+        "exports/at_risk/2024-01-01: a different list is already published for 2024-01-01 "
+        "(sha256 aaa, new bbb); rerun with --force to replace it"
+    )
+    fake = Fake(moves=True, publish_error=refused)
+    assert run_retrain(fake.steps(), tmp_path / "lock") == EXIT_ERROR
+    assert "rerun `churn retrain --force` to replace it" in churn_logs.text
