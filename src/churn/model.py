@@ -7,13 +7,17 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from churn.errors import ChurnError
+
+if (
+    TYPE_CHECKING
+):  # LightGBM (with scikit-learn and SciPy) takes seconds to import: only when loading
+    import lightgbm as lgb
 
 MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
@@ -286,6 +290,8 @@ class ChurnModel:
                     f"{folder / name}: sha256 does not match metadata.json; the file was changed or "
                     "partly written — restore it or retrain"
                 )
+        import lightgbm as lgb
+
         try:
             booster = lgb.Booster(model_str=texts[MODEL_FILE])
         except lgb.basic.LightGBMError as error:
