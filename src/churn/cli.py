@@ -578,7 +578,7 @@ def score(
     suppressed = read_suppression(suppression)
     scores = build_scores(_read_parquet(snapshot, "as-of snapshot"), champion, settings, suppressed)
     write_bytes(out, parquet_bytes(scores))
-    write_csv(build_profit_curve(scores, settings.profit_curve_points), profit_curve)
+    write_csv(build_profit_curve(scores, settings), profit_curve)
     metrics = summarise_scores(scores, len(suppressed))
     as_of = str(scores["as_of"].iloc[0])
     write_json({"as_of": as_of, "model_version": champion.version, **metrics}, report)
