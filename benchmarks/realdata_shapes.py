@@ -226,7 +226,7 @@ refunds or NPS first.
 
 {chr(10).join(lines)}
 
-{"Backtest warnings:" + chr(10) + chr(10).join(warnings) if warnings else "No backtest warning: on every data set the flagged customers churned at least as predicted (within the interval and `backtest.shortfall_tolerance`)."}
+{"Backtest warnings:" + chr(10) + chr(10).join(warnings) if warnings else "No backtest warning: on no data set did what was predicted for the flagged customers lie above the interval of their observed churn by more than `backtest.shortfall_tolerance`."}
 
 The same rows with every field: `{args.out.with_suffix(".json").name}`.
 """

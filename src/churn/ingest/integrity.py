@@ -379,10 +379,7 @@ def newest_quarantined_date(
 
 def _required_column(source: SourceInfo, column: str) -> tuple[str, str]:
     """Return (source column, params key) that a message about a required column names."""
-    key = f"ingest.columns.{column}"
-    if column == C.CUSTOMER_ID:
-        key = "ingest.columns.customer_id"
-    return source.required.get(column, column), key
+    return source.required.get(column, column), f"ingest.columns.{column}"
 
 
 def check_required_nulls(
