@@ -578,7 +578,7 @@ def score(
     suppressed = read_suppression(suppression)
     scores = build_scores(_read_parquet(snapshot, "as-of snapshot"), champion, settings, suppressed)
     write_bytes(out, parquet_bytes(scores))
-    write_csv(build_profit_curve(scores, settings.profit_curve_points), profit_curve)
+    write_csv(build_profit_curve(scores, settings), profit_curve)
     metrics = summarise_scores(scores, len(suppressed))
     as_of = str(scores["as_of"].iloc[0])
     write_json({"as_of": as_of, "model_version": champion.version, **metrics}, report)
@@ -639,6 +639,9 @@ def report(
     scores: Annotated[Path | None, typer.Option(help="Latest scores (Parquet), if any.")] = None,
     metrics: Annotated[Path | None, typer.Option(help="Evaluate metrics (JSON), if any.")] = None,
     backtest: Annotated[Path | None, typer.Option(help="`churn backtest` report, if any.")] = None,
+    drift: Annotated[
+        Path | None, typer.Option(help="`churn drift` report: features outside the training range.")
+    ] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
@@ -668,6 +671,11 @@ def report(
         backtest_report = json.loads(backtest.read_text(encoding="utf-8")) if backtest else None
     except json.JSONDecodeError as error:
         raise ChurnError(f"{backtest}: not valid JSON ({error}); rerun `churn backtest`") from None
+    drift = drift if drift is not None and drift.exists() else None
+    try:
+        drift_report = json.loads(drift.read_text(encoding="utf-8")) if drift else None
+    except json.JSONDecodeError as error:
+        raise ChurnError(f"{drift}: not valid JSON ({error}); rerun `churn drift`") from None
     with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
         con = open_duckdb(settings.engine, spill)
         try:
@@ -681,11 +689,13 @@ def report(
                 scores=pd.read_parquet(scores) if scores else None,
                 metrics=metric_values,
                 backtest=backtest_report,
+                drift=drift_report,
                 sources={
                     "transactions": str(transactions),
                     "nps": str(nps),
                     "scores": str(scores),
                     "backtest": str(backtest),
+                    "drift": str(drift),
                 },
             )
         except duckdb.OutOfMemoryException:
