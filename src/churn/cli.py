@@ -29,6 +29,7 @@ log = get_logger("cli")
 # The params sections each DVC stage reads: the same lists as `params:` in dvc.yaml.
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "generate": ("generate",),
+    "sources": ("ingest",),
     "ingest": ("ingest", "engine"),
     "features": ("churn", "features", "engine"),
     "train": ("churn", "train", "registry"),
@@ -250,6 +251,40 @@ def generate(
         if not enabled:
             (out / name).unlink(missing_ok=True)
     log.info("generated %d customers, %d rows into %s", settings.customers, transactions.rows, out)
+
+
+# --------------------------------------------------------------------------- sources
+@app.command()
+def sources(
+    out: Annotated[Path, _required("Fingerprints of the sources (the ingest stage's dependency).")],
+    state: Annotated[Path, _required("Hashes of unchanged files between runs (outside DVC).")],
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Fingerprint each configured source, so that ingest reruns exactly when one changes."""
+    import time
+
+    from churn.files import read_json, write_json
+    from churn.ingest.fingerprint import fingerprint_sources
+
+    settings = _stage_params("sources", params)
+    try:
+        kept = (read_json(state, "it is rebuilt on the next run") or {}).get("files")
+    except ChurnError as error:
+        log.warning("%s; hashing every file afresh", error)
+        kept = None
+    previous = kept if isinstance(kept, dict) else {}
+    started = time.monotonic()
+    result = fingerprint_sources(settings.ingest, previous, os.environ, time.time_ns())
+    write_json(result.report, out)
+    write_json({"files": result.cache}, state)
+    log.info(
+        "wrote %s: %d file(s) hashed (%.0f MB), %d unchanged (%.1f s)",
+        out,
+        result.files_hashed,
+        result.bytes_hashed / 1e6,
+        result.files_cached,
+        time.monotonic() - started,
+    )
 
 
 # --------------------------------------------------------------------------- ingest
