@@ -42,7 +42,7 @@ format: $(STAMP)
 
 # Regenerate the lock file after changing dependencies in pyproject.toml (needs uv).
 lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	uv pip compile pyproject.toml --extra dev --extra app --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
 
 clean-env:
