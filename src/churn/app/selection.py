@@ -129,6 +129,17 @@ def _codes(values: pd.Series) -> tuple[tuple[str, ...], np.ndarray]:
     return categories, np.asarray(categorical.codes, dtype="int32")
 
 
+def _contiguous(values: pd.Series) -> pd.Series:
+    """Return a column whose Arrow data (if any) is one chunk."""
+    array = values.array
+    chunked = getattr(array, "_pa_array", None)
+    if isinstance(chunked, pa.ChunkedArray) and chunked.num_chunks > 1:
+        return pd.Series(
+            type(array)(pa.chunked_array([chunked.combine_chunks()])), name=values.name
+        )
+    return values.reset_index(drop=True)
+
+
 @dataclass
 class ListColumns:
     """One published list (treatment or control) held as arrays for fast selection."""
@@ -144,7 +155,11 @@ class ListColumns:
     categorical: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(init=False)
 
     def __post_init__(self) -> None:
-        frame = self.frame
+        # one contiguous chunk per column: taking a page of rows is then one small copy, not a
+        # walk over every row group the Parquet reader returned
+        self.frame = frame = pd.DataFrame(
+            {column: _contiguous(self.frame[column]) for column in self.frame.columns}
+        )
         self.probability = frame[CHURN_PROBABILITY].to_numpy(dtype="float64")
         self.expected_value = frame[EXPECTED_VALUE].to_numpy(dtype="float64")
         self.value_at_risk = frame[VALUE_AT_RISK].to_numpy(dtype="float64")
@@ -168,10 +183,10 @@ class ListColumns:
         if column not in self.categorical:
             return np.zeros(len(self), dtype=bool)
         categories, codes = self.categorical[column]
-        wanted = [categories.index(v) for v in allowed if v in categories]
-        if not wanted:
-            return np.zeros(len(self), dtype=bool)
-        return np.isin(codes, np.asarray(wanted, dtype="int32"))
+        # a lookup table over the codes (the last slot is for -1, missing): one pass, no sort
+        lookup = np.zeros(len(categories) + 1, dtype=bool)
+        lookup[[categories.index(v) for v in allowed if v in categories]] = True
+        return lookup[codes]
 
 
 def load_columns(

@@ -9,9 +9,11 @@ can name a file.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,8 +113,26 @@ def _form_pairs(body: bytes) -> list[tuple[str, str]]:
 
 def create_app(config: AppConfig) -> FastAPI:
     """Return the page's FastAPI application over the published lists in `config.exports`."""
-    api = FastAPI(title="churn: at-risk customers", docs_url=None, redoc_url=None, openapi_url=None)
     store = ListStore(config.exports, config.suppression)
+
+    def warm() -> None:
+        try:
+            store.latest()  # load the list while the first visitor's browser is still opening
+        except ChurnError as error:
+            log.warning("%s", error)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        threading.Thread(target=warm, name="churn-app-warm", daemon=True).start()
+        yield
+
+    api = FastAPI(
+        title="churn: at-risk customers",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        lifespan=lifespan,
+    )
     api.state.store = store
     templates = _templates()
     secure_cookie = {"secure": True, "httponly": True, "samesite": "strict", "path": "/"}

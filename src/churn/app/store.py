@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from churn.app.selection import Choices, ListColumns, list_choices, load_columns, suppressed_mask
 from churn.columns import CUSTOMER_ID, REASON_FAMILY
@@ -68,13 +70,15 @@ def load_published(
         scored = None  # an older list without the main reason: that filter is simply not offered
 
     def family(frame: pd.DataFrame) -> pd.Series | None:
+        """Return the main reason of each listed customer, looked up by id in scored.parquet."""
         if scored is None:
             return None
-        mapping = pd.Series(
-            scored[REASON_FAMILY].to_numpy(dtype=object),
-            index=scored[CUSTOMER_ID].astype("string").to_numpy(dtype=object),
+        scored_ids = _arrow_text(scored[CUSTOMER_ID])
+        positions = pc.index_in(_arrow_text(frame[CUSTOMER_ID]), value_set=scored_ids)
+        families = _arrow_text(scored[REASON_FAMILY])  # null where absent: no main reason
+        return pd.Series(families.take(positions).to_pandas(types_mapper=pd.ArrowDtype)).astype(
+            "string"
         )
-        return mapping.reindex(frame[CUSTOMER_ID].astype("string").to_numpy(dtype=object))
 
     segments = [c for c in segment_columns if c in treatment.columns]
     treatment_columns = load_columns(treatment, segments, family(treatment))
@@ -87,6 +91,12 @@ def load_published(
         choices=list_choices(treatment_columns, control_columns),
         columns=published,
     )
+
+
+def _arrow_text(values: pd.Series) -> pa.Array:
+    """Return a text column as one Arrow string array (missing values as nulls)."""
+    array = pa.array(values.astype("string"), type=pa.string(), from_pandas=True)
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 def segment_columns_of(frame_columns: list[str]) -> list[str]:
