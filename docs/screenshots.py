@@ -53,7 +53,7 @@ def main() -> None:
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-            tab = browser.new_page(viewport={"width": 1280, "height": 1000})
+            tab = browser.new_page(viewport={"width": 1280, "height": 1400})
             tab.goto(f"http://127.0.0.1:{port}/?tier=high&seg_channel=app&how=size&size=500")
             shots["churn_app.png"] = tab.screenshot()
             tab.goto(f"http://127.0.0.1:{port}/history")

@@ -200,3 +200,33 @@ def test_history_lists_every_published_list(page, published):
     assert response.status == 200
     assert f'id="list-{manifest["as_of"]}"'.encode() in content
     assert json.dumps(manifest["as_of"]).strip('"').encode() in content
+
+
+@pytest.mark.parametrize(
+    "environment, options, message",
+    [
+        (
+            {},
+            ["--host", "0.0.0.0"],
+            "set a login secret in the environment variable CHURN_APP_SECRET",
+        ),
+        ({security.SECRET_ENV: SECRET}, ["--host", "0.0.0.0"], "or --behind-proxy"),
+    ],
+)
+def test_churn_app_refuses_to_listen_where_it_should_not(tmp_path, environment, options, message):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    churn = Path(sys.executable).parent / "churn"
+    env = {k: v for k, v in os.environ.items() if k != security.SECRET_ENV}
+    result = subprocess.run(
+        [str(churn), "app", *options, "--exports", str(tmp_path / "exports")],
+        capture_output=True,
+        text=True,
+        env={**env, **environment},
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert message in result.stderr
