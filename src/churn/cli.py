@@ -833,7 +833,8 @@ def serve_app(
         horizon_days=settings.churn.horizon_days,
         expected_value_days=settings.score.expected_value_days,
         secret=secret,
-        loopback_only=is_loopback(host),
+        # behind a proxy the Host header is the public name; a login guards the page instead
+        loopback_only=is_loopback(host) and not behind_proxy,
         behind_proxy=behind_proxy,
     )
     scheme = "https" if tls else "http"

@@ -230,3 +230,19 @@ def test_churn_app_refuses_to_listen_where_it_should_not(tmp_path, environment, 
     )
     assert result.returncode == 1
     assert message in result.stderr
+
+
+def test_behind_a_proxy_the_public_host_and_origin_are_checked(published):
+    exports, _ = published
+    config = app_config(exports, secret=SECRET, loopback_only=False, behind_proxy=True)
+    with running_app(config) as base:
+        browser = Browser(base)
+        public = {"X-Forwarded-Host": "churn.example.com", "X-Forwarded-Proto": "https"}
+        response, _ = browser.request(
+            "POST", "/login", {"secret": SECRET}, Origin="https://churn.example.com", **public
+        )
+        assert response.status == 303 and security.SESSION_COOKIE in browser.cookies
+        response, _ = browser.request(
+            "POST", "/logout", {}, Origin="https://evil.example", **public
+        )
+        assert response.status == 403

@@ -30,7 +30,7 @@ def test_a_public_address_without_a_secret_is_refused():
     with pytest.raises(
         ChurnError, match=f"without a login; set a login secret .*{security.SECRET_ENV}"
     ):
-        security.check_bind("0.0.0.0", secret=None, tls=True, behind_proxy=True)
+        security.check_bind("0.0.0.0", secret=None, tls=True, behind_proxy=False)
 
 
 def test_a_public_address_with_a_secret_but_no_tls_is_refused():
@@ -41,6 +41,12 @@ def test_a_public_address_with_a_secret_but_no_tls_is_refused():
 @pytest.mark.parametrize("tls, proxy", [(True, False), (False, True), (True, True)])
 def test_a_public_address_with_a_secret_and_tls_or_a_proxy_is_allowed(tls, proxy):
     security.check_bind("0.0.0.0", secret=SECRET, tls=tls, behind_proxy=proxy)
+
+
+def test_a_proxy_in_front_needs_a_secret_even_on_loopback():
+    with pytest.raises(ChurnError, match="--behind-proxy: a proxy makes the page reachable"):
+        security.check_bind("127.0.0.1", secret=None, tls=False, behind_proxy=True)
+    security.check_bind("127.0.0.1", secret=SECRET, tls=False, behind_proxy=True)
 
 
 def test_a_short_secret_is_refused_even_on_loopback():

@@ -48,6 +48,11 @@ def check_bind(host: str, *, secret: str | None, tls: bool, behind_proxy: bool) 
             f"{SECRET_ENV}: the login secret is {len(secret)} characters; give at least "
             f"{MIN_SECRET_CHARS} (e.g. `python -c 'import secrets; print(secrets.token_urlsafe())'`)"
         )
+    if behind_proxy and secret is None:
+        raise ChurnError(
+            "--behind-proxy: a proxy makes the page reachable from other machines; set a login "
+            f"secret in the environment variable {SECRET_ENV} (never in params.yaml)"
+        )
     if is_loopback(host):
         return
     if secret is None:
