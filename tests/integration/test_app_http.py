@@ -11,7 +11,7 @@ import pytest
 
 from churn.app import security
 from churn.publish import record
-from support.app_data import app_config, publish_example, running_app
+from support.app_data import app_config, example_scores, publish_example, running_app
 
 SECRET = "correct-horse-battery-staple"
 
@@ -246,3 +246,49 @@ def test_behind_a_proxy_the_public_host_and_origin_are_checked(published):
             "POST", "/logout", {}, Origin="https://evil.example", **public
         )
         assert response.status == 403
+
+
+def test_history_shows_last_quarters_outcome_and_when_the_newest_list_matures(tmp_path):
+    """Two lists published by the record, judged by the real backtest: the older one matured."""
+    import datetime as dt
+
+    import pandas as pd
+
+    from churn.backtest import run_backtest
+    from churn.config import BacktestParams
+    from churn.files import write_json
+    from support.publish_checks import LATER
+    from support.score_data import AS_OF
+
+    exports = tmp_path / "exports"
+    old = publish_example(exports, seed=1)
+    new = record.publish_lists(example_scores(400, seed=2, as_of=LATER), exports).manifest
+    published = {
+        dt.date.fromisoformat(m["as_of"]): (90, record.read_scored(exports, m)) for m in (old, new)
+    }
+    customers = published[AS_OF][1]["customer_id"].tolist()
+    buyers = customers[::2]  # every other customer buys again within the horizon
+    transactions = pd.DataFrame(
+        {
+            "customer_id": pd.array([*buyers, customers[1]], dtype="string"),
+            "date": [AS_OF + dt.timedelta(days=40)] * len(buyers)
+            + [AS_OF + dt.timedelta(days=100)],
+            "amount": 20.0,
+        }
+    )
+    report = run_backtest(published, transactions, BacktestParams())
+    write_json(report, tmp_path / "backtest.json")
+    with running_app(app_config(exports, backtest=tmp_path / "backtest.json")) as base:
+        response, content = Browser(base).request("GET", "/history")
+    assert response.status == 200
+    page = content.decode()
+    older = page[page.index(f'id="list-{AS_OF}"') :]
+    newer = page[page.index(f'id="list-{LATER}"') : page.index(f'id="list-{AS_OF}"')]
+    flagged = report["runs"][0]["flagged_vs_rest"]["flagged"]
+    assert (
+        f"<strong>{100 * flagged['churn_rate']:.1f}%</strong> of the customers on the list left"
+        in older
+    )
+    assert "No campaign recorded for this list" in older
+    assert f"result is known on <strong>{LATER + dt.timedelta(days=90)}</strong>" in newer
+    assert '<span class="badge">current</span>' in newer
