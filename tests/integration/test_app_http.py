@@ -114,6 +114,14 @@ def test_a_download_needs_the_pages_token_and_its_origin(page, published):
     assert page.request("GET", "/download")[0].status == 405  # downloads are POST only
 
 
+def test_a_post_larger_than_a_form_is_refused_before_it_is_read(page):
+    token = page.token()
+    response, _ = page.request(
+        "POST", "/download", {"csrf_token": token, "x": "y" * 70_000}, Origin=page.base
+    )
+    assert response.status == 413
+
+
 def test_a_selection_with_unusable_values_is_not_downloaded(page, published):
     exports, _ = published
     response, content = _download(page, page.token(), tier="critical")

@@ -99,6 +99,15 @@ def _templates() -> jinja2.Environment:
     return environment
 
 
+def _small_body(content_length: str | None) -> bool:
+    """Return True when a POST declares a body small enough to read (a form, not an upload)."""
+    return (
+        content_length is not None
+        and content_length.isdigit()
+        and (int(content_length) <= MAX_FORM_BYTES)
+    )
+
+
 def _form_pairs(body: bytes) -> list[tuple[str, str]]:
     """Return the fields of a urlencoded form body (bounded in size and number of fields)."""
     if len(body) > MAX_FORM_BYTES:
@@ -173,6 +182,8 @@ def create_app(config: AppConfig) -> FastAPI:
             and not security.session_valid(config.key, request.cookies.get(security.SESSION_COOKIE))
         ):
             response = RedirectResponse("/login", status_code=303)
+        elif request.method == "POST" and not _small_body(request.headers.get("content-length")):
+            response = Response("the form is too large", status_code=413)
         elif request.method == "POST" and not security.same_origin(
             request.headers.get("origin"), request.headers.get("referer"), host_of(request)
         ):
