@@ -835,6 +835,58 @@ def at_risk(
     typer.echo(summary + lists.summarise_list(selected), err=to_stdout)
 
 
+@app.command("app")
+def serve_app(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8050,
+    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    behind_proxy: Annotated[
+        bool,
+        typer.Option(help="A proxy in front terminates TLS (trust its X-Forwarded-* headers)."),
+    ] = False,
+    tls_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+    tls_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """For marketing: a web page over the published lists (filter, what-if, download, history)."""
+    from churn.app.security import SECRET_ENV, check_bind, is_loopback
+    from churn.lifecycle import BACKTEST_REPORT, app_paths
+
+    try:
+        from churn.app.server import AppConfig, serve
+    except ImportError as error:
+        raise ChurnError(
+            f"churn app needs the `app` extra ({error.name} is missing): pip install 'churn[app]'"
+        ) from None
+    from churn.score.targeting import save_rates_by_tier
+
+    settings = load_params(params)
+    secret = os.environ.get(SECRET_ENV) or None
+    tls = tls_certfile is not None and tls_keyfile is not None
+    check_bind(host, secret=secret, tls=tls, behind_proxy=behind_proxy)
+    suppression, report_page = app_paths()
+    config = AppConfig(
+        exports=exports,
+        suppression=suppression,
+        backtest=BACKTEST_REPORT,
+        report_page=report_page,
+        contact_cost=settings.score.contact_cost,
+        save_rates=save_rates_by_tier(settings.score),
+        save_rate_measured=False,
+        horizon_days=settings.churn.horizon_days,
+        expected_value_days=settings.score.expected_value_days,
+        secret=secret,
+        # behind a proxy the Host header is the public name; a login guards the page instead
+        loopback_only=is_loopback(host) and not behind_proxy,
+        behind_proxy=behind_proxy,
+    )
+    scheme = "https" if tls else "http"
+    log.info("churn app: open %s://%s:%d/ (Ctrl+C stops it)", scheme, host, port)
+    serve(config, host, port, tls_certfile, tls_keyfile)
+
+
 # --------------------------------------------------------------------------- backtest / rollback / retrain
 @app.command()
 def backtest(

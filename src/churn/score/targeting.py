@@ -87,6 +87,24 @@ def save_rates_by_tier(params: ScoreParams) -> dict[str, float]:
     return dict.fromkeys(TIERS, params.save_rate)
 
 
+def expected_net_benefit(
+    probability: np.ndarray,
+    save_rate: np.ndarray | float,
+    expected_value: np.ndarray,
+    contact_cost: float,
+) -> np.ndarray:
+    """Return the expected net benefit of contacting each customer, in money.
+
+    probability x save_rate x expected_value - contact_cost: the value kept by the share of
+    churners the action saves, less what the contact costs. The score stage ranks and flags by it;
+    the marketing page's what-if recomputes it with an edited contact cost (one formula, here).
+    """
+    probability = np.asarray(probability, dtype="float64")
+    return probability * np.asarray(save_rate, dtype="float64") * np.asarray(
+        expected_value, dtype="float64"
+    ) - float(contact_cost)
+
+
 def resolve_probability_floor(
     target: TargetParams, tiers: TiersParams, probability: np.ndarray | None = None
 ) -> float:
@@ -228,7 +246,7 @@ def score_customers(
     rates = save_rates_by_tier(params)
     tiers = assign_tiers(probability, params.tiers)
     save_rate = pd.Series(tiers, dtype=object).map(rates).to_numpy(dtype="float64")
-    net_benefit = probability * save_rate * expected_value - params.contact_cost
+    net_benefit = expected_net_benefit(probability, save_rate, expected_value, params.contact_cost)
     floor = resolve_probability_floor(params.target, params.tiers, probability)
     id_values = ids.to_numpy(dtype=object)
     # build every column directly in priority order (cheaper than sorting the frame afterwards)
