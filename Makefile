@@ -3,6 +3,7 @@
 #               then publish the at-risk list (churn publish)
 #   make test   create .venv from requirements.lock and run the test suite
 #   make test-fast   only the fast layers (unit, property, contract): the edit-test loop
+#   make app    the marketing web page over the published lists (churn app, on 127.0.0.1:8050)
 SHELL := /bin/bash
 .SHELLFLAGS := -eo pipefail -c
 PYTHON ?= python3.11
@@ -10,7 +11,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-fast lint format bench lock clean-env reset
+.PHONY: run app test test-fast lint format bench lock clean-env reset
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,10 @@ run: $(STAMP)
 	$(BIN)/churn check
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/churn publish
+
+# the marketing page over the published lists (after `make run`): http://127.0.0.1:8050/
+app: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/churn app
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
@@ -42,7 +47,7 @@ format: $(STAMP)
 
 # Regenerate the lock file after changing dependencies in pyproject.toml (needs uv).
 lock:
-	uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	uv pip compile pyproject.toml --extra dev --extra app --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
 
 clean-env:

@@ -203,6 +203,10 @@ def measure(
         "metrics": metrics,
         "best": best,
         "diff": comparison[best],
+        # for callers that go on to score the list (benchmarks/realdata_shapes.py)
+        "production_model": result.production_model,
+        "snapshot": rows,
+        "first_date": min(known[DATE]),
     }
 
 

@@ -6,11 +6,11 @@ import math
 from collections.abc import Mapping
 from collections.abc import Set as AbstractSet
 from datetime import date, timedelta
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from churn.columns import (
     AMOUNT,
@@ -34,7 +34,7 @@ def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[f
     """Return the Wilson score interval of a proportion (NaN bounds when n is 0)."""
     if n == 0:
         return (math.nan, math.nan)
-    z = float(norm.ppf(0.5 + confidence / 2))
+    z = NormalDist().inv_cdf(0.5 + confidence / 2)
     p = successes / n
     denominator = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denominator

@@ -29,6 +29,7 @@ log = get_logger("cli")
 # The params sections each DVC stage reads: the same lists as `params:` in dvc.yaml.
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "generate": ("generate",),
+    "sources": ("ingest",),
     "ingest": ("ingest", "engine"),
     "features": ("churn", "features", "engine"),
     "train": ("churn", "train", "registry"),
@@ -253,6 +254,40 @@ def generate(
         if not enabled:
             (out / name).unlink(missing_ok=True)
     log.info("generated %d customers, %d rows into %s", settings.customers, transactions.rows, out)
+
+
+# --------------------------------------------------------------------------- sources
+@app.command()
+def sources(
+    out: Annotated[Path, _required("Fingerprints of the sources (the ingest stage's dependency).")],
+    state: Annotated[Path, _required("Hashes of unchanged files between runs (outside DVC).")],
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Fingerprint each configured source, so that ingest reruns exactly when one changes."""
+    import time
+
+    from churn.files import read_json, write_json
+    from churn.ingest.fingerprint import fingerprint_sources
+
+    settings = _stage_params("sources", params)
+    try:
+        kept = (read_json(state, "it is rebuilt on the next run") or {}).get("files")
+    except ChurnError as error:
+        log.warning("%s; hashing every file afresh", error)
+        kept = None
+    previous = kept if isinstance(kept, dict) else {}
+    started = time.monotonic()
+    result = fingerprint_sources(settings.ingest, previous, os.environ, time.time_ns())
+    write_json(result.report, out)
+    write_json({"files": result.cache}, state)
+    log.info(
+        "wrote %s: %d file(s) hashed (%.0f MB), %d unchanged (%.1f s)",
+        out,
+        result.files_hashed,
+        result.bytes_hashed / 1e6,
+        result.files_cached,
+        time.monotonic() - started,
+    )
 
 
 # --------------------------------------------------------------------------- ingest
@@ -646,7 +681,7 @@ def score(
     suppressed = read_suppression(suppression)
     scores = build_scores(_read_parquet(snapshot, "as-of snapshot"), champion, settings, suppressed)
     write_bytes(out, parquet_bytes(scores))
-    write_csv(build_profit_curve(scores, settings.profit_curve_points), profit_curve)
+    write_csv(build_profit_curve(scores, settings), profit_curve)
     metrics = summarise_scores(scores, len(suppressed))
     as_of = str(scores["as_of"].iloc[0])
     write_json({"as_of": as_of, "model_version": champion.version, **metrics}, report)
@@ -707,6 +742,9 @@ def report(
     scores: Annotated[Path | None, typer.Option(help="Latest scores (Parquet), if any.")] = None,
     metrics: Annotated[Path | None, typer.Option(help="Evaluate metrics (JSON), if any.")] = None,
     backtest: Annotated[Path | None, typer.Option(help="`churn backtest` report, if any.")] = None,
+    drift: Annotated[
+        Path | None, typer.Option(help="`churn drift` report: features outside the training range.")
+    ] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
@@ -736,6 +774,11 @@ def report(
         backtest_report = json.loads(backtest.read_text(encoding="utf-8")) if backtest else None
     except json.JSONDecodeError as error:
         raise ChurnError(f"{backtest}: not valid JSON ({error}); rerun `churn backtest`") from None
+    drift = drift if drift is not None and drift.exists() else None
+    try:
+        drift_report = json.loads(drift.read_text(encoding="utf-8")) if drift else None
+    except json.JSONDecodeError as error:
+        raise ChurnError(f"{drift}: not valid JSON ({error}); rerun `churn drift`") from None
     with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
         con = open_duckdb(settings.engine, spill)
         try:
@@ -749,11 +792,13 @@ def report(
                 scores=pd.read_parquet(scores) if scores else None,
                 metrics=metric_values,
                 backtest=backtest_report,
+                drift=drift_report,
                 sources={
                     "transactions": str(transactions),
                     "nps": str(nps),
                     "scores": str(scores),
                     "backtest": str(backtest),
+                    "drift": str(drift),
                 },
             )
         except duckdb.OutOfMemoryException:
@@ -856,6 +901,58 @@ def at_risk(
         write_bytes(out, data)
     summary = f"{group} list as of {manifest['as_of']} (model {manifest['model_version']}):\n"
     typer.echo(summary + lists.summarise_list(selected), err=to_stdout)
+
+
+@app.command("app")
+def serve_app(
+    host: Annotated[str, typer.Option(help="Address to listen on (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8050,
+    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    behind_proxy: Annotated[
+        bool,
+        typer.Option(help="A proxy in front terminates TLS (trust its X-Forwarded-* headers)."),
+    ] = False,
+    tls_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
+    tls_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """For marketing: a web page over the published lists (filter, what-if, download, history)."""
+    from churn.app.security import SECRET_ENV, check_bind, is_loopback
+    from churn.lifecycle import BACKTEST_REPORT, app_paths
+
+    try:
+        from churn.app.server import AppConfig, serve
+    except ImportError as error:
+        raise ChurnError(
+            f"churn app needs the `app` extra ({error.name} is missing): pip install 'churn[app]'"
+        ) from None
+    from churn.score.targeting import save_rates_by_tier
+
+    settings = load_params(params)
+    secret = os.environ.get(SECRET_ENV) or None
+    tls = tls_certfile is not None and tls_keyfile is not None
+    check_bind(host, secret=secret, tls=tls, behind_proxy=behind_proxy)
+    suppression, report_page = app_paths()
+    config = AppConfig(
+        exports=exports,
+        suppression=suppression,
+        backtest=BACKTEST_REPORT,
+        report_page=report_page,
+        contact_cost=settings.score.contact_cost,
+        save_rates=save_rates_by_tier(settings.score),
+        save_rate_measured=False,
+        horizon_days=settings.churn.horizon_days,
+        expected_value_days=settings.score.expected_value_days,
+        secret=secret,
+        # behind a proxy the Host header is the public name; a login guards the page instead
+        loopback_only=is_loopback(host) and not behind_proxy,
+        behind_proxy=behind_proxy,
+    )
+    scheme = "https" if tls else "http"
+    log.info("churn app: open %s://%s:%d/ (Ctrl+C stops it)", scheme, host, port)
+    serve(config, host, port, tls_certfile, tls_keyfile)
 
 
 # --------------------------------------------------------------------------- backtest / rollback / retrain

@@ -175,6 +175,22 @@ def run_backtest_report(
     return rows
 
 
+def app_paths(root: Path = Path(".")) -> tuple[Path | None, Path | None]:
+    """Return (suppression list, retention page) for `churn app`, from dvc.yaml's score and
+    report stages; None for one that dvc.yaml does not name (the page then does without it)."""
+    from churn import pipeline
+
+    try:
+        suppression: Path | None = pipeline.stage_path("score", "suppression", root)
+    except ChurnError:
+        suppression = None
+    try:
+        report: Path | None = pipeline.stage_path("report", "out", root) / "retention.html"
+    except ChurnError:
+        report = None
+    return suppression, report
+
+
 def show_rows(rows: list[dict[str, str]], title: str) -> None:
     """Print rows as a rich table on a terminal, else as plain log lines."""
     if not rows:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
 
 from churn.errors import ChurnError
 
@@ -42,6 +41,8 @@ def probability_metrics(labels: np.ndarray, proba: np.ndarray) -> dict[str, floa
     if not np.isfinite(proba).all() or (proba < 0).any() or (proba > 1).any():
         return empty
     both_classes = np.unique(labels).size == 2
+    from sklearn.metrics import average_precision_score, roc_auc_score  # slow import: only here
+
     return {
         "roc_auc": float(roc_auc_score(labels, proba)) if both_classes else None,
         "pr_auc": float(average_precision_score(labels, proba)) if both_classes else None,
@@ -133,6 +134,8 @@ def score_metrics(
         raise ChurnError(f"{int((~np.isfinite(score)).sum())} score(s) are missing or infinite")
     out: dict[str, float] = {"rows": float(labels.size), "base_churn_rate": float(labels.mean())}
     if np.unique(labels).size == 2:
+        from sklearn.metrics import average_precision_score, roc_auc_score
+
         out["roc_auc"] = float(roc_auc_score(labels, score))
         out["pr_auc"] = float(average_precision_score(labels, score))
     if is_probability:

@@ -8,13 +8,17 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
 from churn.errors import ChurnError
+
+if (
+    TYPE_CHECKING
+):  # LightGBM (with scikit-learn and SciPy) takes seconds to import: only when loading
+    import lightgbm as lgb
 
 MODEL_FILE = "model.txt"
 CALIBRATOR_FILE = "calibrator.json"
@@ -517,6 +521,8 @@ def _parse_booster(path: Path, text: str, spec: FeatureSpec) -> lgb.Booster:
     problem = _check_model_text(text, len(spec.names))
     if problem:
         raise ChurnError(f"{path}: not a valid LightGBM model: {problem}; {fix}")
+    import lightgbm as lgb
+
     try:
         booster = lgb.Booster(model_str=text)
     except lgb.basic.LightGBMError as error:

@@ -107,8 +107,9 @@ def test_every_path_in_a_stage_command_is_a_declared_dependency_or_output(projec
                 path.startswith(text.rstrip("/") + "/") or text.startswith(path.rstrip("/") + "/")
                 for path in declared
             )
-            # ingest's state file and SQL copies folder are outside DVC's outputs on purpose
-            if name == "ingest" and option in ("state", "sql_copies"):
+            # ingest's state file and SQL copies folder, and the hashes `sources` keeps between
+            # runs, are outside DVC's outputs on purpose
+            if name in ("ingest", "sources") and option in ("state", "sql_copies"):
                 continue
             # the backtest report is written by `churn backtest` after publish, outside DVC
             if name == "report" and option == "backtest":

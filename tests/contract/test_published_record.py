@@ -21,6 +21,39 @@ def test_only_the_record_module_writes_the_published_lists():
     assert writers <= {"publish/record.py", "lifecycle.py"}, writers
 
 
+WRITES = (
+    "write_bytes",
+    "write_text",
+    "write_json",
+    "write_parquet",
+    "write_csv",
+    "open",
+    "to_csv",
+    "to_parquet",
+    "to_excel",
+    "unlink",
+    "rename",
+    "mkdir",
+    "rmtree",
+)
+
+
+def test_the_marketing_page_writes_only_through_the_record():
+    """The page records downloads with the record's own function and writes no file itself."""
+    callers, writes = set(), set()
+    for path in (SRC / "app").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "attr", getattr(node.func, "id", None))
+                if name == "record_download":
+                    callers.add(path.name)
+                if name in WRITES:
+                    writes.add(f"{path.name}: {name}")
+    assert callers == {"server.py"}
+    assert writes == set(), writes
+
+
 def test_scoring_writes_no_archive():
     source = (SRC / "cli.py").read_text()
     score = source[source.index("def score(") : source.index("def drift(")]

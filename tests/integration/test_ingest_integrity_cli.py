@@ -9,11 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
 from churn import columns as C
-from support.integrity_data import amounts_times_100, closed_base
+from support.integrity_data import amounts_times_100, closed_base, newest_month
 from support.paths import ROOT
 
 ARGS = ["ingest", "--out", "data/interim", "--report", "reports/ingest.json"]
@@ -89,4 +90,38 @@ def test_ingest_blocks_amounts_times_100_in_the_newest_month_after_a_clean_first
     assert broken.returncode != 0
     assert "export.csv: column 'amount'" in broken.stderr
     assert "ingest.integrity.accept: [amounts]" in broken.stderr
+    assert (tmp_path / "data" / "interim" / "transactions.parquet").stat().st_mtime_ns == written
+
+
+def test_ingest_blocks_amounts_emptied_in_the_newest_month_under_the_quarantine_share(tmp_path):
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["ingest"].update(
+        source="export.csv",
+        passthrough=["channel"],
+        timezone="UTC",
+        reject_after="2030-01-01 00:00:00",
+        customers=None,
+        nps=None,
+    )
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    transactions = closed_base(24, customers=400)
+    _write_export(transactions, tmp_path / "export.csv")
+    first = _churn(tmp_path, *ARGS)
+    assert first.returncode == 0, first.stderr
+    report = json.loads((tmp_path / "reports" / "ingest.json").read_text())
+    assert report["checks"]["integrity_nulls_amount"]["status"] == "ok"
+    assert report["checks"]["integrity_nulls_timestamp"]["status"] == "skipped"
+    written = (tmp_path / "data" / "interim" / "transactions.parquet").stat().st_mtime_ns
+
+    # 30% of the newest month's amounts come out empty: 0.6% of all rows, under the 5% share
+    export = pd.read_csv(tmp_path / "export.csv", dtype=str)
+    emptied = newest_month(transactions).to_numpy() & (np.arange(len(export)) % 10 < 3)
+    export.loc[emptied, "amount"] = ""
+    export.to_csv(tmp_path / "export.csv", index=False)
+    assert emptied.sum() / len(export) < params["ingest"]["max_quarantine_share"]
+    broken = _churn(tmp_path, *ARGS)
+    assert broken.returncode != 0
+    assert "export.csv: required column 'amount' (ingest.columns.amount)" in broken.stderr
+    assert "look as if customers stopped buying" in broken.stderr
+    assert "ingest.integrity.accept: [nulls:amount]" in broken.stderr
     assert (tmp_path / "data" / "interim" / "transactions.parquet").stat().st_mtime_ns == written

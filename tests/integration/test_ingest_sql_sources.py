@@ -212,6 +212,32 @@ def test_postgres_password_from_environment_is_masked_in_errors(tmp_path, pg_tab
     assert "hunter2" not in str(caught.value)
 
 
+@pytest.mark.postgres
+def test_postgres_fingerprint_counts_read_only_and_hides_the_password(pg_table):
+    from churn.files import json_text
+    from churn.ingest.fingerprint import fingerprint_sources
+    from support.ingest_support import ingest_params
+
+    environ = {"PGPASSWORD": "hunter2"}
+    params = ingest_params(PG_URL, sql={"table": pg_table}, columns=COLUMNS)
+    result = fingerprint_sources(params, {}, environ, 0)
+    transactions = result.report["sources"]["transactions"]
+    assert transactions["source"] == PG_URL and "hunter2" not in json_text(result.report)
+    assert transactions["rows"] == 5
+    assert datetime.fromisoformat(transactions["newest"]) == datetime(2024, 7, 1, 9, tzinfo=UTC)
+    with _postgres() as conn:
+        conn.execute(f"INSERT INTO {pg_table} VALUES ('00003', 'e', '2024-08-01Z', 3, NULL)")
+    again = fingerprint_sources(params, {}, environ, 0).report["sources"]["transactions"]
+    assert again["rows"] == 6 and again["newest"] != transactions["newest"]
+    writing = ingest_params(
+        PG_URL,
+        sql={"query": f"SELECT *, nextval('{pg_table}_seq') FROM {pg_table}"},
+        columns=COLUMNS,
+    )
+    with pytest.raises(ChurnError, match="read-only transaction"):
+        fingerprint_sources(writing, {}, environ, 0)
+
+
 class _Batches:
     """Stands in for a SQLAlchemy result: keys() and partitions()."""
 

@@ -87,7 +87,7 @@ def test_yes_points_the_pipeline_at_the_export_and_ingest_runs(project, name, wr
     assert ingest["customers"] is None and ingest["nps"] is None
     stages = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]
     assert "generate" not in stages
-    assert "${ingest.customers.source}" not in stages["ingest"]["deps"]
+    assert not [d for d in stages["sources"]["deps"] if d.startswith("data/raw/")]
     for demo in DEMO_FILES:
         assert not (project / demo).exists(), demo
     assert source.exists() and (project / "data/suppression.csv").exists()
@@ -95,6 +95,11 @@ def test_yes_points_the_pipeline_at_the_export_and_ingest_runs(project, name, wr
     assert "# zone of naive timestamps" in (project / "params.yaml").read_text()
 
     assert CliRunner().invoke(app, ["check"]).exit_code == 0
+    fingerprinted = CliRunner().invoke(app, _stage_args(project, "sources"))
+    assert fingerprinted.exit_code == 0, fingerprinted.output
+    sources = json.loads((project / "reports/sources.json").read_text())["sources"]
+    assert [f["path"] for f in sources["transactions"]["files"]] == [name]
+    assert sources["customers"] is None and sources["nps"] is None
     done = CliRunner().invoke(app, _stage_args(project, "ingest"))
     assert done.exit_code == 0, done.output
     report = json.loads((project / "reports/ingest.json").read_text())
@@ -114,7 +119,7 @@ def test_dvc_reads_the_new_pipeline(project):
     Repo.init(str(project), no_scm=True).close()
     with Repo(str(project)) as repo:
         names = [stage.name for stage in repo.index.stages]
-    assert names[:2] == ["check", "ingest"] and "generate" not in names
+    assert names[:3] == ["check", "sources", "ingest"] and "generate" not in names
 
 
 def test_a_users_file_named_like_the_demo_data_is_kept(project):
@@ -141,8 +146,11 @@ def test_a_customers_table_is_mapped_and_stays_in_the_pipeline(project):
     assert customers["columns"] == {"customer_id": "Kundennummer", "signup_date": "Anmeldung",
                                     "channel": "Kanal", "region": "Land"}  # fmt: skip
     assert customers["date_format"] == "%d.%m.%Y"
-    deps = yaml.safe_load((project / "dvc.yaml").read_text())["stages"]["ingest"]["deps"]
-    assert "${ingest.customers.source}" in deps and "${ingest.nps.source}" not in deps
+    fingerprinted = CliRunner().invoke(app, _stage_args(project, "sources"))
+    assert fingerprinted.exit_code == 0, fingerprinted.output
+    sources = json.loads((project / "reports/sources.json").read_text())["sources"]
+    assert [f["path"] for f in sources["customers"]["files"]] == ["crm.csv"]
+    assert sources["nps"] is None
     done = CliRunner().invoke(app, _stage_args(project, "ingest"))
     assert done.exit_code == 0, done.output
     report = json.loads((project / "reports/ingest.json").read_text())

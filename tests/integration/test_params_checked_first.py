@@ -10,8 +10,12 @@ from pathlib import Path
 import pytest
 
 
-# every section but `ingest` (whose sources dvc.yaml interpolates) is read by our check first
-@pytest.mark.parametrize(("section", "typo"), [("train", "trian"), ("score", "scroe")])
+# dvc.yaml interpolates no params value (`${...}`), so DVC itself never reads a section: ingest
+# (whose sources the `sources` stage fingerprints) and the shared churn definition included
+@pytest.mark.parametrize(
+    ("section", "typo"),
+    [("train", "trian"), ("score", "scroe"), ("ingest", "ingets"), ("churn", "chrun")],
+)
 def test_a_misspelt_section_stops_dvc_repro_before_any_output_is_deleted(
     tmp_path, project_root, section, typo
 ):

@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 from churn.cli import app
 from churn.errors import ChurnError
 from support.paths import ROOT
-from support.report_data import OUTPUTS, fake_scores
+from support.report_data import OUTPUTS, drift_report, fake_scores
 
 
 def write_project(folder, project_root, dev_data):
@@ -97,12 +97,14 @@ def test_scores_and_metrics_are_used_once_they_exist(project, project_root, dev_
     (project / "reports" / "metrics.json").write_text(
         json.dumps({"model": {"roc_auc": 0.8, "lift_top10": 3.1}, "base_churn_rate": 0.3})
     )
+    (project / "reports" / "drift.json").write_text(json.dumps(drift_report(tenure_days=0.101)))
     run(stage_command(project_root))
     figures = json.loads((project / "reports" / "retention.json").read_text())
     assert figures["scoring"]["scored_customers"] == len(customers)
     page = (project / "reports" / "retention.html").read_text()
     assert "ROC AUC 0.80" in page
     assert "By channel" in page
+    assert "<code>tenure_days</code>: 10.1% of the scored customers lie outside" in page
 
 
 def test_missing_transactions_is_an_error_saying_to_run_ingest(project):

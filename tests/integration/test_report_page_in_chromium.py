@@ -6,7 +6,7 @@ import pytest
 
 from churn.report.page import SECTIONS, render_html
 from support.browser import visit
-from support.report_data import make_report
+from support.report_data import drift_report, make_report
 from support.services import require
 
 pytestmark = pytest.mark.browser
@@ -19,7 +19,8 @@ def _chromium():
 
 @pytest.fixture(scope="module")
 def full_page(dev_data):
-    return render_html(make_report(dev_data))
+    # with a feature outside the training range: its part of the page must render too
+    return render_html(make_report(dev_data, drift=drift_report(tenure_days=0.101)))
 
 
 PAGE_STATE = {
@@ -46,6 +47,7 @@ def test_page_renders_in_headless_chromium_without_console_errors(full_page, tmp
     assert all(i["loaded"] and i["width"] > 100 and i["shown"] > 500 for i in images), images
     assert seen.values["overflowing"] is False  # nothing wider than the window
     assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Customers beyond what the model has seen" in full_page
     assert screenshot.stat().st_size > 50_000
 
 

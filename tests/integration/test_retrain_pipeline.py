@@ -18,6 +18,7 @@ import yaml
 from support.dvc_project import pipeline_env
 from support.paths import ROOT
 from support.scheduling_examples import cron_examples, make_project
+from support.snapshot_helper import QUICK_LIGHTGBM
 
 # two full `dvc repro` runs take minutes on a shared 2-core machine: opt in with CHURN_SLOW_TESTS=1
 pytestmark = [
@@ -70,6 +71,9 @@ def project(tmp_path_factory):
     params = yaml.safe_load((project_root / "params.yaml").read_text())
     params["generate"].update({"customers": 700, "days": 900, "dirty_share": 0.001})
     params["retrain"]["repro_command"] = ["dvc", "repro", "drift"]  # evaluate is not needed here
+    params["train"]["lightgbm"].update(
+        QUICK_LIGHTGBM
+    )  # what is tested is the pipeline, not the fit
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     stages = yaml.safe_load((project_root / "dvc.yaml").read_text())
     del stages["stages"]["generate"]  # raw data arrive from outside, like a nightly export

@@ -86,6 +86,8 @@ def test_score_command_writes_scores_metrics_and_profit_curve(project):
     assert sum(t["customers"] for t in report["tiers"].values()) == 1200
     curve = pd.read_csv(project / "reports/score_profit_curve.csv")
     assert list(curve.columns) == ["list_size", "expected_net_benefit"]
+    # the curve ends at the customers a list could hold: not all 1,200 (floor and suppression)
+    assert curve["list_size"].iloc[-1] == report["targeting"]["candidates"] < 1200 - 2
     assert not (project / "data/archive").exists()  # scoring archives nothing
     first = out.read_bytes()
     _score(project)

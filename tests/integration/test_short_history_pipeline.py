@@ -15,6 +15,7 @@ import yaml
 
 from support.dvc_project import pipeline_env
 from support.paths import ROOT
+from support.snapshot_helper import QUICK_LIGHTGBM
 
 # full `dvc repro` runs take a minute each on a shared 2-core machine: opt in with CHURN_SLOW_TESTS=1
 pytestmark = [
@@ -36,6 +37,9 @@ def _project(root: Path, days: int, horizon: int) -> dict[str, str]:
     params["generate"].update({"customers": 3000, "days": days, "dirty_share": 0.001})
     params["churn"]["horizon_days"] = horizon
     params["evaluate"]["bootstrap"] = 20
+    params["train"]["lightgbm"].update(
+        QUICK_LIGHTGBM
+    )  # what is tested is the pipeline, not the fit
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return pipeline_env(root)
 

@@ -1,8 +1,8 @@
 """Test helper: a tmp project folder with the repo's dvc.yaml, where `churn.pipeline` finds files.
 
 `churn publish`, `churn backtest` and `churn retrain` run outside DVC and find the stage files
-by reading dvc.yaml through DVC's API, so a tmp project needs dvc.yaml, a params.yaml (dvc.yaml
-interpolates the ingest sources) and a DVC repository (no git needed).
+by reading dvc.yaml through DVC's API, so a tmp project needs dvc.yaml, a params.yaml and a DVC
+repository (no git needed).
 """
 
 from __future__ import annotations

@@ -108,3 +108,35 @@ def shifted_hours(transactions: pd.DataFrame, hours: int = 5) -> pd.DataFrame:
     out.loc[mask, C.TIMESTAMP] = out.loc[mask, C.TIMESTAMP] + pd.Timedelta(hours=hours)
     out[C.DATE] = out[C.TIMESTAMP].dt.date
     return out
+
+
+def quarantine_rows(
+    transactions: pd.DataFrame,
+    column: str,
+    newest_share: float,
+    trailing_share: float = 0.001,
+    seed: int = 11,
+    newest_days: int = 30,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Return (clean, quarantine): `newest_share` of the newest days' rows and `trailing_share`
+    of the older rows lost their `column` (customer_id or amount) upstream, so ingest quarantined
+    them; the quarantine has quarantine.parquet's columns, original values as text."""
+    rng = np.random.default_rng(seed)
+    share = np.where(newest_month(transactions, newest_days), newest_share, trailing_share)
+    lost = rng.random(len(transactions)) < share
+    reason = {C.CUSTOMER_ID: "missing_customer_id", C.AMOUNT: "missing_amount"}[column]
+    rows = transactions[lost]
+    quarantine = pd.DataFrame(
+        {
+            C.QUARANTINE_TABLE: "transactions",
+            C.SOURCE_FILE: "tx.csv",
+            C.SOURCE_ROW: np.flatnonzero(lost) + 1,
+            C.REASON: reason,
+            C.DETAIL: f"column '{column}' is empty",
+            C.CUSTOMER_ID: rows[C.CUSTOMER_ID].astype("string"),
+            C.TIMESTAMP: rows[C.TIMESTAMP].dt.strftime("%Y-%m-%d %H:%M:%S").astype("string"),
+            C.AMOUNT: rows[C.AMOUNT].map(lambda v: f"{v:.2f}").astype("string"),
+        }
+    )
+    quarantine[column] = pd.array([None] * len(quarantine), dtype="string")
+    return transactions[~lost].reset_index(drop=True), quarantine.reset_index(drop=True)

@@ -51,12 +51,40 @@ def fake_scores(customers: pd.DataFrame, as_of: str, seed: int = 0) -> pd.DataFr
     )
 
 
+def drift_report(**above_max: float) -> dict:
+    """Return a `churn drift` report whose out-of-range part names each feature given with the
+    share of scored customers above its training maximum (0 to 1004, today up to 1200)."""
+    entries = {
+        name: {
+            "training_min": 0.0,
+            "training_max": 1004.0,
+            "current_min": 0.0,
+            "current_max": 1200.0,
+            "share_below_min": 0.0,
+            "share_above_max": share,
+            "named": True,
+        }
+        for name, share in above_max.items()
+    }
+    return {
+        "passed": True,
+        "outside_training_range": entries,
+        "features_outside_training_range": list(entries),
+    }
+
+
 METRICS = {"model": {"roc_auc": 0.78, "lift_top10": 2.9, "recall_top10": 0.29}}
 HOSTILE = "<b>partner</b>"  # a segment name that must show as text, not markup
 
 
-def make_report(dev_data, definition: ChurnParams | None = None, with_extras: bool = True):
-    """Return a report on the dev data (`dev_data` fixture), with scores, metrics and NPS or none."""
+def make_report(
+    dev_data,
+    definition: ChurnParams | None = None,
+    with_extras: bool = True,
+    drift: dict | None = None,
+):
+    """Return a report on the dev data (`dev_data` fixture), with scores, metrics and NPS or none,
+    and the given `churn drift` report."""
     settings, definition = ReportParams(), definition or ChurnParams()
     transactions, customers, nps = dev_data()
     con = duckdb.connect()
@@ -72,6 +100,7 @@ def make_report(dev_data, definition: ChurnParams | None = None, with_extras: bo
         customers=segments,
         scores=fake_scores(customers, "2025-12-30"),
         metrics=METRICS,
+        drift=drift,
     )
 
 

@@ -22,15 +22,14 @@ from support.generated import Tables
 _CUTOFFS_BEFORE_FIT = 6
 
 # small, quick LightGBM settings for the training tests (the real defaults are in params.yaml)
-FAST = TrainParams(
-    lightgbm=LightGBMParams(
-        learning_rate=0.1,
-        num_leaves=15,
-        min_data_in_leaf=50,
-        max_rounds=200,
-        early_stopping_rounds=20,
-    )
-)
+QUICK_LIGHTGBM = {
+    "learning_rate": 0.1,
+    "num_leaves": 15,
+    "min_data_in_leaf": 50,
+    "max_rounds": 200,
+    "early_stopping_rounds": 20,
+}
+FAST = TrainParams(lightgbm=LightGBMParams(**QUICK_LIGHTGBM))
 
 
 def build_snapshots(tables: Tables, horizon: int = 90, fit_cutoffs: int = 4) -> pd.DataFrame:

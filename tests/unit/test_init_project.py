@@ -1,5 +1,5 @@
 """`churn init` project edits: params.yaml keys set in place (comments kept), the demo stage and
-unused side-table deps removed from dvc.yaml, and the demo state listed without the user's files."""
+the deps on its outputs removed from dvc.yaml, and the demo state listed without the user's files."""
 
 from __future__ import annotations
 
@@ -73,19 +73,43 @@ def test_edit_params_refuses_a_layout_it_cannot_edit_safely():
         edit_params("ingest: {csv: {delimiter: ','}}\n", {("ingest", "csv", "delimiter"): ";"}, "p")
 
 
-def test_the_project_dvc_yaml_loses_the_demo_stage_and_unused_side_deps():
+def test_the_project_dvc_yaml_loses_the_demo_stage_and_the_deps_on_its_outputs():
     text = (ROOT / "dvc.yaml").read_text()
-    new, generated = edit_pipeline(text, {"customers": False, "nps": True}, "dvc.yaml")
+    new, generated = edit_pipeline(text, "dvc.yaml")
     stages = yaml.safe_load(new)["stages"]
-    assert "generate" not in stages and list(stages)[0] == "check"
-    deps = stages["ingest"]["deps"]
-    assert "${ingest.nps.source}" in deps and "${ingest.customers.source}" not in deps
+    assert "generate" not in stages and list(stages)[:3] == ["check", "sources", "ingest"]
     assert generated == ["data/raw/transactions.csv.gz", "data/raw/customers.csv",
                          "data/raw/nps.csv", "data/raw/truth.parquet"]  # fmt: skip
+    old = yaml.safe_load(text)["stages"]
+    assert stages["sources"]["deps"] == [
+        d for d in old["sources"]["deps"] if not d.startswith("data/raw/")
+    ]
+    assert not any(d in generated for stage in stages.values() for d in stage.get("deps", []))
+    assert stages["ingest"] == old["ingest"]  # ingest depends on the fingerprints, not the files
+    assert "runs after generate" not in new  # the comment about the removed deps goes with them
     assert new.startswith(text.split("  generate:")[0])  # comments and layout before it kept
-    again, _ = edit_pipeline(new, {"customers": True, "nps": True}, "dvc.yaml")
-    deps = yaml.safe_load(again)["stages"]["ingest"]["deps"]
-    assert deps.index("${ingest.customers.source}") == deps.index("${ingest.source}") + 1
+    again, nothing = edit_pipeline(new, "dvc.yaml")
+    assert again == new and nothing == []
+
+
+def test_the_deps_on_demo_outputs_go_even_when_the_stage_is_gone():
+    text = """stages:
+  sources:
+    cmd: churn sources --out s.json
+    deps:
+      - src/churn/ingest
+      # the demo's raw files
+      - data/raw/transactions.csv.gz
+      - data/raw/nps.csv
+    always_changed: true
+"""
+    new, generated = edit_pipeline(text, "dvc.yaml")
+    assert generated == []
+    assert new == text.replace(
+        "      # the demo's raw files\n      - data/raw/transactions.csv.gz\n"
+        "      - data/raw/nps.csv\n",
+        "",
+    )
 
 
 def test_demo_state_never_lists_the_users_source_even_under_data(tmp_path):

@@ -295,15 +295,55 @@ def test_missing_core_feature_for_the_value_is_a_clear_error():
 def test_profit_curve_starts_at_zero_and_contains_the_best_list_size():
     snapshot = make_snapshot(3000, seed=4)
     probability = np.random.default_rng(0).uniform(0, 1, 3000)
-    scores = score_customers(snapshot, probability, ScoreParams(), model_version="1")
-    curve = build_profit_curve(scores, points=50)
+    params = ScoreParams(
+        profit_curve_points=50, target=TargetParams(min_probability_floor=None, above_average=False)
+    )
+    scores = score_customers(snapshot, probability, params, model_version="1")
+    curve = build_profit_curve(scores, params)
     assert curve.iloc[0].tolist() == [0, 0.0]
-    assert curve["list_size"].iloc[-1] == 3000
+    assert curve["list_size"].iloc[-1] == 3000  # no floor: every customer is a candidate
     assert curve["list_size"].is_monotonic_increasing
     positive = int((scores["expected_net_benefit"] > 0).sum())
     best = curve.loc[curve["expected_net_benefit"].idxmax(), "list_size"]
     assert best == positive  # benefit grows while each added customer is worth the contact
     assert len(curve) <= 52
+
+
+def test_profit_curve_counts_only_customers_a_list_could_hold():
+    snapshot = make_snapshot(3000, seed=4)
+    probability = np.random.default_rng(0).uniform(0, 1, 3000)
+    params = ScoreParams(profit_curve_points=50)  # floor: medium tier, raised to the mean risk
+    suppressed = snapshot["customer_id"].iloc[:40].tolist()
+    scores = score_customers(
+        snapshot, probability, params, model_version="1", suppressed_ids=suppressed
+    )
+    curve = build_profit_curve(scores, params)
+    floor = max(params.tiers.medium, float(probability.mean()))
+    candidates = scores[(scores["churn_probability"] >= floor) & ~scores["suppressed"]]
+    assert 0 < len(candidates) < 3000 - 40  # the floor keeps out about half the customers
+    assert curve["list_size"].iloc[-1] == len(candidates)
+    assert summarise_scores(scores, 40)["targeting"]["candidates"] == len(candidates)
+    # each size's benefit is the sum over the first k candidates in priority order
+    ranked = candidates.sort_values("priority")["expected_net_benefit"].cumsum().round(2)
+    for size, benefit in curve.loc[curve["list_size"] > 0].itertuples(index=False):
+        assert benefit == pytest.approx(ranked.iloc[size - 1], abs=0.01)
+    # the flagged list is a point of the curve: its best size
+    best = curve.loc[curve["expected_net_benefit"].idxmax(), "list_size"]
+    assert best == int(scores["at_risk"].sum())
+
+
+def test_probability_rule_caps_the_first_candidates_in_priority_order():
+    # "a" has the highest value (first in priority) but is under min_probability: it must not
+    # take one of the max_customers places
+    snapshot = _snapshot(list("abcd"), [9000.0, 300.0, 200.0, 100.0], [364] * 4)
+    params = _params(
+        target=TargetParams(rule="probability", min_probability=0.4, max_customers=2),
+        value_cap_quantile=None,
+    )
+    probability = np.array([0.3, 0.5, 0.6, 0.7])
+    scores = score_customers(snapshot, probability, params, model_version="1")
+    assert scores["customer_id"].iloc[0] == "a"
+    assert scores.loc[scores["at_risk"], "customer_id"].tolist() == ["b", "c"]
 
 
 def test_scores_are_byte_identical_for_the_same_inputs_in_any_row_order(model):

@@ -5,8 +5,8 @@ previous run's. Broken data stops here; ageing customers, which only PSI sees, n
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -15,6 +15,8 @@ import numpy as np
 
 from churn import columns as C
 from churn.ingest.checks import CheckResult
+from churn.ingest.clean import offset_expr, strip_expr, text_timestamp_expr
+from churn.ingest.rejects import Reason
 from churn.ingest.sources import ident, lit
 
 YEAR_DAYS = 364  # a year back to the same weekday: a weekly rhythm lines up
@@ -55,6 +57,8 @@ class SourceInfo:
     amount: str  # source column of the amount
     source_columns: tuple[str, ...]  # every column of the source as read (schema check)
     checked: dict[str, str]  # clean column -> source column, for categories and nulls
+    # clean column -> source column of the required ones (customer id, timestamp, amount)
+    required: dict[str, str] = field(default_factory=dict)
 
 
 def plan_periods(newest_date: date, newest_days: int, trailing_days: int) -> Periods:
@@ -310,6 +314,204 @@ def check_nulls(
     return results
 
 
+# --------------------------------------------------------------------------- required columns
+# The quarantine reasons that mean a required column's value is missing or unusable: such rows
+# never reach the clean table, so the null check above cannot see them.
+REQUIRED_REASONS: dict[str, tuple[str, ...]] = {
+    C.CUSTOMER_ID: (Reason.MISSING_CUSTOMER_ID, Reason.FORMULA_CUSTOMER_ID),
+    C.TIMESTAMP: (Reason.MISSING_TIMESTAMP, Reason.UNPARSEABLE_TIMESTAMP),
+    C.AMOUNT: (Reason.MISSING_AMOUNT, Reason.NON_NUMERIC_AMOUNT, Reason.NON_FINITE_AMOUNT),
+}
+_REQUIRED_WORDS = {
+    C.CUSTOMER_ID: "empty or a spreadsheet formula",
+    C.TIMESTAMP: "empty or not a timestamp",
+    C.AMOUNT: "empty or not a number",
+}
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """The transactions this run quarantined: what the required-column check counts."""
+
+    table: str  # SQL relation with quarantine.parquet's columns (table, reason, original values)
+    date_sql: str  # SQL over that relation: the row's DATE from its original timestamp, or NULL
+    rows_read: int
+    by_reason: Mapping[str, int]
+
+    @property
+    def undated(self) -> int:
+        """Return the number of rows quarantined for a missing or unparseable timestamp."""
+        return undated_rows(self.by_reason)
+
+
+def undated_rows(by_reason: Mapping[str, int]) -> int:
+    """Return how many quarantined rows have no usable timestamp (they fit in no period)."""
+    return sum(int(by_reason.get(str(reason), 0)) for reason in REQUIRED_REASONS[C.TIMESTAMP])
+
+
+def quarantine_date_sql(timestamp_format: str | None, dayfirst: bool, timezone: str) -> str:
+    """Return SQL giving a quarantined row's DATE from its original timestamp text, parsed as
+    ingest parses it (NULL when it cannot be parsed)."""
+    text = strip_expr(f"CAST({ident(C.TIMESTAMP)} AS VARCHAR)")
+    parsed = text_timestamp_expr(text, offset_expr(text), timestamp_format, dayfirst, timezone)
+    return f"CAST({parsed} AS DATE)"
+
+
+def _dated_quarantine(quarantined: Quarantined) -> str:
+    """Return SQL of the quarantined transactions: (reason, date), date NULL when undatable."""
+    return (
+        f"(SELECT {ident(C.REASON)} AS reason, {quarantined.date_sql} AS {ident(C.DATE)} "
+        f"FROM {quarantined.table} WHERE {ident(C.QUARANTINE_TABLE)} = 'transactions')"
+    )
+
+
+def newest_quarantined_date(
+    con: duckdb.DuckDBPyConnection, quarantined: Quarantined
+) -> date | None:
+    """Return the newest date of a quarantined transaction (future timestamps left out): when the
+    newest days lost their amounts, the newest period must still end on them."""
+    (newest,) = con.execute(
+        f"SELECT max({ident(C.DATE)}) FROM {_dated_quarantine(quarantined)} "
+        f"WHERE reason <> {lit(str(Reason.FUTURE_TIMESTAMP))}"
+    ).fetchone()
+    return newest
+
+
+def _required_column(source: SourceInfo, column: str) -> tuple[str, str]:
+    """Return (source column, params key) that a message about a required column names."""
+    return source.required.get(column, column), f"ingest.columns.{column}"
+
+
+def check_required_nulls(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    periods: Periods,
+    params,
+    source: SourceInfo,
+    quarantined: Quarantined,
+    previous: dict[str, Any] | None,
+) -> list[CheckResult]:
+    """Fail when the share of rows whose customer id or amount is missing or unusable (quarantined)
+    rose by more than max_null_increase in the newest period against the trailing one, and when
+    the share of rows without a usable timestamp rose by as much against the previous run (such
+    rows have no date, so they fit in no period: the rows added since the previous run stand in
+    for the newest period). Quarantined rows are gone from the clean data, so a jump in the newest
+    period reads downstream as customers who stopped buying, even when the overall quarantine
+    share stays under ingest.max_quarantine_share."""
+    dated = _dated_quarantine(quarantined)
+    counts: dict[str, dict[str, int]] = {}
+    totals: dict[str, int] = {}
+    for window in (periods.newest, periods.trailing):
+        rows = con.execute(
+            f"SELECT reason, count(*) FROM {dated} WHERE {window.where()} GROUP BY ALL"
+        ).fetchall()
+        counts[window.name] = {str(reason): int(n) for reason, n in rows}
+        totals[window.name] = _count(con, table, window) + sum(counts[window.name].values())
+    results = []
+    for column in (C.CUSTOMER_ID, C.AMOUNT):
+        name, key = _required_column(source, column)
+        reasons = REQUIRED_REASONS[column]
+        if totals["newest"] < params.min_rows or totals["trailing"] < params.min_rows:
+            results.append(
+                CheckResult(
+                    f"integrity_nulls_{column}",
+                    "skipped",
+                    f"column {name!r} ({key}): not enough rows to compare (newest "
+                    f"{totals['newest']}, trailing {totals['trailing']}; "
+                    f"ingest.integrity.min_rows = {params.min_rows})",
+                )
+            )
+            continue
+        bad = {w: sum(counts[w].get(str(r), 0) for r in reasons) for w in ("newest", "trailing")}
+        shares = {w: bad[w] / totals[w] for w in bad}
+        by_reason = ", ".join(
+            f"{r} {counts['newest'][str(r)]}" for r in reasons if counts["newest"].get(str(r))
+        )
+        results.append(
+            _required_result(
+                column,
+                name,
+                key,
+                shares["newest"],
+                shares["trailing"],
+                f"{bad['newest']} of {totals['newest']} rows of the newest period "
+                f"{periods.newest.text()}" + (f": {by_reason}" if by_reason else ""),
+                f"the trailing {periods.trailing.text()} ({bad['trailing']} of "
+                f"{totals['trailing']})",
+                params,
+                source,
+            )
+        )
+    results.append(_check_undated(quarantined, params, source, previous))
+    return results
+
+
+def _check_undated(
+    quarantined: Quarantined, params, source: SourceInfo, previous: dict[str, Any] | None
+) -> CheckResult:
+    """The timestamp part of check_required_nulls: this run's undated rows against the previous
+    run's (recorded in --state as `undated_rows` of `rows_read`)."""
+    name, key = _required_column(source, C.TIMESTAMP)
+    undated, rows = quarantined.undated, quarantined.rows_read
+    if previous is None or previous.get("undated_rows") is None or not previous.get("rows_read"):
+        return CheckResult(
+            f"integrity_nulls_{C.TIMESTAMP}",
+            "skipped",
+            f"column {name!r} ({key}): rows without a usable timestamp fit in no period, so they "
+            f"are compared with the previous run's share; none recorded yet ({undated} of {rows} "
+            "rows now; recorded for the next run)",
+        )
+    before, before_rows = int(previous["undated_rows"]), int(previous["rows_read"])
+    added = rows - before_rows
+    if added >= params.min_rows:
+        newest_share = max(undated - before, 0) / added
+        newest = f"{max(undated - before, 0)} of the {added} rows added since the previous run"
+    else:  # a rolling export that did not grow: its whole share against the previous one
+        newest_share = undated / rows if rows else 0.0
+        newest = f"{undated} of the {rows} rows read (the export did not grow by min_rows)"
+    return _required_result(
+        C.TIMESTAMP,
+        name,
+        key,
+        newest_share,
+        before / before_rows,
+        newest,
+        f"the previous run ({before} of {before_rows}, at {previous.get('run_at', '?')})",
+        params,
+        source,
+    )
+
+
+def _required_result(
+    column: str,
+    name: str,
+    key: str,
+    newest: float,
+    trailing: float,
+    newest_text: str,
+    trailing_text: str,
+    params,
+    source: SourceInfo,
+) -> CheckResult:
+    increase = newest - trailing
+    failed = increase > params.max_null_increase
+    message = (
+        f"{source.label}: required column {name!r} ({key}): {newest:.1%} {_REQUIRED_WORDS[column]} "
+        f"({newest_text}) against {trailing:.1%} in {trailing_text} (newest vs trailing; limit "
+        f"+{params.max_null_increase:.0%})"
+    )
+    if failed:
+        message += (
+            ": these rows are quarantined, so the newest period would look as if customers "
+            "stopped buying. The export lost values in its newest rows (a broken join, a dropped "
+            "or renamed field, a changed format); correct the export and rerun, or check the "
+            f"mapping {key}" + _fix("nulls", column)
+        )
+    return _result(
+        "nulls", column, failed, message, params.accept, increase, params.max_null_increase
+    )
+
+
 # --------------------------------------------------------------------------- time zone
 def _hour_shares(
     con: duckdb.DuckDBPyConnection, table: str, window: Window
@@ -440,14 +642,18 @@ def check_integrity(
     source: SourceInfo,
     previous: dict[str, Any] | None,
     customers: tuple[str, str, dict[str, str]] | None = None,
+    quarantined: Quarantined | None = None,
 ) -> tuple[list[CheckResult], dict[str, Any]]:
     """Run every integrity check on the clean transactions `table` (and, given `customers` =
-    (table, label, clean -> source column), on the customers' categories by signup date); return
-    the results (fail = block) and the periods compared, for the ingest report."""
+    (table, label, clean -> source column), on the customers' categories by signup date; given
+    `quarantined`, on the required columns' missing or unusable values); return the results
+    (fail = block) and the periods compared, for the ingest report."""
     if not params.enabled:
         return [CheckResult("integrity", "skipped", "ingest.integrity.enabled is false")], {}
     results = [check_schema(source, previous, params.accept)]
     (newest,) = con.execute(f"SELECT max({ident(C.DATE)}) FROM {table}").fetchone()
+    if newest is not None and quarantined is not None:
+        newest = max(newest, newest_quarantined_date(con, quarantined) or newest)
     if newest is None:
         results.append(CheckResult("integrity", "skipped", "no clean transactions to compare"))
         return results, {}
@@ -460,6 +666,8 @@ def check_integrity(
     results.append(check_amounts(con, table, periods, params, source))
     results += check_categories(con, table, periods, params, source, text_columns)
     results += check_nulls(con, table, periods, params, source, checked)
+    if quarantined is not None:
+        results += check_required_nulls(con, table, periods, params, source, quarantined, previous)
     results.append(check_timezone(con, table, periods, params, source))
     if customers is not None:
         results += check_customer_categories(con, customers[0], periods, params, *customers[1:])

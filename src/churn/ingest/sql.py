@@ -206,3 +206,76 @@ def _column_array(values) -> pa.Array:
     """
     array = pa.array(list(values))
     return array.cast(pa.float64()) if pa.types.is_decimal(array.type) else array
+
+
+@dataclass(frozen=True)
+class SourceStats:
+    """What a cheap probe of a SQL source sees: its row count and newest timestamp (as text)."""
+
+    rows: int
+    newest: str | None
+
+
+def read_source_stats(
+    url,
+    table: str | None,
+    query: str | None,
+    query_params: Mapping[str, object],
+    timestamp_column: str | None,
+    shown: str,
+) -> SourceStats:
+    """Return count(*) and max(timestamp_column) of a table or query, read-only (one aggregate
+    query, no rows copied): new rows change the count or the newest timestamp."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+
+    engine = None
+    try:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            conn = _read_only(conn)
+            if table is not None:
+                schema, name = parse_table_name(table)
+                try:
+                    reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+                except NoSuchTableError:
+                    raise ChurnError(
+                        f"{shown}: table {table!r} not found; fix ingest.sql.table"
+                    ) from None
+                if timestamp_column is not None and timestamp_column not in reflected.c:
+                    raise ChurnError(
+                        f"{shown}: table {table!r} has no column {timestamp_column!r}; it has "
+                        f"{', '.join(repr(c.name) for c in reflected.c)}; fix the column mapping"
+                    )
+                newest = [sa.func.max(reflected.c[timestamp_column])] if timestamp_column else []
+                statement = sa.select(sa.func.count(), *newest).select_from(reflected)
+            else:
+                text = check_query(query or "")
+                newest_sql = ""
+                if timestamp_column is not None:
+                    quoted = conn.dialect.identifier_preparer.quote(timestamp_column)
+                    newest_sql = f", max(churn_q.{quoted})"
+                statement = sa.text(
+                    f"SELECT count(*){newest_sql} FROM ({text}) AS churn_q"
+                ).bindparams(**dict(query_params))
+            row = conn.execute(statement).one()
+            conn.rollback()
+    except ChurnError:
+        raise
+    except (SQLAlchemyError, sa.exc.ArgumentError) as error:
+        message = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise ChurnError(
+            f"{shown}: the database refused the read: {message}; check ingest.source, "
+            "ingest.sql and that the database is reachable"
+        ) from None
+    finally:
+        if engine is not None:
+            engine.dispose()
+    newest_value = row[1] if len(row) > 1 else None
+    return SourceStats(int(row[0]), None if newest_value is None else _as_text(newest_value))
+
+
+def _as_text(value: object) -> str:
+    """Return a database value as stable text (ISO 8601 for dates and times)."""
+    isoformat = getattr(value, "isoformat", None)
+    return isoformat() if callable(isoformat) else str(value)

@@ -87,7 +87,12 @@ def integrity_source(params, label: str, source_columns: tuple[str, ...]) -> int
     checked = {name: name for name in params.passthrough}
     if params.columns.transaction_id:
         checked[C.TRANSACTION_ID] = params.columns.transaction_id
-    return integrity.SourceInfo(label, params.columns.amount, source_columns, checked)
+    required = {
+        C.CUSTOMER_ID: params.columns.customer_id,
+        C.TIMESTAMP: params.columns.timestamp,
+        C.AMOUNT: params.columns.amount,
+    }
+    return integrity.SourceInfo(label, params.columns.amount, source_columns, checked, required)
 
 
 def customer_categories(
@@ -246,6 +251,14 @@ def run_ingest(
                 integrity_source(params, raw.label, source_columns),
                 previous,
                 customer_categories(params, side, f"read_parquet({lit(str(tmp['customers']))})"),
+                integrity.Quarantined(
+                    f"read_parquet({lit(str(tmp['quarantine']))})",
+                    integrity.quarantine_date_sql(
+                        params.timestamp_format, params.dayfirst, params.timezone
+                    ),
+                    transactions.rows_read,
+                    transactions.quarantined_by_reason,
+                ),
             )
             results += integrity_results
             checks.enforce(results)  # a failure here removes the temporary files: nothing lands
@@ -288,6 +301,8 @@ def run_ingest(
         "rows_clean": transactions.rows_clean,
         "customers": transactions.stats.get("customers"),
         "columns": list(source_columns),  # the schema check's reference for the next run
+        # rows without a usable timestamp fit in no period: the next run compares with this
+        "undated_rows": integrity.undated_rows(transactions.quarantined_by_reason),
     }
     log.info("ingest done in %.1f s", time.monotonic() - started)
     return report, checks.add_run(history, key, entry)

@@ -198,9 +198,7 @@ def plan_init(options: InitOptions, params_path: Path, pipeline_path: Path) -> I
 
     params_new = edit_params(params_old, ingest_changes, str(params_path))
     parse_params(yaml.safe_load(params_new), f"{params_path} (as `churn init` would write it)")
-    pipeline_new, generated = edit_pipeline(
-        pipeline_old, {name: spec is not None for name, spec in sides.items()}, str(pipeline_path)
-    )
+    pipeline_new, generated = edit_pipeline(pipeline_old, str(pipeline_path))
     keep = [Path(options.source), params_path, pipeline_path]
     keep += [Path(p) for p in (options.customers, options.nps) if p]
     data = yaml.safe_load(params_new)

@@ -29,7 +29,6 @@ GENERATED = (
     "data/raw/nps.csv",
     "data/raw/truth.parquet",
 )  # fmt: skip  (used when the stage is already gone)
-SIDE_DEPS = {"customers": "${ingest.customers.source}", "nps": "${ingest.nps.source}"}
 
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[^\s#:][^:#]*?):(?=\s|$)(?P<rest>.*)$")
 
@@ -222,9 +221,9 @@ def _plain(data: Any) -> Any:
 
 
 # --------------------------------------------------------------------------- dvc.yaml
-def edit_pipeline(text: str, sides: dict[str, bool], label: str) -> tuple[str, list[str]]:
-    """Return dvc.yaml text without the demo stage, with ingest depending on the side tables
-    that are configured and not on the others; and the demo stage's outputs (to delete)."""
+def edit_pipeline(text: str, label: str) -> tuple[str, list[str]]:
+    """Return dvc.yaml text without the demo stage and without deps on its outputs (the `sources`
+    stage lists them only to run after it); and the demo stage's outputs (to delete)."""
     data = yaml.safe_load(text) or {}
     stages = data.get("stages", {})
     lines = text.splitlines(keepends=True)
@@ -240,33 +239,31 @@ def edit_pipeline(text: str, sides: dict[str, bool], label: str) -> tuple[str, l
         while end < len(lines) and not lines[end].strip():
             end += 1  # the blank lines after the stage go with it
         lines[n:end] = []
-    ingest = _find(lines, ("stages", "ingest", "deps"))
-    for name, wanted in sides.items():
-        dep = SIDE_DEPS[name]
-        at = [i for i, line in enumerate(lines) if line.strip() == f"- {dep}"]
-        if not wanted:
-            for i in reversed(at):
-                del lines[i]
-        elif not at and ingest is not None:
-            source = [i for i, line in enumerate(lines) if line.strip() == "- ${ingest.source}"]
-            if source:
-                i = source[0]
-                lines.insert(i + 1, lines[i].replace("${ingest.source}", dep))
+    demo_outputs = set(generated or GENERATED)
+    drop: set[int] = set()
+    for name in stages:
+        deps = _find(lines, ("stages", name, "deps"))
+        if deps is None:
+            continue
+        n, indent = deps
+        for i in range(n + 1, _block_end(lines, n, indent)):
+            if lines[i].strip().removeprefix("- ").strip() in demo_outputs:
+                drop.add(i)
+                j = i - 1  # a comment right above them is about them
+                while j > n and lines[j].strip().startswith("#"):
+                    drop.add(j)
+                    j -= 1
+    lines = [line for i, line in enumerate(lines) if i not in drop]
     new = "".join(lines)
-    expected = dict(stages)
-    expected.pop(DEMO_STAGE, None)
-    if "ingest" in expected:
-        deps = [d for d in expected["ingest"].get("deps", []) if d not in SIDE_DEPS.values()]
-        if "${ingest.source}" in deps:
-            i = deps.index("${ingest.source}") + 1
-            deps[i:i] = [SIDE_DEPS[name] for name in ("customers", "nps") if sides.get(name)]
-        expected["ingest"] = {**expected["ingest"], "deps": deps}
+    expected = {name: dict(stage) for name, stage in stages.items() if name != DEMO_STAGE}
+    for stage in expected.values():
+        if "deps" in stage:
+            stage["deps"] = [d for d in stage["deps"] if str(d) not in demo_outputs]
     got = (yaml.safe_load(new) or {}).get("stages", {})
     if got != expected:
         raise ChurnError(
             f"{label}: could not edit it safely line by line; remove the `{DEMO_STAGE}` stage "
-            "and the ${ingest.customers.source} / ${ingest.nps.source} deps of unused side "
-            "tables by hand"
+            f"and the deps on its outputs ({', '.join(sorted(demo_outputs))}) by hand"
         )
     return new, generated
 

@@ -2,8 +2,10 @@
 
 Each publication is a dated folder (the list to contact, its control group, every scored customer
 for the backtest, a manifest with model version, churn definition and sha256 of every file),
-`LATEST.json` naming the current list, and `events.jsonl`, one line per publication or override.
-The backtest, the campaign ledger and the marketing page read this record; nothing else writes it.
+`LATEST.json` naming the current list, `events.jsonl`, one line per publication, override or
+download, and `downloads/`, one file per download from the marketing page (who was downloaded
+to be contacted, and the control members of the same filter). The backtest, the campaign ledger
+and the marketing page read this record; nothing else writes it.
 A folder is complete before LATEST.json names it: staged under a hidden name, every file fsynced,
 then renamed into place.
 """
@@ -53,6 +55,19 @@ CONTROL_CSV = "control.csv"
 CONTROL_PARQUET = "control.parquet"
 SCORED_PARQUET = "scored.parquet"  # every scored customer, flagged or not: what the backtest reads
 EVENTS_FILE = "events.jsonl"
+DOWNLOADS = "downloads"  # downloads/<stamp>-<sha12>-<nonce>.json: one per download
+DOWNLOAD_EVENT = "download"
+DOWNLOAD_KEYS = (
+    "as_of",
+    "list_sha256",
+    "model_version",
+    "filters",
+    "format",
+    "file_name",
+    "file_sha256",
+    "rows",
+    "control_rows",
+)
 SUPERSEDED = ".superseded-"  # <as_of>.superseded-<sha12>/: a list replaced with --force
 
 LIST_HEAD = (
@@ -299,6 +314,60 @@ def read_events(root: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
 
+def record_download(
+    root: str | Path,
+    download: dict[str, Any],
+    customer_ids: list[str],
+    control_ids: list[str],
+    *,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Record one download of a published list; return its `download` event.
+
+    `download` says which list (as_of, list_sha256, model_version), which filters, the file
+    (format, name, sha256) and how many rows (contacts and control). The customer ids downloaded
+    and the control members of the same filter go into downloads/<stamp>-<sha12>-<nonce>.json,
+    so a campaign can be matched to its list and to its own control group; events.jsonl gets one
+    line naming that file. Written under the exports lock; published lists are never touched.
+    """
+    missing = [key for key in DOWNLOAD_KEYS if key not in download]
+    if missing:
+        raise ChurnError(f"download record: missing {missing}; the page must say what it served")
+    if len(customer_ids) != download["rows"] or len(control_ids) != download["control_rows"]:
+        raise ChurnError(
+            f"download record: {len(customer_ids)} customer ids for {download['rows']} rows and "
+            f"{len(control_ids)} control ids for {download['control_rows']}; they must agree"
+        )
+    root = Path(root)
+    if not (root / LATEST_FILE).is_file():
+        raise ChurnError(
+            f"{root / LATEST_FILE}: no list has been published yet; run `churn publish`"
+        )
+    when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    name = (
+        f"{DOWNLOADS}/{when:%Y%m%dT%H%M%S%fZ}-{str(download['file_sha256'])[:12]}-"
+        f"{secrets.token_hex(3)}.json"
+    )
+    at = when.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    detail = {
+        "at": at,
+        **download,
+        "customer_ids": list(customer_ids),
+        "control_customer_ids": list(control_ids),
+    }
+    event = {"event": DOWNLOAD_EVENT, **download, "record": name}
+    with _exclusive(root):
+        (root / DOWNLOADS).mkdir(exist_ok=True)
+        write_bytes(root / name, _json_bytes(detail))
+        _append_event(root, event, when.replace(microsecond=0))
+    return {"at": at, **event}
+
+
+def read_downloads(root: str | Path) -> list[dict[str, Any]]:
+    """Return every recorded download event, oldest first."""
+    return [event for event in read_events(root) if event.get("event") == DOWNLOAD_EVENT]
+
+
 def published_dates(root: str | Path) -> list[str]:
     """Return the as-of dates with a published list (not superseded copies), oldest first."""
     root = Path(root)
@@ -314,8 +383,12 @@ def published_dates(root: str | Path) -> list[str]:
     )
 
 
-def read_scored(root: str | Path, manifest: dict[str, Any]) -> pd.DataFrame:
-    """Return every customer scored for a published list (flagged or not): the backtest's input."""
+def read_scored(
+    root: str | Path, manifest: dict[str, Any], columns: list[str] | None = None
+) -> pd.DataFrame:
+    """Return every customer scored for a published list (flagged or not): the backtest's input.
+
+    `columns` reads only those (ChurnError naming the file when one is missing)."""
     folder = Path(root) / str(manifest["path"]).split("/", 1)[0]
     path = folder / SCORED_PARQUET
     if not path.is_file():
@@ -323,7 +396,13 @@ def read_scored(root: str | Path, manifest: dict[str, Any]) -> pd.DataFrame:
             f"{path}: missing; lists published before every scored customer was recorded cannot "
             "be backtested (republish that date with `churn publish --force`)"
         )
-    return pd.read_parquet(path)
+    if columns is not None:
+        import pyarrow.parquet as pq
+
+        missing = [c for c in columns if c not in pq.read_schema(path).names]
+        if missing:
+            raise ChurnError(f"{path}: no column(s) {missing}; republish with the current code")
+    return pd.read_parquet(path, columns=columns)
 
 
 def _same_content(existing: dict[str, Any] | None, manifest: dict[str, Any]) -> bool:
@@ -347,11 +426,7 @@ def read_manifest(root: str | Path, date: str | None = None) -> dict[str, Any]:
     if manifest is None:
         if date is None:
             raise ChurnError(f"{path}: no list has been published yet; run `churn publish`")
-        dates = (
-            sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-            if root.exists()
-            else []
-        )
+        dates = published_dates(root)
         raise ChurnError(
             f"{path}: no list published for {date}; published dates: {dates or 'none'}"
         )

@@ -59,6 +59,7 @@ from churn.report.risk import (
     summarize_scoring,
 )
 from churn.report.survey import nps_answers_by_day, pool_churn_by_nps, summarize_nps
+from churn.report.training_range import OutOfRangeFeature, summarize_out_of_range
 
 PERIOD_COLUMNS = [
     PERIOD,
@@ -117,6 +118,8 @@ class RetentionReport:
     scoring: dict[str, Any] | None
     model_quality: str
     list_outcomes: ListOutcomes | None = None  # matured published lists (churn backtest)
+    # scored features beyond the training range (churn drift); None when no drift report was given
+    out_of_range: tuple[OutOfRangeFeature, ...] | None = None
 
 
 def _pct(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -228,9 +231,11 @@ def build_report(
     scores: pd.DataFrame | None = None,
     metrics: Mapping[str, Any] | None = None,
     backtest: Mapping[str, Any] | None = None,
+    drift: Mapping[str, Any] | None = None,
     sources: Mapping[str, str] | None = None,
 ) -> RetentionReport:
-    """Return the full retention report; NPS, scores, metrics and backtest parts are optional.
+    """Return the full retention report; NPS, scores, metrics, backtest and drift parts are
+    optional.
 
     `transactions` is a DuckDB relation on `con` (a Parquet scan in production), so the raw rows
     are aggregated inside DuckDB. `sources` names the files in error messages.
@@ -240,6 +245,7 @@ def build_report(
         "nps": "nps",
         "scores": "scores",
         "backtest": "backtest",
+        "drift": "drift",
         **(sources or {}),
     }
     span = check_transactions(con, transactions, names["transactions"])
@@ -302,6 +308,9 @@ def build_report(
         list_outcomes=None
         if backtest is None
         else summarize_list_outcomes(backtest, names["backtest"]),
+        out_of_range=None
+        if drift is None
+        else tuple(summarize_out_of_range(drift, names["drift"])),
     )
 
 

@@ -399,6 +399,7 @@ def _at_risk(report: RetentionReport) -> str:
             "not be contacted: they show what happens without a campaign."
         )
     body = f'<p>{escape(facts)}</p><p class="model-line">{escape(report.model_quality)}</p>'
+    body += _out_of_range(report)
     tiers = report.risk_by_tier
     body += _figure(
         charts.draw_value_at_risk(tiers),
@@ -449,6 +450,48 @@ def _at_risk(report: RetentionReport) -> str:
             ],
         )
     return _section("at-risk", body + _list_outcomes(report))
+
+
+def fmt_number(value: float) -> str:
+    """Return 1,004 for a whole number, else three significant digits (0.352)."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:.3g}"
+
+
+def _out_of_range(report: RetentionReport) -> str:
+    """Return the features whose scored values lie outside the training range, in plain words
+    (empty when the drift report names none, or was not given)."""
+    if not report.out_of_range:
+        return ""
+    items = []
+    for found in report.out_of_range:
+        edges = []
+        if found.share_above:
+            edges.append(
+                f"{fmt_pct(100 * found.share_above)} above the highest value the model learnt "
+                f"from ({fmt_number(found.training_max)}; today up to "
+                f"{fmt_number(found.current_max)}), scored as if they had "
+                f"{fmt_number(found.training_max)}"
+            )
+        if found.share_below:
+            edges.append(
+                f"{fmt_pct(100 * found.share_below)} below the lowest value the model learnt "
+                f"from ({fmt_number(found.training_min)}; today down to "
+                f"{fmt_number(found.current_min)}), scored as if they had "
+                f"{fmt_number(found.training_min)}"
+            )
+        items.append(
+            f"<li><code>{escape(found.feature)}</code>: "
+            f"{escape(fmt_pct(100 * found.share_outside))} of the scored customers lie outside "
+            f"the training range — {escape('; '.join(edges))}.</li>"
+        )
+    return (
+        "<h3>Customers beyond what the model has seen</h3>"
+        '<p class="warning">Some scored customers have values the model never saw in training. '
+        "It scores them as if their value sat at the edge of what it saw, so differences beyond "
+        "that edge do not change their churn probability: for them the score leans on the other "
+        "features and is less certain. Retraining on newer data widens the range.</p>"
+        f"<ul>{''.join(items)}</ul>"
+    )
 
 
 def _list_outcomes(report: RetentionReport) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -17,14 +18,14 @@ from churn.columns import (
 )
 from churn.config import ScoreParams
 from churn.logs import get_logger
-from churn.model import ChurnModel
-from churn.score.phrasing import build_references
-from churn.score.reasons import choose_method, explain_customers, suggest_actions
 from churn.score.targeting import (
     build_profit_curve,
     score_customers,
     summarise_scores,
 )
+
+if TYPE_CHECKING:  # LightGBM is slow to import; publish and the app only need targeting
+    from churn.model import ChurnModel
 
 log = get_logger("score")
 
@@ -42,6 +43,9 @@ def build_scores(
     Reasons cost a TreeSHAP pass per row, so they are computed only for flagged customers
     (treatment and control alike, so the two groups stay comparable).
     """
+    from churn.score.phrasing import build_references
+    from churn.score.reasons import choose_method, explain_customers, suggest_actions
+
     probability = model.predict_proba(snapshot)
     scores = score_customers(
         snapshot,

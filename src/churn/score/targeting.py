@@ -87,6 +87,24 @@ def save_rates_by_tier(params: ScoreParams) -> dict[str, float]:
     return dict.fromkeys(TIERS, params.save_rate)
 
 
+def expected_net_benefit(
+    probability: np.ndarray,
+    save_rate: np.ndarray | float,
+    expected_value: np.ndarray,
+    contact_cost: float,
+) -> np.ndarray:
+    """Return the expected net benefit of contacting each customer, in money.
+
+    probability x save_rate x expected_value - contact_cost: the value kept by the share of
+    churners the action saves, less what the contact costs. The score stage ranks and flags by it;
+    the marketing page's what-if recomputes it with an edited contact cost (one formula, here).
+    """
+    probability = np.asarray(probability, dtype="float64")
+    return probability * np.asarray(save_rate, dtype="float64") * np.asarray(
+        expected_value, dtype="float64"
+    ) - float(contact_cost)
+
+
 def resolve_probability_floor(
     target: TargetParams, tiers: TiersParams, probability: np.ndarray | None = None
 ) -> float:
@@ -143,6 +161,18 @@ def _runs(starts: np.ndarray, run_start: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(firsts.tolist(), lasts.tolist(), strict=True))
 
 
+def targeting_candidates(
+    probability: np.ndarray, suppressed: np.ndarray, target: TargetParams, floor: float = 0.0
+) -> np.ndarray:
+    """Return who a list under the targeting rule may hold, whatever its size: customers not
+    suppressed whose probability reaches `floor` (net_benefit and top_n rules; resolved by
+    `resolve_probability_floor`) or `target.min_probability` (probability rule)."""
+    threshold = target.min_probability if target.rule == "probability" else floor
+    return ~np.asarray(suppressed, dtype=bool) & (
+        np.asarray(probability, dtype="float64") >= threshold
+    )
+
+
 def flag_at_risk(
     priority: np.ndarray,
     probability: np.ndarray,
@@ -151,16 +181,12 @@ def flag_at_risk(
     target: TargetParams,
     floor: float = 0.0,
 ) -> np.ndarray:
-    """Return the at-risk flag from the targeting rule; suppressed customers are never flagged.
-
-    The net_benefit and top_n rules also need probability >= `floor` (resolved from
-    `target.min_probability_floor` by `resolve_probability_floor`).
-    """
-    eligible = ~np.asarray(suppressed, dtype=bool)
-    if target.rule != "probability":
-        # below the floor a customer is not a candidate, so they do not take a top-N place either
-        eligible &= np.asarray(probability, dtype="float64") >= floor
-    # rank among eligible customers only, so suppression does not shrink a top-N list
+    """Return the at-risk flag from the targeting rule: the targeting candidates (never a
+    suppressed customer), in priority order, with positive net benefit (net_benefit rule), the
+    first top_n (top_n rule) or all (probability rule), and at most target.max_customers."""
+    # below the floor a customer is not a candidate, so they do not take a top-N place either;
+    # ranks count candidates only, so suppression does not shrink a top-N list
+    eligible = targeting_candidates(probability, suppressed, target, floor)
     order = np.argsort(priority, kind="stable")
     eligible_rank = np.zeros(len(priority), dtype="int64")
     eligible_rank[order] = np.cumsum(eligible[order])
@@ -169,7 +195,7 @@ def flag_at_risk(
     elif target.rule == "top_n":
         candidate = eligible_rank <= target.top_n
     else:
-        candidate = np.asarray(probability) >= target.min_probability
+        candidate = np.ones(len(priority), dtype=bool)
     flagged = candidate & eligible
     if target.max_customers is not None:
         flagged &= eligible_rank <= target.max_customers
@@ -220,7 +246,7 @@ def score_customers(
     rates = save_rates_by_tier(params)
     tiers = assign_tiers(probability, params.tiers)
     save_rate = pd.Series(tiers, dtype=object).map(rates).to_numpy(dtype="float64")
-    net_benefit = probability * save_rate * expected_value - params.contact_cost
+    net_benefit = expected_net_benefit(probability, save_rate, expected_value, params.contact_cost)
     floor = resolve_probability_floor(params.target, params.tiers, probability)
     id_values = ids.to_numpy(dtype=object)
     # build every column directly in priority order (cheaper than sorting the frame afterwards)
@@ -268,6 +294,10 @@ def score_customers(
         "expected_value_capped": int((raw_value > value_cap).sum()) if value_cap is not None else 0,
         "rule": params.target.rule,
         "min_probability_floor": round(floor, 6),
+        # the customers any list could hold (the profit curve's end): suppressed and below-floor out
+        "candidates": int(
+            targeting_candidates(probability, suppressed, params.target, floor).sum()
+        ),
         "above_average": params.target.above_average,
         "save_rates": rates,
     }
@@ -287,15 +317,22 @@ def _single_as_of(snapshot: pd.DataFrame) -> object:
     return pd.Timestamp(cutoffs[0]).date()
 
 
-def build_profit_curve(scores: pd.DataFrame, points: int) -> pd.DataFrame:
-    """Return (list_size, expected_net_benefit) for lists of the top-k non-suppressed customers.
+def build_profit_curve(scores: pd.DataFrame, params: ScoreParams) -> pd.DataFrame:
+    """Return (list_size, expected_net_benefit) for lists of the top-k targeting candidates.
 
-    Sampled at about `points` evenly spaced sizes, always including the best size and the end, so
-    the DVC plot shows where adding customers stops paying for the contact.
+    The lists the pipeline could publish: customers below the probability floor (or suppressed)
+    are on no list whatever its size, so they are not counted. Sampled at about
+    `params.profit_curve_points` evenly spaced sizes, always including the best size and the end,
+    so the DVC plot shows where adding customers stops paying for the contact.
     """
-    eligible = scores.loc[~scores[SUPPRESSED].to_numpy(dtype=bool)].sort_values(
-        PRIORITY, kind="stable"
+    probability = scores[CHURN_PROBABILITY].to_numpy(dtype="float64")
+    # the floor of the scored population, as score_customers resolved it (same mean probability)
+    floor = resolve_probability_floor(params.target, params.tiers, probability)
+    candidates = targeting_candidates(
+        probability, scores[SUPPRESSED].to_numpy(dtype=bool), params.target, floor
     )
+    points = params.profit_curve_points
+    eligible = scores.loc[candidates].sort_values(PRIORITY, kind="stable")
     cumulative = np.concatenate([[0.0], np.cumsum(eligible[EXPECTED_NET_BENEFIT].to_numpy())])
     sizes = np.unique(
         np.concatenate(

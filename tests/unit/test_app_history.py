@@ -1,0 +1,102 @@
+"""The page's history: earlier lists with their backtest outcome, or when they mature."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from churn.app.history import DUE, MATURING, MEASURED, build_history, matures_on
+from churn.backtest import run_backtest
+from churn.config import BacktestParams
+
+OLD, NEW = date(2024, 1, 31), date(2024, 3, 31)
+
+
+def _scores(n_flagged: int = 100, n_rest: int = 20) -> pd.DataFrame:
+    n = n_flagged + n_rest
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array([f"{i:04d}" for i in range(n)], dtype="string"),
+            "churn_probability": [0.6] * n_flagged + [0.1] * n_rest,
+            "at_risk": [True] * n_flagged + [False] * n_rest,
+            "group": ["treatment", "control"] * (n // 2),
+        }
+    )
+
+
+def _backtest(contacts: pd.DataFrame | None = None) -> dict:
+    """The real backtest: 50 of 100 flagged customers and 10 of 20 others buy after OLD."""
+    scores = _scores()
+    buyers = [f"{i:04d}" for i in range(50, 100)] + [f"{i:04d}" for i in range(100, 110)]
+    transactions = pd.DataFrame(
+        {
+            "customer_id": pd.array([*buyers, "0000"], dtype="string"),
+            "date": [date(2024, 2, 10)] * len(buyers) + [date(2024, 3, 5)],
+            "amount": 5.0,
+        }
+    )
+    published = {OLD: (30, scores), NEW: (30, scores)}
+    return run_backtest(published, transactions, BacktestParams(), contacts)
+
+
+def _manifest(as_of: date, horizon: int = 30) -> dict:
+    return {
+        "as_of": str(as_of),
+        "model_version": "4",
+        "created_at": f"{as_of}T06:00:00Z",
+        "groups": {"treatment": 60, "control": 6},
+        "definition": {"horizon_days": horizon},
+    }
+
+
+def test_a_matured_list_shows_its_outcome_and_a_newer_one_when_it_matures():
+    downloads = [
+        {"as_of": str(OLD), "at": "2024-02-01T09:00:00Z"},
+        {"as_of": str(OLD), "at": "2024-02-03T09:00:00Z"},
+    ]
+    rows = build_history(
+        [_manifest(OLD), _manifest(NEW)], _backtest(), downloads, str(NEW), date(2024, 4, 2), 90
+    )
+    assert [r.as_of for r in rows] == [str(NEW), str(OLD)]  # newest first
+    new, old = rows
+    assert (new.status, new.matures_on, new.latest, new.downloads) == (
+        MATURING,
+        "2024-04-30",
+        True,
+        0,
+    )
+    assert (old.status, old.matures_on, old.latest) == (MEASURED, None, False)
+    assert old.flagged["churn_rate"] == pytest.approx(0.5)  # 50 of 100 flagged did not buy
+    assert old.rest["churn_rate"] == pytest.approx(0.5)
+    assert old.flagged["ci_low"] < 0.5 < old.flagged["ci_high"]
+    assert old.campaign["known"] is False  # no contact log: no effect claimed
+    assert (old.downloads, old.last_download) == (2, "2024-02-03T09:00:00Z")
+    assert (old.contacts, old.control) == (60, 6)
+
+
+def test_with_a_contact_log_the_campaign_effect_and_its_interval_are_shown():
+    contacts = pd.DataFrame(
+        {
+            "customer_id": pd.array([f"{i:04d}" for i in range(0, 100, 2)], dtype="string"),
+            "contacted_at": [date(2024, 2, 2)] * 50,
+        }
+    )
+    rows = build_history([_manifest(OLD)], _backtest(contacts), [], str(OLD), date(2024, 4, 2), 90)
+    campaign = rows[0].campaign
+    assert campaign["known"] is True
+    assert campaign["ci_low"] <= campaign["retention_difference"] <= campaign["ci_high"]
+
+
+def test_without_a_backtest_a_list_matures_by_its_own_horizon_or_is_due():
+    manifests = [_manifest(OLD, horizon=90)]
+    maturing = build_history(manifests, None, [], str(OLD), date(2024, 4, 29), 30)[0]
+    assert (maturing.status, maturing.matures_on) == (MATURING, "2024-04-30")
+    due = build_history(manifests, None, [], str(OLD), date(2024, 4, 30), 30)[0]
+    assert (due.status, due.matures_on, due.flagged) == (DUE, "2024-04-30", None)
+
+
+def test_the_horizon_comes_from_the_list_else_from_the_params():
+    assert matures_on(_manifest(OLD, horizon=10), 90) == "2024-02-10"
+    assert matures_on({"as_of": str(OLD)}, 90) == "2024-04-30"
