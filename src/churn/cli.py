@@ -605,7 +605,8 @@ def promote(
     registry = _registry(names)
     # the published record sits beside params.yaml, at the path `churn publish` writes to
     production = _production(out, params.resolve().parent / EXPORTS)
-    gap = registry_gap(production, registry, names.champion_alias, registry.tracking_uri)
+    location = registry.tracking_uri.removeprefix("sqlite:///")
+    gap = registry_gap(production, registry, names.champion_alias, location)
     if gap is not None:
         if not new_registry or production.model is None:
             raise registry_gap_error(gap, production)

@@ -606,6 +606,7 @@ class PromoteParams(Section):
     eval_role: str = Field("test", min_length=1)  # snapshot role both models are measured on
     # the floor moves with the data: the challenger must also reach the best simple baseline's
     # ROC AUC on the same rows less that AUC's bootstrap half-width (customers resampled)
+    baseline_floor: bool = True  # off: the floor is min_auc alone (a reviewed exception)
     baseline_bootstrap: int = Field(200, ge=20)
     # the drop is measured against the best of the last `history` champions (same definition),
     # each rescored on today's rows, so small drops cannot add up over many promotions

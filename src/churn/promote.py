@@ -509,13 +509,19 @@ def run_gate(
         for version, model, why in earlier
     ]
     horizon = (recorded_definition(challenger.metadata) or {}).get("horizon_days")
-    baseline = measure_baseline_floor(
-        rows,
-        snapshots[snapshots[ROLE] == "fit"],
-        horizon,
-        params.baseline_bootstrap,
-        params.seed,
+    baseline = (
+        measure_baseline_floor(
+            rows,
+            snapshots[snapshots[ROLE] == "fit"],
+            horizon,
+            params.baseline_bootstrap,
+            params.seed,
+        )
+        if params.baseline_floor
+        else BaselineFloor(None, note="promote.baseline_floor is off: min_auc alone")
     )
+    if baseline.note:
+        log.warning("gate floor: %s", baseline.note)
     rejected = registry.rejected_reason(challenger_version)
     decision = decide_promotion(
         challenger_result,
@@ -545,7 +551,9 @@ def run_gate(
                 if champion_version
                 else ""
             )
-            + "; fix the training data or params (promote.min_auc), or `churn rollback --to VERSION`"
+            + "; fix the training data or params (promote.min_auc; a model that cannot beat the "
+            "simple baselines should not score customers, but promote.baseline_floor: false "
+            "waives that rule), or `churn rollback --to VERSION`"
         )
     reference = drift_reference_for(chosen, snapshots, drift)
     if chosen.drift_reference is None and chosen is not challenger:
@@ -666,6 +674,7 @@ def build_report(
             "max_ece_increase": params.max_ece_increase,
             "ece_bins": ECE_BINS,
             "eval_role": params.eval_role,
+            "baseline_floor": params.baseline_floor,
             "baseline_bootstrap": params.baseline_bootstrap,
             "history": params.history,
         },

@@ -312,3 +312,12 @@ def test_the_floor_moves_with_the_data_to_the_best_baseline_less_its_half_width(
     decision = decide_promotion(weak, None, PARAMS, baseline=floor)
     assert decision.promote is False
     assert any("floor" in r and f"best baseline {floor.baseline}" in r for r in decision.reasons)
+
+
+def test_without_a_recorded_horizon_the_floor_falls_back_to_recency_and_says_so():
+    assert PromoteParams().baseline_floor is True
+    rows = _baseline_rows(n=400)
+    from churn.promote import measure_baseline_floor
+
+    floor = measure_baseline_floor(rows, rows.assign(role="fit"), None, 50, 0)
+    assert floor.baseline == "recency" and "recency only" in floor.note  # no horizon recorded
