@@ -340,6 +340,7 @@ class ChurnModel:
             names.append(DRIFT_REFERENCE_FILE)
         texts = {name: _read_text(folder / name) for name in names}
         metadata = _parse_json(folder / METADATA_FILE, texts[METADATA_FILE], dict)
+        _check_metadata(metadata, folder / METADATA_FILE)
         expected = metadata.get("files_sha256")
         if not isinstance(expected, dict) or not isinstance(expected.get(MODEL_FILE), str):
             raise ChurnError(
@@ -375,6 +376,40 @@ class ChurnModel:
         )
         booster = _parse_booster(folder / MODEL_FILE, texts[MODEL_FILE], spec)
         return cls(booster, calibrator, spec, metadata, reference)
+
+
+# the shapes of the metadata keys the gate, evaluate and scoring read (absent keys are allowed:
+# folders written before a key existed do not have it)
+_METADATA_SHAPES: dict[str, tuple[type, ...]] = {
+    "definition": (dict,),
+    "training_cutoffs": (list,),
+    "calibration_cutoff": (str, type(None)),
+    "horizon_days": (int,),
+    "held_out": (dict, type(None)),
+    "holdout": (dict, type(None)),
+    "out_of_time": (dict, type(None)),
+    "evaluation": (str, type(None)),
+}
+_METADATA_PARTS = {"held_out": ("cutoff", "hash", "share_from"), "holdout": ("hash", "share_below")}
+
+
+def _check_metadata(metadata: dict[str, Any], path: Path) -> None:
+    """Raise ChurnError naming a metadata key whose value has the wrong shape."""
+    fix = "restore the model folder or retrain (`dvc repro train`)"
+    for key, shapes in _METADATA_SHAPES.items():
+        value = metadata.get(key)
+        if key in metadata and (not isinstance(value, shapes) or isinstance(value, bool)):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in shapes)
+            raise ChurnError(
+                f"{path}: {key!r} must be {expected}, found {type(value).__name__}; {fix}"
+            )
+    cutoffs = metadata.get("training_cutoffs")
+    if cutoffs is not None and (len(cutoffs) != 2 or not all(isinstance(c, str) for c in cutoffs)):
+        raise ChurnError(f"{path}: 'training_cutoffs' must be [oldest, newest] dates; {fix}")
+    for key, parts in _METADATA_PARTS.items():
+        value = metadata.get(key)
+        if isinstance(value, dict) and any(part not in value for part in parts):
+            raise ChurnError(f"{path}: {key!r} must hold {list(parts)}; {fix}")
 
 
 def _read_text(path: Path) -> str:

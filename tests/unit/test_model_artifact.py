@@ -158,6 +158,10 @@ def test_a_model_folder_without_the_booster_checksum_is_refused_before_lightgbm(
     [
         ("metadata.json", "[1, 2]", r"metadata\.json: expected a JSON object, found list"),
         ("metadata.json", "{not json", r"metadata\.json: not valid JSON"),
+        ("metadata.json", '{"training_cutoffs": "2024-01-01"}', r"'training_cutoffs' must be list"),
+        ("metadata.json", '{"training_cutoffs": ["2024-01-01"]}', r"\[oldest, newest\]"),
+        ("metadata.json", '{"held_out": {"cutoff": "2024-01-01"}}', r"'held_out' must hold"),
+        ("metadata.json", '{"horizon_days": "90"}', r"'horizon_days' must be int"),
         ("calibrator.json", '"isotonic"', r"calibrator\.json: expected a JSON object"),
         ("calibrator.json", '{"kind": "isotonic", "x": "0,1", "y": [0, 1]}', r"isotonic 'x'"),
         ("calibrator.json", '{"kind": "platt", "a": "1", "b": 0}', r"platt 'a' and 'b'"),

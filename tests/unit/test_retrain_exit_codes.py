@@ -329,3 +329,19 @@ def test_a_list_already_published_for_the_date_names_the_retrain_flag(tmp_path, 
     fake = Fake(moves=True, publish_error=refused)
     assert run_retrain(fake.steps(), tmp_path / "lock") == EXIT_ERROR
     assert "rerun `churn retrain --force` to replace it" in churn_logs.text
+
+
+def test_the_retrain_command_records_its_pipeline_process_group(tmp_path):
+    """`churn retrain`'s pipeline step reports the child's process group for the lock file."""
+    from pathlib import Path
+
+    from churn.config import Params, RetrainParams
+    from churn.lifecycle import retrain_steps
+
+    script = "import os; print(os.getpgid(0) == os.getpid())"
+    settings = Params(retrain=RetrainParams(repro_command=(sys.executable, "-c", script)))
+    steps = retrain_steps(settings, Path(tmp_path), dict(os.environ), accept_drift=False)
+    groups: list[int] = []
+    result = steps.repro(groups.append)
+    assert result.returncode == 0 and result.tail == ("True",)  # its own process group ...
+    assert len(groups) == 1 and groups[0] > 0  # ... recorded by the lock
