@@ -568,20 +568,25 @@ def score(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Score every customer of the as-of snapshot: probability, tier, value, target, reasons."""
+    from churn.columns import CUSTOMER_ID
     from churn.files import parquet_bytes, write_bytes, write_csv, write_json
     from churn.model import ChurnModel
     from churn.score import build_profit_curve, build_scores, summarise_scores
-    from churn.score.suppression import read_suppression
+    from churn.score.suppression import check_suppression, read_suppression
 
     settings = _stage_params("score", params).score
     champion = ChurnModel.load(model)
     suppressed = read_suppression(suppression)
     scores = build_scores(_read_parquet(snapshot, "as-of snapshot"), champion, settings, suppressed)
+    matched, warning = check_suppression(suppressed, scores[CUSTOMER_ID], str(suppression))
+    if warning:
+        log.warning("%s", warning)
     write_bytes(out, parquet_bytes(scores))
     write_csv(build_profit_curve(scores, settings.profit_curve_points), profit_curve)
     metrics = summarise_scores(scores, len(suppressed))
     as_of = str(scores["as_of"].iloc[0])
-    write_json({"as_of": as_of, "model_version": champion.version, **metrics}, report)
+    report_data = {"as_of": as_of, "model_version": champion.version, **metrics}
+    write_json({**report_data, "suppression": {**matched, "warned": warning is not None}}, report)
     log.info(
         "scored %d customers as of %s with model %s: %d flagged (%d control), %d suppressed",
         metrics["customers"],

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterable
 from pathlib import Path
-
-import pyarrow as pa
+from typing import Any
 
 from churn.columns import CUSTOMER_ID
 from churn.errors import ChurnError
 
+# most of a list matching nobody is a sign of a wrong or mangled file, not of lost customers
+MOSTLY_UNMATCHED = 0.5
+DELIMITERS = (",", ";", "\t")  # Excel writes ';' in locales with a decimal comma, tab as "Text"
+
 
 def read_suppression(path: str | Path) -> list[str]:
-    """Return the customer ids of a suppression list CSV (a `customer_id` column; ids as text)."""
-    import pyarrow.csv as pacsv
+    """Return the customer ids of a suppression list CSV (a `customer_id` column; ids as text).
 
+    Reads what spreadsheets save: UTF-8 with or without a byte-order mark, UTF-16 with one, and
+    ',' ';' or tab between columns. Ids are kept as written (only surrounding spaces go).
+    """
     path = Path(path)
     if not path.is_file():
         raise ChurnError(
@@ -21,23 +29,82 @@ def read_suppression(path: str | Path) -> list[str]:
             "header only when nobody is suppressed) or point the score stage's --suppression "
             "in dvc.yaml elsewhere"
         )
+    text = _decode(path, path.read_bytes())
+    if not text.strip():
+        raise ChurnError(f"{path}: empty file; write at least the header line 'customer_id'")
+    header_line = text.splitlines()[0]
+    delimiter = next(
+        (d for d in DELIMITERS if CUSTOMER_ID in [c.strip() for c in header_line.split(d)]), ","
+    )
     try:
-        table = pacsv.read_csv(
-            path,
-            convert_options=pacsv.ConvertOptions(
-                column_types={CUSTOMER_ID: pa.string()}, strings_can_be_null=False
-            ),
-        )
-    except pa.ArrowInvalid as error:
-        if "Empty CSV file" in str(error):
-            raise ChurnError(
-                f"{path}: empty file; write at least the header line 'customer_id'"
-            ) from None
+        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+    except csv.Error as error:
         raise ChurnError(f"{path}: not a readable CSV ({error})") from None
-    if CUSTOMER_ID not in table.column_names:
+    header = [column.strip() for column in rows[0]]
+    if CUSTOMER_ID not in header:
         raise ChurnError(
-            f"{path}: no 'customer_id' column (found {table.column_names}); "
-            "name the id column customer_id"
+            f"{path}: no 'customer_id' column (found {header}); name the id column customer_id"
         )
-    ids = [str(v).strip() for v in table.column(CUSTOMER_ID).to_pylist() if v is not None]
-    return sorted({v for v in ids if v})
+    position = header.index(CUSTOMER_ID)
+    ids = (row[position].strip() for row in rows[1:] if len(row) > position)
+    return sorted({value for value in ids if value})
+
+
+def _decode(path: Path, data: bytes) -> str:
+    # Excel's "Unicode Text" is UTF-16 (its BOM gives the byte order); its "CSV UTF-8" has a BOM
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    encoding = "utf-16" if utf16 else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as error:
+        raise ChurnError(
+            f"{path}: not {encoding.upper()} text (byte {error.start}: {data[error.start : error.start + 1]!r}); "
+            "save the suppression list as 'CSV UTF-8'"
+        ) from None
+
+
+def check_suppression(
+    suppressed_ids: Iterable[str], customer_ids: Iterable[str], source: str = "suppression list"
+) -> tuple[dict[str, Any], str | None]:
+    """Return (counts for reports/score.json, a warning or None) for a suppression list matched
+    against the scored customers; ids appear only in the warning (for the log), not the counts.
+
+    Ids that match no customer suppress nobody. That is normal for a few (customers no longer
+    active), but when most of the list matches nobody the warning says so, and when such ids match
+    a customer once zero-padded to the customers' id width (`123` → `00123`: a spreadsheet dropped
+    the leading zeros) it names that cause. Ids are never rewritten: the fix belongs in the file.
+    """
+    wanted = set(suppressed_ids)
+    customers = set(customer_ids)
+    unmatched = sorted(wanted - customers)
+    widths = sorted({len(c) for c in customers if c.isdigit()})
+    padded: dict[str, str] = {}
+    for value in unmatched:
+        if value.isdigit():
+            full = next((value.zfill(w) for w in widths if value.zfill(w) in customers), None)
+            if full is not None and full != value:
+                padded[value] = full
+    share = len(unmatched) / len(wanted) if wanted else 0.0
+    counts = {
+        "list_size": len(wanted),
+        "matched": len(wanted) - len(unmatched),
+        "unmatched": len(unmatched),
+        "unmatched_share": round(share, 4),
+        "match_after_zero_padding": len(padded),
+    }
+    warning = None
+    if padded or (wanted and share > MOSTLY_UNMATCHED):
+        warning = (
+            f"{source}: {len(unmatched):,} of {len(wanted):,} ids ({share:.0%}) match no scored "
+            f"customer, so they suppress nobody (e.g. {', '.join(map(repr, unmatched[:3]))})"
+        )
+        if padded:
+            first, full = next(iter(padded.items()))
+            warning += (
+                f"; {len(padded):,} of them match a customer once zero-padded ({first!r} → "
+                f"{full!r}): leading zeros were probably lost in a spreadsheet. Re-export the list "
+                "with the id column as text; ids are not rewritten"
+            )
+        else:
+            warning += "; check that the file holds this data's customer ids"
+    return counts, warning
