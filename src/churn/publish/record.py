@@ -170,9 +170,18 @@ def _stage_folder(root: Path, name: str, files: dict[str, bytes], manifest: dict
     """Write a complete folder under a hidden staging name; return its path."""
     staging = root / f".staging-{name}-{secrets.token_hex(4)}"
     staging.mkdir()
-    for file_name, data in files.items():
-        write_bytes(staging / file_name, data)
-    write_bytes(staging / MANIFEST_FILE, _json_bytes(manifest))
+    try:
+        for file_name, data in files.items():
+            write_bytes(staging / file_name, data)
+        write_bytes(staging / MANIFEST_FILE, _json_bytes(manifest))
+    except ChurnError as error:  # a failed write (disk full): nothing half-written is left
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ChurnError(
+            f"{root / name}: not published (LATEST.json is unchanged): {error}"
+        ) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return staging
 
 
