@@ -10,9 +10,8 @@ from typing import Any
 
 from churn.columns import CUSTOMER_ID
 from churn.errors import ChurnError
+from churn.ids import check_id_matches
 
-# most of a list matching nobody is a sign of a wrong or mangled file, not of lost customers
-MOSTLY_UNMATCHED = 0.5
 DELIMITERS = (",", ";", "\t")  # Excel writes ';' in locales with a decimal comma, tab as "Text"
 
 
@@ -57,8 +56,9 @@ def _decode(path: Path, data: bytes) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as error:
+        byte = data[error.start : error.start + 1]
         raise ChurnError(
-            f"{path}: not {encoding.upper()} text (byte {error.start}: {data[error.start : error.start + 1]!r}); "
+            f"{path}: not {encoding.upper()} text (byte {error.start}: {byte!r}); "
             "save the suppression list as 'CSV UTF-8'"
         ) from None
 
@@ -67,44 +67,14 @@ def check_suppression(
     suppressed_ids: Iterable[str], customer_ids: Iterable[str], source: str = "suppression list"
 ) -> tuple[dict[str, Any], str | None]:
     """Return (counts for reports/score.json, a warning or None) for a suppression list matched
-    against the scored customers; ids appear only in the warning (for the log), not the counts.
+    against the scored customers (`churn.ids.check_id_matches`).
 
-    Ids that match no customer suppress nobody. That is normal for a few (customers no longer
-    active), but when most of the list matches nobody the warning says so, and when such ids match
-    a customer once zero-padded to the customers' id width (`123` → `00123`: a spreadsheet dropped
-    the leading zeros) it names that cause. Ids are never rewritten: the fix belongs in the file.
+    Customers no longer active are not scored, so a few unmatched ids are expected.
     """
-    wanted = set(suppressed_ids)
-    customers = set(customer_ids)
-    unmatched = sorted(wanted - customers)
-    widths = sorted({len(c) for c in customers if c.isdigit()})
-    padded: dict[str, str] = {}
-    for value in unmatched:
-        if value.isdigit():
-            full = next((value.zfill(w) for w in widths if value.zfill(w) in customers), None)
-            if full is not None and full != value:
-                padded[value] = full
-    share = len(unmatched) / len(wanted) if wanted else 0.0
-    counts = {
-        "list_size": len(wanted),
-        "matched": len(wanted) - len(unmatched),
-        "unmatched": len(unmatched),
-        "unmatched_share": round(share, 4),
-        "match_after_zero_padding": len(padded),
-    }
-    warning = None
-    if padded or (wanted and share > MOSTLY_UNMATCHED):
-        warning = (
-            f"{source}: {len(unmatched):,} of {len(wanted):,} ids ({share:.0%}) match no scored "
-            f"customer, so they suppress nobody (e.g. {', '.join(map(repr, unmatched[:3]))})"
-        )
-        if padded:
-            first, full = next(iter(padded.items()))
-            warning += (
-                f"; {len(padded):,} of them match a customer once zero-padded ({first!r} → "
-                f"{full!r}): leading zeros were probably lost in a spreadsheet. Re-export the list "
-                "with the id column as text; ids are not rewritten"
-            )
-        else:
-            warning += "; check that the file holds this data's customer ids"
-    return counts, warning
+    return check_id_matches(
+        suppressed_ids,
+        customer_ids,
+        source,
+        "so they suppress nobody (customers no longer active are not scored)",
+        customers="scored customer",
+    )
