@@ -228,15 +228,14 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     for column in out.columns:
         values = out[column]
         kind = values.dtype
-        if (
-            pd.api.types.is_numeric_dtype(kind)
-            or pd.api.types.is_bool_dtype(kind)
-            or pd.api.types.is_datetime64_any_dtype(kind)
-            or pd.api.types.is_timedelta64_dtype(kind)
-        ):
+        if _is_plain_value_dtype(kind):
             continue
         cells = values.to_numpy(dtype=object, na_value=None)
-        risky = np.fromiter((_risky_cell(cell) for cell in cells), dtype=bool, count=len(cells))
+        # only a cell starting with something other than a letter or digit can be formula-like
+        first = pd.Series(cells, dtype="string").str.slice(0, 1)
+        maybe = (~first.str.isalnum()).fillna(False).to_numpy(dtype=bool)
+        risky = np.zeros(len(cells), dtype=bool)
+        risky[maybe] = [_risky_cell(cell) for cell in cells[maybe]]
         if risky.any():
             cells = cells.copy()
             cells[risky] = ["'" + str(cell) for cell in cells[risky]]
@@ -260,8 +259,35 @@ def csv_text(frame: pd.DataFrame) -> str:
     buffer = io.StringIO()
     # with CR LF as the record end the csv module quotes every field holding CR or LF (with LF
     # alone it would leave a bare CR unquoted); the record ends are then written as LF
-    neutralise_formulas(frame).to_csv(buffer, index=False, lineterminator="\r\n")
-    return _QUOTED_OR_RECORD_END.sub(lambda m: m.group(1) or "\n", buffer.getvalue())
+    safe = neutralise_formulas(frame)
+    safe.to_csv(buffer, index=False, lineterminator="\r\n")
+    text = buffer.getvalue()
+    if not _holds_cr(safe):
+        return text.replace("\r\n", "\n")  # every CR LF is a record end
+    return _QUOTED_OR_RECORD_END.sub(lambda m: m.group(1) or "\n", text)
+
+
+def _holds_cr(frame: pd.DataFrame) -> bool:
+    """Return True when a column name or a text cell of `frame` holds a carriage return."""
+    if any("\r" in str(column) for column in frame.columns):
+        return True
+    for column in frame.columns:
+        values = frame[column]
+        if not _is_plain_value_dtype(values.dtype):
+            text = values.astype("string")
+            if text.str.contains("\r", regex=False).fillna(False).any():
+                return True
+    return False
+
+
+def _is_plain_value_dtype(kind: Any) -> bool:
+    """Return True for dtypes whose cells are never text (numbers, booleans, datetimes)."""
+    return bool(
+        pd.api.types.is_numeric_dtype(kind)
+        or pd.api.types.is_bool_dtype(kind)
+        or pd.api.types.is_datetime64_any_dtype(kind)
+        or pd.api.types.is_timedelta64_dtype(kind)
+    )
 
 
 def csv_bytes(frame: pd.DataFrame) -> bytes:

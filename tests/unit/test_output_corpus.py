@@ -11,6 +11,7 @@ import openpyxl
 import pandas as pd
 import pytest
 
+from churn import files
 from churn.errors import ChurnError
 from churn.files import write_csv
 from churn.publish.formats import csv_bytes, render_list
@@ -32,6 +33,7 @@ def _frame(value: str) -> pd.DataFrame:
             "note": pd.Series([value, "ok"], dtype=object),
             "amount": [-1.5, 2.0],
             "orders": [-3, 4],
+            "segment": pd.Categorical([value, "north"]),
         }
     )
 
@@ -46,6 +48,7 @@ CSV_WRITERS: dict[str, Callable[[pd.DataFrame, Path], str]] = {
     "publish csv_bytes": lambda frame, tmp_path: csv_bytes(frame).decode("utf-8"),
     "files.write_csv (reports, plots)": _via_write_csv,
     "at-risk --format csv": lambda frame, tmp_path: render_list(frame, "csv").decode("utf-8"),
+    "files.csv_text (MLflow evaluation tables)": lambda frame, tmp_path: files.csv_text(frame),
 }
 
 
@@ -62,13 +65,13 @@ def test_csv_writers_keep_rows_whole_and_neutralise_formulas(tmp_path, writer, c
     value = HOSTILE_TEXT[case]
     text = CSV_WRITERS[writer](_frame(value), tmp_path)
     rows = spreadsheet_rows(text)
-    assert len(rows) == 3 and all(len(row) == 4 for row in rows), rows
+    assert len(rows) == 3 and all(len(row) == 5 for row in rows), rows
     header, first, second = rows
-    assert header == ["customer_id", "note", "amount", "orders"]
-    _assert_safe_cell(first[0], value)
-    _assert_safe_cell(first[1], value)
+    assert header == ["customer_id", "note", "amount", "orders", "segment"]
+    for cell in (first[0], first[1], first[4]):
+        _assert_safe_cell(cell, value)
     assert (float(first[2]), int(first[3])) == (-1.5, -3)  # numbers stay numbers
-    assert second == ["00002", "ok", "2.0", "4"]
+    assert second == ["00002", "ok", "2.0", "4", "north"]
 
 
 @pytest.mark.parametrize("case", sorted(HOSTILE_TEXT))
@@ -83,8 +86,8 @@ def test_excel_export_neutralises_formulas_or_refuses_what_it_cannot_store(case)
     rows = [[cell for cell in row] for row in sheet.iter_rows()]
     assert len(rows) == 3
     assert not [c.coordinate for row in rows for c in row if c.data_type == "f"]
-    _assert_safe_cell(rows[1][0].value, value)
-    _assert_safe_cell(rows[1][1].value, value)
+    for cell in (rows[1][0], rows[1][1], rows[1][4]):
+        _assert_safe_cell(cell.value, value)
     assert (rows[1][2].value, rows[1][3].value) == (-1.5, -3)
 
 
