@@ -1,6 +1,8 @@
 """Every file the project writes goes through here: written to a temporary name beside the
 target, flushed to disk (fsync), renamed into place and the folder entry flushed, so a crash or
-`kill -9` leaves either the old file or the new one, never a partial one."""
+`kill -9` leaves either the old file or the new one, never a partial one. A failed write (disk
+full, a folder or an unwritable path given) is a ChurnError naming the path and the fix. CSV is
+written spreadsheet-safe: formula-like text neutralised, every field holding CR or LF quoted."""
 
 from __future__ import annotations
 
@@ -73,7 +75,7 @@ def fsync_dir(path: str | Path) -> None:
         os.close(fd)
 
 
-# what to do about a failed write, by errno; the message also says the previous file is intact
+# what to do about a failed write, by errno
 _WRITE_FIXES = {
     errno.ENOSPC: "the disk is full; free some space or write to another disk",
     errno.EDQUOT: "the disk quota is used up; free some space or write to another disk",
