@@ -8,6 +8,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
 from churn.columns import CUSTOMER_ID
 from churn.errors import ChurnError
 from churn.ids import check_id_matches
@@ -35,18 +39,24 @@ def read_suppression(path: str | Path) -> list[str]:
     delimiter = next(
         (d for d in DELIMITERS if CUSTOMER_ID in [c.strip() for c in header_line.split(d)]), ","
     )
-    try:
-        rows = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
-    except csv.Error as error:
-        raise ChurnError(f"{path}: not a readable CSV ({error})") from None
-    header = [column.strip() for column in rows[0]]
+    header = [column.strip() for column in next(csv.reader([header_line], delimiter=delimiter))]
     if CUSTOMER_ID not in header:
         raise ChurnError(
             f"{path}: no 'customer_id' column (found {header}); name the id column customer_id"
         )
-    position = header.index(CUSTOMER_ID)
-    ids = (row[position].strip() for row in rows[1:] if len(row) > position)
-    return sorted({value for value in ids if value})
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(text.encode("utf-8")),
+            read_options=pacsv.ReadOptions(column_names=header, skip_rows=1),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(header, pa.string()), strings_can_be_null=False
+            ),
+        )
+    except pa.ArrowInvalid as error:
+        raise ChurnError(f"{path}: not a readable CSV ({error})") from None
+    ids = pc.unique(pc.utf8_trim_whitespace(table.column(CUSTOMER_ID))).to_pylist()
+    return sorted(value for value in ids if value)
 
 
 def _decode(path: Path, data: bytes) -> str:
