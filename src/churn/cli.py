@@ -7,6 +7,7 @@ test). Commands run outside DVC find the stage files through `churn.pipeline`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -764,7 +765,7 @@ def at_risk(
     ] = None,
 ) -> None:
     """Filter the published at-risk list for a campaign; write CSV/JSON/Excel and a summary."""
-    from churn.files import write_bytes
+    from churn.files import write_bytes, write_stdout
     from churn.publish import lists
     from churn.publish.formats import render_list
     from churn.publish.record import read_list, read_manifest
@@ -787,8 +788,13 @@ def at_risk(
     if to_stdout:
         if file_format == "xlsx":
             raise ChurnError("--format xlsx: give --out FILE.xlsx (no Excel on stdout)")
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        try:
+            write_stdout(data)
+        except BrokenPipeError:
+            # the reader stopped early (`| head`): stop quietly, with the shell's SIGPIPE status
+            with contextlib.suppress(OSError, ValueError):  # no more "broken pipe" at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
     else:
         write_bytes(out, data)
     summary = f"{group} list as of {manifest['as_of']} (model {manifest['model_version']}):\n"

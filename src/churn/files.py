@@ -16,6 +16,7 @@ import json
 import numbers
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -164,6 +165,18 @@ def append_line(path: str | Path, line: str) -> None:
         handle.write((("\n" if torn else "") + line.rstrip("\n") + "\n").encode("utf-8"))
         handle.flush()
         os.fsync(handle.fileno())
+
+
+def write_stdout(data: bytes) -> None:
+    """Write bytes to standard output and flush them; a full disk behind a redirect is a
+    ChurnError. A reader that stopped early (`| head`) raises BrokenPipeError for the CLI."""
+    try:
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        raise write_error("standard output", error, "the output is incomplete") from None
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

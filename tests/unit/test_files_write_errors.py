@@ -154,3 +154,30 @@ def test_a_full_disk_during_publish_leaves_latest_and_no_staging_folder(tmp_path
         "LATEST.json",
         "events.jsonl",
     ]
+
+
+def test_at_risk_to_a_full_disk_on_stdout_is_a_clear_error(tmp_path):
+    """A real ENOSPC: /dev/full refuses every write, as a full disk behind `> list.csv` does."""
+    publish_lists(make_scores(300, seed=1), tmp_path / "exports", now=NOW)
+    command = [sys.executable, "-m", "churn", "at-risk", "--exports", str(tmp_path / "exports")]
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(command, stdout=full, stderr=subprocess.PIPE, text=True)
+    assert done.returncode == 1
+    assert "error: standard output: cannot write it: the disk is full" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_at_risk_stops_quietly_when_the_reader_stops_early(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from churn.cli import app
+
+    publish_lists(make_scores(300, seed=1), tmp_path / "exports", now=NOW)
+
+    def reader_gone(data):
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+    monkeypatch.setattr(files, "write_stdout", reader_gone)
+    result = CliRunner().invoke(app, ["at-risk", "--exports", str(tmp_path / "exports")])
+    assert result.exit_code == 141, result.output  # the shell's status for SIGPIPE, no traceback
+    assert not isinstance(result.exception, OSError)
