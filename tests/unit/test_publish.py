@@ -205,7 +205,9 @@ def test_a_failure_at_any_write_or_rename_leaves_latest_naming_a_complete_list(
                 patch.setattr(os, "replace", failing)
             try:
                 publish_lists(lists[name], root, force=force, now=NOW)
-            except InjectedFailure:
+            except ChurnError as error:  # a failed write is a clear error naming the path
+                assert f"injected failure at {target} {k}" in str(error)
+                assert "cannot write it" in str(error)
                 failures += 1
             else:
                 break
