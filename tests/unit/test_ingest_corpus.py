@@ -263,14 +263,48 @@ def test_nonexistent_local_time_in_the_spring_gap_is_kept_as_written(tmp_path):
 
 
 # --------------------------------------------------------------------------- duplicates
-def test_repeated_transaction_ids_are_removed_and_counted(tmp_path):
-    body = GOOD + "00001,a,2024-01-01 10:00:00,10.00\n00003,b,2024-01-09,99\n00003,c,2024-01-03,1\n"
+def test_identical_rows_with_one_transaction_id_are_duplicates_removed_and_counted(tmp_path):
+    body = GOOD + "00001,a,2024-01-01 10:00:00,10.00\n00001,a,2024-01-01T09:00:00Z,10\n"
     result = run(tmp_path, write_csv(tmp_path, body))
-    assert result.report["duplicates_removed"] == 2
-    assert result.report["duplicate_ids_conflicting"] == 1  # 'b' came back with other values
-    assert sorted(result.transactions["transaction_id"]) == ["a", "b", "c"]
-    kept_b = result.transactions.set_index("transaction_id").loc["b"]
-    assert kept_b["customer_id"] == "00002"  # the first occurrence wins
+    assert result.report["duplicates_removed"] == 2  # same values (09:00Z is 10:00 in Berlin)
+    assert result.report["reused_transaction_ids"] == 0
+    assert sorted(result.transactions["transaction_id"]) == ["a", "b"]
+
+
+def test_lines_of_one_order_share_an_id_and_are_all_kept(tmp_path):
+    body = (
+        "00001,a,2024-01-01 10:00:00,10.00\n00001,a,2024-01-01 10:00:00,4.50\n"
+        "00001,a,2024-01-01 10:00:00,-2\n00002,b,2024-01-02 11:00:00,20.50\n"
+    )
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert result.report["duplicates_removed"] == 0 and result.report["quarantined"] == 0
+    assert result.report["line_item_rows"] == 3
+    assert sorted(result.transactions["amount"]) == [-2.0, 4.5, 10.0, 20.5]
+
+
+def test_an_id_reused_by_another_customer_or_date_is_quarantined_never_dropped(tmp_path):
+    body = GOOD + "00003,b,2024-01-09,99\n00001,c,2024-01-03,1\n00001,c,2024-02-03,1\n"
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert result.report["duplicates_removed"] == 0
+    assert reasons(result) == {"reused_transaction_id": 4}  # every row of ids b and c
+    assert result.report["reused_transaction_ids"] == 2
+    assert result.transactions["transaction_id"].tolist() == ["a"]
+    assert set(result.quarantine["transaction_id"]) == {"b", "c"}
+    detail = result.quarantine["detail"].iloc[0]
+    assert "'order_id'" in detail and "ingest.columns.transaction_id" in detail
+    assert "ingest.columns.transaction_id" in result.report["warnings"][0]
+
+
+def test_ids_restarting_per_store_fail_the_gate_with_the_line_id_hint(tmp_path):
+    # 1,000 real orders whose numbers restart: id i % 500, another customer each time
+    body = "".join(
+        f"{i:05d},{i % 500},2024-01-{1 + i % 28:02d} 10:00:00,{1 + i % 7}\n" for i in range(1000)
+    )
+    message = _error(tmp_path, write_csv(tmp_path, body), max_quarantine_share=0.05)
+    assert "reused_transaction_id: 1000" in message
+    assert "map ingest.columns.transaction_id to a line or unique id, or set it to null" in message
+    kept = run(tmp_path, write_csv(tmp_path, body), columns={"transaction_id": None})
+    assert kept.report["rows_clean"] == 1000
 
 
 def test_bad_first_copy_does_not_hide_the_good_second_copy(tmp_path):

@@ -38,6 +38,11 @@ _REASON_HINTS = {
         "separators and the ingest.columns.amount mapping. "
     ),
     "missing_customer_id": "Most rejected rows have no customer id: check ingest.columns.customer_id. ",
+    "reused_transaction_id": (
+        "Transaction ids are reused by other customers or dates (order numbers that restart per "
+        "store or per year?): map ingest.columns.transaction_id to a line or unique id, or set it "
+        "to null (then identical rows are counted, not removed). "
+    ),
 }
 
 
@@ -52,13 +57,14 @@ def check_quarantine_share(table: CleanedTable, max_share: float) -> CheckResult
         for reason, count in sorted(table.quarantined_by_reason.items(), key=lambda kv: -kv[1])
     )
     top_reason = max(table.quarantined_by_reason.items(), key=lambda kv: kv[1], default=("", 0))[0]
+    hints = [top_reason] + [r for r in ("reused_transaction_id",) if r in table.quarantined_by_reason]
     return CheckResult(
         name,
         "fail",
         f"{table.name}: {table.quarantined} of {table.rows_read} rows ({share:.1%}) would be "
         f"quarantined, more than ingest.max_quarantine_share = {max_share:.1%} ({reasons}); "
         "nothing was written. "
-        + _REASON_HINTS.get(top_reason, "")
+        + "".join(dict.fromkeys(_REASON_HINTS.get(r, "") for r in hints))
         + "Fix the export or the mapping (see the reasons), or raise "
         "ingest.max_quarantine_share if this is expected",
         share,

@@ -227,7 +227,7 @@ def clean_transactions(
     keys = "__file, __row" if many else "__row"
     same_row = "t.__row = d.__row" + (" AND t.__file = d.__file" if many else "")
     source_cols = sorted({cust, ts, amt, *passthrough, *([tx] if tx else [])})
-    detail_sql = _transaction_detail(cust, ts, amt, params, reject_after)
+    detail_sql = _transaction_detail(cust, ts, amt, tx, params, reject_after)
     con.execute(
         f"""CREATE TEMP TABLE {typed} AS
         SELECT {keys}, __cid, __ts, __amt, __tx {pass_cols}, __reason, __offset, __trimmed
@@ -253,6 +253,9 @@ def clean_transactions(
     else:
         stats_warning = None
 
+    # A repeated id is one order's lines (same customer, same date) or an id reused by another
+    # order (ids that restart per store or per year): those rows are quarantined, never dropped.
+    reused_ids = _quarantine_reused_ids(con, typed) if tx else 0
     counts = con.execute(
         f"SELECT __reason, count(*), count(*) FILTER (__offset), count(*) FILTER (__trimmed) "
         f"FROM {typed} GROUP BY ALL"
@@ -273,30 +276,14 @@ def clean_transactions(
         )
 
     # Duplicates among valid rows only, so a bad first copy never hides a good second one.
-    # Grouping 64-bit hashes finds the few candidate ids cheaply; the window then compares the
+    # Grouping 64-bit hashes finds the few candidate ids cheaply; the windows then compare the
     # ids themselves, so a hash collision can never remove a row.
     dups = fresh_name("txn_dups")
     out_cols = ["__cid", "__ts", "__amt", "__tx", *passthrough]
-    conflicting = 0
     exact_duplicates = 0
+    line_items = 0
     if tx:
-        con.execute(
-            f"""CREATE TEMP TABLE {dups} AS
-            SELECT {keys}, conflicting FROM (
-                SELECT {keys}, row_number() OVER w AS rn,
-                       (__cid, __ts, __amt) IS DISTINCT FROM
-                       first_value((__cid, __ts, __amt)) OVER w
-                       AS conflicting
-                FROM {typed}
-                WHERE __reason IS NULL AND __tx IS NOT NULL
-                  AND hash(__tx) IN (
-                    SELECT hash(__tx) FROM {typed}
-                    WHERE __reason IS NULL AND __tx IS NOT NULL
-                    GROUP BY ALL HAVING count(*) > 1)
-                WINDOW w AS (PARTITION BY __tx ORDER BY {keys})
-            ) WHERE rn > 1"""
-        )
-        (conflicting,) = con.execute(f"SELECT count(*) FROM {dups} WHERE conflicting").fetchone()
+        _, line_items = _drop_repeated_rows(con, typed, keys, same_row, out_cols, dups)
     else:
         group = ", ".join(ident(c) for c in out_cols)
         (exact_duplicates,) = con.execute(
@@ -355,9 +342,17 @@ def clean_transactions(
             0 if params.drop_exact_duplicates else int(exact_duplicates)
         )
     else:
-        stats["duplicate_ids_conflicting"] = int(conflicting)
+        stats["reused_transaction_ids"] = int(reused_ids)
+        stats["line_item_rows"] = int(line_items)
     if stats_warning:
         stats["warnings"] = [stats_warning]
+    if reused_ids:
+        stats.setdefault("warnings", []).append(
+            f"{where}: {reused_ids} transaction ids in column {tx!r} are used by more than one "
+            "order (another customer or date); their rows are quarantined as "
+            f"{Reason.REUSED_TRANSACTION_ID}. If the ids restart per store or per year, map "
+            "ingest.columns.transaction_id to a line or unique id, or set it to null"
+        )
     result = CleanedTable(
         name="transactions",
         clean_sql=clean_sql,
@@ -368,6 +363,62 @@ def clean_transactions(
         stats=stats,
     )
     return result  # rows_clean is counted in the written file: see summarize_transactions
+
+
+def _repeated_ids_sql(typed: str) -> str:
+    """SQL of the valid rows whose transaction id occurs more than once (hash-filtered first)."""
+    return f"""SELECT * FROM {typed}
+        WHERE __reason IS NULL AND __tx IS NOT NULL AND hash(__tx) IN (
+            SELECT hash(__tx) FROM {typed} WHERE __reason IS NULL AND __tx IS NOT NULL
+            GROUP BY ALL HAVING count(*) > 1)"""
+
+
+def _quarantine_reused_ids(con: duckdb.DuckDBPyConnection, typed: str) -> int:
+    """Mark the rows of ids used by more than one order (another customer or local date) as
+    reused_transaction_id; return how many ids were reused."""
+    reused = fresh_name("txn_reused")
+    con.execute(
+        f"""CREATE TEMP TABLE {reused} AS
+        SELECT __tx FROM ({_repeated_ids_sql(typed)})
+        GROUP BY __tx HAVING count(DISTINCT (__cid, CAST(__ts AS DATE))) > 1"""
+    )
+    (n,) = con.execute(f"SELECT count(*) FROM {reused}").fetchone()
+    if n:
+        con.execute(
+            f"""UPDATE {typed} SET __reason = '{Reason.REUSED_TRANSACTION_ID}'
+            WHERE __reason IS NULL AND __tx IN (SELECT __tx FROM {reused})"""
+        )
+    return int(n)
+
+
+def _drop_repeated_rows(
+    con: duckdb.DuckDBPyConnection,
+    typed: str,
+    keys: str,
+    same_row: str,
+    out_cols: list[str],
+    dups: str,
+) -> tuple[int, int]:
+    """Create `dups`: every valid row identical to an earlier one with the same transaction id
+    (a re-sent row). Lines of one order that differ in any value are kept. Return (rows
+    removed, rows kept that share their id with another kept row: an order's lines)."""
+    group = ", ".join(ident(c) for c in out_cols)
+    repeated = fresh_name("txn_repeated")
+    con.execute(f"CREATE TEMP TABLE {repeated} AS {_repeated_ids_sql(typed)}")
+    con.execute(
+        f"""CREATE TEMP TABLE {dups} AS
+        SELECT {keys}, false AS conflicting FROM (
+            SELECT {keys}, row_number() OVER (PARTITION BY {group} ORDER BY {keys}) AS rn
+            FROM {repeated}
+        ) WHERE rn > 1"""
+    )
+    (removed,) = con.execute(f"SELECT count(*) FROM {dups}").fetchone()
+    (lines,) = con.execute(
+        f"""SELECT coalesce(sum(n), 0) FROM (
+            SELECT count(*) AS n FROM {repeated} t ANTI JOIN {dups} d ON {same_row}
+            GROUP BY t.__tx HAVING count(*) > 1)"""
+    ).fetchone()
+    return int(removed), int(lines)
 
 
 def summarize_transactions(
@@ -401,7 +452,9 @@ def _reject_after_words(params, reject_after: datetime) -> str:
     return "ingest.reject_after " + reject_after.isoformat(sep=" ", timespec="seconds")
 
 
-def _transaction_detail(cust: str, ts: str, amt: str, params, reject_after: datetime) -> str:
+def _transaction_detail(
+    cust: str, ts: str, amt: str, tx: str | None, params, reject_after: datetime
+) -> str:
     """Return SQL building a one-line human explanation for a quarantined row."""
     fmt = params.timestamp_format
     expected = (
@@ -434,4 +487,7 @@ def _transaction_detail(cust: str, ts: str, amt: str, params, reject_after: date
             || ' is not a number' || {amount_hint}
         WHEN '{Reason.NON_FINITE_AMOUNT}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
             || ' is NaN or infinite'
+        WHEN '{Reason.REUSED_TRANSACTION_ID}' THEN {lit(f"column '{tx}' value ")} || {_shown(tx or cust)}
+            || ' names orders of more than one customer or date (ids restart per store or year?); '
+            || 'map ingest.columns.transaction_id to a line or unique id, or set it to null'
     END"""

@@ -17,6 +17,7 @@ class Reason(StrEnum):
     MISSING_AMOUNT = "missing_amount"
     NON_NUMERIC_AMOUNT = "non_numeric_amount"
     NON_FINITE_AMOUNT = "non_finite_amount"  # NaN or +/-inf
+    REUSED_TRANSACTION_ID = "reused_transaction_id"  # the id names orders of other customers/dates
     MISSING_DATE = "missing_date"  # side tables (customers, NPS)
     UNPARSEABLE_DATE = "unparseable_date"
     FUTURE_DATE = "future_date"
