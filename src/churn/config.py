@@ -219,6 +219,19 @@ class FeaturesParams(Section):
 SQL_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlite", "mssql", "oracle", "duckdb")
 
 
+# Query-string keys of a database URL that carry a secret (password=, sslpassword=, token=, ...)
+SECRET_QUERY_KEY = re.compile(
+    r"passw|passphrase|^pass$|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
+    r"|credential|signature",
+    re.IGNORECASE,
+)
+
+
+def is_secret_query_key(key: str) -> bool:
+    """Return True when a URL query key names a secret (password, pwd, token, api_key, ...)."""
+    return SECRET_QUERY_KEY.search(key) is not None
+
+
 def is_sql_url(source: str) -> bool:
     """Return True when `source` looks like a SQLAlchemy URL (or an env:VAR naming one)."""
     if source.startswith("env:"):
@@ -430,6 +443,14 @@ def _check_source(label: str, source: str, fmt: str, sql: SqlOptions) -> None:
                 url = make_url(source)
             except ArgumentError:
                 raise ValueError(f"{label}source is not a valid SQLAlchemy URL") from None
+            secret_keys = [k for k in url.query if is_secret_query_key(k)]
+            if secret_keys:
+                raise ValueError(
+                    f"{label}source carries a secret in its query string ({secret_keys[0]}=...); "
+                    f"remove it from params.yaml: put the password in the environment variable "
+                    f"named by {label}sql.password_env, or the whole URL in an env var and write "
+                    "source: env:VARNAME"
+                )
             if url.password is not None:
                 raise ValueError(
                     f"{label}source contains a password; remove it from params.yaml and put it "

@@ -23,6 +23,27 @@ def test_password_in_the_source_url_is_an_error_that_does_not_repeat_it():
     assert "s3cret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "query",
+    ["password=s3cret", "PWD=s3cret", "sslpassword=s3cret", "token=s3cret", "Secret=s3cret",
+     "access_token=s3cret", "api_key=s3cret", "sslmode=require&client_secret=s3cret"],
+)  # fmt: skip
+def test_secret_in_the_source_urls_query_string_is_refused_without_repeating_it(query):
+    for key in ("", "customers."):
+        settings = {"source": f"postgresql://bob@db/x?{query}", "sql": {"table": "t"}}
+        if key:
+            settings = {"customers": settings}
+        with pytest.raises(ChurnError) as caught:
+            parse_params({"ingest": settings})
+        assert "query string" in str(caught.value) and "password_env" in str(caught.value)
+        assert "s3cret" not in str(caught.value)
+
+
+def test_harmless_query_options_in_the_source_url_are_accepted():
+    url = "postgresql://bob@db/x?sslmode=require&passfile=/home/bob/.pgpass&application_name=churn"
+    assert parse_params({"ingest": {"source": url, "sql": {"table": "t"}}}).ingest.source == url
+
+
 def test_sql_source_needs_exactly_one_of_table_or_query():
     with pytest.raises(ChurnError, match="exactly one"):
         parse_params({"ingest": {"source": "postgresql://bob@db/x"}})
@@ -61,6 +82,13 @@ def test_misspelt_ingest_key_is_an_error_naming_it():
 def test_mask_url_hides_the_password():
     assert mask_url("postgresql://bob:s3cret@db:5432/x") == "postgresql://bob:***@db:5432/x"
     assert mask_url("env:CHURN_DB_URL") == "env:CHURN_DB_URL"
+
+
+def test_mask_url_hides_secrets_in_the_query_string():
+    shown = mask_url("postgresql://bob:pw1@db/x?sslmode=require&PassWord=pw2&sslpassword=pw3&token=pw4")
+    assert "pw1" not in shown and "pw2" not in shown and "pw3" not in shown and "pw4" not in shown
+    assert "sslmode=require" in shown and "PassWord=***" in shown
+    assert mask_url("weird-url://h/x?api_key=pw5&a=1") == "weird-url://h/x?api_key=***&a=1"
 
 
 def test_password_comes_from_the_named_environment_variable():

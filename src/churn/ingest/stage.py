@@ -118,7 +118,7 @@ def _open(
         return open_source(con, spec.source, fmt, spec.csv, required, work_dir, key=key), None
     url = resolve_sql_url(spec.source, spec.sql.password_env, environ)
     from_env = spec.source.startswith("env:")  # then even the host stays out of logs
-    shown = mask_url(spec.source) if from_env else url.render_as_string(hide_password=True)
+    shown = mask_url(spec.source) if from_env else mask_url(url)
     path = sql_copies / f"{name}_snapshot.parquet"
     log.info("%s: reading %s into %s", name, shown, path)
     columns = required if spec.sql.table else []
