@@ -382,6 +382,18 @@ class IntegrityParams(Section):
         return self
 
 
+# The features stage sums amounts as 64-bit integers of 1/10000 currency unit: one amount beyond
+# 9.2e14 overflows there, so no limit may allow more than 1e14.
+MAX_REPRESENTABLE_AMOUNT = 1e14
+
+
+class IngestLimits(Section):
+    """Values outside what the pipeline can represent or believe are quarantined with a reason."""
+
+    max_abs_amount: float = Field(1e12, gt=0, le=MAX_REPRESENTABLE_AMOUNT)
+    min_date: date = date(1900, 1, 1)  # earlier timestamps: timestamp_out_of_range
+
+
 class IngestParams(Section):
     """Reading and cleaning the transactions export: `churn ingest` (the `ingest` DVC stage)."""
 
@@ -397,6 +409,7 @@ class IngestParams(Section):
     reject_after: datetime | None = None  # later timestamps are quarantined; None = run time
     drop_exact_duplicates: bool = False  # without transaction_id: drop identical rows?
     max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    limits: IngestLimits = IngestLimits()
     freshness: FreshnessCheck = FreshnessCheck()
     volume: VolumeCheck = VolumeCheck()
     integrity: IntegrityParams = IntegrityParams()

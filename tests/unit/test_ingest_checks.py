@@ -85,7 +85,9 @@ def test_mask_url_hides_the_password():
 
 
 def test_mask_url_hides_secrets_in_the_query_string():
-    shown = mask_url("postgresql://bob:pw1@db/x?sslmode=require&PassWord=pw2&sslpassword=pw3&token=pw4")
+    shown = mask_url(
+        "postgresql://bob:pw1@db/x?sslmode=require&PassWord=pw2&sslpassword=pw3&token=pw4"
+    )
     assert "pw1" not in shown and "pw2" not in shown and "pw3" not in shown and "pw4" not in shown
     assert "sslmode=require" in shown and "PassWord=***" in shown
     assert mask_url("weird-url://h/x?api_key=pw5&a=1") == "weird-url://h/x?api_key=***&a=1"

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from churn.errors import ChurnError
-from support.ingest_support import HEADER, reasons, run, write_csv
+from support.ingest_support import HEADER, ingest_params, reasons, run, write_csv
 
 GOOD = "00001,a,2024-01-01 10:00:00,10.00\n00002,b,2024-01-02 11:00:00,20.50\n"
 
@@ -448,3 +448,81 @@ def test_zone_names_convert_and_am_pm_stays_local(tmp_path):
     assert stamps["a"] == stamps["b"] == pd.Timestamp("2024-01-01 11:00:00")
     assert stamps["c"] == pd.Timestamp("2024-01-02 22:00:00")
     assert result.report["timestamps_with_offset"] == 2
+
+
+# --------------------------------------------------------------------------- control characters
+@pytest.mark.parametrize(
+    "bad", ["000\x071", "0000\x001", "00\x1b[31m1", "0001\x0b", "00\x7f01", "0\x8501"]
+)
+def test_customer_ids_with_control_characters_are_quarantined_never_altered(tmp_path, bad):
+    body = f'00001,a,2024-01-01 10:00:00,1\n"{bad}",b,2024-01-02 10:00:00,2\n'
+    path = tmp_path / "tx.csv"
+    path.write_bytes((HEADER + body).encode("utf-8"))
+    result = run(tmp_path, path)
+    assert reasons(result) == {"control_character_customer_id": 1}
+    assert result.transactions["customer_id"].tolist() == ["00001"]  # '00001' stays '00001'
+    assert result.quarantine["customer_id"].tolist() == [bad]  # kept as it came
+    assert "control character U+00" in result.quarantine["detail"].iloc[0]
+
+
+def test_side_table_customer_ids_with_control_characters_are_quarantined(tmp_path):
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer,signup_date\n00001,2024-01-01\n0000\x072,2024-01-01\n")
+    nps = tmp_path / "nps.csv"
+    nps.write_text("customer,answered_at,score\n00001,2024-01-05,9\n000\x1f1,2024-01-05,3\n")
+    result = run(
+        tmp_path,
+        write_csv(tmp_path, GOOD),
+        customers={
+            "source": str(customers),
+            "columns": {"customer_id": "customer", "channel": None, "region": None},
+        },
+        nps={"source": str(nps), "columns": {"customer_id": "customer"}},
+    )
+    assert result.report["customers_table"]["quarantined_by_reason"] == {
+        "control_character_customer_id": 1
+    }
+    assert result.report["nps_table"]["quarantined_by_reason"] == {
+        "control_character_customer_id": 1
+    }
+    assert result.customers["customer_id"].tolist() == ["00001"]
+    assert result.nps["customer_id"].tolist() == ["00001"]
+
+
+# --------------------------------------------------------------------------- values beyond limits
+def test_amounts_beyond_the_limit_are_quarantined_before_they_overflow_features(tmp_path):
+    body = GOOD + "00003,c,2024-01-03,1e15\n00004,d,2024-01-03,-2.5e12\n00005,e,2024-01-03,1e12\n"
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert reasons(result) == {"amount_out_of_range": 2}
+    assert sorted(result.transactions["amount"]) == [10.0, 20.5, 1e12]
+    detail = result.quarantine["detail"].iloc[0]
+    assert "'1e15'" in detail and "ingest.limits.max_abs_amount" in detail
+    lowered = run(tmp_path, write_csv(tmp_path, body), limits={"max_abs_amount": 100})
+    assert reasons(lowered) == {"amount_out_of_range": 3}
+
+
+def test_amount_limit_cannot_be_set_beyond_what_features_can_sum():
+    with pytest.raises(ChurnError, match="max_abs_amount"):
+        ingest_params("x.csv", limits={"max_abs_amount": 1e15})
+
+
+def test_dates_before_the_minimum_are_quarantined(tmp_path):
+    body = GOOD + (
+        "00003,c,0000-01-01 10:00:00,1\n00004,d,-0001-06-01,1\n00005,e,0001-01-01,1\n"
+        "00006,f,1899-12-31 23:59:59,1\n00007,g,1900-01-01,1\n"
+    )
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert reasons(result) == {"timestamp_out_of_range": 4}
+    assert "ingest.limits.min_date 1900-01-01" in result.quarantine["detail"].iloc[0]
+    assert result.report["date_min"] == "1900-01-01"
+
+
+def test_parquet_timestamps_before_year_one_are_quarantined(tmp_path):
+    stamps = pa.array([-62_200_000_000_000_000, 1_704_103_200_000_000], type=pa.timestamp("us"))
+    path = _parquet(
+        tmp_path / "tx.parquet", customer=["00001", "00002"], order_id=["a", "b"],
+        ordered_at=stamps, amount=[1.0, 2.0],
+    )  # fmt: skip
+    result = run(tmp_path, path)
+    assert reasons(result) == {"timestamp_out_of_range": 1}
+    assert result.transactions["customer_id"].tolist() == ["00002"]

@@ -57,7 +57,9 @@ def check_quarantine_share(table: CleanedTable, max_share: float) -> CheckResult
         for reason, count in sorted(table.quarantined_by_reason.items(), key=lambda kv: -kv[1])
     )
     top_reason = max(table.quarantined_by_reason.items(), key=lambda kv: kv[1], default=("", 0))[0]
-    hints = [top_reason] + [r for r in ("reused_transaction_id",) if r in table.quarantined_by_reason]
+    hints = [top_reason] + [
+        r for r in ("reused_transaction_id",) if r in table.quarantined_by_reason
+    ]
     return CheckResult(
         name,
         "fail",

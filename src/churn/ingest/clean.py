@@ -158,6 +158,31 @@ def formula_expr(id_sql: str) -> str:
     return f"ascii({id_sql}) IN ({codes})"
 
 
+# Control characters (C0, DEL, C1): an id holding one is quarantined, never cleaned, so an id
+# is never altered; surrounding spaces, tabs and line ends are trimmed before this test.
+CONTROL_PATTERN = r"[\x00-\x1f\x7f-\x9f]"
+
+
+def control_expr(text_sql: str) -> str:
+    """Return SQL true when text holds a control character."""
+    return f"regexp_matches({text_sql}, {lit(CONTROL_PATTERN)})"
+
+
+def control_detail(column: str, text_sql: str) -> str:
+    """Return SQL saying which control character a value holds, for the quarantine detail."""
+    return (
+        f"{lit(f'column {column!r} value ')} || {_shown_sql(text_sql)} || ' holds the control "
+        f"character U+' || printf('%04X', unicode(regexp_extract({text_sql}, "
+        f"{lit(CONTROL_PATTERN)}))) || ' (a broken export or an injection attempt); ids are "
+        "never altered: fix the export'"
+    )
+
+
+def _shown_sql(text_sql: str) -> str:
+    quote = lit("'")
+    return f"coalesce({quote} || left({text_sql}, 80) || {quote}, 'empty')"
+
+
 def _text(column: str) -> str:
     return f"CAST({ident(column)} AS VARCHAR)"
 
@@ -209,15 +234,20 @@ def clean_transactions(
     pass_cols = "".join(f", {ident(p)}" for p in passthrough)
 
     typed = fresh_name("txn_typed")
+    min_date = lit(params.limits.min_date.isoformat())
+    max_amount = repr(float(params.limits.max_abs_amount))
     reason_sql = f"""CASE
         WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
         WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
+        WHEN {control_expr("__cid")} THEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
         WHEN __ts IS NULL AND {blank_expr(ts)} THEN '{Reason.MISSING_TIMESTAMP}'
         WHEN __ts IS NULL THEN '{Reason.UNPARSEABLE_TIMESTAMP}'
         WHEN __ts > CAST({reject} AS TIMESTAMP) THEN '{Reason.FUTURE_TIMESTAMP}'
+        WHEN __ts < CAST({min_date} AS TIMESTAMP) THEN '{Reason.TIMESTAMP_OUT_OF_RANGE}'
         WHEN __amt IS NULL AND {blank_expr(amt)} THEN '{Reason.MISSING_AMOUNT}'
         WHEN __amt IS NULL THEN '{Reason.NON_NUMERIC_AMOUNT}'
         WHEN NOT isfinite(__amt) THEN '{Reason.NON_FINITE_AMOUNT}'
+        WHEN abs(__amt) > {max_amount} THEN '{Reason.AMOUNT_OUT_OF_RANGE}'
     END"""
     originals: list[tuple[str, str | None]] = [(C.CUSTOMER_ID, cust), (C.TIMESTAMP, ts)]
     originals += [(C.AMOUNT, amt), (C.TRANSACTION_ID, tx)]
@@ -469,6 +499,15 @@ def _transaction_detail(
         if params.csv.thousands is None
         else ""
     )
+    limits = params.limits
+    too_early = (
+        f" is before ingest.limits.min_date {limits.min_date}: not a real transaction date; "
+        "fix the export (or lower the limit)"
+    )
+    too_large = (
+        f" is beyond ingest.limits.max_abs_amount = {limits.max_abs_amount:g}: not a real "
+        "amount (an id or a unit error?); fix the export or raise the limit"
+    )
     amount_hint = (
         f"CASE WHEN regexp_matches({_text(amt)}, '^\\s*-?\\d{{1,3}}([,. ]\\d{{3}})+([.,]\\d+)?\\s*$') "
         f"THEN {lit(hint_thousands)} ELSE '' END"
@@ -477,16 +516,21 @@ def _transaction_detail(
         WHEN '{Reason.MISSING_CUSTOMER_ID}' THEN {lit(f"column '{cust}' is empty")}
         WHEN '{Reason.FORMULA_CUSTOMER_ID}' THEN {lit(f"column '{cust}' value ")} || {_shown(cust)}
             || ' starts with = + - or @ and would run as a spreadsheet formula'
+        WHEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}' THEN {control_detail(cust, _text(cust))}
         WHEN '{Reason.MISSING_TIMESTAMP}' THEN {lit(f"column '{ts}' is empty")}
         WHEN '{Reason.UNPARSEABLE_TIMESTAMP}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
             || {lit(" is not a timestamp in " + expected)}
         WHEN '{Reason.FUTURE_TIMESTAMP}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
             || {lit(" is after " + _reject_after_words(params, reject_after))}
+        WHEN '{Reason.TIMESTAMP_OUT_OF_RANGE}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
+            || {lit(too_early)}
         WHEN '{Reason.MISSING_AMOUNT}' THEN {lit(f"column '{amt}' is empty")}
         WHEN '{Reason.NON_NUMERIC_AMOUNT}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
             || ' is not a number' || {amount_hint}
         WHEN '{Reason.NON_FINITE_AMOUNT}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
             || ' is NaN or infinite'
+        WHEN '{Reason.AMOUNT_OUT_OF_RANGE}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
+            || {lit(too_large)}
         WHEN '{Reason.REUSED_TRANSACTION_ID}' THEN {lit(f"column '{tx}' value ")} || {_shown(tx or cust)}
             || ' names orders of more than one customer or date (ids restart per store or year?); '
             || 'map ingest.columns.transaction_id to a line or unique id, or set it to null'

@@ -11,6 +11,8 @@ from churn.ingest.clean import (
     WHITESPACE,
     CleanedTable,
     amount_expr,
+    control_detail,
+    control_expr,
     formula_expr,
     id_expr,
     nullable,
@@ -107,6 +109,7 @@ def clean_customers(
         SELECT *, CASE
             WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
             WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
+            WHEN {control_expr("__cid")} THEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
             WHEN __signup_text IS NOT NULL AND __signup IS NULL THEN '{Reason.UNPARSEABLE_DATE}'
         END AS __reason FROM (
             SELECT __file, __row, {id_expr(cust, t[cust])} AS __cid, {signup_sql} AS __signup,
@@ -136,6 +139,8 @@ def clean_customers(
                 WHEN '{Reason.MISSING_CUSTOMER_ID}' THEN {lit(f"column '{cust}' is empty")}
                 WHEN '{Reason.FORMULA_CUSTOMER_ID}' THEN {lit(f"column '{cust}' value '")}
                     || __orig_cid || ''' starts with = + - or @'
+                WHEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
+                    THEN {control_detail(cust, "__orig_cid")}
                 ELSE {lit(f"column '{signup}' value ")} || __signup_shown || {
         lit(" is not a date (set ingest.customers.date_format or dayfirst)")
     }
@@ -174,6 +179,7 @@ def clean_nps(
         SELECT *, CASE
             WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
             WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
+            WHEN {control_expr("__cid")} THEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
             WHEN __answered_text IS NULL THEN '{Reason.MISSING_DATE}'
             WHEN __answered IS NULL THEN '{Reason.UNPARSEABLE_DATE}'
             WHEN __answered > CAST({reject} AS TIMESTAMP) THEN '{Reason.FUTURE_DATE}'
@@ -195,6 +201,8 @@ def clean_nps(
     quarantine_sql = f"""SELECT 'nps' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE},
             CAST(__row AS BIGINT) AS {C.SOURCE_ROW}, __reason AS {C.REASON},
             CASE
+                WHEN __reason = '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
+                    THEN {control_detail(cust, "__orig_cid")}
                 WHEN __reason IN ('{Reason.MISSING_CUSTOMER_ID}', '{Reason.FORMULA_CUSTOMER_ID}')
                     THEN {lit(f"column '{cust}' value '")} || coalesce(__orig_cid, '') || ''''
                 WHEN __reason IN ('{Reason.MISSING_DATE}', '{Reason.UNPARSEABLE_DATE}',
