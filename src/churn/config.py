@@ -254,6 +254,7 @@ class CsvOptions(Section):
     quote: str = '"'
     escape: str | None = None  # None = same as quote (doubled quotes)
     header: bool = True  # false: the first line is data; columns are column0, column1, ...
+    max_line_bytes: int = Field(2_097_152, ge=1024)  # a longer line (record) is an error
 
     @model_validator(mode="after")
     def _single_characters(self) -> CsvOptions:

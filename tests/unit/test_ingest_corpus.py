@@ -526,3 +526,151 @@ def test_parquet_timestamps_before_year_one_are_quarantined(tmp_path):
     result = run(tmp_path, path)
     assert reasons(result) == {"timestamp_out_of_range": 1}
     assert result.transactions["customer_id"].tolist() == ["00002"]
+
+
+# --------------------------------------------------------------------------- encodings and sizes
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_file_read_as_utf8_is_an_error_naming_the_encoding_setting(tmp_path, codec):
+    path = tmp_path / "tx.csv"
+    path.write_bytes((HEADER + GOOD).encode(codec))
+    message = _error(tmp_path, path)
+    assert str(path) in message and "ingest.csv.encoding: utf-16" in message
+    result = run(tmp_path, path, csv={"encoding": "utf-16"}) if codec == "utf-16" else None
+    assert result is None or result.transactions["customer_id"].tolist() == ["00001", "00002"]
+
+
+def test_gzipped_utf16_file_is_recognised_too(tmp_path):
+    path = tmp_path / "tx.csv.gz"
+    path.write_bytes(gzip.compress((HEADER + GOOD).encode("utf-16")))
+    assert "ingest.csv.encoding: utf-16" in _error(tmp_path, path)
+
+
+def test_a_field_beyond_the_line_limit_names_its_line_and_the_limit(tmp_path):
+    lines = GOOD + "00003,c,2024-01-03 10:00:00,3\n"
+    big = "00009," + "x" * 3_000_000 + ",2024-01-04 10:00:00,1\n"
+    path = write_csv(tmp_path, lines + big + "00004,d,2024-01-05 10:00:00,4\n")
+    message = _error(tmp_path, path)
+    assert str(path) in message and "line 5 " in message  # header, 3 rows, then the long one
+    assert "3,000," in message and "ingest.csv.max_line_bytes = 2,097,152" in message
+    result = run(tmp_path, path, csv={"max_line_bytes": 4_000_000})
+    assert result.report["rows_clean"] == 5
+
+
+# --------------------------------------------------------------------------- duplicate columns
+def test_csv_header_naming_a_column_twice_is_an_error(tmp_path):
+    path = write_csv(tmp_path, "00001,a,2024-01-01,1,2\n", header=HEADER.strip() + ",amount\n")
+    message = _error(tmp_path, path)
+    assert str(path) in message and "'amount' more than once" in message
+
+
+def test_parquet_naming_a_column_twice_is_an_error(tmp_path):
+    path = tmp_path / "tx.parquet"
+    arrays = [pa.array(v) for v in (["00001"], ["a"], ["2024-01-01"], [1.0], [99.0])]
+    names = ["customer", "order_id", "ordered_at", "amount", "amount"]
+    pq.write_table(pa.Table.from_arrays(arrays, names=names), path)
+    message = _error(tmp_path, path)
+    assert str(path) in message and "'amount' more than once" in message
+
+
+# --------------------------------------------------------------------------- folders
+def test_hidden_and_checkpoint_copies_in_a_folder_are_skipped_and_reported(tmp_path):
+    folder = tmp_path / "export"
+    (folder / ".ipynb_checkpoints").mkdir(parents=True)
+    write_csv(folder, GOOD, name="a.csv")
+    write_csv(folder / ".ipynb_checkpoints", GOOD, name="a-checkpoint.csv")
+    write_csv(folder, GOOD, name=".~lock.a.csv")
+    (folder / "README.txt.md").write_text("notes")
+    (folder / "orders.xlsx").write_bytes(b"PK")
+    result = run(tmp_path, folder)
+    assert result.report["rows_read"] == 2 and result.report["files"] == 1
+    skipped = result.report["files_skipped"]
+    assert sorted(skipped["hidden"]) == sorted(
+        [str(folder / ".ipynb_checkpoints" / "a-checkpoint.csv"), str(folder / ".~lock.a.csv")]
+    )
+    assert sorted(skipped["other_types"]) == [
+        str(folder / "README.txt.md"), str(folder / "orders.xlsx")
+    ]  # fmt: skip
+
+
+def test_files_skipped_are_logged(tmp_path, caplog):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    write_csv(folder, GOOD, name="a.csv")
+    (folder / "orders.xlsx").write_bytes(b"PK")
+    with caplog.at_level("WARNING"):
+        run(tmp_path, folder)
+    assert "orders.xlsx" in caplog.text and "1 files skipped" in caplog.text
+
+
+def test_the_same_table_twice_compressed_and_not_is_an_error_naming_both(tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    plain = write_csv(folder, GOOD, name="a.csv")
+    packed = folder / "a.csv.gz"
+    packed.write_bytes(gzip.compress((HEADER + GOOD).encode()))
+    message = _error(tmp_path, folder)
+    assert str(plain) in message and str(packed) in message and "twice" in message
+
+
+# --------------------------------------------------------------------------- damaged Parquet
+def _damaged_parquet(path, checksums: bool):
+    """Write 300 orders uncompressed and change one order id's bytes inside its data page."""
+    table = pa.table(
+        {
+            "customer": [f"{i:05d}" for i in range(300)],
+            "order_id": [f"order{i:04d}" for i in range(300)],
+            "ordered_at": ["2024-01-01 10:00:00"] * 300,
+            "amount": [1.0] * 300,
+        }
+    )
+    pq.write_table(table, path, compression="none", write_page_checksum=checksums)
+    data = path.read_bytes()
+    assert data.count(b"order0123") == 1
+    path.write_bytes(data.replace(b"order0123", b"order9123"))
+    return path
+
+
+def test_a_damaged_parquet_page_with_a_checksum_is_an_error_naming_the_file(tmp_path):
+    path = _damaged_parquet(tmp_path / "tx.parquet", checksums=True)
+    message = _error(tmp_path, path)
+    assert str(path) in message and "checksum" in message and "export it again" in message
+
+
+def test_a_damaged_parquet_page_without_checksums_cannot_be_detected(tmp_path):
+    # the documented limitation (README, "Damaged Parquet files"): the changed id is read as data
+    path = _damaged_parquet(tmp_path / "tx.parquet", checksums=False)
+    result = run(tmp_path, path)
+    assert "order9123" in set(result.transactions["transaction_id"])
+
+
+def test_a_parquet_file_that_does_not_decode_is_an_error_naming_the_file(tmp_path):
+    path = _parquet(
+        tmp_path / "tx.parquet", customer=["00001"] * 500, order_id=[f"o{i}" for i in range(500)],
+        ordered_at=["2024-01-01"] * 500, amount=[1.0] * 500,
+    )  # fmt: skip
+    data = bytearray(path.read_bytes())
+    for i in range(100, 300):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    message = _error(tmp_path, path)
+    assert str(path) in message and "Parquet" in message
+
+
+# --------------------------------------------------------------------------- naive and zoned Parquet
+def test_a_folder_mixing_naive_and_zoned_parquet_timestamps_reads_each_by_its_own_type(tmp_path):
+    folder = tmp_path / "export"
+    ten_utc = 1_704_103_200_000_000  # 2024-01-01 10:00:00
+    _parquet(
+        folder / "part-0.parquet", customer=["00001"], order_id=["naive"],
+        ordered_at=pa.array([ten_utc], type=pa.timestamp("us")), amount=[1.0],
+    )  # fmt: skip
+    _parquet(
+        folder / "part-1.parquet", customer=["00002"], order_id=["zoned"],
+        ordered_at=pa.array([ten_utc], type=pa.timestamp("us", tz="UTC")), amount=[2.0],
+    )  # fmt: skip
+    result = run(tmp_path, folder)
+    stamps = dict(
+        zip(result.transactions["transaction_id"], result.transactions["timestamp"], strict=True)
+    )
+    assert stamps["naive"] == pd.Timestamp("2024-01-01 10:00:00")  # already Berlin wall clock
+    assert stamps["zoned"] == pd.Timestamp("2024-01-01 11:00:00")  # 10:00 UTC is 11:00 in Berlin

@@ -16,6 +16,8 @@ from churn.files import atomic_path, sha256_file
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SNAPSHOT_BATCH_ROWS = 100_000
+# page checksums let ingest tell a snapshot damaged on disk from a good one
+SNAPSHOT_WRITE = {"compression": "zstd", "write_page_checksum": True}
 
 
 @dataclass(frozen=True)
@@ -202,12 +204,12 @@ def _write_batches(result, path: Path) -> int:
                         for f in table.schema
                     ]
                 )
-                writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                writer = pq.ParquetWriter(tmp, schema, **SNAPSHOT_WRITE)
             writer.write_table(table.cast(schema))
             rows += table.num_rows
         if writer is None:
             schema = pa.schema([pa.field(n, pa.string()) for n in names])
-            writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            writer = pq.ParquetWriter(tmp, schema, **SNAPSHOT_WRITE)
         writer.close()
     return rows
 

@@ -110,12 +110,15 @@ def _open(
     sql_copies: Path,
     environ: Mapping[str, str],
     work_dir: Path,
+    zone: str,
 ) -> tuple[RawTable, dict[str, Any] | None]:
     """Open a file source directly, or snapshot a SQL source to Parquet first."""
     fmt = detect_format(spec.source, spec.format)
     key = "ingest.source" if name == "transactions" else f"ingest.{name}.source"
     if fmt != "sql":
-        return open_source(con, spec.source, fmt, spec.csv, required, work_dir, key=key), None
+        raw = open_source(con, spec.source, fmt, spec.csv, required, work_dir, key=key, zone=zone)
+        _log_skipped(name, raw)
+        return raw, None
     url = resolve_sql_url(spec.source, spec.sql.password_env, environ)
     from_env = spec.source.startswith("env:")  # then even the host stays out of logs
     shown = mask_url(spec.source) if from_env else mask_url(url)
@@ -126,8 +129,23 @@ def _open(
         url, spec.sql.table, spec.sql.query, spec.sql.query_params, columns, path, shown
     )
     label = f"{shown} ({spec.sql.table or 'query'})"
-    raw = open_source(con, str(path), "parquet", spec.csv, required, work_dir, label=label)
+    raw = open_source(
+        con, str(path), "parquet", spec.csv, required, work_dir, label=label, zone=zone
+    )
     return raw, {"path": str(path), "rows": snap.rows, "sha256": snap.sha256}
+
+
+SKIPPED_WORDS = {
+    "hidden": "hidden or checkpoint copies (names starting with '.' or '_')",
+    "other_types": "not of the source's format",
+}
+
+
+def _log_skipped(name: str, raw: RawTable) -> None:
+    """Say which files of a folder source were not read, and why."""
+    for why, paths in raw.skipped.items():
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        log.warning("%s: %d files skipped, %s: %s", name, len(paths), SKIPPED_WORDS[why], shown)
 
 
 def _copy(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
@@ -165,9 +183,13 @@ def run_ingest(
         required = [params.columns.customer_id, params.columns.timestamp, params.columns.amount]
         required += [params.columns.transaction_id] if params.columns.transaction_id else []
         required += list(params.passthrough)
-        raw, snapshot = _open(con, "transactions", params, required, sql_copies, environ, work_dir)
+        raw, snapshot = _open(
+            con, "transactions", params, required, sql_copies, environ, work_dir, params.timezone
+        )
         log.info("transactions: %d rows read from %s", raw.rows_read, raw.label)
         transactions = clean_transactions(con, raw, params, reject_after)
+        for warning in transactions.stats.get("warnings", []):
+            log.warning("transactions: %s", warning)
         log.info(
             "transactions: %d quarantined, %d duplicates removed (%.1f s)",
             transactions.quarantined,
@@ -176,6 +198,7 @@ def run_ingest(
         )
         side: dict[str, CleanedTable] = {}
         side_snapshots: dict[str, Any] = {}
+        side_skipped: dict[str, dict[str, tuple[str, ...]]] = {}
         if params.customers is not None:
             spec = params.customers
             wanted = [spec.columns.customer_id] + [
@@ -183,15 +206,21 @@ def run_ingest(
                 for c in (spec.columns.signup_date, spec.columns.channel, spec.columns.region)
                 if c
             ]
-            raw_c, snap_c = _open(con, "customers", spec, wanted, sql_copies, environ, work_dir)
+            raw_c, snap_c = _open(
+                con, "customers", spec, wanted, sql_copies, environ, work_dir, params.timezone
+            )
             side["customers"] = clean_customers(con, raw_c, spec, params.timezone)
+            side_skipped["customers"] = raw_c.skipped
             if snap_c:
                 side_snapshots["customers"] = snap_c
         if params.nps is not None:
             spec = params.nps
             wanted = [spec.columns.customer_id, spec.columns.answered_at, spec.columns.score]
-            raw_n, snap_n = _open(con, "nps", spec, wanted, sql_copies, environ, work_dir)
+            raw_n, snap_n = _open(
+                con, "nps", spec, wanted, sql_copies, environ, work_dir, params.timezone
+            )
             side["nps"] = clean_nps(con, raw_n, spec, params.timezone, reject_after)
+            side_skipped["nps"] = raw_n.skipped
             if snap_n:
                 side_snapshots["nps"] = snap_n
 
@@ -267,6 +296,7 @@ def run_ingest(
         "source": mask_url(params.source),
         "format": raw.fmt if snapshot is None else "sql",
         "files": len(raw.files),
+        "files_skipped": {why: list(paths) for why, paths in raw.skipped.items()},
         "timezone": params.timezone,
         # the run time is not recorded: the report is committed and must not change every run
         "reject_after": None
@@ -280,6 +310,10 @@ def run_ingest(
         report["snapshot"] = snapshot
     for name, table in side.items():
         report[f"{name}_table"] = _table_report(table)
+        if side_skipped.get(name):
+            report[f"{name}_table"]["files_skipped"] = {
+                why: list(paths) for why, paths in side_skipped[name].items()
+            }
         if name in side_snapshots:
             report[f"{name}_table"]["snapshot"] = side_snapshots[name]
     entry = {
