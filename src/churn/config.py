@@ -339,10 +339,13 @@ class FreshnessCheck(Section):
 
 
 class VolumeCheck(Section):
-    """Rows read must not fall by more than max_drop_share against the previous run."""
+    """Rows read must not fall by more than max_drop_share against the median of the last
+    baseline_runs clean runs; a run that warned never becomes the baseline."""
 
     max_drop_share: float | None = Field(0.5, gt=0, le=1)
-    action: Literal["warn", "fail"] = "warn"
+    action: Literal["warn", "fail"] = "fail"
+    baseline_runs: int = Field(5, ge=1, le=20)
+    accept: bool = False  # true for one run: a reviewed drop passes and becomes the baseline
 
 
 INTEGRITY_CHECKS = ("amounts", "categories", "nulls", "schema", "timezone")

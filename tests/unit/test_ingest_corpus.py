@@ -674,3 +674,32 @@ def test_a_folder_mixing_naive_and_zoned_parquet_timestamps_reads_each_by_its_ow
     )
     assert stamps["naive"] == pd.Timestamp("2024-01-01 10:00:00")  # already Berlin wall clock
     assert stamps["zoned"] == pd.Timestamp("2024-01-01 11:00:00")  # 10:00 UTC is 11:00 in Berlin
+
+
+# --------------------------------------------------------------------------- volume over runs
+def _rows(n: int) -> str:
+    return "".join(f"{i:05d},o{i},2024-01-01 10:00:00,1\n" for i in range(n))
+
+
+def test_an_export_shrinking_step_by_step_fails_by_default(tmp_path):
+    first = run(tmp_path, write_csv(tmp_path, _rows(1000)))
+    message = _error(tmp_path, write_csv(tmp_path, _rows(100)), history=first.history)
+    assert "90% fewer" in message and "ingest.volume.accept" in message
+
+
+def test_an_export_shrinking_step_by_step_warns_on_every_run_when_set_to_warn(tmp_path):
+    history: dict = {}
+    for _ in range(4):
+        history = run(tmp_path, write_csv(tmp_path, _rows(1000)), history=history).history
+    for rows in (100, 10, 10):
+        result = run(
+            tmp_path, write_csv(tmp_path, _rows(rows)), history=history, volume={"action": "warn"}
+        )
+        assert result.report["checks"]["volume"]["status"] == "warn", rows
+        assert "(1000" in result.report["checks"]["volume"]["message"]
+        history = result.history
+    accepted = run(
+        tmp_path, write_csv(tmp_path, _rows(10)), history=history, volume={"accept": True}
+    )
+    after = run(tmp_path, write_csv(tmp_path, _rows(10)), history=accepted.history)
+    assert after.report["checks"]["volume"]["status"] == "ok"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -98,28 +99,69 @@ def check_freshness(
 
 
 def check_volume(
-    rows_read: int, previous: dict[str, Any] | None, max_drop_share: float | None, action: str
+    rows_read: int,
+    baseline: dict[str, Any] | None,
+    max_drop_share: float | None,
+    action: str,
+    accept: bool = False,
 ) -> CheckResult:
-    """Warn or fail when rows read fell by more than max_drop_share against the previous run."""
+    """Warn or fail when rows read fell by more than max_drop_share against the baseline (the
+    median of the last clean runs: see volume_baseline); `accept` lets a reviewed drop pass."""
     if max_drop_share is None:
         return CheckResult("volume", "skipped", "ingest.volume.max_drop_share is null")
-    if not previous or not previous.get("rows_read"):
+    if not baseline or not baseline.get("rows_read"):
         return CheckResult("volume", "skipped", "no previous run of this source to compare with")
-    before = int(previous["rows_read"])
+    before = int(baseline["rows_read"])
+    runs = int(baseline.get("runs", 1))
+    against = (
+        f"the previous run ({before} at {baseline.get('run_at', '?')})"
+        if runs == 1
+        else f"the median of the last {runs} clean runs ({before}, newest at "
+        f"{baseline.get('run_at', '?')})"
+    )
     drop = (before - rows_read) / before
     if drop <= max_drop_share:
         return CheckResult(
-            "volume", "ok", f"{rows_read} rows read, previous run {before}", drop, max_drop_share
+            "volume", "ok", f"{rows_read} rows read, {against}", drop, max_drop_share
         )
-    return CheckResult(
-        "volume",
-        action,
-        f"{rows_read} rows read, {drop:.0%} fewer than the previous run ({before} at "
-        f"{previous.get('run_at', '?')}), more than ingest.volume.max_drop_share = "
-        f"{max_drop_share:.0%}: is the export incomplete?",
-        drop,
-        max_drop_share,
+    message = (
+        f"{rows_read} rows read, {drop:.0%} fewer than {against}, more than "
+        f"ingest.volume.max_drop_share = {max_drop_share:.0%}: is the export incomplete?"
     )
+    if accept:
+        return CheckResult(
+            "volume",
+            "warn",
+            f"{message} Accepted (ingest.volume.accept: true): this run becomes the baseline; "
+            "set accept back to false",
+            drop,
+            max_drop_share,
+        )
+    if action == "warn":
+        message += " This run does not become the baseline: every run this far below it warns again"
+    else:
+        message += (
+            " Nothing was written. Fix the export, or if the drop is real, set "
+            "ingest.volume.accept: true for one run"
+        )
+    return CheckResult("volume", action, message, drop, max_drop_share)
+
+
+def volume_baseline(history: dict[str, Any], key: str, runs: int) -> dict[str, Any] | None:
+    """Return the baseline of the volume check: the median rows read of the last `runs` clean
+    runs of the source `key` (a run whose volume check warned never lowers it; an accepted drop
+    starts the baseline afresh), or None."""
+    recorded = history.get("sources", {}).get(key, [])
+    accepted = [i for i, r in enumerate(recorded) if r.get("volume_accepted")]
+    since = recorded[accepted[-1] :] if accepted else recorded
+    clean = [r for r in since if r.get("volume_baseline", True) and r.get("rows_read")][-runs:]
+    if not clean:
+        return None
+    return {
+        "rows_read": int(statistics.median_low(int(r["rows_read"]) for r in clean)),
+        "runs": len(clean),
+        "run_at": clean[-1].get("run_at", "?"),
+    }
 
 
 def enforce(results: list[CheckResult]) -> list[CheckResult]:

@@ -262,11 +262,14 @@ def run_ingest(
             )
             key = source_key(params)
             previous = checks.previous_run(history, key)
-            results.append(
-                checks.check_volume(
-                    raw.rows_read, previous, params.volume.max_drop_share, params.volume.action
-                )
+            volume = checks.check_volume(
+                raw.rows_read,
+                checks.volume_baseline(history, key, params.volume.baseline_runs),
+                params.volume.max_drop_share,
+                params.volume.action,
+                params.volume.accept,
             )
+            results.append(volume)
             source_columns = tuple(c for c in raw.types if not c.startswith("__"))
             integrity_results, integrity_detail = integrity.check_integrity(
                 con,
@@ -322,6 +325,9 @@ def run_ingest(
         "rows_clean": transactions.rows_clean,
         "customers": transactions.stats.get("customers"),
         "columns": list(source_columns),  # the schema check's reference for the next run
+        # a run whose volume check warned never becomes the baseline (unless accepted)
+        "volume_baseline": volume.status != "warn" or params.volume.accept,
+        "volume_accepted": volume.status == "warn" and params.volume.accept,
     }
     log.info("ingest done in %.1f s", time.monotonic() - started)
     return report, checks.add_run(history, key, entry)
