@@ -560,7 +560,13 @@ def test_a_field_beyond_the_line_limit_names_its_line_and_the_limit(tmp_path):
 def test_csv_header_naming_a_column_twice_is_an_error(tmp_path):
     path = write_csv(tmp_path, "00001,a,2024-01-01,1,2\n", header=HEADER.strip() + ",amount\n")
     message = _error(tmp_path, path)
-    assert str(path) in message and "'amount' more than once" in message
+    assert str(path) in message and "column 'amount' more than once" in message
+
+
+def test_csv_header_naming_a_column_twice_in_another_case_is_an_error(tmp_path):
+    path = write_csv(tmp_path, "00001,a,2024-01-01,1,2\n", header=HEADER.strip() + ",Amount\n")
+    message = _error(tmp_path, path)
+    assert "'amount' and 'Amount'" in message
 
 
 def test_parquet_naming_a_column_twice_is_an_error(tmp_path):
@@ -569,7 +575,7 @@ def test_parquet_naming_a_column_twice_is_an_error(tmp_path):
     names = ["customer", "order_id", "ordered_at", "amount", "amount"]
     pq.write_table(pa.Table.from_arrays(arrays, names=names), path)
     message = _error(tmp_path, path)
-    assert str(path) in message and "'amount' more than once" in message
+    assert str(path) in message and "column 'amount' more than once" in message
 
 
 # --------------------------------------------------------------------------- folders

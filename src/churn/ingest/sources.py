@@ -298,6 +298,22 @@ def _long_line_error(files: list[Path], read_files: list[Path], limit: int) -> C
     return None
 
 
+def _check_unique_names(path: Path, names: list[str], where: str) -> None:
+    """Raise ChurnError when two columns share a name; DuckDB does not tell 'Amount' from
+    'amount' either (it renames the second to 'Amount_1'), so case is ignored."""
+    spellings: dict[str, list[str]] = {}
+    for name in names:
+        spellings.setdefault(name.lower(), []).append(name)
+    twice = [found for found in spellings.values() if len(found) > 1]
+    if twice:
+        shown = " and ".join(repr(n) for n in twice[0])
+        raise ChurnError(
+            f"{path}: the {where} names column {twice[0][0]!r} more than once ({shown}; column "
+            "names are compared ignoring case), so which one holds the data is ambiguous; rename "
+            "or remove the duplicate column in the export"
+        )
+
+
 def check_header_names(
     con: duckdb.DuckDBPyConnection, path: Path, options: list[str], shown: Path
 ) -> None:
@@ -312,13 +328,7 @@ def check_header_names(
         ).fetchone()
     except duckdb.Error:
         return  # the full read reports it
-    names = [_normalize(str(v)) for v in (row or ()) if v is not None]
-    twice = sorted({n for n in names if names.count(n) > 1})
-    if twice:
-        raise ChurnError(
-            f"{shown}: the header names column {twice[0]!r} more than once, so which one holds "
-            "the data is ambiguous; rename or remove the duplicate column in the export"
-        )
+    _check_unique_names(shown, [str(v).strip("\ufeff \t\r\n") for v in row or () if v], "header")
 
 
 def open_csv(
@@ -438,12 +448,7 @@ def verify_parquet(path: Path, columns: list[str]) -> None:
     try:
         parquet = pq.ParquetFile(path, page_checksum_verification=True)
         names = parquet.schema_arrow.names
-        twice = sorted({n for n in names if names.count(n) > 1})
-        if twice:
-            raise ChurnError(
-                f"{path}: the file names column {twice[0]!r} more than once, so which one holds "
-                "the data is ambiguous; rename or remove the duplicate column in the export"
-            )
+        _check_unique_names(path, names, "schema")
         wanted = [c for c in columns if c in names]
         for group in range(parquet.metadata.num_row_groups):
             parquet.read_row_group(group, columns=wanted)
