@@ -709,3 +709,22 @@ def test_an_export_shrinking_step_by_step_warns_on_every_run_when_set_to_warn(tm
     )
     after = run(tmp_path, write_csv(tmp_path, _rows(10)), history=accepted.history)
     assert after.report["checks"]["volume"]["status"] == "ok"
+
+
+def test_side_table_dates_before_the_minimum_are_quarantined(tmp_path):
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer,signup_date\n00001,2024-01-01\n00002,0000-01-01\n")
+    nps = tmp_path / "nps.csv"
+    nps.write_text("customer,answered_at,score\n00001,2024-01-05,9\n00001,1066-10-14,3\n")
+    result = run(
+        tmp_path,
+        write_csv(tmp_path, GOOD),
+        customers={
+            "source": str(customers),
+            "columns": {"customer_id": "customer", "channel": None, "region": None},
+        },
+        nps={"source": str(nps), "columns": {"customer_id": "customer"}},
+    )
+    for table in ("customers_table", "nps_table"):
+        assert result.report[table]["quarantined_by_reason"] == {"date_out_of_range": 1}
+    assert "ingest.limits.min_date" in " ".join(result.quarantine["detail"])

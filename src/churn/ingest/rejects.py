@@ -24,6 +24,7 @@ class Reason(StrEnum):
     MISSING_DATE = "missing_date"  # side tables (customers, NPS)
     UNPARSEABLE_DATE = "unparseable_date"
     FUTURE_DATE = "future_date"
+    DATE_OUT_OF_RANGE = "date_out_of_range"  # before ingest.limits.min_date
     MISSING_SCORE = "missing_score"
     NON_NUMERIC_SCORE = "non_numeric_score"
     SCORE_OUT_OF_RANGE = "score_out_of_range"  # not an integer 0-10

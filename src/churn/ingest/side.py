@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 
@@ -20,6 +20,15 @@ from churn.ingest.clean import (
 )
 from churn.ingest.rejects import Reason
 from churn.ingest.sources import RawTable, fresh_name, ident, lit, resolve_columns
+
+EARLIEST = date(1, 1, 1)
+
+
+def _too_early(min_date: date) -> str:
+    return (
+        f" is before ingest.limits.min_date {min_date}: not a real date; fix the export (or "
+        "lower the limit)"
+    )
 
 
 def _text(column: str) -> str:
@@ -81,6 +90,7 @@ def clean_customers(
     raw: RawTable,
     spec,  # churn.config.CustomersSource
     zone: str,
+    min_date: date = EARLIEST,
 ) -> CleanedTable:
     """Type the customers table: one row per customer id (first kept), signup date as a date."""
     mapping = {C.CUSTOMER_ID: spec.columns.customer_id}
@@ -111,6 +121,7 @@ def clean_customers(
             WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
             WHEN {control_expr("__cid")} THEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
             WHEN __signup_text IS NOT NULL AND __signup IS NULL THEN '{Reason.UNPARSEABLE_DATE}'
+            WHEN __signup < DATE {lit(min_date.isoformat())} THEN '{Reason.DATE_OUT_OF_RANGE}'
         END AS __reason FROM (
             SELECT __file, __row, {id_expr(cust, t[cust])} AS __cid, {signup_sql} AS __signup,
                    {text_cols[C.CHANNEL]} AS __channel, {text_cols[C.REGION]} AS __region,
@@ -141,6 +152,8 @@ def clean_customers(
                     || __orig_cid || ''' starts with = + - or @'
                 WHEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
                     THEN {control_detail(cust, "__orig_cid")}
+                WHEN '{Reason.DATE_OUT_OF_RANGE}' THEN {lit(f"column '{signup}' value ")}
+                    || __signup_shown || {lit(_too_early(min_date))}
                 ELSE {lit(f"column '{signup}' value ")} || __signup_shown || {
         lit(" is not a date (set ingest.customers.date_format or dayfirst)")
     }
@@ -155,6 +168,7 @@ def clean_nps(
     spec,  # churn.config.NpsSource
     zone: str,
     reject_after: datetime,
+    min_date: date = EARLIEST,
 ) -> CleanedTable:
     """Type NPS answers: a date and an integer score 0-10 per row; repeated answers are kept."""
     src = resolve_columns(
@@ -183,6 +197,8 @@ def clean_nps(
             WHEN __answered_text IS NULL THEN '{Reason.MISSING_DATE}'
             WHEN __answered IS NULL THEN '{Reason.UNPARSEABLE_DATE}'
             WHEN __answered > CAST({reject} AS TIMESTAMP) THEN '{Reason.FUTURE_DATE}'
+            WHEN __answered < CAST({lit(min_date.isoformat())} AS TIMESTAMP)
+                THEN '{Reason.DATE_OUT_OF_RANGE}'
             WHEN __score_text IS NULL THEN '{Reason.MISSING_SCORE}'
             WHEN __score IS NULL THEN '{Reason.NON_NUMERIC_SCORE}'
             WHEN NOT isfinite(__score) OR __score <> round(__score) OR __score < 0
@@ -205,6 +221,9 @@ def clean_nps(
                     THEN {control_detail(cust, "__orig_cid")}
                 WHEN __reason IN ('{Reason.MISSING_CUSTOMER_ID}', '{Reason.FORMULA_CUSTOMER_ID}')
                     THEN {lit(f"column '{cust}' value '")} || coalesce(__orig_cid, '') || ''''
+                WHEN __reason = '{Reason.DATE_OUT_OF_RANGE}'
+                    THEN {lit(f"column '{answered}' value ")} || __answered_shown
+                    || {lit(_too_early(min_date))}
                 WHEN __reason IN ('{Reason.MISSING_DATE}', '{Reason.UNPARSEABLE_DATE}',
                                   '{Reason.FUTURE_DATE}')
                     THEN {lit(f"column '{answered}' value ")} || __answered_shown

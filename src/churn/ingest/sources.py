@@ -443,6 +443,7 @@ def verify_parquet(path: Path, columns: list[str]) -> None:
 
     Files written without page checksums (pyarrow's default) can still hold silently changed
     values: only a decode error reveals damage there (see docs: "Damaged Parquet files")."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
@@ -460,6 +461,8 @@ def verify_parquet(path: Path, columns: list[str]) -> None:
             "(a page failed its checksum or did not decode) or not Parquet at all; export it "
             "again"
         ) from None
+    finally:
+        pa.default_memory_pool().release_unused()  # the decoded pages: DuckDB needs the memory
 
 
 def _is_zoned(duckdb_type: str) -> bool:

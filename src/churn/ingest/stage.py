@@ -209,7 +209,9 @@ def run_ingest(
             raw_c, snap_c = _open(
                 con, "customers", spec, wanted, sql_copies, environ, work_dir, params.timezone
             )
-            side["customers"] = clean_customers(con, raw_c, spec, params.timezone)
+            side["customers"] = clean_customers(
+                con, raw_c, spec, params.timezone, params.limits.min_date
+            )
             side_skipped["customers"] = raw_c.skipped
             if snap_c:
                 side_snapshots["customers"] = snap_c
@@ -219,7 +221,9 @@ def run_ingest(
             raw_n, snap_n = _open(
                 con, "nps", spec, wanted, sql_copies, environ, work_dir, params.timezone
             )
-            side["nps"] = clean_nps(con, raw_n, spec, params.timezone, reject_after)
+            side["nps"] = clean_nps(
+                con, raw_n, spec, params.timezone, reject_after, params.limits.min_date
+            )
             side_skipped["nps"] = raw_n.skipped
             if snap_n:
                 side_snapshots["nps"] = snap_n
