@@ -728,3 +728,15 @@ def test_side_table_dates_before_the_minimum_are_quarantined(tmp_path):
     for table in ("customers_table", "nps_table"):
         assert result.report[table]["quarantined_by_reason"] == {"date_out_of_range": 1}
     assert "ingest.limits.min_date" in " ".join(result.quarantine["detail"])
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [(b"PK\x03\x04\x14\x00\x06\x00", "Excel .xlsx"), (b"PAR1\x15\x04", "Parquet file"),
+     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "old Excel .xls")],
+)  # fmt: skip
+def test_a_workbook_or_parquet_file_named_csv_is_an_error_saying_what_it_is(tmp_path, head, kind):
+    path = tmp_path / "tx.csv"
+    path.write_bytes(head + b"\x00\x01binary rest" * 50)
+    message = _error(tmp_path, path)
+    assert str(path) in message and kind in message and "not CSV text" in message

@@ -58,6 +58,7 @@ def _finish(
     clean_sql: str,
     quarantine_sql: str,
     duplicates: int,
+    stats: dict[str, object] | None = None,
 ) -> CleanedTable:
     reasons = dict(
         con.execute(
@@ -79,7 +80,7 @@ def _finish(
         rows_read=raw.rows_read,
         quarantined_by_reason={str(k): int(v) for k, v in sorted(reasons.items())},
         duplicates_removed=int(duplicates),
-        stats={"rows_clean": int(rows_clean), "customers": int(customers)},
+        stats={"rows_clean": int(rows_clean), "customers": int(customers), **(stats or {})},
     )
     result.assert_rows_conserved()
     return result
@@ -130,12 +131,19 @@ def clean_customers(
             FROM {raw.relation})"""
     )
     dups = fresh_name("customers_dups")
+    # a repeated id keeps its first row; repeats that say something else are counted and named
     con.execute(
-        f"""CREATE TEMP TABLE {dups} AS SELECT __file, __row FROM (
-            SELECT __file, __row, row_number() OVER (PARTITION BY __cid ORDER BY __file, __row)
-                AS rn FROM {typed} WHERE __reason IS NULL) WHERE rn > 1"""
+        f"""CREATE TEMP TABLE {dups} AS SELECT __file, __row, __cid, conflicting FROM (
+            SELECT __file, __row, __cid, row_number() OVER w AS rn,
+                   (__signup, __channel, __region) IS DISTINCT FROM
+                   first_value((__signup, __channel, __region)) OVER w AS conflicting
+            FROM {typed} WHERE __reason IS NULL
+            WINDOW w AS (PARTITION BY __cid ORDER BY __file, __row)) WHERE rn > 1"""
     )
-    (duplicates,) = con.execute(f"SELECT count(*) FROM {dups}").fetchone()
+    duplicates, conflicting, example = con.execute(
+        f"SELECT count(*), count(*) FILTER (conflicting), min(__cid) FILTER (conflicting) "
+        f"FROM {dups}"
+    ).fetchone()
     clean_sql = f"""SELECT {nullable("t.__cid")} AS {ident(C.CUSTOMER_ID)},
             {nullable("t.__signup")} AS {ident(C.SIGNUP_DATE)},
             {nullable("t.__channel")} AS {ident(C.CHANNEL)},
@@ -159,7 +167,14 @@ def clean_customers(
     }
             END AS {C.DETAIL}, __orig_cid AS {ident(C.CUSTOMER_ID)}
         FROM {typed} WHERE __reason IS NOT NULL"""
-    return _finish(con, raw, "customers", typed, clean_sql, quarantine_sql, duplicates)
+    stats: dict[str, object] = {"duplicate_ids_conflicting": int(conflicting)}
+    if conflicting:
+        stats["warnings"] = [
+            f"{raw.label}: {conflicting} repeated rows of customer ids in column {cust!r} differ "
+            f"from the first row of their id (e.g. {example!r}); the first is kept. Export one "
+            "row per customer (the current one)"
+        ]
+    return _finish(con, raw, "customers", typed, clean_sql, quarantine_sql, duplicates, stats)
 
 
 def clean_nps(

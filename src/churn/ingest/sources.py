@@ -214,6 +214,13 @@ def _transcode(
 
 
 SNIFF_BYTES = 1 << 16
+# What a "CSV" file often really is when an export went wrong; found by its first bytes.
+BINARY_MAGIC = (
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel .xls workbook"),
+    (b"PAR1", "a Parquet file"),
+    (b"SQLite format 3\x00", "a SQLite database"),
+)
 
 
 def _head(path: Path, size: int = SNIFF_BYTES) -> bytes:
@@ -229,12 +236,18 @@ def _head(path: Path, size: int = SNIFF_BYTES) -> bytes:
 
 
 def check_text_encoding(path: Path, encoding: str) -> None:
-    """Raise ChurnError when a file read as a one-byte or UTF-8 encoding is UTF-16 or UTF-32:
-    a byte-order mark, or NUL bytes between the characters (a stray NUL inside a field is left to
-    the row checks, which quarantine it)."""
+    """Raise ChurnError when a CSV file is a workbook, archive or Parquet file, or, read as a
+    one-byte or UTF-8 encoding, is UTF-16 or UTF-32: a byte-order mark, or NUL bytes between the
+    characters (a stray NUL inside a field is left to the row checks, which quarantine it)."""
+    head = _head(path)
+    for magic, kind in BINARY_MAGIC:
+        if head.startswith(magic):
+            raise ChurnError(
+                f"{path}: is {kind}, not CSV text; export the data as CSV (or point "
+                "ingest.source at the right file, or set ingest.format)"
+            )
     if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
         return
-    head = _head(path)
     boms = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
             (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
     found = next(((name, "a byte-order mark") for bom, name in boms if head.startswith(bom)), None)

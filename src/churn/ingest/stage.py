@@ -213,6 +213,8 @@ def run_ingest(
                 con, raw_c, spec, params.timezone, params.limits.min_date
             )
             side_skipped["customers"] = raw_c.skipped
+            for warning in side["customers"].stats.get("warnings", []):
+                log.warning("customers: %s", warning)
             if snap_c:
                 side_snapshots["customers"] = snap_c
         if params.nps is not None:
