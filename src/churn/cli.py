@@ -7,6 +7,7 @@ test). Commands run outside DVC find the stage files through `churn.pipeline`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -672,20 +673,25 @@ def score(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Score every customer of the as-of snapshot: probability, tier, value, target, reasons."""
+    from churn.columns import CUSTOMER_ID
     from churn.files import parquet_bytes, write_bytes, write_csv, write_json
     from churn.model import ChurnModel
     from churn.score import build_profit_curve, build_scores, summarise_scores
-    from churn.score.suppression import read_suppression
+    from churn.score.suppression import check_suppression, read_suppression
 
     settings = _stage_params("score", params).score
     champion = ChurnModel.load(model)
     suppressed = read_suppression(suppression)
     scores = build_scores(_read_parquet(snapshot, "as-of snapshot"), champion, settings, suppressed)
+    matched, warning = check_suppression(suppressed, scores[CUSTOMER_ID], str(suppression))
+    if warning:
+        log.warning("%s", warning)
     write_bytes(out, parquet_bytes(scores))
     write_csv(build_profit_curve(scores, settings), profit_curve)
     metrics = summarise_scores(scores, len(suppressed))
     as_of = str(scores["as_of"].iloc[0])
-    write_json({"as_of": as_of, "model_version": champion.version, **metrics}, report)
+    report_data = {"as_of": as_of, "model_version": champion.version, **metrics}
+    write_json({**report_data, "suppression": {**matched, "warned": warning is not None}}, report)
     log.info(
         "scored %d customers as of %s with model %s: %d flagged (%d control), %d suppressed",
         metrics["customers"],
@@ -873,7 +879,7 @@ def at_risk(
     ] = None,
 ) -> None:
     """Filter the published at-risk list for a campaign; write CSV/JSON/Excel and a summary."""
-    from churn.files import write_bytes
+    from churn.files import write_bytes, write_stdout
     from churn.publish import lists
     from churn.publish.formats import render_list
     from churn.publish.record import read_list, read_manifest
@@ -896,8 +902,13 @@ def at_risk(
     if to_stdout:
         if file_format == "xlsx":
             raise ChurnError("--format xlsx: give --out FILE.xlsx (no Excel on stdout)")
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
+        try:
+            write_stdout(data)
+        except BrokenPipeError:
+            # the reader stopped early (`| head`): stop quietly, with the shell's SIGPIPE status
+            with contextlib.suppress(OSError, ValueError):  # no more "broken pipe" at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(141) from None
     else:
         write_bytes(out, data)
     summary = f"{group} list as of {manifest['as_of']} (model {manifest['model_version']}):\n"

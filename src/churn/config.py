@@ -219,6 +219,19 @@ class FeaturesParams(Section):
 SQL_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlite", "mssql", "oracle", "duckdb")
 
 
+# Query-string keys of a database URL that carry a secret (password=, sslpassword=, token=, ...)
+SECRET_QUERY_KEY = re.compile(
+    r"passw|passphrase|^pass$|pwd|secret|token|api[-_]?key|access[-_]?key|private[-_]?key"
+    r"|credential|signature",
+    re.IGNORECASE,
+)
+
+
+def is_secret_query_key(key: str) -> bool:
+    """Return True when a URL query key names a secret (password, pwd, token, api_key, ...)."""
+    return SECRET_QUERY_KEY.search(key) is not None
+
+
 def is_sql_url(source: str) -> bool:
     """Return True when `source` looks like a SQLAlchemy URL (or an env:VAR naming one)."""
     if source.startswith("env:"):
@@ -241,6 +254,7 @@ class CsvOptions(Section):
     quote: str = '"'
     escape: str | None = None  # None = same as quote (doubled quotes)
     header: bool = True  # false: the first line is data; columns are column0, column1, ...
+    max_line_bytes: int = Field(2_097_152, ge=1024)  # a longer line (record) is an error
 
     @model_validator(mode="after")
     def _single_characters(self) -> CsvOptions:
@@ -325,10 +339,13 @@ class FreshnessCheck(Section):
 
 
 class VolumeCheck(Section):
-    """Rows read must not fall by more than max_drop_share against the previous run."""
+    """Rows read must not fall by more than max_drop_share against the median of the last
+    baseline_runs clean runs; a run that warned never becomes the baseline."""
 
     max_drop_share: float | None = Field(0.5, gt=0, le=1)
-    action: Literal["warn", "fail"] = "warn"
+    action: Literal["warn", "fail"] = "fail"
+    baseline_runs: int = Field(5, ge=1, le=20)
+    accept: bool = False  # true for one run: a reviewed drop passes and becomes the baseline
 
 
 INTEGRITY_CHECKS = ("amounts", "categories", "nulls", "schema", "timezone")
@@ -369,6 +386,18 @@ class IntegrityParams(Section):
         return self
 
 
+# The features stage sums amounts as 64-bit integers of 1/10000 currency unit: one amount beyond
+# 9.2e14 overflows there, so no limit may allow more than 1e14.
+MAX_REPRESENTABLE_AMOUNT = 1e14
+
+
+class IngestLimits(Section):
+    """Values outside what the pipeline can represent or believe are quarantined with a reason."""
+
+    max_abs_amount: float = Field(1e12, gt=0, le=MAX_REPRESENTABLE_AMOUNT)
+    min_date: date = date(1900, 1, 1)  # earlier timestamps: timestamp_out_of_range
+
+
 class IngestParams(Section):
     """Reading and cleaning the transactions export: `churn ingest` (the `ingest` DVC stage)."""
 
@@ -384,6 +413,7 @@ class IngestParams(Section):
     reject_after: datetime | None = None  # later timestamps are quarantined; None = run time
     drop_exact_duplicates: bool = False  # without transaction_id: drop identical rows?
     max_quarantine_share: float = Field(0.05, ge=0, le=1)
+    limits: IngestLimits = IngestLimits()
     freshness: FreshnessCheck = FreshnessCheck()
     volume: VolumeCheck = VolumeCheck()
     integrity: IntegrityParams = IntegrityParams()
@@ -430,6 +460,14 @@ def _check_source(label: str, source: str, fmt: str, sql: SqlOptions) -> None:
                 url = make_url(source)
             except ArgumentError:
                 raise ValueError(f"{label}source is not a valid SQLAlchemy URL") from None
+            secret_keys = [k for k in url.query if is_secret_query_key(k)]
+            if secret_keys:
+                raise ValueError(
+                    f"{label}source carries a secret in its query string ({secret_keys[0]}=...); "
+                    f"remove it from params.yaml: put the password in the environment variable "
+                    f"named by {label}sql.password_env, or the whole URL in an env var and write "
+                    "source: env:VARNAME"
+                )
             if url.password is not None:
                 raise ValueError(
                     f"{label}source contains a password; remove it from params.yaml and put it "

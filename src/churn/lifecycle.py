@@ -114,6 +114,7 @@ def run_backtest_report(
     from churn.backtest import check_contacts, run_backtest, summary_rows
     from churn.columns import AMOUNT, CUSTOMER_ID, DATE
     from churn.files import write_json
+    from churn.ids import check_id_matches
     from churn.publish import record
 
     published = {}
@@ -135,10 +136,21 @@ def run_backtest_report(
     if not transactions_path.is_file():
         raise ChurnError(f"{transactions_path}: not found; run `dvc repro` first")
     transactions = pd.read_parquet(transactions_path, columns=[CUSTOMER_ID, DATE, AMOUNT])
+    matched = None
+    if contact_log is not None:
+        # a contact log kept in a spreadsheet may have lost its ids' leading zeros: say so
+        matched, warning = check_id_matches(
+            contact_log[CUSTOMER_ID].dropna().unique(),
+            transactions[CUSTOMER_ID].astype("string").unique(),
+            str(contact_path),
+            "so their contacts are not counted",
+        )
+        if warning:
+            log.warning("%s", warning)
     # lists a campaign is known to have used come from a contact log today; the campaign ledger
     # (a later issue) adds the lists it records as used through run_backtest's `used`
     result = run_backtest(published, transactions, settings.backtest, contact_log)
-    write_json(result, report)
+    write_json(result if matched is None else {**result, "contact_log": matched}, report)
     rows = summary_rows(result)
     for run in result["runs"]:
         flagged, rest = run["flagged_vs_rest"]["flagged"], run["flagged_vs_rest"]["rest"]

@@ -45,12 +45,15 @@ def add_log_file(path: str | Path) -> logging.FileHandler:
     A scheduler then gets the whole run in the file and, on stderr, just what needs a human:
     cron mails any output, systemd and Airflow show it, so a skipped run stays silent.
     """
+    from churn.files import explain_write_errors
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    with explain_write_errors(path, "the run did not start"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     logger = logging.getLogger(LOGGER_NAME)
     for existing in logger.handlers:
         existing.setLevel(max(existing.level, logging.ERROR))
-    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
     handler.setFormatter(logging.Formatter(PLAIN_FORMAT, PLAIN_DATEFMT))
     logger.addHandler(handler)
     return handler

@@ -24,7 +24,7 @@ import pandas as pd
 
 from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
 from churn.errors import ChurnError
-from churn.files import sha256_file
+from churn.files import csv_text, sha256_file
 from churn.model import (
     ARTIFACT_FILES,
     DRIFT_REFERENCE_FILE,
@@ -300,7 +300,8 @@ def log_evaluation(
         for name, figure in figures.items():
             mlflow.log_figure(figure, f"evaluation/{name}.png")
         for name, table in tables.items():
-            mlflow.log_text(table.to_csv(index=False), f"evaluation/{name}.csv")
+            # the same spreadsheet-safe CSV as reports/plots/ (people open these too)
+            mlflow.log_text(csv_text(table), f"evaluation/{name}.csv")
         mlflow.set_tag("evaluated", "true")
         # out_of_time, or in_time_holdout (customers held out, not dates: a short history)
         mlflow.set_tag("evaluation", str(metrics.get("evaluation", "out_of_time")))

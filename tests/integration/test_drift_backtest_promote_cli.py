@@ -212,3 +212,36 @@ def test_promote_then_rollback_through_the_commands(project, mlflow_store, monke
     assert ChurnModel.load(project / "models" / "champion").version == "1"
     report = json.loads((project / "reports" / "promotion.json").read_text())
     assert [c["rule"] for c in report["checks"] if not c["passed"]] == ["not_rolled_back"]
+
+
+def test_backtest_warns_when_the_contact_log_lost_its_leading_zeros(project):
+    init_dvc_project(project)
+    exports = project / "exports" / "at_risk"
+    scores = make_scores(200, seed=0, as_of=date(2024, 1, 31), model_version="1")
+    publish_lists(scores, exports, about={"definition": {"horizon_days": 90}})
+    ids = list(scores["customer_id"])
+    (project / "data" / "interim").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "customer_id": pd.array(ids, dtype="string"),
+            "date": [date(2024, 2, 20)] * len(ids),
+            "amount": [10.0] * len(ids),
+        }
+    ).to_parquet(project / "data" / "interim" / "transactions.parquet", index=False)
+    flagged = scores.loc[scores["at_risk"], "customer_id"].head(5)
+    assert all(i.startswith("0") for i in flagged)
+    # saved through Excel: a byte-order mark, and '0000012' became '12'
+    lines = [f"{int(i)},2024-02-02" for i in flagged]
+    (project / "contacts.csv").write_bytes(
+        ("\ufeffcustomer_id,contacted_at\r\n" + "\r\n".join(lines) + "\r\n").encode()
+    )
+    args = ["backtest", "--exports", str(exports), "--report", "reports/backtest.json"]
+    args += ["--contacts", str(project / "contacts.csv")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((project / "reports" / "backtest.json").read_text())
+    assert report["contact_log"]["unmatched"] == 5
+    assert report["contact_log"]["match_after_zero_padding"] == 5
+    assert "contacts.csv: 5 of 5 ids (100%) match no customer" in result.output
+    assert any(f"'{int(i)}' → '{i}'" in result.output for i in flagged)
+    assert "leading zeros were probably lost" in result.output

@@ -82,6 +82,14 @@ def test_score_command_writes_scores_metrics_and_profit_curve(project):
     assert scores.loc[scores["customer_id"].isin(["0000001", "0000002"]), "suppressed"].all()
     report = json.loads((project / "reports/score.json").read_text())
     assert report["customers"] == 1200 and report["suppressed"] == 2
+    assert report["suppression"] == {
+        "list_size": 2,
+        "matched": 2,
+        "unmatched": 0,
+        "unmatched_share": 0.0,
+        "match_after_zero_padding": 0,
+        "warned": False,
+    }
     assert report["flagged"] == int(scores["at_risk"].sum())
     assert sum(t["customers"] for t in report["tiers"].values()) == 1200
     curve = pd.read_csv(project / "reports/score_profit_curve.csv")
@@ -94,6 +102,20 @@ def test_score_command_writes_scores_metrics_and_profit_curve(project):
     assert out.read_bytes() == first  # byte-identical rerun
     _score(project, save_rate=0.3)
     assert out.read_bytes() != first
+
+
+def test_score_warns_when_a_suppression_list_lost_its_leading_zeros(project):
+    """Saved through Excel: a byte-order mark, ';' between columns, '0000001' became '1'."""
+    suppression = project / "data" / "suppression.csv"
+    suppression.write_bytes("\ufeffcustomer_id;reason\r\n1;opt-out\r\n2;opt-out\r\n".encode())
+    result = _score(project)
+    report = json.loads((project / "reports/score.json").read_text())
+    assert report["suppressed"] == 0  # ids are never rewritten: the file must be fixed
+    assert report["suppression"]["unmatched"] == 2
+    assert report["suppression"]["match_after_zero_padding"] == 2
+    assert report["suppression"]["warned"] is True
+    assert "2 of 2 ids (100%) match no scored customer" in result.stderr
+    assert "'1' → '0000001'" in result.stderr and "leading zeros" in result.stderr
 
 
 @pytest.mark.integration
@@ -189,3 +211,19 @@ def test_at_risk_refuses_to_write_excel_to_stdout(project):
     result = CliRunner().invoke(app, ["at-risk", "--exports", exports, "--format", "xlsx"])
     assert result.exit_code != 0
     assert "--out FILE.xlsx" in str(result.exception) + result.output
+
+
+def test_at_risk_refuses_a_path_as_date_and_a_folder_as_output(project):
+    _score(project)
+    _publish(project)
+    exports = str(project / "exports/at_risk")
+    result = CliRunner().invoke(app, ["at-risk", "--exports", exports, "--date", "../x"])
+    assert isinstance(result.exception, ChurnError)
+    assert "--date '../x': give an ISO date" in str(result.exception)
+    (project / "campaign.csv").mkdir()
+    args = ["at-risk", "--exports", exports, "--out", str(project / "campaign.csv")]
+    result = CliRunner().invoke(app, args)
+    assert isinstance(result.exception, ChurnError)
+    assert "campaign.csv: cannot write it: it is a folder; give a file name" in str(
+        result.exception
+    )

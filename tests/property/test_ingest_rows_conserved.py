@@ -58,17 +58,30 @@ def test_rows_are_conserved_and_match_an_independent_oracle(tmp_path, sample):
     result = run(tmp_path, source)
     report = result.report
 
-    valid = [tx for (_, ok_c), tx, (_, ok_t), (_, ok_a) in sample if ok_c and ok_t and ok_a]
+    valid = [
+        (tx, cust.strip(), stamp, amount)
+        for (cust, ok_c), tx, (stamp, ok_t), (amount, ok_a) in sample
+        if ok_c and ok_t and ok_a
+    ]
+    # every valid stamp falls on its own date: one (customer, stamp) per id is one order
+    orders: dict[str, set] = {}
+    for tx, cust, stamp, _ in valid:
+        orders.setdefault(tx, set()).add((cust, stamp))
+    reused = [row for row in valid if len(orders[row[0]]) > 1]
+    kept = [row for row in valid if len(orders[row[0]]) == 1]
+    invalid = len(sample) - len(valid)
     assert report["rows_read"] == len(sample)
     assert report["rows_read"] == (
         report["rows_clean"] + report["quarantined"] + report["duplicates_removed"]
     )
-    assert report["quarantined"] == len(sample) - len(valid) == len(result.quarantine)
-    assert report["duplicates_removed"] == len(valid) - len(set(valid))
-    assert len(result.transactions) == report["rows_clean"] == len(set(valid))
+    assert report["quarantined"] == invalid + len(reused) == len(result.quarantine)
+    assert report["quarantined_by_reason"].get("reused_transaction_id", 0) == len(reused)
+    assert report["duplicates_removed"] == len(kept) - len(set(kept))
+    assert len(result.transactions) == report["rows_clean"] == len(set(kept))
 
     clean = result.transactions
-    assert clean["transaction_id"].is_unique
+    assert clean.groupby("transaction_id")["customer_id"].nunique().eq(1).all()
+    assert not clean.duplicated().any()
     assert all(math.isfinite(a) for a in clean["amount"])
     assert clean["customer_id"].str.strip().eq(clean["customer_id"]).all()
     assert (clean["timestamp"] <= NOW.replace(tzinfo=None)).all()

@@ -9,7 +9,7 @@ import pytest
 from churn.config import parse_params
 from churn.errors import ChurnError, DataCheckFailed
 from churn.ingest import check_freshness, check_quarantine_share, check_volume, mask_url
-from churn.ingest.checks import add_run, enforce, previous_run
+from churn.ingest.checks import add_run, enforce, previous_run, volume_baseline
 from churn.ingest.clean import CleanedTable
 from churn.ingest.sql import check_query, parse_table_name, resolve_sql_url
 from churn.ingest.stage import local_reject_after
@@ -21,6 +21,27 @@ def test_password_in_the_source_url_is_an_error_that_does_not_repeat_it():
         parse_params({"ingest": {"source": "postgresql://bob:s3cret@db/x", "sql": {"table": "t"}}})
     assert "password" in str(caught.value)
     assert "s3cret" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["password=s3cret", "PWD=s3cret", "sslpassword=s3cret", "token=s3cret", "Secret=s3cret",
+     "access_token=s3cret", "api_key=s3cret", "sslmode=require&client_secret=s3cret"],
+)  # fmt: skip
+def test_secret_in_the_source_urls_query_string_is_refused_without_repeating_it(query):
+    for key in ("", "customers."):
+        settings = {"source": f"postgresql://bob@db/x?{query}", "sql": {"table": "t"}}
+        if key:
+            settings = {"customers": settings}
+        with pytest.raises(ChurnError) as caught:
+            parse_params({"ingest": settings})
+        assert "query string" in str(caught.value) and "password_env" in str(caught.value)
+        assert "s3cret" not in str(caught.value)
+
+
+def test_harmless_query_options_in_the_source_url_are_accepted():
+    url = "postgresql://bob@db/x?sslmode=require&passfile=/home/bob/.pgpass&application_name=churn"
+    assert parse_params({"ingest": {"source": url, "sql": {"table": "t"}}}).ingest.source == url
 
 
 def test_sql_source_needs_exactly_one_of_table_or_query():
@@ -61,6 +82,15 @@ def test_misspelt_ingest_key_is_an_error_naming_it():
 def test_mask_url_hides_the_password():
     assert mask_url("postgresql://bob:s3cret@db:5432/x") == "postgresql://bob:***@db:5432/x"
     assert mask_url("env:CHURN_DB_URL") == "env:CHURN_DB_URL"
+
+
+def test_mask_url_hides_secrets_in_the_query_string():
+    shown = mask_url(
+        "postgresql://bob:pw1@db/x?sslmode=require&PassWord=pw2&sslpassword=pw3&token=pw4"
+    )
+    assert "pw1" not in shown and "pw2" not in shown and "pw3" not in shown and "pw4" not in shown
+    assert "sslmode=require" in shown and "PassWord=***" in shown
+    assert mask_url("weird-url://h/x?api_key=pw5&a=1") == "weird-url://h/x?api_key=***&a=1"
 
 
 def test_password_comes_from_the_named_environment_variable():
@@ -144,6 +174,36 @@ def test_volume_compares_with_the_previous_run_of_the_same_source():
     assert check_volume(400, previous_run(history, "src"), 0.5, "fail").status == "fail"
     assert check_volume(600, previous_run(history, "src"), 0.5, "fail").status == "ok"
     assert check_volume(10, previous_run(history, "other"), 0.5, "fail").status == "skipped"
+
+
+def test_a_warned_run_never_lowers_the_volume_baseline():
+    history = add_run({}, "src", {"rows_read": 1000, "run_at": "day 1", "volume_baseline": True})
+    for rows in (100, 10, 1):  # an export shrinking step by step, each run only warned
+        result = check_volume(rows, volume_baseline(history, "src", 5), 0.5, "warn")
+        assert result.status == "warn" and "1000" in result.message
+        history = add_run(history, "src", {"rows_read": rows, "volume_baseline": False})
+    assert volume_baseline(history, "src", 5)["rows_read"] == 1000
+    assert check_volume(10, volume_baseline(history, "src", 5), 0.5, "fail").status == "fail"
+
+
+def test_volume_baseline_is_the_median_of_the_last_clean_runs():
+    history: dict = {}
+    for rows in (5000, 1000, 1100, 900, 1050, 980):  # an old, bigger export drops out
+        history = add_run(history, "src", {"rows_read": rows, "run_at": f"r{rows}"})
+    baseline = volume_baseline(history, "src", 5)
+    assert baseline == {"rows_read": 1000, "runs": 5, "run_at": "r980"}
+    assert check_volume(480, baseline, 0.5, "fail").status == "fail"  # a single odd run is no help
+    assert volume_baseline(history, "other", 5) is None
+
+
+def test_an_accepted_volume_drop_passes_with_a_warning():
+    result = check_volume(100, {"rows_read": 1000}, 0.5, "fail", accept=True)
+    assert result.status == "warn" and "ingest.volume.accept" in result.message
+
+
+def test_volume_check_fails_by_default():
+    assert ingest_params("x.csv").volume.action == "fail"
+    assert parse_params({}).ingest.volume.action == "fail"
 
 
 def test_history_keeps_only_recent_runs():

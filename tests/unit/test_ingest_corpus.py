@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from churn.errors import ChurnError
-from support.ingest_support import HEADER, reasons, run, write_csv
+from support.ingest_support import HEADER, ingest_params, reasons, run, write_csv
 
 GOOD = "00001,a,2024-01-01 10:00:00,10.00\n00002,b,2024-01-02 11:00:00,20.50\n"
 
@@ -263,14 +263,48 @@ def test_nonexistent_local_time_in_the_spring_gap_is_kept_as_written(tmp_path):
 
 
 # --------------------------------------------------------------------------- duplicates
-def test_repeated_transaction_ids_are_removed_and_counted(tmp_path):
-    body = GOOD + "00001,a,2024-01-01 10:00:00,10.00\n00003,b,2024-01-09,99\n00003,c,2024-01-03,1\n"
+def test_identical_rows_with_one_transaction_id_are_duplicates_removed_and_counted(tmp_path):
+    body = GOOD + "00001,a,2024-01-01 10:00:00,10.00\n00001,a,2024-01-01T09:00:00Z,10\n"
     result = run(tmp_path, write_csv(tmp_path, body))
-    assert result.report["duplicates_removed"] == 2
-    assert result.report["duplicate_ids_conflicting"] == 1  # 'b' came back with other values
-    assert sorted(result.transactions["transaction_id"]) == ["a", "b", "c"]
-    kept_b = result.transactions.set_index("transaction_id").loc["b"]
-    assert kept_b["customer_id"] == "00002"  # the first occurrence wins
+    assert result.report["duplicates_removed"] == 2  # same values (09:00Z is 10:00 in Berlin)
+    assert result.report["reused_transaction_ids"] == 0
+    assert sorted(result.transactions["transaction_id"]) == ["a", "b"]
+
+
+def test_lines_of_one_order_share_an_id_and_are_all_kept(tmp_path):
+    body = (
+        "00001,a,2024-01-01 10:00:00,10.00\n00001,a,2024-01-01 10:00:00,4.50\n"
+        "00001,a,2024-01-01 10:00:00,-2\n00002,b,2024-01-02 11:00:00,20.50\n"
+    )
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert result.report["duplicates_removed"] == 0 and result.report["quarantined"] == 0
+    assert result.report["line_item_rows"] == 3
+    assert sorted(result.transactions["amount"]) == [-2.0, 4.5, 10.0, 20.5]
+
+
+def test_an_id_reused_by_another_customer_or_date_is_quarantined_never_dropped(tmp_path):
+    body = GOOD + "00003,b,2024-01-09,99\n00001,c,2024-01-03,1\n00001,c,2024-02-03,1\n"
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert result.report["duplicates_removed"] == 0
+    assert reasons(result) == {"reused_transaction_id": 4}  # every row of ids b and c
+    assert result.report["reused_transaction_ids"] == 2
+    assert result.transactions["transaction_id"].tolist() == ["a"]
+    assert set(result.quarantine["transaction_id"]) == {"b", "c"}
+    detail = result.quarantine["detail"].iloc[0]
+    assert "'order_id'" in detail and "ingest.columns.transaction_id" in detail
+    assert "ingest.columns.transaction_id" in result.report["warnings"][0]
+
+
+def test_ids_restarting_per_store_fail_the_gate_with_the_line_id_hint(tmp_path):
+    # 1,000 real orders whose numbers restart: id i % 500, another customer each time
+    body = "".join(
+        f"{i:05d},{i % 500},2024-01-{1 + i % 28:02d} 10:00:00,{1 + i % 7}\n" for i in range(1000)
+    )
+    message = _error(tmp_path, write_csv(tmp_path, body), max_quarantine_share=0.05)
+    assert "reused_transaction_id: 1000" in message
+    assert "map ingest.columns.transaction_id to a line or unique id, or set it to null" in message
+    kept = run(tmp_path, write_csv(tmp_path, body), columns={"transaction_id": None})
+    assert kept.report["rows_clean"] == 1000
 
 
 def test_bad_first_copy_does_not_hide_the_good_second_copy(tmp_path):
@@ -414,3 +448,295 @@ def test_zone_names_convert_and_am_pm_stays_local(tmp_path):
     assert stamps["a"] == stamps["b"] == pd.Timestamp("2024-01-01 11:00:00")
     assert stamps["c"] == pd.Timestamp("2024-01-02 22:00:00")
     assert result.report["timestamps_with_offset"] == 2
+
+
+# --------------------------------------------------------------------------- control characters
+@pytest.mark.parametrize(
+    "bad", ["000\x071", "0000\x001", "00\x1b[31m1", "0001\x0b", "00\x7f01", "0\x8501"]
+)
+def test_customer_ids_with_control_characters_are_quarantined_never_altered(tmp_path, bad):
+    body = f'00001,a,2024-01-01 10:00:00,1\n"{bad}",b,2024-01-02 10:00:00,2\n'
+    path = tmp_path / "tx.csv"
+    path.write_bytes((HEADER + body).encode("utf-8"))
+    result = run(tmp_path, path)
+    assert reasons(result) == {"control_character_customer_id": 1}
+    assert result.transactions["customer_id"].tolist() == ["00001"]  # '00001' stays '00001'
+    assert result.quarantine["customer_id"].tolist() == [bad]  # kept as it came
+    assert "control character U+00" in result.quarantine["detail"].iloc[0]
+
+
+def test_side_table_customer_ids_with_control_characters_are_quarantined(tmp_path):
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer,signup_date\n00001,2024-01-01\n0000\x072,2024-01-01\n")
+    nps = tmp_path / "nps.csv"
+    nps.write_text("customer,answered_at,score\n00001,2024-01-05,9\n000\x1f1,2024-01-05,3\n")
+    result = run(
+        tmp_path,
+        write_csv(tmp_path, GOOD),
+        customers={
+            "source": str(customers),
+            "columns": {"customer_id": "customer", "channel": None, "region": None},
+        },
+        nps={"source": str(nps), "columns": {"customer_id": "customer"}},
+    )
+    assert result.report["customers_table"]["quarantined_by_reason"] == {
+        "control_character_customer_id": 1
+    }
+    assert result.report["nps_table"]["quarantined_by_reason"] == {
+        "control_character_customer_id": 1
+    }
+    assert result.customers["customer_id"].tolist() == ["00001"]
+    assert result.nps["customer_id"].tolist() == ["00001"]
+
+
+# --------------------------------------------------------------------------- values beyond limits
+def test_amounts_beyond_the_limit_are_quarantined_before_they_overflow_features(tmp_path):
+    body = GOOD + "00003,c,2024-01-03,1e15\n00004,d,2024-01-03,-2.5e12\n00005,e,2024-01-03,1e12\n"
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert reasons(result) == {"amount_out_of_range": 2}
+    assert sorted(result.transactions["amount"]) == [10.0, 20.5, 1e12]
+    detail = result.quarantine["detail"].iloc[0]
+    assert "'1e15'" in detail and "ingest.limits.max_abs_amount" in detail
+    lowered = run(tmp_path, write_csv(tmp_path, body), limits={"max_abs_amount": 100})
+    assert reasons(lowered) == {"amount_out_of_range": 3}
+
+
+def test_amount_limit_cannot_be_set_beyond_what_features_can_sum():
+    with pytest.raises(ChurnError, match="max_abs_amount"):
+        ingest_params("x.csv", limits={"max_abs_amount": 1e15})
+
+
+def test_dates_before_the_minimum_are_quarantined(tmp_path):
+    body = GOOD + (
+        "00003,c,0000-01-01 10:00:00,1\n00004,d,-0001-06-01,1\n00005,e,0001-01-01,1\n"
+        "00006,f,1899-12-31 23:59:59,1\n00007,g,1900-01-01,1\n"
+    )
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert reasons(result) == {"timestamp_out_of_range": 4}
+    assert "ingest.limits.min_date 1900-01-01" in result.quarantine["detail"].iloc[0]
+    assert result.report["date_min"] == "1900-01-01"
+
+
+def test_parquet_timestamps_before_year_one_are_quarantined(tmp_path):
+    stamps = pa.array([-62_200_000_000_000_000, 1_704_103_200_000_000], type=pa.timestamp("us"))
+    path = _parquet(
+        tmp_path / "tx.parquet", customer=["00001", "00002"], order_id=["a", "b"],
+        ordered_at=stamps, amount=[1.0, 2.0],
+    )  # fmt: skip
+    result = run(tmp_path, path)
+    assert reasons(result) == {"timestamp_out_of_range": 1}
+    assert result.transactions["customer_id"].tolist() == ["00002"]
+
+
+# --------------------------------------------------------------------------- encodings and sizes
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-le", "utf-16-be"])
+def test_utf16_file_read_as_utf8_is_an_error_naming_the_encoding_setting(tmp_path, codec):
+    path = tmp_path / "tx.csv"
+    path.write_bytes((HEADER + GOOD).encode(codec))
+    message = _error(tmp_path, path)
+    assert str(path) in message and "ingest.csv.encoding: utf-16" in message
+    result = run(tmp_path, path, csv={"encoding": "utf-16"}) if codec == "utf-16" else None
+    assert result is None or result.transactions["customer_id"].tolist() == ["00001", "00002"]
+
+
+def test_gzipped_utf16_file_is_recognised_too(tmp_path):
+    path = tmp_path / "tx.csv.gz"
+    path.write_bytes(gzip.compress((HEADER + GOOD).encode("utf-16")))
+    assert "ingest.csv.encoding: utf-16" in _error(tmp_path, path)
+
+
+def test_a_field_beyond_the_line_limit_names_its_line_and_the_limit(tmp_path):
+    lines = GOOD + "00003,c,2024-01-03 10:00:00,3\n"
+    big = "00009," + "x" * 3_000_000 + ",2024-01-04 10:00:00,1\n"
+    path = write_csv(tmp_path, lines + big + "00004,d,2024-01-05 10:00:00,4\n")
+    message = _error(tmp_path, path)
+    assert str(path) in message and "line 5 " in message  # header, 3 rows, then the long one
+    assert "3,000," in message and "ingest.csv.max_line_bytes = 2,097,152" in message
+    result = run(tmp_path, path, csv={"max_line_bytes": 4_000_000})
+    assert result.report["rows_clean"] == 5
+
+
+# --------------------------------------------------------------------------- duplicate columns
+def test_csv_header_naming_a_column_twice_is_an_error(tmp_path):
+    path = write_csv(tmp_path, "00001,a,2024-01-01,1,2\n", header=HEADER.strip() + ",amount\n")
+    message = _error(tmp_path, path)
+    assert str(path) in message and "column 'amount' more than once" in message
+
+
+def test_csv_header_naming_a_column_twice_in_another_case_is_an_error(tmp_path):
+    path = write_csv(tmp_path, "00001,a,2024-01-01,1,2\n", header=HEADER.strip() + ",Amount\n")
+    message = _error(tmp_path, path)
+    assert "'amount' and 'Amount'" in message
+
+
+def test_parquet_naming_a_column_twice_is_an_error(tmp_path):
+    path = tmp_path / "tx.parquet"
+    arrays = [pa.array(v) for v in (["00001"], ["a"], ["2024-01-01"], [1.0], [99.0])]
+    names = ["customer", "order_id", "ordered_at", "amount", "amount"]
+    pq.write_table(pa.Table.from_arrays(arrays, names=names), path)
+    message = _error(tmp_path, path)
+    assert str(path) in message and "column 'amount' more than once" in message
+
+
+# --------------------------------------------------------------------------- folders
+def test_hidden_and_checkpoint_copies_in_a_folder_are_skipped_and_reported(tmp_path):
+    folder = tmp_path / "export"
+    (folder / ".ipynb_checkpoints").mkdir(parents=True)
+    write_csv(folder, GOOD, name="a.csv")
+    write_csv(folder / ".ipynb_checkpoints", GOOD, name="a-checkpoint.csv")
+    write_csv(folder, GOOD, name=".~lock.a.csv")
+    (folder / "README.txt.md").write_text("notes")
+    (folder / "orders.xlsx").write_bytes(b"PK")
+    result = run(tmp_path, folder)
+    assert result.report["rows_read"] == 2 and result.report["files"] == 1
+    skipped = result.report["files_skipped"]
+    assert sorted(skipped["hidden"]) == sorted(
+        [str(folder / ".ipynb_checkpoints" / "a-checkpoint.csv"), str(folder / ".~lock.a.csv")]
+    )
+    assert sorted(skipped["other_types"]) == [
+        str(folder / "README.txt.md"), str(folder / "orders.xlsx")
+    ]  # fmt: skip
+
+
+def test_files_skipped_are_logged(tmp_path, caplog):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    write_csv(folder, GOOD, name="a.csv")
+    (folder / "orders.xlsx").write_bytes(b"PK")
+    with caplog.at_level("WARNING"):
+        run(tmp_path, folder)
+    assert "orders.xlsx" in caplog.text and "1 files skipped" in caplog.text
+
+
+def test_the_same_table_twice_compressed_and_not_is_an_error_naming_both(tmp_path):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    plain = write_csv(folder, GOOD, name="a.csv")
+    packed = folder / "a.csv.gz"
+    packed.write_bytes(gzip.compress((HEADER + GOOD).encode()))
+    message = _error(tmp_path, folder)
+    assert str(plain) in message and str(packed) in message and "twice" in message
+
+
+# --------------------------------------------------------------------------- damaged Parquet
+def _damaged_parquet(path, checksums: bool):
+    """Write 300 orders uncompressed and change one order id's bytes inside its data page."""
+    table = pa.table(
+        {
+            "customer": [f"{i:05d}" for i in range(300)],
+            "order_id": [f"order{i:04d}" for i in range(300)],
+            "ordered_at": ["2024-01-01 10:00:00"] * 300,
+            "amount": [1.0] * 300,
+        }
+    )
+    pq.write_table(table, path, compression="none", write_page_checksum=checksums)
+    data = path.read_bytes()
+    assert data.count(b"order0123") == 1
+    path.write_bytes(data.replace(b"order0123", b"order9123"))
+    return path
+
+
+def test_a_damaged_parquet_page_with_a_checksum_is_an_error_naming_the_file(tmp_path):
+    path = _damaged_parquet(tmp_path / "tx.parquet", checksums=True)
+    message = _error(tmp_path, path)
+    assert str(path) in message and "checksum" in message and "export it again" in message
+
+
+def test_a_damaged_parquet_page_without_checksums_cannot_be_detected(tmp_path):
+    # the documented limitation (README, "Damaged Parquet files"): the changed id is read as data
+    path = _damaged_parquet(tmp_path / "tx.parquet", checksums=False)
+    result = run(tmp_path, path)
+    assert "order9123" in set(result.transactions["transaction_id"])
+
+
+def test_a_parquet_file_that_does_not_decode_is_an_error_naming_the_file(tmp_path):
+    path = _parquet(
+        tmp_path / "tx.parquet", customer=["00001"] * 500, order_id=[f"o{i}" for i in range(500)],
+        ordered_at=["2024-01-01"] * 500, amount=[1.0] * 500,
+    )  # fmt: skip
+    data = bytearray(path.read_bytes())
+    for i in range(100, 300):
+        data[i] ^= 0xFF
+    path.write_bytes(bytes(data))
+    message = _error(tmp_path, path)
+    assert str(path) in message and "Parquet" in message
+
+
+# --------------------------------------------------------------------------- naive and zoned Parquet
+def test_a_folder_mixing_naive_and_zoned_parquet_timestamps_reads_each_by_its_own_type(tmp_path):
+    folder = tmp_path / "export"
+    ten_utc = 1_704_103_200_000_000  # 2024-01-01 10:00:00
+    _parquet(
+        folder / "part-0.parquet", customer=["00001"], order_id=["naive"],
+        ordered_at=pa.array([ten_utc], type=pa.timestamp("us")), amount=[1.0],
+    )  # fmt: skip
+    _parquet(
+        folder / "part-1.parquet", customer=["00002"], order_id=["zoned"],
+        ordered_at=pa.array([ten_utc], type=pa.timestamp("us", tz="UTC")), amount=[2.0],
+    )  # fmt: skip
+    result = run(tmp_path, folder)
+    stamps = dict(
+        zip(result.transactions["transaction_id"], result.transactions["timestamp"], strict=True)
+    )
+    assert stamps["naive"] == pd.Timestamp("2024-01-01 10:00:00")  # already Berlin wall clock
+    assert stamps["zoned"] == pd.Timestamp("2024-01-01 11:00:00")  # 10:00 UTC is 11:00 in Berlin
+
+
+# --------------------------------------------------------------------------- volume over runs
+def _rows(n: int) -> str:
+    return "".join(f"{i:05d},o{i},2024-01-01 10:00:00,1\n" for i in range(n))
+
+
+def test_an_export_shrinking_step_by_step_fails_by_default(tmp_path):
+    first = run(tmp_path, write_csv(tmp_path, _rows(1000)))
+    message = _error(tmp_path, write_csv(tmp_path, _rows(100)), history=first.history)
+    assert "90% fewer" in message and "ingest.volume.accept" in message
+
+
+def test_an_export_shrinking_step_by_step_warns_on_every_run_when_set_to_warn(tmp_path):
+    history: dict = {}
+    for _ in range(4):
+        history = run(tmp_path, write_csv(tmp_path, _rows(1000)), history=history).history
+    for rows in (100, 10, 10):
+        result = run(
+            tmp_path, write_csv(tmp_path, _rows(rows)), history=history, volume={"action": "warn"}
+        )
+        assert result.report["checks"]["volume"]["status"] == "warn", rows
+        assert "(1000" in result.report["checks"]["volume"]["message"]
+        history = result.history
+    accepted = run(
+        tmp_path, write_csv(tmp_path, _rows(10)), history=history, volume={"accept": True}
+    )
+    after = run(tmp_path, write_csv(tmp_path, _rows(10)), history=accepted.history)
+    assert after.report["checks"]["volume"]["status"] == "ok"
+
+
+def test_side_table_dates_before_the_minimum_are_quarantined(tmp_path):
+    customers = tmp_path / "customers.csv"
+    customers.write_text("customer,signup_date\n00001,2024-01-01\n00002,0000-01-01\n")
+    nps = tmp_path / "nps.csv"
+    nps.write_text("customer,answered_at,score\n00001,2024-01-05,9\n00001,1066-10-14,3\n")
+    result = run(
+        tmp_path,
+        write_csv(tmp_path, GOOD),
+        customers={
+            "source": str(customers),
+            "columns": {"customer_id": "customer", "channel": None, "region": None},
+        },
+        nps={"source": str(nps), "columns": {"customer_id": "customer"}},
+    )
+    for table in ("customers_table", "nps_table"):
+        assert result.report[table]["quarantined_by_reason"] == {"date_out_of_range": 1}
+    assert "ingest.limits.min_date" in " ".join(result.quarantine["detail"])
+
+
+@pytest.mark.parametrize(
+    ("head", "kind"),
+    [(b"PK\x03\x04\x14\x00\x06\x00", "Excel .xlsx"), (b"PAR1\x15\x04", "Parquet file"),
+     (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00", "old Excel .xls")],
+)  # fmt: skip
+def test_a_workbook_or_parquet_file_named_csv_is_an_error_saying_what_it_is(tmp_path, head, kind):
+    path = tmp_path / "tx.csv"
+    path.write_bytes(head + b"\x00\x01binary rest" * 50)
+    message = _error(tmp_path, path)
+    assert str(path) in message and kind in message and "not CSV text" in message

@@ -56,12 +56,21 @@ def test_customers_keep_the_first_row_per_id_and_quarantine_bad_rows(tmp_path):
     result = _side(tmp_path, customers=body)
     table = result.report["customers_table"]
     assert table["duplicates_removed"] == 1
+    assert table["duplicate_ids_conflicting"] == 1  # it said app/south, not web/north
+    assert "'00001'" in table["warnings"][0] and "first is kept" in table["warnings"][0]
     assert table["quarantined_by_reason"] == {"missing_customer_id": 1, "unparseable_date": 1}
     customers = result.customers.set_index("customer_id")
     assert customers.loc["00001", "channel"] == "web"
     assert customers["signup_date"].isna().sum() == 1
     assert str(customers.loc["00003", "signup_date"]) == "2024-05-01"
     assert set(result.quarantine["table"]) == {"customers"}
+
+
+def test_identical_repeated_customer_rows_are_not_counted_as_conflicting(tmp_path):
+    body = "00001,2024-01-05,web,north\n00001, 2024-01-05 ,web,north\n00002,2024-01-06,app,east\n"
+    table = _side(tmp_path, customers=body).report["customers_table"]
+    assert table["duplicates_removed"] == 1 and table["duplicate_ids_conflicting"] == 0
+    assert "warnings" not in table
 
 
 def test_nps_scores_must_be_integers_from_0_to_10(tmp_path):

@@ -205,7 +205,9 @@ def test_a_failure_at_any_write_or_rename_leaves_latest_naming_a_complete_list(
                 patch.setattr(os, "replace", failing)
             try:
                 publish_lists(lists[name], root, force=force, now=NOW)
-            except InjectedFailure:
+            except ChurnError as error:  # a failed write is a clear error naming the path
+                assert f"injected failure at {target} {k}" in str(error)
+                assert "cannot write it" in str(error)
                 failures += 1
             else:
                 break
@@ -277,3 +279,13 @@ def test_drift_gate_passes_without_a_report_and_can_be_accepted():
     assert enforce_gates([failed], accept_drift=True) == [failed]
     with pytest.raises(DataCheckFailed, match="quarantine"):
         enforce_gates([Gate("quarantine", False, "20%"), failed], accept_drift=True)
+
+
+def test_sql_export_errors_mask_secret_query_values_of_the_url(tmp_path):
+    from churn.publish.sql import export_to_sql
+
+    frame = pd.DataFrame({"as_of": [dt.date(2025, 1, 1)], "customer_id": ["c1"]})
+    url = f"sqlite:///{tmp_path / 'missing' / 'x.db'}?password=hunter2&token=abc123"
+    with pytest.raises(ChurnError) as caught:
+        export_to_sql(frame, url, "at_risk")
+    assert "hunter2" not in str(caught.value) and "abc123" not in str(caught.value)

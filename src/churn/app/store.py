@@ -137,7 +137,7 @@ class ListStore:
                 manifest = record.read_manifest(self.exports)  # checks every file's sha256
                 import pyarrow.parquet as pq
 
-                folder = self.exports / str(manifest["path"]).split("/", 1)[0]
+                folder = record.list_folder(self.exports, manifest)
                 names = pq.read_schema(folder / record.LIST_PARQUET).names
                 self._loaded = load_published(self.exports, manifest, segment_columns_of(names))
                 self._masks.clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,11 @@ _REASON_HINTS = {
         "separators and the ingest.columns.amount mapping. "
     ),
     "missing_customer_id": "Most rejected rows have no customer id: check ingest.columns.customer_id. ",
+    "reused_transaction_id": (
+        "Transaction ids are reused by other customers or dates (order numbers that restart per "
+        "store or per year?): map ingest.columns.transaction_id to a line or unique id, or set it "
+        "to null (then identical rows are counted, not removed). "
+    ),
 }
 
 
@@ -52,13 +58,16 @@ def check_quarantine_share(table: CleanedTable, max_share: float) -> CheckResult
         for reason, count in sorted(table.quarantined_by_reason.items(), key=lambda kv: -kv[1])
     )
     top_reason = max(table.quarantined_by_reason.items(), key=lambda kv: kv[1], default=("", 0))[0]
+    hints = [top_reason] + [
+        r for r in ("reused_transaction_id",) if r in table.quarantined_by_reason
+    ]
     return CheckResult(
         name,
         "fail",
         f"{table.name}: {table.quarantined} of {table.rows_read} rows ({share:.1%}) would be "
         f"quarantined, more than ingest.max_quarantine_share = {max_share:.1%} ({reasons}); "
         "nothing was written. "
-        + _REASON_HINTS.get(top_reason, "")
+        + "".join(dict.fromkeys(_REASON_HINTS.get(r, "") for r in hints))
         + "Fix the export or the mapping (see the reasons), or raise "
         "ingest.max_quarantine_share if this is expected",
         share,
@@ -90,28 +99,69 @@ def check_freshness(
 
 
 def check_volume(
-    rows_read: int, previous: dict[str, Any] | None, max_drop_share: float | None, action: str
+    rows_read: int,
+    baseline: dict[str, Any] | None,
+    max_drop_share: float | None,
+    action: str,
+    accept: bool = False,
 ) -> CheckResult:
-    """Warn or fail when rows read fell by more than max_drop_share against the previous run."""
+    """Warn or fail when rows read fell by more than max_drop_share against the baseline (the
+    median of the last clean runs: see volume_baseline); `accept` lets a reviewed drop pass."""
     if max_drop_share is None:
         return CheckResult("volume", "skipped", "ingest.volume.max_drop_share is null")
-    if not previous or not previous.get("rows_read"):
+    if not baseline or not baseline.get("rows_read"):
         return CheckResult("volume", "skipped", "no previous run of this source to compare with")
-    before = int(previous["rows_read"])
+    before = int(baseline["rows_read"])
+    runs = int(baseline.get("runs", 1))
+    against = (
+        f"the previous run ({before} at {baseline.get('run_at', '?')})"
+        if runs == 1
+        else f"the median of the last {runs} clean runs ({before}, newest at "
+        f"{baseline.get('run_at', '?')})"
+    )
     drop = (before - rows_read) / before
     if drop <= max_drop_share:
         return CheckResult(
-            "volume", "ok", f"{rows_read} rows read, previous run {before}", drop, max_drop_share
+            "volume", "ok", f"{rows_read} rows read, {against}", drop, max_drop_share
         )
-    return CheckResult(
-        "volume",
-        action,
-        f"{rows_read} rows read, {drop:.0%} fewer than the previous run ({before} at "
-        f"{previous.get('run_at', '?')}), more than ingest.volume.max_drop_share = "
-        f"{max_drop_share:.0%}: is the export incomplete?",
-        drop,
-        max_drop_share,
+    message = (
+        f"{rows_read} rows read, {drop:.0%} fewer than {against}, more than "
+        f"ingest.volume.max_drop_share = {max_drop_share:.0%}: is the export incomplete?"
     )
+    if accept:
+        return CheckResult(
+            "volume",
+            "warn",
+            f"{message} Accepted (ingest.volume.accept: true): this run becomes the baseline; "
+            "set accept back to false",
+            drop,
+            max_drop_share,
+        )
+    if action == "warn":
+        message += " This run does not become the baseline: every run this far below it warns again"
+    else:
+        message += (
+            " Nothing was written. Fix the export, or if the drop is real, set "
+            "ingest.volume.accept: true for one run"
+        )
+    return CheckResult("volume", action, message, drop, max_drop_share)
+
+
+def volume_baseline(history: dict[str, Any], key: str, runs: int) -> dict[str, Any] | None:
+    """Return the baseline of the volume check: the median rows read of the last `runs` clean
+    runs of the source `key` (a run whose volume check warned never lowers it; an accepted drop
+    starts the baseline afresh), or None."""
+    recorded = history.get("sources", {}).get(key, [])
+    accepted = [i for i, r in enumerate(recorded) if r.get("volume_accepted")]
+    since = recorded[accepted[-1] :] if accepted else recorded
+    clean = [r for r in since if r.get("volume_baseline", True) and r.get("rows_read")][-runs:]
+    if not clean:
+        return None
+    return {
+        "rows_read": int(statistics.median_low(int(r["rows_read"]) for r in clean)),
+        "runs": len(clean),
+        "run_at": clean[-1].get("run_at", "?"),
+    }
 
 
 def enforce(results: list[CheckResult]) -> list[CheckResult]:

@@ -158,6 +158,31 @@ def formula_expr(id_sql: str) -> str:
     return f"ascii({id_sql}) IN ({codes})"
 
 
+# Control characters (C0, DEL, C1): an id holding one is quarantined, never cleaned, so an id
+# is never altered; surrounding spaces, tabs and line ends are trimmed before this test.
+CONTROL_PATTERN = r"[\x00-\x1f\x7f-\x9f]"
+
+
+def control_expr(text_sql: str) -> str:
+    """Return SQL true when text holds a control character."""
+    return f"regexp_matches({text_sql}, {lit(CONTROL_PATTERN)})"
+
+
+def control_detail(column: str, text_sql: str) -> str:
+    """Return SQL saying which control character a value holds, for the quarantine detail."""
+    return (
+        f"{lit(f'column {column!r} value ')} || {_shown_sql(text_sql)} || ' holds the control "
+        f"character U+' || printf('%04X', unicode(regexp_extract({text_sql}, "
+        f"{lit(CONTROL_PATTERN)}))) || ' (a broken export or an injection attempt); ids are "
+        "never altered: fix the export'"
+    )
+
+
+def _shown_sql(text_sql: str) -> str:
+    quote = lit("'")
+    return f"coalesce({quote} || left({text_sql}, 80) || {quote}, 'empty')"
+
+
 def _text(column: str) -> str:
     return f"CAST({ident(column)} AS VARCHAR)"
 
@@ -209,15 +234,20 @@ def clean_transactions(
     pass_cols = "".join(f", {ident(p)}" for p in passthrough)
 
     typed = fresh_name("txn_typed")
+    min_date = lit(params.limits.min_date.isoformat())
+    max_amount = repr(float(params.limits.max_abs_amount))
     reason_sql = f"""CASE
         WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
         WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
+        WHEN {control_expr("__cid")} THEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
         WHEN __ts IS NULL AND {blank_expr(ts)} THEN '{Reason.MISSING_TIMESTAMP}'
         WHEN __ts IS NULL THEN '{Reason.UNPARSEABLE_TIMESTAMP}'
         WHEN __ts > CAST({reject} AS TIMESTAMP) THEN '{Reason.FUTURE_TIMESTAMP}'
+        WHEN __ts < CAST({min_date} AS TIMESTAMP) THEN '{Reason.TIMESTAMP_OUT_OF_RANGE}'
         WHEN __amt IS NULL AND {blank_expr(amt)} THEN '{Reason.MISSING_AMOUNT}'
         WHEN __amt IS NULL THEN '{Reason.NON_NUMERIC_AMOUNT}'
         WHEN NOT isfinite(__amt) THEN '{Reason.NON_FINITE_AMOUNT}'
+        WHEN abs(__amt) > {max_amount} THEN '{Reason.AMOUNT_OUT_OF_RANGE}'
     END"""
     originals: list[tuple[str, str | None]] = [(C.CUSTOMER_ID, cust), (C.TIMESTAMP, ts)]
     originals += [(C.AMOUNT, amt), (C.TRANSACTION_ID, tx)]
@@ -227,7 +257,7 @@ def clean_transactions(
     keys = "__file, __row" if many else "__row"
     same_row = "t.__row = d.__row" + (" AND t.__file = d.__file" if many else "")
     source_cols = sorted({cust, ts, amt, *passthrough, *([tx] if tx else [])})
-    detail_sql = _transaction_detail(cust, ts, amt, params, reject_after)
+    detail_sql = _transaction_detail(cust, ts, amt, tx, params, reject_after)
     con.execute(
         f"""CREATE TEMP TABLE {typed} AS
         SELECT {keys}, __cid, __ts, __amt, __tx {pass_cols}, __reason, __offset, __trimmed
@@ -253,6 +283,9 @@ def clean_transactions(
     else:
         stats_warning = None
 
+    # A repeated id is one order's lines (same customer, same date) or an id reused by another
+    # order (ids that restart per store or per year): those rows are quarantined, never dropped.
+    reused_ids = _quarantine_reused_ids(con, typed) if tx else 0
     counts = con.execute(
         f"SELECT __reason, count(*), count(*) FILTER (__offset), count(*) FILTER (__trimmed) "
         f"FROM {typed} GROUP BY ALL"
@@ -273,30 +306,14 @@ def clean_transactions(
         )
 
     # Duplicates among valid rows only, so a bad first copy never hides a good second one.
-    # Grouping 64-bit hashes finds the few candidate ids cheaply; the window then compares the
+    # Grouping 64-bit hashes finds the few candidate ids cheaply; the windows then compare the
     # ids themselves, so a hash collision can never remove a row.
     dups = fresh_name("txn_dups")
     out_cols = ["__cid", "__ts", "__amt", "__tx", *passthrough]
-    conflicting = 0
     exact_duplicates = 0
+    line_items = 0
     if tx:
-        con.execute(
-            f"""CREATE TEMP TABLE {dups} AS
-            SELECT {keys}, conflicting FROM (
-                SELECT {keys}, row_number() OVER w AS rn,
-                       (__cid, __ts, __amt) IS DISTINCT FROM
-                       first_value((__cid, __ts, __amt)) OVER w
-                       AS conflicting
-                FROM {typed}
-                WHERE __reason IS NULL AND __tx IS NOT NULL
-                  AND hash(__tx) IN (
-                    SELECT hash(__tx) FROM {typed}
-                    WHERE __reason IS NULL AND __tx IS NOT NULL
-                    GROUP BY ALL HAVING count(*) > 1)
-                WINDOW w AS (PARTITION BY __tx ORDER BY {keys})
-            ) WHERE rn > 1"""
-        )
-        (conflicting,) = con.execute(f"SELECT count(*) FROM {dups} WHERE conflicting").fetchone()
+        _, line_items = _drop_repeated_rows(con, typed, keys, same_row, out_cols, dups)
     else:
         group = ", ".join(ident(c) for c in out_cols)
         (exact_duplicates,) = con.execute(
@@ -355,9 +372,17 @@ def clean_transactions(
             0 if params.drop_exact_duplicates else int(exact_duplicates)
         )
     else:
-        stats["duplicate_ids_conflicting"] = int(conflicting)
+        stats["reused_transaction_ids"] = int(reused_ids)
+        stats["line_item_rows"] = int(line_items)
     if stats_warning:
         stats["warnings"] = [stats_warning]
+    if reused_ids:
+        stats.setdefault("warnings", []).append(
+            f"{where}: {reused_ids} transaction ids in column {tx!r} are used by more than one "
+            "order (another customer or date); their rows are quarantined as "
+            f"{Reason.REUSED_TRANSACTION_ID}. If the ids restart per store or per year, map "
+            "ingest.columns.transaction_id to a line or unique id, or set it to null"
+        )
     result = CleanedTable(
         name="transactions",
         clean_sql=clean_sql,
@@ -368,6 +393,62 @@ def clean_transactions(
         stats=stats,
     )
     return result  # rows_clean is counted in the written file: see summarize_transactions
+
+
+def _repeated_ids_sql(typed: str) -> str:
+    """SQL of the valid rows whose transaction id occurs more than once (hash-filtered first)."""
+    return f"""SELECT * FROM {typed}
+        WHERE __reason IS NULL AND __tx IS NOT NULL AND hash(__tx) IN (
+            SELECT hash(__tx) FROM {typed} WHERE __reason IS NULL AND __tx IS NOT NULL
+            GROUP BY ALL HAVING count(*) > 1)"""
+
+
+def _quarantine_reused_ids(con: duckdb.DuckDBPyConnection, typed: str) -> int:
+    """Mark the rows of ids used by more than one order (another customer or local date) as
+    reused_transaction_id; return how many ids were reused."""
+    reused = fresh_name("txn_reused")
+    con.execute(
+        f"""CREATE TEMP TABLE {reused} AS
+        SELECT __tx FROM ({_repeated_ids_sql(typed)})
+        GROUP BY __tx HAVING count(DISTINCT (__cid, CAST(__ts AS DATE))) > 1"""
+    )
+    (n,) = con.execute(f"SELECT count(*) FROM {reused}").fetchone()
+    if n:
+        con.execute(
+            f"""UPDATE {typed} SET __reason = '{Reason.REUSED_TRANSACTION_ID}'
+            WHERE __reason IS NULL AND __tx IN (SELECT __tx FROM {reused})"""
+        )
+    return int(n)
+
+
+def _drop_repeated_rows(
+    con: duckdb.DuckDBPyConnection,
+    typed: str,
+    keys: str,
+    same_row: str,
+    out_cols: list[str],
+    dups: str,
+) -> tuple[int, int]:
+    """Create `dups`: every valid row identical to an earlier one with the same transaction id
+    (a re-sent row). Lines of one order that differ in any value are kept. Return (rows
+    removed, rows kept that share their id with another kept row: an order's lines)."""
+    group = ", ".join(ident(c) for c in out_cols)
+    repeated = fresh_name("txn_repeated")
+    con.execute(f"CREATE TEMP TABLE {repeated} AS {_repeated_ids_sql(typed)}")
+    con.execute(
+        f"""CREATE TEMP TABLE {dups} AS
+        SELECT {keys}, false AS conflicting FROM (
+            SELECT {keys}, row_number() OVER (PARTITION BY {group} ORDER BY {keys}) AS rn
+            FROM {repeated}
+        ) WHERE rn > 1"""
+    )
+    (removed,) = con.execute(f"SELECT count(*) FROM {dups}").fetchone()
+    (lines,) = con.execute(
+        f"""SELECT coalesce(sum(n), 0) FROM (
+            SELECT count(*) AS n FROM {repeated} t ANTI JOIN {dups} d ON {same_row}
+            GROUP BY t.__tx HAVING count(*) > 1)"""
+    ).fetchone()
+    return int(removed), int(lines)
 
 
 def summarize_transactions(
@@ -401,7 +482,9 @@ def _reject_after_words(params, reject_after: datetime) -> str:
     return "ingest.reject_after " + reject_after.isoformat(sep=" ", timespec="seconds")
 
 
-def _transaction_detail(cust: str, ts: str, amt: str, params, reject_after: datetime) -> str:
+def _transaction_detail(
+    cust: str, ts: str, amt: str, tx: str | None, params, reject_after: datetime
+) -> str:
     """Return SQL building a one-line human explanation for a quarantined row."""
     fmt = params.timestamp_format
     expected = (
@@ -416,6 +499,15 @@ def _transaction_detail(cust: str, ts: str, amt: str, params, reject_after: date
         if params.csv.thousands is None
         else ""
     )
+    limits = params.limits
+    too_early = (
+        f" is before ingest.limits.min_date {limits.min_date}: not a real transaction date; "
+        "fix the export (or lower the limit)"
+    )
+    too_large = (
+        f" is beyond ingest.limits.max_abs_amount = {limits.max_abs_amount:g}: not a real "
+        "amount (an id or a unit error?); fix the export or raise the limit"
+    )
     amount_hint = (
         f"CASE WHEN regexp_matches({_text(amt)}, '^\\s*-?\\d{{1,3}}([,. ]\\d{{3}})+([.,]\\d+)?\\s*$') "
         f"THEN {lit(hint_thousands)} ELSE '' END"
@@ -424,14 +516,22 @@ def _transaction_detail(cust: str, ts: str, amt: str, params, reject_after: date
         WHEN '{Reason.MISSING_CUSTOMER_ID}' THEN {lit(f"column '{cust}' is empty")}
         WHEN '{Reason.FORMULA_CUSTOMER_ID}' THEN {lit(f"column '{cust}' value ")} || {_shown(cust)}
             || ' starts with = + - or @ and would run as a spreadsheet formula'
+        WHEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}' THEN {control_detail(cust, _text(cust))}
         WHEN '{Reason.MISSING_TIMESTAMP}' THEN {lit(f"column '{ts}' is empty")}
         WHEN '{Reason.UNPARSEABLE_TIMESTAMP}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
             || {lit(" is not a timestamp in " + expected)}
         WHEN '{Reason.FUTURE_TIMESTAMP}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
             || {lit(" is after " + _reject_after_words(params, reject_after))}
+        WHEN '{Reason.TIMESTAMP_OUT_OF_RANGE}' THEN {lit(f"column '{ts}' value ")} || {_shown(ts)}
+            || {lit(too_early)}
         WHEN '{Reason.MISSING_AMOUNT}' THEN {lit(f"column '{amt}' is empty")}
         WHEN '{Reason.NON_NUMERIC_AMOUNT}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
             || ' is not a number' || {amount_hint}
         WHEN '{Reason.NON_FINITE_AMOUNT}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
             || ' is NaN or infinite'
+        WHEN '{Reason.AMOUNT_OUT_OF_RANGE}' THEN {lit(f"column '{amt}' value ")} || {_shown(amt)}
+            || {lit(too_large)}
+        WHEN '{Reason.REUSED_TRANSACTION_ID}' THEN {lit(f"column '{tx}' value ")} || {_shown(tx or cust)}
+            || ' names orders of more than one customer or date (ids restart per store or year?); '
+            || 'map ingest.columns.transaction_id to a line or unique id, or set it to null'
     END"""

@@ -368,13 +368,18 @@ def _dated_quarantine(quarantined: Quarantined) -> str:
 def newest_quarantined_date(
     con: duckdb.DuckDBPyConnection, quarantined: Quarantined
 ) -> date | None:
-    """Return the newest date of a quarantined transaction (future timestamps left out): when the
-    newest days lost their amounts, the newest period must still end on them."""
+    """Return the newest date of a quarantined transaction (timestamps in the future or outside
+    the representable range left out): when the newest days lost their amounts, the newest
+    period must still end on them."""
+    left_out = ", ".join(
+        lit(str(reason)) for reason in (Reason.FUTURE_TIMESTAMP, Reason.TIMESTAMP_OUT_OF_RANGE)
+    )
     (newest,) = con.execute(
         f"SELECT max({ident(C.DATE)}) FROM {_dated_quarantine(quarantined)} "
-        f"WHERE reason <> {lit(str(Reason.FUTURE_TIMESTAMP))}"
+        f"WHERE reason NOT IN ({left_out})"
     ).fetchone()
-    return newest
+    # DuckDB returns dates Python cannot hold (before year 1) as text: no period ends there
+    return newest if isinstance(newest, date) else None
 
 
 def _required_column(source: SourceInfo, column: str) -> tuple[str, str]:

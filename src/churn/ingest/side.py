@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 import duckdb
 
@@ -11,6 +11,8 @@ from churn.ingest.clean import (
     WHITESPACE,
     CleanedTable,
     amount_expr,
+    control_detail,
+    control_expr,
     formula_expr,
     id_expr,
     nullable,
@@ -18,6 +20,15 @@ from churn.ingest.clean import (
 )
 from churn.ingest.rejects import Reason
 from churn.ingest.sources import RawTable, fresh_name, ident, lit, resolve_columns
+
+EARLIEST = date(1, 1, 1)
+
+
+def _too_early(min_date: date) -> str:
+    return (
+        f" is before ingest.limits.min_date {min_date}: not a real date; fix the export (or "
+        "lower the limit)"
+    )
 
 
 def _text(column: str) -> str:
@@ -47,6 +58,7 @@ def _finish(
     clean_sql: str,
     quarantine_sql: str,
     duplicates: int,
+    stats: dict[str, object] | None = None,
 ) -> CleanedTable:
     reasons = dict(
         con.execute(
@@ -68,7 +80,7 @@ def _finish(
         rows_read=raw.rows_read,
         quarantined_by_reason={str(k): int(v) for k, v in sorted(reasons.items())},
         duplicates_removed=int(duplicates),
-        stats={"rows_clean": int(rows_clean), "customers": int(customers)},
+        stats={"rows_clean": int(rows_clean), "customers": int(customers), **(stats or {})},
     )
     result.assert_rows_conserved()
     return result
@@ -79,6 +91,7 @@ def clean_customers(
     raw: RawTable,
     spec,  # churn.config.CustomersSource
     zone: str,
+    min_date: date = EARLIEST,
 ) -> CleanedTable:
     """Type the customers table: one row per customer id (first kept), signup date as a date."""
     mapping = {C.CUSTOMER_ID: spec.columns.customer_id}
@@ -107,7 +120,9 @@ def clean_customers(
         SELECT *, CASE
             WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
             WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
+            WHEN {control_expr("__cid")} THEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
             WHEN __signup_text IS NOT NULL AND __signup IS NULL THEN '{Reason.UNPARSEABLE_DATE}'
+            WHEN __signup < DATE {lit(min_date.isoformat())} THEN '{Reason.DATE_OUT_OF_RANGE}'
         END AS __reason FROM (
             SELECT __file, __row, {id_expr(cust, t[cust])} AS __cid, {signup_sql} AS __signup,
                    {text_cols[C.CHANNEL]} AS __channel, {text_cols[C.REGION]} AS __region,
@@ -116,12 +131,19 @@ def clean_customers(
             FROM {raw.relation})"""
     )
     dups = fresh_name("customers_dups")
+    # a repeated id keeps its first row; repeats that say something else are counted and named
     con.execute(
-        f"""CREATE TEMP TABLE {dups} AS SELECT __file, __row FROM (
-            SELECT __file, __row, row_number() OVER (PARTITION BY __cid ORDER BY __file, __row)
-                AS rn FROM {typed} WHERE __reason IS NULL) WHERE rn > 1"""
+        f"""CREATE TEMP TABLE {dups} AS SELECT __file, __row, __cid, conflicting FROM (
+            SELECT __file, __row, __cid, row_number() OVER w AS rn,
+                   (__signup, __channel, __region) IS DISTINCT FROM
+                   first_value((__signup, __channel, __region)) OVER w AS conflicting
+            FROM {typed} WHERE __reason IS NULL
+            WINDOW w AS (PARTITION BY __cid ORDER BY __file, __row)) WHERE rn > 1"""
     )
-    (duplicates,) = con.execute(f"SELECT count(*) FROM {dups}").fetchone()
+    duplicates, conflicting, example = con.execute(
+        f"SELECT count(*), count(*) FILTER (conflicting), min(__cid) FILTER (conflicting) "
+        f"FROM {dups}"
+    ).fetchone()
     clean_sql = f"""SELECT {nullable("t.__cid")} AS {ident(C.CUSTOMER_ID)},
             {nullable("t.__signup")} AS {ident(C.SIGNUP_DATE)},
             {nullable("t.__channel")} AS {ident(C.CHANNEL)},
@@ -136,12 +158,23 @@ def clean_customers(
                 WHEN '{Reason.MISSING_CUSTOMER_ID}' THEN {lit(f"column '{cust}' is empty")}
                 WHEN '{Reason.FORMULA_CUSTOMER_ID}' THEN {lit(f"column '{cust}' value '")}
                     || __orig_cid || ''' starts with = + - or @'
+                WHEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
+                    THEN {control_detail(cust, "__orig_cid")}
+                WHEN '{Reason.DATE_OUT_OF_RANGE}' THEN {lit(f"column '{signup}' value ")}
+                    || __signup_shown || {lit(_too_early(min_date))}
                 ELSE {lit(f"column '{signup}' value ")} || __signup_shown || {
         lit(" is not a date (set ingest.customers.date_format or dayfirst)")
     }
             END AS {C.DETAIL}, __orig_cid AS {ident(C.CUSTOMER_ID)}
         FROM {typed} WHERE __reason IS NOT NULL"""
-    return _finish(con, raw, "customers", typed, clean_sql, quarantine_sql, duplicates)
+    stats: dict[str, object] = {"duplicate_ids_conflicting": int(conflicting)}
+    if conflicting:
+        stats["warnings"] = [
+            f"{raw.label}: {conflicting} repeated rows of customer ids in column {cust!r} differ "
+            f"from the first row of their id (e.g. {example!r}); the first is kept. Export one "
+            "row per customer (the current one)"
+        ]
+    return _finish(con, raw, "customers", typed, clean_sql, quarantine_sql, duplicates, stats)
 
 
 def clean_nps(
@@ -150,6 +183,7 @@ def clean_nps(
     spec,  # churn.config.NpsSource
     zone: str,
     reject_after: datetime,
+    min_date: date = EARLIEST,
 ) -> CleanedTable:
     """Type NPS answers: a date and an integer score 0-10 per row; repeated answers are kept."""
     src = resolve_columns(
@@ -174,9 +208,12 @@ def clean_nps(
         SELECT *, CASE
             WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
             WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
+            WHEN {control_expr("__cid")} THEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
             WHEN __answered_text IS NULL THEN '{Reason.MISSING_DATE}'
             WHEN __answered IS NULL THEN '{Reason.UNPARSEABLE_DATE}'
             WHEN __answered > CAST({reject} AS TIMESTAMP) THEN '{Reason.FUTURE_DATE}'
+            WHEN __answered < CAST({lit(min_date.isoformat())} AS TIMESTAMP)
+                THEN '{Reason.DATE_OUT_OF_RANGE}'
             WHEN __score_text IS NULL THEN '{Reason.MISSING_SCORE}'
             WHEN __score IS NULL THEN '{Reason.NON_NUMERIC_SCORE}'
             WHEN NOT isfinite(__score) OR __score <> round(__score) OR __score < 0
@@ -195,8 +232,13 @@ def clean_nps(
     quarantine_sql = f"""SELECT 'nps' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE},
             CAST(__row AS BIGINT) AS {C.SOURCE_ROW}, __reason AS {C.REASON},
             CASE
+                WHEN __reason = '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
+                    THEN {control_detail(cust, "__orig_cid")}
                 WHEN __reason IN ('{Reason.MISSING_CUSTOMER_ID}', '{Reason.FORMULA_CUSTOMER_ID}')
                     THEN {lit(f"column '{cust}' value '")} || coalesce(__orig_cid, '') || ''''
+                WHEN __reason = '{Reason.DATE_OUT_OF_RANGE}'
+                    THEN {lit(f"column '{answered}' value ")} || __answered_shown
+                    || {lit(_too_early(min_date))}
                 WHEN __reason IN ('{Reason.MISSING_DATE}', '{Reason.UNPARSEABLE_DATE}',
                                   '{Reason.FUTURE_DATE}')
                     THEN {lit(f"column '{answered}' value ")} || __answered_shown

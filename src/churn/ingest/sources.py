@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import codecs
+import contextlib
 import difflib
 import gzip
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -49,6 +50,47 @@ class RawTable:
     malformed: str | None  # temp table (__file, __row, raw_line, error) of rejected CSV lines
     files: tuple[str, ...]
     fmt: str  # csv or parquet
+    skipped: dict[str, tuple[str, ...]] = field(default_factory=dict)  # why -> paths not read
+
+
+def is_hidden(path: Path, root: Path) -> bool:
+    """Return True for a path under `root` that a person would not call data: a dotfile or a
+    file inside a dot folder (.ipynb_checkpoints, .git, .~lock files), or a Spark/Hadoop
+    marker or temporary file starting with '_' (_SUCCESS, _temporary/)."""
+    return any(part.startswith((".", "_")) for part in path.relative_to(root).parts)
+
+
+@dataclass(frozen=True)
+class FolderListing:
+    """The files of a folder source: data files read, and the others with why they are skipped."""
+
+    files: list[Path]
+    hidden: list[Path]
+    other_types: list[Path]
+
+    def skipped(self) -> dict[str, tuple[str, ...]]:
+        """Return the skipped files by reason (empty reasons left out)."""
+        found = {"hidden": self.hidden, "other_types": self.other_types}
+        return {why: tuple(str(p) for p in paths) for why, paths in found.items() if paths}
+
+
+def scan_folder(folder: Path, suffixes: tuple[str, ...]) -> FolderListing:
+    """Return the data files of `folder` (sorted), the hidden ones and those of other types."""
+    files, hidden, other = [], [], []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        if is_hidden(path, folder):
+            hidden.append(path)
+        elif path.name.lower().endswith(suffixes):
+            files.append(path)
+        else:
+            other.append(path)
+    return FolderListing(files, hidden, other)
+
+
+def _table_key(path: Path) -> str:
+    """Return the name a file has without compression: a.csv and a.csv.gz hold the same table."""
+    name = str(path).lower()
+    return name[: -len(".gz")] if name.endswith(".gz") else name
 
 
 def detect_format(source: str, fmt: str) -> str:
@@ -61,7 +103,7 @@ def detect_format(source: str, fmt: str) -> str:
         return "sql"
     path = Path(source)
     if path.is_dir():
-        names = [p.name.lower() for p in path.rglob("*") if p.is_file()]
+        names = [p.name.lower() for p in scan_folder(path, ()).other_types]
         has_csv = any(n.endswith(CSV_SUFFIXES) for n in names)
         has_parquet = any(n.endswith(PARQUET_SUFFIXES) for n in names)
         if has_csv and has_parquet:
@@ -86,18 +128,31 @@ def detect_format(source: str, fmt: str) -> str:
     )
 
 
-def list_files(source: str, fmt: str, key: str = "ingest.source") -> list[Path]:
-    """Return the data files of a file or folder source, sorted; ChurnError when there are none."""
+def list_source(source: str, fmt: str, key: str = "ingest.source") -> FolderListing:
+    """Return the data files of a file or folder source and the files skipped; ChurnError when
+    there are none, or when one table is there twice (a.csv beside a.csv.gz)."""
     path = Path(source)
     if not path.exists():
         raise ChurnError(f"{source}: not found; fix {key} in params.yaml")
     if path.is_file():
-        return [path]
-    suffixes = CSV_SUFFIXES if fmt == "csv" else PARQUET_SUFFIXES
-    files = sorted(p for p in path.rglob("*") if p.is_file() and p.name.lower().endswith(suffixes))
-    if not files:
+        return FolderListing([path], [], [])
+    listing = scan_folder(path, CSV_SUFFIXES if fmt == "csv" else PARQUET_SUFFIXES)
+    if not listing.files:
         raise ChurnError(f"{source}: folder has no {fmt} files; check {key}")
-    return files
+    seen: dict[str, Path] = {}
+    for file in listing.files:
+        twin = seen.setdefault(_table_key(file), file)
+        if twin != file:
+            raise ChurnError(
+                f"{source}: {twin} and {file} hold the same table (one compressed, one not), so "
+                f"every row would be read twice; remove one of them from the folder ({key})"
+            )
+    return listing
+
+
+def list_files(source: str, fmt: str, key: str = "ingest.source") -> list[Path]:
+    """Return the data files of a file or folder source, sorted; ChurnError when there are none."""
+    return list_source(source, fmt, key).files
 
 
 def _first_line(message: str) -> str:
@@ -158,6 +213,137 @@ def _transcode(
     return out
 
 
+SNIFF_BYTES = 1 << 16
+# What a "CSV" file often really is when an export went wrong; found by its first bytes.
+BINARY_MAGIC = (
+    (b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook?)"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an old Excel .xls workbook"),
+    (b"PAR1", "a Parquet file"),
+    (b"SQLite format 3\x00", "a SQLite database"),
+)
+
+
+def _head(path: Path, size: int = SNIFF_BYTES) -> bytes:
+    """Return the first bytes of a file, decompressed when it is gzip ('' when unreadable)."""
+    try:
+        if path.name.lower().endswith(".gz"):
+            with gzip.open(path, "rb") as f:
+                return f.read(size)
+        with open(path, "rb") as f:
+            return f.read(size)
+    except (OSError, EOFError):
+        return b""  # the reader itself then reports the damaged file
+
+
+def check_text_encoding(path: Path, encoding: str) -> None:
+    """Raise ChurnError when a CSV file is a workbook, archive or Parquet file, or, read as a
+    one-byte or UTF-8 encoding, is UTF-16 or UTF-32: a byte-order mark, or NUL bytes between the
+    characters (a stray NUL inside a field is left to the row checks, which quarantine it)."""
+    head = _head(path)
+    for magic, kind in BINARY_MAGIC:
+        if head.startswith(magic):
+            raise ChurnError(
+                f"{path}: is {kind}, not CSV text; export the data as CSV (or point "
+                "ingest.source at the right file, or set ingest.format)"
+            )
+    if codecs.lookup(encoding).name.startswith(("utf-16", "utf-32")):
+        return
+    boms = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"),
+            (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))  # fmt: skip
+    found = next(((name, "a byte-order mark") for bom, name in boms if head.startswith(bom)), None)
+    if found is None and head.count(0) > len(head) // 4:
+        even, odd = head[0::2].count(0), head[1::2].count(0)
+        if min(even, odd) < max(even, odd) // 4:
+            found = ("utf-16", "NUL bytes between the characters")
+        else:
+            found = ("utf-32", "NUL bytes between the characters")
+    if found is not None:
+        name, why = found
+        raise ChurnError(
+            f"{path}: looks like {name.upper()} ({why}) but is read as {encoding} "
+            f"(ingest.csv.encoding); set ingest.csv.encoding: {name}"
+        )
+
+
+def find_long_line(path: Path, limit: int) -> tuple[int, int] | None:
+    """Return (line number, bytes) of the first line longer than `limit` bytes, or None."""
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    number, length = 1, 0
+    try:
+        with opener(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                start = 0
+                while (end := chunk.find(b"\n", start)) >= 0:
+                    length += end - start
+                    if length > limit:
+                        return number, length
+                    number, length, start = number + 1, 0, end + 1
+                length += len(chunk) - start
+                if length > limit:
+                    return number, _line_length(f, length)
+    except (OSError, EOFError):
+        return None
+    return None
+
+
+def _line_length(f, length: int) -> int:
+    """Return the full length of a long line whose first `length` bytes were read."""
+    while chunk := f.read(1 << 20):
+        end = chunk.find(b"\n")
+        if end >= 0:
+            return length + end
+        length += len(chunk)
+    return length
+
+
+def _long_line_error(files: list[Path], read_files: list[Path], limit: int) -> ChurnError | None:
+    """Return the error naming the first line beyond ingest.csv.max_line_bytes, if any."""
+    for original, read in zip(files, read_files, strict=True):
+        found = find_long_line(read, limit)
+        if found is not None:
+            line, size = found
+            return ChurnError(
+                f"{original}: line {line} is {size:,} bytes long, more than "
+                f"ingest.csv.max_line_bytes = {limit:,} (one field of megabytes: an embedded "
+                "file, or a quote that is never closed?); fix the export, or raise "
+                "ingest.csv.max_line_bytes if such lines are real"
+            )
+    return None
+
+
+def _check_unique_names(path: Path, names: list[str], where: str) -> None:
+    """Raise ChurnError when two columns share a name; DuckDB does not tell 'Amount' from
+    'amount' either (it renames the second to 'Amount_1'), so case is ignored."""
+    spellings: dict[str, list[str]] = {}
+    for name in names:
+        spellings.setdefault(name.lower(), []).append(name)
+    twice = [found for found in spellings.values() if len(found) > 1]
+    if twice:
+        shown = " and ".join(repr(n) for n in twice[0])
+        raise ChurnError(
+            f"{path}: the {where} names column {twice[0][0]!r} more than once ({shown}; column "
+            "names are compared ignoring case), so which one holds the data is ambiguous; rename "
+            "or remove the duplicate column in the export"
+        )
+
+
+def check_header_names(
+    con: duckdb.DuckDBPyConnection, path: Path, options: list[str], shown: Path
+) -> None:
+    """Raise ChurnError when a CSV header names one column twice (DuckDB would rename one and
+    ingest would silently read the first)."""
+    header_options = [o for o in options if not o.startswith(("header", "filename", "store_rej",
+                                                              "rejects_"))]  # fmt: skip
+    try:
+        row = con.execute(
+            f"SELECT * FROM read_csv({lit(str(path))}, header = false, "
+            f"{', '.join(header_options)}) LIMIT 1"
+        ).fetchone()
+    except duckdb.Error:
+        return  # the full read reports it
+    _check_unique_names(shown, [str(v).strip("\ufeff \t\r\n") for v in row or () if v], "header")
+
+
 def open_csv(
     con: duckdb.DuckDBPyConnection,
     files: list[Path],
@@ -169,6 +355,8 @@ def open_csv(
     for path in files:
         if path.stat().st_size == 0:
             raise ChurnError(f"{path}: the file is empty; export it again with a header and rows")
+        with contextlib.suppress(LookupError):  # an unknown encoding: _transcode says so
+            check_text_encoding(path, csv.encoding)
     encoding = DUCKDB_ENCODINGS.get(csv.encoding.lower())
     whitespace = csv.delimiter == WHITESPACE_DELIMITER
     read_files = files
@@ -186,16 +374,21 @@ def open_csv(
         f"encoding = {lit(encoding)}",
         f"quote = {lit(csv.quote)}",
         f"escape = {lit(csv.escape or csv.quote)}",
+        f"max_line_size = {int(csv.max_line_bytes)}",
     ]
     if csv.delimiter is not None:
         options.append(f"delim = {lit(chr(9) if whitespace else csv.delimiter)}")
+    if csv.header:
+        for read, original in zip(read_files, files, strict=True):
+            check_header_names(con, read, options, original)
     file_list = "[" + ", ".join(lit(str(p)) for p in read_files) + "]"
     try:
         con.execute(
             f"CREATE TEMP TABLE {name} AS SELECT * FROM read_csv({file_list}, {', '.join(options)})"
         )
     except duckdb.Error as error:
-        raise _explain_read_error(label, error, "csv") from None
+        long_line = _long_line_error(files, read_files, csv.max_line_bytes)
+        raise (long_line or _explain_read_error(label, error, "csv")) from None
     errors = con.execute(
         f"SELECT e.line, e.error_type, e.csv_line, e.error_message, s.file_path "
         f"FROM {name}_err e JOIN {name}_scan s USING (scan_id, file_id) "
@@ -257,21 +450,72 @@ def open_csv(
     )
 
 
+def verify_parquet(path: Path, columns: list[str]) -> None:
+    """Decode the given columns of every row group, checking page CRCs where the writer stored
+    them; raise ChurnError naming the file on a duplicate column name or any decode error.
+
+    Files written without page checksums (pyarrow's default) can still hold silently changed
+    values: only a decode error reveals damage there (see docs: "Damaged Parquet files")."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path, page_checksum_verification=True)
+        names = parquet.schema_arrow.names
+        _check_unique_names(path, names, "schema")
+        wanted = [c for c in columns if c in names]
+        for group in range(parquet.metadata.num_row_groups):
+            parquet.read_row_group(group, columns=wanted)
+    except ChurnError:
+        raise
+    except Exception as error:  # pyarrow raises OSError, ArrowInvalid, ArrowException ...
+        raise ChurnError(
+            f"{path}: cannot be read as Parquet: {_first_line(str(error))}; the file is damaged "
+            "(a page failed its checksum or did not decode) or not Parquet at all; export it "
+            "again"
+        ) from None
+    finally:
+        pa.default_memory_pool().release_unused()  # the decoded pages: DuckDB needs the memory
+
+
+def _is_zoned(duckdb_type: str) -> bool:
+    upper = duckdb_type.upper()
+    return upper.startswith("TIMESTAMPTZ") or "WITH TIME ZONE" in upper
+
+
+def _is_naive(duckdb_type: str) -> bool:
+    return duckdb_type.upper().startswith("TIMESTAMP") and not _is_zoned(duckdb_type)
+
+
 def open_parquet(
-    con: duckdb.DuckDBPyConnection, files: list[Path], label: str, required: list[str]
+    con: duckdb.DuckDBPyConnection,
+    files: list[Path],
+    label: str,
+    required: list[str],
+    zone: str = "UTC",
 ) -> RawTable:
-    """Open Parquet files (columns united by name); every file must hold the required columns."""
+    """Open Parquet files (columns united by name); every file must hold the required columns.
+
+    A column that is a naive timestamp in some files and a zoned one in others is read file by
+    file: zoned values become wall-clock time in `zone`, naive ones are already that, so the
+    union never shifts either kind."""
+    for path in files:
+        verify_parquet(path, required)
     file_list = "[" + ", ".join(lit(str(p)) for p in files) + "]"
     try:
         schema = con.execute(
-            f"SELECT file_name, name FROM parquet_schema({file_list}) WHERE num_children IS NULL "
-            "OR num_children = 0"
+            f"SELECT file_name, name, duckdb_type FROM parquet_schema({file_list}) "
+            "WHERE num_children IS NULL OR num_children = 0"
         ).fetchall()
     except duckdb.Error as error:
         raise _explain_read_error(label, error, "parquet") from None
     by_file: dict[str, set[str]] = {str(p): set() for p in files}
-    for file_name, column in schema:
+    kinds: dict[str, dict[str, set[str]]] = {}  # column -> naive/zoned -> files
+    for file_name, column, duckdb_type in schema:
         by_file.setdefault(file_name, set()).add(column)
+        kind = "naive" if _is_naive(duckdb_type) else "zoned" if _is_zoned(duckdb_type) else None
+        if kind:
+            kinds.setdefault(column, {}).setdefault(kind, set()).add(file_name)
     for file_name, columns in by_file.items():
         missing = [c for c in required if c not in columns]
         if missing and len(files) > 1 and any(missing[0] in cols for cols in by_file.values()):
@@ -279,14 +523,25 @@ def open_parquet(
                 f"{file_name}: column {missing[0]!r} is missing in this file but present in "
                 f"others of {label}; the folder mixes schemas; re-export this file or remove it"
             )
+    mixed = sorted(c for c, k in kinds.items() if len(k) > 1)
+    options = "filename = true, file_row_number = true"
+    if mixed:
+        parts = []
+        for path in files:
+            zoned = [c for c in mixed if str(path) in kinds[c].get("zoned", set())]
+            replaced = "".join(f", timezone({lit(zone)}, {ident(c)}) AS {ident(c)}" for c in zoned)
+            replace_clause = f" REPLACE ({replaced[2:]})" if zoned else ""
+            parts.append(f"SELECT *{replace_clause} FROM read_parquet({lit(str(path))}, {options})")
+        relation = "(" + " UNION ALL BY NAME ".join(parts) + ")"
+    else:
+        relation = f"read_parquet({file_list}, union_by_name = true, {options})"
     name = fresh_name("raw_parquet")
     try:
         con.execute(
             f"""CREATE TEMP VIEW {name} AS
             SELECT * EXCLUDE (filename, file_row_number), filename AS __file,
                    file_row_number + 1 AS __row
-            FROM read_parquet({file_list}, union_by_name = true, filename = true,
-                              file_row_number = true)"""
+            FROM {relation}"""
         )
         types = {
             row[0]: row[1]
@@ -309,15 +564,18 @@ def open_source(
     work_dir: Path,
     label: str | None = None,
     key: str = "ingest.source",
+    zone: str = "UTC",
 ) -> RawTable:
     """Open a file or folder source (fmt csv or parquet) and fail clearly on an empty one."""
-    files = list_files(source, fmt, key)
+    listing = list_source(source, fmt, key)
+    files = listing.files
     label = label or source
     raw = (
         open_csv(con, files, csv, label, work_dir)
         if fmt == "csv"
-        else open_parquet(con, files, label, required)
+        else open_parquet(con, files, label, required, zone)
     )
+    raw = replace(raw, skipped=listing.skipped())
     if raw.rows_read == 0:
         raise ChurnError(
             f"{label}: no data rows (only a header, or a query that returned nothing); export "

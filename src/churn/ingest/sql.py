@@ -10,11 +10,14 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from churn.config import is_secret_query_key
 from churn.errors import ChurnError
 from churn.files import atomic_path, sha256_file
 
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SNAPSHOT_BATCH_ROWS = 100_000
+# page checksums let ingest tell a snapshot damaged on disk from a good one
+SNAPSHOT_WRITE = {"compression": "zstd", "write_page_checksum": True}
 
 
 @dataclass(frozen=True)
@@ -26,17 +29,30 @@ class Snapshot:
     sha256: str
 
 
-def mask_url(source: str) -> str:
-    """Return the URL with any password replaced by ***, safe for logs and reports."""
-    if source.startswith("env:"):
+def mask_url(source) -> str:
+    """Return the URL (text or SQLAlchemy URL) with its password and every secret query value
+    (password=, sslpassword=, token=, api_key=, ...) replaced by ***, safe for logs and reports."""
+    if isinstance(source, str) and source.startswith("env:"):
         return source  # the variable's name, never its value
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
     try:
-        return make_url(source).render_as_string(hide_password=True)
+        url = make_url(source)
     except ArgumentError:
-        return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", source)
+        text = re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", str(source))
+        return _mask_query_text(text)
+    return _mask_query_text(url.render_as_string(hide_password=True))
+
+
+def _mask_query_text(text: str) -> str:
+    """Mask the values of secret keys in a URL's query string (text)."""
+
+    def hide(match: re.Match) -> str:
+        key = match.group(2)
+        return match.group(1) + key + ("=***" if is_secret_query_key(key) else match.group(3))
+
+    return re.sub(r"([?&;])([^=&;#]+)(=[^&;#]*)", hide, text)
 
 
 def resolve_sql_url(source: str, password_env: str, environ: Mapping[str, str]):
@@ -188,12 +204,12 @@ def _write_batches(result, path: Path) -> int:
                         for f in table.schema
                     ]
                 )
-                writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+                writer = pq.ParquetWriter(tmp, schema, **SNAPSHOT_WRITE)
             writer.write_table(table.cast(schema))
             rows += table.num_rows
         if writer is None:
             schema = pa.schema([pa.field(n, pa.string()) for n in names])
-            writer = pq.ParquetWriter(tmp, schema, compression="zstd")
+            writer = pq.ParquetWriter(tmp, schema, **SNAPSHOT_WRITE)
         writer.close()
     return rows
 

@@ -115,15 +115,18 @@ def _open(
     sql_copies: Path,
     environ: Mapping[str, str],
     work_dir: Path,
+    zone: str,
 ) -> tuple[RawTable, dict[str, Any] | None]:
     """Open a file source directly, or snapshot a SQL source to Parquet first."""
     fmt = detect_format(spec.source, spec.format)
     key = "ingest.source" if name == "transactions" else f"ingest.{name}.source"
     if fmt != "sql":
-        return open_source(con, spec.source, fmt, spec.csv, required, work_dir, key=key), None
+        raw = open_source(con, spec.source, fmt, spec.csv, required, work_dir, key=key, zone=zone)
+        _log_skipped(name, raw)
+        return raw, None
     url = resolve_sql_url(spec.source, spec.sql.password_env, environ)
     from_env = spec.source.startswith("env:")  # then even the host stays out of logs
-    shown = mask_url(spec.source) if from_env else url.render_as_string(hide_password=True)
+    shown = mask_url(spec.source) if from_env else mask_url(url)
     path = sql_copies / f"{name}_snapshot.parquet"
     log.info("%s: reading %s into %s", name, shown, path)
     columns = required if spec.sql.table else []
@@ -131,8 +134,23 @@ def _open(
         url, spec.sql.table, spec.sql.query, spec.sql.query_params, columns, path, shown
     )
     label = f"{shown} ({spec.sql.table or 'query'})"
-    raw = open_source(con, str(path), "parquet", spec.csv, required, work_dir, label=label)
+    raw = open_source(
+        con, str(path), "parquet", spec.csv, required, work_dir, label=label, zone=zone
+    )
     return raw, {"path": str(path), "rows": snap.rows, "sha256": snap.sha256}
+
+
+SKIPPED_WORDS = {
+    "hidden": "hidden or checkpoint copies (names starting with '.' or '_')",
+    "other_types": "not of the source's format",
+}
+
+
+def _log_skipped(name: str, raw: RawTable) -> None:
+    """Say which files of a folder source were not read, and why."""
+    for why, paths in raw.skipped.items():
+        shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+        log.warning("%s: %d files skipped, %s: %s", name, len(paths), SKIPPED_WORDS[why], shown)
 
 
 def _copy(con: duckdb.DuckDBPyConnection, sql: str, path: Path) -> None:
@@ -170,9 +188,13 @@ def run_ingest(
         required = [params.columns.customer_id, params.columns.timestamp, params.columns.amount]
         required += [params.columns.transaction_id] if params.columns.transaction_id else []
         required += list(params.passthrough)
-        raw, snapshot = _open(con, "transactions", params, required, sql_copies, environ, work_dir)
+        raw, snapshot = _open(
+            con, "transactions", params, required, sql_copies, environ, work_dir, params.timezone
+        )
         log.info("transactions: %d rows read from %s", raw.rows_read, raw.label)
         transactions = clean_transactions(con, raw, params, reject_after)
+        for warning in transactions.stats.get("warnings", []):
+            log.warning("transactions: %s", warning)
         log.info(
             "transactions: %d quarantined, %d duplicates removed (%.1f s)",
             transactions.quarantined,
@@ -181,6 +203,7 @@ def run_ingest(
         )
         side: dict[str, CleanedTable] = {}
         side_snapshots: dict[str, Any] = {}
+        side_skipped: dict[str, dict[str, tuple[str, ...]]] = {}
         if params.customers is not None:
             spec = params.customers
             wanted = [spec.columns.customer_id] + [
@@ -188,15 +211,27 @@ def run_ingest(
                 for c in (spec.columns.signup_date, spec.columns.channel, spec.columns.region)
                 if c
             ]
-            raw_c, snap_c = _open(con, "customers", spec, wanted, sql_copies, environ, work_dir)
-            side["customers"] = clean_customers(con, raw_c, spec, params.timezone)
+            raw_c, snap_c = _open(
+                con, "customers", spec, wanted, sql_copies, environ, work_dir, params.timezone
+            )
+            side["customers"] = clean_customers(
+                con, raw_c, spec, params.timezone, params.limits.min_date
+            )
+            side_skipped["customers"] = raw_c.skipped
+            for warning in side["customers"].stats.get("warnings", []):
+                log.warning("customers: %s", warning)
             if snap_c:
                 side_snapshots["customers"] = snap_c
         if params.nps is not None:
             spec = params.nps
             wanted = [spec.columns.customer_id, spec.columns.answered_at, spec.columns.score]
-            raw_n, snap_n = _open(con, "nps", spec, wanted, sql_copies, environ, work_dir)
-            side["nps"] = clean_nps(con, raw_n, spec, params.timezone, reject_after)
+            raw_n, snap_n = _open(
+                con, "nps", spec, wanted, sql_copies, environ, work_dir, params.timezone
+            )
+            side["nps"] = clean_nps(
+                con, raw_n, spec, params.timezone, reject_after, params.limits.min_date
+            )
+            side_skipped["nps"] = raw_n.skipped
             if snap_n:
                 side_snapshots["nps"] = snap_n
 
@@ -238,11 +273,14 @@ def run_ingest(
             )
             key = source_key(params)
             previous = checks.previous_run(history, key)
-            results.append(
-                checks.check_volume(
-                    raw.rows_read, previous, params.volume.max_drop_share, params.volume.action
-                )
+            volume = checks.check_volume(
+                raw.rows_read,
+                checks.volume_baseline(history, key, params.volume.baseline_runs),
+                params.volume.max_drop_share,
+                params.volume.action,
+                params.volume.accept,
             )
+            results.append(volume)
             source_columns = tuple(c for c in raw.types if not c.startswith("__"))
             integrity_results, integrity_detail = integrity.check_integrity(
                 con,
@@ -280,6 +318,7 @@ def run_ingest(
         "source": mask_url(params.source),
         "format": raw.fmt if snapshot is None else "sql",
         "files": len(raw.files),
+        "files_skipped": {why: list(paths) for why, paths in raw.skipped.items()},
         "timezone": params.timezone,
         # the run time is not recorded: the report is committed and must not change every run
         "reject_after": None
@@ -293,6 +332,10 @@ def run_ingest(
         report["snapshot"] = snapshot
     for name, table in side.items():
         report[f"{name}_table"] = _table_report(table)
+        if side_skipped.get(name):
+            report[f"{name}_table"]["files_skipped"] = {
+                why: list(paths) for why, paths in side_skipped[name].items()
+            }
         if name in side_snapshots:
             report[f"{name}_table"]["snapshot"] = side_snapshots[name]
     entry = {
@@ -303,6 +346,9 @@ def run_ingest(
         "columns": list(source_columns),  # the schema check's reference for the next run
         # rows without a usable timestamp fit in no period: the next run compares with this
         "undated_rows": integrity.undated_rows(transactions.quarantined_by_reason),
+        # a run whose volume check warned never becomes the baseline (unless accepted)
+        "volume_baseline": volume.status != "warn" or params.volume.accept,
+        "volume_accepted": volume.status == "warn" and params.volume.accept,
     }
     log.info("ingest done in %.1f s", time.monotonic() - started)
     return report, checks.add_run(history, key, entry)

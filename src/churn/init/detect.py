@@ -588,8 +588,8 @@ def map_columns(
             if repeats:
                 notes.append(
                     f"column {column!r} repeats with different amounts (e.g. {repeats!r}: line "
-                    "items of one order), so it is not mapped as transaction_id (ingest would "
-                    "drop every line but the first); each line counts as a purchase"
+                    "items of one order), so it is not mapped as transaction_id (it does not name "
+                    "one row); each line counts as a purchase"
                 )
                 continue
             columns["transaction_id"] = column

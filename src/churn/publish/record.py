@@ -17,6 +17,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -42,8 +43,17 @@ from churn.columns import (
     VALUE_AT_RISK,
 )
 from churn.errors import ChurnError
-from churn.files import fsync_dir, json_text, parquet_bytes, read_json, sha256_bytes, write_bytes
-from churn.publish.formats import csv_bytes
+from churn.files import (
+    append_line,
+    csv_bytes,
+    explain_write_errors,
+    fsync_dir,
+    json_text,
+    parquet_bytes,
+    read_json,
+    sha256_bytes,
+    write_bytes,
+)
 from churn.publish.gates import SCORE_SCHEMA, validate_scores
 from churn.score.targeting import CONTROL, TREATMENT
 
@@ -69,6 +79,8 @@ DOWNLOAD_KEYS = (
     "control_rows",
 )
 SUPERSEDED = ".superseded-"  # <as_of>.superseded-<sha12>/: a list replaced with --force
+# the only folder names a manifest may point at: a date, or a kept copy of a replaced list
+LIST_FOLDER = re.compile(r"(\d{4}-\d{2}-\d{2})(\.superseded-[0-9a-z]{1,64})?")
 
 LIST_HEAD = (
     PRIORITY,
@@ -144,6 +156,8 @@ def _folder_matches(folder: Path, manifest: dict[str, Any] | None) -> bool:
     if not manifest or not isinstance(manifest.get("files"), dict):
         return False
     for name, entry in manifest["files"].items():
+        if Path(name).name != name or name.startswith(".") or not isinstance(entry, dict):
+            return False  # only plain file names of the folder itself, never a path out of it
         path = folder / name
         if not path.is_file() or sha256_bytes(path.read_bytes()) != entry.get("sha256"):
             return False
@@ -171,9 +185,18 @@ def _stage_folder(root: Path, name: str, files: dict[str, bytes], manifest: dict
     """Write a complete folder under a hidden staging name; return its path."""
     staging = root / f".staging-{name}-{secrets.token_hex(4)}"
     staging.mkdir()
-    for file_name, data in files.items():
-        write_bytes(staging / file_name, data)
-    write_bytes(staging / MANIFEST_FILE, _json_bytes(manifest))
+    try:
+        for file_name, data in files.items():
+            write_bytes(staging / file_name, data)
+        write_bytes(staging / MANIFEST_FILE, _json_bytes(manifest))
+    except ChurnError as error:  # a failed write (disk full): nothing half-written is left
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ChurnError(
+            f"{root / name}: not published (LATEST.json is unchanged): {error}"
+        ) from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return staging
 
 
@@ -248,47 +271,56 @@ def publish_lists(
         **(about or {}),
     }
     manifest = _manifest(as_of, files, rows, base)
-    root.mkdir(parents=True, exist_ok=True)
-    with _exclusive(root):
-        _clean_leftovers(root)
-        dest = root / as_of
-        latest_path = root / LATEST_FILE
-        latest = _read_json(latest_path)
-        if latest is not None and str(latest.get("as_of", "")) > as_of and not force:
-            raise ChurnError(
-                f"{latest_path}: names a newer list ({latest.get('as_of')}) than this one "
-                f"({as_of}); rerun with --force to make the older list the latest"
-            )
-        existing = _read_json(dest / MANIFEST_FILE) if dest.exists() else None
-        superseded = None
-        if dest.exists() and _same_content(existing, manifest) and _folder_matches(dest, existing):
-            status, manifest = "unchanged", existing  # keeps the first publication's created_at
-        elif dest.exists():
-            if not force:
+    # a failed write (disk full, read-only exports) names the folder; LATEST.json is replaced
+    # last and atomically, so it still names a complete list
+    with explain_write_errors(root, "LATEST.json still names a complete list"):
+        root.mkdir(parents=True, exist_ok=True)
+        with _exclusive(root):
+            _clean_leftovers(root)
+            dest = root / as_of
+            latest_path = root / LATEST_FILE
+            latest = _read_json(latest_path)
+            if latest is not None and str(latest.get("as_of", "")) > as_of and not force:
                 raise ChurnError(
-                    f"{dest}: a different list is already published for {as_of} "
-                    f"(sha256 {str((existing or {}).get('sha256', '?'))[:12]}, new "
-                    f"{manifest['sha256'][:12]}); rerun with --force to replace it (the previous "
-                    f"list is kept as {as_of}.superseded-<sha>/)"
+                    f"{latest_path}: names a newer list ({latest.get('as_of')}) than this one "
+                    f"({as_of}); rerun with --force to make the older list the latest"
                 )
-            if existing is None or not _folder_matches(dest, existing):
-                raise ChurnError(
-                    f"{dest}: exists but is not a complete published list (manifest missing or "
-                    "files changed by hand); move it away, then publish again"
+            existing = _read_json(dest / MANIFEST_FILE) if dest.exists() else None
+            superseded = None
+            if (
+                dest.exists()
+                and _same_content(existing, manifest)
+                and _folder_matches(dest, existing)
+            ):
+                status, manifest = "unchanged", existing  # keeps the first publication's created_at
+            elif dest.exists():
+                if not force:
+                    raise ChurnError(
+                        f"{dest}: a different list is already published for {as_of} "
+                        f"(sha256 {str((existing or {}).get('sha256', '?'))[:12]}, new "
+                        f"{manifest['sha256'][:12]}); rerun with --force to replace it (the previous "
+                        f"list is kept as {as_of}.superseded-<sha>/)"
+                    )
+                if existing is None or not _folder_matches(dest, existing):
+                    raise ChurnError(
+                        f"{dest}: exists but is not a complete published list (manifest missing or "
+                        "files changed by hand); move it away, then publish again"
+                    )
+                superseded = _supersede(root, dest, existing)
+                if latest is not None and str(latest.get("path", "")).startswith(f"{as_of}/"):
+                    write_bytes(latest_path, (superseded / MANIFEST_FILE).read_bytes())
+                _install_folder(root, _stage_folder(root, as_of, files, manifest), dest)
+                status = "replaced"
+            else:
+                _install_folder(root, _stage_folder(root, as_of, files, manifest), dest)
+                status = "published"
+            manifest_bytes = (dest / MANIFEST_FILE).read_bytes()
+            if not latest_path.exists() or latest_path.read_bytes() != manifest_bytes:
+                write_bytes(latest_path, manifest_bytes)
+            if status != "unchanged":
+                _append_event(
+                    root, {"event": status, **_summary(json.loads(manifest_bytes))}, created
                 )
-            superseded = _supersede(root, dest, existing)
-            if latest is not None and str(latest.get("path", "")).startswith(f"{as_of}/"):
-                write_bytes(latest_path, (superseded / MANIFEST_FILE).read_bytes())
-            _install_folder(root, _stage_folder(root, as_of, files, manifest), dest)
-            status = "replaced"
-        else:
-            _install_folder(root, _stage_folder(root, as_of, files, manifest), dest)
-            status = "published"
-        manifest_bytes = (dest / MANIFEST_FILE).read_bytes()
-        if not latest_path.exists() or latest_path.read_bytes() != manifest_bytes:
-            write_bytes(latest_path, manifest_bytes)
-        if status != "unchanged":
-            _append_event(root, {"event": status, **_summary(json.loads(manifest_bytes))}, created)
     return PublishResult(status, dest, json.loads(manifest_bytes), superseded)
 
 
@@ -300,10 +332,7 @@ def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
 def _append_event(root: Path, event: dict[str, Any], when: dt.datetime) -> None:
     """Append one line to events.jsonl (under the exports lock) and flush it to disk."""
     line = json.dumps({"at": when.isoformat().replace("+00:00", "Z"), **event}, sort_keys=True)
-    with open(root / EVENTS_FILE, "a", encoding="utf-8") as handle:
-        handle.write(line + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    append_line(root / EVENTS_FILE, line)
 
 
 def read_events(root: str | Path) -> list[dict[str, Any]]:
@@ -311,7 +340,18 @@ def read_events(root: str | Path) -> list[dict[str, Any]]:
     path = Path(root) / EVENTS_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    events = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            raise ChurnError(
+                f"{path}: line {number} is not a complete event ({line[:60]!r}), e.g. cut by a "
+                "full disk; delete that line (the lists themselves are checked by their manifests)"
+            ) from None
+    return events
 
 
 def record_download(
@@ -376,11 +416,41 @@ def published_dates(root: str | Path) -> list[str]:
     return sorted(
         entry.name
         for entry in root.iterdir()
-        if entry.is_dir()
-        and not entry.name.startswith(".")
-        and SUPERSEDED not in entry.name
-        and (entry / MANIFEST_FILE).is_file()
+        if entry.is_dir() and _is_date(entry.name) and (entry / MANIFEST_FILE).is_file()
     )
+
+
+def _is_date(name: str) -> bool:
+    match = LIST_FOLDER.fullmatch(name)
+    if match is None or match.group(2):
+        return False
+    try:
+        dt.date.fromisoformat(name)
+    except ValueError:
+        return False
+    return True
+
+
+def list_folder(root: str | Path, manifest: dict[str, Any], source: str | Path = "") -> Path:
+    """Return the folder of the list a manifest names, checked to be a dated folder of `root`.
+
+    A manifest edited to point elsewhere (`../x`, an absolute path, a symlink leading out of the
+    exports folder) is an error: the record is read only from inside its own folder.
+    """
+    root = Path(root)
+    name = str(manifest.get("path", "")).split("/", 1)[0]
+    folder = root / name
+    match = LIST_FOLDER.fullmatch(name)
+    inside = False
+    if match is not None and _is_date(match.group(1)):
+        with contextlib.suppress(OSError):
+            inside = folder.resolve().parent == root.resolve()
+    if not inside:
+        raise ChurnError(
+            f"{source or root}: names the list folder {name!r}, which is not a dated folder "
+            f"inside {root}; restore it from the list's own <date>/manifest.json"
+        )
+    return folder
 
 
 def read_scored(
@@ -389,7 +459,7 @@ def read_scored(
     """Return every customer scored for a published list (flagged or not): the backtest's input.
 
     `columns` reads only those (ChurnError naming the file when one is missing)."""
-    folder = Path(root) / str(manifest["path"]).split("/", 1)[0]
+    folder = list_folder(root, manifest)
     path = folder / SCORED_PARQUET
     if not path.is_file():
         raise ChurnError(
@@ -430,7 +500,12 @@ def read_manifest(root: str | Path, date: str | None = None) -> dict[str, Any]:
         raise ChurnError(
             f"{path}: no list published for {date}; published dates: {dates or 'none'}"
         )
-    folder = root / str(manifest["path"]).split("/", 1)[0]
+    folder = list_folder(root, manifest, path)
+    if date is not None and folder.name != date:
+        raise ChurnError(
+            f"{path}: names the list folder {folder.name!r}, not {date!r}; restore the manifest "
+            "from a backup or republish that date with `churn publish --force`"
+        )
     if not _folder_matches(folder, manifest):
         raise ChurnError(
             f"{folder}: files do not match their manifest's sha256 (changed by hand?); "
@@ -441,6 +516,6 @@ def read_manifest(root: str | Path, date: str | None = None) -> dict[str, Any]:
 
 def read_list(root: str | Path, manifest: dict[str, Any], group: str = TREATMENT) -> pd.DataFrame:
     """Return the published treatment (or control) list named by a manifest, as typed columns."""
-    folder = Path(root) / str(manifest["path"]).split("/", 1)[0]
+    folder = list_folder(root, manifest)
     name = LIST_PARQUET if group == TREATMENT else CONTROL_PARQUET
     return pd.read_parquet(folder / name)

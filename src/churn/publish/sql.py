@@ -39,7 +39,9 @@ def export_to_sql(frame: pd.DataFrame, url: str, table: str, schema_name: str | 
     as_of = frame[AS_OF].iloc[0]
     as_of = as_of if isinstance(as_of, dt.date) else dt.date.fromisoformat(str(as_of))
     engine = sa.create_engine(url)
-    shown = sa.engine.make_url(url).render_as_string(hide_password=True)
+    from churn.ingest.sql import mask_url  # one masking rule: password and secret query values
+
+    shown = mask_url(url)
     metadata = sa.MetaData(schema=schema_name)
     target = sa.Table(
         table,
