@@ -916,6 +916,23 @@ def backtest(
 
 
 @app.command()
+def ledger(
+    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    contacts: Annotated[
+        Path | None,
+        typer.Option(help="Contact log CSV (customer_id, contacted_at[, action, channel, cost])."),
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Ledger report.")] = None,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Measure each published list's campaign: retention of treated vs control, with intervals."""
+    from churn.lifecycle import LEDGER_REPORT, run_ledger_report, show_rows
+
+    rows = run_ledger_report(load_params(params), exports, contacts, report or LEDGER_REPORT)
+    show_rows(rows, "Campaign ledger")
+
+
+@app.command()
 def rollback(
     to: Annotated[str | None, typer.Option("--to", help="Registered version to restore.")] = None,
     list_versions: Annotated[
