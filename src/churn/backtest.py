@@ -178,7 +178,7 @@ def compare_flagged_with_rest(
 
 NO_CAMPAIGN = (
     "no campaign is known to have used this list (no contact log: backtest.contact_log or "
-    "--contacts); the treatment-vs-control comparison is not an effect"
+    "--contacts; no download recorded); the treatment-vs-control comparison is not an effect"
 )
 
 

@@ -198,9 +198,10 @@ def run_backtest_report(
     contact_log = _read_contact_log(contact_path)
     transactions = _read_transactions(root)
     matched = _check_contact_ids(contact_log, transactions, contact_path)
-    # lists a campaign is known to have used come from a contact log today; the campaign ledger
-    # (a later issue) adds the lists it records as used through run_backtest's `used`
-    result = run_backtest(published, transactions, settings.backtest, contact_log)
+    # a list is known to have been used by a campaign when a contact log is given or the record
+    # holds a download of it (any version of that date: a replaced list's customers overlap)
+    used = {dt.date.fromisoformat(str(event["as_of"])) for event in record.read_downloads(exports)}
+    result = run_backtest(published, transactions, settings.backtest, contact_log, used)
     write_json(result if matched is None else {**result, "contact_log": matched}, report)
     rows = summary_rows(result)
     for run in result["runs"]:
@@ -268,7 +269,7 @@ def run_ledger_report(
     transactions = _read_transactions(root)
     matched = _check_contact_ids(contact_log, transactions, contact_path)
     ledger = build_ledger(lists, transactions, settings.backtest.confidence, contact_log)
-    write_json(ledger if matched is None else {**ledger, "contact_log_ids": matched}, report)
+    write_json(ledger if matched is None else {**ledger, "contact_log": matched}, report)
     for entry in ledger["lists"]:
         if entry["status"] == COLLECTING:
             log.info(

@@ -111,3 +111,23 @@ def test_ledger_command_names_a_contact_log_with_a_bad_cost(project):
     )
     assert result.exit_code != 0
     assert "contacts.csv: column 'cost'" in str(result.exception)
+
+
+def test_a_downloaded_list_is_known_to_the_backtest_as_used_by_a_campaign(project):
+    exports = project / "exports" / "at_risk"
+    scores, treated, _ = _publish_with_a_download(exports)
+    (project / "data" / "interim").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "customer_id": pd.array([*treated, "someone-else"], dtype="string"),
+            "date": [AS_OF + timedelta(days=5)] * len(treated) + [AS_OF + timedelta(days=95)],
+            "amount": 20.0,
+        }
+    ).to_parquet(project / "data" / "interim" / "transactions.parquet", index=False)
+    result = CliRunner().invoke(app, ["backtest", "--exports", str(exports)])
+    assert result.exit_code == 0, result.output
+    run = json.loads((project / "reports" / "backtest.json").read_text())["runs"][0]
+    # no contact log, but the record holds a download of this list: a campaign used it
+    assert run["campaign"]["known"] is True
+    assert run["campaign"]["retention_difference"] is not None
+    assert run["flagged_vs_rest"]["judged_on"] == "customers the campaign did not treat"
