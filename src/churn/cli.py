@@ -683,6 +683,7 @@ def report(
     drift: Annotated[
         Path | None, typer.Option(help="`churn drift` report: features outside the training range.")
     ] = None,
+    ledger: Annotated[Path | None, typer.Option(help="`churn ledger` report, if any.")] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
@@ -717,6 +718,11 @@ def report(
         drift_report = json.loads(drift.read_text(encoding="utf-8")) if drift else None
     except json.JSONDecodeError as error:
         raise ChurnError(f"{drift}: not valid JSON ({error}); rerun `churn drift`") from None
+    ledger = ledger if ledger is not None and ledger.exists() else None
+    try:
+        ledger_report = json.loads(ledger.read_text(encoding="utf-8")) if ledger else None
+    except json.JSONDecodeError as error:
+        raise ChurnError(f"{ledger}: not valid JSON ({error}); rerun `churn ledger`") from None
     with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
         con = open_duckdb(settings.engine, spill)
         try:
@@ -731,12 +737,14 @@ def report(
                 metrics=metric_values,
                 backtest=backtest_report,
                 drift=drift_report,
+                ledger=ledger_report,
                 sources={
                     "transactions": str(transactions),
                     "nps": str(nps),
                     "scores": str(scores),
                     "backtest": str(backtest),
                     "drift": str(drift),
+                    "ledger": str(ledger),
                 },
             )
         except duckdb.OutOfMemoryException:

@@ -277,3 +277,34 @@ def test_the_table_has_one_row_per_slice_with_the_effect_and_its_status():
     assert rows[0]["slice"] == "all" and rows[0]["status"] == INCONCLUSIVE
     assert rows[0]["effect [CI]"].startswith("+41.7% [")
     assert rows[1]["slice"].startswith("action: ")
+
+
+def test_the_retention_page_shows_each_lists_campaign_results_and_the_collecting_ones():
+    from churn.report.page import render_html
+    from support.report_data import report_for
+
+    matured = _published()
+    waiting = _published(as_of=AS_OF + timedelta(days=20))
+    ledger = build_ledger([matured, waiting], _transactions(BUYERS), 0.95)
+    rows = [
+        ("a", date(2024, 1, 5), 10.0),
+        ("b", date(2024, 2, 10), 5.0),
+        ("a", date(2024, 4, 30), 8.0),
+    ]
+    page = render_html(report_for(rows, ledger=ledger))
+    assert "<h3>Campaign results</h3>" in page
+    low, high = (100 * round(x, 6) for x in newcombe_interval(4, 6, 1, 4))
+    # all: 66.7% vs 25.0% retention, +41.7 points, 2.5 customers kept of 6 treated
+    assert (
+        "<td>2024-01-31</td><td>all</td><td>6</td><td>4</td><td>66.7%</td><td>25.0%</td>"
+        f"<td>+41.7 [{low:+.1f}, {high:+.1f}]</td><td>+2 [" in page
+    )
+    assert "<td>tier: high</td>" in page and "<td>inconclusive</td>" in page
+    assert "List of 2024-02-20: collecting outcomes until 2024-03-21" in page
+
+
+def test_the_page_refuses_a_file_that_is_not_a_ledger():
+    from churn.report.campaigns import summarize_campaigns
+
+    with pytest.raises(ChurnError, match="reports/ledger.json: not a campaign ledger"):
+        summarize_campaigns({"runs": []}, "reports/ledger.json")
