@@ -72,7 +72,7 @@ def status_of(measurement: Mapping[str, Any]) -> str:
 def measure_effect(
     churned_treated: np.ndarray,
     churned_control: np.ndarray,
-    value_treated: np.ndarray,
+    value_treated: np.ndarray | None,
     confidence: float,
     cost: float | None = None,
 ) -> dict[str, Any]:
@@ -82,26 +82,29 @@ def measure_effect(
     kept = difference x treated customers; incremental margin = difference x the treated
     customers' summed expected value (their margin if kept; this assumes the effect does not vary
     with value); both carry the difference's interval scaled the same way. With the contact cost
-    of the treated customers, return on cost = (incremental margin - cost) / cost.
+    of the treated customers, return on cost = (incremental margin - cost) / cost. Without
+    expected values (`value_treated` None) margin and return are None.
     """
     groups = compare_groups(churned_treated, churned_control, confidence, ("treated", "control"))
     groups.pop("significant")
     treated = int(churned_treated.size)
-    value = float(np.nansum(value_treated))
+    value = None if value_treated is None else float(np.nansum(value_treated))
     difference, low, high = groups["retention_difference"], groups["ci_low"], groups["ci_high"]
     result: dict[str, Any] = {
         **groups,
         "status": status_of(groups),
         "incremental_customers": _scaled(difference, treated),
         "incremental_customers_ci": [_scaled(low, treated), _scaled(high, treated)],
-        "treated_expected_value": round(value, 2),
-        "incremental_margin": _scaled(difference, value),
-        "incremental_margin_ci": [_scaled(low, value), _scaled(high, value)],
+        "treated_expected_value": None if value is None else round(value, 2),
+        "incremental_margin": None if value is None else _scaled(difference, value),
+        "incremental_margin_ci": [None, None]
+        if value is None
+        else [_scaled(low, value), _scaled(high, value)],
         "contact_cost": None if cost is None else round(cost, 2),
         "return_on_cost": None,
         "return_on_cost_ci": [None, None],
     }
-    if cost is not None and cost > 0 and difference is not None:
+    if cost is not None and cost > 0 and difference is not None and value is not None:
 
         def returned(margin: float | None) -> float | None:
             return None if margin is None else round((margin - cost) / cost, 4)
@@ -128,10 +131,9 @@ def _compliance(
     customers contacted there are counted (they dilute the measured effect). The cost is None
     without a cost column, or when a treated contact's cost is missing (counted instead)."""
     reached = contacted_within(treated_ids, contacts, as_of, horizon_days)
-    if reached is None or contacts is None:
-        return None, None
     crossed = contacted_within(control_ids, contacts, as_of, horizon_days)
-    assert crossed is not None
+    if reached is None or crossed is None or contacts is None:
+        return None, None
     end = as_of + timedelta(days=horizon_days)
     when = pd.to_datetime(contacts[CONTACTED_AT]).dt.date
     window = contacts.loc[(when >= as_of) & (when <= end)]
@@ -175,7 +177,7 @@ def _slice_row(
     values = (
         treated[EXPECTED_VALUE].to_numpy(dtype="float64")
         if EXPECTED_VALUE in treated.columns
-        else np.zeros(len(treated))
+        else None
     )
     measured = measure_effect(
         churned.loc[treated.index].to_numpy(),

@@ -214,6 +214,10 @@ def test_measure_effect_scales_the_difference_and_its_interval():
     ]
     assert result["incremental_margin"] == 1000.0  # 20 customers x 50
     assert result["return_on_cost"] == 1.0  # (1,000 - 500) / 500
+    # without expected values the margin and its return are unknown, not zero
+    unvalued = measure_effect(churned_treated, churned_control, None, 0.95, cost=500)
+    assert unvalued["incremental_margin"] is None and unvalued["return_on_cost"] is None
+    assert unvalued["incremental_customers"] == 20.0
 
 
 def _simulated_list(rng, customers: int, control_share: float, churn: float, effect: float):
