@@ -40,6 +40,10 @@ COLLECTING = "collecting"  # the horizon has not passed: outcomes still coming i
 INCONCLUSIVE = "inconclusive"  # the interval of the difference includes 0 (or a group is empty)
 SEPARATED = "separated"  # the interval excludes 0: treated and control retention differ
 NONE_LABEL = "(none)"  # a flagged customer without a suggested action or tier
+NO_CAMPAIGN = (
+    "no campaign is known to have used this list (no download recorded, no treated customer in "
+    "the contact log): the difference checks the random split, it is not a campaign's effect"
+)
 EFFECT = (
     "retention of flagged treatment customers minus flagged control customers of the same list "
     "(intention to treat: every customer assigned to be contacted, reached or not)"
@@ -260,6 +264,11 @@ def ledger_entry(
                 flagged.loc[kept_apart.to_numpy() & (group == CONTROL).to_numpy()],
             )
         )
+    reached = (slices[0]["contact_log"] or {}).get("treated_contacted", 0)
+    known = bool(published.downloads) or reached > 0
+    entry["campaign_known"] = known
+    if not known:
+        entry["note"] = NO_CAMPAIGN
     return {**entry, "status": slices[0]["status"], "slices": slices}
 
 
@@ -323,6 +332,7 @@ def ledger_rows(ledger: Mapping[str, Any]) -> list[dict[str, str]]:
                 }
             )
             continue
+        unknown = "" if entry.get("campaign_known", True) else " (no campaign known)"
         for part in entry["slices"]:
             reached = (part["contact_log"] or {}).get("compliance")
             retention = f"{pct(part['treated_retention'])} / {pct(part['control_retention'])}"
@@ -348,7 +358,7 @@ def ledger_rows(ledger: Mapping[str, Any]) -> list[dict[str, str]]:
                         part["return_on_cost"], part["return_on_cost_ci"], "+.0%"
                     ),
                     "reached": pct(reached),
-                    "status": part["status"],
+                    "status": part["status"] + unknown,
                 }
             )
     return rows

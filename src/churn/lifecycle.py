@@ -279,16 +279,22 @@ def run_ledger_report(
             )
             continue
         overall = entry["slices"][0]
-        log.info(
-            "ledger: list of %s: retention %s treated vs %s control, difference %s [%s, %s]: %s",
-            entry["as_of"],
-            overall["treated_retention"],
-            overall["control_retention"],
-            overall["retention_difference"],
-            overall["ci_low"],
-            overall["ci_high"],
-            overall["status"],
-        )
+        if overall["ci_low"] is None:
+            log.info("ledger: list of %s: no treated or no control customers", entry["as_of"])
+        else:
+            log.info(
+                "ledger: list of %s: retention %.1f%% treated vs %.1f%% control, difference "
+                "%+.1f points [%+.1f, %+.1f]: %s",
+                entry["as_of"],
+                100 * overall["treated_retention"],
+                100 * overall["control_retention"],
+                100 * overall["retention_difference"],
+                100 * overall["ci_low"],
+                100 * overall["ci_high"],
+                overall["status"],
+            )
+        if not entry["campaign_known"]:
+            log.info("ledger: list of %s: %s", entry["as_of"], entry["note"])
     if not ledger["lists"]:
         log.info("ledger: no list has been published yet (%s)", exports)
     return ledger_rows(ledger)

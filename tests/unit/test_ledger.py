@@ -89,6 +89,8 @@ def test_a_hand_built_list_is_measured_by_its_random_assignment():
         pytest.approx(round(high, 6) * 1200, abs=0.01),
     ]
     assert overall["contact_log"] is None and overall["return_on_cost"] is None
+    # no download and no contact log: the split is measured, but no campaign is known to have run
+    assert entry["campaign_known"] is False and "no campaign is known" in entry["note"]
 
 
 def test_unflagged_customers_never_enter_the_effect():
@@ -155,6 +157,7 @@ def test_the_contact_log_gives_compliance_and_the_return_on_contact_cost():
     assert log["control_contacted"] == 1 and log["contacts"] == 4
     assert log["contacts_by_action"] == {"service call": 2, "win-back offer": 2}
     assert log["by_channel"] == {"email": 2, "phone": 2}
+    assert ledger["lists"][0]["campaign_known"] is True
     assert overall["contact_cost"] == 24.0
     margin = overall["incremental_margin"]
     assert overall["return_on_cost"] == pytest.approx((margin - 24.0) / 24.0, abs=1e-3)
@@ -194,6 +197,7 @@ def test_a_download_is_measured_against_the_control_members_of_its_filter():
     }
     entry = build_ledger([_published(downloads=[download])], _transactions(BUYERS), 0.95)
     assert entry["lists"][0]["downloads"] == 1
+    assert entry["lists"][0]["campaign_known"] is True  # a download says the list was used
     part = entry["lists"][0]["slices"][-1]
     assert (part["slice"], part["value"]) == ("download", "2024-02-01T09:00:00Z at_risk_high.csv")
     assert (part["treated_customers"], part["control_customers"]) == (3, 2)
@@ -278,7 +282,7 @@ def test_the_table_has_one_row_per_slice_with_the_effect_and_its_status():
     ledger = build_ledger([_published()], _transactions(BUYERS), 0.95)
     rows = ledger_rows(ledger)
     assert len(rows) == len(ledger["lists"][0]["slices"])
-    assert rows[0]["slice"] == "all" and rows[0]["status"] == INCONCLUSIVE
+    assert rows[0]["slice"] == "all" and rows[0]["status"] == "inconclusive (no campaign known)"
     assert rows[0]["effect [CI]"].startswith("+41.7% [")
     assert rows[1]["slice"].startswith("action: ")
 
@@ -303,7 +307,8 @@ def test_the_retention_page_shows_each_lists_campaign_results_and_the_collecting
         "<td>2024-01-31</td><td>all</td><td>6</td><td>4</td><td>66.7%</td><td>25.0%</td>"
         f"<td>+41.7 [{low:+.1f}, {high:+.1f}]</td><td>+2 [" in page
     )
-    assert "<td>tier: high</td>" in page and "<td>inconclusive</td>" in page
+    assert "<td>tier: high</td>" in page
+    assert "<td>inconclusive (no campaign known)</td>" in page
     assert "List of 2024-02-20: collecting outcomes until 2024-03-21" in page
 
 

@@ -85,7 +85,8 @@ def summarize_campaigns(ledger: Mapping[str, Any], source: str) -> CampaignResul
                     "margin_ci_low": margin_low,
                     "margin_ci_high": margin_high,
                     "reached_pct": _pct((part.get("contact_log") or {}).get("compliance")),
-                    "status": part["status"],
+                    "status": part["status"]
+                    + ("" if entry.get("campaign_known", True) else " (no campaign known)"),
                 }
             )
     return CampaignResults(

@@ -591,7 +591,8 @@ def _campaign_results(report: RetentionReport) -> str:
         "in percentage points with a 95% interval, overall and per suggested action, risk tier "
         "and download; customers kept and margin are that difference times the treated "
         "customers and their expected value. <em>Inconclusive</em>: the interval includes no "
-        "effect; <em>separated</em>: it does not.</p>"
+        "effect; <em>separated</em>: it does not. A list no campaign is known to have used (no "
+        "download, no contact logged) only checks the random split.</p>"
     )
     rows = campaigns.rows
     body += _table(
