@@ -190,7 +190,33 @@ def _slice_row(
         confidence,
         cost,
     )
+    if compliance is not None:
+        compliance = {**compliance, **effect_among_reached(measured, compliance, len(control))}
     return {"slice": kind, "value": label, **measured, "contact_log": compliance}
+
+
+def effect_among_reached(
+    measured: Mapping[str, Any], compliance: Mapping[str, Any], control: int
+) -> dict[str, Any]:
+    """Return the retention effect among the customers a contact really reached (Wald / IV):
+    the intention-to-treat difference divided by the difference in the share contacted
+    (treated minus control). Its interval divides the intention-to-treat interval the same way,
+    taking the shares contacted as known (approximate: their own uncertainty is left out).
+    None when nobody, or no more treated than control customers, was reached."""
+    share_treated = compliance.get("compliance")
+    share_control = compliance["control_contacted"] / control if control else 0.0
+    difference = measured.get("retention_difference")
+    if share_treated is None or difference is None or share_treated - share_control <= 0:
+        return {"effect_among_reached": None, "effect_among_reached_ci": [None, None]}
+    uptake = share_treated - share_control
+    low, high = measured.get("ci_low"), measured.get("ci_high")
+    return {
+        "effect_among_reached": round(difference / uptake, 6),
+        "effect_among_reached_ci": [
+            None if low is None else round(low / uptake, 6),
+            None if high is None else round(high / uptake, 6),
+        ],
+    }
 
 
 def _labels(frame: pd.DataFrame, column: str) -> pd.Series:

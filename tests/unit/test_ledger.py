@@ -16,6 +16,7 @@ from churn.ledger import (
     SEPARATED,
     PublishedList,
     build_ledger,
+    effect_among_reached,
     ledger_rows,
     measure_effect,
 )
@@ -158,6 +159,11 @@ def test_the_contact_log_gives_compliance_and_the_return_on_contact_cost():
     assert log["contacts_by_action"] == {"service call": 2, "win-back offer": 2}
     assert log["by_channel"] == {"email": 2, "phone": 2}
     assert ledger["lists"][0]["campaign_known"] is True
+    # among those reached: the difference over (3/6 treated - 1/4 control contacted) = / 0.25
+    assert log["effect_among_reached"] == pytest.approx(
+        overall["retention_difference"] / 0.25, abs=1e-5
+    )
+    assert log["effect_among_reached_ci"][0] == pytest.approx(overall["ci_low"] / 0.25, abs=1e-5)
     assert overall["contact_cost"] == 24.0
     margin = overall["incremental_margin"]
     assert overall["return_on_cost"] == pytest.approx((margin - 24.0) / 24.0, abs=1e-3)
@@ -218,6 +224,11 @@ def test_measure_effect_scales_the_difference_and_its_interval():
     ]
     assert result["incremental_margin"] == 1000.0  # 20 customers x 50
     assert result["return_on_cost"] == 1.0  # (1,000 - 500) / 500
+    # half the treated reached, no control customer: the effect among the reached doubles
+    reached = effect_among_reached(result, {"compliance": 0.5, "control_contacted": 0}, 100)
+    assert reached["effect_among_reached"] == 0.4
+    nobody = effect_among_reached(result, {"compliance": 0.0, "control_contacted": 0}, 100)
+    assert nobody["effect_among_reached"] is None
     # without expected values the margin and its return are unknown, not zero
     unvalued = measure_effect(churned_treated, churned_control, None, 0.95, cost=500)
     assert unvalued["incremental_margin"] is None and unvalued["return_on_cost"] is None
