@@ -16,6 +16,9 @@ from churn.columns import (
     AMOUNT,
     AT_RISK,
     CHURN_PROBABILITY,
+    CONTACT_ACTION,
+    CONTACT_CHANNEL,
+    CONTACT_COST,
     CONTACTED_AT,
     CUSTOMER_ID,
     DATE,
@@ -175,7 +178,7 @@ def compare_flagged_with_rest(
 
 NO_CAMPAIGN = (
     "no campaign is known to have used this list (no contact log: backtest.contact_log or "
-    "--contacts); the treatment-vs-control comparison is not an effect"
+    "--contacts; no download recorded); the treatment-vs-control comparison is not an effect"
 )
 
 
@@ -352,7 +355,8 @@ def run_backtest(
 
 
 def check_contacts(contacts: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Return the contact log with string ids and dates; raise naming the file on bad input."""
+    """Return the contact log with string ids and dates, plus the optional action, channel and
+    cost columns when the log has them; raise naming the file on bad input."""
     missing = [c for c in (CUSTOMER_ID, CONTACTED_AT) if c not in contacts.columns]
     if missing:
         raise ChurnError(
@@ -365,9 +369,25 @@ def check_contacts(contacts: pd.DataFrame, source: str) -> pd.DataFrame:
             f"{source}: column 'contacted_at' has {len(bad)} unreadable value(s) "
             f"(first at data row {int(bad.index[0]) + 1}: {bad.iloc[0]!r}); use ISO dates"
         )
-    return pd.DataFrame(
+    checked = pd.DataFrame(
         {CUSTOMER_ID: contacts[CUSTOMER_ID].astype("string"), CONTACTED_AT: when.dt.date}
     )
+    for column in (CONTACT_ACTION, CONTACT_CHANNEL):
+        if column in contacts.columns:
+            checked[column] = contacts[column].astype("string")
+    if CONTACT_COST in contacts.columns:
+        cost = pd.to_numeric(contacts[CONTACT_COST], errors="coerce")
+        bad = contacts.loc[
+            (cost.isna() & contacts[CONTACT_COST].notna()) | (cost < 0), CONTACT_COST
+        ]
+        if len(bad):
+            raise ChurnError(
+                f"{source}: column 'cost' has {len(bad)} value(s) that are not a number >= 0 "
+                f"(first at data row {int(bad.index[0]) + 1}: {bad.iloc[0]!r}); give the cost of "
+                "each contact as a plain number, or leave the cell empty when it is unknown"
+            )
+        checked[CONTACT_COST] = cost.astype("float64")
+    return checked
 
 
 def summary_rows(report: Mapping[str, Any]) -> list[dict[str, str]]:

@@ -752,6 +752,7 @@ def report(
     drift: Annotated[
         Path | None, typer.Option(help="`churn drift` report: features outside the training range.")
     ] = None,
+    ledger: Annotated[Path | None, typer.Option(help="`churn ledger` report, if any.")] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
@@ -786,6 +787,11 @@ def report(
         drift_report = json.loads(drift.read_text(encoding="utf-8")) if drift else None
     except json.JSONDecodeError as error:
         raise ChurnError(f"{drift}: not valid JSON ({error}); rerun `churn drift`") from None
+    ledger = ledger if ledger is not None and ledger.exists() else None
+    try:
+        ledger_report = json.loads(ledger.read_text(encoding="utf-8")) if ledger else None
+    except json.JSONDecodeError as error:
+        raise ChurnError(f"{ledger}: not valid JSON ({error}); rerun `churn ledger`") from None
     with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
         con = open_duckdb(settings.engine, spill)
         try:
@@ -800,12 +806,14 @@ def report(
                 metrics=metric_values,
                 backtest=backtest_report,
                 drift=drift_report,
+                ledger=ledger_report,
                 sources={
                     "transactions": str(transactions),
                     "nps": str(nps),
                     "scores": str(scores),
                     "backtest": str(backtest),
                     "drift": str(drift),
+                    "ledger": str(ledger),
                 },
             )
         except duckdb.OutOfMemoryException:
@@ -982,6 +990,23 @@ def backtest(
 
     rows = run_backtest_report(load_params(params), exports, contacts, report or BACKTEST_REPORT)
     show_rows(rows, "Backtest of published at-risk lists")
+
+
+@app.command()
+def ledger(
+    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    contacts: Annotated[
+        Path | None,
+        typer.Option(help="Contact log CSV (customer_id, contacted_at[, action, channel, cost])."),
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Ledger report.")] = None,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Measure each published list's campaign: retention of treated vs control, with intervals."""
+    from churn.lifecycle import LEDGER_REPORT, run_ledger_report, show_rows
+
+    rows = run_ledger_report(load_params(params), exports, contacts, report or LEDGER_REPORT)
+    show_rows(rows, "Campaign ledger")
 
 
 @app.command()

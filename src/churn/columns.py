@@ -87,3 +87,6 @@ SUGGESTED_ACTION = "suggested_action"
 
 # backtest: optional contact log (who marketing really reached, and when)
 CONTACTED_AT = "contacted_at"  # contact log: when marketing really reached the customer
+CONTACT_ACTION = "action"  # contact log, optional: the action really taken (offer, call, ...)
+CONTACT_CHANNEL = "channel"  # contact log, optional: how the customer was reached (e-mail, phone)
+CONTACT_COST = "cost"  # contact log, optional: what this contact cost, in the margin's currency

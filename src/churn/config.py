@@ -624,6 +624,13 @@ class SqlExportParams(Section):
     schema_name: str | None = Field(None, pattern=_IDENTIFIER)
 
 
+class PowerCheckParams(Section):
+    """The power check at publish: the smallest effect the list's control group can measure."""
+
+    alpha: float = Field(0.05, gt=0, lt=0.5)  # two-sided level of the treated-vs-control test
+    power: float = Field(0.8, ge=0.5, lt=1)  # chance of detecting the minimum detectable effect
+
+
 class PublishParams(Section):
     """`churn publish` (not a DVC stage): data and drift gates, then the dated at-risk list."""
 
@@ -631,6 +638,7 @@ class PublishParams(Section):
     max_age_days: int | None = Field(None, ge=0)  # as_of older than this many days: refuse
     min_customers: int = Field(1, ge=1)  # scored customers below this: refuse
     sql: SqlExportParams = SqlExportParams()
+    power_check: PowerCheckParams = PowerCheckParams()
 
 
 # --------------------------------------------------------------------------- promote / drift / backtest / retrain
@@ -686,7 +694,9 @@ class BacktestParams(Section):
     # churn by more than this (probability points); 0.05 matches the calibration goal ECE <= 0.05,
     # so a large list's small, tolerated calibration gap does not warn on every run
     shortfall_tolerance: float = Field(0.05, ge=0, lt=1)
-    contact_log: str | None = None  # optional CSV (customer_id, contacted_at) of real contacts
+    # optional CSV of real contacts: customer_id, contacted_at (and, when known, action, channel,
+    # cost); the backtest and the campaign ledger read it
+    contact_log: str | None = None
 
 
 class RetrainParams(Section):

@@ -1,4 +1,4 @@
-"""The commands that run outside DVC: publish, backtest and retrain, wired to the stage files.
+"""The commands that run outside DVC: publish, backtest, ledger and retrain, wired to the stage files.
 
 DVC deletes a stage's outputs before rerunning it, so what people act on (the published lists)
 and what judges them later (the backtest) live outside DVC's outputs, in the published-lists
@@ -24,6 +24,7 @@ from churn.logs import get_logger
 log = get_logger("lifecycle")
 
 BACKTEST_REPORT = Path("reports/backtest.json")  # written by `churn backtest` (not a DVC output)
+LEDGER_REPORT = Path("reports/ledger.json")  # written by `churn ledger` (not a DVC output)
 
 
 def _read_report(path: Path) -> dict[str, Any] | None:
@@ -46,6 +47,7 @@ def publish_scores(
     from churn import pipeline
     from churn.model import ChurnModel
     from churn.publish import gates, record
+    from churn.publish.power import check_power
     from churn.publish.sql import export_to_sql
 
     params = settings.publish
@@ -75,11 +77,31 @@ def publish_scores(
     if allow_non_champion and str(scores["model_version"].iloc[0]) != str(champion_version):
         overrides.append("non_champion")
     model = ChurnModel.load(pipeline.stage_path("score", "model", root))
+    power = check_power(
+        scores,
+        settings.score.save_rate,
+        settings.score.control_share,
+        params.power_check.alpha,
+        params.power_check.power,
+    )
+    if power["warning"]:
+        log.warning("power check: %s", power["warning"])
+    else:
+        log.info(
+            "power check: the list can detect an effect of %.1f percentage points or more "
+            "(assumed effect %.1f; %d treated, %d control, base churn %.1f%%)",
+            100 * power["minimum_detectable_effect"],
+            100 * power["assumed_effect"],
+            power["treated"],
+            power["control"],
+            100 * power["base_churn"],
+        )
     about = {
         "registered_model": settings.registry.model,
         "champion_version": champion_version,
         "definition": model.metadata.get("definition"),
         "overrides": overrides,
+        "power_check": power,
     }
     result = record.publish_lists(scores, exports, force=force, about=about)
     manifest = result.manifest
@@ -106,15 +128,64 @@ def publish_scores(
     return manifest
 
 
+def _contact_log_path(settings: Params, contacts: Path | None) -> Path | None:
+    """Return the contact log to read: --contacts, else backtest.contact_log, else None."""
+    if contacts is not None:
+        return contacts
+    return Path(settings.backtest.contact_log) if settings.backtest.contact_log else None
+
+
+def _read_contact_log(path: Path | None) -> pd.DataFrame | None:
+    """Return the checked contact log at `path` (None without one)."""
+    from churn.backtest import check_contacts
+    from churn.columns import CUSTOMER_ID
+
+    if path is None:
+        return None
+    if not path.exists():
+        raise ChurnError(f"{path}: contact log not found; fix backtest.contact_log")
+    raw = pd.read_csv(path, dtype={CUSTOMER_ID: "string"})
+    return check_contacts(raw, str(path))
+
+
+def _read_transactions(root: Path) -> pd.DataFrame:
+    """Return the clean transactions (customer, date, amount) the ingest stage wrote."""
+    from churn import pipeline
+    from churn.columns import AMOUNT, CUSTOMER_ID, DATE
+
+    path = pipeline.stage_path("ingest", "out", root) / "transactions.parquet"
+    if not path.is_file():
+        raise ChurnError(f"{path}: not found; run `dvc repro` first")
+    return pd.read_parquet(path, columns=[CUSTOMER_ID, DATE, AMOUNT])
+
+
+def _check_contact_ids(
+    contact_log: pd.DataFrame | None, transactions: pd.DataFrame, path: Path | None
+) -> dict[str, Any] | None:
+    """Return how the contact log's ids match the customers (None without a log); log a warning
+    when some match no customer or lost their leading zeros in a spreadsheet."""
+    from churn.columns import CUSTOMER_ID
+    from churn.ids import check_id_matches
+
+    if contact_log is None:
+        return None
+    matched, warning = check_id_matches(
+        contact_log[CUSTOMER_ID].dropna().unique(),
+        transactions[CUSTOMER_ID].astype("string").unique(),
+        str(path),
+        "so their contacts are not counted",
+    )
+    if warning:
+        log.warning("%s", warning)
+    return matched
+
+
 def run_backtest_report(
     settings: Params, exports: Path, contacts: Path | None, report: Path, root: Path = Path(".")
 ) -> list[dict[str, str]]:
     """Backtest every published list against the clean transactions; write the report."""
-    from churn import pipeline
-    from churn.backtest import check_contacts, run_backtest, summary_rows
-    from churn.columns import AMOUNT, CUSTOMER_ID, DATE
+    from churn.backtest import run_backtest, summary_rows
     from churn.files import write_json
-    from churn.ids import check_id_matches
     from churn.publish import record
 
     published = {}
@@ -123,33 +194,14 @@ def run_backtest_report(
         definition = manifest.get("definition") or {}
         horizon = int(definition.get("horizon_days") or settings.churn.horizon_days)
         published[dt.date.fromisoformat(as_of)] = (horizon, record.read_scored(exports, manifest))
-    contact_path = contacts or (
-        Path(settings.backtest.contact_log) if settings.backtest.contact_log else None
-    )
-    contact_log = None
-    if contact_path is not None:
-        if not contact_path.exists():
-            raise ChurnError(f"{contact_path}: contact log not found; fix backtest.contact_log")
-        raw = pd.read_csv(contact_path, dtype={CUSTOMER_ID: "string"})
-        contact_log = check_contacts(raw, str(contact_path))
-    transactions_path = pipeline.stage_path("ingest", "out", root) / "transactions.parquet"
-    if not transactions_path.is_file():
-        raise ChurnError(f"{transactions_path}: not found; run `dvc repro` first")
-    transactions = pd.read_parquet(transactions_path, columns=[CUSTOMER_ID, DATE, AMOUNT])
-    matched = None
-    if contact_log is not None:
-        # a contact log kept in a spreadsheet may have lost its ids' leading zeros: say so
-        matched, warning = check_id_matches(
-            contact_log[CUSTOMER_ID].dropna().unique(),
-            transactions[CUSTOMER_ID].astype("string").unique(),
-            str(contact_path),
-            "so their contacts are not counted",
-        )
-        if warning:
-            log.warning("%s", warning)
-    # lists a campaign is known to have used come from a contact log today; the campaign ledger
-    # (a later issue) adds the lists it records as used through run_backtest's `used`
-    result = run_backtest(published, transactions, settings.backtest, contact_log)
+    contact_path = _contact_log_path(settings, contacts)
+    contact_log = _read_contact_log(contact_path)
+    transactions = _read_transactions(root)
+    matched = _check_contact_ids(contact_log, transactions, contact_path)
+    # a list is known to have been used by a campaign when a contact log is given or the record
+    # holds a download of it (any version of that date: a replaced list's customers overlap)
+    used = {dt.date.fromisoformat(str(event["as_of"])) for event in record.read_downloads(exports)}
+    result = run_backtest(published, transactions, settings.backtest, contact_log, used)
     write_json(result if matched is None else {**result, "contact_log": matched}, report)
     rows = summary_rows(result)
     for run in result["runs"]:
@@ -185,6 +237,67 @@ def run_backtest_report(
     for pending in result["pending"]:
         log.info("pending: list of %s matures on %s", pending["as_of"], pending["matures_on"])
     return rows
+
+
+def run_ledger_report(
+    settings: Params, exports: Path, contacts: Path | None, report: Path, root: Path = Path(".")
+) -> list[dict[str, str]]:
+    """Measure every published list's campaign (treated vs control) into the ledger report."""
+    from churn.files import write_json
+    from churn.ledger import COLLECTING, PublishedList, build_ledger, ledger_rows
+    from churn.publish import record
+
+    downloads: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for event in record.read_downloads(exports):
+        key = (str(event.get("as_of")), str(event.get("list_sha256")))
+        downloads.setdefault(key, []).append(record.read_download_record(exports, event))
+    lists = []
+    for as_of in record.published_dates(exports):
+        manifest = record.read_manifest(exports, as_of)
+        definition = manifest.get("definition") or {}
+        horizon = int(definition.get("horizon_days") or settings.churn.horizon_days)
+        lists.append(
+            PublishedList(
+                manifest,
+                horizon,
+                record.read_scored(exports, manifest),
+                downloads.get((as_of, str(manifest.get("sha256"))), []),
+            )
+        )
+    contact_path = _contact_log_path(settings, contacts)
+    contact_log = _read_contact_log(contact_path)
+    transactions = _read_transactions(root)
+    matched = _check_contact_ids(contact_log, transactions, contact_path)
+    ledger = build_ledger(lists, transactions, settings.backtest.confidence, contact_log)
+    write_json(ledger if matched is None else {**ledger, "contact_log": matched}, report)
+    for entry in ledger["lists"]:
+        if entry["status"] == COLLECTING:
+            log.info(
+                "ledger: list of %s is collecting outcomes until %s",
+                entry["as_of"],
+                entry["matures_on"],
+            )
+            continue
+        overall = entry["slices"][0]
+        if overall["ci_low"] is None:
+            log.info("ledger: list of %s: no treated or no control customers", entry["as_of"])
+        else:
+            log.info(
+                "ledger: list of %s: retention %.1f%% treated vs %.1f%% control, difference "
+                "%+.1f points [%+.1f, %+.1f]: %s",
+                entry["as_of"],
+                100 * overall["treated_retention"],
+                100 * overall["control_retention"],
+                100 * overall["retention_difference"],
+                100 * overall["ci_low"],
+                100 * overall["ci_high"],
+                overall["status"],
+            )
+        if not entry["campaign_known"]:
+            log.info("ledger: list of %s: %s", entry["as_of"], entry["note"])
+    if not ledger["lists"]:
+        log.info("ledger: no list has been published yet (%s)", exports)
+    return ledger_rows(ledger)
 
 
 def app_paths(root: Path = Path(".")) -> tuple[Path | None, Path | None]:
@@ -259,6 +372,7 @@ def retrain_steps(
             run_backtest_report(settings, exports, None, BACKTEST_REPORT),
             "Backtest of published at-risk lists",
         )
+        show_rows(run_ledger_report(settings, exports, None, LEDGER_REPORT), "Campaign ledger")
 
     return RetrainSteps(
         champion_version=champion,

@@ -140,3 +140,16 @@ def test_two_scheduled_runs_publish_lists_and_the_second_backtests_the_first(pro
     assert "retention_difference" not in run["campaign"]
     assert run["campaign"]["control_comparison"]["control_customers"] > 0
     assert [p["as_of"] for p in backtest["pending"]] == [second_as_of]
+
+    # the ledger runs after the backtest: it measures the first list and waits for the second
+    ledger = json.loads((root / "reports" / "ledger.json").read_text())
+    measured, waiting = ledger["lists"]
+    assert (measured["as_of"], waiting["as_of"]) == (first_as_of, second_as_of)
+    assert measured["status"] in ("inconclusive", "separated")
+    assert waiting["status"] == "collecting" and waiting["slices"] == []
+    overall = measured["slices"][0]
+    assert (
+        overall["control_customers"] == run["campaign"]["control_comparison"]["control_customers"]
+    )
+    # the power check made at publish is in each list's manifest, and so in the ledger
+    assert measured["power_check"]["treated"] == measured["treated"]

@@ -139,6 +139,25 @@ def test_publish_records_every_scored_customer_and_keeps_a_replaced_list(project
     assert len(list(exports.glob(f"{AS_OF}.superseded-*"))) == 1
 
 
+def test_publish_records_the_power_check_and_warns_when_the_campaign_cannot_be_measured(project):
+    exports = project / "exports/at_risk"
+    _score(project)
+    result = _publish(project)
+    check = read_manifest(exports)["power_check"]
+    groups = read_manifest(exports)["groups"]
+    assert (check["treated"], check["control"]) == (groups["treatment"], groups["control"])
+    # ~10% of a few hundred flagged customers cannot show a 0.1 x base-churn effect
+    assert check["measurable"] is False and check["minimum_detectable_effect"] > 0.1
+    assert "power check: the campaign cannot be measured" in result.output
+    # half held out, every contacted churner assumed kept: the effect to find is large enough
+    _score(project, control_share=0.5, save_rate=1.0)
+    result = _publish(project, "--force")
+    check = read_manifest(exports)["power_check"]
+    assert check["control_share"] == 0.5 and check["measurable"] is True
+    assert check["minimum_detectable_effect"] < check["assumed_effect"]
+    assert "power check: the list can detect an effect of" in result.output
+
+
 def test_publish_refuses_a_failed_drift_gate_unless_accepted(project):
     _score(project)
     (project / "reports").mkdir(exist_ok=True)

@@ -408,6 +408,19 @@ def read_downloads(root: str | Path) -> list[dict[str, Any]]:
     return [event for event in read_events(root) if event.get("event") == DOWNLOAD_EVENT]
 
 
+def read_download_record(root: str | Path, event: dict[str, Any]) -> dict[str, Any]:
+    """Return the file a download event names: the filters, and the customer ids downloaded to be
+    contacted with the control members of the same filter (ChurnError naming it when missing)."""
+    path = Path(root) / str(event.get("record", ""))
+    detail = read_json(path, "it is named by events.jsonl; restore it from a backup")
+    if not event.get("record") or detail is None:
+        raise ChurnError(
+            f"{path}: the download record named by {Path(root) / EVENTS_FILE} is missing; "
+            "restore it from a backup or remove that download line"
+        )
+    return detail
+
+
 def published_dates(root: str | Path) -> list[str]:
     """Return the as-of dates with a published list (not superseded copies), oldest first."""
     root = Path(root)

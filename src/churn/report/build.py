@@ -41,6 +41,7 @@ from churn.report.activity import (
     count_flows,
     summarize_sales,
 )
+from churn.report.campaigns import CampaignResults, summarize_campaigns
 from churn.report.outcomes import ListOutcomes, summarize_list_outcomes
 from churn.report.periods import (
     Period,
@@ -120,6 +121,7 @@ class RetentionReport:
     list_outcomes: ListOutcomes | None = None  # matured published lists (churn backtest)
     # scored features beyond the training range (churn drift); None when no drift report was given
     out_of_range: tuple[OutOfRangeFeature, ...] | None = None
+    campaigns: CampaignResults | None = None  # measured campaign effects (churn ledger)
 
 
 def _pct(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -232,10 +234,11 @@ def build_report(
     metrics: Mapping[str, Any] | None = None,
     backtest: Mapping[str, Any] | None = None,
     drift: Mapping[str, Any] | None = None,
+    ledger: Mapping[str, Any] | None = None,
     sources: Mapping[str, str] | None = None,
 ) -> RetentionReport:
-    """Return the full retention report; NPS, scores, metrics, backtest and drift parts are
-    optional.
+    """Return the full retention report; NPS, scores, metrics, backtest, drift and campaign
+    ledger parts are optional.
 
     `transactions` is a DuckDB relation on `con` (a Parquet scan in production), so the raw rows
     are aggregated inside DuckDB. `sources` names the files in error messages.
@@ -246,6 +249,7 @@ def build_report(
         "scores": "scores",
         "backtest": "backtest",
         "drift": "drift",
+        "ledger": "ledger",
         **(sources or {}),
     }
     span = check_transactions(con, transactions, names["transactions"])
@@ -311,6 +315,7 @@ def build_report(
         out_of_range=None
         if drift is None
         else tuple(summarize_out_of_range(drift, names["drift"])),
+        campaigns=None if ledger is None else summarize_campaigns(ledger, names["ledger"]),
     )
 
 

@@ -382,7 +382,8 @@ def _at_risk(report: RetentionReport) -> str:
             '<p class="note">Not available yet: no scoring was found. Once the score stage has '
             "run, this section lists the customers at risk and the value at risk by risk tier "
             f'and segment.</p><p class="model-line">{escape(report.model_quality)}</p>'
-            + _list_outcomes(report),
+            + _list_outcomes(report)
+            + _campaign_results(report),
         )
     scoring = report.scoring
     control = scoring.get("at_risk_control_customers")
@@ -449,7 +450,7 @@ def _at_risk(report: RetentionReport) -> str:
                 for row in rows.itertuples(index=False)
             ],
         )
-    return _section("at-risk", body + _list_outcomes(report))
+    return _section("at-risk", body + _list_outcomes(report) + _campaign_results(report))
 
 
 def fmt_number(value: float) -> str:
@@ -543,6 +544,91 @@ def _list_outcomes(report: RetentionReport) -> str:
         ["warning" if below else "" for below in outcomes.runs["below_predicted"]],
     )
     return body
+
+
+def _interval(value: Any, low: Any, high: Any, fmt: Callable[[Any], str]) -> str:
+    if _missing(value):
+        return DASH
+    if _missing(low) or _missing(high):
+        return fmt(value)
+    return f"{fmt(value)} [{fmt(low)}, {fmt(high)}]"
+
+
+def _signed_points(value: Any) -> str:
+    return f"{float(value):+.1f}"
+
+
+def _signed_money(value: Any) -> str:
+    return f"{float(value):+,.0f}"
+
+
+def _campaign_results(report: RetentionReport) -> str:
+    """Return each published list's measured campaign effect (empty without a campaign ledger)."""
+    campaigns = report.campaigns
+    if campaigns is None:
+        return ""
+    body = "<h3>Campaign results</h3>"
+    waiting = "".join(
+        f"<li>List of {escape(str(c['as_of']))}: collecting outcomes until "
+        f"{escape(str(c['matures_on']))}"
+        + (
+            ""
+            if c["mde_pct"] is None
+            else f" (it can show an effect of {c['mde_pct']:.1f} points or more)"
+        )
+        + "</li>"
+        for c in campaigns.collecting
+    )
+    if not len(campaigns.rows):
+        return body + (
+            '<p class="note">No published list has reached its horizon yet.</p>'
+            + (f"<ul>{waiting}</ul>" if waiting else "")
+        )
+    body += (
+        f"<p>From <code>churn ledger</code> (data to {escape(campaigns.newest_data_date)}). Each "
+        "list's flagged customers were split at random: the treatment group to contact, the "
+        "control group left alone. The difference in their retention is the campaign's effect, "
+        "in percentage points with a 95% interval, overall and per suggested action, risk tier "
+        "and download; customers kept and margin are that difference times the treated "
+        "customers and their expected value. <em>Inconclusive</em>: the interval includes no "
+        "effect; <em>separated</em>: it does not. A list no campaign is known to have used (no "
+        "download, no contact logged) only checks the random split.</p>"
+    )
+    rows = campaigns.rows
+    body += _table(
+        [
+            "List of",
+            "Slice",
+            "Treated",
+            "Control",
+            "Retention treated",
+            "Retention control",
+            "Effect (points)",
+            "Customers kept",
+            "Margin",
+            "Reached",
+            "Status",
+        ],
+        [
+            [
+                str(row.as_of),
+                str(row.slice),
+                fmt_int(row.treated),
+                fmt_int(row.control),
+                fmt_pct(row.treated_retention_pct),
+                fmt_pct(row.control_retention_pct),
+                _interval(
+                    row.effect_pct, row.effect_ci_low_pct, row.effect_ci_high_pct, _signed_points
+                ),
+                _interval(row.kept, row.kept_ci_low, row.kept_ci_high, _signed_money),
+                _interval(row.margin, row.margin_ci_low, row.margin_ci_high, _signed_money),
+                fmt_pct(row.reached_pct),
+                str(row.status),
+            ]
+            for row in rows.itertuples(index=False)
+        ],
+    )
+    return body + (f"<ul>{waiting}</ul>" if waiting else "")
 
 
 def _how_to_read(report: RetentionReport, noun: str) -> str:

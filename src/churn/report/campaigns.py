@@ -1,0 +1,96 @@
+"""Campaign results for the page, read from the campaign ledger (reports/ledger.json)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from churn.errors import ChurnError
+
+ROW_COLUMNS = [
+    "as_of",
+    "slice",
+    "treated",
+    "control",
+    "treated_retention_pct",
+    "control_retention_pct",
+    "effect_pct",
+    "effect_ci_low_pct",
+    "effect_ci_high_pct",
+    "kept",
+    "kept_ci_low",
+    "kept_ci_high",
+    "margin",
+    "margin_ci_low",
+    "margin_ci_high",
+    "reached_pct",
+    "status",
+]
+
+
+@dataclass(frozen=True)
+class CampaignResults:
+    """Each matured list's measured campaign effect per slice, and the lists still collecting."""
+
+    newest_data_date: str
+    rows: pd.DataFrame  # one row per matured list and slice (ROW_COLUMNS; percents in percent)
+    collecting: list[dict[str, Any]]  # as_of, matures_on, minimum detectable effect (points)
+
+
+def _pct(value: Any) -> float | None:
+    return None if value is None else round(100 * float(value), 2)
+
+
+def summarize_campaigns(ledger: Mapping[str, Any], source: str) -> CampaignResults:
+    """Return the page's view of `churn ledger`'s report; ChurnError naming the fix if it is not
+    one."""
+    if "lists" not in ledger or "newest_data_date" not in ledger:
+        raise ChurnError(f"{source}: not a campaign ledger (no 'lists'); rerun `churn ledger`")
+    rows, collecting = [], []
+    for entry in ledger["lists"]:
+        if entry.get("status") == "collecting":
+            power = entry.get("power_check") or {}
+            collecting.append(
+                {
+                    "as_of": entry["as_of"],
+                    "matures_on": entry["matures_on"],
+                    "mde_pct": _pct(power.get("minimum_detectable_effect")),
+                }
+            )
+            continue
+        for part in entry.get("slices", []):
+            kept_low, kept_high = part["incremental_customers_ci"]
+            margin_low, margin_high = part["incremental_margin_ci"]
+            label = (
+                part["value"] if part["slice"] == "list" else f"{part['slice']}: {part['value']}"
+            )
+            rows.append(
+                {
+                    "as_of": entry["as_of"],
+                    "slice": label,
+                    "treated": part["treated_customers"],
+                    "control": part["control_customers"],
+                    "treated_retention_pct": _pct(part["treated_retention"]),
+                    "control_retention_pct": _pct(part["control_retention"]),
+                    "effect_pct": _pct(part["retention_difference"]),
+                    "effect_ci_low_pct": _pct(part["ci_low"]),
+                    "effect_ci_high_pct": _pct(part["ci_high"]),
+                    "kept": part["incremental_customers"],
+                    "kept_ci_low": kept_low,
+                    "kept_ci_high": kept_high,
+                    "margin": part["incremental_margin"],
+                    "margin_ci_low": margin_low,
+                    "margin_ci_high": margin_high,
+                    "reached_pct": _pct((part.get("contact_log") or {}).get("compliance")),
+                    "status": part["status"]
+                    + ("" if entry.get("campaign_known", True) else " (no campaign known)"),
+                }
+            )
+    return CampaignResults(
+        newest_data_date=str(ledger["newest_data_date"]),
+        rows=pd.DataFrame(rows, columns=ROW_COLUMNS),
+        collecting=collecting,
+    )

@@ -1,0 +1,133 @@
+"""`churn ledger` end to end: a published record with a download, a contact log and outcomes."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from churn.cli import app
+from churn.publish import record
+from support.app_data import example_scores
+from support.dvc_project import init_dvc_project
+from support.score_data import AS_OF
+
+LATER = AS_OF + timedelta(days=60)  # still collecting when the data ends
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    init_dvc_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _publish_with_a_download(exports):
+    scores = example_scores(600, seed=5)
+    manifest = record.publish_lists(scores, exports, about={"definition": {"horizon_days": 90}})
+    record.publish_lists(
+        example_scores(600, seed=6, as_of=LATER),
+        exports,
+        about={"definition": {"horizon_days": 90}},
+    )
+    flagged = scores.loc[scores["at_risk"]]
+    treated = flagged.loc[flagged["group"] == "treatment", "customer_id"].tolist()
+    control = flagged.loc[flagged["group"] == "control", "customer_id"].tolist()
+    download = {
+        "as_of": manifest.manifest["as_of"],
+        "list_sha256": manifest.manifest["sha256"],
+        "model_version": manifest.manifest["model_version"],
+        "filters": {"risk_tier": ["high"]},
+        "format": "csv",
+        "file_name": "at_risk_first_half.csv",
+        "file_sha256": "cd" * 32,
+        "rows": len(treated[: len(treated) // 2]),
+        "control_rows": len(control[: len(control) // 2]),
+    }
+    record.record_download(
+        exports, download, treated[: len(treated) // 2], control[: len(control) // 2]
+    )
+    return scores, treated, control
+
+
+def test_ledger_command_measures_matured_lists_and_marks_the_others_collecting(project):
+    exports = project / "exports" / "at_risk"
+    scores, treated, control = _publish_with_a_download(exports)
+    assert len(treated) >= 40 and len(control) >= 5
+    # every treated customer buys again, no control customer does: a clear effect
+    buyers = treated
+    (project / "data" / "interim").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "customer_id": pd.array([*buyers, "someone-else"], dtype="string"),
+            "date": [AS_OF + timedelta(days=5)] * len(buyers) + [AS_OF + timedelta(days=95)],
+            "amount": 20.0,
+        }
+    ).to_parquet(project / "data" / "interim" / "transactions.parquet", index=False)
+    contacted = treated[: len(treated) // 2]
+    pd.DataFrame(
+        {
+            "customer_id": contacted,
+            "contacted_at": str(AS_OF + timedelta(days=2)),
+            "action": "win-back offer",
+            "channel": "email",
+            "cost": 3.0,
+        }
+    ).to_csv(project / "contacts.csv", index=False)
+    args = ["ledger", "--exports", str(exports), "--contacts", "contacts.csv"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    ledger = json.loads((project / "reports" / "ledger.json").read_text())
+    first, second = ledger["lists"]
+    assert (first["as_of"], second["as_of"]) == (str(AS_OF), str(LATER))
+    assert second["status"] == "collecting" and second["slices"] == []
+    assert first["status"] == "separated" and first["downloads"] == 1
+    overall = first["slices"][0]
+    assert overall["treated_retention"] == 1.0 and overall["control_retention"] == 0.0
+    assert overall["treated_customers"] == len(treated)
+    assert overall["contact_log"]["compliance"] == pytest.approx(
+        len(contacted) / len(treated), abs=1e-6
+    )
+    assert overall["contact_cost"] == 3.0 * len(contacted)
+    kinds = {part["slice"] for part in first["slices"]}
+    assert kinds == {"list", "action", "tier", "download"}
+    download = next(part for part in first["slices"] if part["slice"] == "download")
+    assert download["treated_customers"] == len(treated) // 2
+    assert download["control_customers"] == len(control) // 2
+    # the table names each slice and its status; the log says when the second list matures
+    assert "status=separated" in result.output and "slice=action: " in result.output
+    assert f"collecting outcomes until {LATER + timedelta(days=90)}" in result.output
+
+
+def test_ledger_command_names_a_contact_log_with_a_bad_cost(project):
+    exports = project / "exports" / "at_risk"
+    _publish_with_a_download(exports)
+    (project / "contacts.csv").write_text("customer_id,contacted_at,cost\nc1,2025-01-01,free\n")
+    result = CliRunner().invoke(
+        app, ["ledger", "--exports", str(exports), "--contacts", "contacts.csv"]
+    )
+    assert result.exit_code != 0
+    assert "contacts.csv: column 'cost'" in str(result.exception)
+
+
+def test_a_downloaded_list_is_known_to_the_backtest_as_used_by_a_campaign(project):
+    exports = project / "exports" / "at_risk"
+    scores, treated, _ = _publish_with_a_download(exports)
+    (project / "data" / "interim").mkdir(parents=True)
+    pd.DataFrame(
+        {
+            "customer_id": pd.array([*treated, "someone-else"], dtype="string"),
+            "date": [AS_OF + timedelta(days=5)] * len(treated) + [AS_OF + timedelta(days=95)],
+            "amount": 20.0,
+        }
+    ).to_parquet(project / "data" / "interim" / "transactions.parquet", index=False)
+    result = CliRunner().invoke(app, ["backtest", "--exports", str(exports)])
+    assert result.exit_code == 0, result.output
+    run = json.loads((project / "reports" / "backtest.json").read_text())["runs"][0]
+    # no contact log, but the record holds a download of this list: a campaign used it
+    assert run["campaign"]["known"] is True
+    assert run["campaign"]["retention_difference"] is not None
+    assert run["flagged_vs_rest"]["judged_on"] == "customers the campaign did not treat"
