@@ -31,8 +31,14 @@ def _day(column: str) -> str:
     return f"CAST(DATE_DIFF('day', DATE '1970-01-01', {column}) AS INTEGER)"
 
 
+def _divide(numerator: str, denominator: str) -> str:
+    # every division by a column goes through here: a zero denominator gives NULL (the feature's
+    # documented "undefined"), never inf/NaN on DuckDB nor a DIVIDE_BY_ZERO abort on Spark (ANSI)
+    return f"{numerator} / NULLIF({denominator}, 0)"
+
+
 def _trend(a: str, b: str) -> str:
-    return f"CAST({a} - {b} AS DOUBLE) / NULLIF({a} + {b}, 0)"
+    return _divide(f"CAST({a} - {b} AS DOUBLE)", f"{a} + {b}")
 
 
 def snapshot_sql(
@@ -101,7 +107,18 @@ bought AS (
     # newest date any part of the query may read: the last label window's end, else the cutoff
     label_end = last_cutoff + timedelta(days=horizon if with_labels else 0)
     n_trend, s_trend = f"s.n_{trend}", f"COALESCE(s.s_{trend}, 0)"
-    gap_mean = "CAST(s.last_day - s.first_day AS DOUBLE) / NULLIF(s.gaps, 0)"
+    gap_mean = _divide("CAST(s.last_day - s.first_day AS DOUBLE)", "s.gaps")
+    gap_std = _divide(
+        "(CAST(s.gap_sumsq AS DOUBLE) - "
+        + _divide(
+            "CAST(s.last_day - s.first_day AS DOUBLE) * CAST(s.last_day - s.first_day AS DOUBLE)",
+            "s.gaps",
+        )
+        + ")",
+        "s.gaps - 1",
+    )
+    aov = _divide(f"CAST(s.spend_e4 AS DOUBLE) / {SCALE}", "s.purchases")
+    aov_e4 = _divide("CAST(s.spend_e4 AS DOUBLE)", "s.purchases")  # aov_trend: e4 / e4 units
     newline = ",\n    "
     season_cols = ""
     if params.season:
@@ -170,30 +187,25 @@ SELECT
   CAST(s.purchases AS INTEGER) AS purchases,
   CAST(s.gaps + 1 AS INTEGER) AS purchase_days,
   CAST(s.spend_e4 AS DOUBLE) / {SCALE} AS spend_total,
-  CAST(s.spend_e4 AS DOUBLE) / {SCALE} / s.purchases AS aov,
+  {aov} AS aov,
   CAST(s.spend_max_e4 AS DOUBLE) / {SCALE} AS spend_max,
   {newline.join(window_cols)},
   {_trend(n_trend, "s.n_before")} AS purchases_trend,
   {_trend(s_trend, "COALESCE(s.s_before, 0)")} AS spend_trend,
   {gap_mean} AS gap_mean_days,
-  CASE WHEN s.gaps >= 2 THEN SQRT(GREATEST(
-    (CAST(s.gap_sumsq AS DOUBLE) - CAST(s.last_day - s.first_day AS DOUBLE)
-      * CAST(s.last_day - s.first_day AS DOUBLE) / s.gaps) / (s.gaps - 1), 0)) END AS gap_std_days,
-  CASE WHEN s.gaps >= 2 THEN SQRT(GREATEST(
-    (CAST(s.gap_sumsq AS DOUBLE) - CAST(s.last_day - s.first_day AS DOUBLE)
-      * CAST(s.last_day - s.first_day AS DOUBLE) / s.gaps) / (s.gaps - 1), 0)) / ({gap_mean})
-    END AS gap_cv,
+  CASE WHEN s.gaps >= 2 THEN SQRT(GREATEST({gap_std}, 0)) END AS gap_std_days,
+  CASE WHEN s.gaps >= 2 THEN {_divide(f"SQRT(GREATEST({gap_std}, 0))", gap_mean)} END AS gap_cv,
   CAST(s.gap_last AS DOUBLE) AS gap_last_days,
-  CAST(s.cutoff_day - s.last_day AS DOUBLE) / ({gap_mean}) AS overdue_ratio,
+  {_divide("CAST(s.cutoff_day - s.last_day AS DOUBLE)", gap_mean)} AS overdue_ratio,
   CAST(s.refunds AS INTEGER) AS refunds,
-  CAST(COALESCE(s.refund_e4, 0) AS DOUBLE) / s.spend_e4 AS refund_share,
+  {_divide("CAST(COALESCE(s.refund_e4, 0) AS DOUBLE)", "s.spend_e4")} AS refund_share,
   CAST(s.zeros AS INTEGER) AS zero_amount_count,
-  CAST(s.purchase_days_365 AS DOUBLE) * 30
-    / LEAST(s.cutoff_day - s.first_day + 1, 365) AS purchase_rate_365d,
-  CAST(s.cutoff_day - s.last_day AS DOUBLE) / NULLIF(s.cutoff_day - s.first_day, 0)
+  {_divide("CAST(s.purchase_days_365 AS DOUBLE) * 30", "LEAST(s.cutoff_day - s.first_day + 1, 365)")}
+    AS purchase_rate_365d,
+  {_divide("CAST(s.cutoff_day - s.last_day AS DOUBLE)", "s.cutoff_day - s.first_day")}
     AS recency_tenure_ratio,
-  CAST(COALESCE(s.s_{trend}, 0) AS DOUBLE) / NULLIF(s.n_{trend}, 0)
-    / (CAST(s.spend_e4 AS DOUBLE) / s.purchases) AS aov_trend,
+  {_divide(_divide(f"CAST(COALESCE(s.s_{trend}, 0) AS DOUBLE)", f"s.n_{trend}"), aov_e4)}
+    AS aov_trend,
   CAST(BIT_COUNT(s.weekdays) AS INTEGER) AS weekday_count,
   CASE WHEN cu.signup_date IS NULL OR cu.signup_date <= s.cutoff THEN cu.channel END AS channel,
   CASE WHEN cu.signup_date IS NULL OR cu.signup_date <= s.cutoff THEN cu.region END AS region,
