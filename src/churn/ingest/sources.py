@@ -15,6 +15,7 @@ import duckdb
 
 from churn.config import WHITESPACE_DELIMITER
 from churn.errors import ChurnError
+from churn.ingest.table_formats import refuse_table_folders
 
 # Encodings DuckDB's CSV reader handles itself; any other Python codec is transcoded to UTF-8 first.
 DUCKDB_ENCODINGS = {"utf-8": "utf-8", "utf8": "utf-8", "latin-1": "latin-1", "latin1": "latin-1",
@@ -131,6 +132,7 @@ def detect_format(source: str, fmt: str) -> str:
 def list_source(source: str, fmt: str, key: str = "ingest.source") -> FolderListing:
     """Return the data files of a file or folder source and the files skipped; ChurnError when
     there are none, or when one table is there twice (a.csv beside a.csv.gz)."""
+    refuse_table_folders(source, key)  # Delta/Iceberg/Hudi folders: never read file by file
     path = Path(source)
     if not path.exists():
         raise ChurnError(f"{source}: not found; fix {key} in params.yaml")
