@@ -341,6 +341,7 @@ def features(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Build labelled point-in-time training snapshots and the as-of snapshot to score."""
+    from churn.engine import resource_errors
     from churn.features import build_snapshots, summarize_snapshots
     from churn.files import write_json, write_parquet
 
@@ -348,8 +349,9 @@ def features(
     snapshots = build_snapshots(
         transactions, customers, nps, settings.churn, settings.features, settings.engine
     )
-    write_parquet(snapshots.train, out / "train.parquet")
-    write_parquet(snapshots.score, out / "score.parquet")
+    with resource_errors(settings.engine, "features"):  # the frames written out need memory too
+        write_parquet(snapshots.train, out / "train.parquet")
+        write_parquet(snapshots.score, out / "score.parquet")
     write_json(summarize_snapshots(snapshots, settings.churn, settings.features), report)
     log.info("wrote %s, %s and %s", out / "train.parquet", out / "score.parquet", report)
 
@@ -762,7 +764,7 @@ def report(
     import duckdb
     import pandas as pd
 
-    from churn.engine import open_duckdb, out_of_memory
+    from churn.engine import open_duckdb, resource_error
     from churn.files import write_csv, write_json, write_text
     from churn.report import build_report, headline_figures
     from churn.report.page import render_html
@@ -816,8 +818,11 @@ def report(
                     "ledger": str(ledger),
                 },
             )
-        except duckdb.OutOfMemoryException:
-            raise out_of_memory(settings.engine, "report") from None
+        except (duckdb.Error, MemoryError, OSError) as error:
+            friendly = resource_error(error, settings.engine, "report", spill)
+            if friendly is None:
+                raise
+            raise friendly from None
         finally:
             con.close()
     write_text(out / "retention.html", render_html(result))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -21,10 +24,7 @@ def open_duckdb(
     never depend on the machine's zone. `ordered=False` lets DuckDB stream without keeping
     insertion order (for queries that order their result explicitly).
     """
-    spill = (
-        Path(spill_dir) if spill_dir is not None else Path(tempfile.gettempdir()) / "churn-duckdb"
-    )
-    config = {"memory_limit": engine.memory_limit, "temp_directory": str(spill)}
+    config = {"memory_limit": engine.memory_limit, "temp_directory": str(spill_folder(spill_dir))}
     if engine.threads is not None:
         config["threads"] = str(int(engine.threads))
     try:
@@ -41,9 +41,89 @@ def open_duckdb(
     return con
 
 
+def spill_folder(spill_dir: str | Path | None = None) -> Path:
+    """Return the folder DuckDB spills to: `spill_dir`, else churn-duckdb in the system temp dir."""
+    if spill_dir is not None:
+        return Path(spill_dir)
+    return Path(tempfile.gettempdir()) / "churn-duckdb"
+
+
 def out_of_memory(engine: EngineParams, stage: str) -> ChurnError:
     """Return the error shown when DuckDB runs out of memory in a stage: the setting to change."""
     return ChurnError(
         f"{stage}: DuckDB ran out of memory at engine.memory_limit = {engine.memory_limit}; raise "
         "engine.memory_limit in params.yaml (it spills to disk beyond it) or lower engine.threads"
+    )
+
+
+def out_of_disk(
+    engine: EngineParams, stage: str, spill_dir: str | Path | None, detail: str
+) -> ChurnError:
+    """Return the error shown when the disk fills while a stage spills or writes: what to free."""
+    return ChurnError(
+        f"{stage}: out of disk space ({detail}). DuckDB spills what does not fit in "
+        f"engine.memory_limit = {engine.memory_limit} to {spill_folder(spill_dir)}: free space "
+        "on that disk, or run the stage with TMPDIR set to a folder on a larger disk, or raise "
+        "engine.memory_limit in params.yaml so less is spilled"
+    )
+
+
+def _disk_full(error: BaseException) -> bool:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    text = str(error)
+    # DuckDB caps its spill files at max_temp_directory_size (by default the free space of the
+    # temp folder's disk) and reports reaching it as "failed to offload" naming that setting
+    return "No space left on device" in text or "max_temp_directory_size" in text
+
+
+def _out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, duckdb.OutOfMemoryException | MemoryError) or (
+        isinstance(error, duckdb.Error) and "Out of Memory Error" in str(error)
+    )
+
+
+def is_resource_error(error: BaseException) -> bool:
+    """Return True when `error` means the stage ran out of memory or disk (not bad input)."""
+    return _disk_full(error) or _out_of_memory(error)
+
+
+def resource_error(
+    error: BaseException, engine: EngineParams, stage: str, spill_dir: str | Path | None = None
+) -> ChurnError | None:
+    """Return the user-facing error for running out of disk or memory, None for other errors.
+
+    Memory: DuckDB's OutOfMemoryException, and MemoryError from Arrow/pandas/NumPy (the query
+    result turned into frames).
+    """
+    if _disk_full(error):
+        return out_of_disk(engine, stage, spill_dir, str(error).strip().splitlines()[0].rstrip("."))
+    if _out_of_memory(error):
+        return out_of_memory(engine, stage)
+    return None
+
+
+@contextmanager
+def resource_errors(
+    engine: EngineParams, stage: str, spill_dir: str | Path | None = None
+) -> Iterator[None]:
+    """Turn running out of memory or disk inside the block into a ChurnError naming the fix."""
+    try:
+        yield
+    except (duckdb.Error, MemoryError, OSError) as error:
+        friendly = resource_error(error, engine, stage, spill_dir)
+        if friendly is None:
+            raise
+        raise friendly from None
+
+
+def killed_by_system(what: str, code: int) -> str:
+    """Return the hint shown when the kernel killed a stage (exit 137 / SIGKILL, usually its
+    out-of-memory killer): the settings to change, as for DuckDB's own out-of-memory error."""
+    return (
+        f"{what} was killed by the system (exit {code}, SIGKILL: usually the machine or container "
+        "ran out of memory). Lower engine.memory_limit in params.yaml below the memory the stage "
+        "really gets (DuckDB then spills to the temp folder instead; pandas and the model need "
+        "memory beside it) or lower engine.threads, or give the machine more memory; check that "
+        "the temp folder (TMPDIR) has free disk for the spill"
     )

@@ -288,6 +288,9 @@ def _run_locked(steps: RetrainSteps, lock: RetrainLock) -> int:
                 _backtest(steps)
                 return EXIT_BLOCKED
             log.error("the pipeline failed (exit %d); nothing was published", result.returncode)
+            hint = killed_hint(result)
+            if hint:
+                log.error("%s", hint)
             return EXIT_ERROR
         after = steps.champion_version()
         if after != before:
@@ -329,3 +332,28 @@ def _backtest(steps: RetrainSteps) -> bool:
         log.error("backtest failed: %s", error)
         return False
     return True
+
+
+KILLED_CODES = (137, -9)  # 128 + SIGKILL from a shell, -SIGKILL from Popen
+_STAGE_KILLED = re.compile(
+    r"failed to reproduce '(?P<stage>[^']+)'.*exited with (?P<code>-9|137)\b"
+)
+_KILLED = re.compile(r"exited with (?P<code>-9|137)\b")
+
+
+def killed_hint(result: ReproResult) -> str | None:
+    """Return the out-of-memory hint when the kernel killed a stage (DVC's "exited with -9/137"
+    line) or the pipeline command itself; None for other failures."""
+    from churn.engine import killed_by_system  # the same hint as DuckDB's out-of-memory error
+
+    for line in reversed(result.tail):
+        found = _STAGE_KILLED.search(line)
+        if found:
+            return killed_by_system(f"stage '{found['stage']}'", int(found["code"]))
+    for line in reversed(result.tail):
+        found = _KILLED.search(line)
+        if found:
+            return killed_by_system("a pipeline stage", int(found["code"]))
+    if result.returncode in KILLED_CODES:
+        return killed_by_system("the pipeline command", result.returncode)
+    return None

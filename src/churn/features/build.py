@@ -15,7 +15,7 @@ from churn import columns as c
 from churn.config import ChurnParams, EngineParams, FeaturesParams
 from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, plan_training
 from churn.definition import resolve_as_of
-from churn.engine import open_duckdb, out_of_memory
+from churn.engine import open_duckdb, resource_errors
 from churn.errors import ChurnError
 from churn.features.bgnbd import add_bgnbd_features
 from churn.features.definitions import feature_list, sql_feature_list, window_features
@@ -184,11 +184,10 @@ def build_snapshots(
     with_train: bool = True,
 ) -> Snapshots:
     """Return labelled training snapshots at every planned cutoff and the as-of snapshot."""
-    try:
+    # the query, its result turned into pandas frames and the frames' clean-up all run inside
+    with resource_errors(engine, "features"):
         con = open_inputs(transactions, customers, nps, con or open_duckdb(engine, ordered=False))
         return _snapshots(con, churn, params, with_train)
-    except duckdb.OutOfMemoryException:
-        raise out_of_memory(engine, "features") from None
 
 
 def _snapshots(

@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 
 from churn.config import WHITESPACE_DELIMITER
+from churn.engine import is_resource_error
 from churn.errors import ChurnError
 from churn.ingest.table_formats import refuse_table_folders
 
@@ -161,8 +162,10 @@ def _first_line(message: str) -> str:
     return message.strip().splitlines()[0] if message.strip() else message
 
 
-def _explain_read_error(label: str, error: Exception, fmt: str) -> ChurnError:
+def _explain_read_error(label: str, error: Exception, fmt: str) -> Exception:
     """Turn a DuckDB read error into a ChurnError naming the file and a likely fix."""
+    if is_resource_error(error):
+        return error  # out of memory or disk is no fault of the file: the stage names the setting
     text = str(error)
     low = text.lower()
     if "gzip" in low or "zlib" in low or "compressed" in low or "inflate" in low:

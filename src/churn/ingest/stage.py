@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 
 from churn import columns as C
-from churn.engine import open_duckdb, out_of_memory
+from churn.engine import open_duckdb, resource_error
 from churn.errors import ChurnError
 from churn.files import atomic_path
 from churn.ingest import checks, integrity
@@ -303,9 +303,12 @@ def run_ingest(
             for result in results:
                 if result.status == "warn":
                     log.warning("check %s: %s", result.name, result.message)
-    except duckdb.OutOfMemoryException:
-        raise out_of_memory(engine, "ingest") from None
-    except duckdb.Error as error:
+    except (duckdb.Error, MemoryError, OSError) as error:
+        friendly = resource_error(error, engine, "ingest", work_dir)
+        if friendly is not None:
+            raise friendly from None
+        if not isinstance(error, duckdb.Error):
+            raise
         first = str(error).strip().splitlines()[0]
         raise ChurnError(
             f"ingest of {mask_url(params.source)} failed in DuckDB: {first}; check the source "

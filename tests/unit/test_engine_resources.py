@@ -1,0 +1,133 @@
+"""Running out of memory or disk is a ChurnError naming the setting; a killed stage gets the hint."""
+
+from __future__ import annotations
+
+import errno
+import logging
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from churn.config import EngineParams
+from churn.engine import is_resource_error, resource_error, resource_errors
+from churn.errors import ChurnError
+from churn.retrain import EXIT_ERROR, ReproResult, RetrainSteps, killed_hint, run_retrain
+
+ENGINE = EngineParams(threads=1, memory_limit="64MB")
+# DuckDB's words when its spill folder's disk is full (its cap defaults to that disk's free space)
+OFFLOAD = (
+    "Out of Memory Error: failed to offload data block of size 256.0 KiB (864.0 KiB/921.5 KiB "
+    "used).\nThis limit was set by the 'max_temp_directory_size' setting."
+)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        duckdb.OutOfMemoryException(
+            "Out of Memory Error: could not allocate block of size 256 KiB"
+        ),
+        duckdb.InvalidInputException("Out of Memory Error: could not allocate block"),
+        MemoryError(),
+        pa.ArrowMemoryError("malloc of size 1073741824 failed"),
+    ],
+    ids=["duckdb", "duckdb-wrapped", "python", "arrow"],
+)
+def test_out_of_memory_names_engine_memory_limit(error):
+    friendly = resource_error(error, ENGINE, "features")
+    assert isinstance(friendly, ChurnError)
+    assert str(friendly).startswith(
+        "features: DuckDB ran out of memory at engine.memory_limit = 64MB"
+    )
+    assert "raise engine.memory_limit in params.yaml" in str(friendly)
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        duckdb.OutOfMemoryException(OFFLOAD),
+        duckdb.IOException(
+            'IO Error: Could not write file "/data/x.parquet": No space left on device'
+        ),
+        OSError(errno.ENOSPC, "No space left on device"),
+    ],
+    ids=["spill-cap", "duckdb-write", "python-write"],
+)
+def test_a_full_disk_names_the_spill_folder_and_what_to_do(error, tmp_path):
+    friendly = resource_error(error, ENGINE, "ingest", tmp_path / "spill")
+    message = str(friendly)
+    assert message.startswith("ingest: out of disk space (")
+    assert f"to {tmp_path / 'spill'}: free space on that disk" in message
+    assert "TMPDIR" in message and "engine.memory_limit" in message
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        duckdb.CatalogException("Catalog Error: Table with name x does not exist"),
+        duckdb.ConversionException("Conversion Error: could not convert string 'a' to INT32"),
+        FileNotFoundError(errno.ENOENT, "No such file or directory"),
+        ValueError("bad"),
+    ],
+)
+def test_other_errors_are_not_resource_errors(error):
+    assert not is_resource_error(error)
+    assert resource_error(error, ENGINE, "features") is None
+
+
+def test_the_context_manager_converts_resource_errors_and_passes_others_on():
+    with (
+        pytest.raises(ChurnError, match="report: DuckDB ran out of memory"),
+        resource_errors(ENGINE, "report"),
+    ):
+        raise duckdb.OutOfMemoryException("Out of Memory Error: could not allocate")
+    with pytest.raises(duckdb.CatalogException), resource_errors(ENGINE, "report"):
+        raise duckdb.CatalogException("Catalog Error: no table")
+
+
+DVC_KILLED = (
+    "ERROR: failed to reproduce 'features': failed to run: churn features --transactions "
+    "data/interim/transactions.parquet --out data/features, exited with {code}"
+)
+
+
+@pytest.mark.parametrize("code", [-9, 137])
+def test_a_stage_killed_by_the_kernel_gets_the_memory_hint(code):
+    result = ReproResult(255, False, ("Running stage 'features':", DVC_KILLED.format(code=code)))
+    hint = killed_hint(result)
+    assert hint is not None
+    assert hint.startswith(f"stage 'features' was killed by the system (exit {code}, SIGKILL")
+    assert "engine.memory_limit" in hint and "TMPDIR" in hint
+
+
+def test_the_pipeline_command_itself_killed_gets_the_hint():
+    hint = killed_hint(ReproResult(-9, False, ("Running stage 'train':",)))
+    assert hint is not None and hint.startswith("the pipeline command was killed by the system")
+
+
+@pytest.mark.parametrize(
+    "result",
+    [
+        ReproResult(255, False, (DVC_KILLED.format(code=1),)),
+        ReproResult(255, False, (DVC_KILLED.format(code=1370),)),
+        ReproResult(1, False, ("error: features: bad input",)),
+    ],
+)
+def test_other_failures_get_no_kill_hint(result):
+    assert killed_hint(result) is None
+
+
+def test_retrain_logs_the_hint_when_a_stage_was_killed(tmp_path, caplog):
+    killed = ReproResult(255, False, (DVC_KILLED.format(code=-9),))
+    steps = RetrainSteps(lambda: "1", lambda: killed, lambda: None)
+    logger = logging.getLogger("churn")
+    before, logger.propagate = logger.propagate, True
+    try:
+        with caplog.at_level(logging.ERROR, logger="churn"):
+            assert run_retrain(steps, tmp_path / "lock") == EXIT_ERROR
+    finally:
+        logger.propagate = before
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors[0] == "the pipeline failed (exit 255); nothing was published"
+    assert errors[1].startswith("stage 'features' was killed by the system (exit -9")
