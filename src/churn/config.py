@@ -135,6 +135,10 @@ class TrainParams(Section):
     # production model: same settings refit on every cutoff labelled by the test cutoff, calibrated
     # on the test cutoff; false = promote and score the evaluation model itself (see README)
     production_refit: bool = True
+    # fit the booster on at most this many customers (stable id hash; all of a customer's cutoffs
+    # in or out, labels never read); null = every customer. Calibration, early stopping and the
+    # test cutoff always use every customer. benchmarks/results/train_sample.md
+    sample_customers: int | None = Field(250_000, ge=1)
 
     @model_validator(mode="after")
     def _monotone_directions(self) -> TrainParams:

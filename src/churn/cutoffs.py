@@ -36,6 +36,8 @@ HASH_KEYS = {
     # and customers held out from fitting to calibrate it
     "holdout": "churn-holdout-01",
     "calibration_slice": "churn-cal-slice1",
+    # churn.train: the customers whose rows the booster fits on when train.sample_customers is set
+    "train_sample": "churn-train-smp1",
 }
 
 

@@ -270,6 +270,26 @@ def progress(label: str, rows: int, rounds: int, every_seconds: float = 20.0) ->
     return callback
 
 
+def sample_customers(rows: pd.DataFrame, max_customers: int | None) -> pd.DataFrame:
+    """Return the rows of at most `max_customers` customers, chosen by stable id hash.
+
+    A chosen customer keeps every cutoff's row, the others none. The choice reads only
+    customer_id (never a label or feature), so it is the same for any labels and row order, and
+    each cutoff keeps about the same share of its customers (the hash is independent of the
+    cutoff). All rows when `max_customers` is None or there are no more customers than that.
+    """
+    if max_customers is None:
+        return rows
+    ids = pd.Series(rows[CUSTOMER_ID].astype("string").unique()).sort_values(ignore_index=True)
+    if len(ids) <= max_customers:
+        return rows
+    order = pd.DataFrame({CUSTOMER_ID: ids, "share": customer_share(ids, "train_sample")})
+    # the smallest hash values win; the id breaks (rare) ties, so the choice is total
+    chosen = order.sort_values(["share", CUSTOMER_ID], kind="stable").head(max_customers)
+    kept = rows[rows[CUSTOMER_ID].astype("string").isin(chosen[CUSTOMER_ID])]
+    return kept.reset_index(drop=True)
+
+
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Return rows in a fixed order (cutoff, customer id) so input row order cannot matter."""
     return frame.sort_values([CUTOFF, CUSTOMER_ID], kind="stable", ignore_index=True)
@@ -292,6 +312,16 @@ def fit_model(
     roles = snapshots[ROLE].astype("string")
     # the test cutoff is for measuring only: it is dropped here, before anything is fitted
     fit_rows = _canonical(snapshots[roles == FIT])
+    customers_fit = int(fit_rows[CUSTOMER_ID].nunique())
+    fit_rows = _canonical(sample_customers(fit_rows, params.sample_customers))
+    if params.sample_customers is not None:
+        log.info(
+            "%s: fitting on %d of %d customers (train.sample_customers, stable id hash): %d rows",
+            source,
+            int(fit_rows[CUSTOMER_ID].nunique()),
+            customers_fit,
+            len(fit_rows),
+        )
     held = _canonical(snapshots[roles == CALIBRATION])
     spec = FeatureSpec.infer(pd.concat([fit_rows, held], ignore_index=True), names)
     settings = lightgbm_settings(params, spec)
@@ -360,6 +390,8 @@ def fit_model(
         "calibration_raw_logloss": log_loss(y_cal, raw),
         "calibration_logloss": log_loss(y_cal, calibrated),
         "rows_fit": float(len(fit_rows)),
+        "customers_fit": float(fit_rows[CUSTOMER_ID].nunique()),
+        "customers_fit_available": float(customers_fit),
         "rows_early_stopping": float(len(stopping)),
         "rows_calibration": float(len(calibrating)),
     }
@@ -371,6 +403,7 @@ def fit_model(
         "calibration": calibrator.kind,
         "calibration_cv_logloss": scores,
         "refit": params.refit,
+        "sample_customers": params.sample_customers,
         "features": len(spec.names),
         "horizon_days": horizon_days,
         "training_cutoffs": _cutoff_range(
@@ -481,7 +514,7 @@ def _production_model(
         labelled = roles.isin([FIT, CALIBRATION, GAP]) & labelled_by(
             cutoffs, horizon_days, test_cutoff
         )
-    older = snapshots[labelled]
+    older = sample_customers(snapshots[labelled], params.sample_customers)
     rows = _canonical(pd.concat([older, test[trained_on]], ignore_index=True))
     spec = evaluation.spec
     y = rows[CHURNED].to_numpy("int64")

@@ -128,6 +128,10 @@ def test_retrain_logs_the_hint_when_a_stage_was_killed(tmp_path, caplog):
             assert run_retrain(steps, tmp_path / "lock") == EXIT_ERROR
     finally:
         logger.propagate = before
-    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    # distinct messages in order (a handler another test left may record each line twice)
+    errors = list(
+        dict.fromkeys(r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR)
+    )
     assert errors[0] == "the pipeline failed (exit 255); nothing was published"
     assert errors[1].startswith("stage 'features' was killed by the system (exit -9")
+    assert len(errors) == 2
