@@ -120,7 +120,7 @@ def test_other_failures_get_no_kill_hint(result):
 
 def test_retrain_logs_the_hint_when_a_stage_was_killed(tmp_path, caplog):
     killed = ReproResult(255, False, (DVC_KILLED.format(code=-9),))
-    steps = RetrainSteps(lambda: "1", lambda: killed, lambda: None)
+    steps = RetrainSteps(lambda: "1", lambda record_child: killed, lambda: None)
     logger = logging.getLogger("churn")
     before, logger.propagate = logger.propagate, True
     try:
