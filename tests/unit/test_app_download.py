@@ -150,3 +150,24 @@ def test_a_list_changed_by_hand_is_not_served(tmp_path):
     path.write_bytes(path.read_bytes()[:-10] + b"0123456789")
     with pytest.raises(ChurnError, match="do not match their manifest"):
         ListStore(tmp_path, None).latest()
+
+
+def test_an_empty_selection_is_not_downloaded_nor_recorded(tmp_path):
+    manifest = publish_example(tmp_path)
+    control = record.read_list(tmp_path, manifest, "control")
+    store = ListStore(tmp_path, None)
+    loaded = store.latest()
+    suppression = store.suppression(fresh=True)
+    only_control = [("customer", str(control["customer_id"].iloc[0]))]
+    view = build_view(
+        loaded,
+        group_query(only_control),
+        suppression,
+        store.suppressed(loaded, suppression),
+        5.0,
+        RATES,
+    )
+    assert view.plan.contacts == 0
+    with pytest.raises(ChurnError, match="no customer to contact"):
+        build_download(view, "csv")
+    assert record.read_downloads(tmp_path) == []

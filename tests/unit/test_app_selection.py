@@ -138,3 +138,11 @@ def test_numbers_typed_on_the_page():
     assert parse_number("nan", "Budget", errors) is None
     assert parse_number("1e999", "Budget", errors) is None
     assert errors == ["Budget: 'nan' is not a number", "Budget: '1e999' is not a number"]
+
+
+def test_a_chance_outside_0_to_100_is_reported_and_not_applied():
+    loaded, everyone, _ = _select([])
+    for query in ([("chance_min", "150")], [("chance_max", "-5")]):
+        loaded, selection, errors = _select(query)
+        assert any("give a percentage from 0 to 100" in error for error in errors), query
+        assert _ids(loaded, selection.rows) == _ids(loaded, everyone.rows), query

@@ -285,9 +285,12 @@ def parse_filters(items: Mapping[str, list[str]], choices: Choices) -> tuple[Fil
     value_max = number(VALUE_MAX, "Customer value to")
     chance_min = number(CHANCE_MIN, "Chance of leaving from")
     chance_max = number(CHANCE_MAX, "Chance of leaving to")
-    for label, chance in (("from", chance_min), ("to", chance_max)):
-        if chance is not None and not 0 <= chance <= 100:
-            errors.append(f"Chance of leaving {label}: give a percentage from 0 to 100")
+    if chance_min is not None and not 0 <= chance_min <= 100:
+        errors.append("Chance of leaving from: give a percentage from 0 to 100")
+        chance_min = None  # reported as not used, so not applied either
+    if chance_max is not None and not 0 <= chance_max <= 100:
+        errors.append("Chance of leaving to: give a percentage from 0 to 100")
+        chance_max = None
     search = " ".join(_many(items, SEARCH)).strip()
     if len(search) > MAX_SEARCH:
         errors.append(f"Customer id: searches are limited to {MAX_SEARCH} characters")

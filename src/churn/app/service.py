@@ -225,6 +225,11 @@ def build_download(view: ListView, file_format: str) -> Download:
         raise ChurnError(f"download format {file_format!r}: choose csv or xlsx")
     media_type, extension = DOWNLOAD_FORMATS[file_format]
     loaded, selection, plan = view.loaded, view.selection, view.plan
+    if plan.contacts == 0:  # an empty file recorded as a campaign download would count as one
+        raise ChurnError(
+            "Nothing was downloaded: the selection holds no customer to contact; "
+            "widen the filters or the list size"
+        )
     if file_format == "xlsx" and plan.contacts > EXCEL_MAX_ROWS:
         raise ChurnError(
             f"{plan.contacts:,} customers do not fit in one Excel sheet ({EXCEL_MAX_ROWS:,} rows); "
