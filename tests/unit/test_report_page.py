@@ -64,3 +64,13 @@ def test_page_states_the_definitions_with_the_configured_window(bare_page):
 def test_text_from_the_data_is_escaped(full_page):
     assert "&lt;b&gt;partner&lt;/b&gt;" in full_page
     assert HOSTILE not in full_page
+
+
+def test_the_value_at_risk_card_pairs_the_flagged_customers_with_their_own_value(dev_data):
+    report = make_report(dev_data)
+    page = render_html(report)
+    scoring = report.scoring
+    card = page[page.index("Value at risk of the flagged customers") :][:600]
+    flagged_value = f"{scoring['value_at_risk_of_at_risk']:,.0f}"
+    assert flagged_value in card
+    assert f"{scoring['at_risk_customers']:,} customers flagged" in card

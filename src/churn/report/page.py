@@ -182,9 +182,11 @@ def _summary(report: RetentionReport, noun: str) -> str:
     if report.scoring is not None:
         cards.append(
             _card(
-                "Value at risk (latest scoring)",
-                fmt_money(report.scoring["value_at_risk"]),
-                f"{fmt_int(report.scoring['at_risk_customers'])} customers at risk",
+                "Value at risk of the flagged customers (latest scoring)",
+                fmt_money(report.scoring["value_at_risk_of_at_risk"]),
+                f"{fmt_int(report.scoring['at_risk_customers'])} customers flagged "
+                f"({fmt_money(report.scoring['value_at_risk'])} across all "
+                f"{fmt_int(report.scoring['scored_customers'])} scored)",
             )
         )
     warning = ""
