@@ -160,6 +160,22 @@ def test_where_most_customers_churn_only_the_above_average_risks_are_flagged():
     assert score_customers(snapshot, probability, tier_only, model_version="1")["at_risk"].all()
 
 
+def test_a_model_that_gives_everyone_the_same_risk_flags_no_one(caplog):
+    """With ">= the mean" a constant model would put everyone above average and value alone
+    would fill the list."""
+    ids = [f"{k:02d}" for k in range(8)]
+    snapshot = _snapshot(ids, [36500.0] * 8, [364] * 8)
+    probability = np.full(8, 0.48)
+    params = _params(value_cap_quantile=None)  # the defaults: medium tier and above average
+    with caplog.at_level("WARNING"):
+        scores = score_customers(snapshot, probability, params, model_version="1")
+    assert (scores["expected_net_benefit"] > 0).all()
+    assert not scores["at_risk"].any()
+    assert "same churn probability" in caplog.text
+    tier_only = _params(target=TargetParams(above_average=False), value_cap_quantile=None)
+    assert score_customers(snapshot, probability, tier_only, model_version="1")["at_risk"].all()
+
+
 @pytest.mark.parametrize("floor", ["low", "very high", 1.5, -0.1])
 def test_an_unknown_floor_is_rejected(floor):
     with pytest.raises(ValidationError, match="min_probability_floor"):

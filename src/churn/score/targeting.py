@@ -27,6 +27,9 @@ from churn.columns import (
 )
 from churn.config import ScoreParams, TargetParams, TiersParams
 from churn.errors import ChurnError
+from churn.logs import get_logger
+
+log = get_logger("score")
 
 TREATMENT = "treatment"
 CONTROL = "control"
@@ -119,7 +122,14 @@ def resolve_probability_floor(
     else:
         value = float(floor)
     if target.above_average and probability is not None and len(probability):
-        value = max(value, float(np.mean(np.asarray(probability, dtype="float64"))))
+        values = np.asarray(probability, dtype="float64")
+        mean = float(np.mean(values))
+        if target.rule == "net_benefit" and len(values) > 1 and float(np.ptp(values)) == 0.0:
+            # a model that gives everyone the same risk ranks no one: nobody is above average
+            # (with ">= mean" everyone would be, and value alone would fill the list; top_n
+            # and probability rules say how many or how risky themselves)
+            mean = float(np.nextafter(mean, np.inf))
+        value = max(value, mean)
     return value
 
 
@@ -248,6 +258,17 @@ def score_customers(
     save_rate = pd.Series(tiers, dtype=object).map(rates).to_numpy(dtype="float64")
     net_benefit = expected_net_benefit(probability, save_rate, expected_value, params.contact_cost)
     floor = resolve_probability_floor(params.target, params.tiers, probability)
+    if (
+        params.target.above_average
+        and params.target.rule == "net_benefit"
+        and len(probability) > 1
+        and float(np.ptp(probability)) == 0
+    ):
+        log.warning(
+            "every scored customer has the same churn probability (%.4f): the model ranks no one, "
+            "so nobody is flagged; check the model (reports/metrics.json) before publishing",
+            float(probability[0]),
+        )
     id_values = ids.to_numpy(dtype=object)
     # build every column directly in priority order (cheaper than sorting the frame afterwards)
     order = priority_order(id_values, net_benefit)
