@@ -107,6 +107,26 @@ def check_query(query: str) -> str:
     return text
 
 
+def _reflect_table(conn, table: str, columns: list[str], shown: str):  # noqa: ANN001, ANN202
+    """Return the SQLAlchemy Table `table` reflected on `conn`; ChurnError naming the table or
+    the first of `columns` it lacks (with the columns it has) and the params key to fix."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import NoSuchTableError
+
+    schema, name = parse_table_name(table)
+    try:
+        reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
+    except NoSuchTableError:
+        raise ChurnError(f"{shown}: table {table!r} not found; fix ingest.sql.table") from None
+    missing = [c for c in columns if c not in reflected.c]
+    if missing:
+        raise ChurnError(
+            f"{shown}: table {table!r} has no column {missing[0]!r}; it has "
+            f"{', '.join(repr(c.name) for c in reflected.c)}; fix the column mapping"
+        )
+    return reflected
+
+
 def copy_sql_source(
     url,
     table: str | None,
@@ -118,7 +138,7 @@ def copy_sql_source(
 ) -> Snapshot:
     """Run a read-only SELECT and write its rows, sorted, to Parquet; return rows and sha256."""
     import sqlalchemy as sa
-    from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError
 
     engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     path = Path(path)
@@ -126,19 +146,7 @@ def copy_sql_source(
         with engine.connect() as conn:
             conn = _read_only(conn)
             if table is not None:
-                schema, name = parse_table_name(table)
-                try:
-                    reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
-                except NoSuchTableError:
-                    raise ChurnError(
-                        f"{shown}: table {table!r} not found; fix ingest.sql.table"
-                    ) from None
-                missing = [c for c in columns if c not in reflected.c]
-                if missing:
-                    raise ChurnError(
-                        f"{shown}: table {table!r} has no column {missing[0]!r}; it has "
-                        f"{', '.join(repr(c.name) for c in reflected.c)}; fix the column mapping"
-                    )
+                reflected = _reflect_table(conn, table, columns, shown)
                 picked = [reflected.c[c] for c in columns]
                 statement = sa.select(*picked).order_by(*picked)
             else:
@@ -243,7 +251,7 @@ def read_source_stats(
     """Return count(*) and max(timestamp_column) of a table or query, read-only (one aggregate
     query, no rows copied): new rows change the count or the newest timestamp."""
     import sqlalchemy as sa
-    from sqlalchemy.exc import NoSuchTableError, SQLAlchemyError
+    from sqlalchemy.exc import SQLAlchemyError
 
     engine = None
     try:
@@ -251,18 +259,8 @@ def read_source_stats(
         with engine.connect() as conn:
             conn = _read_only(conn)
             if table is not None:
-                schema, name = parse_table_name(table)
-                try:
-                    reflected = sa.Table(name, sa.MetaData(), schema=schema, autoload_with=conn)
-                except NoSuchTableError:
-                    raise ChurnError(
-                        f"{shown}: table {table!r} not found; fix ingest.sql.table"
-                    ) from None
-                if timestamp_column is not None and timestamp_column not in reflected.c:
-                    raise ChurnError(
-                        f"{shown}: table {table!r} has no column {timestamp_column!r}; it has "
-                        f"{', '.join(repr(c.name) for c in reflected.c)}; fix the column mapping"
-                    )
+                wanted = [timestamp_column] if timestamp_column is not None else []
+                reflected = _reflect_table(conn, table, wanted, shown)
                 newest = [sa.func.max(reflected.c[timestamp_column])] if timestamp_column else []
                 statement = sa.select(sa.func.count(), *newest).select_from(reflected)
             else:
