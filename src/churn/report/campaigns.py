@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 
 from churn.errors import ChurnError
+from churn.report.outcomes import pct_or_none
 
 ROW_COLUMNS = [
     "as_of",
@@ -40,10 +41,6 @@ class CampaignResults:
     collecting: list[dict[str, Any]]  # as_of, matures_on, minimum detectable effect (points)
 
 
-def _pct(value: Any) -> float | None:
-    return None if value is None else round(100 * float(value), 2)
-
-
 def summarize_campaigns(ledger: Mapping[str, Any], source: str) -> CampaignResults:
     """Return the page's view of `churn ledger`'s report; ChurnError naming the fix if it is not
     one."""
@@ -57,7 +54,7 @@ def summarize_campaigns(ledger: Mapping[str, Any], source: str) -> CampaignResul
                 {
                     "as_of": entry["as_of"],
                     "matures_on": entry["matures_on"],
-                    "mde_pct": _pct(power.get("minimum_detectable_effect")),
+                    "mde_pct": pct_or_none(power.get("minimum_detectable_effect")),
                 }
             )
             continue
@@ -73,18 +70,18 @@ def summarize_campaigns(ledger: Mapping[str, Any], source: str) -> CampaignResul
                     "slice": label,
                     "treated": part["treated_customers"],
                     "control": part["control_customers"],
-                    "treated_retention_pct": _pct(part["treated_retention"]),
-                    "control_retention_pct": _pct(part["control_retention"]),
-                    "effect_pct": _pct(part["retention_difference"]),
-                    "effect_ci_low_pct": _pct(part["ci_low"]),
-                    "effect_ci_high_pct": _pct(part["ci_high"]),
+                    "treated_retention_pct": pct_or_none(part["treated_retention"]),
+                    "control_retention_pct": pct_or_none(part["control_retention"]),
+                    "effect_pct": pct_or_none(part["retention_difference"]),
+                    "effect_ci_low_pct": pct_or_none(part["ci_low"]),
+                    "effect_ci_high_pct": pct_or_none(part["ci_high"]),
                     "kept": part["incremental_customers"],
                     "kept_ci_low": kept_low,
                     "kept_ci_high": kept_high,
                     "margin": part["incremental_margin"],
                     "margin_ci_low": margin_low,
                     "margin_ci_high": margin_high,
-                    "reached_pct": _pct((part.get("contact_log") or {}).get("compliance")),
+                    "reached_pct": pct_or_none((part.get("contact_log") or {}).get("compliance")),
                     "status": part["status"]
                     + ("" if entry.get("campaign_known", True) else " (no campaign known)"),
                 }

@@ -23,7 +23,8 @@ class ListOutcomes:
     pending: list[dict[str, str]]
 
 
-def _pct(value: Any) -> float | None:
+def pct_or_none(value: Any) -> float | None:
+    """Return a share as a percentage rounded to 2 decimals; None stays None."""
     return None if value is None else round(100 * float(value), 2)
 
 
@@ -52,12 +53,12 @@ def summarize_list_outcomes(backtest: Mapping[str, Any], source: str) -> ListOut
                 "as_of": run["as_of"],
                 "horizon_days": run.get("horizon_days"),
                 "flagged": flagged["customers"],
-                "churn_flagged_pct": _pct(flagged["churn_rate"]),
-                "churn_flagged_ci_low_pct": _pct(flagged["ci_low"]),
-                "churn_flagged_ci_high_pct": _pct(flagged["ci_high"]),
-                "predicted_flagged_pct": _pct(flagged["predicted"]),
-                "churn_rest_pct": _pct(rest["churn_rate"]),
-                "predicted_rest_pct": _pct(rest["predicted"]),
+                "churn_flagged_pct": pct_or_none(flagged["churn_rate"]),
+                "churn_flagged_ci_low_pct": pct_or_none(flagged["ci_low"]),
+                "churn_flagged_ci_high_pct": pct_or_none(flagged["ci_high"]),
+                "predicted_flagged_pct": pct_or_none(flagged["predicted"]),
+                "churn_rest_pct": pct_or_none(rest["churn_rate"]),
+                "predicted_rest_pct": pct_or_none(rest["predicted"]),
                 "below_predicted": bool(comparison["flagged_below_predicted"]),
                 "judged_on": comparison["judged_on"],
                 "effect": effect,
