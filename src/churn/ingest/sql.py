@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +108,32 @@ def check_query(query: str) -> str:
     return text
 
 
+@contextlib.contextmanager
+def _read_only_connection(url, shown: str) -> Iterator:  # noqa: ANN001
+    """Yield a read-only connection (rolled back, never committed); a refusal by the database or
+    a URL SQLAlchemy cannot use is a ChurnError naming the masked source and what to check."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import SQLAlchemyError
+
+    engine = None
+    try:
+        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
+        with engine.connect() as conn:
+            yield _read_only(conn)
+            conn.rollback()
+    except ChurnError:
+        raise
+    except (SQLAlchemyError, sa.exc.ArgumentError) as error:
+        message = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise ChurnError(
+            f"{shown}: the database refused the read: {message}; check ingest.source, "
+            "ingest.sql and that the database is reachable"
+        ) from None
+    finally:
+        if engine is not None:
+            engine.dispose()
+
+
 def _reflect_table(conn, table: str, columns: list[str], shown: str):  # noqa: ANN001, ANN202
     """Return the SQLAlchemy Table `table` reflected on `conn`; ChurnError naming the table or
     the first of `columns` it lacks (with the columns it has) and the params key to fix."""
@@ -138,39 +165,24 @@ def copy_sql_source(
 ) -> Snapshot:
     """Run a read-only SELECT and write its rows, sorted, to Parquet; return rows and sha256."""
     import sqlalchemy as sa
-    from sqlalchemy.exc import SQLAlchemyError
 
-    engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
     path = Path(path)
-    try:
-        with engine.connect() as conn:
-            conn = _read_only(conn)
-            if table is not None:
-                reflected = _reflect_table(conn, table, columns, shown)
-                picked = [reflected.c[c] for c in columns]
-                statement = sa.select(*picked).order_by(*picked)
-            else:
-                text = check_query(query or "")
-                bound = dict(query_params)
-                width = _count_columns(conn, text, bound)
-                order = ", ".join(str(i + 1) for i in range(width))
-                statement = sa.text(
-                    f"SELECT * FROM ({text}) AS churn_q ORDER BY {order}"
-                ).bindparams(**bound)
-            result = conn.execution_options(stream_results=True, yield_per=SNAPSHOT_BATCH_ROWS)
-            result = result.execute(statement)
-            rows = _write_batches(result, path)
-            conn.rollback()
-    except ChurnError:
-        raise
-    except (SQLAlchemyError, sa.exc.ArgumentError) as error:
-        message = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        raise ChurnError(
-            f"{shown}: the database refused the read: {message}; check ingest.source, "
-            "ingest.sql and that the database is reachable"
-        ) from None
-    finally:
-        engine.dispose()
+    with _read_only_connection(url, shown) as conn:
+        if table is not None:
+            reflected = _reflect_table(conn, table, columns, shown)
+            picked = [reflected.c[c] for c in columns]
+            statement = sa.select(*picked).order_by(*picked)
+        else:
+            text = check_query(query or "")
+            bound = dict(query_params)
+            width = _count_columns(conn, text, bound)
+            order = ", ".join(str(i + 1) for i in range(width))
+            statement = sa.text(f"SELECT * FROM ({text}) AS churn_q ORDER BY {order}").bindparams(
+                **bound
+            )
+        result = conn.execution_options(stream_results=True, yield_per=SNAPSHOT_BATCH_ROWS)
+        result = result.execute(statement)
+        rows = _write_batches(result, path)
     return Snapshot(str(path), rows, sha256_file(path))
 
 
@@ -251,40 +263,23 @@ def read_source_stats(
     """Return count(*) and max(timestamp_column) of a table or query, read-only (one aggregate
     query, no rows copied): new rows change the count or the newest timestamp."""
     import sqlalchemy as sa
-    from sqlalchemy.exc import SQLAlchemyError
 
-    engine = None
-    try:
-        engine = sa.create_engine(url, poolclass=sa.pool.NullPool)
-        with engine.connect() as conn:
-            conn = _read_only(conn)
-            if table is not None:
-                wanted = [timestamp_column] if timestamp_column is not None else []
-                reflected = _reflect_table(conn, table, wanted, shown)
-                newest = [sa.func.max(reflected.c[timestamp_column])] if timestamp_column else []
-                statement = sa.select(sa.func.count(), *newest).select_from(reflected)
-            else:
-                text = check_query(query or "")
-                newest_sql = ""
-                if timestamp_column is not None:
-                    quoted = conn.dialect.identifier_preparer.quote(timestamp_column)
-                    newest_sql = f", max(churn_q.{quoted})"
-                statement = sa.text(
-                    f"SELECT count(*){newest_sql} FROM ({text}) AS churn_q"
-                ).bindparams(**dict(query_params))
-            row = conn.execute(statement).one()
-            conn.rollback()
-    except ChurnError:
-        raise
-    except (SQLAlchemyError, sa.exc.ArgumentError) as error:
-        message = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        raise ChurnError(
-            f"{shown}: the database refused the read: {message}; check ingest.source, "
-            "ingest.sql and that the database is reachable"
-        ) from None
-    finally:
-        if engine is not None:
-            engine.dispose()
+    with _read_only_connection(url, shown) as conn:
+        if table is not None:
+            wanted = [timestamp_column] if timestamp_column is not None else []
+            reflected = _reflect_table(conn, table, wanted, shown)
+            newest = [sa.func.max(reflected.c[timestamp_column])] if timestamp_column else []
+            statement = sa.select(sa.func.count(), *newest).select_from(reflected)
+        else:
+            text = check_query(query or "")
+            newest_sql = ""
+            if timestamp_column is not None:
+                quoted = conn.dialect.identifier_preparer.quote(timestamp_column)
+                newest_sql = f", max(churn_q.{quoted})"
+            statement = sa.text(f"SELECT count(*){newest_sql} FROM ({text}) AS churn_q").bindparams(
+                **dict(query_params)
+            )
+        row = conn.execute(statement).one()
     newest_value = row[1] if len(row) > 1 else None
     return SourceStats(int(row[0]), None if newest_value is None else _as_text(newest_value))
 
