@@ -82,6 +82,7 @@ EXPECTED_NET_BENEFIT = "expected_net_benefit"  # p x save_rate x expected_value 
 PRIORITY = "priority"  # 1 = contact first; ties broken by customer_id
 SUPPRESSED = "suppressed"  # on the suppression list (opted out, contacted recently)
 REASONS = "reasons"  # top drivers of this customer's risk in plain words, ' | '-separated
+REASON_SEPARATOR = " | "  # between two reasons in the reasons column
 REASON_FAMILY = "reason_family"  # family of the main reason (recency, nps, ...)
 SUGGESTED_ACTION = "suggested_action"
 

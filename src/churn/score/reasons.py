@@ -12,7 +12,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churn.columns import CALENDAR_FEATURES, RECENCY_DAYS
+from churn.columns import CALENDAR_FEATURES, REASON_SEPARATOR, RECENCY_DAYS
 from churn.config import ActionsParams, ReasonsParams
 from churn.model import ChurnModel
 from churn.score.phrasing import (
@@ -24,7 +24,6 @@ from churn.score.phrasing import (
     states_recency,
 )
 
-REASON_SEPARATOR = " | "
 # a flagged customer with no reason to show: something adds risk but nothing stands out, or
 # nothing lifts the risk above the model's average customer (usually flagged for their value)
 NO_DRIVER = "no single driver stands out; risk is typical for customers like this"
