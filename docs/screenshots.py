@@ -32,12 +32,14 @@ def main() -> None:
         exports=ROOT / "exports" / "at_risk",
         suppression=ROOT / "data" / "suppression.csv",
         backtest=ROOT / "reports" / "backtest.json",
+        ledger=ROOT / "reports" / "ledger.json",
         report_page=ROOT / "reports" / "retention.html",
         contact_cost=settings.score.contact_cost,
         save_rates=save_rates_by_tier(settings.score),
         save_rate_measured=False,
         horizon_days=settings.churn.horizon_days,
         expected_value_days=settings.score.expected_value_days,
+        currency=settings.app.currency,
     )
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -945,7 +945,7 @@ def serve_app(
 ) -> None:
     """For marketing: a web page over the published lists (filter, what-if, download, history)."""
     from churn.app.security import SECRET_ENV, check_bind, is_loopback
-    from churn.lifecycle import BACKTEST_REPORT, app_paths
+    from churn.lifecycle import BACKTEST_REPORT, LEDGER_REPORT, app_paths
 
     try:
         from churn.app.server import AppConfig, serve
@@ -964,12 +964,14 @@ def serve_app(
         exports=exports,
         suppression=suppression,
         backtest=BACKTEST_REPORT,
+        ledger=LEDGER_REPORT,
         report_page=report_page,
         contact_cost=settings.score.contact_cost,
         save_rates=save_rates_by_tier(settings.score),
         save_rate_measured=False,
         horizon_days=settings.churn.horizon_days,
         expected_value_days=settings.score.expected_value_days,
+        currency=settings.app.currency,
         secret=secret,
         # behind a proxy the Host header is the public name; a login guards the page instead
         loopback_only=is_loopback(host) and not behind_proxy,

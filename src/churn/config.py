@@ -645,6 +645,14 @@ class PublishParams(Section):
     power_check: PowerCheckParams = PowerCheckParams()
 
 
+class AppParams(Section):
+    """`churn app` (not a DVC stage): how the marketing page shows the published lists."""
+
+    # shown with every amount on the page: a symbol (€, $, ¤) before it, a letter code (EUR)
+    # after it; the data does not say which currency its amounts are in
+    currency: str = Field("¤", min_length=1, max_length=5, pattern=r"^[^\s<>&\"']+$")
+
+
 # --------------------------------------------------------------------------- promote / drift / backtest / retrain
 class PromoteParams(Section):
     """`churn promote`: the champion/challenger gate on the newest out-of-time (test) cutoff."""
@@ -728,6 +736,7 @@ class Params(Section):
     drift: DriftParams = DriftParams()
     report: ReportParams = ReportParams()
     publish: PublishParams = PublishParams()
+    app: AppParams = AppParams()
     backtest: BacktestParams = BacktestParams()
     retrain: RetrainParams = RetrainParams()
 

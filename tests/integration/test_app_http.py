@@ -96,9 +96,11 @@ def test_a_download_needs_the_pages_token_and_its_origin(page, published):
     token = page.token()
     response, content = _download(page, token)
     assert response.status == 200, content[:400]
-    assert response.headers["content-disposition"] == (
-        f'attachment; filename="at_risk_{manifest["as_of"]}_model-7_{manifest["sha256"][:12]}.csv"'
+    name = (
+        f'attachment; filename="at_risk_{manifest["as_of"]}_model-7_list-{manifest["sha256"][:12]}'
+        r'_sel-[0-9a-f]{8}\.csv"'
     )
+    assert re.fullmatch(name, response.headers["content-disposition"])
     assert content.count(b"\n") == 5  # header + the 4 customers asked for
     assert len(record.read_downloads(exports)) == 1
 
@@ -164,6 +166,28 @@ def test_no_request_reads_a_file_outside_what_the_page_serves(page, path):
     response, content = page.request("GET", path)
     assert response.status == 404, (path, content[:200])
     assert b"root:" not in content and b"def publish_lists" not in content
+
+
+def test_a_page_that_does_not_exist_is_an_html_page_for_a_person(page):
+    response, content = page.request("GET", "/no-such-page", Accept="text/html")
+    assert response.status == 404
+    assert response.headers["content-type"].startswith("text/html")
+    assert b"There is no such page here" in content and b'href="/"' in content
+    assert b'"detail"' not in content  # not FastAPI's JSON
+    response, content = page.request("GET", "/download")
+    assert response.status == 405 and response.headers["allow"] == "POST"
+    assert response.headers["content-type"].startswith("text/html")
+
+
+def test_amounts_carry_the_configured_currency(published):
+    exports, _ = published
+    with running_app(app_config(exports, currency="EUR")) as base:
+        _, content = Browser(base).request("GET", "/?how=size&size=3&cost=4")
+    page = content.decode()
+    value = re.search(r'id="value-at-risk">([^<]+)<', page).group(1)
+    assert re.fullmatch(r"[0-9,]+ EUR", value), value
+    assert re.search(r'id="plan-cost">12 EUR<', page)
+    assert "Cost per contact" in page and "(EUR)" in page
 
 
 def test_the_retention_report_is_served_read_only_with_its_own_policy(page):
@@ -256,19 +280,16 @@ def test_behind_a_proxy_the_public_host_and_origin_are_checked(published):
         assert response.status == 403
 
 
-def test_history_shows_last_quarters_outcome_and_when_the_newest_list_matures(tmp_path):
-    """Two lists published by the record, judged by the real backtest: the older one matured."""
+def _two_published_lists(exports):
+    """Publish two lists (the older one matured) with the record; return them, their scored
+    customers by date and transactions in which every other customer buys again."""
     import datetime as dt
 
     import pandas as pd
 
-    from churn.backtest import run_backtest
-    from churn.config import BacktestParams
-    from churn.files import write_json
     from support.publish_checks import LATER
     from support.score_data import AS_OF
 
-    exports = tmp_path / "exports"
     old = publish_example(exports, seed=1)
     new = record.publish_lists(example_scores(400, seed=2, as_of=LATER), exports).manifest
     published = {
@@ -284,6 +305,21 @@ def test_history_shows_last_quarters_outcome_and_when_the_newest_list_matures(tm
             "amount": 20.0,
         }
     )
+    return old, new, published, transactions
+
+
+def test_history_shows_last_quarters_outcome_and_when_the_newest_list_matures(tmp_path):
+    """Two lists published by the record, judged by the real backtest: the older one matured."""
+    import datetime as dt
+
+    from churn.backtest import run_backtest
+    from churn.config import BacktestParams
+    from churn.files import write_json
+    from support.publish_checks import LATER
+    from support.score_data import AS_OF
+
+    exports = tmp_path / "exports"
+    _, _, published, transactions = _two_published_lists(exports)
     report = run_backtest(published, transactions, BacktestParams())
     write_json(report, tmp_path / "backtest.json")
     with running_app(app_config(exports, backtest=tmp_path / "backtest.json")) as base:
@@ -300,3 +336,82 @@ def test_history_shows_last_quarters_outcome_and_when_the_newest_list_matures(tm
     assert "No campaign recorded for this list" in older
     assert f"result is known on <strong>{LATER + dt.timedelta(days=90)}</strong>" in newer
     assert '<span class="badge">current</span>' in newer
+
+
+def test_history_shows_the_campaign_ledgers_result_of_last_quarters_list(tmp_path):
+    """The same two lists, a recorded download of the older one, the real backtest and the real
+    campaign ledger written to their files: the page reads both and shows each list's result."""
+    import datetime as dt
+
+    from churn.backtest import run_backtest
+    from churn.config import BacktestParams
+    from churn.files import write_json
+    from churn.ledger import PublishedList, build_ledger
+    from support.publish_checks import LATER
+    from support.score_data import AS_OF
+
+    exports = tmp_path / "exports"
+    old, new, published, transactions = _two_published_lists(exports)
+    treated = record.read_list(exports, old)["customer_id"].tolist()
+    control = record.read_list(exports, old, "control")["customer_id"].tolist()
+    entry = {
+        "as_of": old["as_of"],
+        "list_sha256": old["sha256"],
+        "model_version": old["model_version"],
+        "filters": {},
+        "format": "csv",
+        "file_name": "last-quarter.csv",
+        "file_sha256": "0" * 64,
+        "rows": len(treated),
+        "control_rows": len(control),
+    }
+    event = record.record_download(
+        exports, entry, treated, control, now=dt.datetime(2026, 1, 5, 9, tzinfo=dt.UTC)
+    )
+    lists = [
+        PublishedList(m, 90, record.read_scored(exports, m), downloads)
+        for m, downloads in (
+            (old, [record.read_download_record(exports, event)]),
+            (new, []),
+        )
+    ]
+    ledger = build_ledger(lists, transactions, 0.95)
+    write_json(ledger, tmp_path / "reports" / "ledger.json")
+    write_json(run_backtest(published, transactions, BacktestParams()), tmp_path / "backtest.json")
+    config = app_config(
+        exports, backtest=tmp_path / "backtest.json", ledger=tmp_path / "reports" / "ledger.json"
+    )
+    with running_app(config) as base:
+        response, content = Browser(base).request("GET", "/history")
+    assert response.status == 200
+    page = content.decode()
+    older = page[page.index(f'id="list-{AS_OF}"') :]
+    newer = page[page.index(f'id="list-{LATER}"') : page.index(f'id="list-{AS_OF}"')]
+    overall = ledger["lists"][0]["slices"][0]
+    assert ledger["lists"][0]["status"] in ("inconclusive", "separated")
+    assert "of the customers on the list left" in older  # the backtest, next to the ledger
+    assert (
+        f"<strong>{100 * overall['treated_retention']:.1f}%</strong> of the "
+        f"{overall['treated_customers']:,} customers to contact stayed" in older
+    )
+    assert (
+        f"{100 * overall['control_retention']:.1f}% of the {overall['control_customers']:,} "
+        "in the control group" in older
+    )
+    assert f"95% interval: {100 * overall['ci_low']:+.1f} points to" in older
+    assert "By suggested action, risk and download" in older
+    assert "Download 2026-01-05 09:00:00 UTC last-quarter.csv" in older
+    assert "No download or contact log shows a campaign" not in older  # the download says so
+    assert "Collecting results" in newer
+    assert f"until <strong>{LATER + dt.timedelta(days=90)}</strong>" in newer
+
+
+def test_a_report_that_cannot_be_read_is_named_and_the_lists_still_shown(published, tmp_path):
+    exports, manifest = published
+    broken = tmp_path / "ledger.json"
+    broken.write_text('{"lists": [')
+    with running_app(app_config(exports, ledger=broken)) as base:
+        response, content = Browser(base).request("GET", "/history")
+    assert response.status == 200
+    assert b"ledger.json: unreadable" in content and b"churn ledger" in content
+    assert f'id="list-{manifest["as_of"]}"'.encode() in content

@@ -50,10 +50,15 @@ def test_marketing_filters_plans_and_downloads_the_published_rows(tmp_path):
             ]
             assert len(chosen) > 8
             assert tab.inner_text("#count") == f"{len(chosen):,}"
-            shown_value = float(tab.inner_text("#value-at-risk").replace(",", ""))
+            shown_value = float(tab.inner_text("#value-at-risk").replace(",", "").lstrip("¤"))
             assert shown_value == pytest.approx(chosen["value_at_risk"].sum(), abs=0.5)
             first_row = tab.inner_text("#rows tbody tr:first-child td.id")
             assert first_row == chosen["customer_id"].iloc[0]
+            # ranks count the customers to contact in this selection: 1, 2, 3, ... (no gaps)
+            shown_ranks = tab.locator("#rows tbody tr td:first-child").all_inner_texts()
+            assert shown_ranks == [str(n) for n in range(1, min(len(chosen), 50) + 1)]
+            reasons = tab.locator("#rows tbody tr:first-child td.why li").all_inner_texts()
+            assert reasons == chosen["reasons"].iloc[0].split(" | ")
 
             # the what-if: the first 7 customers at a cost of 4 per contact
             tab.fill("#size", "7")
@@ -62,22 +67,33 @@ def test_marketing_filters_plans_and_downloads_the_published_rows(tmp_path):
                 tab.click("#apply")
             assert tab.is_checked("input[name=how][value=size]")
             assert tab.inner_text("#plan-contacts") == "7"
-            assert tab.inner_text("#plan-cost") == "28"
+            assert tab.inner_text("#plan-cost") == "¤28"
             first = chosen.head(7)
             expected_net = (first["churn_probability"] * 0.1 * first["expected_value"] - 4).sum()
-            assert float(tab.inner_text("#plan-net").replace(",", "")) == pytest.approx(
-                expected_net, abs=0.5
-            )
+            assert float(
+                tab.inner_text("#plan-net").replace(",", "").replace("¤", "")
+            ) == pytest.approx(expected_net, abs=0.5)
 
             with tab.expect_download() as waiting:
                 tab.click("#download-csv")
             download = waiting.value
-            assert download.suggested_filename == (
-                f"at_risk_{manifest['as_of']}_model-7_{manifest['sha256'][:12]}.csv"
-            )
+            name = download.suggested_filename
+            stem = f"at_risk_{manifest['as_of']}_model-7_list-{manifest['sha256'][:12]}_sel-"
+            assert name.startswith(stem) and name.endswith(".csv"), name
             saved = tmp_path / download.suggested_filename
             download.save_as(saved)
             tab.screenshot(path=tmp_path / "app.png")
+
+            # the history shows the list and the download; a mistyped address is a page
+            tab.click("text=Earlier lists and results")
+            assert tab.inner_text(f"#list-{manifest['as_of']} td.num >> nth=2").startswith("1")
+            assert problems == []
+            response = tab.goto(base + "/lists", wait_until="load")
+            assert response.status == 404
+            assert "There is no such page here" in tab.inner_text("#problem")
+            # the browser logs the 404 status itself; nothing else may go wrong on that page
+            assert all("status of 404" in problem for problem in problems), problems
+            problems.clear()
         finally:
             browser.close()
     assert problems == []
@@ -85,8 +101,9 @@ def test_marketing_filters_plans_and_downloads_the_published_rows(tmp_path):
     expected = first.reset_index(drop=True)
     assert got["customer_id"].tolist() == expected["customer_id"].tolist()
     assert not set(got["customer_id"]) & set(control["customer_id"])
+    assert got["rank"].tolist() == list(range(1, 8))  # the page's rank leads the file
     pd.testing.assert_frame_equal(
-        got.drop(columns=["as_of"]),
+        got.drop(columns=["rank", "as_of"]),
         expected.drop(columns=["as_of"]),
         check_dtype=False,
     )

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from churn.app.selection import group_query
-from churn.app.service import build_download, build_view, download_name
+from churn.app.service import RANK, build_download, build_view, download_name, selection_hash
 from churn.app.store import ListStore
 from churn.config import ScoreParams
 from churn.errors import ChurnError
@@ -48,16 +48,40 @@ def test_a_download_holds_the_first_rows_of_the_filtered_list_and_no_control(tmp
     assert len(expected) == 5
     got = _read_csv(download.content)
     assert got["customer_id"].tolist() == expected["customer_id"].tolist()
-    assert list(got.columns) == list(published.columns)
+    # the page's rank first (1..N, no gaps), then the published list's columns as published
+    assert list(got.columns) == [RANK, *published.columns]
+    assert got[RANK].tolist() == [1, 2, 3, 4, 5]
+    assert got["priority"].tolist() == expected["priority"].tolist()
     control = record.read_list(tmp_path, manifest, "control")
     assert not set(got["customer_id"]) & set(control["customer_id"])
     assert set(download.control_ids) <= set(control["customer_id"])
     assert download.entry["rows"] == 5 and download.entry["control_rows"] == len(
         download.control_ids
     )
-    assert download.file_name == download_name(manifest, "csv")
-    assert download.file_name.startswith(
-        f"at_risk_{manifest['as_of']}_model-7_{manifest['sha256'][:12]}"
+    selection = download.entry["selection_hash"]
+    assert download.file_name == download_name(manifest, selection, "csv")
+    assert download.file_name == (
+        f"at_risk_{manifest['as_of']}_model-7_list-{manifest['sha256'][:12]}_sel-{selection}.csv"
+    )
+
+
+def test_different_selections_of_a_list_get_different_file_names(tmp_path):
+    publish_example(tmp_path)
+    store = ListStore(tmp_path, None)
+    queries = {
+        "high": [("tier", "high")],
+        "high, 5": [("tier", "high"), ("how", "size"), ("size", "5")],
+        "high, 6": [("tier", "high"), ("how", "size"), ("size", "6")],
+        "north": [("seg_region", "north")],
+    }
+    names = {label: _download(store, query)[1].file_name for label, query in queries.items()}
+    assert len(set(names.values())) == len(queries)
+    again = _download(store, queries["high, 5"])[1]
+    assert again.file_name == names["high, 5"]  # the same selection, the same name
+    excel = _download(store, queries["high, 5"], "xlsx")[1]
+    assert excel.file_name == names["high, 5"].removesuffix(".csv") + ".xlsx"
+    assert again.entry["selection_hash"] == selection_hash(
+        again.entry["filters"], again.entry["what_if"]
     )
 
 

@@ -7,7 +7,15 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from churn.app.history import DUE, MATURING, MEASURED, build_history, matures_on
+from churn.app.history import (
+    COLLECTING,
+    DUE,
+    MATURING,
+    MEASURED,
+    SEPARATED,
+    build_history,
+    matures_on,
+)
 from churn.backtest import run_backtest
 from churn.config import BacktestParams
 
@@ -100,3 +108,98 @@ def test_without_a_backtest_a_list_matures_by_its_own_horizon_or_is_due():
 def test_the_horizon_comes_from_the_list_else_from_the_params():
     assert matures_on(_manifest(OLD, horizon=10), 90) == "2024-02-10"
     assert matures_on({"as_of": str(OLD)}, 90) == "2024-04-30"
+
+
+# --------------------------------------------------------------------------- the campaign ledger
+def _ledger(sha: str = "ab" * 32) -> dict:
+    """The real ledger over the OLD list (matured) and the NEW one (collecting): of the 50
+    flagged customers to contact 40 buy again after OLD, of the 50 in control 10 do."""
+    from churn.ledger import PublishedList, build_ledger
+
+    scores = _scores(n_flagged=100, n_rest=20).assign(
+        suggested_action=["win-back offer", "service call"] * 60,
+        risk_tier=["high"] * 60 + ["medium"] * 60,
+        expected_value=100.0,
+    )
+    treated = scores.loc[scores["at_risk"] & (scores["group"] == "treatment"), "customer_id"]
+    control = scores.loc[scores["at_risk"] & (scores["group"] == "control"), "customer_id"]
+    buyers = [*treated.iloc[:40], *control.iloc[:10]]
+    transactions = pd.DataFrame(
+        {
+            "customer_id": pd.array([*buyers, "0000"], dtype="string"),
+            "date": [date(2024, 2, 10)] * len(buyers) + [date(2024, 3, 5)],
+            "amount": 5.0,
+        }
+    )
+    download = {
+        "at": "2024-02-01T09:00:00Z",
+        "file_name": "at_risk_2024-01-31.csv",
+        "customer_ids": treated.tolist(),
+        "control_customer_ids": control.tolist(),
+    }
+    lists = [
+        PublishedList({**_manifest(OLD), "sha256": sha}, 30, scores, [download]),
+        PublishedList({**_manifest(NEW), "sha256": "cd" * 32}, 30, scores),
+    ]
+    return build_ledger(lists, transactions, 0.95)
+
+
+def test_a_matured_list_shows_the_ledgers_campaign_result_next_to_the_backtest():
+    ledger = _ledger()
+    manifests = [{**_manifest(OLD), "sha256": "ab" * 32}, {**_manifest(NEW), "sha256": "cd" * 32}]
+    new, old = build_history(
+        manifests, _backtest(), [], str(NEW), date(2024, 4, 2), 90, ledger=ledger
+    )
+    assert old.status == MEASURED and old.flagged["churn_rate"] == pytest.approx(0.5)
+    result = old.ledger
+    assert (result.status, result.campaign_known, result.stale) == (SEPARATED, True, False)
+    assert result.confidence == 0.95
+    effect = result.overall
+    assert (effect.treated, effect.control) == (50, 50)
+    assert effect.treated_retention == pytest.approx(0.8)  # 40 of 50 stayed
+    assert effect.control_retention == pytest.approx(0.2)  # 10 of 50
+    assert effect.difference == pytest.approx(0.6)
+    assert effect.ci_low < 0.6 < effect.ci_high and effect.ci_low > 0
+    assert effect.kept == pytest.approx(30.0)  # 0.6 x 50 customers to contact
+    assert {s.kind for s in result.slices} == {"action", "tier", "download"}
+    (download,) = [s for s in result.slices if s.kind == "download"]
+    assert (download.treated, download.control) == (50, 50)
+    # the newer list is still collecting: the ledger says when it matures, no effect yet
+    assert (new.ledger.status, new.ledger.matures_on) == (COLLECTING, "2024-04-30")
+    assert new.ledger.overall is None and new.ledger.slices == ()
+
+
+def test_a_ledger_measured_on_another_version_of_the_list_is_marked_stale():
+    ledger = _ledger(sha="ee" * 32)
+    manifests = [{**_manifest(OLD), "sha256": "ab" * 32}]
+    (old,) = build_history(manifests, None, [], str(OLD), date(2024, 4, 2), 90, ledger=ledger)
+    assert old.ledger.stale is True
+
+
+def test_without_a_ledger_or_outside_it_a_list_has_no_campaign_result():
+    manifests = [{**_manifest(OLD), "sha256": "ab" * 32}]
+    (alone,) = build_history(manifests, None, [], str(OLD), date(2024, 4, 2), 90)
+    assert alone.ledger is None
+    empty = {"lists": []}
+    (outside,) = build_history(manifests, None, [], str(OLD), date(2024, 4, 2), 90, ledger=empty)
+    assert outside.ledger is None
+
+
+def test_the_ledger_file_is_read_when_there_and_refused_when_not_a_ledger(tmp_path):
+    from churn.app.store import read_ledger
+    from churn.errors import ChurnError
+    from churn.files import write_json
+
+    assert read_ledger(None) is None
+    assert read_ledger(tmp_path / "ledger.json") is None  # not run yet: no campaign results
+    write_json(_ledger(), tmp_path / "ledger.json")
+    assert [e["as_of"] for e in read_ledger(tmp_path / "ledger.json")["lists"]] == [
+        str(OLD),
+        str(NEW),
+    ]
+    write_json({"runs": []}, tmp_path / "other.json")
+    with pytest.raises(ChurnError, match="other.json: no `lists` array.*churn ledger"):
+        read_ledger(tmp_path / "other.json")
+    write_json({"lists": [{"as_of": "2024-01-31"}]}, tmp_path / "partial.json")
+    with pytest.raises(ChurnError, match="partial.json: list entry 1 lacks status"):
+        read_ledger(tmp_path / "partial.json")

@@ -82,12 +82,22 @@ def test_values_the_list_does_not_offer_are_reported_not_matched():
         [("tier", "critical"), ("seg_channel", "fax"), ("seg_nope", "x"), ("value_min", "lots")]
     )
     assert errors == [
-        "Risk level: 'critical' is not in this list (choose from high, medium)",
-        "'nope' is not a column of this list",
-        "channel: 'fax' is not in this list (choose from app, store, web)",
+        "Risk of leaving: 'critical' is not in this list (choose from High, Medium)",
+        "'Nope' is not a column of this list",
+        "Channel: 'fax' is not in this list (choose from app, store, web)",
         "Customer value from: 'lots' is not a number",
     ]
     assert selection.count == 6  # the unusable values are dropped (and downloads refuse them)
+
+
+def test_messages_name_reasons_in_the_words_the_page_shows_not_their_family_names():
+    _, selection, errors = _select([("reason", "recency"), ("reason", "churny")])
+    assert errors == [
+        "Main reason: 'churny' is not in this list (choose from Unhappy in a survey, "
+        "Stopped buying (overdue), Spending less)"
+    ]
+    assert not any(family in errors[0] for family in ("recency", "nps", "spend_trend"))
+    assert selection.count == 3  # the offered value is still applied: 0001, 0004, 0107
 
 
 def test_chance_outside_zero_to_hundred_is_an_error():

@@ -138,3 +138,27 @@ def test_the_view_counts_what_the_download_would_hold():
         ("budget", "15"),
         ("cost", "5"),
     ]
+
+
+def test_the_page_ranks_contacts_without_gaps_and_places_control_among_them():
+    # published priorities: contacts 1, 2, 4, 5, 7, 8; control 3 and 6 (the list's gaps)
+    loaded = example_loaded()
+    rates = save_rates_by_tier(ScoreParams())
+    view = build_view(loaded, {}, NO_SUPPRESSION, (None, None), 5.0, rates)
+    assert view.control_ranks.tolist() == [3, 5]  # after contacts ranked 1-2 and 1-4
+    ranks = view.control_ranks
+    for size in range(view.selection.count):  # contacting the first N holds back ranks <= N
+        sized = build_view(
+            loaded,
+            group_query([("how", "size"), ("size", str(size))]),
+            NO_SUPPRESSION,
+            (None, None),
+            5.0,
+            rates,
+        )
+        assert sized.plan.control_held_back == int((ranks <= size).sum()), size
+    web = build_view(
+        loaded, group_query([("seg_channel", "web")]), NO_SUPPRESSION, (None, None), 5.0, rates
+    )
+    # web: contacts 0001, 0004, 0107 (priorities 1, 4, 7); control 0003 (priority 3) comes 2nd
+    assert web.control_ranks.tolist() == [2]

@@ -9,7 +9,7 @@ code or SQL (values are compared, never interpreted; an id search is a literal s
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +41,7 @@ SEARCH = "customer"
 MAX_SEARCH = 100  # characters of a customer id search
 PAGE_SIZE = 50
 
+TIER_LABELS = {"high": "High", "medium": "Medium", "low": "Low"}
 # the main reason's family in plain words (families are configurable: others show as named)
 REASON_LABELS = {
     "recency": "Stopped buying (overdue)",
@@ -238,12 +239,20 @@ def _many(items: Mapping[str, list[str]], name: str) -> list[str]:
     return [v for v in items.get(name, []) if v != ""]
 
 
-def _known(values: list[str], allowed: Sequence[str], label: str, errors: list[str]) -> tuple:
+def _known(
+    values: list[str],
+    allowed: Sequence[str],
+    label: str,
+    errors: list[str],
+    shown: Callable[[str], str] = str,
+) -> tuple:
+    """Return the values the list offers; a message names the others and the choices, in the
+    words the page shows them (`shown`: 'Stopped buying (overdue)', not 'recency')."""
     unknown = [v for v in values if v not in allowed]
     if unknown:
         errors.append(
             f"{label}: {', '.join(repr(v[:40]) for v in unknown[:3])} is not in this list "
-            f"(choose from {', '.join(allowed) or 'nothing'})"
+            f"(choose from {', '.join(shown(v) for v in allowed) or 'nothing'})"
         )
     return tuple(dict.fromkeys(v for v in values if v in allowed))
 
@@ -263,15 +272,19 @@ def parse_filters(items: Mapping[str, list[str]], choices: Choices) -> tuple[Fil
     message (never matched as a pattern). Ranges: customer value in money, chance in percent.
     """
     errors: list[str] = []
-    tiers = _known(_many(items, TIER), choices.tiers, "Risk level", errors)
+    tiers = _known(_many(items, TIER), choices.tiers, "Risk of leaving", errors, tier_label)
     segments = []
     for name in items:
         if name.startswith(SEGMENT_PREFIX) and name[len(SEGMENT_PREFIX) :] not in dict(
             choices.segments
         ):
-            errors.append(f"'{name[len(SEGMENT_PREFIX) :][:40]}' is not a column of this list")
+            errors.append(
+                f"'{column_label(name[len(SEGMENT_PREFIX) :][:40])}' is not a column of this list"
+            )
     for column, offered in choices.segments:
-        chosen = _known(_many(items, SEGMENT_PREFIX + column), offered, column, errors)
+        chosen = _known(
+            _many(items, SEGMENT_PREFIX + column), offered, column_label(column), errors
+        )
         if chosen:
             segments.append((column, chosen))
 
@@ -279,7 +292,7 @@ def parse_filters(items: Mapping[str, list[str]], choices: Choices) -> tuple[Fil
         values = _many(items, name)
         return parse_number(values[-1], label, errors) if values else None
 
-    reasons = _known(_many(items, REASON), choices.reasons, "Main reason", errors)
+    reasons = _known(_many(items, REASON), choices.reasons, "Main reason", errors, reason_label)
     actions = _known(_many(items, ACTION), choices.actions, "Suggested action", errors)
     value_min = number(VALUE_MIN, "Customer value from")
     value_max = number(VALUE_MAX, "Customer value to")
@@ -415,3 +428,13 @@ def page_of(columns: ListColumns, rows: np.ndarray, number: int, size: int = PAG
 def reason_label(family: str) -> str:
     """Return the plain-words label of a reason family."""
     return REASON_LABELS.get(family, family.replace("_", " ").capitalize())
+
+
+def tier_label(tier: str) -> str:
+    """Return the label of a risk tier as the page shows it (High, Medium, Low)."""
+    return TIER_LABELS.get(tier, tier.replace("_", " ").capitalize())
+
+
+def column_label(column: str) -> str:
+    """Return a segment column's name as the page shows it (sales_region: Sales region)."""
+    return column.replace("_", " ").capitalize()

@@ -23,9 +23,11 @@ import jinja2
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.staticfiles import StaticFiles
 
 from churn.app import security
+from churn.app.formatting import money_text, percent_text, points_text, reason_list
 from churn.app.history import build_history
 from churn.app.selection import (
     ACTION,
@@ -37,11 +39,14 @@ from churn.app.selection import (
     TIER,
     VALUE_MAX,
     VALUE_MIN,
+    column_label,
     group_query,
     reason_label,
+    tier_label,
 )
 from churn.app.service import BUDGET, COST, HOW, PAGE, SIZE, build_download, build_view
-from churn.app.store import ListStore, read_backtest
+from churn.app.store import ListStore, read_backtest, read_ledger
+from churn.config import AppParams
 from churn.errors import ChurnError
 from churn.logs import get_logger
 from churn.publish import record
@@ -55,7 +60,13 @@ PAGE_CSP = (
 )
 # the retention report is one self-contained file: inline styles and data: images, no scripts
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'"
-TIER_LABELS = {"high": "High", "medium": "Medium", "low": "Low"}
+DEFAULT_CURRENCY = AppParams().currency
+# what a browser sees for a page that does not exist or a method a page does not take
+HTTP_PROBLEMS = {
+    404: "There is no such page here. The list is at the start page; earlier lists are under "
+    "“Earlier lists and results”.",
+    405: "This page cannot be used that way; go back to the list and use its buttons.",
+}
 
 
 @dataclass(frozen=True)
@@ -71,13 +82,15 @@ class AppConfig:
     save_rate_measured: bool
     horizon_days: int
     expected_value_days: int
+    ledger: Path | None = None  # reports/ledger.json (`churn ledger`); absent: no campaign results
+    currency: str = DEFAULT_CURRENCY  # app.currency: shown with every amount
     secret: str | None = None
     loopback_only: bool = True
     behind_proxy: bool = False
     key: bytes = field(default_factory=security.new_key, repr=False)
 
 
-def _templates() -> jinja2.Environment:
+def _templates(currency: str = DEFAULT_CURRENCY) -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True,  # every value is escaped: list text can never become markup or script
@@ -87,12 +100,15 @@ def _templates() -> jinja2.Environment:
     )
     environment.filters.update(
         count=lambda v: f"{int(v):,}",
-        money=lambda v: "–" if v is None else f"{float(v):,.2f}",
-        money0=lambda v: "–" if v is None else f"{float(v):,.0f}",
-        pct=lambda v, digits=1: "–" if v is None else f"{100 * float(v):.{digits}f}%",
-        points=lambda v: "–" if v is None else f"{100 * float(v):+.1f} points",
-        tier=lambda v: TIER_LABELS.get(str(v), str(v)),
+        money=lambda v: money_text(v, currency, 2),
+        money0=lambda v: money_text(v, currency, 0),
+        number0=lambda v: money_text(v, "", 0),
+        pct=percent_text,
+        points=points_text,
+        reasons=reason_list,
+        tier=lambda v: tier_label(str(v)),
         reason=reason_label,
+        column=column_label,
         blank=lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else v,
         qs=lambda pairs: urlencode(list(pairs)),
     )
@@ -143,7 +159,7 @@ def create_app(config: AppConfig) -> FastAPI:
         lifespan=lifespan,
     )
     api.state.store = store
-    templates = _templates()
+    templates = _templates(config.currency)
     secure_cookie = {"secure": True, "httponly": True, "samesite": "strict", "path": "/"}
     api.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 
@@ -168,6 +184,15 @@ def create_app(config: AppConfig) -> FastAPI:
 
     def problem(request: Request, message: str, status: int = 400) -> HTMLResponse:
         return render(request, "problem.html", status=status, message=message)
+
+    @api.exception_handler(StarletteHTTPException)
+    async def http_problem(request: Request, error: StarletteHTTPException) -> Response:
+        # a page that does not exist is a page for a person, not FastAPI's JSON
+        message = HTTP_PROBLEMS.get(error.status_code, str(error.detail))
+        response = problem(request, message, status=error.status_code)
+        for name, value in (error.headers or {}).items():  # e.g. Allow on a 405
+            response.headers[name] = value
+        return response
 
     @api.middleware("http")
     async def guard(
@@ -257,7 +282,10 @@ def create_app(config: AppConfig) -> FastAPI:
             page_query=view.query,
             page_name=PAGE,
             rows=_records(view.page.frame),
-            control_rows=_records(view.control_page.frame),
+            control_rows=list(
+                zip(_records(view.control_page.frame), view.control_ranks.tolist(), strict=True)
+            ),
+            currency=config.currency,
             control_share=_control_share(view.loaded.manifest),
         )
 
@@ -327,19 +355,37 @@ def create_app(config: AppConfig) -> FastAPI:
 
     @api.get("/history", response_class=HTMLResponse)
     def history_page(request: Request) -> Response:
+        # a report that cannot be read is named on the page; the lists are still shown
+        warnings: list[str] = []
+        reports: dict[str, Any] = {}
+        for name, read, path in (
+            ("backtest", read_backtest, config.backtest),
+            ("ledger", read_ledger, config.ledger),
+        ):
+            try:
+                reports[name] = read(path)
+            except ChurnError as error:
+                reports[name] = None
+                warnings.append(str(error))
         try:
-            manifests = store.manifests()
             rows = build_history(
-                manifests,
-                read_backtest(config.backtest),
+                store.manifests(),
+                reports["backtest"],
                 store.downloads(),
                 store.latest_as_of(),
                 dt.date.today(),
                 config.horizon_days,
+                reports["ledger"],
             )
         except ChurnError as error:
             return problem(request, str(error), status=503)
-        return render(request, "history.html", rows=rows)
+        return render(
+            request,
+            "history.html",
+            rows=rows,
+            warnings=warnings,
+            ledger_given=reports["ledger"] is not None,
+        )
 
     @api.get("/report")
     def report_page(request: Request) -> Response:

@@ -7,6 +7,7 @@ The page's numbers and the downloaded rows come from the same selection and the 
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ DOWNLOAD_FORMATS = {
 }
 EXCEL_MAX_ROWS = 1_048_575  # a sheet's rows, less the header
 CONTROL_SHOWN = 20
+RANK = "rank"  # a download's first column: the position in the selection, as the page shows it
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,19 @@ def plan_for(
     )
 
 
+def control_ranks(loaded: LoadedList, selection: Selection, shown: int) -> np.ndarray:
+    """Return, for the first `shown` control customers of a selection, the rank they would have
+    among its customers to contact (1 + how many of those come before them by priority).
+
+    The page's ranks count only customers who can be contacted (1, 2, 3, ...); the list's
+    priority also counts control customers, so it has gaps. Contacting the first N holds back
+    exactly the control customers whose rank here is N or less (see `plan_campaign`).
+    """
+    contacts = loaded.treatment.priority[selection.rows]
+    control = loaded.control.priority[selection.control_rows[:shown]]
+    return np.searchsorted(contacts, control, side="left") + 1
+
+
 @dataclass(frozen=True)
 class ListView:
     """Everything the list page shows for one query."""
@@ -150,6 +165,7 @@ class ListView:
     plan: CampaignPlan
     page: Page
     control_page: Page
+    control_ranks: np.ndarray  # where each shown control customer would rank among the contacts
     suppression: Suppression
     query: list[tuple[str, str]] = field(default_factory=list)  # filters + what-if (no page)
 
@@ -174,6 +190,7 @@ def build_view(
         whatif = WhatIf(contact_cost=default_cost)
         plan = plan_for(loaded, selection, whatif, save_rates)
     page_number = parse_number((items.get(PAGE) or ["1"])[-1], "Page", errors) or 1
+    control_page = page_of(loaded.control, selection.control_rows, 1, CONTROL_SHOWN)
     return ListView(
         loaded=loaded,
         filters=filters,
@@ -182,7 +199,8 @@ def build_view(
         selection=selection,
         plan=plan,
         page=page_of(loaded.treatment, selection.rows, int(page_number), page_size),
-        control_page=page_of(loaded.control, selection.control_rows, 1, CONTROL_SHOWN),
+        control_page=control_page,
+        control_ranks=control_ranks(loaded, selection, CONTROL_SHOWN),
         suppression=suppression,
         query=filters.query() + whatif.query(),
     )
@@ -204,12 +222,22 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-") or "unknown"
 
 
-def download_name(manifest: Mapping[str, object], extension: str) -> str:
-    """Return the file name: list date, model version and the list's hash, e.g.
-    at_risk_2025-12-30_model-3_7247fa97c643.csv"""
+def selection_hash(filters: Mapping[str, object], what_if: Mapping[str, object]) -> str:
+    """Return a short hash of a selection (its filters and what-if, as the record keeps them):
+    the same selection of a list always gets the same hash; two different ones share one with
+    odds of 1 in 4 billion (8 hex characters of a sha256)."""
+    canonical = json.dumps(
+        {"filters": filters, "what_if": what_if}, sort_keys=True, separators=(",", ":")
+    )
+    return sha256_bytes(canonical.encode("utf-8"))[:8]
+
+
+def download_name(manifest: Mapping[str, object], selection: str, extension: str) -> str:
+    """Return the file name: list date, model version, the list's hash and the selection's, e.g.
+    at_risk_2025-12-30_model-3_list-7247fa97c643_sel-1f0c9a2b.csv"""
     return (
         f"at_risk_{_safe(str(manifest['as_of']))}_model-{_safe(str(manifest['model_version']))}"
-        f"_{_safe(str(manifest['sha256']))[:12]}.{extension}"
+        f"_list-{_safe(str(manifest['sha256']))[:12]}_sel-{_safe(selection)}.{extension}"
     )
 
 
@@ -237,21 +265,28 @@ def build_download(view: ListView, file_format: str) -> Download:
         )
     contacts = loaded.treatment.frame.iloc[selection.rows[: plan.contacts]]
     contacts = contacts.loc[:, list(loaded.columns)].reset_index(drop=True)
+    # the page's rank (1..N in this selection) leads; the list's priority stays as published,
+    # with gaps where the list's control customers and unlisted customers sit
+    contacts.insert(0, RANK, np.arange(1, len(contacts) + 1, dtype="int64"))
     control = loaded.control.frame.iloc[selection.control_rows[: plan.control_held_back]]
     content = render_list(contacts, file_format)
     manifest = loaded.manifest
-    name = download_name(manifest, extension)
+    filters = view.filters.describe()
+    what_if: dict[str, object] = {
+        "how": view.whatif.how,
+        "size": view.whatif.size,
+        "budget": view.whatif.budget,
+        "contact_cost": view.whatif.contact_cost,
+    }
+    selection_id = selection_hash(filters, what_if)
+    name = download_name(manifest, selection_id, extension)
     entry: dict[str, object] = {
         "as_of": str(manifest["as_of"]),
         "list_sha256": str(manifest["sha256"]),
         "model_version": str(manifest["model_version"]),
-        "filters": view.filters.describe(),
-        "what_if": {
-            "how": view.whatif.how,
-            "size": view.whatif.size,
-            "budget": view.whatif.budget,
-            "contact_cost": view.whatif.contact_cost,
-        },
+        "filters": filters,
+        "what_if": what_if,
+        "selection_hash": selection_id,
         "format": file_format,
         "file_name": name,
         "file_sha256": sha256_bytes(content),

@@ -1,6 +1,6 @@
 """What the page reads, loaded once: the latest published list (cached by its sha256), the
 suppression list (re-read when the file changes, and afresh at every download), the manifests
-of earlier lists, the backtest report and the retention page.
+of earlier lists, the backtest report, the campaign ledger and the retention page.
 
 Read-only: every read goes through the published-lists record (`churn.publish.record`), which
 checks a list against its manifest's sha256 the first time a version is loaded; no request
@@ -207,3 +207,31 @@ def read_backtest(path: Path | None) -> dict[str, Any] | None:
     if path is None:
         return None
     return read_json(path, "rerun `churn backtest`")
+
+
+def read_ledger(path: Path | None) -> dict[str, Any] | None:
+    """Return the campaign ledger when it exists (reports/ledger.json, written by `churn ledger`).
+
+    None when there is none yet; a file that is not the ledger's shape (a `lists` array of
+    entries, each with its `as_of` and `status`) is an error naming the file and the fix.
+    """
+    if path is None:
+        return None
+    fix = "rerun `churn ledger` (it rewrites the file)"
+    ledger = read_json(path, fix)
+    if ledger is None:
+        return None
+    entries = ledger.get("lists")
+    if not isinstance(entries, list):
+        raise ChurnError(f"{path}: no `lists` array, so it is not a campaign ledger; {fix}")
+    for number, entry in enumerate(entries, start=1):
+        missing = [
+            key for key in ("as_of", "status") if not isinstance(entry, dict) or key not in entry
+        ]
+        if missing:
+            raise ChurnError(f"{path}: list entry {number} lacks {', '.join(missing)}; {fix}")
+        if not isinstance(entry.get("slices", []), list):
+            raise ChurnError(
+                f"{path}: list entry {number} ({entry['as_of']}): `slices` is not an array; {fix}"
+            )
+    return ledger
