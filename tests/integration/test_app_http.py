@@ -187,6 +187,8 @@ def test_amounts_carry_the_configured_currency(published):
     value = re.search(r'id="value-at-risk">([^<]+)<', page).group(1)
     assert re.fullmatch(r"[0-9,]+ EUR", value), value
     assert re.search(r'id="plan-cost">12 EUR<', page)
+    for customers in ("plan-churners", "plan-saves"):  # numbers of customers, not money
+        assert re.search(rf'id="{customers}">[0-9,]+<', page), customers
     assert "Cost per contact" in page and "(EUR)" in page
 
 
@@ -399,7 +401,7 @@ def test_history_shows_the_campaign_ledgers_result_of_last_quarters_list(tmp_pat
         "in the control group" in older
     )
     assert f"95% interval: {100 * overall['ci_low']:+.1f} points to" in older
-    assert "By suggested action, risk and download" in older
+    assert "Campaign result by suggested action, risk and download" in older
     assert "Download 2026-01-05 09:00:00 UTC last-quarter.csv" in older
     assert "No download or contact log shows a campaign" not in older  # the download says so
     assert "Collecting results" in newer
