@@ -402,7 +402,7 @@ def test_history_shows_the_campaign_ledgers_result_of_last_quarters_list(tmp_pat
     )
     assert f"95% interval: {100 * overall['ci_low']:+.1f} points to" in older
     assert "Campaign result by suggested action, risk and download" in older
-    assert "Download 2026-01-05 09:00:00 UTC last-quarter.csv" in older
+    assert "Download of 2026-01-05 09:00 UTC, last-quarter.csv" in older
     assert "No download or contact log shows a campaign" not in older  # the download says so
     assert "Collecting results" in newer
     assert f"until <strong>{LATER + dt.timedelta(days=90)}</strong>" in newer

@@ -164,6 +164,7 @@ def test_a_matured_list_shows_the_ledgers_campaign_result_next_to_the_backtest()
     assert {s.kind for s in result.slices} == {"action", "tier", "download"}
     (download,) = [s for s in result.slices if s.kind == "download"]
     assert (download.treated, download.control) == (50, 50)
+    assert download.label == "2024-02-01 09:00 UTC, at_risk_2024-01-31.csv"
     # the newer list is still collecting: the ledger says when it matures, no effect yet
     assert (new.ledger.status, new.ledger.matures_on) == (COLLECTING, "2024-04-30")
     assert new.ledger.overall is None and new.ledger.slices == ()
@@ -203,3 +204,9 @@ def test_the_ledger_file_is_read_when_there_and_refused_when_not_a_ledger(tmp_pa
     write_json({"lists": [{"as_of": "2024-01-31"}]}, tmp_path / "partial.json")
     with pytest.raises(ChurnError, match="partial.json: list entry 1 lacks status"):
         read_ledger(tmp_path / "partial.json")
+
+
+def test_a_list_imported_with_only_its_date_is_still_listed():
+    (row,) = build_history([{"as_of": str(OLD)}], None, [], None, date(2024, 4, 2), 30)
+    assert (row.as_of, row.model_version, row.contacts, row.control) == (str(OLD), "", 0, 0)
+    assert (row.status, row.matures_on, row.latest) == (DUE, "2024-03-01", False)

@@ -91,11 +91,24 @@ def _bounds(values: Any) -> tuple[float | None, float | None]:
     return (_number(values[0]), _number(values[1]))
 
 
+def _download_label(value: str) -> str:
+    """Return a ledger download slice's label ('<at> <file name>') as a person reads it:
+    2026-01-05T09:00:00Z at_risk.csv -> 2026-01-05 09:00 UTC, at_risk.csv."""
+    at, _, name = value.partition(" ")
+    try:
+        when = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    stamp = f"{when:%Y-%m-%d %H:%M} UTC" if when.utcoffset() == dt.timedelta(0) else str(when)
+    return f"{stamp}, {name}" if name else stamp
+
+
 def _effect(part: Mapping[str, Any]) -> Effect:
     """Return one of the ledger's slices (its measured effect) as the page shows it."""
     log = part.get("contact_log") or {}
+    value = str(part.get("value", ""))
     return Effect(
-        label=str(part.get("value", "")),
+        label=_download_label(value) if part.get("slice") == "download" else value,
         kind=str(part.get("slice", "")),
         status=str(part.get("status", INCONCLUSIVE)),
         treated=int(part.get("treated_customers") or 0),
