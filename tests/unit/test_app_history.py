@@ -7,17 +7,10 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from churn.app.history import (
-    COLLECTING,
-    DUE,
-    MATURING,
-    MEASURED,
-    SEPARATED,
-    build_history,
-    matures_on,
-)
+from churn.app.history import DUE, MATURING, MEASURED, build_history, matures_on
 from churn.backtest import run_backtest
 from churn.config import BacktestParams
+from churn.ledger import COLLECTING, SEPARATED
 
 OLD, NEW = date(2024, 1, 31), date(2024, 3, 31)
 

@@ -10,10 +10,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+# the ledger's statuses, from the module that writes them: horizon not passed / the interval of
+# the difference includes 0 / it excludes 0
+from churn.ledger import COLLECTING, INCONCLUSIVE
+
 MEASURED, MATURING, DUE = "measured", "maturing", "due"
-# the ledger's statuses (churn.ledger writes them): horizon not passed / interval includes 0 /
-# interval excludes 0
-COLLECTING, INCONCLUSIVE, SEPARATED = "collecting", "inconclusive", "separated"
 SLICE_KINDS = ("action", "tier", "download")  # the ledger's slices below the whole list
 
 
