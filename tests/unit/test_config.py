@@ -66,3 +66,13 @@ def test_a_stage_sees_only_the_sections_it_declares():
     assert view.names == ("churn", "engine")
     with pytest.raises(AttributeError, match="not declared for this stage"):
         view.train  # noqa: B018
+
+
+def test_the_apps_currency_is_checked_like_every_key():
+    assert parse_params({}).app.currency == "¤"  # the generic sign: the data names no currency
+    assert parse_params({"app": {"currency": "EUR"}}).app.currency == "EUR"
+    with pytest.raises(ChurnError, match="did you mean 'currency'"):
+        parse_params({"app": {"curency": "€"}})
+    for bad in ("", "euro dollars", "<b>"):
+        with pytest.raises(ChurnError, match="app.currency"):
+            parse_params({"app": {"currency": bad}})
