@@ -6,10 +6,12 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from churn.cli import app
+from churn.errors import ChurnError
 from churn.uplift.simulate import simulate_campaigns
 from support.paths import ROOT
 
@@ -113,3 +115,37 @@ def test_uplift_command_names_a_bad_column(tmp_path):
     )
     assert result.exit_code != 0
     assert "column 'treated' must be 0 or 1" in str(result.exception)
+
+
+def test_random_actions_pick_each_customers_most_profitable_action():
+    from churn.config import UpliftParams
+    from churn.uplift.plan import plan_uplift
+
+    simulated = simulate_campaigns("heterogeneous", seed=1)
+    rows = simulated.rows.copy()
+    rng = np.random.default_rng(0)
+    treated = rows["treated"] == 1
+    rows["action"] = None
+    rows.loc[treated, "action"] = rng.choice(["call", "offer"], size=int(treated.sum()))
+    candidates = (
+        rows[rows["campaign_id"] == rows["campaign_id"].max()]
+        .drop(
+            columns=[
+                "campaign_id",
+                "campaign_date",
+                "label_end",
+                "treated",
+                "control_share",
+                "retained",
+                "action",
+            ]
+        )
+        .assign(covered=True)
+    )
+    params = UpliftParams(bootstrap=100, random_actions=True)
+    report, chosen = plan_uplift(rows, params, 5.0, candidates)
+    assert report["policy_in_use"] == "uplift"
+    assert set(chosen["suggested_action"]) <= {"call", "offer"}
+    assert report["contacts"]["actions"].startswith("best expected incremental profit")
+    with pytest.raises(ChurnError, match="no 'action' column"):
+        plan_uplift(rows.drop(columns="action"), params, 5.0, candidates)

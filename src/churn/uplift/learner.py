@@ -20,7 +20,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churn.columns import CONTROL_SHARE, RETAINED, TREATED
+from churn.columns import RETAINED, TREATED
 from churn.errors import ChurnError
 from churn.uplift.data import feature_frame
 
@@ -112,7 +112,9 @@ def fit_uplift(
     imputed_control = mu1.predict(encoded[~treated]) - retained[~treated]
     tau1 = _fit(encoded[treated], imputed_treated, settings, "regression", 2)
     tau0 = _fit(encoded[~treated], imputed_control, settings, "regression", 3)
-    treated_share = float(np.mean(1.0 - rows[CONTROL_SHARE].to_numpy(dtype="float64")))
+    # the rows' own treated share: equal to 1 - control_share on whole lists, and still right when
+    # the rows are one action's arm against the control group (random_actions)
+    treated_share = float(treated.mean())
     return XLearner(
         features=list(features),
         categories=categories,

@@ -65,6 +65,12 @@ def plan_uplift(
     campaign (held-out ones included): the gate judged the method, the newest data sharpens it.
     """
     rows = check_campaign_rows(campaign_rows, source)
+    if params.random_actions and ASSIGNED_ACTION not in rows.columns:
+        raise ChurnError(
+            f"{source}: uplift.random_actions is true but the campaign rows have no 'action' "
+            "column; record the action assigned to each treated customer or set "
+            "random_actions: false"
+        )
     outcome = run_gate(rows, params, contact_cost)
     report = dict(outcome.report)
     if report["policy_in_use"] != USE_UPLIFT or candidates is None:
