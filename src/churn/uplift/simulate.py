@@ -58,6 +58,11 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
 
 
+def churn_without_contact(features: pd.DataFrame) -> np.ndarray:
+    """Return each customer's true probability of leaving in the horizon if not contacted."""
+    return _sigmoid(-0.4 + 1.2 * features["x1"].to_numpy() + 0.6 * features["x2"].to_numpy())
+
+
 def true_effect(regime: str, base_churn: np.ndarray, features: pd.DataFrame) -> np.ndarray:
     """Return each customer's true incremental retention from a contact under `regime`."""
     if regime == "no_effect":
@@ -98,8 +103,7 @@ def simulate_campaigns(
         # features drift a little between lists; the trait that sets the effect does too
         features = base.iloc[members].reset_index(drop=True)
         features = features + rng.normal(scale=0.1, size=features.shape)
-        base_churn = _sigmoid(-0.4 + 1.2 * features["x1"].to_numpy() + 0.6 * features["x2"])
-        base_churn = np.asarray(base_churn, dtype="float64")
+        base_churn = churn_without_contact(features)
         # the risk model the list was ranked by: right on average, noisy per customer
         score = _sigmoid(np.log(base_churn / (1 - base_churn)) + rng.normal(scale=0.3, size=size))
         value = np.exp(4.2 + 0.4 * features["x3"].to_numpy() + rng.normal(scale=0.2, size=size))
