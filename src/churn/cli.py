@@ -1017,6 +1017,62 @@ def ledger(
 
 
 @app.command()
+def uplift(
+    campaigns: Annotated[
+        Path,
+        typer.Option(
+            help="Matured randomized campaign rows, Parquet or CSV (columns: churn.uplift.data)."
+        ),
+    ],
+    report: Annotated[Path, typer.Option(help="Gate report (JSON).")] = Path("reports/uplift.json"),
+    candidates: Annotated[
+        Path | None,
+        typer.Option(help="Customers to choose from now (features, expected_value, covered)."),
+    ] = None,
+    contacts: Annotated[
+        Path | None, typer.Option(help="Where to write the chosen contacts (Parquet).")
+    ] = None,
+    max_contacts: Annotated[
+        int | None, typer.Option(help="Campaign capacity: contact at most this many.", min=1)
+    ] = None,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Gate uplift targeting on held-out campaigns; with candidates, choose contacts by uplift."""
+    import pandas as pd
+
+    from churn.files import write_json, write_parquet
+    from churn.uplift.plan import plan_uplift
+
+    def read(path: Path, what: str) -> pd.DataFrame:
+        if not path.is_file():
+            raise ChurnError(f"{path}: not found ({what})")
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype={"customer_id": str, "campaign_id": str})
+
+    if contacts is not None and candidates is None:
+        raise ChurnError("uplift: --contacts needs --candidates (whom to choose from)")
+    settings = load_params(params)
+    rows = read(campaigns, "campaign rows")
+    pool = read(candidates, "uplift candidates") if candidates is not None else None
+    result, chosen = plan_uplift(
+        rows, settings.uplift, settings.score.contact_cost, pool, max_contacts, str(campaigns)
+    )
+    write_json(result, report)
+    log.info("uplift gate: %s — %s", result["policy_in_use"], result["reason"])
+    if chosen is not None and contacts is not None:
+        write_parquet(chosen, contacts)
+        log.info(
+            "uplift contacts: %s of %s candidates -> %s",
+            int(chosen["contact"].sum()),
+            len(chosen),
+            contacts,
+        )
+    elif candidates is not None:
+        log.info("no uplift contact list: the gate keeps risk x value")
+
+
+@app.command()
 def rollback(
     to: Annotated[str | None, typer.Option("--to", help="Registered version to restore.")] = None,
     list_versions: Annotated[

@@ -91,3 +91,17 @@ CONTACTED_AT = "contacted_at"  # contact log: when marketing really reached the 
 CONTACT_ACTION = "action"  # contact log, optional: the action really taken (offer, call, ...)
 CONTACT_CHANNEL = "channel"  # contact log, optional: how the customer was reached (e-mail, phone)
 CONTACT_COST = "cost"  # contact log, optional: what this contact cost, in the margin's currency
+
+# uplift: matured randomized campaign rows (one per customer and campaign; churn.uplift.data)
+CAMPAIGN_ID = "campaign_id"  # one published list's campaign
+CAMPAIGN_DATE = "campaign_date"  # the list's as_of date: features and risk are as of this day
+LABEL_END = "label_end"  # last day of the label window (campaign_date + horizon)
+TREATED = "treated"  # 1 = assigned to be contacted, 0 = the list's random control group
+CONTROL_SHARE = "control_share"  # the list's control share: P(treated) = 1 - control_share
+RETAINED = "retained"  # 1 = bought again inside the label window (not churned)
+ASSIGNED_ACTION = "action"  # optional: the action assigned to a treated customer
+COVERED = "covered"  # candidates: in the population past lists flagged (the learner's support)
+UPLIFT = "uplift"  # estimated incremental retention from a contact (probability points / 100)
+EXPECTED_INCREMENTAL_PROFIT = "expected_incremental_profit"  # uplift x expected_value - cost
+CONTACT = "contact"  # the uplift policy contacts this customer
+EXPLORE = "explore"  # contacted at random outside the covered population (exploration share)

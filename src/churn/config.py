@@ -719,6 +719,26 @@ class RetrainParams(Section):
     backtest: bool = True  # run the backtest after publishing
 
 
+class UpliftParams(Section):
+    """`churn uplift`: learn who a contact keeps from matured randomized campaigns, behind a gate."""
+
+    # below these the gate keeps risk x value: "not enough campaign data yet"
+    min_campaigns: int = Field(4, ge=2)  # matured randomized campaigns (training + held-out)
+    min_control_rows: int = Field(300, ge=1)  # control customers in training and again in held-out
+    holdout_share: float = Field(
+        0.25, gt=0, lt=1
+    )  # newest campaigns held out to judge the policies
+    # both policies are judged at this share of each held-out campaign's customers (past lists
+    # hold everyone the old rule flagged, so judging at the whole list would compare nothing)
+    list_share: float = Field(0.5, gt=0, le=1)
+    exploration_share: float = Field(0.0, ge=0, le=0.5)  # contacts drawn at random outside the
+    # population past lists covered, as a share of the list (the learner has no data there)
+    random_actions: bool = False  # true only when publish assigned actions at random: then each
+    # customer gets the action with the highest expected incremental profit
+    bootstrap: int = Field(500, ge=100)  # customer resamples behind the gate's 95% interval
+    seed: int = 0
+
+
 # --------------------------------------------------------------------------- root
 class Params(Section):
     """All of params.yaml. Each stage receives only the sections it declares in dvc.yaml."""
@@ -739,6 +759,7 @@ class Params(Section):
     app: AppParams = AppParams()
     backtest: BacktestParams = BacktestParams()
     retrain: RetrainParams = RetrainParams()
+    uplift: UpliftParams = UpliftParams()
 
     @model_validator(mode="after")
     def _active_window_covers_a_report_period(self) -> Params:

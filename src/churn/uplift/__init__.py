@@ -1,0 +1,1 @@
+"""Uplift targeting: who a contact would keep, learned from randomized campaigns, behind a gate."""
