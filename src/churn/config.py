@@ -658,6 +658,10 @@ class PromoteParams(Section):
     # ROC AUC on the same rows less that AUC's bootstrap half-width (customers resampled)
     baseline_floor: bool = True  # off: the floor is min_auc alone (a reviewed exception)
     baseline_bootstrap: int = Field(200, ge=20)
+    # no champion yet and the first challenger falls below the best baseline: "baseline" scores
+    # the list with that baseline (a one-feature model, labelled baseline-NAME everywhere) until a
+    # model passes; "none" writes no champion and so no list
+    fallback: str = Field("baseline", pattern="^(baseline|none)$")
     # the drop is measured against the best of the last `history` champions (same definition),
     # each rescored on today's rows, so small drops cannot add up over many promotions
     history: int = Field(5, ge=1)

@@ -14,7 +14,7 @@ from scipy import optimize
 from sklearn.isotonic import isotonic_regression
 
 from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
-from churn.config import TrainParams
+from churn.config import LightGBMParams, TrainParams
 from churn.cutoffs import (
     CALIBRATION,
     FIT,
@@ -559,3 +559,60 @@ def _production_model(
         }
     )
     return ChurnModel(booster, calibrator, spec, info)
+
+
+# the gate's fallback (promote.fallback): the snapshot column each simple baseline of
+# churn.evaluate ranks by, and the direction in which it raises the churn risk
+BASELINE_COLUMNS = {
+    "recency": ("recency_days", 1),
+    "frequency": ("purchases", -1),
+    "bgnbd": ("bgnbd_expected_purchases", -1),
+    "bgnbd_no_purchase": ("bgnbd_p_no_purchase", 1),
+}
+
+
+def fit_baseline_model(
+    snapshots: pd.DataFrame,
+    baseline: str,
+    horizon_days: int | None,
+    seed: int = 0,
+    source: str = "snapshots",
+) -> ChurnModel:
+    """Return a model that ranks like one simple baseline: LightGBM on that baseline's snapshot
+    column alone, monotone in its direction, calibrated on held-out customers like any model.
+
+    It is the gate's fallback when no champion exists and the first challenger ranks worse than
+    the baseline: marketing still gets a list, scored by the baseline and labelled as such
+    (metadata "fallback"). No production refit: it is the evaluation recipe (fit cutoffs,
+    calibration cutoff), so the gate can measure it on the test rows it never read.
+    """
+    if baseline not in BASELINE_COLUMNS:
+        raise ChurnError(
+            f"{source}: no fallback model for baseline {baseline!r}; "
+            f"known: {sorted(BASELINE_COLUMNS)}"
+        )
+    column, direction = BASELINE_COLUMNS[baseline]
+    if column not in snapshots.columns:
+        raise ChurnError(
+            f"{source}: the fallback on baseline {baseline!r} needs the snapshot column "
+            f"{column!r}, which is not there"
+            + (" (turn on features.bgnbd)" if column.startswith("bgnbd") else "")
+        )
+    params = TrainParams(
+        seed=seed,
+        # one numeric feature: fine bins and every row, so the order is the baseline's own
+        lightgbm=LightGBMParams(
+            max_bin=1023,
+            num_leaves=63,
+            min_data_in_leaf=20,
+            feature_fraction=1.0,
+            bagging_fraction=1.0,
+            bagging_freq=0,
+        ),
+        monotone={column: direction},
+        production_refit=False,
+        sample_customers=None,
+    )
+    rows = snapshots[[*KEY_COLUMNS, column]]
+    metadata = {"fallback": {"baseline": baseline, "column": column, "direction": direction}}
+    return fit_model(rows, params, horizon_days, source, metadata).model
