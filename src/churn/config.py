@@ -139,6 +139,9 @@ class TrainParams(Section):
     # in or out, labels never read); null = every customer. Calibration, early stopping and the
     # test cutoff always use every customer. benchmarks/results/train_sample.md
     sample_customers: int | None = Field(250_000, ge=1)
+    # with features.bgnbd: the booster trains without the BG/NBD columns and the calibrator is a
+    # logistic regression on its score and BG/NBD P(no purchase in the horizon) (a stack)
+    stack_bgnbd: bool = True
 
     @model_validator(mode="after")
     def _monotone_directions(self) -> TrainParams:

@@ -212,6 +212,31 @@ def fit_isotonic(raw: np.ndarray, labels: np.ndarray) -> Calibrator:
     return Calibrator("isotonic", tuple(xs), tuple(ys))
 
 
+def fit_stack(raw: np.ndarray, stacked: np.ndarray, labels: np.ndarray, column: str) -> Calibrator:
+    """Return the stacked calibrator p = sigmoid(a * logit(raw) + c * logit(stacked) + b) with
+    the lowest log loss: the booster's score and a second probability (BG/NBD's) in one logistic
+    regression. Missing values of `stacked` count as the mean of its finite logits here."""
+    raw_logit = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / (1 - np.clip(raw, 1e-6, 1 - 1e-6)))
+    clipped = np.clip(np.asarray(stacked, dtype="float64"), 1e-6, 1 - 1e-6)
+    second = np.log(clipped / (1 - clipped))
+    finite = np.isfinite(second)
+    fill = float(second[finite].mean()) if finite.any() else 0.0
+    second = np.where(finite, second, fill)
+    y = labels.astype("float64")
+
+    def loss(acb: np.ndarray) -> tuple[float, np.ndarray]:
+        z = acb[0] * raw_logit + acb[1] * second + acb[2]
+        value = np.mean(np.logaddexp(0.0, z) - y * z)
+        p = 1.0 / (1.0 + np.exp(-z))
+        return float(value), np.array(
+            [np.mean((p - y) * raw_logit), np.mean((p - y) * second), np.mean(p - y)]
+        )
+
+    result = optimize.minimize(loss, np.array([1.0, 0.0, 0.0]), jac=True, method="BFGS")
+    a, c, b = (float(v) for v in result.x)
+    return Calibrator("stack", a=a, b=b, column=column, c=c, fill=fill)
+
+
 def _fit_calibrator(kind: str, raw: np.ndarray, labels: np.ndarray) -> Calibrator:
     return fit_isotonic(raw, labels) if kind == "isotonic" else fit_platt(raw, labels)
 
@@ -290,6 +315,25 @@ def sample_customers(rows: pd.DataFrame, max_customers: int | None) -> pd.DataFr
     return kept.reset_index(drop=True)
 
 
+BGNBD_PREFIX = "bgnbd_"  # the BG/NBD columns of features.bgnbd (churn.features.bgnbd)
+STACK_COLUMN = "bgnbd_p_no_purchase"  # BG/NBD P(no purchase in the horizon): the label's event
+
+
+def stack_column(names: list[str], params: TrainParams, source: str) -> str | None:
+    """Return the column the calibrator stacks with the booster (train.stack_bgnbd), or None."""
+    if not params.stack_bgnbd:
+        return None
+    if STACK_COLUMN not in names:
+        log.warning(
+            "%s: train.stack_bgnbd is on but the snapshots have no %r (features.bgnbd is off): "
+            "the booster is calibrated alone",
+            source,
+            STACK_COLUMN,
+        )
+        return None
+    return STACK_COLUMN
+
+
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Return rows in a fixed order (cutoff, customer id) so input row order cannot matter."""
     return frame.sort_values([CUTOFF, CUSTOMER_ID], kind="stable", ignore_index=True)
@@ -309,6 +353,11 @@ def fit_model(
     """
     check_snapshots(snapshots, horizon_days, source)
     names = feature_columns(snapshots, source)
+    stack = stack_column(names, params, source)
+    if stack is not None:
+        # the booster leaves BG/NBD to the calibrator (as features they hurt on short
+        # histories: benchmarks/results/model_quality_round2.md)
+        names = [name for name in names if not name.startswith(BGNBD_PREFIX)]
     roles = snapshots[ROLE].astype("string")
     # the test cutoff is for measuring only: it is dropped here, before anything is fitted
     fit_rows = _canonical(snapshots[roles == FIT])
@@ -383,7 +432,19 @@ def fit_model(
     calibrator, scores = choose_calibrator(
         raw, y_cal, calibrating[CUSTOMER_ID].reset_index(drop=True), params.calibration
     )
-    calibrated = calibrator.apply(raw)
+    stacked = None
+    if stack is not None:
+        stacked = calibrating[stack].astype("float64").to_numpy()
+        calibrator = fit_stack(raw, stacked, y_cal, stack)
+        log.info(
+            "%s: stacked calibrator: %.3f x logit(booster) + %.3f x logit(%s) + %.3f",
+            source,
+            calibrator.a,
+            calibrator.c,
+            stack,
+            calibrator.b,
+        )
+    calibrated = calibrator.apply(raw, stacked)
     diagnostics = {
         "rounds": float(rounds),
         "early_stopping_logloss": float(history["early_stopping"]["binary_logloss"][rounds - 1]),
@@ -529,7 +590,12 @@ def _production_model(
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw = ChurnModel(booster, Calibrator(), spec).predict_raw(held)
     y_held = held[CHURNED].to_numpy("int64")
-    calibrator = _fit_calibrator(evaluation.calibrator.kind, raw, y_held)
+    column = evaluation.calibrator.column
+    calibrator = (
+        fit_stack(raw, held[column].astype("float64").to_numpy(), y_held, column)
+        if evaluation.calibrator.kind == "stack" and column is not None
+        else _fit_calibrator(evaluation.calibrator.kind, raw, y_held)
+    )
     out_of_time = out_of_time_scores(evaluation, test)
     info = {
         **evaluation.metadata,
@@ -612,6 +678,7 @@ def fit_baseline_model(
         monotone={column: direction},
         production_refit=False,
         sample_customers=None,
+        stack_bgnbd=False,  # the baseline alone, never blended with another
     )
     rows = snapshots[[*KEY_COLUMNS, column]]
     metadata = {"fallback": {"baseline": baseline, "column": column, "direction": direction}}
