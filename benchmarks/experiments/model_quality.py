@@ -137,9 +137,9 @@ VARIANTS = {
     ),
     "regularized": lambda params: _train(lightgbm=_regularized(params))(params),
     "bgnbd_monotone_regularized": lambda params: _features(bgnbd=True)(
-        _train(
-            monotone={**params.train.monotone, **BGNBD_MONOTONE}, lightgbm=_regularized(params)
-        )(params)
+        _train(monotone={**params.train.monotone, **BGNBD_MONOTONE}, lightgbm=_regularized(params))(
+            params
+        )
     ),
     "rhythm2": lambda params: params,  # plus the candidate features of FRAME_VARIANTS
 }

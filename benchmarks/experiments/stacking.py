@@ -103,7 +103,11 @@ def measure(name: str, source: Path, params: Any, horizon: int, bootstrap: int, 
             f"| {name} | {plain.evaluation} | {candidate} | {m['roc_auc']:.4f} | "
             f"{m['pr_auc']:.4f} | {m['ece']:.4f} | {best} {metrics[best]['roc_auc']:.4f} | "
             f"{d['roc_auc_diff']:+.4f} [{d['roc_auc_diff_lo']:+.4f}, {d['roc_auc_diff_hi']:+.4f}] |"
-            + (f" weights {stack.coef_[0][0]:.2f} / {stack.coef_[0][1]:.2f} |" if candidate == "blend" else " |")
+            + (
+                f" weights {stack.coef_[0][0]:.2f} / {stack.coef_[0][1]:.2f} |"
+                if candidate == "blend"
+                else " |"
+            )
         )
     return out
 
