@@ -79,3 +79,28 @@ def test_without_bgnbd_columns_or_with_the_stack_off_the_calibrator_is_the_usual
     model = fit_model(_with_bgnbd(plain), off, 90).model
     assert model.calibrator.kind in ("isotonic", "platt")
     assert "bgnbd_p_no_purchase" in model.spec.names  # the columns are plain features then
+
+
+def test_the_stack_never_turns_a_score_upside_down():
+    """On few rows two collinear scores can fit a negative weight; it is kept at 0."""
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 300)
+    second = 1 / (1 + np.exp(-(2 * labels + rng.normal(0, 1, 300))))
+    # the booster's score: the second score plus a part that runs against the label
+    raw = 1 / (1 + np.exp(-(np.log(second / (1 - second)) - 1.5 * labels)))
+    calibrator = fit_stack(raw, second, labels, STACK_COLUMN)
+    assert calibrator.a >= 0 and calibrator.c > 0
+
+
+def test_the_stack_is_chosen_by_cross_validation_and_a_useless_column_weighs_little():
+    snapshots = make_snapshots(seed=3, customers=800)
+    rng = np.random.default_rng(9)
+    noise = snapshots.assign(bgnbd_p_no_purchase=rng.uniform(0.05, 0.95, len(snapshots)))
+    model = fit_model(noise, TrainParams(lightgbm=QUICK), 90).model
+    losses = model.metadata["calibration_cv_logloss"]
+    plain = min(losses[kind] for kind in ("isotonic", "platt") if kind in losses)
+    if model.calibrator.kind == "stack":
+        assert losses["stack"] <= plain
+        assert model.calibrator.c < 0.2 * model.calibrator.a  # noise gets next to no weight
+    else:
+        assert losses["stack"] > plain
