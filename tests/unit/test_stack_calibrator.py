@@ -92,15 +92,11 @@ def test_the_stack_never_turns_a_score_upside_down():
     assert calibrator.a >= 0 and calibrator.c > 0
 
 
-def test_the_stack_is_chosen_by_cross_validation_and_a_useless_column_weighs_little():
+def test_a_useless_stack_column_gets_next_to_no_weight():
     snapshots = make_snapshots(seed=3, customers=800)
     rng = np.random.default_rng(9)
     noise = snapshots.assign(bgnbd_p_no_purchase=rng.uniform(0.05, 0.95, len(snapshots)))
     model = fit_model(noise, TrainParams(lightgbm=QUICK), 90).model
-    losses = model.metadata["calibration_cv_logloss"]
-    plain = min(losses[kind] for kind in ("isotonic", "platt") if kind in losses)
-    if model.calibrator.kind == "stack":
-        assert losses["stack"] <= plain
-        assert model.calibrator.c < 0.2 * model.calibrator.a  # noise gets next to no weight
-    else:
-        assert losses["stack"] > plain
+    assert model.calibrator.kind == "stack"
+    assert model.calibrator.c < 0.2 * model.calibrator.a
+    assert "stack" in model.metadata["calibration_cv_logloss"]
