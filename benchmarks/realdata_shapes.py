@@ -62,6 +62,7 @@ SHAPES = (
     Shape("young_acquiring", {"days": 730, "pre_period_share": 0.0}),
     Shape("ageing_closed", {"days": 1095, **CLOSED}),
 )
+SCORER_METRICS = ("roc_auc", "pr_auc", "ece")
 NONE = "(none)"  # a flagged customer with no reason that raises their risk
 
 
@@ -130,6 +131,16 @@ def run_one(name: str, source: Path, params: Params, bootstrap: int, seed: int) 
         "best_baseline": quality["best"],
         "best_baseline_roc_auc": round(quality["metrics"][quality["best"]]["roc_auc"], 4),
         "roc_auc_diff": {k: round(v, 4) for k, v in quality["diff"].items()},
+        # every scorer on the same customers: the model and each `churn evaluate` baseline
+        "scorers": {
+            name: {k: round(float(v), 4) for k, v in metrics.items() if k in SCORER_METRICS}
+            for name, metrics in quality["metrics"].items()
+        },
+        "model_minus_each": {
+            name: round(model["roc_auc"] - quality["metrics"][name]["roc_auc"], 4)
+            for name in quality["metrics"]
+            if name != "model"
+        },
         "flagged": int(scores[AT_RISK].sum()),
         "flagged_vs_rest": comparison,
         "backtest_warnings": judged["warnings"],
@@ -167,6 +178,24 @@ def table_row(row: dict[str, Any]) -> str:
         f"{_pct(reasons.get('with_risk_raising_reason'))} | "
         f"{_pct(reasons.get('first_reason_behavioural'))} | {shares or '–'} |"
     )
+
+
+def scorer_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Return the markdown table of every scorer's ROC AUC, PR AUC and ECE per data set."""
+    lines = [
+        "| data | scorer | ROC AUC | PR AUC | ECE | model − this ROC AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        for name, metrics in row["scorers"].items():
+            ece = metrics.get("ece")
+            diff = row["model_minus_each"].get(name)
+            lines.append(
+                f"| {row['data']} | {name} | {metrics['roc_auc']:.4f} | {metrics['pr_auc']:.4f} | "
+                f"{'–' if ece is None else f'{ece:.4f}'} | "
+                f"{'' if diff is None else f'{diff:+.4f}'} |"
+            )
+    return lines
 
 
 def main() -> None:
@@ -225,6 +254,11 @@ customers; every reason shown raises that customer's risk (shown reasons with a 
 refunds or NPS first.
 
 {chr(10).join(lines)}
+
+Every scorer on the same customers (ECE only for the scorers that are probabilities; the RFM
+logistic regression is fitted on the training rows and is not part of the goal's "best baseline"):
+
+{chr(10).join(scorer_lines(rows))}
 
 {"Backtest warnings:" + chr(10) + chr(10).join(warnings) if warnings else "No backtest warning: on no data set did what was predicted for the flagged customers lie above the interval of their observed churn by more than `backtest.shortfall_tolerance`."}
 

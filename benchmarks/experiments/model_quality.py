@@ -96,6 +96,13 @@ def _cutoffs(**update: Any):  # noqa: ANN202
     )
 
 
+def _regularized(params: Params) -> Any:
+    """Return train.lightgbm with smaller, more regularized trees (the small-data candidate)."""
+    return params.train.lightgbm.model_copy(
+        update={"num_leaves": 15, "min_data_in_leaf": 200, "lambda_l2": 10.0}
+    )
+
+
 def _before(params: Params) -> Params:
     """Return params.yaml with the settings this study started from (main before issue 12)."""
     return _features(bgnbd=False)(_train(monotone={"recency_days": 1})(params))
@@ -105,6 +112,11 @@ def _on_before(change):  # noqa: ANN001, ANN202
     return lambda params: change(_before(params))
 
 
+BGNBD_MONOTONE = {
+    "bgnbd_p_no_purchase": 1,
+    "bgnbd_expected_purchases": -1,
+    "bgnbd_p_alive": -1,
+}
 SILENCE = {"recency_days": 1, "overdue_ratio": 1, "recency_tenure_ratio": 1}
 # each variant: params.yaml -> the settings measured; candidates are one change on "before"
 VARIANTS = {
@@ -118,6 +130,18 @@ VARIANTS = {
     "cutoffs_24x15": _on_before(_cutoffs(count=24, step_days=15)),
     "cutoffs_6": _on_before(_cutoffs(count=6)),
     "rhythm": _before,  # plus the candidate features of FRAME_VARIANTS
+    # round 2 (issue 12, on params.yaml as it is)
+    "bgnbd_on": _features(bgnbd=True),
+    "bgnbd_monotone": lambda params: _features(bgnbd=True)(
+        _train(monotone={**params.train.monotone, **BGNBD_MONOTONE})(params)
+    ),
+    "regularized": lambda params: _train(lightgbm=_regularized(params))(params),
+    "bgnbd_monotone_regularized": lambda params: _features(bgnbd=True)(
+        _train(monotone={**params.train.monotone, **BGNBD_MONOTONE}, lightgbm=_regularized(params))(
+            params
+        )
+    ),
+    "rhythm2": lambda params: params,  # plus the candidate features of FRAME_VARIANTS
 }
 VARIANT_NOTES = {
     "before": "main before this study: features.bgnbd off, train.monotone {recency_days: 1}",
@@ -130,6 +154,15 @@ VARIANT_NOTES = {
     "rhythm": "two candidate features (prototype in pandas): overdue_expected_purchases = "
     "recency_days x purchase_days / (tenure_days + H) and recency_gap_last_ratio = "
     "recency_days / gap_last_days",
+    "bgnbd_on": "features.bgnbd on (on params.yaml as it is)",
+    "bgnbd_monotone": "bgnbd_on plus monotone: P(no purchase in H) +1, expected purchases and "
+    "P(alive) -1 (the trees refine the BG/NBD probability, they cannot invert it)",
+    "regularized": "train.lightgbm num_leaves 15, min_data_in_leaf 200, lambda_l2 10",
+    "bgnbd_monotone_regularized": "bgnbd_monotone plus regularized",
+    "rhythm2": "candidate rhythm features (prototype in pandas): own_rate_gap_probability = "
+    "exp(-recency_days x purchase_days / (tenure_days + 1)) (chance of a silence this long at "
+    "the customer's own rate), weighted_recency = recency_days x purchase_days, gap_excess_days "
+    "= recency_days - gap_mean_days",
 }
 
 
@@ -145,7 +178,20 @@ def add_rhythm(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     )
 
 
-FRAME_VARIANTS = {"rhythm": add_rhythm}
+def add_rhythm2(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Round-2 candidate features relative to the customer's own rhythm (prototype)."""
+    recency = frame["recency_days"].astype("float64")
+    days = frame["purchase_days"].astype("float64")
+    return frame.assign(
+        own_rate_gap_probability=np.exp(
+            -recency * days / (frame["tenure_days"].astype("float64") + 1.0)
+        ),
+        weighted_recency=recency * days,
+        gap_excess_days=recency - frame["gap_mean_days"].astype("float64"),
+    )
+
+
+FRAME_VARIANTS = {"rhythm": add_rhythm, "rhythm2": add_rhythm2}
 
 
 def shape_data(shape: Shape, customers: int) -> Path:

@@ -635,7 +635,14 @@ def promote(
         new_definition=new_definition,
     )
     outcome.champion.save(out)
-    if not registry.has_reference(outcome.champion_version):
+    if outcome.report.get("fallback"):
+        log.warning(
+            "%s holds the fallback %s, not a registered model: %s",
+            out,
+            outcome.champion_version,
+            outcome.report["fallback"]["why"],
+        )
+    elif not registry.has_reference(outcome.champion_version):
         registry.attach_reference(outcome.champion_version, out)
     write_json(outcome.report, report)
     registry.log_decision(names.gate_experiment, outcome.report, report)

@@ -139,6 +139,9 @@ class TrainParams(Section):
     # in or out, labels never read); null = every customer. Calibration, early stopping and the
     # test cutoff always use every customer. benchmarks/results/train_sample.md
     sample_customers: int | None = Field(250_000, ge=1)
+    # with features.bgnbd: the booster trains without the BG/NBD columns and the calibrator is a
+    # logistic regression on its score and BG/NBD P(no purchase in the horizon) (a stack)
+    stack_bgnbd: bool = True
 
     @model_validator(mode="after")
     def _monotone_directions(self) -> TrainParams:
@@ -666,6 +669,10 @@ class PromoteParams(Section):
     # ROC AUC on the same rows less that AUC's bootstrap half-width (customers resampled)
     baseline_floor: bool = True  # off: the floor is min_auc alone (a reviewed exception)
     baseline_bootstrap: int = Field(200, ge=20)
+    # no champion yet and the first challenger falls below the best baseline: "baseline" scores
+    # the list with that baseline (a one-feature model, labelled baseline-NAME everywhere) until a
+    # model passes; "none" writes no champion and so no list
+    fallback: str = Field("baseline", pattern="^(baseline|none)$")
     # the drop is measured against the best of the last `history` champions (same definition),
     # each rescored on today's rows, so small drops cannot add up over many promotions
     history: int = Field(5, ge=1)

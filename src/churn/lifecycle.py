@@ -58,12 +58,19 @@ def publish_scores(
     gates.validate_scores(scores, str(scores_path))
     ingest_report = _read_report(pipeline.stage_path("ingest", "report", root))
     drift_report = _read_report(pipeline.stage_path("drift", "report", root))
+    model = ChurnModel.load(pipeline.stage_path("score", "model", root))
+    fallback = model.metadata.get("fallback") or None
     checks = [
         gates.check_volume(scores, params),
         gates.check_freshness(scores["as_of"].iloc[0], dt.date.today(), params),
         gates.check_ingest_report(ingest_report, params),
         gates.check_drift_gate(drift_report),
-        gates.check_champion(scores, champion_version, allow_non_champion),
+        gates.check_champion(
+            scores,
+            champion_version,
+            allow_non_champion,
+            model.version if fallback else None,
+        ),
     ]
     for gate in checks:
         status = "pass" if gate.passed else "FAIL"
@@ -76,7 +83,12 @@ def publish_scores(
         overrides.append("accept_drift")
     if allow_non_champion and str(scores["model_version"].iloc[0]) != str(champion_version):
         overrides.append("non_champion")
-    model = ChurnModel.load(pipeline.stage_path("score", "model", root))
+    if fallback:
+        log.warning(
+            "the list is scored by the fallback %s (the best simple baseline): no model has "
+            "passed the gate yet",
+            model.version,
+        )
     power = check_power(
         scores,
         settings.score.save_rate,
@@ -99,6 +111,8 @@ def publish_scores(
     about = {
         "registered_model": settings.registry.model,
         "champion_version": champion_version,
+        # not None: scored by the gate's fallback (a simple baseline), not by a trained model
+        "fallback": fallback,
         "definition": model.metadata.get("definition"),
         "overrides": overrides,
         "power_check": power,

@@ -115,29 +115,51 @@ class FeatureSpec:
         return cls(numeric, categorical, levels)
 
 
+def _logit(p: np.ndarray) -> np.ndarray:
+    clipped = np.clip(np.asarray(p, dtype="float64"), _EPS, 1 - _EPS)
+    return np.log(clipped / (1 - clipped))
+
+
+KINDS = ("identity", "isotonic", "platt", "stack")
+
+
 @dataclass(frozen=True)
 class Calibrator:
-    """Maps raw model scores to calibrated probabilities: identity, isotonic or Platt (on logits)."""
+    """Maps raw model scores to calibrated probabilities: identity, isotonic, Platt (on logits),
+    or a stack: Platt with a second input, a probability column of the rows (the BG/NBD
+    probability of no purchase in the horizon, churn.train)."""
 
     kind: str = "identity"
     x: tuple[float, ...] = ()  # isotonic: raw-score thresholds (increasing)
     y: tuple[float, ...] = ()  # isotonic: calibrated probability at each threshold
     a: float = 1.0  # platt: p = sigmoid(a * logit(raw) + b)
     b: float = 0.0
+    # stack: p = sigmoid(a * logit(raw) + c * logit(row[column]) + b); a missing value of the
+    # column (a cutoff whose BG/NBD fit was degenerate) counts as `fill` (a logit)
+    column: str | None = None
+    c: float = 0.0
+    fill: float = 0.0
 
-    def apply(self, raw: np.ndarray) -> np.ndarray:
-        """Return calibrated probabilities for raw scores in [0, 1]."""
+    def apply(self, raw: np.ndarray, stacked: np.ndarray | None = None) -> np.ndarray:
+        """Return calibrated probabilities for raw scores in [0, 1] (and, for a stack, the
+        column's values on the same rows)."""
         raw = np.asarray(raw, dtype="float64")
         if self.kind == "identity":
             return raw.copy()
         if self.kind == "isotonic":
             return np.interp(raw, np.asarray(self.x), np.asarray(self.y))
         if self.kind == "platt":
-            clipped = np.clip(raw, _EPS, 1 - _EPS)
-            logit = np.log(clipped / (1 - clipped))
-            return 1.0 / (1.0 + np.exp(-(self.a * logit + self.b)))
+            return 1.0 / (1.0 + np.exp(-(self.a * _logit(raw) + self.b)))
+        if self.kind == "stack":
+            if stacked is None or len(stacked) != len(raw):
+                raise ChurnError(
+                    f"the stacked calibrator needs column {self.column!r} of the same rows"
+                )
+            second = _logit(np.asarray(stacked, dtype="float64"))
+            second = np.where(np.isfinite(second), second, self.fill)
+            return 1.0 / (1.0 + np.exp(-(self.a * _logit(raw) + self.c * second + self.b)))
         raise ChurnError(
-            f"calibrator kind {self.kind!r} is unknown; expected identity, isotonic or platt"
+            f"calibrator kind {self.kind!r} is unknown; expected one of {', '.join(KINDS)}"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +167,15 @@ class Calibrator:
             return {"kind": "isotonic", "x": list(self.x), "y": list(self.y)}
         if self.kind == "platt":
             return {"kind": "platt", "a": self.a, "b": self.b}
+        if self.kind == "stack":
+            return {
+                "kind": "stack",
+                "a": self.a,
+                "b": self.b,
+                "c": self.c,
+                "column": self.column,
+                "fill": self.fill,
+            }
         return {"kind": self.kind}
 
     @classmethod
@@ -156,9 +187,9 @@ class Calibrator:
                 f"{source}: expected a JSON object, found {type(data).__name__}; {fix}"
             )
         kind = data.get("kind", "identity")
-        if kind not in ("identity", "isotonic", "platt"):
+        if kind not in KINDS:
             raise ChurnError(
-                f"{source}: calibrator kind {kind!r} is unknown (identity, isotonic or platt); {fix}"
+                f"{source}: calibrator kind {kind!r} is unknown ({', '.join(KINDS)}); {fix}"
             )
         if kind == "isotonic":
             x, y = (
@@ -177,6 +208,15 @@ class Calibrator:
         if kind == "platt":
             a, b = _numbers([data.get("a"), data.get("b")], f"{source}: platt 'a' and 'b'")
             return cls(kind, a=a, b=b)
+        if kind == "stack":
+            a, b, c, fill = _numbers(
+                [data.get("a"), data.get("b"), data.get("c"), data.get("fill")],
+                f"{source}: stack 'a', 'b', 'c' and 'fill'",
+            )
+            column = data.get("column")
+            if not isinstance(column, str) or not column:
+                raise ChurnError(f"{source}: stack 'column' must name a column; {fix}")
+            return cls(kind, a=a, b=b, c=c, column=column, fill=fill)
         return cls(kind)
 
 
@@ -205,7 +245,8 @@ class ChurnModel:
     def check_features(self, frame: pd.DataFrame, source: str = "features") -> None:
         """Raise ChurnError naming the feature columns `frame` lacks (and the ones it has that
         this model's feature set never held), with the ways out, when it cannot be scored."""
-        missing = [name for name in self.spec.names if name not in frame.columns]
+        needed = [*self.spec.names, *([self.calibrator.column] if self.calibrator.column else [])]
+        missing = [name for name in needed if name not in frame.columns]
         if not missing:
             return
         recorded = (self.metadata.get("definition") or {}).get("features")
@@ -237,7 +278,10 @@ class ChurnModel:
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Return calibrated churn probabilities for each row of `frame`."""
-        return self.calibrator.apply(self.predict_raw(frame))
+        raw = self.predict_raw(frame)
+        column = self.calibrator.column
+        stacked = None if column is None else frame[column].astype("float64").to_numpy()
+        return self.calibrator.apply(raw, stacked)
 
     def read_labels_overlapping(self, cutoffs: pd.Series, part: str) -> bool:
         """Return True when `part` ("calibration" or "training") of this model read labels whose

@@ -538,10 +538,32 @@ def run_gate(
         and challenger_version != champion_version
         and (apply or champion_version is None)
     )
+    fallback: dict[str, Any] | None = None
     if move or (champion_version is None and decision.promote):
         chosen, chosen_version = challenger, challenger_version
     elif champion is not None and champion_version is not None:
         chosen, chosen_version = champion, champion_version
+    elif (
+        picked := choose_fallback(
+            challenger_result,
+            champion_version,
+            decision,
+            baseline,
+            snapshots,
+            rows,
+            params,
+            horizon,
+        )
+    ) is not None:
+        # no production yet and the first model ranks worse than a simple baseline: marketing
+        # still gets a list, scored by that baseline and labelled as such; the alias stays unset
+        chosen, chosen_version, fallback = picked
+        log.warning(
+            "gate: no model passed; the list is scored by the fallback %s (%s); the champion "
+            "alias stays unset until a model passes",
+            chosen_version,
+            fallback["why"],
+        )
     else:
         raise ChurnError(
             "promote: no model to put in models/champion/: "
@@ -553,7 +575,8 @@ def run_gate(
             )
             + "; fix the training data or params (promote.min_auc; a model that cannot beat the "
             "simple baselines should not score customers, but promote.baseline_floor: false "
-            "waives that rule), or `churn rollback --to VERSION`"
+            "waives that rule, and promote.fallback: baseline scores the list with the best "
+            "baseline instead), or `churn rollback --to VERSION`"
         )
     reference = drift_reference_for(chosen, snapshots, drift)
     if chosen.drift_reference is None and chosen is not challenger:
@@ -578,6 +601,7 @@ def run_gate(
         pending=decision.promote and not move and challenger_version != champion_version,
         history=history,
         baseline=baseline,
+        fallback=fallback,
         definition={
             "challenger": (challenger.metadata.get("definition") or {}).get("fingerprint"),
             "champion": None
@@ -660,10 +684,14 @@ def build_report(
     definition: dict[str, Any] | None = None,
     history: Sequence[Candidate] = (),
     baseline: BaselineFloor | None = None,
+    fallback: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Return reports/promotion.json: decision, both models' metrics and the eval data fingerprint."""
     return {
         "decision": "promote" if decision.promote else "keep",
+        # not None: no model passed and models/champion/ holds the best baseline (the list's
+        # model_version is FALLBACK_PREFIX + its name); the champion alias is not set
+        "fallback": fallback,
         "reasons": decision.reasons,
         # out_of_time, or in_time_holdout (short history: floor only, no champion comparison)
         "evaluation": challenger.evaluation,
@@ -697,6 +725,81 @@ def build_report(
         },
         "eval_data": fingerprint_rows(rows),
     }
+
+
+# --------------------------------------------------------------------------- fallback
+FALLBACK_PREFIX = "baseline-"  # model_version of a fallback: baseline-recency, baseline-bgnbd, ...
+
+
+def is_fallback(model: ChurnModel | None) -> bool:
+    """Return True when the model is the gate's fallback (a simple baseline, not a trained model)."""
+    return model is not None and bool(model.metadata.get("fallback"))
+
+
+def choose_fallback(
+    challenger: Candidate,
+    champion_version: str | None,
+    decision: Decision,
+    baseline: BaselineFloor | None,
+    snapshots: pd.DataFrame,
+    rows: pd.DataFrame,
+    params: PromoteParams,
+    horizon_days: int | None,
+) -> tuple[ChurnModel, str, dict[str, Any]] | None:
+    """Return (model, version, record) of the list's fallback scorer, or None for no fallback.
+
+    Only with `promote.fallback: baseline`, no champion at all (a first run), and a challenger
+    refused by nothing but the baseline floor (it reaches min_auc): then the best simple
+    baseline by ROC AUC on the gate's rows whose column the snapshots hold is fitted as a
+    one-feature model (churn.train.fit_baseline_model), measured on the same rows, and used
+    when it reaches min_auc and ranks better than the challenger there.
+    """
+    from churn.train import BASELINE_COLUMNS, fit_baseline_model
+
+    if params.fallback != "baseline" or champion_version is not None or baseline is None:
+        return None
+    failed = [check.rule for check in decision.checks if not check.passed]
+    auc = _metric(challenger, "roc_auc")
+    if failed != ["floor"] or auc is None or auc < params.min_auc or baseline.floor is None:
+        return None
+    usable = [
+        name
+        for name, _ in sorted(baseline.baselines.items(), key=lambda item: -item[1])
+        if name in BASELINE_COLUMNS and BASELINE_COLUMNS[name][0] in snapshots.columns
+    ]
+    if not usable:
+        log.warning(
+            "gate: no fallback: no baseline column of %s in the snapshots", baseline.baselines
+        )
+        return None
+    name = usable[0]
+    version = FALLBACK_PREFIX + name
+    model = fit_baseline_model(snapshots, name, horizon_days, params.seed, "gate fallback")
+    measured = measure_candidate(model, rows, version)
+    fallback_auc = _metric(measured, "roc_auc")
+    if fallback_auc is None or fallback_auc < params.min_auc or fallback_auc <= auc:
+        log.warning(
+            "gate: no fallback: baseline %s fitted as a model has ROC AUC %s on the gate's rows "
+            "(challenger %.4f, min_auc %s)",
+            name,
+            "unknown" if fallback_auc is None else f"{fallback_auc:.4f}",
+            auc,
+            params.min_auc,
+        )
+        return None
+    metadata = {**model.metadata, "model_version": version}
+    record = {
+        "baseline": name,
+        "model_version": version,
+        "roc_auc": _round(fallback_auc),
+        "metrics": measured.to_dict().get("metrics"),
+        "challenger_roc_auc": _round(auc),
+        "why": (
+            f"challenger ROC AUC {auc:.4f} is below the baseline floor; baseline {name} as a "
+            f"model ranks at {fallback_auc:.4f} on the same rows"
+        ),
+    }
+    return replace(model, metadata=metadata), version, record
 
 
 # --------------------------------------------------------------------------- a lost registry
@@ -743,6 +846,8 @@ def registry_gap(
     if not production.exists:
         return None
     champion = registry.alias_version(champion_alias)
+    if champion is None and is_fallback(production.model):
+        return None  # a fallback scored the lists: no champion was ever set, nothing was lost
     if champion is None:
         return (
             f"the MLflow registry {location} has no {champion_alias!r} for "
@@ -752,6 +857,8 @@ def registry_gap(
     model = production.model
     if model is None or model.metadata.get("registered_model") != registry.model_name:
         return None
+    if is_fallback(model):
+        return None  # not a registered version: the gate replaces it
     claimed = str(model.metadata.get("model_version"))
     info = registry.version_info(claimed)
     tagged = None if info is None else info.get("sha256")

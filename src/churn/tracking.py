@@ -134,7 +134,9 @@ def git_revision(project_root: str | Path) -> dict[str, str]:
 def synthetic_input_example(model: ChurnModel, reference: pd.DataFrame) -> pd.DataFrame:
     """Return 3 feature-only rows built from column quantiles and levels — no real customer's row."""
     rows: dict[str, Any] = {}
-    for name in model.spec.numeric:
+    # a stacked calibrator reads one more column of the rows (BG/NBD's probability)
+    stack = [model.calibrator.column] if model.calibrator.column else []
+    for name in [*model.spec.numeric, *stack]:
         column = pd.to_numeric(reference[name], errors="coerce")
         values = column.quantile([0.25, 0.5, 0.75]).fillna(0.0).to_numpy("float64")
         # keep the snapshot's dtypes: MLflow will not cast int64 input to a double schema

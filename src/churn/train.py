@@ -14,7 +14,7 @@ from scipy import optimize
 from sklearn.isotonic import isotonic_regression
 
 from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
-from churn.config import TrainParams
+from churn.config import LightGBMParams, TrainParams
 from churn.cutoffs import (
     CALIBRATION,
     FIT,
@@ -212,6 +212,57 @@ def fit_isotonic(raw: np.ndarray, labels: np.ndarray) -> Calibrator:
     return Calibrator("isotonic", tuple(xs), tuple(ys))
 
 
+def fit_stack(raw: np.ndarray, stacked: np.ndarray, labels: np.ndarray, column: str) -> Calibrator:
+    """Return the stacked calibrator p = sigmoid(a * logit(raw) + c * logit(stacked) + b) with
+    the lowest log loss: the booster's score and a second probability (BG/NBD's) in one logistic
+    regression. Missing values of `stacked` count as the mean of its finite logits here.
+
+    a and c are kept >= 0: both inputs are churn scores, so a negative weight is collinearity
+    fitted on few rows (it turned a 0.79 booster into 0.74 on a 3-month history), never signal.
+    """
+    raw_logit = np.log(np.clip(raw, 1e-6, 1 - 1e-6) / (1 - np.clip(raw, 1e-6, 1 - 1e-6)))
+    clipped = np.clip(np.asarray(stacked, dtype="float64"), 1e-6, 1 - 1e-6)
+    second = np.log(clipped / (1 - clipped))
+    finite = np.isfinite(second)
+    fill = float(second[finite].mean()) if finite.any() else 0.0
+    second = np.where(finite, second, fill)
+    y = labels.astype("float64")
+
+    def loss(acb: np.ndarray) -> tuple[float, np.ndarray]:
+        z = acb[0] * raw_logit + acb[1] * second + acb[2]
+        value = np.mean(np.logaddexp(0.0, z) - y * z)
+        p = 1.0 / (1.0 + np.exp(-z))
+        return float(value), np.array(
+            [np.mean((p - y) * raw_logit), np.mean((p - y) * second), np.mean(p - y)]
+        )
+
+    result = optimize.minimize(
+        loss,
+        np.array([1.0, 0.0, 0.0]),
+        jac=True,
+        method="L-BFGS-B",
+        bounds=[(0.0, None), (0.0, None), (None, None)],
+    )
+    a, c, b = (float(v) for v in result.x)
+    return Calibrator("stack", a=a, b=b, column=column, c=c, fill=fill)
+
+
+def stack_cv_logloss(
+    raw: np.ndarray, stacked: np.ndarray, labels: np.ndarray, customer_ids: pd.Series, column: str
+) -> float | None:
+    """Return the stack's 2-fold (by customer) log loss, in the same folds as choose_calibrator."""
+    fold = customer_share(customer_ids, "calibration_cv") < 0.5
+    losses = []
+    for held in (fold, ~fold):
+        if held.all() or not held.any() or len(np.unique(labels[~held])) < 2:
+            continue
+        calibrator = fit_stack(raw[~held], stacked[~held], labels[~held], column)
+        losses.append(
+            log_loss(labels[held], calibrator.apply(raw[held], stacked[held])) * held.sum()
+        )
+    return float(sum(losses) / len(labels)) if losses else None
+
+
 def _fit_calibrator(kind: str, raw: np.ndarray, labels: np.ndarray) -> Calibrator:
     return fit_isotonic(raw, labels) if kind == "isotonic" else fit_platt(raw, labels)
 
@@ -290,6 +341,25 @@ def sample_customers(rows: pd.DataFrame, max_customers: int | None) -> pd.DataFr
     return kept.reset_index(drop=True)
 
 
+BGNBD_PREFIX = "bgnbd_"  # the BG/NBD columns of features.bgnbd (churn.features.bgnbd)
+STACK_COLUMN = "bgnbd_p_no_purchase"  # BG/NBD P(no purchase in the horizon): the label's event
+
+
+def stack_column(names: list[str], params: TrainParams, source: str) -> str | None:
+    """Return the column the calibrator stacks with the booster (train.stack_bgnbd), or None."""
+    if not params.stack_bgnbd:
+        return None
+    if STACK_COLUMN not in names:
+        log.warning(
+            "%s: train.stack_bgnbd is on but the snapshots have no %r (features.bgnbd is off): "
+            "the booster is calibrated alone",
+            source,
+            STACK_COLUMN,
+        )
+        return None
+    return STACK_COLUMN
+
+
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Return rows in a fixed order (cutoff, customer id) so input row order cannot matter."""
     return frame.sort_values([CUTOFF, CUSTOMER_ID], kind="stable", ignore_index=True)
@@ -309,6 +379,11 @@ def fit_model(
     """
     check_snapshots(snapshots, horizon_days, source)
     names = feature_columns(snapshots, source)
+    stack = stack_column(names, params, source)
+    if stack is not None:
+        # the booster leaves BG/NBD to the calibrator (as features they hurt on short
+        # histories: benchmarks/results/model_quality_round2.md)
+        names = [name for name in names if not name.startswith(BGNBD_PREFIX)]
     roles = snapshots[ROLE].astype("string")
     # the test cutoff is for measuring only: it is dropped here, before anything is fitted
     fit_rows = _canonical(snapshots[roles == FIT])
@@ -383,7 +458,27 @@ def fit_model(
     calibrator, scores = choose_calibrator(
         raw, y_cal, calibrating[CUSTOMER_ID].reset_index(drop=True), params.calibration
     )
-    calibrated = calibrator.apply(raw)
+    stacked = None
+    if stack is not None:
+        stacked = calibrating[stack].astype("float64").to_numpy()
+        ids = calibrating[CUSTOMER_ID].reset_index(drop=True)
+        # recorded beside isotonic's and Platt's, not a criterion: on the 6-month shape the
+        # stack's log loss lost to Platt's while its ranking gained 0.008 ROC AUC at the as-of
+        # date (benchmarks/results/stacking.md)
+        stack_loss = stack_cv_logloss(raw, stacked, y_cal, ids, stack)
+        if stack_loss is not None:
+            scores["stack"] = stack_loss
+        calibrator = fit_stack(raw, stacked, y_cal, stack)
+    if stacked is not None:
+        log.info(
+            "%s: stacked calibrator: %.3f x logit(booster) + %.3f x logit(%s) + %.3f",
+            source,
+            calibrator.a,
+            calibrator.c,
+            stack,
+            calibrator.b,
+        )
+    calibrated = calibrator.apply(raw, stacked)
     diagnostics = {
         "rounds": float(rounds),
         "early_stopping_logloss": float(history["early_stopping"]["binary_logloss"][rounds - 1]),
@@ -529,7 +624,12 @@ def _production_model(
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw = ChurnModel(booster, Calibrator(), spec).predict_raw(held)
     y_held = held[CHURNED].to_numpy("int64")
-    calibrator = _fit_calibrator(evaluation.calibrator.kind, raw, y_held)
+    column = evaluation.calibrator.column
+    calibrator = (
+        fit_stack(raw, held[column].astype("float64").to_numpy(), y_held, column)
+        if evaluation.calibrator.kind == "stack" and column is not None
+        else _fit_calibrator(evaluation.calibrator.kind, raw, y_held)
+    )
     out_of_time = out_of_time_scores(evaluation, test)
     info = {
         **evaluation.metadata,
@@ -559,3 +659,61 @@ def _production_model(
         }
     )
     return ChurnModel(booster, calibrator, spec, info)
+
+
+# the gate's fallback (promote.fallback): the snapshot column each simple baseline of
+# churn.evaluate ranks by, and the direction in which it raises the churn risk
+BASELINE_COLUMNS = {
+    "recency": ("recency_days", 1),
+    "frequency": ("purchases", -1),
+    "bgnbd": ("bgnbd_expected_purchases", -1),
+    "bgnbd_no_purchase": ("bgnbd_p_no_purchase", 1),
+}
+
+
+def fit_baseline_model(
+    snapshots: pd.DataFrame,
+    baseline: str,
+    horizon_days: int | None,
+    seed: int = 0,
+    source: str = "snapshots",
+) -> ChurnModel:
+    """Return a model that ranks like one simple baseline: LightGBM on that baseline's snapshot
+    column alone, monotone in its direction, calibrated on held-out customers like any model.
+
+    It is the gate's fallback when no champion exists and the first challenger ranks worse than
+    the baseline: marketing still gets a list, scored by the baseline and labelled as such
+    (metadata "fallback"). No production refit: it is the evaluation recipe (fit cutoffs,
+    calibration cutoff), so the gate can measure it on the test rows it never read.
+    """
+    if baseline not in BASELINE_COLUMNS:
+        raise ChurnError(
+            f"{source}: no fallback model for baseline {baseline!r}; "
+            f"known: {sorted(BASELINE_COLUMNS)}"
+        )
+    column, direction = BASELINE_COLUMNS[baseline]
+    if column not in snapshots.columns:
+        raise ChurnError(
+            f"{source}: the fallback on baseline {baseline!r} needs the snapshot column "
+            f"{column!r}, which is not there"
+            + (" (turn on features.bgnbd)" if column.startswith("bgnbd") else "")
+        )
+    params = TrainParams(
+        seed=seed,
+        # one numeric feature: fine bins and every row, so the order is the baseline's own
+        lightgbm=LightGBMParams(
+            max_bin=1023,
+            num_leaves=63,
+            min_data_in_leaf=20,
+            feature_fraction=1.0,
+            bagging_fraction=1.0,
+            bagging_freq=0,
+        ),
+        monotone={column: direction},
+        production_refit=False,
+        sample_customers=None,
+        stack_bgnbd=False,  # the baseline alone, never blended with another
+    )
+    rows = snapshots[[*KEY_COLUMNS, column]]
+    metadata = {"fallback": {"baseline": baseline, "column": column, "direction": direction}}
+    return fit_model(rows, params, horizon_days, source, metadata).model

@@ -197,6 +197,29 @@ def test_no_champion_and_a_failing_challenger_is_a_clear_error(
     assert registry.alias_version("champion") is None
 
 
+def test_a_first_challenger_below_the_best_baseline_leaves_the_baseline_then_a_model_replaces_it(
+    tmp_path, snapshots, registry, models
+):
+    """promote.fallback: no champion yet and the first model ranks worse than recency: the
+    champion folder holds recency as a one-feature model, labelled, with the alias unset; the
+    next run's passing model replaces it (a fallback folder is no lost registry)."""
+    weak = train_model(snapshots, ["channel"], seed=1)
+    report, folder = _promote(
+        tmp_path, snapshots, registry, weak, params=PromoteParams(min_auc=0.55)
+    )
+    assert report["decision"] == "keep" and report["fallback"]["baseline"] == "recency"
+    assert folder.version == "baseline-recency" and folder.metadata["fallback"]["column"] == (
+        "recency_days"
+    )
+    assert folder.spec.names == ["recency_days"]
+    assert registry.alias_version("champion") is None
+
+    report, folder = _promote(tmp_path, snapshots, registry, models["strong"])
+    assert report["decision"] == "promote" and report["fallback"] is None
+    assert registry.alias_version("champion") == folder.version != "baseline-recency"
+    assert "fallback" not in folder.metadata
+
+
 def test_a_challenger_registered_by_train_is_recognised_not_registered_again(
     tmp_path, snapshots, registry, models
 ):

@@ -148,7 +148,14 @@ def production_metrics(
         # it trained on the other customers of the test cutoff: rank only the ones it never saw
         test_rows, labels = test_rows[held_out], labels[held_out]
         evaluation_proba = evaluation_proba[held_out]
-    out = score_metrics(labels, production.predict_raw(test_rows), False, fractions)
+    # a stacked calibrator changes the order (it adds BG/NBD's probability): rank by its output;
+    # its three weights were fitted on these customers, far too few to flatter a ranking
+    ranked = (
+        production.predict_proba(test_rows)
+        if production.calibrator.kind == "stack"
+        else production.predict_raw(test_rows)
+    )
+    out = score_metrics(labels, ranked, False, fractions)
     out["rows"] = int(len(test_rows))
     same_rows = score_metrics(labels, evaluation_proba, False, fractions)
     out["evaluation_model_roc_auc"] = same_rows["roc_auc"]

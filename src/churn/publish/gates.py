@@ -180,16 +180,28 @@ def enforce_gates(gates: list[Gate], accept_drift: bool = False) -> list[Gate]:
 
 
 def check_champion(
-    scores: pd.DataFrame, champion_version: str | None, allow_other: bool = False
+    scores: pd.DataFrame,
+    champion_version: str | None,
+    allow_other: bool = False,
+    fallback_version: str | None = None,
 ) -> Gate:
     """Return the champion gate: the list was scored by the model the champion alias points to.
 
     A list scored by any other model (an experiment's challenger, a champion since rolled back)
-    is refused unless `allow_other` (an explicit override the record keeps).
+    is refused unless `allow_other` (an explicit override the record keeps). With no champion
+    yet, a list scored by the gate's fallback (`fallback_version`, the best simple baseline that
+    promote wrote to models/champion/ because no model passed) passes, named as such.
     """
     version = str(scores[MODEL_VERSION].iloc[0])
     if champion_version is not None and version == str(champion_version):
         return Gate("champion", True, f"scored by the champion, version {version}")
+    if champion_version is None and fallback_version is not None and version == fallback_version:
+        return Gate(
+            "champion",
+            True,
+            f"scored by the fallback {version} (a simple baseline, not a trained model): no "
+            "model has passed the gate yet (reports/promotion.json says why)",
+        )
     detail = (
         f"scored by model version {version}, but the champion is "
         f"{champion_version if champion_version is not None else 'not set'}; rerun `dvc repro` "
