@@ -1,0 +1,66 @@
+"""Opening a Spark session from the engine section: local mode, a cluster, or Spark Connect."""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from churn.config import SPARK_FIXED_CONF, EngineParams
+from churn.errors import ChurnError
+
+# what churn always sets, whatever engine.spark.conf says (validated there): UTC like DuckDB,
+# ANSI mode so a bad cast or an overflow fails the query instead of becoming NULL
+FIXED_CONF = {"spark.sql.session.timeZone": "UTC", "spark.sql.ansi.enabled": "true"}
+assert set(FIXED_CONF) == set(SPARK_FIXED_CONF)
+
+INSTALL_HINT = (
+    "engine.kind is spark but pyspark is not installed; install the optional extra: "
+    "pip install 'churn[spark]' (or set engine.kind: duckdb in params.yaml)"
+)
+
+
+def _pyspark() -> Any:
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise ChurnError(INSTALL_HINT) from None
+    return SparkSession
+
+
+def open_spark(engine: EngineParams) -> Any:
+    """Return a SparkSession for engine.spark: a master URL (local[N], a cluster) or a Spark
+    Connect URL (remote), in UTC with ANSI mode on."""
+    spark_params = engine.spark
+    session_class = _pyspark()
+    builder = session_class.builder.appName(spark_params.app_name)
+    local = spark_params.remote == "local" or (spark_params.master or "").startswith("local")
+    if local and shutil.which("java") is None:
+        raise ChurnError(
+            "engine.kind is spark in local mode but no Java runtime was found on PATH; install "
+            "Java 17 (e.g. apt-get install openjdk-17-jre-headless) or point engine.spark at a "
+            "cluster (master) or a Spark Connect server (remote)"
+        )
+    if spark_params.remote is not None:
+        builder = builder.remote(spark_params.remote)
+        if spark_params.remote == "local":
+            # the local Connect server runs in this machine's JVM: it takes the static settings
+            for key, value in {**spark_params.conf, **FIXED_CONF}.items():
+                builder = builder.config(key, value)
+    else:
+        builder = builder.master(spark_params.master)
+        for key, value in {**spark_params.conf, **FIXED_CONF}.items():
+            builder = builder.config(key, value)
+    try:
+        session = builder.getOrCreate()
+    except Exception as error:  # pyspark raises many types (Py4J, gRPC, runtime)
+        target = spark_params.remote or spark_params.master
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ChurnError(
+            f"engine.spark: could not start a Spark session on {target!r} ({first}); check "
+            "engine.spark.master / engine.spark.remote in params.yaml and that the cluster or "
+            "Connect server is reachable"
+        ) from None
+    for key, value in FIXED_CONF.items():
+        # a Connect server (or a session reused by getOrCreate) may have other defaults
+        session.conf.set(key, value)
+    return session
