@@ -6,53 +6,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-import pyarrow as pa
 import pytest
 
 from churn.config import ChurnParams, FeaturesParams
 from churn.errors import ChurnError
 from churn.features import build_snapshots as build_on_duckdb
-from support.division_cases import division_customers, division_nps, division_transactions
-from support.features_tables import customers_frame, day, nps_frame, transactions_frame
-from support.spark_parity import frame_differences, require_spark, spark_engine
+from support.features_tables import day, transactions_frame
+from support.spark_parity import (
+    assert_same_snapshots,
+    edge_tables,
+    require_spark,
+    spark_engine,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
-
-# beyond the division cases: ids that sort differently as bytes, case and accents, a customer
-# with only refunds, a purchase on the first day of the data, a leap day, unknown customers in
-# the side tables, nps answers on the same day (tie broken by score)
-EDGE_ROWS = [
-    ("00001", day(-700), 10.0),
-    ("00001", day(-3), 12.345678),
-    ("A", day(-60), 1.0),
-    ("a", day(-61), 2.0),
-    ("é", day(-30), 3.5),
-    ("refunds_only", day(-20), -4.0),
-    ("refunds_only", day(-10), -1.0),
-    ("leap", pd.Timestamp("2024-02-29").date(), 7.0),
-    ("leap", day(-1), 7.0),
-    ("big", day(-2), 999_999_999.9999),
-    ("big", day(-1), 0.0001),
-]
-
-
-def edge_tables() -> tuple[pa.Table, pa.Table, pa.Table]:
-    """Return the division cases plus EDGE_ROWS as clean (transactions, customers, nps)."""
-    transactions = pa.concat_tables([division_transactions(), transactions_frame(EDGE_ROWS)])
-    customers = pa.concat_tables(
-        [
-            division_customers(),
-            customers_frame([("00001", None, "web", "west"), ("ghost", day(-5), "app", "x")]),
-        ]
-    )
-    nps = pa.concat_tables(
-        [
-            division_nps(),
-            nps_frame([("00001", day(-4), 7), ("00001", day(-4), 2), ("ghost", day(-1), 10)]),
-        ]
-    )
-    return transactions, customers, nps
 
 
 @pytest.fixture(scope="module")
@@ -63,15 +30,6 @@ def spark(tmp_path_factory):
     session = open_spark(spark_engine(tmp_path_factory.mktemp("spark-local")))
     yield session
     session.stop()
-
-
-def assert_same_snapshots(on_spark, on_duckdb) -> None:
-    assert on_spark.as_of == on_duckdb.as_of
-    assert on_spark.cutoffs == on_duckdb.cutoffs
-    assert on_spark.dropped == on_duckdb.dropped
-    assert len(on_duckdb.train) > 0 and len(on_duckdb.score) > 0
-    assert frame_differences(on_spark.train, on_duckdb.train) == []
-    assert frame_differences(on_spark.score, on_duckdb.score) == []
 
 
 def test_session_runs_in_utc_with_ansi_on(spark):
