@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from typing import Any
 
 from churn.config import SPARK_FIXED_CONF, EngineParams
@@ -40,15 +42,20 @@ def open_spark(engine: EngineParams) -> Any:
             "Java 17 (e.g. apt-get install openjdk-17-jre-headless) or point engine.spark at a "
             "cluster (master) or a Spark Connect server (remote)"
         )
+    conf = {**spark_params.conf, **FIXED_CONF}
+    if local:
+        # Python workers on this machine must run this interpreter (pandas UDFs import churn,
+        # LightGBM, pyarrow). PySpark reads the worker's Python from PYSPARK_PYTHON (or
+        # spark.pyspark.python given to spark-submit), not from the builder's conf.
+        python = conf.get("spark.pyspark.python", sys.executable)
+        os.environ.setdefault("PYSPARK_PYTHON", python)
     if spark_params.remote is not None:
         builder = builder.remote(spark_params.remote)
-        if spark_params.remote == "local":
-            # the local Connect server runs in this machine's JVM: it takes the static settings
-            for key, value in {**spark_params.conf, **FIXED_CONF}.items():
-                builder = builder.config(key, value)
     else:
         builder = builder.master(spark_params.master)
-        for key, value in {**spark_params.conf, **FIXED_CONF}.items():
+    if spark_params.remote is None or local:
+        # a master, or the local Connect server in this machine's JVM: static settings apply
+        for key, value in conf.items():
             builder = builder.config(key, value)
     try:
         session = builder.getOrCreate()
