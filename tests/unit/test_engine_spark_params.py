@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 
 import pandas as pd
@@ -68,3 +69,21 @@ def test_frame_comparison_finds_each_kind_of_difference():
     assert frame_differences(base.assign(t=["a", "B"]), base) == [(1, "t", "B", "b")]
     assert frame_differences(base.assign(n=[1.0, 2.0]), base)[0][0] == "dtypes"
     assert frame_differences(base.iloc[:1], base) == [("rows", 1, 2)]
+
+
+def test_a_local_spark_without_java_is_a_clear_error(monkeypatch):
+    pytest.importorskip("pyspark.sql")
+    from churn.spark import session
+
+    monkeypatch.setattr(session.shutil, "which", lambda name: None)
+    engine = parse_params({"engine": {"kind": "spark"}}).engine
+    with pytest.raises(ChurnError, match="no Java runtime.*Java 17"):
+        session.open_spark(engine)
+
+
+def test_spark_without_pyspark_names_the_extra(monkeypatch):
+    from churn.spark import session
+
+    monkeypatch.setitem(sys.modules, "pyspark.sql", None)  # import fails as when not installed
+    with pytest.raises(ChurnError, match=r"churn\[spark\]"):
+        session.open_spark(parse_params({"engine": {"kind": "spark"}}).engine)

@@ -36,11 +36,15 @@ def open_spark(engine: EngineParams) -> Any:
     session_class = _pyspark()
     builder = session_class.builder.appName(spark_params.app_name)
     local = spark_params.remote == "local" or (spark_params.master or "").startswith("local")
-    if local and shutil.which("java") is None:
+    # a master URL (local or a cluster) runs the driver in a JVM here; only a remote Spark
+    # Connect server needs no Java on this machine
+    needs_java = spark_params.remote is None or spark_params.remote == "local"
+    if needs_java and shutil.which("java") is None:
         raise ChurnError(
-            "engine.kind is spark in local mode but no Java runtime was found on PATH; install "
-            "Java 17 (e.g. apt-get install openjdk-17-jre-headless) or point engine.spark at a "
-            "cluster (master) or a Spark Connect server (remote)"
+            "engine.kind is spark with a Spark driver on this machine but no Java runtime was "
+            "found on PATH; install Java 17 (e.g. apt-get install openjdk-17-jre-headless), or "
+            "set engine.spark.remote to a Spark Connect server (sc://host:15002) and "
+            "engine.spark.master to null"
         )
     conf = {**spark_params.conf, **FIXED_CONF}
     if local:
