@@ -346,9 +346,21 @@ def features(
     from churn.files import write_json, write_parquet
 
     settings = _stage_params("features", params)
-    snapshots = build_snapshots(
-        transactions, customers, nps, settings.churn, settings.features, settings.engine
-    )
+    if settings.engine.kind == "spark":
+        from churn.spark.features import build_snapshots as build_on_spark
+        from churn.spark.session import open_spark
+
+        spark = open_spark(settings.engine)
+        try:
+            snapshots = build_on_spark(
+                spark, transactions, customers, nps, settings.churn, settings.features
+            )
+        finally:
+            spark.stop()
+    else:
+        snapshots = build_snapshots(
+            transactions, customers, nps, settings.churn, settings.features, settings.engine
+        )
     with resource_errors(settings.engine, "features"):  # the frames written out need memory too
         write_parquet(snapshots.train, out / "train.parquet")
         write_parquet(snapshots.score, out / "score.parquet")

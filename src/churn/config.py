@@ -44,11 +44,76 @@ class ChurnParams(Section):
 MEMORY_SIZE = r"\d+(\.\d+)?\s*[KMGT]i?B"
 
 
-class EngineParams(Section):
-    """DuckDB, the embedded engine of every stage that aggregates transactions (no model stage)."""
+SPARK_MASTER = re.compile(r"local(\[(\*|[1-9]\d*)(,\s*[1-9]\d*)?\])?|(spark|k8s|mesos)://\S+|yarn")
+SPARK_REMOTE = re.compile(r"sc://[^\s/]+(:\d+)?(/;\S*)?|local(\[(\*|[1-9]\d*)\])?")
 
-    threads: int | None = Field(None, ge=1)  # null = all cores
+
+class SparkParams(Section):
+    """Apache Spark: where the session runs (a master, or a Spark Connect server) and its conf."""
+
+    master: str | None = "local[2]"  # local[N], spark://host:port, yarn, k8s://...; null = remote
+    remote: str | None = None  # Spark Connect: sc://host:15002 (or "local": a Connect server here)
+    app_name: str = Field("churn", min_length=1)
+    conf: dict[str, str] = Field(
+        default_factory=lambda: {
+            "spark.driver.memory": "1g",
+            "spark.sql.shuffle.partitions": "8",
+            "spark.ui.enabled": "false",
+        }
+    )  # any spark.* setting; the session time zone and ANSI mode are set by churn
+
+    @field_validator("conf", mode="before")
+    @classmethod
+    def _conf_as_text(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {
+                str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()
+            }
+        return value
+
+    @model_validator(mode="after")
+    def _one_target(self) -> SparkParams:
+        if (self.master is None) == (self.remote is None):
+            raise ValueError(
+                "set exactly one of master (a Spark master URL such as local[2]) and remote (a "
+                "Spark Connect URL such as sc://host:15002); set the other to null"
+            )
+        if self.master is not None and not SPARK_MASTER.fullmatch(self.master):
+            raise ValueError(
+                f"master {self.master!r} is not a Spark master URL: use local[2], local[*], "
+                "spark://host:7077, yarn or k8s://https://host:443"
+            )
+        if self.remote is not None and not SPARK_REMOTE.fullmatch(self.remote):
+            raise ValueError(
+                f"remote {self.remote!r} is not a Spark Connect URL: use sc://host:15002 "
+                "(options after /;) or local"
+            )
+        for key in self.conf:
+            if not key.startswith("spark."):
+                raise ValueError(
+                    f"conf key {key!r} is not a Spark setting (they start with spark.)"
+                )
+            if key in SPARK_FIXED_CONF:
+                raise ValueError(
+                    f"conf key {key!r} is set by churn ({SPARK_FIXED_CONF[key]}); remove it"
+                )
+        return self
+
+
+# settings churn always gives a Spark session, so both engines compute the same values
+SPARK_FIXED_CONF = {
+    "spark.sql.session.timeZone": "UTC, as DuckDB: dates never move with the machine's zone",
+    "spark.sql.ansi.enabled": "true: a bad cast or overflow fails instead of becoming NULL",
+}
+
+
+class EngineParams(Section):
+    """The engine of every stage that aggregates transactions (no model stage): DuckDB or Spark."""
+
+    kind: Literal["duckdb", "spark"] = "duckdb"  # spark: ingest rules, features, scoring on Spark
+    threads: int | None = Field(None, ge=1)  # DuckDB; null = all cores
     memory_limit: str = "2GB"  # DuckDB spills to a temporary folder beyond it
+    spark: SparkParams = SparkParams()  # read only when kind is spark
 
     @model_validator(mode="after")
     def _memory_size(self) -> EngineParams:

@@ -192,6 +192,31 @@ def _shown(column: str) -> str:
     return f"coalesce('''' || left({_text(column)}, 80) || '''', 'empty')"
 
 
+def transaction_reason_sql(ts: str, amt: str, params, reject: str) -> str:
+    """Return the SQL CASE giving a typed transaction row its quarantine reason (NULL = valid):
+    the row rules, written once for DuckDB and transpiled for Spark (churn.spark.clean).
+
+    Reads __cid, __ts and __amt (the typed id, timestamp and amount) and the source columns `ts`
+    and `amt` (to tell a missing value from a malformed one); `reject` is the SQL literal of the
+    newest accepted timestamp.
+    """
+    min_date = lit(params.limits.min_date.isoformat())
+    max_amount = repr(float(params.limits.max_abs_amount))
+    return f"""CASE
+        WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
+        WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
+        WHEN {control_expr("__cid")} THEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
+        WHEN __ts IS NULL AND {blank_expr(ts)} THEN '{Reason.MISSING_TIMESTAMP}'
+        WHEN __ts IS NULL THEN '{Reason.UNPARSEABLE_TIMESTAMP}'
+        WHEN __ts > CAST({reject} AS TIMESTAMP) THEN '{Reason.FUTURE_TIMESTAMP}'
+        WHEN __ts < CAST({min_date} AS TIMESTAMP) THEN '{Reason.TIMESTAMP_OUT_OF_RANGE}'
+        WHEN __amt IS NULL AND {blank_expr(amt)} THEN '{Reason.MISSING_AMOUNT}'
+        WHEN __amt IS NULL THEN '{Reason.NON_NUMERIC_AMOUNT}'
+        WHEN NOT isfinite(__amt) THEN '{Reason.NON_FINITE_AMOUNT}'
+        WHEN abs(__amt) > {max_amount} THEN '{Reason.AMOUNT_OUT_OF_RANGE}'
+    END"""
+
+
 def clean_transactions(
     con: duckdb.DuckDBPyConnection,
     raw: RawTable,
@@ -234,21 +259,7 @@ def clean_transactions(
     pass_cols = "".join(f", {ident(p)}" for p in passthrough)
 
     typed = fresh_name("txn_typed")
-    min_date = lit(params.limits.min_date.isoformat())
-    max_amount = repr(float(params.limits.max_abs_amount))
-    reason_sql = f"""CASE
-        WHEN __cid IS NULL THEN '{Reason.MISSING_CUSTOMER_ID}'
-        WHEN {formula_expr("__cid")} THEN '{Reason.FORMULA_CUSTOMER_ID}'
-        WHEN {control_expr("__cid")} THEN '{Reason.CONTROL_CHARACTER_CUSTOMER_ID}'
-        WHEN __ts IS NULL AND {blank_expr(ts)} THEN '{Reason.MISSING_TIMESTAMP}'
-        WHEN __ts IS NULL THEN '{Reason.UNPARSEABLE_TIMESTAMP}'
-        WHEN __ts > CAST({reject} AS TIMESTAMP) THEN '{Reason.FUTURE_TIMESTAMP}'
-        WHEN __ts < CAST({min_date} AS TIMESTAMP) THEN '{Reason.TIMESTAMP_OUT_OF_RANGE}'
-        WHEN __amt IS NULL AND {blank_expr(amt)} THEN '{Reason.MISSING_AMOUNT}'
-        WHEN __amt IS NULL THEN '{Reason.NON_NUMERIC_AMOUNT}'
-        WHEN NOT isfinite(__amt) THEN '{Reason.NON_FINITE_AMOUNT}'
-        WHEN abs(__amt) > {max_amount} THEN '{Reason.AMOUNT_OUT_OF_RANGE}'
-    END"""
+    reason_sql = transaction_reason_sql(ts, amt, params, reject)
     originals: list[tuple[str, str | None]] = [(C.CUSTOMER_ID, cust), (C.TIMESTAMP, ts)]
     originals += [(C.AMOUNT, amt), (C.TRANSACTION_ID, tx)]
     originals += [(p, p) for p in passthrough]

@@ -1,0 +1,234 @@
+"""The transaction row rules on Spark, for typed sources (Parquet, Delta, catalog tables): each
+row's quarantine reason, reused transaction ids and re-sent duplicates, as Spark SQL.
+
+The reason of a row is churn.ingest.clean's CASE, written once in DuckDB's dialect and
+transpiled by sqlglot; the typed columns use the same expressions as the DuckDB ingest. Text
+exports (text timestamps to parse) keep going through the DuckDB ingest first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from churn import columns as C
+from churn.errors import ChurnError
+from churn.ingest.clean import (
+    amount_expr,
+    id_expr,
+    nullable,
+    timestamp_expr,
+    transaction_reason_sql,
+)
+from churn.ingest.rejects import Reason
+from churn.ingest.sources import ident, lit
+
+# Spark type (simpleString) -> the DuckDB type name the shared expressions expect. A Spark
+# TIMESTAMP is an instant (Parquet isAdjustedToUTC), DuckDB's TIMESTAMPTZ; TIMESTAMP_NTZ is naive.
+SPARK_TO_DUCKDB = {
+    "string": "VARCHAR",
+    "timestamp": "TIMESTAMPTZ",
+    "timestamp_ntz": "TIMESTAMP",
+    "date": "DATE",
+    "double": "DOUBLE",
+    "float": "FLOAT",
+    "tinyint": "TINYINT",
+    "smallint": "SMALLINT",
+    "int": "INTEGER",
+    "bigint": "BIGINT",
+}
+
+
+@dataclass(frozen=True)
+class SparkCleaned:
+    """Clean rows and quarantined rows as Spark DataFrames, and the counts that must add up."""
+
+    clean: Any  # DataFrame in the clean contract's columns, sorted
+    quarantine: Any  # DataFrame: source_row, reason, and the source values as text
+    rows_read: int
+    rows_clean: int
+    quarantined_by_reason: dict[str, int]
+    duplicates_removed: int
+
+    def assert_rows_conserved(self) -> None:
+        """Raise AssertionError unless rows in = rows out + rows quarantined + duplicates."""
+        total = self.rows_clean + sum(self.quarantined_by_reason.values()) + self.duplicates_removed
+        assert self.rows_read == total, (
+            f"transactions: rows not conserved on Spark: read {self.rows_read} != clean "
+            f"{self.rows_clean} + quarantined {self.quarantined_by_reason} + duplicates "
+            f"{self.duplicates_removed}"
+        )
+
+
+def _duckdb_type(column: str, spark_type: str, label: str) -> str:
+    if spark_type.startswith("decimal"):
+        return "DECIMAL"
+    if spark_type not in SPARK_TO_DUCKDB:
+        raise ChurnError(
+            f"{label}: column {column!r} has Spark type {spark_type}; the Spark ingest reads "
+            "text, numbers, dates and timestamps: cast it in the table or map another column"
+        )
+    return SPARK_TO_DUCKDB[spark_type]
+
+
+def to_spark_sql(duckdb_sql: str) -> str:
+    """Return DuckDB SQL transpiled to Spark SQL, with the two functions Spark lacks rewritten:
+    isfinite(x) and timezone(zone, ts) (an instant as wall-clock time in zone)."""
+    import sqlglot
+    from sqlglot import exp
+
+    tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        name = node.name.upper() if isinstance(node, exp.Anonymous) else None
+        if name == "ISFINITE":
+            value = node.expressions[0].sql("spark")
+            return sqlglot.parse_one(
+                f"(NOT ISNAN({value}) AND ABS({value}) <> CAST('Infinity' AS DOUBLE))",
+                read="spark",
+            )
+        if isinstance(node, exp.AtTimeZone) or name == "TIMEZONE":
+            if isinstance(node, exp.AtTimeZone):
+                zone, value = node.args["zone"].sql("spark"), node.this.sql("spark")
+            else:
+                zone, value = (e.sql("spark") for e in node.expressions)
+            return sqlglot.parse_one(
+                f"CAST(FROM_UTC_TIMESTAMP({value}, {zone}) AS TIMESTAMP_NTZ)", read="spark"
+            )
+        return node
+
+    return tree.transform(rewrite).sql("spark")
+
+
+def clean_transactions(
+    spark: Any, raw: Any, params: Any, reject_after: datetime, label: str = "transactions"
+) -> SparkCleaned:
+    """Return the clean and quarantined rows of a typed transactions table (a Spark DataFrame),
+    by the DuckDB ingest's rules; rows read = clean + quarantined + duplicates removed."""
+    mapping = {
+        C.CUSTOMER_ID: params.columns.customer_id,
+        C.TIMESTAMP: params.columns.timestamp,
+        C.AMOUNT: params.columns.amount,
+    }
+    if params.columns.transaction_id:
+        mapping[C.TRANSACTION_ID] = params.columns.transaction_id
+    for name in params.passthrough:
+        mapping[name] = name
+    types = dict(raw.dtypes)
+    missing = [(key, column) for key, column in mapping.items() if column not in types]
+    if missing:
+        key, column = missing[0]
+        raise ChurnError(
+            f"{label}: column {column!r} (ingest.columns.{key}) is missing; the table has "
+            f"{', '.join(types)}; map the right column in params.yaml"
+        )
+    t = {column: _duckdb_type(column, types[column], label) for column in mapping.values()}
+    cust, ts, amt = mapping[C.CUSTOMER_ID], mapping[C.TIMESTAMP], mapping[C.AMOUNT]
+    tx = mapping.get(C.TRANSACTION_ID)
+    if t[ts] == "VARCHAR":
+        raise ChurnError(
+            f"{label}: column {ts!r} holds text; the Spark engine reads typed tables, so text "
+            "timestamps go through the DuckDB ingest first (engine.kind: duckdb for ingest, or "
+            "store the column as a timestamp)"
+        )
+    passthrough = list(params.passthrough)
+    reject = lit(reject_after.strftime("%Y-%m-%d %H:%M:%S.%f"))
+    ts_sql = timestamp_expr(ts, t[ts], None, params.dayfirst, params.timezone, label)
+    typed = f"""
+        SELECT __file, __row, __cid, __ts, __amt, __tx, {transaction_reason_sql(ts, amt, params, reject)}
+               AS __reason0, {", ".join(ident(c) for c in sorted(set(mapping.values())))}
+        FROM (
+            SELECT *, {id_expr(cust, t[cust])} AS __cid, {ts_sql} AS __ts,
+                   {amount_expr(amt, t[amt], params.csv.decimal, params.csv.thousands, label)} AS __amt,
+                   {id_expr(tx, t[tx]) if tx else "CAST(NULL AS VARCHAR)"} AS __tx
+            FROM __raw
+        ) AS source"""
+    # an id is reused when its valid rows name more than one (customer, local date)
+    reused = """
+        SELECT __tx FROM typed WHERE __reason0 IS NULL AND __tx IS NOT NULL GROUP BY __tx
+        HAVING COUNT(DISTINCT __cid) > 1 OR COUNT(DISTINCT CAST(__ts AS DATE)) > 1"""
+    out_cols = ["__cid", "__ts", "__amt", "__tx", *(ident(p) for p in passthrough)]
+    # a row identical to an earlier one is a re-sent copy: with a transaction id always dropped,
+    # without one only when ingest.drop_exact_duplicates is true (else counted and kept)
+    # (rows without an id are never merged when ids are mapped, as on DuckDB)
+    drop = "__tx IS NOT NULL" if tx else "true" if params.drop_exact_duplicates else "false"
+    marked = f"""
+        SELECT *, CASE WHEN __reason IS NULL AND {drop} THEN ROW_NUMBER() OVER (
+                   PARTITION BY __reason IS NULL, {", ".join(out_cols)} ORDER BY __file, __row) END
+               AS __copy
+        FROM (
+            SELECT t.*, CASE WHEN t.__reason0 IS NULL AND r.__tx IS NOT NULL
+                        THEN '{Reason.REUSED_TRANSACTION_ID}' ELSE t.__reason0 END AS __reason
+            FROM typed t LEFT JOIN ({reused}) r ON t.__tx = r.__tx
+        ) AS flagged"""
+    outputs = [
+        ("__cid", C.CUSTOMER_ID),
+        ("__ts", C.TIMESTAMP),
+        ("CAST(__ts AS DATE)", C.DATE),
+        ("__amt", C.AMOUNT),
+        ("__tx", C.TRANSACTION_ID),
+        *((ident(p), p) for p in passthrough),
+    ]
+    select_cols = ", ".join(f"{nullable(sql)} AS {ident(name)}" for sql, name in outputs)
+    originals = [(C.CUSTOMER_ID, cust), (C.TIMESTAMP, ts), (C.AMOUNT, amt), (C.TRANSACTION_ID, tx)]
+    originals += [(p, p) for p in passthrough]
+    quarantine_cols = ", ".join(
+        f"{f'CAST({ident(source)} AS VARCHAR)' if source else 'CAST(NULL AS VARCHAR)'} AS {ident(out)}"
+        for out, source in originals
+    )
+    _with_positions(raw).createOrReplaceTempView("__raw")
+    spark.sql(to_spark_sql(typed)).createOrReplaceTempView("typed")
+    spark.sql(to_spark_sql(marked)).cache().createOrReplaceTempView("marked")
+    clean = spark.sql(
+        to_spark_sql(
+            f"SELECT {select_cols} FROM marked WHERE __reason IS NULL AND coalesce(__copy, 1) = 1 "
+            "ORDER BY __cid, __ts, __file, __row"
+        )
+    )
+    quarantine = spark.sql(
+        to_spark_sql(
+            f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE}, "
+            f"CAST(__row AS BIGINT) AS "
+            f"{C.SOURCE_ROW}, __reason AS {C.REASON}, {quarantine_cols} FROM marked "
+            "WHERE __reason IS NOT NULL ORDER BY __file, __row"
+        )
+    )
+    counts = spark.sql(
+        "SELECT __reason, COUNT(*) AS n, COUNT_IF(__copy > 1) AS copies FROM marked GROUP BY __reason"
+    ).collect()
+    reasons = {row[0]: int(row[1]) for row in counts if row[0] is not None}
+    duplicates = sum(int(row[2]) for row in counts if row[0] is None)
+    valid = sum(int(row[1]) for row in counts if row[0] is None)
+    result = SparkCleaned(
+        clean=clean,
+        quarantine=quarantine,
+        rows_read=sum(int(row[1]) for row in counts),
+        rows_clean=valid - duplicates,
+        quarantined_by_reason=dict(sorted(reasons.items())),
+        duplicates_removed=duplicates,
+    )
+    result.assert_rows_conserved()
+    return result
+
+
+def _with_positions(raw: Any) -> Any:
+    """Return the source with __file and __row (1-based row in its file, as the DuckDB ingest
+    numbers them): from Spark's file metadata for file and Delta sources; for other tables
+    (no files) an increasing id in partition order, and no file."""
+    from pyspark.sql import functions as F
+
+    try:
+        positioned = raw.select(
+            "*",
+            F.col("_metadata.file_path").alias("__file"),
+            (F.col("_metadata.row_index") + 1).alias("__row"),
+        )
+        positioned.schema  # noqa: B018 - analysed now (Spark Connect analyses lazily)
+        return positioned
+    except Exception:  # no _metadata column: an in-memory or non-file table
+        return raw.select(
+            "*",
+            F.lit(None).cast("string").alias("__file"),
+            (F.monotonically_increasing_id() + 1).alias("__row"),
+        )

@@ -1,0 +1,126 @@
+"""Comparing the engines: a Spark session for tests and a column-by-column frame comparison."""
+
+from __future__ import annotations
+
+import math
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+
+from churn.config import EngineParams, SparkParams
+from support.division_cases import division_customers, division_nps, division_transactions
+from support.features_tables import customers_frame, day, nps_frame, transactions_frame
+from support.services import require
+
+# small JVM: the test machine is shared; one core, few shuffle partitions
+TEST_CONF = {
+    "spark.driver.memory": "512m",
+    "spark.sql.shuffle.partitions": "2",
+    "spark.ui.enabled": "false",
+    # the JVM's own zone far from UTC: the session zone churn sets (UTC) must win
+    "spark.driver.extraJavaOptions": "-Duser.timezone=Pacific/Kiritimati",
+}
+
+
+def spark_engine(local_dir: Path, remote: str | None = None) -> EngineParams:
+    """Return the engine section of a local Spark (or a local Spark Connect server) for tests."""
+    conf = {**TEST_CONF, "spark.local.dir": str(local_dir)}
+    if remote is not None:
+        return EngineParams(kind="spark", spark=SparkParams(master=None, remote=remote, conf=conf))
+    return EngineParams(kind="spark", spark=SparkParams(master="local[1]", conf=conf))
+
+
+def require_spark() -> None:
+    """Skip (or fail in CI) without Java or pyspark."""
+    require("java")
+    import pytest
+
+    pytest.importorskip("pyspark.sql")
+
+
+def _same(left: object, right: object) -> bool:
+    left_missing = left is None or left is pd.NA or (isinstance(left, float) and math.isnan(left))
+    right_missing = (
+        right is None or right is pd.NA or (isinstance(right, float) and math.isnan(right))
+    )
+    if left_missing or right_missing:
+        return left_missing and right_missing
+    if isinstance(left, float) or isinstance(right, float):
+        return math.isclose(float(left), float(right), rel_tol=1e-9, abs_tol=0.0)
+    if isinstance(left, date) or isinstance(right, date):
+        return type(left) is type(right) and left == right
+    return left == right
+
+
+def frame_differences(spark_frame: pd.DataFrame, duckdb_frame: pd.DataFrame) -> list[tuple]:
+    """Return (row, column, Spark value, DuckDB value) for every cell that differs: integers,
+    dates and text equal, floats within 1e-9 relative; also schema and row-count mismatches."""
+    if list(spark_frame.columns) != list(duckdb_frame.columns):
+        return [("columns", list(spark_frame.columns), list(duckdb_frame.columns))]
+    dtypes = [
+        (name, str(a), str(b))
+        for name, a, b in zip(
+            spark_frame.columns, spark_frame.dtypes, duckdb_frame.dtypes, strict=True
+        )
+        if str(a) != str(b)
+    ]
+    if dtypes:
+        return [("dtypes", dtypes)]
+    if len(spark_frame) != len(duckdb_frame):
+        return [("rows", len(spark_frame), len(duckdb_frame))]
+    differences = []
+    for name in duckdb_frame.columns:
+        for row, (got, want) in enumerate(
+            zip(spark_frame[name].tolist(), duckdb_frame[name].tolist(), strict=True)
+        ):
+            if not _same(got, want):
+                differences.append((row, name, got, want))
+    return differences
+
+
+# beyond the division cases: ids that sort differently as bytes, case and accents, a customer
+# with only refunds, a purchase on the first day of the data, a leap day, unknown customers in
+# the side tables, nps answers on the same day (tie broken by score)
+EDGE_ROWS = [
+    ("00001", day(-700), 10.0),
+    ("00001", day(-3), 12.345678),
+    ("A", day(-60), 1.0),
+    ("a", day(-61), 2.0),
+    ("é", day(-30), 3.5),
+    ("refunds_only", day(-20), -4.0),
+    ("refunds_only", day(-10), -1.0),
+    ("leap", pd.Timestamp("2024-02-29").date(), 7.0),
+    ("leap", day(-1), 7.0),
+    ("big", day(-2), 999_999_999.9999),
+    ("big", day(-1), 0.0001),
+]
+
+
+def edge_tables() -> tuple[pa.Table, pa.Table, pa.Table]:
+    """Return the division cases plus EDGE_ROWS as clean (transactions, customers, nps)."""
+    transactions = pa.concat_tables([division_transactions(), transactions_frame(EDGE_ROWS)])
+    customers = pa.concat_tables(
+        [
+            division_customers(),
+            customers_frame([("00001", None, "web", "west"), ("ghost", day(-5), "app", "x")]),
+        ]
+    )
+    nps = pa.concat_tables(
+        [
+            division_nps(),
+            nps_frame([("00001", day(-4), 7), ("00001", day(-4), 2), ("ghost", day(-1), 10)]),
+        ]
+    )
+    return transactions, customers, nps
+
+
+def assert_same_snapshots(on_spark, on_duckdb) -> None:
+    """Assert both engines planned the same cutoffs and computed the same tables, cell by cell."""
+    assert on_spark.as_of == on_duckdb.as_of
+    assert on_spark.cutoffs == on_duckdb.cutoffs
+    assert on_spark.dropped == on_duckdb.dropped
+    assert len(on_duckdb.train) > 0 and len(on_duckdb.score) > 0
+    assert frame_differences(on_spark.train, on_duckdb.train) == []
+    assert frame_differences(on_spark.score, on_duckdb.score) == []
