@@ -3,6 +3,7 @@ P(no purchase in the next t), in scipy."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -92,6 +93,33 @@ def bgnbd_log_likelihood(
     return common + np.logaddexp(alive, died)
 
 
+def _distinct_x_likelihood(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> Callable[[float, float, float, float], np.ndarray]:
+    """Return `bgnbd_log_likelihood` for fixed summaries, with the special functions (the cost
+    of a likelihood evaluation) computed once per distinct x instead of once per customer.
+
+    Repeat-purchase counts take few distinct values, so a fit's hundreds of evaluations cost a
+    fraction of the per-customer form; the terms are the same numbers, summed the same way.
+    """
+    x = np.asarray(x, dtype="float64")
+    t_x = np.asarray(t_x, dtype="float64")
+    T = np.asarray(T, dtype="float64")
+    xs, inverse = np.unique(x, return_inverse=True)
+    repeat = x > 0
+
+    def log_likelihood(r: float, alpha: float, a: float, b: float) -> np.ndarray:
+        beta_ab = special.betaln(a, b)
+        common = (special.gammaln(r + xs) - special.gammaln(r))[inverse] + r * np.log(alpha)
+        alive = (special.betaln(a, b + xs) - beta_ab)[inverse] - (r + x) * np.log(alpha + T)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            died_beta = special.betaln(a + 1, np.maximum(b + xs - 1, 1e-300)) - beta_ab
+            died = np.where(repeat, died_beta[inverse] - (r + x) * np.log(alpha + t_x), -np.inf)
+        return common + np.logaddexp(alive, died)
+
+    return log_likelihood
+
+
 def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBDParams:
     """Return maximum-likelihood BG/NBD parameters for per-customer (x, t_x, T) summaries."""
     x, t_x, T = _summary_arrays(x, t_x, T)
@@ -101,9 +129,11 @@ def fit_bgnbd(x: np.ndarray, t_x: np.ndarray, T: np.ndarray) -> BGNBDParams:
     weights = counts.astype("float64")
     scale = max(float(np.mean(T)), 1e-9)
 
+    likelihood = _distinct_x_likelihood(ux, ut, uT)
+
     def negative(log_params: np.ndarray) -> float:
         r, alpha, a, b = np.exp(log_params)
-        ll = bgnbd_log_likelihood(r, alpha * scale, a, b, ux, ut, uT)
+        ll = likelihood(r, alpha * scale, a, b)
         total = float(np.dot(weights, ll))
         return -total / weights.sum() if np.isfinite(total) else 1e300
 
