@@ -23,7 +23,6 @@ import argparse
 import contextlib
 import json
 import os
-import resource
 import shlex
 import shutil
 import signal
@@ -225,9 +224,14 @@ def duckdb_sorted_copy(folder: Path, work: Path, cap_bytes: int) -> dict[str, ob
     return result
 
 
-def one_run(folder: Path, cap_bytes: int, logs: Path) -> dict[str, object]:
+def one_run(folder: Path, cap_bytes: int, logs: Path, save) -> dict[str, object]:  # noqa: ANN001
+    """Run the reference, then every stage; `save(run)` after each, so a cut-off run is recorded."""
     work = work_folder(folder)
-    stages: dict[str, object] = {}
+    run: dict[str, object] = {"stages": {}, "complete": False}
+    run["reference_sorted_copy"] = duckdb_sorted_copy(folder, work, cap_bytes)
+    print(f"  reference sorted copy: {run['reference_sorted_copy']}", flush=True)
+    save(run)
+    stages = run["stages"]
     stages_ok = True
     for name, command in stage_commands():
         if not stages_ok:
@@ -236,20 +240,21 @@ def one_run(folder: Path, cap_bytes: int, logs: Path) -> dict[str, object]:
         stages[name] = run_capped(command, work, cap_bytes, name, logs / f"{name}.log")
         stages_ok = stages[name]["exit_code"] == 0
         print(f"  {name}: {stages[name]}", flush=True)
-    reference = duckdb_sorted_copy(folder, work, cap_bytes)
-    print(f"  reference sorted copy: {reference}", flush=True)
-    total = sum(s["seconds"] for s in stages.values() if "seconds" in s)
-    return {"stages": stages, "reference_sorted_copy": reference, "repro_seconds": round(total, 1),
-            "complete": stages_ok}  # fmt: skip
+        run["repro_seconds"] = round(
+            sum(s["seconds"] for s in stages.values() if "seconds" in s), 1
+        )
+        save(run)
+    run["complete"] = stages_ok
+    save(run)
+    return run
 
 
 # --------------------------------------------------------------------------- summary
 def summarize(label: str, info: dict, runs: list[dict]) -> dict[str, object]:
     complete = [r for r in runs if r["complete"]]
-    names = list(runs[0]["stages"])
     per_stage = {}
-    for name in names:
-        done = [r["stages"][name] for r in runs if "seconds" in r["stages"][name]]
+    for name, _ in stage_commands():
+        done = [r["stages"][name] for r in runs if "seconds" in r["stages"].get(name, {})]
         if not done:
             per_stage[name] = {"runs": 0}
             continue
@@ -258,13 +263,14 @@ def summarize(label: str, info: dict, runs: list[dict]) -> dict[str, object]:
             "max_peak_rss_mb": max(d["peak_rss_mb"] for d in done),
             "max_cgroup_peak_mb": max(d["cgroup_peak_mb"] or 0 for d in done),
             "exit_codes": [d["exit_code"] for d in done],
+            "load": [[d["load_before"], d["load_after"]] for d in done],
             "runs": len(done),
         }
     ref = statistics.median(r["reference_sorted_copy"]["seconds"] for r in runs)
     ingest_ratios = [
         r["stages"]["ingest"]["seconds"] / r["reference_sorted_copy"]["seconds"]
         for r in runs
-        if r["stages"]["ingest"].get("exit_code") == 0
+        if r["stages"].get("ingest", {}).get("exit_code") == 0
     ]
     return {
         "size": label,
@@ -295,9 +301,11 @@ def markdown(results: dict) -> str:
         f"({results['cap_kind']}), one fresh cgroup per stage; a stage passes only if it completes "
         "there. Peak RSS: largest resident set of the stage's processes (wait4); cgroup peak: RSS "
         "plus page cache charged to the cgroup (reclaimable). Default params.yaml except the ingest "
-        "paths. Load average (1 min) before/after each stage is in scale.json.",
+        "paths. Load: the 1-minute load average before and after each stage.",
         "",
     ]
+    if results.get("note"):
+        lines += [results["note"], ""]
     for summary in results["summaries"]:
         label = summary["size"]
         lines += [
@@ -310,16 +318,17 @@ def markdown(results: dict) -> str:
             f"{summary['median_ingest_ratio']}x (goal {INGEST_RATIO_GOAL}x); reference median "
             f"{summary['median_reference_sorted_copy_seconds']} s",
             "",
-            "| stage | median s | peak RSS MB | cgroup peak MB | exit codes |",
-            "|---|---|---|---|---|",
+            "| stage | median s | peak RSS MB | cgroup peak MB | exit codes | load before→after |",
+            "|---|---|---|---|---|---|",
         ]
         for name, stage in summary["stages"].items():
             if not stage.get("runs"):
-                lines.append(f"| {name} | not run | | | |")
+                lines.append(f"| {name} | not run | | | | |")
                 continue
             lines.append(
                 f"| {name} | {stage['median_seconds']} | {stage['max_peak_rss_mb']:,.0f} | "
-                f"{stage['max_cgroup_peak_mb']:,.0f} | {stage['exit_codes']} |"
+                f"{stage['max_cgroup_peak_mb']:,.0f} | {stage['exit_codes']} | "
+                f"{', '.join(f'{a:g}→{b:g}' for a, b in stage['load'])} |"
             )
         lines.append("")
         for run_index, run in enumerate(results["runs"][label], 1):
@@ -331,6 +340,25 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
+def write(results: dict, out: Path) -> None:
+    out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+
+
+def combine(parts: list[Path], out: Path, note: str = "") -> None:
+    """Write one results file from several runs of this script (e.g. one per size)."""
+    loaded = [json.loads(p.read_text(encoding="utf-8")) for p in parts]
+    results = dict(loaded[0])
+    results["command"] = " ; ".join(r["command"] for r in loaded)
+    for extra in loaded[1:]:
+        results["runs"].update(extra["runs"])
+        results["summaries"] += extra["summaries"]
+        results.update({k: v for k, v in extra.items() if k.startswith("data_")})
+        results["finished"] = max(results["finished"], extra["finished"])
+    results["note"] = note or results.get("note", "")
+    write(results, out)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", nargs="+", default=["10M", "50M"], choices=sorted(SIZES))
@@ -339,7 +367,12 @@ def main() -> None:
     parser.add_argument("--cap-gb", type=float, default=3.0)
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--generate-only", action="store_true")
+    parser.add_argument("--note", default="", help="a paragraph for scale.md (e.g. other jobs)")
+    parser.add_argument("--combine", nargs="+", type=Path, help="results files to merge into --out")
     args = parser.parse_args()
+    if args.combine:
+        combine(args.combine, args.out, args.note)
+        return
     cap_bytes = int(args.cap_gb * 2**30)
     results: dict[str, object] = {
         "command": "python -m benchmarks.scale " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
@@ -351,6 +384,7 @@ def main() -> None:
         ),
         "runs": {},
         "summaries": [],
+        "note": args.note,
     }
     for label in args.sizes:
         folder = args.data / label
@@ -359,19 +393,25 @@ def main() -> None:
         print(f"{label}: {info['transactions']:,} transactions", flush=True)
         if args.generate_only:
             continue
-        runs = []
+        runs: list[dict] = []
+        results["runs"][label] = runs
+        results["summaries"].append(None)
+        slot = len(results["summaries"]) - 1
+
+        def save(run: dict, label: str = label, info: dict = info, slot: int = slot) -> None:
+            current = results["runs"][label]
+            if not current or current[-1] is not run:
+                current.append(run)
+            results["summaries"][slot] = summarize(label, info, current)
+            results["cap_kind"] = run["reference_sorted_copy"]["cap"]
+            results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+            write(results, args.out)
+
         for index in range(args.runs):
             logs = folder / "logs" / f"run{index + 1}"
             logs.mkdir(parents=True, exist_ok=True)
             print(f"{label} run {index + 1}/{args.runs}", flush=True)
-            runs.append(one_run(folder, cap_bytes, logs))
-        results["runs"][label] = runs
-        results["summaries"].append(summarize(label, info, runs))
-        results["cap_kind"] = runs[0]["stages"]["check"]["cap"]
-        results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
-        args.out.write_text(json.dumps(results, indent=2), encoding="utf-8")
-        args.out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
-    resource.getrusage(resource.RUSAGE_CHILDREN)
+            one_run(folder, cap_bytes, logs, save)
 
 
 if __name__ == "__main__":
