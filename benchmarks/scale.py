@@ -249,6 +249,44 @@ def one_run(folder: Path, cap_bytes: int, logs: Path, save) -> dict[str, object]
     return run
 
 
+def later_stages(
+    folder: Path, cap_bytes: int, overrides: list[str], out: Path
+) -> dict[str, object]:
+    """Run the stages after `features` on a finished run's features, with params overrides.
+
+    For the memory of the model stages when a default run cannot reach them in the time at hand:
+    the results say which params differ from the defaults, and they are no repro time.
+    """
+    source = folder / "run"
+    work = folder / "run-later"
+    if work.exists():
+        shutil.rmtree(work)
+    work.mkdir()
+    for part in ("data", "reports"):
+        shutil.copytree(source / part, work / part, ignore=shutil.ignore_patterns("scores"))
+    settings = yaml.safe_load((source / "params.yaml").read_text(encoding="utf-8"))
+    for item in overrides:
+        key, _, value = item.partition("=")
+        *parents, leaf = key.split(".")
+        node = settings
+        for name in parents:
+            node = node[name]
+        node[leaf] = yaml.safe_load(value)
+    (work / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    logs = folder / "logs" / "later"
+    logs.mkdir(parents=True, exist_ok=True)
+    result: dict[str, object] = {"overrides": overrides, "stages": {}}
+    names = [name for name, _ in stage_commands()]
+    for name, command in stage_commands()[names.index("features") + 1 :]:
+        stage = run_capped(command, work, cap_bytes, name, logs / f"{name}.log")
+        result["stages"][name] = stage
+        print(f"  {name}: {stage}", flush=True)
+        out.write_text(json.dumps(result, indent=2), encoding="utf-8")
+        if stage["exit_code"] != 0:
+            break
+    return result
+
+
 # --------------------------------------------------------------------------- summary
 def summarize(label: str, info: dict, runs: list[dict]) -> dict[str, object]:
     complete = [r for r in runs if r["complete"]]
@@ -369,7 +407,17 @@ def main() -> None:
     parser.add_argument("--generate-only", action="store_true")
     parser.add_argument("--note", default="", help="a paragraph for scale.md (e.g. other jobs)")
     parser.add_argument("--combine", nargs="+", type=Path, help="results files to merge into --out")
+    parser.add_argument(
+        "--later-stages",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="only the stages after features, on the last run's features, with these overrides",
+    )
     args = parser.parse_args()
+    if args.later_stages is not None:
+        for label in args.sizes:
+            later_stages(args.data / label, int(args.cap_gb * 2**30), args.later_stages, args.out)
+        return
     if args.combine:
         combine(args.combine, args.out, args.note)
         return
