@@ -304,11 +304,12 @@ def summarize(label: str, info: dict, runs: list[dict]) -> dict[str, object]:
             "load": [[d["load_before"], d["load_after"]] for d in done],
             "runs": len(done),
         }
-    ref = statistics.median(r["reference_sorted_copy"]["seconds"] for r in runs)
+    refs = [r["reference_sorted_copy"]["seconds"] for r in runs if "reference_sorted_copy" in r]
+    ref = statistics.median(refs) if refs else None
     ingest_ratios = [
         r["stages"]["ingest"]["seconds"] / r["reference_sorted_copy"]["seconds"]
         for r in runs
-        if r["stages"].get("ingest", {}).get("exit_code") == 0
+        if r["stages"].get("ingest", {}).get("exit_code") == 0 and "reference_sorted_copy" in r
     ]
     return {
         "size": label,
@@ -321,7 +322,7 @@ def summarize(label: str, info: dict, runs: list[dict]) -> dict[str, object]:
         ),
         "repro_goal_seconds": GOALS_S.get(label),
         "features_goal_seconds": FEATURES_GOAL_S.get(label),
-        "median_reference_sorted_copy_seconds": round(ref, 1),
+        "median_reference_sorted_copy_seconds": None if ref is None else round(ref, 1),
         "median_ingest_ratio": round(statistics.median(ingest_ratios), 2)
         if ingest_ratios
         else None,
@@ -370,10 +371,30 @@ def markdown(results: dict) -> str:
             )
         lines.append("")
         for run_index, run in enumerate(results["runs"][label], 1):
+            if run.get("in_progress"):
+                lines.append(f"- run {run_index}: {run['in_progress']}")
             for name, stage in run["stages"].items():
                 if "hint" in stage or "error" in stage:
                     detail = stage.get("hint") or stage.get("error")
                     lines.append(f"- run {run_index}, {name}: exit {stage['exit_code']}: {detail}")
+        lines.append("")
+    for label, later in results.get("later", {}).items():
+        lines += [
+            f"## {label}: the stages after features with {', '.join(later['overrides'])}",
+            "",
+            "Not the default params and no repro time: the model stages' memory under the same "
+            "cap, on the features of the run above, where the default run could not reach them "
+            "in the time at hand (`--later-stages`).",
+            "",
+            "| stage | s | peak RSS MB | cgroup peak MB | exit code | load before→after |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, stage in later["stages"].items():
+            lines.append(
+                f"| {name} | {stage['seconds']} | {stage['peak_rss_mb']:,.0f} | "
+                f"{stage['cgroup_peak_mb']:,.0f} | {stage['exit_code']} | "
+                f"{stage['load_before']:g}→{stage['load_after']:g} |"
+            )
         lines.append("")
     return "\n".join(lines)
 
