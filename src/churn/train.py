@@ -433,6 +433,8 @@ def fit_model(
         ],
     )
     rounds = max(int(booster.best_iteration), 1)
+    # free the evaluation fit's matrices (raw data kept for the stopping set) before the refits
+    del train_set, stop_set
     if params.refit:
         # same settings and rounds, more and newer rows; calibration rows stay unseen
         refit_rows = _canonical(pd.concat([fit_rows, stopping], ignore_index=True))
@@ -447,6 +449,7 @@ def fit_model(
             num_boost_round=rounds,
             callbacks=[progress("refit", len(refit_rows), rounds)],
         )
+        del refit_rows
     # rebuild from text so the in-memory booster is exactly what gets saved
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw = ChurnModel(booster, Calibrator(), spec).predict_raw(calibrating)
@@ -488,6 +491,8 @@ def fit_model(
     if kind == IN_TIME:
         info["holdout"] = _holdout_bound(snapshots, roles, source)
     model = ChurnModel(booster, calibrator, spec, info)
+    # the production refit builds its own rows: drop this fit's copies first (memory)
+    del fit_rows, held, stopping, calibrating
     production = None
     if kind == IN_TIME:
         # the held-out customers are held out from every model, the production one included
@@ -586,7 +591,9 @@ def _production_model(
             cutoffs, horizon_days, test_cutoff
         )
     older = sample_customers(snapshots[labelled], params.sample_customers)
+    training_cutoffs = _cutoff_range(older)
     rows = _canonical(pd.concat([older, test[trained_on]], ignore_index=True))
+    del older  # rows holds its own copy
     spec = evaluation.spec
     y = rows[CHURNED].to_numpy("int64")
     booster = lgb.train(
@@ -606,7 +613,7 @@ def _production_model(
         **evaluation.metadata,
         "role": "production",
         # cutoffs trained on with every customer; plus part of the held-out cutoff (below)
-        "training_cutoffs": _cutoff_range(older),
+        "training_cutoffs": training_cutoffs,
         "calibration_cutoff": str(test_cutoff.date()),
         "held_out": {
             "cutoff": str(test_cutoff.date()),
