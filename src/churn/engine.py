@@ -158,6 +158,7 @@ def killed_by_system(what: str, code: int) -> str:
         f"{what} was killed by the system (exit {code}, SIGKILL: usually the machine or container "
         "ran out of memory). Lower engine.memory_limit in params.yaml below the memory the stage "
         "really gets (DuckDB then spills to the temp folder instead; pandas and the model need "
-        "memory beside it) or lower engine.threads, or give the machine more memory; check that "
-        "the temp folder (TMPDIR) has free disk for the spill"
+        "memory beside it) or lower engine.threads; in train, evaluate and promote lower "
+        "train.sample_customers (the customers whose fit rows are read); or give the machine "
+        "more memory; check that the temp folder (TMPDIR) has free disk for the spill"
     )
