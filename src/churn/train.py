@@ -596,14 +596,20 @@ def _production_model(
     del older  # rows holds its own copy
     spec = evaluation.spec
     y = rows[CHURNED].to_numpy("int64")
+    n_rows, n_cutoffs = len(rows), int(rows[CUTOFF].nunique())
+    # the dataset holds the only reference to the matrix (freed once LightGBM has binned it),
+    # and the rows are dropped before it is built: one copy of the data in memory at a time
+    dataset = lgb.Dataset(
+        spec.to_matrix(rows, source), y, weight=class_weights(y, params.balance_classes)
+    )
+    del rows
     booster = lgb.train(
         settings,
-        lgb.Dataset(
-            spec.to_matrix(rows, source), y, weight=class_weights(y, params.balance_classes)
-        ),
+        dataset,
         num_boost_round=rounds,
-        callbacks=[progress("production refit", len(rows), rounds)],
+        callbacks=[progress("production refit", n_rows, rounds)],
     )
+    del dataset
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw = ChurnModel(booster, Calibrator(), spec).predict_raw(held)
     y_held = held[CHURNED].to_numpy("int64")
@@ -628,8 +634,8 @@ def _production_model(
 
     diagnostics.update(
         {
-            "production_rows": float(len(rows)),
-            "production_cutoffs": float(rows[CUTOFF].nunique()),
+            "production_rows": float(n_rows),
+            "production_cutoffs": float(n_cutoffs),
             "production_rows_calibration": float(len(held)),
             "production_test_roc_auc": float(roc_auc_score(y_held, raw)),
             "production_test_pr_auc": float(average_precision_score(y_held, raw)),
