@@ -590,7 +590,15 @@ def _production_model(
         labelled = roles.isin([FIT, CALIBRATION, GAP]) & labelled_by(
             cutoffs, horizon_days, test_cutoff
         )
-    older = sample_customers(snapshots[labelled], params.sample_customers)
+    # the sample's ids first, then one selection: no copy of every labelled row on the way
+    chosen = (
+        None
+        if params.sample_customers is None
+        else sampled_ids(snapshots.loc[labelled, CUSTOMER_ID], params.sample_customers)
+    )
+    if chosen is not None:
+        labelled = labelled & snapshots[CUSTOMER_ID].astype("string").isin(chosen)
+    older = snapshots[labelled].reset_index(drop=True)
     training_cutoffs = _cutoff_range(older)
     rows = _canonical(pd.concat([older, test[trained_on]], ignore_index=True))
     del older  # rows holds its own copy
