@@ -34,8 +34,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "ingest": ("ingest", "engine"),
     "features": ("churn", "features", "engine"),
     "train": ("churn", "train", "registry"),
-    "evaluate": ("churn", "evaluate", "registry"),
-    "promote": ("promote", "drift", "registry"),
+    "evaluate": ("churn", "evaluate", "registry", "train"),
+    "promote": ("promote", "drift", "registry", "train"),
     "score": ("score",),
     "drift": ("drift",),
     "report": ("churn", "report", "engine"),
@@ -341,12 +341,14 @@ def features(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Build labelled point-in-time training snapshots and the as-of snapshot to score."""
-    from churn.engine import resource_errors
-    from churn.features import build_snapshots, summarize_snapshots
-    from churn.files import write_json, write_parquet
+    from churn.features.build import write_snapshots
+    from churn.files import write_json
 
     settings = _stage_params("features", params)
     if settings.engine.kind == "spark":
+        from churn.engine import resource_errors
+        from churn.features import summarize_snapshots
+        from churn.files import write_parquet
         from churn.spark.features import build_snapshots as build_on_spark
         from churn.spark.session import open_spark
 
@@ -357,25 +359,50 @@ def features(
             )
         finally:
             spark.stop()
+        with resource_errors(settings.engine, "features"):  # the frames written need memory too
+            write_parquet(snapshots.train, out / "train.parquet")
+            write_parquet(snapshots.score, out / "score.parquet")
+        summary = summarize_snapshots(snapshots, settings.churn, settings.features)
     else:
-        snapshots = build_snapshots(
-            transactions, customers, nps, settings.churn, settings.features, settings.engine
-        )
-    with resource_errors(settings.engine, "features"):  # the frames written out need memory too
-        write_parquet(snapshots.train, out / "train.parquet")
-        write_parquet(snapshots.score, out / "score.parquet")
-    write_json(summarize_snapshots(snapshots, settings.churn, settings.features), report)
+        # streamed to Parquet in batches: no snapshot is held in memory whole
+        summary = write_snapshots(
+            transactions, customers, nps, settings.churn, settings.features, settings.engine,
+            out / "train.parquet", out / "score.parquet",
+        )  # fmt: skip
+    write_json(summary, report)
     log.info("wrote %s, %s and %s", out / "train.parquet", out / "score.parquet", report)
 
 
 # --------------------------------------------------------------------------- train / evaluate
-def _read_parquet(path: Path, what: str, columns: list[str] | None = None):
+def _read_parquet(
+    path: Path, what: str, columns: list[str] | None = None, filters: list | None = None
+):
     """Read a Parquet input of a stage; a missing file names the stage that makes it."""
     import pandas as pd
 
     if not path.is_file():
         raise ChurnError(f"{path}: not found ({what}); run `dvc repro` first")
-    return pd.read_parquet(path, columns=columns)
+    return pd.read_parquet(path, columns=columns, filters=filters)
+
+
+def _read_snapshots(path: Path, sample_customers: int | None, horizon_days: int | None = None):
+    """Read the training snapshots with fit and gap rows thinned to train.sample_customers
+    before pandas holds them (churn.train.read_snapshots); calibration and test rows whole.
+    Without horizon_days, only the evaluation model's sample (no production refit's rows)."""
+    from churn.train import read_snapshots
+
+    if not path.is_file():
+        raise ChurnError(f"{path}: not found (training snapshots); run `dvc repro` first")
+    return read_snapshots(path, sample_customers, horizon_days)
+
+
+def _read_role(path: Path, role: str):
+    """Read the training snapshots' rows of one role (all rows when it has none: short
+    histories, where the drift reference falls back to the newest cutoff)."""
+    from churn.columns import ROLE
+
+    rows = _read_parquet(path, "training snapshots", filters=[(ROLE, "==", role)])
+    return rows if len(rows) else _read_parquet(path, "training snapshots")
 
 
 @app.command()
@@ -396,7 +423,9 @@ def train(
     from churn.train import feature_columns, fit_model
 
     settings = _stage_params("train", params)
-    frame = _read_parquet(snapshots, "training snapshots")
+    frame, customers_fit = _read_snapshots(
+        snapshots, settings.train.sample_customers, settings.churn.horizon_days
+    )
     fingerprint = mlflow_tracking.data_fingerprint(frame, snapshots)
     definition = describe_definition(settings.churn, feature_columns(frame, str(snapshots)))
     result = fit_model(
@@ -405,6 +434,7 @@ def train(
         settings.churn.horizon_days,
         str(snapshots),
         metadata={"data": fingerprint, "definition": definition},
+        customers_fit=customers_fit,
     )
     model = result.production_model
     # each folder is written once and holds no run id: DVC tracks it, so it must be reproducible
@@ -481,7 +511,7 @@ def evaluate(
     if production is not None and production.metadata.get("role") != "production":
         production = None  # train.production_refit off: the challenger is the evaluation model
     result = evaluate_model(
-        _read_parquet(snapshots, "training snapshots"),
+        _read_snapshots(snapshots, settings.train.sample_customers)[0],
         model,
         settings.evaluate,
         settings.churn.horizon_days,
@@ -638,7 +668,7 @@ def promote(
     outcome = run_gate(
         model,
         version,
-        _read_parquet(snapshots, "training snapshots"),
+        _read_snapshots(snapshots, settings.train.sample_customers)[0],
         registry,
         settings.promote,
         settings.drift,
@@ -736,19 +766,21 @@ def drift(
     """PSI of every feature and the score against the newest labelled cutoff (warnings), and the
     features outside the training range."""
     from churn.columns import CHURN_PROBABILITY, CUSTOMER_ID
-    from churn.drift import measure_drift, reference_from_training
+    from churn.drift import measure_drift, reference_from_training, training_ranges_in_file
     from churn.files import write_json
     from churn.model import ChurnModel
 
     settings = _stage_params("drift", params).drift
     model = ChurnModel.load(champion)
-    reference, ranges = reference_from_training(
-        _read_parquet(training, "training snapshots"),
+    # the reference is one cutoff's rows; the training ranges are read one column at a time
+    reference, _ = reference_from_training(
+        _read_role(training, settings.reference_role),
         model.spec.numeric,
         model.spec.categorical,
         model.predict_proba,
         settings,
     )
+    ranges = training_ranges_in_file(training, model.spec.numeric)
     rows = _read_parquet(snapshot, "as-of snapshot")
     scored = _read_parquet(scores, "scores", [CUSTOMER_ID, CHURN_PROBABILITY])
     # measure the population that was scored (the snapshot may hold customers scoring skipped)
@@ -1194,3 +1226,11 @@ def main() -> None:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:  # noqa: BLE001 - only out-of-memory is turned into a message
+        from churn.engine import in_process_out_of_memory, is_in_process_out_of_memory
+
+        if not is_in_process_out_of_memory(error):
+            raise
+        stage = next((word for word in sys.argv[1:] if not word.startswith("-")), "churn")
+        print(f"error: {in_process_out_of_memory(stage, type(error).__name__)}", file=sys.stderr)
+        sys.exit(1)

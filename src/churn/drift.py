@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -159,6 +160,19 @@ def training_ranges(training: pd.DataFrame, numeric: Sequence[str]) -> dict[str,
         finite = values[~np.isnan(values)]
         if finite.size:
             ranges[name] = [float(finite.min()), float(finite.max())]
+    return ranges
+
+
+def training_ranges_in_file(path: str | Path, numeric: Sequence[str]) -> dict[str, list[float]]:
+    """Return training_ranges of the snapshots in a Parquet file, one column in memory at a time."""
+    import pyarrow.parquet as pq
+
+    present = set(pq.read_schema(path).names)
+    ranges: dict[str, list[float]] = {}
+    for name in numeric:
+        if name in CALENDAR_FEATURES or name not in present:
+            continue
+        ranges.update(training_ranges(pd.read_parquet(path, columns=[name]), [name]))
     return ranges
 
 

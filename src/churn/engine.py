@@ -117,6 +117,40 @@ def resource_errors(
         raise friendly from None
 
 
+# the setting that bounds each stage's pandas / NumPy / LightGBM memory, beside DuckDB's limit
+IN_PROCESS_MEMORY_SETTINGS = {
+    "train": "lower train.sample_customers (the customers whose fit rows are read and fitted)",
+    "evaluate": "lower train.sample_customers (the customers whose fit rows the baselines read)",
+    "promote": "lower train.sample_customers (the customers whose fit rows the baselines read)",
+    "score": "lower score.reasons.batch_rows (rows explained per TreeSHAP call)",
+}
+
+
+def in_process_out_of_memory(stage: str, detail: str = "") -> ChurnError:
+    """Return the error shown when pandas, NumPy, Arrow or LightGBM (or DuckDB reading a model
+    stage's inputs) run out of memory: the setting that bounds that stage's rows, then the
+    engine's limit."""
+    setting = IN_PROCESS_MEMORY_SETTINGS.get(stage)
+    first = f"{setting} in params.yaml, or " if setting else ""
+    return ChurnError(
+        f"{stage}: ran out of memory{f' ({detail})' if detail else ''}; "
+        f"{first}lower engine.memory_limit so DuckDB leaves more of the machine's memory to the "
+        "rest of the stage, or give the machine more memory"
+    )
+
+
+def is_in_process_out_of_memory(error: BaseException) -> bool:
+    """Return True for MemoryError, LightGBM's / Arrow's allocation failures, and DuckDB running
+    out of memory where a model stage reads its inputs with it (no engine section there)."""
+    if _out_of_memory(error):
+        return True
+    name = type(error).__name__
+    text = str(error)
+    return (name == "LightGBMError" and "bad_alloc" in text) or (
+        name == "ArrowMemoryError" or "std::bad_alloc" in text
+    )
+
+
 def killed_by_system(what: str, code: int) -> str:
     """Return the hint shown when the kernel killed a stage (exit 137 / SIGKILL, usually its
     out-of-memory killer): the settings to change, as for DuckDB's own out-of-memory error."""
@@ -124,6 +158,7 @@ def killed_by_system(what: str, code: int) -> str:
         f"{what} was killed by the system (exit {code}, SIGKILL: usually the machine or container "
         "ran out of memory). Lower engine.memory_limit in params.yaml below the memory the stage "
         "really gets (DuckDB then spills to the temp folder instead; pandas and the model need "
-        "memory beside it) or lower engine.threads, or give the machine more memory; check that "
-        "the temp folder (TMPDIR) has free disk for the spill"
+        "memory beside it) or lower engine.threads; in train, evaluate and promote lower "
+        "train.sample_customers (the customers whose fit rows are read); or give the machine "
+        "more memory; check that the temp folder (TMPDIR) has free disk for the spill"
     )

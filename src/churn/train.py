@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
@@ -331,14 +332,81 @@ def sample_customers(rows: pd.DataFrame, max_customers: int | None) -> pd.DataFr
     """
     if max_customers is None:
         return rows
-    ids = pd.Series(rows[CUSTOMER_ID].astype("string").unique()).sort_values(ignore_index=True)
-    if len(ids) <= max_customers:
+    chosen = sampled_ids(rows[CUSTOMER_ID], max_customers)
+    if chosen is None:
         return rows
+    kept = rows[rows[CUSTOMER_ID].astype("string").isin(chosen)]
+    return kept.reset_index(drop=True)
+
+
+def sampled_ids(customer_ids: pd.Series, max_customers: int) -> pd.Series | None:
+    """Return the ids sample_customers keeps among `customer_ids`: the `max_customers` with the
+    smallest stable hash (None when there are no more customers than that: all are kept)."""
+    ids = pd.Series(customer_ids.astype("string").unique()).sort_values(ignore_index=True)
+    if len(ids) <= max_customers:
+        return None
     order = pd.DataFrame({CUSTOMER_ID: ids, "share": customer_share(ids, "train_sample")})
     # the smallest hash values win; the id breaks (rare) ties, so the choice is total
     chosen = order.sort_values(["share", CUSTOMER_ID], kind="stable").head(max_customers)
-    kept = rows[rows[CUSTOMER_ID].astype("string").isin(chosen[CUSTOMER_ID])]
-    return kept.reset_index(drop=True)
+    return chosen[CUSTOMER_ID].reset_index(drop=True)
+
+
+def read_snapshots(
+    path: str | Path, max_customers: int | None, horizon_days: int | None
+) -> tuple[pd.DataFrame, int | None]:
+    """Return the training snapshots a stage needs and the number of customers with fit rows.
+
+    Fit and gap rows are read only for the customers sample_customers would keep for the
+    evaluation model (among fit rows) or for the production refit (among the rows labelled by
+    the test cutoff); calibration and test rows are read whole. The sample is chosen from the
+    ids alone (DuckDB reads three columns), before any row is read into pandas, so memory follows
+    train.sample_customers, not the population. fit_model gives exactly the model it gives on the
+    whole file: each sample's candidates are a subset holding the whole sample. All rows when
+    `max_customers` is None; the count is None then (fit_model counts them).
+    """
+    import duckdb
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    if max_customers is None:
+        return pd.read_parquet(path), None
+    con = duckdb.connect(config={"threads": "1", "memory_limit": "512MB"})
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        rel = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
+        pairs = con.sql(f"SELECT DISTINCT {CUTOFF}, {ROLE} FROM {rel}").df()
+
+        def ids(where: str) -> pd.Series:
+            frame = con.sql(f"SELECT DISTINCT {CUSTOMER_ID} FROM {rel} WHERE {where}").df()
+            return frame[CUSTOMER_ID].astype("string")
+
+        fit_ids = ids(f"{ROLE} = '{FIT}'")
+        keep = [sampled_ids(fit_ids, max_customers)]
+        tests = pd.to_datetime(pairs.loc[pairs[ROLE] == TEST, CUTOFF])
+        if horizon_days is not None and not tests.empty:
+            # the production refit's rows (_production_model): label windows end by the test cutoff
+            labelled = pairs[ROLE].isin([FIT, CALIBRATION, GAP]) & labelled_by(
+                pairs[CUTOFF], horizon_days, tests.min()
+            )
+            terms = [
+                f"({CUTOFF} = DATE '{pd.Timestamp(t).date()}' AND {ROLE} = '{r}')"
+                for t, r in pairs.loc[labelled, [CUTOFF, ROLE]].itertuples(index=False)
+            ]
+            if terms:
+                keep.append(sampled_ids(ids(" OR ".join(terms)), max_customers))
+        else:  # no production refit reads gap rows: the evaluation model's sample is enough
+            keep.append(pd.Series([], dtype="string"))
+    finally:
+        con.close()
+    customers_fit = int(len(fit_ids))
+    if any(chosen is None for chosen in keep):  # a population within the sample: every row
+        return pd.read_parquet(path), customers_fit
+    chosen = sorted(set(keep[0]).union(keep[1]))
+    table = pq.read_table(
+        path,
+        filters=[[(ROLE, "not in", [FIT, GAP])], [(CUSTOMER_ID, "in", chosen)]],
+    )
+    return table.to_pandas(), customers_fit
 
 
 BGNBD_PREFIX = "bgnbd_"  # the BG/NBD columns of features.bgnbd (churn.features.bgnbd)
@@ -371,11 +439,13 @@ def fit_model(
     horizon_days: int | None = None,
     source: str = "snapshots",
     metadata: dict[str, Any] | None = None,
+    customers_fit: int | None = None,
 ) -> TrainResult:
     """Return a calibrated model trained without ever reading the test (or gap) rows.
 
     With `params.production_refit`, also the production refit (see TrainResult), which records the
-    evaluation model's test-cutoff scores for the promote gate.
+    evaluation model's test-cutoff scores for the promote gate. `customers_fit`: the number of
+    customers with fit rows when the snapshots were read thinned by read_snapshots.
     """
     check_snapshots(snapshots, horizon_days, source)
     names = feature_columns(snapshots, source)
@@ -387,7 +457,8 @@ def fit_model(
     roles = snapshots[ROLE].astype("string")
     # the test cutoff is for measuring only: it is dropped here, before anything is fitted
     fit_rows = _canonical(snapshots[roles == FIT])
-    customers_fit = int(fit_rows[CUSTOMER_ID].nunique())
+    if customers_fit is None:
+        customers_fit = int(fit_rows[CUSTOMER_ID].nunique())
     fit_rows = _canonical(sample_customers(fit_rows, params.sample_customers))
     if params.sample_customers is not None:
         log.info(
@@ -437,6 +508,8 @@ def fit_model(
         ],
     )
     rounds = max(int(booster.best_iteration), 1)
+    # free the evaluation fit's matrices (raw data kept for the stopping set) before the refits
+    del train_set, stop_set
     if params.refit:
         # same settings and rounds, more and newer rows; calibration rows stay unseen
         refit_rows = _canonical(pd.concat([fit_rows, stopping], ignore_index=True))
@@ -451,6 +524,7 @@ def fit_model(
             num_boost_round=rounds,
             callbacks=[progress("refit", len(refit_rows), rounds)],
         )
+        del refit_rows
     # rebuild from text so the in-memory booster is exactly what gets saved
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw = ChurnModel(booster, Calibrator(), spec).predict_raw(calibrating)
@@ -512,6 +586,8 @@ def fit_model(
     if kind == IN_TIME:
         info["holdout"] = _holdout_bound(snapshots, roles, source)
     model = ChurnModel(booster, calibrator, spec, info)
+    # the production refit builds its own rows: drop this fit's copies first (memory)
+    del fit_rows, held, stopping, calibrating
     production = None
     if kind == IN_TIME:
         # the held-out customers are held out from every model, the production one included
@@ -609,18 +685,34 @@ def _production_model(
         labelled = roles.isin([FIT, CALIBRATION, GAP]) & labelled_by(
             cutoffs, horizon_days, test_cutoff
         )
-    older = sample_customers(snapshots[labelled], params.sample_customers)
+    # the sample's ids first, then one selection: no copy of every labelled row on the way
+    chosen = (
+        None
+        if params.sample_customers is None
+        else sampled_ids(snapshots.loc[labelled, CUSTOMER_ID], params.sample_customers)
+    )
+    if chosen is not None:
+        labelled = labelled & snapshots[CUSTOMER_ID].astype("string").isin(chosen)
+    older = snapshots[labelled].reset_index(drop=True)
+    training_cutoffs = _cutoff_range(older)
     rows = _canonical(pd.concat([older, test[trained_on]], ignore_index=True))
+    del older  # rows holds its own copy
     spec = evaluation.spec
     y = rows[CHURNED].to_numpy("int64")
+    n_rows, n_cutoffs = len(rows), int(rows[CUTOFF].nunique())
+    # the dataset holds the only reference to the matrix (freed once LightGBM has binned it),
+    # and the rows are dropped before it is built: one copy of the data in memory at a time
+    dataset = lgb.Dataset(
+        spec.to_matrix(rows, source), y, weight=class_weights(y, params.balance_classes)
+    )
+    del rows
     booster = lgb.train(
         settings,
-        lgb.Dataset(
-            spec.to_matrix(rows, source), y, weight=class_weights(y, params.balance_classes)
-        ),
+        dataset,
         num_boost_round=rounds,
-        callbacks=[progress("production refit", len(rows), rounds)],
+        callbacks=[progress("production refit", n_rows, rounds)],
     )
+    del dataset
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw = ChurnModel(booster, Calibrator(), spec).predict_raw(held)
     y_held = held[CHURNED].to_numpy("int64")
@@ -635,7 +727,7 @@ def _production_model(
         **evaluation.metadata,
         "role": "production",
         # cutoffs trained on with every customer; plus part of the held-out cutoff (below)
-        "training_cutoffs": _cutoff_range(older),
+        "training_cutoffs": training_cutoffs,
         "calibration_cutoff": str(test_cutoff.date()),
         "held_out": {
             "cutoff": str(test_cutoff.date()),
@@ -650,8 +742,8 @@ def _production_model(
 
     diagnostics.update(
         {
-            "production_rows": float(len(rows)),
-            "production_cutoffs": float(rows[CUTOFF].nunique()),
+            "production_rows": float(n_rows),
+            "production_cutoffs": float(n_cutoffs),
             "production_rows_calibration": float(len(held)),
             "production_test_roc_auc": float(roc_auc_score(y_held, raw)),
             "production_test_pr_auc": float(average_precision_score(y_held, raw)),

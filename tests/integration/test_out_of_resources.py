@@ -120,3 +120,46 @@ def test_retrain_reports_a_stage_killed_by_the_kernel(tmp_path):
     assert hint is not None, result.tail
     assert hint.startswith("stage 'features' was killed by the system (exit")
     assert "engine.memory_limit" in hint
+
+
+_UNDER_ADDRESS_LIMIT = """
+import resource, sys
+import duckdb, lightgbm, mlflow, numpy, pandas, pyarrow.parquet, sklearn  # loaded before the cap
+from churn import cli, train, tracking, model
+usage = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
+cap = usage + 64 * 2**20  # a little room: reading and fitting the snapshots needs more
+resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+sys.argv = ["churn", *sys.argv[1:]]
+cli.main()
+"""
+
+
+def test_out_of_memory_in_a_pandas_stage_is_one_line_naming_the_setting(generated, tmp_path):
+    """A real MemoryError (or Arrow's / LightGBM's allocation failure) in `churn train`."""
+    snapshots = tmp_path / "train.parquet"
+    features = _churn(
+        tmp_path, "features", *_tables(generated), "--out", str(tmp_path),
+        "--report", str(tmp_path / "f.json"), "--params", str(generated.parent / "params.yaml"),
+    )  # fmt: skip
+    assert features.returncode == 0, features.stderr
+    # a bigger table than the cap leaves room for: the same rows many times over
+    import pandas as pd
+
+    frame = pd.read_parquet(snapshots)
+    big = pd.concat(
+        [frame.assign(customer_id=frame["customer_id"] + f"-{i}") for i in range(40)],
+        ignore_index=True,
+    )
+    big.to_parquet(snapshots, index=False)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [sys.executable, "-c", _UNDER_ADDRESS_LIMIT, "train", "--snapshots", str(snapshots),
+         "--out", str(tmp_path / "m"), "--evaluation-out", str(tmp_path / "e"),
+         "--params", str(generated.parent / "params.yaml"), "--no-tracking"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stderr[-2000:]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: train: ran out of memory ("), last
+    assert "lower train.sample_customers" in last and "engine.memory_limit" in last
+    assert "Traceback" not in done.stderr

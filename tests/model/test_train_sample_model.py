@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 
 from churn.cutoffs import customer_share
-from churn.train import fit_model, sample_customers
+from churn.files import write_parquet
+from churn.train import fit_model, read_snapshots, sample_customers
 from support.snapshot_helper import FAST, build_snapshots
 
 HORIZON = 90
@@ -60,3 +61,37 @@ def test_the_production_refit_samples_the_same_way(snapshots, sampled):
     older = sample_customers(labelled, SAMPLE)
     assert older["customer_id"].nunique() == SAMPLE
     assert sampled.diagnostics["production_rows"] == len(older) + trained_on.sum()
+
+
+def test_reading_only_the_sampled_rows_gives_the_same_models(snapshots, sampled, tmp_path):
+    path = tmp_path / "train.parquet"
+    write_parquet(snapshots, path)
+    thinned, customers_fit = read_snapshots(path, SAMPLE, HORIZON)
+    fit = snapshots[snapshots["role"] == "fit"]
+    assert customers_fit == fit["customer_id"].nunique()
+    # fit and gap rows of customers outside both samples are never read; the rest are whole
+    assert len(thinned) < len(snapshots)
+    for role in ("calibration", "test"):
+        assert (thinned["role"] == role).sum() == (snapshots["role"] == role).sum()
+    assert list(thinned.dtypes) == list(snapshots.dtypes)
+    again = fit_model(
+        thinned,
+        FAST.model_copy(update={"sample_customers": SAMPLE}),
+        horizon_days=HORIZON,
+        customers_fit=customers_fit,
+    )
+    assert again.diagnostics == sampled.diagnostics
+    assert again.model.booster.model_to_string() == sampled.model.booster.model_to_string()
+    assert (
+        again.production.booster.model_to_string() == sampled.production.booster.model_to_string()
+    )
+
+
+def test_reading_without_a_sample_reads_every_row(snapshots, tmp_path):
+    path = tmp_path / "train.parquet"
+    write_parquet(snapshots, path)
+    whole, customers_fit = read_snapshots(path, None, HORIZON)
+    assert customers_fit is None
+    pd.testing.assert_frame_equal(whole, snapshots.reset_index(drop=True))
+    big, _ = read_snapshots(path, 10**9, HORIZON)
+    pd.testing.assert_frame_equal(big, snapshots.reset_index(drop=True))

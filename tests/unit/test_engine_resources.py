@@ -135,3 +135,23 @@ def test_retrain_logs_the_hint_when_a_stage_was_killed(tmp_path, caplog):
     assert errors[0] == "the pipeline failed (exit 255); nothing was published"
     assert errors[1].startswith("stage 'features' was killed by the system (exit -9")
     assert len(errors) == 2
+
+
+def test_running_out_of_memory_outside_duckdb_names_the_stage_setting():
+    from churn.engine import in_process_out_of_memory, is_in_process_out_of_memory
+
+    class LightGBMError(Exception):  # lightgbm.basic.LightGBMError's name, as main() sees it
+        pass
+
+    assert is_in_process_out_of_memory(MemoryError())
+    assert is_in_process_out_of_memory(LightGBMError("std::bad_alloc"))
+    assert not is_in_process_out_of_memory(LightGBMError("Check failed: num_data > 0"))
+    assert not is_in_process_out_of_memory(ValueError("bad input"))
+    message = str(in_process_out_of_memory("train", "MemoryError"))
+    assert message.startswith(
+        "train: ran out of memory (MemoryError); lower train.sample_customers"
+    )
+    assert "engine.memory_limit" in message
+    score = str(in_process_out_of_memory("score"))
+    assert "score.reasons.batch_rows" in score and "train.sample_customers" not in score
+    assert "engine.memory_limit" in str(in_process_out_of_memory("report"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -10,16 +13,18 @@ from typing import Any
 import duckdb
 import pandas as pd
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from churn import columns as c
 from churn.config import ChurnParams, EngineParams, FeaturesParams
 from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, plan_training
 from churn.definition import resolve_as_of
-from churn.engine import open_duckdb, resource_errors
+from churn.engine import open_duckdb, resource_errors, spill_folder
 from churn.errors import ChurnError
 from churn.features.bgnbd import add_bgnbd_features
 from churn.features.definitions import feature_list, sql_feature_list, window_features
 from churn.features.sql import day_number, snapshot_sql
+from churn.files import atomic_path, write_parquet
 from churn.logs import get_logger
 
 log = get_logger("features")
@@ -152,18 +157,27 @@ def compute_snapshots(
     One cutoff without labels runs as a plain filtered scan; otherwise the transactions are
     joined once to the cutoffs table (date <= cutoff), never rescanned per cutoff.
     """
-    newest = max(item.cutoff for item in cutoffs)
-    if len(cutoffs) == 1 and not labelled:
-        single = (cutoffs[0].cutoff, cutoffs[0].role)
-        sql = snapshot_sql(churn, params, newest, with_labels=False, single_cutoff=single)
-    else:
-        con.register("cutoffs", _cutoff_table(sorted(cutoffs, key=lambda item: item.cutoff)))
-        sql = snapshot_sql(churn, params, newest, with_labels=labelled)
-    frame = _fetch(con, sql)
+    frame = _fetch(con, _snapshot_query(con, cutoffs, churn, params, labelled))
     if params.bgnbd:
         _check_sql_columns(frame, params, labelled)
         frame = add_bgnbd_features(frame, churn.horizon_days)
     return normalize_snapshot(frame, params, labelled=labelled)
+
+
+def _snapshot_query(
+    con: duckdb.DuckDBPyConnection,
+    cutoffs: list[Cutoff],
+    churn: ChurnParams,
+    params: FeaturesParams,
+    labelled: bool,
+) -> str:
+    """Return the feature SQL for the cutoffs (registering the cutoffs table it joins)."""
+    newest = max(item.cutoff for item in cutoffs)
+    if len(cutoffs) == 1 and not labelled:
+        single = (cutoffs[0].cutoff, cutoffs[0].role)
+        return snapshot_sql(churn, params, newest, with_labels=False, single_cutoff=single)
+    con.register("cutoffs", _cutoff_table(sorted(cutoffs, key=lambda item: item.cutoff)))
+    return snapshot_sql(churn, params, newest, with_labels=labelled)
 
 
 def _check_sql_columns(frame: pd.DataFrame, params: FeaturesParams, labelled: bool) -> None:
@@ -220,6 +234,207 @@ def _snapshots(
         train = train.drop(columns=list(dropped))
         score = score.drop(columns=list(dropped))
     return Snapshots(train, score, cutoffs, as_of, first_date, plan, dropped)
+
+
+# --------------------------------------------------------------------------- streamed to Parquet
+STREAM_ROWS = 1 << 20  # rows per written row group: pyarrow's default, so the files are the same
+
+
+def write_snapshots(
+    transactions: TableSource,
+    customers: TableSource,
+    nps: TableSource,
+    churn: ChurnParams,
+    params: FeaturesParams,
+    engine: EngineParams,
+    train_path: Path,
+    score_path: Path,
+) -> dict[str, Any]:
+    """Write the training and as-of snapshots to Parquet and return the features report.
+
+    The same rows, columns and dtypes as build_snapshots + write_parquet, without holding a
+    snapshot in memory: DuckDB writes each query's result to a spill file (spilling beyond
+    engine.memory_limit), which is then read, given its roles and written in batches of
+    STREAM_ROWS rows. BG/NBD features (features.bgnbd) are fitted per cutoff on all of its rows,
+    so with them the snapshots are built in memory as before.
+    """
+    with resource_errors(engine, "features"):
+        con = open_inputs(transactions, customers, nps, open_duckdb(engine, ordered=False))
+        try:
+            if params.bgnbd:
+                snapshots = _snapshots(con, churn, params, with_train=True)
+                write_parquet(snapshots.train, train_path)
+                write_parquet(snapshots.score, score_path)
+                return summarize_snapshots(snapshots, churn, params)
+            return _write_snapshots(con, churn, params, train_path, score_path)
+        finally:
+            con.close()
+
+
+def _write_snapshots(
+    con: duckdb.DuckDBPyConnection,
+    churn: ChurnParams,
+    params: FeaturesParams,
+    train_path: Path,
+    score_path: Path,
+) -> dict[str, Any]:
+    first_date, last_date, rows = _date_range(con)
+    as_of = resolve_as_of(churn, first_date, last_date)
+    log.info("transactions: %d rows from %s to %s; as_of %s", rows, first_date, last_date, as_of)
+    plan = plan_training(first_date, as_of, churn, params)
+    dropped = uncovered_features(params, plan)
+    names = [f.name for f in feature_list(params) if f.name not in dropped]
+    train = _SnapshotStats(names, plan.cutoffs)
+    _stream_snapshot(
+        con, plan.cutoffs, churn, params, True, lambda f: assign_customer_roles(f, plan),
+        dropped, train_path, train,
+    )  # fmt: skip
+    log.info(
+        "training snapshots: %d rows over %d cutoffs (%s); evaluation %s, calibration on %s",
+        train.rows,
+        len(plan.cutoffs),
+        ", ".join(f"{item.cutoff} {item.role}" for item in plan.cutoffs),
+        plan.evaluation,
+        plan.calibration,
+    )
+    score = _SnapshotStats(names, [])
+    _stream_snapshot(
+        con, [Cutoff(as_of, SCORE, None)], churn, params, False, lambda f: f, dropped,
+        score_path, score,
+    )  # fmt: skip
+    log.info("as-of snapshot %s: %d eligible customers", as_of, score.rows)
+    return {
+        "as_of": as_of.isoformat(),
+        "first_date": first_date.isoformat(),
+        "horizon_days": churn.horizon_days,
+        "plan": plan.describe(),
+        "dropped_features": list(dropped),
+        "cutoffs": train.per_cutoff(),
+        "train_rows": train.rows,
+        "score_rows": score.rows,
+        "null_rates": {"train": train.null_rates(), "score": score.null_rates()},
+    }
+
+
+class _SnapshotStats:
+    """The features report's counts, accumulated over the batches of a written snapshot."""
+
+    def __init__(self, names: list[str], cutoffs: list[Cutoff]) -> None:
+        self.names, self.cutoffs, self.rows = names, cutoffs, 0
+        self.nulls = dict.fromkeys(names, 0)
+        self.roles: dict[date, dict[str, int]] = {item.cutoff: {} for item in cutoffs}
+        self.churners: dict[date, int] = {item.cutoff: 0 for item in cutoffs}
+        self.counts: dict[date, int] = {item.cutoff: 0 for item in cutoffs}
+
+    def add(self, frame: pd.DataFrame) -> None:
+        self.rows += len(frame)
+        for name in self.names:
+            self.nulls[name] += int(frame[name].isna().sum())
+        if not self.cutoffs or frame.empty:
+            return
+        groups = frame.groupby([c.CUTOFF, frame[c.ROLE].astype("string")], sort=False)
+        for (cutoff, role), part in groups[c.CHURNED]:
+            if cutoff not in self.counts:
+                continue
+            self.counts[cutoff] += len(part)
+            self.churners[cutoff] += int(part.sum())
+            self.roles[cutoff][role] = self.roles[cutoff].get(role, 0) + len(part)
+
+    def per_cutoff(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for item in self.cutoffs:
+            n = self.counts[item.cutoff]
+            out[item.cutoff.isoformat()] = {
+                "role": item.role,
+                "rows_by_role": dict(sorted(self.roles[item.cutoff].items())),
+                "label_end": item.label_end.isoformat() if item.label_end else None,
+                "rows": n,
+                "churn_rate": round(float(self.churners[item.cutoff] / n), 6) if n else None,
+            }
+        return out
+
+    def null_rates(self) -> dict[str, float]:
+        if not self.rows:
+            return {name: 0.0 for name in self.names}
+        return {name: round(float(self.nulls[name] / self.rows), 6) for name in self.names}
+
+
+def _stream_snapshot(
+    con: duckdb.DuckDBPyConnection,
+    cutoffs: list[Cutoff],
+    churn: ChurnParams,
+    params: FeaturesParams,
+    labelled: bool,
+    transform: Callable[[pd.DataFrame], pd.DataFrame],
+    dropped: tuple[str, ...],
+    path: Path,
+    stats: _SnapshotStats,
+) -> None:
+    sql = _snapshot_query(con, cutoffs, churn, params, labelled)
+    spill = spill_folder()
+    spill.mkdir(parents=True, exist_ok=True)
+    result = spill / f"snapshot-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+    try:
+        quoted = str(result).replace("'", "''")
+        con.execute(f"COPY ({sql}) TO '{quoted}' (FORMAT parquet)")
+        source = pq.ParquetFile(result)
+        # pandas turns an integer column with a null into float64: widen the same columns in
+        # every batch as in the whole result, so every batch has the in-memory path's dtypes
+        widen = _integer_columns_with_nulls(source)
+        pending: list[pa.Table] = []
+        with atomic_path(path) as tmp:
+            writer: pq.ParquetWriter | None = None
+            for batch in source.iter_batches(batch_size=STREAM_ROWS):
+                table = pa.Table.from_batches([batch])
+                for name in widen:
+                    index = table.schema.get_field_index(name)
+                    table = table.set_column(index, name, table[name].cast(pa.float64()))
+                frame = normalize_snapshot(
+                    table.to_pandas(split_blocks=True, self_destruct=True), params, labelled
+                )
+                frame = transform(frame).drop(columns=list(dropped))
+                stats.add(frame)
+                out = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, out.schema, compression="zstd")
+                pending.append(out)
+                pending = _flush(writer, pending, final=False)
+            if writer is None:  # no rows: the empty frame of the documented columns
+                empty = normalize_snapshot(pd.DataFrame(), params, labelled)
+                empty = empty.drop(columns=list(dropped))
+                pq.write_table(
+                    pa.Table.from_pandas(empty, preserve_index=False), tmp, compression="zstd"
+                )
+            else:
+                _flush(writer, pending, final=True)
+                writer.close()
+    finally:
+        result.unlink(missing_ok=True)
+
+
+def _integer_columns_with_nulls(source: pq.ParquetFile) -> list[str]:
+    meta = source.metadata
+    out = []
+    for index, field in enumerate(source.schema_arrow):
+        if not pa.types.is_integer(field.type):
+            continue
+        for group in range(meta.num_row_groups):
+            stats = meta.row_group(group).column(index).statistics
+            if stats is None or not stats.has_null_count or stats.null_count > 0:
+                out.append(field.name)
+                break
+    return out
+
+
+def _flush(writer: pq.ParquetWriter, pending: list[pa.Table], final: bool) -> list[pa.Table]:
+    """Write whole STREAM_ROWS row groups of the pending rows (all of them when final)."""
+    rows = sum(len(t) for t in pending)
+    if not pending or (rows < STREAM_ROWS and not final):
+        return pending
+    table = pa.concat_tables(pending)
+    whole = len(table) if final else len(table) - len(table) % STREAM_ROWS
+    writer.write_table(table.slice(0, whole), row_group_size=STREAM_ROWS)
+    rest = table.slice(whole)
+    return [rest] if len(rest) else []
 
 
 def uncovered_features(params: FeaturesParams, plan: TrainingPlan) -> tuple[str, ...]:
