@@ -66,13 +66,16 @@ def test_spark_features_equal_duckdb_on_edge_cases(spark):
     assert set(on_spark.score["customer_id"]) >= {"00001", "A", "a", "é", "zero_spend"}
 
 
-def test_spark_refuses_bgnbd_features_with_a_clear_error(spark, generated_interim):
+def test_spark_bgnbd_features_equal_duckdb(spark, generated_interim):
     from churn.spark.features import build_snapshots as build_on_spark
 
     interim = generated_interim(customers=400, seed=5, days=1095)
     files = [interim / f"{name}.parquet" for name in ("transactions", "customers", "nps")]
-    with pytest.raises(ChurnError, match="features.bgnbd"):
-        build_on_spark(spark, *files, ChurnParams(), FeaturesParams(bgnbd=True))
+    churn, params = ChurnParams(), FeaturesParams(bgnbd=True)
+    on_duckdb = build_on_duckdb(*files, churn, params, engine=spark_engine(Path("/tmp")))
+    on_spark = build_on_spark(spark, *files, churn, params)
+    assert on_duckdb.train["bgnbd_p_no_purchase"].notna().any()
+    assert_same_snapshots(on_spark, on_duckdb)
 
 
 def test_spark_reads_only_the_current_version_of_a_delta_table(spark, tmp_path):

@@ -13,6 +13,7 @@ from churn.config import ChurnParams, FeaturesParams
 from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, plan_training
 from churn.definition import resolve_as_of
 from churn.errors import ChurnError
+from churn.features.bgnbd import add_bgnbd_features
 from churn.features.build import Snapshots, normalize_snapshot, uncovered_features
 from churn.features.sql import day_number, snapshot_sql, spark_sql
 from churn.logs import get_logger
@@ -127,13 +128,9 @@ def compute_snapshots(
     spark: Any, cutoffs: list[Cutoff], churn: ChurnParams, params: FeaturesParams, labelled: bool
 ) -> pd.DataFrame:
     """Return the snapshots of the given cutoffs computed on Spark, as the DuckDB path's frame."""
-    if params.bgnbd:
-        raise ChurnError(
-            "features.bgnbd is true but engine.kind is spark: the BG/NBD features are fitted in "
-            "pandas on one machine and are not available on Spark yet; set features.bgnbd: false "
-            "or engine.kind: duckdb"
-        )
     frame = to_pandas(snapshot_frame(spark, cutoffs, churn, params, labelled))
+    if params.bgnbd:  # fitted per cutoff on the collected rows, by the DuckDB path's own code
+        frame = add_bgnbd_features(frame, churn.horizon_days)
     return normalize_snapshot(frame, params, labelled=labelled)
 
 
