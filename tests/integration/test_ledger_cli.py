@@ -20,9 +20,26 @@ LATER = AS_OF + timedelta(days=60)  # still collecting when the data ends
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    init_dvc_project(tmp_path)
+    # no demo data here: no simulated contact log, no past lists
+    init_dvc_project(tmp_path, backtest={"contact_log": None}, ledger={"past_lists": None})
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def _ledger_args(exports):
+    return [
+        "ledger",
+        "--transactions",
+        "data/interim/transactions.parquet",
+        "--exports",
+        str(exports),
+        "--report",
+        "reports/ledger.json",
+        "--uplift-out",
+        "data/ledger/uplift.parquet",
+        "--contacted-out",
+        "data/ledger/contacted.parquet",
+    ]
 
 
 def _publish_with_a_download(exports):
@@ -77,7 +94,7 @@ def test_ledger_command_measures_matured_lists_and_marks_the_others_collecting(p
             "cost": 3.0,
         }
     ).to_csv(project / "contacts.csv", index=False)
-    args = ["ledger", "--exports", str(exports), "--contacts", "contacts.csv"]
+    args = [*_ledger_args(exports), "--contacts", "contacts.csv"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     ledger = json.loads((project / "reports" / "ledger.json").read_text())
@@ -106,9 +123,7 @@ def test_ledger_command_names_a_contact_log_with_a_bad_cost(project):
     exports = project / "exports" / "at_risk"
     _publish_with_a_download(exports)
     (project / "contacts.csv").write_text("customer_id,contacted_at,cost\nc1,2025-01-01,free\n")
-    result = CliRunner().invoke(
-        app, ["ledger", "--exports", str(exports), "--contacts", "contacts.csv"]
-    )
+    result = CliRunner().invoke(app, [*_ledger_args(exports), "--contacts", "contacts.csv"])
     assert result.exit_code != 0
     assert "contacts.csv: column 'cost'" in str(result.exception)
 
