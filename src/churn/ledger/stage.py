@@ -89,7 +89,7 @@ def _import_past_lists(settings: Any, exports: Path) -> tuple[list[dict[str, Any
         )
     raw = pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
     checked = record.check_past_lists(raw, str(path))
-    if checked.rows.empty:
+    if checked.rows.empty and len(raw):
         raise ChurnError(
             f"{path}: no usable row ({len(checked.quarantine)} quarantined, first reason "
             f"{checked.quarantine['reason'].iloc[0] if len(checked.quarantine) else 'none'}); "
