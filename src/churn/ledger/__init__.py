@@ -26,8 +26,9 @@ The `ledger` stage also writes two tables (dvc.yaml names their paths):
   dated <= list_date only). Rows are sorted by list_date, list_id, customer_id. Effects must be
   estimated within a list (treated vs control of the same list_id): lists differ in rule and risk.
 - **The contacted table** (`data/ledger/contacted.parquet`): the treatment-group members of every
-  list, matured or not (`customer_id`, `list_id`, `list_date`, `horizon_days`): the train stage
-  leaves out training rows whose label window overlaps a campaign that targeted the customer.
+  list dated before the newest data date, matured or not (`customer_id`, `list_id`, `list_date`,
+  `horizon_days`): the train stage leaves out training rows whose label window overlaps a
+  campaign that targeted the customer (a later list cannot overlap a labelled window).
 """
 
 from __future__ import annotations

@@ -223,7 +223,15 @@ def run_ledger_report(
         ledger["past_lists"] = past_lists
     write_json(ledger if matched is None else {**ledger, "contact_log": matched}, report)
     if inputs.contacted_out is not None:
-        write_parquet(contacted_table(lists), inputs.contacted_out)
+        # a list dated on or after the newest data date cannot overlap any labelled window (they
+        # end on or before it): leaving it out keeps the table, and so train, unchanged when
+        # `churn publish` adds today's list
+        overlapping = [
+            p
+            for p in lists
+            if newest is not None and dt.date.fromisoformat(str(p.manifest["as_of"])) < newest
+        ]
+        write_parquet(contacted_table(overlapping), inputs.contacted_out)
     if inputs.uplift_out is not None:
         from churn.backtest import purchase_dates
 
