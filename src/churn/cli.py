@@ -39,6 +39,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "score": ("score",),
     "drift": ("drift",),
     "report": ("churn", "report", "engine"),
+    "ledger": ("churn", "features", "engine", "score", "backtest", "ledger"),
 }
 EXPORTS = Path("exports/at_risk")  # the published-lists record (not a DVC output)
 APPLY_ENV = "CHURN_PROMOTE_APPLY"  # set by `churn retrain` for the promote stage it runs
@@ -223,9 +224,17 @@ def generate(
         str, typer.Option("--format", help="csv (gzip) or parquet for transactions.")
     ] = "csv",
 ) -> None:
-    """Write the seeded synthetic default data (transactions, customers, NPS, ground truth)."""
+    """Write the seeded synthetic default data (transactions, customers, NPS, ground truth, and
+    the simulated past campaigns: their lists, contact log and true effects)."""
+    import pandas as pd
+
     from churn.files import TableStream
-    from churn.generate import simulate
+    from churn.generate import (
+        CAMPAIGN_LISTS_COLUMNS,
+        CAMPAIGN_TRUTH_COLUMNS,
+        CONTACTS_COLUMNS,
+        simulate,
+    )
     from churn.logs import track
 
     settings = _stage_params("generate", params).generate
@@ -240,10 +249,27 @@ def generate(
         TableStream(out / "customers.csv") as customer_table,
         TableStream(out / "nps.csv") as nps,
         TableStream(out / "truth.parquet") as truth,
+        TableStream(out / "campaign_lists.csv") as campaign_lists,
+        TableStream(out / "contacts.csv") as contacts,
+        TableStream(out / "campaign_truth.parquet") as campaign_truth,
     ):
         for chunk in track(simulate(settings), "simulating customers", total=chunks):
             transactions.write(chunk.transactions)
             truth.write(chunk.truth)
+            for stream, frame in (
+                (campaign_lists, chunk.campaign_lists),
+                (contacts, chunk.contacts),
+                (campaign_truth, chunk.campaign_truth),
+            ):
+                if len(frame):  # a chunk may list nobody; an empty frame has no typed schema
+                    stream.write(frame)
+        for stream, names in (
+            (campaign_lists, CAMPAIGN_LISTS_COLUMNS),
+            (contacts, CONTACTS_COLUMNS),
+            (campaign_truth, CAMPAIGN_TRUTH_COLUMNS),
+        ):
+            if stream.rows == 0:  # campaigns off (or nobody listed): the files keep their header
+                stream.write(pd.DataFrame({name: pd.Series(dtype="string") for name in names}))
             if settings.with_customers:
                 customer_table.write(chunk.customers)
             if settings.with_nps:
@@ -410,6 +436,10 @@ def train(
     snapshots: Annotated[Path, _required("Training snapshots (features stage).")],
     out: Annotated[Path, _required("Folder for the model to promote and score (challenger).")],
     evaluation_out: Annotated[Path, _required("Folder for the model evaluate measures.")],
+    campaigns: Annotated[
+        Path | None,
+        typer.Option(help="Treatment-group members of every list (ledger stage); left out."),
+    ] = None,
     params: ParamsPath = Path("params.yaml"),
     tracking: Annotated[
         bool, typer.Option(help="Log the run and register the model in MLflow.")
@@ -420,7 +450,7 @@ def train(
     from churn.columns import ROLE
     from churn.definition import describe_definition
     from churn.model import MODEL_FILE
-    from churn.train import feature_columns, fit_model
+    from churn.train import exclude_campaign_contacts, feature_columns, fit_model
 
     settings = _stage_params("train", params)
     frame, customers_fit = _read_snapshots(
@@ -428,12 +458,20 @@ def train(
     )
     fingerprint = mlflow_tracking.data_fingerprint(frame, snapshots)
     definition = describe_definition(settings.churn, feature_columns(frame, str(snapshots)))
+    contacted = _read_parquet(campaigns, "campaign contacts") if campaigns is not None else None
+    frame, excluded = exclude_campaign_contacts(frame, contacted, settings.churn.horizon_days)
+    log.info(
+        "campaigns: %d training rows of %d customers left out (treated while their label was "
+        "being observed); the model learns from control and never-listed customers",
+        excluded["rows_excluded"],
+        excluded.get("customers_excluded", 0),
+    )
     result = fit_model(
         frame,
         settings.train,
         settings.churn.horizon_days,
         str(snapshots),
-        metadata={"data": fingerprint, "definition": definition},
+        metadata={"data": fingerprint, "definition": definition, "campaigns": excluded},
         customers_fit=customers_fit,
     )
     model = result.production_model
@@ -1052,18 +1090,33 @@ def backtest(
 
 @app.command()
 def ledger(
-    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    transactions: Annotated[Path, _required("Clean transactions (Parquet).")],
+    exports: Annotated[Path, _required("The published-lists record (exports/at_risk).")],
+    report: Annotated[Path, _required("Ledger report (JSON).")],
+    uplift_out: Annotated[Path, _required("Uplift table of matured lists (Parquet).")],
+    contacted_out: Annotated[Path, _required("Treatment-group members of every list (Parquet).")],
     contacts: Annotated[
         Path | None,
-        typer.Option(help="Contact log CSV (customer_id, contacted_at[, action, channel, cost])."),
+        typer.Option(
+            help="Contact log CSV (customer_id, contacted_at[, action, channel, cost]); "
+            "default: backtest.contact_log."
+        ),
     ] = None,
-    report: Annotated[Path | None, typer.Option(help="Ledger report.")] = None,
+    customers: Annotated[
+        Path | None,
+        typer.Option(help="Clean customers (Parquet); with --nps: features at the list dates."),
+    ] = None,
+    nps: Annotated[Path | None, typer.Option(help="Clean NPS answers (Parquet).")] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
-    """Measure each published list's campaign: retention of treated vs control, with intervals."""
-    from churn.lifecycle import LEDGER_REPORT, run_ledger_report, show_rows
+    """Import past campaign lists, measure each list's campaign (treated vs control retention,
+    with intervals) and write the uplift and contacted tables."""
+    from churn.ledger.stage import LedgerInputs, run_ledger_report, show_rows
 
-    rows = run_ledger_report(load_params(params), exports, contacts, report or LEDGER_REPORT)
+    inputs = LedgerInputs(transactions, customers, nps, uplift_out, contacted_out)
+    rows = run_ledger_report(
+        _stage_params("ledger", params), exports, contacts, report, inputs=inputs
+    )
     show_rows(rows, "Campaign ledger")
 
 

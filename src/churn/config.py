@@ -138,6 +138,20 @@ class RegistryParams(Section):
 
 
 # --------------------------------------------------------------------------- generate
+class CampaignsParams(Section):
+    """Simulated past retention campaigns in the default data (generate.campaigns)."""
+
+    enabled: bool = True
+    count: int = Field(4, ge=0, le=20)  # lists at the end - k x every_days, k = 1..count
+    every_days: int = Field(90, ge=1)  # spacing of the list dates, back from the last day
+    overdue_factor: float = Field(2.0, gt=0)  # listed: no purchase for >= this x their usual gap
+    min_overdue_days: int = Field(30, ge=1)  # ...and for at least this many days
+    control_share: float = Field(0.1, gt=0, le=0.5)  # the same share as score.control_share
+    reach_rate: float = Field(0.7, ge=0, le=1)  # treated customers a contact really reaches
+    crossover_rate: float = Field(0.01, ge=0, le=1)  # control customers contacted by mistake
+    effect: float = Field(1.0, ge=0, le=3)  # scales the persuadable / sleeping-dog probabilities
+
+
 class GenerateParams(Section):
     """Synthetic default data: `churn generate` (the `generate` DVC stage)."""
 
@@ -161,6 +175,7 @@ class GenerateParams(Section):
     pre_period_share: float = Field(0.2, ge=0, le=1)  # customers who joined before the export
     acquisition_days: int | None = Field(None, ge=1)  # others join in the first N days; None = all
     seasonality: float = Field(0.3, ge=0, lt=1)  # yearly amplitude of the purchase intensity
+    campaigns: CampaignsParams = CampaignsParams()  # simulated past campaigns (lists, contacts)
 
 
 # --------------------------------------------------------------------------- train
@@ -783,6 +798,15 @@ class BacktestParams(Section):
     contact_log: str | None = None
 
 
+class LedgerParams(Section):
+    """`churn ledger` (the `ledger` DVC stage): every list's campaign, measured."""
+
+    # optional CSV of campaign lists run before (or besides) churn: list_id, list_date,
+    # customer_id, group (treatment/control)[, suggested_action, risk_tier, expected_value];
+    # imported into the published-lists record with origin "imported"
+    past_lists: str | None = None
+
+
 class RetrainParams(Section):
     """`churn retrain`: lock, `dvc repro`, gate with alias move, publish, backtest (schedulers)."""
 
@@ -830,6 +854,7 @@ class Params(Section):
     publish: PublishParams = PublishParams()
     app: AppParams = AppParams()
     backtest: BacktestParams = BacktestParams()
+    ledger: LedgerParams = LedgerParams()
     retrain: RetrainParams = RetrainParams()
     uplift: UpliftParams = UpliftParams()
 

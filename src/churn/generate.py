@@ -51,6 +51,9 @@ class GeneratedChunk:
     customers: pd.DataFrame  # customer, signup_date, channel, region
     nps: pd.DataFrame  # customer, answered_at, score
     truth: pd.DataFrame  # customer_id, first_purchase, dropout_date, early_dropout, rate_per_year
+    campaign_lists: pd.DataFrame  # list_id, list_date, customer_id, group, suggested_action, ...
+    contacts: pd.DataFrame  # customer_id, contacted_at, action, channel, cost
+    campaign_truth: pd.DataFrame  # per list and customer: true type, potential outcomes, effect
 
 
 def customer_ids(start: int, stop: int, total: int) -> np.ndarray:
@@ -125,6 +128,16 @@ def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) ->
     owner = np.concatenate([np.arange(n), owner[keep]])
     t = np.concatenate([join, t[keep]])
     fading = np.concatenate([np.zeros(n, bool), fading[keep]])
+    campaigns = simulate_campaigns(
+        params,
+        _chunk_rng(params.seed, chunk, 3),
+        ids,
+        Purchases(owner, t, fading),
+        CustomerTraits(channel_idx, region_idx, rate_day, spend_mean, dropout),
+    )
+    owner, t, fading = campaigns.purchases.owner, campaigns.purchases.t, campaigns.purchases.fading
+    dropout = campaigns.dropout
+    active_end = np.minimum(dropout, days)
     amount = rng.gamma(6.0, spend_mean[owner] / 6.0) * np.where(fading, FADE_SPEND, 1.0)
     amount = np.round(np.maximum(amount, 0.5), 2)
 
@@ -182,7 +195,269 @@ def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) ->
             "rate_per_year": rate_year,
         }
     )
-    return GeneratedChunk(txn, customers, nps, truth)
+    return GeneratedChunk(
+        txn, customers, nps, truth, campaigns.lists, campaigns.contacts, campaigns.truth
+    )
+
+
+# --------------------------------------------------------------------------- past campaigns
+PERSUADABLE = "persuadable"  # leaves without a contact, stays with one
+SURE_THING = "sure thing"  # stays either way
+LOST_CAUSE = "lost cause"  # leaves either way
+SLEEPING_DOG = "sleeping dog"  # stays without a contact, leaves because of one
+WIN_BACK, LOYALTY = "win-back offer", "loyalty invitation"
+# how each action reaches customers and what one contact costs (in the margin's currency)
+ACTION_CHANNEL = {WIN_BACK: ("email", 1.5), LOYALTY: ("phone", 6.0)}
+CONTACT_DELAY_DAYS = 14  # contacts go out within two weeks of the list date
+REDEMPTION_DAYS = 21  # a kept customer buys again within three weeks of the contact
+LOYALTY_SHARE = 0.2  # the listed customers with the highest recent spend get the phone call
+CAMPAIGN_LISTS_COLUMNS = [
+    "list_id",
+    "list_date",
+    "customer_id",
+    "group",
+    "suggested_action",
+    "risk_tier",
+]
+CONTACTS_COLUMNS = ["customer_id", "contacted_at", "action", "channel", "cost"]
+CAMPAIGN_TRUTH_COLUMNS = [
+    "list_id",
+    "list_date",
+    "customer_id",
+    "group",
+    "true_type",
+    "contacted",
+    "retained_without_contact",
+    "retained_with_contact",
+    "true_effect",
+    "true_itt_effect",
+]
+
+
+@dataclass(frozen=True)
+class Purchases:
+    """Simulated purchases of one chunk: owner index, day offset (float), fading flag."""
+
+    owner: np.ndarray
+    t: np.ndarray
+    fading: np.ndarray
+
+
+@dataclass(frozen=True)
+class CustomerTraits:
+    """What the campaign simulation knows of each customer of a chunk."""
+
+    channel_idx: np.ndarray
+    region_idx: np.ndarray
+    rate_day: np.ndarray
+    spend_mean: np.ndarray
+    dropout: np.ndarray  # day offset of the silent dropout (moved by a campaign's effect)
+
+
+@dataclass(frozen=True)
+class SimulatedCampaigns:
+    """Purchases after the campaigns' effects, with the lists, the contact log and the truth."""
+
+    purchases: Purchases
+    dropout: np.ndarray
+    lists: pd.DataFrame
+    contacts: pd.DataFrame
+    truth: pd.DataFrame
+
+
+def campaign_days(params: GenerateParams) -> list[int]:
+    """Return the day offsets of the simulated list dates, oldest first (inside the period)."""
+    settings = params.campaigns
+    if not settings.enabled:
+        return []
+    last = params.days - 1
+    days = [last - k * settings.every_days for k in range(1, settings.count + 1)]
+    return sorted(day for day in days if day >= 365)  # a year of history to judge the rhythm
+
+
+def type_probabilities(
+    channel_idx: np.ndarray, region_idx: np.ndarray, recent_purchases: np.ndarray, scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (P(persuadable | leaves without contact), P(sleeping dog | stays without contact)).
+
+    Heterogeneous on purpose, by traits an uplift model can see: app and web customers and
+    frequent buyers respond to a contact; marketplace customers (and a little, the south) are
+    pushed away by one. `scale` multiplies both (0 = contacts change nothing).
+    """
+    channel = CHANNELS[channel_idx]
+    persuadable = (
+        0.05
+        + 0.20 * (channel == "app")
+        + 0.10 * (channel == "web")
+        + 0.05 * (recent_purchases >= 6)
+    )
+    sleeping = 0.03 + 0.25 * (channel == "marketplace") + 0.05 * (REGIONS[region_idx] == "south")
+    return np.clip(persuadable * scale, 0, 1), np.clip(sleeping * scale, 0, 1)
+
+
+def simulate_campaigns(
+    params: GenerateParams,
+    rng: np.random.Generator,
+    ids: np.ndarray,
+    purchases: Purchases,
+    traits: CustomerTraits,
+    horizon_days: int = 90,
+) -> SimulatedCampaigns:
+    """Run the past campaigns on a chunk's purchases, oldest list first.
+
+    At each list date d the list is every customer active in the past year whose days since
+    their last purchase reach max(min_overdue_days, overdue_factor x their usual gap (365 /
+    purchases in the past year)): a rule computed from the purchases alone, without our model.
+    A random control_share is held out. Each listed customer gets a latent type from whether they
+    would buy in (d, d + horizon] without a contact: persuadable or lost cause if not, sleeping
+    dog or sure thing if so (type_probabilities). Contacted customers (treated and reached, or
+    control contacted by mistake) get the contact's effect from the contact day on: a persuadable
+    buys within REDEMPTION_DAYS and keeps buying for a new lifetime; a sleeping dog stops buying.
+    """
+    owner, t, fading = purchases.owner, purchases.t, purchases.fading
+    dropout = traits.dropout.copy()
+    start = pd.Timestamp(params.start)
+    settings = params.campaigns
+    n = ids.size
+    lists, contacts, truth = [], [], []
+    for day in campaign_days(params):
+        when = np.floor(t)
+        seen = (when >= 0) & (when <= day)
+        last_day = np.full(n, -np.inf)
+        np.maximum.at(last_day, owner[seen], when[seen])
+        recent = np.bincount(owner[seen & (when > day - 365)], minlength=n)
+        recency = day - last_day
+        gap = 365.0 / np.maximum(recent, 1)
+        overdue = np.maximum(settings.min_overdue_days, settings.overdue_factor * gap)
+        listed = np.flatnonzero((recent >= 2) & (recency >= overdue))
+        if listed.size == 0:
+            continue
+        k = listed.size
+        window = (when > day) & (when <= day + horizon_days)
+        retained0 = np.bincount(owner[window], minlength=n)[listed] > 0
+        p_persuadable, p_sleeping = type_probabilities(
+            traits.channel_idx[listed], traits.region_idx[listed], recent[listed], settings.effect
+        )
+        draw = rng.random(k)
+        types = np.where(
+            retained0,
+            np.where(draw < p_sleeping, SLEEPING_DOG, SURE_THING),
+            np.where(draw < p_persuadable, PERSUADABLE, LOST_CAUSE),
+        )
+        control = rng.random(k) < settings.control_share
+        reach_if_treated = rng.random(k) < settings.reach_rate
+        reach_if_control = rng.random(k) < settings.crossover_rate
+        contacted = np.where(control, reach_if_control, reach_if_treated)
+        contact_t = day + rng.uniform(1.0, CONTACT_DELAY_DAYS, k)
+        value = recent[listed] * traits.spend_mean[listed]
+        loyalty = value >= np.quantile(value, 1 - LOYALTY_SHARE)
+        action = np.where(loyalty, LOYALTY, WIN_BACK)
+        tier = np.where(recency[listed] >= 1.5 * overdue[listed], "high", "medium")
+        # potential outcome with a contact: a persuadable buys again; a sleeping dog keeps only
+        # the purchases made before the contact
+        position = np.full(n, -1)
+        position[listed] = np.arange(k)
+        slot = position[owner]
+        before = window & (slot >= 0)
+        before[before] = t[before] <= contact_t[slot[before]]
+        bought_before_contact = np.bincount(slot[before], minlength=k) > 0
+        retained1 = np.where(
+            types == PERSUADABLE,
+            True,
+            np.where(types == SLEEPING_DOG, bought_before_contact, retained0),
+        )
+
+        # apply the effect to the contacted customers
+        pushed = listed[contacted & (types == SLEEPING_DOG)]
+        if pushed.size:
+            gone = np.isin(owner, pushed)
+            gone[gone] = t[gone] > contact_t[slot[gone]]
+            owner, t, fading = owner[~gone], t[~gone], fading[~gone]
+            dropout[pushed] = np.minimum(dropout[pushed], contact_t[position[pushed]])
+        kept = listed[contacted & (types == PERSUADABLE)]
+        if kept.size:
+            c = contact_t[position[kept]]
+            life = rng.exponential(params.mean_lifetime_days, kept.size)
+            new_end = np.minimum(c + life, params.days)
+            counts = rng.poisson(traits.rate_day[kept] * np.maximum(new_end - c, 0.0))
+            redeemed = c + rng.uniform(1.0, REDEMPTION_DAYS, kept.size)
+            extra_owner = np.concatenate([kept, np.repeat(kept, counts)])
+            extra_t = np.concatenate(
+                [
+                    redeemed,
+                    np.repeat(c, counts)
+                    + rng.random(counts.sum()) * np.repeat(new_end - c, counts),
+                ]
+            )
+            owner = np.concatenate([owner, extra_owner])
+            t = np.concatenate([t, extra_t])
+            fading = np.concatenate([fading, np.zeros(extra_owner.size, bool)])
+            dropout[kept] = np.maximum(dropout[kept], np.maximum(c + life, redeemed))
+
+        list_date = (start + pd.Timedelta(days=day)).strftime("%Y-%m-%d")
+        list_id = f"sim-{list_date}"
+        group = np.where(control, "control", "treatment")
+        lists.append(
+            pd.DataFrame(
+                {
+                    "list_id": list_id,
+                    "list_date": list_date,
+                    "customer_id": ids[listed],
+                    "group": group,
+                    "suggested_action": action,
+                    "risk_tier": tier,
+                }
+            )
+        )
+        effect = retained1.astype(int) - retained0.astype(int)
+        truth.append(
+            pd.DataFrame(
+                {
+                    "list_id": list_id,
+                    "list_date": pd.Timestamp(list_date),
+                    "customer_id": pd.array(ids[listed], dtype="string"),
+                    "group": group,
+                    "true_type": types,
+                    "contacted": contacted,
+                    "retained_without_contact": retained0,
+                    "retained_with_contact": retained1,
+                    "true_effect": effect,
+                    # the effect of being assigned to treatment rather than control: what a
+                    # list's treated-minus-control retention estimates (non-compliance included)
+                    "true_itt_effect": (reach_if_treated.astype(int) - reach_if_control.astype(int))
+                    * effect,
+                }
+            )
+        )
+        reached = np.flatnonzero(contacted)
+        channel_cost = [ACTION_CHANNEL[a] for a in action[reached]]
+        contact_when = start + pd.to_timedelta(
+            np.round(contact_t[reached] * 86400).astype(np.int64), unit="s"
+        )
+        contacts.append(
+            pd.DataFrame(
+                {
+                    "customer_id": ids[listed[reached]],
+                    "contacted_at": contact_when.strftime("%Y-%m-%d %H:%M:%S"),
+                    "action": action[reached],
+                    "channel": [channel for channel, _ in channel_cost],
+                    "cost": [cost for _, cost in channel_cost],
+                }
+            )
+        )
+    return SimulatedCampaigns(
+        Purchases(owner, t, fading),
+        dropout,
+        _frames(lists, CAMPAIGN_LISTS_COLUMNS),
+        _frames(contacts, CONTACTS_COLUMNS),
+        _frames(truth, CAMPAIGN_TRUTH_COLUMNS),
+    )
+
+
+def _frames(frames: list[pd.DataFrame], columns: list[str]) -> pd.DataFrame:
+    if not frames:
+        return pd.DataFrame({column: pd.Series(dtype="object") for column in columns})
+    return pd.concat(frames, ignore_index=True)
 
 
 def _add_export_defects(

@@ -1,4 +1,4 @@
-"""The commands that run outside DVC: publish, backtest, ledger and retrain, wired to the stage files.
+"""The commands that run outside DVC (publish, backtest, retrain) and the ledger's wiring.
 
 DVC deletes a stage's outputs before rerunning it, so what people act on (the published lists)
 and what judges them later (the backtest) live outside DVC's outputs, in the published-lists
@@ -19,12 +19,12 @@ import pandas as pd
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.files import read_json
+from churn.ledger.stage import check_contact_ids, contact_log_path, read_contact_log, show_rows
 from churn.logs import get_logger
 
 log = get_logger("lifecycle")
 
 BACKTEST_REPORT = Path("reports/backtest.json")  # written by `churn backtest` (not a DVC output)
-LEDGER_REPORT = Path("reports/ledger.json")  # written by `churn ledger` (not a DVC output)
 
 
 def _read_report(path: Path) -> dict[str, Any] | None:
@@ -142,26 +142,6 @@ def publish_scores(
     return manifest
 
 
-def _contact_log_path(settings: Params, contacts: Path | None) -> Path | None:
-    """Return the contact log to read: --contacts, else backtest.contact_log, else None."""
-    if contacts is not None:
-        return contacts
-    return Path(settings.backtest.contact_log) if settings.backtest.contact_log else None
-
-
-def _read_contact_log(path: Path | None) -> pd.DataFrame | None:
-    """Return the checked contact log at `path` (None without one)."""
-    from churn.backtest import check_contacts
-    from churn.columns import CUSTOMER_ID
-
-    if path is None:
-        return None
-    if not path.exists():
-        raise ChurnError(f"{path}: contact log not found; fix backtest.contact_log")
-    raw = pd.read_csv(path, dtype={CUSTOMER_ID: "string"})
-    return check_contacts(raw, str(path))
-
-
 def _read_transactions(root: Path) -> pd.DataFrame:
     """Return the clean transactions (customer, date, amount) the ingest stage wrote."""
     from churn import pipeline
@@ -171,27 +151,6 @@ def _read_transactions(root: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ChurnError(f"{path}: not found; run `dvc repro` first")
     return pd.read_parquet(path, columns=[CUSTOMER_ID, DATE, AMOUNT])
-
-
-def _check_contact_ids(
-    contact_log: pd.DataFrame | None, transactions: pd.DataFrame, path: Path | None
-) -> dict[str, Any] | None:
-    """Return how the contact log's ids match the customers (None without a log); log a warning
-    when some match no customer or lost their leading zeros in a spreadsheet."""
-    from churn.columns import CUSTOMER_ID
-    from churn.ids import check_id_matches
-
-    if contact_log is None:
-        return None
-    matched, warning = check_id_matches(
-        contact_log[CUSTOMER_ID].dropna().unique(),
-        transactions[CUSTOMER_ID].astype("string").unique(),
-        str(path),
-        "so their contacts are not counted",
-    )
-    if warning:
-        log.warning("%s", warning)
-    return matched
 
 
 def run_backtest_report(
@@ -208,10 +167,10 @@ def run_backtest_report(
         definition = manifest.get("definition") or {}
         horizon = int(definition.get("horizon_days") or settings.churn.horizon_days)
         published[dt.date.fromisoformat(as_of)] = (horizon, record.read_scored(exports, manifest))
-    contact_path = _contact_log_path(settings, contacts)
-    contact_log = _read_contact_log(contact_path)
+    contact_path = contact_log_path(settings, contacts)
+    contact_log = read_contact_log(contact_path)
     transactions = _read_transactions(root)
-    matched = _check_contact_ids(contact_log, transactions, contact_path)
+    matched = check_contact_ids(contact_log, transactions, contact_path)
     # a list is known to have been used by a campaign when a contact log is given or the record
     # holds a download of it (any version of that date: a replaced list's customers overlap)
     used = {dt.date.fromisoformat(str(event["as_of"])) for event in record.read_downloads(exports)}
@@ -253,67 +212,6 @@ def run_backtest_report(
     return rows
 
 
-def run_ledger_report(
-    settings: Params, exports: Path, contacts: Path | None, report: Path, root: Path = Path(".")
-) -> list[dict[str, str]]:
-    """Measure every published list's campaign (treated vs control) into the ledger report."""
-    from churn.files import write_json
-    from churn.ledger import COLLECTING, PublishedList, build_ledger, ledger_rows
-    from churn.publish import record
-
-    downloads: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for event in record.read_downloads(exports):
-        key = (str(event.get("as_of")), str(event.get("list_sha256")))
-        downloads.setdefault(key, []).append(record.read_download_record(exports, event))
-    lists = []
-    for as_of in record.published_dates(exports):
-        manifest = record.read_manifest(exports, as_of)
-        definition = manifest.get("definition") or {}
-        horizon = int(definition.get("horizon_days") or settings.churn.horizon_days)
-        lists.append(
-            PublishedList(
-                manifest,
-                horizon,
-                record.read_scored(exports, manifest),
-                downloads.get((as_of, str(manifest.get("sha256"))), []),
-            )
-        )
-    contact_path = _contact_log_path(settings, contacts)
-    contact_log = _read_contact_log(contact_path)
-    transactions = _read_transactions(root)
-    matched = _check_contact_ids(contact_log, transactions, contact_path)
-    ledger = build_ledger(lists, transactions, settings.backtest.confidence, contact_log)
-    write_json(ledger if matched is None else {**ledger, "contact_log": matched}, report)
-    for entry in ledger["lists"]:
-        if entry["status"] == COLLECTING:
-            log.info(
-                "ledger: list of %s is collecting outcomes until %s",
-                entry["as_of"],
-                entry["matures_on"],
-            )
-            continue
-        overall = entry["slices"][0]
-        if overall["ci_low"] is None:
-            log.info("ledger: list of %s: no treated or no control customers", entry["as_of"])
-        else:
-            log.info(
-                "ledger: list of %s: retention %.1f%% treated vs %.1f%% control, difference "
-                "%+.1f points [%+.1f, %+.1f]: %s",
-                entry["as_of"],
-                100 * overall["treated_retention"],
-                100 * overall["control_retention"],
-                100 * overall["retention_difference"],
-                100 * overall["ci_low"],
-                100 * overall["ci_high"],
-                overall["status"],
-            )
-        if not entry["campaign_known"]:
-            log.info("ledger: list of %s: %s", entry["as_of"], entry["note"])
-    if not ledger["lists"]:
-        log.info("ledger: no list has been published yet (%s)", exports)
-    return ledger_rows(ledger)
-
-
 def app_paths(root: Path = Path(".")) -> tuple[Path | None, Path | None]:
     """Return (suppression list, retention page) for `churn app`, from dvc.yaml's score and
     report stages; None for one that dvc.yaml does not name (the page then does without it)."""
@@ -328,25 +226,6 @@ def app_paths(root: Path = Path(".")) -> tuple[Path | None, Path | None]:
     except ChurnError:
         report = None
     return suppression, report
-
-
-def show_rows(rows: list[dict[str, str]], title: str) -> None:
-    """Print rows as a rich table on a terminal, else as plain log lines."""
-    if not rows:
-        return
-    if sys.stdout.isatty():
-        from rich.console import Console
-        from rich.table import Table
-
-        table = Table(title=title)
-        for column in rows[0]:
-            table.add_column(column, justify="left" if column == "as of" else "right")
-        for row in rows:
-            table.add_row(*row.values())
-        Console().print(table)
-    else:
-        for row in rows:
-            log.info("  ".join(f"{k}={v}" for k, v in row.items()))
 
 
 def retrain_steps(
@@ -386,7 +265,6 @@ def retrain_steps(
             run_backtest_report(settings, exports, None, BACKTEST_REPORT),
             "Backtest of published at-risk lists",
         )
-        show_rows(run_ledger_report(settings, exports, None, LEDGER_REPORT), "Campaign ledger")
 
     return RetrainSteps(
         champion_version=champion,

@@ -129,6 +129,63 @@ def check_snapshots(
         check_role_windows(snapshots, horizon_days, source)
 
 
+def campaign_contacted_rows(
+    snapshots: pd.DataFrame, contacted: pd.DataFrame, horizon_days: int
+) -> np.ndarray:
+    """Return True for each training row (customer, cutoff t) whose customer was in the treatment
+    group of a list dated d whose contact window (d, d + list horizon] overlaps the row's label
+    window (t, t + horizon_days]: a campaign may have changed that label, so the risk model must
+    not learn from it (its control and never-listed rows stay)."""
+    flags = np.zeros(len(snapshots), dtype=bool)
+    if contacted.empty or snapshots.empty:
+        return flags
+    rows = pd.DataFrame(
+        {
+            CUSTOMER_ID: snapshots[CUSTOMER_ID].astype("string").to_numpy(),
+            "cutoff": pd.to_datetime(snapshots[CUTOFF]).to_numpy(),
+            "row": np.arange(len(snapshots)),
+        }
+    )
+    lists = pd.DataFrame(
+        {
+            CUSTOMER_ID: contacted[CUSTOMER_ID].astype("string").to_numpy(),
+            "list_date": pd.to_datetime(contacted["list_date"]).to_numpy(),
+            "list_horizon": pd.to_timedelta(contacted["horizon_days"].astype("int64"), unit="D"),
+        }
+    )
+    pairs = rows.merge(lists, on=CUSTOMER_ID, how="inner")
+    horizon = pd.Timedelta(days=int(horizon_days))
+    overlap = (pairs["list_date"] < pairs["cutoff"] + horizon) & (
+        pairs["list_date"] + pairs["list_horizon"] > pairs["cutoff"]
+    )
+    flags[pairs.loc[overlap, "row"].to_numpy()] = True
+    return flags
+
+
+def exclude_campaign_contacts(
+    snapshots: pd.DataFrame, contacted: pd.DataFrame | None, horizon_days: int
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Return the training rows without campaign-contacted ones, and what was left out (rows,
+    customers, per role) for the model's metadata and the metrics report."""
+    if contacted is None:
+        return snapshots, {"campaign_table": False, "rows_excluded": 0}
+    flags = campaign_contacted_rows(snapshots, contacted, horizon_days)
+    excluded = snapshots.loc[flags]
+    summary = {
+        "campaign_table": True,
+        "rows": int(len(snapshots)),
+        "rows_excluded": int(flags.sum()),
+        "customers_excluded": int(excluded[CUSTOMER_ID].nunique()),
+        "rows_excluded_by_role": {
+            str(k): int(v) for k, v in excluded[ROLE].value_counts().sort_index().items()
+        }
+        if ROLE in excluded.columns
+        else {},
+        "rule": "treatment-group rows whose label window overlaps the list's contact window",
+    }
+    return snapshots.loc[~flags].reset_index(drop=True), summary
+
+
 def lightgbm_settings(params: TrainParams, spec: FeatureSpec) -> dict[str, Any]:
     """Return the LightGBM parameter dict: hyperparameters plus the reproducibility switches."""
     unknown = [name for name in params.monotone if name not in spec.names]

@@ -20,9 +20,26 @@ LATER = AS_OF + timedelta(days=60)  # still collecting when the data ends
 
 @pytest.fixture
 def project(tmp_path, monkeypatch):
-    init_dvc_project(tmp_path)
+    # no demo data here: no simulated contact log, no past lists
+    init_dvc_project(tmp_path, backtest={"contact_log": None}, ledger={"past_lists": None})
     monkeypatch.chdir(tmp_path)
     return tmp_path
+
+
+def _ledger_args(exports):
+    return [
+        "ledger",
+        "--transactions",
+        "data/interim/transactions.parquet",
+        "--exports",
+        str(exports),
+        "--report",
+        "reports/ledger.json",
+        "--uplift-out",
+        "data/ledger/uplift.parquet",
+        "--contacted-out",
+        "data/ledger/contacted.parquet",
+    ]
 
 
 def _publish_with_a_download(exports):
@@ -77,7 +94,7 @@ def test_ledger_command_measures_matured_lists_and_marks_the_others_collecting(p
             "cost": 3.0,
         }
     ).to_csv(project / "contacts.csv", index=False)
-    args = ["ledger", "--exports", str(exports), "--contacts", "contacts.csv"]
+    args = [*_ledger_args(exports), "--contacts", "contacts.csv"]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     ledger = json.loads((project / "reports" / "ledger.json").read_text())
@@ -106,9 +123,7 @@ def test_ledger_command_names_a_contact_log_with_a_bad_cost(project):
     exports = project / "exports" / "at_risk"
     _publish_with_a_download(exports)
     (project / "contacts.csv").write_text("customer_id,contacted_at,cost\nc1,2025-01-01,free\n")
-    result = CliRunner().invoke(
-        app, ["ledger", "--exports", str(exports), "--contacts", "contacts.csv"]
-    )
+    result = CliRunner().invoke(app, [*_ledger_args(exports), "--contacts", "contacts.csv"])
     assert result.exit_code != 0
     assert "contacts.csv: column 'cost'" in str(result.exception)
 
@@ -131,3 +146,47 @@ def test_a_downloaded_list_is_known_to_the_backtest_as_used_by_a_campaign(projec
     assert run["campaign"]["known"] is True
     assert run["campaign"]["retention_difference"] is not None
     assert run["flagged_vs_rest"]["judged_on"] == "customers the campaign did not treat"
+
+
+def test_past_lists_are_imported_measured_and_their_bad_rows_reported(tmp_path, monkeypatch):
+    init_dvc_project(
+        tmp_path, backtest={"contact_log": None}, ledger={"past_lists": "past_lists.csv"}
+    )
+    monkeypatch.chdir(tmp_path)
+    treated = [f"t{i:03d}" for i in range(60)]
+    control = [f"c{i:03d}" for i in range(20)]
+    lines = ["list_id,list_date,customer_id,group,risk_tier"]
+    lines += [f"spring,{AS_OF},{c},treatment,high" for c in treated]
+    lines += [f"spring,{AS_OF},{c},control,high" for c in control]
+    lines += [f"spring,{AS_OF},,treatment,high", f"spring,{AS_OF},x1,holdout,high"]
+    (tmp_path / "past_lists.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "data" / "interim").mkdir(parents=True)
+    buyers = treated[:45] + control[:5]  # 75% of treated and 25% of control buy again
+    pd.DataFrame(
+        {
+            "customer_id": pd.array([*buyers, "late"], dtype="string"),
+            "date": [AS_OF + timedelta(days=10)] * len(buyers) + [AS_OF + timedelta(days=100)],
+            "amount": 20.0,
+        }
+    ).to_parquet(tmp_path / "data" / "interim" / "transactions.parquet", index=False)
+    exports = tmp_path / "exports" / "at_risk"
+    result = CliRunner().invoke(app, _ledger_args(exports))
+    assert result.exit_code == 0, result.output
+    ledger = json.loads((tmp_path / "reports" / "ledger.json").read_text())
+    assert ledger["past_lists"]["quarantined"] == {"bad_group": 1, "missing_customer": 1}
+    assert ledger["past_lists"]["quarantine_examples"][0]["source_row"] == 81
+    (entry,) = ledger["lists"]
+    assert entry["origin"] == "imported" and entry["list_id"] == "spring"
+    assert entry["model_version"] is None and entry["status"] == "separated"
+    overall = entry["slices"][0]
+    assert (overall["treated_retention"], overall["control_retention"]) == (0.75, 0.25)
+    assert [part["value"] for part in entry["slices"] if part["slice"] == "tier"] == ["high"]
+    contacted = pd.read_parquet(tmp_path / "data" / "ledger" / "contacted.parquet")
+    assert sorted(contacted["customer_id"]) == treated
+    assert not (exports / "LATEST.json").exists()  # an imported list is never the list to contact
+    # running again imports nothing new and measures the same
+    again = CliRunner().invoke(app, _ledger_args(exports))
+    assert again.exit_code == 0, again.output
+    assert (
+        json.loads((tmp_path / "reports" / "ledger.json").read_text())["lists"] == ledger["lists"]
+    )

@@ -79,7 +79,9 @@ def test_the_project_dvc_yaml_loses_the_demo_stage_and_the_deps_on_its_outputs()
     stages = yaml.safe_load(new)["stages"]
     assert "generate" not in stages and list(stages)[:3] == ["check", "sources", "ingest"]
     assert generated == ["data/raw/transactions.csv.gz", "data/raw/customers.csv",
-                         "data/raw/nps.csv", "data/raw/truth.parquet"]  # fmt: skip
+                         "data/raw/nps.csv", "data/raw/truth.parquet",
+                         "data/raw/campaign_lists.csv", "data/raw/contacts.csv",
+                         "data/raw/campaign_truth.parquet"]  # fmt: skip
     old = yaml.safe_load(text)["stages"]
     assert stages["sources"]["deps"] == [
         d for d in old["sources"]["deps"] if not d.startswith("data/raw/")

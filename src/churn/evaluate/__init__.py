@@ -162,6 +162,8 @@ def production_metrics(
     out["evaluation_model_pr_auc"] = same_rows["pr_auc"]
     out["training_cutoffs"] = production.metadata.get("training_cutoffs")
     out["calibration_cutoff"] = production.metadata.get("calibration_cutoff")
+    # training rows left out because a campaign treated the customer during their label window
+    out["campaign_rows_excluded"] = production.metadata.get("campaigns")
     return out
 
 

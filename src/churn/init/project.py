@@ -17,7 +17,7 @@ from churn.errors import ChurnError
 
 # What the demo run leaves behind (the Makefile's `reset` target; a contract test keeps them equal),
 # data/raw apart: only the generate stage's own outputs are deleted there.
-DEMO_STATE = ("data/interim", "data/features", "data/scores", "data/archive",
+DEMO_STATE = ("data/interim", "data/features", "data/scores", "data/archive", "data/ledger",
               "models/challenger", "models/evaluation", "models/champion", "exports/at_risk",
               "mlflow.db", "mlartifacts", ".churn", "dvc_plots",
               # evaluate logs into the training run: without its outputs it reruns with train
@@ -28,6 +28,9 @@ GENERATED = (
     "data/raw/customers.csv",
     "data/raw/nps.csv",
     "data/raw/truth.parquet",
+    "data/raw/campaign_lists.csv",
+    "data/raw/contacts.csv",
+    "data/raw/campaign_truth.parquet",
 )  # fmt: skip  (used when the stage is already gone)
 
 _KEY = re.compile(r"^(?P<indent> *)(?P<key>[^\s#:][^:#]*?):(?=\s|$)(?P<rest>.*)$")

@@ -4,8 +4,11 @@ Each publication is a dated folder (the list to contact, its control group, ever
 for the backtest, a manifest with model version, churn definition and sha256 of every file),
 `LATEST.json` naming the current list, `events.jsonl`, one line per publication, override or
 download, and `downloads/`, one file per download from the marketing page (who was downloaded
-to be contacted, and the control members of the same filter). The backtest, the campaign ledger
-and the marketing page read this record; nothing else writes it.
+to be contacted, and the control members of the same filter). Campaign lists run before or
+besides churn (params `ledger.past_lists`) enter it through `import_lists`, as
+`<list_date>.imported-<sha12>/` folders of origin "imported" (no model version; named by the
+hash of their contents) that LATEST.json never names. The backtest, the campaign ledger and the
+marketing page read this record; nothing else writes it.
 A folder is complete before LATEST.json names it: staged under a hidden name, every file fsynced,
 then renamed into place.
 """
@@ -79,8 +82,14 @@ DOWNLOAD_KEYS = (
     "control_rows",
 )
 SUPERSEDED = ".superseded-"  # <as_of>.superseded-<sha12>/: a list replaced with --force
-# the only folder names a manifest may point at: a date, or a kept copy of a replaced list
-LIST_FOLDER = re.compile(r"(\d{4}-\d{2}-\d{2})(\.superseded-[0-9a-z]{1,64})?")
+IMPORTED = ".imported-"  # <list_date>.imported-<sha12>/: a past campaign list brought in
+IMPORT_EVENT = "imported"
+ORIGIN_IMPORTED = "imported"  # manifest "origin" of an imported list (churn's own: "churn")
+# the only folder names a manifest may point at: a date, a kept copy of a replaced list, or an
+# imported past list
+LIST_FOLDER = re.compile(
+    r"(\d{4}-\d{2}-\d{2})(\.superseded-[0-9a-z]{1,64}|\.imported-[0-9a-f]{12})?"
+)
 
 LIST_HEAD = (
     PRIORITY,
@@ -265,6 +274,7 @@ def publish_lists(
     created = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
     base = {
         "as_of": as_of,
+        "origin": "churn",
         "model_version": str(scores[MODEL_VERSION].iloc[0]),
         "created_at": created.isoformat().replace("+00:00", "Z"),
         "groups": {TREATMENT: len(treatment), CONTROL: len(control)},
@@ -325,7 +335,7 @@ def publish_lists(
 
 
 def _summary(manifest: dict[str, Any]) -> dict[str, Any]:
-    keys = ("as_of", "model_version", "sha256", "rows", "groups", "overrides")
+    keys = ("as_of", "origin", "list_id", "model_version", "sha256", "rows", "groups", "overrides")
     return {key: manifest[key] for key in keys if key in manifest}
 
 
@@ -532,3 +542,166 @@ def read_list(root: str | Path, manifest: dict[str, Any], group: str = TREATMENT
     folder = list_folder(root, manifest)
     name = LIST_PARQUET if group == TREATMENT else CONTROL_PARQUET
     return pd.read_parquet(folder / name)
+
+
+# --------------------------------------------------------------------------- imported past lists
+LIST_ID = "list_id"
+LIST_DATE = "list_date"
+PAST_LIST_REQUIRED = (LIST_ID, LIST_DATE, CUSTOMER_ID, GROUP)
+PAST_LIST_OPTIONAL = (SUGGESTED_ACTION, RISK_TIER, EXPECTED_VALUE)
+PAST_LIST_COLUMNS = (*PAST_LIST_REQUIRED, *PAST_LIST_OPTIONAL)
+
+
+@dataclass(frozen=True)
+class PastLists:
+    """A checked file of past campaign lists: the rows kept and the rows quarantined."""
+
+    rows: pd.DataFrame  # list_id, list_date (date), customer_id, group[, optional columns]
+    quarantine: pd.DataFrame  # source_row (1-based data row), reason, detail
+
+
+def check_past_lists(raw: pd.DataFrame, source: str) -> PastLists:
+    """Return the usable rows of a past-lists table and the rejected ones with their reason.
+
+    Missing required columns, or a list id given two different dates, are errors naming the file
+    and the fix; a row without a customer id, with a date that does not parse, a group other than
+    treatment/control, a non-numeric expected value, or a customer repeated within one list is
+    quarantined (the first occurrence of a repeated customer is kept).
+    """
+    missing = [column for column in PAST_LIST_REQUIRED if column not in raw.columns]
+    if missing:
+        raise ChurnError(
+            f"{source}: column(s) {missing} missing (has {list(raw.columns)}); a past-lists file "
+            f"needs {list(PAST_LIST_REQUIRED)} (optional: {list(PAST_LIST_OPTIONAL)}); rename the "
+            "columns in the export or fix ledger.past_lists"
+        )
+    unknown = [column for column in raw.columns if column not in PAST_LIST_COLUMNS]
+    if unknown:
+        raise ChurnError(
+            f"{source}: unknown column(s) {unknown}; a past-lists file has {list(PAST_LIST_COLUMNS)}"
+        )
+    frame = raw.reset_index(drop=True).copy()
+    source_row = pd.Series(range(1, len(frame) + 1), index=frame.index)
+    for column in (LIST_ID, CUSTOMER_ID, GROUP, SUGGESTED_ACTION, RISK_TIER):
+        if column in frame.columns:
+            frame[column] = frame[column].astype("string").str.strip()
+    dates = pd.to_datetime(frame[LIST_DATE].astype("string"), errors="coerce", format="%Y-%m-%d")
+    reasons = pd.Series(pd.NA, index=frame.index, dtype="string")
+    details = pd.Series(pd.NA, index=frame.index, dtype="string")
+
+    def reject(mask: pd.Series, reason: str, detail: pd.Series | str) -> None:
+        new = mask.fillna(False).astype(bool) & reasons.isna()
+        reasons[new] = reason
+        details[new] = detail[new].astype("string") if isinstance(detail, pd.Series) else detail
+
+    reject(frame[LIST_ID].isna() | (frame[LIST_ID] == ""), "missing_list_id", "empty list_id")
+    reject(frame[CUSTOMER_ID].isna() | (frame[CUSTOMER_ID] == ""), "missing_customer", "empty id")
+    reject(dates.isna(), "bad_list_date", frame[LIST_DATE].astype("string").fillna("(empty)"))
+    groups = frame[GROUP].str.lower()
+    reject(~groups.isin([TREATMENT, CONTROL]), "bad_group", frame[GROUP].fillna("(empty)"))
+    if EXPECTED_VALUE in frame.columns:
+        value = pd.to_numeric(frame[EXPECTED_VALUE], errors="coerce")
+        bad = value.isna() & frame[EXPECTED_VALUE].notna()
+        reject(bad, "bad_expected_value", frame[EXPECTED_VALUE].astype("string"))
+        frame[EXPECTED_VALUE] = value
+    ok = reasons.isna()
+    repeated = frame[ok].duplicated([LIST_ID, CUSTOMER_ID], keep="first")
+    reject(
+        repeated.reindex(frame.index, fill_value=False), "duplicate_customer", "in the same list"
+    )
+    ok = reasons.isna()
+    frame[GROUP] = groups
+    frame[LIST_DATE] = dates.dt.date
+    kept = frame.loc[ok]
+    per_list = kept.groupby(LIST_ID)[LIST_DATE].nunique()
+    if (per_list > 1).any():
+        bad_id = str(per_list[per_list > 1].index[0])
+        seen = sorted(str(d) for d in kept.loc[kept[LIST_ID] == bad_id, LIST_DATE].unique())
+        raise ChurnError(
+            f"{source}: list_id {bad_id!r} has {len(seen)} list dates ({', '.join(seen[:3])}); "
+            "one list has one date: give each campaign wave its own list_id"
+        )
+    quarantine = pd.DataFrame(
+        {"source_row": source_row[~ok].to_numpy(), "reason": reasons[~ok], "detail": details[~ok]}
+    ).reset_index(drop=True)
+    return PastLists(kept.reset_index(drop=True), quarantine)
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    """What import_lists did: the manifest of every list of the file, and how many were new."""
+
+    manifests: list[dict[str, Any]]
+    imported: int
+    unchanged: int
+
+
+def _imported_files(rows: pd.DataFrame, list_date: str) -> tuple[dict[str, bytes], dict[str, int]]:
+    columns = [c for c in (CUSTOMER_ID, GROUP, *PAST_LIST_OPTIONAL) if c in rows.columns]
+    listed = rows.sort_values(CUSTOMER_ID, kind="stable")[[LIST_ID, *columns]].reset_index(
+        drop=True
+    )
+    listed[CUSTOMER_ID] = listed[CUSTOMER_ID].astype("string")
+    treatment = listed.loc[listed[GROUP] == TREATMENT].reset_index(drop=True)
+    control = listed.loc[listed[GROUP] == CONTROL].reset_index(drop=True)
+    scored = listed.assign(**{AT_RISK: True, AS_OF: list_date})
+    files = {
+        LIST_CSV: csv_bytes(treatment),
+        CONTROL_CSV: csv_bytes(control),
+        SCORED_PARQUET: parquet_bytes(scored),
+    }
+    rows_per_file = {
+        LIST_CSV: len(treatment),
+        CONTROL_CSV: len(control),
+        SCORED_PARQUET: len(scored),
+    }
+    return files, rows_per_file
+
+
+def import_lists(
+    lists: PastLists, root: str | Path, source: str, *, now: dt.datetime | None = None
+) -> ImportResult:
+    """Bring checked past campaign lists into the record, one folder per list id; return them.
+
+    Each list becomes <list_date>.imported-<sha12>/ (sha of its contents: a changed list is a
+    new folder, the same list again changes nothing) with a manifest of origin "imported", no
+    model version, and its treatment and control customers. LATEST.json is never touched: an
+    imported list is history for the ledger, not a list to contact.
+    """
+    root = Path(root)
+    when = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).replace(microsecond=0)
+    manifests, imported, unchanged = [], 0, 0
+    with explain_write_errors(root, "published lists are unchanged"):
+        root.mkdir(parents=True, exist_ok=True)
+        with _exclusive(root):
+            _clean_leftovers(root)
+            for list_id, rows in lists.rows.groupby(LIST_ID, sort=True):
+                list_date = str(rows[LIST_DATE].iloc[0])
+                files, rows_per_file = _imported_files(rows, list_date)
+                content = sha256_bytes(files[SCORED_PARQUET] + files[LIST_CSV] + files[CONTROL_CSV])
+                name = f"{list_date}{IMPORTED}{content[:12]}"
+                base = {
+                    "as_of": list_date,
+                    "origin": ORIGIN_IMPORTED,
+                    "list_id": str(list_id),
+                    "model_version": None,
+                    "content_sha256": content,
+                    "source": source,
+                    "imported_at": when.isoformat().replace("+00:00", "Z"),
+                    "groups": {
+                        TREATMENT: rows_per_file[LIST_CSV],
+                        CONTROL: rows_per_file[CONTROL_CSV],
+                    },
+                }
+                dest = root / name
+                existing = _read_json(dest / MANIFEST_FILE) if dest.exists() else None
+                if existing is not None and _folder_matches(dest, existing):
+                    manifests.append(existing)
+                    unchanged += 1
+                    continue
+                manifest = _manifest(name, files, rows_per_file, base)
+                _install_folder(root, _stage_folder(root, name, files, manifest), dest)
+                _append_event(root, {"event": IMPORT_EVENT, **_summary(manifest)}, when)
+                manifests.append(manifest)
+                imported += 1
+    return ImportResult(manifests, imported, unchanged)

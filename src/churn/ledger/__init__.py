@@ -6,7 +6,29 @@ retention of the two groups: per list, per suggested action, per risk tier and p
 customers downloaded to be contacted against the control members of the same filter). Effects
 come only from that random split, never from flagged against unflagged customers, who differ in
 risk by construction. The contact log says who was really reached (compliance) and what the
-contacts cost.
+contacts cost. Lists churn published (origin "churn") and past campaign lists imported into the
+record (origin "imported", params `ledger.past_lists`) are measured the same way.
+
+The `ledger` stage also writes two tables (dvc.yaml names their paths):
+
+- **The uplift table** (`data/ledger/uplift.parquet`, UPLIFT_* below): one row per customer of
+  every *matured* list (flagged customers of churn's lists; every customer of an imported list),
+  for an uplift learner. Columns: `list_id` (imported id, or `churn-<as_of>-<sha12>`),
+  `list_date` (date), `origin` (churn / imported), `horizon_days`, `customer_id`, `group`
+  (treatment / control: the random assignment), `treated` (1 = treatment), `suggested_action`,
+  `risk_tier` (null when the list has none), `churned` (1 = no purchase in (list_date,
+  list_date + horizon]), `retained` (1 - churned), `value` (expected margin if kept, by the
+  score stage's formula on the features at the list date, `score.*`; a list's own
+  expected_value when it has one), `contacted` (the contact log has a contact in [list_date,
+  list_date + horizon]; null without a log), `has_features` (false when the customer was not
+  eligible at the list date: their feature columns are null), then every feature of the
+  features stage's contract (docs/features.md) computed at the list date, point in time (data
+  dated <= list_date only). Rows are sorted by list_date, list_id, customer_id. Effects must be
+  estimated within a list (treated vs control of the same list_id): lists differ in rule and risk.
+- **The contacted table** (`data/ledger/contacted.parquet`): the treatment-group members of every
+  list dated before the newest data date, matured or not (`customer_id`, `list_id`, `list_date`,
+  `horizon_days`): the train stage leaves out training rows whose label window overlaps a
+  campaign that targeted the customer (a later list cannot overlap a labelled window).
 """
 
 from __future__ import annotations
@@ -226,6 +248,13 @@ def _labels(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- one list
+def list_id_of(manifest: Mapping[str, Any]) -> str:
+    """Return a list's id: an imported list's own id, else churn-<as_of>-<sha12>."""
+    if manifest.get("list_id"):
+        return str(manifest["list_id"])
+    return f"churn-{manifest.get('as_of')}-{str(manifest.get('sha256', ''))[:12]}"
+
+
 def ledger_entry(
     published: PublishedList,
     purchases: pd.DataFrame,
@@ -251,6 +280,8 @@ def ledger_entry(
     treated, control = flagged.loc[group == TREATMENT], flagged.loc[group == CONTROL]
     entry: dict[str, Any] = {
         "as_of": str(as_of),
+        "origin": manifest.get("origin", "churn"),
+        "list_id": list_id_of(manifest),
         "model_version": manifest.get("model_version"),
         "list_sha256": manifest.get("sha256"),
         "published_at": manifest.get("created_at"),
@@ -312,7 +343,9 @@ def build_ledger(
     newest = max(pd.to_datetime(transactions[DATE]).dt.date)
     entries = [
         ledger_entry(published, purchases, newest, confidence, contacts)
-        for published in sorted(lists, key=lambda p: str(p.manifest["as_of"]))
+        for published in sorted(
+            lists, key=lambda p: (str(p.manifest["as_of"]), list_id_of(p.manifest))
+        )
     ]
     return {
         "newest_data_date": str(newest),
@@ -388,3 +421,131 @@ def ledger_rows(ledger: Mapping[str, Any]) -> list[dict[str, str]]:
                 }
             )
     return rows
+
+
+# --------------------------------------------------------------------------- tables for learners
+UPLIFT_KEYS = [
+    "list_id",
+    "list_date",
+    "origin",
+    "horizon_days",
+    CUSTOMER_ID,
+    GROUP,
+    "treated",
+    SUGGESTED_ACTION,
+    RISK_TIER,
+    "churned",
+    "retained",
+    "value",
+    "contacted",
+    "has_features",
+]
+CONTACTED_COLUMNS = [CUSTOMER_ID, "list_id", "list_date", "horizon_days"]
+
+
+def _flagged(published: PublishedList) -> pd.DataFrame:
+    scored = published.scored
+    return scored.loc[scored[AT_RISK].fillna(False).to_numpy(dtype=bool)]
+
+
+def with_expected_values(
+    published: PublishedList, snapshot: pd.DataFrame, values: np.ndarray
+) -> PublishedList:
+    """Return the list with EXPECTED_VALUE filled where it has none, from `values` (one per
+    snapshot row, the score stage's formula at the list date); customers without a snapshot row
+    (not eligible then) get 0."""
+    scored = published.scored
+    estimated = pd.Series(values, index=snapshot[CUSTOMER_ID].astype("string").to_numpy())
+    estimated = estimated[~estimated.index.duplicated()]
+    ids = scored[CUSTOMER_ID].astype("string")
+    filled = ids.map(estimated).astype("float64").fillna(0.0).to_numpy()
+    if EXPECTED_VALUE in scored.columns:
+        own = pd.to_numeric(scored[EXPECTED_VALUE], errors="coerce").to_numpy(dtype="float64")
+        filled = np.where(np.isnan(own), filled, own)
+    scored = scored.assign(**{EXPECTED_VALUE: filled})
+    return PublishedList(published.manifest, published.horizon_days, scored, published.downloads)
+
+
+def uplift_rows(
+    published: PublishedList,
+    snapshot: pd.DataFrame,
+    purchases: pd.DataFrame,
+    contacts: pd.DataFrame | None,
+    feature_columns: Sequence[str],
+) -> pd.DataFrame:
+    """Return one matured list's rows of the uplift table (module docstring): its flagged
+    customers with group, outcome, value and the features of `snapshot` (the list date's)."""
+    manifest = published.manifest
+    as_of = date.fromisoformat(str(manifest["as_of"]))
+    flagged = _flagged(published).reset_index(drop=True)
+    ids = flagged[CUSTOMER_ID].astype("string")
+    churned = churned_after(ids, purchases, as_of, published.horizon_days)
+    reached = contacted_within(ids, contacts, as_of, published.horizon_days)
+    group = flagged[GROUP].astype("string")
+    value = (
+        pd.to_numeric(flagged[EXPECTED_VALUE], errors="coerce")
+        if EXPECTED_VALUE in flagged.columns
+        else pd.Series(np.nan, index=flagged.index)
+    )
+    rows = pd.DataFrame(
+        {
+            "list_id": list_id_of(manifest),
+            "list_date": as_of,
+            "origin": str(manifest.get("origin", "churn")),
+            "horizon_days": published.horizon_days,
+            CUSTOMER_ID: ids.to_numpy(),
+            GROUP: group.to_numpy(),
+            "treated": (group == TREATMENT).astype("int8").to_numpy(),
+            SUGGESTED_ACTION: _optional(flagged, SUGGESTED_ACTION),
+            RISK_TIER: _optional(flagged, RISK_TIER),
+            "churned": churned.astype("int8"),
+            "retained": (1 - churned).astype("int8"),
+            "value": value.to_numpy(dtype="float64"),
+            "contacted": pd.array(reached, dtype="boolean")
+            if reached is not None
+            else pd.array([pd.NA] * len(flagged), dtype="boolean"),
+        }
+    )
+    features = snapshot[[CUSTOMER_ID, *feature_columns]].copy()
+    features[CUSTOMER_ID] = features[CUSTOMER_ID].astype("string")
+    features = features.drop_duplicates(CUSTOMER_ID)
+    rows = rows.merge(features, on=CUSTOMER_ID, how="left", indicator=True)
+    rows.insert(len(UPLIFT_KEYS) - 1, "has_features", (rows.pop("_merge") == "both").to_numpy())
+    return rows
+
+
+def _optional(frame: pd.DataFrame, column: str) -> pd.api.extensions.ExtensionArray:
+    if column not in frame.columns:
+        return pd.array([pd.NA] * len(frame), dtype="string")
+    return pd.array(frame[column].astype("string").to_numpy(), dtype="string")
+
+
+def contacted_table(lists: Sequence[PublishedList]) -> pd.DataFrame:
+    """Return the treatment-group members of every list (module docstring: contacted table)."""
+    frames = []
+    for published in lists:
+        flagged = _flagged(published)
+        treated = flagged.loc[flagged[GROUP].astype("string") == TREATMENT]
+        frames.append(
+            pd.DataFrame(
+                {
+                    CUSTOMER_ID: pd.array(treated[CUSTOMER_ID].astype("string"), dtype="string"),
+                    "list_id": list_id_of(published.manifest),
+                    "list_date": date.fromisoformat(str(published.manifest["as_of"])),
+                    "horizon_days": published.horizon_days,
+                }
+            )
+        )
+    if not frames:
+        return pd.DataFrame(
+            {
+                CUSTOMER_ID: pd.Series(dtype="string"),
+                "list_id": pd.Series(dtype="string"),
+                "list_date": pd.Series(dtype="object"),
+                "horizon_days": pd.Series(dtype="int64"),
+            }
+        )
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(["list_date", "list_id", CUSTOMER_ID], kind="stable").reset_index(
+        drop=True
+    )

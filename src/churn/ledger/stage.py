@@ -1,0 +1,303 @@
+"""The ledger stage's wiring: import past lists into the record, measure, write the tables.
+
+`churn ledger` (the `ledger` DVC stage) runs this; the pure measurements are `churn.ledger`.
+The contact-log readers here are shared with the backtest (`churn.lifecycle`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from churn.errors import ChurnError
+from churn.logs import get_logger
+
+log = get_logger("ledger")
+
+
+def contact_log_path(settings: Any, contacts: Path | None) -> Path | None:
+    """Return the contact log to read: --contacts, else backtest.contact_log, else None."""
+    if contacts is not None:
+        return contacts
+    return Path(settings.backtest.contact_log) if settings.backtest.contact_log else None
+
+
+def read_contact_log(path: Path | None) -> pd.DataFrame | None:
+    """Return the checked contact log at `path` (None without one)."""
+    from churn.backtest import check_contacts
+    from churn.columns import CUSTOMER_ID
+
+    if path is None:
+        return None
+    if not path.exists():
+        raise ChurnError(f"{path}: contact log not found; fix backtest.contact_log")
+    raw = pd.read_csv(path, dtype={CUSTOMER_ID: "string"})
+    return check_contacts(raw, str(path))
+
+
+def check_contact_ids(
+    contact_log: pd.DataFrame | None, transactions: pd.DataFrame, path: Path | None
+) -> dict[str, Any] | None:
+    """Return how the contact log's ids match the customers (None without a log); log a warning
+    when some match no customer or lost their leading zeros in a spreadsheet."""
+    from churn.columns import CUSTOMER_ID
+    from churn.ids import check_id_matches
+
+    if contact_log is None:
+        return None
+    matched, warning = check_id_matches(
+        contact_log[CUSTOMER_ID].dropna().unique(),
+        transactions[CUSTOMER_ID].astype("string").unique(),
+        str(path),
+        "so their contacts are not counted",
+    )
+    if warning:
+        log.warning("%s", warning)
+    return matched
+
+
+@dataclass(frozen=True)
+class LedgerInputs:
+    """Where the ledger stage reads the clean tables and writes its tables (dvc.yaml's paths).
+
+    Without customers and NPS no features are computed at the list dates (no values filled, no
+    uplift rows); without an output path that table is not written."""
+
+    transactions: Path
+    customers: Path | None = None
+    nps: Path | None = None
+    uplift_out: Path | None = None
+    contacted_out: Path | None = None
+
+
+def _import_past_lists(settings: Any, exports: Path) -> tuple[list[dict[str, Any]], Any]:
+    """Import ledger.past_lists into the record (if set); return (manifests, summary)."""
+    from churn.publish import record
+
+    source = settings.ledger.past_lists
+    if not source:
+        return [], None
+    path = Path(source)
+    if not path.is_file():
+        raise ChurnError(
+            f"{path}: past campaign lists not found; fix ledger.past_lists (or set it to null)"
+        )
+    raw = pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
+    checked = record.check_past_lists(raw, str(path))
+    if checked.rows.empty and len(raw):
+        raise ChurnError(
+            f"{path}: no usable row ({len(checked.quarantine)} quarantined, first reason "
+            f"{checked.quarantine['reason'].iloc[0] if len(checked.quarantine) else 'none'}); "
+            "fix the file or set ledger.past_lists to null"
+        )
+    result = record.import_lists(checked, exports, str(path))
+    reasons = checked.quarantine["reason"].value_counts().sort_index()
+    summary = {
+        "file": str(path),
+        "rows": len(raw),
+        "rows_kept": len(checked.rows),
+        "lists": len(result.manifests),
+        "newly_imported": result.imported,
+        "quarantined": {str(k): int(v) for k, v in reasons.items()},
+        "quarantine_examples": checked.quarantine.head(20).to_dict(orient="records"),
+    }
+    if len(checked.quarantine):
+        log.warning(
+            "%s: %d row(s) quarantined (%s); first at data row %d",
+            path,
+            len(checked.quarantine),
+            ", ".join(f"{k}: {v}" for k, v in summary["quarantined"].items()),
+            int(checked.quarantine["source_row"].iloc[0]),
+        )
+    log.info(
+        "past campaign lists: %d list(s) from %s (%d new in the record)",
+        len(result.manifests),
+        path,
+        result.imported,
+    )
+    return result.manifests, summary
+
+
+def _list_date_snapshots(
+    settings: Any, inputs: LedgerInputs, lists: list[Any], newest: dt.date
+) -> pd.DataFrame | None:
+    """Return the features at every matured list's date (one query), or None without inputs."""
+    from churn.cutoffs import Cutoff
+    from churn.engine import open_duckdb, resource_errors
+    from churn.features.build import compute_snapshots, open_inputs
+
+    if inputs.customers is None or inputs.nps is None or inputs.transactions is None:
+        return None
+    dates = sorted(
+        {
+            dt.date.fromisoformat(str(p.manifest["as_of"]))
+            for p in lists
+            if dt.date.fromisoformat(str(p.manifest["as_of"])) + dt.timedelta(days=p.horizon_days)
+            <= newest
+        }
+    )
+    if not dates:
+        return None
+    horizon = settings.churn.horizon_days
+    cutoffs = [Cutoff(day, "ledger", day + dt.timedelta(days=horizon)) for day in dates]
+    with resource_errors(settings.engine, "ledger"):
+        con = open_inputs(
+            inputs.transactions,
+            inputs.customers,
+            inputs.nps,
+            open_duckdb(settings.engine, ordered=False),
+        )
+        return compute_snapshots(con, cutoffs, settings.churn, settings.features, labelled=True)
+
+
+def run_ledger_report(
+    settings: Any,
+    exports: Path,
+    contacts: Path | None,
+    report: Path,
+    inputs: LedgerInputs,
+) -> list[dict[str, str]]:
+    """Import past campaign lists, measure every list's campaign (treated vs control) into the
+    ledger report, and write the uplift and contacted tables when `inputs` names them."""
+    from churn.columns import AMOUNT, CHURNED, CUSTOMER_ID, CUTOFF, DATE, ROLE
+    from churn.files import write_json, write_parquet
+    from churn.ledger import (
+        COLLECTING,
+        UPLIFT_KEYS,
+        PublishedList,
+        build_ledger,
+        contacted_table,
+        ledger_rows,
+        uplift_rows,
+        with_expected_values,
+    )
+    from churn.publish import record
+    from churn.score.targeting import estimate_expected_value
+
+    imported, past_lists = _import_past_lists(settings, exports)
+    downloads: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for event in record.read_downloads(exports):
+        key = (str(event.get("as_of")), str(event.get("list_sha256")))
+        downloads.setdefault(key, []).append(record.read_download_record(exports, event))
+    lists = []
+    for as_of in record.published_dates(exports):
+        manifest = record.read_manifest(exports, as_of)
+        definition = manifest.get("definition") or {}
+        horizon = int(definition.get("horizon_days") or settings.churn.horizon_days)
+        lists.append(
+            PublishedList(
+                manifest,
+                horizon,
+                record.read_scored(exports, manifest),
+                downloads.get((as_of, str(manifest.get("sha256"))), []),
+            )
+        )
+    for manifest in imported:
+        scored = record.read_scored(exports, manifest)
+        lists.append(PublishedList(manifest, settings.churn.horizon_days, scored))
+    contact_path = contact_log_path(settings, contacts)
+    contact_log = read_contact_log(contact_path)
+    if not inputs.transactions.is_file():
+        raise ChurnError(f"{inputs.transactions}: not found; run `dvc repro ingest` first")
+    transactions = pd.read_parquet(inputs.transactions, columns=[CUSTOMER_ID, DATE, AMOUNT])
+    matched = check_contact_ids(contact_log, transactions, contact_path)
+    newest = max(pd.to_datetime(transactions[DATE]).dt.date) if len(transactions) else None
+    snapshots = (
+        _list_date_snapshots(settings, inputs, lists, newest) if newest is not None else None
+    )
+    if snapshots is not None:
+        by_date = {day: rows for day, rows in snapshots.groupby(CUTOFF)}
+        for index, published in enumerate(lists):
+            day = dt.date.fromisoformat(str(published.manifest["as_of"]))
+            if day in by_date:
+                snapshot = by_date[day]
+                values = estimate_expected_value(snapshot, settings.score) if len(snapshot) else []
+                lists[index] = with_expected_values(published, snapshot, values)
+    ledger = build_ledger(lists, transactions, settings.backtest.confidence, contact_log)
+    if past_lists is not None:
+        ledger["past_lists"] = past_lists
+    write_json(ledger if matched is None else {**ledger, "contact_log": matched}, report)
+    if inputs.contacted_out is not None:
+        # a list dated on or after the newest data date cannot overlap any labelled window (they
+        # end on or before it): leaving it out keeps the table, and so train, unchanged when
+        # `churn publish` adds today's list
+        overlapping = [
+            p
+            for p in lists
+            if newest is not None and dt.date.fromisoformat(str(p.manifest["as_of"])) < newest
+        ]
+        write_parquet(contacted_table(overlapping), inputs.contacted_out)
+    if inputs.uplift_out is not None:
+        from churn.backtest import purchase_dates
+
+        purchases = purchase_dates(transactions)
+        keys = {CUSTOMER_ID, CUTOFF, ROLE, CHURNED}
+        frames = []
+        if snapshots is not None:
+            features = [name for name in snapshots.columns if name not in keys]
+            for published in lists:
+                day = dt.date.fromisoformat(str(published.manifest["as_of"]))
+                if day in by_date:
+                    frames.append(
+                        uplift_rows(published, by_date[day], purchases, contact_log, features)
+                    )
+        table = (
+            pd.concat(frames, ignore_index=True).sort_values(
+                ["list_date", "list_id", CUSTOMER_ID], kind="stable"
+            )
+            if frames
+            else pd.DataFrame({name: pd.Series(dtype="object") for name in UPLIFT_KEYS})
+        )
+        write_parquet(table.reset_index(drop=True), inputs.uplift_out)
+        log.info("uplift table: %d rows of matured lists -> %s", len(table), inputs.uplift_out)
+    for entry in ledger["lists"]:
+        label = f"{entry['as_of']} ({entry['list_id']})"
+        if entry["status"] == COLLECTING:
+            log.info(
+                "ledger: list of %s is collecting outcomes until %s", label, entry["matures_on"]
+            )
+            continue
+        overall = entry["slices"][0]
+        if overall["ci_low"] is None:
+            log.info("ledger: list of %s: no treated or no control customers", label)
+        else:
+            log.info(
+                "ledger: list of %s: retention %.1f%% treated vs %.1f%% control, difference "
+                "%+.1f points [%+.1f, %+.1f]: %s",
+                label,
+                100 * overall["treated_retention"],
+                100 * overall["control_retention"],
+                100 * overall["retention_difference"],
+                100 * overall["ci_low"],
+                100 * overall["ci_high"],
+                overall["status"],
+            )
+        if not entry["campaign_known"]:
+            log.info("ledger: list of %s: %s", label, entry["note"])
+    if not ledger["lists"]:
+        log.info("ledger: no list has been published yet (%s)", exports)
+    return ledger_rows(ledger)
+
+
+def show_rows(rows: list[dict[str, str]], title: str) -> None:
+    """Print rows as a rich table on a terminal, else as plain log lines."""
+    if not rows:
+        return
+    if sys.stdout.isatty():
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=title)
+        for column in rows[0]:
+            table.add_column(column, justify="left" if column == "as of" else "right")
+        for row in rows:
+            table.add_row(*row.values())
+        Console().print(table)
+    else:
+        for row in rows:
+            log.info("  ".join(f"{k}={v}" for k, v in row.items()))
