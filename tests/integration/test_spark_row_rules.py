@@ -116,8 +116,12 @@ def test_row_rules_on_spark_equal_duckdbs(spark, tmp_path):
     clean_spark = to_pandas(on_spark.clean)
     assert on_spark.rows_clean == len(clean_spark) == len(clean_duckdb)
     assert frame_differences(clean_spark, clean_duckdb) == []
-    quarantine_duckdb = con.execute(
-        f"SELECT source_row, reason, customer_id FROM ({on_duckdb.quarantine_sql}) ORDER BY source_row"
-    ).to_arrow_table().to_pandas()
+    quarantine_duckdb = (
+        con.execute(
+            f"SELECT source_row, reason, customer_id FROM ({on_duckdb.quarantine_sql}) ORDER BY source_row"
+        )
+        .to_arrow_table()
+        .to_pandas()
+    )
     quarantine_spark = to_pandas(on_spark.quarantine)[["source_row", "reason", "customer_id"]]
     assert frame_differences(quarantine_spark, quarantine_duckdb) == []
