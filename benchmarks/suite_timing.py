@@ -42,6 +42,31 @@ def load_average() -> float:
     return os.getloadavg()[0]
 
 
+def write(args: argparse.Namespace, results: dict) -> dict:
+    """Write the runs so far and their medians to args.out; return the medians."""
+    summary = {}
+    for name, sides in results.items():
+        summary[name] = {}
+        for key in ("seconds", "cpu_seconds"):
+            medians = {
+                side: statistics.median(r[key] for r in runs)
+                for side, runs in sides.items()
+                if runs
+            }
+            if {"before", "after"} <= medians.keys():
+                medians["ratio_after_to_before"] = round(medians["after"] / medians["before"], 3)
+            summary[name][key] = medians
+    report = {
+        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "runs_per_side": args.runs,
+        "median_seconds": summary,
+        "runs": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("before", type=Path)
@@ -78,30 +103,13 @@ def main() -> None:
                         "load": load,
                     }
                 )
+                write(args, results)  # a session cut short still leaves every finished run
                 print(
                     f"{name} {side}: {seconds:.1f} s wall, {cpu:.1f} s CPU "
                     f"(exit {code}, load {load:.1f})",
                     flush=True,
                 )
-    summary = {}
-    for name, sides in results.items():
-        summary[name] = {}
-        for key in ("seconds", "cpu_seconds"):
-            medians = {
-                side: statistics.median(r[key] for r in runs) for side, runs in sides.items()
-            }
-            summary[name][key] = {
-                **medians,
-                "ratio_after_to_before": round(medians["after"] / medians["before"], 3),
-            }
-    report = {
-        "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
-        "runs_per_side": args.runs,
-        "median_seconds": summary,
-        "runs": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    summary = write(args, results)
     print(json.dumps(summary, indent=2))
 
 

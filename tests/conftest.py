@@ -7,6 +7,7 @@ Each test gets the marker of its layer folder (unit, property, contract, integra
 from __future__ import annotations
 
 import functools
+import os
 from pathlib import Path
 
 import pytest
@@ -34,11 +35,22 @@ def project_root() -> Path:
     return ROOT
 
 
+def _run_folder(tmp_path_factory, name: str) -> Path:
+    """Return a folder of this test run shared by its parallel workers (pytest-xdist), if any."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return tmp_path_factory.mktemp(name)
+    # each worker's basetemp is <run folder>/popen-gwN: their common parent is this run's alone
+    folder = tmp_path_factory.getbasetemp().parent / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
 # --------------------------------------------------------------------------- generated data
-# `churn generate` + `churn ingest` take a few seconds per population: run each once per session.
+# `churn generate` + `churn ingest` take a few seconds per population: run each once per test run
+# (the workers share them, see support.generated).
 @pytest.fixture(scope="session")
 def _generated_folder(tmp_path_factory) -> Path:
-    return tmp_path_factory.mktemp("generated")
+    return _run_folder(tmp_path_factory, "generated")
 
 
 @pytest.fixture(scope="session")
@@ -60,17 +72,22 @@ def dev_data(generated_tables):
 
 
 # --------------------------------------------------------------------------- promote: MLflow store
-# Creating a SQLite MLflow store runs its migrations (~8 s here): do it once per session and give
-# each test its own copy under tmp_path.
+# Creating a SQLite MLflow store runs its migrations (~8 s here): do it once per test run (the
+# workers share it) and give each test its own copy under tmp_path.
 @pytest.fixture(scope="session")
 def _migrated_mlflow_db(tmp_path_factory) -> Path:
-    from mlflow import MlflowClient
+    folder = _run_folder(tmp_path_factory, "mlflow-template")
+    path = folder / "mlflow.db"
+    with generated.exclusive(folder / "mlflow.lock"):
+        if not (folder / "done").is_file():
+            from mlflow import MlflowClient
 
-    path = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
-    uri = f"sqlite:///{path}"
-    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
-    client.search_experiments()
-    client.search_registered_models()
+            path.unlink(missing_ok=True)
+            uri = f"sqlite:///{path}"
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+            client.search_experiments()
+            client.search_registered_models()
+            (folder / "done").write_text("")
     return path
 
 

@@ -61,10 +61,12 @@ def _cut_raw(full: Path, raw: Path, end: date) -> None:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def project(tmp_path_factory, _migrated_mlflow_db):
     """A copy of the project with small generated data; the generate stage is the 'source system'."""
     project_root = ROOT
     root = tmp_path_factory.mktemp("retrain")
+    # the store the first run creates (its migrations take seconds), made once per test run
+    shutil.copyfile(_migrated_mlflow_db, root / "mlflow.db")
     shutil.copytree(
         project_root / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__")
     )

@@ -8,7 +8,11 @@ those commands is adapted here and nowhere else.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -49,27 +53,44 @@ def _generate_and_ingest(
 ) -> Path:
     work = base / f"customers{customers}-seed{seed}-days{days}-chunk{chunk_customers}"
     raw, interim = work / "raw", work / "interim"
-    params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
-    params["generate"].update(
-        customers=customers, seed=seed, days=days, chunk_customers=chunk_customers or customers
-    )
-    params["ingest"]["source"] = str(raw / "transactions.csv.gz")
-    params["ingest"]["customers"]["source"] = str(raw / "customers.csv")
-    params["ingest"]["nps"]["source"] = str(raw / "nps.csv")
-    work.mkdir(parents=True)
-    params_file = work / "params.yaml"
-    params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    # parallel test workers share `base`: the first builds the tables, the others wait and reuse
+    with exclusive(base / f"{work.name}.lock"):
+        if (work / "done").is_file():
+            return interim
+        shutil.rmtree(work, ignore_errors=True)  # what a worker killed half-way left
+        params = yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+        params["generate"].update(
+            customers=customers, seed=seed, days=days, chunk_customers=chunk_customers or customers
+        )
+        params["ingest"]["source"] = str(raw / "transactions.csv.gz")
+        params["ingest"]["customers"]["source"] = str(raw / "customers.csv")
+        params["ingest"]["nps"]["source"] = str(raw / "nps.csv")
+        work.mkdir(parents=True)
+        params_file = work / "params.yaml"
+        params_file.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
 
-    _invoke("generate", "--out", str(raw), "--params", str(params_file))
-    _invoke(
-        "ingest",
-        "--out", str(interim),
-        "--report", str(work / "ingest.json"),
-        "--sql-copies", str(raw),
-        "--state", str(work / "ingest_history.json"),
-        "--params", str(params_file),
-    )  # fmt: skip
+        _invoke("generate", "--out", str(raw), "--params", str(params_file))
+        _invoke(
+            "ingest",
+            "--out", str(interim),
+            "--report", str(work / "ingest.json"),
+            "--sql-copies", str(raw),
+            "--state", str(work / "ingest_history.json"),
+            "--params", str(params_file),
+        )  # fmt: skip
+        (work / "done").write_text("")
     return interim
+
+
+@contextlib.contextmanager
+def exclusive(lock: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the file `lock` (created if missing) for the block."""
+    with open(lock, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def generated_tables(
