@@ -31,28 +31,60 @@ log = get_logger("features")
 
 TableSource = pd.DataFrame | pa.Table | Path
 
-# column -> (accepted DuckDB types, what the clean contract says)
-REQUIRED = {
-    "transactions": {
-        c.CUSTOMER_ID: ({"VARCHAR"}, "string"),
-        c.DATE: ({"DATE"}, "date32"),
-        c.AMOUNT: ({"DOUBLE", "FLOAT"}, "float64"),
-    },
+# column -> the type the clean contract gives it (written by ingest), for each input table
+CONTRACT = {
+    "transactions": {c.CUSTOMER_ID: "string", c.DATE: "date32", c.AMOUNT: "float64"},
     "customers": {
-        c.CUSTOMER_ID: ({"VARCHAR"}, "string"),
-        c.SIGNUP_DATE: ({"DATE"}, "date32"),
-        c.CHANNEL: ({"VARCHAR"}, "string"),
-        c.REGION: ({"VARCHAR"}, "string"),
+        c.CUSTOMER_ID: "string",
+        c.SIGNUP_DATE: "date32",
+        c.CHANNEL: "string",
+        c.REGION: "string",
     },
-    "nps": {
-        c.CUSTOMER_ID: ({"VARCHAR"}, "string"),
-        c.ANSWERED_AT: ({"DATE"}, "date32"),
-        c.NPS_SCORE: (
-            {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"},
-            "int",
-        ),
-    },
+    "nps": {c.CUSTOMER_ID: "string", c.ANSWERED_AT: "date32", c.NPS_SCORE: "int"},
 }
+# contract type -> the DuckDB types that hold it
+DUCKDB_TYPES = {
+    "string": {"VARCHAR"},
+    "date32": {"DATE"},
+    "float64": {"DOUBLE", "FLOAT"},
+    "int": {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"},
+}
+DUPLICATE_CUSTOMERS_SQL = (
+    "SELECT customer_id, COUNT(*) AS n FROM customers GROUP BY customer_id HAVING COUNT(*) > 1 "
+    "ORDER BY customer_id LIMIT 1"
+)
+
+
+def check_contract(
+    label: str,
+    name: str,
+    types: dict[str, str],
+    engine_types: dict[str, set[str]],
+    engine: str = "",
+) -> None:
+    """Raise a clear error when input table `name` (read as `label`, with column -> engine
+    type `types`) misses a contract column or holds it in a type the engine can't use as such."""
+    kind = f"{engine} type" if engine else "type"
+    for column, contract in CONTRACT[name].items():
+        if column not in types:
+            raise ChurnError(
+                f"{label}: column '{column}' is missing (has {', '.join(types) or 'none'}); "
+                f"the clean {name} contract needs it as {contract}: rerun `churn ingest`"
+            )
+        if types[column] not in engine_types[contract]:
+            raise ChurnError(
+                f"{label}: column '{column}' has {kind} {types[column]}, expected {contract}; "
+                f"rerun `churn ingest` so the clean {name} table follows the contract"
+            )
+
+
+def check_unique_customers(duplicate: tuple[Any, ...] | None) -> None:
+    """Raise when DUPLICATE_CUSTOMERS_SQL found a customer id twice in the customers table."""
+    if duplicate:
+        raise ChurnError(
+            f"customers: customer_id {duplicate[0]!r} appears {duplicate[1]} times; the customers "
+            "table needs one row per customer (fix the export or dedupe it at ingest)"
+        )
 
 
 @dataclass(frozen=True)
@@ -81,17 +113,7 @@ def register_table(con: duckdb.DuckDBPyConnection, name: str, source: TableSourc
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}_input")
         label = f"{name} table"
     types = {row[0]: row[1] for row in con.sql(f"DESCRIBE {name}").fetchall()}
-    for column, (accepted, contract) in REQUIRED[name].items():
-        if column not in types:
-            raise ChurnError(
-                f"{label}: column '{column}' is missing (has {', '.join(types) or 'none'}); "
-                f"the clean {name} contract needs it as {contract}: rerun `churn ingest`"
-            )
-        if types[column] not in accepted:
-            raise ChurnError(
-                f"{label}: column '{column}' has type {types[column]}, expected {contract}; "
-                f"rerun `churn ingest` so the clean {name} table follows the contract"
-            )
+    check_contract(label, name, types, DUCKDB_TYPES)
 
 
 def _date_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date, int]:
@@ -104,16 +126,8 @@ def _date_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date, int]:
 
 
 def _check_unique_customers(con: duckdb.DuckDBPyConnection) -> None:
-    dupes = con.sql(
-        "SELECT customer_id, COUNT(*) FROM customers GROUP BY customer_id HAVING COUNT(*) > 1 "
-        "ORDER BY customer_id LIMIT 1"
-    ).fetchall()
-    if dupes:
-        dupes = dupes[0]
-        raise ChurnError(
-            f"customers: customer_id {dupes[0]!r} appears {dupes[1]} times; the customers table "
-            "needs one row per customer (fix the export or dedupe it at ingest)"
-        )
+    found = con.sql(DUPLICATE_CUSTOMERS_SQL).fetchall()
+    check_unique_customers(tuple(found[0]) if found else None)
 
 
 def _fetch(con: duckdb.DuckDBPyConnection, sql: str) -> pd.DataFrame:

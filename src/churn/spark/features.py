@@ -8,36 +8,30 @@ from typing import Any
 
 import pandas as pd
 
-from churn import columns as c
 from churn.config import ChurnParams, FeaturesParams
 from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, plan_training
 from churn.definition import resolve_as_of
 from churn.errors import ChurnError
 from churn.features.bgnbd import add_bgnbd_features
-from churn.features.build import Snapshots, normalize_snapshot, uncovered_features
+from churn.features.build import (
+    DUPLICATE_CUSTOMERS_SQL,
+    Snapshots,
+    check_contract,
+    check_unique_customers,
+    normalize_snapshot,
+    uncovered_features,
+)
 from churn.features.sql import day_number, snapshot_sql, spark_sql
 from churn.logs import get_logger
 
 log = get_logger("features")
 
-# column -> (accepted Spark types, what the clean contract says): the same contract as DuckDB's
-REQUIRED = {
-    "transactions": {
-        c.CUSTOMER_ID: ({"string"}, "string"),
-        c.DATE: ({"date"}, "date32"),
-        c.AMOUNT: ({"double", "float"}, "float64"),
-    },
-    "customers": {
-        c.CUSTOMER_ID: ({"string"}, "string"),
-        c.SIGNUP_DATE: ({"date"}, "date32"),
-        c.CHANNEL: ({"string"}, "string"),
-        c.REGION: ({"string"}, "string"),
-    },
-    "nps": {
-        c.CUSTOMER_ID: ({"string"}, "string"),
-        c.ANSWERED_AT: ({"date"}, "date32"),
-        c.NPS_SCORE: ({"tinyint", "smallint", "int", "bigint"}, "int"),
-    },
+# contract type (churn.features.build.CONTRACT) -> the Spark types that hold it
+SPARK_TYPES = {
+    "string": {"string"},
+    "date32": {"date"},
+    "float64": {"double", "float"},
+    "int": {"tinyint", "smallint", "int", "bigint"},
 }
 
 SourceLike = Path | Any  # a clean Parquet table written by ingest, or a Spark DataFrame
@@ -62,27 +56,9 @@ def open_inputs(
     """Register the three clean input tables as Spark temp views, with the contract checked."""
     for name, source in (("transactions", transactions), ("customers", customers), ("nps", nps)):
         frame, label = register_source(spark, name, source)
-        types = dict(frame.dtypes)
-        for column, (accepted, contract) in REQUIRED[name].items():
-            if column not in types:
-                raise ChurnError(
-                    f"{label}: column '{column}' is missing (has {', '.join(types) or 'none'}); "
-                    f"the clean {name} contract needs it as {contract}: rerun `churn ingest`"
-                )
-            if types[column] not in accepted:
-                raise ChurnError(
-                    f"{label}: column '{column}' has Spark type {types[column]}, expected "
-                    f"{contract}; rerun `churn ingest` so the clean {name} table follows the contract"
-                )
-    dupes = spark.sql(
-        "SELECT customer_id, COUNT(*) AS n FROM customers GROUP BY customer_id HAVING COUNT(*) > 1 "
-        "ORDER BY customer_id LIMIT 1"
-    ).collect()
-    if dupes:
-        raise ChurnError(
-            f"customers: customer_id {dupes[0][0]!r} appears {dupes[0][1]} times; the customers "
-            "table needs one row per customer (fix the export or dedupe it at ingest)"
-        )
+        check_contract(label, name, dict(frame.dtypes), SPARK_TYPES, "Spark")
+    found = spark.sql(DUPLICATE_CUSTOMERS_SQL).collect()
+    check_unique_customers(tuple(found[0]) if found else None)
 
 
 def snapshot_frame(
