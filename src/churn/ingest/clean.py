@@ -217,13 +217,9 @@ def transaction_reason_sql(ts: str, amt: str, params, reject: str) -> str:
     END"""
 
 
-def clean_transactions(
-    con: duckdb.DuckDBPyConnection,
-    raw: RawTable,
-    params,  # churn.config.IngestParams
-    reject_after: datetime,
-) -> CleanedTable:
-    """Type transactions, give each bad row a reason, handle duplicates; counts are computed."""
+def transaction_columns(params) -> dict[str, str]:
+    """Return canonical name -> source column for a transactions export (ingest.columns plus
+    the passthrough columns, kept under their own names); both engines' ingest read this."""
     mapping = {
         C.CUSTOMER_ID: params.columns.customer_id,
         C.TIMESTAMP: params.columns.timestamp,
@@ -233,7 +229,17 @@ def clean_transactions(
         mapping[C.TRANSACTION_ID] = params.columns.transaction_id
     for name in params.passthrough:
         mapping[name] = name
-    src = resolve_columns(raw, mapping, "ingest.columns")
+    return mapping
+
+
+def clean_transactions(
+    con: duckdb.DuckDBPyConnection,
+    raw: RawTable,
+    params,  # churn.config.IngestParams
+    reject_after: datetime,
+) -> CleanedTable:
+    """Type transactions, give each bad row a reason, handle duplicates; counts are computed."""
+    src = resolve_columns(raw, transaction_columns(params), "ingest.columns")
     t = raw.types
     cust, ts, amt = src[C.CUSTOMER_ID], src[C.TIMESTAMP], src[C.AMOUNT]
     tx = src.get(C.TRANSACTION_ID)

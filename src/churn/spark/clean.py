@@ -19,6 +19,7 @@ from churn.ingest.clean import (
     id_expr,
     nullable,
     timestamp_expr,
+    transaction_columns,
     transaction_reason_sql,
 )
 from churn.ingest.rejects import Reason
@@ -106,15 +107,7 @@ def clean_transactions(
 ) -> SparkCleaned:
     """Return the clean and quarantined rows of a typed transactions table (a Spark DataFrame),
     by the DuckDB ingest's rules; rows read = clean + quarantined + duplicates removed."""
-    mapping = {
-        C.CUSTOMER_ID: params.columns.customer_id,
-        C.TIMESTAMP: params.columns.timestamp,
-        C.AMOUNT: params.columns.amount,
-    }
-    if params.columns.transaction_id:
-        mapping[C.TRANSACTION_ID] = params.columns.transaction_id
-    for name in params.passthrough:
-        mapping[name] = name
+    mapping = transaction_columns(params)
     types = dict(raw.dtypes)
     missing = [(key, column) for key, column in mapping.items() if column not in types]
     if missing:
