@@ -1034,7 +1034,7 @@ def serve_app(
 ) -> None:
     """For marketing: a web page over the published lists (filter, what-if, download, history)."""
     from churn.app.security import SECRET_ENV, check_bind, is_loopback
-    from churn.lifecycle import BACKTEST_REPORT, LEDGER_REPORT, app_paths
+    from churn.lifecycle import BACKTEST_REPORT, app_paths
 
     try:
         from churn.app.server import AppConfig, serve
@@ -1048,12 +1048,12 @@ def serve_app(
     secret = os.environ.get(SECRET_ENV) or None
     tls = tls_certfile is not None and tls_keyfile is not None
     check_bind(host, secret=secret, tls=tls, behind_proxy=behind_proxy)
-    suppression, report_page = app_paths()
+    suppression, report_page, ledger_report = app_paths()
     config = AppConfig(
         exports=exports,
         suppression=suppression,
         backtest=BACKTEST_REPORT,
-        ledger=LEDGER_REPORT,
+        ledger=ledger_report,
         report_page=report_page,
         contact_cost=settings.score.contact_cost,
         save_rates=save_rates_by_tier(settings.score),

@@ -212,20 +212,24 @@ def run_backtest_report(
     return rows
 
 
-def app_paths(root: Path = Path(".")) -> tuple[Path | None, Path | None]:
-    """Return (suppression list, retention page) for `churn app`, from dvc.yaml's score and
-    report stages; None for one that dvc.yaml does not name (the page then does without it)."""
+def app_paths(root: Path = Path(".")) -> tuple[Path | None, Path | None, Path | None]:
+    """Return (suppression list, retention page, campaign ledger report) for `churn app`, from
+    dvc.yaml's score, report and ledger stages; None for one that dvc.yaml does not name (the
+    page then does without it)."""
     from churn import pipeline
 
-    try:
-        suppression: Path | None = pipeline.stage_path("score", "suppression", root)
-    except ChurnError:
-        suppression = None
-    try:
-        report: Path | None = pipeline.stage_path("report", "out", root) / "retention.html"
-    except ChurnError:
-        report = None
-    return suppression, report
+    def named(stage: str, option: str) -> Path | None:
+        try:
+            return pipeline.stage_path(stage, option, root)
+        except ChurnError:
+            return None
+
+    report = named("report", "out")
+    return (
+        named("score", "suppression"),
+        report and report / "retention.html",
+        named("ledger", "report"),
+    )
 
 
 def retrain_steps(
