@@ -203,3 +203,54 @@ def test_a_list_imported_with_only_its_date_is_still_listed():
     (row,) = build_history([{"as_of": str(OLD)}], None, [], None, date(2024, 4, 2), 30)
     assert (row.as_of, row.model_version, row.contacts, row.control) == (str(OLD), "", 0, 0)
     assert (row.status, row.matures_on, row.latest) == (DUE, "2024-03-01", False)
+
+
+def test_an_imported_past_list_is_judged_by_its_own_ledger_entry_not_by_its_date():
+    from churn.app.history import IMPORTED
+
+    churn_entry = _ledger()["lists"][0]  # the ledger's entry for churn's own list of OLD
+    imported_entry = {
+        **churn_entry,
+        "origin": "imported",
+        "list_id": "spring-mailing",
+        "campaign_known": False,
+    }
+    ledger = {**_ledger(), "lists": [churn_entry, imported_entry]}
+    own = {**_manifest(OLD), "sha256": "ab" * 32}
+    past = {
+        "as_of": str(OLD),
+        "origin": "imported",
+        "list_id": "spring-mailing",
+        "model_version": None,
+        "groups": {"treatment": 50, "control": 50},
+        "sha256": "ab" * 32,
+    }
+    rows = build_history([own, past], _backtest(), [], str(OLD), date(2024, 4, 2), 90, ledger)
+    (imported,) = [row for row in rows if row.status == IMPORTED]
+    (mine,) = [row for row in rows if row.status != IMPORTED]
+    assert (imported.model_version, imported.latest, imported.flagged) == ("", False, None)
+    assert imported.ledger is not None and imported.ledger.campaign_known is False
+    assert mine.status == MEASURED and mine.latest and mine.ledger.campaign_known is True
+
+
+def test_the_store_lists_imported_past_lists_beside_published_ones(tmp_path):
+    from churn.app.store import ListStore
+    from churn.publish import record
+
+    past = pd.DataFrame(
+        {
+            "list_id": ["winter"] * 4,
+            "list_date": ["2024-01-31"] * 4,
+            "customer_id": ["a", "b", "c", "d"],
+            "group": ["treatment", "treatment", "treatment", "control"],
+        }
+    )
+    checked = record.check_past_lists(past, "past_lists.csv")
+    record.import_lists(checked, tmp_path, "past_lists.csv")
+    (manifest,) = ListStore(tmp_path, None).manifests()
+    assert (manifest["origin"], manifest["list_id"], manifest["as_of"]) == (
+        "imported",
+        "winter",
+        "2024-01-31",
+    )
+    assert manifest["groups"] == {"treatment": 3, "control": 1}

@@ -15,6 +15,7 @@ from typing import Any
 from churn.ledger import COLLECTING, INCONCLUSIVE
 
 MEASURED, MATURING, DUE = "measured", "maturing", "due"
+IMPORTED = "imported"  # a past campaign list brought in (ledger.past_lists): no backtest
 SLICE_KINDS = ("action", "tier", "download")  # the ledger's slices below the whole list
 
 
@@ -174,11 +175,14 @@ def build_history(
     Next to it, the campaign ledger's measurement of the list (customers to contact against the
     control group) when the ledger has the list, else the backtest's campaign block.
     """
-    measured = {
-        str(entry["as_of"]): entry
+    entries = [
+        entry
         for entry in (ledger or {}).get("lists", [])
         if isinstance(entry, Mapping) and "as_of" in entry
-    }
+    ]
+    # churn's own lists by date; imported past lists by their id (one date may hold both)
+    measured = {str(e["as_of"]): e for e in entries if e.get("origin") != IMPORTED}
+    measured_imported = {str(e.get("list_id")): e for e in entries if e.get("origin") == IMPORTED}
     runs = {str(run["as_of"]): run for run in (backtest or {}).get("runs", [])}
     pending = {str(p["as_of"]): str(p["matures_on"]) for p in (backtest or {}).get("pending", [])}
     downloads: dict[str, list[str]] = {}
@@ -187,9 +191,15 @@ def build_history(
     rows = []
     for manifest in sorted(manifests, key=lambda m: str(m["as_of"]), reverse=True):
         as_of = str(manifest["as_of"])
-        run = runs.get(as_of)
+        imported = manifest.get("origin") == IMPORTED
+        run = None if imported else runs.get(as_of)
         mature = pending.get(as_of) or matures_on(manifest, default_horizon_days)
-        if run is not None:
+        entry = (
+            measured_imported.get(str(manifest.get("list_id"))) if imported else measured.get(as_of)
+        )
+        if imported:
+            status = IMPORTED  # only its own customers are known: no "who left" comparison
+        elif run is not None:
             status = MEASURED
         elif as_of in pending or dt.date.fromisoformat(mature) > today:
             status = MATURING  # the backtest's newest data has not reached the date, or time
@@ -201,19 +211,17 @@ def build_history(
         rows.append(
             ListOutcome(
                 as_of=as_of,
-                model_version=str(manifest.get("model_version", "")),
+                model_version=str(manifest.get("model_version") or ""),
                 published_at=str(manifest.get("created_at", "")),
                 contacts=int(groups.get("treatment", manifest.get("rows", 0))),
                 control=int(groups.get("control", 0)),
-                latest=as_of == latest_as_of,
+                latest=as_of == latest_as_of and not imported,
                 status=status,
                 matures_on=None if run is not None else mature,
                 flagged=comparison.get("flagged"),
                 rest=comparison.get("rest"),
                 campaign=(run or {}).get("campaign"),
-                ledger=None
-                if as_of not in measured
-                else campaign_result(measured[as_of], manifest, ledger or {}),
+                ledger=None if entry is None else campaign_result(entry, manifest, ledger or {}),
                 warnings=tuple((run or {}).get("warnings", [])),
                 downloads=len(seen),
                 last_download=seen[-1] if seen else None,

@@ -187,7 +187,8 @@ class ListStore:
         return None if latest is None else str(latest.get("as_of"))
 
     def manifests(self) -> list[dict[str, Any]]:
-        """Return the manifest of every published list (metadata only), oldest first."""
+        """Return the manifest of every published list and imported past list (metadata only),
+        oldest first."""
         found = []
         for as_of in record.published_dates(self.exports):
             manifest = read_json(
@@ -195,7 +196,13 @@ class ListStore:
             )
             if manifest is not None:
                 found.append(manifest)
-        return found
+        for name in record.imported_folders(self.exports):  # past campaigns brought in
+            manifest = read_json(
+                self.exports / name / record.MANIFEST_FILE, "import the past lists again"
+            )
+            if manifest is not None:
+                found.append(manifest)
+        return sorted(found, key=lambda item: str(item.get("as_of")))
 
     def downloads(self) -> list[dict[str, Any]]:
         """Return every recorded download event, oldest first."""

@@ -443,6 +443,25 @@ def published_dates(root: str | Path) -> list[str]:
     )
 
 
+def imported_folders(root: str | Path) -> list[str]:
+    """Return the folders of imported past lists (<list_date>.imported-<sha12>/ with a
+    manifest), oldest first: history for the ledger and the app, never lists to contact."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    found = []
+    for entry in root.iterdir():
+        match = LIST_FOLDER.fullmatch(entry.name)
+        if (
+            entry.is_dir()
+            and match is not None
+            and (match.group(2) or "").startswith(IMPORTED)
+            and (entry / MANIFEST_FILE).is_file()
+        ):
+            found.append(entry.name)
+    return sorted(found)
+
+
 def _is_date(name: str) -> bool:
     match = LIST_FOLDER.fullmatch(name)
     if match is None or match.group(2):
