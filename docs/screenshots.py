@@ -60,7 +60,7 @@ def main() -> None:
             shots["churn_app.png"] = tab.screenshot()
             tab.goto(f"http://127.0.0.1:{port}/history")
             shots["churn_app_history.png"] = tab.screenshot(
-                clip={"x": 0, "y": 0, "width": 1280, "height": 330}
+                clip={"x": 0, "y": 0, "width": 1280, "height": 900}
             )
             browser.close()
     finally:
