@@ -127,7 +127,7 @@ import resource, sys
 import duckdb, lightgbm, mlflow, numpy, pandas, pyarrow.parquet, sklearn  # loaded before the cap
 from churn import cli, train, tracking, model
 usage = int(open("/proc/self/statm").read().split()[0]) * resource.getpagesize()
-cap = usage + 64 * 2**20  # a little room: reading and fitting the snapshots needs more
+cap = usage + 256 * 2**20  # room for threads (stacks, TLS), far below the 40x table
 resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
 sys.argv = ["churn", *sys.argv[1:]]
 cli.main()
@@ -151,7 +151,9 @@ def test_out_of_memory_in_a_pandas_stage_is_one_line_naming_the_setting(generate
         ignore_index=True,
     )
     big.to_parquet(snapshots, index=False)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    # one malloc arena: a thread started under the cap must not reserve its own 64 MB arena
+    # (glibc then aborts with "cannot allocate memory for thread-local data", exit 127)
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "MALLOC_ARENA_MAX": "1"}
     done = subprocess.run(
         [sys.executable, "-c", _UNDER_ADDRESS_LIMIT, "train", "--snapshots", str(snapshots),
          "--out", str(tmp_path / "m"), "--evaluation-out", str(tmp_path / "e"),
