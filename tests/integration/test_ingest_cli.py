@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -13,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from support.churn_cli import run_churn
 from support.paths import ROOT
 
 SRC = ROOT / "src"
@@ -30,15 +29,7 @@ STAGE_PATHS = (
 
 
 def _churn(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
-    return subprocess.run(
-        [sys.executable, "-m", "churn", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_churn(cwd, *args, timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,7 @@ a broken newest month stops the command, names the fix and replaces no output.""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +12,7 @@ import pandas as pd
 import yaml
 
 from churn import columns as C
+from support.churn_cli import run_churn
 from support.integrity_data import amounts_times_100, closed_base, newest_month
 from support.paths import ROOT
 
@@ -22,15 +21,7 @@ ARGS += ["--sql-copies", "data/raw", "--state", ".churn/ingest_history.json"]
 
 
 def _churn(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(
-        [sys.executable, "-m", "churn", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_churn(cwd, *args, timeout=120)
 
 
 def _write_export(transactions: pd.DataFrame, path: Path) -> None:

@@ -22,6 +22,7 @@ from churn.engine import open_duckdb
 from churn.errors import ChurnError
 from churn.features.build import build_snapshots
 from churn.retrain import killed_hint, run_repro
+from support.churn_cli import run_churn
 from support.paths import ROOT
 
 pytestmark = pytest.mark.slow
@@ -34,15 +35,7 @@ def generated(generated_interim) -> Path:
 
 
 def _churn(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
-    return subprocess.run(
-        [sys.executable, "-m", "churn", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    return run_churn(cwd, *args, timeout=180)
 
 
 def _tiny_memory_params(generated: Path, tmp_path: Path) -> Path:
