@@ -48,7 +48,8 @@ FEATURES = ("x1", "x2", "x3", "x4", "x5")
 
 @dataclass(frozen=True)
 class SimulatedCampaigns:
-    """Campaign rows (churn.uplift.data) and each row's true incremental retention."""
+    """Campaign rows (churn.uplift.data) and each row's true incremental retention (what a
+    contact changes in that row's retention probability, after clipping to [0, 1])."""
 
     rows: pd.DataFrame
     true_uplift: np.ndarray
@@ -126,7 +127,10 @@ def simulate_campaigns(
             }
         )
         frames.append(pd.concat([frame, features], axis=1))
-        effects.append(effect)
+        # the effect a contact really has: retention is a probability, so where 1 - churn + effect
+        # leaves [0, 1] it is clipped, and the true gain is the clipped difference (a customer
+        # already sure to stay cannot be kept more)
+        effects.append(np.clip(1.0 - base_churn + effect, 0.0, 1.0) - (1.0 - base_churn))
     return SimulatedCampaigns(pd.concat(frames, ignore_index=True), np.concatenate(effects))
 
 
