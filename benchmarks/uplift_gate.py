@@ -1,25 +1,44 @@
 """The uplift gate across simulated regimes: how often it switches to uplift, and was it right.
 
-Run from the repository root: python -m benchmarks.uplift_gate [--seeds 20]
-Writes benchmarks/results/uplift_gate.md (and .json). For each regime of churn.uplift.simulate
-(no effect; effect proportional to risk; heterogeneous effects with some customers pushed away;
-too few campaigns) and each seed, the gate of churn.uplift.gate runs with the repository's
-params.yaml (`uplift` section, `score.contact_cost`) on freshly simulated campaigns. The goal
-(issue 16): it switches in at most 5% of seeds in regimes 1, 2 and 4, and in at least 80% in 3.
-True incremental profit uses each held-out customer's known effect; estimated is the gate's AIPW.
+Run from the repository root:
+
+    python -m benchmarks.uplift_gate --seeds 20 --fresh-no-effect 200:260
+    python -m benchmarks.uplift_gate --first-seed 100 --seeds 100 \
+        --regimes no_effect proportional_to_risk heterogeneous --out uplift_gate_dev
+
+Writes benchmarks/results/<out>.md (and .json; out defaults to uplift_gate). For each regime of
+churn.uplift.simulate (no effect; effect proportional to risk; heterogeneous effects with some
+customers pushed away; too few campaigns) and each seed, the gate of churn.uplift.gate runs with the
+repository's params.yaml (`uplift` section, `score.contact_cost`) on freshly simulated campaigns.
+The goal (issue 16): it switches in at most 5% of seeds in regimes 1, 2 and 4, and in at least 80%
+in 3. True incremental profit uses each held-out customer's known effect; estimated is the gate's
+AIPW. --fresh-no-effect A:B adds no-effect seeds A..B-1 (never used while developing the gate) to
+measure its false-switch rate on more than 20 seeds. The method and why:
+benchmarks/results/uplift_gate_method.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 import time
 
 import numpy as np
 
 from benchmarks.common import RESULTS, ROOT
-from churn.config import load_params
-from churn.uplift.simulate import REGIMES, gate_trial
+from churn.columns import CAMPAIGN_ID, CUSTOMER_ID, EXPECTED_VALUE
+from churn.config import UpliftParams, load_params
+from churn.uplift.data import check_campaign_rows
+from churn.uplift.gate import (
+    IN_RISK_VALUE_LIST,
+    IN_UPLIFT_LIST,
+    USE_RISK_VALUE,
+    USE_UPLIFT,
+    run_gate,
+)
+from churn.uplift.simulate import REGIMES, simulate_campaigns, true_incremental_profit
 
 GOALS = {
     "no_effect": (None, 0.05),
@@ -27,6 +46,50 @@ GOALS = {
     "heterogeneous": (0.80, None),
     "too_few_campaigns": (None, 0.05),
 }
+
+
+def trial(regime: str, seed: int, params: UpliftParams, cost: float) -> dict[str, object]:
+    """Run the gate on one simulated stream; return its decision, the true and estimated profits
+    and the pieces of its rule (pooled bounds, standard error, per-campaign differences)."""
+    simulated = simulate_campaigns(regime, seed)
+    rows = check_campaign_rows(simulated.rows, f"simulated {regime} campaigns")
+    outcome = run_gate(rows, params, cost)
+    result: dict[str, object] = {
+        "regime": regime,
+        "seed": seed,
+        "policy": outcome.report["policy_in_use"],
+        "reason": outcome.report["reason"],
+    }
+    if outcome.holdout is None:
+        return result
+    truth = rows[[CAMPAIGN_ID, CUSTOMER_ID]].assign(true_uplift=simulated.true_uplift)
+    holdout = outcome.holdout.merge(truth, on=[CAMPAIGN_ID, CUSTOMER_ID], how="left")
+    value = holdout[EXPECTED_VALUE].to_numpy()
+    effect = holdout["true_uplift"].to_numpy()
+    comparison = outcome.report["comparison"]
+    for name, flag in ((USE_UPLIFT, IN_UPLIFT_LIST), (USE_RISK_VALUE, IN_RISK_VALUE_LIST)):
+        policy = comparison["policies"][name]
+        result[f"true_{name}"] = true_incremental_profit(
+            effect, value, holdout[flag].to_numpy(), cost
+        )
+        result[f"estimated_{name}"] = policy["incremental_profit"]["estimate"]
+        result[f"qini_{name}"] = policy["qini"]
+    difference = comparison["difference"]
+    result.update(
+        {
+            "true_difference": result["true_uplift"] - result["true_risk_x_value"],
+            "estimated_difference": difference["estimate"],
+            "standard_error": difference["standard_error"],
+            "ci_low": difference["ci_low"],
+            "ci_high": difference["ci_high"],
+            "percentile_ci_low": difference["percentile_ci_low"],
+            "percentile_ci_high": difference["percentile_ci_high"],
+            "by_campaign": [part["difference"] for part in comparison["by_campaign"]],
+            "replicated": comparison["replicated"],
+            "list_size": comparison["list_size"],
+        }
+    )
+    return result
 
 
 def _mean(trials: list[dict], key: str) -> float | None:
@@ -38,31 +101,90 @@ def _money(value: float | None) -> str:
     return "–" if value is None else f"{value:,.0f}"
 
 
+def _share(trials: list[dict], rule) -> float:
+    return sum(bool(rule(t)) for t in trials) / len(trials) if trials else float("nan")
+
+
+def _wilson(switches: int, n: int) -> str:
+    """95% Wilson interval of a switch share."""
+    if n == 0:
+        return "–"
+    p, z = switches / n, 1.96
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return f"{max(0.0, centre - half):.1%}–{min(1.0, centre + half):.1%}"
+
+
+def _run(regime: str, seeds: range, params: UpliftParams, cost: float) -> list[dict]:
+    out = []
+    for seed in seeds:
+        started = time.perf_counter()
+        out.append(trial(regime, seed, params, cost))
+        print(
+            f"{regime} seed {seed}: {out[-1]['policy']} ({time.perf_counter() - started:.1f} s)",
+            file=sys.stderr,
+            flush=True,
+        )
+    return out
+
+
+def _no_effect_lines(trials: list[dict], label: str) -> list[str]:
+    """The false-switch rate and the bias check of the no-effect estimate on `trials`."""
+    judged = [t for t in trials if "estimated_difference" in t]
+    switches = sum(t["policy"] == USE_UPLIFT for t in trials)
+    differences = np.array([t["estimated_difference"] for t in judged])
+    errors = np.array([t["standard_error"] for t in judged])
+    z = differences / np.where(errors > 0, errors, np.nan)
+    n = len(differences)
+    return [
+        f"- {label}: the gate switches in {switches} of {len(trials)} seeds "
+        f"({switches / len(trials):.1%}; 95% Wilson interval {_wilson(switches, len(trials))}). "
+        f"Old rule (percentile lower end > 0) {_share(judged, lambda t: t['percentile_ci_low'] > 0):.1%}, "
+        f"bootstrap-t bound alone {_share(judged, lambda t: t['ci_low'] > 0):.1%}.",
+        f"- Bias check (the true difference is 0 on every seed): mean estimated difference "
+        f"{differences.mean():,.0f} ± {differences.std(ddof=1) / math.sqrt(n):,.0f} (standard "
+        f"error over {n} seeds); sd of the estimate over seeds {differences.std(ddof=1):,.0f} "
+        f"against a mean standard error of {errors.mean():,.0f}; estimate / standard error has "
+        f"mean {np.nanmean(z):.2f} and sd {np.nanstd(z, ddof=1):.2f} (calibrated: 0 and 1).",
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=20, help="seeds per regime")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
     parser.add_argument(
-        "--extra-no-effect-seeds",
-        type=int,
-        default=40,
-        help="more seeds of the no-effect regime after the first --seeds, to see its false-switch rate",
+        "--fresh-no-effect",
+        default="",
+        help="A:B — also run no-effect seeds A..B-1 and report their false-switch rate apart",
     )
+    parser.add_argument("--out", default="uplift_gate", help="file stem in benchmarks/results")
     args = parser.parse_args()
     params = load_params(ROOT / "params.yaml")
     cost = params.score.contact_cost
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     started = time.perf_counter()
-    trials = [
-        gate_trial(regime, seed, params.uplift, cost)
-        for regime in REGIMES
-        for seed in range(args.seeds)
-    ]
+    trials = [t for regime in args.regimes for t in _run(regime, seeds, params.uplift, cost)]
+    fresh: list[dict] = []
+    if args.fresh_no_effect:
+        first, last = (int(x) for x in args.fresh_no_effect.split(":"))
+        fresh = _run("no_effect", range(first, last), params.uplift, cost)
     seconds = time.perf_counter() - started
+    command = "python -m benchmarks.uplift_gate " + " ".join(sys.argv[1:])
     lines = [
         "# The uplift gate across simulated regimes",
         "",
-        f"`python -m benchmarks.uplift_gate --seeds {args.seeds}` — {args.seeds} seeds per regime, "
-        f"params.yaml `uplift` section ({params.uplift.model_dump()}), contact cost {cost}; "
-        f"{seconds:.0f} s in all on a shared 2-core machine.",
+        f"`{command}` — seeds {seeds.start}–{seeds.stop - 1} per regime, params.yaml `uplift` "
+        f"section ({params.uplift.model_dump()}), contact cost {cost}; {seconds:.0f} s in all on "
+        "a shared 2-core machine.",
+        "",
+        "The gate (churn.uplift.gate) switches to the uplift policy only when the lower end of the "
+        "studentized bootstrap (bootstrap-t) 95% interval of the difference in incremental profit "
+        "(uplift minus risk x value, at the list size) is above 0 and the estimated difference is "
+        "above 0 in every held-out campaign. Why this rule, decided before these seeds were run: "
+        "benchmarks/results/uplift_gate_method.md; what came out, and what it means: its last "
+        "section.",
         "",
         "Each seed simulates a fresh stream of monthly randomized campaigns "
         "(churn.uplift.simulate: 12 lists of 4,000 customers from a pool of 10,000, control share "
@@ -73,13 +195,14 @@ def main() -> None:
         "from each customer's known effect, *estimated* by the gate (AIPW).",
         "",
         "| regime | switch share | goal | met | true profit, uplift | true profit, risk x value "
-        "| estimated, uplift | estimated, risk x value | Qini uplift | Qini risk x value |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| estimated, uplift | estimated, risk x value | true difference | estimated difference "
+        "| Qini uplift | Qini risk x value |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    summary = {}
-    for regime in REGIMES:
+    summary: dict[str, object] = {}
+    for regime in args.regimes:
         mine = [t for t in trials if t["regime"] == regime]
-        share = sum(t["policy"] == "uplift" for t in mine) / len(mine)
+        share = _share(mine, lambda t: t["policy"] == USE_UPLIFT)
         low, high = GOALS[regime]
         met = (low is None or share >= low) and (high is None or share <= high)
         goal = f"≥ {low:.0%}" if low is not None else f"≤ {high:.0%}"
@@ -89,37 +212,69 @@ def main() -> None:
             f"| {_money(_mean(mine, 'true_uplift'))} | {_money(_mean(mine, 'true_risk_x_value'))} "
             f"| {_money(_mean(mine, 'estimated_uplift'))} "
             f"| {_money(_mean(mine, 'estimated_risk_x_value'))} "
+            f"| {_money(_mean(mine, 'true_difference'))} "
+            f"| {_money(_mean(mine, 'estimated_difference'))} "
             f"| {'–' if qini_u is None else f'{qini_u:.3f}'} "
             f"| {'–' if qini_r is None else f'{qini_r:.3f}'} |"
         )
-        summary[regime] = {"switch_share": share, "goal_met": met}
-    reasons = sorted({t["reason"] for t in trials if t["regime"] == "too_few_campaigns"})
-    lines += ["", "too_few_campaigns: the gate's reason — " + "; ".join(reasons), ""]
-    if args.extra_no_effect_seeds:
-        extra = [
-            gate_trial("no_effect", seed, params.uplift, cost)
-            for seed in range(args.seeds, args.seeds + args.extra_no_effect_seeds)
-        ]
-        switched = sum(t["policy"] == "uplift" for t in extra)
-        everything = [t for t in trials if t["regime"] == "no_effect"] + extra
-        total = sum(t["policy"] == "uplift" for t in everything)
-        differences = np.array(
-            [t["estimated_uplift"] - t["estimated_risk_x_value"] for t in everything]
+        judged = [t for t in mine if "ci_low" in t]
+        summary[regime] = {
+            "switch_share": share,
+            "goal_met": met,
+            "seeds": [seeds.start, seeds.stop - 1],
+            "old_rule_switch_share": _share(judged, lambda t: t["percentile_ci_low"] > 0)
+            if judged
+            else None,
+            "bootstrap_t_only_switch_share": _share(judged, lambda t: t["ci_low"] > 0)
+            if judged
+            else None,
+        }
+    lines += [
+        "",
+        "The rule's parts, as shares of seeds (diagnostics; the gate uses the last column):",
+        "",
+        "| regime | old rule: percentile lower end > 0 | bootstrap-t lower end > 0 "
+        "| and positive in every held-out campaign (the gate) |",
+        "| --- | --- | --- | --- |",
+    ]
+    for regime in args.regimes:
+        mine = [t for t in trials if t["regime"] == regime]
+        judged = [t for t in mine if "ci_low" in t]
+        if not judged:
+            lines.append(
+                f"| {regime} | – | – | {_share(mine, lambda t: t['policy'] == USE_UPLIFT):.0%} |"
+            )
+            continue
+        lines.append(
+            f"| {regime} | {_share(judged, lambda t: t['percentile_ci_low'] > 0):.0%} "
+            f"| {_share(judged, lambda t: t['ci_low'] > 0):.0%} "
+            f"| {_share(mine, lambda t: t['policy'] == USE_UPLIFT):.0%} |"
         )
-        lines += [
-            f"no_effect, {args.extra_no_effect_seeds} more seeds ({args.seeds}–"
-            f"{args.seeds + args.extra_no_effect_seeds - 1}): {switched} switch(es); over all "
-            f"{len(everything)} seeds {total} ({total / len(everything):.1%}), against 2.5% for a "
-            "calibrated lower end of a 95% interval. Estimated difference (uplift minus risk x "
-            f"value; the true one is 0): mean {differences.mean():,.0f}, sd {differences.std():,.0f}.",
-            "",
-        ]
-        summary["no_effect_all_seeds"] = {"switches": total, "seeds": len(everything)}
-        trials += extra
-    (RESULTS / "uplift_gate.md").write_text("\n".join(lines), encoding="utf-8")
-    (RESULTS / "uplift_gate.json").write_text(
+    if "too_few_campaigns" in args.regimes:
+        reasons = sorted({t["reason"] for t in trials if t["regime"] == "too_few_campaigns"})
+        lines += ["", "too_few_campaigns: the gate's reason — " + "; ".join(reasons)]
+    lines += ["", "## No effect: false switches and the bias check", ""]
+    if "no_effect" in args.regimes:
+        lines += _no_effect_lines(
+            [t for t in trials if t["regime"] == "no_effect"],
+            f"seeds {seeds.start}–{seeds.stop - 1}",
+        )
+    if fresh:
+        first, last = fresh[0]["seed"], fresh[-1]["seed"]
+        lines += _no_effect_lines(fresh, f"fresh seeds {first}–{last} (never used in development)")
+        switches = sum(t["policy"] == USE_UPLIFT for t in fresh)
+        summary["no_effect_fresh"] = {
+            "seeds": [first, last],
+            "switches": switches,
+            "switch_share": switches / len(fresh),
+        }
+    lines.append("")
+    (RESULTS / f"{args.out}.md").write_text("\n".join(lines), encoding="utf-8")
+    (RESULTS / f"{args.out}.json").write_text(
         json.dumps(
-            {"summary": summary, "trials": trials, "seconds": seconds}, indent=1, default=str
+            {"summary": summary, "trials": trials, "fresh_no_effect": fresh, "seconds": seconds},
+            indent=1,
+            default=str,
         ),
         encoding="utf-8",
     )
