@@ -52,7 +52,7 @@ from churn.columns import AT_RISK, CUSTOMER_ID
 from churn.config import BacktestParams, Params, load_params
 from churn.model import ChurnModel
 from churn.score.phrasing import build_references
-from churn.score.reasons import choose_method, compute_contributions, explain_reasons
+from churn.score.reasons import explain_reasons, relative_contributions
 from churn.score.targeting import score_customers
 
 HORIZON = 90
@@ -78,30 +78,64 @@ def explain_list(
     by_id = snapshot.set_index(snapshot[CUSTOMER_ID].astype("string"))
     rows = by_id.loc[scores.loc[flagged, CUSTOMER_ID].to_numpy()].reset_index(drop=True)
     reasons = params.score.reasons
-    contributions = compute_contributions(
-        model, rows, choose_method(reasons, len(rows)), reasons.batch_rows
-    )
-    # as build_scores: "customers like them" are every scored customer, not only the flagged
+    # as build_scores: "customers like them" and the average customer whose risk a reason raises
+    # are every scored customer, not only the flagged
+    contributions = relative_contributions(model, rows, reasons, snapshot)
     references = build_references(snapshot, reasons.peer_tenure_bands_days, probability)
     shown = explain_reasons(contributions, model.spec.names, rows, reasons, references)
-    return scores, shown
+    column = {name: i for i, name in enumerate(model.spec.names)}
+    # each shown reason with its stated feature's contribution, to check it raises the risk too
+    stated = [
+        [(reason, float(contributions[row, column[reason.feature]])) for reason in row_reasons]
+        for row, row_reasons in enumerate(shown)
+    ]
+    return scores, stated
 
 
-def summarise_reasons(shown: list[list[Any]]) -> dict[str, Any]:
+def reference_of(template: str) -> str:
+    """Return what a reason's text compares the customer with, from its template id."""
+    if "_vs_own" in template:
+        return "own rhythm"
+    if template.endswith("_vs_peers") or template == "nps_unanswered":
+        return "customers like them"
+    if template.endswith(("_vs_population", "_vs_everyone")):
+        return "all customers"
+    return "none"
+
+
+def summarise_reasons(stated: list[list[tuple[Any, float]]]) -> dict[str, Any]:
     """Return the shares of flagged customers per reason family (any position and first), with a
-    risk-raising reason at all, and the count of shown reasons that would lower the risk."""
-    flagged = len(shown)
+    risk-raising reason at all, the shares of shown reasons per reference their text compares
+    with, and the count of shown reasons whose family or stated feature would lower the risk
+    (contributions relative to `score.reasons.contribution_reference`)."""
+    flagged = len(stated)
     if not flagged:
         return {"flagged": 0}
+    shown = [[reason for reason, _ in row] for row in stated]
     given = Counter(family for row in shown for family in {r.family for r in row})
     first = Counter(row[0].family if row else NONE for row in shown)
+    references = Counter(reference_of(r.template) for row in shown for r in row)
+    total = sum(references.values())
     return {
         "flagged": flagged,
         "with_risk_raising_reason": sum(bool(row) for row in shown) / flagged,
         "first_reason_behavioural": sum(first[f] for f in BEHAVIOURAL) / flagged,
         "reason_share": {f: n / flagged for f, n in given.most_common()},
         "first_reason_share": {f: n / flagged for f, n in first.most_common()},
-        "reasons_lowering_risk": sum(r.contribution <= 0 for row in shown for r in row),
+        "reasons_shown": total,
+        "reference_share": {k: n / total for k, n in references.most_common()} if total else {},
+        "first_reason_reference_share": {
+            k: n / flagged
+            for k, n in Counter(
+                reference_of(row[0].template) if row else NONE for row in shown
+            ).most_common()
+        },
+        # shown alone because no family adds risk as a whole (churn.score.reasons, basis)
+        "single_feature_reasons": sum(r.basis == "feature" for row in shown for r in row),
+        "templates": dict(Counter(r.template for row in shown for r in row).most_common()),
+        "reasons_lowering_risk": sum(
+            reason.contribution <= 0 or feature <= 0 for row in stated for reason, feature in row
+        ),
     }
 
 
@@ -180,6 +214,36 @@ def table_row(row: dict[str, Any]) -> str:
     )
 
 
+def _shares(shares: dict[str, float]) -> str:
+    return ", ".join(f"{name} {_pct(share)}" for name, share in shares.items()) or "–"
+
+
+def reason_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Return the markdown table of the reasons shown to each data set's flagged customers."""
+    lines = [
+        "| data | flagged | with a risk-raising reason | first reason behavioural | "
+        "first reason's family (share of flagged) | reasons shown | what the texts compare with "
+        "(share of reasons) | first reason compares with (share of flagged) | shown alone "
+        "(single feature) | lowering risk |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        reasons = row["reasons"]
+        if not reasons.get("flagged"):
+            lines.append(f"| {row['data']} | 0 | – | – | – | – | – | – | – | – |")
+            continue
+        lines.append(
+            f"| {row['data']} | {reasons['flagged']:,} | "
+            f"{_pct(reasons['with_risk_raising_reason'])} | "
+            f"{_pct(reasons['first_reason_behavioural'])} | "
+            f"{_shares(reasons['first_reason_share'])} | {reasons['reasons_shown']:,} | "
+            f"{_shares(reasons['reference_share'])} | "
+            f"{_shares(reasons['first_reason_reference_share'])} | "
+            f"{reasons['single_feature_reasons']:,} | {reasons['reasons_lowering_risk']} |"
+        )
+    return lines
+
+
 def scorer_lines(rows: list[dict[str, Any]]) -> list[str]:
     """Return the markdown table of every scorer's ROC AUC, PR AUC and ECE per data set."""
     lines = [
@@ -249,11 +313,23 @@ interval is a paired customer bootstrap ({args.bootstrap} resamples). **flagged*
 rule of `score.target` (net benefit > 0, probability ≥ the medium tier and ≥ the scored
 customers' mean), control customers included; churn rates with Wilson 95% intervals and the mean
 predicted probability of each group. **Reasons**: the reasons `churn score` shows the flagged
-customers; every reason shown raises that customer's risk (shown reasons with a contribution
-≤ 0, all rows: {lowering}); "first reason behavioural" = recency, frequency, spend trend,
-refunds or NPS first.
+customers, with contributions measured from `score.reasons.contribution_reference`
+(`{params.score.reasons.contribution_reference}`: "scored" is the average scored customer —
+each feature's TreeSHAP value minus its mean over the scored snapshot); every reason shown raises
+that customer's risk above it (shown reasons whose contribution or whose stated feature's
+contribution is ≤ 0, all rows: {lowering}); "first reason behavioural" = recency, frequency,
+spend trend, refunds or NPS first.
 
 {chr(10).join(lines)}
+
+Reasons per data set. **what the texts compare with**: the reference of each shown reason's
+text — the customer's own rhythm (`*_vs_own*`), customers like them (median of the scored
+customers in the same tenure band, `*_vs_peers`) or all customers (tenure, region, channel).
+**shown alone**: reasons stated by a single feature that adds risk, shown only when no family
+adds risk as a whole (`churn.score.reasons.explain_reasons`). **lowering risk**: shown reasons
+whose family or stated feature has a contribution ≤ 0.
+
+{chr(10).join(reason_lines(rows))}
 
 Every scorer on the same customers (ECE only for the scorers that are probabilities; the RFM
 logistic regression is fitted on the training rows and is not part of the goal's "best baseline"):

@@ -1,7 +1,7 @@
 """Reasons before and after: which families lead, which templates, and any risk-lowering reason.
 
     python -m benchmarks.experiments.reasons_eval [--default DIR] [--cdnow FILE]
-        [--before-rev 489ac4d] [--out benchmarks/results/reasons.md]
+        [--before-rev f005361] [--out benchmarks/results/reasons.md]
 
 default: the clean tables of `churn generate` + `churn ingest` with the repository's params.yaml
 (50,000 customers; made under benchmarks/data/default/ when missing), scored at the last date as
@@ -9,10 +9,13 @@ default: the clean tables of `churn generate` + `churn ingest` with the reposito
 their own export. For each: the features stage builds the snapshots, `churn.train.fit_model`
 trains (cached under benchmarks/data/reasons/), and `churn.score.build_scores` scores the as-of
 snapshot with params.yaml's `score` section. "before" is src/churn/score/reasons.py at
-`--before-rev` (loaded from git), run on the same flagged customers and contributions.
+`--before-rev` (loaded from git), run on the same flagged customers with raw TreeSHAP
+contributions (measured from the training rows); "after" measures them from the average scored
+customer, as `churn score` now does.
 
-A shown reason "lowers risk" when its family's summed contribution, or the contribution of the
-feature its text states, is <= 0 (log-odds, TreeSHAP when at most exact_max_rows are flagged).
+A shown reason "lowers risk" when its family's summed contribution (for a single-feature reason,
+its feature's), or the contribution of the feature its text states, is <= 0 (log-odds, each
+version under its own reference; TreeSHAP when at most exact_max_rows are flagged).
 """
 
 from __future__ import annotations
@@ -43,26 +46,31 @@ from churn.train import fit_model
 
 NOTES = """## Reading
 
-- **No shown reason lowers risk after the change**, on either data set: every family shown adds
-  to the log-odds, and so does the feature its text states. Before, the family sums were positive
-  too, but the text often stated a feature that lowered the risk ("average order of 45",
-  "customer for 2 years", "gave an NPS of 10": the family was carried by a sibling feature), or a
-  fact that reads as good news ("spend in the last 90 days up 84%", "... flat").
-- **Every text has a reference**: the customer's own rhythm (`*_vs_own*`) or the median of
-  customers in the same tenure band of the scored population (`*_vs_peers`), or, for tenure and
-  segments, the whole population; a comparison that does not go against the customer is no reason.
-- **`descriptive_min_contribution: 0.1`** (about 2.5 probability points at p = 0.5) from the
-  sweeps below: on CDNOW every tenure contribution of a flagged customer is below it (at most
-  0.09, 0.03-0.07 for 80% of them),
-  and at 0 the "customer for 1.2 years; half of customers for under 1.1 years" kind of reason
-  would lead 28% of the list; on the default data it keeps plain attributes first for under 2%
-  of flagged customers while the material ones (region, tenure, average order adding > 2.5
-  points) stay.
-- **CDNOW's list is mostly customers whose risk nothing raises**: the average eligible CDNOW
-  customer is already likely to churn, and the net-benefit rule flags valuable customers below
-  that average. They now read "no driver raises the risk above the average customer's" instead
-  of "customer for 1.1 years"; the probability floor of the targeting part of issue 12 changes
-  who is on the list, not this rule.
+- **What "raises the risk" is measured from.** Before, a contribution was raw TreeSHAP: measured
+  from the booster's expected value over its *training* rows. After, it is measured from the
+  average *scored* customer (`score.reasons.contribution_reference: scored`): each feature's
+  TreeSHAP value minus its mean over the customers scored with this one, so a customer's
+  contributions add up to their log-odds minus the scored customers' mean log-odds. On CDNOW the
+  base has aged since the training cutoffs (everyone old and likely to churn at the as-of date):
+  measured from the training rows, half of the flagged customers had no reason (nothing above
+  the training average), while they are riskier than the customers scored with them; measured
+  from the scored customers, every one has one, and their long silence leads for most.
+- **No shown reason lowers risk**, before or after, under each version's own reference: every
+  family shown adds to the log-odds, and so does the feature its text states.
+- **Every flagged customer gets a reason.** When no family adds risk as a whole (its features
+  pull apart: a silence longer than the customer's rhythm while that slow rhythm lowers the
+  risk), or none reads worse than its reference, the strongest single feature that adds risk and
+  reads worse than its reference is shown alone (`basis: feature`); when neither their own rhythm
+  nor customers like them makes any such feature read worse (a new one-purchase customer is like
+  the other new customers), the reference is every scored customer ("customers overall", the
+  same average the contributions are measured from). The single-feature rows are counted below.
+- **Every text has a reference**: the customer's own rhythm (`*_vs_own*`), the median of
+  customers in the same tenure band of the scored population (`*_vs_peers`), or all scored
+  customers (`*_vs_population` for tenure and segments, `*_vs_everyone` as the last resort);
+  a comparison that does not go against the customer is no reason.
+- **`descriptive_min_contribution: 0.1`** (about 2.5 probability points at p = 0.5) still keeps
+  plain attributes (tenure, average order, region, channel) to those that raise risk materially;
+  the sweeps below measure it under the new reference.
 """
 BEHAVIOURAL = ("recency", "frequency", "spend_trend", "refunds", "nps")
 DESCRIPTIVE = ("tenure", "spend", "segment")
@@ -193,6 +201,7 @@ def after_rows(module: ModuleType, contributions, features, rows, params, refere
                 "contribution": r.contribution,
                 "stated": float(contributions[row, index[r.feature]]),
                 "text": r.text,
+                "basis": getattr(r, "basis", "family"),
             }
             for r in shown
         ]
@@ -308,10 +317,12 @@ def measure(name: str, snapshot: pd.DataFrame, model: ChurnModel, params, before
     rows = by_id.loc[scores.loc[flagged, CUSTOMER_ID].to_numpy()].reset_index(drop=True)
     reasons = params.score.reasons
     method = after_module.choose_method(reasons, len(rows))
-    contributions = after_module.compute_contributions(model, rows, method, reasons.batch_rows)
+    raw = after_module.compute_contributions(model, rows, method, reasons.batch_rows)
+    # after: measured from the average scored customer, as build_scores does
+    contributions = after_module.relative_contributions(model, rows, reasons, snapshot)
     features = model.spec.names
     calendar = [i for i, f in enumerate(features) if f in CALENDAR_FEATURES]
-    contributions[:, calendar] = 0.0  # both versions ignore the time of year
+    raw[:, calendar] = contributions[:, calendar] = 0.0  # both versions ignore the time of year
     references = after_module.build_references(
         snapshot, reasons.peer_tenure_bands_days, model.predict_proba(snapshot)
     )
@@ -322,8 +333,13 @@ def measure(name: str, snapshot: pd.DataFrame, model: ChurnModel, params, before
     )
     if structured != shown:
         raise SystemExit(f"{name}: build_scores texts differ from explain_contributions")
-    old = before_rows(before, contributions, features, rows, reasons)
+    # before: raw TreeSHAP (measured from the training rows), its own explain
+    if hasattr(before, "explain_reasons"):
+        old = after_rows(before, raw, features, rows, reasons, references)
+    else:  # revisions before the structured reasons: read the family from the wording
+        old = before_rows(before, raw, features, rows, reasons)
     b, a = summarise(old), summarise(new)
+    single = sum(r.get("basis") == "feature" for row in new for r in row)
     no_driver = int(scores.loc[flagged, REASON_FAMILY].isna().sum())
     without = np.array([not shown for shown in new])
     below = int((contributions[without].sum(axis=1) <= 0).sum())
@@ -333,15 +349,18 @@ def measure(name: str, snapshot: pd.DataFrame, model: ChurnModel, params, before
     first = np.array([shown[0]["contribution"] for shown in new if shown])
     nan = float("nan")
     no_reason_note = (
-        f"Of the {no_driver:,} flagged customers with no reason shown, {below:,} have "
-        "contributions that sum to <= 0: the model puts their risk at or below its average "
-        "customer's, so nothing raises it (mean churn probability "
-        f"{probability[without].mean() if without.any() else nan:.3f}, against "
-        f"{probability[~without].mean() if (~without).any() else nan:.3f} for flagged customers "
-        f"with a reason and {population_mean:.3f} over every scored customer): they are on the "
-        "list for their value, not their risk. The others have a family that adds risk, but none "
-        "of its features reads worse than its reference."
+        f"After: {single:,} flagged customers get a single-feature reason (no family adds risk as "
+        f"a whole) and {no_driver:,} get none."
     )
+    if no_driver:
+        no_reason_note += (
+            f" Of those, {below:,} have contributions (from the average scored customer) that "
+            "sum to <= 0 (mean churn probability "
+            f"{probability[without].mean() if without.any() else nan:.3f}, against "
+            f"{probability[~without].mean() if (~without).any() else nan:.3f} for flagged "
+            f"customers with a reason and {population_mean:.3f} over every scored customer); the "
+            "others have features that add risk, but none reads worse than any reference."
+        )
     sweep_note = (
         "Plain attributes against `descriptive_min_contribution` (log-odds; everything else as "
         "after). For scale, the first reasons shown add a median "
@@ -386,7 +405,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--default", type=Path, default=DATA / "default" / "interim")
     parser.add_argument("--cdnow", type=Path, default=Path("/work/cdnow/CDNOW_master.txt"))
-    parser.add_argument("--before-rev", default="489ac4d")
+    parser.add_argument("--before-rev", default="f005361")
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--out", type=Path, default=RESULTS / "reasons.md")
     args = parser.parse_args()
@@ -411,11 +430,12 @@ def main() -> None:
 Generated by `python -m benchmarks.experiments.reasons_eval --before-rev {args.before_rev}`
 ({elapsed:.0f} s on this machine, models cached under benchmarks/data/reasons/).
 
-"before" is `src/churn/score/reasons.py` at {args.before_rev}; "after" is this commit's. Both run
-on the same flagged customers and the same contributions; the score section of params.yaml
-is this commit's. A reason counts as behavioural when its family is one of {", ".join(BEHAVIOURAL)};
+"before" is `src/churn/score/reasons.py` at {args.before_rev} on raw TreeSHAP contributions
+(measured from the training rows); "after" is this commit's on contributions measured from the
+average scored customer (`score.reasons.contribution_reference: scored`). Both run on the same
+flagged customers; the score section of params.yaml is this commit's. A reason counts as behavioural when its family is one of {", ".join(BEHAVIOURAL)};
 descriptive when {", ".join(DESCRIPTIVE)}. "Stated feature" is the feature whose value the text
-states (for the old texts, read from the wording); a reason lowers risk when its family's summed
+states (for revisions before the structured reasons, read from the wording); a reason lowers risk when its family's summed
 contribution or its stated feature's contribution is <= 0 (log-odds).
 
 {NOTES}

@@ -643,6 +643,14 @@ class ReasonsParams(Section):
     descriptive_min_contribution: float = Field(0.1, ge=0)
     # "customers like them": same tenure band of the scored population, bands split at these days
     peer_tenure_bands_days: list[int] = Field(default_factory=lambda: [90, 365, 730])
+    # what a contribution raises the risk above: "scored" — the average scored customer (each
+    # feature's contribution minus its mean over the scored snapshot, so a customer's
+    # contributions sum to their log-odds minus the scored customers' mean log-odds); "training" —
+    # the booster's expected value over its training rows (raw TreeSHAP). On an ageing base every
+    # customer can sit below the training mean while being riskier than those scored with them.
+    contribution_reference: Literal["scored", "training"] = "scored"
+    # the scored mean is taken over at most this many customers (a stable id-hash sample)
+    reference_rows: int = Field(5_000, ge=100)
 
     @model_validator(mode="after")
     def _ascending_bands(self) -> ReasonsParams:

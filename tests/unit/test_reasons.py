@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
 
 from churn.config import ActionsParams, ReasonsParams
+from churn.model import Calibrator, ChurnModel, FeatureSpec
 from churn.score.phrasing import build_references
 from churn.score.reasons import (
     AVERAGE_RISK,
@@ -15,7 +17,11 @@ from churn.score.reasons import (
     choose_method,
     compute_contributions,
     explain_contributions,
+    explain_customers,
+    explain_reasons,
     family_of,
+    reference_contributions,
+    relative_contributions,
     suggest_actions,
 )
 from support.score_data import make_snapshot, train_model
@@ -380,3 +386,160 @@ def test_the_time_of_year_is_never_a_customers_reason():
 def test_peer_tenure_bands_must_ascend():
     with pytest.raises(ValueError, match="strictly ascending"):
         ReasonsParams(peer_tenure_bands_days=[365, 90])
+
+
+# --------------------------------------------------------------------------- the reference
+@pytest.mark.parametrize("method", ["treeshap", "path"])
+def test_scored_reference_recentres_contributions_on_the_average_scored_customer(model, method):
+    population = make_snapshot(400, seed=21)
+    rows = population.iloc[:60]
+    params = ReasonsParams(method=method)
+    relative = relative_contributions(model, rows, params, population)
+    raw = model.booster.predict(model.spec.to_matrix(rows), raw_score=True)
+    mean = model.booster.predict(model.spec.to_matrix(population), raw_score=True).mean()
+    # still locally exact: a customer's contributions add up to their log-odds minus the mean
+    np.testing.assert_allclose(relative.sum(axis=1), raw - mean, atol=1e-9)
+    # and each feature's is its raw contribution minus that feature's mean over the population
+    raw_contributions = compute_contributions(model, population, method)
+    np.testing.assert_allclose(
+        relative, raw_contributions[:60] - raw_contributions.mean(axis=0), atol=1e-12
+    )
+    training = params.model_copy(update={"contribution_reference": "training"})
+    np.testing.assert_allclose(
+        relative_contributions(model, rows, training, population), raw_contributions[:60]
+    )
+
+
+def test_reference_sample_is_bounded_and_does_not_depend_on_row_order(model):
+    population = make_snapshot(400, seed=22)
+    params = ReasonsParams(reference_rows=100)
+    reference = reference_contributions(model, population, params, "treeshap")
+    shuffled = population.sample(frac=1.0, random_state=3)
+    np.testing.assert_allclose(
+        reference_contributions(model, shuffled, params, "treeshap"), reference, atol=1e-12
+    )
+    # a sample, not the whole population, and not simply its first rows
+    whole = compute_contributions(model, population).mean(axis=0)
+    first = compute_contributions(model, population.iloc[:100]).mean(axis=0)
+    assert not np.allclose(reference, whole) and not np.allclose(reference, first)
+    with pytest.raises(ValueError, match="customer_id"):
+        reference_contributions(model, population.drop(columns="customer_id"), params, "treeshap")
+
+
+def _aged_base_model() -> ChurnModel:
+    # trained on a young base: recency spread over 0-400 days, risk rising with it
+    rng = np.random.default_rng(5)
+    recency = rng.integers(0, 400, 3000)
+    purchases = rng.integers(1, 11, 3000)
+    logit = (recency - 150) / 40 - (purchases - 5) * 0.3
+    train = pd.DataFrame(
+        {
+            "recency_days": recency,
+            "purchases": purchases,
+            "churned": rng.random(3000) < 1 / (1 + np.exp(-logit)),
+        }
+    )
+    spec = FeatureSpec.infer(train, ["recency_days", "purchases"])
+    booster = lgb.train(
+        {
+            "objective": "binary",
+            "num_leaves": 7,
+            "learning_rate": 0.1,
+            "min_data_in_leaf": 20,
+            "verbose": -1,
+            "seed": 0,
+            "num_threads": 1,
+            "deterministic": True,
+        },
+        lgb.Dataset(spec.to_matrix(train), train["churned"]),
+        num_boost_round=40,
+    )
+    return ChurnModel(booster, Calibrator("identity"), spec, {"model_version": "t"})
+
+
+def test_a_customer_riskier_than_those_scored_with_them_gets_a_reason_on_an_aged_base():
+    # everyone scored bought recently compared with the training rows; the customer at 150 days
+    # is below the training average (raw TreeSHAP: nothing raises the risk) but well above the
+    # customers scored with them
+    model = _aged_base_model()
+    population = pd.DataFrame(
+        {
+            "customer_id": pd.array([f"c{i}" for i in range(61)], dtype="string"),
+            "recency_days": [150] + [20, 30, 40] * 20,
+            "purchases": [5] * 61,
+        }
+    )
+    params = ReasonsParams(method="treeshap")
+    references = build_references(population, params.peer_tenure_bands_days)
+    rows = population.iloc[:1]
+    training = params.model_copy(update={"contribution_reference": "training"})
+    raw = relative_contributions(model, rows, training, population)
+    assert raw[0, 0] <= 0
+    texts, families = explain_customers(model, rows, training, references, population)
+    assert texts == [AVERAGE_RISK] and families == [None]
+
+    relative = relative_contributions(model, rows, params, population)
+    assert relative[0, 0] > 0
+    texts, families = explain_customers(model, rows, params, references, population)
+    assert texts == ["no purchase for 150 days; customers like them last bought 30 days ago"]
+    assert families == ["recency"]
+
+
+def test_a_single_feature_that_adds_risk_is_the_reason_when_no_family_gives_one():
+    # recency adds risk, the customer's slow rhythm lowers it more: no family adds risk as a
+    # whole, yet the silence past their own rhythm is what raises this customer's risk
+    features = ["recency_days", "gap_mean_days", "purchases_90d", "tenure_days"]
+    frame = pd.DataFrame(
+        {
+            "recency_days": [141],
+            "gap_mean_days": [100.0],
+            "purchase_days": [4],
+            "purchases_90d": [0],
+            "tenure_days": [440],
+        }
+    )
+    contributions = np.array([[0.07, -0.2, 0.1, 0.05]])
+    reasons = explain_reasons(contributions, features, frame, ReasonsParams())
+    # the empty 90-day window restates recency: never shown alone; tenure is below the
+    # plain-attribute threshold
+    assert [(r.text, r.family, r.feature, r.basis) for r in reasons[0]] == [
+        (
+            "no purchase for 141 days; usually buys every 100 days",
+            "recency",
+            "recency_days",
+            "feature",
+        )
+    ]
+    assert reasons[0][0].contribution == pytest.approx(0.07)
+    texts, families = explain_contributions(contributions, features, frame, ReasonsParams())
+    assert families == ["recency"]
+    # a feature that adds risk but reads better than its reference is still no reason
+    contributions = np.array([[-0.5, -0.2, 0.1, 0.05]])
+    texts, families = explain_contributions(contributions, features, frame, ReasonsParams())
+    assert (texts, families) == ([AVERAGE_RISK], [None])
+
+
+def test_a_new_customer_is_compared_with_everyone_when_customers_like_them_are_no_worse():
+    # a one-purchase customer of 23 days is like the other new customers, but the model's risk
+    # is above the average scored customer's: the reason says against whom
+    features = ["purchases_90d", "purchases_180d", "recency_days"]
+    frame = pd.DataFrame(
+        {
+            "purchases_90d": [1, 1, 1, 3, 4],
+            "purchases_180d": [1, 1, 2, 5, 6],
+            "recency_days": [23, 20, 10, 15, 12],
+            "tenure_days": [23, 40, 60, 500, 600],
+        }
+    )
+    contributions = np.zeros((5, 3))
+    contributions[0] = [0.0, 0.4, -0.3]
+    params = ReasonsParams()
+    reasons = explain_reasons(contributions, features, frame, params)
+    assert [(r.template, r.text, r.basis) for r in reasons[0]] == [
+        (
+            "purchases_window_vs_everyone",
+            "1 purchase in the last 180 days; customers overall made 2",
+            "feature",
+        )
+    ]
+    assert reasons[1:] == [[], [], [], []]  # nothing adds risk for the others

@@ -61,11 +61,16 @@ def build_scores(
     if flagged.any():
         by_id = snapshot.set_index(snapshot[CUSTOMER_ID].astype("string"))
         rows = by_id.loc[scores.loc[flagged, CUSTOMER_ID].to_numpy()].reset_index(drop=True)
-        method = choose_method(params.reasons, len(rows))
-        log.info("reasons for %d flagged customers by %s", len(rows), method)
+        log.info(
+            "reasons for %d flagged customers by %s, against the %s reference",
+            len(rows),
+            choose_method(params.reasons, len(rows)),
+            params.reasons.contribution_reference,
+        )
         # "customers like them" are read from every scored customer, not only the flagged ones
         references = build_references(snapshot, params.reasons.peer_tenure_bands_days, probability)
-        texts, main = explain_customers(model, rows, params.reasons, references)
+        # and so is the average customer whose risk a reason raises
+        texts, main = explain_customers(model, rows, params.reasons, references, snapshot)
         value = scores[EXPECTED_VALUE].to_numpy(dtype="float64")
         threshold = float(np.quantile(value, params.actions.high_value_quantile))
         reasons[flagged] = texts

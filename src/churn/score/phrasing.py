@@ -3,7 +3,9 @@
 A reason names the feature that raises a customer's risk and compares its value with what would
 be normal: the customer's own past ("no purchase for 94 days; usually buys every 21 days") or the
 median of customers like them — customers of the same tenure band in the scored population
-("3 purchases in the last 90 days; customers like them made 7"). A phrase is written only when the
+("3 purchases in the last 90 days; customers like them made 7") — or, for a customer with no
+reason against those, the median of every scored customer ("1 purchase in the last 180 days;
+customers overall made 2"). A phrase is written only when the
 comparison goes against the customer; otherwise it returns None and the caller tries the next
 driver, so no text reads as a fact that lowers risk ("spend up 84%", "gave an NPS of 10").
 """
@@ -119,11 +121,19 @@ def build_references(
 class Customer:
     """One customer's values and references, for the phrase functions."""
 
-    def __init__(self, columns: dict[str, np.ndarray], row: int, references: References) -> None:
+    def __init__(
+        self,
+        columns: dict[str, np.ndarray],
+        row: int,
+        references: References,
+        everyone: bool = False,
+    ) -> None:
         self.columns = columns  # column name -> values of every row (object arrays)
         self.row = row
         self.references = references
         self.band = references.band(self.value(TENURE_DAYS))
+        # compare with every scored customer instead of those in the same tenure band
+        self.everyone = everyone
 
     def value(self, name: str) -> object:
         """Return the raw value of a column (None when missing or unknown)."""
@@ -139,7 +149,11 @@ class Customer:
         return float(value) if _finite(value) else None  # type: ignore[arg-type]
 
     def peers(self, name: str) -> float | None:
-        """Return the median of customers like this one (same tenure band), or None."""
+        """Return the median of customers like this one (same tenure band), or None; with
+        `everyone`, the median of every scored customer."""
+        if self.everyone:
+            median = self.references.overall.get(name, math.nan)
+            return float(median) if math.isfinite(median) else None
         per_band = self.references.medians.get(name)
         if per_band is None or not math.isfinite(per_band[self.band]):
             return None
@@ -581,3 +595,21 @@ def _phrase_of(feature: str) -> PhraseFunction:
 def phrase_feature(feature: str, customer: Customer) -> Phrase | None:
     """Return (template, text) saying how `feature` is worse than its reference, or None."""
     return _phrase_of(feature)(feature, customer)
+
+
+PEERS, EVERYONE = "customers like them", "customers overall"
+
+
+def phrase_against_everyone(feature: str, customer: Customer) -> Phrase | None:
+    """Return (template, text) saying how `feature` is worse than the median of every scored
+    customer — the average customer the contributions are measured from — or None.
+
+    Only for a customer with no reason against their own rhythm or customers like them: a new
+    customer with one purchase is like the other new customers, yet below everyone scored.
+    """
+    everyone = Customer(customer.columns, customer.row, customer.references, everyone=True)
+    phrase = phrase_feature(feature, everyone)
+    if phrase is None or not phrase[0].endswith("_vs_peers") or PEERS not in phrase[1]:
+        return None
+    template, text = phrase
+    return template.removesuffix("_vs_peers") + "_vs_everyone", text.replace(PEERS, EVERYONE)

@@ -12,20 +12,23 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from churn.columns import CALENDAR_FEATURES, REASON_SEPARATOR, RECENCY_DAYS
+from churn.columns import CALENDAR_FEATURES, CUSTOMER_ID, REASON_SEPARATOR, RECENCY_DAYS
 from churn.config import ActionsParams, ReasonsParams
+from churn.cutoffs import customer_share
 from churn.model import ChurnModel
 from churn.score.phrasing import (
     Customer,
     References,
     build_references,
+    phrase_against_everyone,
     phrase_feature,
     phrase_recency,
     states_recency,
 )
 
 # a flagged customer with no reason to show: something adds risk but nothing stands out, or
-# nothing lifts the risk above the model's average customer (usually flagged for their value)
+# nothing lifts the risk above the reference's (`contribution_reference`: the average scored
+# customer by default; usually a customer flagged for their value)
 NO_DRIVER = "no single driver stands out; risk is typical for customers like this"
 AVERAGE_RISK = "no driver raises the risk above the average customer's"
 NO_REASON_TEXTS = (NO_DRIVER, AVERAGE_RISK)
@@ -65,6 +68,55 @@ def compute_contributions(
         part = model.booster.predict(matrix.iloc[start : start + batch_rows], pred_contrib=True)
         chunks.append(np.asarray(part, dtype="float64")[:, :width])
     return np.vstack(chunks)
+
+
+def reference_contributions(
+    model: ChurnModel, population: pd.DataFrame, params: ReasonsParams, method: str
+) -> np.ndarray:
+    """Return the contributions (features,) that "raises the risk" is measured from.
+
+    "scored" (default): the mean contribution of each feature over the scored population
+    (at most `reference_rows` customers, those with the smallest stable id hash, so the sample
+    does not depend on row order). Subtracting it re-centres every customer's contributions on the
+    average scored customer: they sum to the customer's log-odds minus the mean log-odds of the
+    customers scored with them, and a feature's relative contribution is > 0 when it adds more
+    to this customer's risk than it adds on average. "training": zeros, i.e. raw TreeSHAP, whose
+    reference is the booster's expected value over its training rows — on a closed base that
+    has aged since training, every customer can sit below it although they are riskier than
+    the customers scored with them.
+    """
+    width = len(model.spec.names)
+    if params.contribution_reference == "training" or population.empty:
+        return np.zeros(width, dtype="float64")
+    sample = population
+    if len(population) > params.reference_rows:
+        if CUSTOMER_ID not in population.columns:
+            raise ValueError(
+                f"reasons: the scored population has {len(population):,} rows, more than "
+                f"score.reasons.reference_rows ({params.reference_rows:,}), and no "
+                f"'{CUSTOMER_ID}' column to sample them by; pass the snapshot with its ids or "
+                "raise reference_rows"
+            )
+        share = customer_share(population[CUSTOMER_ID].reset_index(drop=True), "reasons_reference")
+        keep = np.sort(np.argsort(share, kind="stable")[: params.reference_rows])
+        sample = population.iloc[keep]
+    return compute_contributions(model, sample, method, params.batch_rows).mean(axis=0)
+
+
+def relative_contributions(
+    model: ChurnModel,
+    frame: pd.DataFrame,
+    params: ReasonsParams,
+    population: pd.DataFrame | None = None,
+) -> np.ndarray:
+    """Return the contributions (rows, features) of `frame` relative to the reasons' reference:
+    raw contributions minus `reference_contributions` of `population` (default: `frame`)."""
+    method = choose_method(params, len(frame))
+    contributions = compute_contributions(model, frame, method, params.batch_rows)
+    reference = reference_contributions(
+        model, frame if population is None else population, params, method
+    )
+    return contributions - reference[None, :]
 
 
 @dataclass
@@ -158,8 +210,13 @@ class Reason:
     family: str
     feature: str  # its own contribution is > 0 too
     template: str  # which phrase wrote the text (churn.score.phrasing)
-    contribution: float  # the family's summed contribution to the raw score (log-odds), > 0
+    # what the reason adds to the raw score (log-odds, > 0), relative to the reference: the
+    # family's summed contribution, or for a "feature" reason the stated feature's own
+    contribution: float
     text: str
+    # "family": the family adds risk as a whole; "feature": no family gives a reason, and this
+    # single feature adds risk and reads worse than its reference (at most one such reason)
+    basis: str = "family"
 
 
 def explain_reasons(
@@ -171,14 +228,23 @@ def explain_reasons(
 ) -> list[list[Reason]]:
     """Return, per row, up to top_k reasons that raise this customer's risk, strongest first.
 
-    Contributions are summed within each family (SHAP values are additive, so a family's sum is
-    its share of the score). A family is shown only when its sum is > 0 (descriptive families —
+    `contributions` are measured from the reasons' reference (`relative_contributions`: the
+    average scored customer by default). They are summed within each family (SHAP values are
+    additive, so a family's sum is its share of the score). A family is shown only when its sum is > 0 (descriptive families —
     tenure, spend, segment by default — only from `descriptive_min_contribution`), and its text
     states one of its features that itself raises the risk, compared with a reference (the
     customer's own rhythm or customers like them, churn.score.phrasing) and only when the
     comparison goes against the customer; a family with no such feature is skipped. Trailing
     windows (purchases_Nd, spend_Nd) that are empty because the last purchase is N or more days
-    old restate recency, so they count in the recency family. `references` default to the rows
+    old restate recency, so they count in the recency family. When no family gives a reason
+    (none adds risk as a whole, or none reads worse than its reference), the strongest single
+    feature that adds risk (plain attributes: at least `descriptive_min_contribution`) and reads
+    worse than its reference is shown alone (basis "feature"): the features of a family can pull
+    apart — a silence longer than the customer's rhythm while that slow rhythm lowers the risk —
+    and the part that adds risk is still this customer's reason; when no feature reads worse than
+    the customer's rhythm or customers like them, it is compared with every scored customer
+    (`phrase_against_everyone`: "customers overall"). Windows that restate recency are never
+    shown alone: they are the recency fact, counted with it. `references` default to the rows
     of `frame` themselves; the score stage passes those of the whole scored population.
     """
     if references is None:
@@ -237,8 +303,45 @@ def explain_reasons(
             if phrased is not None and all(phrased[1][1] != r.text for r in shown):
                 i, (template, text) = phrased
                 shown.append(Reason(family, features[i], template, float(-negative), text))
+        if not shown:
+            merged = set() if restated is None else set(np.flatnonzero(restated[row]))
+            alone = _strongest_single(
+                own, features, families, merged, descriptive, customer, params
+            )
+            shown = [] if alone is None else [alone]
         out.append(shown)
     return out
+
+
+def _strongest_single(
+    own: np.ndarray,
+    features: list[str],
+    families: list[str],
+    merged: set[int],
+    descriptive: set[str],
+    customer: Customer,
+    params: ReasonsParams,
+) -> Reason | None:
+    """Return the strongest single feature that adds risk and reads worse than its reference."""
+    candidates = [
+        i
+        for i in sorted(np.flatnonzero(own > 0), key=lambda i: (-own[i], i))
+        if i not in merged
+        and not (families[i] in descriptive and own[i] < params.descriptive_min_contribution)
+    ]
+    for i in candidates:
+        phrase = phrase_feature(features[i], customer)
+        if phrase is not None:
+            template, text = phrase
+            return Reason(families[i], features[i], template, float(own[i]), text, "feature")
+    # nothing reads worse than the customer's rhythm or customers like them: compare with every
+    # scored customer, the average customer the contributions are measured from
+    for i in candidates:
+        phrase = phrase_against_everyone(features[i], customer)
+        if phrase is not None:
+            template, text = phrase
+            return Reason(families[i], features[i], template, float(own[i]), text, "feature")
+    return None
 
 
 def explain_contributions(
@@ -251,7 +354,7 @@ def explain_contributions(
     """Return (reasons text, family of the first reason) per row; see `explain_reasons`.
 
     A row with no reason to show gets no family (so the default action) and NO_DRIVER, or
-    AVERAGE_RISK when its contributions sum to <= 0 (risk at or below the model's average).
+    AVERAGE_RISK when its contributions sum to <= 0 (risk at or below the reference's).
     """
     reasons = explain_reasons(contributions, features, frame, params, references)
     personal = [i for i, name in enumerate(features) if name not in CALENDAR_FEATURES]
@@ -289,14 +392,14 @@ def explain_customers(
     frame: pd.DataFrame,
     params: ReasonsParams,
     references: References | None = None,
+    population: pd.DataFrame | None = None,
 ) -> tuple[list[str], list[str | None]]:
     """Return (reasons text, first reason's family) for each row of `frame` (a snapshot slice).
 
-    `references`: from `build_references` on the whole scored population (default: `frame`).
+    `population`: the whole scored snapshot, whose average customer the contributions are
+    measured from (default: `frame`); `references`: from `build_references` on it.
     """
-    contributions = compute_contributions(
-        model, frame, choose_method(params, len(frame)), params.batch_rows
-    )
+    contributions = relative_contributions(model, frame, params, population)
     return explain_contributions(contributions, model.spec.names, frame, params, references)
 
 
