@@ -142,6 +142,23 @@ VARIANTS = {
         )
     ),
     "rhythm2": lambda params: params,  # plus the candidate features of FRAME_VARIANTS
+    # round 3 (issue 12, benchmarks/results/model_round3.md; on params.yaml as it is)
+    "dense_cutoffs": _cutoffs(count=24, step_days=15),
+    "recent_weight": _train(cutoff_half_life_days=180.0),
+    "gap_max": _features(rhythm=True),
+    "gap_survival": lambda params: params,  # plus the candidate feature of FRAME_VARIANTS
+    "cutoff_offset": _train(cutoff_offset=True),
+    "monotone_silence": _train(monotone=SILENCE),
+    "slow_learning": lambda params: _train(
+        lightgbm=params.train.lightgbm.model_copy(update={"learning_rate": 0.01})
+    )(params),
+    "offset_gap_max": lambda params: _train(cutoff_offset=True)(_features(rhythm=True)(params)),
+    "offset_dense": lambda params: _train(cutoff_offset=True)(
+        _cutoffs(count=24, step_days=15)(params)
+    ),
+    "extra_trees": lambda params: _train(
+        lightgbm=params.train.lightgbm.model_copy(update={"extra_trees": True})
+    )(params),
 }
 VARIANT_NOTES = {
     "before": "main before this study: features.bgnbd off, train.monotone {recency_days: 1}",
@@ -163,6 +180,22 @@ VARIANT_NOTES = {
     "exp(-recency_days x purchase_days / (tenure_days + 1)) (chance of a silence this long at "
     "the customer's own rate), weighted_recency = recency_days x purchase_days, gap_excess_days "
     "= recency_days - gap_mean_days",
+    "dense_cutoffs": "features.cutoffs: 24 cutoffs 15 days apart (twice as many rows, same span)",
+    "recent_weight": "train.cutoff_half_life_days 180: rows weighted 0.5 ** (cutoff age / 180 "
+    "days) before the newest trained cutoff",
+    "gap_max": "features.rhythm: gap_max_days (longest gap so far) and recency_gap_max_ratio "
+    "(silence / longest gap)",
+    "gap_survival": "candidate feature (prototype in pandas): gap_survival = P(gap >= "
+    "recency_days) under a gamma distribution with the customer's gap mean and CV (CV 1 with one "
+    "gap)",
+    "extra_trees": "train.lightgbm.extra_trees true (random split thresholds)",
+    "cutoff_offset": "train.cutoff_offset: each row boosted from its cutoff's churn log-odds "
+    "(init_score), so the trees rank within a cutoff and the calibrator sets the level",
+    "offset_gap_max": "cutoff_offset plus gap_max",
+    "monotone_silence": "train.monotone: recency_days, overdue_ratio, recency_tenure_ratio all +1 "
+    "(round 1's `monotone`, now on params.yaml as it is)",
+    "slow_learning": "train.lightgbm.learning_rate 0.01 (was 0.03; early stopping picks the rounds)",
+    "offset_dense": "cutoff_offset plus dense_cutoffs",
 }
 
 
@@ -191,7 +224,25 @@ def add_rhythm2(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     )
 
 
-FRAME_VARIANTS = {"rhythm": add_rhythm, "rhythm2": add_rhythm2}
+def add_gap_survival(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Round-3 candidate: the chance of a gap at least this long under the customer's own gap
+    distribution (gamma with their mean gap and CV; exponential with a single gap)."""
+    from scipy import special
+
+    recency = frame["recency_days"].astype("float64").to_numpy()
+    mean = frame["gap_mean_days"].astype("float64").to_numpy()
+    cv = frame["gap_cv"].astype("float64").fillna(1.0).to_numpy()
+    shape = np.clip(1.0 / np.maximum(cv, 1e-3) ** 2, 0.1, 100.0)
+    scale = mean / shape
+    survival = special.gammaincc(shape, np.maximum(recency, 0.0) / scale)
+    return frame.assign(gap_survival=np.where(np.isfinite(mean) & (mean > 0), survival, np.nan))
+
+
+FRAME_VARIANTS = {
+    "rhythm": add_rhythm,
+    "rhythm2": add_rhythm2,
+    "gap_survival": add_gap_survival,
+}
 
 
 def shape_data(shape: Shape, customers: int) -> Path:

@@ -193,6 +193,7 @@ class LightGBMParams(Section):
     min_gain_to_split: float = Field(0.0, ge=0)
     max_bin: int = Field(255, ge=2)
     cat_smooth: float = Field(10.0, ge=0)
+    extra_trees: bool = False  # random split thresholds (a regulariser)
     max_rounds: int = Field(3000, ge=1)  # upper bound; early stopping picks the number used
     early_stopping_rounds: int = Field(100, ge=1)
 
@@ -222,6 +223,12 @@ class TrainParams(Section):
     # with features.bgnbd: the booster trains without the BG/NBD columns and the calibrator is a
     # logistic regression on its score and BG/NBD P(no purchase in the horizon) (a stack)
     stack_bgnbd: bool = True
+    # weight each training row by 0.5 ** (age of its cutoff before the newest trained cutoff / N
+    # days): newer cutoffs resemble the scored snapshot more; null = equal weights
+    cutoff_half_life_days: float | None = Field(None, gt=0)
+    # boost each row from its cutoff's log-odds of churn (LightGBM init_score), so the trees learn
+    # who churns more than others at the same cutoff and the calibrator sets the level
+    cutoff_offset: bool = False
 
     @model_validator(mode="after")
     def _monotone_directions(self) -> TrainParams:
@@ -290,6 +297,8 @@ class FeaturesParams(Section):
     bgnbd: bool = False
     # time of year of the cutoff (sin/cos of the day of year): lets the model learn seasonal churn
     season: bool = True
+    # the silence against the customer's longest gap so far: gap_max_days, recency_gap_max_ratio
+    rhythm: bool = False
 
     @model_validator(mode="after")
     def _windows_include_core(self) -> FeaturesParams:

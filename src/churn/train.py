@@ -223,6 +223,32 @@ def class_weights(labels: np.ndarray, balance: bool) -> np.ndarray | None:
     return np.where(labels == 1, 0.5 / positives, 0.5 / (1 - positives))
 
 
+def row_weights(rows: pd.DataFrame, labels: np.ndarray, params: TrainParams) -> np.ndarray | None:
+    """Return the booster's row weights: class balance (train.balance_classes) times the cutoff
+    decay 0.5 ** (days before the newest cutoff of `rows` / train.cutoff_half_life_days), or
+    None when both are off."""
+    weights = class_weights(labels, params.balance_classes)
+    if params.cutoff_half_life_days is None or rows.empty:
+        return weights
+    cutoffs = pd.to_datetime(rows[CUTOFF])
+    age = (cutoffs.max() - cutoffs).dt.days.to_numpy("float64")
+    decay = np.power(0.5, age / params.cutoff_half_life_days)
+    return decay if weights is None else weights * decay
+
+
+def cutoff_offsets(
+    rows: pd.DataFrame, labels: np.ndarray, params: TrainParams
+) -> np.ndarray | None:
+    """Return each row's starting score (train.cutoff_offset): the log-odds of the churn rate
+    of its cutoff among `rows`, clipped away from 0 and 1; None when the option is off."""
+    if not params.cutoff_offset or rows.empty:
+        return None
+    keys = pd.to_datetime(rows[CUTOFF]).to_numpy()
+    rate = pd.Series(labels, dtype="float64").groupby(keys).transform("mean").to_numpy()
+    rate = np.clip(rate, 1e-3, 1 - 1e-3)
+    return np.log(rate / (1 - rate))
+
+
 def fit_platt(raw: np.ndarray, labels: np.ndarray) -> Calibrator:
     """Return the Platt calibrator p = sigmoid(a * logit(raw) + b) with the lowest log loss."""
     clipped = np.clip(raw, 1e-6, 1 - 1e-6)
@@ -542,13 +568,15 @@ def fit_model(
     train_set = lgb.Dataset(
         spec.to_matrix(fit_rows, source),
         y_fit,
-        weight=class_weights(y_fit, params.balance_classes),
+        weight=row_weights(fit_rows, y_fit, params),
+        init_score=cutoff_offsets(fit_rows, y_fit, params),
         free_raw_data=False,
     )
     stop_set = lgb.Dataset(
         spec.to_matrix(stopping, source),
         y_stop,
         weight=class_weights(y_stop, params.balance_classes),
+        init_score=cutoff_offsets(stopping, y_stop, params),
         reference=train_set,
     )
     history: dict[str, Any] = {}
@@ -576,7 +604,8 @@ def fit_model(
             lgb.Dataset(
                 spec.to_matrix(refit_rows, source),
                 y_refit,
-                weight=class_weights(y_refit, params.balance_classes),
+                weight=row_weights(refit_rows, y_refit, params),
+                init_score=cutoff_offsets(refit_rows, y_refit, params),
             ),
             num_boost_round=rounds,
             callbacks=[progress("refit", len(refit_rows), rounds)],
@@ -760,7 +789,10 @@ def _production_model(
     # the dataset holds the only reference to the matrix (freed once LightGBM has binned it),
     # and the rows are dropped before it is built: one copy of the data in memory at a time
     dataset = lgb.Dataset(
-        spec.to_matrix(rows, source), y, weight=class_weights(y, params.balance_classes)
+        spec.to_matrix(rows, source),
+        y,
+        weight=row_weights(rows, y, params),
+        init_score=cutoff_offsets(rows, y, params),
     )
     del rows
     booster = lgb.train(

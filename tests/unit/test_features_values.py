@@ -176,6 +176,19 @@ def test_season_features_are_optional():
     assert not {"season_sin", "season_cos"} & set(frame.columns)
 
 
+def test_rhythm_features_compare_the_silence_with_the_longest_gap_before_the_cutoff():
+    params = FeaturesParams(rhythm=True)
+    assert {"gap_max_days", "recency_gap_max_ratio"} <= set(feature_names(params))
+    assert "gap_max_days" not in feature_names(FeaturesParams(rhythm=False))
+    # H's 140-day gap ends after the cutoff: invisible, so the longest gap is 10 days
+    late_gap = [("H", day(-50), 5.0), ("H", day(-40), 5.0), ("H", day(100), 5.0)]
+    frame = snapshot_at(transactions_frame(A_ROWS + B_ROWS + late_gap), CUTOFF, params=params)
+    a, b, h = (frame.loc[(name, CUTOFF)] for name in "ABH")
+    assert (a["gap_max_days"], a["recency_gap_max_ratio"]) == (184, 0)  # gaps 1, 184, 90, 60, 30
+    assert (h["gap_max_days"], h["recency_gap_max_ratio"]) == (10, 4.0)
+    assert pd.isna(b["gap_max_days"]) and pd.isna(b["recency_gap_max_ratio"])  # one purchase day
+
+
 def test_customer_attributes_respect_signup_date(snapshot):
     a = row(snapshot, "A")
     assert (a["channel"], a["region"], a["signup_tenure_days"]) == ("web", "north", 400)

@@ -135,6 +135,7 @@ def sql_feature_list(params: FeaturesParams) -> list[Feature]:
             "ratio",
             "recency_days / gap_mean_days: above 1 = later than this customer usually buys",
         ),
+        *rhythm_features(params),
         Feature("refunds", "refunds", "count", "rows with amount < 0 dated <= cutoff"),
         Feature(
             "refund_share",
@@ -207,6 +208,27 @@ def sql_feature_list(params: FeaturesParams) -> list[Feature]:
             "nps_answers", "nps", "count", "NPS answers with answered_at <= cutoff; null with none"
         ),
         *season_features(params),
+    ]
+
+
+def rhythm_features(params: FeaturesParams) -> list[Feature]:
+    """Return the silence against the customer's longest gap so far (features.rhythm)."""
+    if not params.rhythm:
+        return []
+    return [
+        Feature(
+            "gap_max_days",
+            "gaps",
+            "days",
+            "the longest gap between consecutive distinct purchase dates <= cutoff; null with "
+            "one purchase date",
+        ),
+        Feature(
+            "recency_gap_max_ratio",
+            "gaps",
+            "ratio",
+            "recency_days / gap_max_days: above 1 = silent for longer than ever before",
+        ),
     ]
 
 

@@ -120,6 +120,13 @@ bought AS (
     aov = _divide(f"CAST(s.spend_e4 AS DOUBLE) / {SCALE}", "s.purchases")
     aov_e4 = _divide("CAST(s.spend_e4 AS DOUBLE)", "s.purchases")  # aov_trend: e4 / e4 units
     newline = ",\n    "
+    gap_max_agg, rhythm_cols = "", ""
+    if params.rhythm:
+        gap_max_agg = "\n    MAX(m.gap) FILTER (WHERE m.gap > 0) AS gap_max,"
+        ratio = _divide("CAST(s.cutoff_day - s.last_day AS DOUBLE)", "s.gap_max")
+        rhythm_cols = (
+            f"\n  CAST(s.gap_max AS DOUBLE) AS gap_max_days,\n  {ratio} AS recency_gap_max_ratio,"
+        )
     season_cols = ""
     if params.season:
         angle = "2 * PI() * (DAYOFYEAR(s.cutoff) - 1) / 365.25"
@@ -150,7 +157,7 @@ snap AS (
     COUNT(*) FILTER (WHERE {purchase}) AS purchases,
     COUNT(*) FILTER (WHERE m.gap > 0) AS gaps,
     SUM(m.gap * m.gap) FILTER (WHERE m.gap > 0) AS gap_sumsq,
-    ARG_MAX(m.gap, m.day) FILTER (WHERE m.gap > 0) AS gap_last,
+    ARG_MAX(m.gap, m.day) FILTER (WHERE m.gap > 0) AS gap_last,{gap_max_agg}
     SUM(m.amount_e4) FILTER (WHERE {purchase}) AS spend_e4,
     MAX(m.amount_e4) FILTER (WHERE {purchase}) AS spend_max_e4,
     {newline.join(window_aggs)},
@@ -196,7 +203,7 @@ SELECT
   CASE WHEN s.gaps >= 2 THEN SQRT(GREATEST({gap_std}, 0)) END AS gap_std_days,
   CASE WHEN s.gaps >= 2 THEN {_divide(f"SQRT(GREATEST({gap_std}, 0))", gap_mean)} END AS gap_cv,
   CAST(s.gap_last AS DOUBLE) AS gap_last_days,
-  {_divide("CAST(s.cutoff_day - s.last_day AS DOUBLE)", gap_mean)} AS overdue_ratio,
+  {_divide("CAST(s.cutoff_day - s.last_day AS DOUBLE)", gap_mean)} AS overdue_ratio,{rhythm_cols}
   CAST(s.refunds AS INTEGER) AS refunds,
   {_divide("CAST(COALESCE(s.refund_e4, 0) AS DOUBLE)", "s.spend_e4")} AS refund_share,
   CAST(s.zeros AS INTEGER) AS zero_amount_count,
