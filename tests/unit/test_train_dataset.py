@@ -61,3 +61,23 @@ def test_select_canonical_takes_the_same_rows_in_the_same_order():
     chosen = _select_canonical(rows, mask)
     pd.testing.assert_frame_equal(chosen, expected)
     assert list(chosen.index) == list(range(mask.sum()))
+
+
+def test_predictions_in_batches_equal_one_call_on_every_row(monkeypatch):
+    from churn import model as model_module
+    from churn.model import Calibrator, ChurnModel
+
+    rows = _rows(2000, 6)
+    spec = FeatureSpec.infer(rows, ["recency_days", "spend", "region"])
+    labels = rows["churned"].to_numpy("int64")
+    booster = lgb.train(
+        {"objective": "binary", "verbose": -1, "num_threads": 1, "min_data_in_leaf": 20},
+        lgb.Dataset(spec.to_matrix(rows), labels),
+        30,
+    )
+    model = ChurnModel(booster, Calibrator("platt", a=1.1, b=-0.2), spec)
+    expected = model.calibrator.apply(booster.predict(spec.to_matrix(rows)))
+    monkeypatch.setattr(model_module, "PREDICT_ROWS", 333)  # 7 batches, the last one short
+    batched = model.predict_proba(rows)
+    assert np.array_equal(batched, expected)
+    assert len(np.unique(batched)) > 100
