@@ -6,9 +6,8 @@ For each size the project's generator (`churn generate --customers N --format pa
 raw files once under --data (default /work/scale-data, outside the repository); later runs reuse
 them. Each run then executes the commands of dvc.yaml's stages in their order (the `generate`
 stage excepted: its output is the generated data) in a fresh work folder whose params.yaml is the
-repository's with only the input paths changed (ingest, ledger.past_lists,
-backtest.contact_log), so every stage
-runs with the DEFAULT settings.
+repository's with only the input paths changed (ingest, ledger.past_lists, backtest.contact_log),
+so every stage runs with the DEFAULT settings.
 
 Each stage runs in its own memory cgroup capped at --cap (default 3G, swap capped too: the machine
 has none). The cap is enforced by the kernel: a stage over it is killed (exit 137) and reported
