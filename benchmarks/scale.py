@@ -347,7 +347,7 @@ def markdown(results: dict) -> str:
         f"machine ({results['memory_total_gb']} GB RAM, no swap). Cap: {results['cap']} "
         f"({results['cap_kind']}), one fresh cgroup per stage; a stage passes only if it completes "
         "there. Peak RSS: largest resident set of the stage's processes (wait4); cgroup peak: RSS "
-        "plus page cache charged to the cgroup (reclaimable). Default params.yaml except the ingest "
+        "plus page cache charged to the cgroup (reclaimable). Default params.yaml except the input "
         "paths. Load: the 1-minute load average before and after each stage.",
         "",
     ]
