@@ -6,7 +6,8 @@ For each size the project's generator (`churn generate --customers N --format pa
 raw files once under --data (default /work/scale-data, outside the repository); later runs reuse
 them. Each run then executes the commands of dvc.yaml's stages in their order (the `generate`
 stage excepted: its output is the generated data) in a fresh work folder whose params.yaml is the
-repository's with only the ingest paths changed, so every stage runs with the DEFAULT settings.
+repository's with only the input paths changed (ingest, ledger.past_lists, backtest.contact_log),
+so every stage runs with the DEFAULT settings.
 
 Each stage runs in its own memory cgroup capped at --cap (default 3G, swap capped too: the machine
 has none). The cap is enforced by the kernel: a stage over it is killed (exit 137) and reported
@@ -184,6 +185,13 @@ def work_folder(folder: Path) -> Path:
     for side in ("customers", "nps"):
         if settings["ingest"].get(side):
             settings["ingest"][side]["source"] = str(raw / f"{side}.csv")
+    # the generator's past campaign lists and contact log, read by the ledger stage
+    for section, key, name in (
+        ("ledger", "past_lists", "campaign_lists.csv"),
+        ("backtest", "contact_log", "contacts.csv"),
+    ):
+        if (settings.get(section) or {}).get(key):
+            settings[section][key] = str(raw / name)
     (work / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     shutil.copy(ROOT / "data" / "suppression.csv", work / "data" / "suppression.csv")
     return work
@@ -339,7 +347,7 @@ def markdown(results: dict) -> str:
         f"machine ({results['memory_total_gb']} GB RAM, no swap). Cap: {results['cap']} "
         f"({results['cap_kind']}), one fresh cgroup per stage; a stage passes only if it completes "
         "there. Peak RSS: largest resident set of the stage's processes (wait4); cgroup peak: RSS "
-        "plus page cache charged to the cgroup (reclaimable). Default params.yaml except the ingest "
+        "plus page cache charged to the cgroup (reclaimable). Default params.yaml except the input "
         "paths. Load: the 1-minute load average before and after each stage.",
         "",
     ]

@@ -331,7 +331,7 @@ def run_backtest(
     purchases = purchase_dates(transactions)
     if transactions.empty:
         raise ChurnError("transactions: empty; nothing to compare the published lists with")
-    newest = max(pd.to_datetime(transactions[DATE]).dt.date)
+    newest = pd.to_datetime(transactions[DATE]).max().date()
     runs, pending = [], []
     for as_of in sorted(published):
         horizon_days, scores = published[as_of]

@@ -162,3 +162,23 @@ def killed_by_system(what: str, code: int) -> str:
         "train.sample_customers (the customers whose fit rows are read); or give the machine "
         "more memory; check that the temp folder (TMPDIR) has free disk for the spill"
     )
+
+
+def release_memory() -> None:
+    """Hand memory freed by Arrow and malloc back to the system (between a stage's batches and
+    its next step, so freed pages do not count against the memory a container allows)."""
+    import ctypes
+    import ctypes.util
+
+    import pyarrow as pa
+
+    pa.default_memory_pool().release_unused()
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return
+    try:
+        libc = ctypes.CDLL(name)
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return
+    trim(0)

@@ -29,6 +29,7 @@ ARTIFACT_FILES = (MODEL_FILE, CALIBRATOR_FILE, FEATURES_FILE, METADATA_FILE)
 DRIFT_REFERENCE_FILE = "drift_reference.json"
 
 _EPS = 1e-6
+PREDICT_ROWS = 100_000  # rows per booster.predict call (bounds the model matrix in memory)
 
 
 # stable per-customer hash splits (churn.train): same id, same side, in every run and cutoff
@@ -271,10 +272,15 @@ class ChurnModel:
     def predict_raw(self, frame: pd.DataFrame) -> np.ndarray:
         """Return the booster's uncalibrated probabilities for each row of `frame`."""
         self.check_features(frame)
-        matrix = self.spec.to_matrix(frame)
-        if matrix.empty:
+        if not len(frame):
             return np.zeros(0, dtype="float64")
-        return np.asarray(self.booster.predict(matrix), dtype="float64")
+        # in batches: the model matrix and LightGBM's copy of it are a few MB whatever the rows
+        # (each row's prediction depends on that row alone, so the result is the same)
+        out = np.empty(len(frame), dtype="float64")
+        for start in range(0, len(frame), PREDICT_ROWS):
+            matrix = self.spec.to_matrix(frame.iloc[start : start + PREDICT_ROWS])
+            out[start : start + len(matrix)] = self.booster.predict(matrix)
+        return out
 
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Return calibrated churn probabilities for each row of `frame`."""

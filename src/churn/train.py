@@ -516,6 +516,69 @@ def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.sort_values([CUTOFF, CUSTOMER_ID], kind="stable", ignore_index=True)
 
 
+def _select_canonical(frame: pd.DataFrame, mask: np.ndarray | pd.Series) -> pd.DataFrame:
+    """Return _canonical(frame[mask]) with one copy of the chosen rows: the order is found on
+    the two key columns first, then the rows are taken once."""
+    keys = frame.loc[np.asarray(mask, dtype=bool), [CUTOFF, CUSTOMER_ID]]
+    keys.index = np.flatnonzero(np.asarray(mask, dtype=bool))
+    positions = keys.sort_values([CUTOFF, CUSTOMER_ID], kind="stable").index.to_numpy()
+    rows = frame.take(positions)
+    rows.index = pd.RangeIndex(len(rows))
+    return rows
+
+
+class _Stacked:
+    """The named columns of several frames, each concatenated only when asked for (FeatureSpec
+    reads one column at a time): the spec of the frames together without copying them whole."""
+
+    def __init__(self, parts: list[pd.DataFrame]) -> None:
+        self.parts = parts
+
+    def __getitem__(self, name: str) -> pd.Series:
+        return pd.concat([part[name] for part in self.parts], ignore_index=True)
+
+
+def lightgbm_dataset(
+    spec: FeatureSpec,
+    rows: pd.DataFrame,
+    labels: np.ndarray,
+    weights: np.ndarray | None,
+    settings: dict[str, Any],
+    source: str,
+    reference: lgb.Dataset | None = None,
+    init_score: np.ndarray | None = None,
+) -> lgb.Dataset:
+    """Return the constructed LightGBM Dataset of `rows`, as from spec.to_matrix(rows), with
+    one float64 matrix in memory (row-major, freed once LightGBM has binned it) instead of the
+    model matrix frame plus LightGBM's copies of it. Categorical features are their levels'
+    codes and the booster records the levels (pandas_categorical) as with a frame, so the
+    trained model, its text and its predictions are the same."""
+    frame_columns = spec.to_matrix(rows.head(0), source).columns  # checks the columns exist
+    matrix = np.empty((len(rows), len(spec.names)), dtype="float64")
+    for index, name in enumerate(frame_columns):
+        if name in spec.categories:
+            one = FeatureSpec((), (name,), {name: spec.categories[name]})
+            codes = one.to_matrix(rows[[name]], source)[name].cat.codes.to_numpy()
+            matrix[:, index] = np.where(codes < 0, np.nan, codes)
+        else:
+            matrix[:, index] = pd.to_numeric(rows[name], errors="raise").to_numpy("float64")
+    dataset = lgb.Dataset(
+        matrix,
+        labels,
+        weight=weights,
+        init_score=init_score,
+        feature_name=[str(name) for name in frame_columns],
+        categorical_feature=[str(name) for name in spec.categorical],
+        params=settings,
+        reference=reference,
+        free_raw_data=True,
+    )
+    del matrix
+    dataset.construct()
+    dataset.pandas_categorical = [list(spec.categories[name]) for name in spec.categorical]
+    return dataset
+
+
 def fit_model(
     snapshots: pd.DataFrame,
     params: TrainParams,
@@ -539,10 +602,15 @@ def fit_model(
         names = [name for name in names if not name.startswith(BGNBD_PREFIX)]
     roles = snapshots[ROLE].astype("string")
     # the test cutoff is for measuring only: it is dropped here, before anything is fitted
-    fit_rows = _canonical(snapshots[roles == FIT])
+    fit_mask = (roles == FIT).to_numpy(dtype=bool, na_value=False)
     if customers_fit is None:
-        customers_fit = int(fit_rows[CUSTOMER_ID].nunique())
-    fit_rows = _canonical(sample_customers(fit_rows, params.sample_customers))
+        customers_fit = int(snapshots.loc[fit_mask, CUSTOMER_ID].nunique())
+    if params.sample_customers is not None:
+        # sample_customers on the fit rows, chosen on the ids before any row is copied
+        chosen = sampled_ids(snapshots.loc[fit_mask, CUSTOMER_ID], params.sample_customers)
+        if chosen is not None:
+            fit_mask &= snapshots[CUSTOMER_ID].astype("string").isin(chosen).to_numpy(bool)
+    fit_rows = _select_canonical(snapshots, fit_mask)
     if params.sample_customers is not None:
         log.info(
             "%s: fitting on %d of %d customers (train.sample_customers, stable id hash): %d rows",
@@ -551,8 +619,8 @@ def fit_model(
             customers_fit,
             len(fit_rows),
         )
-    held = _canonical(snapshots[roles == CALIBRATION])
-    spec = FeatureSpec.infer(pd.concat([fit_rows, held], ignore_index=True), names)
+    held = _select_canonical(snapshots, (roles == CALIBRATION).to_numpy(bool, na_value=False))
+    spec = FeatureSpec.infer(_Stacked([fit_rows, held]), names)  # type: ignore[arg-type]
     settings = lightgbm_settings(params, spec)
 
     stop_mask = customer_share(held[CUSTOMER_ID], "early_stopping") < params.early_stopping_share
@@ -565,19 +633,22 @@ def fit_model(
             )
     y_fit = fit_rows[CHURNED].to_numpy("int64")
     y_stop = stopping[CHURNED].to_numpy("int64")
-    train_set = lgb.Dataset(
-        spec.to_matrix(fit_rows, source),
-        y_fit,
-        weight=row_weights(fit_rows, y_fit, params),
+    weights = row_weights(fit_rows, y_fit, params)
+    train_set = lightgbm_dataset(
+        spec, fit_rows, y_fit, weights, settings, source,
         init_score=cutoff_offsets(fit_rows, y_fit, params),
-        free_raw_data=False,
-    )
-    stop_set = lgb.Dataset(
-        spec.to_matrix(stopping, source),
-        y_stop,
-        weight=class_weights(y_stop, params.balance_classes),
+    )  # fmt: skip
+    stop_weights = class_weights(y_stop, params.balance_classes)
+    stop_set = lightgbm_dataset(
+        spec, stopping, y_stop, stop_weights, settings, source, train_set,
         init_score=cutoff_offsets(stopping, y_stop, params),
-        reference=train_set,
+    )  # fmt: skip
+    # what the record needs of the fit rows, so they can go before the refit
+    rows_fit, customers_sampled = len(fit_rows), int(fit_rows[CUSTOMER_ID].nunique())
+    training_cutoffs = _cutoff_range(
+        pd.concat(
+            [fit_rows[[CUTOFF]], stopping[[CUTOFF]]] if params.refit else [fit_rows[[CUTOFF]]]
+        )
     )
     history: dict[str, Any] = {}
     booster = lgb.train(
@@ -597,20 +668,29 @@ def fit_model(
     del train_set, stop_set
     if params.refit:
         # same settings and rounds, more and newer rows; calibration rows stay unseen
-        refit_rows = _canonical(pd.concat([fit_rows, stopping], ignore_index=True))
+        del fit_rows
+        # the fit rows plus the early-stopping rows, taken from the snapshots in one copy
+        cal_mask = (roles == CALIBRATION).to_numpy(bool, na_value=False)
+        share = customer_share(snapshots.loc[cal_mask, CUSTOMER_ID], "early_stopping")
+        refit_mask = fit_mask.copy()
+        refit_mask[np.flatnonzero(cal_mask)[share < params.early_stopping_share]] = True
+        refit_rows = _select_canonical(snapshots, refit_mask)
         y_refit = refit_rows[CHURNED].to_numpy("int64")
+        n_refit = len(refit_rows)
+        refit_set = lightgbm_dataset(
+            spec, refit_rows, y_refit, row_weights(refit_rows, y_refit, params),
+            settings, source, init_score=cutoff_offsets(refit_rows, y_refit, params),
+        )  # fmt: skip
+        del refit_rows
         booster = lgb.train(
             settings,
-            lgb.Dataset(
-                spec.to_matrix(refit_rows, source),
-                y_refit,
-                weight=row_weights(refit_rows, y_refit, params),
-                init_score=cutoff_offsets(refit_rows, y_refit, params),
-            ),
+            refit_set,
             num_boost_round=rounds,
-            callbacks=[progress("refit", len(refit_rows), rounds)],
+            callbacks=[progress("refit", n_refit, rounds)],
         )
-        del refit_rows
+        del refit_set
+    else:
+        del fit_rows
     # rebuild from text so the in-memory booster is exactly what gets saved
     booster = lgb.Booster(model_str=booster.model_to_string(num_iteration=rounds))
     raw = ChurnModel(booster, Calibrator(), spec).predict_raw(calibrating)
@@ -644,8 +724,8 @@ def fit_model(
         "early_stopping_logloss": float(history["early_stopping"]["binary_logloss"][rounds - 1]),
         "calibration_raw_logloss": log_loss(y_cal, raw),
         "calibration_logloss": log_loss(y_cal, calibrated),
-        "rows_fit": float(len(fit_rows)),
-        "customers_fit": float(fit_rows[CUSTOMER_ID].nunique()),
+        "rows_fit": float(rows_fit),
+        "customers_fit": float(customers_sampled),
         "customers_fit_available": float(customers_fit),
         "rows_early_stopping": float(len(stopping)),
         "rows_calibration": float(len(calibrating)),
@@ -661,9 +741,7 @@ def fit_model(
         "sample_customers": params.sample_customers,
         "features": len(spec.names),
         "horizon_days": horizon_days,
-        "training_cutoffs": _cutoff_range(
-            pd.concat([fit_rows, stopping] if params.refit else [fit_rows])
-        ),
+        "training_cutoffs": training_cutoffs,
         "calibration_cutoff": _cutoff_range(calibrating)[1],
         "role": "evaluation",
     }
@@ -673,7 +751,7 @@ def fit_model(
         info["holdout"] = _holdout_bound(snapshots, roles, source)
     model = ChurnModel(booster, calibrator, spec, info)
     # the production refit builds its own rows: drop this fit's copies first (memory)
-    del fit_rows, held, stopping, calibrating
+    del held, stopping, calibrating
     production = None
     if kind == IN_TIME:
         # the held-out customers are held out from every model, the production one included
@@ -779,19 +857,24 @@ def _production_model(
     )
     if chosen is not None:
         labelled = labelled & snapshots[CUSTOMER_ID].astype("string").isin(chosen)
-    older = snapshots[labelled].reset_index(drop=True)
-    training_cutoffs = _cutoff_range(older)
-    rows = _canonical(pd.concat([older, test[trained_on]], ignore_index=True))
-    del older  # rows holds its own copy
+    labelled = np.array(labelled, dtype=bool)  # a copy: marked below
+    training_cutoffs = _cutoff_range(snapshots.loc[labelled, [CUTOFF]])
+    # the older rows plus the test rows trained on, taken from the snapshots in one copy
+    test_mask = (roles == TEST).to_numpy(bool, na_value=False)
+    share = customer_share(snapshots.loc[test_mask, CUSTOMER_ID], "early_stopping")
+    labelled[np.flatnonzero(test_mask)[share < params.early_stopping_share]] = True
+    rows = _select_canonical(snapshots, labelled)
     spec = evaluation.spec
     y = rows[CHURNED].to_numpy("int64")
     n_rows, n_cutoffs = len(rows), int(rows[CUTOFF].nunique())
-    # the dataset holds the only reference to the matrix (freed once LightGBM has binned it),
-    # and the rows are dropped before it is built: one copy of the data in memory at a time
-    dataset = lgb.Dataset(
-        spec.to_matrix(rows, source),
+    # LightGBM bins one matrix of the rows, which are dropped before boosting
+    dataset = lightgbm_dataset(
+        spec,
+        rows,
         y,
-        weight=row_weights(rows, y, params),
+        row_weights(rows, y, params),
+        settings,
+        source,
         init_score=cutoff_offsets(rows, y, params),
     )
     del rows

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
 from churn import columns as c
 from churn.bgnbd import (
     DAYS_PER_WEEK,
+    BGNBDParams,
     expected_purchases,
     fit_bgnbd,
     probability_alive,
@@ -27,32 +30,60 @@ MIN_REPEAT_BUYERS = 10  # below this the four parameters are not identified: fea
 _HASH_KEY = "churn-bgnbd-fit1"  # 16 bytes, as pandas needs
 
 
-def fit_sample(customer_ids: pd.Series, limit: int = MAX_FIT_CUSTOMERS) -> np.ndarray:
-    """Return a mask choosing at most `limit` customers by a fixed hash of their id (stable)."""
+def fit_sample(customer_ids: pd.Series, limit: int | None = None) -> np.ndarray:
+    """Return a mask choosing at most `limit` (default MAX_FIT_CUSTOMERS) customers by a fixed
+    hash of their id (stable)."""
+    limit = MAX_FIT_CUSTOMERS if limit is None else limit
     if len(customer_ids) <= limit:
         return np.ones(len(customer_ids), dtype=bool)
-    hashed = pd.util.hash_pandas_object(
+    hashed = _hashes(customer_ids)
+    return hashed <= np.sort(hashed)[limit - 1]
+
+
+def _hashes(customer_ids: pd.Series) -> np.ndarray:
+    """Return the fixed uint64 hash of each id (the same for an id in any batch)."""
+    return pd.util.hash_pandas_object(
         customer_ids.astype("string").astype(object), index=False, hash_key=_HASH_KEY
     ).to_numpy()
-    return hashed <= np.sort(hashed)[limit - 1]
+
+
+def _fit_chosen(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> tuple[BGNBDParams | None, str | None]:
+    """Return one cutoff's fit on its chosen (x, t_x, T), or None and why it was not fitted."""
+    if int((x > 0).sum()) < MIN_REPEAT_BUYERS:
+        return None, None
+    try:
+        # a canonical order: float sums inside the fit must not depend on row order
+        order = np.lexsort((T, t_x, x))
+        return fit_bgnbd(x[order], t_x[order], T[order]), None
+    except ChurnError as error:
+        return None, str(error)
+
+
+def _features(
+    params: BGNBDParams, horizon_days: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """Return expected purchases, P(alive) and P(no purchase) in the horizon (elementwise)."""
+    t = horizon_days / DAYS_PER_WEEK
+    expected = expected_purchases(params, t, x, t_x, T)
+    no_purchase = probability_no_purchase(params, t, x, t_x, T)
+    return expected, probability_alive(params, x, t_x, T), no_purchase
 
 
 def _one_cutoff(rows: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, ...]:
     x, t_x, T = summarize_histories(rows)
     nulls = (np.full(len(rows), np.nan),) * 3
     chosen = fit_sample(rows[c.CUSTOMER_ID])
-    if int((x[chosen] > 0).sum()) < MIN_REPEAT_BUYERS:
-        return nulls
-    try:
-        # a canonical order: float sums inside the fit must not depend on row order
-        order = np.lexsort((T[chosen], t_x[chosen], x[chosen]))
-        params = fit_bgnbd(x[chosen][order], t_x[chosen][order], T[chosen][order])
-        expected = expected_purchases(params, horizon_days / DAYS_PER_WEEK, x, t_x, T)
-    except ChurnError as error:  # a degenerate fit: say so, leave this cutoff's features null
+    params, error = _fit_chosen(x[chosen], t_x[chosen], T[chosen])
+    if params is not None:
+        try:
+            return _features(params, horizon_days, x, t_x, T)
+        except ChurnError as failed:
+            error = str(failed)
+    if error is not None:  # a degenerate fit: say so, leave this cutoff's features null
         log.warning("BG/NBD features null at one cutoff: %s", error)
-        return nulls
-    no_purchase = probability_no_purchase(params, horizon_days / DAYS_PER_WEEK, x, t_x, T)
-    return expected, probability_alive(params, x, t_x, T), no_purchase
+    return nulls
 
 
 def add_bgnbd_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
@@ -75,3 +106,89 @@ def add_bgnbd_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
     out[P_ALIVE] = alive
     out[P_NO_PURCHASE] = no_purchase
     return out
+
+
+# --------------------------------------------------------------------------- in batches
+SUMMARY_COLUMNS = [c.CUSTOMER_ID, c.CUTOFF, "purchase_days", "tenure_days", "recency_days"]
+
+
+class BGNBDFits:
+    """add_bgnbd_features in passes over batches of snapshot rows, with bounded memory.
+
+    Pass 1 (`add_fit_rows`) keeps per cutoff only the rows fit_sample could still choose (the
+    MAX_FIT_CUSTOMERS smallest id hashes seen so far, ties kept) and the row count; `fit` then
+    fits each cutoff on exactly the rows fit_sample chooses among all of them, in the same
+    canonical order. Pass 2 (`check_rows`) computes the features of every row once, so a cutoff
+    whose features fail anywhere is null everywhere, as in memory. Pass 3 (`add_columns`) adds
+    the columns per batch. The result equals add_bgnbd_features on the whole snapshot.
+    """
+
+    def __init__(self, horizon_days: int, limit: int | None = None) -> None:
+        self.horizon_days = horizon_days
+        self.limit = MAX_FIT_CUSTOMERS if limit is None else limit
+        self.rows: dict[Any, int] = {}
+        self.kept: dict[Any, list[np.ndarray]] = {}  # hash, x, t_x, T stacked as 4 x n
+        self.params: dict[Any, BGNBDParams | None] = {}
+        self.errors: dict[Any, str] = {}
+
+    def add_fit_rows(self, frame: pd.DataFrame) -> None:
+        """Pass 1: take one batch's (customer_id, cutoff, core features) into the samples."""
+        for cutoff, positions in frame.groupby(c.CUTOFF, sort=True).indices.items():
+            rows = frame.iloc[positions]
+            x, t_x, T = summarize_histories(rows)
+            # the uint64 hashes ride along bit for bit as a float64 view (a cast would round)
+            block = np.vstack([_hashes(rows[c.CUSTOMER_ID]).view("float64"), x, t_x, T])
+            self.rows[cutoff] = self.rows.get(cutoff, 0) + len(rows)
+            parts = self.kept.setdefault(cutoff, [])
+            parts.append(block)
+            if sum(p.shape[1] for p in parts) > 2 * self.limit:
+                self.kept[cutoff] = [self._smallest(np.hstack(parts))]
+
+    def _smallest(self, block: np.ndarray) -> np.ndarray:
+        hashes = block[0].view("uint64")
+        if len(hashes) <= self.limit:
+            return block
+        return block[:, hashes <= np.sort(hashes)[self.limit - 1]]
+
+    def fit(self) -> None:
+        """Fit every cutoff seen in pass 1 on the rows fit_sample chooses among all its rows."""
+        for cutoff in sorted(self.kept):
+            block = np.hstack(self.kept.pop(cutoff))
+            if self.rows[cutoff] > self.limit:
+                block = self._smallest(block)
+            params, error = _fit_chosen(block[1].copy(), block[2].copy(), block[3].copy())
+            self.params[cutoff] = params
+            if error is not None:
+                self.errors[cutoff] = error
+
+    def check_rows(self, frame: pd.DataFrame) -> None:
+        """Pass 2: a cutoff whose features fail on any row (a degenerate fit) becomes null."""
+        for cutoff, positions in frame.groupby(c.CUTOFF, sort=True).indices.items():
+            params = self.params.get(cutoff)
+            if params is None:
+                continue
+            try:
+                _features(params, self.horizon_days, *summarize_histories(frame.iloc[positions]))
+            except ChurnError as error:
+                self.params[cutoff], self.errors[cutoff] = None, str(error)
+
+    def warn(self) -> None:
+        for error in self.errors.values():
+            log.warning("BG/NBD features null at one cutoff: %s", error)
+
+    def add_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """Pass 3: return the batch with the three BG/NBD columns, as add_bgnbd_features."""
+        out = frame.copy()
+        columns = [np.full(len(frame), np.nan) for _ in range(3)]
+        if len(frame):
+            for cutoff, positions in frame.groupby(c.CUTOFF, sort=True).indices.items():
+                params = self.params.get(cutoff)
+                if params is None:
+                    continue
+                values = _features(
+                    params, self.horizon_days, *summarize_histories(frame.iloc[positions])
+                )
+                for column, value in zip(columns, values, strict=True):
+                    column[positions] = value
+        out[EXPECTED], out[P_ALIVE], out[P_NO_PURCHASE] = columns
+        return out

@@ -19,12 +19,12 @@ from churn import columns as c
 from churn.config import ChurnParams, EngineParams, FeaturesParams
 from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, plan_training
 from churn.definition import resolve_as_of
-from churn.engine import open_duckdb, resource_errors, spill_folder
+from churn.engine import open_duckdb, release_memory, resource_errors, spill_folder
 from churn.errors import ChurnError
-from churn.features.bgnbd import add_bgnbd_features
+from churn.features.bgnbd import SUMMARY_COLUMNS, BGNBDFits, add_bgnbd_features
 from churn.features.definitions import feature_list, sql_feature_list, window_features
 from churn.features.sql import day_number, snapshot_sql
-from churn.files import atomic_path, write_parquet
+from churn.files import atomic_path
 from churn.logs import get_logger
 
 log = get_logger("features")
@@ -267,19 +267,15 @@ def write_snapshots(
     """Write the training and as-of snapshots to Parquet and return the features report.
 
     The same rows, columns and dtypes as build_snapshots + write_parquet, without holding a
-    snapshot in memory: DuckDB writes each query's result to a spill file (spilling beyond
-    engine.memory_limit), which is then read, given its roles and written in batches of
-    STREAM_ROWS rows. BG/NBD features (features.bgnbd) are fitted per cutoff on all of its rows,
-    so with them the snapshots are built in memory as before.
+    snapshot in memory: DuckDB writes both queries' results to spill files (spilling beyond
+    engine.memory_limit) and is closed before Python reads them, so the engine's memory and the
+    batches' never add up; each result is then read, given its roles and written in batches of
+    STREAM_ROWS rows. BG/NBD features (features.bgnbd), fitted per cutoff on all of its rows, are
+    fitted in passes over the small (x, t_x, T) columns first and added per batch (BGNBDFits).
     """
     with resource_errors(engine, "features"):
         con = open_inputs(transactions, customers, nps, open_duckdb(engine, ordered=False))
         try:
-            if params.bgnbd:
-                snapshots = _snapshots(con, churn, params, with_train=True)
-                write_parquet(snapshots.train, train_path)
-                write_parquet(snapshots.score, score_path)
-                return summarize_snapshots(snapshots, churn, params)
             return _write_snapshots(con, churn, params, train_path, score_path)
         finally:
             con.close()
@@ -298,25 +294,34 @@ def _write_snapshots(
     plan = plan_training(first_date, as_of, churn, params)
     dropped = uncovered_features(params, plan)
     names = [f.name for f in feature_list(params) if f.name not in dropped]
-    train = _SnapshotStats(names, plan.cutoffs)
-    _stream_snapshot(
-        con, plan.cutoffs, churn, params, True, lambda f: assign_customer_roles(f, plan),
-        dropped, train_path, train,
-    )  # fmt: skip
-    log.info(
-        "training snapshots: %d rows over %d cutoffs (%s); evaluation %s, calibration on %s",
-        train.rows,
-        len(plan.cutoffs),
-        ", ".join(f"{item.cutoff} {item.role}" for item in plan.cutoffs),
-        plan.evaluation,
-        plan.calibration,
-    )
-    score = _SnapshotStats(names, [])
-    _stream_snapshot(
-        con, [Cutoff(as_of, SCORE, None)], churn, params, False, lambda f: f, dropped,
-        score_path, score,
-    )  # fmt: skip
-    log.info("as-of snapshot %s: %d eligible customers", as_of, score.rows)
+    spill = spill_folder()
+    spill.mkdir(parents=True, exist_ok=True)
+    stem = f"snapshot-{os.getpid()}-{uuid.uuid4().hex}"
+    train_result, score_result = spill / f"{stem}-train.parquet", spill / f"{stem}-score.parquet"
+    try:
+        _copy_result(con, _snapshot_query(con, plan.cutoffs, churn, params, True), train_result)
+        score_cutoff = [Cutoff(as_of, SCORE, None)]
+        _copy_result(con, _snapshot_query(con, score_cutoff, churn, params, False), score_result)
+        con.close()  # DuckDB's memory is released before Python reads the batches
+        train = _SnapshotStats(names, plan.cutoffs)
+        _write_batches(
+            train_result, churn, params, True, lambda f: assign_customer_roles(f, plan),
+            dropped, train_path, train,
+        )  # fmt: skip
+        log.info(
+            "training snapshots: %d rows over %d cutoffs (%s); evaluation %s, calibration on %s",
+            train.rows,
+            len(plan.cutoffs),
+            ", ".join(f"{item.cutoff} {item.role}" for item in plan.cutoffs),
+            plan.evaluation,
+            plan.calibration,
+        )
+        score = _SnapshotStats(names, [])
+        _write_batches(score_result, churn, params, False, lambda f: f, dropped, score_path, score)
+        log.info("as-of snapshot %s: %d eligible customers", as_of, score.rows)
+    finally:
+        train_result.unlink(missing_ok=True)
+        score_result.unlink(missing_ok=True)
     return {
         "as_of": as_of.isoformat(),
         "first_date": first_date.isoformat(),
@@ -373,9 +378,26 @@ class _SnapshotStats:
         return {name: round(float(self.nulls[name] / self.rows), 6) for name in self.names}
 
 
-def _stream_snapshot(
-    con: duckdb.DuckDBPyConnection,
-    cutoffs: list[Cutoff],
+def _copy_result(con: duckdb.DuckDBPyConnection, sql: str, result: Path) -> None:
+    quoted = str(result).replace("'", "''")
+    con.execute(f"COPY ({sql}) TO '{quoted}' (FORMAT parquet)")
+
+
+def _fit_bgnbd(source: pq.ParquetFile, horizon_days: int) -> BGNBDFits:
+    """Return the per-cutoff BG/NBD fits of a snapshot result, read in passes over its
+    (customer_id, cutoff, core features) columns: the same fits as on the whole snapshot."""
+    fits = BGNBDFits(horizon_days)
+    for batch in source.iter_batches(batch_size=STREAM_ROWS, columns=SUMMARY_COLUMNS):
+        fits.add_fit_rows(batch.to_pandas())
+    fits.fit()
+    for batch in source.iter_batches(batch_size=STREAM_ROWS, columns=SUMMARY_COLUMNS):
+        fits.check_rows(batch.to_pandas())
+    fits.warn()
+    return fits
+
+
+def _write_batches(
+    result: Path,
     churn: ChurnParams,
     params: FeaturesParams,
     labelled: bool,
@@ -384,45 +406,45 @@ def _stream_snapshot(
     path: Path,
     stats: _SnapshotStats,
 ) -> None:
-    sql = _snapshot_query(con, cutoffs, churn, params, labelled)
-    spill = spill_folder()
-    spill.mkdir(parents=True, exist_ok=True)
-    result = spill / f"snapshot-{os.getpid()}-{uuid.uuid4().hex}.parquet"
-    try:
-        quoted = str(result).replace("'", "''")
-        con.execute(f"COPY ({sql}) TO '{quoted}' (FORMAT parquet)")
-        source = pq.ParquetFile(result)
-        # pandas turns an integer column with a null into float64: widen the same columns in
-        # every batch as in the whole result, so every batch has the in-memory path's dtypes
-        widen = _integer_columns_with_nulls(source)
-        pending: list[pa.Table] = []
-        with atomic_path(path) as tmp:
-            writer: pq.ParquetWriter | None = None
-            for batch in source.iter_batches(batch_size=STREAM_ROWS):
-                table = pa.Table.from_batches([batch])
-                for name in widen:
-                    index = table.schema.get_field_index(name)
-                    table = table.set_column(index, name, table[name].cast(pa.float64()))
-                frame = normalize_snapshot(
-                    table.to_pandas(split_blocks=True, self_destruct=True), params, labelled
-                )
-                frame = transform(frame).drop(columns=list(dropped))
-                stats.add(frame)
-                out = pa.Table.from_pandas(frame, preserve_index=False)
-                writer = writer or pq.ParquetWriter(tmp, out.schema, compression="zstd")
-                pending.append(out)
-                pending = _flush(writer, pending, final=False)
-            if writer is None:  # no rows: the empty frame of the documented columns
-                empty = normalize_snapshot(pd.DataFrame(), params, labelled)
-                empty = empty.drop(columns=list(dropped))
-                pq.write_table(
-                    pa.Table.from_pandas(empty, preserve_index=False), tmp, compression="zstd"
-                )
-            else:
-                _flush(writer, pending, final=True)
-                writer.close()
-    finally:
-        result.unlink(missing_ok=True)
+    """Write the query result at `result` to `path` in batches: dtypes, BG/NBD, roles, stats."""
+    source = pq.ParquetFile(result)
+    fits = _fit_bgnbd(source, churn.horizon_days) if params.bgnbd else None
+    # pandas turns an integer column with a null into float64: widen the same columns in
+    # every batch as in the whole result, so every batch has the in-memory path's dtypes
+    widen = _integer_columns_with_nulls(source)
+    pending: list[pa.Table] = []
+    with atomic_path(path) as tmp:
+        writer: pq.ParquetWriter | None = None
+        for batch in source.iter_batches(batch_size=STREAM_ROWS):
+            table = pa.Table.from_batches([batch])
+            del batch
+            for name in widen:
+                index = table.schema.get_field_index(name)
+                table = table.set_column(index, name, table[name].cast(pa.float64()))
+            frame = table.to_pandas(split_blocks=True, self_destruct=True)
+            del table
+            if fits is not None:
+                _check_sql_columns(frame, params, labelled)
+                frame = fits.add_columns(frame)
+            frame = normalize_snapshot(frame, params, labelled)
+            frame = transform(frame).drop(columns=list(dropped))
+            stats.add(frame)
+            out = pa.Table.from_pandas(frame, preserve_index=False)
+            del frame
+            writer = writer or pq.ParquetWriter(tmp, out.schema, compression="zstd")
+            pending.append(out)
+            pending = _flush(writer, pending, final=False)
+        if writer is None:  # no rows: the empty frame of the documented columns
+            empty = normalize_snapshot(pd.DataFrame(), params, labelled)
+            empty = empty.drop(columns=list(dropped))
+            pq.write_table(
+                pa.Table.from_pandas(empty, preserve_index=False), tmp, compression="zstd"
+            )
+        else:
+            _flush(writer, pending, final=True)
+            writer.close()
+    source.close()
+    release_memory()
 
 
 def _integer_columns_with_nulls(source: pq.ParquetFile) -> list[str]:

@@ -340,7 +340,7 @@ def build_ledger(
     if transactions.empty:
         raise ChurnError("transactions: empty; nothing to measure the published lists with")
     purchases = purchase_dates(transactions)
-    newest = max(pd.to_datetime(transactions[DATE]).dt.date)
+    newest = pd.to_datetime(transactions[DATE]).max().date()
     entries = [
         ledger_entry(published, purchases, newest, confidence, contacts)
         for published in sorted(

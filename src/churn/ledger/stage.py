@@ -146,13 +146,24 @@ def _list_date_snapshots(
     horizon = settings.churn.horizon_days
     cutoffs = [Cutoff(day, "ledger", day + dt.timedelta(days=horizon)) for day in dates]
     with resource_errors(settings.engine, "ledger"):
-        con = open_inputs(
-            inputs.transactions,
-            inputs.customers,
-            inputs.nps,
-            open_duckdb(settings.engine, ordered=False),
-        )
-        return compute_snapshots(con, cutoffs, settings.churn, settings.features, labelled=True)
+        con = open_duckdb(settings.engine, ordered=False)
+        try:
+            open_inputs(inputs.transactions, inputs.customers, inputs.nps, con)
+            return compute_snapshots(con, cutoffs, settings.churn, settings.features, labelled=True)
+        finally:
+            con.close()  # DuckDB's memory goes back before the stage reads the transactions
+
+
+def _newest_date(path: Path) -> dt.date | None:
+    """Return the newest transaction date of the clean transactions file (None when empty)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from churn.columns import DATE
+
+    dates = pq.read_table(path, columns=[DATE])[DATE]
+    newest = pc.max(dates).as_py() if len(dates) else None
+    return newest.date() if isinstance(newest, dt.datetime) else newest
 
 
 def run_ledger_report(
@@ -204,12 +215,13 @@ def run_ledger_report(
     contact_log = read_contact_log(contact_path)
     if not inputs.transactions.is_file():
         raise ChurnError(f"{inputs.transactions}: not found; run `dvc repro ingest` first")
-    transactions = pd.read_parquet(inputs.transactions, columns=[CUSTOMER_ID, DATE, AMOUNT])
-    matched = check_contact_ids(contact_log, transactions, contact_path)
-    newest = max(pd.to_datetime(transactions[DATE]).dt.date) if len(transactions) else None
+    newest = _newest_date(inputs.transactions)
+    # the list dates' features first, so DuckDB's memory and the transactions frame never add up
     snapshots = (
         _list_date_snapshots(settings, inputs, lists, newest) if newest is not None else None
     )
+    transactions = pd.read_parquet(inputs.transactions, columns=[CUSTOMER_ID, DATE, AMOUNT])
+    matched = check_contact_ids(contact_log, transactions, contact_path)
     if snapshots is not None:
         by_date = {day: rows for day, rows in snapshots.groupby(CUTOFF)}
         for index, published in enumerate(lists):
