@@ -372,23 +372,21 @@ def features(
 
     settings = _stage_params("features", params)
     if settings.engine.kind == "spark":
-        from churn.engine import resource_errors
-        from churn.features import summarize_snapshots
-        from churn.files import write_parquet
-        from churn.spark.features import build_snapshots as build_on_spark
+        import tempfile
+
+        from churn.spark.features import write_snapshots as write_on_spark
         from churn.spark.session import open_spark
 
         spark = open_spark(settings.engine)
         try:
-            snapshots = build_on_spark(
-                spark, transactions, customers, nps, settings.churn, settings.features
-            )
+            # Spark writes part files here; the driver streams them into the two DVC outputs
+            with tempfile.TemporaryDirectory(prefix="churn-spark-features-") as work_dir:
+                summary = write_on_spark(
+                    spark, transactions, customers, nps, settings.churn, settings.features,
+                    out / "train.parquet", out / "score.parquet", Path(work_dir),
+                )  # fmt: skip
         finally:
             spark.stop()
-        with resource_errors(settings.engine, "features"):  # the frames written need memory too
-            write_parquet(snapshots.train, out / "train.parquet")
-            write_parquet(snapshots.score, out / "score.parquet")
-        summary = summarize_snapshots(snapshots, settings.churn, settings.features)
     else:
         # streamed to Parquet in batches: no snapshot is held in memory whole
         summary = write_snapshots(

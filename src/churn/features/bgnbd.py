@@ -8,6 +8,7 @@ import pandas as pd
 from churn import columns as c
 from churn.bgnbd import (
     DAYS_PER_WEEK,
+    BGNBDParams,
     expected_purchases,
     fit_bgnbd,
     probability_alive,
@@ -27,32 +28,61 @@ MIN_REPEAT_BUYERS = 10  # below this the four parameters are not identified: fea
 _HASH_KEY = "churn-bgnbd-fit1"  # 16 bytes, as pandas needs
 
 
-def fit_sample(customer_ids: pd.Series, limit: int = MAX_FIT_CUSTOMERS) -> np.ndarray:
-    """Return a mask choosing at most `limit` customers by a fixed hash of their id (stable)."""
-    if len(customer_ids) <= limit:
-        return np.ones(len(customer_ids), dtype=bool)
-    hashed = pd.util.hash_pandas_object(
+def fit_hash(customer_ids: pd.Series) -> np.ndarray:
+    """Return the fixed 64-bit hash of each customer id that orders customers for the fit sample."""
+    return pd.util.hash_pandas_object(
         customer_ids.astype("string").astype(object), index=False, hash_key=_HASH_KEY
     ).to_numpy()
+
+
+def fit_sample(customer_ids: pd.Series, limit: int | None = None) -> np.ndarray:
+    """Return a mask choosing at most `limit` (default MAX_FIT_CUSTOMERS) customers by a fixed
+    hash of their id (stable)."""
+    limit = MAX_FIT_CUSTOMERS if limit is None else limit
+    if len(customer_ids) <= limit:
+        return np.ones(len(customer_ids), dtype=bool)
+    hashed = fit_hash(customer_ids)
     return hashed <= np.sort(hashed)[limit - 1]
+
+
+def fit_cutoff(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, chosen: np.ndarray
+) -> BGNBDParams | None:
+    """Return one cutoff's BG/NBD parameters fitted on the `chosen` customers' (x, t_x, T), or
+    None (features null at that cutoff) when too few repeat buyers or the fit is degenerate."""
+    if int((x[chosen] > 0).sum()) < MIN_REPEAT_BUYERS:
+        return None
+    try:
+        # a canonical order: float sums inside the fit must not depend on row order
+        order = np.lexsort((T[chosen], t_x[chosen], x[chosen]))
+        return fit_bgnbd(x[chosen][order], t_x[chosen][order], T[chosen][order])
+    except ChurnError as error:  # a degenerate fit: say so, leave this cutoff's features null
+        log.warning("BG/NBD features null at one cutoff: %s", error)
+        return None
+
+
+def cutoff_features(
+    params: BGNBDParams, horizon_days: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (expected purchases in the horizon, P(alive), P(no purchase in the horizon)) per
+    customer under one cutoff's fitted parameters; ChurnError when the expectation is not finite."""
+    horizon = horizon_days / DAYS_PER_WEEK
+    expected = expected_purchases(params, horizon, x, t_x, T)
+    no_purchase = probability_no_purchase(params, horizon, x, t_x, T)
+    return expected, probability_alive(params, x, t_x, T), no_purchase
 
 
 def _one_cutoff(rows: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, ...]:
     x, t_x, T = summarize_histories(rows)
     nulls = (np.full(len(rows), np.nan),) * 3
-    chosen = fit_sample(rows[c.CUSTOMER_ID])
-    if int((x[chosen] > 0).sum()) < MIN_REPEAT_BUYERS:
+    params = fit_cutoff(x, t_x, T, fit_sample(rows[c.CUSTOMER_ID]))
+    if params is None:
         return nulls
     try:
-        # a canonical order: float sums inside the fit must not depend on row order
-        order = np.lexsort((T[chosen], t_x[chosen], x[chosen]))
-        params = fit_bgnbd(x[chosen][order], t_x[chosen][order], T[chosen][order])
-        expected = expected_purchases(params, horizon_days / DAYS_PER_WEEK, x, t_x, T)
+        return cutoff_features(params, horizon_days, x, t_x, T)
     except ChurnError as error:  # a degenerate fit: say so, leave this cutoff's features null
         log.warning("BG/NBD features null at one cutoff: %s", error)
         return nulls
-    no_purchase = probability_no_purchase(params, horizon_days / DAYS_PER_WEEK, x, t_x, T)
-    return expected, probability_alive(params, x, t_x, T), no_purchase
 
 
 def add_bgnbd_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
