@@ -36,7 +36,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "train": ("churn", "train", "registry"),
     "evaluate": ("churn", "evaluate", "registry", "train"),
     "promote": ("promote", "drift", "registry", "train"),
-    "score": ("score",),
+    "score": ("score", "engine"),
     "drift": ("drift",),
     "report": ("churn", "report", "engine"),
     "ledger": ("churn", "features", "engine", "score", "backtest", "ledger"),
@@ -372,23 +372,21 @@ def features(
 
     settings = _stage_params("features", params)
     if settings.engine.kind == "spark":
-        from churn.engine import resource_errors
-        from churn.features import summarize_snapshots
-        from churn.files import write_parquet
-        from churn.spark.features import build_snapshots as build_on_spark
+        import tempfile
+
+        from churn.spark.features import write_snapshots as write_on_spark
         from churn.spark.session import open_spark
 
         spark = open_spark(settings.engine)
         try:
-            snapshots = build_on_spark(
-                spark, transactions, customers, nps, settings.churn, settings.features
-            )
+            # Spark writes part files here; the driver streams them into the two DVC outputs
+            with tempfile.TemporaryDirectory(prefix="churn-spark-features-") as work_dir:
+                summary = write_on_spark(
+                    spark, transactions, customers, nps, settings.churn, settings.features,
+                    out / "train.parquet", out / "score.parquet", Path(work_dir),
+                )  # fmt: skip
         finally:
             spark.stop()
-        with resource_errors(settings.engine, "features"):  # the frames written need memory too
-            write_parquet(snapshots.train, out / "train.parquet")
-            write_parquet(snapshots.score, out / "score.parquet")
-        summary = summarize_snapshots(snapshots, settings.churn, settings.features)
     else:
         # streamed to Parquet in batches: no snapshot is held in memory whole
         summary = write_snapshots(
@@ -768,14 +766,20 @@ def score(
     from churn.score import build_profit_curve, build_scores, summarise_scores
     from churn.score.suppression import check_suppression, read_suppression
 
-    settings = _stage_params("score", params).score
+    stage = _stage_params("score", params)
+    settings = stage.score
     champion = ChurnModel.load(model)
     suppressed = read_suppression(suppression)
-    scores = build_scores(_read_parquet(snapshot, "as-of snapshot"), champion, settings, suppressed)
+    if stage.engine.kind == "spark":
+        scores = _score_on_spark(snapshot, champion, settings, suppressed, stage.engine, out)
+    else:
+        snapshot_rows = _read_parquet(snapshot, "as-of snapshot")
+        scores = build_scores(snapshot_rows, champion, settings, suppressed)
     matched, warning = check_suppression(suppressed, scores[CUSTOMER_ID], str(suppression))
     if warning:
         log.warning("%s", warning)
-    write_bytes(out, parquet_bytes(scores))
+    if stage.engine.kind != "spark":  # Spark wrote the file from its part files
+        write_bytes(out, parquet_bytes(scores))
     write_csv(build_profit_curve(scores, settings), profit_curve)
     metrics = summarise_scores(scores, len(suppressed))
     as_of = str(scores["as_of"].iloc[0])
@@ -790,6 +794,32 @@ def score(
         metrics["flagged_control"],
         metrics["suppressed"],
     )
+
+
+def _score_on_spark(snapshot: Path, champion, settings, suppressed, engine, out: Path):  # noqa: ANN001, ANN202
+    """Score every customer on Spark and write `out`; return the written scores (pandas) for the
+    stage's two small reports."""
+    import tempfile
+
+    from churn.score.targeting import TARGETING_ATTRS
+    from churn.spark.score import score_on_spark, write_scores
+    from churn.spark.session import open_spark
+    from churn.spark.sources import read_source
+
+    if not snapshot.is_file():
+        raise ChurnError(f"{snapshot}: not found (as-of snapshot); run `dvc repro` first")
+    spark = open_spark(engine)
+    try:
+        result = score_on_spark(read_source(spark, snapshot), champion, settings, suppressed)
+        with tempfile.TemporaryDirectory(prefix="churn-spark-score-") as work_dir:
+            write_scores(result, out, Path(work_dir))
+        log.info("scored %d customers on Spark (%d flagged)", result.customers, result.flagged)
+    finally:
+        spark.stop()
+    # the profit curve and reports/score.json read the written file (every customer's row)
+    scores = _read_parquet(out, "scores")
+    scores.attrs[TARGETING_ATTRS] = result.targeting
+    return scores
 
 
 @app.command()

@@ -38,7 +38,8 @@ def test_connect_features_equal_duckdb_on_generated_data_and_edge_cases(connect,
     interim = generated_interim(customers=400, seed=5, days=1095)
     files = [interim / f"{name}.parquet" for name in ("transactions", "customers", "nps")]
     engine = spark_engine(Path("/tmp"))
-    churn, params = ChurnParams(), FeaturesParams()
+    # BG/NBD on: the fit summaries, mapInPandas and the cached frames over Connect too
+    churn, params = ChurnParams(), FeaturesParams(bgnbd=True)
     assert_same_snapshots(
         build_on_spark(connect, *files, churn, params),
         build_on_duckdb(*files, churn, params, engine),

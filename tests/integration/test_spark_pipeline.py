@@ -1,5 +1,7 @@
 """`dvc repro` with engine.kind: spark (Spark local) on small generated data: the feature tables
-equal DuckDB's on the same clean tables, and `churn publish` publishes a list."""
+equal DuckDB's on the same clean tables, the scores of every customer (probability, tier, value,
+priority, flag, control group, reasons, action) equal the DuckDB engine's score stage on the
+same snapshot and champion, and `churn publish` publishes a list."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from churn.features import build_snapshots as build_on_duckdb
 from support.dvc_project import pipeline_env
 from support.paths import ROOT
 from support.snapshot_helper import QUICK_LIGHTGBM
-from support.spark_parity import assert_same_snapshots, require_spark
+from support.spark_parity import assert_same_snapshots, frame_differences, require_spark
 
 # a full `dvc repro` (about 2-3 minutes here, Spark's JVM start included): opt in locally with
 # CHURN_SLOW_TESTS=1; CI sets it
@@ -82,6 +84,27 @@ def test_dvc_repro_on_spark_gives_duckdbs_features_and_publishes(tmp_path):
     assert_same_snapshots(on_spark, expected)
     report = json.loads((tmp_path / "reports" / "features.json").read_text())
     assert report["as_of"] == on_duckdb.as_of.isoformat()
+
+    # the score stage ran on Spark: its file equals the pandas score stage's on the same inputs
+    assert "customers on Spark" in repro.stdout + repro.stderr
+    from churn.files import parquet_bytes
+    from churn.model import ChurnModel
+    from churn.score import build_scores
+    from churn.score.suppression import read_suppression
+
+    expected_scores = build_scores(
+        pd.read_parquet(features / "score.parquet"),
+        ChurnModel.load(tmp_path / "models" / "champion"),
+        settings.score,
+        read_suppression(tmp_path / "data" / "suppression.csv"),
+    )
+    (tmp_path / "duckdb_scores.parquet").write_bytes(parquet_bytes(expected_scores))
+    on_spark_scores = pd.read_parquet(tmp_path / "data" / "scores" / "scores.parquet")
+    assert on_spark_scores["at_risk"].sum() > 0
+    assert (
+        frame_differences(on_spark_scores, pd.read_parquet(tmp_path / "duckdb_scores.parquet"))
+        == []
+    )
 
     published = _run([sys.executable, "-m", "churn", "publish"], tmp_path, env)
     assert published.returncode == 0, (published.stdout + published.stderr)[-3000:]

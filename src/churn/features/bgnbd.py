@@ -30,21 +30,22 @@ MIN_REPEAT_BUYERS = 10  # below this the four parameters are not identified: fea
 _HASH_KEY = "churn-bgnbd-fit1"  # 16 bytes, as pandas needs
 
 
+def fit_hash(customer_ids: pd.Series) -> np.ndarray:
+    """Return the fixed 64-bit hash of each customer id that orders customers for the fit sample
+    (the same for an id in any batch or on any engine)."""
+    return pd.util.hash_pandas_object(
+        customer_ids.astype("string").astype(object), index=False, hash_key=_HASH_KEY
+    ).to_numpy()
+
+
 def fit_sample(customer_ids: pd.Series, limit: int | None = None) -> np.ndarray:
     """Return a mask choosing at most `limit` (default MAX_FIT_CUSTOMERS) customers by a fixed
     hash of their id (stable)."""
     limit = MAX_FIT_CUSTOMERS if limit is None else limit
     if len(customer_ids) <= limit:
         return np.ones(len(customer_ids), dtype=bool)
-    hashed = _hashes(customer_ids)
+    hashed = fit_hash(customer_ids)
     return hashed <= np.sort(hashed)[limit - 1]
-
-
-def _hashes(customer_ids: pd.Series) -> np.ndarray:
-    """Return the fixed uint64 hash of each id (the same for an id in any batch)."""
-    return pd.util.hash_pandas_object(
-        customer_ids.astype("string").astype(object), index=False, hash_key=_HASH_KEY
-    ).to_numpy()
 
 
 def _fit_chosen(
@@ -61,13 +62,25 @@ def _fit_chosen(
         return None, str(error)
 
 
-def _features(
+def fit_cutoff(
+    x: np.ndarray, t_x: np.ndarray, T: np.ndarray, chosen: np.ndarray
+) -> BGNBDParams | None:
+    """Return one cutoff's BG/NBD parameters fitted on the `chosen` customers' (x, t_x, T), or
+    None (features null at that cutoff) when too few repeat buyers or the fit is degenerate."""
+    params, error = _fit_chosen(x[chosen], t_x[chosen], T[chosen])
+    if error is not None:  # a degenerate fit: say so, leave this cutoff's features null
+        log.warning("BG/NBD features null at one cutoff: %s", error)
+    return params
+
+
+def cutoff_features(
     params: BGNBDParams, horizon_days: int, x: np.ndarray, t_x: np.ndarray, T: np.ndarray
-) -> tuple[np.ndarray, ...]:
-    """Return expected purchases, P(alive) and P(no purchase) in the horizon (elementwise)."""
-    t = horizon_days / DAYS_PER_WEEK
-    expected = expected_purchases(params, t, x, t_x, T)
-    no_purchase = probability_no_purchase(params, t, x, t_x, T)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return (expected purchases in the horizon, P(alive), P(no purchase in the horizon)) per
+    customer under one cutoff's fitted parameters; ChurnError when the expectation is not finite."""
+    horizon = horizon_days / DAYS_PER_WEEK
+    expected = expected_purchases(params, horizon, x, t_x, T)
+    no_purchase = probability_no_purchase(params, horizon, x, t_x, T)
     return expected, probability_alive(params, x, t_x, T), no_purchase
 
 
@@ -78,7 +91,7 @@ def _one_cutoff(rows: pd.DataFrame, horizon_days: int) -> tuple[np.ndarray, ...]
     params, error = _fit_chosen(x[chosen], t_x[chosen], T[chosen])
     if params is not None:
         try:
-            return _features(params, horizon_days, x, t_x, T)
+            return cutoff_features(params, horizon_days, x, t_x, T)
         except ChurnError as failed:
             error = str(failed)
     if error is not None:  # a degenerate fit: say so, leave this cutoff's features null
@@ -137,7 +150,7 @@ class BGNBDFits:
             rows = frame.iloc[positions]
             x, t_x, T = summarize_histories(rows)
             # the uint64 hashes ride along bit for bit as a float64 view (a cast would round)
-            block = np.vstack([_hashes(rows[c.CUSTOMER_ID]).view("float64"), x, t_x, T])
+            block = np.vstack([fit_hash(rows[c.CUSTOMER_ID]).view("float64"), x, t_x, T])
             self.rows[cutoff] = self.rows.get(cutoff, 0) + len(rows)
             parts = self.kept.setdefault(cutoff, [])
             parts.append(block)
@@ -168,7 +181,9 @@ class BGNBDFits:
             if params is None:
                 continue
             try:
-                _features(params, self.horizon_days, *summarize_histories(frame.iloc[positions]))
+                cutoff_features(
+                    params, self.horizon_days, *summarize_histories(frame.iloc[positions])
+                )
             except ChurnError as error:
                 self.params[cutoff], self.errors[cutoff] = None, str(error)
 
@@ -185,7 +200,7 @@ class BGNBDFits:
                 params = self.params.get(cutoff)
                 if params is None:
                     continue
-                values = _features(
+                values = cutoff_features(
                     params, self.horizon_days, *summarize_histories(frame.iloc[positions])
                 )
                 for column, value in zip(columns, values, strict=True):

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from churn.config import ChurnParams, FeaturesParams
 from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, plan_training
 from churn.definition import resolve_as_of
 from churn.errors import ChurnError
-from churn.features.bgnbd import add_bgnbd_features
 from churn.features.build import (
     DUPLICATE_CUSTOMERS_SQL,
+    STREAM_ROWS,
     Snapshots,
+    _flush,
+    _integer_columns_with_nulls,
+    _SnapshotStats,
     check_contract,
     check_unique_customers,
     normalize_snapshot,
     uncovered_features,
 )
+from churn.features.definitions import feature_list
 from churn.features.sql import day_number, snapshot_sql, spark_sql
+from churn.files import atomic_path
 from churn.logs import get_logger
+from churn.spark.bgnbd import add_bgnbd_columns
 
 log = get_logger("features")
 
@@ -104,10 +113,31 @@ def compute_snapshots(
     spark: Any, cutoffs: list[Cutoff], churn: ChurnParams, params: FeaturesParams, labelled: bool
 ) -> pd.DataFrame:
     """Return the snapshots of the given cutoffs computed on Spark, as the DuckDB path's frame."""
-    frame = to_pandas(snapshot_frame(spark, cutoffs, churn, params, labelled))
-    if params.bgnbd:  # fitted per cutoff on the collected rows, by the DuckDB path's own code
-        frame = add_bgnbd_features(frame, churn.horizon_days)
-    return normalize_snapshot(frame, params, labelled=labelled)
+    frame = feature_frame(spark, cutoffs, churn, params, labelled)
+    try:
+        return normalize_snapshot(to_pandas(frame), params, labelled=labelled)
+    finally:
+        release(spark)
+
+
+def feature_frame(
+    spark: Any, cutoffs: list[Cutoff], churn: ChurnParams, params: FeaturesParams, labelled: bool
+) -> Any:
+    """Return the Spark DataFrame of the snapshots of the given cutoffs with every feature,
+    BG/NBD included (fitted per cutoff on summaries, applied on the executors), sorted by
+    cutoff and customer like DuckDB's; nothing but the BG/NBD fit summaries is collected."""
+    frame = snapshot_frame(spark, cutoffs, churn, params, labelled)
+    if params.bgnbd:
+        frame = add_bgnbd_columns(frame.persist(), churn.horizon_days)
+    return frame
+
+
+def release(spark: Any) -> None:
+    """Drop what the feature frames kept in the executors' memory (persisted intermediates)."""
+    try:
+        spark.catalog.clearCache()
+    except Exception:  # noqa: BLE001 - a remote session may not allow it; the cache expires
+        log.debug("could not clear Spark's cache")
 
 
 def date_range(spark: Any) -> tuple[date, date, int]:
@@ -153,3 +183,106 @@ def build_snapshots(
         train = train.drop(columns=list(dropped))
         score = score.drop(columns=list(dropped))
     return Snapshots(train, score, cutoffs, as_of, first_date, plan, dropped)
+
+
+def write_snapshots(
+    spark: Any,
+    transactions: SourceLike,
+    customers: SourceLike,
+    nps: SourceLike,
+    churn: ChurnParams,
+    params: FeaturesParams,
+    train_path: Path,
+    score_path: Path,
+    work_dir: Path,
+) -> dict[str, Any]:
+    """Write the training and as-of snapshots computed on Spark to the Parquet files the later
+    stages read and return the features report, as the DuckDB path's write_snapshots does.
+
+    Spark writes each sorted snapshot as part files under `work_dir` (a folder the driver can
+    read: local mode, or a shared/object-store path); the driver then streams them, one batch at
+    a time, into the single file DVC tracks: no snapshot is collected whole to the driver.
+    """
+    open_inputs(spark, transactions, customers, nps)
+    first_date, last_date, rows = date_range(spark)
+    as_of = resolve_as_of(churn, first_date, last_date)
+    log.info(
+        "transactions: %d rows from %s to %s; as_of %s (Spark)", rows, first_date, last_date, as_of
+    )
+    plan = plan_training(first_date, as_of, churn, params)
+    dropped = uncovered_features(params, plan)
+    names = [f.name for f in feature_list(params) if f.name not in dropped]
+    train = _SnapshotStats(names, plan.cutoffs)
+    frame = feature_frame(spark, plan.cutoffs, churn, params, labelled=True)
+    parts = _write_parts(frame, work_dir / "train")
+    release(spark)
+    _merge_parts(
+        parts, params, True, lambda f: assign_customer_roles(f, plan), dropped, train_path, train
+    )
+    log.info("training snapshots: %d rows over %d cutoffs (Spark)", train.rows, len(plan.cutoffs))
+    score = _SnapshotStats(names, [])
+    frame = feature_frame(spark, [Cutoff(as_of, SCORE, None)], churn, params, labelled=False)
+    parts = _write_parts(frame, work_dir / "score")
+    release(spark)
+    _merge_parts(parts, params, False, lambda f: f, dropped, score_path, score)
+    log.info("as-of snapshot %s: %d eligible customers (Spark)", as_of, score.rows)
+    return {
+        "as_of": as_of.isoformat(),
+        "first_date": first_date.isoformat(),
+        "horizon_days": churn.horizon_days,
+        "plan": plan.describe(),
+        "dropped_features": list(dropped),
+        "cutoffs": train.per_cutoff(),
+        "train_rows": train.rows,
+        "score_rows": score.rows,
+        "null_rates": {"train": train.null_rates(), "score": score.null_rates()},
+    }
+
+
+def _write_parts(frame: Any, folder: Path) -> list[Path]:
+    """Write a sorted Spark DataFrame as Parquet part files; return them in the frame's order."""
+    frame.write.mode("overwrite").parquet(str(folder.absolute()))
+    # a globally sorted frame is written one range per task: part-00000 holds the first rows
+    return sorted(folder.glob("part-*.parquet"))
+
+
+def _merge_parts(
+    parts: list[Path],
+    params: FeaturesParams,
+    labelled: bool,
+    transform: Callable[[pd.DataFrame], pd.DataFrame],
+    dropped: tuple[str, ...],
+    path: Path,
+    stats: _SnapshotStats,
+) -> None:
+    """Stream the part files into one Parquet file with the DuckDB path's dtypes, row groups and
+    per-batch roles (churn.features.build's streamed writer, reading Spark's files)."""
+    sources = [pq.ParquetFile(part) for part in parts]
+    # an integer column with a null anywhere is float64 in every batch, as in the whole table
+    widen = sorted({name for source in sources for name in _integer_columns_with_nulls(source)})
+    pending: list[pa.Table] = []
+    with atomic_path(path) as tmp:
+        writer: pq.ParquetWriter | None = None
+        for source in sources:
+            for batch in source.iter_batches(batch_size=STREAM_ROWS):
+                table = pa.Table.from_batches([batch])
+                for name in widen:
+                    index = table.schema.get_field_index(name)
+                    table = table.set_column(index, name, table[name].cast(pa.float64()))
+                frame = normalize_snapshot(
+                    table.to_pandas(split_blocks=True, self_destruct=True), params, labelled
+                )
+                frame = transform(frame).drop(columns=list(dropped))
+                stats.add(frame)
+                out = pa.Table.from_pandas(frame, preserve_index=False)
+                writer = writer or pq.ParquetWriter(tmp, out.schema, compression="zstd")
+                pending.append(out)
+                pending = _flush(writer, pending, final=False)
+        if writer is None:  # no rows: the empty frame of the documented columns
+            empty = normalize_snapshot(pd.DataFrame(), params, labelled).drop(columns=list(dropped))
+            pq.write_table(
+                pa.Table.from_pandas(empty, preserve_index=False), tmp, compression="zstd"
+            )
+        else:
+            _flush(writer, pending, final=True)
+            writer.close()
