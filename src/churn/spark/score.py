@@ -16,6 +16,7 @@ import pandas as pd
 from churn import columns as C
 from churn.columns import CHURN_PROBABILITY, CUSTOMER_ID
 from churn.config import ScoreParams
+from churn.cutoffs import customer_share
 from churn.errors import ChurnError
 from churn.logs import get_logger
 from churn.score.phrasing import BOOKKEEPING, References
@@ -23,6 +24,7 @@ from churn.score.reasons import (
     choose_method,
     compute_contributions,
     explain_contributions,
+    reference_contributions,
     suggest_actions,
 )
 from churn.score.targeting import (
@@ -333,11 +335,13 @@ def _explain(
     rows = snapshot.join(chosen, on=C.CUSTOMER_ID)
     schema_types = dict(snapshot.dtypes)
     reasons_params, actions_params = params.reasons, params.actions
+    reference = _reference_contributions(snapshot, model, reasons_params, method, schema_types)
 
     def explain(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             frame = _snapshot_dtypes(batch, schema_types)
             contributions = compute_contributions(model, frame, method, reasons_params.batch_rows)
+            contributions = contributions - reference[None, :]
             texts, main = explain_contributions(
                 contributions, model.spec.names, frame, reasons_params, references
             )
@@ -354,6 +358,37 @@ def _explain(
             )
 
     return rows.mapInPandas(explain, schema)
+
+
+def _reference_contributions(
+    snapshot: Any, model: ChurnModel, params: Any, method: str, types: dict[str, str]
+) -> np.ndarray:
+    """Return the contributions the reasons are measured from, as `reference_contributions` on
+    the pandas engine: the mean over the (at most score.reasons.reference_rows) scored customers
+    with the smallest stable id hash. Only that sample comes to the driver; ties of the hash at
+    the sample's edge go by customer id (by snapshot order on the pandas engine)."""
+    from pyspark.sql.types import DoubleType, StructField, StructType
+
+    if params.contribution_reference == "training":
+        return reference_contributions(model, pd.DataFrame(), params, method)
+    share_column = "__reasons_reference_share"
+    # a new schema: StructType.add would change the snapshot's own (cached) schema in place
+    schema = StructType([*snapshot.schema.fields, StructField(share_column, DoubleType())])
+
+    def share(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        for batch in batches:
+            yield batch.assign(
+                **{share_column: customer_share(batch[CUSTOMER_ID], "reasons_reference")}
+            )
+
+    chosen = (
+        snapshot.mapInPandas(share, schema)
+        .orderBy(share_column, CUSTOMER_ID)
+        .limit(params.reference_rows)
+        .toPandas()
+        .drop(columns=[share_column])
+    )
+    return reference_contributions(model, _snapshot_dtypes(chosen, types), params, method)
 
 
 def _snapshot_dtypes(batch: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
