@@ -329,10 +329,12 @@ def assign_customer_roles(frame: pd.DataFrame, plan: TrainingPlan) -> pd.DataFra
     ids = frame[c.CUSTOMER_ID].reset_index(drop=True)
     role = frame[c.ROLE].astype("string").reset_index(drop=True).copy()
     when = pd.to_datetime(frame[c.CUTOFF]).reset_index(drop=True)
-    fit_cutoffs = when[role == FIT]
-    if fit_cutoffs.empty:
+    # the newest fit cutoff of the plan, not of this frame: the features stage applies the
+    # roles batch by batch, and a batch may hold no row of the newest fit cutoff
+    fit_dates = [one.cutoff for one in plan.cutoffs if one.role == FIT]
+    if not fit_dates:
         return frame
-    newest_fit = fit_cutoffs.max()
+    newest_fit = pd.Timestamp(max(fit_dates))
     held_out = pd.Series(False, index=role.index)
     if plan.evaluation == IN_TIME:
         held_out = pd.Series(customer_share(ids, "holdout") < plan.holdout_share)

@@ -149,3 +149,16 @@ def test_overlapping_windows_that_share_a_customer_are_refused():
     leaked.loc[first_test, c.CUSTOMER_ID] = fit_customer
     with pytest.raises(ChurnError, match="share 1 customer"):
         check_role_windows(leaked, 90)
+
+
+def test_roles_are_the_same_when_applied_batch_by_batch():
+    # the features stage streams its rows and applies the roles per batch; a batch holding only
+    # older cutoffs must still know which fit cutoff is the newest (from the plan)
+    plan = plan_for(200, history=60, step=20)
+    rows = _rows(plan)
+    whole = assign_customer_roles(rows, plan)
+    ordered = rows.sort_values(c.CUTOFF, kind="stable")
+    batches = [ordered.iloc[start : start + 97] for start in range(0, len(ordered), 97)]
+    assert any(part[c.CUTOFF].nunique() == 1 for part in batches)
+    streamed = pd.concat([assign_customer_roles(part, plan) for part in batches]).loc[whole.index]
+    assert streamed[c.ROLE].tolist() == whole[c.ROLE].tolist()
