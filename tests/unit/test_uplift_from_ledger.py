@@ -138,9 +138,13 @@ def test_stage_says_not_enough_campaign_data_yet_with_few_campaigns():
 
 
 def test_stage_on_an_empty_ledger_table_says_not_enough_campaign_data_yet():
+    from churn.ledger import UPLIFT_KEYS
+
     inputs = ledger_inputs("too_few_campaigns", 0)
+    # what the ledger stage writes when no list has matured
+    empty = pd.DataFrame({name: pd.Series(dtype="object") for name in UPLIFT_KEYS})
     result = run_uplift_stage(
-        inputs.table.iloc[0:0],
+        empty,
         inputs.snapshots,
         inputs.contacted,
         inputs.snapshot,
