@@ -134,14 +134,14 @@ def _uplift(ids, uplift, covered, exploration_share=0.0):
 
 def test_uplift_policy_contacts_by_incremental_profit_and_never_a_customer_pushed_away():
     ids = ["a", "b", "c", "d", "e", "f"]
-    snapshot = _snapshot(ids, [365.0] * 6)
+    snapshot = _snapshot([*ids, "g"], [365.0] * 7)  # g: not in the uplift table
     params = _params(gross_margin=1.0, contact_cost=10.0, value_cap_quantile=None)
     # a: best; b: pushed away (negative uplift) though very risky; c: profit below the cost;
     # d: outside past lists' population; e: suppressed; f: positive
     targeting = _uplift(ids, [0.2, -0.3, 0.01, 0.5, 0.4, 0.1], [1, 1, 1, 0, 1, 1])
     scores = score_customers(
         snapshot,
-        np.array([0.3, 0.99, 0.5, 0.5, 0.5, 0.4]),
+        np.array([0.3, 0.99, 0.5, 0.5, 0.5, 0.4, 0.9]),
         params,
         model_version="1",
         suppressed_ids=["e"],
@@ -152,6 +152,7 @@ def test_uplift_policy_contacts_by_incremental_profit_and_never_a_customer_pushe
     by_id = scores.set_index("customer_id")
     assert by_id.loc["a", "expected_net_benefit"] == pytest.approx(0.2 * 365 - 10)
     assert by_id.loc["b", "uplift"] == pytest.approx(-0.3)
+    assert np.isnan(by_id.loc["g", "uplift"]) and by_id.loc["g", "expected_net_benefit"] == -10.0
     targeting_report = summarise_scores(scores, 1)["targeting"]
     assert targeting_report["policy"] == "uplift" and targeting_report["explored"] == 0
 

@@ -453,8 +453,8 @@ def score_customers(
             params.contact_cost,
             params.target.max_customers,
         )
-        # no estimate: last in priority (the flag already leaves them out)
-        net_benefit = np.where(np.isnan(net_benefit), -np.inf, net_benefit)
+        # no estimate (not in the uplift table): valued as no effect, never flagged by the policy
+        net_benefit = np.where(np.isnan(net_benefit), -float(params.contact_cost), net_benefit)
     floor = resolve_probability_floor(params.target, params.tiers, probability)
     if (
         params.target.above_average
@@ -483,7 +483,6 @@ def score_customers(
         flagged = flag_at_risk(priority, probability, net_benefit, suppressed, params.target, floor)
     else:
         flagged = uplift_flags[order]
-        net_benefit = np.where(np.isinf(net_benefit), np.nan, net_benefit)
     scores = pd.DataFrame(
         {
             CUSTOMER_ID: ordered_id_array,
