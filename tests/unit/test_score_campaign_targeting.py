@@ -71,11 +71,22 @@ def test_pooled_tier_effect_weighs_each_lists_own_difference_by_its_size():
     churn = (2 / 3) * 0.90 + (1 / 3) * 0.80
     assert pooled["control_churn"] == pytest.approx(churn, abs=1e-6)
     assert pooled["save_rate"] == pytest.approx(0.20 / churn, abs=1e-6)
-    variance = (2 / 3) ** 2 * (0.3 * 0.7 / 900 + 0.1 * 0.9 / 100) + (1 / 3) ** 2 * (
-        0.4 * 0.6 / 400 + 0.2 * 0.8 / 100
+
+    def var(p, n):  # Agresti-Caffo: one success and one failure added
+        adjusted = (p * n + 1) / (n + 2)
+        return adjusted * (1 - adjusted) / (n + 2)
+
+    variance = (2 / 3) ** 2 * (var(0.3, 900) + var(0.1, 100)) + (1 / 3) ** 2 * (
+        var(0.4, 400) + var(0.2, 100)
     )
     assert pooled["ci_low"] == pytest.approx(0.20 - 1.96 * variance**0.5, abs=1e-6)
     assert pooled["status"] == "separated"
+
+
+def test_a_small_tier_that_all_stayed_still_gets_an_interval_of_some_width():
+    pooled = pool_tier_effect([_slice("high", 5, 2, 1.0, 0.0)])
+    # 5 of 5 treated stayed, 0 of 2 control: a wide interval, cut to the possible differences
+    assert pooled["ci_high"] == 1.0 and pooled["ci_low"] < 0.6
 
 
 def test_measured_save_rates_replace_the_assumed_one_where_campaigns_measured_the_tier():

@@ -137,7 +137,7 @@ def pool_tier_effect(slices: list[Mapping[str, Any]], z: float = 1.96) -> dict[s
     Effects are estimated within each list (treated minus control retention) and averaged with
     weights by list size (treated + control customers), so lists of different base churn are
     never compared with each other; the variance is the weighted sum of each list's binomial
-    variances, the interval normal. Save rate = that retention difference / the control group's
+    variances (Agresti-Caffo adjusted), the interval normal. Save rate = that retention difference / the control group's
     churn (the share of would-be churners a contact keeps, intention to treat: reached or not),
     the quantity `score.save_rate` assumes; its interval divides the difference's by the same
     churn (taken as known)."""
@@ -148,11 +148,20 @@ def pool_tier_effect(slices: list[Mapping[str, Any]], z: float = 1.96) -> dict[s
     n_treated = np.array([p["treated_customers"] for p in slices], dtype="float64")
     n_control = np.array([p["control_customers"] for p in slices], dtype="float64")
     difference = float(weights @ (treated - control))
+    # Agresti-Caffo: one success and one failure added to each group for the variance only, so
+    # a small group that all stayed (or all left) does not get an interval of zero width
+    adjusted_t = (treated * n_treated + 1) / (n_treated + 2)
+    adjusted_c = (control * n_control + 1) / (n_control + 2)
     variance = float(
-        (weights**2) @ (treated * (1 - treated) / n_treated + control * (1 - control) / n_control)
+        (weights**2)
+        @ (
+            adjusted_t * (1 - adjusted_t) / (n_treated + 2)
+            + adjusted_c * (1 - adjusted_c) / (n_control + 2)
+        )
     )
     churn = float(weights @ (1 - control))
-    low, high = difference - z * variance**0.5, difference + z * variance**0.5
+    low = max(difference - z * variance**0.5, -1.0)
+    high = min(difference + z * variance**0.5, 1.0)
     rate = None if churn <= 0 else difference / churn
     return {
         "retention_difference": round(difference, 6),
