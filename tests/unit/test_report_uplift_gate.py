@@ -44,7 +44,7 @@ def test_page_shows_the_policy_in_use_why_and_both_policies_on_the_held_out_camp
     page = render_html(report_for(ROWS, uplift=GATE))
     assert "<h3>Targeting policy</h3>" in page
     assert "In use: <strong>risk x value</strong>" in page
-    assert "is not shown to keep more margin" in page
+    assert "</strong>. The uplift policy is not shown to keep more margin" in page
     assert "sim-2025-10-01" in page and "1,926 contacts per policy" in page
     assert (
         "<td>uplift (incremental profit)</td><td>0.055</td><td>+14.6</td>"
@@ -61,7 +61,7 @@ def test_page_says_not_enough_campaign_data_yet_without_a_comparison():
         "comparison": None,
     }
     page = render_html(report_for(ROWS, uplift=gate))
-    assert "not enough campaign data yet: 2 matured" in page
+    assert "In use: <strong>risk x value</strong>. Not enough campaign data yet: 2 matured" in page
     assert "<td>uplift (incremental profit)</td>" not in page
 
 

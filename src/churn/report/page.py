@@ -578,7 +578,8 @@ def _uplift_gate(report: RetentionReport) -> str:
     in_use = "uplift (expected incremental profit)" if gate.policy == "uplift" else "risk x value"
     body = (
         "<h3>Targeting policy</h3>"
-        f"<p>In use: <strong>{escape(in_use)}</strong>. {escape(gate.reason)}.</p>"
+        f"<p>In use: <strong>{escape(in_use)}</strong>. "
+        f"{escape(gate.reason[:1].upper() + gate.reason[1:])}.</p>"
         "<p>From <code>churn uplift</code>. The newest matured campaigns are held out; an uplift "
         "model learnt on the older ones picks a list of the same size as risk x value in each "
         "held-out campaign, and the random split of those campaigns estimates the margin each "
