@@ -36,10 +36,11 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "train": ("churn", "train", "registry"),
     "evaluate": ("churn", "evaluate", "registry", "train"),
     "promote": ("promote", "drift", "registry", "train"),
-    "score": ("score", "engine"),
+    "score": ("score", "engine", "uplift"),
     "drift": ("drift",),
     "report": ("churn", "report", "engine"),
     "ledger": ("churn", "features", "engine", "score", "backtest", "ledger"),
+    "uplift": ("churn", "score", "uplift"),
 }
 EXPORTS = Path("exports/at_risk")  # the published-lists record (not a DVC output)
 APPLY_ENV = "CHURN_PROMOTE_APPLY"  # set by `churn retrain` for the promote stage it runs
@@ -532,6 +533,10 @@ def evaluate(
         Path | None,
         typer.Option("--production", help="Production model folder: its ranking too."),
     ] = None,
+    campaigns: Annotated[
+        Path | None,
+        typer.Option(help="Treatment-group members of every list (ledger stage); left out."),
+    ] = None,
     params: ParamsPath = Path("params.yaml"),
     tracking: Annotated[bool, typer.Option(help="Log to the model's MLflow run.")] = True,
 ) -> None:
@@ -540,14 +545,26 @@ def evaluate(
     from churn.evaluate import evaluate_model
     from churn.files import write_csv, write_json
     from churn.model import MODEL_FILE, ChurnModel
+    from churn.train import exclude_campaign_contacts
 
     settings = _stage_params("evaluate", params)
     model = ChurnModel.load(model_dir)
     production = None if production_dir is None else ChurnModel.load(production_dir)
     if production is not None and production.metadata.get("role") != "production":
         production = None  # train.production_refit off: the challenger is the evaluation model
-    result = evaluate_model(
+    # like train: rows whose label a campaign may have changed measure the campaign, not the model
+    contacted = _read_parquet(campaigns, "campaign contacts") if campaigns is not None else None
+    frame, excluded = exclude_campaign_contacts(
         _read_snapshots(snapshots, settings.train.sample_customers)[0],
+        contacted,
+        settings.churn.horizon_days,
+    )
+    log.info(
+        "campaigns: %d evaluation rows left out (treated while their label was being observed)",
+        excluded["rows_excluded"],
+    )
+    result = evaluate_model(
+        frame,
         model,
         settings.evaluate,
         settings.churn.horizon_days,
@@ -555,6 +572,7 @@ def evaluate(
         production,
         str(model_dir),
     )
+    result.metrics["campaigns"] = excluded
     write_json(result.metrics, metrics)
     write_json(result.segments, segments)
     for name, table in result.curves.items():
@@ -749,6 +767,18 @@ def promote(
 
 
 # --------------------------------------------------------------------------- score / drift
+def _read_json(path: Path | None, stage: str) -> dict | None:
+    """Read a stage's JSON report (None without a path or file); bad JSON names the rerun."""
+    import json
+
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ChurnError(f"{path}: not valid JSON ({error}); rerun `{stage}`") from None
+
+
 @app.command()
 def score(
     snapshot: Annotated[Path, _required("As-of snapshot (features).")],
@@ -757,6 +787,17 @@ def score(
     out: Annotated[Path, _required("Scores table.")],
     report: Annotated[Path, _required("Metrics JSON.")],
     profit_curve: Annotated[Path, _required("Profit curve CSV (DVC plot).")],
+    ledger: Annotated[
+        Path | None,
+        typer.Option(help="Campaign ledger report (JSON): measured save rates per tier."),
+    ] = None,
+    uplift_report: Annotated[
+        Path | None, typer.Option(help="Uplift gate report (JSON): the policy in use.")
+    ] = None,
+    uplift: Annotated[
+        Path | None,
+        typer.Option(help="Per-customer uplift (Parquet), used when the gate switched."),
+    ] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Score every customer of the as-of snapshot: probability, tier, value, target, reasons."""
@@ -765,16 +806,63 @@ def score(
     from churn.model import ChurnModel
     from churn.score import build_profit_curve, build_scores, summarise_scores
     from churn.score.suppression import check_suppression, read_suppression
+    from churn.score.targeting import UpliftTargeting, choose_save_rates
 
     stage = _stage_params("score", params)
     settings = stage.score
     champion = ChurnModel.load(model)
     suppressed = read_suppression(suppression)
+    save_rates = choose_save_rates(_read_json(ledger, "churn ledger"), settings)
+    for tier, source in save_rates.sources.items():
+        log.info(
+            "save rate %s: %.4f (%s%s)",
+            tier,
+            save_rates.rates[tier],
+            source["source"],
+            f", {source['reason']}"
+            if source["source"] == "assumed"
+            else f" by {len(source['campaigns'])} campaign(s), {source['status']}",
+        )
+    gate = _read_json(uplift_report, "churn uplift")
+    targeting = None
+    if gate is not None and gate.get("policy_in_use") == "uplift":
+        if uplift is None:
+            raise ChurnError(
+                f"score: {uplift_report} says the uplift policy is in use; pass --uplift "
+                "(data/uplift/uplift.parquet)"
+            )
+        targeting = UpliftTargeting(
+            _read_parquet(uplift, "per-customer uplift"),
+            stage.uplift.exploration_share,
+            stage.uplift.seed,
+            str(gate.get("reason")),
+        )
+    log.info(
+        "targeting policy: %s",
+        "uplift (the gate switched)"
+        if targeting
+        else "risk x value (the uplift gate did not "
+        "switch" + (f": {gate.get('reason')})" if gate else ")"),
+    )
     if stage.engine.kind == "spark":
-        scores = _score_on_spark(snapshot, champion, settings, suppressed, stage.engine, out)
+        if targeting is not None:
+            raise ChurnError(
+                f"score: {uplift_report} says the uplift policy is in use, which the Spark engine "
+                "does not run yet; set engine.kind: duckdb for this stage's run, or "
+                "uplift.min_campaigns higher to keep risk x value"
+            )
+        scores = _score_on_spark(
+            snapshot, champion, settings, suppressed, stage.engine, out, save_rates
+        )
     else:
-        snapshot_rows = _read_parquet(snapshot, "as-of snapshot")
-        scores = build_scores(snapshot_rows, champion, settings, suppressed)
+        scores = build_scores(
+            _read_parquet(snapshot, "as-of snapshot"),
+            champion,
+            settings,
+            suppressed,
+            save_rates,
+            targeting,
+        )
     matched, warning = check_suppression(suppressed, scores[CUSTOMER_ID], str(suppression))
     if warning:
         log.warning("%s", warning)
@@ -796,7 +884,7 @@ def score(
     )
 
 
-def _score_on_spark(snapshot: Path, champion, settings, suppressed, engine, out: Path):  # noqa: ANN001, ANN202
+def _score_on_spark(snapshot: Path, champion, settings, suppressed, engine, out: Path, save_rates):  # noqa: ANN001, ANN202
     """Score every customer on Spark and write `out`; return the written scores (pandas) for the
     stage's two small reports."""
     import tempfile
@@ -810,7 +898,9 @@ def _score_on_spark(snapshot: Path, champion, settings, suppressed, engine, out:
         raise ChurnError(f"{snapshot}: not found (as-of snapshot); run `dvc repro` first")
     spark = open_spark(engine)
     try:
-        result = score_on_spark(read_source(spark, snapshot), champion, settings, suppressed)
+        result = score_on_spark(
+            read_source(spark, snapshot), champion, settings, suppressed, save_rates
+        )
         with tempfile.TemporaryDirectory(prefix="churn-spark-score-") as work_dir:
             write_scores(result, out, Path(work_dir))
         log.info("scored %d customers on Spark (%d flagged)", result.customers, result.flagged)
@@ -874,6 +964,9 @@ def report(
         Path | None, typer.Option(help="`churn drift` report: features outside the training range.")
     ] = None,
     ledger: Annotated[Path | None, typer.Option(help="`churn ledger` report, if any.")] = None,
+    uplift: Annotated[
+        Path | None, typer.Option(help="`churn uplift` report (the targeting policy), if any.")
+    ] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
@@ -913,6 +1006,7 @@ def report(
         ledger_report = json.loads(ledger.read_text(encoding="utf-8")) if ledger else None
     except json.JSONDecodeError as error:
         raise ChurnError(f"{ledger}: not valid JSON ({error}); rerun `churn ledger`") from None
+    uplift_report = _read_json(uplift, "churn uplift")
     with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
         con = open_duckdb(settings.engine, spill)
         try:
@@ -928,6 +1022,7 @@ def report(
                 backtest=backtest_report,
                 drift=drift_report,
                 ledger=ledger_report,
+                uplift=uplift_report,
                 sources={
                     "transactions": str(transactions),
                     "nps": str(nps),
@@ -935,6 +1030,7 @@ def report(
                     "backtest": str(backtest),
                     "drift": str(drift),
                     "ledger": str(ledger),
+                    "uplift": str(uplift),
                 },
             )
         except (duckdb.Error, MemoryError, OSError) as error:
@@ -1072,13 +1168,15 @@ def serve_app(
         raise ChurnError(
             f"churn app needs the `app` extra ({error.name} is missing): pip install 'churn[app]'"
         ) from None
-    from churn.score.targeting import save_rates_by_tier
+    from churn.score.targeting import choose_save_rates
 
     settings = load_params(params)
     secret = os.environ.get(SECRET_ENV) or None
     tls = tls_certfile is not None and tls_keyfile is not None
     check_bind(host, secret=secret, tls=tls, behind_proxy=behind_proxy)
     suppression, report_page, ledger_report = app_paths()
+    # the same save rates the score stage used (measured per tier where campaigns measured them)
+    save_rates = choose_save_rates(_read_json(ledger_report, "churn ledger"), settings.score)
     config = AppConfig(
         exports=exports,
         suppression=suppression,
@@ -1086,8 +1184,10 @@ def serve_app(
         ledger=ledger_report,
         report_page=report_page,
         contact_cost=settings.score.contact_cost,
-        save_rates=save_rates_by_tier(settings.score),
-        save_rate_measured=False,
+        save_rates=save_rates.rates,
+        save_rate_measured=any(
+            source["source"] == "measured" for source in save_rates.sources.values()
+        ),
         horizon_days=settings.churn.horizon_days,
         expected_value_days=settings.score.expected_value_days,
         currency=settings.app.currency,
@@ -1152,16 +1252,43 @@ def ledger(
 
 @app.command()
 def uplift(
-    campaigns: Annotated[
-        Path,
+    report: Annotated[Path, _required("Gate report (JSON).")],
+    ledger_table: Annotated[
+        Path | None,
+        typer.Option(help="The ledger stage's uplift table (Parquet): matured lists' customers."),
+    ] = None,
+    snapshots: Annotated[
+        Path | None,
+        typer.Option(help="Training snapshots (features): the baseline's risk model learns here."),
+    ] = None,
+    contacted: Annotated[
+        Path | None,
         typer.Option(
-            help="Matured randomized campaign rows, Parquet or CSV (columns: churn.uplift.data)."
+            help="Treatment-group members of every list (ledger): left out of the risk model."
         ),
-    ],
-    report: Annotated[Path, typer.Option(help="Gate report (JSON).")] = Path("reports/uplift.json"),
+    ] = None,
+    snapshot: Annotated[
+        Path | None, typer.Option(help="As-of snapshot (features): today's customers.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Today's per-customer uplift for the score stage (Parquet; empty "
+            "unless the gate switched)."
+        ),
+    ] = None,
+    campaigns: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead of --ledger-table: campaign rows, Parquet or CSV (columns: "
+            "churn.uplift.data)."
+        ),
+    ] = None,
     candidates: Annotated[
         Path | None,
-        typer.Option(help="Customers to choose from now (features, expected_value, covered)."),
+        typer.Option(
+            help="With --campaigns: customers to choose from (features, expected_value, covered)."
+        ),
     ] = None,
     contacts: Annotated[
         Path | None, typer.Option(help="Where to write the chosen contacts (Parquet).")
@@ -1171,10 +1298,40 @@ def uplift(
     ] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
-    """Gate uplift targeting on held-out campaigns; with candidates, choose contacts by uplift."""
+    """Gate uplift targeting on held-out campaigns (the `uplift` stage reads the ledger's table);
+    with candidates, choose contacts by uplift."""
     import pandas as pd
 
-    from churn.files import write_json, write_parquet
+    from churn.files import parquet_bytes, write_bytes, write_json, write_parquet
+
+    settings = _stage_params("uplift", params)
+    if (ledger_table is None) == (campaigns is None):
+        raise ChurnError("uplift: pass exactly one of --ledger-table (the stage) or --campaigns")
+    if ledger_table is not None:
+        from churn.uplift.stage import run_uplift_stage
+
+        missing = [
+            f"--{name}"
+            for name, value in (("snapshots", snapshots), ("snapshot", snapshot), ("out", out))
+            if value is None
+        ]
+        if missing:
+            raise ChurnError(f"uplift: --ledger-table also needs {', '.join(missing)}")
+        result = run_uplift_stage(
+            _read_parquet(ledger_table, "the ledger's uplift table"),
+            _read_parquet(snapshots, "training snapshots"),
+            _read_parquet(contacted, "campaign contacts") if contacted is not None else None,
+            _read_parquet(snapshot, "as-of snapshot"),
+            settings.churn,
+            settings.score,
+            settings.uplift,
+            str(ledger_table),
+        )
+        write_json(result.report, report)
+        write_bytes(out, parquet_bytes(result.uplift))
+        log.info("uplift gate: %s — %s", result.report["policy_in_use"], result.report["reason"])
+        return
+
     from churn.uplift.plan import plan_uplift
 
     def read(path: Path, what: str) -> pd.DataFrame:
@@ -1186,7 +1343,6 @@ def uplift(
 
     if contacts is not None and candidates is None:
         raise ChurnError("uplift: --contacts needs --candidates (whom to choose from)")
-    settings = load_params(params)
     rows = read(campaigns, "campaign rows")
     pool = read(candidates, "uplift candidates") if candidates is not None else None
     result, chosen = plan_uplift(

@@ -707,6 +707,9 @@ class ScoreParams(Section):
     min_tenure_days: int = Field(90, ge=1)  # floor on the days a spend rate is averaged over
     contact_cost: float = Field(5.0, ge=0)  # cost of one retention contact (offer, call)
     save_rate: float = Field(0.1, gt=0, le=1)  # share of contacted churners the action keeps
+    # per tier, the campaign ledger's measured save rate replaces save_rate where a matured
+    # campaign measured that tier (reports/score.json says which and from which campaigns)
+    measured_save_rates: bool = True
     # expected_value is capped at this quantile of the scored customers (null: no cap), so a few
     # huge spenders cannot dominate the net benefit
     value_cap_quantile: float | None = Field(0.99, gt=0, le=1)

@@ -246,3 +246,44 @@ def test_at_risk_refuses_a_path_as_date_and_a_folder_as_output(project):
     assert "campaign.csv: cannot write it: it is a folder; give a file name" in str(
         result.exception
     )
+
+
+def test_score_uses_the_uplift_policy_only_when_the_gate_switched_and_publish_takes_it(project):
+    snapshot = pd.read_parquet(project / "data/features/score.parquet")
+    ids = snapshot["customer_id"].astype("string")
+    # every third customer a past list covered; uplift falls with the id, some are pushed away
+    uplift = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "uplift": [0.3 - 0.0005 * i for i in range(len(ids))],
+            "covered": [i % 3 == 0 for i in range(len(ids))],
+        }
+    )
+    uplift.to_parquet(project / "uplift.parquet")
+    paths = ("--uplift-report", str(project / "uplift.json"), "--uplift", "uplift.parquet")
+    for policy in ("risk_x_value", "uplift"):
+        (project / "uplift.json").write_text(
+            json.dumps({"policy_in_use": policy, "reason": f"{policy} won"})
+        )
+        _run(
+            project,
+            "score",
+            *("--snapshot", "data/features/score.parquet", "--model", "models/champion"),
+            *("--suppression", "data/suppression.csv", "--out", "data/scores/scores.parquet"),
+            *("--report", "reports/score.json", "--profit-curve", "reports/score_profit_curve.csv"),
+            *paths,
+        )
+        scores = pd.read_parquet(project / "data/scores/scores.parquet")
+        report = json.loads((project / "reports/score.json").read_text())
+        assert report["targeting"]["policy"] == policy
+        flagged = scores[scores["at_risk"]].merge(uplift, on="customer_id", suffixes=("", "_t"))
+        if policy == "risk_x_value":
+            assert "uplift" not in scores.columns
+            assert not flagged["covered"].all()  # risk x value ignores who past lists covered
+        else:
+            assert flagged["covered"].all() and (flagged["uplift"] > 0).all()
+            value = flagged["expected_value"] * flagged["uplift"] - 5.0
+            assert (value > 0).all()
+            assert report["flagged"] == len(flagged) > 0
+    published = _publish(project)
+    assert published.exit_code == 0

@@ -112,3 +112,41 @@ def test_missing_snapshots_is_a_clear_error(tmp_path, monkeypatch, project_root)
     result = CliRunner().invoke(app, ["train", *TRAIN_PATHS, "--no-tracking"])
     assert result.exit_code != 0
     assert "train.parquet: not found (training snapshots); run `dvc repro`" in str(result.exception)
+
+
+def test_evaluate_leaves_out_rows_a_campaign_treated_like_train(
+    tmp_path, monkeypatch, project_root, generated_tables
+):
+    tables = generated_tables(customers=800, seed=11)
+    snapshots = build_snapshots(tables, horizon=90, fit_cutoffs=2)
+    (tmp_path / "data" / "features").mkdir(parents=True)
+    snapshots.to_parquet(tmp_path / "data" / "features" / "train.parquet", index=False)
+    params = yaml.safe_load((project_root / "params.yaml").read_text())
+    params["train"]["lightgbm"].update(learning_rate=0.15, max_rounds=100)
+    params["evaluate"]["bootstrap"] = 20
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    trained = runner.invoke(app, ["train", *TRAIN_PATHS, "--no-tracking"])
+    assert trained.exit_code == 0, trained.output
+    # 30 customers of the test cutoff were treated by a campaign listed on that day
+    test_rows = snapshots[snapshots["role"] == "test"]
+    treated = test_rows["customer_id"].astype("string").drop_duplicates().head(30)
+    pd.DataFrame(
+        {
+            "customer_id": treated,
+            "list_id": "sim",
+            "list_date": pd.to_datetime(test_rows["cutoff"]).dt.date.iloc[0],
+            "horizon_days": 90,
+        }
+    ).to_parquet(tmp_path / "contacted.parquet", index=False)
+    written = {}
+    for extra in ((), ("--campaigns", "contacted.parquet")):
+        evaluated = runner.invoke(
+            app, ["evaluate", *evaluate_paths("models/evaluation"), "--no-tracking", *extra]
+        )
+        assert evaluated.exit_code == 0, evaluated.output
+        written[bool(extra)] = json.loads((tmp_path / "reports" / "metrics.json").read_text())
+    assert written[False]["campaigns"]["rows_excluded"] == 0
+    assert written[True]["campaigns"]["rows_excluded_by_role"]["test"] == 30
+    assert written[True]["rows"] == written[False]["rows"] - 30

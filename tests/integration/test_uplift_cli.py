@@ -149,3 +149,33 @@ def test_random_actions_pick_each_customers_most_profitable_action():
     assert report["contacts"]["actions"].startswith("best expected incremental profit")
     with pytest.raises(ChurnError, match="no 'action' column"):
         plan_uplift(rows.drop(columns="action"), params, 5.0, candidates)
+
+
+def test_uplift_stage_reads_the_ledger_table_and_writes_the_report_and_todays_uplift(tmp_path):
+    from support.uplift_ledger import ledger_inputs
+
+    inputs = ledger_inputs("heterogeneous", seed=0)
+    paths = {}
+    for name in ("table", "snapshots", "contacted", "snapshot"):
+        paths[name] = tmp_path / f"{name}.parquet"
+        getattr(inputs, name).to_parquet(paths[name])
+    report, out = tmp_path / "reports" / "uplift.json", tmp_path / "data" / "uplift.parquet"
+    arguments = [
+        "uplift",
+        *("--ledger-table", str(paths["table"]), "--snapshots", str(paths["snapshots"])),
+        *("--contacted", str(paths["contacted"]), "--snapshot", str(paths["snapshot"])),
+        *("--out", str(out), "--report", str(report), "--params", _params(tmp_path)),
+    ]
+    result = CliRunner().invoke(app, arguments)
+    assert result.exit_code == 0, result.output
+    written = json.loads(report.read_text())
+    assert written["policy_in_use"] == "uplift"
+    assert written["risk_model"]["labels_end_by"] <= min(written["data"]["holdout_campaigns"])[5:]
+    uplift = pd.read_parquet(out)
+    assert list(uplift.columns) == ["customer_id", "uplift", "covered"]
+    assert len(uplift) == len(inputs.snapshot)
+    # the stage needs its other inputs, and one source of campaigns
+    missing = CliRunner().invoke(app, [a for a in arguments if a != str(out) and a != "--out"])
+    assert "--ledger-table also needs --out" in str(missing.exception)
+    both = CliRunner().invoke(app, [*arguments, "--campaigns", str(paths["table"])])
+    assert "exactly one of --ledger-table" in str(both.exception)

@@ -2,8 +2,9 @@
 for) and see churners reached, expected saves, cost, expected net benefit and the control held back.
 
 Money comes from the pipeline's own formula (`churn.score.targeting.expected_net_benefit`) and
-save rates from its seam (`save_rates_by_tier`), so the page and the list can never disagree on
-what a contact is worth; only the contact cost can be edited on the page.
+save rates from its seam (`choose_save_rates`: measured per tier, else assumed), so the page and
+the list can never disagree on what a contact is worth; only the contact cost can be edited on the
+page.
 """
 
 from __future__ import annotations

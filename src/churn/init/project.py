@@ -18,7 +18,7 @@ from churn.errors import ChurnError
 # What the demo run leaves behind (the Makefile's `reset` target; a contract test keeps them equal),
 # data/raw apart: only the generate stage's own outputs are deleted there.
 DEMO_STATE = ("data/interim", "data/features", "data/scores", "data/archive", "data/ledger",
-              "models/challenger", "models/evaluation", "models/champion", "exports/at_risk",
+              "data/uplift", "models/challenger", "models/evaluation", "models/champion", "exports/at_risk",
               "mlflow.db", "mlartifacts", ".churn", "dvc_plots",
               # evaluate logs into the training run: without its outputs it reruns with train
               "reports/metrics.json", "reports/segments.json", "reports/plots")  # fmt: skip

@@ -41,7 +41,12 @@ from churn.report.activity import (
     count_flows,
     summarize_sales,
 )
-from churn.report.campaigns import CampaignResults, summarize_campaigns
+from churn.report.campaigns import (
+    CampaignResults,
+    UpliftGateView,
+    summarize_campaigns,
+    summarize_uplift_gate,
+)
 from churn.report.outcomes import ListOutcomes, summarize_list_outcomes
 from churn.report.periods import (
     Period,
@@ -122,6 +127,7 @@ class RetentionReport:
     # scored features beyond the training range (churn drift); None when no drift report was given
     out_of_range: tuple[OutOfRangeFeature, ...] | None = None
     campaigns: CampaignResults | None = None  # measured campaign effects (churn ledger)
+    uplift_gate: UpliftGateView | None = None  # the uplift gate's decision (churn uplift)
 
 
 def _pct(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -235,6 +241,7 @@ def build_report(
     backtest: Mapping[str, Any] | None = None,
     drift: Mapping[str, Any] | None = None,
     ledger: Mapping[str, Any] | None = None,
+    uplift: Mapping[str, Any] | None = None,
     sources: Mapping[str, str] | None = None,
 ) -> RetentionReport:
     """Return the full retention report; NPS, scores, metrics, backtest, drift and campaign
@@ -250,6 +257,7 @@ def build_report(
         "backtest": "backtest",
         "drift": "drift",
         "ledger": "ledger",
+        "uplift": "uplift",
         **(sources or {}),
     }
     span = check_transactions(con, transactions, names["transactions"])
@@ -316,6 +324,7 @@ def build_report(
         if drift is None
         else tuple(summarize_out_of_range(drift, names["drift"])),
         campaigns=None if ledger is None else summarize_campaigns(ledger, names["ledger"]),
+        uplift_gate=None if uplift is None else summarize_uplift_gate(uplift, names["uplift"]),
     )
 
 

@@ -91,3 +91,55 @@ def summarize_campaigns(ledger: Mapping[str, Any], source: str) -> CampaignResul
         rows=pd.DataFrame(rows, columns=ROW_COLUMNS),
         collecting=collecting,
     )
+
+
+@dataclass(frozen=True)
+class UpliftGateView:
+    """The uplift gate's decision for the page (reports/uplift.json)."""
+
+    policy: str  # uplift / risk_x_value
+    reason: str
+    holdout_campaigns: list[str]
+    list_size: int | None  # contacts per policy on the held-out campaigns (None: not judged)
+    rows: pd.DataFrame  # one row per policy: qini, uplift_at_k_pct, profit with its interval
+    difference: dict[str, float] | None  # uplift minus risk x value incremental profit
+    baseline_risk: str | None
+
+
+GATE_COLUMNS = ["policy", "qini", "uplift_at_k_pct", "profit", "profit_ci_low", "profit_ci_high"]
+POLICY_NAMES = {"uplift": "uplift (incremental profit)", "risk_x_value": "risk x value"}
+
+
+def summarize_uplift_gate(gate: Mapping[str, Any], source: str) -> UpliftGateView:
+    """Return the page's view of `churn uplift`'s report; ChurnError naming the fix if it is not
+    one."""
+    if "policy_in_use" not in gate or "reason" not in gate:
+        raise ChurnError(f"{source}: not an uplift gate report; rerun `dvc repro uplift`")
+    comparison = gate.get("comparison") or {}
+    policies = comparison.get("policies") or {}
+    rows = []
+    for name in ("uplift", "risk_x_value"):
+        if name not in policies:
+            continue
+        policy = policies[name]
+        profit = policy["incremental_profit"]
+        rows.append(
+            {
+                "policy": POLICY_NAMES[name],
+                "qini": policy.get("qini"),
+                "uplift_at_k_pct": pct_or_none(policy.get("uplift_at_k")),
+                "profit": profit["estimate"],
+                "profit_ci_low": profit["ci_low"],
+                "profit_ci_high": profit["ci_high"],
+            }
+        )
+    data = gate.get("data") or {}
+    return UpliftGateView(
+        policy=str(gate["policy_in_use"]),
+        reason=str(gate["reason"]),
+        holdout_campaigns=[str(c) for c in data.get("holdout_campaigns", [])],
+        list_size=comparison.get("list_size"),
+        rows=pd.DataFrame(rows, columns=GATE_COLUMNS),
+        difference=comparison.get("difference"),
+        baseline_risk=gate.get("baseline_risk"),
+    )

@@ -565,6 +565,66 @@ def _signed_money(value: Any) -> str:
 
 
 def _campaign_results(report: RetentionReport) -> str:
+    """Return each published list's measured campaign effect and the uplift gate's decision
+    (each empty without its report)."""
+    return _ledger_results(report) + _uplift_gate(report)
+
+
+def _uplift_gate(report: RetentionReport) -> str:
+    """Return which targeting policy is in use and why (empty without reports/uplift.json)."""
+    gate = report.uplift_gate
+    if gate is None:
+        return ""
+    in_use = "uplift (expected incremental profit)" if gate.policy == "uplift" else "risk x value"
+    body = (
+        "<h3>Targeting policy</h3>"
+        f"<p>In use: <strong>{escape(in_use)}</strong>. "
+        f"{escape(gate.reason[:1].upper() + gate.reason[1:])}.</p>"
+        "<p>From <code>churn uplift</code>. The newest matured campaigns are held out; an uplift "
+        "model learnt on the older ones picks a list of the same size as risk x value in each "
+        "held-out campaign, and the random split of those campaigns estimates the margin each "
+        "list keeps net of contact cost, with a 95% bootstrap interval. Uplift replaces risk x "
+        "value only when the interval of the difference is above zero. The Qini coefficient (1 "
+        "= perfect ordering by effect, 0 = random) and uplift at k (treated minus control "
+        "retention among the top customers) are diagnostics.</p>"
+    )
+    if not len(gate.rows):
+        return body
+    if gate.holdout_campaigns:
+        body += (
+            f"<p>Held-out campaign(s): {escape(', '.join(gate.holdout_campaigns))}; "
+            f"{fmt_int(gate.list_size)} contacts per policy.</p>"
+        )
+    body += _table(
+        ["Policy", "Qini", "Uplift at k (points)", "Incremental profit"],
+        [
+            [
+                str(row.policy),
+                DASH if _missing(row.qini) else f"{float(row.qini):.3f}",
+                DASH if _missing(row.uplift_at_k_pct) else _signed_points(row.uplift_at_k_pct),
+                _interval(row.profit, row.profit_ci_low, row.profit_ci_high, _signed_money),
+            ]
+            for row in gate.rows.itertuples(index=False)
+        ],
+    )
+    if gate.difference is not None:
+        difference = gate.difference
+        body += (
+            "<p>Difference (uplift minus risk x value): "
+            + escape(
+                _interval(
+                    difference["estimate"],
+                    difference["ci_low"],
+                    difference["ci_high"],
+                    _signed_money,
+                )
+            )
+            + ".</p>"
+        )
+    return body
+
+
+def _ledger_results(report: RetentionReport) -> str:
     """Return each published list's measured campaign effect (empty without a campaign ledger)."""
     campaigns = report.campaigns
     if campaigns is None:

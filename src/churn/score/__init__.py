@@ -19,6 +19,8 @@ from churn.columns import (
 from churn.config import ScoreParams
 from churn.logs import get_logger
 from churn.score.targeting import (
+    SaveRates,
+    UpliftTargeting,
     build_profit_curve,
     score_customers,
     summarise_scores,
@@ -37,8 +39,12 @@ def build_scores(
     model: ChurnModel,
     params: ScoreParams,
     suppressed_ids: Iterable[str] = (),
+    save_rates: SaveRates | None = None,
+    uplift: UpliftTargeting | None = None,
 ) -> pd.DataFrame:
     """Return the full scores table: every customer scored; reasons and actions for flagged ones.
+
+    `save_rates` and `uplift` are score_customers' (measured save rates; the uplift policy).
 
     Reasons cost a TreeSHAP pass per row, so they are computed only for flagged customers
     (treatment and control alike, so the two groups stay comparable).
@@ -53,6 +59,8 @@ def build_scores(
         params,
         model_version=model.version,
         suppressed_ids=suppressed_ids,
+        save_rates=save_rates,
+        uplift=uplift,
     )
     flagged = scores[AT_RISK].to_numpy(dtype=bool)
     reasons = pd.Series(pd.NA, index=scores.index, dtype="string")

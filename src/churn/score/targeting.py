@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -12,10 +14,13 @@ from churn.columns import (
     AS_OF,
     AT_RISK,
     CHURN_PROBABILITY,
+    CONTACT,
+    COVERED,
     CUSTOMER_ID,
     CUTOFF,
     EXPECTED_NET_BENEFIT,
     EXPECTED_VALUE,
+    EXPLORE,
     GROUP,
     MODEL_VERSION,
     PRIORITY,
@@ -23,6 +28,7 @@ from churn.columns import (
     SPEND_TOTAL,
     SUPPRESSED,
     TENURE_DAYS,
+    UPLIFT,
     VALUE_AT_RISK,
 )
 from churn.config import ScoreParams, TargetParams, TiersParams
@@ -82,12 +88,129 @@ def cap_expected_value(
 
 
 def save_rates_by_tier(params: ScoreParams) -> dict[str, float]:
-    """Return the save rate used for each risk tier: today the assumed `score.save_rate` for all.
-
-    The seam for measured save rates: once the campaign ledger measures them per tier, they are
-    returned here instead, and the probability floor (`target.min_probability_floor`) can go.
-    """
+    """Return the assumed save rate, `score.save_rate`, for each risk tier (the marketing page's
+    what-if; the score stage uses `choose_save_rates`, which measured rates replace)."""
     return dict.fromkeys(TIERS, params.save_rate)
+
+
+@dataclass(frozen=True)
+class SaveRates:
+    """The save rate used for each risk tier, and where each comes from (reports/score.json)."""
+
+    rates: dict[str, float]
+    sources: dict[str, dict[str, Any]]  # per tier: source (assumed / measured), campaigns, why
+
+    def summary(self) -> dict[str, Any]:
+        """Return the save rates with their sources, for reports/score.json."""
+        return {"save_rates": self.rates, "save_rate_sources": self.sources}
+
+
+def assumed_save_rates(params: ScoreParams, reason: str) -> SaveRates:
+    """Return the assumed `score.save_rate` for every tier, with the reason it is assumed."""
+    return SaveRates(
+        dict.fromkeys(TIERS, params.save_rate),
+        {tier: {"source": "assumed", "reason": reason} for tier in TIERS},
+    )
+
+
+def _tier_slices(ledger: Mapping[str, Any], tier: str) -> list[tuple[str, Mapping[str, Any]]]:
+    """Return (list id, slice) for every matured list with a real campaign that measured `tier`
+    with both groups present."""
+    found = []
+    for entry in ledger.get("lists", []):
+        if entry.get("status") == "collecting" or not entry.get("campaign_known", True):
+            continue
+        for part in entry.get("slices", []):
+            if part.get("slice") != "tier" or part.get("value") != tier:
+                continue
+            if not part.get("treated_customers") or not part.get("control_customers"):
+                continue
+            if part.get("treated_retention") is None or part.get("control_retention") is None:
+                continue
+            found.append((str(entry.get("list_id", entry.get("as_of"))), part))
+    return found
+
+
+def pool_tier_effect(slices: list[Mapping[str, Any]], z: float = 1.96) -> dict[str, Any]:
+    """Return the save rate measured by several lists' slices of one tier.
+
+    Effects are estimated within each list (treated minus control retention) and averaged with
+    weights by list size (treated + control customers), so lists of different base churn are
+    never compared with each other; the variance is the weighted sum of each list's binomial
+    variances (Agresti-Caffo adjusted), the interval normal. Save rate = that retention difference / the control group's
+    churn (the share of would-be churners a contact keeps, intention to treat: reached or not),
+    the quantity `score.save_rate` assumes; its interval divides the difference's by the same
+    churn (taken as known)."""
+    weights = np.array([p["treated_customers"] + p["control_customers"] for p in slices], float)
+    weights = weights / weights.sum()
+    treated = np.array([p["treated_retention"] for p in slices], dtype="float64")
+    control = np.array([p["control_retention"] for p in slices], dtype="float64")
+    n_treated = np.array([p["treated_customers"] for p in slices], dtype="float64")
+    n_control = np.array([p["control_customers"] for p in slices], dtype="float64")
+    difference = float(weights @ (treated - control))
+    # Agresti-Caffo: one success and one failure added to each group for the variance only, so
+    # a small group that all stayed (or all left) does not get an interval of zero width
+    adjusted_t = (treated * n_treated + 1) / (n_treated + 2)
+    adjusted_c = (control * n_control + 1) / (n_control + 2)
+    variance = float(
+        (weights**2)
+        @ (
+            adjusted_t * (1 - adjusted_t) / (n_treated + 2)
+            + adjusted_c * (1 - adjusted_c) / (n_control + 2)
+        )
+    )
+    churn = float(weights @ (1 - control))
+    low = max(difference - z * variance**0.5, -1.0)
+    high = min(difference + z * variance**0.5, 1.0)
+    rate = None if churn <= 0 else difference / churn
+    return {
+        "retention_difference": round(difference, 6),
+        "ci_low": round(low, 6),
+        "ci_high": round(high, 6),
+        "control_churn": round(churn, 6),
+        "save_rate": None if rate is None else round(rate, 6),
+        "save_rate_ci": [None, None]
+        if rate is None
+        else [round(low / churn, 6), round(high / churn, 6)],
+        "status": "separated" if low > 0 or high < 0 else "inconclusive",
+        "treated_customers": int(n_treated.sum()),
+        "control_customers": int(n_control.sum()),
+    }
+
+
+def choose_save_rates(ledger: Mapping[str, Any] | None, params: ScoreParams) -> SaveRates:
+    """Return the save rate per risk tier: measured by the campaign ledger where a matured
+    campaign measured that tier (`pool_tier_effect`, over every such list), else the assumed
+    `score.save_rate`, each with its source and reason.
+
+    A measured rate at or below zero is used as measured: contacting that tier is not expected
+    to keep anyone, so its customers have negative net benefit and are not flagged. Tiers are
+    the lists' own labels (an imported list's tier comes from the rule that made it)."""
+    if not params.measured_save_rates:
+        return assumed_save_rates(params, "score.measured_save_rates is false")
+    if ledger is None:
+        return assumed_save_rates(params, "no campaign ledger (reports/ledger.json) yet")
+    rates, sources = {}, {}
+    for tier in TIERS:
+        found = _tier_slices(ledger, tier)
+        pooled = pool_tier_effect([part for _, part in found]) if found else None
+        if pooled is None or pooled["save_rate"] is None:
+            rates[tier] = params.save_rate
+            sources[tier] = {
+                "source": "assumed",
+                "reason": f"no matured campaign measured the {tier} tier (both groups, a known "
+                "campaign)"
+                if pooled is None
+                else f"the {tier} tier's control group never churned: no save rate to measure",
+            }
+            continue
+        rates[tier] = float(min(pooled["save_rate"], 1.0))
+        sources[tier] = {
+            "source": "measured",
+            "campaigns": [list_id for list_id, _ in found],
+            **pooled,
+        }
+    return SaveRates(rates, sources)
 
 
 def expected_net_benefit(
@@ -212,6 +335,72 @@ def flag_at_risk(
     return flagged
 
 
+@dataclass(frozen=True)
+class UpliftTargeting:
+    """The uplift policy, when the uplift gate switched to it (reports/uplift.json): each
+    customer's estimated uplift and whether past lists covered them (data/uplift/uplift.parquet),
+    the exploration share and its seed (params uplift), and the gate's reason."""
+
+    uplift: pd.DataFrame  # customer_id, uplift, covered
+    exploration_share: float
+    seed: int
+    reason: str
+
+
+def flag_by_uplift(
+    customer_ids: np.ndarray,
+    expected_value: np.ndarray,
+    suppressed: np.ndarray,
+    targeting: UpliftTargeting,
+    contact_cost: float,
+    max_customers: int | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Return (uplift, expected incremental profit, flag, explored) per customer under the
+    uplift policy.
+
+    Flagged: customers past lists covered, not suppressed, with positive uplift and positive
+    expected incremental profit (uplift x value - contact cost), best first, at most
+    max_customers; then exploration_share x that many drawn at random outside the covered
+    population (never a suppressed customer). A customer a contact pushes away (negative uplift)
+    is never flagged by the policy; a customer missing from the uplift table has no estimate and
+    is not flagged either."""
+    from churn.uplift.policy import choose_contacts
+
+    table = targeting.uplift
+    missing = [c for c in (CUSTOMER_ID, UPLIFT, COVERED) if c not in table.columns]
+    if missing:
+        raise ChurnError(f"uplift table: column(s) {missing} missing; rerun `dvc repro uplift`")
+    keyed = table.assign(**{CUSTOMER_ID: table[CUSTOMER_ID].astype("string")})
+    by_id = keyed.drop_duplicates(CUSTOMER_ID).set_index(CUSTOMER_ID)
+    ids = pd.Index(pd.array(customer_ids, dtype="string"))
+    uplift = by_id[UPLIFT].reindex(ids).to_numpy(dtype="float64")
+    covered = by_id[COVERED].reindex(ids).fillna(False).to_numpy(dtype=bool)
+    known = ~np.isnan(uplift)
+    uplift_or_zero = np.where(known, uplift, 0.0)
+    open_ = ~np.asarray(suppressed, dtype=bool)
+    candidates = pd.DataFrame(
+        {
+            CUSTOMER_ID: ids.to_numpy(dtype=object)[open_],
+            EXPECTED_VALUE: np.asarray(expected_value, dtype="float64")[open_],
+            COVERED: (covered & known)[open_],
+        }
+    )
+    chosen = choose_contacts(
+        candidates,
+        uplift_or_zero[open_],
+        contact_cost,
+        max_customers,
+        targeting.exploration_share,
+        targeting.seed,
+    )
+    flagged = np.zeros(len(ids), dtype=bool)
+    explored = np.zeros(len(ids), dtype=bool)
+    flagged[np.flatnonzero(open_)] = chosen[CONTACT].to_numpy(dtype=bool)
+    explored[np.flatnonzero(open_)] = chosen[EXPLORE].to_numpy(dtype=bool)
+    profit = uplift * np.asarray(expected_value, dtype="float64") - contact_cost
+    return uplift, profit, flagged, explored
+
+
 def score_customers(
     snapshot: pd.DataFrame,
     probability: np.ndarray,
@@ -219,10 +408,15 @@ def score_customers(
     *,
     model_version: str,
     suppressed_ids: Iterable[str] = (),
+    save_rates: SaveRates | None = None,
+    uplift: UpliftTargeting | None = None,
 ) -> pd.DataFrame:
     """Return one row per customer: probability, tier, value, net benefit, priority, flag, group.
 
     Rows are sorted by priority. Reasons and actions are added later, for flagged rows only.
+    `save_rates` (default: the assumed score.save_rate) set the risk x value policy's net
+    benefit. With `uplift` (the uplift gate switched) the uplift policy replaces it: net benefit
+    and priority are the expected incremental profit, and `flag_by_uplift` flags.
     """
     if CUSTOMER_ID not in snapshot.columns:
         raise ChurnError("score snapshot: column 'customer_id' is missing; rebuild features")
@@ -253,10 +447,23 @@ def score_customers(
     as_of = _single_as_of(snapshot)
     raw_value = estimate_expected_value(snapshot, params)
     expected_value, value_cap = cap_expected_value(raw_value, params.value_cap_quantile)
-    rates = save_rates_by_tier(params)
+    save_rates = save_rates or assumed_save_rates(params, "no campaign ledger was given")
+    rates = save_rates.rates
     tiers = assign_tiers(probability, params.tiers)
     save_rate = pd.Series(tiers, dtype=object).map(rates).to_numpy(dtype="float64")
     net_benefit = expected_net_benefit(probability, save_rate, expected_value, params.contact_cost)
+    if uplift is not None:
+        all_suppressed = ids.isin(set(suppressed_ids)).to_numpy(dtype=bool)
+        uplift_values, net_benefit, uplift_flags, explored = flag_by_uplift(
+            ids.to_numpy(dtype=object),
+            expected_value,
+            all_suppressed,
+            uplift,
+            params.contact_cost,
+            params.target.max_customers,
+        )
+        # no estimate (not in the uplift table): valued as no effect, never flagged by the policy
+        net_benefit = np.where(np.isnan(net_benefit), -float(params.contact_cost), net_benefit)
     floor = resolve_probability_floor(params.target, params.tiers, probability)
     if (
         params.target.above_average
@@ -281,6 +488,10 @@ def score_customers(
     priority = np.arange(1, len(order) + 1, dtype="int64")
     ordered_id_array = pd.array(ordered_ids, dtype="string")
     suppressed = pd.Series(ordered_id_array).isin(set(suppressed_ids)).to_numpy(dtype=bool)
+    if uplift is None:
+        flagged = flag_at_risk(priority, probability, net_benefit, suppressed, params.target, floor)
+    else:
+        flagged = uplift_flags[order]
     scores = pd.DataFrame(
         {
             CUSTOMER_ID: ordered_id_array,
@@ -291,9 +502,7 @@ def score_customers(
             VALUE_AT_RISK: probability * expected_value,
             EXPECTED_NET_BENEFIT: net_benefit,
             PRIORITY: priority,
-            AT_RISK: flag_at_risk(
-                priority, probability, net_benefit, suppressed, params.target, floor
-            ),
+            AT_RISK: flagged,
             SUPPRESSED: suppressed,
             GROUP: pd.array(
                 assign_groups(ordered_ids, params.control_salt, params.control_share),
@@ -304,6 +513,8 @@ def score_customers(
             ),
         }
     )
+    if uplift is not None:
+        scores[UPLIFT] = uplift_values[order]
     for column in params.segment_columns:
         if column in snapshot.columns:
             values = snapshot[column].astype("string").to_numpy(dtype=object)[order]
@@ -320,8 +531,14 @@ def score_customers(
             targeting_candidates(probability, suppressed, params.target, floor).sum()
         ),
         "above_average": params.target.above_average,
-        "save_rates": rates,
+        **save_rates.summary(),
+        "policy": "risk_x_value" if uplift is None else "uplift",
+        "policy_reason": "risk x value: the uplift gate did not switch (reports/uplift.json)"
+        if uplift is None
+        else f"uplift: {uplift.reason}",
     }
+    if uplift is not None:
+        scores.attrs[TARGETING_ATTRS]["explored"] = int(explored.sum())
     return scores
 
 

@@ -28,6 +28,7 @@ from churn.score.reasons import (
     suggest_actions,
 )
 from churn.score.targeting import (
+    SaveRates,
     assign_groups,
     assign_tiers,
     estimate_expected_value,
@@ -107,12 +108,17 @@ class SparkScores:
 
 
 def score_on_spark(
-    snapshot: Any, model: ChurnModel, params: ScoreParams, suppressed_ids: Iterable[str] = ()
+    snapshot: Any,
+    model: ChurnModel,
+    params: ScoreParams,
+    suppressed_ids: Iterable[str] = (),
+    save_rates: SaveRates | None = None,
 ) -> SparkScores:
     """Return the scores of every customer of an as-of snapshot (a Spark DataFrame), as
     churn.score.build_scores computes them on pandas: the per-row parts run in mapInPandas with
     the model and the pandas functions shipped to the executors; the population's quantiles,
-    mean and the priority offsets are Spark aggregates; nothing but scalars is collected."""
+    mean and the priority offsets are Spark aggregates; nothing but scalars is collected.
+    `save_rates`: measured save rates per tier (the campaign ledger), else score.save_rate."""
     from pyspark.sql import functions as F
 
     model_columns(snapshot, model)
@@ -170,7 +176,7 @@ def score_on_spark(
         )
     cap = None if cap is None else float(cap)
     valued = first.mapInPandas(
-        _second_pass(params, cap, floor),
+        _second_pass(params, cap, floor, save_rates),
         ", ".join(f"{name} {kind}" for name, kind in first.dtypes)
         + f", {C.RISK_TIER} STRING, {C.EXPECTED_VALUE} DOUBLE, {C.VALUE_AT_RISK} DOUBLE, "
         f"{C.EXPECTED_NET_BENEFIT} DOUBLE, {_ELIGIBLE} BOOLEAN",
@@ -204,7 +210,11 @@ def score_on_spark(
         "min_probability_floor": round(floor, 6),
         "candidates": candidates,
         "above_average": params.target.above_average,
-        "save_rates": save_rates_by_tier(params),
+        **(
+            save_rates.summary()
+            if save_rates is not None
+            else {"save_rates": save_rates_by_tier(params)}
+        ),
     }
     explained = _explain(snapshot, flagged, model, params, count_flagged, customers)
     columns = [
@@ -251,9 +261,11 @@ def _first_pass(
     return first
 
 
-def _second_pass(params: ScoreParams, cap: float | None, floor: float) -> Any:
+def _second_pass(
+    params: ScoreParams, cap: float | None, floor: float, save_rates: SaveRates | None = None
+) -> Any:
     """Per row: tier, capped value, value at risk, net benefit and candidacy for a list."""
-    rates = save_rates_by_tier(params)
+    rates = save_rates_by_tier(params) if save_rates is None else dict(save_rates.rates)
 
     def second(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for rows in batches:

@@ -1,0 +1,232 @@
+"""The `uplift` stage's inputs: the ledger's uplift table as campaign rows, the risk model that
+ranks the risk x value baseline on them, and today's candidates.
+
+Imported past lists carry no churn probability, and the champion cannot honestly supply one: its
+production refit is calibrated on the newest labelled cutoff, whose label window is the newest
+matured campaign's, i.e. a held-out one, so the gate would judge risk x value with a model that
+saw the outcomes it is judged on. The stage therefore fits its own risk model (LightGBM on the
+champion's feature columns) on the training snapshots of control and never-listed customers
+(rows of treated customers whose label window overlaps their campaign are left out, as `train`
+does) whose label windows end on or before the first held-out campaign's date, and scores every
+campaign row's features at its list date with it. It ranks the baseline only; it is never
+published.
+
+Covered population: a customer is covered when a matured past list held them (either group); the
+learner saw no one else, so the uplift policy chooses among them (plus uplift.exploration_share).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+
+from churn.columns import (
+    ASSIGNED_ACTION,
+    CAMPAIGN_DATE,
+    CAMPAIGN_ID,
+    CHURN_PROBABILITY,
+    CHURNED,
+    CONTROL_SHARE,
+    COVERED,
+    CUSTOMER_ID,
+    CUTOFF,
+    EXPECTED_VALUE,
+    GROUP,
+    LABEL_END,
+    RETAINED,
+    RISK_TIER,
+    ROLE,
+    SUGGESTED_ACTION,
+    TREATED,
+)
+from churn.config import ScoreParams
+from churn.errors import ChurnError
+from churn.uplift.data import feature_frame
+
+# the ledger's uplift table (churn.ledger docstring): these columns are not features
+LIST_ID, LIST_DATE, HORIZON_DAYS, VALUE, HAS_FEATURES = (
+    "list_id",
+    "list_date",
+    "horizon_days",
+    "value",
+    "has_features",
+)
+LEDGER_REQUIRED = (
+    LIST_ID,
+    LIST_DATE,
+    HORIZON_DAYS,
+    CUSTOMER_ID,
+    TREATED,
+    RETAINED,
+    VALUE,
+    HAS_FEATURES,
+)
+LEDGER_NOT_FEATURES = frozenset(
+    LEDGER_REQUIRED
+    + ("origin", GROUP, SUGGESTED_ACTION, RISK_TIER, CHURNED, "contacted", CUTOFF, ROLE)
+)
+SNAPSHOT_KEYS = frozenset((CUSTOMER_ID, CUTOFF, ROLE, CHURNED))
+
+
+@dataclass(frozen=True)
+class LedgerCampaigns:
+    """Campaign rows (churn.uplift.data, without churn_probability), their feature columns, and
+    what was left out of the ledger's table."""
+
+    rows: pd.DataFrame
+    features: list[str]
+    notes: dict[str, Any] = field(default_factory=dict)
+
+
+def campaign_rows_from_ledger(table: pd.DataFrame, source: str) -> LedgerCampaigns:
+    """Return the ledger's uplift table as campaign rows.
+
+    Each list's control share is its realised share of control customers (the random split by id
+    hash; the table does not keep the nominal share), so P(treated) per list is what the split
+    gave. Customers without features at the list date (not eligible then) are left out, and so
+    are lists that lack one of the two groups (nothing to compare); both are counted in notes."""
+    missing = [column for column in LEDGER_REQUIRED if column not in table.columns]
+    if missing:
+        raise ChurnError(
+            f"{source}: column(s) {missing} missing; this is not the ledger stage's uplift table "
+            "(columns: churn.ledger docstring) — rerun `dvc repro ledger`"
+        )
+    features = [column for column in table.columns if column not in LEDGER_NOT_FEATURES]
+    if not features and len(table):
+        raise ChurnError(f"{source}: no feature columns; rerun `dvc repro ledger` with features")
+    treated = pd.to_numeric(table[TREATED], errors="coerce")
+    if len(table) and not treated.isin([0, 1]).all():
+        raise ChurnError(f"{source}: column '{TREATED}' must be 0 or 1; rerun `dvc repro ledger`")
+    lists = table[LIST_ID].astype("string")
+    control_share = 1.0 - treated.groupby(lists.to_numpy()).transform("mean")
+    one_arm = (control_share <= 0) | (control_share >= 1)
+    with_features = table[HAS_FEATURES].fillna(False).astype(bool)
+    keep = (with_features & ~one_arm).to_numpy()
+    list_date = pd.to_datetime(table[LIST_DATE]).dt.normalize()
+    horizon = pd.to_timedelta(pd.to_numeric(table[HORIZON_DAYS]).astype("int64"), unit="D")
+    rows = pd.DataFrame(
+        {
+            CUSTOMER_ID: table[CUSTOMER_ID].astype("string"),
+            CAMPAIGN_ID: lists,
+            CAMPAIGN_DATE: list_date,
+            LABEL_END: list_date + horizon,
+            TREATED: treated.astype("int8"),
+            CONTROL_SHARE: control_share.astype("float64"),
+            RETAINED: pd.to_numeric(table[RETAINED]).astype("int8"),
+            EXPECTED_VALUE: pd.to_numeric(table[VALUE]).astype("float64"),
+            ASSIGNED_ACTION: table[SUGGESTED_ACTION].astype("string")
+            if SUGGESTED_ACTION in table.columns
+            else pd.NA,
+        }
+    )
+    rows = pd.concat([rows, table[features]], axis=1).loc[keep].reset_index(drop=True)
+    notes = {
+        "table_rows": len(table),
+        "lists": int(lists.nunique()),
+        "rows_without_features": int((~with_features).sum()),
+        "lists_without_both_groups": sorted(lists[one_arm.to_numpy()].dropna().unique().tolist()),
+        "rows_used": len(rows),
+        "control_share": "each list's realised share of control customers",
+    }
+    return LedgerCampaigns(rows, features, notes)
+
+
+def risk_training_rows(
+    snapshots: pd.DataFrame,
+    contacted: pd.DataFrame | None,
+    horizon_days: int,
+    labels_end_by: dt.date,
+) -> pd.DataFrame:
+    """Return the training snapshots whose label window ends on or before `labels_end_by`,
+    without treated customers' rows whose label window overlaps their campaign (train's rule)."""
+    from churn.train import campaign_contacted_rows
+
+    cutoffs = pd.to_datetime(snapshots[CUTOFF])
+    ends = cutoffs + pd.Timedelta(days=int(horizon_days))
+    labelled = snapshots.loc[(ends <= pd.Timestamp(labels_end_by)).to_numpy()]
+    if contacted is None or labelled.empty:
+        return labelled.reset_index(drop=True)
+    flags = campaign_contacted_rows(labelled, contacted, horizon_days)
+    return labelled.loc[~flags].reset_index(drop=True)
+
+
+@dataclass
+class RiskModel:
+    """The baseline's risk model: P(churn in the horizon without a contact) from the features."""
+
+    features: list[str]
+    categories: dict[str, list[str]]
+    booster: lgb.Booster = field(repr=False)
+
+    def predict(self, frame: pd.DataFrame, source: str = "campaign rows") -> np.ndarray:
+        """Return each row's churn probability."""
+        encoded, _ = feature_frame(frame, self.features, self.categories, source)
+        return np.clip(self.booster.predict(encoded), 0.0, 1.0)
+
+
+def fit_risk_model(rows: pd.DataFrame, features: list[str], seed: int) -> RiskModel:
+    """Return a LightGBM churn model fitted on snapshot rows (one thread, fixed seed)."""
+    labels = pd.to_numeric(rows[CHURNED], errors="coerce")
+    if labels.isna().any() or labels.nunique() < 2:
+        raise ChurnError(
+            "uplift risk model: the training snapshots before the held-out campaigns need both "
+            f"churned and retained customers (got {labels.value_counts(dropna=False).to_dict()})"
+        )
+    encoded, categories = feature_frame(rows, features, source="training snapshots")
+    settings = {
+        "objective": "binary",
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_data_in_leaf": 100,
+        "feature_fraction": 0.8,
+        "lambda_l2": 1.0,
+        "num_threads": 1,
+        "seed": seed,
+        "deterministic": True,
+        "force_col_wise": True,
+        "verbose": -1,
+    }
+    data = lgb.Dataset(encoded, label=labels.to_numpy(dtype="float64"), free_raw_data=True)
+    return RiskModel(list(features), categories, lgb.train(settings, data, 300))
+
+
+def risk_features(snapshots: pd.DataFrame, campaign_features: list[str]) -> list[str]:
+    """Return the risk model's features: the snapshot features the campaign rows also hold."""
+    names = [c for c in snapshots.columns if c not in SNAPSHOT_KEYS and c in campaign_features]
+    if not names:
+        raise ChurnError(
+            "uplift: the training snapshots and the ledger's uplift table share no feature "
+            "column; rerun `dvc repro features ledger`"
+        )
+    return names
+
+
+def uplift_candidates(
+    snapshot: pd.DataFrame, covered_ids: set[str], params: ScoreParams
+) -> pd.DataFrame:
+    """Return today's customers with their features, expected value (the score stage's capped
+    estimate) and whether a matured past list covered them."""
+    from churn.score.targeting import cap_expected_value, estimate_expected_value
+
+    value, _ = cap_expected_value(
+        estimate_expected_value(snapshot, params), params.value_cap_quantile
+    )
+    ids = snapshot[CUSTOMER_ID].astype("string")
+    candidates = snapshot.drop(columns=[c for c in (CUTOFF, ROLE, CHURNED) if c in snapshot])
+    return candidates.assign(
+        **{
+            CUSTOMER_ID: ids,
+            EXPECTED_VALUE: value,
+            COVERED: ids.isin(covered_ids).to_numpy(dtype=bool),
+        }
+    )
+
+
+def with_risk(rows: pd.DataFrame, model: RiskModel) -> pd.DataFrame:
+    """Return the campaign rows with the risk model's churn probability."""
+    return rows.assign(**{CHURN_PROBABILITY: model.predict(rows)})

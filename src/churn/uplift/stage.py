@@ -1,0 +1,142 @@
+"""The `uplift` stage without the files: the gate on the ledger's matured campaigns, and today's
+per-customer uplift for the score stage when the gate switched (churn.uplift.from_ledger says
+where the baseline's risk comes from)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from churn.columns import (
+    CAMPAIGN_DATE,
+    CAMPAIGN_ID,
+    CHURN_PROBABILITY,
+    CHURNED,
+    COVERED,
+    CUSTOMER_ID,
+    CUTOFF,
+    RETAINED,
+    TREATED,
+    UPLIFT,
+)
+from churn.config import ChurnParams, ScoreParams, UpliftParams
+from churn.logs import get_logger
+from churn.uplift.from_ledger import (
+    campaign_rows_from_ledger,
+    fit_risk_model,
+    risk_features,
+    risk_training_rows,
+    uplift_candidates,
+    with_risk,
+)
+from churn.uplift.gate import NOT_ENOUGH, USE_RISK_VALUE, USE_UPLIFT, split_campaigns
+from churn.uplift.plan import plan_uplift
+
+log = get_logger("uplift")
+
+UPLIFT_COLUMNS = (CUSTOMER_ID, UPLIFT, COVERED)  # the table the score stage reads
+BASELINE_RISK = (
+    "the stage's own LightGBM risk model, fitted on training snapshots of control and "
+    "never-listed customers whose label windows end on or before the first held-out campaign's "
+    "date (churn.uplift.from_ledger); the champion is not used: its calibration saw the newest "
+    "campaign's outcomes"
+)
+
+
+@dataclass(frozen=True)
+class UpliftStageResult:
+    """reports/uplift.json, and each of today's customers' uplift (empty unless the gate
+    switched to the uplift policy)."""
+
+    report: dict[str, Any]
+    uplift: pd.DataFrame
+
+
+def empty_uplift() -> pd.DataFrame:
+    """Return the per-customer uplift table with no rows (the gate kept risk x value)."""
+    return pd.DataFrame(
+        {
+            CUSTOMER_ID: pd.Series(dtype="string"),
+            UPLIFT: pd.Series(dtype="float64"),
+            COVERED: pd.Series(dtype="bool"),
+        }
+    )
+
+
+def _auc(churned: np.ndarray, probability: np.ndarray) -> float | None:
+    from sklearn.metrics import roc_auc_score
+
+    if len(np.unique(churned)) < 2:
+        return None
+    return round(float(roc_auc_score(churned, probability)), 4)
+
+
+def run_uplift_stage(
+    ledger_table: pd.DataFrame,
+    snapshots: pd.DataFrame,
+    contacted: pd.DataFrame | None,
+    snapshot: pd.DataFrame,
+    churn: ChurnParams,
+    score: ScoreParams,
+    params: UpliftParams,
+    source: str = "uplift table",
+) -> UpliftStageResult:
+    """Return the gate's report on the ledger's matured campaigns and, when the uplift policy
+    won, the uplift of each customer of the as-of `snapshot` (learner refitted on every matured
+    campaign, as churn.uplift.plan does)."""
+    campaigns = campaign_rows_from_ledger(ledger_table, source)
+    rows = campaigns.rows
+    split = split_campaigns(rows, params.holdout_share)
+    context: dict[str, Any] = {"ledger_table": campaigns.notes, "baseline_risk": BASELINE_RISK}
+    if split.holdout:
+        first = rows.loc[rows[CAMPAIGN_ID].isin(split.holdout), CAMPAIGN_DATE].min().date()
+        training = risk_training_rows(snapshots, contacted, churn.horizon_days, first)
+        if training.empty or training[CHURNED].nunique() < 2:
+            report = {
+                **context,
+                "policy_in_use": USE_RISK_VALUE,
+                "reason": f"{NOT_ENOUGH}: no labelled training snapshot of both outcomes ends "
+                f"on or before the first held-out campaign ({first}), so the risk x value "
+                "baseline cannot be ranked without seeing the held-out outcomes",
+                "comparison": None,
+            }
+            return UpliftStageResult(report, empty_uplift())
+        model = fit_risk_model(training, risk_features(training, campaigns.features), params.seed)
+        rows = with_risk(rows, model)
+        holdout = rows[rows[CAMPAIGN_ID].isin(split.holdout) & (rows[TREATED] == 0)]
+        context["risk_model"] = {
+            "training_rows": len(training),
+            "training_cutoffs": [
+                str(pd.Timestamp(day).date()) for day in sorted(training[CUTOFF].unique())
+            ],
+            "labels_end_by": str(first),
+            "features": len(model.features),
+            # how well it ranks churn without a contact: the held-out campaigns' control groups
+            "holdout_control_roc_auc": _auc(
+                1 - holdout[RETAINED].to_numpy(), holdout[CHURN_PROBABILITY].to_numpy()
+            ),
+        }
+    else:
+        # nothing held out (no matured campaign): the gate says so; no risk is needed
+        rows = rows.assign(**{CHURN_PROBABILITY: 0.0})
+    candidates = uplift_candidates(
+        snapshot, set(ledger_table[CUSTOMER_ID].astype("string").dropna()), score
+    )
+    gate_report, chosen = plan_uplift(
+        rows, params, score.contact_cost, candidates, source=f"{source} (as campaign rows)"
+    )
+    # score chooses the contacts itself (after suppression and campaign capacity)
+    gate_report.pop("contacts", None)
+    report = {**context, **gate_report}
+    if gate_report["policy_in_use"] != USE_UPLIFT or chosen is None:
+        return UpliftStageResult(report, empty_uplift())
+    uplift = chosen[list(UPLIFT_COLUMNS)].reset_index(drop=True)
+    report["candidates"] = {
+        "customers": len(uplift),
+        "covered": int(uplift[COVERED].sum()),
+        "positive_uplift": int((uplift[UPLIFT] > 0).sum()),
+    }
+    return UpliftStageResult(report, uplift)

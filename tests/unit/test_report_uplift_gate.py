@@ -1,0 +1,74 @@
+"""The report page's campaigns section shows the uplift gate: the policy in use, why, and the
+held-out comparison of both policies (Qini, uplift at k, incremental profit)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+
+from churn.errors import ChurnError
+from churn.report.campaigns import summarize_uplift_gate
+from churn.report.page import render_html
+from support.report_data import report_for
+
+ROWS = [("a", date(2024, 1, 5), 10.0), ("b", date(2024, 2, 10), 5.0), ("a", date(2024, 4, 30), 8.0)]
+
+
+def _policy(qini, at_k, estimate, low, high):
+    return {
+        "contacts": 100,
+        "qini": qini,
+        "uplift_at_k": at_k,
+        "incremental_profit": {"estimate": estimate, "ci_low": low, "ci_high": high},
+    }
+
+
+GATE = {
+    "policy_in_use": "risk_x_value",
+    "reason": "the uplift policy is not shown to keep more margin than risk x value on 1 "
+    "held-out campaign(s)",
+    "data": {"holdout_campaigns": ["sim-2025-10-01"]},
+    "comparison": {
+        "list_size": 1926,
+        "policies": {
+            "uplift": _policy(0.0546, 0.1464, 81599.32, 56329.94, 107032.77),
+            "risk_x_value": _policy(0.0503, 0.1336, 78625.48, 56037.91, 104677.95),
+        },
+        "difference": {"estimate": 2973.84, "ci_low": -24028.48, "ci_high": 27309.8},
+    },
+}
+
+
+def test_page_shows_the_policy_in_use_why_and_both_policies_on_the_held_out_campaigns():
+    page = render_html(report_for(ROWS, uplift=GATE))
+    assert "<h3>Targeting policy</h3>" in page
+    assert "In use: <strong>risk x value</strong>" in page
+    assert "</strong>. The uplift policy is not shown to keep more margin" in page
+    assert "sim-2025-10-01" in page and "1,926 contacts per policy" in page
+    assert (
+        "<td>uplift (incremental profit)</td><td>0.055</td><td>+14.6</td>"
+        "<td>+81,599 [+56,330, +107,033]</td>" in page
+    )
+    assert "<td>risk x value</td><td>0.050</td><td>+13.4</td>" in page
+    assert "Difference (uplift minus risk x value): +2,974 [-24,028, +27,310]" in page
+
+
+def test_page_says_not_enough_campaign_data_yet_without_a_comparison():
+    gate = {
+        "policy_in_use": "risk_x_value",
+        "reason": "not enough campaign data yet: 2 matured randomized campaign(s)",
+        "comparison": None,
+    }
+    page = render_html(report_for(ROWS, uplift=gate))
+    assert "In use: <strong>risk x value</strong>. Not enough campaign data yet: 2 matured" in page
+    assert "<td>uplift (incremental profit)</td>" not in page
+
+
+def test_page_without_a_gate_report_has_no_policy_section():
+    assert "Targeting policy" not in render_html(report_for(ROWS))
+
+
+def test_a_file_that_is_not_a_gate_report_names_the_fix():
+    with pytest.raises(ChurnError, match="reports/uplift.json: not an uplift gate report"):
+        summarize_uplift_gate({"lists": []}, "reports/uplift.json")
