@@ -18,9 +18,25 @@ from support.paths import ROOT
 LAYERS = ("unit", "property", "contract", "integration", "model")
 
 
+# Scheduling on the pytest-xdist workers (`--dist loadgroup --no-loadscope-reorder`, pyproject.toml):
+# each module is one group, so it stays on one worker and its module fixtures run once; the tests of
+# a module in SPLIT share no expensive fixture and each goes to whichever worker is free. Groups
+# start in collection order with the long ones first (the full `dvc repro` runs, then the rest of
+# the `slow` modules), so no worker is left alone with a long test at the end of the run.
+SPLIT = frozenset({"test_short_history_pipeline.py"})
+FULL_PIPELINE = (
+    "test_retrain_pipeline.py",
+    "test_spark_pipeline.py",
+    "test_short_history_pipeline.py",
+)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist turns the groups into node ids
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark every test with the layer its folder names (tests/<layer>/test_*.py)."""
+    """Mark every test with the layer its folder names (tests/<layer>/test_*.py) and its xdist
+    group; put the long groups first."""
     tests = Path(__file__).resolve().parent
+    slow_modules = set()
     for item in items:
         layer = item.path.resolve().relative_to(tests).parts[0]
         if layer not in LAYERS:
@@ -28,6 +44,19 @@ def pytest_collection_modifyitems(config, items) -> None:
                 f"{item.nodeid}: tests live in one of tests/{{{','.join(LAYERS)}}}/"
             )
         item.add_marker(layer)
+        module = item.nodeid.split("::")[0]
+        group = item.nodeid if item.path.name in SPLIT else module
+        item.add_marker(pytest.mark.xdist_group(group))
+        if item.get_closest_marker("slow"):
+            slow_modules.add(module)
+
+    def start(item) -> tuple[int, int]:
+        name = item.path.name
+        if name in FULL_PIPELINE:
+            return (0, FULL_PIPELINE.index(name))
+        return (1 if item.nodeid.split("::")[0] in slow_modules else 2, 0)
+
+    items.sort(key=start)  # stable: a module's tests keep their order and stay together
 
 
 @pytest.fixture

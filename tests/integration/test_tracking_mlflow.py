@@ -22,8 +22,11 @@ MODEL_NAME = "churn-test-classifier"
 
 
 @pytest.fixture(scope="module")
-def logged(tmp_path_factory, generated_tables):
+def logged(tmp_path_factory, generated_tables, _migrated_mlflow_db):
+    import shutil
+
     root = tmp_path_factory.mktemp("mlflow")
+    shutil.copyfile(_migrated_mlflow_db, root / "mlflow.db")  # an empty, already-migrated store
     tables = generated_tables(customers=1200, seed=5)
     snapshots = build_snapshots(tables, horizon=90, fit_cutoffs=2)
     result = fit_model(snapshots, FAST, horizon_days=90)

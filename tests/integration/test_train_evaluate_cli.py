@@ -25,7 +25,7 @@ def evaluate_paths(model: str) -> tuple[str, ...]:
 
 
 def test_train_then_evaluate_write_model_metrics_plots_and_one_mlflow_run(
-    tmp_path, monkeypatch, project_root, generated_tables
+    tmp_path, monkeypatch, project_root, generated_tables, mlflow_store
 ):
     tables = generated_tables(customers=1200, seed=9)
     snapshots = build_snapshots(tables, horizon=90, fit_cutoffs=2)
@@ -36,7 +36,7 @@ def test_train_then_evaluate_write_model_metrics_plots_and_one_mlflow_run(
     params["evaluate"]["bootstrap"] = 20
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_store)  # an empty, already-migrated store
     runner = CliRunner()
 
     trained = runner.invoke(app, ["train", *TRAIN_PATHS])
@@ -54,7 +54,7 @@ def test_train_then_evaluate_write_model_metrics_plots_and_one_mlflow_run(
 
     from churn import tracking
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = mlflow_store
     client = mlflow.MlflowClient(uri)
     (version,) = client.search_model_versions("name = 'churn-classifier'")
     assert str(version.version) == "1"
