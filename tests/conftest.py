@@ -18,12 +18,12 @@ from support.paths import ROOT
 LAYERS = ("unit", "property", "contract", "integration", "model")
 
 
-# Scheduling on the pytest-xdist workers (`--dist loadgroup --no-loadscope-reorder`, pyproject.toml):
-# each module is one group, so it stays on one worker and its module fixtures run once; the tests of
-# a module in SPLIT share no expensive fixture and each goes to whichever worker is free. Groups
-# start in collection order with the long ones first (the full `dvc repro` runs, then the rest of
-# the `slow` modules), so no worker is left alone with a long test at the end of the run.
-SPLIT = frozenset({"test_short_history_pipeline.py"})
+# Scheduling on the pytest-xdist workers (`--dist loadscope --no-loadscope-reorder`, pyproject.toml):
+# each module stays on one worker, so its module fixtures run once (a module's later tests may read
+# what its earlier ones wrote); modules start in collection order with the long ones first (the
+# full `dvc repro` runs, then the rest of the `slow` modules), so no worker is left alone with a
+# long test at the end of the run. (`--dist loadgroup` with per-module groups was tried: it sent
+# one module's tests to both workers.)
 FULL_PIPELINE = (
     "test_retrain_pipeline.py",
     "test_spark_pipeline.py",
@@ -31,10 +31,10 @@ FULL_PIPELINE = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before xdist turns the groups into node ids
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items) -> None:
-    """Mark every test with the layer its folder names (tests/<layer>/test_*.py) and its xdist
-    group; put the long groups first."""
+    """Mark every test with the layer its folder names (tests/<layer>/test_*.py); put the long
+    modules first."""
     tests = Path(__file__).resolve().parent
     slow_modules = set()
     for item in items:
@@ -45,8 +45,6 @@ def pytest_collection_modifyitems(config, items) -> None:
             )
         item.add_marker(layer)
         module = item.nodeid.split("::")[0]
-        group = item.nodeid if item.path.name in SPLIT else module
-        item.add_marker(pytest.mark.xdist_group(group))
         if item.get_closest_marker("slow"):
             slow_modules.add(module)
 
