@@ -31,6 +31,7 @@ from churn.score.targeting import (
     SaveRates,
     assign_groups,
     assign_tiers,
+    assumed_save_rates,
     estimate_expected_value,
     expected_net_benefit,
     flag_at_risk,
@@ -210,11 +211,10 @@ def score_on_spark(
         "min_probability_floor": round(floor, 6),
         "candidates": candidates,
         "above_average": params.target.above_average,
-        **(
-            save_rates.summary()
-            if save_rates is not None
-            else {"save_rates": save_rates_by_tier(params)}
-        ),
+        **(save_rates or assumed_save_rates(params, "no campaign ledger was given")).summary(),
+        # the uplift policy does not run on Spark (the score stage refuses it)
+        "policy": "risk_x_value",
+        "policy_reason": "risk x value: the uplift gate did not switch (reports/uplift.json)",
     }
     explained = _explain(snapshot, flagged, model, params, count_flagged, customers)
     columns = [
