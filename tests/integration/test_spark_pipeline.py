@@ -91,12 +91,16 @@ def test_dvc_repro_on_spark_gives_duckdbs_features_and_publishes(tmp_path):
     from churn.model import ChurnModel
     from churn.score import build_scores
     from churn.score.suppression import read_suppression
+    from churn.score.targeting import choose_save_rates
 
+    # the stage's save rates: measured per tier by the campaign ledger where it could
+    ledger = json.loads((tmp_path / "reports" / "ledger.json").read_text())
     expected_scores = build_scores(
         pd.read_parquet(features / "score.parquet"),
         ChurnModel.load(tmp_path / "models" / "champion"),
         settings.score,
         read_suppression(tmp_path / "data" / "suppression.csv"),
+        choose_save_rates(ledger, settings.score),
     )
     (tmp_path / "duckdb_scores.parquet").write_bytes(parquet_bytes(expected_scores))
     on_spark_scores = pd.read_parquet(tmp_path / "data" / "scores" / "scores.parquet")
