@@ -28,17 +28,11 @@ import time
 import numpy as np
 
 from benchmarks.common import RESULTS, ROOT
-from churn.columns import CAMPAIGN_ID, CUSTOMER_ID, EXPECTED_VALUE
 from churn.config import UpliftParams, load_params
-from churn.uplift.data import check_campaign_rows
 from churn.uplift.gate import (
-    IN_RISK_VALUE_LIST,
-    IN_UPLIFT_LIST,
-    USE_RISK_VALUE,
     USE_UPLIFT,
-    run_gate,
 )
-from churn.uplift.simulate import REGIMES, simulate_campaigns, true_incremental_profit
+from churn.uplift.simulate import REGIMES, gate_trial
 
 GOALS = {
     "no_effect": (None, 0.05),
@@ -50,46 +44,8 @@ GOALS = {
 
 def trial(regime: str, seed: int, params: UpliftParams, cost: float) -> dict[str, object]:
     """Run the gate on one simulated stream; return its decision, the true and estimated profits
-    and the pieces of its rule (pooled bounds, standard error, per-campaign differences)."""
-    simulated = simulate_campaigns(regime, seed)
-    rows = check_campaign_rows(simulated.rows, f"simulated {regime} campaigns")
-    outcome = run_gate(rows, params, cost)
-    result: dict[str, object] = {
-        "regime": regime,
-        "seed": seed,
-        "policy": outcome.report["policy_in_use"],
-        "reason": outcome.report["reason"],
-    }
-    if outcome.holdout is None:
-        return result
-    truth = rows[[CAMPAIGN_ID, CUSTOMER_ID]].assign(true_uplift=simulated.true_uplift)
-    holdout = outcome.holdout.merge(truth, on=[CAMPAIGN_ID, CUSTOMER_ID], how="left")
-    value = holdout[EXPECTED_VALUE].to_numpy()
-    effect = holdout["true_uplift"].to_numpy()
-    comparison = outcome.report["comparison"]
-    for name, flag in ((USE_UPLIFT, IN_UPLIFT_LIST), (USE_RISK_VALUE, IN_RISK_VALUE_LIST)):
-        policy = comparison["policies"][name]
-        result[f"true_{name}"] = true_incremental_profit(
-            effect, value, holdout[flag].to_numpy(), cost
-        )
-        result[f"estimated_{name}"] = policy["incremental_profit"]["estimate"]
-        result[f"qini_{name}"] = policy["qini"]
-    difference = comparison["difference"]
-    result.update(
-        {
-            "true_difference": result["true_uplift"] - result["true_risk_x_value"],
-            "estimated_difference": difference["estimate"],
-            "standard_error": difference["standard_error"],
-            "ci_low": difference["ci_low"],
-            "ci_high": difference["ci_high"],
-            "percentile_ci_low": difference["percentile_ci_low"],
-            "percentile_ci_high": difference["percentile_ci_high"],
-            "by_campaign": [part["difference"] for part in comparison["by_campaign"]],
-            "replicated": comparison["replicated"],
-            "list_size": comparison["list_size"],
-        }
-    )
-    return result
+    and the pieces of its rule (churn.uplift.simulate.gate_trial)."""
+    return gate_trial(regime, seed, params, cost)
 
 
 def _mean(trials: list[dict], key: str) -> float | None:
@@ -140,7 +96,7 @@ def _no_effect_lines(trials: list[dict], label: str) -> list[str]:
         f"- {label}: the gate switches in {switches} of {len(trials)} seeds "
         f"({switches / len(trials):.1%}; 95% Wilson interval {_wilson(switches, len(trials))}). "
         f"Old rule (percentile lower end > 0) {_share(judged, lambda t: t['percentile_ci_low'] > 0):.1%}, "
-        f"bootstrap-t bound alone {_share(judged, lambda t: t['ci_low'] > 0):.1%}.",
+        f"bootstrap-t bound alone {_share(judged, lambda t: t['difference_ci_low'] > 0):.1%}.",
         f"- Bias check (the true difference is 0 on every seed): mean estimated difference "
         f"{differences.mean():,.0f} ± {differences.std(ddof=1) / math.sqrt(n):,.0f} (standard "
         f"error over {n} seeds); sd of the estimate over seeds {differences.std(ddof=1):,.0f} "
@@ -217,7 +173,7 @@ def main() -> None:
             f"| {'–' if qini_u is None else f'{qini_u:.3f}'} "
             f"| {'–' if qini_r is None else f'{qini_r:.3f}'} |"
         )
-        judged = [t for t in mine if "ci_low" in t]
+        judged = [t for t in mine if "difference_ci_low" in t]
         summary[regime] = {
             "switch_share": share,
             "goal_met": met,
@@ -225,7 +181,7 @@ def main() -> None:
             "old_rule_switch_share": _share(judged, lambda t: t["percentile_ci_low"] > 0)
             if judged
             else None,
-            "bootstrap_t_only_switch_share": _share(judged, lambda t: t["ci_low"] > 0)
+            "bootstrap_t_only_switch_share": _share(judged, lambda t: t["difference_ci_low"] > 0)
             if judged
             else None,
         }
@@ -239,7 +195,7 @@ def main() -> None:
     ]
     for regime in args.regimes:
         mine = [t for t in trials if t["regime"] == regime]
-        judged = [t for t in mine if "ci_low" in t]
+        judged = [t for t in mine if "difference_ci_low" in t]
         if not judged:
             lines.append(
                 f"| {regime} | – | – | {_share(mine, lambda t: t['policy'] == USE_UPLIFT):.0%} |"
@@ -247,7 +203,7 @@ def main() -> None:
             continue
         lines.append(
             f"| {regime} | {_share(judged, lambda t: t['percentile_ci_low'] > 0):.0%} "
-            f"| {_share(judged, lambda t: t['ci_low'] > 0):.0%} "
+            f"| {_share(judged, lambda t: t['difference_ci_low'] > 0):.0%} "
             f"| {_share(mine, lambda t: t['policy'] == USE_UPLIFT):.0%} |"
         )
     if "too_few_campaigns" in args.regimes:

@@ -176,7 +176,19 @@ def gate_trial(
         )
         trial[f"estimated_{name}"] = policy["incremental_profit"]["estimate"]
         trial[f"qini_{name}"] = policy["qini"]
-    trial["difference_ci_low"] = comparison["difference"]["ci_low"]
-    trial["difference_ci_high"] = comparison["difference"]["ci_high"]
-    trial["list_size"] = comparison["list_size"]
+    difference = comparison["difference"]
+    trial.update(
+        {
+            "true_difference": trial["true_uplift"] - trial["true_risk_x_value"],
+            "estimated_difference": difference["estimate"],
+            "standard_error": difference["standard_error"],
+            "difference_ci_low": difference["ci_low"],
+            "difference_ci_high": difference["ci_high"],
+            "percentile_ci_low": difference["percentile_ci_low"],
+            "percentile_ci_high": difference["percentile_ci_high"],
+            "by_campaign": [part["difference"] for part in comparison["by_campaign"]],
+            "replicated": comparison["replicated"],
+            "list_size": comparison["list_size"],
+        }
+    )
     return trial
