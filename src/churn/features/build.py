@@ -116,6 +116,14 @@ def register_table(con: duckdb.DuckDBPyConnection, name: str, source: TableSourc
     check_contract(label, name, types, DUCKDB_TYPES)
 
 
+def _span(con: duckdb.DuckDBPyConnection, churn: ChurnParams) -> tuple[date, date]:
+    """Return (first transaction date, as-of date) of the opened inputs, logged."""
+    first_date, last_date, rows = _date_range(con)
+    as_of = resolve_as_of(churn, first_date, last_date)
+    log.info("transactions: %d rows from %s to %s; as_of %s", rows, first_date, last_date, as_of)
+    return first_date, as_of
+
+
 def _date_range(con: duckdb.DuckDBPyConnection) -> tuple[date, date, int]:
     first, last, rows = con.sql(
         "SELECT MIN(date), MAX(date), COUNT(*) FROM transactions"
@@ -221,33 +229,53 @@ def build_snapshots(
 def _snapshots(
     con: duckdb.DuckDBPyConnection, churn: ChurnParams, params: FeaturesParams, with_train: bool
 ) -> Snapshots:
-    first_date, last_date, rows = _date_range(con)
-    as_of = resolve_as_of(churn, first_date, last_date)
-    log.info("transactions: %d rows from %s to %s; as_of %s", rows, first_date, last_date, as_of)
+    first_date, as_of = _span(con, churn)
+    return assemble_snapshots(compute_snapshots, con, first_date, as_of, churn, params, with_train)
+
+
+def assemble_snapshots(
+    compute: Callable[[Any, list[Cutoff], ChurnParams, FeaturesParams, bool], pd.DataFrame],
+    source: Any,
+    first_date: date,
+    as_of: date,
+    churn: ChurnParams,
+    params: FeaturesParams,
+    with_train: bool,
+    engine_note: str = "",
+) -> Snapshots:
+    """Return the Snapshots of one engine: `compute(source, cutoffs, churn, params, labelled)` is
+    its compute_snapshots (DuckDB connection here, SparkSession in churn.spark.features); the plan,
+    roles and dropped features are decided here once for both engines."""
     cutoffs: list[Cutoff] = []
     plan: TrainingPlan | None = None
     train = normalize_snapshot(pd.DataFrame(), params, labelled=True)
     if with_train:
         plan = plan_training(first_date, as_of, churn, params)
         cutoffs = plan.cutoffs
-        train = compute_snapshots(con, cutoffs, churn, params, labelled=True)
+        train = compute(source, cutoffs, churn, params, True)
         train = assign_customer_roles(train, plan)
-        log.info(
-            "training snapshots: %d rows over %d cutoffs (%s); evaluation %s, calibration on %s",
-            len(train),
-            len(cutoffs),
-            ", ".join(f"{item.cutoff} {item.role}" for item in cutoffs),
-            plan.evaluation,
-            plan.calibration,
-        )
-    score = compute_snapshots(con, [Cutoff(as_of, SCORE, None)], churn, params, labelled=False)
-    log.info("as-of snapshot %s: %d eligible customers", as_of, len(score))
+        log_training(len(train), plan, engine_note)
+    score = compute(source, [Cutoff(as_of, SCORE, None)], churn, params, False)
+    log.info("as-of snapshot %s: %d eligible customers%s", as_of, len(score), engine_note)
     dropped = uncovered_features(params, plan) if plan else ()
     if dropped:
         # the scored snapshot never sees longer histories than the training cutoffs did
         train = train.drop(columns=list(dropped))
         score = score.drop(columns=list(dropped))
     return Snapshots(train, score, cutoffs, as_of, first_date, plan, dropped)
+
+
+def log_training(rows: int, plan: TrainingPlan, engine_note: str = "") -> None:
+    """Log the training snapshots' size and plan (engine_note: e.g. " (Spark)")."""
+    log.info(
+        "training snapshots: %d rows over %d cutoffs (%s); evaluation %s, calibration on %s%s",
+        rows,
+        len(plan.cutoffs),
+        ", ".join(f"{item.cutoff} {item.role}" for item in plan.cutoffs),
+        plan.evaluation,
+        plan.calibration,
+        engine_note,
+    )
 
 
 # --------------------------------------------------------------------------- streamed to Parquet
@@ -288,9 +316,7 @@ def _write_snapshots(
     train_path: Path,
     score_path: Path,
 ) -> dict[str, Any]:
-    first_date, last_date, rows = _date_range(con)
-    as_of = resolve_as_of(churn, first_date, last_date)
-    log.info("transactions: %d rows from %s to %s; as_of %s", rows, first_date, last_date, as_of)
+    first_date, as_of = _span(con, churn)
     plan = plan_training(first_date, as_of, churn, params)
     dropped = uncovered_features(params, plan)
     names = [f.name for f in feature_list(params) if f.name not in dropped]
@@ -308,20 +334,26 @@ def _write_snapshots(
             train_result, churn, params, True, lambda f: assign_customer_roles(f, plan),
             dropped, train_path, train,
         )  # fmt: skip
-        log.info(
-            "training snapshots: %d rows over %d cutoffs (%s); evaluation %s, calibration on %s",
-            train.rows,
-            len(plan.cutoffs),
-            ", ".join(f"{item.cutoff} {item.role}" for item in plan.cutoffs),
-            plan.evaluation,
-            plan.calibration,
-        )
+        log_training(train.rows, plan)
         score = _SnapshotStats(names, [])
         _write_batches(score_result, churn, params, False, lambda f: f, dropped, score_path, score)
         log.info("as-of snapshot %s: %d eligible customers", as_of, score.rows)
     finally:
         train_result.unlink(missing_ok=True)
         score_result.unlink(missing_ok=True)
+    return features_report(as_of, first_date, churn, plan, dropped, train, score)
+
+
+def features_report(
+    as_of: date,
+    first_date: date,
+    churn: ChurnParams,
+    plan: TrainingPlan,
+    dropped: tuple[str, ...],
+    train: _SnapshotStats,
+    score: _SnapshotStats,
+) -> dict[str, Any]:
+    """The features report of two written snapshots: one layout for the DuckDB and Spark engines."""
     return {
         "as_of": as_of.isoformat(),
         "first_date": first_date.isoformat(),

@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from churn.config import ChurnParams, FeaturesParams
-from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, plan_training
+from churn.cutoffs import SCORE, Cutoff, assign_customer_roles, plan_training
 from churn.definition import resolve_as_of
 from churn.errors import ChurnError
 from churn.features.build import (
@@ -22,8 +22,11 @@ from churn.features.build import (
     _flush,
     _integer_columns_with_nulls,
     _SnapshotStats,
+    assemble_snapshots,
     check_contract,
     check_unique_customers,
+    features_report,
+    log_training,
     normalize_snapshot,
     uncovered_features,
 )
@@ -44,6 +47,7 @@ SPARK_TYPES = {
 }
 
 SourceLike = Path | Any  # a clean Parquet table written by ingest, or a Spark DataFrame
+SPARK_NOTE = " (Spark)"  # ends the features log lines written on Spark
 
 
 def register_source(spark: Any, name: str, source: SourceLike) -> tuple[Any, str]:
@@ -150,6 +154,19 @@ def date_range(spark: Any) -> tuple[date, date, int]:
     return first, last, rows
 
 
+def _open_span(
+    spark: Any, transactions: SourceLike, customers: SourceLike, nps: SourceLike, churn: ChurnParams
+) -> tuple[date, date]:
+    """Register the inputs and return (first transaction date, as-of date), logged."""
+    open_inputs(spark, transactions, customers, nps)
+    first_date, last_date, rows = date_range(spark)
+    as_of = resolve_as_of(churn, first_date, last_date)
+    log.info(
+        "transactions: %d rows from %s to %s; as_of %s (Spark)", rows, first_date, last_date, as_of
+    )
+    return first_date, as_of
+
+
 def build_snapshots(
     spark: Any,
     transactions: SourceLike,
@@ -161,28 +178,10 @@ def build_snapshots(
 ) -> Snapshots:
     """Return labelled training snapshots at every planned cutoff and the as-of snapshot, computed
     on Spark with the same plan, roles and dropped features as the DuckDB path."""
-    open_inputs(spark, transactions, customers, nps)
-    first_date, last_date, rows = date_range(spark)
-    as_of = resolve_as_of(churn, first_date, last_date)
-    log.info(
-        "transactions: %d rows from %s to %s; as_of %s (Spark)", rows, first_date, last_date, as_of
+    first_date, as_of = _open_span(spark, transactions, customers, nps, churn)
+    return assemble_snapshots(
+        compute_snapshots, spark, first_date, as_of, churn, params, with_train, SPARK_NOTE
     )
-    cutoffs: list[Cutoff] = []
-    plan: TrainingPlan | None = None
-    train = normalize_snapshot(pd.DataFrame(), params, labelled=True)
-    if with_train:
-        plan = plan_training(first_date, as_of, churn, params)
-        cutoffs = plan.cutoffs
-        train = compute_snapshots(spark, cutoffs, churn, params, labelled=True)
-        train = assign_customer_roles(train, plan)
-        log.info("training snapshots: %d rows over %d cutoffs (Spark)", len(train), len(cutoffs))
-    score = compute_snapshots(spark, [Cutoff(as_of, SCORE, None)], churn, params, labelled=False)
-    log.info("as-of snapshot %s: %d eligible customers (Spark)", as_of, len(score))
-    dropped = uncovered_features(params, plan) if plan else ()
-    if dropped:
-        train = train.drop(columns=list(dropped))
-        score = score.drop(columns=list(dropped))
-    return Snapshots(train, score, cutoffs, as_of, first_date, plan, dropped)
 
 
 def write_snapshots(
@@ -203,12 +202,7 @@ def write_snapshots(
     read: local mode, or a shared/object-store path); the driver then streams them, one batch at
     a time, into the single file DVC tracks: no snapshot is collected whole to the driver.
     """
-    open_inputs(spark, transactions, customers, nps)
-    first_date, last_date, rows = date_range(spark)
-    as_of = resolve_as_of(churn, first_date, last_date)
-    log.info(
-        "transactions: %d rows from %s to %s; as_of %s (Spark)", rows, first_date, last_date, as_of
-    )
+    first_date, as_of = _open_span(spark, transactions, customers, nps, churn)
     plan = plan_training(first_date, as_of, churn, params)
     dropped = uncovered_features(params, plan)
     names = [f.name for f in feature_list(params) if f.name not in dropped]
@@ -219,24 +213,14 @@ def write_snapshots(
     _merge_parts(
         parts, params, True, lambda f: assign_customer_roles(f, plan), dropped, train_path, train
     )
-    log.info("training snapshots: %d rows over %d cutoffs (Spark)", train.rows, len(plan.cutoffs))
+    log_training(train.rows, plan, SPARK_NOTE)
     score = _SnapshotStats(names, [])
     frame = feature_frame(spark, [Cutoff(as_of, SCORE, None)], churn, params, labelled=False)
     parts = _write_parts(frame, work_dir / "score")
     release(spark)
     _merge_parts(parts, params, False, lambda f: f, dropped, score_path, score)
-    log.info("as-of snapshot %s: %d eligible customers (Spark)", as_of, score.rows)
-    return {
-        "as_of": as_of.isoformat(),
-        "first_date": first_date.isoformat(),
-        "horizon_days": churn.horizon_days,
-        "plan": plan.describe(),
-        "dropped_features": list(dropped),
-        "cutoffs": train.per_cutoff(),
-        "train_rows": train.rows,
-        "score_rows": score.rows,
-        "null_rates": {"train": train.null_rates(), "score": score.null_rates()},
-    }
+    log.info("as-of snapshot %s: %d eligible customers%s", as_of, score.rows, SPARK_NOTE)
+    return features_report(as_of, first_date, churn, plan, dropped, train, score)
 
 
 def _write_parts(frame: Any, folder: Path) -> list[Path]:
