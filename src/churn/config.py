@@ -219,7 +219,7 @@ class TrainParams(Section):
     # fit the booster on at most this many customers (stable id hash; all of a customer's cutoffs
     # in or out, labels never read); null = every customer. Calibration, early stopping and the
     # test cutoff always use every customer. benchmarks/results/train_sample.md
-    sample_customers: int | None = Field(250_000, ge=1)
+    sample_customers: int | None = Field(100_000, ge=1)
     # with features.bgnbd: the booster trains without the BG/NBD columns and the calibrator is a
     # logistic regression on its score and BG/NBD P(no purchase in the horizon) (a stack)
     stack_bgnbd: bool = True

@@ -92,7 +92,7 @@ def test_no_sampling_when_unset_or_when_there_are_not_more_customers(limit):
 
 def test_sample_customers_must_be_positive():
     assert parse_params({"train": {"sample_customers": 250000}}).train.sample_customers == 250000
-    assert parse_params({}).train.sample_customers == 250_000
+    assert parse_params({}).train.sample_customers == 100_000
     assert parse_params({"train": {"sample_customers": None}}).train.sample_customers is None
     with pytest.raises(ChurnError, match="sample_customers"):
         parse_params({"train": {"sample_customers": 0}})
