@@ -2,7 +2,8 @@
 
 Run from the repository root:
 
-    python -m benchmarks.uplift_gate --seeds 20 --fresh-no-effect 200:260
+    python -m benchmarks.uplift_gate --first-seed 1000 --seeds 20 --fresh-no-effect 1100:1400 \
+        --seen 0:20
     python -m benchmarks.uplift_gate --first-seed 100 --seeds 100 \
         --regimes no_effect proportional_to_risk heterogeneous --out uplift_gate_dev
 
@@ -13,8 +14,9 @@ repository's params.yaml (`uplift` section, `score.contact_cost`) on freshly sim
 The goal (issue 16): it switches in at most 5% of seeds in regimes 1, 2 and 4, and in at least 80%
 in 3. True incremental profit uses each held-out customer's known effect; estimated is the gate's
 AIPW. --fresh-no-effect A:B adds no-effect seeds A..B-1 (never used while developing the gate) to
-measure its false-switch rate on more than 20 seeds. The method and why:
-benchmarks/results/uplift_gate_method.md.
+measure its false-switch rate on more than 20 seeds; --seen A:B adds a table of every regime on
+seeds A..B-1 that were looked at before (for continuity, not for judging). The method and why:
+benchmarks/results/uplift_gate_method.md and uplift_gate_method_session5.md.
 """
 
 from __future__ import annotations
@@ -84,6 +86,15 @@ def _run(regime: str, seeds: range, params: UpliftParams, cost: float) -> list[d
     return out
 
 
+def _old_level(trial: dict) -> bool:
+    """Whether the estimate / standard error exceeds 1.96 (the previous one-sided 97.5% level, in
+    its normal approximation; a diagnostic only)."""
+    return (
+        trial["standard_error"] > 0
+        and trial["estimated_difference"] > 1.96 * trial["standard_error"]
+    )
+
+
 def _no_effect_lines(trials: list[dict], label: str) -> list[str]:
     """The false-switch rate and the bias check of the no-effect estimate on `trials`."""
     judged = [t for t in trials if "estimated_difference" in t]
@@ -95,8 +106,10 @@ def _no_effect_lines(trials: list[dict], label: str) -> list[str]:
     return [
         f"- {label}: the gate switches in {switches} of {len(trials)} seeds "
         f"({switches / len(trials):.1%}; 95% Wilson interval {_wilson(switches, len(trials))}). "
-        f"Old rule (percentile lower end > 0) {_share(judged, lambda t: t['percentile_ci_low'] > 0):.1%}, "
-        f"bootstrap-t bound alone {_share(judged, lambda t: t['difference_ci_low'] > 0):.1%}.",
+        f"Bootstrap-t bound alone {_share(judged, lambda t: t['difference_ci_low'] > 0):.1%}, "
+        f"percentile bound at the same level "
+        f"{_share(judged, lambda t: t['percentile_ci_low'] > 0):.1%}; at the previous level "
+        f"(estimate / standard error > 1.96) {_share(judged, _old_level):.1%}.",
         f"- Bias check (the true difference is 0 on every seed): mean estimated difference "
         f"{differences.mean():,.0f} ± {differences.std(ddof=1) / math.sqrt(n):,.0f} (standard "
         f"error over {n} seeds); sd of the estimate over seeds {differences.std(ddof=1):,.0f} "
@@ -105,58 +118,16 @@ def _no_effect_lines(trials: list[dict], label: str) -> list[str]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20, help="seeds per regime")
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
-    parser.add_argument(
-        "--fresh-no-effect",
-        default="",
-        help="A:B — also run no-effect seeds A..B-1 and report their false-switch rate apart",
-    )
-    parser.add_argument("--out", default="uplift_gate", help="file stem in benchmarks/results")
-    args = parser.parse_args()
-    params = load_params(ROOT / "params.yaml")
-    cost = params.score.contact_cost
-    seeds = range(args.first_seed, args.first_seed + args.seeds)
-    started = time.perf_counter()
-    trials = [t for regime in args.regimes for t in _run(regime, seeds, params.uplift, cost)]
-    fresh: list[dict] = []
-    if args.fresh_no_effect:
-        first, last = (int(x) for x in args.fresh_no_effect.split(":"))
-        fresh = _run("no_effect", range(first, last), params.uplift, cost)
-    seconds = time.perf_counter() - started
-    command = "python -m benchmarks.uplift_gate " + " ".join(sys.argv[1:])
+def _regime_lines(trials: list[dict], regimes: list[str], seeds: range) -> tuple[list[str], dict]:
+    """The table of switch shares against the goals, the rule's parts, and the summary."""
     lines = [
-        "# The uplift gate across simulated regimes",
-        "",
-        f"`{command}` — seeds {seeds.start}–{seeds.stop - 1} per regime, params.yaml `uplift` "
-        f"section ({params.uplift.model_dump()}), contact cost {cost}; {seconds:.0f} s in all on "
-        "a shared 2-core machine.",
-        "",
-        "The gate (churn.uplift.gate) switches to the uplift policy only when the lower end of the "
-        "studentized bootstrap (bootstrap-t) 95% interval of the difference in incremental profit "
-        "(uplift minus risk x value, at the list size) is above 0 and the estimated difference is "
-        "above 0 in every held-out campaign. Why this rule, decided before these seeds were run: "
-        "benchmarks/results/uplift_gate_method.md; what came out, and what it means: its last "
-        "section.",
-        "",
-        "Each seed simulates a fresh stream of monthly randomized campaigns "
-        "(churn.uplift.simulate: 12 lists of 4,000 customers from a pool of 10,000, control share "
-        "0.1, 90-day horizon; too_few_campaigns: 3 lists of 1,000). The gate holds out the newest "
-        "quarter of the campaigns, trains the X-learner on the older ones whose label windows end "
-        "before them, and compares both policies at half of each held-out list. Profits are sums "
-        "over the held-out lists (margin kept minus contact cost), averaged over seeds: *true* "
-        "from each customer's known effect, *estimated* by the gate (AIPW).",
-        "",
         "| regime | switch share | goal | met | true profit, uplift | true profit, risk x value "
         "| estimated, uplift | estimated, risk x value | true difference | estimated difference "
         "| Qini uplift | Qini risk x value |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     summary: dict[str, object] = {}
-    for regime in args.regimes:
+    for regime in regimes:
         mine = [t for t in trials if t["regime"] == regime]
         share = _share(mine, lambda t: t["policy"] == USE_UPLIFT)
         low, high = GOALS[regime]
@@ -176,39 +147,111 @@ def main() -> None:
         judged = [t for t in mine if "difference_ci_low" in t]
         summary[regime] = {
             "switch_share": share,
+            "switches": sum(t["policy"] == USE_UPLIFT for t in mine),
             "goal_met": met,
             "seeds": [seeds.start, seeds.stop - 1],
-            "old_rule_switch_share": _share(judged, lambda t: t["percentile_ci_low"] > 0)
-            if judged
-            else None,
             "bootstrap_t_only_switch_share": _share(judged, lambda t: t["difference_ci_low"] > 0)
             if judged
             else None,
+            "percentile_switch_share": _share(judged, lambda t: t["percentile_ci_low"] > 0)
+            if judged
+            else None,
+            "previous_level_switch_share": _share(judged, _old_level) if judged else None,
         }
     lines += [
         "",
         "The rule's parts, as shares of seeds (diagnostics; the gate uses the last column):",
         "",
-        "| regime | old rule: percentile lower end > 0 | bootstrap-t lower end > 0 "
-        "| and positive in every held-out campaign (the gate) |",
-        "| --- | --- | --- | --- |",
+        "| regime | previous level: estimate / se > 1.96 | percentile bound > 0 "
+        "| bootstrap-t bound > 0 | and positive in every held-out campaign (the gate) |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    for regime in args.regimes:
+    for regime in regimes:
         mine = [t for t in trials if t["regime"] == regime]
         judged = [t for t in mine if "difference_ci_low" in t]
+        gate = _share(mine, lambda t: t["policy"] == USE_UPLIFT)
         if not judged:
-            lines.append(
-                f"| {regime} | – | – | {_share(mine, lambda t: t['policy'] == USE_UPLIFT):.0%} |"
-            )
+            lines.append(f"| {regime} | – | – | – | {gate:.0%} |")
             continue
         lines.append(
-            f"| {regime} | {_share(judged, lambda t: t['percentile_ci_low'] > 0):.0%} "
-            f"| {_share(judged, lambda t: t['difference_ci_low'] > 0):.0%} "
-            f"| {_share(mine, lambda t: t['policy'] == USE_UPLIFT):.0%} |"
+            f"| {regime} | {_share(judged, _old_level):.0%} "
+            f"| {_share(judged, lambda t: t['percentile_ci_low'] > 0):.0%} "
+            f"| {_share(judged, lambda t: t['difference_ci_low'] > 0):.0%} | {gate:.0%} |"
         )
-    if "too_few_campaigns" in args.regimes:
+    if "too_few_campaigns" in regimes:
         reasons = sorted({t["reason"] for t in trials if t["regime"] == "too_few_campaigns"})
         lines += ["", "too_few_campaigns: the gate's reason — " + "; ".join(reasons)]
+    return lines, summary
+
+
+def _seed_range(text: str) -> range:
+    first, last = (int(x) for x in text.split(":"))
+    return range(first, last)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, default=20, help="seeds per regime")
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument("--regimes", nargs="+", default=list(REGIMES), choices=REGIMES)
+    parser.add_argument(
+        "--fresh-no-effect",
+        default="",
+        help="A:B — also run no-effect seeds A..B-1 and report their false-switch rate apart",
+    )
+    parser.add_argument(
+        "--seen",
+        default="",
+        help="A:B — also run every regime on seeds A..B-1, looked at before (continuity only)",
+    )
+    parser.add_argument("--out", default="uplift_gate", help="file stem in benchmarks/results")
+    args = parser.parse_args()
+    params = load_params(ROOT / "params.yaml")
+    cost = params.score.contact_cost
+    alpha = params.uplift.false_switch_rate
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
+    started = time.perf_counter()
+    trials = [t for regime in args.regimes for t in _run(regime, seeds, params.uplift, cost)]
+    fresh: list[dict] = []
+    if args.fresh_no_effect:
+        fresh = _run("no_effect", _seed_range(args.fresh_no_effect), params.uplift, cost)
+    seen: list[dict] = []
+    if args.seen:
+        seen_seeds = _seed_range(args.seen)
+        seen = [t for regime in args.regimes for t in _run(regime, seen_seeds, params.uplift, cost)]
+    seconds = time.perf_counter() - started
+    command = "python -m benchmarks.uplift_gate " + " ".join(sys.argv[1:])
+    lines = [
+        "# The uplift gate across simulated regimes",
+        "",
+        f"`{command}` — seeds {seeds.start}–{seeds.stop - 1} per regime, params.yaml `uplift` "
+        f"section ({params.uplift.model_dump()}), contact cost {cost}; {seconds:.0f} s in all on "
+        "a shared 2-core machine.",
+        "",
+        "The gate (churn.uplift.gate) switches to the uplift policy only when the studentized "
+        "customer bootstrap (bootstrap-t) lower bound of the difference in incremental profit "
+        f"(uplift minus risk x value, at the list size), one-sided at level {alpha:g} "
+        f"(uplift.false_switch_rate: a one-sided {1 - alpha:.1%} bound), is above 0 and the "
+        "estimated difference is above 0 in every held-out campaign. The level bounds the chance "
+        "of any false switch over a year of monthly decisions at "
+        f"{min(1.0, 12 * alpha):.0%} (Bonferroni). Why this rule, decided before these seeds "
+        "were run: benchmarks/results/uplift_gate_method_session5.md (and, for the rest of the "
+        "rule, uplift_gate_method.md); what came out, and what it means: its last section.",
+        "",
+        "Each seed simulates a fresh stream of monthly randomized campaigns "
+        "(churn.uplift.simulate: 12 lists of 4,000 customers from a pool of 10,000, control share "
+        "0.1, 90-day horizon; too_few_campaigns: 3 lists of 1,000). The gate holds out the newest "
+        "quarter of the campaigns, trains the X-learner on the older ones whose label windows end "
+        "before them, and compares both policies at half of each held-out list. Profits are sums "
+        "over the held-out lists (margin kept minus contact cost), averaged over seeds: *true* "
+        "from each customer's known effect, *estimated* by the gate (AIPW).",
+        "",
+        f"## Seeds {seeds.start}–{seeds.stop - 1}"
+        + (" (never run before this evaluation)" if args.fresh_no_effect else ""),
+        "",
+    ]
+    table, summary = _regime_lines(trials, args.regimes, seeds)
+    lines += table
     lines += ["", "## No effect: false switches and the bias check", ""]
     if "no_effect" in args.regimes:
         lines += _no_effect_lines(
@@ -218,17 +261,53 @@ def main() -> None:
     if fresh:
         first, last = fresh[0]["seed"], fresh[-1]["seed"]
         lines += _no_effect_lines(fresh, f"fresh seeds {first}–{last} (never used in development)")
+        together = fresh + [t for t in trials if t["regime"] == "no_effect"]
         switches = sum(t["policy"] == USE_UPLIFT for t in fresh)
         summary["no_effect_fresh"] = {
             "seeds": [first, last],
             "switches": switches,
             "switch_share": switches / len(fresh),
+            "wilson_95": _wilson(switches, len(fresh)),
         }
+        if len(together) > len(fresh):
+            both = sum(t["policy"] == USE_UPLIFT for t in together)
+            lines += _no_effect_lines(
+                together,
+                f"both fresh ranges together ({len(together)} seeds, {seeds.start}–"
+                f"{seeds.stop - 1} and {first}–{last})",
+            )
+            summary["no_effect_all_fresh"] = {
+                "seeds": len(together),
+                "switches": both,
+                "switch_share": both / len(together),
+                "wilson_95": _wilson(both, len(together)),
+            }
+    if seen:
+        span = f"{seen[0]['seed']}–{seen[-1]['seed']}"
+        lines += [
+            "",
+            f"## Seeds {span}: seen before (for continuity; looked at while the earlier rule was "
+            "developed, so not evidence for this one)",
+            "",
+        ]
+        seen_table, seen_summary = _regime_lines(seen, args.regimes, _seed_range(args.seen))
+        lines += seen_table + [""]
+        if "no_effect" in args.regimes:
+            lines += _no_effect_lines(
+                [t for t in seen if t["regime"] == "no_effect"], f"seen seeds {span}"
+            )
+        summary["seen"] = seen_summary
     lines.append("")
     (RESULTS / f"{args.out}.md").write_text("\n".join(lines), encoding="utf-8")
     (RESULTS / f"{args.out}.json").write_text(
         json.dumps(
-            {"summary": summary, "trials": trials, "fresh_no_effect": fresh, "seconds": seconds},
+            {
+                "summary": summary,
+                "trials": trials,
+                "fresh_no_effect": fresh,
+                "seen": seen,
+                "seconds": seconds,
+            },
             indent=1,
             default=str,
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from datetime import date, datetime
 from pathlib import Path
@@ -835,6 +836,9 @@ class RetrainParams(Section):
     backtest: bool = True  # run the backtest after publishing
 
 
+MIN_RESAMPLES_BEYOND_BOUND = 5  # uplift gate: bootstrap resamples beyond its one-sided bound
+
+
 class UpliftParams(Section):
     """`churn uplift`: learn who a contact keeps from matured randomized campaigns, behind a gate."""
 
@@ -851,8 +855,28 @@ class UpliftParams(Section):
     # population past lists covered, as a share of the list (the learner has no data there)
     random_actions: bool = False  # true only when publish assigned actions at random: then each
     # customer gets the action with the highest expected incremental profit
-    bootstrap: int = Field(500, ge=100)  # customer resamples behind the gate's 95% interval
+    # the gate's one-sided level: its chance of switching to uplift, per decision, when uplift is
+    # no better than risk x value. The gate decides again each time new campaigns mature (monthly
+    # lists: 12 decisions a year), so 0.05 / 12, rounded down, keeps the chance of any false
+    # switch in a year at most 5% (Bonferroni); set 0.05 / (decisions a year) for other cadences
+    # (benchmarks/results/uplift_gate_method_session5.md)
+    false_switch_rate: float = Field(0.004, gt=0, le=0.05)
+    bootstrap: int = Field(2000, ge=100)  # customer resamples behind the gate's bound
     seed: int = 0
+
+    @model_validator(mode="after")
+    def _enough_resamples(self) -> UpliftParams:
+        # the bound is a bootstrap quantile at false_switch_rate: too few resamples beyond it
+        # make it a coin toss
+        beyond = self.bootstrap * self.false_switch_rate
+        if beyond < MIN_RESAMPLES_BEYOND_BOUND:
+            needed = math.ceil(MIN_RESAMPLES_BEYOND_BOUND / self.false_switch_rate)
+            raise ValueError(
+                f"bootstrap {self.bootstrap} with false_switch_rate {self.false_switch_rate} "
+                f"leaves {beyond:.1f} resamples beyond the gate's bound; it needs at least "
+                f"{MIN_RESAMPLES_BEYOND_BOUND}: raise bootstrap to {needed} or more"
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- root

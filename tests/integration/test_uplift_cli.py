@@ -18,7 +18,7 @@ from support.paths import ROOT
 
 def _params(tmp_path, **uplift) -> str:
     settings = yaml.safe_load((ROOT / "params.yaml").read_text())
-    settings["uplift"].update({"bootstrap": 200, **uplift})
+    settings["uplift"].update(uplift)
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(settings))
     return str(path)
@@ -142,7 +142,7 @@ def test_random_actions_pick_each_customers_most_profitable_action():
         )
         .assign(covered=True)
     )
-    params = UpliftParams(bootstrap=100, random_actions=True)
+    params = UpliftParams(random_actions=True)
     report, chosen = plan_uplift(rows, params, 5.0, candidates)
     assert report["policy_in_use"] == "uplift"
     assert set(chosen["suggested_action"]) <= {"call", "offer"}

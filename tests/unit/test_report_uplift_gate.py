@@ -36,6 +36,7 @@ GATE = {
             "risk_x_value": _policy(0.0503, 0.1336, 78625.48, 56037.91, 104677.95),
         },
         "difference": {"estimate": 2973.84, "ci_low": -24028.48, "ci_high": 27309.8},
+        "false_switch_rate": 0.004,
     },
 }
 
@@ -52,6 +53,16 @@ def test_page_shows_the_policy_in_use_why_and_both_policies_on_the_held_out_camp
     )
     assert "<td>risk x value</td><td>0.050</td><td>+13.4</td>" in page
     assert "Difference (uplift minus risk x value): +2,974 [-24,028, +27,310]" in page
+
+
+def test_page_explains_the_gate_level_it_was_judged_at():
+    page = render_html(report_for(ROWS, uplift=GATE))
+    assert "with a 99.2% bootstrap interval" in page
+    assert "The bound is one-sided at 99.6%" in page
+    assert "kept at 0.4% (uplift.false_switch_rate), at most 5% over a year" in page
+    looser = {**GATE, "comparison": {**GATE["comparison"], "false_switch_rate": 0.025}}
+    page = render_html(report_for(ROWS, uplift=looser))
+    assert "with a 95.0% bootstrap interval" in page and "one-sided at 97.5%" in page
 
 
 def test_page_says_not_enough_campaign_data_yet_without_a_comparison():

@@ -96,7 +96,7 @@ def _run(regime: str, seed: int, campaigns: int | None = None, **uplift):
         inputs.snapshot,
         ChurnParams(),
         ScoreParams(),
-        UpliftParams(bootstrap=200, **uplift),
+        UpliftParams(**uplift),
     ), inputs
 
 
@@ -166,7 +166,7 @@ def test_stage_without_labels_before_the_holdout_keeps_risk_value_and_says_why()
         inputs.snapshot,
         ChurnParams(),
         ScoreParams(),
-        UpliftParams(bootstrap=200),
+        UpliftParams(),
     )
     assert result.report["policy_in_use"] == USE_RISK_VALUE
     assert "no labelled training snapshot" in result.report["reason"]

@@ -104,6 +104,7 @@ class UpliftGateView:
     rows: pd.DataFrame  # one row per policy: qini, uplift_at_k_pct, profit with its interval
     difference: dict[str, float] | None  # uplift minus risk x value incremental profit
     baseline_risk: str | None
+    false_switch_rate: float | None = None  # the gate's one-sided level (None: not judged)
 
 
 GATE_COLUMNS = ["policy", "qini", "uplift_at_k_pct", "profit", "profit_ci_low", "profit_ci_high"]
@@ -142,4 +143,5 @@ def summarize_uplift_gate(gate: Mapping[str, Any], source: str) -> UpliftGateVie
         rows=pd.DataFrame(rows, columns=GATE_COLUMNS),
         difference=comparison.get("difference"),
         baseline_risk=gate.get("baseline_risk"),
+        false_switch_rate=comparison.get("false_switch_rate"),
     )

@@ -570,6 +570,23 @@ def _campaign_results(report: RetentionReport) -> str:
     return _ledger_results(report) + _uplift_gate(report)
 
 
+def _gate_level(alpha: float | None) -> str:
+    """Return how the gate's bound and level are explained on the page (alpha: one-sided)."""
+    rule = (
+        "Uplift replaces risk x value only when the difference's lower bound is above zero and "
+        "the difference is positive in every held-out campaign."
+    )
+    if alpha is None:
+        return f"a bootstrap interval. {rule}"
+    return (
+        f"a {1 - 2 * alpha:.1%} bootstrap interval. {rule} The bound is one-sided at "
+        f"{1 - alpha:.1%}: the gate decides again each time campaigns mature, so each "
+        f"decision's chance of switching without a real gain is kept at {alpha:.1%} "
+        f"(uplift.false_switch_rate), at most {min(1.0, 12 * alpha):.0%} over a year of monthly "
+        "decisions."
+    )
+
+
 def _uplift_gate(report: RetentionReport) -> str:
     """Return which targeting policy is in use and why (empty without reports/uplift.json)."""
     gate = report.uplift_gate
@@ -583,10 +600,9 @@ def _uplift_gate(report: RetentionReport) -> str:
         "<p>From <code>churn uplift</code>. The newest matured campaigns are held out; an uplift "
         "model learnt on the older ones picks a list of the same size as risk x value in each "
         "held-out campaign, and the random split of those campaigns estimates the margin each "
-        "list keeps net of contact cost, with a 95% bootstrap interval. Uplift replaces risk x "
-        "value only when the interval of the difference is above zero. The Qini coefficient (1 "
-        "= perfect ordering by effect, 0 = random) and uplift at k (treated minus control "
-        "retention among the top customers) are diagnostics.</p>"
+        f"list keeps net of contact cost, with {_gate_level(gate.false_switch_rate)} The Qini "
+        "coefficient (1 = perfect ordering by effect, 0 = random) and uplift at k (treated minus "
+        "control retention among the top customers) are diagnostics.</p>"
     )
     if not len(gate.rows):
         return body

@@ -11,16 +11,19 @@ incremental profit is estimated by (augmented) inverse-propensity weighting of t
 random split: the lists are picked from features only, never from the held-out assignment or
 outcome, so the estimate is unbiased for the lists actually picked (no winner's curse).
 
-The difference has a 95% interval from a studentized bootstrap (bootstrap-t) over customers (all
-of a customer's rows together): each resample's difference is divided by its own standard error
-and the quantiles of that ratio set the bounds, which in theory corrects the skew of a sum
-dominated by a few heavily weighted control rows and carries the noise of the standard error into
-the bound; on simulated nulls at the gate's sizes it behaves like the plain percentile interval,
-about half a point above its nominal 2.5% (benchmarks/results/uplift_gate_method.md). The
-uplift policy is used only when the interval's lower end (a one-sided 97.5% bound) is above zero
-AND the estimated difference is above zero in every held-out campaign: the gain must replicate
-across independent randomized campaigns, not rest on one campaign's luck. Qini coefficient and
-uplift at k are diagnostics, never the decision.
+The difference has a lower bound from a studentized bootstrap (bootstrap-t) over customers (all
+of a customer's rows together, since customers recur across campaigns): each resample's
+difference is divided by its own standard error and the quantiles of that ratio set the bounds,
+which in theory corrects the skew of a sum dominated by a few heavily weighted control rows and
+carries the noise of the standard error into the bound; on simulated nulls at the gate's sizes it
+behaves like the plain percentile interval (benchmarks/results/uplift_gate_method.md). The bound
+is one-sided at level uplift.false_switch_rate (default 0.004): the gate decides again each time
+new campaigns mature, so each decision's chance of a false switch is kept small enough that a
+year of monthly decisions switches falsely at most 5% of the time
+(benchmarks/results/uplift_gate_method_session5.md). The uplift policy is used only when that
+bound is above zero AND the estimated difference is above zero in every held-out campaign: the
+gain must replicate across independent randomized campaigns, not rest on one campaign's luck.
+Qini coefficient and uplift at k are diagnostics, never the decision.
 """
 
 from __future__ import annotations
@@ -57,7 +60,6 @@ IN_UPLIFT_LIST = "in_uplift_list"
 IN_RISK_VALUE_LIST = "in_risk_value_list"
 RETENTION_CONTROL = "retention_without_contact"  # training campaigns' outcome models, for AIPW
 RETENTION_TREATED = "retention_with_contact"
-CONFIDENCE = 0.95
 
 
 @dataclass(frozen=True)
@@ -195,11 +197,11 @@ def _sum_variance(per_customer: np.ndarray) -> np.ndarray:
 
 
 def _interval(
-    estimate: float, variance: float, draws: np.ndarray, draw_variances: np.ndarray
+    estimate: float, variance: float, draws: np.ndarray, draw_variances: np.ndarray, tail: float
 ) -> dict[str, float]:
-    """Return the estimate with its studentized bootstrap (bootstrap-t) 95% interval, its standard
-    error, and the plain percentile interval (a diagnostic: what the gate used before)."""
-    tail = (1 - CONFIDENCE) / 2
+    """Return the estimate with its studentized bootstrap (bootstrap-t) interval that leaves
+    `tail` on each side (its lower end is the one-sided bound at level `tail`), its standard
+    error, and the plain percentile interval at the same level (a diagnostic)."""
     error = math.sqrt(variance)
     draw_errors = np.sqrt(draw_variances)
     usable = draw_errors > 0
@@ -246,7 +248,10 @@ def judge_policies(
     totals = columns.sum(axis=0)
     variances = _sum_variance(per_customer)
     intervals = [
-        _interval(totals[k], variances[k], draws[:, k], draw_variances[:, k]) for k in range(3)
+        _interval(
+            totals[k], variances[k], draws[:, k], draw_variances[:, k], params.false_switch_rate
+        )
+        for k in range(3)
     ]
     by_campaign = [
         {
@@ -285,39 +290,49 @@ def judge_policies(
         "estimator": "AIPW (outcome models from the training campaigns)" if augmented else "IPW",
         "interval": "studentized customer bootstrap (bootstrap-t)",
         "bootstrap": params.bootstrap,
-        "confidence": CONFIDENCE,
+        # the lower end is a one-sided bound at false_switch_rate; the interval is two-sided
+        "false_switch_rate": params.false_switch_rate,
+        "confidence": round(1 - 2 * params.false_switch_rate, 6),
     }
     return comparison, chosen
 
 
 def decide(comparison: dict[str, Any], campaigns: int) -> tuple[str, str]:
     """Return (policy in use, reason) from judge_policies' comparison over `campaigns` held-out
-    campaigns: uplift only when the 95% interval of the difference is above 0 and the estimated
-    difference is above 0 in every held-out campaign (the gain replicates)."""
+    campaigns: uplift only when the one-sided lower bound of the difference (at level
+    false_switch_rate) is above 0 and the estimated difference is above 0 in every held-out
+    campaign (the gain replicates)."""
     difference = comparison["difference"]
-    interval = f"[{difference['ci_low']:,.2f}, {difference['ci_high']:,.2f}]"
+    alpha = comparison["false_switch_rate"]
+    bound = (
+        f"the one-sided {1 - alpha:.1%} lower bound of the difference in incremental profit at "
+        f"the list size, {difference['ci_low']:,.2f} (estimate {difference['estimate']:,.2f})"
+    )
+    why = (
+        f"uplift.false_switch_rate {alpha:g}: the gate decides again as campaigns mature, and "
+        f"at this level a year of monthly decisions switches with no real gain at most "
+        f"{min(1.0, 12 * alpha):.0%} of the time"
+    )
     losing = [part["campaign"] for part in comparison["by_campaign"] if part["difference"] <= 0]
     if difference["ci_low"] > 0 and not losing:
         policy = USE_UPLIFT
         reason = (
             f"on {campaigns} held-out campaign(s) the uplift policy keeps more margin "
-            f"net of contact cost than risk x value at the list size: the 95% interval of the "
-            f"difference, {interval}, is above 0, and it gains in every held-out campaign"
+            f"net of contact cost than risk x value: {bound}, is above 0 ({why}), and it gains "
+            "in every held-out campaign"
         )
     elif difference["ci_low"] > 0:
         policy = USE_RISK_VALUE
         reason = (
             f"the uplift policy's gain over risk x value does not replicate across the "
-            f"{campaigns} held-out campaigns: the 95% interval of the difference in incremental "
-            f"profit at the list size, {interval}, is above 0, but the estimated difference is "
-            f"not above 0 in {', '.join(losing)}"
+            f"{campaigns} held-out campaigns: {bound}, is above 0 ({why}), but the estimated "
+            f"difference is not above 0 in {', '.join(losing)}"
         )
     else:
         policy = USE_RISK_VALUE
         reason = (
             f"the uplift policy is not shown to keep more margin than risk x value on "
-            f"{campaigns} held-out campaign(s): the 95% interval of the difference in "
-            f"incremental profit at the list size, {interval}, is not above 0"
+            f"{campaigns} held-out campaign(s): {bound}, is not above 0 ({why})"
         )
     return policy, reason
 
