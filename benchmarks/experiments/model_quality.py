@@ -167,6 +167,7 @@ VARIANTS = {
         monotone={**params.train.monotone, "recency_days_pct": 1}
     )(params),
     "cutoff_ranks_only": _train(monotone={"recency_days_pct": 1}),
+    "cutoffs_7": _cutoffs(count=7),
 }
 VARIANT_NOTES = {
     "before": "main before this study: features.bgnbd off, train.monotone {recency_days: 1}",
@@ -214,6 +215,9 @@ VARIANT_NOTES = {
     "of recency_days, tenure_days, purchase_days, purchases and spend_total (`add_cutoff_ranks`; "
     "monotone +1 on the recency percentile)",
     "cutoff_ranks_only": "cutoff_ranks with recency_days and tenure_days left out",
+    "cutoffs_7": "features.cutoffs.count 7 (was 12): on CDNOW the earliest cutoff then has 185 "
+    "days of data, so the 180-day windows and the 90-day trends are kept (a diagnostic: do "
+    "they carry signal there?)",
 }
 
 
