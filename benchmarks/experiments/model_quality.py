@@ -38,6 +38,7 @@ import yaml
 
 from benchmarks.common import DATA, RESULTS, ROOT, generated_interim, load_clean, outcome_after
 from churn.columns import CUSTOMER_ID, DATE
+from churn.columns import CUTOFF as CUTOFF_COLUMN
 from churn.config import Params, load_params
 from churn.evaluate.baselines import score_baselines
 from churn.features.build import build_snapshots
@@ -159,6 +160,14 @@ VARIANTS = {
     "extra_trees": lambda params: _train(
         lightgbm=params.train.lightgbm.model_copy(update={"extra_trees": True})
     )(params),
+    # round 4 (issue 12, benchmarks/results/model_round4.md; on params.yaml as it is)
+    "bgnbd_offset": _train(bgnbd_offset=True),
+    "eb_rhythm": lambda params: params,  # plus the candidate features of FRAME_VARIANTS
+    "cutoff_ranks": lambda params: _train(
+        monotone={**params.train.monotone, "recency_days_pct": 1}
+    )(params),
+    "cutoff_ranks_only": _train(monotone={"recency_days_pct": 1}),
+    "cutoffs_7": _cutoffs(count=7),
 }
 VARIANT_NOTES = {
     "before": "main before this study: features.bgnbd off, train.monotone {recency_days: 1}",
@@ -196,6 +205,19 @@ VARIANT_NOTES = {
     "(round 1's `monotone`, now on params.yaml as it is)",
     "slow_learning": "train.lightgbm.learning_rate 0.01 (was 0.03; early stopping picks the rounds)",
     "offset_dense": "cutoff_offset plus dense_cutoffs",
+    "bgnbd_offset": "train.bgnbd_offset: each row boosted from the logit of its BG/NBD P(no "
+    "purchase in H) (init_score), so the trees learn what BG/NBD misses; the stacked calibrator "
+    "adds BG/NBD back",
+    "eb_rhythm": "candidate features (prototype in pandas): eb_rate, eb_gap_survival, "
+    "eb_silence_purchases — the silence against the customer's purchase rate shrunk to an NBD "
+    "gamma prior fitted per cutoff (`add_eb_rhythm`)",
+    "cutoff_ranks": "candidate features (prototype in pandas): the percentile within the cutoff "
+    "of recency_days, tenure_days, purchase_days, purchases and spend_total (`add_cutoff_ranks`; "
+    "monotone +1 on the recency percentile)",
+    "cutoff_ranks_only": "cutoff_ranks with recency_days and tenure_days left out",
+    "cutoffs_7": "features.cutoffs.count 7 (was 12): on CDNOW the earliest cutoff then has 185 "
+    "days of data, so the 180-day windows and the 90-day trends are kept (a diagnostic: do "
+    "they carry signal there?)",
 }
 
 
@@ -238,7 +260,79 @@ def add_gap_survival(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
     return frame.assign(gap_survival=np.where(np.isfinite(mean) & (mean > 0), survival, np.nan))
 
 
+def fit_nbd(x: np.ndarray, T: np.ndarray) -> tuple[float, float]:
+    """Return the maximum-likelihood gamma prior (r, alpha) of purchase rates per day under the
+    NBD: x repeat purchase days in T days of exposure, x ~ NegBin(r, alpha / (alpha + T))."""
+    from scipy import optimize, special
+
+    pairs, counts = np.unique(np.column_stack([x, T]), axis=0, return_counts=True)
+    ux, uT, w = pairs[:, 0], pairs[:, 1], counts.astype("float64")
+
+    def negative(log_params: np.ndarray) -> float:
+        r, alpha = np.exp(log_params)
+        ll = (
+            special.gammaln(r + ux)
+            - special.gammaln(r)
+            + r * np.log(alpha / (alpha + uT))
+            + ux * np.log(np.where(uT > 0, uT, 1.0) / (alpha + uT))
+        )
+        return -float(np.dot(w, ll)) / w.sum()
+
+    start = np.log([1.0, max(float(np.mean(T)), 1.0)])
+    result = optimize.minimize(negative, start, method="Nelder-Mead", options={"maxiter": 2000})
+    r, alpha = np.exp(result.x)
+    return float(r), float(alpha)
+
+
+def add_eb_rhythm(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Round-4 candidate (prototype in pandas): the current silence against the customer's own
+    rhythm shrunk to the cohort's — an empirical-Bayes gamma prior of purchase rates (NBD, fitted
+    per cutoff on that cutoff's rows, no labels) updated by the customer's purchases:
+    eb_rate = (r + x) / (alpha + T) purchase days per day; eb_gap_survival = ((alpha + t_x) /
+    (alpha + T)) ** (r + x), the chance of a silence at least this long at the rate their
+    purchases up to the last one imply; eb_silence_purchases = recency x (r + x) / (alpha + t_x),
+    the purchases that rate expects during the silence."""
+    x = (frame["purchase_days"].astype("float64") - 1).clip(lower=0).to_numpy()
+    T = frame["tenure_days"].astype("float64").to_numpy()
+    recency = frame["recency_days"].astype("float64").to_numpy()
+    t_x = np.where(x > 0, np.clip(T - recency, 0.0, T), 0.0)
+    rate, survival, silence = (np.full(len(frame), np.nan) for _ in range(3))
+    for positions in frame.groupby(CUTOFF_COLUMN, sort=True).indices.values():
+        r, alpha = fit_nbd(x[positions], T[positions])
+        xs, Ts, ts, rs = x[positions], T[positions], t_x[positions], recency[positions]
+        rate[positions] = (r + xs) / (alpha + Ts)
+        survival[positions] = ((alpha + ts) / (alpha + Ts)) ** (r + xs)
+        silence[positions] = rs * (r + xs) / (alpha + ts)
+    return frame.assign(eb_rate=rate, eb_gap_survival=survival, eb_silence_purchases=silence)
+
+
+AGE_LIKE = ("recency_days", "tenure_days", "purchase_days", "purchases", "spend_total")
+
+
+def add_cutoff_ranks(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Round-4 candidate (prototype in pandas): each age-like column's percentile among the
+    customers of the same cutoff (average ranks / count, in (0, 1]): a scored snapshot older than
+    every training cutoff (a short export, an ageing closed base) lands inside the training range
+    instead of beyond it, where trees extrapolate flat. Reads no label and no other cutoff."""
+    groups = frame.groupby(CUTOFF_COLUMN, sort=False)
+    return frame.assign(
+        **{
+            f"{name}_pct": groups[name].rank(method="average", pct=True).astype("float64")
+            for name in AGE_LIKE
+        }
+    )
+
+
+def replace_by_cutoff_ranks(frame: pd.DataFrame, horizon: int) -> pd.DataFrame:
+    """Round-4 candidate: add_cutoff_ranks, with recency_days and tenure_days themselves left out
+    (the trees can only rank the silence and the age within the cutoff)."""
+    return add_cutoff_ranks(frame, horizon).drop(columns=["recency_days", "tenure_days"])
+
+
 FRAME_VARIANTS = {
+    "cutoff_ranks": add_cutoff_ranks,
+    "cutoff_ranks_only": replace_by_cutoff_ranks,
+    "eb_rhythm": add_eb_rhythm,
     "rhythm": add_rhythm,
     "rhythm2": add_rhythm2,
     "gap_survival": add_gap_survival,
@@ -275,7 +369,9 @@ def measure(
     labels = labels.astype("int64")
     proba = result.production_model.predict_proba(rows)
     # every training row's label window ends by as-of: the RFM logistic may learn from all of them
-    baselines, _ = score_baselines(rows, train, horizon, seed, name)
+    # the baselines read the snapshot columns as built (a variant may drop some)
+    plain = snapshots.score.sort_values(CUSTOMER_ID, ignore_index=True)
+    baselines, _ = score_baselines(plain, snapshots.train, horizon, seed, name)
     scores = {b.name: b for b in baselines}
     metrics = {"model": score_metrics(labels, proba, True)}
     metrics |= {b.name: score_metrics(labels, b.score, b.is_probability) for b in baselines}
@@ -302,6 +398,8 @@ def measure(
         "diff": comparison[best],
         # for callers that go on to score the list (benchmarks/realdata_shapes.py)
         "production_model": result.production_model,
+        "proba": proba,
+        "labels": labels,
         "snapshot": rows,
         "first_date": min(known[DATE]),
     }
@@ -360,7 +458,8 @@ def main() -> None:
     ]
     summary = [
         "| data | H | as-of | customers | churn rate | evaluation | variant | model ROC AUC | "
-        "PR AUC | ECE | best rival (ROC AUC) | model − best rival [95% CI] | vs before |",
+        "PR AUC | ECE | best rival (ROC AUC) | model − best rival [95% CI] | vs before "
+        "[95% CI] |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     started = time.perf_counter()
@@ -372,14 +471,25 @@ def main() -> None:
             lines += result_lines(result, variant)
             print("\n".join(lines[-len(SCORERS) :]), f"({result['seconds']:.0f} s)", flush=True)
             model, d, best = result["metrics"]["model"], result["diff"], result["best"]
-            reference = model["roc_auc"] if reference is None else reference
+            if reference is None:
+                reference, gain = result, ""
+            else:  # paired: the same customers, both models' scores in each resample
+                g = bootstrap_differences(
+                    result["labels"],
+                    result["proba"],
+                    {"before": reference["proba"]},
+                    result["snapshot"][CUSTOMER_ID].astype("string").to_numpy(),
+                    args.bootstrap,
+                    args.seed,
+                )["before"]
+                gain = f" [{g['roc_auc_diff_lo']:+.4f}, {g['roc_auc_diff_hi']:+.4f}]"
             summary.append(
                 f"| {name} | {horizon} | {result['as_of']} | {result['rows']} | "
                 f"{result['churn_rate']:.3f} | {result['evaluation']} | {variant} | "
                 f"{model['roc_auc']:.4f} | {model['pr_auc']:.4f} | {model['ece']:.4f} | "
                 f"{best} ({result['metrics'][best]['roc_auc']:.4f}) | "
                 f"{d['roc_auc_diff']:+.4f} [{d['roc_auc_diff_lo']:+.4f}, {d['roc_auc_diff_hi']:+.4f}] | "
-                f"{model['roc_auc'] - reference:+.4f} |"
+                f"{model['roc_auc'] - reference['metrics']['model']['roc_auc']:+.4f}{gain} |"
             )
     elapsed = time.perf_counter() - started
     command = " ".join(
@@ -401,7 +511,8 @@ Variants (each candidate is one change on "before"):
 Best rival = the best of recency, frequency, BG/NBD expected purchases (`bgnbd`) and BG/NBD
 P(no purchase in H) (`bgnbd_no_purchase`) by ROC AUC on the same customers; the interval is a
 paired bootstrap ({args.bootstrap} resamples of customers) of model minus that rival. "vs before"
-= the variant's model ROC AUC minus the "before" model's. ECE: 10 equal-width bins.
+= the variant's model ROC AUC minus the first variant's on the same customers, with a paired
+customer bootstrap interval. ECE: 10 equal-width bins.
 
 {chr(10).join(summary)}
 
