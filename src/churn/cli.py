@@ -333,7 +333,7 @@ def ingest(
     from datetime import UTC, datetime
 
     from churn.files import write_json
-    from churn.ingest import IngestOutputs, run_ingest
+    from churn.ingest import IngestOutputs, mask_url, run_ingest
 
     settings = _stage_params("ingest", params)
     try:
@@ -342,6 +342,18 @@ def ingest(
         log.warning("%s: unreadable run history, the volume check starts afresh", state)
         history = {}
     with tempfile.TemporaryDirectory(prefix="churn-ingest-") as work_dir:
+        cleaner = None
+        if settings.engine.kind == "spark":
+            from churn.spark.ingest import spark_cleaner, typed_source
+
+            if typed_source(settings.ingest) is None:
+                log.info(
+                    "engine.kind is spark, but %s is a text export or SQL source: it goes "
+                    "through the DuckDB ingest first (the Spark stages read its clean tables)",
+                    mask_url(settings.ingest.source),
+                )
+            else:  # the row rules on Spark; side tables and checks by the shared code
+                cleaner = spark_cleaner(settings.ingest, settings.engine, Path(work_dir))
         result, history = run_ingest(
             settings.ingest,
             settings.engine,
@@ -351,6 +363,7 @@ def ingest(
             datetime.now(UTC),
             os.environ,
             Path(work_dir),
+            cleaner,
         )
     write_json(result, report)
     write_json(history, state)
