@@ -261,3 +261,35 @@ def test_a_delta_table_without_a_delta_reader_is_refused_with_the_fix(tmp_path, 
             params, spark_engine(tmp_path / "spark-local"), tmp_path / "out", tmp_path / "w", True
         )
     assert not (tmp_path / "out" / "transactions.parquet").exists()
+
+
+def test_a_catalog_table_is_ingested_like_the_same_rows_in_a_parquet_file(tmp_path):
+    require_spark()
+    from churn.spark.session import open_spark
+
+    source = tmp_path / "orders.parquet"
+    _write(source, _rows(5, 600) + EDGE_ROWS, zoned=True)
+    columns = {"customer_id": "customer", "timestamp": "ordered_at", "amount": "amount"}
+    columns["transaction_id"] = "order_id"
+    common = {"columns": columns, "reject_after": datetime(2025, 6, 30, 23, 59, 59)}
+    engine = spark_engine(tmp_path / "spark-local")
+    spark = open_spark(engine)  # the stage's session (getOrCreate) finds the table
+    spark.read.parquet(str(source)).createOrReplaceTempView("orders")
+    table = IngestParams(source="orders", format="table", **common)
+    report, _ = _ingest(table, engine, tmp_path / "spark", tmp_path / "w2", spark=True)
+    expected, _ = _ingest(
+        IngestParams(source=str(source), **common),
+        EngineParams(),
+        tmp_path / "duckdb",
+        tmp_path / "w1",
+        spark=False,
+    )
+    assert report["format"] == "table"
+    for key in ("rows_read", "rows_clean", "quarantined_by_reason", "duplicates_removed"):
+        assert report[key] == expected[key], key
+    for name in ("transactions", "quarantine"):
+        want = pd.read_parquet(tmp_path / "duckdb" / f"{name}.parquet")
+        got = pd.read_parquet(tmp_path / "spark" / f"{name}.parquet")
+        if name == "quarantine":  # the table's files are Spark's own: compare the rest
+            want, got = want.drop(columns="source_file"), got.drop(columns="source_file")
+        assert frame_differences(got, want) == [], name

@@ -100,8 +100,12 @@ def _write_parts(frame: Any, folder: Path) -> list[str]:
     return [str(p) for p in sorted(folder.glob("part-*.parquet"))]
 
 
-def _parquet_list(parts: list[str]) -> str:
-    return "[" + ", ".join(lit(p) for p in parts) + "]"
+def _parts_relation(parts: list[str], columns: list[str]) -> str:
+    """Return DuckDB SQL reading the part files in order (no rows: the columns, as text)."""
+    if parts:
+        return f"read_parquet([{', '.join(lit(p) for p in parts)}])"
+    empty = ", ".join(f"CAST(NULL AS VARCHAR) AS {ident(c)}" for c in columns)
+    return f"(SELECT {empty} WHERE false)"
 
 
 def clean_on_spark(params, engine, reject_after: datetime, work_dir: Path):  # noqa: ANN001, ANN201
@@ -185,7 +189,8 @@ def _clean_sql(params, parts: list[str]) -> str:
     ]
     columns = [f"{nullable(f'CAST({ident(n)} AS {t})')} AS {ident(n)}" for n, t in typed]
     columns += [f"{nullable(ident(p))} AS {ident(p)}" for p in params.passthrough]
-    return f"SELECT {', '.join(columns)} FROM read_parquet({_parquet_list(parts)})"
+    names = [n for n, _ in typed] + list(params.passthrough)
+    return f"SELECT {', '.join(columns)} FROM {_parts_relation(parts, names)}"
 
 
 def _quarantine_sql(params, reject_after: datetime, parts: list[str]) -> str:
@@ -200,6 +205,7 @@ def _quarantine_sql(params, reject_after: datetime, parts: list[str]) -> str:
     }
     cust, ts, amt = (mapping[k] for k in (C.CUSTOMER_ID, C.TIMESTAMP, C.AMOUNT))
     tx = params.columns.transaction_id
+    sources = list(dict.fromkeys(s for s in mapping.values() if s))
     detail = _transaction_detail(cust, ts, amt, tx, params, reject_after)
     originals = ", ".join(
         f"{f'CAST({ident(source)} AS VARCHAR)' if source else 'CAST(NULL AS VARCHAR)'} "
@@ -209,5 +215,6 @@ def _quarantine_sql(params, reject_after: datetime, parts: list[str]) -> str:
     return (
         f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, q.__file AS {C.SOURCE_FILE}, "
         f"CAST(q.__row AS BIGINT) AS {C.SOURCE_ROW}, q.__reason AS {C.REASON}, "
-        f"{detail} AS {C.DETAIL}, {originals} FROM read_parquet({_parquet_list(parts)}) q"
+        f"{detail} AS {C.DETAIL}, {originals} "
+        f"FROM {_parts_relation(parts, ['__file', '__row', '__reason', *sources])} q"
     )
