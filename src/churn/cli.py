@@ -333,7 +333,7 @@ def ingest(
     from datetime import UTC, datetime
 
     from churn.files import write_json
-    from churn.ingest import IngestOutputs, run_ingest
+    from churn.ingest import IngestOutputs, mask_url, run_ingest
 
     settings = _stage_params("ingest", params)
     try:
@@ -342,6 +342,18 @@ def ingest(
         log.warning("%s: unreadable run history, the volume check starts afresh", state)
         history = {}
     with tempfile.TemporaryDirectory(prefix="churn-ingest-") as work_dir:
+        cleaner = None
+        if settings.engine.kind == "spark":
+            from churn.spark.ingest import spark_cleaner, typed_source
+
+            if typed_source(settings.ingest) is None:
+                log.info(
+                    "engine.kind is spark, but %s is a text export or SQL source: it goes "
+                    "through the DuckDB ingest first (the Spark stages read its clean tables)",
+                    mask_url(settings.ingest.source),
+                )
+            else:  # the row rules on Spark; side tables and checks by the shared code
+                cleaner = spark_cleaner(settings.ingest, settings.engine, Path(work_dir))
         result, history = run_ingest(
             settings.ingest,
             settings.engine,
@@ -351,6 +363,7 @@ def ingest(
             datetime.now(UTC),
             os.environ,
             Path(work_dir),
+            cleaner,
         )
     write_json(result, report)
     write_json(history, state)
@@ -831,8 +844,11 @@ def score(
                 f"score: {uplift_report} says the uplift policy is in use; pass --uplift "
                 "(data/uplift/uplift.parquet)"
             )
+        if not uplift.is_file():
+            raise ChurnError(f"{uplift}: not found (per-customer uplift); run `dvc repro` first")
         targeting = UpliftTargeting(
-            _read_parquet(uplift, "per-customer uplift"),
+            # on Spark the table is read by Spark (_score_on_spark), never whole on the driver
+            None if stage.engine.kind == "spark" else _read_parquet(uplift, "per-customer uplift"),
             stage.uplift.exploration_share,
             stage.uplift.seed,
             str(gate.get("reason")),
@@ -845,15 +861,10 @@ def score(
         "switch" + (f": {gate.get('reason')})" if gate else ")"),
     )
     if stage.engine.kind == "spark":
-        if targeting is not None:
-            raise ChurnError(
-                f"score: {uplift_report} says the uplift policy is in use, which the Spark engine "
-                "does not run yet; set engine.kind: duckdb for this stage's run, or "
-                "uplift.min_campaigns higher to keep risk x value"
-            )
         scores = _score_on_spark(
-            snapshot, champion, settings, suppressed, stage.engine, out, save_rates
-        )
+            snapshot, champion, settings, suppressed, stage.engine, out, save_rates, targeting,
+            uplift,
+        )  # fmt: skip
     else:
         scores = build_scores(
             _read_parquet(snapshot, "as-of snapshot"),
@@ -884,10 +895,14 @@ def score(
     )
 
 
-def _score_on_spark(snapshot: Path, champion, settings, suppressed, engine, out: Path, save_rates):  # noqa: ANN001, ANN202
+def _score_on_spark(  # noqa: ANN202
+    snapshot: Path, champion, settings, suppressed, engine, out: Path, save_rates, targeting=None,  # noqa: ANN001
+    uplift: Path | None = None,
+):  # fmt: skip
     """Score every customer on Spark and write `out`; return the written scores (pandas) for the
-    stage's two small reports."""
+    stage's two small reports. With `targeting` (the uplift policy) Spark reads `uplift`."""
     import tempfile
+    from dataclasses import replace
 
     from churn.score.targeting import TARGETING_ATTRS
     from churn.spark.score import score_on_spark, write_scores
@@ -898,8 +913,10 @@ def _score_on_spark(snapshot: Path, champion, settings, suppressed, engine, out:
         raise ChurnError(f"{snapshot}: not found (as-of snapshot); run `dvc repro` first")
     spark = open_spark(engine)
     try:
+        if targeting is not None:
+            targeting = replace(targeting, uplift=read_source(spark, uplift))
         result = score_on_spark(
-            read_source(spark, snapshot), champion, settings, suppressed, save_rates
+            read_source(spark, snapshot), champion, settings, suppressed, save_rates, targeting
         )
         with tempfile.TemporaryDirectory(prefix="churn-spark-score-") as work_dir:
             write_scores(result, out, Path(work_dir))

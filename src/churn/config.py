@@ -508,7 +508,8 @@ class IngestParams(Section):
     """Reading and cleaning the transactions export: `churn ingest` (the `ingest` DVC stage)."""
 
     source: str = "data/raw/transactions.csv.gz"  # file, folder, SQLAlchemy URL or env:VAR
-    format: Literal["auto", "csv", "parquet", "sql"] = "auto"
+    # table: source names a table in the Spark catalog (db.table; engine.kind: spark only)
+    format: Literal["auto", "csv", "parquet", "sql", "table"] = "auto"
     sql: SqlOptions = SqlOptions()
     csv: CsvOptions = CsvOptions()
     columns: TransactionColumns = TransactionColumns()

@@ -1,5 +1,6 @@
-"""`dvc repro` with engine.kind: spark (Spark local) on small generated data: the feature tables
-equal DuckDB's on the same clean tables, the scores of every customer (probability, tier, value,
+"""`dvc repro` with engine.kind: spark (Spark local) on small generated data exported as a typed
+Parquet file: the ingest stage runs its row rules on Spark and writes the DuckDB ingest's clean
+and quarantine tables, the feature tables equal DuckDB's on the same clean tables, the scores of every customer (probability, tier, value,
 priority, flag, control group, reasons, action) equal the DuckDB engine's score stage on the
 same snapshot and champion, and `churn publish` publishes a list."""
 
@@ -11,14 +12,18 @@ import shutil
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from churn.config import parse_params
+from churn.config import EngineParams, parse_params
 from churn.features import build_snapshots as build_on_duckdb
+from churn.ingest import IngestOutputs, run_ingest
 from support.dvc_project import pipeline_env
 from support.paths import ROOT
 from support.snapshot_helper import QUICK_LIGHTGBM
@@ -55,12 +60,53 @@ def test_dvc_repro_on_spark_gives_duckdbs_features_and_publishes(tmp_path):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = pipeline_env(tmp_path)
 
+    # the generated export as a typed Parquet file (the Spark ingest reads typed tables; a text
+    # export would go through the DuckDB ingest): ids as text, timestamps, amounts as numbers
+    generated = _run(["dvc", "repro", "generate"], tmp_path, env)
+    assert generated.returncode == 0, (generated.stdout + generated.stderr)[-4000:]
+    typed = tmp_path / "data" / "raw" / "transactions.parquet"
+    raw = pd.read_csv(tmp_path / "data" / "raw" / "transactions.csv.gz", dtype=str)
+    stamps = pd.to_datetime(raw["ordered_at"], format="%Y-%m-%d %H:%M:%S", errors="coerce")
+    pa_table = pa.table(
+        {
+            "customer": pa.array(raw["customer"].astype(object), pa.string()),
+            "order_id": pa.array(raw["order_id"].astype(object), pa.string()),
+            "ordered_at": pa.array(stamps.astype("datetime64[us]"), pa.timestamp("us")),
+            "amount": pa.array(pd.to_numeric(raw["amount"], errors="coerce"), pa.float64()),
+        }
+    )
+    pq.write_table(pa_table, typed)
+    params["ingest"]["source"] = "data/raw/transactions.parquet"
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
     repro = _run(["dvc", "repro"], tmp_path, env)
     assert repro.returncode == 0, (repro.stdout + repro.stderr)[-4000:]
+    assert "on Spark;" in repro.stdout + repro.stderr  # the ingest stage's row rules ran on Spark
     assert "(Spark)" in repro.stdout + repro.stderr  # the features stage ran on Spark
 
+    # the ingest stage's tables equal the DuckDB ingest's on the same source
     settings = parse_params(params)
     interim = tmp_path / "data" / "interim"
+    report = json.loads((tmp_path / "reports" / "ingest.json").read_text())
+    assert report["format"] == "parquet" and report["quarantined"] > 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)  # the sources as params.yaml names them (relative paths)
+        on_duckdb_ingest, _ = run_ingest(
+            settings.ingest,
+            EngineParams(),
+            IngestOutputs.in_folder(tmp_path / "duckdb_interim"),
+            tmp_path,
+            {},
+            datetime.now(UTC),
+            {},
+            tmp_path,
+        )
+    assert on_duckdb_ingest["rows_read"] == report["rows_read"]
+    assert on_duckdb_ingest["quarantined_by_reason"] == report["quarantined_by_reason"]
+    for name in ("transactions", "quarantine", "customers", "nps"):
+        want = pd.read_parquet(tmp_path / "duckdb_interim" / f"{name}.parquet")
+        got = pd.read_parquet(interim / f"{name}.parquet")
+        assert frame_differences(got, want) == [], name
     on_duckdb = build_on_duckdb(
         *(interim / f"{name}.parquet" for name in ("transactions", "customers", "nps")),
         settings.churn,

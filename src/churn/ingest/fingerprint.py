@@ -13,6 +13,10 @@ from churn.errors import ChurnError
 from churn.files import sha256_bytes, sha256_file
 from churn.ingest.sources import detect_format, list_files
 from churn.ingest.sql import mask_url, read_source_stats, resolve_sql_url
+from churn.ingest.table_formats import table_format
+from churn.logs import get_logger
+
+log = get_logger("sources")
 
 # A file modified this shortly before it was hashed may change again within the same mtime tick
 # and keep its size ("racily clean"); its hash is not kept, so the next run hashes it again.
@@ -104,6 +108,18 @@ def _file_fingerprint(spec, fmt: str, key: str, hasher: _Hasher) -> dict[str, An
     }
 
 
+def _delta_fingerprint(spec, hasher: _Hasher) -> dict[str, Any]:
+    """Return a Delta table's fingerprint: the files of its transaction log (every change to the
+    table adds a commit there), not its data files (which keep deleted rows until VACUUM)."""
+    log_folder = Path(spec.source) / "_delta_log"
+    files = sorted(p for p in log_folder.rglob("*") if p.is_file())
+    return {
+        "source": spec.source,
+        "format": "delta",
+        "files": [hasher.file_entry(path) for path in files],
+    }
+
+
 def fingerprint_sources(
     params,  # churn.config.IngestParams
     previous: Mapping[str, Any],
@@ -131,6 +147,19 @@ def fingerprint_sources(
     for name, (spec, key, timestamp_column) in specs.items():
         if spec is None:
             sources[name] = None
+            continue
+        if spec.format == "table":
+            # a Spark catalog table cannot be read without Spark: no content fingerprint
+            log.warning(
+                "%s is a table in the Spark catalog: its content is not fingerprinted, so "
+                "`dvc repro` reruns ingest only when params change; run `dvc repro -f ingest` "
+                "after the table gets new rows",
+                spec.source,
+            )
+            sources[name] = {"source": spec.source, "format": "table"}
+            continue
+        if spec.format == "auto" and table_format(Path(spec.source)) == "Delta Lake":
+            sources[name] = _delta_fingerprint(spec, hasher)
             continue
         fmt = detect_format(spec.source, spec.format)
         if fmt == "sql":

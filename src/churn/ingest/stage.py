@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,6 +170,12 @@ def _table_report(table: CleanedTable) -> dict[str, Any]:
     }
 
 
+# The row rules run elsewhere (the Spark engine): given the newest accepted timestamp, return
+# the source as RawTable (label, columns, files; its relation unused) and the CleanedTable whose
+# SQL reads what that engine wrote (DuckDB then writes the outputs and runs every check).
+TransactionsCleaner = Callable[[datetime], tuple[RawTable, CleanedTable]]
+
+
 def run_ingest(
     params,  # churn.config.IngestParams
     engine,  # churn.config.EngineParams
@@ -179,20 +185,43 @@ def run_ingest(
     now: datetime,
     environ: Mapping[str, str],
     work_dir: Path,
+    cleaner: TransactionsCleaner | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Run the stage; return (report, new history). On any failure no output is replaced."""
+    """Run the stage; return (report, new history). On any failure no output is replaced.
+
+    `cleaner`: the transactions' row rules run by another engine (churn.spark.ingest); the side
+    tables, the checks and the outputs are this function's, whichever engine cleaned."""
     started = time.monotonic()
     reject_after = local_reject_after(params, now)
     con = open_duckdb(engine, work_dir)
     try:
-        required = [params.columns.customer_id, params.columns.timestamp, params.columns.amount]
-        required += [params.columns.transaction_id] if params.columns.transaction_id else []
-        required += list(params.passthrough)
-        raw, snapshot = _open(
-            con, "transactions", params, required, sql_copies, environ, work_dir, params.timezone
-        )
-        log.info("transactions: %d rows read from %s", raw.rows_read, raw.label)
-        transactions = clean_transactions(con, raw, params, reject_after)
+        snapshot = None
+        if cleaner is not None:
+            raw, transactions = cleaner(reject_after)
+            _log_skipped("transactions", raw)
+        elif params.format == "table":
+            raise ChurnError(
+                f"ingest.format is table: {params.source!r} names a table in the Spark catalog, "
+                "which only the Spark engine reads; set engine.kind: spark, or export the table "
+                "to Parquet and set ingest.format: parquet"
+            )
+        else:
+            required = [params.columns.customer_id, params.columns.timestamp]
+            required += [params.columns.amount]
+            required += [params.columns.transaction_id] if params.columns.transaction_id else []
+            required += list(params.passthrough)
+            raw, snapshot = _open(
+                con,
+                "transactions",
+                params,
+                required,
+                sql_copies,
+                environ,
+                work_dir,
+                params.timezone,
+            )
+            log.info("transactions: %d rows read from %s", raw.rows_read, raw.label)
+            transactions = clean_transactions(con, raw, params, reject_after)
         for warning in transactions.stats.get("warnings", []):
             log.warning("transactions: %s", warning)
         log.info(

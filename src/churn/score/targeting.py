@@ -341,7 +341,7 @@ class UpliftTargeting:
     customer's estimated uplift and whether past lists covered them (data/uplift/uplift.parquet),
     the exploration share and its seed (params uplift), and the gate's reason."""
 
-    uplift: pd.DataFrame  # customer_id, uplift, covered
+    uplift: pd.DataFrame  # customer_id, uplift, covered (a Spark DataFrame on the Spark engine)
     exploration_share: float
     seed: int
     reason: str
@@ -399,6 +399,14 @@ def flag_by_uplift(
     explored[np.flatnonzero(open_)] = chosen[EXPLORE].to_numpy(dtype=bool)
     profit = uplift * np.asarray(expected_value, dtype="float64") - contact_cost
     return uplift, profit, flagged, explored
+
+
+def uplift_net_benefit(profit: np.ndarray, contact_cost: float) -> np.ndarray:
+    """Return the uplift policy's net benefit: the expected incremental profit, and for a
+    customer without an estimate (not in the uplift table) no effect: minus the contact cost."""
+    # no estimate: valued as no effect, never flagged by the policy
+    profit = np.asarray(profit, dtype="float64")
+    return np.where(np.isnan(profit), -float(contact_cost), profit)
 
 
 def score_customers(
@@ -462,8 +470,7 @@ def score_customers(
             params.contact_cost,
             params.target.max_customers,
         )
-        # no estimate (not in the uplift table): valued as no effect, never flagged by the policy
-        net_benefit = np.where(np.isnan(net_benefit), -float(params.contact_cost), net_benefit)
+        net_benefit = uplift_net_benefit(net_benefit, params.contact_cost)
     floor = resolve_probability_floor(params.target, params.tiers, probability)
     if (
         params.target.above_average

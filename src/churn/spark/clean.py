@@ -8,7 +8,8 @@ exports (text timestamps to parse) keep going through the DuckDB ingest first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +52,11 @@ class SparkCleaned:
     rows_clean: int
     quarantined_by_reason: dict[str, int]
     duplicates_removed: int
+    # the quarantined rows as read: __file, __row, __reason and the mapped source columns with
+    # their own types (the ingest stage words their details with the DuckDB ingest's SQL)
+    rejected: Any = None
+    # the DuckDB ingest's counters (churn.ingest.clean.clean_transactions' stats)
+    stats: dict[str, Any] = field(default_factory=dict)
 
     def assert_rows_conserved(self) -> None:
         """Raise AssertionError unless rows in = rows out + rows quarantined + duplicates."""
@@ -103,10 +109,17 @@ def to_spark_sql(duckdb_sql: str) -> str:
 
 
 def clean_transactions(
-    spark: Any, raw: Any, params: Any, reject_after: datetime, label: str = "transactions"
+    spark: Any,
+    raw: Any,
+    params: Any,
+    reject_after: datetime,
+    label: str = "transactions",
+    file_names: Mapping[str, str] | None = None,
 ) -> SparkCleaned:
     """Return the clean and quarantined rows of a typed transactions table (a Spark DataFrame),
-    by the DuckDB ingest's rules; rows read = clean + quarantined + duplicates removed."""
+    by the DuckDB ingest's rules; rows read = clean + quarantined + duplicates removed.
+    `file_names`: Spark's file URI -> the name the DuckDB ingest gives the file (source_file,
+    and the order of equal rows from several files)."""
     mapping = transaction_columns(params)
     types = dict(raw.dtypes)
     missing = [(key, column) for key, column in mapping.items() if column not in types]
@@ -130,7 +143,8 @@ def clean_transactions(
     ts_sql = timestamp_expr(ts, t[ts], None, params.dayfirst, params.timezone, label)
     typed = f"""
         SELECT __file, __row, __cid, __ts, __amt, __tx, {transaction_reason_sql(ts, amt, params, reject)}
-               AS __reason0, {", ".join(ident(c) for c in sorted(set(mapping.values())))}
+               AS __reason0, CAST({ident(cust)} AS VARCHAR) <> __cid AS __trimmed,
+               {", ".join(ident(c) for c in sorted(set(mapping.values())))}
         FROM (
             SELECT *, {id_expr(cust, t[cust])} AS __cid, {ts_sql} AS __ts,
                    {amount_expr(amt, t[amt], params.csv.decimal, params.csv.thousands, label)} AS __amt,
@@ -145,9 +159,11 @@ def clean_transactions(
     # a row identical to an earlier one is a re-sent copy: with a transaction id always dropped,
     # without one only when ingest.drop_exact_duplicates is true (else counted and kept)
     # (rows without an id are never merged when ids are mapped, as on DuckDB)
-    drop = "__tx IS NOT NULL" if tx else "true" if params.drop_exact_duplicates else "false"
+    # (copies are numbered even when kept: the report counts them, as on DuckDB)
+    copies = "__tx IS NOT NULL" if tx else "true"
+    drop = bool(tx) or params.drop_exact_duplicates
     marked = f"""
-        SELECT *, CASE WHEN __reason IS NULL AND {drop} THEN ROW_NUMBER() OVER (
+        SELECT *, CASE WHEN __reason IS NULL AND {copies} THEN ROW_NUMBER() OVER (
                    PARTITION BY __reason IS NULL, {", ".join(out_cols)} ORDER BY __file, __row) END
                AS __copy
         FROM (
@@ -170,13 +186,13 @@ def clean_transactions(
         f"{f'CAST({ident(source)} AS VARCHAR)' if source else 'CAST(NULL AS VARCHAR)'} AS {ident(out)}"
         for out, source in originals
     )
-    _with_positions(raw).createOrReplaceTempView("__raw")
+    _with_positions(raw, file_names).createOrReplaceTempView("__raw")
     spark.sql(to_spark_sql(typed)).createOrReplaceTempView("typed")
     spark.sql(to_spark_sql(marked)).cache().createOrReplaceTempView("marked")
     clean = spark.sql(
         to_spark_sql(
-            f"SELECT {select_cols} FROM marked WHERE __reason IS NULL AND coalesce(__copy, 1) = 1 "
-            "ORDER BY __cid, __ts, __file, __row"
+            f"SELECT {select_cols} FROM marked WHERE __reason IS NULL "
+            f"{'AND coalesce(__copy, 1) = 1 ' if drop else ''}ORDER BY __cid, __ts, __file, __row"
         )
     )
     quarantine = spark.sql(
@@ -187,12 +203,55 @@ def clean_transactions(
             "WHERE __reason IS NOT NULL ORDER BY __file, __row"
         )
     )
+    source_cols = ", ".join(ident(c) for c in dict.fromkeys(mapping.values()))
+    rejected = spark.sql(
+        to_spark_sql(
+            f"SELECT __file, __row, __reason, {source_cols} FROM marked "
+            "WHERE __reason IS NOT NULL ORDER BY __file, __row"
+        )
+    )
     counts = spark.sql(
-        "SELECT __reason, COUNT(*) AS n, COUNT_IF(__copy > 1) AS copies FROM marked GROUP BY __reason"
+        "SELECT __reason, COUNT(*) AS n, COUNT_IF(__copy > 1) AS copies, "
+        "COUNT_IF(__trimmed) AS trimmed FROM marked GROUP BY __reason"
     ).collect()
     reasons = {row[0]: int(row[1]) for row in counts if row[0] is not None}
-    duplicates = sum(int(row[2]) for row in counts if row[0] is None)
+    copied = sum(int(row[2]) for row in counts if row[0] is None)
+    duplicates = copied if drop else 0
     valid = sum(int(row[1]) for row in counts if row[0] is None)
+    stats: dict[str, Any] = {
+        "timestamps_with_offset": 0,  # typed timestamps only (text goes through DuckDB)
+        "customer_ids_trimmed": sum(int(row[3]) for row in counts if row[0] is None),
+    }
+    if tx is None:
+        stats["exact_duplicates"] = copied
+        stats["exact_duplicates_kept"] = 0 if params.drop_exact_duplicates else copied
+    else:
+        reused_ids, line_items = spark.sql(
+            f"""SELECT
+                (SELECT COUNT(DISTINCT __tx) FROM marked
+                 WHERE __reason = '{Reason.REUSED_TRANSACTION_ID}'),
+                (SELECT COALESCE(SUM(n), 0) FROM (
+                    SELECT COUNT(*) AS n FROM marked
+                    WHERE __reason IS NULL AND __tx IS NOT NULL AND coalesce(__copy, 1) = 1
+                    GROUP BY __tx HAVING COUNT(*) > 1) AS lines)"""
+        ).collect()[0]
+        stats["reused_transaction_ids"] = int(reused_ids)
+        stats["line_item_rows"] = int(line_items)
+    warnings = []
+    if t[cust] != "VARCHAR":
+        warnings.append(
+            f"column {cust!r} is {t[cust]}, not text: leading zeros in customer ids "
+            "cannot be recovered; export ids as text"
+        )
+    if stats.get("reused_transaction_ids"):
+        warnings.append(
+            f"{label}: {stats['reused_transaction_ids']} transaction ids in column {tx!r} are "
+            "used by more than one order (another customer or date); their rows are quarantined "
+            f"as {Reason.REUSED_TRANSACTION_ID}. If the ids restart per store or per year, map "
+            "ingest.columns.transaction_id to a line or unique id, or set it to null"
+        )
+    if warnings:
+        stats["warnings"] = warnings
     result = SparkCleaned(
         clean=clean,
         quarantine=quarantine,
@@ -200,22 +259,27 @@ def clean_transactions(
         rows_clean=valid - duplicates,
         quarantined_by_reason=dict(sorted(reasons.items())),
         duplicates_removed=duplicates,
+        rejected=rejected,
+        stats=stats,
     )
     result.assert_rows_conserved()
     return result
 
 
-def _with_positions(raw: Any) -> Any:
+def _with_positions(raw: Any, file_names: Mapping[str, str] | None = None) -> Any:
     """Return the source with __file and __row (1-based row in its file, as the DuckDB ingest
-    numbers them): from Spark's file metadata for file and Delta sources; for other tables
-    (no files) an increasing id in partition order, and no file."""
+    numbers them): from Spark's file metadata for file and Delta sources (the file's URI, or
+    its name in `file_names`); for other tables (no files) an increasing id in partition order,
+    and no file."""
     from pyspark.sql import functions as F
 
     try:
+        path = F.col("_metadata.file_path")
+        if file_names:
+            names = F.create_map(*(F.lit(v) for pair in file_names.items() for v in pair))
+            path = F.coalesce(names[path], path)
         positioned = raw.select(
-            "*",
-            F.col("_metadata.file_path").alias("__file"),
-            (F.col("_metadata.row_index") + 1).alias("__row"),
+            "*", path.alias("__file"), (F.col("_metadata.row_index") + 1).alias("__row")
         )
         positioned.schema  # noqa: B018 - analysed now (Spark Connect analyses lazily)
         return positioned

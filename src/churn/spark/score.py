@@ -29,6 +29,7 @@ from churn.score.reasons import (
 )
 from churn.score.targeting import (
     SaveRates,
+    UpliftTargeting,
     assign_groups,
     assign_tiers,
     assumed_save_rates,
@@ -38,6 +39,13 @@ from churn.score.targeting import (
     resolve_probability_floor,
     save_rates_by_tier,
     targeting_candidates,
+    uplift_net_benefit,
+)
+from churn.uplift.policy import (
+    contact_eligible,
+    expected_incremental_profit,
+    exploration_draws,
+    exploration_positions,
 )
 
 if TYPE_CHECKING:
@@ -49,6 +57,9 @@ PROBABILITY_SCHEMA = f"{CUSTOMER_ID} STRING, {CHURN_PROBABILITY} DOUBLE"
 _RAW = "__raw_value"
 _ELIGIBLE = "__eligible"
 _PART = "__part"
+_COVERED = "__covered"  # in the population past lists flagged (uplift policy)
+_CONTACTABLE = "__contactable"  # the uplift policy may contact them (contact_eligible)
+_EXPLORE = "__explore"
 _SPARK_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
 
 
@@ -114,12 +125,16 @@ def score_on_spark(
     params: ScoreParams,
     suppressed_ids: Iterable[str] = (),
     save_rates: SaveRates | None = None,
+    uplift: UpliftTargeting | None = None,
 ) -> SparkScores:
     """Return the scores of every customer of an as-of snapshot (a Spark DataFrame), as
     churn.score.build_scores computes them on pandas: the per-row parts run in mapInPandas with
     the model and the pandas functions shipped to the executors; the population's quantiles,
     mean and the priority offsets are Spark aggregates; nothing but scalars is collected.
-    `save_rates`: measured save rates per tier (the campaign ledger), else score.save_rate."""
+    `save_rates`: measured save rates per tier (the campaign ledger), else score.save_rate.
+    `uplift`: the uplift policy (the gate switched), its table a Spark DataFrame (or pandas):
+    net benefit and priority are the expected incremental profit and the contacts are chosen by
+    churn.score.targeting.flag_by_uplift per sorted partition, as build_scores does."""
     from pyspark.sql import functions as F
 
     model_columns(snapshot, model)
@@ -133,7 +148,12 @@ def score_on_spark(
         f"{C.CUSTOMER_ID} STRING, {C.AS_OF} DATE, {CHURN_PROBABILITY} DOUBLE, {_RAW} DOUBLE, "
         f"{C.SUPPRESSED} BOOLEAN, {C.GROUP} STRING"
         + "".join(f", {name} STRING" for name in segments),
-    ).persist()
+    )
+    if uplift is not None:
+        first = first.join(
+            _uplift_estimates(snapshot.sparkSession, uplift.uplift), on=C.CUSTOMER_ID, how="left"
+        ).withColumn(_COVERED, F.coalesce(F.col(_COVERED), F.lit(False)))
+    first = first.persist()
     quantile = params.value_cap_quantile
     stats = first.agg(
         F.count(F.lit(1)),
@@ -177,10 +197,10 @@ def score_on_spark(
         )
     cap = None if cap is None else float(cap)
     valued = first.mapInPandas(
-        _second_pass(params, cap, floor, save_rates),
+        _second_pass(params, cap, floor, save_rates, uplift is not None),
         ", ".join(f"{name} {kind}" for name, kind in first.dtypes)
         + f", {C.RISK_TIER} STRING, {C.EXPECTED_VALUE} DOUBLE, {C.VALUE_AT_RISK} DOUBLE, "
-        f"{C.EXPECTED_NET_BENEFIT} DOUBLE, {_ELIGIBLE} BOOLEAN",
+        f"{C.EXPECTED_NET_BENEFIT} DOUBLE, {_ELIGIBLE} BOOLEAN, {_CONTACTABLE} BOOLEAN",
     )
     # priority: highest net benefit first, ties by customer_id (priority_order); each sorted
     # partition's offset (rows and candidates before it) comes from a small aggregate
@@ -190,17 +210,32 @@ def score_on_spark(
         .persist()
     )
     sizes = (
-        ordered.groupBy(_PART).agg(F.count(F.lit(1)), F.sum(F.col(_ELIGIBLE).cast("int"))).collect()
+        ordered.groupBy(_PART)
+        .agg(
+            F.count(F.lit(1)),
+            F.sum(F.col(_ELIGIBLE).cast("int")),
+            F.sum(F.col(_CONTACTABLE).cast("int")),
+        )
+        .collect()
     )
-    offsets, position, candidates = {}, 0, 0
-    for part, rows, eligible in sorted((int(a), int(b), int(c or 0)) for a, b, c in sizes):
-        offsets[part] = (position, candidates)
-        position, candidates = position + rows, candidates + eligible
+    offsets, position, candidates, contactable = {}, 0, 0, 0
+    for part, rows, eligible, open_ in sorted(
+        (int(a), int(b), int(c or 0), int(d or 0)) for a, b, c, d in sizes
+    ):
+        offsets[part] = (position, candidates, contactable)
+        position, candidates, contactable = (
+            position + rows,
+            candidates + eligible,
+            contactable + open_,
+        )
     flagged = ordered.mapInPandas(
-        _flag_pass(params, floor, offsets),
+        _flag_pass(params, floor, offsets, uplift),
         ", ".join(f"{name} {kind}" for name, kind in ordered.dtypes if name != _PART)
         + f", {C.PRIORITY} BIGINT, {C.AT_RISK} BOOLEAN",
     ).persist()
+    explored = 0
+    if uplift is not None and uplift.exploration_share > 0:
+        flagged, explored = _explore(flagged, uplift)
     count_flagged = flagged.where(F.col(C.AT_RISK)).count()
     value_cap_count = first.where(F.col(_RAW) > F.lit(cap)).count() if cap is not None else 0
     targeting = {
@@ -212,15 +247,19 @@ def score_on_spark(
         "candidates": candidates,
         "above_average": params.target.above_average,
         **(save_rates or assumed_save_rates(params, "no campaign ledger was given")).summary(),
-        # the uplift policy does not run on Spark (the score stage refuses it)
-        "policy": "risk_x_value",
-        "policy_reason": "risk x value: the uplift gate did not switch (reports/uplift.json)",
+        "policy": "risk_x_value" if uplift is None else "uplift",
+        "policy_reason": "risk x value: the uplift gate did not switch (reports/uplift.json)"
+        if uplift is None
+        else f"uplift: {uplift.reason}",
     }
+    if uplift is not None:
+        targeting["explored"] = explored
     explained = _explain(snapshot, flagged, model, params, count_flagged, customers)
     columns = [
         C.CUSTOMER_ID, C.AS_OF, CHURN_PROBABILITY, C.RISK_TIER, C.EXPECTED_VALUE,
         C.VALUE_AT_RISK, C.EXPECTED_NET_BENEFIT, C.PRIORITY, C.AT_RISK, C.SUPPRESSED, C.GROUP,
-        C.MODEL_VERSION, *segments, C.REASONS, C.REASON_FAMILY, C.SUGGESTED_ACTION,
+        C.MODEL_VERSION, *([C.UPLIFT] if uplift is not None else []), *segments, C.REASONS,
+        C.REASON_FAMILY, C.SUGGESTED_ACTION,
     ]  # fmt: skip
     scores = (
         flagged.join(explained, on=C.CUSTOMER_ID, how="left")
@@ -261,10 +300,61 @@ def _first_pass(
     return first
 
 
+def _uplift_estimates(spark: Any, table: Any) -> Any:
+    """Return (customer_id, uplift, covered) of the uplift table as a Spark DataFrame, one row per
+    customer (the first in the table's order, as flag_by_uplift keeps), ids as text."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    from churn.spark.clean import _with_positions
+
+    columns = list(table.columns)
+    missing = [c for c in (C.CUSTOMER_ID, C.UPLIFT, C.COVERED) if c not in columns]
+    if missing:
+        raise ChurnError(f"uplift table: column(s) {missing} missing; rerun `dvc repro uplift`")
+    if isinstance(table, pd.DataFrame):
+        rows = pd.DataFrame(
+            {
+                C.CUSTOMER_ID: table[C.CUSTOMER_ID].astype("string").astype(object),
+                C.UPLIFT: table[C.UPLIFT].astype("float64"),
+                C.COVERED: table[C.COVERED].astype("boolean").astype(object),
+                "__file": None,
+                "__row": np.arange(1, len(table) + 1, dtype="int64"),
+            }
+        ).replace({pd.NA: None})
+        frame = spark.createDataFrame(
+            rows,
+            f"{C.CUSTOMER_ID} STRING, {C.UPLIFT} DOUBLE, {C.COVERED} BOOLEAN, __file STRING, "
+            "__row BIGINT",
+        )
+    else:
+        frame = _with_positions(table.select(C.CUSTOMER_ID, C.UPLIFT, C.COVERED))
+    first = Window.partitionBy(C.CUSTOMER_ID).orderBy("__file", "__row")
+    return (
+        frame.select(
+            F.col(C.CUSTOMER_ID).cast("string").alias(C.CUSTOMER_ID),
+            F.col(C.UPLIFT).cast("double").alias(C.UPLIFT),
+            F.col(C.COVERED).cast("boolean").alias(_COVERED),
+            "__file",
+            "__row",
+        )
+        .where(F.col(C.CUSTOMER_ID).isNotNull())
+        .withColumn("__first", F.row_number().over(first))
+        .where(F.col("__first") == 1)
+        .select(C.CUSTOMER_ID, C.UPLIFT, _COVERED)
+    )
+
+
 def _second_pass(
-    params: ScoreParams, cap: float | None, floor: float, save_rates: SaveRates | None = None
+    params: ScoreParams,
+    cap: float | None,
+    floor: float,
+    save_rates: SaveRates | None = None,
+    by_uplift: bool = False,
 ) -> Any:
-    """Per row: tier, capped value, value at risk, net benefit and candidacy for a list."""
+    """Per row: tier, capped value, value at risk, net benefit and candidacy for a list; by the
+    uplift policy, net benefit is the expected incremental profit (no estimate: minus the
+    contact cost) and `_CONTACTABLE` whom the policy may contact."""
     rates = save_rates_by_tier(params) if save_rates is None else dict(save_rates.rates)
 
     def second(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
@@ -276,6 +366,16 @@ def _second_pass(
             save_rate = pd.Series(tiers, dtype=object).map(rates).to_numpy(dtype="float64")
             net = expected_net_benefit(probability, save_rate, value, params.contact_cost)
             suppressed = rows[C.SUPPRESSED].to_numpy(dtype=bool)
+            contactable = np.zeros(len(rows), dtype=bool)
+            if by_uplift:
+                uplift = rows[C.UPLIFT].to_numpy(dtype="float64", na_value=np.nan)
+                known = ~np.isnan(uplift)
+                profit = expected_incremental_profit(uplift, value, params.contact_cost)
+                net = uplift_net_benefit(profit, params.contact_cost)
+                covered = rows[_COVERED].to_numpy(dtype=bool) & known
+                contactable = ~suppressed & contact_eligible(
+                    covered, np.where(known, uplift, 0.0), np.where(known, profit, 0.0)
+                )
             yield rows.assign(
                 **{
                     C.RISK_TIER: tiers,
@@ -283,24 +383,47 @@ def _second_pass(
                     C.VALUE_AT_RISK: probability * value,
                     C.EXPECTED_NET_BENEFIT: net,
                     _ELIGIBLE: targeting_candidates(probability, suppressed, params.target, floor),
+                    _CONTACTABLE: contactable,
                 }
             )
 
     return second
 
 
-def _flag_pass(params: ScoreParams, floor: float, offsets: dict[int, tuple[int, int]]) -> Any:
+def _flag_pass(
+    params: ScoreParams,
+    floor: float,
+    offsets: dict[int, tuple[int, int, int]],
+    uplift: UpliftTargeting | None = None,
+) -> Any:
     """Per sorted partition: priority and the at-risk flag, by flag_at_risk with the targeting
-    rule's ranks shifted by the candidates in the partitions before this one."""
+    rule's ranks shifted by the candidates in the partitions before this one; by the uplift
+    policy, by flag_by_uplift (without exploration: `_explore`) with the list's capacity shifted
+    by the customers it may contact in the partitions before."""
+    policy = None
+    if uplift is not None:  # the table is not shipped: each batch carries its own estimates
+        policy = UpliftTargeting(pd.DataFrame(), 0.0, uplift.seed, uplift.reason)
 
     def flag(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-        before: tuple[int, int] | None = None
+        before: tuple[int, int, int] | None = None
         for rows in batches:
             if rows.empty:
                 continue
             if before is None:
                 before = offsets[int(rows[_PART].iloc[0])]
-            position, candidates = before
+            position, candidates, contactable = before
+            local = np.arange(1, len(rows) + 1, dtype="int64")
+            if policy is not None:
+                at_risk = _flag_by_uplift(rows, params, policy, contactable)
+                before = (
+                    position + len(rows),
+                    candidates + int(rows[_ELIGIBLE].sum()),
+                    contactable + int(rows[_CONTACTABLE].sum()),
+                )
+                yield rows.drop(columns=[_PART]).assign(
+                    **{C.PRIORITY: position + local, C.AT_RISK: at_risk}
+                )
+                continue
             target = params.target
             shifted = target.model_copy(
                 update={
@@ -310,7 +433,6 @@ def _flag_pass(params: ScoreParams, floor: float, offsets: dict[int, tuple[int, 
                     else target.max_customers - candidates,
                 }
             )
-            local = np.arange(1, len(rows) + 1, dtype="int64")
             at_risk = flag_at_risk(
                 local,
                 rows[CHURN_PROBABILITY].to_numpy(dtype="float64"),
@@ -319,12 +441,96 @@ def _flag_pass(params: ScoreParams, floor: float, offsets: dict[int, tuple[int, 
                 shifted,
                 floor,
             )
-            before = (position + len(rows), candidates + int(rows[_ELIGIBLE].sum()))
+            before = (
+                position + len(rows),
+                candidates + int(rows[_ELIGIBLE].sum()),
+                contactable + int(rows[_CONTACTABLE].sum()),
+            )
             yield rows.drop(columns=[_PART]).assign(
                 **{C.PRIORITY: position + local, C.AT_RISK: at_risk}
             )
 
     return flag
+
+
+def _flag_by_uplift(
+    rows: pd.DataFrame, params: ScoreParams, policy: UpliftTargeting, contactable_before: int
+) -> np.ndarray:
+    """Return the uplift policy's contacts among rows in priority order: flag_by_uplift on the
+    batch, at most the list's capacity left after the contactable customers of earlier rows."""
+    from dataclasses import replace
+
+    from churn.score.targeting import flag_by_uplift
+
+    cap = params.target.max_customers
+    left = None if cap is None else max(0, cap - contactable_before)
+    ids = rows[C.CUSTOMER_ID].astype("string").to_numpy(dtype=object)
+    estimates = pd.DataFrame(
+        {
+            C.CUSTOMER_ID: ids,
+            C.UPLIFT: rows[C.UPLIFT].to_numpy(dtype="float64", na_value=np.nan),
+            C.COVERED: rows[_COVERED].to_numpy(dtype=bool),
+        }
+    )
+    _, _, at_risk, _ = flag_by_uplift(
+        ids,
+        rows[C.EXPECTED_VALUE].to_numpy(dtype="float64"),
+        rows[C.SUPPRESSED].to_numpy(dtype=bool),
+        replace(policy, uplift=estimates),
+        params.contact_cost,
+        left,
+    )
+    return at_risk
+
+
+def _explore(flagged: Any, uplift: UpliftTargeting) -> tuple[Any, int]:
+    """Return the scores with the exploration share's random contacts flagged, and how many:
+    round(share x contacts) customers outside the covered population (not suppressed), drawn by
+    position among them sorted by id with the seed, as churn.uplift.policy.choose_contacts
+    draws; only the drawn ids come to the driver."""
+    from pyspark.sql import functions as F
+
+    known = F.col(C.UPLIFT).isNotNull() & ~F.isnan(F.col(C.UPLIFT))
+    outside = flagged.where(~F.col(C.SUPPRESSED) & ~(F.col(_COVERED) & known))
+    contacts = flagged.where(F.col(C.AT_RISK)).count()
+    total = outside.count()
+    draws = exploration_draws(total, contacts, uplift.exploration_share)
+    if not draws:
+        return flagged, 0
+    wanted = np.sort(exploration_positions(total, draws, uplift.seed))
+    ordered = outside.select(C.CUSTOMER_ID).orderBy(C.CUSTOMER_ID)
+    ordered = ordered.withColumn(_PART, F.spark_partition_id()).persist()
+    sizes = sorted(
+        (int(part), int(rows)) for part, rows in ordered.groupBy(_PART).count().collect()
+    )
+    starts, position = {}, 0
+    for part, rows in sizes:
+        starts[part] = position
+        position += rows
+
+    def pick(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+        start: int | None = None
+        for rows in batches:
+            if rows.empty:
+                continue
+            if start is None:
+                start = starts[int(rows[_PART].iloc[0])]
+            at = start + np.arange(len(rows))
+            chosen = np.isin(at, wanted)
+            start += len(rows)
+            yield pd.DataFrame({C.CUSTOMER_ID: rows[C.CUSTOMER_ID].to_numpy()[chosen]})
+
+    picked = ordered.mapInPandas(pick, f"{C.CUSTOMER_ID} STRING").toPandas()
+    drawn = flagged.sparkSession.createDataFrame(
+        picked.assign(**{_EXPLORE: True}), f"{C.CUSTOMER_ID} STRING, {_EXPLORE} BOOLEAN"
+    )
+    marked = (
+        flagged.join(F.broadcast(drawn), on=C.CUSTOMER_ID, how="left")
+        .withColumn(C.AT_RISK, F.col(C.AT_RISK) | F.coalesce(F.col(_EXPLORE), F.lit(False)))
+        .drop(_EXPLORE)
+        .persist()
+    )
+    return marked, len(picked)
 
 
 def _explain(

@@ -32,6 +32,27 @@ def expected_incremental_profit(
     return np.asarray(uplift, dtype="float64") * np.asarray(value, dtype="float64") - contact_cost
 
 
+def contact_eligible(covered: np.ndarray, uplift: np.ndarray, profit: np.ndarray) -> np.ndarray:
+    """Return who the policy may contact: covered customers with positive uplift and positive
+    expected incremental profit (a customer a contact pushes away never is)."""
+    return (
+        np.asarray(covered, dtype=bool)
+        & (np.asarray(uplift, dtype="float64") > 0)
+        & (np.asarray(profit, dtype="float64") > 0)
+    )
+
+
+def exploration_draws(outside: int, contacts: int, exploration_share: float) -> int:
+    """Return how many customers outside the covered population exploration contacts."""
+    return min(outside, int(round(exploration_share * contacts)))
+
+
+def exploration_positions(outside: int, draws: int, seed: int) -> np.ndarray:
+    """Return the positions, among the customers outside the covered population sorted by id,
+    that exploration contacts (seeded: they depend on the seed and the population only)."""
+    return np.random.default_rng(seed).choice(outside, size=draws, replace=False)
+
+
 def _top(
     score: np.ndarray, eligible: np.ndarray, size: int, customer_ids: np.ndarray
 ) -> np.ndarray:
@@ -91,8 +112,9 @@ def choose_contacts(
         chosen[UPLIFT].to_numpy(), chosen[EXPECTED_VALUE].to_numpy(), contact_cost
     )
     covered = chosen[COVERED].astype(bool).to_numpy()
-    eligible = covered & (chosen[UPLIFT].to_numpy() > 0)
-    eligible &= chosen[EXPECTED_INCREMENTAL_PROFIT].to_numpy() > 0
+    eligible = contact_eligible(
+        covered, chosen[UPLIFT].to_numpy(), chosen[EXPECTED_INCREMENTAL_PROFIT].to_numpy()
+    )
     size = int(eligible.sum()) if max_contacts is None else min(max_contacts, int(eligible.sum()))
     contact = _top(
         chosen[EXPECTED_INCREMENTAL_PROFIT].to_numpy(),
@@ -102,12 +124,11 @@ def choose_contacts(
     )
     explore = np.zeros(len(chosen), dtype=bool)
     outside = np.flatnonzero(~covered)
-    draws = min(len(outside), int(round(exploration_share * int(contact.sum()))))
+    draws = exploration_draws(len(outside), int(contact.sum()), exploration_share)
     if draws:
         # sorted ids first, so the draw depends on the seed and the population, not the row order
         outside = outside[np.argsort(chosen[CUSTOMER_ID].astype(str).to_numpy()[outside])]
-        picked = np.random.default_rng(seed).choice(outside, size=draws, replace=False)
-        explore[picked] = True
+        explore[outside[exploration_positions(len(outside), draws, seed)]] = True
     chosen[CONTACT] = contact | explore
     chosen[EXPLORE] = explore
     return chosen

@@ -1,0 +1,220 @@
+"""The ingest stage's transactions on Spark: typed sources (Parquet files or folders, Delta
+tables, tables in the Spark catalog) read by Spark, the row rules run as Spark SQL
+(churn.spark.clean), clean and quarantined rows written by Spark as part files.
+
+The DuckDB ingest then does the rest on what Spark wrote, with its own code: it streams the part
+files into the clean transactions file in order, words each quarantined row's detail, cleans the
+small side tables (customers, NPS), and runs every check (quarantine share, freshness, volume,
+integrity of the newest period against the trailing ones) on the written files. So both engines
+write the same four tables and report. Text exports (CSV) and SQL sources keep going through
+the DuckDB ingest alone.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from churn import columns as C
+from churn.config import is_sql_url
+from churn.errors import ChurnError
+from churn.ingest.clean import CleanedTable, _transaction_detail, nullable
+from churn.ingest.sources import RawTable, detect_format, ident, list_source, lit
+from churn.ingest.table_formats import table_format
+from churn.logs import get_logger
+from churn.spark.clean import SPARK_TO_DUCKDB, clean_transactions
+
+log = get_logger("ingest")
+
+# Spark writes TIMESTAMP columns as Parquet INT96 by default, which DuckDB reads as naive time;
+# as TIMESTAMP_MICROS (an instant) DuckDB reads them as the source's own type
+PART_CONF = {"spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS"}
+
+
+def typed_source(params) -> str | None:  # params: churn.config.IngestParams
+    """Return how Spark reads the transactions source: 'parquet' (a file or folder), 'delta'
+    (a Delta table folder) or 'table' (a table in the Spark catalog, ingest.format: table);
+    None for text exports and SQL sources, which go through the DuckDB ingest first."""
+    if params.format == "table":
+        return "table"
+    if params.format in ("csv", "sql") or (params.format == "auto" and is_sql_url(params.source)):
+        return None
+    path = Path(params.source)
+    if path.is_dir() and table_format(path) is not None:
+        return "delta"  # other table formats are refused by churn.spark.sources.read_source
+    return "parquet" if detect_format(params.source, params.format) == "parquet" else None
+
+
+def spark_cleaner(params, engine, work_dir: Path):  # noqa: ANN001, ANN201
+    """Return the ingest stage's transactions cleaner on Spark (run_ingest's `cleaner`)."""
+
+    def clean(reject_after: datetime) -> tuple[RawTable, CleanedTable]:
+        return clean_on_spark(params, engine, reject_after, work_dir)
+
+    return clean
+
+
+def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]:
+    """Return (DataFrame, the source as RawTable without a relation, Spark URI -> file name)."""
+    from churn.spark.sources import read_source
+
+    source = params.source
+    if kind == "table":
+        frame = read_source(spark, source)
+        raw = RawTable(source, "", {}, 0, None, (), "table")
+        return frame, raw, {}
+    if kind == "delta":  # read_source refuses Iceberg and Hudi folders with the fix
+        frame = read_source(spark, Path(source))
+        files = tuple(sorted({str(f) for f in frame.inputFiles()}))
+        return frame, RawTable(source, "", {}, 0, None, files, "delta"), {}
+    # the files the DuckDB ingest reads (hidden and other files skipped), named as it names them
+    listing = list_source(source, "parquet")
+    absolute = [str(p.absolute()) for p in listing.files]
+    frame = spark.read.option("mergeSchema", "true").parquet(*absolute)
+    # Spark names a file by a URI (file:/a/b, file:///a/b, percent-encoded or not)
+    file_names = {}
+    for path in listing.files:
+        full = str(path.absolute())
+        for uri in (f"file:{full}", f"file://{full}", path.absolute().as_uri()):
+            file_names[uri] = str(path)
+            file_names[unquote(uri)] = str(path)
+    raw = RawTable(
+        source,
+        "",
+        {},
+        0,
+        None,
+        tuple(str(p) for p in listing.files),
+        "parquet",
+        listing.skipped(),
+    )
+    return frame, raw, file_names
+
+
+def _write_parts(frame: Any, folder: Path) -> list[str]:
+    """Write a DataFrame as Parquet part files (a sorted frame: one range per task, in order);
+    return them in order."""
+    frame.write.mode("overwrite").parquet(str(folder.absolute()))
+    return [str(p) for p in sorted(folder.glob("part-*.parquet"))]
+
+
+def _parts_relation(parts: list[str], columns: list[str]) -> str:
+    """Return DuckDB SQL reading the part files in order (no rows: the columns, as text)."""
+    if parts:
+        return f"read_parquet([{', '.join(lit(p) for p in parts)}])"
+    empty = ", ".join(f"CAST(NULL AS VARCHAR) AS {ident(c)}" for c in columns)
+    return f"(SELECT {empty} WHERE false)"
+
+
+def clean_on_spark(params, engine, reject_after: datetime, work_dir: Path):  # noqa: ANN001, ANN201
+    """Run the transactions' row rules on Spark and write the clean and quarantined rows as part
+    files under `work_dir`; return (RawTable, CleanedTable) for run_ingest, the CleanedTable's
+    SQL reading those part files (DuckDB streams them into the stage's outputs)."""
+    from churn.spark.session import open_spark
+
+    kind = typed_source(params)
+    if kind is None:
+        raise ChurnError(f"{params.source}: not a typed table; the DuckDB ingest reads it")
+    spark = open_spark(engine)
+    try:
+        for key, value in PART_CONF.items():
+            spark.conf.set(key, value)
+        try:
+            frame, raw, file_names = _open(spark, params, kind)
+            log.info("transactions: reading %s (%s) on Spark", params.source, kind)
+            cleaned = clean_transactions(
+                spark, frame, params, reject_after, params.source, file_names
+            )
+            if cleaned.rows_read == 0:
+                raise ChurnError(
+                    f"{params.source}: no data rows; export it again: an empty input would "
+                    "silently drop every customer"
+                )
+            clean_parts = _write_parts(cleaned.clean, work_dir / "spark_clean")
+            rejected_parts = _write_parts(cleaned.rejected, work_dir / "spark_quarantine")
+        except ChurnError:
+            raise
+        except Exception as error:  # pyspark raises many types (Py4J, analysis, Connect)
+            text = str(error).strip()
+            first = text.splitlines()[0] if text else type(error).__name__
+            hint = ""
+            if "NANOS" in text:
+                hint = (
+                    "; the file holds nanosecond timestamps, which Spark does not read: write "
+                    "them as microseconds (pyarrow: coerce_timestamps='us') or use "
+                    "engine.kind: duckdb"
+                )
+            raise ChurnError(
+                f"ingest of {params.source} failed on Spark: {first}{hint}; check the source "
+                "and ingest.columns (run with -v for details)"
+            ) from error
+        types = {
+            name: SPARK_TO_DUCKDB.get(kind_, kind_.upper())
+            for name, kind_ in frame.dtypes
+            if not name.startswith("__")
+        }
+    finally:
+        spark.stop()
+    log.info(
+        "transactions: %d rows read from %s on Spark; %d quarantined, %d duplicates removed",
+        cleaned.rows_read,
+        params.source,
+        sum(cleaned.quarantined_by_reason.values()),
+        cleaned.duplicates_removed,
+    )
+    raw = RawTable(
+        raw.label, "", types, cleaned.rows_read, None, raw.files, raw.fmt, dict(raw.skipped)
+    )
+    return raw, CleanedTable(
+        name="transactions",
+        clean_sql=_clean_sql(params, clean_parts),
+        quarantine_sql=_quarantine_sql(params, reject_after, rejected_parts),
+        rows_read=cleaned.rows_read,
+        quarantined_by_reason=cleaned.quarantined_by_reason,
+        duplicates_removed=cleaned.duplicates_removed,
+        stats=cleaned.stats,
+    )
+
+
+def _clean_sql(params, parts: list[str]) -> str:
+    """DuckDB SQL of the clean rows Spark wrote, in their order, with the DuckDB ingest's types."""
+    typed = [
+        (C.CUSTOMER_ID, "VARCHAR"),
+        (C.TIMESTAMP, "TIMESTAMP"),  # an instant in Spark's UTC session: its UTC wall time
+        (C.DATE, "DATE"),
+        (C.AMOUNT, "DOUBLE"),
+        (C.TRANSACTION_ID, "VARCHAR"),
+    ]
+    columns = [f"{nullable(f'CAST({ident(n)} AS {t})')} AS {ident(n)}" for n, t in typed]
+    columns += [f"{nullable(ident(p))} AS {ident(p)}" for p in params.passthrough]
+    names = [n for n, _ in typed] + list(params.passthrough)
+    return f"SELECT {', '.join(columns)} FROM {_parts_relation(parts, names)}"
+
+
+def _quarantine_sql(params, reject_after: datetime, parts: list[str]) -> str:
+    """DuckDB SQL of the quarantined rows Spark wrote, in the quarantine schema, each with the
+    DuckDB ingest's detail and source values as text (its own SQL, on the typed values)."""
+    mapping = {
+        C.CUSTOMER_ID: params.columns.customer_id,
+        C.TIMESTAMP: params.columns.timestamp,
+        C.AMOUNT: params.columns.amount,
+        C.TRANSACTION_ID: params.columns.transaction_id,
+        **{p: p for p in params.passthrough},
+    }
+    cust, ts, amt = (mapping[k] for k in (C.CUSTOMER_ID, C.TIMESTAMP, C.AMOUNT))
+    tx = params.columns.transaction_id
+    sources = list(dict.fromkeys(s for s in mapping.values() if s))
+    detail = _transaction_detail(cust, ts, amt, tx, params, reject_after)
+    originals = ", ".join(
+        f"{f'CAST({ident(source)} AS VARCHAR)' if source else 'CAST(NULL AS VARCHAR)'} "
+        f"AS {ident(out)}"
+        for out, source in mapping.items()
+    )
+    return (
+        f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, q.__file AS {C.SOURCE_FILE}, "
+        f"CAST(q.__row AS BIGINT) AS {C.SOURCE_ROW}, q.__reason AS {C.REASON}, "
+        f"{detail} AS {C.DETAIL}, {originals} "
+        f"FROM {_parts_relation(parts, ['__file', '__row', '__reason', *sources])} q"
+    )
