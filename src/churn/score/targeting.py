@@ -401,6 +401,16 @@ def flag_by_uplift(
     return uplift, profit, flagged, explored
 
 
+def policy_summary(uplift: UpliftTargeting | None) -> dict[str, str]:
+    """The targeting summary's policy fields: which policy chose the list, and why."""
+    if uplift is None:
+        return {
+            "policy": "risk_x_value",
+            "policy_reason": "risk x value: the uplift gate did not switch (reports/uplift.json)",
+        }
+    return {"policy": "uplift", "policy_reason": f"uplift: {uplift.reason}"}
+
+
 def uplift_net_benefit(profit: np.ndarray, contact_cost: float) -> np.ndarray:
     """Return the uplift policy's net benefit: the expected incremental profit, and for a
     customer without an estimate (not in the uplift table) no effect: minus the contact cost."""
@@ -539,10 +549,7 @@ def score_customers(
         ),
         "above_average": params.target.above_average,
         **save_rates.summary(),
-        "policy": "risk_x_value" if uplift is None else "uplift",
-        "policy_reason": "risk x value: the uplift gate did not switch (reports/uplift.json)"
-        if uplift is None
-        else f"uplift: {uplift.reason}",
+        **policy_summary(uplift),
     }
     if uplift is not None:
         scores.attrs[TARGETING_ATTRS]["explored"] = int(explored.sum())

@@ -36,6 +36,7 @@ from churn.score.targeting import (
     estimate_expected_value,
     expected_net_benefit,
     flag_at_risk,
+    policy_summary,
     resolve_probability_floor,
     save_rates_by_tier,
     targeting_candidates,
@@ -247,10 +248,7 @@ def score_on_spark(
         "candidates": candidates,
         "above_average": params.target.above_average,
         **(save_rates or assumed_save_rates(params, "no campaign ledger was given")).summary(),
-        "policy": "risk_x_value" if uplift is None else "uplift",
-        "policy_reason": "risk x value: the uplift gate did not switch (reports/uplift.json)"
-        if uplift is None
-        else f"uplift: {uplift.reason}",
+        **policy_summary(uplift),
     }
     if uplift is not None:
         targeting["explored"] = explored
