@@ -161,7 +161,7 @@ VARIANTS = {
         lightgbm=params.train.lightgbm.model_copy(update={"extra_trees": True})
     )(params),
     # round 4 (issue 12, benchmarks/results/model_round4.md; on params.yaml as it is)
-    "bgnbd_offset": _train(bgnbd_offset=True),
+    # "bgnbd_offset" (train.bgnbd_offset, measured worse and removed after 1fc9ebf; run it there)
     "eb_rhythm": lambda params: params,  # plus the candidate features of FRAME_VARIANTS
     "cutoff_ranks": lambda params: _train(
         monotone={**params.train.monotone, "recency_days_pct": 1}
@@ -205,9 +205,6 @@ VARIANT_NOTES = {
     "(round 1's `monotone`, now on params.yaml as it is)",
     "slow_learning": "train.lightgbm.learning_rate 0.01 (was 0.03; early stopping picks the rounds)",
     "offset_dense": "cutoff_offset plus dense_cutoffs",
-    "bgnbd_offset": "train.bgnbd_offset: each row boosted from the logit of its BG/NBD P(no "
-    "purchase in H) (init_score), so the trees learn what BG/NBD misses; the stacked calibrator "
-    "adds BG/NBD back",
     "eb_rhythm": "candidate features (prototype in pandas): eb_rate, eb_gap_survival, "
     "eb_silence_purchases — the silence against the customer's purchase rate shrunk to an NBD "
     "gamma prior fitted per cutoff (`add_eb_rhythm`)",

@@ -230,21 +230,12 @@ class TrainParams(Section):
     # boost each row from its cutoff's log-odds of churn (LightGBM init_score), so the trees learn
     # who churns more than others at the same cutoff and the calibrator sets the level
     cutoff_offset: bool = False
-    # with stack_bgnbd: boost each row from the logit of its BG/NBD P(no purchase in the horizon)
-    # (LightGBM init_score, fitting only), so the trees learn what BG/NBD misses; the stacked
-    # calibrator adds the two back together (benchmarks/results/model_round4.md)
-    bgnbd_offset: bool = False
 
     @model_validator(mode="after")
     def _monotone_directions(self) -> TrainParams:
         bad = {name: v for name, v in self.monotone.items() if v not in (-1, 0, 1)}
         if bad:
             raise ValueError(f"monotone directions must be -1, 0 or 1, got {bad}")
-        if self.bgnbd_offset and self.cutoff_offset:
-            raise ValueError(
-                "train.bgnbd_offset and train.cutoff_offset both set each row's starting score; "
-                "turn one of them off"
-            )
         return self
 
 

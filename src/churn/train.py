@@ -249,31 +249,6 @@ def cutoff_offsets(
     return np.log(rate / (1 - rate))
 
 
-def bgnbd_offsets(rows: pd.DataFrame, column: str | None) -> np.ndarray | None:
-    """Return each row's starting score for train.bgnbd_offset: the logit of its BG/NBD
-    probability of no purchase in the horizon (`column`), clipped to [1e-6, 1 - 1e-6] as the
-    stacked calibrator clips it; rows where it is missing (a cutoff whose BG/NBD fit was
-    degenerate) start from the mean logit of the others (0 when none has one). None when there
-    is no column (the option is off)."""
-    if column is None or rows.empty:
-        return None
-    values = np.clip(rows[column].astype("float64").to_numpy(), 1e-6, 1 - 1e-6)
-    logit = np.log(values / (1 - values))
-    finite = np.isfinite(logit)
-    fill = float(logit[finite].mean()) if finite.any() else 0.0
-    return np.where(finite, logit, fill)
-
-
-def init_scores(
-    rows: pd.DataFrame, labels: np.ndarray, params: TrainParams, column: str | None
-) -> np.ndarray | None:
-    """Return the starting scores LightGBM boosts `rows` from (fitting only), or None: the
-    cutoff's churn log-odds (train.cutoff_offset) or BG/NBD's (train.bgnbd_offset)."""
-    if column is not None:
-        return bgnbd_offsets(rows, column)
-    return cutoff_offsets(rows, labels, params)
-
-
 def fit_platt(raw: np.ndarray, labels: np.ndarray) -> Calibrator:
     """Return the Platt calibrator p = sigmoid(a * logit(raw) + b) with the lowest log loss."""
     clipped = np.clip(raw, 1e-6, 1 - 1e-6)
@@ -536,20 +511,6 @@ def stack_column(names: list[str], params: TrainParams, source: str) -> str | No
     return STACK_COLUMN
 
 
-def offset_column(stack: str | None, params: TrainParams, source: str) -> str | None:
-    """Return the column whose logit the booster starts from (train.bgnbd_offset), or None."""
-    if not params.bgnbd_offset:
-        return None
-    if stack is None:
-        log.warning(
-            "%s: train.bgnbd_offset needs the stacked calibrator (train.stack_bgnbd with "
-            "features.bgnbd), which adds BG/NBD back at scoring: the booster starts from zero",
-            source,
-        )
-        return None
-    return stack
-
-
 def _canonical(frame: pd.DataFrame) -> pd.DataFrame:
     """Return rows in a fixed order (cutoff, customer id) so input row order cannot matter."""
     return frame.sort_values([CUTOFF, CUSTOMER_ID], kind="stable", ignore_index=True)
@@ -639,7 +600,6 @@ def fit_model(
         # the booster leaves BG/NBD to the calibrator (as features they hurt on short
         # histories: benchmarks/results/model_quality_round2.md)
         names = [name for name in names if not name.startswith(BGNBD_PREFIX)]
-    offset = offset_column(stack, params, source)
     roles = snapshots[ROLE].astype("string")
     # the test cutoff is for measuring only: it is dropped here, before anything is fitted
     fit_mask = (roles == FIT).to_numpy(dtype=bool, na_value=False)
@@ -676,12 +636,12 @@ def fit_model(
     weights = row_weights(fit_rows, y_fit, params)
     train_set = lightgbm_dataset(
         spec, fit_rows, y_fit, weights, settings, source,
-        init_score=init_scores(fit_rows, y_fit, params, offset),
+        init_score=cutoff_offsets(fit_rows, y_fit, params),
     )  # fmt: skip
     stop_weights = class_weights(y_stop, params.balance_classes)
     stop_set = lightgbm_dataset(
         spec, stopping, y_stop, stop_weights, settings, source, train_set,
-        init_score=init_scores(stopping, y_stop, params, offset),
+        init_score=cutoff_offsets(stopping, y_stop, params),
     )  # fmt: skip
     # what the record needs of the fit rows, so they can go before the refit
     rows_fit, customers_sampled = len(fit_rows), int(fit_rows[CUSTOMER_ID].nunique())
@@ -719,7 +679,7 @@ def fit_model(
         n_refit = len(refit_rows)
         refit_set = lightgbm_dataset(
             spec, refit_rows, y_refit, row_weights(refit_rows, y_refit, params),
-            settings, source, init_score=init_scores(refit_rows, y_refit, params, offset),
+            settings, source, init_score=cutoff_offsets(refit_rows, y_refit, params),
         )  # fmt: skip
         del refit_rows
         booster = lgb.train(
@@ -906,8 +866,6 @@ def _production_model(
     rows = _select_canonical(snapshots, labelled)
     spec = evaluation.spec
     y = rows[CHURNED].to_numpy("int64")
-    # the evaluation model's starting scores: the stacked calibrator's column with bgnbd_offset
-    offset = evaluation.calibrator.column if params.bgnbd_offset else None
     n_rows, n_cutoffs = len(rows), int(rows[CUTOFF].nunique())
     # LightGBM bins one matrix of the rows, which are dropped before boosting
     dataset = lightgbm_dataset(
@@ -917,7 +875,7 @@ def _production_model(
         row_weights(rows, y, params),
         settings,
         source,
-        init_score=init_scores(rows, y, params, offset),
+        init_score=cutoff_offsets(rows, y, params),
     )
     del rows
     booster = lgb.train(

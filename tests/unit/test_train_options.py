@@ -1,7 +1,7 @@
 """Optional training settings measured in benchmarks/results/model_round3.md and model_round4.md
 (all off by default): cutoff-age weights (train.cutoff_half_life_days), per-cutoff starting scores
-(train.cutoff_offset), BG/NBD starting scores (train.bgnbd_offset) and extra trees
-(train.lightgbm.extra_trees)."""
+(train.cutoff_offset) and extra trees (train.lightgbm.extra_trees). BG/NBD starting scores
+(train.bgnbd_offset) measured worse (model_round4.md) and were removed."""
 
 from __future__ import annotations
 
@@ -14,10 +14,8 @@ import pytest
 from churn.config import LightGBMParams, TrainParams
 from churn.model import FeatureSpec
 from churn.train import (
-    bgnbd_offsets,
     cutoff_offsets,
     fit_model,
-    init_scores,
     lightgbm_settings,
     row_weights,
 )
@@ -39,11 +37,9 @@ def test_all_options_are_off_by_default():
     params = TrainParams()
     rows, labels = _rows()
     assert params.cutoff_half_life_days is None and not params.cutoff_offset
-    assert not params.bgnbd_offset
     assert not params.lightgbm.extra_trees
     assert row_weights(rows, labels, params) is None
     assert cutoff_offsets(rows, labels, params) is None
-    assert init_scores(rows, labels, params, None) is None
 
 
 def test_weights_halve_per_half_life_before_the_newest_cutoff():
@@ -91,66 +87,3 @@ def test_each_option_changes_the_booster_and_still_gives_probabilities(options):
     # the offsets are starting scores for fitting only: scores never read a label at scoring
     raw = changed.model.predict_raw(test.assign(churned=1 - test["churned"]))
     assert raw == pytest.approx(changed.model.predict_raw(test))
-
-
-def test_bgnbd_offsets_are_the_clipped_logits_with_missing_values_at_the_mean_logit():
-    rows = pd.DataFrame({"bgnbd_p_no_purchase": [0.5, 0.8, np.nan, 0.0, 1.0]})
-    offsets = bgnbd_offsets(rows, "bgnbd_p_no_purchase")
-    logit = lambda p: np.log(p / (1 - p))  # noqa: E731
-    known = [0.0, logit(0.8), logit(1e-6), logit(1 - 1e-6)]  # 0 and 1 clipped as the stack clips
-    fill = np.mean(known)
-    assert offsets == pytest.approx([known[0], known[1], fill, known[2], known[3]])
-    # the labels never enter: the same starting scores whatever the rows' churn
-    params = TrainParams(bgnbd_offset=True)
-    for labels in (np.zeros(5), np.ones(5)):
-        assert init_scores(rows, labels, params, "bgnbd_p_no_purchase") == pytest.approx(offsets)
-    assert bgnbd_offsets(rows, None) is None
-    # nothing known at all: every row starts from 0
-    empty = pd.DataFrame({"bgnbd_p_no_purchase": [np.nan, np.nan]})
-    assert bgnbd_offsets(empty, "bgnbd_p_no_purchase") == pytest.approx([0.0, 0.0])
-
-
-def test_bgnbd_offset_and_cutoff_offset_cannot_both_be_on():
-    with pytest.raises(ValueError, match="bgnbd_offset and train.cutoff_offset"):
-        TrainParams(bgnbd_offset=True, cutoff_offset=True)
-
-
-def _with_bgnbd(snapshots: pd.DataFrame) -> pd.DataFrame:
-    """Return the snapshots with a BG/NBD-like P(no purchase) column rising with recency."""
-    recency = snapshots["recency_days"].to_numpy("float64")
-    return snapshots.assign(bgnbd_p_no_purchase=1 - np.exp(-recency / 60))
-
-
-def test_bgnbd_offset_boosts_from_bgnbd_and_the_stack_adds_it_back():
-    snapshots = _with_bgnbd(make_snapshots(seed=7, customers=800))
-    plain = fit_model(snapshots, TrainParams(lightgbm=QUICK), 90)
-    offset = fit_model(snapshots, TrainParams(lightgbm=QUICK, bgnbd_offset=True), 90)
-    test = snapshots[snapshots["role"] == "test"]
-    for result in (plain, offset):
-        model = result.production_model
-        assert model.calibrator.kind == "stack"
-        assert model.calibrator.column == "bgnbd_p_no_purchase"
-        assert "bgnbd_p_no_purchase" not in model.spec.names
-        proba = model.predict_proba(test)
-        assert np.all((proba > 0) & (proba < 1))
-    assert not np.allclose(
-        plain.production_model.predict_raw(test), offset.production_model.predict_raw(test)
-    )
-    # the booster learned a residual over BG/NBD's logit: the stack gives BG/NBD real weight
-    assert offset.production_model.calibrator.c > 0.5
-    # scoring never reads a label
-    flipped = test.assign(churned=1 - test["churned"])
-    assert offset.model.predict_proba(flipped) == pytest.approx(offset.model.predict_proba(test))
-
-
-def test_bgnbd_offset_without_the_stack_boosts_from_zero(caplog):
-    snapshots = _with_bgnbd(make_snapshots(seed=7, customers=800))
-    params = TrainParams(lightgbm=QUICK, bgnbd_offset=True, stack_bgnbd=False)
-    plain = TrainParams(lightgbm=QUICK, stack_bgnbd=False)
-    with caplog.at_level("WARNING"):
-        result = fit_model(snapshots, params, 90)
-    assert "train.bgnbd_offset needs the stacked calibrator" in caplog.text
-    test = snapshots[snapshots["role"] == "test"]
-    assert result.production_model.predict_raw(test) == pytest.approx(
-        fit_model(snapshots, plain, 90).production_model.predict_raw(test)
-    )
