@@ -418,9 +418,14 @@ def _read_parquet(
     """Read a Parquet input of a stage; a missing file names the stage that makes it."""
     import pandas as pd
 
+    return pd.read_parquet(_existing(path, what), columns=columns, filters=filters)
+
+
+def _existing(path: Path, what: str) -> Path:
+    """Return a stage's input path; a missing file names the stage that makes it."""
     if not path.is_file():
         raise ChurnError(f"{path}: not found ({what}); run `dvc repro` first")
-    return pd.read_parquet(path, columns=columns, filters=filters)
+    return path
 
 
 def _read_snapshots(path: Path, sample_customers: int | None, horizon_days: int | None = None):
@@ -1336,7 +1341,7 @@ def uplift(
             raise ChurnError(f"uplift: --ledger-table also needs {', '.join(missing)}")
         result = run_uplift_stage(
             _read_parquet(ledger_table, "the ledger's uplift table"),
-            _read_parquet(snapshots, "training snapshots"),
+            _existing(snapshots, "training snapshots"),
             _read_parquet(contacted, "campaign contacts") if contacted is not None else None,
             _read_parquet(snapshot, "as-of snapshot"),
             settings.churn,

@@ -863,6 +863,9 @@ class UpliftParams(Section):
     # (benchmarks/results/uplift_gate_method_session5.md)
     false_switch_rate: float = Field(0.004, gt=0, le=0.05)
     bootstrap: int = Field(2000, ge=100)  # customer resamples behind the gate's bound
+    # the baseline's risk model learns on at most N customers' snapshots (train.sample_customers'
+    # stable id hash; null = all): what it reads follows N, not the population
+    sample_customers: int | None = Field(100_000, ge=1000)
     seed: int = 0
 
     @model_validator(mode="after")

@@ -11,7 +11,11 @@ import pytest
 
 from churn.config import ChurnParams, ScoreParams, UpliftParams
 from churn.errors import ChurnError
-from churn.uplift.from_ledger import campaign_rows_from_ledger, risk_training_rows
+from churn.uplift.from_ledger import (
+    campaign_rows_from_ledger,
+    read_labelled_snapshots,
+    risk_training_rows,
+)
 from churn.uplift.gate import NOT_ENOUGH, USE_RISK_VALUE, USE_UPLIFT
 from churn.uplift.stage import UPLIFT_COLUMNS, run_uplift_stage
 from support.uplift_ledger import ledger_inputs
@@ -87,6 +91,45 @@ def test_risk_rows_end_their_label_window_by_the_holdout_and_leave_out_treated_c
     ]
 
 
+@pytest.mark.parametrize("sample", [None, 150], ids=["all", "sampled"])
+def test_risk_rows_read_from_the_file_equal_the_rows_from_the_whole_table(tmp_path, sample):
+    inputs = ledger_inputs("heterogeneous", seed=1)
+    path = tmp_path / "train.parquet"
+    # a column the campaign rows lack: never read for the risk model
+    inputs.snapshots.assign(unrelated=1.0).to_parquet(path, index=False)
+    features = campaign_rows_from_ledger(inputs.table, "uplift.parquet").features
+    end = dt.date(2025, 1, 1) + dt.timedelta(days=400)
+    whole = risk_training_rows(inputs.snapshots, inputs.contacted, 90, end, sample)
+    read = read_labelled_snapshots(path, 90, end, features, sample)
+    assert "unrelated" not in read.columns
+    assert not read.empty and read["cutoff"].max() + dt.timedelta(days=90) <= end
+    from_file = risk_training_rows(read, inputs.contacted, 90, end, sample)
+    pd.testing.assert_frame_equal(
+        from_file.reset_index(drop=True), whole[list(from_file.columns)].reset_index(drop=True)
+    )
+    labelled = inputs.snapshots[
+        pd.to_datetime(inputs.snapshots["cutoff"]) + pd.Timedelta(days=90) <= pd.Timestamp(end)
+    ]
+    if sample is None:  # reading leaves out no labelled row
+        assert len(read) == len(labelled)
+    else:
+        # at most `sample` customers, each with every one of their labelled rows
+        assert 0 < read["customer_id"].nunique() <= sample
+        kept = labelled[labelled["customer_id"].isin(read["customer_id"])]
+        assert len(read) == len(kept)
+
+
+def test_training_snapshots_without_key_columns_are_refused_with_the_fix(tmp_path):
+    path = tmp_path / "train.parquet"
+    pd.DataFrame({"customer_id": ["1"], "cutoff": [dt.date(2025, 1, 1)]}).to_parquet(path)
+    with pytest.raises(
+        ChurnError,
+        match=r"train.parquet: column\(s\) \['churned'\] missing.*"
+        r"dvc repro features",
+    ):
+        read_labelled_snapshots(path, 90, dt.date(2026, 1, 1), ["x"], None)
+
+
 def _run(regime: str, seed: int, campaigns: int | None = None, **uplift):
     inputs = ledger_inputs(regime, seed, campaigns)
     return run_uplift_stage(
@@ -121,6 +164,34 @@ def test_stage_switches_to_uplift_when_effects_vary_and_scores_todays_customers(
     covered = uplift.set_index("customer_id")["covered"]
     assert not covered[covered.index.str.startswith("new")].any()
     assert covered[~covered.index.str.startswith("new")].all()
+
+
+def test_stage_reading_the_snapshots_file_gives_the_same_report_and_uplift(tmp_path):
+    inputs = ledger_inputs("heterogeneous", seed=0)
+    path = tmp_path / "train.parquet"
+    inputs.snapshots.to_parquet(path, index=False)
+    results = [
+        run_uplift_stage(
+            inputs.table,
+            snapshots,
+            inputs.contacted,
+            inputs.snapshot,
+            ChurnParams(),
+            ScoreParams(),
+            UpliftParams(),
+        )
+        for snapshots in (inputs.snapshots, path)
+    ]
+    assert results[0].report == results[1].report
+    pd.testing.assert_frame_equal(results[0].uplift, results[1].uplift)
+
+
+def test_the_risk_model_sample_keeps_whole_customers_and_still_ranks_churn():
+    result, _ = _run("heterogeneous", seed=0, sample_customers=5000)
+    model = result.report["risk_model"]
+    full, _ = _run("heterogeneous", seed=0)
+    assert model["training_rows"] < full.report["risk_model"]["training_rows"]
+    assert model["holdout_control_roc_auc"] > 0.6
 
 
 def test_stage_keeps_risk_value_when_contacts_do_nothing():

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import lightgbm as lgb
@@ -136,19 +137,67 @@ def campaign_rows_from_ledger(table: pd.DataFrame, source: str) -> LedgerCampaig
     return LedgerCampaigns(rows, features, notes)
 
 
+def read_labelled_snapshots(
+    path: Path,
+    horizon_days: int,
+    labels_end_by: dt.date,
+    campaign_features: list[str],
+    max_customers: int | None,
+) -> pd.DataFrame:
+    """Return, from the training snapshots file, only what the risk model can use: rows whose
+    label window ends on or before `labels_end_by`, of the customers uplift.sample_customers
+    keeps, with the key columns and the features the campaign rows also hold. The ids are read
+    first (one column) and the sample chosen on them, so memory follows the sample, not the file
+    (risk_training_rows gives the same rows from the whole table)."""
+    import pyarrow.parquet as pq
+
+    names = pq.ParquetFile(path).schema_arrow.names
+    missing = [name for name in (CUSTOMER_ID, CUTOFF, CHURNED) if name not in names]
+    if missing:
+        raise ChurnError(
+            f"{path}: column(s) {missing} missing; these are not the features stage's training "
+            "snapshots — rerun `dvc repro features`"
+        )
+    columns = [n for n in names if n in SNAPSHOT_KEYS or n in set(campaign_features)]
+    last_cutoff = labels_end_by - dt.timedelta(days=int(horizon_days))
+    by_cutoff = [(CUTOFF, "<=", last_cutoff)]
+    filters = [by_cutoff]
+    if max_customers is not None:
+        ids = pq.read_table(path, columns=[CUSTOMER_ID], filters=by_cutoff)
+        chosen = _sampled(pd.Series(ids.column(0).to_pandas(), dtype="string"), max_customers)
+        if chosen is not None:
+            filters = [[*by_cutoff, (CUSTOMER_ID, "in", chosen.tolist())]]
+    return pq.read_table(path, columns=columns, filters=filters).to_pandas()
+
+
+def _sampled(ids: pd.Series, max_customers: int | None) -> pd.Series | None:
+    """Return the customers uplift.sample_customers keeps among `ids` (train.sample_customers'
+    stable id hash), or None when all are kept."""
+    from churn.train import sampled_ids
+
+    if max_customers is None or ids.empty:
+        return None
+    return sampled_ids(ids, max_customers)
+
+
 def risk_training_rows(
     snapshots: pd.DataFrame,
     contacted: pd.DataFrame | None,
     horizon_days: int,
     labels_end_by: dt.date,
+    max_customers: int | None = None,
 ) -> pd.DataFrame:
-    """Return the training snapshots whose label window ends on or before `labels_end_by`,
-    without treated customers' rows whose label window overlaps their campaign (train's rule)."""
+    """Return the training snapshots whose label window ends on or before `labels_end_by`, of
+    the customers uplift.sample_customers keeps among them (all when None), without treated
+    customers' rows whose label window overlaps their campaign (train's rule)."""
     from churn.train import campaign_contacted_rows
 
     cutoffs = pd.to_datetime(snapshots[CUTOFF])
     ends = cutoffs + pd.Timedelta(days=int(horizon_days))
     labelled = snapshots.loc[(ends <= pd.Timestamp(labels_end_by)).to_numpy()]
+    chosen = _sampled(labelled[CUSTOMER_ID].astype("string"), max_customers)
+    if chosen is not None:
+        labelled = labelled.loc[labelled[CUSTOMER_ID].astype("string").isin(chosen).to_numpy()]
     if contacted is None or labelled.empty:
         return labelled.reset_index(drop=True)
     flags = campaign_contacted_rows(labelled, contacted, horizon_days)

@@ -5,6 +5,7 @@ where the baseline's risk comes from)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ from churn.logs import get_logger
 from churn.uplift.from_ledger import (
     campaign_rows_from_ledger,
     fit_risk_model,
+    read_labelled_snapshots,
     risk_features,
     risk_training_rows,
     uplift_candidates,
@@ -76,7 +78,7 @@ def _auc(churned: np.ndarray, probability: np.ndarray) -> float | None:
 
 def run_uplift_stage(
     ledger_table: pd.DataFrame,
-    snapshots: pd.DataFrame,
+    snapshots: pd.DataFrame | Path,
     contacted: pd.DataFrame | None,
     snapshot: pd.DataFrame,
     churn: ChurnParams,
@@ -86,14 +88,21 @@ def run_uplift_stage(
 ) -> UpliftStageResult:
     """Return the gate's report on the ledger's matured campaigns and, when the uplift policy
     won, the uplift of each customer of the as-of `snapshot` (learner refitted on every matured
-    campaign, as churn.uplift.plan does)."""
+    campaign, as churn.uplift.plan does). `snapshots`: the training snapshots, or their Parquet
+    file, of which only the rows and columns the risk model can use are read."""
     campaigns = campaign_rows_from_ledger(ledger_table, source)
     rows = campaigns.rows
     split = split_campaigns(rows, params.holdout_share)
     context: dict[str, Any] = {"ledger_table": campaigns.notes, "baseline_risk": BASELINE_RISK}
     if split.holdout:
         first = rows.loc[rows[CAMPAIGN_ID].isin(split.holdout), CAMPAIGN_DATE].min().date()
-        training = risk_training_rows(snapshots, contacted, churn.horizon_days, first)
+        if isinstance(snapshots, Path):
+            snapshots = read_labelled_snapshots(
+                snapshots, churn.horizon_days, first, campaigns.features, params.sample_customers
+            )
+        training = risk_training_rows(
+            snapshots, contacted, churn.horizon_days, first, params.sample_customers
+        )
         if training.empty or training[CHURNED].nunique() < 2:
             report = {
                 **context,
