@@ -132,6 +132,7 @@ def run_capped(
     tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
     result: dict[str, object] = {
         "seconds": round(seconds, 2),
+        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
         "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
         "cgroup_peak_mb": None if peak is None else round(peak / 2**20, 1),
         "exit_code": code,
@@ -306,6 +307,11 @@ def summarize(label: str, info: dict, runs: list[dict]) -> dict[str, object]:
             continue
         per_stage[name] = {
             "median_seconds": round(statistics.median(d["seconds"] for d in done), 1),
+            "median_cpu_seconds": (
+                round(statistics.median(d["cpu_seconds"] for d in done), 1)
+                if all("cpu_seconds" in d for d in done)
+                else None
+            ),
             "max_peak_rss_mb": max(d["peak_rss_mb"] for d in done),
             "max_cgroup_peak_mb": max(d["cgroup_peak_mb"] or 0 for d in done),
             "exit_codes": [d["exit_code"] for d in done],
@@ -365,15 +371,17 @@ def markdown(results: dict) -> str:
             f"{summary['median_ingest_ratio']}x (goal {INGEST_RATIO_GOAL}x); reference median "
             f"{summary['median_reference_sorted_copy_seconds']} s",
             "",
-            "| stage | median s | peak RSS MB | cgroup peak MB | exit codes | load before→after |",
-            "|---|---|---|---|---|---|",
+            "| stage | median s | median CPU s | peak RSS MB | cgroup peak MB | exit codes "
+            "| load before→after |",
+            "|---|---|---|---|---|---|---|",
         ]
         for name, stage in summary["stages"].items():
             if not stage.get("runs"):
-                lines.append(f"| {name} | not run | | | | |")
+                lines.append(f"| {name} | not run | | | | | |")
                 continue
             lines.append(
-                f"| {name} | {stage['median_seconds']} | {stage['max_peak_rss_mb']:,.0f} | "
+                f"| {name} | {stage['median_seconds']} | {stage.get('median_cpu_seconds')} | "
+                f"{stage['max_peak_rss_mb']:,.0f} | "
                 f"{stage['max_cgroup_peak_mb']:,.0f} | {stage['exit_codes']} | "
                 f"{', '.join(f'{a:g}→{b:g}' for a, b in stage['load'])} |"
             )
