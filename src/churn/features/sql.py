@@ -3,8 +3,9 @@
 Why SQL and not Ibis: Ibis 12 runs on DuckDB 2.0, but compiling Ibis to Spark SQL needs pyspark
 installed, and its DuckDB SQL does not transpile cleanly (it puts frames on LAG, which Spark
 rejects). Plain SQL in a small portable subset (integer day arithmetic, aggregate FILTER clauses,
-LAG, MAX_BY via ARG_MAX, BIT_OR/BIT_COUNT) runs on DuckDB as is and is transpiled by sqlglot to
-Spark SQL (`spark_sql`). See docs/features.md.
+LAG, MAX_BY via ARG_MAX, BIT_OR/BIT_COUNT, window aggregates over RANGE frames of integer days)
+runs on DuckDB as is and is transpiled by sqlglot to Spark SQL (`spark_sql`). See
+docs/features.md.
 
 Tables the SQL reads (views or temp tables with these names): `transactions` (clean contract),
 `customers`, `nps`, and `cutoffs` (cutoff DATE, cutoff_day INTEGER days since 1970-01-01,
