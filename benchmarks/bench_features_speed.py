@@ -170,6 +170,7 @@ def markdown(entries: list[dict]) -> str:
         comparison = entry["comparison"]
         lines += [
             "",
+            *([entry["note"], ""] if entry.get("note") else []),
             f"- speed-up: {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU",
             f"- outputs equal: **{comparison['equal']}** (train {comparison['train.parquet']['rows'][0]:,} "
             f"rows, score {comparison['score.parquet']['rows'][0]:,} rows; features.json equal: "
@@ -196,6 +197,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--cap-gb", type=float, default=3.0)
     parser.add_argument("--work", type=Path, default=None, help="outputs (default: a temp dir)")
+    parser.add_argument("--note", default="", help="a paragraph for this entry (e.g. the load)")
     args = parser.parse_args()
     cap = int(args.cap_gb * 2**30)
     work = args.work or Path(tempfile.mkdtemp(prefix="features-speed-"))
@@ -224,6 +226,7 @@ def main() -> None:
         "reference": summary(runs["reference"]),
         "this": summary(runs["this"]),
         "comparison": comparison,
+        "note": args.note,
     }
     entries = json.loads(OUT.read_text()) if OUT.is_file() else []
     entries = [e for e in entries if e["label"] != args.label] + [entry]
