@@ -205,7 +205,9 @@ class BGNBDFits:
 
     def add_columns(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Pass 3: return the batch with the three BG/NBD columns, as add_bgnbd_features."""
-        out = frame.copy()
+        # a shallow copy: copy-on-write keeps `frame` unchanged, and a deep copy of a 2^20-row
+        # batch (merging its Arrow-split blocks) cost ~4 CPU seconds per snapshot at 10M rows
+        out = frame.copy(deep=False)
         columns = [np.full(len(frame), np.nan) for _ in range(3)]
         if len(frame):
             for cutoff, positions in frame.groupby(c.CUTOFF, sort=True).indices.items():
