@@ -157,3 +157,37 @@ def test_snapshots_are_deterministic_with_parallel_threads(generated, snapshots)
     )
     pd.testing.assert_frame_equal(again.train, snapshots.train)
     pd.testing.assert_frame_equal(again.score, snapshots.score)
+
+
+# offsets around every frame edge of the default windows (30/90/180/365 days, trend 90/180)
+edge_offset = st.sampled_from([0, -1, -29, -30, -31, -89, -90, -91, -179, -180, -181, -364,
+                               -365, -366, -400, -700])  # fmt: skip
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "007"]), edge_offset, st.integers(-60, 0), amounts),
+        min_size=1,
+        max_size=40,
+    ),
+    cutoff_offsets=st.sets(st.sampled_from([0, -1, -30, -45, -90, -200, -365]), min_size=2),
+    rhythm=st.booleans(),
+)
+def test_all_cutoffs_in_one_pass_equal_a_filtered_scan_at_each_cutoff(rows, cutoff_offsets, rhythm):
+    # the training path (segments and window frames over each customer's timeline) must
+    # aggregate exactly what the as-of path's filtered scan does at the same cutoff
+    cutoffs = sorted(day(o) for o in cutoff_offsets)
+    transactions = transactions_frame(
+        [(customer, day(edge + shift), amount) for customer, edge, shift, amount in rows]
+    )
+    nps = nps_frame([("a", day(-40), 3), ("007", day(-2), 9), ("007", day(-100), 6)])
+    params = FeaturesParams(rhythm=rhythm)
+    together = snapshot_at(transactions, cutoffs, nps=nps, params=params)
+    for cutoff in cutoffs:
+        alone = snapshot_at(transactions, cutoff, nps=nps, params=params)
+        expected = together[together.index.get_level_values("cutoff") == cutoff]
+        if alone.empty:
+            assert expected.empty
+        else:
+            pd.testing.assert_frame_equal(expected, alone, check_exact=True)

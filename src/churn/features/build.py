@@ -176,8 +176,8 @@ def compute_snapshots(
 ) -> pd.DataFrame:
     """Return one row per eligible (customer, cutoff) for the given cutoffs, in one query.
 
-    One cutoff without labels runs as a plain filtered scan; otherwise the transactions are
-    joined once to the cutoffs table (date <= cutoff), never rescanned per cutoff.
+    One cutoff without labels runs as a plain filtered scan; otherwise all cutoffs are computed
+    in one pass over each customer's timeline (churn.features.sql), never rescanned per cutoff.
     """
     frame = _fetch(con, _snapshot_query(con, cutoffs, churn, params, labelled))
     if params.bgnbd:

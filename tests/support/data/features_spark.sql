@@ -32,76 +32,290 @@ WITH base AS (
         THEN CAST(day - LAG(day) OVER (PARTITION BY customer_id, amount > 0 ORDER BY day NULLS LAST) AS BIGINT)
       END AS gap
     FROM base
-    WHERE
-      day <= 19904
   ) AS lagged
-), snap AS (
+), edges AS (
+  SELECT DISTINCT
+    c.cutoff_day + e.shift AS seg_end
+  FROM cutoffs AS c
+  CROSS JOIN VALUES
+    (-365),
+    (-180),
+    (-90),
+    (-30),
+    (0),
+    (90) AS e(shift)
+), segments AS (
+  SELECT
+    seg_end,
+    LAG(seg_end) OVER (ORDER BY seg_end NULLS LAST) AS seg_start
+  FROM edges
+), segmented AS (
   SELECT
     m.customer_id,
-    c.cutoff AS cutoff,
-    c.cutoff_day AS cutoff_day,
-    c.role AS role,
+    g.seg_end AS day,
     MAX(m.day) FILTER(WHERE
-      m.amount > 0) AS last_day,
+      m.amount > 0) AS seg_last_day,
     MIN(m.day) FILTER(WHERE
-      m.amount > 0) AS first_day,
+      m.amount > 0) AS seg_first_day,
     COUNT(*) FILTER(WHERE
-      m.amount > 0) AS purchases,
+      m.amount > 0) AS seg_purchases,
     COUNT(*) FILTER(WHERE
-      m.gap > 0) AS gaps,
+      m.gap > 0) AS seg_gaps,
     SUM(m.gap * m.gap) FILTER(WHERE
-      m.gap > 0) AS gap_sumsq,
+      m.gap > 0) AS seg_gap_sumsq,
     MAX_BY(m.gap, m.day) FILTER(WHERE
-      m.gap > 0) AS gap_last,
+      m.gap > 0) AS seg_gap_last,
+    MAX(m.day) FILTER(WHERE
+      m.gap > 0) AS seg_gap_last_by,
     SUM(m.amount_e4) FILTER(WHERE
-      m.amount > 0) AS spend_e4,
+      m.amount > 0) AS seg_spend_e4,
     MAX(m.amount_e4) FILTER(WHERE
-      m.amount > 0) AS spend_max_e4,
+      m.amount > 0) AS seg_spend_max_e4,
+    SUM(m.new_day) AS seg_purchase_days_365,
     COUNT(*) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 30) AS n_30,
-    SUM(m.amount_e4) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 30) AS s_30,
-    COUNT(*) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 90) AS n_90,
-    SUM(m.amount_e4) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 90) AS s_90,
-    COUNT(*) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 180) AS n_180,
-    SUM(m.amount_e4) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 180) AS s_180,
-    COUNT(*) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 365) AS n_365,
-    SUM(m.amount_e4) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 365) AS s_365,
-    COUNT(*) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 180 AND m.day <= c.cutoff_day - 90) AS n_before,
-    SUM(m.amount_e4) FILTER(WHERE
-      m.amount > 0 AND m.day > c.cutoff_day - 180 AND m.day <= c.cutoff_day - 90) AS s_before,
-    SUM(m.new_day) FILTER(WHERE
-      m.day > c.cutoff_day - 365) AS purchase_days_365,
-    COUNT(*) FILTER(WHERE
-      m.amount < 0) AS refunds,
+      m.amount < 0) AS seg_refunds,
     SUM(-m.amount_e4) FILTER(WHERE
-      m.amount < 0) AS refund_e4,
+      m.amount < 0) AS seg_refund_e4,
     COUNT(*) FILTER(WHERE
-      m.amount = 0) AS zeros,
+      m.amount = 0) AS seg_zeros,
     BIT_OR(SHIFTLEFT(CAST(1 AS BIGINT), CAST((
       (
         m.day % 7
       ) + 10
     ) % 7 AS INT))) FILTER(WHERE
-      m.amount > 0) AS weekdays
+      m.amount > 0) AS seg_weekdays
   FROM marked AS m
-  JOIN cutoffs AS c
-    ON m.day <= c.cutoff_day
+  JOIN segments AS g
+    ON m.day <= g.seg_end AND (
+      g.seg_start IS NULL OR m.day > g.seg_start
+    )
   GROUP BY
     m.customer_id,
+    g.seg_end
+), first_last AS (
+  SELECT
+    customer_id,
+    MIN(day) AS first_purchase,
+    MAX(day) AS last_purchase
+  FROM marked
+  WHERE
+    amount > 0 AND day <= 19904
+  GROUP BY
+    customer_id
+), markers AS (
+  SELECT
+    f.customer_id,
     c.cutoff,
     c.cutoff_day,
     c.role
-  HAVING
-    MAX(m.day) FILTER(WHERE
-      m.amount > 0) > c.cutoff_day - 365
+  FROM first_last AS f
+  JOIN cutoffs AS c
+    ON c.cutoff_day >= f.first_purchase AND c.cutoff_day < f.last_purchase + 365
+), timeline AS (
+  SELECT
+    customer_id,
+    day,
+    seg_last_day,
+    seg_first_day,
+    seg_purchases,
+    seg_gaps,
+    seg_gap_sumsq,
+    seg_gap_last,
+    seg_gap_last_by,
+    seg_spend_e4,
+    seg_spend_max_e4,
+    seg_purchase_days_365,
+    seg_refunds,
+    seg_refund_e4,
+    seg_zeros,
+    seg_weekdays,
+    CAST(NULL AS DATE) AS cutoff,
+    CAST(NULL AS STRING) AS role
+  FROM segmented
+  UNION ALL
+  SELECT
+    customer_id,
+    cutoff_day AS day,
+    NULL AS seg_last_day,
+    NULL AS seg_first_day,
+    NULL AS seg_purchases,
+    NULL AS seg_gaps,
+    NULL AS seg_gap_sumsq,
+    NULL AS seg_gap_last,
+    NULL AS seg_gap_last_by,
+    NULL AS seg_spend_e4,
+    NULL AS seg_spend_max_e4,
+    NULL AS seg_purchase_days_365,
+    NULL AS seg_refunds,
+    NULL AS seg_refund_e4,
+    NULL AS seg_zeros,
+    NULL AS seg_weekdays,
+    cutoff,
+    role
+  FROM markers
+), windowed AS (
+  SELECT
+    m.customer_id,
+    m.cutoff,
+    m.day AS cutoff_day,
+    m.role,
+    MAX(m.seg_last_day) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS last_day,
+    MIN(m.seg_first_day) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS first_day,
+    COALESCE(
+      SUM(m.seg_purchases) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ),
+      0
+    ) AS purchases,
+    COALESCE(
+      SUM(m.seg_gaps) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ),
+      0
+    ) AS gaps,
+    SUM(m.seg_gap_sumsq) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS gap_sumsq,
+    MAX_BY(m.seg_gap_last, m.seg_gap_last_by) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS gap_last,
+    SUM(m.seg_spend_e4) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS spend_e4,
+    MAX(m.seg_spend_max_e4) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS spend_max_e4,
+    COALESCE(
+      SUM(m.seg_purchases) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN 29 PRECEDING AND CURRENT ROW
+      ),
+      0
+    ) AS n_30,
+    SUM(m.seg_spend_e4) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN 29 PRECEDING AND CURRENT ROW
+    ) AS s_30,
+    COALESCE(
+      SUM(m.seg_purchases) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN 89 PRECEDING AND CURRENT ROW
+      ),
+      0
+    ) AS n_90,
+    SUM(m.seg_spend_e4) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN 89 PRECEDING AND CURRENT ROW
+    ) AS s_90,
+    COALESCE(
+      SUM(m.seg_purchases) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN 179 PRECEDING AND CURRENT ROW
+      ),
+      0
+    ) AS n_180,
+    SUM(m.seg_spend_e4) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN 179 PRECEDING AND CURRENT ROW
+    ) AS s_180,
+    COALESCE(
+      SUM(m.seg_purchases) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN 364 PRECEDING AND CURRENT ROW
+      ),
+      0
+    ) AS n_365,
+    SUM(m.seg_spend_e4) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN 364 PRECEDING AND CURRENT ROW
+    ) AS s_365,
+    COALESCE(
+      SUM(m.seg_purchases) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN 179 PRECEDING AND 90 PRECEDING
+      ),
+      0
+    ) AS n_before,
+    SUM(m.seg_spend_e4) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN 179 PRECEDING AND 90 PRECEDING
+    ) AS s_before,
+    SUM(m.seg_purchase_days_365) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN 364 PRECEDING AND CURRENT ROW
+    ) AS purchase_days_365,
+    COALESCE(
+      SUM(m.seg_refunds) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ),
+      0
+    ) AS refunds,
+    SUM(m.seg_refund_e4) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS refund_e4,
+    COALESCE(
+      SUM(m.seg_zeros) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+      ),
+      0
+    ) AS zeros,
+    BIT_OR(m.seg_weekdays) OVER (
+      PARTITION BY m.customer_id
+      ORDER BY m.day NULLS LAST
+      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
+    ) AS weekdays,
+    COALESCE(
+      SUM(m.seg_purchases) OVER (
+        PARTITION BY m.customer_id
+        ORDER BY m.day NULLS LAST
+        RANGE BETWEEN 1 FOLLOWING AND 90 FOLLOWING
+      ),
+      0
+    ) AS bought
+  FROM timeline AS m
+), snap AS (
+  SELECT
+    *
+  FROM windowed
+  WHERE
+    NOT cutoff IS NULL AND last_day > cutoff_day - 365
 ), nps_ranked AS (
   SELECT
     n.customer_id,
@@ -127,24 +341,12 @@ WITH base AS (
   GROUP BY
     customer_id,
     cutoff
-), bought AS (
-  SELECT
-    b.customer_id,
-    c.cutoff
-  FROM base AS b
-  JOIN cutoffs AS c
-    ON b.day > c.cutoff_day AND b.day <= c.cutoff_day + 90
-  WHERE
-    b.amount > 0
-  GROUP BY
-    b.customer_id,
-    c.cutoff
 )
 SELECT
   s.customer_id AS customer_id,
   s.cutoff AS cutoff,
   s.role AS role,
-  CAST(CASE WHEN l.customer_id IS NULL THEN 1 ELSE 0 END AS TINYINT) AS churned,
+  CAST(CASE WHEN s.bought = 0 THEN 1 ELSE 0 END AS TINYINT) AS churned,
   CAST(s.cutoff_day - s.last_day AS INT) AS recency_days,
   CAST(s.cutoff_day - s.first_day AS INT) AS tenure_days,
   CAST(s.purchases AS INT) AS purchases,
@@ -223,8 +425,6 @@ LEFT JOIN customers AS cu
   ON cu.customer_id = s.customer_id
 LEFT JOIN nps_last AS p
   ON p.customer_id = s.customer_id AND p.cutoff = s.cutoff
-LEFT JOIN bought AS l
-  ON l.customer_id = s.customer_id AND l.cutoff = s.cutoff
 ORDER BY
   s.cutoff NULLS LAST,
   s.customer_id NULLS LAST;
