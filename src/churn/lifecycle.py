@@ -133,6 +133,11 @@ def publish_scores(
         "definition": model.metadata.get("definition"),
         "overrides": overrides,
         "power_check": power,
+        # which policy chose the list and why (the page's what-if counts money the same way)
+        "targeting": {
+            "policy": targeting.get("policy", "risk_x_value"),
+            "reason": targeting.get("policy_reason"),
+        },
     }
     result = record.publish_lists(scores, exports, force=force, about=about)
     manifest = result.manifest
