@@ -989,6 +989,10 @@ def report(
     uplift: Annotated[
         Path | None, typer.Option(help="`churn uplift` report (the targeting policy), if any.")
     ] = None,
+    score_report: Annotated[
+        Path | None,
+        typer.Option(help="`churn score` report (the save rates per tier and their source)."),
+    ] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
@@ -1029,6 +1033,7 @@ def report(
     except json.JSONDecodeError as error:
         raise ChurnError(f"{ledger}: not valid JSON ({error}); rerun `churn ledger`") from None
     uplift_report = _read_json(uplift, "churn uplift")
+    score_summary = _read_json(score_report, "churn score")
     with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
         con = open_duckdb(settings.engine, spill)
         try:
@@ -1045,6 +1050,7 @@ def report(
                 drift=drift_report,
                 ledger=ledger_report,
                 uplift=uplift_report,
+                score_report=score_summary,
                 sources={
                     "transactions": str(transactions),
                     "nps": str(nps),
@@ -1053,6 +1059,7 @@ def report(
                     "drift": str(drift),
                     "ledger": str(ledger),
                     "uplift": str(uplift),
+                    "score_report": str(score_report),
                 },
             )
         except (duckdb.Error, MemoryError, OSError) as error:

@@ -89,24 +89,41 @@ def publish_scores(
             "passed the gate yet",
             model.version,
         )
+    # the save rates the score stage used: measured per tier by the ledger, or assumed
+    targeting = (_read_report(pipeline.stage_path("score", "report", root)) or {}).get(
+        "targeting"
+    ) or {}
     power = check_power(
         scores,
-        settings.score.save_rate,
+        targeting.get("save_rates") or settings.score.save_rate,
         settings.score.control_share,
         params.power_check.alpha,
         params.power_check.power,
+        targeting.get("save_rate_sources"),
     )
     if power["warning"]:
         log.warning("power check: %s", power["warning"])
     else:
         log.info(
             "power check: the list can detect an effect of %.1f percentage points or more "
-            "(assumed effect %.1f; %d treated, %d control, base churn %.1f%%)",
+            "(expected effect %.1f, %s: %s; %d treated, %d control, base churn %.1f%%)",
             100 * power["minimum_detectable_effect"],
-            100 * power["assumed_effect"],
+            100 * power["expected_effect"],
+            power["effect_source"],
+            power["effect_detail"],
             power["treated"],
             power["control"],
             100 * power["base_churn"],
+        )
+    if "measured_effect" in power:
+        so_far = power["measured_effect"]
+        (log.info if power["detects_measured_effect"] else log.warning)(
+            "power check: past campaigns measured %+.1f retention points [%+.1f, %+.1f] on this "
+            "tier mix; this list %s detect an effect that size",
+            100 * so_far["retention_difference"],
+            100 * so_far["ci_low"],
+            100 * so_far["ci_high"],
+            "can" if power["detects_measured_effect"] else "cannot",
         )
     about = {
         "registered_model": settings.registry.model,
@@ -116,6 +133,11 @@ def publish_scores(
         "definition": model.metadata.get("definition"),
         "overrides": overrides,
         "power_check": power,
+        # which policy chose the list and why (the page's what-if counts money the same way)
+        "targeting": {
+            "policy": targeting.get("policy", "risk_x_value"),
+            "reason": targeting.get("policy_reason"),
+        },
     }
     result = record.publish_lists(scores, exports, force=force, about=about)
     manifest = result.manifest

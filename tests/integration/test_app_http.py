@@ -417,3 +417,32 @@ def test_a_report_that_cannot_be_read_is_named_and_the_lists_still_shown(publish
     assert response.status == 200
     assert b"ledger.json: unreadable" in content and b"churn ledger" in content
     assert f'id="list-{manifest["as_of"]}"'.encode() in content
+
+
+def test_the_page_says_which_policy_chose_the_list_and_counts_its_money(tmp_path):
+    from churn.publish.record import publish_lists
+    from support.app_data import example_scores
+
+    scores = example_scores(400, seed=1)
+    # an uplift list: each flagged customer's estimate (one customer: none, as if explored)
+    flagged = scores["at_risk"].to_numpy(dtype=bool)
+    scores["uplift"] = [0.9 if f else float("nan") for f in flagged]
+    first = scores.loc[flagged].sort_values("priority").index[0]
+    scores.loc[first, "uplift"] = float("nan")
+    reason = "the uplift policy keeps more margin than risk x value (test)"
+    shown = {}
+    for policy in ("uplift", "risk_x_value"):
+        exports = tmp_path / policy
+        publish_lists(scores, exports, about={"targeting": {"policy": policy, "reason": reason}})
+        with running_app(app_config(exports)) as base:
+            _, content = Browser(base).request("GET", "/?how=size&size=3&cost=0")
+        shown[policy] = page = content.decode()
+        saves = float(re.search(r'id="plan-saves">([0-9.,]+)<', page).group(1).replace(",", ""))
+        shown[policy + "-saves"] = saves
+    assert "chosen by the <strong>uplift policy</strong>" in shown["uplift"]
+    assert f"Why: {reason}." in shown["uplift"]
+    assert "adds up the uplift model's estimates" in shown["uplift"]
+    assert "chosen by <strong>risk × value</strong>" in shown["risk_x_value"]
+    # the first three: no estimate, 0.9, 0.9 -> 1.8 kept, shown as 2; risk x save rate keeps
+    # well under one of three customers
+    assert shown["uplift-saves"] == 2.0 and shown["risk_x_value-saves"] == 0.0

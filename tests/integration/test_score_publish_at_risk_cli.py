@@ -154,7 +154,7 @@ def test_publish_records_the_power_check_and_warns_when_the_campaign_cannot_be_m
     result = _publish(project, "--force")
     check = read_manifest(exports)["power_check"]
     assert check["control_share"] == 0.5 and check["measurable"] is True
-    assert check["minimum_detectable_effect"] < check["assumed_effect"]
+    assert check["minimum_detectable_effect"] < check["expected_effect"]
     assert "power check: the list can detect an effect of" in result.output
 
 

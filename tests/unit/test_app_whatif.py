@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from churn.app import whatif
@@ -162,3 +163,89 @@ def test_the_page_ranks_contacts_without_gaps_and_places_control_among_them():
     )
     # web: contacts 0001, 0004, 0107 (priorities 1, 4, 7); control 0003 (priority 3) comes 2nd
     assert web.control_ranks.tolist() == [2]
+
+
+def test_an_uplift_list_counts_estimated_uplift_times_value_less_the_cost():
+    # uplift 0.2, 0.05, missing (an explored customer: no estimate keeps no one)
+    plan = _plan(uplift=np.array([0.2, 0.05, np.nan]))
+    assert plan.expected_saves == pytest.approx(0.25)
+    assert plan.churners_reached == pytest.approx(1.8)  # still the chance of leaving
+    # 0.2 x 100 - 5 + 0.05 x 200 - 5 + 0 - 5
+    assert plan.net_benefit == pytest.approx(15.0 + 5.0 - 5.0)
+    assert plan.value_kept == pytest.approx(30.0) and plan.best_contacts == 2
+
+
+def test_the_what_if_reproduces_an_uplift_lists_published_net_benefit():
+    """One formula under the uplift policy too: uplift x value - cost, as the score stage flags."""
+    from churn.score import score_customers
+    from churn.score.targeting import UpliftTargeting
+    from support.score_data import make_snapshot
+
+    snapshot = make_snapshot(300, seed=4)
+    rng = np.random.default_rng(4)
+    ids = snapshot["customer_id"].astype("string")
+    table = pd.DataFrame(
+        {
+            "customer_id": ids,
+            "uplift": rng.normal(0.05, 0.08, len(ids)),
+            "covered": rng.random(len(ids)) < 0.8,
+        }
+    )
+    params = ScoreParams()
+    scores = score_customers(
+        snapshot,
+        rng.beta(2, 4, len(ids)),
+        params,
+        model_version="1",
+        uplift=UpliftTargeting(table, 0.0, 0, "the gate switched (test)"),
+    )
+    flagged = scores["at_risk"].to_numpy(dtype=bool)
+    scores["reasons"] = pd.Series(pd.NA, index=scores.index, dtype="string")
+    scores.loc[flagged, "reasons"] = "no purchase for 90 days"
+    scores["suggested_action"] = pd.Series(pd.NA, index=scores.index, dtype="string")
+    scores.loc[flagged, "suggested_action"] = "win-back offer"
+    treatment, _ = select_lists(scores)
+    assert len(treatment) > 10 and "uplift" not in treatment.columns  # not a segment
+    uplift = treatment["customer_id"].map(scores.set_index("customer_id")["uplift"])
+    plan = whatif.plan_campaign(
+        treatment["churn_probability"].to_numpy(),
+        treatment["expected_value"].to_numpy(),
+        np.full(len(treatment), params.save_rate),
+        treatment["priority"].to_numpy(),
+        np.array([], dtype="int64"),
+        contact_cost=params.contact_cost,
+        uplift=uplift.to_numpy(dtype="float64"),
+    )
+    assert plan.net_benefit == pytest.approx(treatment["expected_net_benefit"].sum(), rel=1e-3)
+    # risk x save rate x value would have counted other money
+    riskwise = whatif.plan_campaign(
+        treatment["churn_probability"].to_numpy(),
+        treatment["expected_value"].to_numpy(),
+        np.full(len(treatment), params.save_rate),
+        treatment["priority"].to_numpy(),
+        np.array([], dtype="int64"),
+        contact_cost=params.contact_cost,
+    )
+    assert riskwise.net_benefit != pytest.approx(plan.net_benefit, rel=1e-2)
+
+
+def test_the_store_reads_the_uplift_estimates_only_for_a_list_the_uplift_policy_chose(tmp_path):
+    from churn.app.store import load_published
+    from churn.publish import record
+    from support.app_data import example_scores
+
+    scores = example_scores(200, seed=5)
+    scores["uplift"] = np.linspace(-0.1, 0.3, len(scores))
+    by_id = scores.set_index("customer_id")["uplift"]
+    for policy, root in (("uplift", tmp_path / "u"), ("risk_x_value", tmp_path / "r")):
+        about = {"targeting": {"policy": policy, "reason": "test"}}
+        manifest = record.publish_lists(scores, root, about=about).manifest
+        loaded = load_published(root, manifest, [])
+        if policy == "risk_x_value":
+            assert loaded.treatment.uplift is None and loaded.control.uplift is None
+            continue
+        ids = loaded.treatment.frame["customer_id"].astype("string")
+        assert loaded.treatment.uplift == pytest.approx(by_id.loc[ids].to_numpy())
+        assert loaded.control.uplift is not None
+        # the download holds the published columns only
+        assert "uplift" not in loaded.columns

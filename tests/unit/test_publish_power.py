@@ -78,9 +78,9 @@ def _scores(treated: int, control: int, probability: float = 0.4) -> pd.DataFram
 
 
 def test_a_large_control_group_can_measure_the_assumed_effect():
-    check = check_power(_scores(5000, 5000), save_rate=0.3, control_share=0.5)
+    check = check_power(_scores(5000, 5000), save_rates=0.3, control_share=0.5)
     assert check["treated"] == 5000 and check["control"] == 5000
-    assert check["base_churn"] == 0.4 and check["assumed_effect"] == pytest.approx(0.12)
+    assert check["base_churn"] == 0.4 and check["expected_effect"] == pytest.approx(0.12)
     assert check["minimum_detectable_effect"] == pytest.approx(
         minimum_detectable_effect(5000, 5000, 0.4), abs=1e-6
     )
@@ -88,10 +88,10 @@ def test_a_large_control_group_can_measure_the_assumed_effect():
 
 
 def test_a_small_control_group_warns_with_the_control_share_needed():
-    check = check_power(_scores(900, 100), save_rate=0.3, control_share=0.1)
+    check = check_power(_scores(900, 100), save_rates=0.3, control_share=0.1)
     assert check["measurable"] is False
     assert check["minimum_detectable_effect"] == pytest.approx(0.144673, abs=1e-6)
-    assert check["assumed_effect"] == pytest.approx(0.12)
+    assert check["expected_effect"] == pytest.approx(0.12)
     assert check["control_share_needed"] == pytest.approx(
         control_share_needed(1000, 0.4, 0.12), abs=1e-6
     )
@@ -102,12 +102,87 @@ def test_a_small_control_group_warns_with_the_control_share_needed():
 
 def test_an_effect_too_small_for_any_split_says_so():
     # 0.1 x 40% = 4 points: 1,000 customers cannot show it, however they are split
-    check = check_power(_scores(900, 100), save_rate=0.1, control_share=0.1)
+    check = check_power(_scores(900, 100), save_rates=0.1, control_share=0.1)
     assert check["control_share_needed"] is None
     assert "no control share can at this list size" in check["warning"]
 
 
 def test_no_control_group_warns_that_nothing_can_be_measured():
-    check = check_power(_scores(300, 0), save_rate=0.1, control_share=0.0)
+    check = check_power(_scores(300, 0), save_rates=0.1, control_share=0.0)
     assert check["minimum_detectable_effect"] is None and check["measurable"] is False
     assert "no control group" in check["warning"]
+
+
+def _tiered(tiers: list[str], probability: float = 0.5, control_every: int = 2) -> pd.DataFrame:
+    n = len(tiers)
+    return pd.DataFrame(
+        {
+            "customer_id": pd.array([f"c{i}" for i in range(n)], dtype="string"),
+            "churn_probability": [probability] * n,
+            "at_risk": [True] * n,
+            "group": ["control" if i % control_every == 0 else "treatment" for i in range(n)],
+            "risk_tier": pd.array(tiers, dtype="string"),
+        }
+    )
+
+
+def _measured(difference: float, low: float, high: float, rate: float) -> dict:
+    return {
+        "source": "measured",
+        "campaigns": ["a", "b"],
+        "retention_difference": difference,
+        "ci_low": low,
+        "ci_high": high,
+        "save_rate": rate,
+        "save_rate_ci": [rate - 0.05, rate + 0.05],
+    }
+
+
+def test_measured_save_rates_per_tier_set_the_expected_effect_by_the_lists_tier_mix():
+    scores = _tiered(["high"] * 300 + ["medium"] * 100)
+    rates = {"high": 0.4, "medium": 0.1, "low": 0.2}
+    sources = {
+        "high": _measured(0.2, 0.15, 0.25, 0.4),
+        "medium": _measured(0.05, -0.01, 0.11, 0.1),
+        "low": {"source": "assumed", "reason": "no campaign"},
+    }
+    check = check_power(scores, rates, 0.5, sources=sources)
+    # 3/4 x 0.4 x 0.5 + 1/4 x 0.1 x 0.5
+    assert check["expected_effect"] == pytest.approx(0.75 * 0.2 + 0.25 * 0.05)
+    assert check["effect_source"] == "measured"
+    assert (
+        "high 75%: save rate 0.400 [0.35, 0.45] measured on 2 campaign(s)"
+        in (check["effect_detail"])
+    )
+    so_far = check["measured_effect"]
+    assert so_far["retention_difference"] == pytest.approx(0.75 * 0.2 + 0.25 * 0.05)
+    half = ((0.75 * 0.05) ** 2 + (0.25 * 0.06) ** 2) ** 0.5
+    assert so_far["ci_low"] == pytest.approx(0.1625 - half, abs=1e-6)
+    assert so_far["ci_high"] == pytest.approx(0.1625 + half, abs=1e-6)
+    mde = minimum_detectable_effect(200, 200, 0.5)
+    assert check["detects_measured_effect"] is (mde <= 0.1625)
+
+
+def test_a_list_too_small_for_the_measured_effect_says_so():
+    scores = _tiered(["high"] * 60)
+    sources = {"high": _measured(0.05, 0.01, 0.09, 0.1)}
+    check = check_power(scores, {"high": 0.1}, 0.5, sources=sources)
+    assert check["detects_measured_effect"] is False and check["measurable"] is False
+    assert "measured on 2 campaign(s)" in check["warning"]
+
+
+def test_tiers_partly_measured_are_named_as_such_and_give_no_measured_effect():
+    scores = _tiered(["high"] * 100 + ["low"] * 100)
+    sources = {"high": _measured(0.2, 0.1, 0.3, 0.4), "low": {"source": "assumed"}}
+    check = check_power(scores, {"high": 0.4, "low": 0.2}, 0.5, sources=sources)
+    assert check["effect_source"] == "measured and assumed"
+    assert "low 50%: save rate 0.200 assumed (score.save_rate)" in check["effect_detail"]
+    assert "measured_effect" not in check and "detects_measured_effect" not in check
+    assert check["expected_effect"] == pytest.approx(0.5 * 0.2 + 0.5 * 0.1)
+
+
+def test_a_list_chosen_by_uplift_expects_its_mean_estimated_uplift():
+    scores = _tiered(["high"] * 100).assign(uplift=[0.02] * 50 + [0.06] * 50)
+    check = check_power(scores, {"high": 0.9}, 0.5, sources={"high": {"source": "assumed"}})
+    assert check["effect_source"] == "uplift"
+    assert check["expected_effect"] == pytest.approx(0.04)

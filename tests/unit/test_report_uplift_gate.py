@@ -83,3 +83,51 @@ def test_page_without_a_gate_report_has_no_policy_section():
 def test_a_file_that_is_not_a_gate_report_names_the_fix():
     with pytest.raises(ChurnError, match="reports/uplift.json: not an uplift gate report"):
         summarize_uplift_gate({"lists": []}, "reports/uplift.json")
+
+
+SCORE_REPORT = {
+    "targeting": {
+        "save_rates": {"high": 0.132447, "medium": 0.047788, "low": 0.1},
+        "save_rate_sources": {
+            "high": {
+                "source": "measured",
+                "campaigns": ["a", "b", "c", "d"],
+                "save_rate_ci": [0.100291, 0.164603],
+                "status": "separated",
+            },
+            "medium": {
+                "source": "measured",
+                "campaigns": ["a", "b"],
+                "save_rate_ci": [-0.023697, 0.119274],
+                "status": "inconclusive",
+            },
+            "low": {"source": "assumed", "reason": "no matured campaign measured the low tier"},
+        },
+    }
+}
+
+
+def test_page_shows_each_tiers_save_rate_with_its_source_and_interval():
+    page = render_html(report_for(ROWS, score_report=SCORE_REPORT))
+    assert "<h3>Save rates behind the list</h3>" in page
+    assert (
+        "<td>high</td><td>0.132</td><td>[0.10, 0.16]</td>"
+        "<td>measured on 4 campaign(s) (separated)</td>" in page
+    )
+    assert "<td>medium</td><td>0.048</td><td>[-0.02, 0.12]</td>" in page
+    assert (
+        "<td>low</td><td>0.100</td><td>–</td><td>assumed (score.save_rate): no matured campaign "
+        "measured the low tier</td>" in page
+    )
+
+
+def test_page_without_save_rates_has_no_save_rate_block():
+    assert "Save rates behind the list" not in render_html(report_for(ROWS))
+    old = {"targeting": {"rule": "net_benefit"}}  # a score report from before save rates
+    assert "Save rates behind the list" not in render_html(report_for(ROWS, score_report=old))
+
+
+def test_a_score_report_with_malformed_save_rates_names_the_fix():
+    bad = {"targeting": {"save_rates": [0.1, 0.2]}}
+    with pytest.raises(ChurnError, match="targeting.save_rates is not a table.*dvc repro score"):
+        report_for(ROWS, score_report=bad)

@@ -26,6 +26,7 @@ from churn.columns import (
     REASON_FAMILY,
     RISK_TIER,
     SUGGESTED_ACTION,
+    UPLIFT,
     VALUE_AT_RISK,
 )
 from churn.score.targeting import TIERS
@@ -152,6 +153,8 @@ class ListColumns:
     value_at_risk: np.ndarray = field(init=False)
     net_benefit: np.ndarray = field(init=False)
     priority: np.ndarray = field(init=False)
+    # each customer's estimated uplift when the uplift policy chose the list (else None)
+    uplift: np.ndarray | None = field(init=False)
     ids: pa.Array = field(init=False)
     categorical: dict[str, tuple[tuple[str, ...], np.ndarray]] = field(init=False)
 
@@ -166,6 +169,11 @@ class ListColumns:
         self.value_at_risk = frame[VALUE_AT_RISK].to_numpy(dtype="float64")
         self.net_benefit = frame[EXPECTED_NET_BENEFIT].to_numpy(dtype="float64")
         self.priority = frame[PRIORITY].to_numpy(dtype="int64")
+        self.uplift = (
+            frame[UPLIFT].to_numpy(dtype="float64", na_value=np.nan)
+            if UPLIFT in frame.columns and frame[UPLIFT].notna().any()
+            else None
+        )
         self.ids = pa.array(frame[CUSTOMER_ID].astype("string").to_numpy(dtype=object), pa.string())
         columns = [RISK_TIER, SUGGESTED_ACTION, *self.segment_columns]
         if REASON_FAMILY in frame.columns:
@@ -191,11 +199,17 @@ class ListColumns:
 
 
 def load_columns(
-    frame: pd.DataFrame, segment_columns: Sequence[str], reason_family: pd.Series | None = None
+    frame: pd.DataFrame,
+    segment_columns: Sequence[str],
+    reason_family: pd.Series | None = None,
+    uplift: pd.Series | None = None,
 ) -> ListColumns:
-    """Return a published list as ListColumns; `reason_family` (by row) adds the main reason."""
+    """Return a published list as ListColumns; `reason_family` (by row) adds the main reason,
+    `uplift` (by row) the uplift policy's estimates."""
     if reason_family is not None:
         frame = frame.assign(**{REASON_FAMILY: reason_family.to_numpy()})
+    if uplift is not None:
+        frame = frame.assign(**{UPLIFT: uplift.to_numpy(dtype="float64", na_value=np.nan)})
     present = tuple(c for c in segment_columns if c in frame.columns)
     return ListColumns(frame, present)
 

@@ -137,6 +137,7 @@ def plan_for(
         contact_cost=whatif.contact_cost,
         size=whatif.size if whatif.how == "size" else None,
         budget=whatif.budget if whatif.how == "budget" else None,
+        uplift=None if treatment.uplift is None else treatment.uplift[rows],
     )
 
 

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from churn.app.selection import Choices, ListColumns, list_choices, load_columns, suppressed_mask
-from churn.columns import CUSTOMER_ID, REASON_FAMILY
+from churn.columns import CUSTOMER_ID, REASON_FAMILY, UPLIFT
 from churn.errors import ChurnError
 from churn.files import read_json
 from churn.publish import record
@@ -68,21 +68,34 @@ def load_published(
         scored = record.read_scored(exports, manifest, [CUSTOMER_ID, REASON_FAMILY])
     except ChurnError:
         scored = None  # an older list without the main reason: that filter is simply not offered
+    uplift = None
+    if (manifest.get("targeting") or {}).get("policy") == "uplift":
+        # the uplift policy chose the list: the what-if counts its estimates (scored.parquet)
+        uplift = record.read_scored(exports, manifest, [CUSTOMER_ID, UPLIFT])
+
+    def by_id(frame: pd.DataFrame, table: pd.DataFrame, values: pa.Array) -> pd.Series:
+        """Return `values` (one per row of `table`) for each listed customer, looked up by id."""
+        positions = pc.index_in(
+            _arrow_text(frame[CUSTOMER_ID]), value_set=_arrow_text(table[CUSTOMER_ID])
+        )
+        return pd.Series(values.take(positions).to_pandas(types_mapper=pd.ArrowDtype))
 
     def family(frame: pd.DataFrame) -> pd.Series | None:
-        """Return the main reason of each listed customer, looked up by id in scored.parquet."""
+        """Return the main reason of each listed customer (null where absent: no main reason)."""
         if scored is None:
             return None
-        scored_ids = _arrow_text(scored[CUSTOMER_ID])
-        positions = pc.index_in(_arrow_text(frame[CUSTOMER_ID]), value_set=scored_ids)
-        families = _arrow_text(scored[REASON_FAMILY])  # null where absent: no main reason
-        return pd.Series(families.take(positions).to_pandas(types_mapper=pd.ArrowDtype)).astype(
-            "string"
-        )
+        return by_id(frame, scored, _arrow_text(scored[REASON_FAMILY])).astype("string")
+
+    def estimates(frame: pd.DataFrame) -> pd.Series | None:
+        """Return the uplift policy's estimate for each listed customer (null where absent)."""
+        if uplift is None:
+            return None
+        values = pa.array(uplift[UPLIFT].to_numpy(dtype="float64", na_value=np.nan))
+        return by_id(frame, uplift, values).astype("float64")
 
     segments = [c for c in segment_columns if c in treatment.columns]
-    treatment_columns = load_columns(treatment, segments, family(treatment))
-    control_columns = load_columns(control, segments, family(control))
+    treatment_columns = load_columns(treatment, segments, family(treatment), estimates(treatment))
+    control_columns = load_columns(control, segments, family(control), estimates(control))
     return LoadedList(
         key=_list_key(manifest),
         manifest=manifest,

@@ -66,10 +66,14 @@ def plan_campaign(
     contact_cost: float,
     size: int | None = None,
     budget: float | None = None,
+    uplift: np.ndarray | None = None,
 ) -> CampaignPlan:
     """Return the plan for a selection given in priority order (one value per selected customer).
 
-    `save_rate` is each customer's (by tier); `control_priority` holds the priorities of the
+    `save_rate` is each customer's (by tier). `uplift`, when the uplift policy chose the list,
+    is each customer's estimated incremental retention from a contact: it replaces probability
+    x save rate as the customers a contact keeps, so the money is uplift x value - cost, what
+    that policy ranked by (a missing estimate keeps no one). `control_priority` holds the priorities of the
     control customers matching the same filter, ascending (the control list's order): those
     ranked within the contacted range are held back (not contacted, to measure the campaign) —
     the first `control_held_back` of them — and all of them when the whole selection is used.
@@ -78,8 +82,13 @@ def plan_campaign(
         raise ChurnError("Cost per contact: give an amount of zero or more")
     selected = len(probability)
     contacts, limited_by = contacts_for(selected, size, budget, contact_cost)
-    net = expected_net_benefit(probability, save_rate, expected_value, contact_cost)
-    saves = np.asarray(probability, dtype="float64") * np.asarray(save_rate, dtype="float64")
+    if uplift is not None:
+        # the same formula with the effect in place of probability x save rate
+        saves = np.nan_to_num(np.asarray(uplift, dtype="float64"), nan=0.0)
+        net = expected_net_benefit(saves, 1.0, expected_value, contact_cost)
+    else:
+        net = expected_net_benefit(probability, save_rate, expected_value, contact_cost)
+        saves = np.asarray(probability, dtype="float64") * np.asarray(save_rate, dtype="float64")
     cumulative = np.concatenate([[0.0], np.cumsum(net)])
     best = int(np.argmax(cumulative))
     if contacts == selected:

@@ -25,6 +25,7 @@ from churn.columns import (
     RISK_TIER,
     SUGGESTED_ACTION,
     SUPPRESSED,
+    UPLIFT,
     VALUE_AT_RISK,
 )
 from churn.config import PublishParams
@@ -48,6 +49,9 @@ SCORE_SCHEMA: dict[str, str] = {
     REASON_FAMILY: "string",
     SUGGESTED_ACTION: "string",
 }
+# columns a scores table may hold that are the pipeline's own, not segments: the uplift policy's
+# estimate (kept in scored.parquet, where the page's what-if reads it, not in the lists)
+OPTIONAL_SCORE_COLUMNS: dict[str, str] = {UPLIFT: "float"}
 
 
 # --------------------------------------------------------------------------- gates
@@ -68,6 +72,9 @@ def validate_scores(scores: pd.DataFrame, source: str = "scores") -> None:
             problems.append(f"column '{column}' is missing")
             continue
         if not _has_kind(scores[column], kind):
+            problems.append(f"column '{column}' should be {kind}, is {scores[column].dtype}")
+    for column, kind in OPTIONAL_SCORE_COLUMNS.items():
+        if column in scores.columns and not _has_kind(scores[column], kind):
             problems.append(f"column '{column}' should be {kind}, is {scores[column].dtype}")
     if problems:
         raise DataCheckFailed(

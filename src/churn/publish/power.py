@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from statistics import NormalDist
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from churn.columns import AT_RISK, CHURN_PROBABILITY, GROUP
+from churn.columns import AT_RISK, CHURN_PROBABILITY, GROUP, RISK_TIER, UPLIFT
 from churn.score.targeting import CONTROL, TREATMENT
 
 
@@ -55,25 +56,113 @@ def control_share_needed(
     return (1 - math.sqrt(1 - 4 * k)) / 2
 
 
+def expected_effect(
+    scores: pd.DataFrame,
+    flagged: np.ndarray,
+    save_rates: Mapping[str, float] | float,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Return the effect the campaign is expected to have on its flagged customers, in churn
+    points, and where it comes from.
+
+    A list chosen by the uplift policy (an `uplift` column on the flagged rows) expects the mean
+    estimated uplift. Otherwise each flagged customer expects their tier's save rate x their
+    churn probability: the save rates the score stage used (measured per tier by the campaign
+    ledger where a matured campaign measured the tier, else the assumed score.save_rate; a
+    single number is the assumed rate for every tier). The source is "measured" when every
+    flagged customer's tier was measured, "assumed" when none was, else "measured and assumed".
+    With every tier measured, `measured_effect` is the tiers' pooled treated-minus-control
+    retention difference weighted by the list's tier mix, with its interval (the tiers' lists
+    are independent, so variances add)."""
+    probability = scores.loc[flagged, CHURN_PROBABILITY].to_numpy(dtype="float64")
+    if UPLIFT in scores.columns and scores.loc[flagged, UPLIFT].notna().any():
+        uplift = scores.loc[flagged, UPLIFT].to_numpy(dtype="float64")
+        return {
+            "expected_effect": float(np.nanmean(uplift)) if uplift.size else 0.0,
+            "effect_source": "uplift",
+            "effect_detail": "the uplift model's mean estimated incremental retention of the "
+            "flagged customers (the list was chosen by the uplift policy)",
+        }
+    if not isinstance(save_rates, Mapping):
+        rate = float(save_rates)
+        return {
+            "expected_effect": float(rate * probability.mean()) if probability.size else 0.0,
+            "effect_source": "assumed",
+            "effect_detail": f"score.save_rate {rate} x base churn",
+        }
+    sources = sources or {}
+    tiers = (
+        scores.loc[flagged, RISK_TIER].astype("string").fillna("").to_numpy()
+        if RISK_TIER in scores.columns
+        else np.full(probability.size, "", dtype=object)
+    )
+    fallback = float(np.mean(list(save_rates.values()))) if save_rates else 0.0
+    rates = np.array([float(save_rates.get(t, fallback)) for t in tiers], dtype="float64")
+    effect = float(np.mean(rates * probability)) if probability.size else 0.0
+    shares = {str(t): float(np.mean(tiers == t)) for t in sorted(set(tiers))}
+    measured = {t for t in shares if (sources.get(t) or {}).get("source") == "measured"}
+    if measured and measured == set(shares):
+        source = "measured"
+    elif measured:
+        source = "measured and assumed"
+    else:
+        source = "assumed"
+    parts = []
+    for tier, share in shares.items():
+        info = sources.get(tier) or {}
+        rate = float(save_rates.get(tier, fallback))
+        if info.get("source") == "measured":
+            low, high = (info.get("save_rate_ci") or [None, None])[:2]
+            interval = "" if low is None else f" [{low:.2f}, {high:.2f}]"
+            parts.append(
+                f"{tier} {share:.0%}: save rate {rate:.3f}{interval} measured on "
+                f"{len(info.get('campaigns', []))} campaign(s)"
+            )
+        else:
+            parts.append(f"{tier} {share:.0%}: save rate {rate:.3f} assumed (score.save_rate)")
+    result: dict[str, Any] = {
+        "expected_effect": effect,
+        "effect_source": source,
+        "effect_detail": "; ".join(parts),
+    }
+    if source == "measured":
+        difference = sum(
+            share * float(sources[t]["retention_difference"]) for t, share in shares.items()
+        )
+        half = {t: (float(sources[t]["ci_high"]) - float(sources[t]["ci_low"])) / 2 for t in shares}
+        spread = math.sqrt(sum((shares[t] * half[t]) ** 2 for t in shares))
+        result["measured_effect"] = {
+            "retention_difference": round(difference, 6),
+            "ci_low": round(difference - spread, 6),
+            "ci_high": round(difference + spread, 6),
+        }
+    return result
+
+
 def check_power(
     scores: pd.DataFrame,
-    save_rate: float,
+    save_rates: Mapping[str, float] | float,
     control_share: float,
     alpha: float = 0.05,
     power: float = 0.8,
+    sources: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Return the power check of the flagged customers of `scores`: group sizes, base churn (their
-    mean predicted probability), the minimum detectable effect, the effect the campaign is assumed
-    to have (save_rate x base churn) and, when that is below the MDE, a warning in plain words."""
+    mean predicted probability), the minimum detectable effect, the effect the campaign is
+    expected to have (`expected_effect`: measured per tier by past campaigns, assumed, or the
+    uplift estimates) and, when that is below the MDE, a warning in plain words. With measured
+    save rates for every flagged tier it also says whether the list can detect an effect of the
+    size the campaigns measured so far (`detects_measured_effect`)."""
     flagged = scores[AT_RISK].fillna(False).to_numpy(dtype=bool)
     group = scores[GROUP].astype("string").fillna("").to_numpy()
     treated = int((flagged & (group == TREATMENT)).sum())
     control = int((flagged & (group == CONTROL)).sum())
     probabilities = scores.loc[flagged, CHURN_PROBABILITY].to_numpy(dtype="float64")
     base = float(np.mean(probabilities)) if probabilities.size else 0.0
-    assumed = save_rate * base
+    effect = expected_effect(scores, flagged, save_rates, sources)
+    expected = effect["expected_effect"]
     mde = minimum_detectable_effect(treated, control, base, alpha, power)
-    measurable = mde is not None and mde <= assumed
+    measurable = mde is not None and mde <= expected
     result: dict[str, Any] = {
         "alpha": alpha,
         "power": power,
@@ -82,10 +171,18 @@ def check_power(
         "control_share": control_share,
         "base_churn": round(base, 6),
         "minimum_detectable_effect": None if mde is None else round(mde, 6),
-        "assumed_effect": round(assumed, 6),
+        "expected_effect": round(expected, 6),
+        "effect_source": effect["effect_source"],
+        "effect_detail": effect["effect_detail"],
         "measurable": measurable,
         "warning": None,
     }
+    if "measured_effect" in effect:
+        so_far = effect["measured_effect"]
+        result["measured_effect"] = so_far
+        result["detects_measured_effect"] = (
+            mde is not None and mde <= so_far["retention_difference"]
+        )
     if measurable:
         return result
     if treated == 0 and control == 0:
@@ -97,7 +194,7 @@ def check_power(
             "campaign's effect cannot be measured; hold out a control share"
         )
         return result
-    needed = control_share_needed(treated + control, base, assumed, alpha, power)
+    needed = control_share_needed(treated + control, base, expected, alpha, power)
     advice = (
         f"a control share of at least {math.ceil(needed * 1000) / 1000:.3f} of this list would "
         "measure it (score.control_share)"
@@ -110,7 +207,7 @@ def check_power(
     result["warning"] = (
         f"the campaign cannot be measured: with {treated} treated and {control} control "
         f"customers at base churn {base:.1%}, the smallest detectable effect is {shown} "
-        f"(alpha {alpha}, power {power}), above the assumed effect of {100 * assumed:.1f} points "
-        f"(score.save_rate {save_rate} x base churn); {advice}"
+        f"(alpha {alpha}, power {power}), above the expected effect of {100 * expected:.1f} "
+        f"points ({effect['effect_source']}: {effect['effect_detail']}); {advice}"
     )
     return result

@@ -57,7 +57,7 @@ from churn.files import (
     sha256_bytes,
     write_bytes,
 )
-from churn.publish.gates import SCORE_SCHEMA, validate_scores
+from churn.publish.gates import OPTIONAL_SCORE_COLUMNS, SCORE_SCHEMA, validate_scores
 from churn.score.targeting import CONTROL, TREATMENT
 
 LATEST_FILE = "LATEST.json"
@@ -108,7 +108,8 @@ LIST_TAIL = (GROUP, AS_OF, MODEL_VERSION)
 # --------------------------------------------------------------------------- lists
 def select_lists(scores: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Return (treatment, control) lists of flagged customers, sorted by priority, for marketing."""
-    segments = [c for c in scores.columns if c not in SCORE_SCHEMA]
+    own = SCORE_SCHEMA.keys() | OPTIONAL_SCORE_COLUMNS.keys()
+    segments = [c for c in scores.columns if c not in own]
     columns = [*LIST_HEAD, *segments, *LIST_TAIL]
     flagged = scores.loc[scores[AT_RISK].to_numpy(dtype=bool)].sort_values(PRIORITY, kind="stable")
     listed = flagged[columns].copy()

@@ -45,6 +45,7 @@ from churn.report.campaigns import (
     CampaignResults,
     UpliftGateView,
     summarize_campaigns,
+    summarize_save_rates,
     summarize_uplift_gate,
 )
 from churn.report.outcomes import ListOutcomes, summarize_list_outcomes
@@ -128,6 +129,8 @@ class RetentionReport:
     out_of_range: tuple[OutOfRangeFeature, ...] | None = None
     campaigns: CampaignResults | None = None  # measured campaign effects (churn ledger)
     uplift_gate: UpliftGateView | None = None  # the uplift gate's decision (churn uplift)
+    # the save rate per tier the score stage used, its source and interval (reports/score.json)
+    save_rates: pd.DataFrame | None = None
 
 
 def _pct(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
@@ -242,6 +245,7 @@ def build_report(
     drift: Mapping[str, Any] | None = None,
     ledger: Mapping[str, Any] | None = None,
     uplift: Mapping[str, Any] | None = None,
+    score_report: Mapping[str, Any] | None = None,
     sources: Mapping[str, str] | None = None,
 ) -> RetentionReport:
     """Return the full retention report; NPS, scores, metrics, backtest, drift and campaign
@@ -258,6 +262,7 @@ def build_report(
         "drift": "drift",
         "ledger": "ledger",
         "uplift": "uplift",
+        "score_report": "score report",
         **(sources or {}),
     }
     span = check_transactions(con, transactions, names["transactions"])
@@ -325,6 +330,9 @@ def build_report(
         else tuple(summarize_out_of_range(drift, names["drift"])),
         campaigns=None if ledger is None else summarize_campaigns(ledger, names["ledger"]),
         uplift_gate=None if uplift is None else summarize_uplift_gate(uplift, names["uplift"]),
+        save_rates=None
+        if score_report is None
+        else summarize_save_rates(score_report, names["score_report"]),
     )
 
 

@@ -145,3 +145,38 @@ def summarize_uplift_gate(gate: Mapping[str, Any], source: str) -> UpliftGateVie
         baseline_risk=gate.get("baseline_risk"),
         false_switch_rate=comparison.get("false_switch_rate"),
     )
+
+
+SAVE_RATE_COLUMNS = ["tier", "save_rate", "source", "ci_low", "ci_high", "campaigns", "why"]
+
+
+def summarize_save_rates(score_report: Mapping[str, Any], source: str) -> pd.DataFrame | None:
+    """Return the save rate the score stage used per risk tier, its source (measured by the
+    campaign ledger, or assumed score.save_rate) and its interval (reports/score.json's
+    targeting); None when the report holds none (an older score stage)."""
+    targeting = score_report.get("targeting")
+    if not isinstance(targeting, Mapping) or not targeting.get("save_rates"):
+        return None
+    rates = targeting["save_rates"]
+    sources = targeting.get("save_rate_sources") or {}
+    if not isinstance(rates, Mapping):
+        raise ChurnError(f"{source}: targeting.save_rates is not a table; rerun `dvc repro score`")
+    rows = []
+    for tier in ("high", "medium", "low"):
+        if tier not in rates:
+            continue
+        info = sources.get(tier) or {}
+        low, high = (info.get("save_rate_ci") or [None, None])[:2]
+        measured = info.get("source") == "measured"
+        rows.append(
+            {
+                "tier": tier,
+                "save_rate": float(rates[tier]),
+                "source": "measured" if measured else "assumed",
+                "ci_low": low if measured else None,
+                "ci_high": high if measured else None,
+                "campaigns": len(info.get("campaigns", [])) if measured else 0,
+                "why": str(info.get("status") or "") if measured else str(info.get("reason", "")),
+            }
+        )
+    return pd.DataFrame(rows, columns=SAVE_RATE_COLUMNS)

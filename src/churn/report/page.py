@@ -567,7 +567,37 @@ def _signed_money(value: Any) -> str:
 def _campaign_results(report: RetentionReport) -> str:
     """Return each published list's measured campaign effect and the uplift gate's decision
     (each empty without its report)."""
-    return _ledger_results(report) + _uplift_gate(report)
+    return _ledger_results(report) + _uplift_gate(report) + _save_rates(report)
+
+
+def _save_rates(report: RetentionReport) -> str:
+    """Return the save rate per risk tier behind the risk x value rule: its value, whether the
+    campaign ledger measured it or it is the assumed score.save_rate, and its interval."""
+    rates = report.save_rates
+    if rates is None or not len(rates):
+        return ""
+    rows = []
+    for row in rates.itertuples(index=False):
+        if row.source == "measured":
+            interval = (
+                DASH
+                if _missing(row.ci_low)
+                else f"[{float(row.ci_low):.2f}, {float(row.ci_high):.2f}]"
+            )
+            origin = f"measured on {row.campaigns} campaign(s) ({row.why or 'pooled'})"
+        else:
+            interval = DASH
+            origin = f"assumed (score.save_rate): {row.why}" if row.why else "assumed"
+        rows.append([str(row.tier), f"{float(row.save_rate):.3f}", interval, origin])
+    return (
+        "<h3>Save rates behind the list</h3>"
+        "<p>The share of would-be churners a contact keeps, per risk tier, as the score stage "
+        "used it: risk x value ranks by churn probability x save rate x value. Measured rates "
+        "come from the randomized control groups of matured campaigns (treated minus control "
+        "retention over control churn, with a 95% interval); elsewhere the assumed "
+        "score.save_rate stands in.</p>"
+        + _table(["Tier", "Save rate", "95% interval", "Source"], rows)
+    )
 
 
 def _gate_level(alpha: float | None) -> str:
