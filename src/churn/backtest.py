@@ -27,6 +27,7 @@ from churn.columns import (
 )
 from churn.config import BacktestParams
 from churn.errors import ChurnError
+from churn.ids import ids_in
 from churn.metrics import calibration_rows, expected_calibration_error
 
 TREATMENT, CONTROL = "treatment", "control"
@@ -94,7 +95,7 @@ def churned_after(
     inside = purchases.loc[
         within_days(purchases[DATE], as_of + timedelta(days=1), end), CUSTOMER_ID
     ]
-    return (~customers.astype("string").isin(set(inside.astype("string")))).to_numpy(dtype="int8")
+    return (~ids_in(customers, inside)).astype("int8")
 
 
 def contacted_within(
@@ -105,7 +106,7 @@ def contacted_within(
         return None
     end = as_of + timedelta(days=horizon_days)
     inside = contacts.loc[within_days(contacts[CONTACTED_AT], as_of, end), CUSTOMER_ID]
-    return customers.astype("string").isin(set(inside.astype("string"))).to_numpy()
+    return ids_in(customers, inside)
 
 
 # --------------------------------------------------------------------------- one run

@@ -62,6 +62,7 @@ from churn.columns import (
     SUGGESTED_ACTION,
 )
 from churn.errors import ChurnError
+from churn.ids import ids_in
 from churn.score.targeting import CONTROL, TREATMENT
 
 COLLECTING = "collecting"  # the horizon has not passed: outcomes still coming in
@@ -168,7 +169,7 @@ def _compliance(
         return None, None
     end = as_of + timedelta(days=horizon_days)
     window = contacts.loc[within_days(contacts[CONTACTED_AT], as_of, end)]
-    treated_contacts = window.loc[window[CUSTOMER_ID].isin(set(treated_ids.astype("string")))]
+    treated_contacts = window.loc[ids_in(window[CUSTOMER_ID], treated_ids)]
     treated = int(treated_ids.size)
     result: dict[str, Any] = {
         "treated_contacted": int(reached.sum()),
