@@ -27,6 +27,7 @@ from churn.columns import (
 )
 from churn.config import BacktestParams
 from churn.errors import ChurnError
+from churn.ids import ids_in
 from churn.metrics import calibration_rows, expected_calibration_error
 
 TREATMENT, CONTROL = "treatment", "control"
@@ -73,14 +74,28 @@ def purchase_dates(transactions: pd.DataFrame) -> pd.DataFrame:
     return purchases.drop_duplicates().reset_index(drop=True)
 
 
+def within_days(values: pd.Series, first: date, last: date) -> np.ndarray:
+    """Return whether each date (or timestamp, by its calendar date) lies in [first, last].
+
+    Compares datetime64 values with the bounds' midnights, never builds a Python date per row
+    (the same answer as `.dt.date` comparisons, tens of times faster on millions of rows)."""
+    stamps = pd.to_datetime(values)
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_localize(None)  # its wall-clock date, as `.dt.date` gives
+    low = pd.Timestamp(first)
+    high = pd.Timestamp(last + timedelta(days=1))
+    return ((stamps >= low) & (stamps < high)).to_numpy(dtype=bool, na_value=False)
+
+
 def churned_after(
     customers: pd.Series, purchases: pd.DataFrame, as_of: date, horizon_days: int
 ) -> np.ndarray:
     """Return 1 for each customer with no purchase dated in (as_of, as_of + horizon], else 0."""
     end = as_of + timedelta(days=horizon_days)
-    dates = pd.to_datetime(purchases[DATE]).dt.date
-    inside = purchases.loc[(dates > as_of) & (dates <= end), CUSTOMER_ID]
-    return (~customers.astype("string").isin(set(inside.astype("string")))).to_numpy(dtype="int8")
+    inside = purchases.loc[
+        within_days(purchases[DATE], as_of + timedelta(days=1), end), CUSTOMER_ID
+    ]
+    return (~ids_in(customers, inside)).astype("int8")
 
 
 def contacted_within(
@@ -90,9 +105,8 @@ def contacted_within(
     if contacts is None:
         return None
     end = as_of + timedelta(days=horizon_days)
-    when = pd.to_datetime(contacts[CONTACTED_AT]).dt.date
-    inside = contacts.loc[(when >= as_of) & (when <= end), CUSTOMER_ID]
-    return customers.astype("string").isin(set(inside.astype("string"))).to_numpy()
+    inside = contacts.loc[within_days(contacts[CONTACTED_AT], as_of, end), CUSTOMER_ID]
+    return ids_in(customers, inside)
 
 
 # --------------------------------------------------------------------------- one run

@@ -92,17 +92,24 @@ def expected_calibration_error(
     return float(np.sum(np.abs(observed - predicted)) / labels.size)
 
 
-def captured_in_top(labels: np.ndarray, score: np.ndarray, fraction: float) -> float:
+def captured_in_top(
+    labels: np.ndarray,
+    score: np.ndarray,
+    fraction: float,
+    sorted_score: np.ndarray | None = None,
+) -> float:
     """Return the expected number of churners among the top `fraction` of rows by score.
 
     The list holds k = round(fraction * n) rows (at least 1). Rows tied with the k-th score are
     taken at their average churn rate, so the answer never depends on row order.
+    `sorted_score`: np.sort of `score` as float64, when the caller asks for many fractions.
     """
     labels = np.asarray(labels, dtype="float64")
     score = np.asarray(score, dtype="float64")
     n = labels.size
     k = min(max(int(round(fraction * n)), 1), n)
-    threshold = np.sort(score)[::-1][k - 1]
+    ascending = np.sort(score) if sorted_score is None else sorted_score
+    threshold = ascending[::-1][k - 1]
     above = score > threshold
     tied = score == threshold
     taken = k - int(above.sum())

@@ -280,3 +280,35 @@ def test_an_unreadable_contact_date_is_reported_with_its_row():
             pd.DataFrame({"customer_id": ["a", "b"], "contacted_at": ["2024-01-01", "yesterday"]}),
             "contacts.csv",
         )
+
+
+def test_outcome_windows_count_calendar_dates_of_dates_timestamps_and_zoned_times():
+    from datetime import timedelta
+
+    from churn.backtest import churned_after, contacted_within, within_days
+
+    days = [AS_OF, AS_OF + timedelta(days=1), AS_OF + timedelta(days=30), AS_OF + timedelta(31)]
+    stamps = pd.Series(pd.to_datetime(days)) + pd.Timedelta(hours=23, minutes=59)
+    zoned = stamps.dt.tz_localize("Europe/Berlin")
+    for values in (pd.Series(days, dtype="object"), stamps, zoned):
+        expected = [(d > AS_OF) and (d <= AS_OF + timedelta(days=30)) for d in days]
+        got = within_days(values, AS_OF + timedelta(days=1), AS_OF + timedelta(days=30))
+        assert got.tolist() == expected
+        # the slow form these replace: one Python date per row
+        old = pd.to_datetime(values).dt.date
+        assert got.tolist() == ((old > AS_OF) & (old <= AS_OF + timedelta(days=30))).tolist()
+    purchases = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "date": days})
+    customers = pd.Series(["a", "b", "c", "d", "e"], dtype="string")
+    assert churned_after(customers, purchases, AS_OF, 30).tolist() == [1, 0, 0, 1, 1]
+    contacts = pd.DataFrame({"customer_id": ["a", "e"], "contacted_at": [days[0], days[3]]})
+    assert contacted_within(customers, contacts, AS_OF, 30).tolist() == [
+        True, False, False, False, False,
+    ]  # fmt: skip
+
+
+def test_ids_in_matches_pandas_isin_missing_ids_included():
+    from churn.ids import ids_in
+
+    ids = pd.Series(["007", "7", None, "x"], dtype="string")
+    for values in (["7", None], ["007"], [], pd.Series(["x", "x"], dtype="string")):
+        assert ids_in(ids, values).tolist() == ids.isin(set(values)).tolist()

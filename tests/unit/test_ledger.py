@@ -101,6 +101,18 @@ def test_unflagged_customers_never_enter_the_effect():
     assert before["lists"] == after["lists"]
 
 
+def test_the_flagged_customers_transactions_and_the_newest_date_give_the_same_ledger():
+    # the ledger stage reads only the flagged customers' rows and passes the file's newest date
+    everyone = _transactions(BUYERS)
+    flagged = set(_scored().loc[lambda s: s["at_risk"], "customer_id"])
+    listed = everyone[everyone["customer_id"].isin(flagged)]
+    newest = everyone["date"].max()
+    whole = build_ledger([_published()], everyone, 0.95)
+    assert build_ledger([_published()], listed, 0.95, newest=newest) == whole
+    # without the newest date, the listed rows alone would date the data too early
+    assert build_ledger([_published()], listed, 0.95)["lists"][0]["status"] == "collecting"
+
+
 def test_each_action_and_tier_is_measured_within_its_own_treated_and_control():
     slices = build_ledger([_published()], _transactions(BUYERS), 0.95)["lists"][0]["slices"]
     found = {(s["slice"], s["value"]): s for s in slices}

@@ -41,7 +41,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from churn.backtest import churned_after, compare_groups, contacted_within, purchase_dates
+from churn.backtest import (
+    churned_after,
+    compare_groups,
+    contacted_within,
+    purchase_dates,
+    within_days,
+)
 from churn.columns import (
     AT_RISK,
     CONTACT_ACTION,
@@ -56,6 +62,7 @@ from churn.columns import (
     SUGGESTED_ACTION,
 )
 from churn.errors import ChurnError
+from churn.ids import ids_in
 from churn.score.targeting import CONTROL, TREATMENT
 
 COLLECTING = "collecting"  # the horizon has not passed: outcomes still coming in
@@ -161,9 +168,8 @@ def _compliance(
     if reached is None or crossed is None or contacts is None:
         return None, None
     end = as_of + timedelta(days=horizon_days)
-    when = pd.to_datetime(contacts[CONTACTED_AT]).dt.date
-    window = contacts.loc[(when >= as_of) & (when <= end)]
-    treated_contacts = window.loc[window[CUSTOMER_ID].isin(set(treated_ids.astype("string")))]
+    window = contacts.loc[within_days(contacts[CONTACTED_AT], as_of, end)]
+    treated_contacts = window.loc[ids_in(window[CUSTOMER_ID], treated_ids)]
     treated = int(treated_ids.size)
     result: dict[str, Any] = {
         "treated_contacted": int(reached.sum()),
@@ -334,13 +340,20 @@ def build_ledger(
     transactions: pd.DataFrame,
     confidence: float,
     contacts: pd.DataFrame | None = None,
+    newest: date | None = None,
 ) -> dict[str, Any]:
     """Return reports/ledger.json: every published list, oldest first, with its measured effect
-    once its horizon has passed (as_of + horizon <= the newest transaction date)."""
-    if transactions.empty:
-        raise ChurnError("transactions: empty; nothing to measure the published lists with")
+    once its horizon has passed (as_of + horizon <= the newest transaction date).
+
+    Outcomes read only the listed customers' purchases, so `transactions` may hold just their
+    rows; `newest` is then the newest date of all transactions (default: of `transactions`)."""
+    if newest is None:
+        if transactions.empty:
+            raise ChurnError("transactions: empty; nothing to measure the published lists with")
+        newest = pd.to_datetime(transactions[DATE]).max().date()
     purchases = purchase_dates(transactions)
-    newest = pd.to_datetime(transactions[DATE]).max().date()
+    # datetime64 once: every list's outcome window compares these dates
+    purchases = purchases.assign(**{DATE: pd.to_datetime(purchases[DATE])})
     entries = [
         ledger_entry(published, purchases, newest, confidence, contacts)
         for published in sorted(
@@ -443,7 +456,8 @@ UPLIFT_KEYS = [
 CONTACTED_COLUMNS = [CUSTOMER_ID, "list_id", "list_date", "horizon_days"]
 
 
-def _flagged(published: PublishedList) -> pd.DataFrame:
+def flagged_customers(published: PublishedList) -> pd.DataFrame:
+    """Return the list's flagged rows (at_risk): the customers its campaign measures."""
     scored = published.scored
     return scored.loc[scored[AT_RISK].fillna(False).to_numpy(dtype=bool)]
 
@@ -477,7 +491,7 @@ def uplift_rows(
     customers with group, outcome, value and the features of `snapshot` (the list date's)."""
     manifest = published.manifest
     as_of = date.fromisoformat(str(manifest["as_of"]))
-    flagged = _flagged(published).reset_index(drop=True)
+    flagged = flagged_customers(published).reset_index(drop=True)
     ids = flagged[CUSTOMER_ID].astype("string")
     churned = churned_after(ids, purchases, as_of, published.horizon_days)
     reached = contacted_within(ids, contacts, as_of, published.horizon_days)
@@ -524,7 +538,7 @@ def contacted_table(lists: Sequence[PublishedList]) -> pd.DataFrame:
     """Return the treatment-group members of every list (module docstring: contacted table)."""
     frames = []
     for published in lists:
-        flagged = _flagged(published)
+        flagged = flagged_customers(published)
         treated = flagged.loc[flagged[GROUP].astype("string") == TREATMENT]
         frames.append(
             pd.DataFrame(

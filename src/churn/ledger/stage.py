@@ -41,18 +41,24 @@ def read_contact_log(path: Path | None) -> pd.DataFrame | None:
 
 
 def check_contact_ids(
-    contact_log: pd.DataFrame | None, transactions: pd.DataFrame, path: Path | None
+    contact_log: pd.DataFrame | None, transactions: pd.DataFrame | Any, path: Path | None
 ) -> dict[str, Any] | None:
     """Return how the contact log's ids match the customers (None without a log); log a warning
-    when some match no customer or lost their leading zeros in a spreadsheet."""
+    when some match no customer or lost their leading zeros in a spreadsheet. `transactions`:
+    the transactions frame, or the customer ids of all transactions (any array of strings)."""
     from churn.columns import CUSTOMER_ID
     from churn.ids import check_id_matches
 
     if contact_log is None:
         return None
+    customer_ids = (
+        transactions[CUSTOMER_ID].astype("string").unique()
+        if isinstance(transactions, pd.DataFrame)
+        else transactions
+    )
     matched, warning = check_id_matches(
         contact_log[CUSTOMER_ID].dropna().unique(),
-        transactions[CUSTOMER_ID].astype("string").unique(),
+        customer_ids,
         str(path),
         "so their contacts are not counted",
     )
@@ -149,9 +155,43 @@ def _list_date_snapshots(
         con = open_duckdb(settings.engine, ordered=False)
         try:
             open_inputs(inputs.transactions, inputs.customers, inputs.nps, con)
-            return compute_snapshots(con, cutoffs, settings.churn, settings.features, labelled=True)
+            # no labels: the ledger measures outcomes itself (build_ledger), never reads the churned column
+            return compute_snapshots(
+                con, cutoffs, settings.churn, settings.features, labelled=False
+            )
         finally:
             con.close()  # DuckDB's memory goes back before the stage reads the transactions
+
+
+def _listed_transactions(path: Path, lists: list[Any]) -> pd.DataFrame:
+    """Return the transactions (customer_id, date, amount) of the customers flagged on any list:
+    the ledger's outcomes read nothing else, and they are a small share of all customers."""
+    from churn.columns import AMOUNT, CUSTOMER_ID, DATE
+    from churn.ledger import flagged_customers
+
+    ids = sorted(
+        {
+            str(value)
+            for published in lists
+            for value in flagged_customers(published)[CUSTOMER_ID].dropna().astype("string")
+        }
+    )
+    columns = [CUSTOMER_ID, DATE, AMOUNT]
+    if not ids:
+        return pd.read_parquet(path, columns=columns).head(0)
+    return pd.read_parquet(path, columns=columns, filters=[(CUSTOMER_ID, "in", ids)])
+
+
+def _customer_ids(path: Path) -> Any:
+    """Return the distinct customer ids of the transactions file (Arrow, never one row each in
+    Python)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from churn.columns import CUSTOMER_ID
+
+    ids = pq.read_table(path, columns=[CUSTOMER_ID])[CUSTOMER_ID]
+    return pc.unique(ids.cast("string"))
 
 
 def _newest_date(path: Path) -> dt.date | None:
@@ -175,7 +215,7 @@ def run_ledger_report(
 ) -> list[dict[str, str]]:
     """Import past campaign lists, measure every list's campaign (treated vs control) into the
     ledger report, and write the uplift and contacted tables when `inputs` names them."""
-    from churn.columns import AMOUNT, CHURNED, CUSTOMER_ID, CUTOFF, DATE, ROLE
+    from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, DATE, ROLE
     from churn.files import write_json, write_parquet
     from churn.ledger import (
         COLLECTING,
@@ -220,8 +260,15 @@ def run_ledger_report(
     snapshots = (
         _list_date_snapshots(settings, inputs, lists, newest) if newest is not None else None
     )
-    transactions = pd.read_parquet(inputs.transactions, columns=[CUSTOMER_ID, DATE, AMOUNT])
-    matched = check_contact_ids(contact_log, transactions, contact_path)
+    if newest is None:
+        raise ChurnError("transactions: empty; nothing to measure the published lists with")
+    # only the listed customers' rows: outcomes of anyone else are never read
+    transactions = _listed_transactions(inputs.transactions, lists)
+    matched = (
+        check_contact_ids(contact_log, _customer_ids(inputs.transactions), contact_path)
+        if contact_log is not None
+        else None
+    )
     if snapshots is not None:
         by_date = {day: rows for day, rows in snapshots.groupby(CUTOFF)}
         for index, published in enumerate(lists):
@@ -230,7 +277,9 @@ def run_ledger_report(
                 snapshot = by_date[day]
                 values = estimate_expected_value(snapshot, settings.score) if len(snapshot) else []
                 lists[index] = with_expected_values(published, snapshot, values)
-    ledger = build_ledger(lists, transactions, settings.backtest.confidence, contact_log)
+    ledger = build_ledger(
+        lists, transactions, settings.backtest.confidence, contact_log, newest=newest
+    )
     if past_lists is not None:
         ledger["past_lists"] = past_lists
     write_json(ledger if matched is None else {**ledger, "contact_log": matched}, report)
@@ -248,6 +297,7 @@ def run_ledger_report(
         from churn.backtest import purchase_dates
 
         purchases = purchase_dates(transactions)
+        purchases = purchases.assign(**{DATE: pd.to_datetime(purchases[DATE])})
         keys = {CUSTOMER_ID, CUTOFF, ROLE, CHURNED}
         frames = []
         if snapshots is not None:
