@@ -130,3 +130,31 @@ def mlflow_store(tmp_path, _migrated_mlflow_db, monkeypatch) -> str:
     path.parent.mkdir()
     shutil.copyfile(_migrated_mlflow_db, path)
     return f"sqlite:///{path}"
+
+
+# --------------------------------------------------------------------------- Spark local
+# Starting a SparkContext takes seconds: the modules that test on Spark in this process share
+# one local session per worker (support.spark_parity.TEST_CONF). open_spark's getOrCreate returns
+# it while it runs; a command that stops its session when done (the Spark ingest and features
+# stages do) only makes the next call start a new one. Nothing else stops it before the end.
+@pytest.fixture(scope="session")
+def spark_session(tmp_path_factory):
+    """Return a function () -> this worker's running Spark local session (skip without Java)."""
+    from support.spark_parity import require_spark, spark_engine, stop_local_spark
+
+    folder = tmp_path_factory.mktemp("spark-local")
+
+    def session():
+        require_spark()
+        from churn.spark.session import open_spark
+
+        return open_spark(spark_engine(folder))
+
+    yield session
+    stop_local_spark()
+
+
+@pytest.fixture
+def spark(spark_session):
+    """This worker's Spark local session, running (see spark_session)."""
+    return spark_session()

@@ -16,26 +16,22 @@ from support.division_cases import (
     duckdb_features,
     feature_sql,
 )
-from support.services import require
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 
 @pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    require("java")
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    session = (
-        pyspark_sql.SparkSession.builder.master("local[1]")
-        .appName("churn-features-parity")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.sql.ansi.enabled", "true")
-        # dates must not move with the session zone: run in one far from UTC
-        .config("spark.sql.session.timeZone", "Pacific/Kiritimati")
-        .config("spark.local.dir", str(tmp_path_factory.mktemp("spark")))
-        .getOrCreate()
-    )
+def spark(spark_session):
+    session = spark_session()  # the worker's shared Spark local session (conftest), ANSI on
+    # dates must not move with the session zone: run in one far from UTC
+    settings = {
+        "spark.sql.session.timeZone": "Pacific/Kiritimati",
+        "spark.sql.shuffle.partitions": "1",
+    }
+    before = {key: session.conf.get(key) for key in settings}
+    for key, value in settings.items():
+        session.conf.set(key, value)
+    assert session.conf.get("spark.sql.ansi.enabled") == "true"
     views = {
         "transactions": division_transactions().select(["customer_id", "date", "amount"]),
         "customers": division_customers(),
@@ -45,7 +41,10 @@ def spark(tmp_path_factory):
     for name, table in views.items():
         session.createDataFrame(table).createOrReplaceTempView(name)
     yield session
-    session.stop()
+    for name in views:
+        session.catalog.dropTempView(name)
+    for key, value in before.items():
+        session.conf.set(key, value)
 
 
 def _same(left, right) -> bool:

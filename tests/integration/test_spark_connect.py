@@ -10,7 +10,13 @@ import pytest
 from churn.config import ChurnParams, FeaturesParams
 from churn.features import build_snapshots as build_on_duckdb
 from support.features_tables import day
-from support.spark_parity import assert_same_snapshots, edge_tables, require_spark, spark_engine
+from support.spark_parity import (
+    assert_same_snapshots,
+    edge_tables,
+    require_spark,
+    spark_engine,
+    stop_local_spark,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -21,6 +27,7 @@ def connect(tmp_path_factory):
     pytest.importorskip("pyspark.sql.connect.session")
     from churn.spark.session import open_spark
 
+    stop_local_spark()  # the worker's shared local session (conftest): one SparkContext at a time
     session = open_spark(spark_engine(tmp_path_factory.mktemp("spark-connect"), remote="local"))
     yield session
     session.stop()

@@ -15,21 +15,10 @@ from support.features_tables import day, transactions_frame
 from support.spark_parity import (
     assert_same_snapshots,
     edge_tables,
-    require_spark,
     spark_engine,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    require_spark()
-    from churn.spark.session import open_spark
-
-    session = open_spark(spark_engine(tmp_path_factory.mktemp("spark-local")))
-    yield session
-    session.stop()
 
 
 def test_session_runs_in_utc_with_ansi_on(spark):

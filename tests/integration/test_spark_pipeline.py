@@ -44,8 +44,10 @@ def _run(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Complete
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
 
 
-def test_dvc_repro_on_spark_gives_duckdbs_features_and_publishes(tmp_path):
+def test_dvc_repro_on_spark_gives_duckdbs_features_and_publishes(tmp_path, _migrated_mlflow_db):
     require_spark()
+    # the store a first run creates (its migrations take seconds), made once per test run
+    shutil.copyfile(_migrated_mlflow_db, tmp_path / "mlflow.db")
     shutil.copytree(ROOT / "src", tmp_path / "src", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "dvc.yaml", tmp_path / "dvc.yaml")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())

@@ -16,7 +16,7 @@ from churn.config import IngestParams
 from churn.engine import open_duckdb
 from churn.ingest.clean import clean_transactions as clean_on_duckdb
 from churn.ingest.sources import open_source
-from support.spark_parity import frame_differences, require_spark, spark_engine
+from support.spark_parity import frame_differences, spark_engine
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -76,16 +76,6 @@ def typed_source(path) -> None:
         }
     )
     pq.write_table(table, path)
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    require_spark()
-    from churn.spark.session import open_spark
-
-    session = open_spark(spark_engine(tmp_path_factory.mktemp("spark-rules")))
-    yield session
-    session.stop()
 
 
 def test_row_rules_on_spark_equal_duckdbs(spark, tmp_path):

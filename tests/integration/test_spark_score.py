@@ -12,19 +12,9 @@ from churn.columns import AT_RISK, CHURN_PROBABILITY, CUSTOMER_ID, GROUP
 from churn.config import ScoreParams, TargetParams
 from churn.errors import ChurnError
 from support.score_data import make_snapshot, train_model
-from support.spark_parity import frame_differences, require_spark, spark_engine
+from support.spark_parity import frame_differences
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
-
-
-@pytest.fixture(scope="module")
-def spark(tmp_path_factory):
-    require_spark()
-    from churn.spark.session import open_spark
-
-    session = open_spark(spark_engine(tmp_path_factory.mktemp("spark-score")))
-    yield session
-    session.stop()
 
 
 def test_spark_probabilities_equal_the_pandas_model(spark):

@@ -12,7 +12,6 @@ from churn.config import EvaluateParams, LightGBMParams, TrainParams
 from churn.evaluate import evaluate_model
 from churn.evaluate.plots import evaluation_figures
 from churn.train import fit_model
-from support.services import require
 from support.snapshot_helper import build_snapshots
 
 FAST = TrainParams(
@@ -151,36 +150,20 @@ def test_a_second_training_moves_challenger_and_leaves_champion_alone(logged):
 
 @pytest.mark.slow
 @pytest.mark.spark
-def test_spark_udf_scoring_gives_the_pipelines_probabilities(logged, tmp_path, monkeypatch):
-    pyspark_sql = pytest.importorskip("pyspark.sql")
-    import sys
-
-    # Spark's Python workers must run this interpreter (the venv), not whatever python3 is on PATH
-    monkeypatch.setenv("PYSPARK_PYTHON", sys.executable)
-
-    require("java")
+def test_spark_udf_scoring_gives_the_pipelines_probabilities(logged, spark):
     uri, _, result, snapshots, _ = logged
     rows = snapshots[snapshots["role"] == "test"].reset_index(drop=True).head(300)
     features = rows[result.model.spec.names].copy()
-    spark = (
-        pyspark_sql.SparkSession.builder.master("local[1]")
-        .appName("churn-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.local.dir", str(tmp_path))
-        .getOrCreate()
-    )
-    try:
-        # keep the snapshot's column types (int32 counts, doubles, strings) as a Parquet read would
-        text = features.select_dtypes(include=["string", "object"]).columns
-        as_spark = features.astype({name: object for name in text})
-        as_spark[text] = as_spark[text].where(features[text].notna(), None)
-        frame = spark.createDataFrame(as_spark)
-        udf = tracking.spark_udf(spark, uri, f"models:/{MODEL_NAME}@challenger")
-        scored = frame.withColumn("p", udf(*[frame[name] for name in features.columns]))
-        spark_scores = np.array([row["p"] for row in scored.select("p").collect()])
-    finally:
-        spark.stop()
+    # the worker's shared Spark local session (conftest); its Python workers run this interpreter
+    # (the venv): open_spark points PYSPARK_PYTHON at it (unless set) before starting one
+    # keep the snapshot's column types (int32 counts, doubles, strings) as a Parquet read would
+    text = features.select_dtypes(include=["string", "object"]).columns
+    as_spark = features.astype({name: object for name in text})
+    as_spark[text] = as_spark[text].where(features[text].notna(), None)
+    frame = spark.createDataFrame(as_spark)
+    udf = tracking.spark_udf(spark, uri, f"models:/{MODEL_NAME}@challenger")
+    scored = frame.withColumn("p", udf(*[frame[name] for name in features.columns]))
+    spark_scores = np.array([row["p"] for row in scored.select("p").collect()])
     np.testing.assert_allclose(
         spark_scores, result.model.predict_proba(features), rtol=0, atol=1e-12
     )

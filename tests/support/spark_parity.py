@@ -40,6 +40,20 @@ def require_spark() -> None:
     pytest.importorskip("pyspark.sql")
 
 
+def stop_local_spark() -> None:
+    """Stop this process's classic Spark session, if one runs (a Spark Connect session with
+    remote "local" starts its own, and pyspark refuses while another exists)."""
+    import sys
+
+    if "pyspark.sql" not in sys.modules:
+        return
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        active.stop()
+
+
 def _same(left: object, right: object) -> bool:
     left_missing = left is None or left is pd.NA or (isinstance(left, float) and math.isnan(left))
     right_missing = (
