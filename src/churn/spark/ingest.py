@@ -47,11 +47,13 @@ def typed_source(params) -> str | None:  # params: churn.config.IngestParams
     return "parquet" if detect_format(params.source, params.format) == "parquet" else None
 
 
-def spark_cleaner(params, engine, work_dir: Path):  # noqa: ANN001, ANN201
-    """Return the ingest stage's transactions cleaner on Spark (run_ingest's `cleaner`)."""
+def spark_cleaner(params, engine, work_dir: Path, spark: Any = None):  # noqa: ANN001, ANN201
+    """Return the ingest stage's transactions cleaner on Spark (run_ingest's `cleaner`): on
+    `spark` when given (the caller's session, left open), else on a session of `engine` opened
+    and stopped by the cleaner."""
 
     def clean(reject_after: datetime) -> tuple[RawTable, CleanedTable]:
-        return clean_on_spark(params, engine, reject_after, work_dir)
+        return clean_on_spark(params, engine, reject_after, work_dir, spark)
 
     return clean
 
@@ -108,16 +110,27 @@ def _parts_relation(parts: list[str], columns: list[str]) -> str:
     return f"(SELECT {empty} WHERE false)"
 
 
-def clean_on_spark(params, engine, reject_after: datetime, work_dir: Path):  # noqa: ANN001, ANN201
+def clean_on_spark(  # noqa: ANN201
+    params,  # noqa: ANN001
+    engine,  # noqa: ANN001
+    reject_after: datetime,
+    work_dir: Path,
+    spark: Any = None,
+):
     """Run the transactions' row rules on Spark and write the clean and quarantined rows as part
     files under `work_dir`; return (RawTable, CleanedTable) for run_ingest, the CleanedTable's
-    SQL reading those part files (DuckDB streams them into the stage's outputs)."""
+    SQL reading those part files (DuckDB streams them into the stage's outputs). Without
+    `spark`, a session of `engine` is opened and stopped here."""
     from churn.spark.session import open_spark
 
     kind = typed_source(params)
     if kind is None:
         raise ChurnError(f"{params.source}: not a typed table; the DuckDB ingest reads it")
-    spark = open_spark(engine)
+    owned = spark is None
+    if owned:
+        spark = open_spark(engine)
+    # a caller's session gets its own settings back afterwards
+    previous = {key: spark.conf.get(key, None) for key in PART_CONF}
     try:
         for key, value in PART_CONF.items():
             spark.conf.set(key, value)
@@ -156,7 +169,14 @@ def clean_on_spark(params, engine, reject_after: datetime, work_dir: Path):  # n
             if not name.startswith("__")
         }
     finally:
-        spark.stop()
+        if owned:
+            spark.stop()
+        else:
+            for key, value in previous.items():
+                if value is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, value)
     log.info(
         "transactions: %d rows read from %s on Spark; %d quarantined, %d duplicates removed",
         cleaned.rows_read,
