@@ -82,14 +82,15 @@ def write_orders(path: Path, rows: list[tuple], zoned: bool) -> None:
     )
 
 
-def typed_folder(folder: Path, zoned: bool) -> Path:
+def typed_folder(folder: Path, zoned: bool | str) -> Path:
     """Two Parquet files of one export: generated rows, the edge cases split over both files,
-    a row of the first file re-sent in the second; a hidden file that must not be read."""
+    a row of the first file re-sent in the second; a hidden file that must not be read.
+    zoned="mixed": the first file naive (wall-clock times), the second zoned."""
     first = generated_rows(1, 900) + EDGE_ROWS[:13]
     second = generated_rows(2, 900) + EDGE_ROWS[13:] + [first[5]]
-    write_orders(folder / "part-a.parquet", first, zoned)
-    write_orders(folder / "part-b.parquet", second, zoned)
-    write_orders(folder / ".hidden" / "old.parquet", generated_rows(3, 5), zoned)
+    write_orders(folder / "part-a.parquet", first, zoned is True)
+    write_orders(folder / "part-b.parquet", second, bool(zoned))
+    write_orders(folder / ".hidden" / "old.parquet", generated_rows(3, 5), bool(zoned))
     return folder
 
 

@@ -73,8 +73,6 @@ def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]
         return frame, RawTable(source, "", {}, 0, None, files, "delta"), {}
     # the files the DuckDB ingest reads (hidden and other files skipped), named as it names them
     listing = list_source(source, "parquet")
-    absolute = [str(p.absolute()) for p in listing.files]
-    frame = spark.read.option("mergeSchema", "true").parquet(*absolute)
     # Spark names a file by a URI (file:/a/b, file:///a/b, percent-encoded or not)
     file_names = {}
     for path in listing.files:
@@ -82,6 +80,7 @@ def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]
         for uri in (f"file:{full}", f"file://{full}", path.absolute().as_uri()):
             file_names[uri] = str(path)
             file_names[unquote(uri)] = str(path)
+    frame = _read_parquet(spark, listing.files, params.timezone, file_names)
     raw = RawTable(
         source,
         "",
@@ -93,6 +92,57 @@ def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]
         listing.skipped(),
     )
     return frame, raw, file_names
+
+
+def timestamp_kinds(files: list[Path]) -> dict[str, dict[str, list[str]]]:
+    """Return column -> 'naive'/'zoned' -> the files where that timestamp column has that kind
+    (from the Parquet footers only)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    kinds: dict[str, dict[str, list[str]]] = {}
+    for path in files:
+        for field in pq.read_schema(path):
+            if pa.types.is_timestamp(field.type):
+                kind = "zoned" if field.type.tz is not None else "naive"
+                kinds.setdefault(field.name, {}).setdefault(kind, []).append(str(path))
+    return kinds
+
+
+def _read_parquet(spark: Any, files: list[Path], zone: str, file_names: dict[str, str]) -> Any:
+    """Return the Parquet files as one DataFrame (columns united by name). A timestamp column
+    that is naive in some files and zoned in others is read as the DuckDB ingest reads it: the
+    zoned values become wall-clock time in `zone` (ingest.timezone), the naive ones are already
+    that, so neither kind shifts (Spark alone would refuse to merge the two types, or shift one)."""
+    from pyspark.sql import functions as F
+
+    from churn.spark.clean import with_positions
+
+    absolute = [str(p.absolute()) for p in files]
+    kinds = timestamp_kinds(files)
+    mixed = sorted(column for column, kind in kinds.items() if len(kind) > 1)
+    if not mixed:
+        return spark.read.option("mergeSchema", "true").parquet(*absolute)
+    # files grouped by which of the mixed columns they hold zoned; each group read on its own,
+    # positioned by file and row (as the one-read path is), converted, then united by name
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for path, full in zip(files, absolute, strict=True):
+        zoned = tuple(c for c in mixed if str(path) in kinds[c].get("zoned", []))
+        groups.setdefault(zoned, []).append(full)
+    log.info(
+        "transactions: column(s) %s naive in some files and zoned in others; zoned values read "
+        "as wall-clock time in %s, as on DuckDB",
+        ", ".join(mixed),
+        zone,
+    )
+    frame = None
+    for zoned, group in sorted(groups.items()):
+        part = with_positions(spark.read.option("mergeSchema", "true").parquet(*group), file_names)
+        for column in zoned:
+            wall_clock = F.from_utc_timestamp(F.col(column), F.lit(zone)).cast("timestamp_ntz")
+            part = part.withColumn(column, wall_clock)
+        frame = part if frame is None else frame.unionByName(part, allowMissingColumns=True)
+    return frame
 
 
 def _write_parts(frame: Any, folder: Path) -> list[str]:
