@@ -46,7 +46,14 @@ def connect(tmp_path_factory):
     pytest.importorskip("pyspark.sql.connect.session")
     from churn.spark.session import open_spark
 
-    with connect_server(tmp_path_factory.mktemp("spark-connect")) as url:
+    # pyspark marks the process as Connect-only (SPARK_CONNECT_MODE_ENABLED) and does not unmark
+    # it on stop() for an sc:// URL; undone here so later modules get classic sessions again
+    with (
+        pytest.MonkeyPatch.context() as env,
+        connect_server(tmp_path_factory.mktemp("spark-connect")) as url,
+    ):
+        for name in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE"):
+            env.delenv(name, raising=False)
         session = open_spark(spark_engine(Path("/tmp"), remote=url))
         yield session
         session.stop()
