@@ -6,6 +6,7 @@ for the module; the tests are few and small (Connect is slow here)."""
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -48,15 +49,17 @@ def connect(tmp_path_factory):
 
     # pyspark marks the process as Connect-only (SPARK_CONNECT_MODE_ENABLED) and does not unmark
     # it on stop() for an sc:// URL; undone here so later modules get classic sessions again
-    with (
-        pytest.MonkeyPatch.context() as env,
-        connect_server(tmp_path_factory.mktemp("spark-connect")) as url,
-    ):
-        for name in ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE"):
-            env.delenv(name, raising=False)
+    names = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
+    before = {name: os.environ.get(name) for name in names}
+    with connect_server(tmp_path_factory.mktemp("spark-connect")) as url:
         session = open_spark(spark_engine(Path("/tmp"), remote=url))
         yield session
         session.stop()
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def test_session_is_a_spark_connect_client_in_utc_with_ansi_on(connect):
