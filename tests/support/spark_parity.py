@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -30,6 +33,62 @@ def spark_engine(local_dir: Path, remote: str | None = None) -> EngineParams:
     if remote is not None:
         return EngineParams(kind="spark", spark=SparkParams(master=None, remote=remote, conf=conf))
     return EngineParams(kind="spark", spark=SparkParams(master="local[1]", conf=conf))
+
+
+_CONNECT_SERVER = """
+import sys, time
+from pyspark.sql import SparkSession
+builder = SparkSession.builder.master("local[1]").appName("churn-connect-server")
+for pair in sys.argv[1:]:
+    key, value = pair.split("=", 1)
+    builder = builder.config(key, value)
+session = builder.getOrCreate()
+print("ready", flush=True)
+sys.stdin.read()  # until the test closes stdin
+session.stop()
+"""
+
+
+@contextmanager
+def connect_server(local_dir: Path) -> Iterator[str]:
+    """Run a Spark Connect server (a local Spark with the Connect plugin, in a child process) on
+    a free port; yield its sc:// URL. Not `remote: local`: pyspark binds that one to the fixed
+    port 15002, which another run on the machine may hold."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    conf = {
+        **TEST_CONF,
+        "spark.local.dir": str(local_dir),
+        "spark.plugins": "org.apache.spark.sql.connect.SparkConnectPlugin",
+        "spark.connect.grpc.binding.address": "127.0.0.1",
+        "spark.connect.grpc.binding.port": str(port),
+        # the executors' Python workers must import churn (mapInPandas): this interpreter
+        "spark.pyspark.python": sys.executable,
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-c", _CONNECT_SERVER, *(f"{k}={v}" for k, v in conf.items())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYSPARK_PYTHON": sys.executable},
+    )
+    try:
+        line = server.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"the Spark Connect server did not start (exit {server.poll()})")
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        server.stdin.close()
+        try:
+            server.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
 
 
 def require_spark() -> None:

@@ -186,7 +186,7 @@ def clean_transactions(
         f"{f'CAST({ident(source)} AS VARCHAR)' if source else 'CAST(NULL AS VARCHAR)'} AS {ident(out)}"
         for out, source in originals
     )
-    _with_positions(raw, file_names).createOrReplaceTempView("__raw")
+    with_positions(raw, file_names).createOrReplaceTempView("__raw")
     spark.sql(to_spark_sql(typed)).createOrReplaceTempView("typed")
     spark.sql(to_spark_sql(marked)).cache().createOrReplaceTempView("marked")
     clean = spark.sql(
@@ -266,13 +266,15 @@ def clean_transactions(
     return result
 
 
-def _with_positions(raw: Any, file_names: Mapping[str, str] | None = None) -> Any:
+def with_positions(raw: Any, file_names: Mapping[str, str] | None = None) -> Any:
     """Return the source with __file and __row (1-based row in its file, as the DuckDB ingest
     numbers them): from Spark's file metadata for file and Delta sources (the file's URI, or
     its name in `file_names`); for other tables (no files) an increasing id in partition order,
     and no file."""
     from pyspark.sql import functions as F
 
+    if "__file" in raw.columns and "__row" in raw.columns:
+        return raw  # positioned already (churn.spark.ingest reads mixed folders file group-wise)
     try:
         path = F.col("_metadata.file_path")
         if file_names:

@@ -47,11 +47,13 @@ def typed_source(params) -> str | None:  # params: churn.config.IngestParams
     return "parquet" if detect_format(params.source, params.format) == "parquet" else None
 
 
-def spark_cleaner(params, engine, work_dir: Path):  # noqa: ANN001, ANN201
-    """Return the ingest stage's transactions cleaner on Spark (run_ingest's `cleaner`)."""
+def spark_cleaner(params, engine, work_dir: Path, spark: Any = None):  # noqa: ANN001, ANN201
+    """Return the ingest stage's transactions cleaner on Spark (run_ingest's `cleaner`): on
+    `spark` when given (the caller's session, left open), else on a session of `engine` opened
+    and stopped by the cleaner."""
 
     def clean(reject_after: datetime) -> tuple[RawTable, CleanedTable]:
-        return clean_on_spark(params, engine, reject_after, work_dir)
+        return clean_on_spark(params, engine, reject_after, work_dir, spark)
 
     return clean
 
@@ -71,8 +73,6 @@ def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]
         return frame, RawTable(source, "", {}, 0, None, files, "delta"), {}
     # the files the DuckDB ingest reads (hidden and other files skipped), named as it names them
     listing = list_source(source, "parquet")
-    absolute = [str(p.absolute()) for p in listing.files]
-    frame = spark.read.option("mergeSchema", "true").parquet(*absolute)
     # Spark names a file by a URI (file:/a/b, file:///a/b, percent-encoded or not)
     file_names = {}
     for path in listing.files:
@@ -80,6 +80,7 @@ def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]
         for uri in (f"file:{full}", f"file://{full}", path.absolute().as_uri()):
             file_names[uri] = str(path)
             file_names[unquote(uri)] = str(path)
+    frame = _read_parquet(spark, listing.files, params.timezone, file_names)
     raw = RawTable(
         source,
         "",
@@ -91,6 +92,57 @@ def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]
         listing.skipped(),
     )
     return frame, raw, file_names
+
+
+def timestamp_kinds(files: list[Path]) -> dict[str, dict[str, list[str]]]:
+    """Return column -> 'naive'/'zoned' -> the files where that timestamp column has that kind
+    (from the Parquet footers only)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    kinds: dict[str, dict[str, list[str]]] = {}
+    for path in files:
+        for field in pq.read_schema(path):
+            if pa.types.is_timestamp(field.type):
+                kind = "zoned" if field.type.tz is not None else "naive"
+                kinds.setdefault(field.name, {}).setdefault(kind, []).append(str(path))
+    return kinds
+
+
+def _read_parquet(spark: Any, files: list[Path], zone: str, file_names: dict[str, str]) -> Any:
+    """Return the Parquet files as one DataFrame (columns united by name). A timestamp column
+    that is naive in some files and zoned in others is read as the DuckDB ingest reads it: the
+    zoned values become wall-clock time in `zone` (ingest.timezone), the naive ones are already
+    that, so neither kind shifts (Spark alone would refuse to merge the two types, or shift one)."""
+    from pyspark.sql import functions as F
+
+    from churn.spark.clean import with_positions
+
+    absolute = [str(p.absolute()) for p in files]
+    kinds = timestamp_kinds(files)
+    mixed = sorted(column for column, kind in kinds.items() if len(kind) > 1)
+    if not mixed:
+        return spark.read.option("mergeSchema", "true").parquet(*absolute)
+    # files grouped by which of the mixed columns they hold zoned; each group read on its own,
+    # positioned by file and row (as the one-read path is), converted, then united by name
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for path, full in zip(files, absolute, strict=True):
+        zoned = tuple(c for c in mixed if str(path) in kinds[c].get("zoned", []))
+        groups.setdefault(zoned, []).append(full)
+    log.info(
+        "transactions: column(s) %s naive in some files and zoned in others; zoned values read "
+        "as wall-clock time in %s, as on DuckDB",
+        ", ".join(mixed),
+        zone,
+    )
+    frame = None
+    for zoned, group in sorted(groups.items()):
+        part = with_positions(spark.read.option("mergeSchema", "true").parquet(*group), file_names)
+        for column in zoned:
+            wall_clock = F.from_utc_timestamp(F.col(column), F.lit(zone)).cast("timestamp_ntz")
+            part = part.withColumn(column, wall_clock)
+        frame = part if frame is None else frame.unionByName(part, allowMissingColumns=True)
+    return frame
 
 
 def _write_parts(frame: Any, folder: Path) -> list[str]:
@@ -108,16 +160,27 @@ def _parts_relation(parts: list[str], columns: list[str]) -> str:
     return f"(SELECT {empty} WHERE false)"
 
 
-def clean_on_spark(params, engine, reject_after: datetime, work_dir: Path):  # noqa: ANN001, ANN201
+def clean_on_spark(  # noqa: ANN201
+    params,  # noqa: ANN001
+    engine,  # noqa: ANN001
+    reject_after: datetime,
+    work_dir: Path,
+    spark: Any = None,
+):
     """Run the transactions' row rules on Spark and write the clean and quarantined rows as part
     files under `work_dir`; return (RawTable, CleanedTable) for run_ingest, the CleanedTable's
-    SQL reading those part files (DuckDB streams them into the stage's outputs)."""
+    SQL reading those part files (DuckDB streams them into the stage's outputs). Without
+    `spark`, a session of `engine` is opened and stopped here."""
     from churn.spark.session import open_spark
 
     kind = typed_source(params)
     if kind is None:
         raise ChurnError(f"{params.source}: not a typed table; the DuckDB ingest reads it")
-    spark = open_spark(engine)
+    owned = spark is None
+    if owned:
+        spark = open_spark(engine)
+    # a caller's session gets its own settings back afterwards
+    previous = {key: spark.conf.get(key, None) for key in PART_CONF}
     try:
         for key, value in PART_CONF.items():
             spark.conf.set(key, value)
@@ -156,7 +219,14 @@ def clean_on_spark(params, engine, reject_after: datetime, work_dir: Path):  # n
             if not name.startswith("__")
         }
     finally:
-        spark.stop()
+        if owned:
+            spark.stop()
+        else:
+            for key, value in previous.items():
+                if value is None:
+                    spark.conf.unset(key)
+                else:
+                    spark.conf.set(key, value)
     log.info(
         "transactions: %d rows read from %s on Spark; %d quarantined, %d duplicates removed",
         cleaned.rows_read,

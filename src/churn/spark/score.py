@@ -304,7 +304,7 @@ def _uplift_estimates(spark: Any, table: Any) -> Any:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    from churn.spark.clean import _with_positions
+    from churn.spark.clean import with_positions
 
     columns = list(table.columns)
     missing = [c for c in (C.CUSTOMER_ID, C.UPLIFT, C.COVERED) if c not in columns]
@@ -326,7 +326,7 @@ def _uplift_estimates(spark: Any, table: Any) -> Any:
             "__row BIGINT",
         )
     else:
-        frame = _with_positions(table.select(C.CUSTOMER_ID, C.UPLIFT, C.COVERED))
+        frame = with_positions(table.select(C.CUSTOMER_ID, C.UPLIFT, C.COVERED))
     first = Window.partitionBy(C.CUSTOMER_ID).orderBy("__file", "__row")
     return (
         frame.select(
