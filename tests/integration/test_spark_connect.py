@@ -36,6 +36,7 @@ from support.spark_parity import (
     frame_differences,
     require_spark,
     spark_engine,
+    stop_local_spark,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -51,6 +52,9 @@ def connect(tmp_path_factory):
     # it on stop() for an sc:// URL; undone here so later modules get classic sessions again
     names = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
     before = {name: os.environ.get(name) for name in names}
+    # pyspark refuses a remote session while this worker's shared local one (conftest) runs;
+    # later modules get a new local session from getOrCreate
+    stop_local_spark()
     with connect_server(tmp_path_factory.mktemp("spark-connect")) as url:
         session = open_spark(spark_engine(Path("/tmp"), remote=url))
         yield session
