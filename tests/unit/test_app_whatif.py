@@ -207,25 +207,22 @@ def test_the_what_if_reproduces_an_uplift_lists_published_net_benefit():
     treatment, _ = select_lists(scores)
     assert len(treatment) > 10 and "uplift" not in treatment.columns  # not a segment
     uplift = treatment["customer_id"].map(scores.set_index("customer_id")["uplift"])
-    plan = whatif.plan_campaign(
-        treatment["churn_probability"].to_numpy(),
-        treatment["expected_value"].to_numpy(),
-        np.full(len(treatment), params.save_rate),
-        treatment["priority"].to_numpy(),
-        np.array([], dtype="int64"),
-        contact_cost=params.contact_cost,
-        uplift=uplift.to_numpy(dtype="float64"),
-    )
+
+    def plan_with(estimates):
+        return whatif.plan_campaign(
+            treatment["churn_probability"].to_numpy(),
+            treatment["expected_value"].to_numpy(),
+            np.full(len(treatment), params.save_rate),
+            treatment["priority"].to_numpy(),
+            np.array([], dtype="int64"),
+            contact_cost=params.contact_cost,
+            uplift=estimates,
+        )
+
+    plan = plan_with(uplift.to_numpy(dtype="float64"))
     assert plan.net_benefit == pytest.approx(treatment["expected_net_benefit"].sum(), rel=1e-3)
     # risk x save rate x value would have counted other money
-    riskwise = whatif.plan_campaign(
-        treatment["churn_probability"].to_numpy(),
-        treatment["expected_value"].to_numpy(),
-        np.full(len(treatment), params.save_rate),
-        treatment["priority"].to_numpy(),
-        np.array([], dtype="int64"),
-        contact_cost=params.contact_cost,
-    )
+    riskwise = plan_with(None)
     assert riskwise.net_benefit != pytest.approx(plan.net_benefit, rel=1e-2)
 
 
