@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from churn.errors import ChurnError
-from churn.score.targeting import expected_net_benefit
+from churn.score.targeting import expected_net_benefit, uplift_net_benefit
+from churn.uplift.policy import expected_incremental_profit
 
 MAX_CONTACT_COST = 1e9
 
@@ -83,9 +84,12 @@ def plan_campaign(
     selected = len(probability)
     contacts, limited_by = contacts_for(selected, size, budget, contact_cost)
     if uplift is not None:
-        # the same formula with the effect in place of probability x save rate
-        saves = np.nan_to_num(np.asarray(uplift, dtype="float64"), nan=0.0)
-        net = expected_net_benefit(saves, 1.0, expected_value, contact_cost)
+        # the score stage's own money under that policy (no estimate: no one kept, minus the cost)
+        effect = np.asarray(uplift, dtype="float64")
+        net = uplift_net_benefit(
+            expected_incremental_profit(effect, expected_value, contact_cost), contact_cost
+        )
+        saves = np.nan_to_num(effect, nan=0.0)
     else:
         net = expected_net_benefit(probability, save_rate, expected_value, contact_cost)
         saves = np.asarray(probability, dtype="float64") * np.asarray(save_rate, dtype="float64")

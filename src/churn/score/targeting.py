@@ -364,7 +364,7 @@ def flag_by_uplift(
     population (never a suppressed customer). A customer a contact pushes away (negative uplift)
     is never flagged by the policy; a customer missing from the uplift table has no estimate and
     is not flagged either."""
-    from churn.uplift.policy import choose_contacts
+    from churn.uplift.policy import choose_contacts, expected_incremental_profit
 
     table = targeting.uplift
     missing = [c for c in (CUSTOMER_ID, UPLIFT, COVERED) if c not in table.columns]
@@ -397,7 +397,7 @@ def flag_by_uplift(
     explored = np.zeros(len(ids), dtype=bool)
     flagged[np.flatnonzero(open_)] = chosen[CONTACT].to_numpy(dtype=bool)
     explored[np.flatnonzero(open_)] = chosen[EXPLORE].to_numpy(dtype=bool)
-    profit = uplift * np.asarray(expected_value, dtype="float64") - contact_cost
+    profit = expected_incremental_profit(uplift, expected_value, contact_cost)
     return uplift, profit, flagged, explored
 
 
