@@ -29,7 +29,7 @@ log = get_logger("cli")
 
 # The params sections each DVC stage reads: the same lists as `params:` in dvc.yaml.
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {
-    "generate": ("generate",),
+    "generate": ("generate", "score.tiers"),
     "sources": ("ingest",),
     "ingest": ("ingest", "engine"),
     "features": ("churn", "features", "engine"),
@@ -238,7 +238,8 @@ def generate(
     )
     from churn.logs import track
 
-    settings = _stage_params("generate", params).generate
+    stage = _stage_params("generate", params)
+    settings = stage.generate
     if customers is not None:
         settings = settings.model_copy(update={"customers": customers})
     if file_format not in ("csv", "parquet"):
@@ -254,7 +255,9 @@ def generate(
         TableStream(out / "contacts.csv") as contacts,
         TableStream(out / "campaign_truth.parquet") as campaign_truth,
     ):
-        for chunk in track(simulate(settings), "simulating customers", total=chunks):
+        for chunk in track(
+            simulate(settings, stage.score.tiers), "simulating customers", total=chunks
+        ):
             transactions.write(chunk.transactions)
             truth.write(chunk.truth)
             for stream, frame in (

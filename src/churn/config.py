@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Iterable
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -919,11 +920,29 @@ class Params(Section):
         return self
 
     def select(self, *sections: str) -> StageParams:
-        """Return a view holding only `sections`: a stage reads what dvc.yaml says it reads."""
-        unknown = [name for name in sections if name not in type(self).model_fields]
+        """Return a view holding only `sections`: a stage reads what dvc.yaml says it reads.
+
+        A name is a whole section (`score`) or one key of a section (`score.tiers`, as dvc.yaml
+        declares it): the stage then reads that key of the section and nothing else of it."""
+        whole: dict[str, Section] = {}
+        keys: dict[str, list[str]] = {}
+        unknown = []
+        for name in sections:
+            section, _, key = name.partition(".")
+            if section not in type(self).model_fields:
+                unknown.append(name)
+            elif not key:
+                whole[section] = getattr(self, section)
+            elif key not in type(getattr(self, section)).model_fields:
+                unknown.append(name)
+            else:
+                keys.setdefault(section, []).append(key)
         if unknown:
-            raise ValueError(f"no params section(s) {unknown}")
-        return StageParams({name: getattr(self, name) for name in sections})
+            raise ValueError(f"no params section(s) or key(s) {unknown}")
+        views: dict[str, Any] = {}
+        for name in dict.fromkeys(n.partition(".")[0] for n in sections):
+            views[name] = whole.get(name) or PartialSection(name, getattr(self, name), keys[name])
+        return StageParams(views)
 
     @model_validator(mode="before")
     @classmethod
@@ -933,6 +952,27 @@ class Params(Section):
                 if value is None:
                     raise ValueError(f"section '{key}' is empty; remove it or give it keys")
         return data
+
+
+class PartialSection:
+    """A params section of which a stage declares only some keys (`score.tiers` in dvc.yaml):
+    reading another key of it is an error, as reading an undeclared section is."""
+
+    def __init__(self, name: str, section: Section, keys: Iterable[str]) -> None:
+        self._name = name
+        self._section = section
+        self._keys = tuple(keys)
+
+    def __getattr__(self, key: str) -> Any:
+        keys = self.__dict__.get("_keys", ())
+        if key in keys:
+            return getattr(self.__dict__["_section"], key)
+        name = self.__dict__.get("_name", "?")
+        raise AttributeError(
+            f"params key '{name}.{key}' is not declared for this stage (it reads "
+            f"{[f'{name}.{k}' for k in keys]} of section '{name}'); declare it in dvc.yaml and "
+            "in churn.cli.STAGE_PARAMS"
+        )
 
 
 class StageParams:
@@ -1004,13 +1044,25 @@ def check_sections(path: str | Path, needed: set[str]) -> list[str]:
     """Return the sections params.yaml spells out; raise naming any section a stage reads that is
     missing (DVC would otherwise stop with its own message)."""
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    missing = sorted(needed - set(data))
+    missing = sorted(
+        name
+        for name in needed
+        if not _spelt_out(data, name.split("."))  # dvc.yaml's `section.key` needs the key too
+    )
     if missing:
         raise ChurnError(
             f"{path}: section(s) {missing} missing; dvc.yaml's stages read them — add them "
             "(the README lists every key with its default)"
         )
     return sorted(data)
+
+
+def _spelt_out(data: Any, parts: list[str]) -> bool:
+    for part in parts:
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

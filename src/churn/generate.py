@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churn.config import GenerateParams
+from churn.config import GenerateParams, TiersParams
+from churn.tiers import assign_tiers
 
 # Raw export column names: deliberately not the canonical ones, so the default run exercises
 # ingest.columns mapping exactly as a user's own export would.
@@ -83,8 +84,11 @@ def _chunk_rng(seed: int, chunk: int, stream: int) -> np.random.Generator:
     return np.random.default_rng([seed, chunk, stream])
 
 
-def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) -> GeneratedChunk:
-    """Simulate customers [first, last): purchases, refunds, dirty rows, side tables, truth."""
+def simulate_chunk(
+    params: GenerateParams, chunk: int, first: int, last: int, tiers: TiersParams | None = None
+) -> GeneratedChunk:
+    """Simulate customers [first, last): purchases, refunds, dirty rows, side tables, truth;
+    past campaign lists tiered by `tiers` (score.tiers; default: its defaults)."""
     rng = _chunk_rng(params.seed, chunk, 0)
     n = last - first
     start = pd.Timestamp(params.start)
@@ -134,6 +138,7 @@ def simulate_chunk(params: GenerateParams, chunk: int, first: int, last: int) ->
         ids,
         Purchases(owner, t, fading),
         CustomerTraits(channel_idx, region_idx, rate_day, spend_mean, dropout),
+        tiers=tiers,
     )
     owner, t, fading = campaigns.purchases.owner, campaigns.purchases.t, campaigns.purchases.fading
     dropout = campaigns.dropout
@@ -295,6 +300,44 @@ def type_probabilities(
     return np.clip(persuadable * scale, 0, 1), np.clip(sleeping * scale, 0, 1)
 
 
+def overdue_churn_probability(
+    overdue_ratio: np.ndarray, purchases: np.ndarray, churned: np.ndarray
+) -> np.ndarray:
+    """Return a calibrated churn probability for each listed customer: a logistic fit of whether
+    they would churn without a contact (`churned`) on log(days since the last purchase / usual
+    gap) and log(purchases in the past year), over the list itself.
+
+    A stand-in for our model's probability on simulated lists (which our model never scored):
+    maximum likelihood makes the fitted probabilities match the observed churn overall and along
+    both inputs, so cutting them at score.tiers gives tiers whose churn rates mean what the
+    pipeline's tiers mean. Deterministic (Newton steps from the base rate; a small ridge on the
+    slopes keeps a list that all churned, or all stayed, finite).
+    """
+    y = np.asarray(churned, dtype="float64")
+    n = y.size
+    if n == 0 or y.min() == y.max():  # nothing to fit: everyone churned, or no one did
+        return np.full(n, y.mean() if n else 0.0)
+    x = np.column_stack(
+        [
+            np.ones(n),
+            np.log(np.maximum(np.asarray(overdue_ratio, dtype="float64"), 1e-9)),
+            np.log(np.maximum(np.asarray(purchases, dtype="float64"), 1.0)),
+        ]
+    )
+    x[:, 1:] -= x[:, 1:].mean(axis=0)  # centred: the intercept stays the log-odds of the base rate
+    beta = np.array([np.log(y.mean() / (1 - y.mean())), 0.0, 0.0])
+    ridge = np.diag([0.0, 1e-3, 1e-3]) * n
+    for _ in range(100):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -35, 35)))
+        gradient = x.T @ (y - p) - ridge @ beta
+        hessian = (x * (p * (1 - p))[:, None]).T @ x + ridge + np.eye(3) * 1e-9
+        step = np.linalg.solve(hessian, gradient)
+        beta = beta + step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    return 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -35, 35)))
+
+
 def simulate_campaigns(
     params: GenerateParams,
     rng: np.random.Generator,
@@ -302,6 +345,7 @@ def simulate_campaigns(
     purchases: Purchases,
     traits: CustomerTraits,
     horizon_days: int = 90,
+    tiers: TiersParams | None = None,
 ) -> SimulatedCampaigns:
     """Run the past campaigns on a chunk's purchases, oldest list first.
 
@@ -313,7 +357,10 @@ def simulate_campaigns(
     dog or sure thing if so (type_probabilities). Contacted customers (treated and reached, or
     control contacted by mistake) get the contact's effect from the contact day on: a persuadable
     buys within REDEMPTION_DAYS and keeps buying for a new lifetime; a sleeping dog stops buying.
+    Each listed customer's risk tier is `tiers` (the pipeline's score.tiers) applied to
+    overdue_churn_probability, as our pipeline would have tiered them.
     """
+    tiers = TiersParams() if tiers is None else tiers
     owner, t, fading = purchases.owner, purchases.t, purchases.fading
     dropout = traits.dropout.copy()
     start = pd.Timestamp(params.start)
@@ -352,7 +399,12 @@ def simulate_campaigns(
         value = recent[listed] * traits.spend_mean[listed]
         loyalty = value >= np.quantile(value, 1 - LOYALTY_SHARE)
         action = np.where(loyalty, LOYALTY, WIN_BACK)
-        tier = np.where(recency[listed] >= 1.5 * overdue[listed], "high", "medium")
+        # the tier our pipeline would give: its thresholds on a calibrated churn probability,
+        # here the no-contact churn rate of customers as overdue and as frequent as this one
+        tier = assign_tiers(
+            overdue_churn_probability(recency[listed] / gap[listed], recent[listed], ~retained0),
+            tiers,
+        )
         # potential outcome with a contact: a persuadable buys again; a sleeping dog keeps only
         # the purchases made before the contact
         position = np.full(n, -1)
@@ -528,11 +580,12 @@ def _nps_probs(shift: float) -> np.ndarray:
     return weights / weights.sum()
 
 
-def simulate(params: GenerateParams) -> Iterator[GeneratedChunk]:
-    """Yield chunks of at most params.chunk_customers customers; memory stays bounded by the chunk."""
+def simulate(params: GenerateParams, tiers: TiersParams | None = None) -> Iterator[GeneratedChunk]:
+    """Yield chunks of at most params.chunk_customers customers; memory stays bounded by the chunk.
+    `tiers`: the pipeline's score.tiers, for the past campaign lists' risk tiers."""
     for chunk, first in enumerate(range(0, params.customers, params.chunk_customers)):
         last = min(first + params.chunk_customers, params.customers)
-        yield simulate_chunk(params, chunk, first, last)
+        yield simulate_chunk(params, chunk, first, last, tiers)
 
 
 # --------------------------------------------------------------------------- synthetic snapshots

@@ -53,8 +53,12 @@ def test_stages_declare_exactly_the_params_sections_their_command_reads(project_
     for name, stage in stages.items():
         if stage.get("params"):
             assert name in STAGE_PARAMS, f"stage {name} declares params but reads none"
-        for section in stage.get("params", []):
+        for declared in stage.get("params", []):
+            section, _, key = declared.partition(".")  # a whole section, or `section.key`
             assert section in Params.model_fields, f"stage {name}: no params section {section!r}"
+            if key:
+                fields = Params.model_fields[section].annotation.model_fields
+                assert key in fields, f"stage {name}: no params key {declared!r}"
 
 
 def test_a_stage_reading_an_undeclared_section_fails(project_root):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pydantic
 import pytest
 
-from churn.config import load_params, parse_params
+from churn.config import check_sections, load_params, parse_params
 from churn.errors import ChurnError
 
 
@@ -66,6 +66,29 @@ def test_a_stage_sees_only_the_sections_it_declares():
     assert view.names == ("churn", "engine")
     with pytest.raises(AttributeError, match="not declared for this stage"):
         view.train  # noqa: B018
+
+
+def test_a_stage_declaring_one_key_of_a_section_sees_that_key_only():
+    view = parse_params({"score": {"tiers": {"high": 0.6, "medium": 0.3}}}).select(
+        "generate", "score.tiers"
+    )
+    assert view.names == ("generate", "score")
+    assert view.score.tiers.high == 0.6
+    with pytest.raises(AttributeError, match="'score.contact_cost' is not declared"):
+        view.score.contact_cost  # noqa: B018
+    # a whole section declared beside one of its keys: the whole section
+    assert parse_params({}).select("score.tiers", "score").score.contact_cost == 5.0
+    with pytest.raises(ValueError, match="score.tier"):
+        parse_params({}).select("score.tier")
+
+
+def test_the_check_names_a_declared_key_missing_from_params_yaml(tmp_path):
+    path = tmp_path / "params.yaml"
+    path.write_text("generate: {seed: 1}\nscore: {contact_cost: 4.0}\n")
+    with pytest.raises(ChurnError, match=r"\['score.tiers'\] missing"):
+        check_sections(path, {"generate", "score.tiers"})
+    path.write_text("generate: {seed: 1}\nscore: {tiers: {high: 0.5}}\n")
+    assert check_sections(path, {"generate", "score.tiers"}) == ["generate", "score"]
 
 
 def test_the_apps_currency_is_checked_like_every_key():

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.config import CampaignsParams, GenerateParams
+from churn.config import CampaignsParams, GenerateParams, TiersParams
 from churn.generate import (
     CAMPAIGN_LISTS_COLUMNS,
     CONTACTS_COLUMNS,
@@ -18,15 +18,16 @@ from churn.generate import (
     SLEEPING_DOG,
     SURE_THING,
     campaign_days,
+    overdue_churn_probability,
     simulate,
 )
 
 
-def _run(**campaigns):
+def _run(tiers=None, **campaigns):
     params = GenerateParams(
         customers=3000, chunk_customers=1500, seed=11, campaigns=CampaignsParams(**campaigns)
     )
-    chunks = list(simulate(params))
+    chunks = list(simulate(params, tiers))
     frames = {
         name: pd.concat([getattr(c, name) for c in chunks], ignore_index=True)
         for name in ("transactions", "campaign_lists", "contacts", "campaign_truth")
@@ -114,3 +115,46 @@ def test_campaigns_are_deterministic_and_can_be_switched_off_or_made_ineffective
     assert off["campaign_lists"].empty and off["contacts"].empty
     _, none = _run(effect=0.0)
     assert (none["campaign_truth"]["true_effect"] == 0).all()
+
+
+def _tier_churn(frames):
+    """Each listed customer's tier beside whether they would churn without a contact."""
+    truth = frames["campaign_truth"][["list_id", "customer_id", "retained_without_contact"]]
+    rows = frames["campaign_lists"].merge(truth, on=["list_id", "customer_id"], validate="1:1")
+    return rows.assign(churned=~rows["retained_without_contact"].astype(bool))
+
+
+def test_list_tiers_are_the_pipelines_thresholds_on_a_calibrated_probability():
+    tiers = TiersParams(high=0.5, medium=0.2)
+    _, frames = _run(tiers)
+    rows = _tier_churn(frames)
+    by_tier = rows.groupby("risk_tier")["churned"].agg(["mean", "size"])
+    assert by_tier["size"].get("medium", 0) >= 100  # the list is not all one tier
+    assert set(by_tier.index) <= {"high", "medium", "low"} and "high" in by_tier.index
+    # each tier's churn without a contact lies in that tier's probability range, as the
+    # pipeline's tiers of a calibrated model do
+    assert by_tier.loc["high", "mean"] >= tiers.high
+    for tier, low, high in (("medium", tiers.medium, tiers.high), ("low", 0.0, tiers.medium)):
+        if by_tier["size"].get(tier, 0) >= 100:  # enough customers to read a rate
+            assert low <= by_tier.loc[tier, "mean"] < high, (tier, by_tier)
+    # other thresholds give other tiers; the simulated data itself does not change
+    _, stricter = _run(TiersParams(high=0.9, medium=0.6))
+    pd.testing.assert_frame_equal(frames["transactions"], stricter["transactions"])
+    assert (stricter["campaign_lists"]["risk_tier"] == "high").mean() < (
+        frames["campaign_lists"]["risk_tier"] == "high"
+    ).mean()
+
+
+def test_the_tier_probability_is_calibrated_and_ranks_by_how_overdue():
+    rng = np.random.default_rng(3)
+    ratio = rng.uniform(2, 12, 4000)
+    purchases = rng.integers(2, 30, 4000)
+    truth = 1 / (1 + np.exp(-(-1.0 + 1.5 * np.log(ratio) - 0.3 * np.log(purchases))))
+    churned = rng.random(4000) < truth
+    p = overdue_churn_probability(ratio, purchases, churned)
+    assert p.mean() == pytest.approx(churned.mean(), abs=1e-6)  # calibrated overall
+    assert np.corrcoef(p, truth)[0, 1] > 0.95
+    assert (
+        overdue_churn_probability(ratio[:3], purchases[:3], np.ones(3, bool)).tolist() == [1.0] * 3
+    )
+    assert overdue_churn_probability(ratio[:0], purchases[:0], churned[:0]).size == 0

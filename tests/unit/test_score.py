@@ -17,9 +17,9 @@ from churn.score import build_profit_curve, build_scores, score_customers, summa
 from churn.score.targeting import (
     CONTROL,
     assign_groups,
-    assign_tiers,
     estimate_expected_value,
 )
+from churn.tiers import assign_tiers
 from support.score_data import AS_OF, make_snapshot, rank_priority, train_model
 
 

@@ -34,6 +34,7 @@ from churn.columns import (
 from churn.config import ScoreParams, TargetParams, TiersParams
 from churn.errors import ChurnError
 from churn.logs import get_logger
+from churn.tiers import assign_tiers
 
 log = get_logger("score")
 
@@ -41,14 +42,6 @@ TREATMENT = "treatment"
 CONTROL = "control"
 TIERS = ("high", "medium", "low")
 TARGETING_ATTRS = "targeting"  # scores.attrs key: value cap, floor and save rates the rule used
-
-
-def assign_tiers(probability: np.ndarray, tiers: TiersParams) -> np.ndarray:
-    """Return 'high' / 'medium' / 'low' for each probability (thresholds are inclusive)."""
-    probability = np.asarray(probability, dtype="float64")
-    return np.where(
-        probability >= tiers.high, "high", np.where(probability >= tiers.medium, "medium", "low")
-    ).astype(object)
 
 
 def estimate_expected_value(snapshot: pd.DataFrame, params: ScoreParams) -> np.ndarray:

@@ -31,7 +31,6 @@ from churn.score.targeting import (
     SaveRates,
     UpliftTargeting,
     assign_groups,
-    assign_tiers,
     assumed_save_rates,
     estimate_expected_value,
     expected_net_benefit,
@@ -42,6 +41,7 @@ from churn.score.targeting import (
     targeting_candidates,
     uplift_net_benefit,
 )
+from churn.tiers import assign_tiers
 from churn.uplift.policy import (
     contact_eligible,
     expected_incremental_profit,
