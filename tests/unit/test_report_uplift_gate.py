@@ -131,3 +131,21 @@ def test_a_score_report_with_malformed_save_rates_names_the_fix():
     bad = {"targeting": {"save_rates": [0.1, 0.2]}}
     with pytest.raises(ChurnError, match="targeting.save_rates is not a table.*dvc repro score"):
         report_for(ROWS, score_report=bad)
+
+
+def test_a_tier_whose_contacts_pushed_customers_away_is_said_to_be_left_out():
+    pushed = {
+        "targeting": {
+            "save_rates": {"high": 0.12, "low": -0.91},
+            "save_rate_sources": {
+                "high": {"source": "measured", "campaigns": ["a"], "save_rate_ci": [0.09, 0.14]},
+                "low": {"source": "measured", "campaigns": ["a"], "save_rate_ci": [-1.6, -0.23]},
+            },
+        }
+    }
+    page = render_html(report_for(ROWS, score_report=pushed))
+    assert (
+        "<td>low</td><td>-0.910</td><td>[-1.60, -0.23]</td><td>measured on 1 campaign(s) "
+        "(pooled): contacts pushed these customers away" in page
+    )
+    assert page.count("contacts pushed these customers away") == 1  # not the high tier

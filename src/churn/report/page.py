@@ -585,6 +585,11 @@ def _save_rates(report: RetentionReport) -> str:
                 else f"[{float(row.ci_low):.2f}, {float(row.ci_high):.2f}]"
             )
             origin = f"measured on {row.campaigns} campaign(s) ({row.why or 'pooled'})"
+            if not _missing(row.ci_high) and float(row.ci_high) < 0:
+                origin += (
+                    ": contacts pushed these customers away, so risk x value contacts none "
+                    "of them (their net benefit is negative)"
+                )
         else:
             interval = DASH
             origin = f"assumed (score.save_rate): {row.why}" if row.why else "assumed"
