@@ -22,8 +22,10 @@ from churn.config import is_sql_url
 from churn.errors import ChurnError
 from churn.ingest.clean import CleanedTable, _transaction_detail, nullable
 from churn.ingest.sources import RawTable, detect_format, ident, list_source, lit
+from churn.ingest.stage import integrity_source
 from churn.ingest.table_formats import table_format
 from churn.logs import get_logger
+from churn.spark.aggregates import measure_on_spark
 from churn.spark.clean import SPARK_TO_DUCKDB, clean_transactions
 
 log = get_logger("ingest")
@@ -197,6 +199,9 @@ def clean_on_spark(  # noqa: ANN201
                 )
             clean_parts = _write_parts(cleaned.clean, work_dir / "spark_clean")
             rejected_parts = _write_parts(cleaned.rejected, work_dir / "spark_quarantine")
+            # the data checks' numbers, counted by Spark on its (cached) frames
+            checked = list(integrity_source(params, params.source, ()).checked)
+            measures = measure_on_spark(spark, cleaned, params.integrity, checked)
         except ChurnError:
             raise
         except Exception as error:  # pyspark raises many types (Py4J, analysis, Connect)
@@ -245,6 +250,7 @@ def clean_on_spark(  # noqa: ANN201
         quarantined_by_reason=cleaned.quarantined_by_reason,
         duplicates_removed=cleaned.duplicates_removed,
         stats=cleaned.stats,
+        measures=measures,
     )
 
 
