@@ -173,7 +173,8 @@ def _table_report(table: CleanedTable) -> dict[str, Any]:
 
 # The row rules run elsewhere (the Spark engine): given the newest accepted timestamp, return
 # the source as RawTable (label, columns, files; its relation unused) and the CleanedTable whose
-# SQL reads what that engine wrote (DuckDB then writes the outputs and runs every check).
+# SQL reads what that engine wrote, with the integrity checks' numbers that engine counted in
+# its `measures` (DuckDB then writes the outputs and decides every check).
 TransactionsCleaner = Callable[[datetime], tuple[RawTable, CleanedTable]]
 
 
@@ -190,8 +191,9 @@ def run_ingest(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the stage; return (report, new history). On any failure no output is replaced.
 
-    `cleaner`: the transactions' row rules run by another engine (churn.spark.ingest); the side
-    tables, the checks and the outputs are this function's, whichever engine cleaned."""
+    `cleaner`: the transactions' row rules, and the checks' aggregates, run by another engine
+    (churn.spark.ingest); the side tables, the checks' decisions and the outputs are this
+    function's, whichever engine cleaned."""
     started = time.monotonic()
     reject_after = local_reject_after(params, now)
     con = open_duckdb(engine, work_dir)
