@@ -192,25 +192,33 @@ def _measure_windows(
     dated: str | None,
 ) -> dict[str, WindowCounts]:
     """Count each period's rows, purchases, amount quantiles, NULLs, hours and quarantined rows
-    (three queries, each one pass over the periods' rows)."""
+    (four small-result queries, each one pass over the periods' rows)."""
     windows = [getattr(periods, name) for name in WINDOWS]
     anywhere = " OR ".join(f"({w.where()})" for w in windows)
+    # each row's periods flagged once; they overlap (the trailing year holds last year's
+    # month), so counts are taken per combination of flags and added up per period here
+    flag_names = [f"__in_{w.name}" for w in windows]
+    flags = ", ".join(f"{w.where()} AS {name}" for w, name in zip(windows, flag_names, strict=True))
+    flagged = f"(SELECT *, {flags} FROM {table} WHERE {anywhere}) AS flagged"
+    by_flags = ", ".join(flag_names)
     amount = ident(C.AMOUNT)
+    counted = run.rows(
+        f"SELECT {by_flags}, count(*), count(*) FILTER (WHERE {amount} > 0)"
+        + "".join(f", count(*) - count({ident(c)})" for c in checked)
+        + f" FROM {flagged} GROUP BY {by_flags}"
+    )
     qs = ", ".join(str(float(q)) for q in quantiles)
-    select = []
-    for w in windows:
-        purchase = f"{w.where()} AND {amount} > 0"
-        select += [
-            _filtered_count(w.where()),
-            _filtered_count(purchase),
-            f"quantile_cont({amount}, [{qs}]) FILTER (WHERE {purchase})",
-        ]
-        select += [_filtered_count(f"{w.where()} AND {ident(c)} IS NULL") for c in checked]
-    (row,) = run.rows(f"SELECT {', '.join(select)} FROM {table} WHERE {anywhere}")
+    (quantile_row,) = run.rows(
+        "SELECT "
+        + ", ".join(
+            f"quantile_cont({amount}, [{qs}]) FILTER (WHERE {name} AND {amount} > 0)"
+            for name in flag_names
+        )
+        + f" FROM {flagged}"
+    )
     hour = f"hour({ident(C.TIMESTAMP)})"
     by_hour = run.rows(
-        f"SELECT {hour}, {', '.join(_filtered_count(w.where()) for w in windows)} "
-        f"FROM {table} WHERE {anywhere} GROUP BY {hour}"
+        f"SELECT {by_flags}, {hour}, count(*) FROM {flagged} GROUP BY {by_flags}, {hour}"
     )
     by_reason = []
     if dated is not None:
@@ -218,23 +226,22 @@ def _measure_windows(
             f"SELECT reason, {', '.join(_filtered_count(w.where()) for w in windows)} "
             f"FROM {dated} WHERE {anywhere} GROUP BY reason"
         )
-    counts = {}
-    width = 3 + len(checked)
+    result = {}
     for i, w in enumerate(windows):
-        rows, purchases, values, *nulls = row[i * width : (i + 1) * width]
+        inside = [found[len(windows) :] for found in counted if found[i]]
         hours = [0] * HOURS
         for found in by_hour:
-            if found[0] is not None:
-                hours[int(found[0])] = int(found[1 + i])
-        counts[w.name] = WindowCounts(
-            rows=int(rows),
-            purchases=int(purchases),
-            quantiles=tuple(float(v) for v in (values or [])),
-            nulls={c: int(n) for c, n in zip(checked, nulls, strict=True)},
+            if found[i] and found[len(windows)] is not None:
+                hours[int(found[len(windows)])] += int(found[len(windows) + 1])
+        result[w.name] = WindowCounts(
+            rows=sum(int(found[0]) for found in inside),
+            purchases=sum(int(found[1]) for found in inside),
+            quantiles=tuple(float(v) for v in (quantile_row[i] or [])),
+            nulls={c: sum(int(found[2 + j]) for found in inside) for j, c in enumerate(checked)},
             hours=tuple(hours),
             quarantined={str(r[0]): int(r[1 + i]) for r in by_reason if r[1 + i]},
         )
-    return counts
+    return result
 
 
 def measure_levels(
