@@ -42,6 +42,9 @@ class CleanedTable:
     quarantined_by_reason: dict[str, int]
     duplicates_removed: int
     stats: dict[str, object] = field(default_factory=dict)
+    # the integrity checks' numbers (churn.ingest.integrity.IntegrityMeasures) when the engine
+    # that cleaned measured them (Spark, on its frames); None: measured on the written file
+    measures: object | None = None
 
     @property
     def quarantined(self) -> int:

@@ -1,19 +1,25 @@
 """Blocking data-integrity checks: the newest period of the clean transactions against the trailing
 ones (amount quantiles, category sets, null shares, time zone) and the source's columns against the
-previous run's. Broken data stops here; ageing customers, which only PSI sees, never do."""
+previous run's. Broken data stops here; ageing customers, which only PSI sees, never do.
+
+Each check has two steps: an aggregate step (measure_integrity, measure_levels) whose SQL, in
+DuckDB's dialect, runs on either engine through churn.ingest.aggregates.Aggregates (DuckDB on the
+written files, Spark on its cleaned frames), and one decision step (decide_integrity) in Python
+that turns those numbers into results and messages, the same for both engines."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import duckdb
 import numpy as np
 
 from churn import columns as C
+from churn.ingest.aggregates import Aggregates, DuckDBAggregates
 from churn.ingest.checks import CheckResult
 from churn.ingest.clean import offset_expr, strip_expr, text_timestamp_expr
 from churn.ingest.rejects import Reason
@@ -111,38 +117,223 @@ def _fix(check: str, column: str | None) -> str:
     )
 
 
-def _count(con: duckdb.DuckDBPyConnection, table: str, window: Window, extra: str = "") -> int:
-    (n,) = con.execute(f"SELECT count(*) FROM {table} WHERE {window.where()} {extra}").fetchone()
-    return int(n)
+# --------------------------------------------------------------------------- aggregate step
+# The numbers every check decides on, counted by SQL written once in DuckDB's dialect and run
+# by an Aggregates object: DuckDB on the written files, or Spark on its cleaned frames (the SQL
+# transpiled). The decisions below read only these numbers, so both engines decide alike.
+WINDOWS = ("newest", "trailing", "last_year")
+
+
+@dataclass(frozen=True)
+class WindowCounts:
+    """What one period (newest, trailing, same period last year) holds."""
+
+    rows: int  # clean transactions dated in the period
+    purchases: int  # of which with a positive amount
+    quantiles: tuple[float, ...]  # per-purchase amount quantiles (empty without purchases)
+    nulls: Mapping[str, int]  # checked column -> rows where it is NULL
+    hours: tuple[int, ...]  # rows per hour of day of the timestamp, 0..23
+    quarantined: Mapping[str, int]  # reason -> quarantined transactions dated in the period
+
+
+@dataclass(frozen=True)
+class Levels:
+    """A category column's rows per value in the newest and trailing periods (NULLs left out)."""
+
+    rows_newest: int  # non-NULL rows of the newest period
+    rows_trailing: int
+    newest: Mapping[str, int]  # value -> rows, values in sorted order
+    trailing: Mapping[str, int]
+    complete: bool  # False: more than ingest.integrity.max_levels values (then not all listed)
+
+
+@dataclass(frozen=True)
+class IntegrityMeasures:
+    """The aggregate step's result: every number the transaction checks decide on."""
+
+    newest_timestamp: datetime | None  # of the clean transactions (the freshness check)
+    periods: Periods | None  # None: no clean transactions to compare
+    windows: Mapping[str, WindowCounts] = field(default_factory=dict)  # by Window.name
+    levels: Mapping[str, Levels] = field(default_factory=dict)  # text columns, in checked order
+
+
+def _filtered_count(condition: str) -> str:
+    return f"count(*) FILTER (WHERE {condition})"
+
+
+def dated_quarantine(quarantined: Quarantined) -> str:
+    """Return SQL of the quarantined transactions: (reason, date), date NULL when undatable."""
+    return (
+        f"(SELECT {ident(C.REASON)} AS reason, {quarantined.date_sql} AS {ident(C.DATE)} "
+        f"FROM {quarantined.table} WHERE {ident(C.QUARANTINE_TABLE)} = 'transactions')"
+    )
+
+
+def _newest_quarantined_date(run: Aggregates, dated: str) -> date | None:
+    """Return the newest date of a quarantined transaction (timestamps in the future or outside
+    the representable range left out): when the newest days lost their amounts, the newest
+    period must still end on them."""
+    left_out = ", ".join(
+        lit(str(reason)) for reason in (Reason.FUTURE_TIMESTAMP, Reason.TIMESTAMP_OUT_OF_RANGE)
+    )
+    ((newest,),) = run.rows(
+        f"SELECT max({ident(C.DATE)}) FROM {dated} WHERE reason NOT IN ({left_out})"
+    )
+    # DuckDB returns dates Python cannot hold (before year 1) as text: no period ends there
+    return newest if isinstance(newest, date) else None
+
+
+def _measure_windows(
+    run: Aggregates,
+    table: str,
+    periods: Periods,
+    quantiles: Sequence[float],
+    checked: Sequence[str],
+    dated: str | None,
+) -> dict[str, WindowCounts]:
+    """Count each period's rows, purchases, amount quantiles, NULLs, hours and quarantined rows
+    (four small-result queries, each one pass over the periods' rows)."""
+    windows = [getattr(periods, name) for name in WINDOWS]
+    anywhere = " OR ".join(f"({w.where()})" for w in windows)
+    # each row's periods flagged once; they overlap (the trailing year holds last year's
+    # month), so counts are taken per combination of flags and added up per period here
+    flag_names = [f"__in_{w.name}" for w in windows]
+    flags = ", ".join(f"{w.where()} AS {name}" for w, name in zip(windows, flag_names, strict=True))
+    flagged = f"(SELECT *, {flags} FROM {table} WHERE {anywhere}) AS flagged"
+    by_flags = ", ".join(flag_names)
+    amount = ident(C.AMOUNT)
+    counted = run.rows(
+        f"SELECT {by_flags}, count(*), count(*) FILTER (WHERE {amount} > 0)"
+        + "".join(f", count(*) - count({ident(c)})" for c in checked)
+        + f" FROM {flagged} GROUP BY {by_flags}"
+    )
+    qs = ", ".join(str(float(q)) for q in quantiles)
+    (quantile_row,) = run.rows(
+        "SELECT "
+        + ", ".join(
+            f"quantile_cont({amount}, [{qs}]) FILTER (WHERE {name} AND {amount} > 0)"
+            for name in flag_names
+        )
+        + f" FROM {flagged}"
+    )
+    hour = f"hour({ident(C.TIMESTAMP)})"
+    by_hour = run.rows(
+        f"SELECT {by_flags}, {hour}, count(*) FROM {flagged} GROUP BY {by_flags}, {hour}"
+    )
+    by_reason = []
+    if dated is not None:
+        by_reason = run.rows(
+            f"SELECT reason, {', '.join(_filtered_count(w.where()) for w in windows)} "
+            f"FROM {dated} WHERE {anywhere} GROUP BY reason"
+        )
+    result = {}
+    for i, w in enumerate(windows):
+        inside = [found[len(windows) :] for found in counted if found[i]]
+        hours = [0] * HOURS
+        for found in by_hour:
+            if found[i] and found[len(windows)] is not None:
+                hours[int(found[len(windows)])] += int(found[len(windows) + 1])
+        result[w.name] = WindowCounts(
+            rows=sum(int(found[0]) for found in inside),
+            purchases=sum(int(found[1]) for found in inside),
+            quantiles=tuple(float(v) for v in (quantile_row[i] or [])),
+            nulls={c: sum(int(found[2 + j]) for found in inside) for j, c in enumerate(checked)},
+            hours=tuple(hours),
+            quarantined={str(r[0]): int(r[1 + i]) for r in by_reason if r[1 + i]},
+        )
+    return result
+
+
+def measure_levels(
+    run: Aggregates, table: str, periods: Periods, columns: Sequence[str], max_levels: int
+) -> dict[str, Levels]:
+    """Count each category column's values in the newest and trailing periods; at most
+    max_levels + 1 values come back per column (more: an id or free text, not checked)."""
+    if not columns:
+        return {}
+    newest, trailing = periods.newest.where(), periods.trailing.where()
+    (totals,) = run.rows(
+        "SELECT "
+        + ", ".join(
+            f"count({ident(c)}) FILTER (WHERE {newest}), count({ident(c)}) FILTER (WHERE {trailing})"
+            for c in columns
+        )
+        + f" FROM {table}"
+    )
+    levels = {}
+    for i, column in enumerate(columns):
+        col = ident(column)
+        found = run.rows(
+            f"SELECT {col}, {_filtered_count(newest)}, {_filtered_count(trailing)} FROM {table} "
+            f"WHERE ({newest} OR {trailing}) AND {col} IS NOT NULL GROUP BY {col} "
+            f"LIMIT {max_levels + 1}"
+        )
+        found = sorted(found, key=lambda r: r[0])  # the same order on every engine
+        levels[column] = Levels(
+            rows_newest=int(totals[2 * i]),
+            rows_trailing=int(totals[2 * i + 1]),
+            newest={r[0]: int(r[1]) for r in found if r[1]},
+            trailing={r[0]: int(r[2]) for r in found if r[2]},
+            complete=len(found) <= max_levels,
+        )
+    return levels
+
+
+def measure_integrity(
+    run: Aggregates,
+    table: str,
+    params,  # churn.config.IntegrityParams
+    checked: Sequence[str],
+    dated: str | None = None,
+) -> IntegrityMeasures:
+    """The checks' aggregate step on the clean transactions `table` (and the quarantined ones,
+    `dated`: SQL of (reason, date) as dated_quarantine returns): the newest timestamp, the
+    periods ending at the newest date, and each period's counts; the `checked` columns' NULLs,
+    and the values of those that hold text. With integrity off, the newest timestamp only."""
+    ((newest_date, newest_timestamp),) = run.rows(
+        f"SELECT max({ident(C.DATE)}), max({ident(C.TIMESTAMP)}) FROM {table}"
+    )
+    if not params.enabled:
+        return IntegrityMeasures(newest_timestamp, None)
+    if newest_date is not None and dated is not None:
+        newest_date = max(newest_date, _newest_quarantined_date(run, dated) or newest_date)
+    if newest_date is None:
+        return IntegrityMeasures(newest_timestamp, None)
+    periods = plan_periods(newest_date, params.newest_days, params.trailing_days)
+    types = run.types(table)
+    text_columns = [c for c in checked if c != C.TRANSACTION_ID and types.get(c) == "VARCHAR"]
+    return IntegrityMeasures(
+        newest_timestamp,
+        periods,
+        _measure_windows(run, table, periods, params.amount_quantiles, checked, dated),
+        measure_levels(run, table, periods, text_columns, params.max_levels),
+    )
+
+
+def customers_relation(table: str, columns: Sequence[str]) -> str:
+    """Return SQL of the customers who have a signup date, dated by it (the customers'
+    category check compares signups of the newest period with the trailing one's)."""
+    kept = ", ".join(ident(c) for c in columns)
+    return (
+        f"(SELECT {ident(C.SIGNUP_DATE)} AS {ident(C.DATE)}, {kept} FROM {table} "
+        f"WHERE {ident(C.SIGNUP_DATE)} IS NOT NULL) AS signed_up"
+    )
 
 
 # --------------------------------------------------------------------------- amounts
-def _amount_quantiles(
-    con: duckdb.DuckDBPyConnection, table: str, window: Window, quantiles: Sequence[float]
-) -> tuple[int, list[float]]:
-    qs = ", ".join(str(float(q)) for q in quantiles)
-    n, values = con.execute(
-        f"SELECT count(*), quantile_cont({ident(C.AMOUNT)}, [{qs}]) FROM {table} "
-        f"WHERE {window.where()} AND {ident(C.AMOUNT)} > 0"
-    ).fetchone()
-    return int(n), [float(v) for v in (values or [])]
-
-
 def _worst_ratio(newest: Sequence[float], before: Sequence[float]) -> float:
     """Return the newest/before quantile ratio furthest from 1 (in log terms)."""
     ratios = [(n / b) if b > 0 else math.inf for n, b in zip(newest, before, strict=True) if n > 0]
     return max(ratios, key=lambda r: abs(math.log(r)) if 0 < r < math.inf else math.inf)
 
 
-def check_amounts(
-    con: duckdb.DuckDBPyConnection, table: str, periods: Periods, params, source: SourceInfo
-) -> CheckResult:
+def check_amounts(measures: IntegrityMeasures, params, source: SourceInfo) -> CheckResult:
     """Fail when per-purchase amount quantiles of the newest period moved by more than
     max_amount_ratio against the trailing period and (when there is one) the same period a year
     earlier. Quantiles of single purchases, not sums: a December peak sells more, not dearer."""
-    quantiles = params.amount_quantiles
-    n_new, q_new = _amount_quantiles(con, table, periods.newest, quantiles)
-    n_old, q_old = _amount_quantiles(con, table, periods.trailing, quantiles)
+    quantiles, periods, windows = params.amount_quantiles, measures.periods, measures.windows
+    n_new, q_new = windows["newest"].purchases, windows["newest"].quantiles
+    n_old, q_old = windows["trailing"].purchases, windows["trailing"].quantiles
     if n_new < params.min_rows or n_old < params.min_rows:
         return CheckResult(
             "integrity_amounts",
@@ -156,7 +347,7 @@ def check_amounts(
     failed = not (1 / limit <= ratio <= limit)
     compared = "the trailing period"
     if failed:
-        n_year, q_year = _amount_quantiles(con, table, periods.last_year, quantiles)
+        n_year, q_year = windows["last_year"].purchases, windows["last_year"].quantiles
         if n_year >= params.min_rows:
             year_ratio = _worst_ratio(q_new, q_year)
             if 1 / limit <= year_ratio <= limit:
@@ -182,26 +373,14 @@ def check_amounts(
 
 # --------------------------------------------------------------------------- categories
 def check_categories(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    periods: Periods,
-    params,
-    source: SourceInfo,
-    text_columns: Sequence[str],
+    levels: Mapping[str, Levels], periods: Periods, params, source: SourceInfo
 ) -> list[CheckResult]:
     """Fail when more than max_new_level_share of the newest period's rows of a text column hold
     levels the trailing period never had (a renamed category, currency or channel)."""
     results = []
-    for column in text_columns:
-        col = ident(column)
-        rows = con.execute(
-            f"SELECT {periods.newest.where()} AS newest, {col} AS level, count(*) FROM {table} "
-            f"WHERE ({periods.newest.where()} OR {periods.trailing.where()}) AND {col} IS NOT NULL "
-            "GROUP BY ALL ORDER BY ALL"
-        ).fetchall()
-        newest = {level: n for is_new, level, n in rows if is_new}
-        trailing = {level: n for is_new, level, n in rows if not is_new}
-        n_new, n_old = sum(newest.values()), sum(trailing.values())
+    for column, counted in levels.items():
+        newest, trailing = counted.newest, counted.trailing
+        n_new, n_old = counted.rows_newest, counted.rows_trailing
         name = source.checked.get(column, column)
         if n_new < params.min_rows or n_old < params.min_rows:
             results.append(
@@ -213,7 +392,7 @@ def check_categories(
                 )
             )
             continue
-        if len(set(newest) | set(trailing)) > params.max_levels:
+        if not counted.complete:
             results.append(
                 CheckResult(
                     f"integrity_categories_{column}",
@@ -263,26 +442,20 @@ def check_categories(
 
 # --------------------------------------------------------------------------- nulls
 def check_nulls(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    periods: Periods,
-    params,
-    source: SourceInfo,
-    nullable_columns: Sequence[str],
+    measures: IntegrityMeasures, params, source: SourceInfo, nullable_columns: Sequence[str]
 ) -> list[CheckResult]:
     """Fail when a column's share of nulls in the newest period exceeds the trailing share by more
     than max_null_increase (2% -> 40%: a broken join or a dropped field upstream)."""
+    periods = measures.periods
     results = []
     for column in nullable_columns:
-        col = ident(column)
         shares = {}
         counts = {}
         for window in (periods.newest, periods.trailing):
-            n, nulls = con.execute(
-                f"SELECT count(*), count(*) FILTER ({col} IS NULL) FROM {table} WHERE {window.where()}"
-            ).fetchone()
-            counts[window.name] = int(n)
-            shares[window.name] = int(nulls) / int(n) if n else 0.0
+            counted = measures.windows[window.name]
+            n, nulls = counted.rows, counted.nulls[column]
+            counts[window.name] = n
+            shares[window.name] = nulls / n if n else 0.0
         name = source.checked.get(column, column)
         if counts["newest"] < params.min_rows or counts["trailing"] < params.min_rows:
             results.append(
@@ -330,11 +503,9 @@ _REQUIRED_WORDS = {
 
 
 @dataclass(frozen=True)
-class Quarantined:
-    """The transactions this run quarantined: what the required-column check counts."""
+class QuarantineCounts:
+    """How many transactions this run read and quarantined, by reason (the cleaner's counts)."""
 
-    table: str  # SQL relation with quarantine.parquet's columns (table, reason, original values)
-    date_sql: str  # SQL over that relation: the row's DATE from its original timestamp, or NULL
     rows_read: int
     by_reason: Mapping[str, int]
 
@@ -342,6 +513,22 @@ class Quarantined:
     def undated(self) -> int:
         """Return the number of rows quarantined for a missing or unparseable timestamp."""
         return undated_rows(self.by_reason)
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """The transactions this run quarantined, in a DuckDB relation: what the required-column
+    check counts."""
+
+    table: str  # SQL relation with quarantine.parquet's columns (table, reason, original values)
+    date_sql: str  # SQL over that relation: the row's DATE from its original timestamp, or NULL
+    rows_read: int
+    by_reason: Mapping[str, int]
+
+    @property
+    def counts(self) -> QuarantineCounts:
+        """Return the counts the decisions read."""
+        return QuarantineCounts(self.rows_read, self.by_reason)
 
 
 def undated_rows(by_reason: Mapping[str, int]) -> int:
@@ -357,43 +544,16 @@ def quarantine_date_sql(timestamp_format: str | None, dayfirst: bool, timezone: 
     return f"CAST({parsed} AS DATE)"
 
 
-def _dated_quarantine(quarantined: Quarantined) -> str:
-    """Return SQL of the quarantined transactions: (reason, date), date NULL when undatable."""
-    return (
-        f"(SELECT {ident(C.REASON)} AS reason, {quarantined.date_sql} AS {ident(C.DATE)} "
-        f"FROM {quarantined.table} WHERE {ident(C.QUARANTINE_TABLE)} = 'transactions')"
-    )
-
-
-def newest_quarantined_date(
-    con: duckdb.DuckDBPyConnection, quarantined: Quarantined
-) -> date | None:
-    """Return the newest date of a quarantined transaction (timestamps in the future or outside
-    the representable range left out): when the newest days lost their amounts, the newest
-    period must still end on them."""
-    left_out = ", ".join(
-        lit(str(reason)) for reason in (Reason.FUTURE_TIMESTAMP, Reason.TIMESTAMP_OUT_OF_RANGE)
-    )
-    (newest,) = con.execute(
-        f"SELECT max({ident(C.DATE)}) FROM {_dated_quarantine(quarantined)} "
-        f"WHERE reason NOT IN ({left_out})"
-    ).fetchone()
-    # DuckDB returns dates Python cannot hold (before year 1) as text: no period ends there
-    return newest if isinstance(newest, date) else None
-
-
 def _required_column(source: SourceInfo, column: str) -> tuple[str, str]:
     """Return (source column, params key) that a message about a required column names."""
     return source.required.get(column, column), f"ingest.columns.{column}"
 
 
 def check_required_nulls(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
-    periods: Periods,
+    measures: IntegrityMeasures,
     params,
     source: SourceInfo,
-    quarantined: Quarantined,
+    quarantined: QuarantineCounts,
     previous: dict[str, Any] | None,
 ) -> list[CheckResult]:
     """Fail when the share of rows whose customer id or amount is missing or unusable (quarantined)
@@ -403,15 +563,13 @@ def check_required_nulls(
     for the newest period). Quarantined rows are gone from the clean data, so a jump in the newest
     period reads downstream as customers who stopped buying, even when the overall quarantine
     share stays under ingest.max_quarantine_share."""
-    dated = _dated_quarantine(quarantined)
-    counts: dict[str, dict[str, int]] = {}
+    periods = measures.periods
+    counts: dict[str, Mapping[str, int]] = {}
     totals: dict[str, int] = {}
     for window in (periods.newest, periods.trailing):
-        rows = con.execute(
-            f"SELECT reason, count(*) FROM {dated} WHERE {window.where()} GROUP BY ALL"
-        ).fetchall()
-        counts[window.name] = {str(reason): int(n) for reason, n in rows}
-        totals[window.name] = _count(con, table, window) + sum(counts[window.name].values())
+        counted = measures.windows[window.name]
+        counts[window.name] = counted.quarantined
+        totals[window.name] = counted.rows + sum(counted.quarantined.values())
     results = []
     for column in (C.CUSTOMER_ID, C.AMOUNT):
         name, key = _required_column(source, column)
@@ -452,7 +610,7 @@ def check_required_nulls(
 
 
 def _check_undated(
-    quarantined: Quarantined, params, source: SourceInfo, previous: dict[str, Any] | None
+    quarantined: QuarantineCounts, params, source: SourceInfo, previous: dict[str, Any] | None
 ) -> CheckResult:
     """The timestamp part of check_required_nulls: this run's undated rows against the previous
     run's (recorded in --state as `undated_rows` of `rows_read`)."""
@@ -518,16 +676,8 @@ def _required_result(
 
 
 # --------------------------------------------------------------------------- time zone
-def _hour_shares(
-    con: duckdb.DuckDBPyConnection, table: str, window: Window
-) -> tuple[int, np.ndarray]:
-    rows = con.execute(
-        f"SELECT hour({ident(C.TIMESTAMP)}) AS h, count(*) FROM {table} WHERE {window.where()} "
-        "GROUP BY h"
-    ).fetchall()
-    counts = np.zeros(HOURS)
-    for hour, n in rows:
-        counts[int(hour)] = n
+def _hour_shares(window: WindowCounts) -> tuple[int, np.ndarray]:
+    counts = np.array(window.hours, dtype="float64")
     total = counts.sum()
     return int(total), counts / total if total else counts
 
@@ -544,13 +694,12 @@ def best_hour_shift(newest: np.ndarray, before: np.ndarray) -> tuple[int, float,
     return best, best_distance, unshifted
 
 
-def check_timezone(
-    con: duckdb.DuckDBPyConnection, table: str, periods: Periods, params, source: SourceInfo
-) -> CheckResult:
+def check_timezone(measures: IntegrityMeasures, params, source: SourceInfo) -> CheckResult:
     """Fail when the newest period's hour-of-day profile matches the trailing one only after a
     shift by whole hours (a changed time zone or UTC offset in the export)."""
-    n_new, new = _hour_shares(con, table, periods.newest)
-    n_old, old = _hour_shares(con, table, periods.trailing)
+    periods, windows = measures.periods, measures.windows
+    n_new, new = _hour_shares(windows["newest"])
+    n_old, old = _hour_shares(windows["trailing"])
     if n_new < params.min_rows or n_old < params.min_rows:
         return CheckResult(
             "integrity_timezone",
@@ -561,7 +710,7 @@ def check_timezone(
     shift, shifted, unshifted = best_hour_shift(new, old)
     failed = shift != 0 and unshifted > params.max_profile_distance and shifted < unshifted / 2
     if failed:
-        n_year, year = _hour_shares(con, table, periods.last_year)
+        n_year, year = _hour_shares(windows["last_year"])
         if n_year >= params.min_rows:
             year_shift, year_shifted, year_unshifted = best_hour_shift(new, year)
             if year_shift == 0 or year_unshifted <= params.max_profile_distance:
@@ -617,71 +766,55 @@ def check_schema(
 
 # --------------------------------------------------------------------------- side tables
 def check_customer_categories(
-    con: duckdb.DuckDBPyConnection,
-    customers_table: str,
-    periods: Periods,
-    params,
-    label: str,
-    checked: dict[str, str],
+    levels: Mapping[str, Levels], periods: Periods, params, label: str, checked: dict[str, str]
 ) -> list[CheckResult]:
     """Category check of the customers table (channel, region): customers who signed up in the
-    newest period against those who signed up in the trailing one."""
+    newest period against those who signed up in the trailing one (levels: measure_levels on
+    customers_relation)."""
     if not checked:
         return []
-    table = (
-        f"(SELECT {ident(C.SIGNUP_DATE)} AS {ident(C.DATE)}, * EXCLUDE ({ident(C.SIGNUP_DATE)}) "
-        f"FROM {customers_table} WHERE {ident(C.SIGNUP_DATE)} IS NOT NULL)"
-    )
     info = SourceInfo(label, "", (), checked)
     return [
         replace(r, name=r.name.replace("integrity_categories_", "integrity_customers_categories_"))
-        for r in check_categories(con, table, periods, params, info, list(checked))
+        for r in check_categories(levels, periods, params, info)
     ]
 
 
 # --------------------------------------------------------------------------- all
-def check_integrity(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
+def decide_integrity(
+    measures: IntegrityMeasures,
     params,  # churn.config.IntegrityParams
     source: SourceInfo,
     previous: dict[str, Any] | None,
-    customers: tuple[str, str, dict[str, str]] | None = None,
-    quarantined: Quarantined | None = None,
+    customers: tuple[Mapping[str, Levels], str, dict[str, str]] | None = None,
+    quarantined: QuarantineCounts | None = None,
 ) -> tuple[list[CheckResult], dict[str, Any]]:
-    """Run every integrity check on the clean transactions `table` (and, given `customers` =
-    (table, label, clean -> source column), on the customers' categories by signup date; given
-    `quarantined`, on the required columns' missing or unusable values); return the results
-    (fail = block) and the periods compared, for the ingest report."""
+    """The integrity checks' decision step, the same for every engine: from the measured numbers
+    (and, given `customers` = (levels of the customers' categories by signup date, source label,
+    clean -> source column), the customers' category check; given `quarantined`, the required
+    columns' missing or unusable values), return the results (fail = block) and the periods
+    compared, for the ingest report."""
     if not params.enabled:
         return [CheckResult("integrity", "skipped", "ingest.integrity.enabled is false")], {}
     results = [check_schema(source, previous, params.accept)]
-    (newest,) = con.execute(f"SELECT max({ident(C.DATE)}) FROM {table}").fetchone()
-    if newest is not None and quarantined is not None:
-        newest = max(newest, newest_quarantined_date(con, quarantined) or newest)
-    if newest is None:
+    periods = measures.periods
+    if periods is None:
         results.append(CheckResult("integrity", "skipped", "no clean transactions to compare"))
         return results, {}
-    periods = plan_periods(newest, params.newest_days, params.trailing_days)
-    types = dict(
-        (row[0], row[1]) for row in con.execute(f"DESCRIBE SELECT * FROM {table}").fetchall()
-    )
-    checked = list(source.checked)
-    text_columns = [c for c in checked if c != C.TRANSACTION_ID and types.get(c) == "VARCHAR"]
-    results.append(check_amounts(con, table, periods, params, source))
-    results += check_categories(con, table, periods, params, source, text_columns)
-    results += check_nulls(con, table, periods, params, source, checked)
+    results.append(check_amounts(measures, params, source))
+    results += check_categories(measures.levels, periods, params, source)
+    results += check_nulls(measures, params, source, list(source.checked))
     if quarantined is not None:
-        results += check_required_nulls(con, table, periods, params, source, quarantined, previous)
-    results.append(check_timezone(con, table, periods, params, source))
+        results += check_required_nulls(measures, params, source, quarantined, previous)
+    results.append(check_timezone(measures, params, source))
     if customers is not None:
-        results += check_customer_categories(con, customers[0], periods, params, *customers[1:])
-    trailing_rows = _count(con, table, periods.trailing)
+        results += check_customer_categories(customers[0], periods, params, *customers[1:])
+    trailing_rows = measures.windows["trailing"].rows
     detail = {
         "newest_period": periods.newest.text(),
         "trailing_period": periods.trailing.text(),
         "same_period_last_year": periods.last_year.text(),
-        "rows_newest": _count(con, table, periods.newest),
+        "rows_newest": measures.windows["newest"].rows,
         "rows_trailing": trailing_rows,
         "accepted": list(params.accept),
     }
@@ -691,3 +824,40 @@ def check_integrity(
             "checks passed without comparing"
         )
     return results, detail
+
+
+def measure_customer_levels(
+    run: Aggregates, customers_table: str, periods: Periods, params, checked: dict[str, str]
+) -> dict[str, Levels]:
+    """The customers' category check's aggregate step: values of `checked` by signup period."""
+    relation = customers_relation(customers_table, list(checked))
+    return measure_levels(run, relation, periods, list(checked), params.max_levels)
+
+
+def check_integrity(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    params,  # churn.config.IntegrityParams
+    source: SourceInfo,
+    previous: dict[str, Any] | None,
+    customers: tuple[str, str, dict[str, str]] | None = None,
+    quarantined: Quarantined | None = None,
+) -> tuple[list[CheckResult], dict[str, Any]]:
+    """Run every integrity check on DuckDB: measure the clean transactions `table` (and, given
+    `customers` = (table, label, clean -> source column), the customers' categories by signup
+    date; given `quarantined`, the quarantined transactions), then decide_integrity."""
+    if not params.enabled:
+        return decide_integrity(IntegrityMeasures(None, None), params, source, previous)
+    run = DuckDBAggregates(con)
+    dated = dated_quarantine(quarantined) if quarantined is not None else None
+    measures = measure_integrity(run, table, params, list(source.checked), dated)
+    levels = None
+    if customers is not None and measures.periods is not None:
+        table_c, label, checked = customers
+        levels = (
+            measure_customer_levels(run, table_c, measures.periods, params, checked),
+            label,
+            checked,
+        )
+    counts = quarantined.counts if quarantined is not None else None
+    return decide_integrity(measures, params, source, previous, levels, counts)

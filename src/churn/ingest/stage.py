@@ -18,6 +18,7 @@ from churn.engine import open_duckdb, resource_error
 from churn.errors import ChurnError
 from churn.files import atomic_path
 from churn.ingest import checks, integrity
+from churn.ingest.aggregates import DuckDBAggregates
 from churn.ingest.clean import (
     CleanedTable,
     clean_transactions,
@@ -172,7 +173,8 @@ def _table_report(table: CleanedTable) -> dict[str, Any]:
 
 # The row rules run elsewhere (the Spark engine): given the newest accepted timestamp, return
 # the source as RawTable (label, columns, files; its relation unused) and the CleanedTable whose
-# SQL reads what that engine wrote (DuckDB then writes the outputs and runs every check).
+# SQL reads what that engine wrote, with the integrity checks' numbers that engine counted in
+# its `measures` (DuckDB then writes the outputs and decides every check).
 TransactionsCleaner = Callable[[datetime], tuple[RawTable, CleanedTable]]
 
 
@@ -189,8 +191,9 @@ def run_ingest(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Run the stage; return (report, new history). On any failure no output is replaced.
 
-    `cleaner`: the transactions' row rules run by another engine (churn.spark.ingest); the side
-    tables, the checks and the outputs are this function's, whichever engine cleaned."""
+    `cleaner`: the transactions' row rules, and the checks' aggregates, run by another engine
+    (churn.spark.ingest); the side tables, the checks' decisions and the outputs are this
+    function's, whichever engine cleaned."""
     started = time.monotonic()
     reject_after = local_reject_after(params, now)
     con = open_duckdb(engine, work_dir)
@@ -293,15 +296,36 @@ def run_ingest(
             )
             _copy(con, side["nps"].clean_sql if "nps" in side else EMPTY_NPS, tmp["nps"])
             transactions = summarize_transactions(con, transactions, str(tmp["transactions"]))
-            newest = transactions.stats.get("timestamp_max")
-            newest_dt = datetime.fromisoformat(str(newest)) if newest else None
-            results.append(
-                checks.check_freshness(
-                    newest_dt, reject_after, params.freshness.max_age_days, params.freshness.action
-                )
-            )
             key = source_key(params)
             previous = checks.previous_run(history, key)
+            source_columns = tuple(c for c in raw.types if not c.startswith("__"))
+            source = integrity_source(params, raw.label, source_columns)
+            quarantined = integrity.Quarantined(
+                f"read_parquet({lit(str(tmp['quarantine']))})",
+                integrity.quarantine_date_sql(
+                    params.timestamp_format, params.dayfirst, params.timezone
+                ),
+                transactions.rows_read,
+                transactions.quarantined_by_reason,
+            )
+            # the checks' numbers: from the engine that cleaned (Spark counted them on its
+            # frames), else counted here on the written files; one decision step for both
+            run = DuckDBAggregates(con)
+            measures = transactions.measures or integrity.measure_integrity(
+                run,
+                f"read_parquet({lit(str(tmp['transactions']))})",
+                params.integrity,
+                list(source.checked),
+                integrity.dated_quarantine(quarantined),
+            )
+            results.append(
+                checks.check_freshness(
+                    measures.newest_timestamp,
+                    reject_after,
+                    params.freshness.max_age_days,
+                    params.freshness.action,
+                )
+            )
             volume = checks.check_volume(
                 raw.rows_read,
                 checks.volume_baseline(history, key, params.volume.baseline_runs),
@@ -310,22 +334,26 @@ def run_ingest(
                 params.volume.accept,
             )
             results.append(volume)
-            source_columns = tuple(c for c in raw.types if not c.startswith("__"))
-            integrity_results, integrity_detail = integrity.check_integrity(
-                con,
-                f"read_parquet({lit(str(tmp['transactions']))})",
-                params.integrity,
-                integrity_source(params, raw.label, source_columns),
-                previous,
-                customer_categories(params, side, f"read_parquet({lit(str(tmp['customers']))})"),
-                integrity.Quarantined(
-                    f"read_parquet({lit(str(tmp['quarantine']))})",
-                    integrity.quarantine_date_sql(
-                        params.timestamp_format, params.dayfirst, params.timezone
+            customers = customer_categories(
+                params, side, f"read_parquet({lit(str(tmp['customers']))})"
+            )
+            customer_levels = None
+            if customers is not None and measures.periods is not None and params.integrity.enabled:
+                table_c, label_c, checked_c = customers
+                customer_levels = (
+                    integrity.measure_customer_levels(
+                        run, table_c, measures.periods, params.integrity, checked_c
                     ),
-                    transactions.rows_read,
-                    transactions.quarantined_by_reason,
-                ),
+                    label_c,
+                    checked_c,
+                )
+            integrity_results, integrity_detail = integrity.decide_integrity(
+                measures,
+                params.integrity,
+                source,
+                previous,
+                customer_levels,
+                quarantined.counts,
             )
             results += integrity_results
             checks.enforce(results)  # a failure here removes the temporary files: nothing lands

@@ -57,6 +57,10 @@ class SparkCleaned:
     rejected: Any = None
     # the DuckDB ingest's counters (churn.ingest.clean.clean_transactions' stats)
     stats: dict[str, Any] = field(default_factory=dict)
+    # what the data checks aggregate (churn.spark.aggregates): the clean rows unsorted, and the
+    # quarantined ones as (reason, date), date NULL without a usable timestamp
+    clean_rows: Any = None
+    quarantine_dates: Any = None
 
     def assert_rows_conserved(self) -> None:
         """Raise AssertionError unless rows in = rows out + rows quarantined + duplicates."""
@@ -80,8 +84,9 @@ def _duckdb_type(column: str, spark_type: str, label: str) -> str:
 
 
 def to_spark_sql(duckdb_sql: str) -> str:
-    """Return DuckDB SQL transpiled to Spark SQL, with the two functions Spark lacks rewritten:
-    isfinite(x) and timezone(zone, ts) (an instant as wall-clock time in zone)."""
+    """Return DuckDB SQL transpiled to Spark SQL, with the functions Spark lacks rewritten:
+    isfinite(x), timezone(zone, ts) (an instant as wall-clock time in zone) and
+    quantile_cont(x, q) (exact linear interpolation: Spark's percentile(x, q))."""
     import sqlglot
     from sqlglot import exp
 
@@ -95,6 +100,10 @@ def to_spark_sql(duckdb_sql: str) -> str:
                 f"(NOT ISNAN({value}) AND ABS({value}) <> CAST('Infinity' AS DOUBLE))",
                 read="spark",
             )
+        if isinstance(node, exp.PercentileCont) and node.expression is not None:
+            # sqlglot writes PERCENTILE_CONT(x, q), which Spark only knows as WITHIN GROUP
+            value, fractions = node.this.sql("spark"), node.expression.sql("spark")
+            return sqlglot.parse_one(f"PERCENTILE({value}, {fractions})", read="spark")
         if isinstance(node, exp.AtTimeZone) or name == "TIMEZONE":
             if isinstance(node, exp.AtTimeZone):
                 zone, value = node.args["zone"].sql("spark"), node.this.sql("spark")
@@ -189,10 +198,17 @@ def clean_transactions(
     with_positions(raw, file_names).createOrReplaceTempView("__raw")
     spark.sql(to_spark_sql(typed)).createOrReplaceTempView("typed")
     spark.sql(to_spark_sql(marked)).cache().createOrReplaceTempView("marked")
-    clean = spark.sql(
+    clean_sql = (
+        f"SELECT {select_cols} FROM marked WHERE __reason IS NULL "
+        f"{'AND coalesce(__copy, 1) = 1 ' if drop else ''}"
+    )
+    clean = spark.sql(to_spark_sql(clean_sql + "ORDER BY __cid, __ts, __file, __row"))
+    # a quarantined row's date: its timestamp as read (wall-clock time in ingest.timezone), as
+    # the DuckDB ingest dates the quarantined rows it wrote
+    quarantine_dates = spark.sql(
         to_spark_sql(
-            f"SELECT {select_cols} FROM marked WHERE __reason IS NULL "
-            f"{'AND coalesce(__copy, 1) = 1 ' if drop else ''}ORDER BY __cid, __ts, __file, __row"
+            f"SELECT __reason AS reason, CAST(__ts AS DATE) AS {ident(C.DATE)} FROM marked "
+            "WHERE __reason IS NOT NULL"
         )
     )
     quarantine = spark.sql(
@@ -261,6 +277,8 @@ def clean_transactions(
         duplicates_removed=duplicates,
         rejected=rejected,
         stats=stats,
+        clean_rows=spark.sql(to_spark_sql(clean_sql)),
+        quarantine_dates=quarantine_dates,
     )
     result.assert_rows_conserved()
     return result

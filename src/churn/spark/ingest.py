@@ -1,13 +1,17 @@
 """The ingest stage's transactions on Spark: typed sources (Parquet files or folders, Delta
 tables, tables in the Spark catalog) read by Spark, the row rules run as Spark SQL
-(churn.spark.clean), clean and quarantined rows written by Spark as part files.
+(churn.spark.clean), clean and quarantined rows written by Spark as part files, and the data
+checks' numbers counted as Spark SQL on the clean and quarantined frames (churn.spark.aggregates:
+newest dates, each period's counts, amount quantiles, NULLs, hours, categories, quarantine reasons
+by date), so no row comes to the driver for a check.
 
-The DuckDB ingest then does the rest on what Spark wrote, with its own code: it streams the part
-files into the clean transactions file in order, words each quarantined row's detail, cleans the
-small side tables (customers, NPS), and runs every check (quarantine share, freshness, volume,
-integrity of the newest period against the trailing ones) on the written files. So both engines
-write the same four tables and report. Text exports (CSV) and SQL sources keep going through
-the DuckDB ingest alone.
+The DuckDB ingest then does the rest with its own code: it streams the part files into the clean
+transactions file in order, words each quarantined row's detail, cleans the small side tables
+(customers, NPS; the customers' category check counts on DuckDB), and decides every check
+(quarantine share, freshness, volume, integrity of the newest period against the trailing ones)
+from Spark's numbers with the same Python as when DuckDB counted. So both engines write the same
+four tables and report. Text exports (CSV) and SQL sources keep going through the DuckDB ingest
+alone.
 """
 
 from __future__ import annotations
@@ -22,8 +26,10 @@ from churn.config import is_sql_url
 from churn.errors import ChurnError
 from churn.ingest.clean import CleanedTable, _transaction_detail, nullable
 from churn.ingest.sources import RawTable, detect_format, ident, list_source, lit
+from churn.ingest.stage import integrity_source
 from churn.ingest.table_formats import table_format
 from churn.logs import get_logger
+from churn.spark.aggregates import measure_on_spark
 from churn.spark.clean import SPARK_TO_DUCKDB, clean_transactions
 
 log = get_logger("ingest")
@@ -197,6 +203,9 @@ def clean_on_spark(  # noqa: ANN201
                 )
             clean_parts = _write_parts(cleaned.clean, work_dir / "spark_clean")
             rejected_parts = _write_parts(cleaned.rejected, work_dir / "spark_quarantine")
+            # the data checks' numbers, counted by Spark on its (cached) frames
+            checked = list(integrity_source(params, params.source, ()).checked)
+            measures = measure_on_spark(spark, cleaned, params.integrity, checked)
         except ChurnError:
             raise
         except Exception as error:  # pyspark raises many types (Py4J, analysis, Connect)
@@ -245,6 +254,7 @@ def clean_on_spark(  # noqa: ANN201
         quarantined_by_reason=cleaned.quarantined_by_reason,
         duplicates_removed=cleaned.duplicates_removed,
         stats=cleaned.stats,
+        measures=measures,
     )
 
 
