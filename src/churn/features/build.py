@@ -578,3 +578,53 @@ def summarize_snapshots(
         "score_rows": len(snapshots.score),
         "null_rates": {"train": null_rates(train), "score": null_rates(snapshots.score)},
     }
+
+
+# --------------------------------------------------------------------------- some customers
+def compute_customer_snapshots(
+    con: duckdb.DuckDBPyConnection,
+    transactions: Path,
+    cutoffs: list[Cutoff],
+    churn: ChurnParams,
+    params: FeaturesParams,
+    customer_ids: pa.Array,
+) -> pd.DataFrame:
+    """Return compute_snapshots' unlabelled rows (`labelled=False`) of the customers in
+    `customer_ids` only, without ever holding every customer's row.
+
+    Every feature of a customer comes from their own rows, so the feature SQL runs on their
+    transactions alone, except the BG/NBD columns (features.bgnbd): each cutoff's fit takes every
+    customer's (x, t_x, T). Those columns come from BGNBDFits over the summary columns of all
+    customers, which DuckDB writes to a spill file and Python reads in batches. The connection
+    must have the three inputs open (open_inputs) with `transactions` as the transactions file;
+    its `transactions` view is left restricted to the chosen customers."""
+    fits = None
+    summary = spill_folder() / f"summary-{os.getpid()}-{uuid.uuid4().hex}.parquet"
+    try:
+        if params.bgnbd:
+            fits = BGNBDFits(churn.horizon_days)
+            columns = ", ".join(SUMMARY_COLUMNS)
+            sql = _snapshot_query(con, cutoffs, churn, params, False)
+            summary.parent.mkdir(parents=True, exist_ok=True)
+            _copy_result(con, f"SELECT {columns} FROM ({sql})", summary)
+            source = pq.ParquetFile(summary)
+            for batch in source.iter_batches(batch_size=STREAM_ROWS):
+                fits.add_fit_rows(batch.to_pandas())
+            fits.fit()
+            for batch in source.iter_batches(batch_size=STREAM_ROWS):
+                fits.check_rows(batch.to_pandas())
+            fits.warn()
+            source.close()
+        con.register("chosen_customers", pa.table({c.CUSTOMER_ID: customer_ids.cast(pa.string())}))
+        quoted = str(transactions).replace("'", "''")
+        con.execute(
+            "CREATE OR REPLACE VIEW transactions AS SELECT t.* FROM read_parquet("
+            f"'{quoted}') t SEMI JOIN chosen_customers k ON t.{c.CUSTOMER_ID} = k.{c.CUSTOMER_ID}"
+        )
+        frame = _fetch(con, _snapshot_query(con, cutoffs, churn, params, False))
+    finally:
+        summary.unlink(missing_ok=True)
+    if fits is not None:
+        _check_sql_columns(frame, params, False)
+        frame = fits.add_columns(frame)
+    return normalize_snapshot(frame, params, labelled=False)

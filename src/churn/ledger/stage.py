@@ -135,7 +135,7 @@ def _list_date_snapshots(
     """Return the features at every matured list's date (one query), or None without inputs."""
     from churn.cutoffs import Cutoff
     from churn.engine import open_duckdb, resource_errors
-    from churn.features.build import compute_snapshots, open_inputs
+    from churn.features.build import compute_customer_snapshots, open_inputs
 
     if inputs.customers is None or inputs.nps is None or inputs.transactions is None:
         return None
@@ -155,18 +155,26 @@ def _list_date_snapshots(
         con = open_duckdb(settings.engine, ordered=False)
         try:
             open_inputs(inputs.transactions, inputs.customers, inputs.nps, con)
-            # no labels: the ledger measures outcomes itself (build_ledger), never reads the churned column
-            return compute_snapshots(
-                con, cutoffs, settings.churn, settings.features, labelled=False
+            # no labels: the ledger measures outcomes itself (build_ledger), never reads the
+            # churned column; only the listed customers' rows (every customer's at 50M
+            # transactions: 12M rows, over the 3 GB budget)
+            return compute_customer_snapshots(
+                con,
+                inputs.transactions,
+                cutoffs,
+                settings.churn,
+                settings.features,
+                _listed_ids(lists),
             )
         finally:
             con.close()  # DuckDB's memory goes back before the stage reads the transactions
 
 
-def _listed_transactions(path: Path, lists: list[Any]) -> pd.DataFrame:
-    """Return the transactions (customer_id, date, amount) of the customers flagged on any list:
-    the ledger's outcomes read nothing else, and they are a small share of all customers."""
-    from churn.columns import AMOUNT, CUSTOMER_ID, DATE
+def _listed_ids(lists: list[Any]) -> Any:
+    """Return the ids of the customers flagged on any list (an Arrow string array, sorted)."""
+    import pyarrow as pa
+
+    from churn.columns import CUSTOMER_ID
     from churn.ledger import flagged_customers
 
     ids = sorted(
@@ -176,6 +184,15 @@ def _listed_transactions(path: Path, lists: list[Any]) -> pd.DataFrame:
             for value in flagged_customers(published)[CUSTOMER_ID].dropna().astype("string")
         }
     )
+    return pa.array(ids, type=pa.string())
+
+
+def _listed_transactions(path: Path, lists: list[Any]) -> pd.DataFrame:
+    """Return the transactions (customer_id, date, amount) of the customers flagged on any list:
+    the ledger's outcomes read nothing else, and they are a small share of all customers."""
+    from churn.columns import AMOUNT, CUSTOMER_ID, DATE
+
+    ids = _listed_ids(lists).to_pylist()
     columns = [CUSTOMER_ID, DATE, AMOUNT]
     if not ids:
         return pd.read_parquet(path, columns=columns).head(0)
