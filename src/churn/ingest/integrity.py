@@ -111,21 +111,61 @@ def _fix(check: str, column: str | None) -> str:
     )
 
 
-def _count(con: duckdb.DuckDBPyConnection, table: str, window: Window, extra: str = "") -> int:
-    (n,) = con.execute(f"SELECT count(*) FROM {table} WHERE {window.where()} {extra}").fetchone()
-    return int(n)
+@dataclass(frozen=True)
+class PeriodStats:
+    """What the period checks compare, per window name (newest, trailing, last_year): rows,
+    purchases (amount > 0) and their amount quantiles, nulls per checked column, rows per hour."""
+
+    rows: dict[str, int]
+    purchases: dict[str, int]
+    quantiles: dict[str, list[float]]
+    nulls: dict[str, dict[str, int]]  # column -> window -> rows with a null
+    hours: dict[str, np.ndarray]  # window -> rows per hour of day (0..23)
+
+
+def period_stats(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    periods: Periods,
+    quantiles: Sequence[float],
+    nullable_columns: Sequence[str],
+) -> PeriodStats:
+    """Return the period checks' aggregates of `table`, all windows in one scan (the windows
+    overlap: last_year lies inside trailing, so each aggregate filters its own window)."""
+    windows = (periods.newest, periods.trailing, periods.last_year)
+    qs = ", ".join(str(float(q)) for q in quantiles)
+    amount, purchase = ident(C.AMOUNT), f"{ident(C.AMOUNT)} > 0"
+    parts: list[str] = []
+    for w in windows:
+        parts += [
+            f"count(*) FILTER (__{w.name})",
+            f"count(*) FILTER (__{w.name} AND {purchase})",
+            f"quantile_cont({amount}, [{qs}]) FILTER (__{w.name} AND {purchase})",
+            f"histogram(hour({ident(C.TIMESTAMP)})) FILTER (__{w.name})",
+        ]
+    for column in nullable_columns:
+        parts += [f"count(*) FILTER (__{w.name} AND {ident(column)} IS NULL)" for w in windows]
+    flags = ", ".join(f"{w.where()} AS __{w.name}" for w in windows)
+    either = " OR ".join(f"({w.where()})" for w in windows)
+    row = con.execute(
+        f"SELECT {', '.join(parts)} FROM (SELECT *, {flags} FROM {table} WHERE {either})"
+    ).fetchone()
+    values = iter(row)
+    rows, purchases, found, hours = {}, {}, {}, {}
+    for w in windows:
+        rows[w.name], purchases[w.name] = int(next(values)), int(next(values))
+        found[w.name] = [float(v) for v in (next(values) or [])]
+        counts = np.zeros(HOURS)
+        for hour, n in (next(values) or {}).items():
+            counts[int(hour)] = n
+        hours[w.name] = counts
+    nulls = {column: {w.name: int(next(values)) for w in windows} for column in nullable_columns}
+    return PeriodStats(rows, purchases, found, nulls, hours)
 
 
 # --------------------------------------------------------------------------- amounts
-def _amount_quantiles(
-    con: duckdb.DuckDBPyConnection, table: str, window: Window, quantiles: Sequence[float]
-) -> tuple[int, list[float]]:
-    qs = ", ".join(str(float(q)) for q in quantiles)
-    n, values = con.execute(
-        f"SELECT count(*), quantile_cont({ident(C.AMOUNT)}, [{qs}]) FROM {table} "
-        f"WHERE {window.where()} AND {ident(C.AMOUNT)} > 0"
-    ).fetchone()
-    return int(n), [float(v) for v in (values or [])]
+def _amount_quantiles(stats: PeriodStats, window: Window) -> tuple[int, list[float]]:
+    return stats.purchases[window.name], stats.quantiles[window.name]
 
 
 def _worst_ratio(newest: Sequence[float], before: Sequence[float]) -> float:
@@ -134,15 +174,13 @@ def _worst_ratio(newest: Sequence[float], before: Sequence[float]) -> float:
     return max(ratios, key=lambda r: abs(math.log(r)) if 0 < r < math.inf else math.inf)
 
 
-def check_amounts(
-    con: duckdb.DuckDBPyConnection, table: str, periods: Periods, params, source: SourceInfo
-) -> CheckResult:
+def check_amounts(stats: PeriodStats, periods: Periods, params, source: SourceInfo) -> CheckResult:
     """Fail when per-purchase amount quantiles of the newest period moved by more than
     max_amount_ratio against the trailing period and (when there is one) the same period a year
     earlier. Quantiles of single purchases, not sums: a December peak sells more, not dearer."""
     quantiles = params.amount_quantiles
-    n_new, q_new = _amount_quantiles(con, table, periods.newest, quantiles)
-    n_old, q_old = _amount_quantiles(con, table, periods.trailing, quantiles)
+    n_new, q_new = _amount_quantiles(stats, periods.newest)
+    n_old, q_old = _amount_quantiles(stats, periods.trailing)
     if n_new < params.min_rows or n_old < params.min_rows:
         return CheckResult(
             "integrity_amounts",
@@ -156,7 +194,7 @@ def check_amounts(
     failed = not (1 / limit <= ratio <= limit)
     compared = "the trailing period"
     if failed:
-        n_year, q_year = _amount_quantiles(con, table, periods.last_year, quantiles)
+        n_year, q_year = _amount_quantiles(stats, periods.last_year)
         if n_year >= params.min_rows:
             year_ratio = _worst_ratio(q_new, q_year)
             if 1 / limit <= year_ratio <= limit:
@@ -263,8 +301,7 @@ def check_categories(
 
 # --------------------------------------------------------------------------- nulls
 def check_nulls(
-    con: duckdb.DuckDBPyConnection,
-    table: str,
+    stats: PeriodStats,
     periods: Periods,
     params,
     source: SourceInfo,
@@ -274,13 +311,10 @@ def check_nulls(
     than max_null_increase (2% -> 40%: a broken join or a dropped field upstream)."""
     results = []
     for column in nullable_columns:
-        col = ident(column)
         shares = {}
         counts = {}
         for window in (periods.newest, periods.trailing):
-            n, nulls = con.execute(
-                f"SELECT count(*), count(*) FILTER ({col} IS NULL) FROM {table} WHERE {window.where()}"
-            ).fetchone()
+            n, nulls = stats.rows[window.name], stats.nulls[column][window.name]
             counts[window.name] = int(n)
             shares[window.name] = int(nulls) / int(n) if n else 0.0
         name = source.checked.get(column, column)
@@ -389,7 +423,7 @@ def _required_column(source: SourceInfo, column: str) -> tuple[str, str]:
 
 def check_required_nulls(
     con: duckdb.DuckDBPyConnection,
-    table: str,
+    stats: PeriodStats,
     periods: Periods,
     params,
     source: SourceInfo,
@@ -411,7 +445,7 @@ def check_required_nulls(
             f"SELECT reason, count(*) FROM {dated} WHERE {window.where()} GROUP BY ALL"
         ).fetchall()
         counts[window.name] = {str(reason): int(n) for reason, n in rows}
-        totals[window.name] = _count(con, table, window) + sum(counts[window.name].values())
+        totals[window.name] = stats.rows[window.name] + sum(counts[window.name].values())
     results = []
     for column in (C.CUSTOMER_ID, C.AMOUNT):
         name, key = _required_column(source, column)
@@ -518,16 +552,8 @@ def _required_result(
 
 
 # --------------------------------------------------------------------------- time zone
-def _hour_shares(
-    con: duckdb.DuckDBPyConnection, table: str, window: Window
-) -> tuple[int, np.ndarray]:
-    rows = con.execute(
-        f"SELECT hour({ident(C.TIMESTAMP)}) AS h, count(*) FROM {table} WHERE {window.where()} "
-        "GROUP BY h"
-    ).fetchall()
-    counts = np.zeros(HOURS)
-    for hour, n in rows:
-        counts[int(hour)] = n
+def _hour_shares(stats: PeriodStats, window: Window) -> tuple[int, np.ndarray]:
+    counts = stats.hours[window.name]
     total = counts.sum()
     return int(total), counts / total if total else counts
 
@@ -544,13 +570,11 @@ def best_hour_shift(newest: np.ndarray, before: np.ndarray) -> tuple[int, float,
     return best, best_distance, unshifted
 
 
-def check_timezone(
-    con: duckdb.DuckDBPyConnection, table: str, periods: Periods, params, source: SourceInfo
-) -> CheckResult:
+def check_timezone(stats: PeriodStats, periods: Periods, params, source: SourceInfo) -> CheckResult:
     """Fail when the newest period's hour-of-day profile matches the trailing one only after a
     shift by whole hours (a changed time zone or UTC offset in the export)."""
-    n_new, new = _hour_shares(con, table, periods.newest)
-    n_old, old = _hour_shares(con, table, periods.trailing)
+    n_new, new = _hour_shares(stats, periods.newest)
+    n_old, old = _hour_shares(stats, periods.trailing)
     if n_new < params.min_rows or n_old < params.min_rows:
         return CheckResult(
             "integrity_timezone",
@@ -561,7 +585,7 @@ def check_timezone(
     shift, shifted, unshifted = best_hour_shift(new, old)
     failed = shift != 0 and unshifted > params.max_profile_distance and shifted < unshifted / 2
     if failed:
-        n_year, year = _hour_shares(con, table, periods.last_year)
+        n_year, year = _hour_shares(stats, periods.last_year)
         if n_year >= params.min_rows:
             year_shift, year_shifted, year_unshifted = best_hour_shift(new, year)
             if year_shift == 0 or year_unshifted <= params.max_profile_distance:
@@ -668,20 +692,21 @@ def check_integrity(
     )
     checked = list(source.checked)
     text_columns = [c for c in checked if c != C.TRANSACTION_ID and types.get(c) == "VARCHAR"]
-    results.append(check_amounts(con, table, periods, params, source))
+    stats = period_stats(con, table, periods, params.amount_quantiles, checked)
+    results.append(check_amounts(stats, periods, params, source))
     results += check_categories(con, table, periods, params, source, text_columns)
-    results += check_nulls(con, table, periods, params, source, checked)
+    results += check_nulls(stats, periods, params, source, checked)
     if quarantined is not None:
-        results += check_required_nulls(con, table, periods, params, source, quarantined, previous)
-    results.append(check_timezone(con, table, periods, params, source))
+        results += check_required_nulls(con, stats, periods, params, source, quarantined, previous)
+    results.append(check_timezone(stats, periods, params, source))
     if customers is not None:
         results += check_customer_categories(con, customers[0], periods, params, *customers[1:])
-    trailing_rows = _count(con, table, periods.trailing)
+    trailing_rows = stats.rows[periods.trailing.name]
     detail = {
         "newest_period": periods.newest.text(),
         "trailing_period": periods.trailing.text(),
         "same_period_last_year": periods.last_year.text(),
-        "rows_newest": _count(con, table, periods.newest),
+        "rows_newest": stats.rows[periods.newest.name],
         "rows_trailing": trailing_rows,
         "accepted": list(params.accept),
     }
