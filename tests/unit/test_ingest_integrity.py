@@ -13,7 +13,14 @@ import pytest
 from churn.config import IntegrityParams, parse_params
 from churn.errors import ChurnError
 from churn.ingest.checks import enforce
-from churn.ingest.integrity import SourceInfo, best_hour_shift, check_integrity, plan_periods
+from churn.ingest.clean import parquet_null_count
+from churn.ingest.integrity import (
+    SourceInfo,
+    best_hour_shift,
+    check_integrity,
+    period_stats,
+    plan_periods,
+)
 from support.integrity_data import (
     amounts_times_100,
     closed_base,
@@ -196,3 +203,41 @@ def test_a_channel_renamed_in_the_customers_table_blocks(two_years, renamed):
     if renamed:
         message = next(r.message for r in results if r.status == "fail")
         assert "exports/customers.csv: column 'channel'" in message and "new 'online'" in message
+
+
+# --------------------------------------------------------------------------- one scan
+def test_period_stats_in_one_scan_match_each_window_counted_alone(two_years):
+    con = duckdb.connect()
+    con.register("transactions", two_years)
+    newest = two_years["date"].max()
+    periods = plan_periods(newest, 30, 365)
+    stats = period_stats(con, "transactions", periods, [0.5, 0.9], ["coupon"])
+    for window in (periods.newest, periods.trailing, periods.last_year):
+        n, purchases, nulls, q = con.execute(
+            f"SELECT count(*), count(*) FILTER (amount > 0), count(*) FILTER (coupon IS NULL), "
+            f"quantile_cont(amount, [0.5, 0.9]) FILTER (amount > 0) FROM transactions "
+            f"WHERE {window.where()}"
+        ).fetchone()
+        hours = con.execute(
+            f"SELECT hour(timestamp), count(*) FROM transactions WHERE {window.where()} GROUP BY 1"
+        ).fetchall()
+        assert (stats.rows[window.name], stats.purchases[window.name]) == (n, purchases) != (0, 0)
+        assert stats.nulls["coupon"][window.name] == nulls
+        assert stats.quantiles[window.name] == q
+        assert {h: stats.hours[window.name][h] for h, _ in hours} == dict(hours)
+        assert stats.hours[window.name].sum() == n
+    # a column known to be complete is not read: its nulls are 0 in every window
+    skipped = period_stats(con, "transactions", periods, [0.5], ["coupon"], complete=["coupon"])
+    assert skipped.nulls["coupon"] == {"newest": 0, "trailing": 0, "last_year": 0}
+
+
+def test_parquet_null_count_reads_the_row_group_statistics(tmp_path):
+    path = tmp_path / "t.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 'x' END AS s FROM range(100000) t(i)) "
+        f"TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 10000)"
+    )
+    assert parquet_null_count(con, str(path), "s") == 14286  # 0, 7, ..., 99995
+    assert parquet_null_count(con, str(path), "i") == 0
+    assert parquet_null_count(con, str(path), "not_there") is None

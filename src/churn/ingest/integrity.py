@@ -129,9 +129,11 @@ def period_stats(
     periods: Periods,
     quantiles: Sequence[float],
     nullable_columns: Sequence[str],
+    complete: Sequence[str] = (),
 ) -> PeriodStats:
     """Return the period checks' aggregates of `table`, all windows in one scan (the windows
-    overlap: last_year lies inside trailing, so each aggregate filters its own window)."""
+    overlap: last_year lies inside trailing, so each aggregate filters its own window).
+    `complete`: columns known to hold no null in `table`; they are not read."""
     windows = (periods.newest, periods.trailing, periods.last_year)
     qs = ", ".join(str(float(q)) for q in quantiles)
     amount, purchase = ident(C.AMOUNT), f"{ident(C.AMOUNT)} > 0"
@@ -143,12 +145,14 @@ def period_stats(
             f"quantile_cont({amount}, [{qs}]) FILTER (__{w.name} AND {purchase})",
             f"histogram(hour({ident(C.TIMESTAMP)})) FILTER (__{w.name})",
         ]
-    for column in nullable_columns:
+    counted = [c for c in nullable_columns if c not in complete]
+    for column in counted:
         parts += [f"count(*) FILTER (__{w.name} AND {ident(column)} IS NULL)" for w in windows]
     flags = ", ".join(f"{w.where()} AS __{w.name}" for w in windows)
-    either = " OR ".join(f"({w.where()})" for w in windows)
+    # one range around every window (a filter the Parquet scan applies before decoding the rest)
+    hull = Window("all", min(w.start for w in windows), max(w.end for w in windows))
     row = con.execute(
-        f"SELECT {', '.join(parts)} FROM (SELECT *, {flags} FROM {table} WHERE {either})"
+        f"SELECT {', '.join(parts)} FROM (SELECT *, {flags} FROM {table} WHERE {hull.where()})"
     ).fetchone()
     values = iter(row)
     rows, purchases, found, hours = {}, {}, {}, {}
@@ -159,7 +163,8 @@ def period_stats(
         for hour, n in (next(values) or {}).items():
             counts[int(hour)] = n
         hours[w.name] = counts
-    nulls = {column: {w.name: int(next(values)) for w in windows} for column in nullable_columns}
+    nulls = {column: {w.name: int(next(values)) for w in windows} for column in counted}
+    nulls.update({column: {w.name: 0 for w in windows} for column in complete})
     return PeriodStats(rows, purchases, found, nulls, hours)
 
 
@@ -672,10 +677,12 @@ def check_integrity(
     previous: dict[str, Any] | None,
     customers: tuple[str, str, dict[str, str]] | None = None,
     quarantined: Quarantined | None = None,
+    complete: Sequence[str] = (),
 ) -> tuple[list[CheckResult], dict[str, Any]]:
     """Run every integrity check on the clean transactions `table` (and, given `customers` =
     (table, label, clean -> source column), on the customers' categories by signup date; given
-    `quarantined`, on the required columns' missing or unusable values); return the results
+    `quarantined`, on the required columns' missing or unusable values; `complete`: columns
+    known to hold no null in `table`, not read again); return the results
     (fail = block) and the periods compared, for the ingest report."""
     if not params.enabled:
         return [CheckResult("integrity", "skipped", "ingest.integrity.enabled is false")], {}
@@ -692,7 +699,7 @@ def check_integrity(
     )
     checked = list(source.checked)
     text_columns = [c for c in checked if c != C.TRANSACTION_ID and types.get(c) == "VARCHAR"]
-    stats = period_stats(con, table, periods, params.amount_quantiles, checked)
+    stats = period_stats(con, table, periods, params.amount_quantiles, checked, complete)
     results.append(check_amounts(stats, periods, params, source))
     results += check_categories(con, table, periods, params, source, text_columns)
     results += check_nulls(stats, periods, params, source, checked)

@@ -22,6 +22,7 @@ from churn.ingest.clean import (
     CleanedTable,
     clean_transactions,
     nullable,
+    parquet_null_count,
     summarize_transactions,
 )
 from churn.ingest.side import clean_customers, clean_nps
@@ -311,11 +312,18 @@ def run_ingest(
             )
             results.append(volume)
             source_columns = tuple(c for c in raw.types if not c.startswith("__"))
+            source_info = integrity_source(params, raw.label, source_columns)
+            # columns the written file's statistics show without a null: not read again
+            complete = [
+                name
+                for name in source_info.checked
+                if parquet_null_count(con, str(tmp["transactions"]), name) == 0
+            ]
             integrity_results, integrity_detail = integrity.check_integrity(
                 con,
                 f"read_parquet({lit(str(tmp['transactions']))})",
                 params.integrity,
-                integrity_source(params, raw.label, source_columns),
+                source_info,
                 previous,
                 customer_categories(params, side, f"read_parquet({lit(str(tmp['customers']))})"),
                 integrity.Quarantined(
@@ -326,6 +334,7 @@ def run_ingest(
                     transactions.rows_read,
                     transactions.quarantined_by_reason,
                 ),
+                complete,
             )
             results += integrity_results
             checks.enforce(results)  # a failure here removes the temporary files: nothing lands
