@@ -149,14 +149,17 @@ def markdown(results: dict) -> str:
     if results.get("note"):
         lines += [results["note"], ""]
     lines += [
-        "| run | median wall s | median CPU s | wall / sorted copy | CPU / sorted copy | "
-        "peak RSS MB | exit codes |",
+        "| run | median wall s | median CPU s | wall / sorted copy: median of rounds (of "
+        "medians) | CPU / sorted copy: median of rounds (of medians) | peak RSS MB | exit codes |",
         "|---|---|---|---|---|---|---|",
     ]
+    ref = results["summary"]["sorted_copy"]
     for name, entry in results["summary"].items():
+        of_medians = [entry[key] / ref[key] for key in ("median_seconds", "median_cpu_seconds")]
         lines.append(
             f"| {name} | {entry['median_seconds']} | {entry['median_cpu_seconds']} | "
-            f"{entry.get('median_wall_ratio', '1')} | {entry.get('median_cpu_ratio', '1')} | "
+            f"{entry.get('median_wall_ratio', 1)} ({of_medians[0]:.2f}) | "
+            f"{entry.get('median_cpu_ratio', 1)} ({of_medians[1]:.2f}) | "
             f"{entry['max_peak_rss_mb']:,} | {entry['exit_codes']} |"
         )
     lines += ["", "Per round (wall s / CPU s, load average before→after):", ""]
@@ -206,7 +209,13 @@ def main() -> None:
     parser.add_argument("--reject-after", default="2026-01-01 00:00:00")
     parser.add_argument("--out", type=Path, default=RESULTS / "ingest_speed.json")
     parser.add_argument("--note", default="")
+    parser.add_argument("--rewrite", action="store_true", help="only rewrite --out's .md")
     args = parser.parse_args()
+    if args.rewrite:
+        results = json.loads(args.out.read_text(encoding="utf-8"))
+        results["note"] = args.note or results.get("note", "")
+        args.out.with_suffix(".md").write_text(markdown(results), encoding="utf-8")
+        return
     cap_bytes = int(args.cap_gb * 2**30)
     work = args.work or args.data / "ingest-speed"
     prepare(args.data, work, args.reject_after)
