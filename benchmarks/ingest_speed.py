@@ -210,6 +210,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "ingest_speed.json")
     parser.add_argument("--note", default="")
     parser.add_argument("--rewrite", action="store_true", help="only rewrite --out's .md")
+    parser.add_argument("--append", action="store_true", help="add rounds to --out's runs")
     args = parser.parse_args()
     if args.rewrite:
         results = json.loads(args.out.read_text(encoding="utf-8"))
@@ -240,6 +241,12 @@ def main() -> None:
         "failures": [],
     }
     out_json = args.out
+    if args.append and out_json.is_file():
+        earlier = json.loads(out_json.read_text(encoding="utf-8"))
+        results["runs"], results["failures"] = earlier["runs"], earlier["failures"]
+        results["command"] = f"{earlier['command']} ; {results['command']}"
+        results["started"] = earlier["started"]
+        results["this_commit"] = f"{earlier['this_commit']} then {results['this_commit']}"
 
     def save() -> None:
         results["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
