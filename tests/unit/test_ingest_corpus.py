@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import gzip
 
+import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from churn.errors import ChurnError
+from churn.ingest.clean import _repeated_rows
 from support.ingest_support import HEADER, ingest_params, reasons, run, write_csv
 
 GOOD = "00001,a,2024-01-01 10:00:00,10.00\n00002,b,2024-01-02 11:00:00,20.50\n"
@@ -313,6 +315,48 @@ def test_bad_first_copy_does_not_hide_the_good_second_copy(tmp_path):
     assert reasons(result) == {"unparseable_timestamp": 1}
     assert result.report["duplicates_removed"] == 0
     assert result.report["rows_clean"] == 1
+
+
+def test_unique_transaction_ids_keep_every_valid_row_and_count_no_repeats(tmp_path):
+    # an id shared only with a quarantined row is unique among the valid rows
+    body = GOOD + "00003,c,2024-01-03 09:00:00,7\n00004,a,never,3\n"
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert reasons(result) == {"unparseable_timestamp": 1}
+    assert result.report["duplicates_removed"] == 0
+    assert result.report["reused_transaction_ids"] == 0
+    assert result.report["line_item_rows"] == 0
+    assert result.transactions["transaction_id"].tolist() == ["a", "b", "c"]
+
+
+def test_reused_resent_and_line_item_ids_in_one_export_are_each_handled_as_alone(tmp_path):
+    body = (
+        GOOD  # a and b unique
+        + "00003,r,2024-01-05 10:00:00,5\n00004,r,2024-01-05 10:00:00,5\n"  # reused by 2 customers
+        + "00005,s,2024-01-06 10:00:00,6\n00005,s,2024-01-06 10:00:00,6\n"  # re-sent row
+        + "00005,s,2024-01-06 10:00:00,6\n"  # and again
+        + "00006,l,2024-01-07 10:00:00,1\n00006,l,2024-01-07 10:00:00,2\n"  # an order's lines
+    )
+    result = run(tmp_path, write_csv(tmp_path, body))
+    assert reasons(result) == {"reused_transaction_id": 2}
+    assert result.report["reused_transaction_ids"] == 1
+    assert result.report["duplicates_removed"] == 2
+    assert result.report["line_item_rows"] == 2
+    assert result.report["rows_clean"] == 5
+    assert sorted(result.transactions["transaction_id"]) == ["a", "b", "l", "l", "s"]
+    assert sorted(result.quarantine["source_row"]) == [3, 4]
+
+
+def test_repeated_rows_is_none_only_when_every_valid_id_is_unique():
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TEMP TABLE typed AS SELECT * FROM (VALUES "
+        "('x', NULL), ('x', 'unparseable_timestamp'), ('y', NULL), (NULL, NULL), (NULL, NULL)"
+        ") t(__tx, __reason)"
+    )
+    assert _repeated_rows(con, "typed") is None  # x repeats only with a quarantined row
+    con.execute("INSERT INTO typed VALUES ('y', NULL)")
+    repeated = _repeated_rows(con, "typed")
+    assert con.execute(f"SELECT __tx FROM {repeated}").fetchall() == [("y",), ("y",)]
 
 
 def test_exact_duplicates_without_transaction_id_are_kept_and_counted(tmp_path):

@@ -13,6 +13,7 @@ import pytest
 from churn.config import IntegrityParams, parse_params
 from churn.errors import ChurnError
 from churn.ingest.checks import enforce
+from churn.ingest.clean import parquet_null_count
 from churn.ingest.integrity import SourceInfo, best_hour_shift, check_integrity, plan_periods
 from support.integrity_data import (
     amounts_times_100,
@@ -196,3 +197,15 @@ def test_a_channel_renamed_in_the_customers_table_blocks(two_years, renamed):
     if renamed:
         message = next(r.message for r in results if r.status == "fail")
         assert "exports/customers.csv: column 'channel'" in message and "new 'online'" in message
+
+
+def test_parquet_null_count_reads_the_row_group_statistics(tmp_path):
+    path = tmp_path / "t.parquet"
+    con = duckdb.connect()
+    con.execute(
+        f"COPY (SELECT i, CASE WHEN i % 7 = 0 THEN NULL ELSE 'x' END AS s FROM range(100000) t(i)) "
+        f"TO '{path}' (FORMAT parquet, ROW_GROUP_SIZE 10000)"
+    )
+    assert parquet_null_count(con, str(path), "s") == 14286  # 0, 7, ..., 99995
+    assert parquet_null_count(con, str(path), "i") == 0
+    assert parquet_null_count(con, str(path), "not_there") is None

@@ -305,7 +305,10 @@ def clean_transactions(
 
     # A repeated id is one order's lines (same customer, same date) or an id reused by another
     # order (ids that restart per store or per year): those rows are quarantined, never dropped.
-    reused_ids = _quarantine_reused_ids(con, typed) if tx else 0
+    # The valid rows whose id occurs more than once, found once and shared by both id rules;
+    # None when every id is unique (the usual export): then neither rule has anything to do.
+    repeated = _repeated_rows(con, typed) if tx else None
+    reused_ids = _quarantine_reused_ids(con, typed, repeated) if repeated else 0
     counts = con.execute(
         f"SELECT __reason, count(*), count(*) FILTER (__offset), count(*) FILTER (__trimmed) "
         f"FROM {typed} GROUP BY ALL"
@@ -332,8 +335,12 @@ def clean_transactions(
     out_cols = ["__cid", "__ts", "__amt", "__tx", *passthrough]
     exact_duplicates = 0
     line_items = 0
-    if tx:
-        _, line_items = _drop_repeated_rows(con, typed, keys, same_row, out_cols, dups)
+    if tx and repeated is None:
+        con.execute(
+            f"CREATE TEMP TABLE {dups} AS SELECT {keys}, false AS conflicting FROM {typed} WHERE false"
+        )
+    elif tx:
+        _, line_items = _drop_repeated_rows(con, repeated, keys, same_row, out_cols, dups)
     else:
         group = ", ".join(ident(c) for c in out_cols)
         (exact_duplicates,) = con.execute(
@@ -415,21 +422,37 @@ def clean_transactions(
     return result  # rows_clean is counted in the written file: see summarize_transactions
 
 
-def _repeated_ids_sql(typed: str) -> str:
-    """SQL of the valid rows whose transaction id occurs more than once (hash-filtered first)."""
-    return f"""SELECT * FROM {typed}
-        WHERE __reason IS NULL AND __tx IS NOT NULL AND hash(__tx) IN (
-            SELECT hash(__tx) FROM {typed} WHERE __reason IS NULL AND __tx IS NOT NULL
-            GROUP BY ALL HAVING count(*) > 1)"""
+def _repeated_rows(con: duckdb.DuckDBPyConnection, typed: str) -> str | None:
+    """Create and return a temp table of the valid rows whose transaction id may occur more than
+    once (their id's 64-bit hash does), or return None when no hash repeats: then every valid id
+    is unique, which one aggregate proves without touching the rows again.
+
+    A hash collision only adds rows whose id is in fact unique; both id rules group by the id
+    itself, so such rows change nothing."""
+    hashes = fresh_name("txn_repeated_hashes")
+    con.execute(
+        f"""CREATE TEMP TABLE {hashes} AS SELECT hash(__tx) AS h FROM {typed}
+        WHERE __reason IS NULL AND __tx IS NOT NULL GROUP BY ALL HAVING count(*) > 1"""
+    )
+    (n,) = con.execute(f"SELECT count(*) FROM {hashes}").fetchone()
+    if not n:
+        return None
+    repeated = fresh_name("txn_repeated")
+    con.execute(
+        f"""CREATE TEMP TABLE {repeated} AS SELECT * FROM {typed}
+        WHERE __reason IS NULL AND __tx IS NOT NULL AND hash(__tx) IN (SELECT h FROM {hashes})"""
+    )
+    return repeated
 
 
-def _quarantine_reused_ids(con: duckdb.DuckDBPyConnection, typed: str) -> int:
+def _quarantine_reused_ids(con: duckdb.DuckDBPyConnection, typed: str, repeated: str) -> int:
     """Mark the rows of ids used by more than one order (another customer or local date) as
-    reused_transaction_id; return how many ids were reused."""
+    reused_transaction_id, in `typed`, and drop them from `repeated` (which then holds valid
+    rows only again); return how many ids were reused."""
     reused = fresh_name("txn_reused")
     con.execute(
         f"""CREATE TEMP TABLE {reused} AS
-        SELECT __tx FROM ({_repeated_ids_sql(typed)})
+        SELECT __tx FROM {repeated}
         GROUP BY __tx HAVING count(DISTINCT (__cid, CAST(__ts AS DATE))) > 1"""
     )
     (n,) = con.execute(f"SELECT count(*) FROM {reused}").fetchone()
@@ -438,23 +461,23 @@ def _quarantine_reused_ids(con: duckdb.DuckDBPyConnection, typed: str) -> int:
             f"""UPDATE {typed} SET __reason = '{Reason.REUSED_TRANSACTION_ID}'
             WHERE __reason IS NULL AND __tx IN (SELECT __tx FROM {reused})"""
         )
+        con.execute(f"DELETE FROM {repeated} WHERE __tx IN (SELECT __tx FROM {reused})")
     return int(n)
 
 
 def _drop_repeated_rows(
     con: duckdb.DuckDBPyConnection,
-    typed: str,
+    repeated: str,
     keys: str,
     same_row: str,
     out_cols: list[str],
     dups: str,
 ) -> tuple[int, int]:
     """Create `dups`: every valid row identical to an earlier one with the same transaction id
-    (a re-sent row). Lines of one order that differ in any value are kept. Return (rows
-    removed, rows kept that share their id with another kept row: an order's lines)."""
+    (a re-sent row), from `repeated` (the valid rows whose id may repeat: _repeated_rows). Lines
+    of one order that differ in any value are kept. Return (rows removed, rows kept that share
+    their id with another kept row: an order's lines)."""
     group = ", ".join(ident(c) for c in out_cols)
-    repeated = fresh_name("txn_repeated")
-    con.execute(f"CREATE TEMP TABLE {repeated} AS {_repeated_ids_sql(typed)}")
     con.execute(
         f"""CREATE TEMP TABLE {dups} AS
         SELECT {keys}, false AS conflicting FROM (
@@ -475,6 +498,12 @@ def summarize_transactions(
     con: duckdb.DuckDBPyConnection, table: CleanedTable, written: str
 ) -> CleanedTable:
     """Return `table` with counts read back from the written Parquet file; assert conservation."""
+    missing_ids = parquet_null_count(con, written, C.TRANSACTION_ID)
+    missing_sql = (
+        f"count(*) FILTER ({ident(C.TRANSACTION_ID)} IS NULL)"
+        if missing_ids is None
+        else str(missing_ids)
+    )
     row = con.execute(
         f"""SELECT count(*), count(DISTINCT {ident(C.CUSTOMER_ID)}),
                count(*) FILTER ({ident(C.AMOUNT)} < 0), count(*) FILTER ({ident(C.AMOUNT)} = 0),
@@ -482,7 +511,7 @@ def summarize_transactions(
                CAST(min({ident(C.TIMESTAMP)}) AS VARCHAR),
                CAST(max({ident(C.TIMESTAMP)}) AS VARCHAR),
                CAST(min({ident(C.DATE)}) AS VARCHAR), CAST(max({ident(C.DATE)}) AS VARCHAR),
-               count(*) FILTER ({ident(C.TRANSACTION_ID)} IS NULL)
+               {missing_sql}
         FROM read_parquet({lit(written)})"""
     ).fetchone()
     keys = ("rows_clean", "customers", "refunds_kept", "zero_amounts_kept", "purchases",
@@ -492,6 +521,19 @@ def summarize_transactions(
     result = replace(table, stats=stats)
     result.assert_rows_conserved()
     return result
+
+
+def parquet_null_count(con: duckdb.DuckDBPyConnection, path: str, column: str) -> int | None:
+    """Return the nulls of a top-level column of a Parquet file from its row groups' statistics
+    (no data read), or None when a row group has no null count (then count the values)."""
+    groups, counted, nulls = con.execute(
+        "SELECT count(*), count(stats_null_count), sum(stats_null_count) "
+        "FROM parquet_metadata(?) WHERE path_in_schema = ?",
+        [path, column],
+    ).fetchone()
+    if not groups or counted < groups:
+        return None
+    return int(nulls)
 
 
 def _reject_after_words(params, reject_after: datetime) -> str:
