@@ -306,7 +306,8 @@ def write_snapshots(
     engine.memory_limit) and is closed before Python reads them, so the engine's memory and the
     batches' never add up; each result is then read, given its roles and written in batches of
     STREAM_ROWS rows. BG/NBD features (features.bgnbd), fitted per cutoff on all of its rows, are
-    fitted in passes over the small (x, t_x, T) columns first and added per batch (BGNBDFits).
+    fitted in one pass over both results' small (x, t_x, T) columns first (all cutoffs in one
+    pool) and computed per batch while it is written (BGNBDFits).
     """
     with resource_errors(engine, "features"):
         con = open_inputs(transactions, customers, nps, open_duckdb(engine, ordered=False))
