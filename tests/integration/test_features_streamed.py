@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
 from churn.config import ChurnParams, EngineParams, FeaturesParams
+from churn.errors import ChurnError
 from churn.features import bgnbd as bgnbd_features
 from churn.features import build
 from churn.files import write_parquet
@@ -56,3 +58,55 @@ def test_streamed_snapshots_equal_the_in_memory_ones(
         else:
             groups = pq.ParquetFile(tmp_path / f"{name}.parquet").metadata.num_row_groups
             assert groups == -(-streamed.num_rows // 997)
+
+
+def test_a_cutoff_whose_features_fail_in_a_later_batch_is_null_in_every_batch(
+    generated, tmp_path, monkeypatch
+):
+    # the stage computes BG/NBD features once, while writing: a cutoff whose features fail on a
+    # row of its second batch must still be null in its first batch, already written (the
+    # stage writes again), as in memory, where the cutoff fails as a whole
+    monkeypatch.setattr(build, "STREAM_ROWS", 997)
+    tables = [generated / f"{name}.parquet" for name in ("transactions", "customers", "nps")]
+    args = (*tables, ChurnParams(), FeaturesParams(bgnbd=True), EngineParams(threads=1))
+    train = build.build_snapshots(*args).train
+    x, t_x, T = bgnbd_features.summarize_histories(train)
+    positions = np.arange(len(train))
+    counts = train.groupby("cutoff").size()
+    target = None
+    for cutoff, rows in train.groupby("cutoff").indices.items():
+        first_batch, last_batch = rows[0] // 997, rows[-1] // 997
+        if first_batch == last_batch or (counts == len(rows)).sum() > 1:
+            continue  # one batch only, or a fit we could not tell apart by its customer count
+        later = rows[positions[rows] // 997 == last_batch]
+        triples = list(zip(x[rows], t_x[rows], T[rows], strict=True))
+        unique = [i for i in later if triples.count((x[i], t_x[i], T[i])) == 1]
+        if unique:
+            target, poison = cutoff, (x[unique[-1]], t_x[unique[-1]], T[unique[-1]])
+            break
+    assert target is not None, "no cutoff spans two batches with a distinct summary"
+    failing_fit = int(counts[target])
+    real = bgnbd_features.cutoff_features
+
+    def failing(params, horizon_days, xs, t_xs, Ts):
+        hit = (xs == poison[0]) & (t_xs == poison[1]) & (Ts == poison[2])
+        if params.customers == failing_fit and hit.any():
+            raise ChurnError("BG/NBD: expected purchases are not finite (test)")
+        return real(params, horizon_days, xs, t_xs, Ts)
+
+    monkeypatch.setattr(bgnbd_features, "cutoff_features", failing)
+    passes = []
+    write_pass = build._write_pass
+    monkeypatch.setattr(build, "_write_pass", lambda *a: passes.append(1) or write_pass(*a))
+    snapshots = build.build_snapshots(*args)
+    write_parquet(snapshots.train, tmp_path / "a_train.parquet")
+    expected = build.summarize_snapshots(snapshots, ChurnParams(), FeaturesParams(bgnbd=True))
+    report = build.write_snapshots(*args, tmp_path / "train.parquet", tmp_path / "score.parquet")
+    assert passes == [1, 1, 1]  # the training snapshot twice (one restart), the as-of once
+    assert json.dumps(report, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    streamed = pq.read_table(tmp_path / "train.parquet")
+    assert streamed.equals(pq.read_table(tmp_path / "a_train.parquet"))
+    frame = streamed.to_pandas()
+    at_target = frame["cutoff"] == target
+    assert frame.loc[at_target, bgnbd_features.P_ALIVE].isna().all()
+    assert frame.loc[~at_target, bgnbd_features.P_ALIVE].notna().all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -21,7 +22,13 @@ from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, pl
 from churn.definition import resolve_as_of
 from churn.engine import open_duckdb, release_memory, resource_errors, spill_folder
 from churn.errors import ChurnError
-from churn.features.bgnbd import SUMMARY_COLUMNS, BGNBDFits, add_bgnbd_features
+from churn.features.bgnbd import (
+    SUMMARY_COLUMNS,
+    BGNBDFits,
+    CutoffFailed,
+    add_bgnbd_features,
+    cutoff_positions,
+)
 from churn.features.definitions import feature_list, sql_feature_list, window_features
 from churn.features.sql import day_number, snapshot_sql
 from churn.files import atomic_path
@@ -299,7 +306,8 @@ def write_snapshots(
     engine.memory_limit) and is closed before Python reads them, so the engine's memory and the
     batches' never add up; each result is then read, given its roles and written in batches of
     STREAM_ROWS rows. BG/NBD features (features.bgnbd), fitted per cutoff on all of its rows, are
-    fitted in passes over the small (x, t_x, T) columns first and added per batch (BGNBDFits).
+    fitted in one pass over both results' small (x, t_x, T) columns first (all cutoffs in one
+    pool) and computed per batch while it is written (BGNBDFits).
     """
     with resource_errors(engine, "features"):
         con = open_inputs(transactions, customers, nps, open_duckdb(engine, ordered=False))
@@ -329,15 +337,22 @@ def _write_snapshots(
         score_cutoff = [Cutoff(as_of, SCORE, None)]
         _copy_result(con, _snapshot_query(con, score_cutoff, churn, params, False), score_result)
         con.close()  # DuckDB's memory is released before Python reads the batches
+        # the training cutoffs' and the as-of fits in one pool: the as-of fit no longer runs
+        # alone on one core after the training snapshot is written
+        fits = None
+        if params.bgnbd:
+            fits = _fit_bgnbd([train_result, score_result], churn.horizon_days)
         train = _SnapshotStats(names, plan.cutoffs)
         _write_batches(
-            train_result, churn, params, True, lambda f: assign_customer_roles(f, plan),
-            dropped, train_path, train,
+            train_result, params, True, lambda f: assign_customer_roles(f, plan),
+            dropped, train_path, train, fits,
         )  # fmt: skip
         log_training(train.rows, plan)
         score = _SnapshotStats(names, [])
-        _write_batches(score_result, churn, params, False, lambda f: f, dropped, score_path, score)
+        _write_batches(score_result, params, False, lambda f: f, dropped, score_path, score, fits)
         log.info("as-of snapshot %s: %d eligible customers", as_of, score.rows)
+        if fits is not None:
+            fits.warn()
     finally:
         train_result.unlink(missing_ok=True)
         score_result.unlink(missing_ok=True)
@@ -377,19 +392,25 @@ class _SnapshotStats:
         self.churners: dict[date, int] = {item.cutoff: 0 for item in cutoffs}
         self.counts: dict[date, int] = {item.cutoff: 0 for item in cutoffs}
 
+    def clear(self) -> None:
+        """Forget every batch added (the snapshot is written again)."""
+        self.__init__(self.names, self.cutoffs)  # type: ignore[misc]
+
     def add(self, frame: pd.DataFrame) -> None:
         self.rows += len(frame)
         for name in self.names:
             self.nulls[name] += int(frame[name].isna().sum())
         if not self.cutoffs or frame.empty:
             return
-        groups = frame.groupby([c.CUTOFF, frame[c.ROLE].astype("string")], sort=False)
-        for (cutoff, role), part in groups[c.CHURNED]:
+        roles = frame[c.ROLE].astype("string")
+        for cutoff, positions in cutoff_positions(frame).items():
             if cutoff not in self.counts:
                 continue
-            self.counts[cutoff] += len(part)
-            self.churners[cutoff] += int(part.sum())
-            self.roles[cutoff][role] = self.roles[cutoff].get(role, 0) + len(part)
+            part = frame[c.CHURNED].iloc[positions]
+            for role, labels in part.groupby(roles.iloc[positions], sort=False):
+                self.counts[cutoff] += len(labels)
+                self.churners[cutoff] += int(labels.sum())
+                self.roles[cutoff][role] = self.roles[cutoff].get(role, 0) + len(labels)
 
     def per_cutoff(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -415,57 +436,97 @@ def _copy_result(con: duckdb.DuckDBPyConnection, sql: str, result: Path) -> None
     con.execute(f"COPY ({sql}) TO '{quoted}' (FORMAT parquet)")
 
 
-def _fit_bgnbd(source: pq.ParquetFile, horizon_days: int) -> BGNBDFits:
-    """Return the per-cutoff BG/NBD fits of a snapshot result, read in passes over its
-    (customer_id, cutoff, core features) columns: the same fits as on the whole snapshot."""
+def _fit_bgnbd(results: list[Path], horizon_days: int) -> BGNBDFits:
+    """Return the per-cutoff BG/NBD fits of snapshot results (distinct cutoffs), read in one
+    pass over their (customer_id, cutoff, core features) columns: the same fits as on each
+    whole snapshot. A fit whose features fail on some row is dropped while the batches are
+    written (`_write_batches`), not in a pass of its own: the features are computed once."""
     fits = BGNBDFits(horizon_days)
-    for batch in source.iter_batches(batch_size=STREAM_ROWS, columns=SUMMARY_COLUMNS):
-        fits.add_fit_rows(batch.to_pandas())
+    for result in results:
+        with pq.ParquetFile(result) as source:
+            for batch in source.iter_batches(batch_size=STREAM_ROWS, columns=SUMMARY_COLUMNS):
+                fits.add_fit_rows(batch.to_pandas())
     fits.fit()
-    for batch in source.iter_batches(batch_size=STREAM_ROWS, columns=SUMMARY_COLUMNS):
-        fits.check_rows(batch.to_pandas())
-    fits.warn()
     return fits
 
 
 def _write_batches(
     result: Path,
-    churn: ChurnParams,
     params: FeaturesParams,
     labelled: bool,
     transform: Callable[[pd.DataFrame], pd.DataFrame],
     dropped: tuple[str, ...],
     path: Path,
     stats: _SnapshotStats,
+    fits: BGNBDFits | None,
 ) -> None:
-    """Write the query result at `result` to `path` in batches: dtypes, BG/NBD, roles, stats."""
+    """Write the query result at `result` to `path` in batches: dtypes, BG/NBD (`fits`, with
+    params.bgnbd), roles, stats."""
     source = pq.ParquetFile(result)
-    fits = _fit_bgnbd(source, churn.horizon_days) if params.bgnbd else None
     # pandas turns an integer column with a null into float64: widen the same columns in
     # every batch as in the whole result, so every batch has the in-memory path's dtypes
     widen = _integer_columns_with_nulls(source)
+    while True:
+        try:
+            _write_pass(source, params, labelled, transform, dropped, path, stats, fits, widen)
+            break
+        except CutoffFailed:
+            # a cutoff's features failed on a row: its fit is dropped (null at that cutoff on
+            # every row, as in memory) and the snapshot is written again from the first batch
+            stats.clear()
+    source.close()
+    release_memory()
+
+
+def _write_pass(
+    source: pq.ParquetFile,
+    params: FeaturesParams,
+    labelled: bool,
+    transform: Callable[[pd.DataFrame], pd.DataFrame],
+    dropped: tuple[str, ...],
+    path: Path,
+    stats: _SnapshotStats,
+    fits: BGNBDFits | None,
+    widen: list[str],
+) -> None:
+    """Write every batch of the result once (CutoffFailed: start again, nothing is kept).
+
+    Parquet encoding and zstd run in one background thread (pyarrow releases the GIL there)
+    while the next batch is read and converted: the same writes, in the same order."""
     pending: list[pa.Table] = []
-    with atomic_path(path) as tmp:
+    with atomic_path(path) as tmp, ThreadPoolExecutor(1) as background:
         writer: pq.ParquetWriter | None = None
-        for batch in source.iter_batches(batch_size=STREAM_ROWS):
-            table = pa.Table.from_batches([batch])
-            del batch
-            for name in widen:
-                index = table.schema.get_field_index(name)
-                table = table.set_column(index, name, table[name].cast(pa.float64()))
-            frame = table.to_pandas(split_blocks=True, self_destruct=True)
-            del table
-            if fits is not None:
-                _check_sql_columns(frame, params, labelled)
-                frame = fits.add_columns(frame)
-            frame = normalize_snapshot(frame, params, labelled)
-            frame = transform(frame).drop(columns=list(dropped))
-            stats.add(frame)
-            out = pa.Table.from_pandas(frame, preserve_index=False)
-            del frame
-            writer = writer or pq.ParquetWriter(tmp, out.schema, compression="zstd")
-            pending.append(out)
-            pending = _flush(writer, pending, final=False)
+        writing: Future[list[pa.Table]] | None = None
+        try:
+            for batch in source.iter_batches(batch_size=STREAM_ROWS):
+                table = pa.Table.from_batches([batch])
+                del batch
+                for name in widen:
+                    index = table.schema.get_field_index(name)
+                    table = table.set_column(index, name, table[name].cast(pa.float64()))
+                frame = table.to_pandas(split_blocks=True, self_destruct=True)
+                del table
+                if fits is not None:
+                    _check_sql_columns(frame, params, labelled)
+                    frame = fits.add_columns(frame)
+                frame = normalize_snapshot(frame, params, labelled)
+                frame = transform(frame).drop(columns=list(dropped))
+                stats.add(frame)
+                out = pa.Table.from_pandas(frame, preserve_index=False)
+                del frame
+                writer = writer or pq.ParquetWriter(tmp, out.schema, compression="zstd")
+                if writing is not None:
+                    pending = writing.result()
+                pending.append(out)
+                writing = background.submit(_flush, writer, pending, False)
+            if writing is not None:
+                pending, writing = writing.result(), None
+        except BaseException:
+            if writing is not None:  # let the background write end before the file goes
+                writing.exception()
+            if writer is not None:
+                writer.close()
+            raise
         if writer is None:  # no rows: the empty frame of the documented columns
             empty = normalize_snapshot(pd.DataFrame(), params, labelled)
             empty = empty.drop(columns=list(dropped))
@@ -475,8 +536,6 @@ def _write_batches(
         else:
             _flush(writer, pending, final=True)
             writer.close()
-    source.close()
-    release_memory()
 
 
 def _integer_columns_with_nulls(source: pq.ParquetFile) -> list[str]:

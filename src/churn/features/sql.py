@@ -22,6 +22,8 @@ from typing import Any
 from churn.config import ChurnParams, FeaturesParams
 
 EPOCH = date(1970, 1, 1)
+# the first purchase on or before the cutoff (first_day), as an _Aggregate's key
+FIRST_PURCHASE = ("MIN", "m.day", "m.amount > 0", ("all",))
 SCALE = 10000  # amounts are summed as integers of 1/10000 currency unit
 
 
@@ -293,10 +295,17 @@ def _timeline_snap(
     at 12 cutoffs) before grouping. Instead, the days are cut into segments at every frame edge
     (each cutoff, cutoff - each window, the trend windows' edges, cutoff + horizon): a segment
     lies wholly inside or outside every frame, so the transactions are first aggregated per
-    (customer, segment). Each customer's segments and one marker row per (customer, cutoff)
-    that may be eligible then form one timeline ordered by day; at a marker, window frames ending
-    on its day combine exactly the transactions the cutoff's filtered scan aggregates. With
-    `horizon`, `bought` counts purchases in (cutoff, cutoff + horizon] (the label window).
+    (customer, segment); each transaction finds its segment through its day (an equality join
+    on the few distinct days, not a range join of every transaction). Each customer's segments
+    and one marker per (customer, cutoff) that may be eligible then form one timeline ordered
+    by day, a marker sharing the row of the segment ending on its cutoff when there is one
+    (~45% of them at 10M transactions: a fifth fewer rows for every window); at a marker, window
+    frames ending on its day combine exactly the transactions the cutoff's filtered scan
+    aggregates. Frames that are the difference of two trailing frames of the same integer sum
+    (the trend's earlier period) are computed as that difference, and the first purchase day is
+    carried by the marker (every marker lies on or after it): fewer window expressions, the same
+    integers. With `horizon`, `bought` counts purchases in (cutoff, cutoff + horizon] (the label
+    window).
     """
     partials: dict[tuple[str, str | None, str | None], str] = {}
     for agg in aggregates:  # one per-segment column per (function, value, condition)
@@ -312,10 +321,25 @@ def _timeline_snap(
             partial_items.append(f"MAX({by}){where} AS {name}_by")
     order = "PARTITION BY m.customer_id ORDER BY m.day"
     items = []
+    derived = []
+    lasts = {(agg.func, agg.value, agg.condition, agg.frame): agg.name for agg in aggregates}
     for agg in aggregates:
         name = partials[(agg.func, agg.value, agg.condition)]
+        if agg.frame[0] == "between" and agg.func in ("COUNT", "SUM"):
+            # (cutoff - lo, cutoff - hi] = (cutoff - lo, cutoff] minus (cutoff - hi, cutoff]:
+            # integer counts and sums of integer units, so the difference is exact (one window
+            # fewer per such aggregate when both trailing windows are computed anyway)
+            key = (agg.func, agg.value, agg.condition)
+            longer = lasts.get((*key, ("last", agg.frame[1])))
+            shorter = lasts.get((*key, ("last", agg.frame[2])))
+            if longer and shorter:
+                derived.append(f"COALESCE(w.{longer}, 0) - COALESCE(w.{shorter}, 0) AS {agg.name}")
+                continue
         over = f"OVER ({order} {_frame(agg.frame)})"
-        if agg.func == "COUNT":
+        if (agg.func, agg.value, agg.condition, agg.frame) == FIRST_PURCHASE:
+            # every marker lies on or after the customer's first purchase (markers below)
+            items.append(f"m.first_purchase AS {agg.name}")
+        elif agg.func == "COUNT":
             items.append(f"COALESCE(SUM(m.{name}) {over}, 0) AS {agg.name}")
         elif agg.func == "ARG_MAX":
             items.append(f"ARG_MAX(m.{name}, m.{name}_by) {over} AS {agg.name}")
@@ -331,11 +355,15 @@ def _timeline_snap(
     if horizon is not None:
         edges.add(horizon)
     shifts = ", ".join(f"({shift})" for shift in sorted(edges))
-    nulls = ", ".join(f"NULL AS {name}" for name in _partial_columns(partials))
-    columns = ", ".join(_partial_columns(partials))
+    columns = ", ".join(f"s.{name}" for name in _partial_columns(partials))
     listed = ",\n    ".join(items)
     partial_listed = ",\n    ".join(partial_items)
     last = day_number(last_cutoff)
+    # a customer's first and last purchase days on or before the newest cutoff (an edge, so
+    # the segments ending by it hold exactly those days), from the per-segment MIN and MAX
+    first = partials[("MIN", "m.day", "m.amount > 0")]
+    last_col = partials[("MAX", "m.day", "m.amount > 0")]
+    derived_listed = "".join(f",\n    {item}" for item in derived)
     return f"""edges AS (
   SELECT DISTINCT c.cutoff_day + e.shift AS seg_end
   FROM cutoffs c CROSS JOIN (VALUES {shifts}) AS e(shift)
@@ -343,29 +371,32 @@ def _timeline_snap(
 segments AS (
   SELECT seg_end, LAG(seg_end) OVER (ORDER BY seg_end) AS seg_start FROM edges
 ),
+day_segments AS (
+  SELECT d.day, g.seg_end
+  FROM (SELECT DISTINCT day FROM marked) d JOIN segments g
+    ON d.day <= g.seg_end AND (g.seg_start IS NULL OR d.day > g.seg_start)
+),
 segmented AS (
   SELECT m.customer_id, g.seg_end AS day,
     {partial_listed}
-  FROM marked m JOIN segments g
-    ON m.day <= g.seg_end AND (g.seg_start IS NULL OR m.day > g.seg_start)
+  FROM marked m JOIN day_segments g ON m.day = g.day
   GROUP BY m.customer_id, g.seg_end
 ),
 first_last AS (
-  SELECT customer_id, MIN(day) AS first_purchase, MAX(day) AS last_purchase
-  FROM marked WHERE amount > 0 AND day <= {last}
+  SELECT customer_id, MIN({first}) AS first_purchase, MAX({last_col}) AS last_purchase
+  FROM segmented WHERE day <= {last}
   GROUP BY customer_id
 ),
 markers AS (
-  SELECT f.customer_id, c.cutoff, c.cutoff_day, c.role
+  SELECT f.customer_id, c.cutoff, c.cutoff_day, c.role, f.first_purchase
   FROM first_last f JOIN cutoffs c
     ON c.cutoff_day >= f.first_purchase AND c.cutoff_day < f.last_purchase + {active}
 ),
 timeline AS (
-  SELECT customer_id, day, {columns}, CAST(NULL AS DATE) AS cutoff, CAST(NULL AS VARCHAR) AS role
-  FROM segmented
-  UNION ALL
-  SELECT customer_id, cutoff_day AS day, {nulls}, cutoff, role
-  FROM markers
+  SELECT COALESCE(s.customer_id, k.customer_id) AS customer_id,
+    COALESCE(s.day, k.cutoff_day) AS day, {columns}, k.cutoff, k.role, k.first_purchase
+  FROM segmented s FULL OUTER JOIN markers k
+    ON s.customer_id = k.customer_id AND s.day = k.cutoff_day
 ),
 windowed AS (
   SELECT m.customer_id, m.cutoff, m.day AS cutoff_day, m.role,
@@ -373,8 +404,8 @@ windowed AS (
   FROM timeline m
 ),
 snap AS (
-  SELECT * FROM windowed
-  WHERE cutoff IS NOT NULL AND last_day > cutoff_day - {active}
+  SELECT w.*{derived_listed} FROM windowed w
+  WHERE w.cutoff IS NOT NULL AND w.last_day > w.cutoff_day - {active}
 ),
 """
 

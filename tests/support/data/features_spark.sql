@@ -49,6 +49,19 @@ WITH base AS (
     seg_end,
     LAG(seg_end) OVER (ORDER BY seg_end NULLS LAST) AS seg_start
   FROM edges
+), day_segments AS (
+  SELECT
+    d.day,
+    g.seg_end
+  FROM (
+    SELECT DISTINCT
+      day
+    FROM marked
+  ) AS d
+  JOIN segments AS g
+    ON d.day <= g.seg_end AND (
+      g.seg_start IS NULL OR d.day > g.seg_start
+    )
 ), segmented AS (
   SELECT
     m.customer_id,
@@ -85,21 +98,19 @@ WITH base AS (
     ) % 7 AS INT))) FILTER(WHERE
       m.amount > 0) AS seg_weekdays
   FROM marked AS m
-  JOIN segments AS g
-    ON m.day <= g.seg_end AND (
-      g.seg_start IS NULL OR m.day > g.seg_start
-    )
+  JOIN day_segments AS g
+    ON m.day = g.day
   GROUP BY
     m.customer_id,
     g.seg_end
 ), first_last AS (
   SELECT
     customer_id,
-    MIN(day) AS first_purchase,
-    MAX(day) AS last_purchase
-  FROM marked
+    MIN(seg_first_day) AS first_purchase,
+    MAX(seg_last_day) AS last_purchase
+  FROM segmented
   WHERE
-    amount > 0 AND day <= 19904
+    day <= 19904
   GROUP BY
     customer_id
 ), markers AS (
@@ -107,52 +118,35 @@ WITH base AS (
     f.customer_id,
     c.cutoff,
     c.cutoff_day,
-    c.role
+    c.role,
+    f.first_purchase
   FROM first_last AS f
   JOIN cutoffs AS c
     ON c.cutoff_day >= f.first_purchase AND c.cutoff_day < f.last_purchase + 365
 ), timeline AS (
   SELECT
-    customer_id,
-    day,
-    seg_last_day,
-    seg_first_day,
-    seg_purchases,
-    seg_gaps,
-    seg_gap_sumsq,
-    seg_gap_last,
-    seg_gap_last_by,
-    seg_spend_e4,
-    seg_spend_max_e4,
-    seg_purchase_days_365,
-    seg_refunds,
-    seg_refund_e4,
-    seg_zeros,
-    seg_weekdays,
-    CAST(NULL AS DATE) AS cutoff,
-    CAST(NULL AS STRING) AS role
-  FROM segmented
-  UNION ALL
-  SELECT
-    customer_id,
-    cutoff_day AS day,
-    NULL AS seg_last_day,
-    NULL AS seg_first_day,
-    NULL AS seg_purchases,
-    NULL AS seg_gaps,
-    NULL AS seg_gap_sumsq,
-    NULL AS seg_gap_last,
-    NULL AS seg_gap_last_by,
-    NULL AS seg_spend_e4,
-    NULL AS seg_spend_max_e4,
-    NULL AS seg_purchase_days_365,
-    NULL AS seg_refunds,
-    NULL AS seg_refund_e4,
-    NULL AS seg_zeros,
-    NULL AS seg_weekdays,
-    cutoff,
-    role
-  FROM markers
+    COALESCE(s.customer_id, k.customer_id) AS customer_id,
+    COALESCE(s.day, k.cutoff_day) AS day,
+    s.seg_last_day,
+    s.seg_first_day,
+    s.seg_purchases,
+    s.seg_gaps,
+    s.seg_gap_sumsq,
+    s.seg_gap_last,
+    s.seg_gap_last_by,
+    s.seg_spend_e4,
+    s.seg_spend_max_e4,
+    s.seg_purchase_days_365,
+    s.seg_refunds,
+    s.seg_refund_e4,
+    s.seg_zeros,
+    s.seg_weekdays,
+    k.cutoff,
+    k.role,
+    k.first_purchase
+  FROM segmented AS s
+  FULL OUTER JOIN markers AS k
+    ON s.customer_id = k.customer_id AND s.day = k.cutoff_day
 ), windowed AS (
   SELECT
     m.customer_id,
@@ -164,11 +158,7 @@ WITH base AS (
       ORDER BY m.day NULLS LAST
       RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
     ) AS last_day,
-    MIN(m.seg_first_day) OVER (
-      PARTITION BY m.customer_id
-      ORDER BY m.day NULLS LAST
-      RANGE BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW
-    ) AS first_day,
+    m.first_purchase AS first_day,
     COALESCE(
       SUM(m.seg_purchases) OVER (
         PARTITION BY m.customer_id
@@ -257,19 +247,6 @@ WITH base AS (
       ORDER BY m.day NULLS LAST
       RANGE BETWEEN 364 PRECEDING AND CURRENT ROW
     ) AS s_365,
-    COALESCE(
-      SUM(m.seg_purchases) OVER (
-        PARTITION BY m.customer_id
-        ORDER BY m.day NULLS LAST
-        RANGE BETWEEN 179 PRECEDING AND 90 PRECEDING
-      ),
-      0
-    ) AS n_before,
-    SUM(m.seg_spend_e4) OVER (
-      PARTITION BY m.customer_id
-      ORDER BY m.day NULLS LAST
-      RANGE BETWEEN 179 PRECEDING AND 90 PRECEDING
-    ) AS s_before,
     SUM(m.seg_purchase_days_365) OVER (
       PARTITION BY m.customer_id
       ORDER BY m.day NULLS LAST
@@ -312,10 +289,12 @@ WITH base AS (
   FROM timeline AS m
 ), snap AS (
   SELECT
-    *
-  FROM windowed
+    w.*,
+    COALESCE(w.n_180, 0) - COALESCE(w.n_90, 0) AS n_before,
+    COALESCE(w.s_180, 0) - COALESCE(w.s_90, 0) AS s_before
+  FROM windowed AS w
   WHERE
-    NOT cutoff IS NULL AND last_day > cutoff_day - 365
+    NOT w.cutoff IS NULL AND w.last_day > w.cutoff_day - 365
 ), nps_ranked AS (
   SELECT
     n.customer_id,
