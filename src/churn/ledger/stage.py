@@ -132,42 +132,46 @@ def _import_past_lists(settings: Any, exports: Path) -> tuple[list[dict[str, Any
 def _list_date_snapshots(
     settings: Any, inputs: LedgerInputs, lists: list[Any], newest: dt.date
 ) -> pd.DataFrame | None:
-    """Return the features at every matured list's date (one query), or None without inputs."""
+    """Return the features at every matured list's date of the customers on that date's lists
+    (one query per date), or None without inputs."""
     from churn.cutoffs import Cutoff
-    from churn.engine import open_duckdb, resource_errors
+    from churn.engine import open_duckdb, release_memory, resource_errors
     from churn.features.build import compute_customer_snapshots, open_inputs
 
     if inputs.customers is None or inputs.nps is None or inputs.transactions is None:
         return None
-    dates = sorted(
-        {
-            dt.date.fromisoformat(str(p.manifest["as_of"]))
-            for p in lists
-            if dt.date.fromisoformat(str(p.manifest["as_of"])) + dt.timedelta(days=p.horizon_days)
-            <= newest
-        }
-    )
-    if not dates:
+    by_date: dict[dt.date, list[Any]] = {}
+    for published in lists:
+        day = dt.date.fromisoformat(str(published.manifest["as_of"]))
+        if day + dt.timedelta(days=published.horizon_days) <= newest:
+            by_date.setdefault(day, []).append(published)
+    if not by_date:
         return None
     horizon = settings.churn.horizon_days
-    cutoffs = [Cutoff(day, "ledger", day + dt.timedelta(days=horizon)) for day in dates]
-    with resource_errors(settings.engine, "ledger"):
-        con = open_duckdb(settings.engine, ordered=False)
-        try:
-            open_inputs(inputs.transactions, inputs.customers, inputs.nps, con)
-            # no labels: the ledger measures outcomes itself (build_ledger), never reads the
-            # churned column; only the listed customers' rows (every customer's at 50M
-            # transactions: 12M rows, over the 3 GB budget)
-            return compute_customer_snapshots(
-                con,
-                inputs.transactions,
-                cutoffs,
-                settings.churn,
-                settings.features,
-                _listed_ids(lists),
-            )
-        finally:
-            con.close()  # DuckDB's memory goes back before the stage reads the transactions
+    frames = []
+    for day in sorted(by_date):
+        cutoff = Cutoff(day, "ledger", day + dt.timedelta(days=horizon))
+        with resource_errors(settings.engine, "ledger"):
+            con = open_duckdb(settings.engine, ordered=False)
+            try:
+                open_inputs(inputs.transactions, inputs.customers, inputs.nps, con)
+                # no labels: the ledger measures outcomes itself (build_ledger), never reads the
+                # churned column; only the customers on this date's lists (every customer at
+                # every list date is 12M rows at 50M transactions, over the 3 GB budget)
+                frames.append(
+                    compute_customer_snapshots(
+                        con,
+                        inputs.transactions,
+                        [cutoff],
+                        settings.churn,
+                        settings.features,
+                        _listed_ids(by_date[day]),
+                    )
+                )
+            finally:
+                con.close()  # DuckDB's memory goes back before the stage reads the transactions
+        release_memory()
+    return pd.concat(frames, ignore_index=True)
 
 
 def _listed_ids(lists: list[Any]) -> Any:
