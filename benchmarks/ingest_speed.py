@@ -26,40 +26,16 @@ import shutil
 import statistics
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import yaml
 
 from benchmarks.common import RESULTS, ROOT
-from benchmarks.scale import MemoryCap
+from benchmarks.scale import run_capped
 
 OUTPUTS = ("transactions.parquet", "quarantine.parquet", "customers.parquet", "nps.parquet")
 GOAL = 2.0
-
-
-def run_capped(command: list[str], cwd: Path, cap_bytes: int, name: str, env: dict, log: Path):
-    """Run `command` in a fresh memory cgroup; return its timing record."""
-    cap = MemoryCap(f"churn-ingest-speed-{os.getpid()}-{name}", cap_bytes)
-    cap.reset_peak()
-    load_before = os.getloadavg()[0]
-    start = time.perf_counter()
-    with log.open("w", encoding="utf-8") as out:
-        child = subprocess.Popen(  # noqa: S603
-            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=cap.join, env=env
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    cap.remove()
-    return {
-        "seconds": round(seconds, 2),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "load_before": round(load_before, 2),
-        "load_after": round(os.getloadavg()[0], 2),
-    }
 
 
 def prepare(data: Path, work: Path, reject_after: str) -> Path:
@@ -259,7 +235,7 @@ def main() -> None:
     for round_ in range(args.rounds):
         target = work / "sorted_copy.parquet"
         record = run_capped(nice + sorted_copy_command(args.data, target), work, cap_bytes,
-                            "sorted_copy", base_env, work / f"sorted_copy-{round_}.log")  # fmt: skip
+                            "sorted_copy", work / f"sorted_copy-{round_}.log", env=base_env)  # fmt: skip
         target.unlink(missing_ok=True)
         results["runs"]["sorted_copy"].append(record)
         print(round_ + 1, "sorted_copy", record, flush=True)
@@ -269,7 +245,9 @@ def main() -> None:
                 shutil.rmtree(out)
             out.mkdir()
             log = work / f"ingest-{code}-{round_}.log"
-            record = run_capped(nice + ingest_command(work, out), work, cap_bytes, code, env, log)
+            record = run_capped(
+                nice + ingest_command(work, out), work, cap_bytes, code, log, env=env
+            )
             results["runs"][f"ingest_{code}"].append(record)
             print(round_ + 1, f"ingest_{code}", record, flush=True)
             if record["exit_code"] != 0:

@@ -22,13 +22,11 @@ import filecmp
 import os
 import shutil
 import statistics
-import subprocess
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks.scale import MemoryCap, stage_commands
+from benchmarks.scale import run_capped, stage_commands
 
 # the files each stage writes that must not change (relative to the run folder)
 OUTPUTS = {
@@ -40,29 +38,6 @@ OUTPUTS = {
     "evaluate": ["reports/metrics.json", "reports/segments.json", "reports/plots"],
     "promote": ["reports/promotion.json"],
 }
-
-
-def run_stage(command: list[str], cwd: Path, cap_bytes: int, name: str, env: dict, log: Path):
-    """Run one stage under a fresh memory cgroup; return its timing record."""
-    cap = MemoryCap(f"churn-ab-{os.getpid()}-{name}", cap_bytes)
-    cap.reset_peak()
-    load_before = os.getloadavg()[0]
-    start = time.perf_counter()
-    with log.open("w", encoding="utf-8") as out:
-        child = subprocess.Popen(  # noqa: S603
-            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=cap.join, env=env
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-    seconds = time.perf_counter() - start
-    cap.remove()
-    return {
-        "seconds": round(seconds, 1),
-        "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024),
-        "exit_code": os.waitstatus_to_exitcode(status),
-        "load_before": round(load_before, 1),
-        "load_after": round(os.getloadavg()[0], 1),
-    }
 
 
 def snapshot_outputs(run: Path, stage: str, into: Path) -> None:
@@ -120,7 +95,7 @@ def main() -> None:
         for round_ in range(args.rounds):
             for code, env in codes.items():
                 log = logs / f"{stage}-{code}-{round_}.log"
-                record = run_stage(command, args.run, cap_bytes, stage, env, log)
+                record = run_capped(command, args.run, cap_bytes, stage, log, env=env)
                 results.setdefault(stage, {}).setdefault(code, []).append(record)
                 print(stage, code, record, flush=True)
                 if record["exit_code"] != 0:

@@ -109,9 +109,10 @@ class MemoryCap:
 
 
 def run_capped(
-    command: list[str], cwd: Path, cap_bytes: int, name: str, log: Path
+    command: list[str], cwd: Path, cap_bytes: int, name: str, log: Path, env: dict | None = None
 ) -> dict[str, object]:
-    """Run `command` in a fresh memory cgroup; return wall time, peaks, exit code and load."""
+    """Run `command` in a fresh memory cgroup (with `env`, default: this process's environment);
+    return wall time, CPU seconds, peaks, exit code and load."""
     cap = MemoryCap(f"churn-scale-{os.getpid()}-{name}", cap_bytes)
     cap.reset_peak()
     oom_before = cap.oom_kills()
@@ -119,7 +120,7 @@ def run_capped(
     start = time.perf_counter()
     with log.open("w", encoding="utf-8") as out:
         child = subprocess.Popen(  # noqa: S603
-            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=cap.join
+            command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, preexec_fn=cap.join, env=env
         )
         _, status, usage = os.wait4(child.pid, 0)
     seconds = time.perf_counter() - start
