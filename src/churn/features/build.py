@@ -661,19 +661,17 @@ def compute_customer_snapshots(
     summary = spill_folder() / f"summary-{os.getpid()}-{uuid.uuid4().hex}.parquet"
     try:
         if params.bgnbd:
-            fits = BGNBDFits(churn.horizon_days)
             columns = ", ".join(SUMMARY_COLUMNS)
             sql = _snapshot_query(con, cutoffs, churn, params, False)
             summary.parent.mkdir(parents=True, exist_ok=True)
             _copy_result(con, f"SELECT {columns} FROM ({sql})", summary)
-            source = pq.ParquetFile(summary)
-            for batch in source.iter_batches(batch_size=STREAM_ROWS):
-                fits.add_fit_rows(batch.to_pandas())
-            fits.fit()
-            for batch in source.iter_batches(batch_size=STREAM_ROWS):
-                fits.check_rows(batch.to_pandas())
+            fits = _fit_bgnbd([summary], churn.horizon_days)
+            # a cutoff whose features fail on any customer's row is null for the chosen ones too
+            # (the features stage finds it while writing; here only the chosen rows are written)
+            with pq.ParquetFile(summary) as source:
+                for batch in source.iter_batches(batch_size=STREAM_ROWS):
+                    fits.check_rows(batch.to_pandas())
             fits.warn()
-            source.close()
         con.register("chosen_customers", pa.table({c.CUSTOMER_ID: customer_ids.cast(pa.string())}))
         quoted = str(transactions).replace("'", "''")
         con.execute(
