@@ -842,15 +842,18 @@ def check_integrity(
     previous: dict[str, Any] | None,
     customers: tuple[str, str, dict[str, str]] | None = None,
     quarantined: Quarantined | None = None,
+    measures: IntegrityMeasures | None = None,
 ) -> tuple[list[CheckResult], dict[str, Any]]:
-    """Run every integrity check on DuckDB: measure the clean transactions `table` (and, given
+    """Run every integrity check: measure the clean transactions `table` on DuckDB, unless
+    `measures` holds them already (counted by the engine that cleaned: Spark), and, given
     `customers` = (table, label, clean -> source column), the customers' categories by signup
-    date; given `quarantined`, the quarantined transactions), then decide_integrity."""
+    date on DuckDB; given `quarantined`, the quarantined transactions; then decide_integrity."""
     if not params.enabled:
         return decide_integrity(IntegrityMeasures(None, None), params, source, previous)
     run = DuckDBAggregates(con)
-    dated = dated_quarantine(quarantined) if quarantined is not None else None
-    measures = measure_integrity(run, table, params, list(source.checked), dated)
+    if measures is None:
+        dated = dated_quarantine(quarantined) if quarantined is not None else None
+        measures = measure_integrity(run, table, params, list(source.checked), dated)
     levels = None
     if customers is not None and measures.periods is not None:
         table_c, label, checked = customers

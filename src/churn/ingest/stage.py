@@ -310,10 +310,10 @@ def run_ingest(
             )
             # the checks' numbers: from the engine that cleaned (Spark counted them on its
             # frames), else counted here on the written files; one decision step for both
-            run = DuckDBAggregates(con)
+            transactions_file = f"read_parquet({lit(str(tmp['transactions']))})"
             measures = transactions.measures or integrity.measure_integrity(
-                run,
-                f"read_parquet({lit(str(tmp['transactions']))})",
+                DuckDBAggregates(con),
+                transactions_file,
                 params.integrity,
                 list(source.checked),
                 integrity.dated_quarantine(quarantined),
@@ -334,26 +334,15 @@ def run_ingest(
                 params.volume.accept,
             )
             results.append(volume)
-            customers = customer_categories(
-                params, side, f"read_parquet({lit(str(tmp['customers']))})"
-            )
-            customer_levels = None
-            if customers is not None and measures.periods is not None and params.integrity.enabled:
-                table_c, label_c, checked_c = customers
-                customer_levels = (
-                    integrity.measure_customer_levels(
-                        run, table_c, measures.periods, params.integrity, checked_c
-                    ),
-                    label_c,
-                    checked_c,
-                )
-            integrity_results, integrity_detail = integrity.decide_integrity(
-                measures,
+            integrity_results, integrity_detail = integrity.check_integrity(
+                con,
+                transactions_file,
                 params.integrity,
                 source,
                 previous,
-                customer_levels,
-                quarantined.counts,
+                customer_categories(params, side, f"read_parquet({lit(str(tmp['customers']))})"),
+                quarantined,
+                measures,
             )
             results += integrity_results
             checks.enforce(results)  # a failure here removes the temporary files: nothing lands
