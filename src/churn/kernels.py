@@ -49,7 +49,7 @@ def kernel_env(machine: str, cpu_flags: frozenset[str] | None) -> dict[str, str]
         # one BLAS thread: the split of a reduction across threads must not depend on the core count
         "OPENBLAS_NUM_THREADS": "1",
     }
-    if cpu_flags is not None and HASWELL_FLAGS <= cpu_flags:
+    if cpu_flags is not None and cpu_flags >= HASWELL_FLAGS:
         pinned["OPENBLAS_CORETYPE"] = OPENBLAS_AVX2_CORE
     return pinned
 
