@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import platform
+
+import pytest
+
 from churn.kernels import (
     NUMPY_ABOVE_AVX2,
     OPENBLAS_AVX2_CORE,
+    X86_64,
     kernel_env,
     pin_kernels,
     read_cpu_flags,
@@ -67,3 +72,12 @@ def test_cpu_flags_read_from_cpuinfo(tmp_path):
     (tmp_path / "empty").write_text("processor\t: 0\n")
     assert read_cpu_flags(tmp_path / "empty") is None
     assert read_cpu_flags(tmp_path / "missing") is None
+
+
+@pytest.mark.skipif(platform.machine().lower() not in X86_64, reason="numpy's x86 targets")
+def test_pin_names_every_numpy_target_above_avx2():
+    # a numpy upgrade that adds or renames a dispatched target must update the pin, not silently
+    # leave a wider kernel on (numpy only hides an ImportWarning for names it does not know)
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    assert set(NUMPY_ABOVE_AVX2.split()) == set(__cpu_dispatch__) - {"X86_V3"}
