@@ -99,3 +99,13 @@ def test_user_setting_of_the_kernel_variables_wins():
     }
     assert not probe["features"]["X86_V3"]
     assert probe["blas"] and all(blas == ["Nehalem", 2] for blas in probe["blas"])
+
+
+@x86_only
+def test_test_process_runs_the_same_kernels_as_churn():
+    # in-process stages are compared with `churn` subprocesses (e.g. Spark against DuckDB features)
+    from numpy._core._multiarray_umath import __cpu_features__
+
+    disabled = os.environ["NPY_DISABLE_CPU_FEATURES"].split()
+    assert disabled, "NPY_DISABLE_CPU_FEATURES is set empty: this process runs numpy's widest loops"
+    assert not any(__cpu_features__.get(name, False) for name in disabled)
