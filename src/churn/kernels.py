@@ -21,9 +21,13 @@ from pathlib import Path
 NUMPY_ABOVE_AVX2 = "X86_V4 AVX512_ICL AVX512_SPR"
 # OpenBLAS's AVX2 kernels: what a CPU without AVX-512 (the machine dvc.lock was recorded on) picks.
 OPENBLAS_AVX2_CORE = "Haswell"
-# CPU flags (Linux /proc/cpuinfo names) OpenBLAS's Haswell kernels execute; without them, forcing
-# the core type would crash with an illegal instruction, so it is left to OpenBLAS.
+# CPU flags (Linux /proc/cpuinfo names) OpenBLAS's Haswell kernels execute; forcing a core type
+# the CPU cannot run would crash with an illegal instruction.
 HASWELL_FLAGS = frozenset({"avx2", "fma"})
+# A CPU without them (one that can still run numpy's X86_V2 baseline) gets OpenBLAS's SSE kernels,
+# so all such CPUs agree with each other (not with dvc.lock: numpy then runs its baseline loops).
+PRE_AVX2_CORE = "Nehalem"
+NEHALEM_FLAGS = frozenset({"ssse3", "sse4_1", "sse4_2"})
 X86_64 = frozenset({"x86_64", "amd64"})
 
 
@@ -51,6 +55,8 @@ def kernel_env(machine: str, cpu_flags: frozenset[str] | None) -> dict[str, str]
     }
     if cpu_flags is not None and cpu_flags >= HASWELL_FLAGS:
         pinned["OPENBLAS_CORETYPE"] = OPENBLAS_AVX2_CORE
+    elif cpu_flags is not None and cpu_flags >= NEHALEM_FLAGS:
+        pinned["OPENBLAS_CORETYPE"] = PRE_AVX2_CORE
     return pinned
 
 

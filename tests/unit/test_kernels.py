@@ -15,9 +15,9 @@ from churn.kernels import (
     read_cpu_flags,
 )
 
-AVX2_CPU = frozenset({"sse4_2", "avx", "avx2", "fma", "bmi2"})
+AVX2_CPU = frozenset({"ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "bmi2"})
 AVX512_CPU = AVX2_CPU | {"avx512f", "avx512bw", "avx512vl"}
-PRE_AVX2_CPU = frozenset({"sse4_2", "avx"})
+PRE_AVX2_CPU = frozenset({"ssse3", "sse4_1", "sse4_2", "avx"})
 
 
 def test_x86_with_avx2_pins_numpy_and_openblas_to_the_avx2_kernels():
@@ -30,9 +30,16 @@ def test_x86_with_avx2_pins_numpy_and_openblas_to_the_avx2_kernels():
     assert kernel_env("AMD64", AVX2_CPU)["OPENBLAS_CORETYPE"] == "Haswell"
 
 
-def test_cpu_without_avx2_or_unknown_flags_leaves_the_openblas_core_to_openblas():
+def test_cpu_without_avx2_gets_openblas_sse_kernels():
     # forcing Haswell kernels on a CPU without AVX2/FMA would die of an illegal instruction
-    for flags in (PRE_AVX2_CPU, frozenset({"avx2"}), None):
+    for flags in (PRE_AVX2_CPU, PRE_AVX2_CPU | {"avx2"}):
+        pinned = kernel_env("x86_64", flags)
+        assert pinned["OPENBLAS_CORETYPE"] == "Nehalem"
+        assert pinned["NPY_DISABLE_CPU_FEATURES"] == NUMPY_ABOVE_AVX2
+
+
+def test_unknown_cpu_flags_leave_the_openblas_core_to_openblas():
+    for flags in (None, frozenset({"fpu", "sse2"})):
         pinned = kernel_env("x86_64", flags)
         assert "OPENBLAS_CORETYPE" not in pinned
         assert pinned["NPY_DISABLE_CPU_FEATURES"] == NUMPY_ABOVE_AVX2
