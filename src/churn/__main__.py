@@ -1,5 +1,15 @@
-"""Entry point for `python -m churn`."""
+"""Entry point for `churn` and `python -m churn`: pins the numerical kernels, then runs the CLI."""
 
-from churn.cli import main
+from churn.kernels import pin_kernels
 
-main()
+
+def main() -> None:
+    """Run the CLI with the kernels pinned (churn.kernels) before anything imports numpy."""
+    pin_kernels()
+    from churn.cli import main as cli_main  # after the pin: the CLI's imports load numpy
+
+    cli_main()
+
+
+if __name__ == "__main__":
+    main()
