@@ -190,8 +190,18 @@ def _ingest(params: IngestParams, engine: EngineParams, out: Path, work: Path, s
     ids=["typed_dates_text_scores_berlin", "text_signups_numeric_scores_utc"],
 )
 def test_side_tables_on_spark_give_duckdbs_tables_quarantine_and_report(
-    tmp_path, spark, signup, zoned, numeric, zone, on_spark
+    tmp_path, spark, monkeypatch, signup, zoned, numeric, zone, on_spark
 ):
+    from churn.ingest import integrity
+
+    counted_on = []  # which engine counted the customers' category check, run by run
+    measure = integrity.measure_customer_levels
+
+    def spy(run, *args):
+        counted_on.append(type(run).__name__)
+        return measure(run, *args)
+
+    monkeypatch.setattr(integrity, "measure_customer_levels", spy)
     params = IngestParams(
         timezone=zone,
         reject_after=datetime(2025, 6, 30, 23, 59, 59),
@@ -208,6 +218,8 @@ def test_side_tables_on_spark_give_duckdbs_tables_quarantine_and_report(
     assert {
         n for n in ("customers", "nps") if (tmp_path / "w2" / f"spark_{n}").is_dir()
     } == on_spark
+    spark_counter = "SparkAggregates" if "customers" in on_spark else "DuckDBAggregates"
+    assert counted_on == ["DuckDBAggregates", spark_counter]
     assert spark_report == duck_report
     assert spark_history == duck_history
     for name in OUTPUTS:

@@ -1,17 +1,18 @@
-"""The ingest stage's transactions on Spark: typed sources (Parquet files or folders, Delta
-tables, tables in the Spark catalog) read by Spark, the row rules run as Spark SQL
-(churn.spark.clean), clean and quarantined rows written by Spark as part files, and the data
-checks' numbers counted as Spark SQL on the clean and quarantined frames (churn.spark.aggregates:
-newest dates, each period's counts, amount quantiles, NULLs, hours, categories, quarantine reasons
-by date), so no row comes to the driver for a check.
+"""The ingest stage on Spark: typed sources (Parquet files or folders, Delta tables, tables in
+the Spark catalog) read by Spark, the row rules run as Spark SQL (transactions:
+churn.spark.clean; the customers and NPS side tables, when their source is a Parquet file or
+folder or a Delta table: churn.spark.side), clean and quarantined rows written by Spark as part
+files, and the data checks' numbers counted as Spark SQL on the clean and quarantined frames
+(churn.spark.aggregates: newest dates, each period's counts, amount quantiles, NULLs, hours,
+categories, quarantine reasons by date, the customers' categories by signup period), so no row
+comes to the driver for a check.
 
 The DuckDB ingest then does the rest with its own code: it streams the part files into the clean
-transactions file in order, words each quarantined row's detail, cleans the small side tables
-(customers, NPS; the customers' category check counts on DuckDB), and decides every check
-(quarantine share, freshness, volume, integrity of the newest period against the trailing ones)
-from Spark's numbers with the same Python as when DuckDB counted. So both engines write the same
-four tables and report. Text exports (CSV) and SQL sources keep going through the DuckDB ingest
-alone.
+tables in order, words each quarantined row's detail, cleans the side tables Spark left (text
+exports, SQL sources, text date columns), and decides every check (quarantine share, freshness,
+volume, integrity of the newest period against the trailing ones) from Spark's numbers with the
+same Python as when DuckDB counted. So both engines write the same four tables and report. Text
+exports (CSV) and SQL sources of the transactions keep going through the DuckDB ingest alone.
 """
 
 from __future__ import annotations
