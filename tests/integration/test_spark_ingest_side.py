@@ -202,6 +202,18 @@ def test_side_tables_on_spark_give_duckdbs_tables_quarantine_and_report(
         return measure(run, *args)
 
     monkeypatch.setattr(integrity, "measure_customer_levels", spy)
+    from pyspark import StorageLevel
+
+    cached = []  # what the Spark ingest caches must be unpersisted when it is done
+    frames = type(spark.range(1))  # the session's DataFrame class (classic or Connect)
+    cache = frames.cache
+
+    def cache_spy(frame):
+        cached.append(frame)
+        return cache(frame)
+
+    monkeypatch.setattr(frames, "cache", cache_spy)
+    views = {t.name for t in spark.catalog.listTables() if t.isTemporary}
     params = IngestParams(
         timezone=zone,
         reject_after=datetime(2025, 6, 30, 23, 59, 59),
@@ -214,6 +226,9 @@ def test_side_tables_on_spark_give_duckdbs_tables_quarantine_and_report(
     spark_report, spark_history = _ingest(
         params, spark_engine(tmp_path / "spark-local"), tmp_path / "spark", tmp_path / "w2", spark
     )
+    assert len(cached) == 1 + len(on_spark)  # the transactions' and each side table's rows
+    assert [f.storageLevel for f in cached] == [StorageLevel.NONE] * len(cached)
+    assert {t.name for t in spark.catalog.listTables() if t.isTemporary} == views
     # the side tables Spark cleaned left their part files; the others none
     assert {
         n for n in ("customers", "nps") if (tmp_path / "w2" / f"spark_{n}").is_dir()

@@ -66,12 +66,8 @@ class SparkCleaned:
     views: tuple[str, ...] = ()
 
     def release(self, spark: Any) -> None:
-        """Unpersist the cached frames and drop the temporary views behind the frames above
-        (call it after their last action: on Spark Connect a view is resolved at each one)."""
-        for frame in self.cached:
-            frame.unpersist()
-        for view in self.views:
-            spark.catalog.dropTempView(view)
+        """Unpersist the cached frames and drop the temporary views behind the frames above."""
+        release(spark, self.cached, self.views)
 
     def assert_rows_conserved(self) -> None:
         """Raise AssertionError unless rows in = rows out + rows quarantined + duplicates."""
@@ -81,6 +77,15 @@ class SparkCleaned:
             f"{self.rows_clean} + quarantined {self.quarantined_by_reason} + duplicates "
             f"{self.duplicates_removed}"
         )
+
+
+def release(spark: Any, cached: tuple, views: tuple[str, ...]) -> None:
+    """Unpersist `cached` frames and drop the temporary `views`; call it after the last action
+    on the frames that read them (on Spark Connect a view is resolved at each action)."""
+    for frame in cached:
+        frame.unpersist()
+    for view in views:
+        spark.catalog.dropTempView(view)
 
 
 def _duckdb_type(column: str, spark_type: str, label: str) -> str:

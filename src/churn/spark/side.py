@@ -19,7 +19,13 @@ from churn.errors import ChurnError
 from churn.ingest import side
 from churn.ingest.clean import CleanedTable, nullable
 from churn.ingest.sources import RawTable, ident
-from churn.spark.clean import SPARK_TO_DUCKDB, _duckdb_type, to_spark_sql, with_positions
+from churn.spark.clean import (
+    SPARK_TO_DUCKDB,
+    _duckdb_type,
+    release,
+    to_spark_sql,
+    with_positions,
+)
 
 CLEAN_TYPES = {
     "customers": (
@@ -47,14 +53,6 @@ class SparkSide:
     def release(self, spark: Any) -> None:
         """Unpersist the cached frames and drop the temporary views."""
         release(spark, self.cached, self.views)
-
-
-def release(spark: Any, cached, views) -> None:  # noqa: ANN001
-    """Unpersist `cached` frames and drop the temporary `views` (after the last action)."""
-    for frame in cached:
-        frame.unpersist()
-    for view in views:
-        spark.catalog.dropTempView(view)
 
 
 def source_types(frame: Any) -> dict[str, str]:
