@@ -155,7 +155,7 @@ def test_checks_on_spark_equal_duckdbs_on_a_generated_base(tmp_path, base, spark
     differences, worst = _check_differences(got["checks"], want["checks"])
     assert differences == []
     assert got["integrity"] == want["integrity"]
-    _, cleaned = cleaner(local_reject_after(params, NOW))
+    _, cleaned, _ = cleaner(local_reject_after(params, NOW))
     assert isinstance(cleaned.measures, IntegrityMeasures)  # counted by Spark, not read back
     _assert_same_measures(cleaned.measures, _measured_on_duckdb(params, tmp_path / "duckdb"))
     statuses = {name: check["status"] for name, check in want["checks"].items()}
@@ -197,6 +197,6 @@ def test_spark_and_duckdb_block_a_broken_export_with_the_same_message(tmp_path, 
     assert got["integrity"] == want["integrity"]
     name = "integrity_" + entry.replace(":", "_")
     assert want["checks"][name]["status"] == "warn"
-    _, cleaned = cleaner(local_reject_after(params, NOW))
+    _, cleaned, _ = cleaner(local_reject_after(params, NOW))
     _assert_same_measures(cleaned.measures, _measured_on_duckdb(params, tmp_path / "duckdb"))
     print(f"{case}: both blocked alike; max relative difference {worst}")

@@ -843,11 +843,14 @@ def check_integrity(
     customers: tuple[str, str, dict[str, str]] | None = None,
     quarantined: Quarantined | None = None,
     measures: IntegrityMeasures | None = None,
+    customer_levels: Mapping[str, Levels] | None = None,
 ) -> tuple[list[CheckResult], dict[str, Any]]:
     """Run every integrity check: measure the clean transactions `table` on DuckDB, unless
     `measures` holds them already (counted by the engine that cleaned: Spark), and, given
     `customers` = (table, label, clean -> source column), the customers' categories by signup
-    date on DuckDB; given `quarantined`, the quarantined transactions; then decide_integrity."""
+    date on DuckDB, unless `customer_levels` holds them (counted by Spark: measure_customer_levels
+    on its clean customers); given `quarantined`, the quarantined transactions; then
+    decide_integrity."""
     if not params.enabled:
         return decide_integrity(IntegrityMeasures(None, None), params, source, previous)
     run = DuckDBAggregates(con)
@@ -857,10 +860,10 @@ def check_integrity(
     levels = None
     if customers is not None and measures.periods is not None:
         table_c, label, checked = customers
-        levels = (
-            measure_customer_levels(run, table_c, measures.periods, params, checked),
-            label,
-            checked,
-        )
+        if customer_levels is None:
+            customer_levels = measure_customer_levels(
+                run, table_c, measures.periods, params, checked
+            )
+        levels = (customer_levels, label, checked)
     counts = quarantined.counts if quarantined is not None else None
     return decide_integrity(measures, params, source, previous, levels, counts)

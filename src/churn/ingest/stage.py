@@ -174,8 +174,12 @@ def _table_report(table: CleanedTable) -> dict[str, Any]:
 # The row rules run elsewhere (the Spark engine): given the newest accepted timestamp, return
 # the source as RawTable (label, columns, files; its relation unused) and the CleanedTable whose
 # SQL reads what that engine wrote, with the integrity checks' numbers that engine counted in
-# its `measures` (DuckDB then writes the outputs and decides every check).
-TransactionsCleaner = Callable[[datetime], tuple[RawTable, CleanedTable]]
+# its `measures` (DuckDB then writes the outputs and decides every check); and, the same way,
+# the side tables that engine cleaned (name -> (RawTable, CleanedTable); the customers' with
+# their category check's numbers in `measures`). The side tables it left are cleaned here.
+TransactionsCleaner = Callable[
+    [datetime], tuple[RawTable, CleanedTable, dict[str, tuple[RawTable, CleanedTable]]]
+]
 
 
 def run_ingest(
@@ -199,8 +203,9 @@ def run_ingest(
     con = open_duckdb(engine, work_dir)
     try:
         snapshot = None
+        cleaned_elsewhere: dict[str, tuple[RawTable, CleanedTable]] = {}
         if cleaner is not None:
-            raw, transactions = cleaner(reject_after)
+            raw, transactions, cleaned_elsewhere = cleaner(reject_after)
             _log_skipped("transactions", raw)
         elif params.format == "table":
             raise ChurnError(
@@ -236,7 +241,13 @@ def run_ingest(
         side: dict[str, CleanedTable] = {}
         side_snapshots: dict[str, Any] = {}
         side_skipped: dict[str, dict[str, tuple[str, ...]]] = {}
-        if params.customers is not None:
+        for name, (raw_s, table_s) in cleaned_elsewhere.items():
+            _log_skipped(name, raw_s)
+            side[name] = table_s
+            side_skipped[name] = raw_s.skipped
+            for warning in table_s.stats.get("warnings", []):
+                log.warning("%s: %s", name, warning)
+        if params.customers is not None and "customers" not in side:
             spec = params.customers
             wanted = [spec.columns.customer_id] + [
                 c
@@ -254,7 +265,7 @@ def run_ingest(
                 log.warning("customers: %s", warning)
             if snap_c:
                 side_snapshots["customers"] = snap_c
-        if params.nps is not None:
+        if params.nps is not None and "nps" not in side:
             spec = params.nps
             wanted = [spec.columns.customer_id, spec.columns.answered_at, spec.columns.score]
             raw_n, snap_n = _open(
@@ -266,6 +277,7 @@ def run_ingest(
             side_skipped["nps"] = raw_n.skipped
             if snap_n:
                 side_snapshots["nps"] = snap_n
+        side = {name: side[name] for name in ("customers", "nps") if name in side}
 
         results = [
             checks.check_quarantine_share(table, params.max_quarantine_share)
@@ -343,6 +355,7 @@ def run_ingest(
                 customer_categories(params, side, f"read_parquet({lit(str(tmp['customers']))})"),
                 quarantined,
                 measures,
+                side["customers"].measures if "customers" in side else None,
             )
             results += integrity_results
             checks.enforce(results)  # a failure here removes the temporary files: nothing lands

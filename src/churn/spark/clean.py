@@ -61,6 +61,13 @@ class SparkCleaned:
     # quarantined ones as (reason, date), date NULL without a usable timestamp
     clean_rows: Any = None
     quarantine_dates: Any = None
+    # what release() frees once the last action on the frames above has run
+    cached: tuple = ()
+    views: tuple[str, ...] = ()
+
+    def release(self, spark: Any) -> None:
+        """Unpersist the cached frames and drop the temporary views behind the frames above."""
+        release(spark, self.cached, self.views)
 
     def assert_rows_conserved(self) -> None:
         """Raise AssertionError unless rows in = rows out + rows quarantined + duplicates."""
@@ -70,6 +77,15 @@ class SparkCleaned:
             f"{self.rows_clean} + quarantined {self.quarantined_by_reason} + duplicates "
             f"{self.duplicates_removed}"
         )
+
+
+def release(spark: Any, cached: tuple, views: tuple[str, ...]) -> None:
+    """Unpersist `cached` frames and drop the temporary `views`; call it after the last action
+    on the frames that read them (on Spark Connect a view is resolved at each action)."""
+    for frame in cached:
+        frame.unpersist()
+    for view in views:
+        spark.catalog.dropTempView(view)
 
 
 def _duckdb_type(column: str, spark_type: str, label: str) -> str:
@@ -83,16 +99,51 @@ def _duckdb_type(column: str, spark_type: str, label: str) -> str:
     return SPARK_TO_DUCKDB[spark_type]
 
 
+# The text DuckDB's try_cast(x AS DOUBLE) reads as a number (around optional whitespace): digits
+# with '_' between them, a point, an exponent; and inf/infinity/nan in any case, signed. Spark's
+# cast (Java's parseDouble) reads other text too ('7d', '1f', '0x1p3', '5' + a control
+# character) and not '1_000' or '-nan': on Spark the text is matched first (Java regex).
+_DIGITS = r"\d+(_\d+)*"
+DUCKDB_DOUBLE_TEXT = rf"^\s*[+-]?({_DIGITS}(\.({_DIGITS})?)?|\.{_DIGITS})([eE][+-]?{_DIGITS})?\s*$"
+_SPECIAL_DOUBLES = (
+    (r"^\s*[+-]?(?i:nan)\s*$", "NaN"),
+    (r"^\s*[+]?(?i:inf|infinity)\s*$", "Infinity"),
+    (r"^\s*-(?i:inf|infinity)\s*$", "-Infinity"),
+)
+
+
+def _spark_literal(text: str) -> str:
+    """Return text as a Spark SQL string literal (backslashes escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _try_double_sql(value: str) -> str:
+    """Return Spark SQL reading text as DuckDB's try_cast(value AS DOUBLE) does (NULL if not)."""
+    cases = [
+        f"WHEN {value} RLIKE {_spark_literal(DUCKDB_DOUBLE_TEXT)} "
+        f"THEN TRY_CAST(REPLACE({value}, '_', '') AS DOUBLE)"
+    ]
+    cases += [
+        f"WHEN {value} RLIKE {_spark_literal(pattern)} THEN CAST('{number}' AS DOUBLE)"
+        for pattern, number in _SPECIAL_DOUBLES
+    ]
+    return f"(CASE {' '.join(cases)} END)"
+
+
 def to_spark_sql(duckdb_sql: str) -> str:
     """Return DuckDB SQL transpiled to Spark SQL, with the functions Spark lacks rewritten:
-    isfinite(x), timezone(zone, ts) (an instant as wall-clock time in zone) and
-    quantile_cont(x, q) (exact linear interpolation: Spark's percentile(x, q))."""
+    isfinite(x), timezone(zone, ts) (an instant as wall-clock time in zone),
+    quantile_cont(x, q) (exact linear interpolation: Spark's percentile(x, q)) and
+    try_cast(text AS DOUBLE) (the text DuckDB reads as a number, no other)."""
     import sqlglot
     from sqlglot import exp
 
     tree = sqlglot.parse_one(duckdb_sql, read="duckdb")
 
     def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.TryCast) and node.to.this == exp.DataType.Type.DOUBLE:
+            # only text reaches try_cast in the shared SQL (numbers are CAST)
+            return sqlglot.parse_one(_try_double_sql(node.this.sql("spark")), read="spark")
         name = node.name.upper() if isinstance(node, exp.Anonymous) else None
         if name == "ISFINITE":
             value = node.expressions[0].sql("spark")
@@ -197,90 +248,97 @@ def clean_transactions(
     )
     with_positions(raw, file_names).createOrReplaceTempView("__raw")
     spark.sql(to_spark_sql(typed)).createOrReplaceTempView("typed")
-    spark.sql(to_spark_sql(marked)).cache().createOrReplaceTempView("marked")
-    clean_sql = (
-        f"SELECT {select_cols} FROM marked WHERE __reason IS NULL "
-        f"{'AND coalesce(__copy, 1) = 1 ' if drop else ''}"
-    )
-    clean = spark.sql(to_spark_sql(clean_sql + "ORDER BY __cid, __ts, __file, __row"))
-    # a quarantined row's date: its timestamp as read (wall-clock time in ingest.timezone), as
-    # the DuckDB ingest dates the quarantined rows it wrote
-    quarantine_dates = spark.sql(
-        to_spark_sql(
-            f"SELECT __reason AS reason, CAST(__ts AS DATE) AS {ident(C.DATE)} FROM marked "
-            "WHERE __reason IS NOT NULL"
+    marked_rows = spark.sql(to_spark_sql(marked)).cache()  # unpersisted by release()
+    marked_rows.createOrReplaceTempView("marked")
+    try:
+        clean_sql = (
+            f"SELECT {select_cols} FROM marked WHERE __reason IS NULL "
+            f"{'AND coalesce(__copy, 1) = 1 ' if drop else ''}"
         )
-    )
-    quarantine = spark.sql(
-        to_spark_sql(
-            f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE}, "
-            f"CAST(__row AS BIGINT) AS "
-            f"{C.SOURCE_ROW}, __reason AS {C.REASON}, {quarantine_cols} FROM marked "
-            "WHERE __reason IS NOT NULL ORDER BY __file, __row"
+        clean = spark.sql(to_spark_sql(clean_sql + "ORDER BY __cid, __ts, __file, __row"))
+        # a quarantined row's date: its timestamp as read (wall-clock time in ingest.timezone), as
+        # the DuckDB ingest dates the quarantined rows it wrote
+        quarantine_dates = spark.sql(
+            to_spark_sql(
+                f"SELECT __reason AS reason, CAST(__ts AS DATE) AS {ident(C.DATE)} FROM marked "
+                "WHERE __reason IS NOT NULL"
+            )
         )
-    )
-    source_cols = ", ".join(ident(c) for c in dict.fromkeys(mapping.values()))
-    rejected = spark.sql(
-        to_spark_sql(
-            f"SELECT __file, __row, __reason, {source_cols} FROM marked "
-            "WHERE __reason IS NOT NULL ORDER BY __file, __row"
+        quarantine = spark.sql(
+            to_spark_sql(
+                f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE}, "
+                f"CAST(__row AS BIGINT) AS "
+                f"{C.SOURCE_ROW}, __reason AS {C.REASON}, {quarantine_cols} FROM marked "
+                "WHERE __reason IS NOT NULL ORDER BY __file, __row"
+            )
         )
-    )
-    counts = spark.sql(
-        "SELECT __reason, COUNT(*) AS n, COUNT_IF(__copy > 1) AS copies, "
-        "COUNT_IF(__trimmed) AS trimmed FROM marked GROUP BY __reason"
-    ).collect()
-    reasons = {row[0]: int(row[1]) for row in counts if row[0] is not None}
-    copied = sum(int(row[2]) for row in counts if row[0] is None)
-    duplicates = copied if drop else 0
-    valid = sum(int(row[1]) for row in counts if row[0] is None)
-    stats: dict[str, Any] = {
-        "timestamps_with_offset": 0,  # typed timestamps only (text goes through DuckDB)
-        "customer_ids_trimmed": sum(int(row[3]) for row in counts if row[0] is None),
-    }
-    if tx is None:
-        stats["exact_duplicates"] = copied
-        stats["exact_duplicates_kept"] = 0 if params.drop_exact_duplicates else copied
-    else:
-        reused_ids, line_items = spark.sql(
-            f"""SELECT
-                (SELECT COUNT(DISTINCT __tx) FROM marked
-                 WHERE __reason = '{Reason.REUSED_TRANSACTION_ID}'),
-                (SELECT COALESCE(SUM(n), 0) FROM (
-                    SELECT COUNT(*) AS n FROM marked
-                    WHERE __reason IS NULL AND __tx IS NOT NULL AND coalesce(__copy, 1) = 1
-                    GROUP BY __tx HAVING COUNT(*) > 1) AS lines)"""
-        ).collect()[0]
-        stats["reused_transaction_ids"] = int(reused_ids)
-        stats["line_item_rows"] = int(line_items)
-    warnings = []
-    if t[cust] != "VARCHAR":
-        warnings.append(
-            f"column {cust!r} is {t[cust]}, not text: leading zeros in customer ids "
-            "cannot be recovered; export ids as text"
+        source_cols = ", ".join(ident(c) for c in dict.fromkeys(mapping.values()))
+        rejected = spark.sql(
+            to_spark_sql(
+                f"SELECT __file, __row, __reason, {source_cols} FROM marked "
+                "WHERE __reason IS NOT NULL ORDER BY __file, __row"
+            )
         )
-    if stats.get("reused_transaction_ids"):
-        warnings.append(
-            f"{label}: {stats['reused_transaction_ids']} transaction ids in column {tx!r} are "
-            "used by more than one order (another customer or date); their rows are quarantined "
-            f"as {Reason.REUSED_TRANSACTION_ID}. If the ids restart per store or per year, map "
-            "ingest.columns.transaction_id to a line or unique id, or set it to null"
+        counts = spark.sql(
+            "SELECT __reason, COUNT(*) AS n, COUNT_IF(__copy > 1) AS copies, "
+            "COUNT_IF(__trimmed) AS trimmed FROM marked GROUP BY __reason"
+        ).collect()
+        reasons = {row[0]: int(row[1]) for row in counts if row[0] is not None}
+        copied = sum(int(row[2]) for row in counts if row[0] is None)
+        duplicates = copied if drop else 0
+        valid = sum(int(row[1]) for row in counts if row[0] is None)
+        stats: dict[str, Any] = {
+            "timestamps_with_offset": 0,  # typed timestamps only (text goes through DuckDB)
+            "customer_ids_trimmed": sum(int(row[3]) for row in counts if row[0] is None),
+        }
+        if tx is None:
+            stats["exact_duplicates"] = copied
+            stats["exact_duplicates_kept"] = 0 if params.drop_exact_duplicates else copied
+        else:
+            reused_ids, line_items = spark.sql(
+                f"""SELECT
+                    (SELECT COUNT(DISTINCT __tx) FROM marked
+                     WHERE __reason = '{Reason.REUSED_TRANSACTION_ID}'),
+                    (SELECT COALESCE(SUM(n), 0) FROM (
+                        SELECT COUNT(*) AS n FROM marked
+                        WHERE __reason IS NULL AND __tx IS NOT NULL AND coalesce(__copy, 1) = 1
+                        GROUP BY __tx HAVING COUNT(*) > 1) AS lines)"""
+            ).collect()[0]
+            stats["reused_transaction_ids"] = int(reused_ids)
+            stats["line_item_rows"] = int(line_items)
+        warnings = []
+        if t[cust] != "VARCHAR":
+            warnings.append(
+                f"column {cust!r} is {t[cust]}, not text: leading zeros in customer ids "
+                "cannot be recovered; export ids as text"
+            )
+        if stats.get("reused_transaction_ids"):
+            warnings.append(
+                f"{label}: {stats['reused_transaction_ids']} transaction ids in column {tx!r} are "
+                "used by more than one order (another customer or date); their rows are quarantined "
+                f"as {Reason.REUSED_TRANSACTION_ID}. If the ids restart per store or per year, map "
+                "ingest.columns.transaction_id to a line or unique id, or set it to null"
+            )
+        if warnings:
+            stats["warnings"] = warnings
+        result = SparkCleaned(
+            clean=clean,
+            quarantine=quarantine,
+            rows_read=sum(int(row[1]) for row in counts),
+            rows_clean=valid - duplicates,
+            quarantined_by_reason=dict(sorted(reasons.items())),
+            duplicates_removed=duplicates,
+            rejected=rejected,
+            stats=stats,
+            clean_rows=spark.sql(to_spark_sql(clean_sql)),
+            quarantine_dates=quarantine_dates,
+            cached=(marked_rows,),
+            views=("__raw", "typed", "marked"),
         )
-    if warnings:
-        stats["warnings"] = warnings
-    result = SparkCleaned(
-        clean=clean,
-        quarantine=quarantine,
-        rows_read=sum(int(row[1]) for row in counts),
-        rows_clean=valid - duplicates,
-        quarantined_by_reason=dict(sorted(reasons.items())),
-        duplicates_removed=duplicates,
-        rejected=rejected,
-        stats=stats,
-        clean_rows=spark.sql(to_spark_sql(clean_sql)),
-        quarantine_dates=quarantine_dates,
-    )
-    result.assert_rows_conserved()
+        result.assert_rows_conserved()
+    except BaseException:  # nothing else will free them
+        marked_rows.unpersist()
+        raise
     return result
 
 

@@ -1,21 +1,26 @@
-"""The ingest stage's transactions on Spark: typed sources (Parquet files or folders, Delta
-tables, tables in the Spark catalog) read by Spark, the row rules run as Spark SQL
-(churn.spark.clean), clean and quarantined rows written by Spark as part files, and the data
-checks' numbers counted as Spark SQL on the clean and quarantined frames (churn.spark.aggregates:
-newest dates, each period's counts, amount quantiles, NULLs, hours, categories, quarantine reasons
-by date), so no row comes to the driver for a check.
+"""The ingest stage on Spark: typed sources (Parquet files or folders, Delta tables, tables in
+the Spark catalog) read by Spark, the row rules run as Spark SQL (transactions:
+churn.spark.clean; the customers and NPS side tables, when their source is a Parquet file or
+folder or a Delta table: churn.spark.side), clean and quarantined rows written by Spark as part
+files, and the data checks' numbers counted as Spark SQL on the clean and quarantined frames
+(churn.spark.aggregates: newest dates, each period's counts, amount quantiles, NULLs, hours,
+categories, quarantine reasons by date, the customers' categories by signup period), so no row
+comes to the driver for a check.
 
 The DuckDB ingest then does the rest with its own code: it streams the part files into the clean
-transactions file in order, words each quarantined row's detail, cleans the small side tables
-(customers, NPS; the customers' category check counts on DuckDB), and decides every check
-(quarantine share, freshness, volume, integrity of the newest period against the trailing ones)
-from Spark's numbers with the same Python as when DuckDB counted. So both engines write the same
-four tables and report. Text exports (CSV) and SQL sources keep going through the DuckDB ingest
-alone.
+tables in order, words each quarantined row's detail, cleans the side tables Spark left (text
+exports, SQL sources, text date columns), and decides every check (quarantine share, freshness,
+volume, integrity of the newest period against the trailing ones) from Spark's numbers with the
+same Python as when DuckDB counted. So both engines write the same four tables and report. Text
+exports (CSV) and SQL sources of the transactions keep going through the DuckDB ingest alone.
 """
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,13 +29,15 @@ from urllib.parse import unquote
 from churn import columns as C
 from churn.config import is_sql_url
 from churn.errors import ChurnError
+from churn.ingest import integrity
 from churn.ingest.clean import CleanedTable, _transaction_detail, nullable
 from churn.ingest.sources import RawTable, detect_format, ident, list_source, lit
-from churn.ingest.stage import integrity_source
+from churn.ingest.stage import customer_categories, integrity_source
 from churn.ingest.table_formats import table_format
 from churn.logs import get_logger
-from churn.spark.aggregates import measure_on_spark
+from churn.spark.aggregates import SparkAggregates, measure_on_spark
 from churn.spark.clean import SPARK_TO_DUCKDB, clean_transactions
+from churn.spark.side import SparkSide, clean_side, text_dates
 
 log = get_logger("ingest")
 
@@ -64,11 +71,13 @@ def spark_cleaner(params, engine, work_dir: Path, spark: Any = None):  # noqa: A
     return clean
 
 
-def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]:
-    """Return (DataFrame, the source as RawTable without a relation, Spark URI -> file name)."""
+def _open(
+    spark: Any, source: str, kind: str, zone: str, key: str = "ingest.source"
+) -> tuple[Any, RawTable, dict[str, str]]:
+    """Return (DataFrame, the source as RawTable without a relation, Spark URI -> file name)
+    of a typed source (`kind`: typed_source's; zone: ingest.timezone; key: its params key)."""
     from churn.spark.sources import read_source
 
-    source = params.source
     if kind == "table":
         frame = read_source(spark, source)
         raw = RawTable(source, "", {}, 0, None, (), "table")
@@ -78,7 +87,7 @@ def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]
         files = tuple(sorted({str(f) for f in frame.inputFiles()}))
         return frame, RawTable(source, "", {}, 0, None, files, "delta"), {}
     # the files the DuckDB ingest reads (hidden and other files skipped), named as it names them
-    listing = list_source(source, "parquet")
+    listing = list_source(source, "parquet", key)
     # Spark names a file by a URI (file:/a/b, file:///a/b, percent-encoded or not)
     file_names = {}
     for path in listing.files:
@@ -86,7 +95,7 @@ def _open(spark: Any, params, kind: str) -> tuple[Any, RawTable, dict[str, str]]
         for uri in (f"file:{full}", f"file://{full}", path.absolute().as_uri()):
             file_names[uri] = str(path)
             file_names[unquote(uri)] = str(path)
-    frame = _read_parquet(spark, listing.files, params.timezone, file_names)
+    frame = _read_parquet(spark, listing.files, zone, file_names)
     raw = RawTable(
         source,
         "",
@@ -190,38 +199,30 @@ def clean_on_spark(  # noqa: ANN201
     try:
         for key, value in PART_CONF.items():
             spark.conf.set(key, value)
+        cleaned, side = None, {}
         try:
-            frame, raw, file_names = _open(spark, params, kind)
-            log.info("transactions: reading %s (%s) on Spark", params.source, kind)
-            cleaned = clean_transactions(
-                spark, frame, params, reject_after, params.source, file_names
-            )
-            if cleaned.rows_read == 0:
-                raise ChurnError(
-                    f"{params.source}: no data rows; export it again: an empty input would "
-                    "silently drop every customer"
+            with _failures(params.source, "ingest.columns"):
+                frame, raw, file_names = _open(spark, params.source, kind, params.timezone)
+                log.info("transactions: reading %s (%s) on Spark", params.source, kind)
+                cleaned = clean_transactions(
+                    spark, frame, params, reject_after, params.source, file_names
                 )
-            clean_parts = _write_parts(cleaned.clean, work_dir / "spark_clean")
-            rejected_parts = _write_parts(cleaned.rejected, work_dir / "spark_quarantine")
-            # the data checks' numbers, counted by Spark on its (cached) frames
-            checked = list(integrity_source(params, params.source, ()).checked)
-            measures = measure_on_spark(spark, cleaned, params.integrity, checked)
-        except ChurnError:
-            raise
-        except Exception as error:  # pyspark raises many types (Py4J, analysis, Connect)
-            text = str(error).strip()
-            first = text.splitlines()[0] if text else type(error).__name__
-            hint = ""
-            if "NANOS" in text:
-                hint = (
-                    "; the file holds nanosecond timestamps, which Spark does not read: write "
-                    "them as microseconds (pyarrow: coerce_timestamps='us') or use "
-                    "engine.kind: duckdb"
-                )
-            raise ChurnError(
-                f"ingest of {params.source} failed on Spark: {first}{hint}; check the source "
-                "and ingest.columns (run with -v for details)"
-            ) from error
+                if cleaned.rows_read == 0:
+                    raise ChurnError(
+                        f"{params.source}: no data rows; export it again: an empty input would "
+                        "silently drop every customer"
+                    )
+                clean_parts = _write_parts(cleaned.clean, work_dir / "spark_clean")
+                rejected_parts = _write_parts(cleaned.rejected, work_dir / "spark_quarantine")
+                # the data checks' numbers, counted by Spark on its (cached) frames
+                checked = list(integrity_source(params, params.source, ()).checked)
+                measures = measure_on_spark(spark, cleaned, params.integrity, checked)
+            side = clean_side_tables(spark, params, reject_after, work_dir, measures)
+        finally:  # after the last action on them
+            if cleaned is not None:
+                cleaned.release(spark)
+            for table in side.values():
+                table.release(spark)
         types = {
             name: SPARK_TO_DUCKDB.get(kind_, kind_.upper())
             for name, kind_ in frame.dtypes
@@ -246,16 +247,121 @@ def clean_on_spark(  # noqa: ANN201
     raw = RawTable(
         raw.label, "", types, cleaned.rows_read, None, raw.files, raw.fmt, dict(raw.skipped)
     )
-    return raw, CleanedTable(
-        name="transactions",
-        clean_sql=_clean_sql(params, clean_parts),
-        quarantine_sql=_quarantine_sql(params, reject_after, rejected_parts),
-        rows_read=cleaned.rows_read,
-        quarantined_by_reason=cleaned.quarantined_by_reason,
-        duplicates_removed=cleaned.duplicates_removed,
-        stats=cleaned.stats,
-        measures=measures,
+    side_tables = {name: (table.raw, table.cleaned) for name, table in side.items()}
+    return (
+        raw,
+        CleanedTable(
+            name="transactions",
+            clean_sql=_clean_sql(params, clean_parts),
+            quarantine_sql=_quarantine_sql(params, reject_after, rejected_parts),
+            rows_read=cleaned.rows_read,
+            quarantined_by_reason=cleaned.quarantined_by_reason,
+            duplicates_removed=cleaned.duplicates_removed,
+            stats=cleaned.stats,
+            measures=measures,
+        ),
+        side_tables,
     )
+
+
+@contextmanager
+def _failures(source: str, columns_key: str) -> Iterator[None]:
+    """Turn what Spark raises while reading or cleaning `source` into a ChurnError naming it
+    (columns_key: the params key of its columns)."""
+    try:
+        yield
+    except ChurnError:
+        raise
+    except Exception as error:  # pyspark raises many types (Py4J, analysis, Connect)
+        text = str(error).strip()
+        first = text.splitlines()[0] if text else type(error).__name__
+        hint = ""
+        if "NANOS" in text:
+            hint = (
+                "; the file holds nanosecond timestamps, which Spark does not read: write "
+                "them as microseconds (pyarrow: coerce_timestamps='us') or use "
+                "engine.kind: duckdb"
+            )
+        raise ChurnError(
+            f"ingest of {source} failed on Spark: {first}{hint}; check the source "
+            f"and {columns_key} (run with -v for details)"
+        ) from error
+
+
+def clean_side_tables(
+    spark: Any, params, reject_after: datetime, work_dir: Path, measures
+) -> dict[str, SparkSide]:
+    """Clean the side tables whose source is a typed table on Spark (churn.spark.side); count
+    the customers' category check on Spark (measures: the transactions', for the periods).
+    Text exports, SQL sources and text date columns are left to the DuckDB ingest."""
+    done: dict[str, SparkSide] = {}
+    try:
+        for name in ("customers", "nps"):
+            spec = getattr(params, name)
+            kind = None if spec is None else typed_source(spec)
+            if kind is None:
+                continue
+            with _failures(spec.source, f"ingest.{name}.columns"):
+                key = f"ingest.{name}.source"
+                frame, raw, file_names = _open(spark, spec.source, kind, params.timezone, key)
+                column = text_dates(name, spec, frame)
+                if column is not None:
+                    log.info(
+                        "%s: column %r of %s holds text dates: the DuckDB ingest cleans it",
+                        name,
+                        column,
+                        spec.source,
+                    )
+                    continue
+                table = clean_side(
+                    spark,
+                    name,
+                    spec,
+                    frame,
+                    raw,
+                    file_names,
+                    params.timezone,
+                    reject_after,
+                    params.limits.min_date,
+                    work_dir,
+                )
+                done[name] = table
+                log.info(
+                    "%s: %d rows read from %s on Spark; %d quarantined",
+                    name,
+                    table.cleaned.rows_read,
+                    spec.source,
+                    table.cleaned.quarantined,
+                )
+        if "customers" in done:
+            with _failures(params.customers.source, "ingest.customers.columns"):
+                levels = _customer_levels(spark, params, done["customers"], measures)
+            if levels is not None:
+                table = done["customers"]
+                done["customers"] = replace(table, cleaned=replace(table.cleaned, measures=levels))
+    except BaseException:
+        for table in done.values():
+            table.release(spark)
+        raise
+    return done
+
+
+def _customer_levels(spark: Any, params, customers: SparkSide, measures) -> dict | None:
+    """Return the customers' category check's numbers counted on Spark (the values of channel
+    and region by signup period), or None when the check does not run."""
+    if measures is None or measures.periods is None or not params.integrity.enabled:
+        return None
+    view = f"churn_checks_customers_{uuid.uuid4().hex[:12]}"
+    categories = customer_categories(params, {"customers": customers.cleaned}, view)
+    if categories is None:
+        return None
+    customers.clean_rows.createOrReplaceTempView(view)
+    try:
+        return integrity.measure_customer_levels(
+            SparkAggregates(spark), view, measures.periods, params.integrity, categories[2]
+        )
+    finally:
+        spark.catalog.dropTempView(view)
 
 
 def _clean_sql(params, parts: list[str]) -> str:
