@@ -299,7 +299,13 @@ def later_stages(
 
 
 def stage_range(
-    folder: Path, work_name: str, first: str, last: str | None, cap_bytes: int, out: Path
+    folder: Path,
+    work_name: str,
+    first: str,
+    last: str | None,
+    cap_bytes: int,
+    out: Path,
+    note: str = "",
 ) -> dict[str, object]:
     """Run dvc.yaml's stages from `first` through `last` (default: to the end), default params.
 
@@ -324,6 +330,8 @@ def stage_range(
     results.update(
         {"folder": str(work), "cap": f"{cap_bytes / 2**30:g} GiB", "cpus": os.cpu_count()}
     )
+    if note:
+        results["note"] = note
     logs = folder / "logs" / work_name
     logs.mkdir(parents=True, exist_ok=True)
     for name, command in commands[start:stop]:
@@ -348,6 +356,7 @@ def stage_range_markdown(results: dict) -> str:
         "cgroup per stage. Peak RSS: the stage's processes (wait4); cgroup peak: RSS plus page "
         "cache charged to the cgroup. Load: 1-minute load average before and after the stage.",
         "",
+        *([results["note"], ""] if results.get("note") else []),
         "| stage | s | CPU s | peak RSS MB | cgroup peak MB | exit code | load before→after "
         "| finished |",
         "|---|---|---|---|---|---|---|---|",
@@ -537,7 +546,7 @@ def main() -> None:
         first, last = args.stages[0], (args.stages[1] if len(args.stages) == 2 else None)
         for label in args.sizes:
             stage_range(args.data / label, args.work_name, first, last,
-                        int(args.cap_gb * 2**30), args.out)  # fmt: skip
+                        int(args.cap_gb * 2**30), args.out, args.note)  # fmt: skip
         return
     if args.later_stages is not None:
         for label in args.sizes:
