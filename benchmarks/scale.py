@@ -174,9 +174,10 @@ def generate(folder: Path, transactions: int, cap_bytes: int) -> dict[str, objec
     return info
 
 
-def work_folder(folder: Path) -> Path:
-    """Return a fresh work folder: params.yaml (ingest paths only changed) and the suppression."""
-    work = folder / "run"
+def work_folder(folder: Path, name: str = "run") -> Path:
+    """Return a fresh work folder folder/name: params.yaml (input paths only changed) and the
+    suppression list."""
+    work = folder / name
     if work.exists():
         shutil.rmtree(work)
     (work / "data").mkdir(parents=True)
@@ -295,6 +296,85 @@ def later_stages(
         if stage["exit_code"] != 0:
             break
     return result
+
+
+def stage_range(
+    folder: Path,
+    work_name: str,
+    first: str,
+    last: str | None,
+    cap_bytes: int,
+    out: Path,
+    note: str = "",
+) -> dict[str, object]:
+    """Run dvc.yaml's stages from `first` through `last` (default: to the end), default params.
+
+    In folder/<work_name>: a fresh work folder when `first` is the first stage, else the existing
+    one (the earlier stages' outputs), so a long run can go stage by stage, each in its own
+    invocation (e.g. under `flock`), and resume after a fix. Results are merged into `out` (and
+    its .md) stage by stage: a stage run again replaces its earlier result. No repro time.
+    """
+    commands = stage_commands()
+    names = [name for name, _ in commands]
+    for name in (first, last):
+        if name is not None and name not in names:
+            raise SystemExit(f"--stages: unknown stage {name!r}; dvc.yaml has {', '.join(names)}")
+    start = names.index(first)
+    stop = names.index(last) + 1 if last else len(names)
+    work = folder / work_name
+    if start == 0:
+        work_folder(folder, work_name)
+    elif not (work / "params.yaml").is_file():
+        raise SystemExit(f"--stages {first}: no work folder {work}; start from {names[0]!r}")
+    results = json.loads(out.read_text(encoding="utf-8")) if out.is_file() else {"stages": {}}
+    results.update(
+        {"folder": str(work), "cap": f"{cap_bytes / 2**30:g} GiB", "cpus": os.cpu_count()}
+    )
+    if note:
+        results["note"] = note
+    logs = folder / "logs" / work_name
+    logs.mkdir(parents=True, exist_ok=True)
+    for name, command in commands[start:stop]:
+        stage = run_capped(command, work, cap_bytes, name, logs / f"{name}.log")
+        stage["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+        results["stages"][name] = stage
+        # keep dvc.yaml's order whatever order the stages ran in
+        results["stages"] = {n: results["stages"][n] for n in names if n in results["stages"]}
+        print(f"  {name}: {stage}", flush=True)
+        out.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        out.with_suffix(".md").write_text(stage_range_markdown(results), encoding="utf-8")
+        if stage["exit_code"] != 0:
+            break
+    return results
+
+
+def stage_range_markdown(results: dict) -> str:
+    lines = [
+        f"# Stages one by one under a {results['cap']} memory cap (`--stages`)",
+        "",
+        f"Work folder {results['folder']}; default params.yaml except the input paths; one fresh "
+        "cgroup per stage. Peak RSS: the stage's processes (wait4); cgroup peak: RSS plus page "
+        "cache charged to the cgroup. Load: 1-minute load average before and after the stage.",
+        "",
+        *([results["note"], ""] if results.get("note") else []),
+        "| stage | s | CPU s | peak RSS MB | cgroup peak MB | exit code | load before→after "
+        "| finished |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, stage in results["stages"].items():
+        lines.append(
+            f"| {name} | {stage['seconds']} | {stage['cpu_seconds']} | "
+            f"{stage['peak_rss_mb']:,.0f} | {stage['cgroup_peak_mb'] or 0:,.0f} | "
+            f"{stage['exit_code']} | {stage['load_before']:g}→{stage['load_after']:g} | "
+            f"{stage['finished']} |"
+        )
+    lines.append("")
+    for name, stage in results["stages"].items():
+        if "hint" in stage or "error" in stage:
+            lines.append(
+                f"- {name}: exit {stage['exit_code']}: {stage.get('hint') or stage['error']}"
+            )
+    return "\n".join(lines) + "\n"
 
 
 # --------------------------------------------------------------------------- summary
@@ -451,7 +531,23 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="only the stages after features, on the last run's features, with these overrides",
     )
+    parser.add_argument(
+        "--stages",
+        nargs="+",
+        metavar="STAGE",
+        help="FIRST [LAST]: only these dvc.yaml stages, on the work folder --work-name (fresh "
+        "when FIRST is the first stage, else resumed); results merged into --out",
+    )
+    parser.add_argument("--work-name", default="run", help="the work folder under --data/SIZE")
     args = parser.parse_args()
+    if args.stages is not None:
+        if len(args.stages) > 2:
+            parser.error("--stages takes FIRST [LAST]")
+        first, last = args.stages[0], (args.stages[1] if len(args.stages) == 2 else None)
+        for label in args.sizes:
+            stage_range(args.data / label, args.work_name, first, last,
+                        int(args.cap_gb * 2**30), args.out, args.note)  # fmt: skip
+        return
     if args.later_stages is not None:
         for label in args.sizes:
             later_stages(args.data / label, int(args.cap_gb * 2**30), args.later_stages, args.out)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from churn.backtest import check_contacts, newcombe_interval
+from churn.backtest import check_contacts, newcombe_interval, purchase_dates
 from churn.errors import ChurnError
 from churn.ledger import (
     COLLECTING,
@@ -111,6 +111,20 @@ def test_the_flagged_customers_transactions_and_the_newest_date_give_the_same_le
     assert build_ledger([_published()], listed, 0.95, newest=newest) == whole
     # without the newest date, the listed rows alone would date the data too early
     assert build_ledger([_published()], listed, 0.95)["lists"][0]["status"] == "collecting"
+
+
+def test_purchases_passed_instead_of_transactions_give_the_same_ledger():
+    # the ledger stage passes the listed customers' purchase dates (datetime64), not their rows
+    everyone = _transactions(BUYERS)
+    newest = everyone["date"].max()
+    purchases = purchase_dates(everyone)
+    purchases = purchases.assign(date=pd.to_datetime(purchases["date"]))
+    whole = build_ledger([_published()], everyone, 0.95)
+    assert build_ledger([_published()], None, 0.95, newest=newest, purchases=purchases) == whole
+    with pytest.raises(ValueError, match="newest"):
+        build_ledger([_published()], None, 0.95, purchases=purchases)
+    with pytest.raises(ValueError, match="transactions or their purchases"):
+        build_ledger([_published()], None, 0.95, newest=newest)
 
 
 def test_each_action_and_tier_is_measured_within_its_own_treated_and_control():

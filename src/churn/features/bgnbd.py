@@ -21,6 +21,7 @@ from churn.bgnbd import (
     summarize_histories,
 )
 from churn.errors import ChurnError
+from churn.features.sql import SUMMARY_EXPRESSIONS
 from churn.logs import get_logger
 
 log = get_logger("features")
@@ -145,7 +146,8 @@ def add_bgnbd_features(frame: pd.DataFrame, horizon_days: int) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- in batches
-SUMMARY_COLUMNS = [c.CUSTOMER_ID, c.CUTOFF, "purchase_days", "tenure_days", "recency_days"]
+# the keys and the core features summarize_histories reads (churn.features.sql defines them)
+SUMMARY_COLUMNS = [c.CUSTOMER_ID, c.CUTOFF, *SUMMARY_EXPRESSIONS]
 
 
 class BGNBDFits:

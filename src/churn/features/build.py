@@ -30,7 +30,7 @@ from churn.features.bgnbd import (
     cutoff_positions,
 )
 from churn.features.definitions import feature_list, sql_feature_list, window_features
-from churn.features.sql import day_number, snapshot_sql
+from churn.features.sql import day_number, snapshot_sql, summary_sql
 from churn.files import atomic_path
 from churn.logs import get_logger
 
@@ -207,6 +207,23 @@ def _snapshot_query(
         return snapshot_sql(churn, params, newest, with_labels=False, single_cutoff=single)
     con.register("cutoffs", _cutoff_table(sorted(cutoffs, key=lambda item: item.cutoff)))
     return snapshot_sql(churn, params, newest, with_labels=labelled)
+
+
+def _summary_query(
+    con: duckdb.DuckDBPyConnection,
+    cutoffs: list[Cutoff],
+    churn: ChurnParams,
+    params: FeaturesParams,
+) -> str:
+    """Return the summary-only SQL (SUMMARY_COLUMNS of _snapshot_query's unlabelled rows) for the
+    cutoffs, registering the cutoffs table it joins when there are several."""
+    newest = max(item.cutoff for item in cutoffs)
+    if len(cutoffs) == 1:
+        return summary_sql(
+            churn, params, newest, single_cutoff=(cutoffs[0].cutoff, cutoffs[0].role)
+        )
+    con.register("cutoffs", _cutoff_table(sorted(cutoffs, key=lambda item: item.cutoff)))
+    return summary_sql(churn, params, newest)
 
 
 def _check_sql_columns(frame: pd.DataFrame, params: FeaturesParams, labelled: bool) -> None:
@@ -654,17 +671,16 @@ def compute_customer_snapshots(
     Every feature of a customer comes from their own rows, so the feature SQL runs on their
     transactions alone, except the BG/NBD columns (features.bgnbd): each cutoff's fit takes every
     customer's (x, t_x, T). Those columns come from BGNBDFits over the summary columns of all
-    customers, which DuckDB writes to a spill file and Python reads in batches. The connection
+    customers, which DuckDB writes to a spill file (the summary-only SQL, churn.features.sql.
+    summary_sql: no window features) and Python reads in batches. The connection
     must have the three inputs open (open_inputs) with `transactions` as the transactions file;
     its `transactions` view is left restricted to the chosen customers."""
     fits = None
     summary = spill_folder() / f"summary-{os.getpid()}-{uuid.uuid4().hex}.parquet"
     try:
         if params.bgnbd:
-            columns = ", ".join(SUMMARY_COLUMNS)
-            sql = _snapshot_query(con, cutoffs, churn, params, False)
             summary.parent.mkdir(parents=True, exist_ok=True)
-            _copy_result(con, f"SELECT {columns} FROM ({sql})", summary)
+            _copy_result(con, _summary_query(con, cutoffs, churn, params), summary)
             fits = _fit_bgnbd([summary], churn.horizon_days)
             # a cutoff whose features fail on any customer's row is null for the chosen ones too
             # (the features stage finds it while writing; here only the chosen rows are written)

@@ -27,6 +27,17 @@ FIRST_PURCHASE = ("MIN", "m.day", "m.amount > 0", ("all",))
 SCALE = 10000  # amounts are summed as integers of 1/10000 currency unit
 
 
+# The BG/NBD summary columns (churn.bgnbd.summarize_histories turns them into x, t_x, T), written
+# once: the feature SQL (snapshot_sql) and the summary-only SQL (summary_sql) select these
+# expressions over the same `snap` aggregates (SUMMARY_AGGREGATES), so they cannot disagree.
+SUMMARY_EXPRESSIONS = {
+    "purchase_days": "CAST(s.gaps + 1 AS INTEGER)",
+    "tenure_days": "CAST(s.cutoff_day - s.first_day AS INTEGER)",
+    "recency_days": "CAST(s.cutoff_day - s.last_day AS INTEGER)",
+}
+SUMMARY_AGGREGATES = ("last_day", "first_day", "gaps")  # the `snap` columns they read
+
+
 def day_number(day: date) -> int:
     """Return days since 1970-01-01 (the integer day the SQL compares)."""
     return (day - EPOCH).days
@@ -121,25 +132,10 @@ def snapshot_sql(
     if params.season:
         angle = "2 * PI() * (DAYOFYEAR(s.cutoff) - 1) / 365.25"
         season_cols = f",\n  SIN({angle}) AS season_sin,\n  COS({angle}) AS season_cos"
+    summary = SUMMARY_EXPRESSIONS
     return f"""
 WITH
-base AS (
-  SELECT customer_id, {_day("date")} AS day, amount,
-         CAST(ROUND(amount * {SCALE}) AS BIGINT) AS amount_e4
-  FROM transactions
-  WHERE date <= DATE '{label_end.isoformat()}'
-),
-marked AS (
-  SELECT customer_id, day, amount, amount_e4, gap,
-         CASE WHEN amount > 0 AND (gap IS NULL OR gap > 0) THEN 1 ELSE 0 END AS new_day
-  FROM (
-    SELECT customer_id, day, amount, amount_e4,
-           CASE WHEN amount > 0 THEN CAST(day - LAG(day) OVER (
-             PARTITION BY customer_id, amount > 0 ORDER BY day) AS BIGINT) END AS gap
-    FROM base{marked_where}
-  ) lagged
-),
-{snap}nps_ranked AS (
+{_marked_ctes(label_end, marked_where)}{snap}nps_ranked AS (
   SELECT n.customer_id, {nps_cutoff} AS cutoff, n.nps_score, {_day("n.answered_at")} AS answered_day,
          ROW_NUMBER() OVER (PARTITION BY n.customer_id, {nps_cutoff}
                             ORDER BY n.answered_at DESC, n.nps_score ASC) AS answer_rank
@@ -159,10 +155,10 @@ SELECT
   s.cutoff AS cutoff,
   s.role AS role,
   {label_col}
-  CAST(s.cutoff_day - s.last_day AS INTEGER) AS recency_days,
-  CAST(s.cutoff_day - s.first_day AS INTEGER) AS tenure_days,
+  {summary["recency_days"]} AS recency_days,
+  {summary["tenure_days"]} AS tenure_days,
   CAST(s.purchases AS INTEGER) AS purchases,
-  CAST(s.gaps + 1 AS INTEGER) AS purchase_days,
+  {summary["purchase_days"]} AS purchase_days,
   CAST(s.spend_e4 AS DOUBLE) / {SCALE} AS spend_total,
   {aov} AS aov,
   CAST(s.spend_max_e4 AS DOUBLE) / {SCALE} AS spend_max,
@@ -197,6 +193,65 @@ SELECT
 FROM snap s
 LEFT JOIN customers cu ON cu.customer_id = s.customer_id
 LEFT JOIN nps_last p ON p.customer_id = s.customer_id AND p.cutoff = s.cutoff
+ORDER BY s.cutoff, s.customer_id
+"""
+
+
+def _marked_ctes(label_end: date, marked_where: str) -> str:
+    """Return the `base` and `marked` CTEs: transactions dated <= label_end as integer days and
+    amounts, each purchase with its gap in days since the customer's previous purchase."""
+    return f"""base AS (
+  SELECT customer_id, {_day("date")} AS day, amount,
+         CAST(ROUND(amount * {SCALE}) AS BIGINT) AS amount_e4
+  FROM transactions
+  WHERE date <= DATE '{label_end.isoformat()}'
+),
+marked AS (
+  SELECT customer_id, day, amount, amount_e4, gap,
+         CASE WHEN amount > 0 AND (gap IS NULL OR gap > 0) THEN 1 ELSE 0 END AS new_day
+  FROM (
+    SELECT customer_id, day, amount, amount_e4,
+           CASE WHEN amount > 0 THEN CAST(day - LAG(day) OVER (
+             PARTITION BY customer_id, amount > 0 ORDER BY day) AS BIGINT) END AS gap
+    FROM base{marked_where}
+  ) lagged
+),
+"""
+
+
+def summary_sql(
+    churn: ChurnParams,
+    params: FeaturesParams,
+    last_cutoff: date,
+    single_cutoff: tuple[date, str] | None = None,
+) -> str:
+    """Return the query producing snapshot_sql's (unlabelled) rows with only the BG/NBD summary
+    columns: customer_id, cutoff, then SUMMARY_EXPRESSIONS' columns.
+
+    The same rows and values as those columns of snapshot_sql(..., with_labels=False): the same
+    CTEs, eligibility and expressions over only the aggregates they read (SUMMARY_AGGREGATES), no
+    window features, customers or NPS. For the BG/NBD fits over every customer when the features
+    of only some customers are needed (churn.features.build.compute_customer_snapshots): DuckDB
+    computes every expression of a query, so selecting these columns from snapshot_sql would run
+    the whole feature SQL for every customer.
+    """
+    active = churn.active_within_days
+    trend = params.trend_days
+    aggregates = [agg for agg in _aggregates(params) if agg.name in SUMMARY_AGGREGATES]
+    marked_where = f"\n    WHERE day <= {day_number(last_cutoff)}"
+    if single_cutoff is None:
+        windows = sorted(set(params.windows) | {trend})
+        snap = _timeline_snap(aggregates, last_cutoff, active, None, trend, windows)
+    else:
+        snap = _scan_snap(aggregates, single_cutoff, active)
+    listed = "".join(f",\n  {sql} AS {name}" for name, sql in SUMMARY_EXPRESSIONS.items())
+    return f"""
+WITH
+{_marked_ctes(last_cutoff, marked_where)}{snap.rstrip().rstrip(",")}
+SELECT
+  s.customer_id AS customer_id,
+  s.cutoff AS cutoff{listed}
+FROM snap s
 ORDER BY s.cutoff, s.customer_id
 """
 

@@ -337,23 +337,31 @@ def ledger_entry(
 
 def build_ledger(
     lists: Sequence[PublishedList],
-    transactions: pd.DataFrame,
+    transactions: pd.DataFrame | None,
     confidence: float,
     contacts: pd.DataFrame | None = None,
     newest: date | None = None,
+    purchases: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
     """Return reports/ledger.json: every published list, oldest first, with its measured effect
     once its horizon has passed (as_of + horizon <= the newest transaction date).
 
     Outcomes read only the listed customers' purchases, so `transactions` may hold just their
-    rows; `newest` is then the newest date of all transactions (default: of `transactions`)."""
-    if newest is None:
-        if transactions.empty:
-            raise ChurnError("transactions: empty; nothing to measure the published lists with")
-        newest = pd.to_datetime(transactions[DATE]).max().date()
-    purchases = purchase_dates(transactions)
-    # datetime64 once: every list's outcome window compares these dates
-    purchases = purchases.assign(**{DATE: pd.to_datetime(purchases[DATE])})
+    rows; `newest` is then the newest date of all transactions (default: of `transactions`).
+    A caller holding purchase_dates(transactions) with datetime64 dates passes them as
+    `purchases` (with `newest`) instead of the transactions."""
+    if purchases is None:
+        if transactions is None:
+            raise ValueError("build_ledger: pass the transactions or their purchases")
+        if newest is None:
+            if transactions.empty:
+                raise ChurnError("transactions: empty; nothing to measure the published lists with")
+            newest = pd.to_datetime(transactions[DATE]).max().date()
+        purchases = purchase_dates(transactions)
+        # datetime64 once: every list's outcome window compares these dates
+        purchases = purchases.assign(**{DATE: pd.to_datetime(purchases[DATE])})
+    elif newest is None:
+        raise ValueError("build_ledger: purchases need the newest data date (`newest`)")
     entries = [
         ledger_entry(published, purchases, newest, confidence, contacts)
         for published in sorted(

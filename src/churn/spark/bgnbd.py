@@ -21,12 +21,13 @@ from churn import columns as c
 from churn.bgnbd import BGNBDParams, summarize_histories
 from churn.errors import ChurnError
 from churn.features import bgnbd
+from churn.features.sql import SUMMARY_EXPRESSIONS
 from churn.logs import get_logger
 
 log = get_logger("features")
 
 # the core features summarize_histories reads: a row's BG/NBD features depend on these only
-SUMMARY = ("purchase_days", "tenure_days", "recency_days")
+SUMMARY = tuple(SUMMARY_EXPRESSIONS)
 OUTPUTS = (bgnbd.EXPECTED, bgnbd.P_ALIVE, bgnbd.P_NO_PURCHASE)
 _KEYS = (c.CUTOFF, *SUMMARY)
 _BAD = "__bgnbd_not_finite"
