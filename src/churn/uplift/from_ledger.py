@@ -219,7 +219,7 @@ class RiskModel:
 
 
 def fit_risk_model(rows: pd.DataFrame, features: list[str], seed: int) -> RiskModel:
-    """Return a LightGBM churn model fitted on snapshot rows (one thread, fixed seed)."""
+    """Return a LightGBM churn model fitted on snapshot rows (two threads, fixed seed)."""
     labels = pd.to_numeric(rows[CHURNED], errors="coerce")
     if labels.isna().any() or labels.nunique() < 2:
         raise ChurnError(
@@ -234,7 +234,9 @@ def fit_risk_model(rows: pd.DataFrame, features: list[str], seed: int) -> RiskMo
         "min_data_in_leaf": 100,
         "feature_fraction": 0.8,
         "lambda_l2": 1.0,
-        "num_threads": 1,
+        # fixed: with deterministic and column-wise histograms the trees are the same for any
+        # thread count (benchmarks/results/model_stages_10M.md); 2 uses both cores of the machine
+        "num_threads": 2,
         "seed": seed,
         "deterministic": True,
         "force_col_wise": True,
