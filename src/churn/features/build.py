@@ -450,7 +450,10 @@ class _SnapshotStats:
 
 def _copy_result(con: duckdb.DuckDBPyConnection, sql: str, result: Path) -> None:
     quoted = str(result).replace("'", "''")
-    con.execute(f"COPY ({sql}) TO '{quoted}' (FORMAT parquet)")
+    # a spill file read back at once by this process: LZ4 (about the size of DuckDB's default
+    # Snappy) because pyarrow decodes it ~5x faster (0.7 instead of 3.5 CPU s for the training
+    # result at 10M transactions) for ~0.7 CPU s more in DuckDB's write
+    con.execute(f"COPY ({sql}) TO '{quoted}' (FORMAT parquet, COMPRESSION lz4_raw)")
 
 
 def _fit_bgnbd(results: list[Path], horizon_days: int) -> BGNBDFits:
