@@ -15,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from churn.config import StageParams, load_params
+from churn.config import StageParams, TrainParams, load_params
 from churn.errors import DATA_CHECK_PREFIX, ChurnError, DataCheckFailed
 from churn.logs import get_logger, setup_logging
 
@@ -431,15 +431,18 @@ def _existing(path: Path, what: str) -> Path:
     return path
 
 
-def _read_snapshots(path: Path, sample_customers: int | None, horizon_days: int | None = None):
-    """Read the training snapshots with fit and gap rows thinned to train.sample_customers
-    before pandas holds them (churn.train.read_snapshots); calibration and test rows whole.
-    Without horizon_days, only the evaluation model's sample (no production refit's rows)."""
+def _read_snapshots(path: Path, train: TrainParams, horizon_days: int | None = None):
+    """Read the training snapshots with fit and gap rows thinned to train.sample_customers and
+    calibration and test rows to train.sample_held_out_customers before pandas holds them
+    (churn.train.read_snapshots). Without horizon_days, only the evaluation model's sample (no
+    production refit's rows)."""
     from churn.train import read_snapshots
 
     if not path.is_file():
         raise ChurnError(f"{path}: not found (training snapshots); run `dvc repro` first")
-    return read_snapshots(path, sample_customers, horizon_days)
+    return read_snapshots(
+        path, train.sample_customers, horizon_days, train.sample_held_out_customers
+    )
 
 
 def _read_role(path: Path, role: str):
@@ -473,9 +476,7 @@ def train(
     from churn.train import exclude_campaign_contacts, feature_columns, fit_model
 
     settings = _stage_params("train", params)
-    frame, customers_fit = _read_snapshots(
-        snapshots, settings.train.sample_customers, settings.churn.horizon_days
-    )
+    frame, customers_fit = _read_snapshots(snapshots, settings.train, settings.churn.horizon_days)
     fingerprint = mlflow_tracking.data_fingerprint(frame, snapshots)
     definition = describe_definition(settings.churn, feature_columns(frame, str(snapshots)))
     contacted = _read_parquet(campaigns, "campaign contacts") if campaigns is not None else None
@@ -576,7 +577,7 @@ def evaluate(
     # like train: rows whose label a campaign may have changed measure the campaign, not the model
     contacted = _read_parquet(campaigns, "campaign contacts") if campaigns is not None else None
     frame, excluded = exclude_campaign_contacts(
-        _read_snapshots(snapshots, settings.train.sample_customers)[0],
+        _read_snapshots(snapshots, settings.train)[0],
         contacted,
         settings.churn.horizon_days,
     )
@@ -743,7 +744,7 @@ def promote(
     outcome = run_gate(
         model,
         version,
-        _read_snapshots(snapshots, settings.train.sample_customers)[0],
+        _read_snapshots(snapshots, settings.train)[0],
         registry,
         settings.promote,
         settings.drift,

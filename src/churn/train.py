@@ -422,36 +422,66 @@ def sample_customers(rows: pd.DataFrame, max_customers: int | None) -> pd.DataFr
     return kept.reset_index(drop=True)
 
 
-def sampled_ids(customer_ids: pd.Series, max_customers: int) -> pd.Series | None:
+def sampled_ids(
+    customer_ids: pd.Series, max_customers: int, purpose: str = "train_sample"
+) -> pd.Series | None:
     """Return the ids sample_customers keeps among `customer_ids`: the `max_customers` with the
-    smallest stable hash (None when there are no more customers than that: all are kept)."""
+    smallest stable hash for `purpose` (churn.cutoffs.HASH_KEYS) (None when there are no more
+    customers than that: all are kept)."""
     ids = pd.Series(customer_ids.astype("string").unique()).sort_values(ignore_index=True)
     if len(ids) <= max_customers:
         return None
-    order = pd.DataFrame({CUSTOMER_ID: ids, "share": customer_share(ids, "train_sample")})
+    order = pd.DataFrame({CUSTOMER_ID: ids, "share": customer_share(ids, purpose)})
     # the smallest hash values win; the id breaks (rare) ties, so the choice is total
     chosen = order.sort_values(["share", CUSTOMER_ID], kind="stable").head(max_customers)
     return chosen[CUSTOMER_ID].reset_index(drop=True)
 
 
+HELD_OUT_ROLES = [CALIBRATION, TEST]  # the rows train.sample_held_out_customers thins
+HELD_OUT_HASH = "held_out_sample"
+
+
+def thin_held_out(snapshots: pd.DataFrame, max_customers: int | None) -> pd.DataFrame:
+    """Return `snapshots` with the calibration and test rows of at most `max_customers` customers.
+
+    The customers are those with the smallest stable hash (HELD_OUT_HASH, independent of the fit
+    sample's) among the customers that have calibration or test rows: a chosen customer keeps
+    all of its calibration and test rows, the others none; fit and gap rows are untouched. Only
+    customer ids are read (never a label), so the sample is the same for any labels and row
+    order. The same frame when `max_customers` is None or there are no more customers.
+    """
+    if max_customers is None:
+        return snapshots
+    held = snapshots[ROLE].astype("string").isin(HELD_OUT_ROLES).to_numpy(bool, na_value=False)
+    chosen = sampled_ids(snapshots.loc[held, CUSTOMER_ID], max_customers, HELD_OUT_HASH)
+    if chosen is None:
+        return snapshots
+    drop = held & ~snapshots[CUSTOMER_ID].astype("string").isin(chosen).to_numpy(bool)
+    return snapshots[~drop].reset_index(drop=True)
+
+
 def read_snapshots(
-    path: str | Path, max_customers: int | None, horizon_days: int | None
+    path: str | Path,
+    max_customers: int | None,
+    horizon_days: int | None,
+    held_out_customers: int | None = None,
 ) -> tuple[pd.DataFrame, int | None]:
     """Return the training snapshots a stage needs and the number of customers with fit rows.
 
     Fit and gap rows are read only for the customers sample_customers would keep for the
     evaluation model (among fit rows) or for the production refit (among the rows labelled by
-    the test cutoff); calibration and test rows are read whole. The sample is chosen from the
-    ids alone (DuckDB reads three columns), before any row is read into pandas, so memory follows
-    train.sample_customers, not the population. fit_model gives exactly the model it gives on the
-    whole file: each sample's candidates are a subset holding the whole sample. All rows when
-    `max_customers` is None; the count is None then (fit_model counts them).
+    the test cutoff); calibration and test rows only for the customers thin_held_out keeps
+    (`held_out_customers`; all when None). The samples are chosen from the ids alone (DuckDB
+    reads three columns), before any row is read into pandas, so memory follows the two caps,
+    not the population. The frame equals thin_held_out of the whole file restricted to the
+    samples, so fit_model gives exactly the model it gives on the whole file: each sample's
+    candidates are a subset holding the whole sample. All rows when both caps are None; the
+    count is None then (fit_model counts them).
     """
     import duckdb
-    import pyarrow.parquet as pq
 
     path = Path(path)
-    if max_customers is None:
+    if max_customers is None and held_out_customers is None:
         return pd.read_parquet(path), None
     con = duckdb.connect(config={"threads": "1", "memory_limit": "512MB"})
     try:
@@ -459,37 +489,94 @@ def read_snapshots(
         rel = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
         pairs = con.sql(f"SELECT DISTINCT {CUTOFF}, {ROLE} FROM {rel}").df()
 
-        def ids(where: str) -> pd.Series:
-            frame = con.sql(f"SELECT DISTINCT {CUSTOMER_ID} FROM {rel} WHERE {where}").df()
-            return frame[CUSTOMER_ID].astype("string")
+        def ids(where: str, columns: str = CUSTOMER_ID) -> pd.DataFrame:
+            frame = con.sql(f"SELECT DISTINCT {columns} FROM {rel} WHERE {where}").df()
+            frame[CUSTOMER_ID] = frame[CUSTOMER_ID].astype("string")
+            return frame
 
-        fit_ids = ids(f"{ROLE} = '{FIT}'")
-        keep = [sampled_ids(fit_ids, max_customers)]
-        tests = pd.to_datetime(pairs.loc[pairs[ROLE] == TEST, CUTOFF])
-        if horizon_days is not None and not tests.empty:
-            # the production refit's rows (_production_model): label windows end by the test cutoff
-            labelled = pairs[ROLE].isin([FIT, CALIBRATION, GAP]) & labelled_by(
-                pairs[CUTOFF], horizon_days, tests.min()
+        held = None
+        if held_out_customers is not None:
+            roles = ", ".join(f"'{role}'" for role in HELD_OUT_ROLES)
+            held = sampled_ids(
+                ids(f"{ROLE} IN ({roles})")[CUSTOMER_ID], held_out_customers, HELD_OUT_HASH
             )
-            terms = [
-                f"({CUTOFF} = DATE '{pd.Timestamp(t).date()}' AND {ROLE} = '{r}')"
-                for t, r in pairs.loc[labelled, [CUTOFF, ROLE]].itertuples(index=False)
-            ]
-            if terms:
-                keep.append(sampled_ids(ids(" OR ".join(terms)), max_customers))
-        else:  # no production refit reads gap rows: the evaluation model's sample is enough
-            keep.append(pd.Series([], dtype="string"))
+        fit_ids = ids(f"{ROLE} = '{FIT}'")[CUSTOMER_ID]
+        keep: list[pd.Series | None] = [None]
+        if max_customers is not None:
+            keep = [sampled_ids(fit_ids, max_customers)]
+            tests = pd.to_datetime(pairs.loc[pairs[ROLE] == TEST, CUTOFF])
+            if horizon_days is not None and not tests.empty:
+                # the production refit's rows (_production_model): label windows end by the test
+                # cutoff; its calibration rows only for the held-out sample (thin_held_out)
+                labelled = pairs[ROLE].isin([FIT, CALIBRATION, GAP]) & labelled_by(
+                    pairs[CUTOFF], horizon_days, tests.min()
+                )
+                terms = [
+                    f"({CUTOFF} = DATE '{pd.Timestamp(t).date()}' AND {ROLE} = '{r}')"
+                    for t, r in pairs.loc[labelled, [CUTOFF, ROLE]].itertuples(index=False)
+                ]
+                if terms:
+                    rows = ids(" OR ".join(terms), f"{CUSTOMER_ID}, {ROLE}")
+                    if held is not None:
+                        calibration = (rows[ROLE] == CALIBRATION).to_numpy(bool)
+                        rows = rows[~calibration | rows[CUSTOMER_ID].isin(held).to_numpy(bool)]
+                    keep.append(sampled_ids(rows[CUSTOMER_ID], max_customers))
+                    del rows  # millions of ids at scale: gone before the rows are read
+            else:  # no production refit reads gap rows: the evaluation model's sample is enough
+                keep.append(pd.Series([], dtype="string"))
     finally:
         con.close()
     customers_fit = int(len(fit_ids))
-    if any(chosen is None for chosen in keep):  # a population within the sample: every row
+    del fit_ids
+    every_fit_row = any(chosen is None for chosen in keep)  # a population within the sample
+    if every_fit_row and held is None:
         return pd.read_parquet(path), customers_fit
-    chosen = sorted(set(keep[0]).union(keep[1]))
-    table = pq.read_table(
-        path,
-        filters=[[(ROLE, "not in", [FIT, GAP])], [(CUSTOMER_ID, "in", chosen)]],
-    )
-    return table.to_pandas(), customers_fit
+    fit_customers = None if every_fit_row else sorted(set(keep[0]).union(keep[1]))  # type: ignore[arg-type]
+    frame = _read_customer_rows(path, fit_customers, None if held is None else sorted(held))
+    return thin_held_out(frame, held_out_customers), customers_fit
+
+
+def _read_customer_rows(
+    path: Path, fit_ids: list[str] | None, held_ids: list[str] | None
+) -> pd.DataFrame:
+    """Return the rows of `path`, in file order, whose role is fit or gap and whose customer is
+    in `fit_ids`, or any other role and customer in `held_ids` (None: every customer).
+
+    One row group and one column at a time: the key columns give the row mask, then each column
+    is read, filtered and kept, so beside the kept rows only one column chunk is in memory (a
+    filtered pq.read_table holds whole row groups, and pandas then copies the result: 3.5 GB
+    peak for 0.6 GB of rows at 50M). The Arrow buffers are released as pandas takes them.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    source = pq.ParquetFile(path)
+    schema = source.schema_arrow
+    id_type = schema.field(CUSTOMER_ID).type
+
+    def members(ids: list[str] | None) -> pa.Array | None:
+        return None if ids is None else pa.array(ids, type=pa.string()).cast(id_type)
+
+    fit_set, held_set = members(fit_ids), members(held_ids)
+    fit_roles = pa.array([FIT, GAP], type=pa.string()).cast(schema.field(ROLE).type)
+    parts = []
+    for group in range(source.num_row_groups):
+        keys = source.read_row_group(group, columns=[CUSTOMER_ID, ROLE], use_threads=False)
+        ids, fit_or_gap = keys.column(CUSTOMER_ID), pc.is_in(keys.column(ROLE), fit_roles)
+        fit_keep = fit_or_gap if fit_set is None else pc.and_(fit_or_gap, pc.is_in(ids, fit_set))
+        other = pc.invert(fit_or_gap)
+        other_keep = other if held_set is None else pc.and_(other, pc.is_in(ids, held_set))
+        mask = pc.fill_null(pc.or_(fit_keep, other_keep), False)
+        del keys, ids
+        columns = [
+            source.read_row_group(group, columns=[name], use_threads=False).column(0).filter(mask)
+            for name in schema.names
+        ]
+        parts.append(pa.Table.from_arrays(columns, schema=schema))
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    del parts
+    return table.to_pandas(self_destruct=True, split_blocks=True)
 
 
 BGNBD_PREFIX = "bgnbd_"  # the BG/NBD columns of features.bgnbd (churn.features.bgnbd)
@@ -593,6 +680,8 @@ def fit_model(
     evaluation model's test-cutoff scores for the promote gate. `customers_fit`: the number of
     customers with fit rows when the snapshots were read thinned by read_snapshots.
     """
+    # calibration and test rows of at most train.sample_held_out_customers customers
+    snapshots = thin_held_out(snapshots, params.sample_held_out_customers)
     check_snapshots(snapshots, horizon_days, source)
     names = feature_columns(snapshots, source)
     stack = stack_column(names, params, source)

@@ -7,7 +7,7 @@ import pytest
 
 from churn.cutoffs import customer_share
 from churn.files import write_parquet
-from churn.train import fit_model, read_snapshots, sample_customers
+from churn.train import fit_model, read_snapshots, sample_customers, thin_held_out
 from support.snapshot_helper import FAST, build_snapshots
 
 HORIZON = 90
@@ -95,3 +95,69 @@ def test_reading_without_a_sample_reads_every_row(snapshots, tmp_path):
     pd.testing.assert_frame_equal(whole, snapshots.reset_index(drop=True))
     big, _ = read_snapshots(path, 10**9, HORIZON)
     pd.testing.assert_frame_equal(big, snapshots.reset_index(drop=True))
+
+
+HELD = 1000  # train.sample_held_out_customers in the tests below (binds: ~2500 customers)
+
+
+def _held_out_pairs(frame: pd.DataFrame) -> set[tuple[str, object, str]]:
+    rows = frame[frame["role"].isin(["calibration", "test"])]
+    return set(zip(rows["customer_id"], rows["cutoff"], rows["role"], strict=True))
+
+
+def test_the_held_out_sample_is_whole_customers_deterministic_and_blind_to_labels(snapshots):
+    held = snapshots["role"].isin(["calibration", "test"])
+    assert snapshots.loc[held, "customer_id"].nunique() > HELD
+    thinned = thin_held_out(snapshots, HELD)
+    kept = thinned[thinned["role"].isin(["calibration", "test"])]
+    assert kept["customer_id"].nunique() == HELD
+    # every calibration and test row of a chosen customer, none of the others'
+    chosen = set(kept["customer_id"])
+    assert _held_out_pairs(thinned) == _held_out_pairs(
+        snapshots[snapshots["customer_id"].isin(chosen)]
+    )
+    # fit and gap rows are untouched
+    pd.testing.assert_frame_equal(
+        thinned[~thinned["role"].isin(["calibration", "test"])].reset_index(drop=True),
+        snapshots[~held].reset_index(drop=True),
+    )
+    # the same for any row order and any labels, and a smaller sample is part of a larger one
+    shuffled = snapshots.sample(frac=1.0, random_state=5)
+    flipped = snapshots.assign(
+        churned=(1 - snapshots["churned"]).astype(snapshots["churned"].dtype)
+    )
+    assert _held_out_pairs(thin_held_out(shuffled, HELD)) == _held_out_pairs(thinned)
+    assert _held_out_pairs(thin_held_out(flipped, HELD)) == _held_out_pairs(thinned)
+    assert _held_out_pairs(thin_held_out(snapshots, HELD // 2)) < _held_out_pairs(thinned)
+    # independent of the fit sample's hash: not the same customers first
+    fit_first = sample_customers(snapshots[held], HELD)["customer_id"]
+    assert set(fit_first) != chosen
+    # no cap, or a cap above the population: the same frame
+    assert thin_held_out(snapshots, None) is snapshots
+    assert thin_held_out(snapshots, 10**9) is snapshots
+
+
+def test_reading_a_held_out_sample_gives_the_same_models_and_test_rows(snapshots, tmp_path):
+    params = FAST.model_copy(update={"sample_customers": SAMPLE, "sample_held_out_customers": HELD})
+    whole = fit_model(snapshots, params, horizon_days=HORIZON)
+    expected = thin_held_out(snapshots, HELD)
+    calibration_rows = (expected["role"] == "calibration").sum()
+    assert calibration_rows < (snapshots["role"] == "calibration").sum()
+    assert (
+        whole.diagnostics["rows_early_stopping"] + whole.diagnostics["rows_calibration"]
+        == calibration_rows
+    )
+    path = tmp_path / "train.parquet"
+    write_parquet(snapshots, path)
+    thinned, customers_fit = read_snapshots(path, SAMPLE, HORIZON, HELD)
+    assert _held_out_pairs(thinned) == _held_out_pairs(expected)
+    again = fit_model(thinned, params, horizon_days=HORIZON, customers_fit=customers_fit)
+    assert again.diagnostics == whole.diagnostics
+    assert again.model.booster.model_to_string() == whole.model.booster.model_to_string()
+    assert again.production.booster.model_to_string() == whole.production.booster.model_to_string()
+    # evaluate and promote read without the production refit's rows: the same test rows
+    evaluated, _ = read_snapshots(path, SAMPLE, None, HELD)
+    assert _held_out_pairs(evaluated) == _held_out_pairs(expected)
+    # only the held-out cap set: every fit and gap row, the sampled calibration and test rows
+    held_only, _ = read_snapshots(path, None, HORIZON, HELD)
+    pd.testing.assert_frame_equal(held_only, expected.reset_index(drop=True))
