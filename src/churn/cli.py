@@ -1354,7 +1354,7 @@ def uplift(
             _read_parquet(ledger_table, "the ledger's uplift table"),
             _existing(snapshots, "training snapshots"),
             _read_parquet(contacted, "campaign contacts") if contacted is not None else None,
-            _read_parquet(snapshot, "as-of snapshot"),
+            _existing(snapshot, "as-of snapshot"),  # read only when the gate switched
             settings.churn,
             settings.score,
             settings.uplift,

@@ -653,7 +653,7 @@ class ReasonsParams(Section):
     exact_max_rows: int = Field(50_000, ge=0)
     top_k: int = Field(3, ge=1, le=10)  # at most; fewer when fewer families raise the risk
     families: dict[str, list[str]] = Field(default_factory=_default_families)
-    batch_rows: int = Field(20_000, ge=100)  # rows per pred_contrib call (bounds memory)
+    batch_rows: int = Field(20_000, ge=100)  # rows per contribution call (bounds memory)
     # plain attributes: shown only when their family adds at least descriptive_min_contribution
     # to the raw score (log-odds; 0.1 is about +2.5 probability points at p = 0.5)
     descriptive_families: list[str] = Field(default_factory=lambda: ["tenure", "spend", "segment"])

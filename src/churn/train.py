@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lightgbm as lgb
 import numpy as np
@@ -33,6 +34,10 @@ from churn.errors import ChurnError
 from churn.logs import get_logger
 from churn.metrics import ECE_BINS, log_loss, probability_metrics
 from churn.model import Calibrator, ChurnModel, FeatureSpec
+
+if TYPE_CHECKING:
+    import duckdb
+    import pyarrow as pa
 
 log = get_logger("train")
 
@@ -478,21 +483,15 @@ def read_snapshots(
     candidates are a subset holding the whole sample. All rows when both caps are None; the
     count is None then (fit_model counts them).
     """
-    import duckdb
-
     path = Path(path)
     if max_customers is None and held_out_customers is None:
         return pd.read_parquet(path), None
-    con = duckdb.connect(config={"threads": "1", "memory_limit": "512MB"})
+    con = connect_snapshot_ids()
     try:
-        con.execute("SET TimeZone = 'UTC'")
-        rel = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
-        pairs = con.sql(f"SELECT DISTINCT {CUTOFF}, {ROLE} FROM {rel}").df()
+        pairs = select_distinct(con, path, f"{CUTOFF}, {ROLE}")
 
         def ids(where: str, columns: str = CUSTOMER_ID) -> pd.DataFrame:
-            frame = con.sql(f"SELECT DISTINCT {columns} FROM {rel} WHERE {where}").df()
-            frame[CUSTOMER_ID] = frame[CUSTOMER_ID].astype("string")
-            return frame
+            return select_distinct(con, path, columns, where)
 
         held = None
         if held_out_customers is not None:
@@ -536,11 +535,39 @@ def read_snapshots(
     return thin_held_out(frame, held_out_customers), customers_fit
 
 
-def _read_customer_rows(
-    path: Path, fit_ids: list[str] | None, held_ids: list[str] | None
+def connect_snapshot_ids() -> duckdb.DuckDBPyConnection:
+    """Return the small DuckDB connection the snapshot readers choose their ids with (one
+    thread, 512 MB, UTC): it reads a few key columns, never the features."""
+    import duckdb
+
+    con = duckdb.connect(config={"threads": "1", "memory_limit": "512MB"})
+    con.execute("SET TimeZone = 'UTC'")
+    return con
+
+
+def select_distinct(
+    con: duckdb.DuckDBPyConnection, path: Path, columns: str, where: str | None = None
 ) -> pd.DataFrame:
-    """Return the rows of `path`, in file order, whose role is fit or gap and whose customer is
-    in `fit_ids`, or any other role and customer in `held_ids` (None: every customer).
+    """Return the distinct `columns` (SQL list) of the Parquet file's rows matching `where`
+    (customer ids as pandas strings)."""
+    rel = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
+    condition = "" if where is None else f" WHERE {where}"
+    frame = con.sql(f"SELECT DISTINCT {columns} FROM {rel}{condition}").df()
+    if CUSTOMER_ID in frame.columns:
+        frame[CUSTOMER_ID] = frame[CUSTOMER_ID].astype("string")
+    return frame
+
+
+def read_snapshot_rows(
+    path: Path,
+    key_columns: list[str],
+    keep: Callable[[pa.Table], pa.Array | pa.ChunkedArray],
+    columns: list[str] | None = None,
+) -> pd.DataFrame:
+    """Return the rows of `path`, in file order, for which `keep` is true, with `columns` (in the
+    order given; all when None), as the same frame a filtered pq.read_table(...).to_pandas() of
+    those rows and columns gives. `keep` gets one row group's `key_columns` and returns a
+    boolean mask (null: not kept).
 
     One row group and one column at a time: the key columns give the row mask, then each column
     is read, filtered and kept, so beside the kept rows only one column chunk is in memory (a
@@ -553,6 +580,33 @@ def _read_customer_rows(
 
     source = pq.ParquetFile(path)
     schema = source.schema_arrow
+    if columns is not None:
+        schema = pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
+    parts = []
+    for group in range(source.num_row_groups):
+        keys = source.read_row_group(group, columns=key_columns, use_threads=False)
+        mask = pc.fill_null(keep(keys), False)
+        del keys
+        arrays = [
+            source.read_row_group(group, columns=[name], use_threads=False).column(0).filter(mask)
+            for name in schema.names
+        ]
+        parts.append(pa.Table.from_arrays(arrays, schema=schema))
+    table = pa.concat_tables(parts) if parts else schema.empty_table()
+    del parts
+    return table.to_pandas(self_destruct=True, split_blocks=True)
+
+
+def _read_customer_rows(
+    path: Path, fit_ids: list[str] | None, held_ids: list[str] | None
+) -> pd.DataFrame:
+    """Return the rows of `path`, in file order, whose role is fit or gap and whose customer is
+    in `fit_ids`, or any other role and customer in `held_ids` (None: every customer)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    schema = pq.ParquetFile(path).schema_arrow
     id_type = schema.field(CUSTOMER_ID).type
 
     def members(ids: list[str] | None) -> pa.Array | None:
@@ -560,23 +614,15 @@ def _read_customer_rows(
 
     fit_set, held_set = members(fit_ids), members(held_ids)
     fit_roles = pa.array([FIT, GAP], type=pa.string()).cast(schema.field(ROLE).type)
-    parts = []
-    for group in range(source.num_row_groups):
-        keys = source.read_row_group(group, columns=[CUSTOMER_ID, ROLE], use_threads=False)
+
+    def keep(keys: pa.Table) -> pa.ChunkedArray:
         ids, fit_or_gap = keys.column(CUSTOMER_ID), pc.is_in(keys.column(ROLE), fit_roles)
         fit_keep = fit_or_gap if fit_set is None else pc.and_(fit_or_gap, pc.is_in(ids, fit_set))
         other = pc.invert(fit_or_gap)
         other_keep = other if held_set is None else pc.and_(other, pc.is_in(ids, held_set))
-        mask = pc.fill_null(pc.or_(fit_keep, other_keep), False)
-        del keys, ids
-        columns = [
-            source.read_row_group(group, columns=[name], use_threads=False).column(0).filter(mask)
-            for name in schema.names
-        ]
-        parts.append(pa.Table.from_arrays(columns, schema=schema))
-    table = pa.concat_tables(parts) if parts else schema.empty_table()
-    del parts
-    return table.to_pandas(self_destruct=True, split_blocks=True)
+        return pc.or_(fit_keep, other_keep)
+
+    return read_snapshot_rows(path, [CUSTOMER_ID, ROLE], keep)
 
 
 BGNBD_PREFIX = "bgnbd_"  # the BG/NBD columns of features.bgnbd (churn.features.bgnbd)

@@ -333,6 +333,16 @@ def test_path_attribution_adds_up_to_the_raw_score_like_treeshap(model):
     np.testing.assert_allclose(shap[:, -1], path.base, atol=1e-9)  # same expected value
 
 
+def test_path_contributions_in_batches_equal_one_pass_over_every_row(model):
+    snapshot = make_snapshot(450, seed=14)
+    whole = PathAttribution(model.booster, model.spec.names).contributions(
+        model.spec.to_matrix(snapshot)
+    )
+    batched = compute_contributions(model, snapshot, "path", batch_rows=100)  # 5 batches
+    assert batched.shape == whole.shape
+    np.testing.assert_array_equal(batched, whole)  # bit for bit: each row depends on itself only
+
+
 def test_path_and_treeshap_mostly_agree_on_the_main_reason(model):
     snapshot = make_snapshot(400, seed=13)
     params = ReasonsParams()

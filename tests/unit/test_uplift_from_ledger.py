@@ -166,24 +166,47 @@ def test_stage_switches_to_uplift_when_effects_vary_and_scores_todays_customers(
     assert covered[~covered.index.str.startswith("new")].all()
 
 
-def test_stage_reading_the_snapshots_file_gives_the_same_report_and_uplift(tmp_path):
+def test_stage_reading_the_snapshot_files_gives_the_same_report_and_uplift(tmp_path):
     inputs = ledger_inputs("heterogeneous", seed=0)
-    path = tmp_path / "train.parquet"
+    path, today = tmp_path / "train.parquet", tmp_path / "score.parquet"
     inputs.snapshots.to_parquet(path, index=False)
+    inputs.snapshot.to_parquet(today, index=False)
     results = [
         run_uplift_stage(
             inputs.table,
             snapshots,
             inputs.contacted,
-            inputs.snapshot,
+            snapshot,
             ChurnParams(),
             ScoreParams(),
             UpliftParams(),
         )
-        for snapshots in (inputs.snapshots, path)
+        for snapshots, snapshot in (
+            (inputs.snapshots, pd.read_parquet(today)),
+            (path, pd.read_parquet(today)),
+            (path, today),  # the as-of snapshot read by the stage once the gate switched
+        )
     ]
-    assert results[0].report == results[1].report
-    pd.testing.assert_frame_equal(results[0].uplift, results[1].uplift)
+    assert results[0].report["policy_in_use"] == USE_UPLIFT
+    for result in results[1:]:
+        assert result.report == results[0].report
+        pd.testing.assert_frame_equal(result.uplift, results[0].uplift)
+    assert len(results[2].uplift) == len(inputs.snapshot)
+
+
+def test_stage_that_keeps_risk_value_never_reads_todays_customers(tmp_path):
+    inputs = ledger_inputs("no_effect", seed=3)
+    result = run_uplift_stage(
+        inputs.table,
+        inputs.snapshots,
+        inputs.contacted,
+        tmp_path / "score.parquet",  # no such file: reading it would fail
+        ChurnParams(),
+        ScoreParams(),
+        UpliftParams(),
+    )
+    assert result.report["policy_in_use"] == USE_RISK_VALUE
+    assert result.uplift.empty
 
 
 def test_the_risk_model_sample_keeps_whole_customers_and_still_ranks_churn():

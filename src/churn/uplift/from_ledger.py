@@ -146,12 +146,21 @@ def read_labelled_snapshots(
 ) -> pd.DataFrame:
     """Return, from the training snapshots file, only what the risk model can use: rows whose
     label window ends on or before `labels_end_by`, of the customers uplift.sample_customers
-    keeps, with the key columns and the features the campaign rows also hold. The ids are read
-    first (one column) and the sample chosen on them, so memory follows the sample, not the file
-    (risk_training_rows gives the same rows from the whole table)."""
+    keeps, with the key columns and the features the campaign rows also hold, in file order.
+
+    The sample is chosen on the distinct ids alone (DuckDB, churn.train.select_distinct), then
+    the rows are read one row group and column at a time (churn.train.read_snapshot_rows), so
+    memory follows the sample, not the file (risk_training_rows gives the same rows from the
+    whole table, and the frame equals the filtered pq.read_table of the same rows and columns).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    names = pq.ParquetFile(path).schema_arrow.names
+    from churn.train import connect_snapshot_ids, read_snapshot_rows, select_distinct
+
+    schema = pq.ParquetFile(path).schema_arrow
+    names = schema.names
     missing = [name for name in (CUSTOMER_ID, CUTOFF, CHURNED) if name not in names]
     if missing:
         raise ChurnError(
@@ -160,14 +169,30 @@ def read_labelled_snapshots(
         )
     columns = [n for n in names if n in SNAPSHOT_KEYS or n in set(campaign_features)]
     last_cutoff = labels_end_by - dt.timedelta(days=int(horizon_days))
-    by_cutoff = [(CUTOFF, "<=", last_cutoff)]
-    filters = [by_cutoff]
+    chosen = None
     if max_customers is not None:
-        ids = pq.read_table(path, columns=[CUSTOMER_ID], filters=by_cutoff)
-        chosen = _sampled(pd.Series(ids.column(0).to_pandas(), dtype="string"), max_customers)
-        if chosen is not None:
-            filters = [[*by_cutoff, (CUSTOMER_ID, "in", chosen.tolist())]]
-    return pq.read_table(path, columns=columns, filters=filters).to_pandas()
+        con = connect_snapshot_ids()
+        try:
+            ids = select_distinct(con, path, CUSTOMER_ID, f"{CUTOFF} <= DATE '{last_cutoff}'")
+        finally:
+            con.close()
+        chosen = _sampled(ids[CUSTOMER_ID], max_customers)
+        del ids  # every labelled customer at scale: gone before the rows are read
+    last = pa.scalar(last_cutoff, type=pa.date32()).cast(schema.field(CUTOFF).type)
+    members = (
+        None
+        if chosen is None
+        else pa.array(chosen.tolist(), type=pa.string()).cast(schema.field(CUSTOMER_ID).type)
+    )
+
+    def keep(keys: pa.Table) -> pa.ChunkedArray:
+        labelled = pc.less_equal(keys.column(CUTOFF), last)
+        if members is None:
+            return labelled
+        return pc.and_(labelled, pc.is_in(keys.column(CUSTOMER_ID), members))
+
+    key_columns = [CUTOFF] if members is None else [CUTOFF, CUSTOMER_ID]
+    return read_snapshot_rows(path, key_columns, keep, columns)
 
 
 def _sampled(ids: pd.Series, max_customers: int | None) -> pd.Series | None:

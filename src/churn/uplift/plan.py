@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -54,12 +55,14 @@ def plan_uplift(
     campaign_rows: pd.DataFrame,
     params: UpliftParams,
     contact_cost: float,
-    candidates: pd.DataFrame | None = None,
+    candidates: pd.DataFrame | Callable[[], pd.DataFrame] | None = None,
     max_contacts: int | None = None,
     source: str = "campaign rows",
 ) -> tuple[dict[str, Any], pd.DataFrame | None]:
     """Return the gate's report and, when the uplift policy is in use and candidates are given,
     the candidates with uplift, expected incremental profit, action, contact and explore columns.
+    `candidates` may be a function returning them, called only when the gate switched (today's
+    customers are the population: not read for a gate that keeps risk x value).
 
     Once the gate passes, the learner used for today's contacts is refitted on every matured
     campaign (held-out ones included): the gate judged the method, the newest data sharpens it.
@@ -75,6 +78,8 @@ def plan_uplift(
     report = dict(outcome.report)
     if report["policy_in_use"] != USE_UPLIFT or candidates is None:
         return report, None
+    if callable(candidates):
+        candidates = candidates()
     settings = LearnerSettings(seed=params.seed)
     learners = _action_learners(rows, feature_columns(rows), settings, params.random_actions)
     uplift_by_action = {name: model.predict(candidates) for name, model in learners.items()}

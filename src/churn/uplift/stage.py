@@ -80,7 +80,7 @@ def run_uplift_stage(
     ledger_table: pd.DataFrame,
     snapshots: pd.DataFrame | Path,
     contacted: pd.DataFrame | None,
-    snapshot: pd.DataFrame,
+    snapshot: pd.DataFrame | Path,
     churn: ChurnParams,
     score: ScoreParams,
     params: UpliftParams,
@@ -89,7 +89,9 @@ def run_uplift_stage(
     """Return the gate's report on the ledger's matured campaigns and, when the uplift policy
     won, the uplift of each customer of the as-of `snapshot` (learner refitted on every matured
     campaign, as churn.uplift.plan does). `snapshots`: the training snapshots, or their Parquet
-    file, of which only the rows and columns the risk model can use are read."""
+    file, of which only the rows and columns the risk model can use are read. `snapshot`: the
+    as-of snapshot or its Parquet file, read only when the gate switched (today's customers are
+    the population; a gate that keeps risk x value needs none of them)."""
     campaigns = campaign_rows_from_ledger(ledger_table, source)
     rows = campaigns.rows
     split = split_campaigns(rows, params.holdout_share)
@@ -131,9 +133,12 @@ def run_uplift_stage(
     else:
         # nothing held out (no matured campaign): the gate says so; no risk is needed
         rows = rows.assign(**{CHURN_PROBABILITY: 0.0})
-    candidates = uplift_candidates(
-        snapshot, set(ledger_table[CUSTOMER_ID].astype("string").dropna()), score
-    )
+    covered = set(ledger_table[CUSTOMER_ID].astype("string").dropna())
+
+    def candidates() -> pd.DataFrame:
+        today = pd.read_parquet(snapshot) if isinstance(snapshot, Path) else snapshot
+        return uplift_candidates(today, covered, score)
+
     gate_report, chosen = plan_uplift(
         rows, params, score.contact_cost, candidates, source=f"{source} (as campaign rows)"
     )
