@@ -545,12 +545,31 @@ def connect_snapshot_ids() -> duckdb.DuckDBPyConnection:
     return con
 
 
+GLOB_CHARACTERS = frozenset("*?[]{}")  # DuckDB's read_parquet expands these in a path
+
+
+def value_set(values: list[str], column_type: pa.DataType) -> pa.Array:
+    """Return `values` as the value set pc.is_in takes against a column of `column_type` (a
+    dictionary-encoded column matches against its values' type)."""
+    import pyarrow as pa
+
+    target = column_type.value_type if pa.types.is_dictionary(column_type) else column_type
+    return pa.array(values, type=pa.string()).cast(target)
+
+
 def select_distinct(
     con: duckdb.DuckDBPyConnection, path: Path, columns: str, where: str | None = None
 ) -> pd.DataFrame:
     """Return the distinct `columns` (SQL list) of the Parquet file's rows matching `where`
     (customer ids as pandas strings)."""
-    rel = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
+    if GLOB_CHARACTERS.intersection(str(path)):
+        # read_parquet('...') would expand them (a sibling could match): this one file via Arrow
+        import pyarrow.dataset as ds
+
+        con.register("snapshot_file", ds.dataset(str(path), format="parquet"))
+        rel = "snapshot_file"
+    else:
+        rel = f"read_parquet('{str(path).replace(chr(39), chr(39) * 2)}')"
     condition = "" if where is None else f" WHERE {where}"
     frame = con.sql(f"SELECT DISTINCT {columns} FROM {rel}{condition}").df()
     if CUSTOMER_ID in frame.columns:
@@ -602,7 +621,6 @@ def _read_customer_rows(
 ) -> pd.DataFrame:
     """Return the rows of `path`, in file order, whose role is fit or gap and whose customer is
     in `fit_ids`, or any other role and customer in `held_ids` (None: every customer)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -610,10 +628,10 @@ def _read_customer_rows(
     id_type = schema.field(CUSTOMER_ID).type
 
     def members(ids: list[str] | None) -> pa.Array | None:
-        return None if ids is None else pa.array(ids, type=pa.string()).cast(id_type)
+        return None if ids is None else value_set(ids, id_type)
 
     fit_set, held_set = members(fit_ids), members(held_ids)
-    fit_roles = pa.array([FIT, GAP], type=pa.string()).cast(schema.field(ROLE).type)
+    fit_roles = value_set([FIT, GAP], schema.field(ROLE).type)
 
     def keep(keys: pa.Table) -> pa.ChunkedArray:
         ids, fit_or_gap = keys.column(CUSTOMER_ID), pc.is_in(keys.column(ROLE), fit_roles)

@@ -125,3 +125,34 @@ def test_streamed_reader_keeps_every_labelled_row_of_the_chosen_customers(tmp_pa
     assert read["customer_id"].tolist() == kept["customer_id"].tolist()
     assert read["cutoff"].tolist() == kept["cutoff"].tolist()
     assert read["customer_id"].str.len().eq(5).all()  # ids stay strings: 00003 stays 00003
+
+
+def test_a_path_with_glob_characters_reads_that_file_only(tmp_path):
+    """DuckDB's read_parquet expands * ? [ ] { } in a path: the sample must still come from the
+    snapshots file itself, not from a sibling the pattern also matches."""
+    snapshots = _snapshots(seed=11, customers=15, cutoffs=4)
+    path = tmp_path / "train[ab].parquet"
+    _write(snapshots, path, row_group_size=7)
+    sibling = snapshots[snapshots["customer_id"].isin(["00001", "00002", "00003"])]
+    _write(sibling, tmp_path / "traina.parquet", row_group_size=7)  # matches train[ab].parquet
+    end = FIRST_CUTOFF + dt.timedelta(days=30 * 3 + HORIZON)
+
+    read = read_labelled_snapshots(path, HORIZON, end, FEATURES, 5)
+
+    assert read["customer_id"].nunique() == 5
+    pd.testing.assert_frame_equal(read, _plain_read(path, HORIZON, end, FEATURES, 5))
+
+
+def test_dictionary_encoded_ids_are_sampled_like_plain_ones(tmp_path):
+    """Snapshots written from a categorical customer_id (dictionary-encoded in Parquet)."""
+    snapshots = _snapshots(seed=5, customers=20, cutoffs=4)
+    snapshots["customer_id"] = snapshots["customer_id"].astype("category")
+    path = tmp_path / "train.parquet"
+    _write(snapshots, path, row_group_size=6)
+    assert pa.types.is_dictionary(pq.ParquetFile(path).schema_arrow.field("customer_id").type)
+    end = FIRST_CUTOFF + dt.timedelta(days=30 * 3 + HORIZON)
+
+    read = read_labelled_snapshots(path, HORIZON, end, FEATURES, 4)
+
+    assert read["customer_id"].nunique() == 4
+    pd.testing.assert_frame_equal(read, _plain_read(path, HORIZON, end, FEATURES, 4))

@@ -157,7 +157,12 @@ def read_labelled_snapshots(
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    from churn.train import connect_snapshot_ids, read_snapshot_rows, select_distinct
+    from churn.train import (
+        connect_snapshot_ids,
+        read_snapshot_rows,
+        select_distinct,
+        value_set,
+    )
 
     schema = pq.ParquetFile(path).schema_arrow
     names = schema.names
@@ -179,11 +184,7 @@ def read_labelled_snapshots(
         chosen = _sampled(ids[CUSTOMER_ID], max_customers)
         del ids  # every labelled customer at scale: gone before the rows are read
     last = pa.scalar(last_cutoff, type=pa.date32()).cast(schema.field(CUTOFF).type)
-    members = (
-        None
-        if chosen is None
-        else pa.array(chosen.tolist(), type=pa.string()).cast(schema.field(CUSTOMER_ID).type)
-    )
+    members = None if chosen is None else value_set(chosen.tolist(), schema.field(CUSTOMER_ID).type)
 
     def keep(keys: pa.Table) -> pa.ChunkedArray:
         labelled = pc.less_equal(keys.column(CUTOFF), last)
