@@ -122,7 +122,7 @@ IN_PROCESS_MEMORY_SETTINGS = {
     "train": "lower train.sample_customers (the customers whose fit rows are read and fitted)",
     "evaluate": "lower train.sample_customers (the customers whose fit rows the baselines read)",
     "promote": "lower train.sample_customers (the customers whose fit rows the baselines read)",
-    "score": "lower score.reasons.batch_rows (rows explained per TreeSHAP call)",
+    "score": "lower score.reasons.batch_rows (rows explained per batch of reason contributions)",
 }
 
 
