@@ -235,9 +235,16 @@ def duckdb_sorted_copy(folder: Path, work: Path, cap_bytes: int) -> dict[str, ob
     return result
 
 
-def one_run(folder: Path, cap_bytes: int, logs: Path, save) -> dict[str, object]:  # noqa: ANN001
-    """Run the reference, then every stage; `save(run)` after each, so a cut-off run is recorded."""
-    work = work_folder(folder)
+def one_run(
+    folder: Path,
+    cap_bytes: int,
+    logs: Path,
+    save,  # noqa: ANN001
+    work_name: str = "run",
+) -> dict[str, object]:
+    """Run the reference, then every stage in a fresh folder/work_name; `save(run)` after each,
+    so a cut-off run is recorded."""
+    work = work_folder(folder, work_name)
     run: dict[str, object] = {"stages": {}, "complete": False}
     run["reference_sorted_copy"] = duckdb_sorted_copy(folder, work, cap_bytes)
     print(f"  reference sorted copy: {run['reference_sorted_copy']}", flush=True)
@@ -538,7 +545,13 @@ def main() -> None:
         help="FIRST [LAST]: only these dvc.yaml stages, on the work folder --work-name (fresh "
         "when FIRST is the first stage, else resumed); results merged into --out",
     )
-    parser.add_argument("--work-name", default="run", help="the work folder under --data/SIZE")
+    parser.add_argument(
+        "--work-name",
+        default="run",
+        help="the work folder under --data/SIZE (whole runs too: their logs go to "
+        "logs/WORK_NAME-runN unless it is 'run'), so runs of two branches do not overwrite "
+        "each other",
+    )
     args = parser.parse_args()
     if args.stages is not None:
         if len(args.stages) > 2:
@@ -590,10 +603,11 @@ def main() -> None:
             write(results, args.out)
 
         for index in range(args.runs):
-            logs = folder / "logs" / f"run{index + 1}"
+            prefix = "" if args.work_name == "run" else f"{args.work_name}-"
+            logs = folder / "logs" / f"{prefix}run{index + 1}"
             logs.mkdir(parents=True, exist_ok=True)
             print(f"{label} run {index + 1}/{args.runs}", flush=True)
-            one_run(folder, cap_bytes, logs, save)
+            one_run(folder, cap_bytes, logs, save, args.work_name)
 
 
 if __name__ == "__main__":

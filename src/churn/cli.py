@@ -1486,12 +1486,6 @@ def retrain(
 
 def main() -> None:
     """Run the CLI; user-fixable problems print one clear message and exit 1, no traceback."""
-    # LightGBM's OpenMP threads (train.num_threads) sleep when idle instead of spinning: on a
-    # shared machine spinning threads steal the cores the other thread waits for (2 threads ran
-    # 6x slower than 1 beside other jobs; passive: as fast as 1 there, faster on an idle machine;
-    # benchmarks/results/model_stages_10M.md). Set before anything loads the OpenMP runtime, which
-    # reads it once; a value set by the user wins.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         app()
     except DataCheckFailed as error:

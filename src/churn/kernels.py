@@ -1,11 +1,13 @@
 """Pins the numerical kernels (numpy's SIMD dispatch, OpenBLAS's core type and threads) so the same
-inputs give the same bytes on any x86-64 CPU with AVX2, with or without AVX-512.
+inputs give the same bytes on any x86-64 CPU with AVX2, with or without AVX-512, and how OpenMP's
+idle threads wait.
 
 numpy picks its exp/log/logaddexp loops and OpenBLAS its BLAS kernels from the CPU at import time;
 AVX-512 kernels round differently in the last bits, the BG/NBD optimiser amplifies that, and every
 stage after `features` moves. The pin must be in the environment before numpy (or any BLAS user) is
-imported, so `churn.__main__.main` applies it first, and child processes (DVC, Spark's Python
-workers, `retrain`) inherit it. A value the user has already set is kept.
+imported, and the OpenMP runtime reads its variables once when it loads, so `churn.__main__.main`
+applies it first, and child processes (DVC, Spark's Python workers, `retrain`) inherit it. A value
+the user has already set is kept.
 """
 
 from __future__ import annotations
@@ -29,6 +31,11 @@ HASWELL_FLAGS = frozenset({"avx2", "fma"})
 PRE_AVX2_CORE = "Nehalem"
 NEHALEM_FLAGS = frozenset({"ssse3", "sse4_1", "sse4_2"})
 X86_64 = frozenset({"x86_64", "amd64"})
+# LightGBM's OpenMP threads (train.num_threads) sleep when idle instead of spinning, on every
+# machine: on a shared one spinning threads steal the cores the other thread waits for (2 threads
+# ran 6x slower than 1 beside other jobs; passive: as fast as 1 there, faster on an idle machine;
+# benchmarks/results/model_stages_10M.md). It changes speed only, never the trees.
+OPENMP_WAIT = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def read_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str] | None:
@@ -45,10 +52,12 @@ def read_cpu_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> frozenset[str] | No
 
 
 def kernel_env(machine: str, cpu_flags: frozenset[str] | None) -> dict[str, str]:
-    """Return the environment variables that pin the kernels on this machine (empty off x86-64)."""
+    """Return the environment variables that pin the kernels on this machine (off x86-64: only
+    OpenMP's wait policy)."""
     if machine.lower() not in X86_64:
-        return {}
+        return dict(OPENMP_WAIT)
     pinned = {
+        **OPENMP_WAIT,
         "NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_AVX2,
         # one BLAS thread: the split of a reduction across threads must not depend on the core count
         "OPENBLAS_NUM_THREADS": "1",

@@ -213,7 +213,10 @@ def lightgbm_settings(params: TrainParams, spec: FeatureSpec) -> dict[str, Any]:
         "seed": params.seed,
         "num_threads": params.num_threads,
         "deterministic": True,
-        "force_row_wise": True,
+        # column-wise histograms: the same trees as row-wise (checked at 10M and on the default
+        # data), less CPU with two threads and faster when other jobs share the cores
+        # (benchmarks/results/scale_10M_session9.md)
+        "force_col_wise": True,
         "feature_pre_filter": False,
         "monotone_constraints": [params.monotone.get(name, 0) for name in spec.names],
         **tree,

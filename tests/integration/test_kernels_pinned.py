@@ -15,7 +15,12 @@ import pytest
 from churn.kernels import HASWELL_FLAGS, NUMPY_ABOVE_AVX2, X86_64, read_cpu_flags
 from support.paths import ROOT
 
-PINNED = ("NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS")
+PINNED = (
+    "NPY_DISABLE_CPU_FEATURES",
+    "OPENBLAS_CORETYPE",
+    "OPENBLAS_NUM_THREADS",
+    "OMP_WAIT_POLICY",
+)
 
 # Runs the churn entry (`python -m churn` or the console script's target) with `--help`, then
 # reports what numpy dispatches to and which BLAS kernels OpenBLAS loaded in that same process.
@@ -73,6 +78,7 @@ def test_importing_the_entry_loads_no_numpy():
 @pytest.mark.parametrize("how", ["module", "console_script"])
 def test_fresh_churn_process_runs_the_avx2_kernels(how):
     probe = _probe(how)
+    assert probe["env"]["OMP_WAIT_POLICY"] == "PASSIVE"
     assert probe["env"]["NPY_DISABLE_CPU_FEATURES"] == NUMPY_ABOVE_AVX2
     assert probe["env"]["OPENBLAS_NUM_THREADS"] == "1"
     for name in NUMPY_ABOVE_AVX2.split():
@@ -91,11 +97,13 @@ def test_user_setting_of_the_kernel_variables_wins():
         NPY_DISABLE_CPU_FEATURES="X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
         OPENBLAS_CORETYPE="Nehalem",
         OPENBLAS_NUM_THREADS="2",
+        OMP_WAIT_POLICY="ACTIVE",
     )
     assert probe["env"] == {
         "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4 AVX512_ICL AVX512_SPR",
         "OPENBLAS_CORETYPE": "Nehalem",
         "OPENBLAS_NUM_THREADS": "2",
+        "OMP_WAIT_POLICY": "ACTIVE",
     }
     assert not probe["features"]["X86_V3"]
     assert probe["blas"] and all(blas == ["Nehalem", 2] for blas in probe["blas"])

@@ -23,6 +23,7 @@ PRE_AVX2_CPU = frozenset({"ssse3", "sse4_1", "sse4_2", "avx"})
 def test_x86_with_avx2_pins_numpy_and_openblas_to_the_avx2_kernels():
     for flags in (AVX2_CPU, AVX512_CPU):
         assert kernel_env("x86_64", flags) == {
+            "OMP_WAIT_POLICY": "PASSIVE",
             "NPY_DISABLE_CPU_FEATURES": NUMPY_ABOVE_AVX2,
             "OPENBLAS_NUM_THREADS": "1",
             "OPENBLAS_CORETYPE": OPENBLAS_AVX2_CORE,
@@ -45,9 +46,9 @@ def test_unknown_cpu_flags_leave_the_openblas_core_to_openblas():
         assert pinned["NPY_DISABLE_CPU_FEATURES"] == NUMPY_ABOVE_AVX2
 
 
-def test_non_x86_machines_get_no_pin():
-    assert kernel_env("aarch64", None) == {}
-    assert kernel_env("arm64", frozenset({"asimd"})) == {}
+def test_non_x86_machines_get_only_the_openmp_wait_policy():
+    assert kernel_env("aarch64", None) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert kernel_env("arm64", frozenset({"asimd"})) == {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def test_numpy_pin_never_names_a_baseline_feature():
@@ -59,14 +60,26 @@ def test_numpy_pin_never_names_a_baseline_feature():
 def test_pin_keeps_what_the_user_set(monkeypatch):
     monkeypatch.setattr("churn.kernels.platform.machine", lambda: "x86_64")
     monkeypatch.setattr("churn.kernels.read_cpu_flags", lambda: AVX512_CPU)
-    environ = {"NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4", "OPENBLAS_NUM_THREADS": "4"}
+    environ = {
+        "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4",
+        "OPENBLAS_NUM_THREADS": "4",
+        "OMP_WAIT_POLICY": "ACTIVE",
+    }
     added = pin_kernels(environ)
     assert environ == {
         "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4",
         "OPENBLAS_NUM_THREADS": "4",
+        "OMP_WAIT_POLICY": "ACTIVE",
         "OPENBLAS_CORETYPE": "Haswell",
     }
     assert added == {"OPENBLAS_CORETYPE": "Haswell"}
+
+
+def test_pin_sets_the_openmp_wait_policy_the_user_left_unset(monkeypatch):
+    monkeypatch.setattr("churn.kernels.platform.machine", lambda: "aarch64")
+    environ = {"OPENBLAS_NUM_THREADS": "4"}
+    assert pin_kernels(environ) == {"OMP_WAIT_POLICY": "PASSIVE"}
+    assert environ == {"OPENBLAS_NUM_THREADS": "4", "OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def test_cpu_flags_read_from_cpuinfo(tmp_path):
