@@ -541,11 +541,10 @@ def read_snapshots(
 def connect_snapshot_ids() -> duckdb.DuckDBPyConnection:
     """Return the small DuckDB connection the snapshot readers choose their ids with (one
     thread, 512 MB, UTC): it reads a few key columns, never the features."""
-    import duckdb
+    from churn.config import EngineParams
+    from churn.engine import open_duckdb
 
-    con = duckdb.connect(config={"threads": "1", "memory_limit": "512MB"})
-    con.execute("SET TimeZone = 'UTC'")
-    return con
+    return open_duckdb(EngineParams(threads=1, memory_limit="512MB"))
 
 
 GLOB_CHARACTERS = frozenset("*?[]{}")  # DuckDB's read_parquet expands these in a path
