@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 import pytest
 
 from churn.config import EngineParams, IngestParams
@@ -29,7 +28,12 @@ from support.spark_ingest_data import (
 )
 from support.spark_ingest_data import generated_rows as _rows
 from support.spark_ingest_data import write_orders as _write
-from support.spark_parity import frame_differences, require_spark, spark_engine
+from support.spark_parity import (
+    assert_same_output_files,
+    frame_differences,
+    require_spark,
+    spark_engine,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -106,12 +110,7 @@ def test_ingest_on_spark_writes_duckdbs_outputs(tmp_path, zoned, with_ids, zone)
     else:
         assert duck_report["exact_duplicates"] >= 3 and duck_report["duplicates_removed"] == 0
     cells, worst = 0, 0.0
-    for name in OUTPUTS:
-        duck_file = tmp_path / "duckdb" / f"{name}.parquet"
-        spark_file = tmp_path / "spark" / f"{name}.parquet"
-        assert pq.read_schema(spark_file) == pq.read_schema(duck_file), name
-        want, got = pd.read_parquet(duck_file), pd.read_parquet(spark_file)
-        assert frame_differences(got, want) == [], name
+    for _, want, got in assert_same_output_files(tmp_path / "duckdb", tmp_path / "spark", OUTPUTS):
         cells += want.size
         for column in want.columns:
             if pd.api.types.is_float_dtype(want[column]):

@@ -20,7 +20,7 @@ import pytest
 from churn.config import EngineParams, IngestParams
 from churn.ingest import IngestOutputs, run_ingest
 from support.spark_ingest_data import NOW, generated_rows, write_orders
-from support.spark_parity import frame_differences, spark_engine
+from support.spark_parity import assert_same_output_files, spark_engine
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -237,12 +237,7 @@ def test_side_tables_on_spark_give_duckdbs_tables_quarantine_and_report(
     assert counted_on == ["DuckDBAggregates", spark_counter]
     assert spark_report == duck_report
     assert spark_history == duck_history
-    for name in OUTPUTS:
-        duck_file = tmp_path / "duckdb" / f"{name}.parquet"
-        spark_file = tmp_path / "spark" / f"{name}.parquet"
-        assert pq.read_schema(spark_file) == pq.read_schema(duck_file), name
-        want, got = pd.read_parquet(duck_file), pd.read_parquet(spark_file)
-        assert frame_differences(got, want) == [], name
+    assert_same_output_files(tmp_path / "duckdb", tmp_path / "spark", OUTPUTS)
 
     customers, nps = duck_report["customers_table"], duck_report["nps_table"]
     for table in (customers, nps):

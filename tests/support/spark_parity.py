@@ -153,6 +153,24 @@ def frame_differences(spark_frame: pd.DataFrame, duckdb_frame: pd.DataFrame) -> 
     return differences
 
 
+def assert_same_output_files(
+    duckdb_dir: Path, spark_dir: Path, names: tuple[str, ...]
+) -> list[tuple[str, pd.DataFrame, pd.DataFrame]]:
+    """Assert that each `name`.parquet written by the DuckDB run (in `duckdb_dir`) and by the
+    Spark run (in `spark_dir`) has the same schema and values; return (name, DuckDB frame, Spark
+    frame) for further checks."""
+    import pyarrow.parquet as pq
+
+    frames = []
+    for name in names:
+        duck_file, spark_file = duckdb_dir / f"{name}.parquet", spark_dir / f"{name}.parquet"
+        assert pq.read_schema(spark_file) == pq.read_schema(duck_file), name
+        want, got = pd.read_parquet(duck_file), pd.read_parquet(spark_file)
+        assert frame_differences(got, want) == [], name
+        frames.append((name, want, got))
+    return frames
+
+
 # beyond the division cases: ids that sort differently as bytes, case and accents, a customer
 # with only refunds, a purchase on the first day of the data, a leap day, unknown customers in
 # the side tables, nps answers on the same day (tie broken by score)
