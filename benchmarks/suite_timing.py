@@ -5,6 +5,10 @@ alternating (A, B, A, B, ...), so machine noise hits both alike; medians are com
 
     python benchmarks/suite_timing.py BEFORE_DIR AFTER_DIR --runs 3 --out benchmarks/results/suite_timing.json
 
+`--jobs "same tests"` times, on each side, only the tests whose function name exists on both
+sides (each side's own pytest command and options, CI's environment): the tests a restructuring
+moved and kept, without the tests added or dropped since.
+
 Each checkout needs its venv installed first (`make .venv/.installed`). `make run` is timed after
 `make reset` and with the DVC cache cleared (every stage runs), `make test` with the environment CI sets (CHURN_SLOW_TESTS=1).
 """
@@ -12,6 +16,7 @@ Each checkout needs its venv installed first (`make .venv/.installed`). `make ru
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import platform
@@ -22,20 +27,55 @@ import time
 from pathlib import Path
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, int]:
+def timed(
+    command: list[str], cwd: Path, env: dict[str, str], log: Path | None = None
+) -> tuple[float, float, int]:
     """Return (wall seconds, CPU seconds of the command and its children, exit code).
 
     CPU time (user + system) is what the work costs; wall time also counts waiting for cores
     that other jobs on a shared machine hold, so it is compared as well but trusted less."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+    with open(log or os.devnull, "w") as out:  # the last run's output, to read its counts
+        done = subprocess.run(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, done.returncode
+
+
+def test_names(folder: Path) -> set[str]:
+    """Return the names of the test functions in `folder`/tests (module level or in classes)."""
+    names = set()
+    for path in (folder / "tests").rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name.startswith(
+                "test_"
+            ):
+                names.add(node.name)
+    return names
+
+
+def collected_ids(folder: Path, env: dict[str, str], xdist: bool) -> list[str]:
+    """Return the node ids `pytest --collect-only` finds in `folder` (in one process)."""
+    command = [str(folder / ".venv/bin/python"), "-m", "pytest", "--collect-only", "-q"]
+    if xdist:
+        command.append("-n0")
+    done = subprocess.run(command, cwd=folder, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{folder}: pytest --collect-only failed:\n{done.stdout}{done.stderr}")
+    return [line for line in done.stdout.splitlines() if "::" in line]
+
+
+def same_tests(before: Path, after: Path, env: dict[str, str]) -> dict[str, list[str]]:
+    """Return, per side, the node ids of the tests whose function name exists on both sides."""
+    common = test_names(before) & test_names(after)
+    chosen = {}
+    for side, folder in (("before", before), ("after", after)):
+        xdist = "-n 2" in (folder / "pyproject.toml").read_text()
+        ids = collected_ids(folder, env, xdist)
+        chosen[side] = [i for i in ids if i.split("::")[-1].split("[")[0] in common]
+    return chosen
 
 
 def load_average() -> float:
@@ -58,6 +98,7 @@ def write(args: argparse.Namespace, results: dict) -> dict:
             summary[name][key] = medians
     report = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
+        "test_items": getattr(args, "test_items", {}),
         "runs_per_side": args.runs,
         "median_seconds": summary,
         "runs": results,
@@ -81,20 +122,33 @@ def main() -> None:
         # the DVC cache would restore every stage's outputs without running it: clear it too
         "make run": [["make", "reset"], ["rm", "-rf", ".dvc/cache", ".dvc/tmp"], ["make", "run"]],
     }
+    selected: dict[str, list[str]] = {}
+    if "same tests" in args.jobs:
+        selected = same_tests(args.before, args.after, env)
+        args.test_items = {side: len(ids) for side, ids in selected.items()}
+        for side, ids in selected.items():
+            print(f"same tests, {side}: {len(ids)} test items", flush=True)
     results: dict[str, dict[str, list[dict[str, float]]]] = {}
-    for name, commands in jobs.items():
-        if name not in args.jobs:
-            continue
+    for name in args.jobs:
         results[name] = {"before": [], "after": []}
         for _ in range(args.runs):
             for side, folder in (("before", args.before), ("after", args.after)):
                 load = load_average()
                 seconds, cpu, code = 0.0, 0.0, 0
+                if name == "same tests":
+                    argsfile = folder / ".same-tests.txt"
+                    argsfile.write_text("\n".join(selected[side]) + "\n")
+                    python = str(folder / ".venv/bin/python")
+                    commands = [[python, "-m", "pytest", "-q", "@" + str(argsfile)]]
+                    run_env = {**env, "PATH": f"{folder / '.venv/bin'}:{os.environ['PATH']}"}
+                else:
+                    commands, run_env = jobs[name], env
                 for command in commands:
                     if command[0] == "rm" or command[-1] == "reset":
-                        subprocess.run(command, cwd=folder, env=env, capture_output=True)
+                        subprocess.run(command, cwd=folder, env=run_env, capture_output=True)
                         continue
-                    seconds, cpu, code = timed(command, folder, env)
+                    log = folder / f".suite-timing-{name.replace(' ', '-')}.log"
+                    seconds, cpu, code = timed(command, folder, run_env, log)
                 results[name][side].append(
                     {
                         "seconds": round(seconds, 1),
