@@ -509,15 +509,22 @@ def write(results: dict, out: Path) -> None:
 
 
 def combine(parts: list[Path], out: Path, note: str = "") -> None:
-    """Write one results file from several runs of this script (e.g. one per size)."""
+    """Write one results file from several runs of this script (e.g. one per size, or one run
+    per invocation): runs of the same size are pooled and summarized together (their medians)."""
     loaded = [json.loads(p.read_text(encoding="utf-8")) for p in parts]
     results = dict(loaded[0])
     results["command"] = " ; ".join(r["command"] for r in loaded)
-    for extra in loaded[1:]:
-        results["runs"].update(extra["runs"])
-        results["summaries"] += extra["summaries"]
-        results.update({k: v for k, v in extra.items() if k.startswith("data_")})
-        results["finished"] = max(results["finished"], extra["finished"])
+    results["runs"] = {}
+    for part in loaded:
+        for label, runs in part["runs"].items():
+            results["runs"].setdefault(label, []).extend(runs)
+        results.update({k: v for k, v in part.items() if k.startswith("data_")})
+        results["finished"] = max(results["finished"], part["finished"])
+    results["summaries"] = [
+        summarize(label, results[f"data_{label}"], runs)
+        for label, runs in results["runs"].items()
+        if runs and "stages" in runs[0]
+    ]
     results["note"] = note or results.get("note", "")
     write(results, out)
 
