@@ -145,7 +145,7 @@ def run_capped(
     if code == 128 + signal.SIGKILL:
         from churn.engine import killed_by_system
 
-        result["hint"] = killed_by_system(f"stage '{name}'", code)
+        result["hint"] = killed_by_system(f"stage '{name}'", code, name)
     elif code != 0:
         result["error"] = " | ".join(tail)
     return result

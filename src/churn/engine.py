@@ -123,6 +123,7 @@ IN_PROCESS_MEMORY_SETTINGS = {
     "evaluate": "lower train.sample_customers (the customers whose fit rows the baselines read)",
     "promote": "lower train.sample_customers (the customers whose fit rows the baselines read)",
     "score": "lower score.reasons.batch_rows (rows explained per batch of reason contributions)",
+    "uplift": "lower uplift.sample_customers (the customers the baseline risk model learns on)",
 }
 
 
@@ -151,15 +152,22 @@ def is_in_process_out_of_memory(error: BaseException) -> bool:
     )
 
 
-def killed_by_system(what: str, code: int) -> str:
+def killed_by_system(what: str, code: int, stage: str | None = None) -> str:
     """Return the hint shown when the kernel killed a stage (exit 137 / SIGKILL, usually its
-    out-of-memory killer): the settings to change, as for DuckDB's own out-of-memory error."""
+    out-of-memory killer): the settings to change, as for DuckDB's own out-of-memory error. With
+    the `stage` known, its own setting (IN_PROCESS_MEMORY_SETTINGS) is named first."""
+    setting = IN_PROCESS_MEMORY_SETTINGS.get(stage or "")
+    rows = (
+        f"{setting}; "
+        if setting
+        else "in train, evaluate and promote lower train.sample_customers (the customers whose "
+        "fit rows are read), in uplift uplift.sample_customers; "
+    )
     return (
         f"{what} was killed by the system (exit {code}, SIGKILL: usually the machine or container "
-        "ran out of memory). Lower engine.memory_limit in params.yaml below the memory the stage "
-        "really gets (DuckDB then spills to the temp folder instead; pandas and the model need "
-        "memory beside it) or lower engine.threads; in train, evaluate and promote lower "
-        "train.sample_customers (the customers whose fit rows are read); or give the machine "
+        f"ran out of memory). {rows[0].upper()}{rows[1:]}lower engine.memory_limit in params.yaml "
+        "below the memory the stage really gets (DuckDB then spills to the temp folder instead; "
+        "pandas and the model need memory beside it) or lower engine.threads; or give the machine "
         "more memory; check that the temp folder (TMPDIR) has free disk for the spill"
     )
 

@@ -349,7 +349,8 @@ def killed_hint(result: ReproResult) -> str | None:
     for line in reversed(result.tail):
         found = _STAGE_KILLED.search(line)
         if found:
-            return killed_by_system(f"stage '{found['stage']}'", int(found["code"]))
+            stage = found["stage"]
+            return killed_by_system(f"stage '{stage}'", int(found["code"]), stage)
     for line in reversed(result.tail):
         found = _KILLED.search(line)
         if found:

@@ -101,6 +101,30 @@ def test_a_stage_killed_by_the_kernel_gets_the_memory_hint(code):
     assert "engine.memory_limit" in hint and "TMPDIR" in hint
 
 
+@pytest.mark.parametrize(
+    ("stage", "setting"),
+    [
+        ("train", "train.sample_customers"),
+        ("uplift", "uplift.sample_customers"),
+        ("score", "score.reasons.batch_rows"),
+    ],
+)
+def test_a_killed_stage_gets_its_own_setting_first(stage, setting):
+    line = DVC_KILLED.format(code=137).replace("'features'", f"'{stage}'")
+    hint = killed_hint(ReproResult(255, False, (line,)))
+    assert hint is not None and hint.startswith(f"stage '{stage}' was killed by the system")
+    # the stage's own bound first, then the engine's limit; not the other stages' settings
+    assert hint.index(setting) < hint.index("engine.memory_limit")
+    others = {"train.sample_customers", "uplift.sample_customers", "score.reasons.batch_rows"}
+    assert not [other for other in others - {setting} if other in hint]
+
+
+def test_a_killed_stage_without_a_setting_of_its_own_names_every_row_bound():
+    hint = killed_hint(ReproResult(255, False, (DVC_KILLED.format(code=137),)))
+    assert hint is not None
+    assert "train.sample_customers" in hint and "uplift.sample_customers" in hint
+
+
 def test_the_pipeline_command_itself_killed_gets_the_hint():
     hint = killed_hint(ReproResult(-9, False, ("Running stage 'train':",)))
     assert hint is not None and hint.startswith("the pipeline command was killed by the system")
