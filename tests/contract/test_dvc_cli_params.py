@@ -175,6 +175,37 @@ def _closure(modules: set[str]) -> set[str]:
     return files
 
 
+def _cli_functions(cli_tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    return {node.name: node for node in cli_tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def _called_helpers(name: str, functions: dict[str, ast.FunctionDef]) -> list[ast.FunctionDef]:
+    """The command function and every cli.py function it reaches, transitively (a helper such as
+    `_production` imports what the command runs as surely as the command's own body does)."""
+    reached: dict[str, ast.FunctionDef] = {}
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in reached:
+            continue
+        function = reached[current] = functions[current]
+        # a parameter or local variable of the same name (`report`, `features`) is not the function
+        local = {arg.arg for arg in ast.walk(function.args) if isinstance(arg, ast.arg)} | {
+            node.id
+            for node in ast.walk(function)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+        }
+        todo.extend(
+            node.id
+            for node in ast.walk(function)
+            if isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Load)
+            and node.id in functions
+            and node.id not in local
+        )
+    return list(reached.values())
+
+
 def _command_imports(name: str) -> set[str]:
     cli_tree = ast.parse((SRC / "churn/cli.py").read_text())
     module_level = {
@@ -182,14 +213,10 @@ def _command_imports(name: str) -> set[str]:
         for node in cli_tree.body
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("churn")
     }
-    function = next(
-        node
-        for node in cli_tree.body
-        if isinstance(node, ast.FunctionDef) and node.name == name.replace("-", "_")
-    )
+    reached = _called_helpers(name.replace("-", "_"), _cli_functions(cli_tree))
     # every command runs through churn.__main__.main, which pins the numerical kernels first
     # (churn.kernels): a change there changes every stage's numbers
-    return module_level | _imports(function) | {"churn.kernels"}
+    return module_level | set().union(*map(_imports, reached)) | {"churn.kernels"}
 
 
 def test_stage_deps_cover_every_module_their_command_imports(project_root):
