@@ -53,10 +53,10 @@ lock:
 clean-env:
 	rm -rf $(VENV)
 
-# Forget every run: pipeline data, models, MLflow runs and registry, published lists, archives.
+# Forget every run: pipeline data, models, MLflow runs and registry, published lists.
 # Use it before pointing the pipeline at your own data (README: "Using your own data").
 reset:
-	rm -rf data/raw data/interim data/features data/scores data/archive data/ledger data/uplift \
-	  models/challenger \
-	  models/evaluation models/champion exports/at_risk mlflow.db mlartifacts .churn dvc_plots \
+	rm -rf data/raw data/interim data/features data/scores data/ledger data/uplift \
+	  models/challenger models/evaluation models/champion exports/at_risk \
+	  mlflow.db mlartifacts .churn dvc_plots \
 	  reports/metrics.json reports/segments.json reports/plots

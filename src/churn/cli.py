@@ -42,7 +42,6 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "ledger": ("churn", "features", "engine", "score", "backtest", "ledger"),
     "uplift": ("churn", "score", "uplift"),
 }
-EXPORTS = Path("exports/at_risk")  # the published-lists record (not a DVC output)
 APPLY_ENV = "CHURN_PROMOTE_APPLY"  # set by `churn retrain` for the promote stage it runs
 NEW_DEFINITION_ENV = "CHURN_PROMOTE_NEW_DEFINITION"
 NEW_REGISTRY_ENV = (
@@ -50,6 +49,11 @@ NEW_REGISTRY_ENV = (
 )
 
 ParamsPath = Annotated[Path, typer.Option("--params", help="params.yaml to read.", dir_okay=False)]
+# The commands run outside DVC find the record where dvc.yaml's stages name it (churn.pipeline)
+ExportsOption = Annotated[
+    Path | None,
+    typer.Option(help="The published-lists record (default: dvc.yaml's, e.g. exports/at_risk)."),
+]
 
 
 def _required(help_text: str) -> object:
@@ -690,6 +694,9 @@ def promote(
     snapshots: Annotated[Path, _required("Training snapshots (the gate's rows).")],
     out: Annotated[Path, _required("Folder that holds the champion after this run.")],
     report: Annotated[Path, _required("Decision report.")],
+    exports: Annotated[
+        Path, _required("The published-lists record (read: a lost registry must not pass).")
+    ],
     apply: Annotated[
         bool,
         typer.Option(
@@ -724,8 +731,7 @@ def promote(
     settings = _stage_params("promote", params)
     names = settings.registry
     registry = _registry(names)
-    # the published record sits beside params.yaml, at the path `churn publish` writes to
-    production = _production(out, params.resolve().parent / EXPORTS)
+    production = _production(out, exports)
     location = registry.tracking_uri.removeprefix("sqlite:///")
     gap = registry_gap(production, registry, names.champion_alias, location)
     if gap is not None:
@@ -1091,7 +1097,7 @@ def report(
 # --------------------------------------------------------------------------- publish / at-risk
 @app.command()
 def publish(
-    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    exports: ExportsOption = None,
     force: Annotated[
         bool, typer.Option(help="Replace a different list already published for the date.")
     ] = False,
@@ -1107,13 +1113,14 @@ def publish(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Check the gates, then atomically publish the dated at-risk list and switch LATEST.json."""
+    from churn import pipeline
     from churn.lifecycle import publish_scores
 
     settings = load_params(params)
     champion = _registry(settings.registry).alias_version(settings.registry.champion_alias)
     publish_scores(
         settings,
-        exports,
+        exports or pipeline.exports_path(),
         champion,
         force=force,
         accept_drift=accept_drift,
@@ -1125,7 +1132,7 @@ def publish(
 
 @app.command("at-risk")
 def at_risk(
-    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    exports: ExportsOption = None,
     date: Annotated[str | None, typer.Option(help="As-of date (default: LATEST).")] = None,
     tier: Annotated[list[str] | None, typer.Option(help="Risk tier(s): high, medium, low.")] = None,
     top: Annotated[int | None, typer.Option(help="Only the first N by priority.")] = None,
@@ -1140,6 +1147,7 @@ def at_risk(
     ] = None,
 ) -> None:
     """Filter the published at-risk list for a campaign; write CSV/JSON/Excel and a summary."""
+    from churn import pipeline
     from churn.files import write_bytes, write_stdout
     from churn.publish import lists
     from churn.publish.formats import render_list
@@ -1151,6 +1159,7 @@ def at_risk(
     file_format = file_format or (
         "csv" if to_stdout else {".json": "json", ".xlsx": "xlsx"}.get(out.suffix.lower(), "csv")
     )
+    exports = exports or pipeline.exports_path()
     manifest = read_manifest(exports, date)
     selected = lists.filter_list(
         read_list(exports, manifest, group),
@@ -1182,7 +1191,7 @@ def serve_app(
         "127.0.0.1"
     ),
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8050,
-    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    exports: ExportsOption = None,
     behind_proxy: Annotated[
         bool,
         typer.Option(help="A proxy in front terminates TLS (trust its X-Forwarded-* headers)."),
@@ -1192,8 +1201,9 @@ def serve_app(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """For marketing: a web page over the published lists (filter, what-if, download, history)."""
+    from churn import pipeline
     from churn.app.security import SECRET_ENV, check_bind, is_loopback
-    from churn.lifecycle import BACKTEST_REPORT, app_paths
+    from churn.lifecycle import app_paths
 
     try:
         from churn.app.server import AppConfig, serve
@@ -1207,13 +1217,13 @@ def serve_app(
     secret = os.environ.get(SECRET_ENV) or None
     tls = tls_certfile is not None and tls_keyfile is not None
     check_bind(host, secret=secret, tls=tls, behind_proxy=behind_proxy)
-    suppression, report_page, ledger_report = app_paths()
+    suppression, report_page, ledger_report, backtest_report = app_paths()
     # the same save rates the score stage used (measured per tier where campaigns measured them)
     save_rates = choose_save_rates(_read_json(ledger_report, "churn ledger"), settings.score)
     config = AppConfig(
-        exports=exports,
+        exports=exports or pipeline.exports_path(),
         suppression=suppression,
-        backtest=BACKTEST_REPORT,
+        backtest=backtest_report,
         ledger=ledger_report,
         report_page=report_page,
         contact_cost=settings.score.contact_cost,
@@ -1237,17 +1247,25 @@ def serve_app(
 # --------------------------------------------------------------------------- backtest / rollback / retrain
 @app.command()
 def backtest(
-    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    exports: ExportsOption = None,
     contacts: Annotated[
         Path | None, typer.Option(help="Contact log CSV (customer_id, contacted_at).")
     ] = None,
-    report: Annotated[Path | None, typer.Option(help="Backtest report.")] = None,
+    report: Annotated[
+        Path | None, typer.Option(help="Backtest report (default: dvc.yaml's, read by report).")
+    ] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Check published at-risk lists against what happened once their horizon passed."""
-    from churn.lifecycle import BACKTEST_REPORT, run_backtest_report, show_rows
+    from churn import pipeline
+    from churn.lifecycle import run_backtest_report, show_rows
 
-    rows = run_backtest_report(load_params(params), exports, contacts, report or BACKTEST_REPORT)
+    rows = run_backtest_report(
+        load_params(params),
+        exports or pipeline.exports_path(),
+        contacts,
+        report or pipeline.backtest_report_path(),
+    )
     show_rows(rows, "Backtest of published at-risk lists")
 
 
@@ -1480,7 +1498,7 @@ def retrain(
     if new_registry:
         log.warning("--new-registry: models/champion/ is registered again in this registry")
         child_env[NEW_REGISTRY_ENV] = "1"
-    steps = retrain_steps(settings, EXPORTS, child_env, accept_drift, force)
+    steps = retrain_steps(settings, None, child_env, accept_drift, force)
     raise typer.Exit(run_retrain(steps, settings.retrain.lock_file))
 
 

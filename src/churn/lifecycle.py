@@ -24,8 +24,6 @@ from churn.logs import get_logger
 
 log = get_logger("lifecycle")
 
-BACKTEST_REPORT = Path("reports/backtest.json")  # written by `churn backtest` (not a DVC output)
-
 
 def _read_report(path: Path) -> dict[str, Any] | None:
     return read_json(path, "rerun `dvc repro`")
@@ -234,10 +232,12 @@ def run_backtest_report(
     return rows
 
 
-def app_paths(root: Path = Path(".")) -> tuple[Path | None, Path | None, Path | None]:
-    """Return (suppression list, retention page, campaign ledger report) for `churn app`, from
-    dvc.yaml's score, report and ledger stages; None for one that dvc.yaml does not name (the
-    page then does without it)."""
+def app_paths(
+    root: Path = Path("."),
+) -> tuple[Path | None, Path | None, Path | None, Path | None]:
+    """Return (suppression list, retention page, campaign ledger report, backtest report) for
+    `churn app`, from dvc.yaml's score, report and ledger stages; None for one that dvc.yaml does
+    not name (the page then does without it)."""
     from churn import pipeline
 
     def named(stage: str, option: str) -> Path | None:
@@ -251,19 +251,22 @@ def app_paths(root: Path = Path(".")) -> tuple[Path | None, Path | None, Path | 
         named("score", "suppression"),
         report and report / "retention.html",
         named("ledger", "report"),
+        named("report", "backtest"),
     )
 
 
 def retrain_steps(
     settings: Params,
-    exports: Path,
+    exports: Path | None,
     child_env: Mapping[str, str],
     accept_drift: bool,
     force: bool = False,
 ) -> Any:
-    """Return the steps of one `churn retrain` run (the registry is opened after the lock)."""
+    """Return the steps of one `churn retrain` run (the registry is opened after the lock).
+    Without `exports`, the record and the backtest report are where dvc.yaml names them."""
     import functools
 
+    from churn import pipeline
     from churn.retrain import RetrainSteps, resolve_command, run_repro
     from churn.tracking import ModelRegistry, tracking_uri
 
@@ -279,7 +282,7 @@ def retrain_steps(
     def publish() -> None:
         publish_scores(
             settings,
-            exports,
+            exports or pipeline.exports_path(),
             champion(),
             force=force,
             accept_drift=accept_drift,
@@ -288,7 +291,12 @@ def retrain_steps(
 
     def backtest() -> None:
         show_rows(
-            run_backtest_report(settings, exports, None, BACKTEST_REPORT),
+            run_backtest_report(
+                settings,
+                exports or pipeline.exports_path(),
+                None,
+                pipeline.backtest_report_path(),
+            ),
             "Backtest of published at-risk lists",
         )
 

@@ -56,3 +56,14 @@ def stage_path(stage: str, option: str, root: str | Path = ".") -> Path:
     if value is None:
         raise ChurnError(f"dvc.yaml: stage {stage!r} gives no --{option.replace('_', '-')}")
     return Path(root) / Path(value)
+
+
+def exports_path(root: str | Path = ".") -> Path:
+    """Return the published-lists record: the folder dvc.yaml's ledger stage reads (--exports)."""
+    return stage_path("ledger", "exports", root)
+
+
+def backtest_report_path(root: str | Path = ".") -> Path:
+    """Return the backtest report `churn backtest` writes: the file dvc.yaml's report stage reads
+    when it exists (--backtest)."""
+    return stage_path("report", "backtest", root)

@@ -119,10 +119,65 @@ def test_every_path_in_a_stage_command_is_a_declared_dependency_or_output(projec
             if name == "report" and option == "backtest":
                 continue
             # the published-lists record lives outside DVC (publish writes it; the ledger stage
-            # imports past lists into it and reads it on every run: always_changed)
-            if name == "ledger" and option == "exports":
+            # imports past lists into it and reads it, promote reads it to tell a lost registry
+            # from a first run: both always_changed)
+            if name in ("ledger", "promote") and option == "exports":
                 continue
             assert covered, f"stage {name}: --{option} {text} is neither a dep nor an output"
+
+
+def test_the_commands_outside_dvc_find_the_record_and_backtest_where_dvc_yaml_names_them(
+    project_root,
+):
+    """exports/at_risk and reports/backtest.json are named in dvc.yaml only: every stage names the
+    same record, and publish, at-risk, app, backtest and retrain read both from there."""
+    from churn import pipeline
+
+    group = typer.main.get_command(app)
+    named: dict[str, set[str]] = {"exports": set(), "backtest": set()}
+    for name, stage in _stages(project_root).items():
+        options = group.commands[name].make_context(name, _argv(stage)[2:], resilient_parsing=True)
+        for option in named:
+            if options.params.get(option) is not None:
+                named[option].add(str(options.params[option]))
+    assert len(named["exports"]) == 1, f"stages name different records: {named['exports']}"
+    assert len(named["backtest"]) == 1, f"stages name different backtests: {named['backtest']}"
+    assert pipeline.exports_path(project_root) == project_root / named["exports"].pop()
+    assert pipeline.backtest_report_path(project_root) == project_root / named["backtest"].pop()
+
+
+# Literals that may equal a path dvc.yaml names: the default of every command's --params, and
+# params.yaml's own default for ingest.source (a params value that params.yaml spells out).
+# churn/init/project.py lists the demo's outputs (checked against dvc.yaml in
+# tests/contract/test_init_params_keys.py).
+PATH_LITERALS_ALLOWED = {"params.yaml", "churn/config.py:data/raw/transactions.csv.gz"}
+
+
+def _dvc_yaml_paths(project_root) -> set[str]:
+    paths = set()
+    for stage in _stages(project_root).values():
+        paths |= {str(d) for d in stage.get("deps", [])} | _outputs(stage)
+        paths |= {word for word in _argv(stage)[2:] if "/" in word}
+    return {p.rstrip("/") for p in paths if not p.startswith("src/")}
+
+
+def test_no_module_repeats_a_path_that_dvc_yaml_names(project_root):
+    """A path written in dvc.yaml and again in the code (cli.EXPORTS, lifecycle.BACKTEST_REPORT
+    were) can drift from it; the code asks dvc.yaml (churn.pipeline) or takes it as an option."""
+    paths = _dvc_yaml_paths(project_root)
+    for file in sorted(SRC.rglob("*.py")):
+        module = str(file.relative_to(SRC))
+        if module == "churn/init/project.py":
+            continue
+        for node in ast.walk(ast.parse(file.read_text())):
+            if not (isinstance(node, ast.Constant) and isinstance(node.value, str)):
+                continue
+            text = node.value.rstrip("/")
+            if text in paths and not {text, f"{module}:{text}"} & PATH_LITERALS_ALLOWED:
+                raise AssertionError(
+                    f"src/{module}:{node.lineno}: {node.value!r} repeats a path dvc.yaml names; "
+                    "read it with churn.pipeline.stage_path or pass it as an option"
+                )
 
 
 def test_stage_commands_have_no_path_defaults():
@@ -175,6 +230,37 @@ def _closure(modules: set[str]) -> set[str]:
     return files
 
 
+def _cli_functions(cli_tree: ast.Module) -> dict[str, ast.FunctionDef]:
+    return {node.name: node for node in cli_tree.body if isinstance(node, ast.FunctionDef)}
+
+
+def _called_helpers(name: str, functions: dict[str, ast.FunctionDef]) -> list[ast.FunctionDef]:
+    """The command function and every cli.py function it reaches, transitively (a helper such as
+    `_production` imports what the command runs as surely as the command's own body does)."""
+    reached: dict[str, ast.FunctionDef] = {}
+    todo = [name]
+    while todo:
+        current = todo.pop()
+        if current in reached:
+            continue
+        function = reached[current] = functions[current]
+        # a parameter or local variable of the same name (`report`, `features`) is not the function
+        local = {arg.arg for arg in ast.walk(function.args) if isinstance(arg, ast.arg)} | {
+            node.id
+            for node in ast.walk(function)
+            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)
+        }
+        todo.extend(
+            node.id
+            for node in ast.walk(function)
+            if isinstance(node, ast.Name)
+            and isinstance(node.ctx, ast.Load)
+            and node.id in functions
+            and node.id not in local
+        )
+    return list(reached.values())
+
+
 def _command_imports(name: str) -> set[str]:
     cli_tree = ast.parse((SRC / "churn/cli.py").read_text())
     module_level = {
@@ -182,14 +268,10 @@ def _command_imports(name: str) -> set[str]:
         for node in cli_tree.body
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("churn")
     }
-    function = next(
-        node
-        for node in cli_tree.body
-        if isinstance(node, ast.FunctionDef) and node.name == name.replace("-", "_")
-    )
+    reached = _called_helpers(name.replace("-", "_"), _cli_functions(cli_tree))
     # every command runs through churn.__main__.main, which pins the numerical kernels first
     # (churn.kernels): a change there changes every stage's numbers
-    return module_level | _imports(function) | {"churn.kernels"}
+    return module_level | set().union(*map(_imports, reached)) | {"churn.kernels"}
 
 
 def test_stage_deps_cover_every_module_their_command_imports(project_root):

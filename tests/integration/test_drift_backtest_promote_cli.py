@@ -30,7 +30,7 @@ DRIFT += [
 ]
 PROMOTE = ["promote", "--challenger", "models/challenger"]
 PROMOTE += ["--snapshots", "data/features/train.parquet", "--out", "models/champion"]
-PROMOTE += ["--report", "reports/promotion.json"]
+PROMOTE += ["--report", "reports/promotion.json", "--exports", "exports/at_risk"]
 
 
 @pytest.fixture

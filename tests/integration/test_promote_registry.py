@@ -61,6 +61,7 @@ def _promote(
     args = ["promote", "--challenger", str(challenger), "--snapshots", str(snapshots_path)]
     args += ["--out", str(tmp_path / "champion")]
     args += ["--report", str(tmp_path / "reports" / "promotion.json")]
+    args += ["--exports", str(tmp_path / "exports" / "at_risk")]
     args += ["--params", str(params_path)] + (["--apply"] if apply else [])
     result = CliRunner().invoke(app, args, env=env)
     if result.exception is not None and not isinstance(result.exception, SystemExit):

@@ -264,6 +264,7 @@ def promote(snapshots, mlflow_store, tmp_path, monkeypatch):
         dataclasses.replace(model, metadata=metadata).save(folder)
         args = ["promote", "--challenger", str(folder), "--snapshots", str(snapshots_path)]
         args += ["--out", str(tmp_path / "champion"), "--report", str(tmp_path / f"{name}.json")]
+        args += ["--exports", str(tmp_path / "exports" / "at_risk")]
         result = CliRunner().invoke(app, [*args, "--apply", "--params", str(params_path)])
         if result.exception is not None and not isinstance(result.exception, SystemExit):
             raise result.exception

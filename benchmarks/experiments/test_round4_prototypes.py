@@ -1,6 +1,11 @@
-"""The round-4 candidate features and the count target prototyped in the benchmarks
-(benchmarks/results/model_round4.md): correct values on hand-built rows, and nothing read from
-another cutoff or from after the label window."""
+"""A check of the round-4 experiment (benchmarks/results/model_round4.md): its candidate features
+and count target (model_quality.py, objectives.py: prototypes, not in churn) give correct values on
+hand-built rows and read nothing from another cutoff or from after the label window.
+
+    pytest benchmarks/experiments/test_round4_prototypes.py
+
+It lives beside the experiment, not in tests/ (tests and benchmarks never import each other), and
+`make test` does not run it (pytest's testpaths is tests/)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """A/B of the stages after `features` on one finished run: reference code vs this checkout.
 
-    python -m benchmarks.later_stages_ab --run /work/scale-speedB/10M/run \
+    python -m benchmarks.experiments.later_stages_ab --run /work/scale-speedB/10M/run \
         --reference-src /tmp/old/src --stages ledger evaluate --rounds 1 \
         --out benchmarks/results/later_stages_10M.md
 
@@ -110,7 +110,7 @@ def main() -> None:
 
 
 def write_markdown(args: argparse.Namespace, results: dict, failures: list[str]) -> None:
-    command = "python -m benchmarks.later_stages_ab " + " ".join(sys.argv[1:])
+    command = "python -m benchmarks.experiments.later_stages_ab " + " ".join(sys.argv[1:])
     lines = [
         "# Stages after `features`: reference code vs this branch, same run, same cap",
         "",

@@ -1,6 +1,6 @@
 """Profile the ingest stage: wall and CPU seconds of every DuckDB statement it runs, in order.
 
-    python -m benchmarks.profile_ingest --params /work/scale-data/10M/run/params.yaml \
+    python -m benchmarks.experiments.profile_ingest --params /work/scale-data/10M/run/params.yaml \
         --out /tmp/ingest-profile [--top 25]
 
 Runs `churn.ingest.run_ingest` once in this process with a connection that times each

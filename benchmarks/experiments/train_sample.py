@@ -1,8 +1,8 @@
 """How many customers does the booster need? Out-of-time quality of `train.sample_customers`.
 
-    python -m benchmarks.train_sample --features /path/to/data/features --label 10M \
+    python -m benchmarks.experiments.train_sample --features /path/to/data/features --label 10M \
         [--params /path/to/params.yaml] [--samples 250000 100000 50000] [--bootstrap 200]
-    python -m benchmarks.train_sample --customers 60000 [--samples 20000 10000 5000]
+    python -m benchmarks.experiments.train_sample --customers 60000 [--samples 20000 10000 5000]
 
 The training snapshots are either an existing features folder (the `train.parquet` the features
 stage wrote; read only) or, with --customers, the default generated data built once under
@@ -403,7 +403,7 @@ def main() -> None:
     probe = MemoryCap(f"churn-train-sample-probe-{os.getpid()}", cap)
     cap_kind = probe.kind
     probe.remove()
-    command = " ".join(["python -m benchmarks.train_sample", *sys.argv[1:]])
+    command = " ".join(["python -m benchmarks.experiments.train_sample", *sys.argv[1:]])
     print(f"snapshots {snapshots}; sizes all, {samples}", flush=True)
 
     results: dict = {
@@ -429,7 +429,7 @@ def main() -> None:
     scores: dict[str, dict[str, np.ndarray]] = {}
     for size in [ALL, *map(str, samples)]:
         out = work / f"size_{size}"
-        child = [sys.executable, "-m", "benchmarks.train_sample", "--features", str(snapshots),
+        child = [sys.executable, "-m", "benchmarks.experiments.train_sample", "--features", str(snapshots),
                  "--params", str(args.params), "--one", size, "--out", str(out)]  # fmt: skip
         if args.production_refit:
             child.append("--production-refit")

@@ -1,6 +1,6 @@
 """A/B of the model stages (train .. report) on a finished scale run's features, code trees side by side.
 
-    python -m benchmarks.model_stages --base /work/speed10m-data/base \
+    python -m benchmarks.experiments.model_stages --base /work/speed10m-data/base \
         --variant ref=/path/to/main/src --variant new=src:train.num_threads=2 --rounds 1
 
 The base folder is a scale run (benchmarks/scale.py) cut back to what the stages after `features`
@@ -70,7 +70,7 @@ def main() -> None:
     scratch = args.scratch or args.base.parent
     commands = dict(stage_commands())
     results: dict[str, object] = {
-        "command": "python -m benchmarks.model_stages " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.experiments.model_stages " + " ".join(sys.argv[1:]),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "variants": {name: {"src": str(src), "overrides": o} for name, src, o in variants},
         "runs": {name: [] for name, _, _ in variants},

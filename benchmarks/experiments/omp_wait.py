@@ -1,6 +1,6 @@
 """OpenMP waiting and LightGBM histogram layout: boosting and prediction time, same trees or not.
 
-    python -m benchmarks.omp_wait --features /path/to/data/features --rounds 3 \
+    python -m benchmarks.experiments.omp_wait --features /path/to/data/features --rounds 3 \
         --variant passive= --variant spin10k=GOMP_SPINCOUNT=10000 \
         --variant colwise=@force_col_wise --load 0 1 2 --out omp_wait.json
 
@@ -172,7 +172,7 @@ def main() -> None:
         "cache": str(args.out.with_suffix(".rows.parquet")),
     }
     results: dict = {
-        "command": "python -m benchmarks.omp_wait " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.experiments.omp_wait " + " ".join(sys.argv[1:]),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "boost_rounds": args.boost_rounds,
         "load_nice": args.load_nice,

@@ -1,6 +1,6 @@
 """The features stage before and after a change: a git ref's code and this tree's, same inputs.
 
-    python -m benchmarks.bench_features_speed --data /work/scale-speedA/10M/interim \
+    python -m benchmarks.experiments.bench_features_speed --data /work/scale-speedA/10M/interim \
         --params /work/scale-speedA/10M/params.yaml --ref main --label 10M
 
 Both run `churn features` (the dvc.yaml command, default features/engine params of --params) in
@@ -139,7 +139,7 @@ def markdown(entries: list[dict]) -> str:
     lines = [
         "# Features stage: before / after, same inputs, same run",
         "",
-        "Written by `python -m benchmarks.bench_features_speed` (command per entry below). Each "
+        "Written by `python -m benchmarks.experiments.bench_features_speed` (command per entry below). Each "
         "variant runs `churn features` in a fresh child process inside its own 3 GiB memory "
         "cgroup, alternating; CPU s = user + system seconds of the stage's processes (wall time "
         "is noisy on this shared 2-core machine); load = 1-minute load average before→after. "
@@ -213,7 +213,7 @@ def main() -> None:
     comparison = compare_outputs(work / "reference", work / "this")
     entry = {
         "label": args.label,
-        "command": "python -m benchmarks.bench_features_speed "
+        "command": "python -m benchmarks.experiments.bench_features_speed "
         + " ".join(shlex.quote(a) for a in sys.argv[1:]),
         "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": pq.ParquetFile(args.data / "transactions.parquet").metadata.num_rows,

@@ -1,6 +1,6 @@
 """Ingest speed A/B: a plain DuckDB sorted copy, the reference code's ingest and this checkout's.
 
-    python -m benchmarks.ingest_speed --data /work/scale-data/10M --reference-src /tmp/old/src \
+    python -m benchmarks.experiments.ingest_speed --data /work/scale-data/10M --reference-src /tmp/old/src \
         --rounds 3 --out benchmarks/results/ingest_speed.json
 
 Per round, in this order and each in its own fresh memory cgroup capped at --cap (3 GiB;
@@ -201,7 +201,7 @@ def main() -> None:
     import pyarrow.parquet as pq
 
     results: dict = {
-        "command": "python -m benchmarks.ingest_speed " + " ".join(sys.argv[1:]),
+        "command": "python -m benchmarks.experiments.ingest_speed " + " ".join(sys.argv[1:]),
         "started": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
         "cap": f"{args.cap_gb:g} GiB",
