@@ -46,10 +46,10 @@ class RetrainLock:
 
     def record_child(self, group: int) -> None:
         """Write the pipeline's process group, so a run after a kill -9 can stop its orphans."""
+        from churn.files import rewrite_open_file  # the durable write lives there (fsync)
+
         text = f"{self._header}{_CHILD_LINE} {group}\n".encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, text, 0)
-        os.fsync(self._fd)
+        rewrite_open_file(self._fd, text)
 
 
 def _group_alive(group: int) -> bool:
