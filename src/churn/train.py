@@ -645,7 +645,7 @@ def _read_customer_rows(
     return read_snapshot_rows(path, [CUSTOMER_ID, ROLE], keep)
 
 
-BGNBD_PREFIX = "bgnbd_"  # the BG/NBD columns of features.bgnbd (churn.features.bgnbd)
+BGNBD_PREFIX = "bgnbd_"  # the BG/NBD columns of features.bgnbd (churn.features.bgnbd_columns)
 STACK_COLUMN = "bgnbd_p_no_purchase"  # BG/NBD P(no purchase in the horizon): the label's event
 
 
