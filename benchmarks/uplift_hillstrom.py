@@ -23,7 +23,7 @@ from sklift.models import TwoModels
 from benchmarks.common import RESULTS, ROOT
 from churn.uplift.data import feature_frame
 from churn.uplift.learner import LearnerSettings, fit_uplift
-from churn.uplift.metrics import qini_coefficient
+from churn.uplift.qini import qini_coefficient
 
 FIXTURE = ROOT / "tests" / "support" / "data" / "hillstrom.csv.xz"
 FEATURES = ["recency", "history", "mens", "womens", "zip_code", "newbie", "channel"]

@@ -37,7 +37,13 @@ from benchmarks.common import (
 from churn import columns as c
 from churn.config import ChurnParams, EngineParams, FeaturesParams, GenerateParams
 from churn.features import build_snapshots, feature_groups
-from churn.features.definitions import categorical_names
+from churn.features.definitions import feature_list
+
+
+def categorical_names(params: FeaturesParams) -> list[str]:
+    """Return the categorical (string) feature names."""
+    return [feature.name for feature in feature_list(params) if feature.categorical]
+
 
 CORE = [
     c.RECENCY_DAYS,

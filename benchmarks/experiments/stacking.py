@@ -37,7 +37,7 @@ from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, DATE, ROLE
 from churn.config import load_params
 from churn.cutoffs import CALIBRATION, customer_share
 from churn.evaluate.baselines import score_baselines
-from churn.features.bgnbd import EXPECTED, P_ALIVE, P_NO_PURCHASE
+from churn.features.bgnbd_columns import EXPECTED, P_ALIVE, P_NO_PURCHASE
 from churn.features.build import build_snapshots
 from churn.metrics import bootstrap_differences, score_metrics
 from churn.train import fit_model

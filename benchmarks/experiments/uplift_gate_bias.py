@@ -40,15 +40,15 @@ from churn.uplift.gate import (
     IN_UPLIFT_LIST,
     RETENTION_CONTROL,
     RETENTION_TREATED,
-    run_gate,
+    run_uplift_gate,
 )
-from churn.uplift.simulate import simulate_campaigns
+from churn.uplift.simulate import simulate_uplift_campaigns
 
 
 def measure(seed: int, params, cost: float) -> dict[str, float]:
     """Run the gate on one no-effect stream; return its estimate, both standard errors, parts."""
-    rows = check_campaign_rows(simulate_campaigns("no_effect", seed).rows)
-    outcome = run_gate(rows, params, cost)
+    rows = check_campaign_rows(simulate_uplift_campaigns("no_effect", seed).rows)
+    outcome = run_uplift_gate(rows, params, cost)
     chosen = outcome.holdout
     difference = outcome.report["comparison"]["difference"]
     d = chosen[IN_UPLIFT_LIST].to_numpy(float) - chosen[IN_RISK_VALUE_LIST].to_numpy(float)

@@ -20,8 +20,8 @@ from benchmarks.common import RESULTS, ROOT
 from churn.columns import CONTROL_SHARE, RETAINED, TREATED
 from churn.config import load_params
 from churn.uplift.data import check_campaign_rows
-from churn.uplift.gate import judge_policies, run_gate
-from churn.uplift.simulate import churn_without_contact, simulate_campaigns
+from churn.uplift.gate import judge_policies, run_uplift_gate
+from churn.uplift.simulate import churn_without_contact, simulate_uplift_campaigns
 
 
 def main() -> None:
@@ -46,8 +46,8 @@ def main() -> None:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for seed in args.seeds:
-        rows = check_campaign_rows(simulate_campaigns("no_effect", seed).rows)
-        outcome = run_gate(rows, params, cost)
+        rows = check_campaign_rows(simulate_uplift_campaigns("no_effect", seed).rows)
+        outcome = run_uplift_gate(rows, params, cost)
         holdout = outcome.holdout
         base = churn_without_contact(holdout)
         rng = np.random.default_rng(1000 + seed)

@@ -26,9 +26,10 @@ from churn.columns import (
     MODEL_VERSION,
 )
 from churn.config import BacktestParams
+from churn.cutoffs import label_end, labelled_by
 from churn.errors import ChurnError
 from churn.ids import ids_in
-from churn.metrics import calibration_rows, expected_calibration_error
+from churn.metrics import calibration_rows, expected_calibration_error, precision_recall
 
 TREATMENT, CONTROL = "treatment", "control"
 
@@ -91,7 +92,7 @@ def churned_after(
     customers: pd.Series, purchases: pd.DataFrame, as_of: date, horizon_days: int
 ) -> np.ndarray:
     """Return 1 for each customer with no purchase dated in (as_of, as_of + horizon], else 0."""
-    end = as_of + timedelta(days=horizon_days)
+    end = label_end(as_of, horizon_days)
     inside = purchases.loc[
         within_days(purchases[DATE], as_of + timedelta(days=1), end), CUSTOMER_ID
     ]
@@ -104,7 +105,7 @@ def contacted_within(
     """Return True for customers contacted in [as_of, as_of + horizon], or None without a log."""
     if contacts is None:
         return None
-    end = as_of + timedelta(days=horizon_days)
+    end = label_end(as_of, horizon_days)
     inside = contacts.loc[within_days(contacts[CONTACTED_AT], as_of, end), CUSTOMER_ID]
     return ids_in(customers, inside)
 
@@ -254,8 +255,7 @@ def backtest_run(
     assigned = flagged & treatment
     contacted = contacted_within(customers, contacts, as_of, horizon_days)
     treated = assigned if contacted is None else assigned & contacted
-    flagged_churners = int((flagged & (churned == 1)).sum())
-    all_churners = int(churned.sum())
+    precision, recall = precision_recall(churned, flagged)
     # the campaign changes outcomes of treated customers: calibration is judged on the others
     untreated = ~treated
     table = calibration_rows(probabilities[untreated], churned[untreated])
@@ -283,7 +283,7 @@ def backtest_run(
         "as_of": str(as_of),
         "outcome_window": [
             str(as_of + timedelta(days=1)),
-            str(as_of + timedelta(days=horizon_days)),
+            str(label_end(as_of, horizon_days)),
         ],
         "model_version": ", ".join(versions) or None,
         "customers": len(scores),
@@ -291,8 +291,8 @@ def backtest_run(
         "flagged": int(flagged.sum()),
         "churn_rate_flagged": _rate(churned[flagged]),
         "churn_rate_not_flagged": _rate(churned[~flagged]),
-        "precision": round(flagged_churners / flagged.sum(), 6) if flagged.any() else None,
-        "recall": round(flagged_churners / all_churners, 6) if all_churners else None,
+        "precision": None if precision is None else round(precision, 6),
+        "recall": None if recall is None else round(recall, 6),
         # the control group was never contacted: its precision is the model's, untouched by the campaign
         "precision_control": _rate(churned[flagged & control]),
         "calibration_ece_untreated": ece,
@@ -349,8 +349,8 @@ def run_backtest(
     runs, pending = [], []
     for as_of in sorted(published):
         horizon_days, scores = published[as_of]
-        matures = as_of + timedelta(days=horizon_days)
-        if matures <= newest:
+        matures = label_end(as_of, horizon_days)
+        if labelled_by(as_of, horizon_days, newest):
             run = backtest_run(
                 scores, purchases, as_of, horizon_days, params, contacts, as_of in used
             )

@@ -54,6 +54,16 @@ def customer_share(customer_ids: pd.Series, purpose: str) -> np.ndarray:
     return (hashed.to_numpy() % np.uint64(1_000_003)).astype("float64") / 1_000_003.0
 
 
+def label_windows_overlap(start_a: Any, end_a: Any, start_b: Any, end_b: Any) -> Any:
+    """Return whether the label windows (start_a, end_a] and (start_b, end_b] overlap: the one
+    interval rule, for scalars (a bool) or element by element (pandas Series / numpy arrays).
+
+    This is the leakage guard: rows whose label windows overlap share outcomes, so a model that
+    learnt from one set must never be measured on, calibrated on or compared on the other.
+    """
+    return (start_a < end_b) & (start_b < end_a)
+
+
 def windows_overlap(
     oldest_a: DateLike,
     newest_a: DateLike,
@@ -62,15 +72,30 @@ def windows_overlap(
     horizon_days: int,
 ) -> bool:
     """Return True when a label window (t, t + horizon] of a cutoff in [oldest_a, newest_a]
-    overlaps one of a cutoff in [oldest_b, newest_b].
-
-    This is the leakage guard: rows whose label windows overlap share outcomes, so a model that
-    learnt from one set must never be measured on, calibrated on or compared on the other.
-    """
+    overlaps one of a cutoff in [oldest_b, newest_b] (their union is (oldest, newest + horizon])."""
     window = pd.Timedelta(days=int(horizon_days))
     return bool(
-        pd.Timestamp(oldest_a) < pd.Timestamp(newest_b) + window
-        and pd.Timestamp(oldest_b) < pd.Timestamp(newest_a) + window
+        label_windows_overlap(
+            pd.Timestamp(oldest_a),
+            pd.Timestamp(newest_a) + window,
+            pd.Timestamp(oldest_b),
+            pd.Timestamp(newest_b) + window,
+        )
+    )
+
+
+def cutoff_windows_overlap(
+    cutoffs: pd.Series, horizon_days: int, starts: pd.Series, window_days: pd.Series
+) -> pd.Series:
+    """Return, row by row, whether the label window (cutoff, cutoff + horizon_days] overlaps the
+    window (start, start + window_days] (e.g. a campaign list's contact window)."""
+    when = pd.to_datetime(cutoffs)
+    start = pd.to_datetime(starts)
+    return label_windows_overlap(
+        when,
+        when + pd.Timedelta(days=int(horizon_days)),
+        start,
+        start + pd.to_timedelta(window_days.astype("int64"), unit="D"),
     )
 
 
@@ -111,9 +136,23 @@ def check_role_windows(frame: pd.DataFrame, horizon_days: int, source: str = "sn
             )
 
 
-def labelled_by(cutoffs: pd.Series, horizon_days: int, day: DateLike) -> pd.Series:
-    """Return which cutoffs' label windows (t, t + horizon] end on or before `day`."""
-    return pd.to_datetime(cutoffs) + pd.Timedelta(days=int(horizon_days)) <= pd.Timestamp(day)
+def label_end(cutoff: Any, horizon_days: int) -> Any:
+    """Return the last day of the label window (cutoff, cutoff + horizon]: a date for a date, a
+    Timestamp for a Timestamp, datetimes for a Series (of dates, datetimes or ISO strings)."""
+    if isinstance(cutoff, pd.Series):
+        return pd.to_datetime(cutoff) + pd.Timedelta(days=int(horizon_days))
+    if isinstance(cutoff, str):
+        cutoff = date.fromisoformat(cutoff)
+    return cutoff + timedelta(days=int(horizon_days))
+
+
+def labelled_by(cutoffs: Any, horizon_days: int, day: DateLike) -> Any:
+    """Return whether the label window (t, t + horizon] of each cutoff t has ended on or before
+    `day` (its outcome is known): a bool for one cutoff, a boolean Series for a Series."""
+    ends = label_end(cutoffs, horizon_days)
+    if isinstance(ends, pd.Series):
+        return ends <= pd.Timestamp(day)
+    return bool(pd.Timestamp(ends) <= pd.Timestamp(day))
 
 
 @dataclass(frozen=True)

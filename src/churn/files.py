@@ -67,6 +67,13 @@ def fsync_file(path: str | Path) -> None:
         os.close(fd)
 
 
+def rewrite_open_file(fd: int, data: bytes) -> None:
+    """Replace the whole content of an open file (e.g. a held lock file) and flush it to disk."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+    os.fsync(fd)
+
+
 def fsync_dir(path: str | Path) -> None:
     """Flush a folder's entries (renames into it) to disk."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)

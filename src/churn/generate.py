@@ -598,7 +598,8 @@ def synthetic_snapshot(
     customers: int, seed: int = 0, as_of: dt.date = SNAPSHOT_AS_OF, labelled: bool = False
 ) -> pd.DataFrame:
     """Return a synthetic snapshot of the features contract (core features, NPS, refunds; `churned`
-    when labelled), for benchmarks and tests that need many rows fast, not the pipeline."""
+    when labelled), for benchmarks and tests that need many rows fast, not the pipeline (kept
+    here as their one shared copy: tests and benchmarks may not import each other)."""
     rng = np.random.default_rng(seed)
     tenure = rng.integers(30, 1000, customers).astype("int64")
     gap = rng.gamma(2.0, 15.0, customers) + 3

@@ -59,8 +59,8 @@ def publish_scores(
     model = ChurnModel.load(pipeline.stage_path("score", "model", root))
     fallback = model.metadata.get("fallback") or None
     checks = [
-        gates.check_volume(scores, params),
-        gates.check_freshness(scores["as_of"].iloc[0], dt.date.today(), params),
+        gates.check_scores_volume(scores, params),
+        gates.check_scores_freshness(scores["as_of"].iloc[0], dt.date.today(), params),
         gates.check_ingest_report(ingest_report, params),
         gates.check_drift_gate(drift_report),
         gates.check_champion(

@@ -1,8 +1,12 @@
-"""Every model metric, written once: ROC/PR AUC, log loss, Brier, ECE, lift, calibration table and
-the customer bootstrap of model-minus-baseline differences. Used by train, evaluate, the promote
-gate and the backtest, so the same name always means the same number."""
+"""Every model metric, written once: ROC/PR AUC, precision/recall of a list, log loss, Brier, ECE,
+lift, calibration table, the ROC/PR/gains curve tables and the customer bootstrap of
+model-minus-baseline differences. Used by train, evaluate, the promote gate, uplift and the
+backtest, so the same name always means the same number (the only module importing
+sklearn.metrics: tests/contract/test_single_homes.py)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +19,8 @@ MODEL = "model"
 ECE_BINS = 10
 GATE_METRICS = ("roc_auc", "pr_auc", "log_loss", "brier", "ece")
 _CLIP = 1e-15
+# the x axis of every curve table (evaluate's ROC, PR and gains plots)
+CURVE_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
 
 
 def log_loss(labels: np.ndarray, proba: np.ndarray) -> float:
@@ -30,6 +36,34 @@ def brier(labels: np.ndarray, proba: np.ndarray) -> float:
     return float(np.mean((np.asarray(proba, dtype="float64") - labels) ** 2))
 
 
+def roc_auc(labels: np.ndarray, score: np.ndarray) -> float:
+    """Return the ROC AUC of a score (ties count half); both classes must be present."""
+    from sklearn.metrics import roc_auc_score  # slow import: only when called
+
+    return float(roc_auc_score(labels, score))
+
+
+def pr_auc(labels: np.ndarray, score: np.ndarray) -> float:
+    """Return the PR AUC (average precision) of a score; both classes must be present."""
+    from sklearn.metrics import average_precision_score  # slow import: only when called
+
+    return float(average_precision_score(labels, score))
+
+
+def precision_recall(labels: np.ndarray, flagged: np.ndarray) -> tuple[Any, Any]:
+    """Return (precision, recall) of a flagged set: the share of flagged rows whose label is 1
+    and the share of label-1 rows flagged; None for either when nothing is flagged or no label
+    is 1."""
+    labels = np.asarray(labels)
+    flagged = np.asarray(flagged, dtype=bool)
+    hits = int((flagged & (labels == 1)).sum())
+    positives = int(labels.sum())
+    # hits / an int64 count: a numpy float, as the backtest has always rounded it
+    precision = hits / flagged.sum() if flagged.any() else None
+    recall = hits / positives if positives else None
+    return precision, recall
+
+
 def probability_metrics(labels: np.ndarray, proba: np.ndarray) -> dict[str, float | None]:
     """Return ROC AUC, PR AUC, log loss, Brier and ECE of probabilities; None for any that cannot
     be computed (no rows, one class, or values that are not probabilities)."""
@@ -41,11 +75,9 @@ def probability_metrics(labels: np.ndarray, proba: np.ndarray) -> dict[str, floa
     if not np.isfinite(proba).all() or (proba < 0).any() or (proba > 1).any():
         return empty
     both_classes = np.unique(labels).size == 2
-    from sklearn.metrics import average_precision_score, roc_auc_score  # slow import: only here
-
     return {
-        "roc_auc": float(roc_auc_score(labels, proba)) if both_classes else None,
-        "pr_auc": float(average_precision_score(labels, proba)) if both_classes else None,
+        "roc_auc": roc_auc(labels, proba) if both_classes else None,
+        "pr_auc": pr_auc(labels, proba) if both_classes else None,
         "log_loss": log_loss(labels, proba),
         "brier": brier(labels, proba),
         "ece": expected_calibration_error(labels, proba),
@@ -141,10 +173,8 @@ def score_metrics(
         raise ChurnError(f"{int((~np.isfinite(score)).sum())} score(s) are missing or infinite")
     out: dict[str, float] = {"rows": float(labels.size), "base_churn_rate": float(labels.mean())}
     if np.unique(labels).size == 2:
-        from sklearn.metrics import average_precision_score, roc_auc_score
-
-        out["roc_auc"] = float(roc_auc_score(labels, score))
-        out["pr_auc"] = float(average_precision_score(labels, score))
+        out["roc_auc"] = roc_auc(labels, score)
+        out["pr_auc"] = pr_auc(labels, score)
     if is_probability:
         out["log_loss"] = log_loss(labels, score)
         out["brier"] = brier(labels, score)
@@ -255,3 +285,43 @@ def calibration_table(labels: np.ndarray, proba: np.ndarray, bins: int = ECE_BIN
     grouped["predicted"] = grouped["predicted"].round(6)
     grouped["observed"] = grouped["observed"].round(6)
     return grouped
+
+
+def roc_table(labels: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Return true-positive rate at a fixed false-positive-rate grid, one column per scorer."""
+    from sklearn.metrics import roc_curve
+
+    table = {"fpr": CURVE_GRID}
+    for name, score in scores.items():
+        fpr, tpr, _ = roc_curve(labels, score)
+        table[name] = np.round(np.interp(CURVE_GRID, fpr, tpr), 6)
+    return pd.DataFrame(table)
+
+
+def pr_table(labels: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Return interpolated precision (best precision at recall >= r) on a recall grid per scorer."""
+    from sklearn.metrics import precision_recall_curve
+
+    table = {"recall": CURVE_GRID}
+    for name, score in scores.items():
+        precision, recall, _ = precision_recall_curve(labels, score)
+        order = np.argsort(recall, kind="stable")
+        recall, precision = recall[order], precision[order]
+        best_after = np.maximum.accumulate(precision[::-1])[::-1]
+        position = np.searchsorted(recall, CURVE_GRID, side="left")
+        position = np.minimum(position, recall.size - 1)
+        table[name] = np.round(best_after[position], 6)
+    return pd.DataFrame(table)
+
+
+def gains_table(labels: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Return the share of churners caught when contacting the top x share of customers."""
+    table = {"targeted": CURVE_GRID}
+    positives = max(float(np.sum(labels)), 1.0)
+    for name, score in scores.items():
+        ascending = np.sort(np.asarray(score, dtype="float64"))  # once, not once per point
+        caught = [0.0] + [
+            captured_in_top(labels, score, f, ascending) / positives for f in CURVE_GRID[1:]
+        ]
+        table[name] = np.round(caught, 6)
+    return pd.DataFrame(table)

@@ -586,7 +586,7 @@ def run_gate(
             chosen_version,
         )
     final = champion_model(chosen, chosen_version, registry.model_name, reference)
-    report = build_report(
+    report = build_gate_report(
         decision,
         challenger_result,
         champion_result,
@@ -668,7 +668,7 @@ def _load_champion(
             return None, str(error)
 
 
-def build_report(
+def build_gate_report(
     decision: Decision,
     challenger: Candidate,
     champion: Candidate | None,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from churn.errors import DATA_CHECK_PREFIX, ChurnError, DataCheckFailed
+from churn.files import rewrite_open_file
 from churn.logs import get_logger
 
 log = get_logger("retrain")
@@ -45,11 +46,13 @@ class RetrainLock:
         self._fd, self._header = fd, header
 
     def record_child(self, group: int) -> None:
-        """Write the pipeline's process group, so a run after a kill -9 can stop its orphans."""
+        """Write the pipeline's process group, so a run after a kill -9 can stop its orphans.
+
+        rewrite_open_file is imported with this module, not here: the group must reach the file
+        at once after the pipeline starts, before a kill -9 of this run could leave it unrecorded.
+        """
         text = f"{self._header}{_CHILD_LINE} {group}\n".encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, text, 0)
-        os.fsync(self._fd)
+        rewrite_open_file(self._fd, text)
 
 
 def _group_alive(group: int) -> bool:

@@ -27,12 +27,13 @@ from churn.cutoffs import (
     TEST,
     check_role_windows,
     customer_share,
+    cutoff_windows_overlap,
     evaluation_kind,
     labelled_by,
 )
 from churn.errors import ChurnError
 from churn.logs import get_logger
-from churn.metrics import ECE_BINS, log_loss, probability_metrics
+from churn.metrics import ECE_BINS, log_loss, pr_auc, probability_metrics, roc_auc
 from churn.model import Calibrator, ChurnModel, FeatureSpec
 
 if TYPE_CHECKING:
@@ -155,15 +156,14 @@ def campaign_contacted_rows(
         {
             CUSTOMER_ID: contacted[CUSTOMER_ID].astype("string").to_numpy(),
             "list_date": pd.to_datetime(contacted["list_date"]).to_numpy(),
-            "list_horizon": pd.to_timedelta(contacted["horizon_days"].astype("int64"), unit="D"),
+            "list_horizon": contacted["horizon_days"].astype("int64").to_numpy(),
         }
     )
     pairs = rows.merge(lists, on=CUSTOMER_ID, how="inner")
-    horizon = pd.Timedelta(days=int(horizon_days))
-    overlap = (pairs["list_date"] < pairs["cutoff"] + horizon) & (
-        pairs["list_date"] + pairs["list_horizon"] > pairs["cutoff"]
+    overlap = cutoff_windows_overlap(
+        pairs["cutoff"], horizon_days, pairs["list_date"], pairs["list_horizon"]
     )
-    flags[pairs.loc[overlap, "row"].to_numpy()] = True
+    flags[pairs.loc[overlap.to_numpy(), "row"].to_numpy()] = True
     return flags
 
 
@@ -645,7 +645,7 @@ def _read_customer_rows(
     return read_snapshot_rows(path, [CUSTOMER_ID, ROLE], keep)
 
 
-BGNBD_PREFIX = "bgnbd_"  # the BG/NBD columns of features.bgnbd (churn.features.bgnbd)
+BGNBD_PREFIX = "bgnbd_"  # the BG/NBD columns of features.bgnbd (churn.features.bgnbd_columns)
 STACK_COLUMN = "bgnbd_p_no_purchase"  # BG/NBD P(no purchase in the horizon): the label's event
 
 
@@ -1065,15 +1065,13 @@ def _production_model(
         # which the promotion gate uses for this model's calibration
         "out_of_time": out_of_time,
     }
-    from sklearn.metrics import average_precision_score, roc_auc_score
-
     diagnostics.update(
         {
             "production_rows": float(n_rows),
             "production_cutoffs": float(n_cutoffs),
             "production_rows_calibration": float(len(held)),
-            "production_test_roc_auc": float(roc_auc_score(y_held, raw)),
-            "production_test_pr_auc": float(average_precision_score(y_held, raw)),
+            "production_test_roc_auc": roc_auc(y_held, raw),
+            "production_test_pr_auc": pr_auc(y_held, raw),
             "evaluation_test_ece": float(out_of_time["ece"]),
         }
     )

@@ -10,8 +10,7 @@ import pytest
 
 from churn.config import ChurnParams, EngineParams, FeaturesParams
 from churn.errors import ChurnError
-from churn.features import bgnbd as bgnbd_features
-from churn.features import build
+from churn.features import bgnbd_columns, build
 from churn.files import write_parquet
 
 
@@ -32,14 +31,14 @@ def test_streamed_snapshots_equal_the_in_memory_ones(
     # candidates and must still choose and fit exactly the in-memory sample
     monkeypatch.setattr(build, "STREAM_ROWS", batch_rows)
     if fit_limit is not None:
-        monkeypatch.setattr(bgnbd_features, "MAX_FIT_CUSTOMERS", fit_limit)
+        monkeypatch.setattr(bgnbd_columns, "MAX_FIT_CUSTOMERS", fit_limit)
     tables = [generated / f"{name}.parquet" for name in ("transactions", "customers", "nps")]
     features = FeaturesParams(bgnbd=bgnbd)
     args = (*tables, ChurnParams(), features, EngineParams(threads=1))
     snapshots = build.build_snapshots(*args)
     if bgnbd:
-        assert snapshots.train[bgnbd_features.P_ALIVE].notna().all()
-        assert snapshots.train[bgnbd_features.P_ALIVE].nunique() > 100
+        assert snapshots.train[bgnbd_columns.P_ALIVE].notna().all()
+        assert snapshots.train[bgnbd_columns.P_ALIVE].nunique() > 100
     write_parquet(snapshots.train, tmp_path / "a_train.parquet")
     write_parquet(snapshots.score, tmp_path / "a_score.parquet")
     expected = build.summarize_snapshots(snapshots, ChurnParams(), features)
@@ -70,7 +69,7 @@ def test_a_cutoff_whose_features_fail_in_a_later_batch_is_null_in_every_batch(
     tables = [generated / f"{name}.parquet" for name in ("transactions", "customers", "nps")]
     args = (*tables, ChurnParams(), FeaturesParams(bgnbd=True), EngineParams(threads=1))
     train = build.build_snapshots(*args).train
-    x, t_x, T = bgnbd_features.summarize_histories(train)
+    x, t_x, T = bgnbd_columns.summarize_histories(train)
     positions = np.arange(len(train))
     counts = train.groupby("cutoff").size()
     target = None
@@ -86,7 +85,7 @@ def test_a_cutoff_whose_features_fail_in_a_later_batch_is_null_in_every_batch(
             break
     assert target is not None, "no cutoff spans two batches with a distinct summary"
     failing_fit = int(counts[target])
-    real = bgnbd_features.cutoff_features
+    real = bgnbd_columns.cutoff_features
 
     def failing(params, horizon_days, xs, t_xs, Ts):
         hit = (xs == poison[0]) & (t_xs == poison[1]) & (Ts == poison[2])
@@ -94,7 +93,7 @@ def test_a_cutoff_whose_features_fail_in_a_later_batch_is_null_in_every_batch(
             raise ChurnError("BG/NBD: expected purchases are not finite (test)")
         return real(params, horizon_days, xs, t_xs, Ts)
 
-    monkeypatch.setattr(bgnbd_features, "cutoff_features", failing)
+    monkeypatch.setattr(bgnbd_columns, "cutoff_features", failing)
     passes = []
     write_pass = build._write_pass
     monkeypatch.setattr(build, "_write_pass", lambda *a: passes.append(1) or write_pass(*a))
@@ -108,5 +107,5 @@ def test_a_cutoff_whose_features_fail_in_a_later_batch_is_null_in_every_batch(
     assert streamed.equals(pq.read_table(tmp_path / "a_train.parquet"))
     frame = streamed.to_pandas()
     at_target = frame["cutoff"] == target
-    assert frame.loc[at_target, bgnbd_features.P_ALIVE].isna().all()
-    assert frame.loc[~at_target, bgnbd_features.P_ALIVE].notna().all()
+    assert frame.loc[at_target, bgnbd_columns.P_ALIVE].isna().all()
+    assert frame.loc[~at_target, bgnbd_columns.P_ALIVE].notna().all()

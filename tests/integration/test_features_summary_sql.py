@@ -10,7 +10,7 @@ import pytest
 from churn.config import ChurnParams, FeaturesParams, load_params
 from churn.cutoffs import Cutoff
 from churn.engine import open_duckdb
-from churn.features.bgnbd import SUMMARY_COLUMNS
+from churn.features.bgnbd_columns import SUMMARY_COLUMNS
 from churn.features.build import _snapshot_query, open_inputs
 from churn.features.sql import day_number, summary_sql
 from support.features_tables import (

@@ -11,7 +11,7 @@ import pytest
 from churn.config import load_params
 from churn.cutoffs import Cutoff
 from churn.engine import open_duckdb
-from churn.features.bgnbd import EXPECTED
+from churn.features.bgnbd_columns import EXPECTED
 from churn.features.build import compute_customer_snapshots, compute_snapshots, open_inputs
 from support.paths import ROOT
 

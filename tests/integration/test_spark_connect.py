@@ -35,7 +35,9 @@ from support.spark_parity import (
     edge_tables,
     frame_differences,
     require_spark,
+    spark_all_scores,
     spark_engine,
+    spark_published_list,
     stop_local_spark,
 )
 
@@ -174,7 +176,7 @@ def test_connect_scores_equal_the_pandas_score_stage_by_risk_and_by_uplift(conne
             on_spark = UpliftTargeting(connect.read.parquet(str(table_path)), 0.25, 17, why)
         expected = build_scores(snapshot, model, params, suppressed, uplift=expected_policy)
         result = score_on_spark(frame, model, params, suppressed, uplift=on_spark)
-        scores = result.all_scores()
+        scores = spark_all_scores(result)
         flagged = expected[AT_RISK].to_numpy()
         assert result.customers == len(expected) == len(scores) == 1200
         # the cap binds the chosen list; the exploration's random contacts come on top of it
@@ -185,7 +187,9 @@ def test_connect_scores_equal_the_pandas_score_stage_by_risk_and_by_uplift(conne
             assert result.targeting["explored"] > 0
             assert UPLIFT in scores.columns
         assert (
-            frame_differences(result.published_list(), expected[flagged].reset_index(drop=True))
+            frame_differences(
+                spark_published_list(result), expected[flagged].reset_index(drop=True)
+            )
             == []
         )
         assert frame_differences(scores, expected.reset_index(drop=True)) == []

@@ -68,12 +68,12 @@ def test_spark_bgnbd_features_equal_duckdb(spark, generated_interim):
 
 
 def test_spark_bgnbd_hash_sample_fit_equals_duckdb(spark, generated_interim, monkeypatch):
-    from churn.features import bgnbd
+    from churn.features import bgnbd_columns
     from churn.spark.features import build_snapshots as build_on_spark
 
     # a cutoff with more customers than the limit fits on the hash sample: both engines must
     # choose the same customers (the pandas hash on the executors, the rank in Spark)
-    monkeypatch.setattr(bgnbd, "MAX_FIT_CUSTOMERS", 60)
+    monkeypatch.setattr(bgnbd_columns, "MAX_FIT_CUSTOMERS", 60)
     interim = generated_interim(customers=400, seed=5, days=1095)
     files = [interim / f"{name}.parquet" for name in ("transactions", "customers", "nps")]
     churn, params = ChurnParams(), FeaturesParams(bgnbd=True)
@@ -81,7 +81,7 @@ def test_spark_bgnbd_hash_sample_fit_equals_duckdb(spark, generated_interim, mon
     assert on_duckdb.score.shape[0] > 60 and on_duckdb.train["bgnbd_p_alive"].notna().any()
     on_spark = build_on_spark(spark, *files, churn, params)
     assert_same_snapshots(on_spark, on_duckdb)
-    monkeypatch.setattr(bgnbd, "MAX_FIT_CUSTOMERS", 200_000)
+    monkeypatch.setattr(bgnbd_columns, "MAX_FIT_CUSTOMERS", 200_000)
     on_all = build_on_duckdb(*files, churn, params, engine=spark_engine(Path("/tmp")))
     # the sample changed the fit: the test exercised the sampled path, not the full one
     assert not on_all.score["bgnbd_p_alive"].equals(on_duckdb.score["bgnbd_p_alive"])

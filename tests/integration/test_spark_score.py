@@ -12,7 +12,7 @@ from churn.columns import AT_RISK, CHURN_PROBABILITY, CUSTOMER_ID, GROUP
 from churn.config import ScoreParams, TargetParams
 from churn.errors import ChurnError
 from support.score_data import make_snapshot, train_model
-from support.spark_parity import frame_differences
+from support.spark_parity import frame_differences, spark_all_scores, spark_published_list
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -62,11 +62,11 @@ def test_spark_scores_equal_the_pandas_score_stage(spark, tmp_path, target):
     expected = build_scores(snapshot, model, params, suppressed)
     frame = spark.read.parquet(str(path)).repartition(3)  # several tasks and sorted partitions
     result = score_on_spark(frame, model, params, suppressed)
-    scores = result.all_scores()
+    scores = spark_all_scores(result)
     assert result.customers == len(expected) == len(scores)
     assert result.flagged == int(expected[AT_RISK].sum()) > 100
     assert result.targeting == expected.attrs["targeting"]
-    listed = result.published_list()
+    listed = spark_published_list(result)
     want = expected[expected[AT_RISK]].reset_index(drop=True)
     assert (listed[GROUP] == "control").any() and (listed[GROUP] == "treatment").any()
     assert frame_differences(listed, want) == []
@@ -123,7 +123,7 @@ def test_spark_scores_by_uplift_equal_the_pandas_score_stage(
         spark.read.parquet(str(table_path)), exploration_share, 17, "the gate switched (test)"
     )
     result = score_on_spark(frame, model, params, suppressed, uplift=on_spark)
-    scores = result.all_scores()
+    scores = spark_all_scores(result)
     flagged = expected[AT_RISK].to_numpy()
     assert result.customers == len(expected) == len(scores)
     assert result.flagged == int(flagged.sum()) > 50
@@ -140,7 +140,8 @@ def test_spark_scores_by_uplift_equal_the_pandas_score_stage(
         expected.loc[flagged, CUSTOMER_ID]
     )
     assert (
-        frame_differences(result.published_list(), expected[flagged].reset_index(drop=True)) == []
+        frame_differences(spark_published_list(result), expected[flagged].reset_index(drop=True))
+        == []
     )
     assert frame_differences(scores, expected.reset_index(drop=True)) == []
 

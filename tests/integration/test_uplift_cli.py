@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from churn.cli import app
 from churn.errors import ChurnError
-from churn.uplift.simulate import simulate_campaigns
+from churn.uplift.simulate import simulate_uplift_campaigns
 from support.paths import ROOT
 
 
@@ -25,7 +25,7 @@ def _params(tmp_path, **uplift) -> str:
 
 
 def test_uplift_command_writes_the_gate_report_and_contacts(tmp_path):
-    simulated = simulate_campaigns("heterogeneous", seed=0)
+    simulated = simulate_uplift_campaigns("heterogeneous", seed=0)
     campaigns = tmp_path / "campaigns.parquet"
     simulated.rows.to_parquet(campaigns)
     newest = simulated.rows[simulated.rows["campaign_id"] == simulated.rows["campaign_id"].max()]
@@ -75,7 +75,7 @@ def test_uplift_command_writes_the_gate_report_and_contacts(tmp_path):
 
 def test_uplift_command_says_not_enough_data_and_writes_no_contacts(tmp_path):
     campaigns = tmp_path / "campaigns.csv"
-    simulate_campaigns("too_few_campaigns", seed=0).rows.to_csv(campaigns, index=False)
+    simulate_uplift_campaigns("too_few_campaigns", seed=0).rows.to_csv(campaigns, index=False)
     report = tmp_path / "uplift.json"
     result = CliRunner().invoke(
         app,
@@ -98,7 +98,7 @@ def test_uplift_command_says_not_enough_data_and_writes_no_contacts(tmp_path):
 
 def test_uplift_command_names_a_bad_column(tmp_path):
     campaigns = tmp_path / "campaigns.csv"
-    rows = simulate_campaigns("too_few_campaigns", seed=0).rows
+    rows = simulate_uplift_campaigns("too_few_campaigns", seed=0).rows
     rows.loc[5, "treated"] = 3
     rows.to_csv(campaigns, index=False)
     result = CliRunner().invoke(
@@ -121,7 +121,7 @@ def test_random_actions_pick_each_customers_most_profitable_action():
     from churn.config import UpliftParams
     from churn.uplift.plan import plan_uplift
 
-    simulated = simulate_campaigns("heterogeneous", seed=1)
+    simulated = simulate_uplift_campaigns("heterogeneous", seed=1)
     rows = simulated.rows.copy()
     rng = np.random.default_rng(0)
     treated = rows["treated"] == 1

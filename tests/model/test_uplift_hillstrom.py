@@ -10,7 +10,7 @@ from sklift.models import TwoModels
 
 from churn.uplift.data import feature_frame
 from churn.uplift.learner import LearnerSettings, fit_uplift
-from churn.uplift.metrics import qini_coefficient, uplift_at_k
+from churn.uplift.qini import qini_coefficient, uplift_at_k
 from support.hillstrom import FEATURES, hillstrom_rows, split_rows
 
 pytestmark = [

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
@@ -16,6 +17,9 @@ from churn.config import EngineParams, SparkParams
 from support.division_cases import division_customers, division_nps, division_transactions
 from support.features_tables import customers_frame, day, nps_frame, transactions_frame
 from support.services import require
+
+if TYPE_CHECKING:
+    from churn.spark.score import SparkScores
 
 # small JVM: the test machine is shared; one core, few shuffle partitions
 TEST_CONF = {
@@ -215,3 +219,23 @@ def assert_same_snapshots(on_spark, on_duckdb) -> None:
     assert len(on_duckdb.train) > 0 and len(on_duckdb.score) > 0
     assert frame_differences(on_spark.train, on_duckdb.train) == []
     assert frame_differences(on_spark.score, on_duckdb.score) == []
+
+
+def spark_published_list(result: SparkScores) -> pd.DataFrame:
+    """Return the flagged customers of a Spark scoring (the list marketing gets) as pandas, in
+    priority order, with the dtypes of build_scores' frame."""
+    from churn import columns as C
+    from churn.spark.features import to_pandas
+    from churn.spark.score import with_score_dtypes
+
+    rows = to_pandas(result.scores.where(f"{C.AT_RISK}").orderBy(C.PRIORITY))
+    return with_score_dtypes(rows)
+
+
+def spark_all_scores(result: SparkScores) -> pd.DataFrame:
+    """Return every customer's scores of a Spark scoring as pandas (all rows come to the
+    driver: small test data only), in priority order, with build_scores' dtypes."""
+    from churn.spark.features import to_pandas
+    from churn.spark.score import with_score_dtypes
+
+    return with_score_dtypes(to_pandas(result.scores))

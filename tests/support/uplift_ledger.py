@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from churn.uplift.simulate import FEATURES, simulate_campaigns
+from churn.uplift.simulate import FEATURES, simulate_uplift_campaigns
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ def ledger_inputs(regime: str, seed: int, campaigns: int | None = None) -> Ledge
     matured list; every list customer is also a training snapshot row at the list date (the
     treated ones are left out through the contacted table); today's customers are the newest
     list's with features, spend and tenure."""
-    rows = simulate_campaigns(regime, seed, campaigns).rows
+    rows = simulate_uplift_campaigns(regime, seed, campaigns).rows
     table = pd.DataFrame(
         {
             "list_id": rows["campaign_id"].astype("string"),

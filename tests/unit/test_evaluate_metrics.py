@@ -17,6 +17,9 @@ from churn.metrics import (
     expected_calibration_error,
     fraction_label,
     lift_and_recall,
+    pr_auc,
+    precision_recall,
+    roc_auc,
     score_metrics,
     weighted_auc_ap,
 )
@@ -164,3 +167,24 @@ def test_bgnbd_no_purchase_baseline_is_the_closed_form_on_the_test_histories():
     expected = probability_no_purchase(fitted, 90 / 7, x, t_x, T)
     np.testing.assert_allclose(by_name["bgnbd_no_purchase"].score, expected)
     assert by_name["bgnbd_no_purchase"].is_probability
+
+
+def test_roc_and_pr_auc_are_scikit_learns_as_plain_floats():
+    labels = np.array([0, 0, 1, 1, 0, 1])
+    score = np.array([0.1, 0.4, 0.35, 0.8, 0.2, 0.8])
+    assert roc_auc(labels, score) == float(roc_auc_score(labels, score))
+    assert roc_auc(labels, score) == pytest.approx(8 / 9)  # 8 of 9 pairs ordered right
+    assert pr_auc(labels, score) == float(average_precision_score(labels, score))
+    assert type(roc_auc(labels, score)) is float and type(pr_auc(labels, score)) is float
+
+
+def test_precision_and_recall_of_a_list_are_the_backtests_ratios():
+    churned = np.array([1, 0, 1, 1, 0], dtype="int8")
+    flagged = np.array([True, True, False, True, False])
+    precision, recall = precision_recall(churned, flagged)
+    # 2 of the 3 flagged churned; 2 of the 3 churners were flagged
+    assert precision == 2 / 3 and recall == 2 / 3
+    # a numpy float as the backtest always rounded it (round() of a numpy float rounds in numpy)
+    assert isinstance(precision, np.floating)
+    assert precision_recall(churned, np.zeros(5, dtype=bool)) == (None, 0.0)
+    assert precision_recall(np.zeros(5, dtype="int8"), flagged) == (0.0, None)

@@ -19,7 +19,7 @@ from churn.bgnbd import (
     summarize_histories,
 )
 from churn.config import FeaturesParams
-from churn.features.bgnbd import (
+from churn.features.bgnbd_columns import (
     EXPECTED,
     P_ALIVE,
     P_NO_PURCHASE,

@@ -16,8 +16,8 @@ from churn.publish.formats import csv_bytes, neutralise_formulas
 from churn.publish.gates import (
     Gate,
     check_drift_gate,
-    check_freshness,
     check_ingest_report,
+    check_scores_freshness,
     enforce_gates,
     validate_scores,
 )
@@ -265,9 +265,9 @@ def test_quarantine_gate_reads_the_ingest_report_when_present():
 
 def test_freshness_gate_refuses_an_old_as_of_only_when_a_limit_is_set():
     today = dt.date(2025, 8, 1)
-    assert check_freshness(AS_OF, today, PublishParams()).passed
-    assert check_freshness(AS_OF, today, PublishParams(max_age_days=40)).passed
-    assert not check_freshness(AS_OF, today, PublishParams(max_age_days=10)).passed
+    assert check_scores_freshness(AS_OF, today, PublishParams()).passed
+    assert check_scores_freshness(AS_OF, today, PublishParams(max_age_days=40)).passed
+    assert not check_scores_freshness(AS_OF, today, PublishParams(max_age_days=10)).passed
 
 
 def test_drift_gate_passes_without_a_report_and_can_be_accepted():

@@ -10,15 +10,15 @@ import pytest
 
 from churn.config import UpliftParams, parse_params
 from churn.errors import ChurnError
-from churn.uplift.data import check_campaign_rows, feature_columns
-from churn.uplift.gate import NOT_ENOUGH, USE_RISK_VALUE, run_gate, split_campaigns
-from churn.uplift.metrics import (
+from churn.uplift.data import campaign_feature_columns, check_campaign_rows
+from churn.uplift.gate import NOT_ENOUGH, USE_RISK_VALUE, run_uplift_gate, split_campaigns
+from churn.uplift.policy import choose_actions, choose_contacts, risk_value_list, uplift_list
+from churn.uplift.qini import (
     ipw_incremental_profit,
     qini_coefficient,
     qini_curve,
     uplift_at_k,
 )
-from churn.uplift.policy import choose_actions, choose_contacts, risk_value_list, uplift_list
 
 
 def _rows(campaigns: int = 2, per_campaign: int = 4) -> pd.DataFrame:
@@ -50,7 +50,7 @@ def test_campaign_rows_are_typed_and_features_are_the_other_columns():
     rows = check_campaign_rows(_rows())
     assert rows["customer_id"].iloc[0] == "00000"
     assert rows["treated"].dtype == "int8"
-    assert feature_columns(rows) == ["recency_days", "channel"]
+    assert campaign_feature_columns(rows) == ["recency_days", "channel"]
 
 
 @pytest.mark.parametrize(
@@ -205,7 +205,7 @@ def test_split_holds_out_the_newest_and_trains_on_label_windows_ending_before_th
 
 def test_gate_keeps_risk_value_with_too_few_campaigns_and_says_why():
     rows = check_campaign_rows(_rows(campaigns=3))
-    outcome = run_gate(rows, UpliftParams(), 5.0)
+    outcome = run_uplift_gate(rows, UpliftParams(), 5.0)
     assert outcome.report["policy_in_use"] == USE_RISK_VALUE
     assert outcome.report["reason"].startswith(f"{NOT_ENOUGH}: 3 matured randomized campaign(s)")
     assert outcome.report["comparison"] is None
@@ -213,7 +213,7 @@ def test_gate_keeps_risk_value_with_too_few_campaigns_and_says_why():
 
 def test_gate_keeps_risk_value_with_too_few_control_customers():
     rows = check_campaign_rows(_rows(campaigns=8))
-    outcome = run_gate(rows, UpliftParams(min_control_rows=300), 5.0)
+    outcome = run_uplift_gate(rows, UpliftParams(min_control_rows=300), 5.0)
     assert "training campaigns hold" in outcome.report["reason"]
     assert "uplift.min_control_rows" in outcome.report["reason"]
 

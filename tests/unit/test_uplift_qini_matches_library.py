@@ -7,7 +7,7 @@ import pytest
 from sklift.metrics import qini_auc_score
 from sklift.metrics import uplift_at_k as sklift_uplift_at_k
 
-from churn.uplift.metrics import qini_coefficient, uplift_at_k
+from churn.uplift.qini import qini_coefficient, uplift_at_k
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning")  # sklift uses a deprecated helper
 

@@ -12,6 +12,7 @@ from typing import Any
 
 # the ledger's statuses, from the module that writes them: horizon not passed / the interval of
 # the difference includes 0 / it excludes 0
+from churn.cutoffs import label_end
 from churn.ledger import COLLECTING, INCONCLUSIVE
 
 MEASURED, MATURING, DUE = "measured", "maturing", "due"
@@ -80,7 +81,7 @@ def matures_on(manifest: Mapping[str, Any], default_horizon_days: int) -> str:
     """Return the date a list's outcome is known: its as-of date + its model's horizon."""
     definition = manifest.get("definition") or {}
     horizon = int(definition.get("horizon_days") or default_horizon_days)
-    return (dt.date.fromisoformat(str(manifest["as_of"])) + dt.timedelta(days=horizon)).isoformat()
+    return label_end(dt.date.fromisoformat(str(manifest["as_of"])), horizon).isoformat()
 
 
 def _number(value: Any) -> float | None:

@@ -17,12 +17,12 @@ from churn.metrics import (
     MODEL,
     bootstrap_differences,
     calibration_table,
-    captured_in_top,
+    gains_table,
+    pr_table,
+    roc_table,
     score_metrics,
 )
 from churn.model import ChurnModel
-
-CURVE_GRID = np.round(np.linspace(0.0, 1.0, 101), 2)
 
 
 @dataclass(frozen=True)
@@ -72,46 +72,6 @@ def segment_metrics(
             table[str(value)] = score_metrics(labels[mask], proba[mask], True, params.top_fractions)
         out[name] = table
     return out
-
-
-def roc_table(labels: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Return true-positive rate at a fixed false-positive-rate grid, one column per scorer."""
-    from sklearn.metrics import roc_curve
-
-    table = {"fpr": CURVE_GRID}
-    for name, score in scores.items():
-        fpr, tpr, _ = roc_curve(labels, score)
-        table[name] = np.round(np.interp(CURVE_GRID, fpr, tpr), 6)
-    return pd.DataFrame(table)
-
-
-def pr_table(labels: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Return interpolated precision (best precision at recall >= r) on a recall grid per scorer."""
-    from sklearn.metrics import precision_recall_curve
-
-    table = {"recall": CURVE_GRID}
-    for name, score in scores.items():
-        precision, recall, _ = precision_recall_curve(labels, score)
-        order = np.argsort(recall, kind="stable")
-        recall, precision = recall[order], precision[order]
-        best_after = np.maximum.accumulate(precision[::-1])[::-1]
-        position = np.searchsorted(recall, CURVE_GRID, side="left")
-        position = np.minimum(position, recall.size - 1)
-        table[name] = np.round(best_after[position], 6)
-    return pd.DataFrame(table)
-
-
-def gains_table(labels: np.ndarray, scores: dict[str, np.ndarray]) -> pd.DataFrame:
-    """Return the share of churners caught when contacting the top x share of customers."""
-    table = {"targeted": CURVE_GRID}
-    positives = max(float(np.sum(labels)), 1.0)
-    for name, score in scores.items():
-        ascending = np.sort(np.asarray(score, dtype="float64"))  # once, not once per point
-        caught = [0.0] + [
-            captured_in_top(labels, score, f, ascending) / positives for f in CURVE_GRID[1:]
-        ]
-        table[name] = np.round(caught, 6)
-    return pd.DataFrame(table)
 
 
 def importance_table(model: ChurnModel) -> pd.DataFrame:

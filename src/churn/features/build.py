@@ -22,7 +22,7 @@ from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, pl
 from churn.definition import resolve_as_of
 from churn.engine import open_duckdb, release_memory, resource_errors, spill_folder
 from churn.errors import ChurnError
-from churn.features.bgnbd import (
+from churn.features.bgnbd_columns import (
     SUMMARY_COLUMNS,
     BGNBDFits,
     CutoffFailed,
@@ -278,7 +278,7 @@ def assemble_snapshots(
         cutoffs = plan.cutoffs
         train = compute(source, cutoffs, churn, params, True)
         train = assign_customer_roles(train, plan)
-        log_training(len(train), plan, engine_note)
+        log_training_snapshots(len(train), plan, engine_note)
     score = compute(source, [Cutoff(as_of, SCORE, None)], churn, params, False)
     log.info("as-of snapshot %s: %d eligible customers%s", as_of, len(score), engine_note)
     dropped = uncovered_features(params, plan) if plan else ()
@@ -289,7 +289,7 @@ def assemble_snapshots(
     return Snapshots(train, score, cutoffs, as_of, first_date, plan, dropped)
 
 
-def log_training(rows: int, plan: TrainingPlan, engine_note: str = "") -> None:
+def log_training_snapshots(rows: int, plan: TrainingPlan, engine_note: str = "") -> None:
     """Log the training snapshots' size and plan (engine_note: e.g. " (Spark)")."""
     log.info(
         "training snapshots: %d rows over %d cutoffs (%s); evaluation %s, calibration on %s%s",
@@ -364,7 +364,7 @@ def _write_snapshots(
             train_result, params, True, lambda f: assign_customer_roles(f, plan),
             dropped, train_path, train, fits,
         )  # fmt: skip
-        log_training(train.rows, plan)
+        log_training_snapshots(train.rows, plan)
         score = _SnapshotStats(names, [])
         _write_batches(score_result, params, False, lambda f: f, dropped, score_path, score, fits)
         log.info("as-of snapshot %s: %d eligible customers", as_of, score.rows)

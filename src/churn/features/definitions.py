@@ -252,11 +252,6 @@ def feature_names(params: FeaturesParams) -> list[str]:
     return [feature.name for feature in feature_list(params)]
 
 
-def categorical_names(params: FeaturesParams) -> list[str]:
-    """Return the categorical (string) feature names."""
-    return [feature.name for feature in feature_list(params) if feature.categorical]
-
-
 def feature_groups(params: FeaturesParams) -> dict[str, list[str]]:
     """Return feature names by group, in output order (used by the ablation)."""
     groups: dict[str, list[str]] = {}

@@ -68,15 +68,6 @@ class InitPlan:
     sides: dict[str, dict[str, Any] | None]
     ingest: Any  # churn.config.IngestParams of the new params.yaml, source made absolute
 
-    @property
-    def changes_anything(self) -> bool:
-        """Return True when applying the plan would change or delete anything."""
-        return (
-            self.params_new != self.params_old
-            or self.pipeline_new != self.pipeline_old
-            or bool(self.delete)
-        )
-
 
 def _written_path(path: str, root: Path) -> str:
     """Return a source path as params.yaml should hold it: relative inside the project."""

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,7 @@ from churn.columns import (
     RISK_TIER,
     SUGGESTED_ACTION,
 )
+from churn.cutoffs import label_end, labelled_by
 from churn.errors import ChurnError
 from churn.ids import ids_in
 from churn.score.targeting import CONTROL, TREATMENT
@@ -167,7 +168,7 @@ def _compliance(
     crossed = contacted_within(control_ids, contacts, as_of, horizon_days)
     if reached is None or crossed is None or contacts is None:
         return None, None
-    end = as_of + timedelta(days=horizon_days)
+    end = label_end(as_of, horizon_days)
     window = contacts.loc[within_days(contacts[CONTACTED_AT], as_of, end)]
     treated_contacts = window.loc[ids_in(window[CUSTOMER_ID], treated_ids)]
     treated = int(treated_ids.size)
@@ -280,7 +281,7 @@ def ledger_entry(
         )
     as_of = date.fromisoformat(str(manifest["as_of"]))
     horizon = published.horizon_days
-    matures = as_of + timedelta(days=horizon)
+    matures = label_end(as_of, horizon)
     flagged = scored.loc[scored[AT_RISK].fillna(False).to_numpy(dtype=bool)]
     group = flagged[GROUP].astype("string").fillna("")
     treated, control = flagged.loc[group == TREATMENT], flagged.loc[group == CONTROL]
@@ -298,7 +299,7 @@ def ledger_entry(
         "power_check": manifest.get("power_check"),
         "downloads": len(published.downloads),
     }
-    if matures > newest:
+    if not labelled_by(as_of, horizon, newest):
         return {**entry, "status": COLLECTING, "slices": []}
     churned = pd.Series(
         churned_after(flagged[CUSTOMER_ID], purchases, as_of, horizon), index=flagged.index

@@ -134,7 +134,7 @@ def _list_date_snapshots(
 ) -> pd.DataFrame | None:
     """Return the features at every matured list's date of the customers on that date's lists
     (one query per date), or None without inputs."""
-    from churn.cutoffs import Cutoff
+    from churn.cutoffs import Cutoff, labelled_by
     from churn.engine import open_duckdb, release_memory, resource_errors
     from churn.features.build import compute_customer_snapshots, open_inputs
 
@@ -143,7 +143,7 @@ def _list_date_snapshots(
     by_date: dict[dt.date, list[Any]] = {}
     for published in lists:
         day = dt.date.fromisoformat(str(published.manifest["as_of"]))
-        if day + dt.timedelta(days=published.horizon_days) <= newest:
+        if labelled_by(day, published.horizon_days, newest):
             by_date.setdefault(day, []).append(published)
     if not by_date:
         return None

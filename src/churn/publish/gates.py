@@ -135,7 +135,7 @@ def check_ingest_report(report: dict[str, Any] | None, params: PublishParams) ->
     )
 
 
-def check_freshness(as_of: dt.date, today: dt.date, params: PublishParams) -> Gate:
+def check_scores_freshness(as_of: dt.date, today: dt.date, params: PublishParams) -> Gate:
     """Return the freshness gate: the as-of date must be at most publish.max_age_days old."""
     age = (today - as_of).days
     if params.max_age_days is None:
@@ -147,7 +147,7 @@ def check_freshness(as_of: dt.date, today: dt.date, params: PublishParams) -> Ga
     )
 
 
-def check_volume(scores: pd.DataFrame, params: PublishParams) -> Gate:
+def check_scores_volume(scores: pd.DataFrame, params: PublishParams) -> Gate:
     """Return the volume gate: at least publish.min_customers customers were scored."""
     return Gate(
         "volume",

@@ -210,7 +210,7 @@ def _fill_paths(
 
 
 @dataclass(frozen=True)
-class Reason:
+class RiskReason:
     """One shown reason: its family, the feature its text states, and what it adds to the risk."""
 
     family: str
@@ -231,7 +231,7 @@ def explain_reasons(
     frame: pd.DataFrame,
     params: ReasonsParams,
     references: References | None = None,
-) -> list[list[Reason]]:
+) -> list[list[RiskReason]]:
     """Return, per row, up to top_k reasons that raise this customer's risk, strongest first.
 
     `contributions` are measured from the reasons' reference (`relative_contributions`: the
@@ -276,13 +276,13 @@ def explain_reasons(
     members = {name: [i for i, f in enumerate(families) if f == name] for name in names}
     descriptive = set(params.descriptive_families)
     columns = {name: frame[name].to_numpy(dtype=object) for name in frame.columns}
-    out: list[list[Reason]] = []
+    out: list[list[RiskReason]] = []
     for row in range(len(contributions)):
         customer = Customer(columns, row, references)
         sums, own = family_sums[row], contributions[row]
         # strongest first; ties by family name keep the text deterministic
         ranked = sorted((-sums[j], names[j]) for j in range(len(names)) if sums[j] > 0)
-        shown: list[Reason] = []
+        shown: list[RiskReason] = []
         for negative, family in ranked:
             if len(shown) == params.top_k:
                 break
@@ -308,7 +308,7 @@ def explain_reasons(
                     break
             if phrased is not None and all(phrased[1][1] != r.text for r in shown):
                 i, (template, text) = phrased
-                shown.append(Reason(family, features[i], template, float(-negative), text))
+                shown.append(RiskReason(family, features[i], template, float(-negative), text))
         if not shown:
             merged = set() if restated is None else set(np.flatnonzero(restated[row]))
             alone = _strongest_single(
@@ -327,7 +327,7 @@ def _strongest_single(
     descriptive: set[str],
     customer: Customer,
     params: ReasonsParams,
-) -> Reason | None:
+) -> RiskReason | None:
     """Return the strongest single feature that adds risk and reads worse than its reference."""
     candidates = [
         i
@@ -339,14 +339,14 @@ def _strongest_single(
         phrase = phrase_feature(features[i], customer)
         if phrase is not None:
             template, text = phrase
-            return Reason(families[i], features[i], template, float(own[i]), text, "feature")
+            return RiskReason(families[i], features[i], template, float(own[i]), text, "feature")
     # nothing reads worse than the customer's rhythm or customers like them: compare with every
     # scored customer, the average customer the contributions are measured from
     for i in candidates:
         phrase = phrase_against_everyone(features[i], customer)
         if phrase is not None:
             template, text = phrase
-            return Reason(families[i], features[i], template, float(own[i]), text, "feature")
+            return RiskReason(families[i], features[i], template, float(own[i]), text, "feature")
     return None
 
 

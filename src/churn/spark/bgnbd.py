@@ -3,7 +3,7 @@ driver, the expectations computed on the executors by the DuckDB path's own func
 
 The features of a row depend only on its cutoff and three core features (purchase_days,
 tenure_days, recency_days), so the driver receives, per cutoff, the distinct summaries of the
-customers the fit uses (all of them, or churn.features.bgnbd's hash sample when a cutoff has more
+customers the fit uses (all of them, or churn.features.bgnbd_columns' hash sample when a cutoff has more
 than MAX_FIT_CUSTOMERS) with their counts; the fitted parameters travel back inside the function
 that mapInPandas runs over the distinct summaries of every row, and the result is joined back.
 """
@@ -20,7 +20,7 @@ import pandas as pd
 from churn import columns as c
 from churn.bgnbd import BGNBDParams, summarize_histories
 from churn.errors import ChurnError
-from churn.features import bgnbd
+from churn.features import bgnbd_columns
 from churn.features.sql import SUMMARY_EXPRESSIONS
 from churn.logs import get_logger
 
@@ -28,7 +28,7 @@ log = get_logger("features")
 
 # the core features summarize_histories reads: a row's BG/NBD features depend on these only
 SUMMARY = tuple(SUMMARY_EXPRESSIONS)
-OUTPUTS = (bgnbd.EXPECTED, bgnbd.P_ALIVE, bgnbd.P_NO_PURCHASE)
+OUTPUTS = (bgnbd_columns.EXPECTED, bgnbd_columns.P_ALIVE, bgnbd_columns.P_NO_PURCHASE)
 _KEYS = (c.CUTOFF, *SUMMARY)
 _BAD = "__bgnbd_not_finite"
 _HASH = "__fit_hash"
@@ -38,7 +38,7 @@ _COUNT = "__customers"
 def add_bgnbd_columns(frame: Any, horizon_days: int) -> Any:
     """Return the snapshot (a Spark DataFrame, one row per customer and cutoff) with the BG/NBD
     expected purchases in the horizon, P(alive) and P(no purchase in the horizon) appended, as
-    churn.features.bgnbd.add_bgnbd_features gives them; only per-cutoff summaries of the fitted
+    churn.features.bgnbd_columns.add_bgnbd_features gives them; only per-cutoff summaries of the fitted
     customers come to the driver."""
     from pyspark.sql import functions as F
 
@@ -84,7 +84,7 @@ def fit_cutoffs(frame: Any) -> dict[date, BGNBDParams | None]:
 
     from churn.spark.features import to_pandas
 
-    limit = bgnbd.MAX_FIT_CUSTOMERS
+    limit = bgnbd_columns.MAX_FIT_CUSTOMERS
     sizes = {row[0]: int(row[1]) for row in frame.groupBy(c.CUTOFF).count().collect()}
     small = [cutoff for cutoff, n in sizes.items() if n <= limit]
     large = [cutoff for cutoff, n in sizes.items() if n > limit]
@@ -110,14 +110,14 @@ def fit_cutoffs(frame: Any) -> dict[date, BGNBDParams | None]:
     for cutoff, rows in summaries.groupby(c.CUTOFF, sort=True):
         customers = rows.loc[rows.index.repeat(rows[_COUNT].astype("int64"))]
         x, t_x, T = summarize_histories(customers)
-        fits[cutoff] = bgnbd.fit_cutoff(x, t_x, T, np.ones(len(x), dtype=bool))
+        fits[cutoff] = bgnbd_columns.fit_cutoff(x, t_x, T, np.ones(len(x), dtype=bool))
     return fits
 
 
 def _hash_ids(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     for rows in batches:
         # unsigned 64-bit hash -> signed with the same order (flip the top bit)
-        signed = (bgnbd.fit_hash(rows[c.CUSTOMER_ID]) ^ np.uint64(1 << 63)).view(np.int64)
+        signed = (bgnbd_columns.fit_hash(rows[c.CUSTOMER_ID]) ^ np.uint64(1 << 63)).view(np.int64)
         yield pd.DataFrame({c.CUSTOMER_ID: rows[c.CUSTOMER_ID], _HASH: signed})
 
 
@@ -134,7 +134,7 @@ def _apply(fits: dict[date, BGNBDParams | None], horizon_days: int) -> Any:
                     continue
                 x, t_x, T = summarize_histories(rows.iloc[positions])
                 try:
-                    computed = bgnbd.cutoff_features(params, horizon_days, x, t_x, T)
+                    computed = bgnbd_columns.cutoff_features(params, horizon_days, x, t_x, T)
                 except ChurnError:  # the driver nulls this cutoff everywhere and says so
                     bad[positions] = True
                     continue

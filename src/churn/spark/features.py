@@ -26,7 +26,7 @@ from churn.features.build import (
     check_contract,
     check_unique_customers,
     features_report,
-    log_training,
+    log_training_snapshots,
     normalize_snapshot,
     uncovered_features,
 )
@@ -213,7 +213,7 @@ def write_snapshots(
     _merge_parts(
         parts, params, True, lambda f: assign_customer_roles(f, plan), dropped, train_path, train
     )
-    log_training(train.rows, plan, SPARK_NOTE)
+    log_training_snapshots(train.rows, plan, SPARK_NOTE)
     score = _SnapshotStats(names, [])
     frame = feature_frame(spark, [Cutoff(as_of, SCORE, None)], churn, params, labelled=False)
     parts = _write_parts(frame, work_dir / "score")

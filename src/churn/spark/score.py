@@ -104,21 +104,6 @@ class SparkScores:
     customers: int
     flagged: int
 
-    def published_list(self) -> pd.DataFrame:
-        """Return the flagged customers (the list marketing gets) as pandas, in priority order,
-        with the dtypes of build_scores' frame."""
-        from churn.spark.features import to_pandas
-
-        rows = to_pandas(self.scores.where(f"{C.AT_RISK}").orderBy(C.PRIORITY))
-        return _score_dtypes(rows)
-
-    def all_scores(self) -> pd.DataFrame:
-        """Return every customer's scores as pandas (small data and tests: all rows come to
-        the driver), in priority order, with build_scores' dtypes."""
-        from churn.spark.features import to_pandas
-
-        return _score_dtypes(to_pandas(self.scores))
-
 
 def score_on_spark(
     snapshot: Any,
@@ -702,7 +687,7 @@ def spark_references(snapshot: Any, scores: Any, tenure_bands_days: Iterable[int
     )
 
 
-def _score_dtypes(rows: pd.DataFrame) -> pd.DataFrame:
+def with_score_dtypes(rows: pd.DataFrame) -> pd.DataFrame:
     """Return collected score rows with build_scores' dtypes (text as string dtype)."""
     text = [C.CUSTOMER_ID, C.RISK_TIER, C.GROUP, C.MODEL_VERSION, C.REASONS, C.REASON_FAMILY,
             C.SUGGESTED_ACTION]  # fmt: skip
@@ -731,7 +716,7 @@ def write_scores(result: SparkScores, path: Path, work_dir: Path) -> None:
         writer: pq.ParquetWriter | None = None
         for part in parts:
             for batch in pq.ParquetFile(part).iter_batches():
-                frame = _score_dtypes(batch.to_pandas())
+                frame = with_score_dtypes(batch.to_pandas())
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")
                 writer.write_table(table)

@@ -160,7 +160,7 @@ def check_campaign_rows(rows: pd.DataFrame, source: str = "campaign rows") -> pd
     return checked
 
 
-def feature_columns(rows: pd.DataFrame) -> list[str]:
+def campaign_feature_columns(rows: pd.DataFrame) -> list[str]:
     """Return the learner's feature columns: every column that is not a reserved one, in order."""
     return [column for column in rows.columns if column not in RESERVED]
 

@@ -216,11 +216,10 @@ def risk_training_rows(
     """Return the training snapshots whose label window ends on or before `labels_end_by`, of
     the customers uplift.sample_customers keeps among them (all when None), without treated
     customers' rows whose label window overlaps their campaign (train's rule)."""
+    from churn.cutoffs import labelled_by
     from churn.train import campaign_contacted_rows
 
-    cutoffs = pd.to_datetime(snapshots[CUTOFF])
-    ends = cutoffs + pd.Timedelta(days=int(horizon_days))
-    labelled = snapshots.loc[(ends <= pd.Timestamp(labels_end_by)).to_numpy()]
+    labelled = snapshots.loc[labelled_by(snapshots[CUTOFF], horizon_days, labels_end_by).to_numpy()]
     chosen = _sampled(labelled[CUSTOMER_ID].astype("string"), max_customers)
     if chosen is not None:
         labelled = labelled.loc[labelled[CUSTOMER_ID].astype("string").isin(chosen).to_numpy()]

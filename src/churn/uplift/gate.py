@@ -48,10 +48,10 @@ from churn.columns import (
     UPLIFT,
 )
 from churn.config import UpliftParams
-from churn.uplift.data import feature_columns
+from churn.uplift.data import campaign_feature_columns
 from churn.uplift.learner import LearnerSettings, XLearner, fit_uplift
-from churn.uplift.metrics import ipw_incremental_profit, qini_coefficient, uplift_at_k
 from churn.uplift.policy import risk_value_list, uplift_list
+from churn.uplift.qini import ipw_incremental_profit, qini_coefficient, uplift_at_k
 
 USE_UPLIFT = "uplift"
 USE_RISK_VALUE = "risk_x_value"
@@ -63,7 +63,7 @@ RETENTION_TREATED = "retention_with_contact"
 
 
 @dataclass(frozen=True)
-class GateOutcome:
+class UpliftGateOutcome:
     """The gate's report (reports/uplift.json), and what it was computed from."""
 
     report: dict[str, Any]
@@ -337,12 +337,12 @@ def decide(comparison: dict[str, Any], campaigns: int) -> tuple[str, str]:
     return policy, reason
 
 
-def run_gate(
+def run_uplift_gate(
     rows: pd.DataFrame,
     params: UpliftParams,
     contact_cost: float,
     settings: LearnerSettings | None = None,
-) -> GateOutcome:
+) -> UpliftGateOutcome:
     """Return which policy to use, why, and the held-out comparison; rows are checked campaign rows
     (churn.uplift.data.check_campaign_rows) whose label windows have all passed."""
     settings = settings or LearnerSettings(seed=params.seed)
@@ -359,10 +359,10 @@ def run_gate(
     }
     if reason is not None:
         report.update({"policy_in_use": USE_RISK_VALUE, "reason": reason, "comparison": None})
-        return GateOutcome(report, None, None)
+        return UpliftGateOutcome(report, None, None)
     training = rows[rows[CAMPAIGN_ID].isin(split.training)].reset_index(drop=True)
     holdout = rows[rows[CAMPAIGN_ID].isin(split.holdout)].reset_index(drop=True)
-    learner = fit_uplift(training, feature_columns(rows), settings)
+    learner = fit_uplift(training, campaign_feature_columns(rows), settings)
     source = "held-out campaign rows"
     without, with_contact = learner.predict_retention(holdout, source)
     holdout = holdout.assign(
@@ -375,4 +375,4 @@ def run_gate(
     comparison, chosen = judge_policies(holdout, params, contact_cost)
     policy, reason = decide(comparison, len(split.holdout))
     report.update({"policy_in_use": policy, "reason": reason, "comparison": comparison})
-    return GateOutcome(report, chosen, learner)
+    return UpliftGateOutcome(report, chosen, learner)

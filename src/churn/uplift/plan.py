@@ -20,8 +20,8 @@ from churn.columns import (
 )
 from churn.config import UpliftParams
 from churn.errors import ChurnError
-from churn.uplift.data import check_campaign_rows, feature_columns
-from churn.uplift.gate import USE_UPLIFT, run_gate
+from churn.uplift.data import campaign_feature_columns, check_campaign_rows
+from churn.uplift.gate import USE_UPLIFT, run_uplift_gate
 from churn.uplift.learner import LearnerSettings, fit_uplift
 from churn.uplift.policy import choose_actions, choose_contacts
 
@@ -74,14 +74,16 @@ def plan_uplift(
             "column; record the action assigned to each treated customer or set "
             "random_actions: false"
         )
-    outcome = run_gate(rows, params, contact_cost)
+    outcome = run_uplift_gate(rows, params, contact_cost)
     report = dict(outcome.report)
     if report["policy_in_use"] != USE_UPLIFT or candidates is None:
         return report, None
     if callable(candidates):
         candidates = candidates()
     settings = LearnerSettings(seed=params.seed)
-    learners = _action_learners(rows, feature_columns(rows), settings, params.random_actions)
+    learners = _action_learners(
+        rows, campaign_feature_columns(rows), settings, params.random_actions
+    )
     uplift_by_action = {name: model.predict(candidates) for name, model in learners.items()}
     suggested = (
         candidates[SUGGESTED_ACTION].to_numpy()

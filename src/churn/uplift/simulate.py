@@ -11,6 +11,10 @@ from one list to the next:
 - ``too_few_campaigns``: the heterogeneous effects, but only a few small campaigns so far.
 
 Each row follows churn.uplift.data; the true effect of each row is returned beside them.
+
+The pipeline never imports this module: the tests (tests/support/uplift_ledger.py, the gate's
+regime tests) and the uplift gate benchmarks share it, and since tests and benchmarks may not
+import each other, its one copy lives here.
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ from churn.uplift.gate import (
     IN_UPLIFT_LIST,
     USE_RISK_VALUE,
     USE_UPLIFT,
-    run_gate,
+    run_uplift_gate,
 )
 
 REGIMES = ("no_effect", "proportional_to_risk", "heterogeneous", "too_few_campaigns")
@@ -47,7 +51,7 @@ FEATURES = ("x1", "x2", "x3", "x4", "x5")
 
 
 @dataclass(frozen=True)
-class SimulatedCampaigns:
+class SimulatedUpliftCampaigns:
     """Campaign rows (churn.uplift.data) and each row's true incremental retention (what a
     contact changes in that row's retention probability, after clipping to [0, 1])."""
 
@@ -77,7 +81,7 @@ def true_effect(regime: str, base_churn: np.ndarray, features: pd.DataFrame) -> 
     raise ValueError(f"unknown regime {regime!r}; choose one of {REGIMES}")
 
 
-def simulate_campaigns(
+def simulate_uplift_campaigns(
     regime: str,
     seed: int,
     campaigns: int | None = None,
@@ -86,7 +90,7 @@ def simulate_campaigns(
     horizon_days: int = 90,
     step_days: int = 30,
     start: date = date(2024, 1, 1),
-) -> SimulatedCampaigns:
+) -> SimulatedUpliftCampaigns:
     """Return `campaigns` monthly randomized campaigns under `regime` (defaults: 12 campaigns of
     4,000 customers; 3 campaigns of 1,000 for too_few_campaigns)."""
     if regime not in REGIMES:
@@ -131,7 +135,7 @@ def simulate_campaigns(
         # leaves [0, 1] it is clipped, and the true gain is the clipped difference (a customer
         # already sure to stay cannot be kept more)
         effects.append(np.clip(1.0 - base_churn + effect, 0.0, 1.0) - (1.0 - base_churn))
-    return SimulatedCampaigns(pd.concat(frames, ignore_index=True), np.concatenate(effects))
+    return SimulatedUpliftCampaigns(pd.concat(frames, ignore_index=True), np.concatenate(effects))
 
 
 def true_incremental_profit(
@@ -153,9 +157,9 @@ def gate_trial(
     """Run the gate on one simulated stream of campaigns; return its decision with the true and
     estimated incremental profit of both policies on the held-out campaigns (None when the gate
     stopped for lack of data)."""
-    simulated = simulate_campaigns(regime, seed, campaigns, customers_per_campaign)
+    simulated = simulate_uplift_campaigns(regime, seed, campaigns, customers_per_campaign)
     rows = check_campaign_rows(simulated.rows, f"simulated {regime} campaigns")
-    outcome = run_gate(rows, params, contact_cost)
+    outcome = run_uplift_gate(rows, params, contact_cost)
     trial: dict[str, object] = {
         "regime": regime,
         "seed": seed,

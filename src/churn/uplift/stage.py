@@ -69,11 +69,11 @@ def empty_uplift() -> pd.DataFrame:
 
 
 def _auc(churned: np.ndarray, probability: np.ndarray) -> float | None:
-    from sklearn.metrics import roc_auc_score
+    from churn.metrics import roc_auc
 
     if len(np.unique(churned)) < 2:
         return None
-    return round(float(roc_auc_score(churned, probability)), 4)
+    return round(roc_auc(churned, probability), 4)
 
 
 def run_uplift_stage(
