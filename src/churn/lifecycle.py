@@ -1,4 +1,4 @@
-"""The commands that run outside DVC (publish, backtest, retrain) and the ledger's wiring.
+"""The commands that run outside DVC (import-lists, publish, backtest, retrain).
 
 DVC deletes a stage's outputs before rerunning it, so what people act on (the published lists)
 and what judges them later (the backtest) live outside DVC's outputs, in the published-lists
@@ -162,6 +162,56 @@ def publish_scores(
             "SQL export: %d rows for %s in table %s", rows, manifest["as_of"], params.sql.table
         )
     return manifest
+
+
+def import_past_lists(source: Path, exports: Path) -> dict[str, Any]:
+    """Import a CSV of campaign lists run before (or besides) churn into the published-lists
+    record; return a summary (rows kept, lists, how many were new, quarantined rows by reason).
+
+    The only way past lists enter the record: an explicit command, never a DVC stage, so no
+    `dvc repro` or `dvc exp run` writes what the backtest, the ledger and the page read. The same
+    file twice records nothing new."""
+    from churn.publish import record
+
+    if not source.is_file():
+        raise ChurnError(f"{source}: past campaign lists not found; give the path of the CSV")
+    raw = pd.read_csv(source, dtype="string", keep_default_na=False, na_values=[""])
+    checked = record.check_past_lists(raw, str(source))
+    if checked.rows.empty and len(raw):
+        first = checked.quarantine["reason"].iloc[0] if len(checked.quarantine) else "none"
+        raise ChurnError(
+            f"{source}: no usable row ({len(raw)} row(s), {len(checked.quarantine)} "
+            f"quarantined, first reason {first}); fix the file and import it again"
+        )
+    result = record.import_lists(checked, exports, str(source))
+    reasons = checked.quarantine["reason"].value_counts().sort_index()
+    summary = {
+        "file": str(source),
+        "rows": len(raw),
+        "rows_kept": len(checked.rows),
+        "lists": len(result.manifests),
+        "newly_imported": result.imported,
+        "quarantined": {str(k): int(v) for k, v in reasons.items()},
+        "quarantine_examples": checked.quarantine.head(20).to_dict(orient="records"),
+    }
+    if len(checked.quarantine):
+        log.warning(
+            "%s: %d row(s) left out (%s); first at data row %d: %s",
+            source,
+            len(checked.quarantine),
+            ", ".join(f"{k}: {v}" for k, v in summary["quarantined"].items()),
+            int(checked.quarantine["source_row"].iloc[0]),
+            checked.quarantine["detail"].iloc[0],
+        )
+    log.info(
+        "past campaign lists: %d list(s) from %s, %d new in %s (%d already there)",
+        len(result.manifests),
+        source,
+        result.imported,
+        exports,
+        result.unchanged,
+    )
+    return summary
 
 
 def _read_transactions(root: Path) -> pd.DataFrame:

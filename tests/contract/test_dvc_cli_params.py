@@ -118,8 +118,8 @@ def test_every_path_in_a_stage_command_is_a_declared_dependency_or_output(projec
             # the backtest report is written after publish, outside DVC
             if name == "report" and option == "backtest":
                 continue
-            # the published-lists record lives outside DVC (publish writes it; the ledger stage
-            # imports past lists into it and reads it on every run: always_changed)
+            # the published-lists record lives outside DVC (publish and import-lists write it;
+            # the ledger stage only reads it, on every run: always_changed)
             if name == "ledger" and option == "exports":
                 continue
             assert covered, f"stage {name}: --{option} {text} is neither a dep nor an output"

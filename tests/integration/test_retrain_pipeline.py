@@ -74,7 +74,7 @@ def project(tmp_path_factory, _migrated_mlflow_db):
     params["generate"].update({"customers": 700, "days": 900, "dirty_share": 0.001})
     params["retrain"]["repro_command"] = ["dvc", "repro", "drift"]  # evaluate is not needed here
     # the raw export is cut by date below; the demo's simulated campaigns are not part of it
-    params["ledger"]["past_lists"] = None
+    # (their past lists enter the record only through `churn import-lists`, not run here)
     params["backtest"]["contact_log"] = None
     params["train"]["lightgbm"].update(
         QUICK_LIGHTGBM
