@@ -6,8 +6,8 @@ For each size the project's generator (`churn generate --customers N --format pa
 raw files once under --data (default /work/scale-data, outside the repository); later runs reuse
 them. Each run then executes the commands of dvc.yaml's stages in their order (the `generate`
 stage excepted: its output is the generated data) in a fresh work folder whose params.yaml is the
-repository's with only the input paths changed (ingest, backtest.contact_log), so every stage runs
-with the DEFAULT settings. The generated past campaign lists enter the published-lists record
+repository's with only the input paths changed (ingest; the ledger's --contacts in the commands), so
+every stage runs with the DEFAULT settings. The generated past campaign lists enter the published-lists record
 through `churn import-lists` (no DVC stage writes the record), timed as a step of its own
 ("import-lists") just before the ledger stage, as `make run` does.
 
@@ -190,10 +190,8 @@ def work_folder(folder: Path, name: str = "run") -> Path:
     for side in ("customers", "nps"):
         if settings["ingest"].get(side):
             settings["ingest"][side]["source"] = str(raw / f"{side}.csv")
-    # the generator's contact log, read by the ledger stage (its past campaign lists are
-    # imported by the IMPORT_STEP of stage_commands)
-    if (settings.get("backtest") or {}).get("contact_log"):
-        settings["backtest"]["contact_log"] = str(raw / "contacts.csv")
+    # the generator's contact log (the ledger's --contacts) and past campaign lists (the
+    # IMPORT_STEP) are read from raw/ by stage_commands
     (work / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     shutil.copy(ROOT / "data" / "suppression.csv", work / "data" / "suppression.csv")
     return work
@@ -215,6 +213,8 @@ def stage_commands(raw: Path = Path("raw")) -> list[tuple[str, list[str]]]:
             commands.append((IMPORT_STEP, [sys.executable, "-m", "churn", "import-lists", lists]))
         words = shlex.split(stage["cmd"])
         assert words[0] == "churn", stage["cmd"]
+        # the generated raw files live in raw/, not data/raw/ (the demo's contact log)
+        words = [str(raw / Path(w).name) if w == "data/raw/contacts.csv" else w for w in words]
         commands.append((name, [sys.executable, "-m", "churn", *words[1:]]))
     return commands
 

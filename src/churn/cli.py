@@ -1259,7 +1259,11 @@ def serve_app(
 def backtest(
     exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
     contacts: Annotated[
-        Path | None, typer.Option(help="Contact log CSV (customer_id, contacted_at).")
+        Path | None,
+        typer.Option(
+            help="Contact log CSV (customer_id, contacted_at); default: the ledger stage's "
+            "--contacts in dvc.yaml."
+        ),
     ] = None,
     report: Annotated[Path | None, typer.Option(help="Backtest report.")] = None,
     params: ParamsPath = Path("params.yaml"),
@@ -1282,7 +1286,7 @@ def ledger(
         Path | None,
         typer.Option(
             help="Contact log CSV (customer_id, contacted_at[, action, channel, cost]); "
-            "default: backtest.contact_log."
+            "without it, no contact log."
         ),
     ] = None,
     customers: Annotated[

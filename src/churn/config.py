@@ -821,9 +821,6 @@ class BacktestParams(Section):
     # churn by more than this (probability points); 0.05 matches the calibration goal ECE <= 0.05,
     # so a large list's small, tolerated calibration gap does not warn on every run
     shortfall_tolerance: float = Field(0.05, ge=0, lt=1)
-    # optional CSV of real contacts: customer_id, contacted_at (and, when known, action, channel,
-    # cost); the backtest and the campaign ledger read it
-    contact_log: str | None = None
 
 
 class RetrainParams(Section):
@@ -1009,6 +1006,8 @@ RETIRED: dict[tuple[str, ...], str] = {
     ("ledger",): "past campaign lists are no longer a param (a DVC stage must not write the "
     "published-lists record): import them once with `churn import-lists FILE` and delete the "
     "`ledger` section (ledger.past_lists)",
+    ("backtest", "contact_log"): "the contact log is a path, written once in dvc.yaml: the ledger "
+    "stage's `--contacts PATH` and PATH in its deps (the backtest reads the same); delete the key",
 }
 
 

@@ -19,7 +19,7 @@ import pandas as pd
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.files import read_json
-from churn.ledger.stage import check_contact_ids, contact_log_path, read_contact_log, show_rows
+from churn.ledger.stage import check_contact_ids, read_contact_log, show_rows
 from churn.logs import get_logger
 
 log = get_logger("lifecycle")
@@ -225,6 +225,14 @@ def _read_transactions(root: Path) -> pd.DataFrame:
     return pd.read_parquet(path, columns=[CUSTOMER_ID, DATE, AMOUNT])
 
 
+def _ledger_contacts(root: Path) -> Path | None:
+    """Return the contact log the ledger stage reads (its --contacts in dvc.yaml), or None."""
+    from churn import pipeline
+
+    value = pipeline.stage_options("ledger", root).get("contacts")
+    return None if value is None else Path(root) / Path(value)
+
+
 def run_backtest_report(
     settings: Params, exports: Path, contacts: Path | None, report: Path, root: Path = Path(".")
 ) -> list[dict[str, str]]:
@@ -239,7 +247,7 @@ def run_backtest_report(
         definition = manifest.get("definition") or {}
         horizon = int(definition.get("horizon_days") or settings.churn.horizon_days)
         published[dt.date.fromisoformat(as_of)] = (horizon, record.read_scored(exports, manifest))
-    contact_path = contact_log_path(settings, contacts)
+    contact_path = contacts if contacts is not None else _ledger_contacts(root)
     contact_log = read_contact_log(contact_path)
     transactions = _read_transactions(root)
     matched = check_contact_ids(contact_log, transactions, contact_path)

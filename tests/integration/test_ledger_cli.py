@@ -22,7 +22,7 @@ LATER = AS_OF + timedelta(days=60)  # still collecting when the data ends
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     # no demo data here: no simulated contact log, no past lists
-    init_dvc_project(tmp_path, backtest={"contact_log": None})
+    init_dvc_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -169,7 +169,7 @@ def _write_past_lists(folder, extra=()):
 
 
 def test_past_lists_are_imported_once_and_the_ledger_stage_only_reads_them(tmp_path, monkeypatch):
-    init_dvc_project(tmp_path, backtest={"contact_log": None})
+    init_dvc_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     treated, control = _write_past_lists(tmp_path)
     (tmp_path / "data" / "interim").mkdir(parents=True)
@@ -229,7 +229,7 @@ def test_past_lists_are_imported_once_and_the_ledger_stage_only_reads_them(tmp_p
 def test_a_list_imported_again_with_other_rows_is_measured_once_from_the_newest_import(
     tmp_path, monkeypatch
 ):
-    init_dvc_project(tmp_path, backtest={"contact_log": None})
+    init_dvc_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     exports = tmp_path / "exports" / "at_risk"
     _write_past_lists(tmp_path)

@@ -30,6 +30,14 @@ def test_a_stale_past_lists_key_says_to_import_the_lists_with_the_command():
     assert "`churn import-lists FILE`" in message and "did you mean" not in message
 
 
+def test_a_stale_contact_log_key_says_where_the_path_is_written_now():
+    with pytest.raises(ChurnError) as caught:
+        parse_params({"backtest": {"contact_log": "data/raw/contacts.csv"}})
+    message = str(caught.value)
+    assert "backtest.contact_log: no longer read" in message
+    assert "`--contacts PATH`" in message and "dvc.yaml" in message
+
+
 def test_invalid_value_names_key_and_value():
     with pytest.raises(ChurnError) as caught:
         parse_params({"generate": {"customers": -3}})

@@ -21,13 +21,6 @@ from churn.logs import get_logger
 log = get_logger("ledger")
 
 
-def contact_log_path(settings: Any, contacts: Path | None) -> Path | None:
-    """Return the contact log to read: --contacts, else backtest.contact_log, else None."""
-    if contacts is not None:
-        return contacts
-    return Path(settings.backtest.contact_log) if settings.backtest.contact_log else None
-
-
 def read_contact_log(path: Path | None) -> pd.DataFrame | None:
     """Return the checked contact log at `path` (None without one)."""
     from churn.backtest import check_contacts
@@ -36,7 +29,10 @@ def read_contact_log(path: Path | None) -> pd.DataFrame | None:
     if path is None:
         return None
     if not path.exists():
-        raise ChurnError(f"{path}: contact log not found; fix backtest.contact_log")
+        raise ChurnError(
+            f"{path}: contact log not found; fix the ledger stage's --contacts in dvc.yaml (or "
+            "remove it and its dep to run without a contact log)"
+        )
     raw = pd.read_csv(path, dtype={CUSTOMER_ID: "string"})
     return check_contacts(raw, str(path))
 
@@ -265,7 +261,7 @@ def run_ledger_report(
     for manifest in record.read_imported(exports):
         scored = record.read_scored(exports, manifest)
         lists.append(PublishedList(manifest, settings.churn.horizon_days, scored))
-    contact_path = contact_log_path(settings, contacts)
+    contact_path = contacts
     contact_log = read_contact_log(contact_path)
     if not inputs.transactions.is_file():
         raise ChurnError(f"{inputs.transactions}: not found; run `dvc repro ingest` first")
