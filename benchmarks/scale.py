@@ -6,8 +6,10 @@ For each size the project's generator (`churn generate --customers N --format pa
 raw files once under --data (default /work/scale-data, outside the repository); later runs reuse
 them. Each run then executes the commands of dvc.yaml's stages in their order (the `generate`
 stage excepted: its output is the generated data) in a fresh work folder whose params.yaml is the
-repository's with only the input paths changed (ingest, ledger.past_lists, backtest.contact_log),
-so every stage runs with the DEFAULT settings.
+repository's with only the input paths changed (ingest; the ledger's --contacts in the commands), so
+every stage runs with the DEFAULT settings. The generated past campaign lists enter the published-lists record
+through `churn import-lists` (no DVC stage writes the record), timed as a step of its own
+("import-lists") just before the ledger stage, as `make run` does.
 
 Each stage runs in its own memory cgroup capped at --cap (default 3G, swap capped too: the machine
 has none). The cap is enforced by the kernel: a stage over it is killed (exit 137) and reported
@@ -188,27 +190,31 @@ def work_folder(folder: Path, name: str = "run") -> Path:
     for side in ("customers", "nps"):
         if settings["ingest"].get(side):
             settings["ingest"][side]["source"] = str(raw / f"{side}.csv")
-    # the generator's past campaign lists and contact log, read by the ledger stage
-    for section, key, name in (
-        ("ledger", "past_lists", "campaign_lists.csv"),
-        ("backtest", "contact_log", "contacts.csv"),
-    ):
-        if (settings.get(section) or {}).get(key):
-            settings[section][key] = str(raw / name)
+    # the generator's contact log (the ledger's --contacts) and past campaign lists (the
+    # IMPORT_STEP) are read from raw/ by stage_commands
     (work / "params.yaml").write_text(yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     shutil.copy(ROOT / "data" / "suppression.csv", work / "data" / "suppression.csv")
     return work
 
 
-def stage_commands() -> list[tuple[str, list[str]]]:
-    """Return dvc.yaml's stages in file order (the pipeline order) as churn commands."""
+IMPORT_STEP = "import-lists"  # not a DVC stage: `churn import-lists`, before the ledger stage
+
+
+def stage_commands(raw: Path = Path("raw")) -> list[tuple[str, list[str]]]:
+    """Return dvc.yaml's stages in file order (the pipeline order) as churn commands, with the
+    import of the generated past campaign lists (raw/campaign_lists.csv) before the ledger."""
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
     commands = []
     for name, stage in stages.items():
         if name == "generate":
             continue  # its output is the generated data
+        if name == "ledger":
+            lists = str(raw / "campaign_lists.csv")
+            commands.append((IMPORT_STEP, [sys.executable, "-m", "churn", "import-lists", lists]))
         words = shlex.split(stage["cmd"])
         assert words[0] == "churn", stage["cmd"]
+        # the generated raw files live in raw/, not data/raw/ (the demo's contact log)
+        words = [str(raw / Path(w).name) if w == "data/raw/contacts.csv" else w for w in words]
         commands.append((name, [sys.executable, "-m", "churn", *words[1:]]))
     return commands
 
@@ -251,7 +257,7 @@ def one_run(
     save(run)
     stages = run["stages"]
     stages_ok = True
-    for name, command in stage_commands():
+    for name, command in stage_commands(folder / "raw"):
         if not stages_ok:
             stages[name] = {"skipped": "an earlier stage failed"}
             continue
@@ -294,8 +300,9 @@ def later_stages(
     logs = folder / "logs" / "later"
     logs.mkdir(parents=True, exist_ok=True)
     result: dict[str, object] = {"overrides": overrides, "stages": {}}
-    names = [name for name, _ in stage_commands()]
-    for name, command in stage_commands()[names.index("features") + 1 :]:
+    commands = stage_commands(folder / "raw")
+    names = [name for name, _ in commands]
+    for name, command in commands[names.index("features") + 1 :]:
         stage = run_capped(command, work, cap_bytes, name, logs / f"{name}.log")
         result["stages"][name] = stage
         print(f"  {name}: {stage}", flush=True)
@@ -321,7 +328,7 @@ def stage_range(
     invocation (e.g. under `flock`), and resume after a fix. Results are merged into `out` (and
     its .md) stage by stage: a stage run again replaces its earlier result. No repro time.
     """
-    commands = stage_commands()
+    commands = stage_commands(folder / "raw")
     names = [name for name, _ in commands]
     for name in (first, last):
         if name is not None and name not in names:

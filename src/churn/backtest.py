@@ -192,8 +192,8 @@ def compare_flagged_with_rest(
 
 
 NO_CAMPAIGN = (
-    "no campaign is known to have used this list (no contact log: backtest.contact_log or "
-    "--contacts; no download recorded); the treatment-vs-control comparison is not an effect"
+    "no campaign is known to have used this list (no contact log: the ledger stage's --contacts "
+    "in dvc.yaml; no download recorded); the treatment-vs-control comparison is not an effect"
 )
 
 

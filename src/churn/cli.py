@@ -39,7 +39,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "score": ("score", "engine", "uplift"),
     "drift": ("drift",),
     "report": ("churn", "report", "engine"),
-    "ledger": ("churn", "features", "engine", "score", "backtest", "ledger"),
+    "ledger": ("churn", "features", "engine", "score", "backtest"),
     "uplift": ("churn", "score", "uplift"),
 }
 APPLY_ENV = "CHURN_PROMOTE_APPLY"  # set by `churn retrain` for the promote stage it runs
@@ -1094,7 +1094,27 @@ def report(
     )
 
 
-# --------------------------------------------------------------------------- publish / at-risk
+# --------------------------------------------------------------------------- import-lists / publish / at-risk
+@app.command("import-lists")
+def import_lists(
+    source: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV of past campaign lists: list_id, list_date, customer_id, group "
+            "(treatment/control)[, suggested_action, risk_tier, expected_value].",
+            dir_okay=False,
+        ),
+    ],
+    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+) -> None:
+    """Import campaign lists run before (or besides) churn into the published-lists record, for
+    the campaign ledger (the same file twice records nothing new). Not a DVC stage: no
+    `dvc repro` or `dvc exp run` writes the record."""
+    from churn.lifecycle import import_past_lists
+
+    import_past_lists(source, exports)
+
+
 @app.command()
 def publish(
     exports: ExportsOption = None,
@@ -1249,7 +1269,11 @@ def serve_app(
 def backtest(
     exports: ExportsOption = None,
     contacts: Annotated[
-        Path | None, typer.Option(help="Contact log CSV (customer_id, contacted_at).")
+        Path | None,
+        typer.Option(
+            help="Contact log CSV (customer_id, contacted_at); default: the ledger stage's "
+            "--contacts in dvc.yaml."
+        ),
     ] = None,
     report: Annotated[
         Path | None, typer.Option(help="Backtest report (default: dvc.yaml's, read by report).")
@@ -1280,7 +1304,7 @@ def ledger(
         Path | None,
         typer.Option(
             help="Contact log CSV (customer_id, contacted_at[, action, channel, cost]); "
-            "default: backtest.contact_log."
+            "without it, no contact log."
         ),
     ] = None,
     customers: Annotated[
@@ -1290,8 +1314,8 @@ def ledger(
     nps: Annotated[Path | None, typer.Option(help="Clean NPS answers (Parquet).")] = None,
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
-    """Import past campaign lists, measure each list's campaign (treated vs control retention,
-    with intervals) and write the uplift and contacted tables."""
+    """Measure each list's campaign in the published-lists record (treated vs control retention,
+    with intervals) and write the uplift and contacted tables; the record is only read."""
     from churn.ledger.stage import LedgerInputs, run_ledger_report, show_rows
 
     inputs = LedgerInputs(transactions, customers, nps, uplift_out, contacted_out)

@@ -821,18 +821,6 @@ class BacktestParams(Section):
     # churn by more than this (probability points); 0.05 matches the calibration goal ECE <= 0.05,
     # so a large list's small, tolerated calibration gap does not warn on every run
     shortfall_tolerance: float = Field(0.05, ge=0, lt=1)
-    # optional CSV of real contacts: customer_id, contacted_at (and, when known, action, channel,
-    # cost); the backtest and the campaign ledger read it
-    contact_log: str | None = None
-
-
-class LedgerParams(Section):
-    """`churn ledger` (the `ledger` DVC stage): every list's campaign, measured."""
-
-    # optional CSV of campaign lists run before (or besides) churn: list_id, list_date,
-    # customer_id, group (treatment/control)[, suggested_action, risk_tier, expected_value];
-    # imported into the published-lists record with origin "imported"
-    past_lists: str | None = None
 
 
 class RetrainParams(Section):
@@ -908,7 +896,6 @@ class Params(Section):
     publish: PublishParams = PublishParams()
     app: AppParams = AppParams()
     backtest: BacktestParams = BacktestParams()
-    ledger: LedgerParams = LedgerParams()
     retrain: RetrainParams = RetrainParams()
     uplift: UpliftParams = UpliftParams()
 
@@ -1014,13 +1001,25 @@ def _suggest(loc: tuple[Any, ...], model: type[BaseModel]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
+# keys that are gone, with what replaced them: the fix, not a "did you mean"
+RETIRED: dict[tuple[str, ...], str] = {
+    ("ledger",): "past campaign lists are no longer a param (a DVC stage must not write the "
+    "published-lists record): import them once with `churn import-lists FILE` and delete the "
+    "`ledger` section (ledger.past_lists)",
+    ("backtest", "contact_log"): "the contact log is a path, written once in dvc.yaml: the ledger "
+    "stage's `--contacts PATH` and PATH in its deps (the backtest reads the same); delete the key",
+}
+
+
 def format_validation_error(error: ValidationError, source: str) -> str:
     """Turn a pydantic error into lines naming the file, the key, the value and the fix."""
     lines = [f"{source}: {error.error_count()} invalid setting(s):"]
     for item in error.errors():
         loc = tuple(item["loc"])
         key = ".".join(str(p) for p in loc) or "<top level>"
-        if item["type"] == "extra_forbidden":
+        if item["type"] == "extra_forbidden" and loc in RETIRED:
+            lines.append(f"  - {key}: no longer read; {RETIRED[loc]}")
+        elif item["type"] == "extra_forbidden":
             lines.append(
                 f"  - {key}: unknown key{_suggest(loc, Params)}; remove it or fix its spelling"
             )

@@ -1,4 +1,4 @@
-"""The commands that run outside DVC (publish, backtest, retrain) and the ledger's wiring.
+"""The commands that run outside DVC (import-lists, publish, backtest, retrain).
 
 DVC deletes a stage's outputs before rerunning it, so what people act on (the published lists)
 and what judges them later (the backtest) live outside DVC's outputs, in the published-lists
@@ -19,7 +19,7 @@ import pandas as pd
 from churn.config import Params
 from churn.errors import ChurnError
 from churn.files import read_json
-from churn.ledger.stage import check_contact_ids, contact_log_path, read_contact_log, show_rows
+from churn.ledger.stage import check_contact_ids, read_contact_log, show_rows
 from churn.logs import get_logger
 
 log = get_logger("lifecycle")
@@ -162,6 +162,56 @@ def publish_scores(
     return manifest
 
 
+def import_past_lists(source: Path, exports: Path) -> dict[str, Any]:
+    """Import a CSV of campaign lists run before (or besides) churn into the published-lists
+    record; return a summary (rows kept, lists, how many were new, quarantined rows by reason).
+
+    The only way past lists enter the record: an explicit command, never a DVC stage, so no
+    `dvc repro` or `dvc exp run` writes what the backtest, the ledger and the page read. The same
+    file twice records nothing new."""
+    from churn.publish import record
+
+    if not source.is_file():
+        raise ChurnError(f"{source}: past campaign lists not found; give the path of the CSV")
+    raw = pd.read_csv(source, dtype="string", keep_default_na=False, na_values=[""])
+    checked = record.check_past_lists(raw, str(source))
+    if checked.rows.empty and len(raw):
+        first = checked.quarantine["reason"].iloc[0] if len(checked.quarantine) else "none"
+        raise ChurnError(
+            f"{source}: no usable row ({len(raw)} row(s), {len(checked.quarantine)} "
+            f"quarantined, first reason {first}); fix the file and import it again"
+        )
+    result = record.import_lists(checked, exports, str(source))
+    reasons = checked.quarantine["reason"].value_counts().sort_index()
+    summary = {
+        "file": str(source),
+        "rows": len(raw),
+        "rows_kept": len(checked.rows),
+        "lists": len(result.manifests),
+        "newly_imported": result.imported,
+        "quarantined": {str(k): int(v) for k, v in reasons.items()},
+        "quarantine_examples": checked.quarantine.head(20).to_dict(orient="records"),
+    }
+    if len(checked.quarantine):
+        log.warning(
+            "%s: %d row(s) left out (%s); first at data row %d: %s",
+            source,
+            len(checked.quarantine),
+            ", ".join(f"{k}: {v}" for k, v in summary["quarantined"].items()),
+            int(checked.quarantine["source_row"].iloc[0]),
+            checked.quarantine["detail"].iloc[0],
+        )
+    log.info(
+        "past campaign lists: %d list(s) from %s, %d new in %s (%d already there)",
+        len(result.manifests),
+        source,
+        result.imported,
+        exports,
+        result.unchanged,
+    )
+    return summary
+
+
 def _read_transactions(root: Path) -> pd.DataFrame:
     """Return the clean transactions (customer, date, amount) the ingest stage wrote."""
     from churn import pipeline
@@ -171,6 +221,14 @@ def _read_transactions(root: Path) -> pd.DataFrame:
     if not path.is_file():
         raise ChurnError(f"{path}: not found; run `dvc repro` first")
     return pd.read_parquet(path, columns=[CUSTOMER_ID, DATE, AMOUNT])
+
+
+def _ledger_contacts(root: Path) -> Path | None:
+    """Return the contact log the ledger stage reads (its --contacts in dvc.yaml), or None."""
+    from churn import pipeline
+
+    value = pipeline.stage_options("ledger", root).get("contacts")
+    return None if value is None else Path(root) / Path(value)
 
 
 def run_backtest_report(
@@ -187,7 +245,7 @@ def run_backtest_report(
         definition = manifest.get("definition") or {}
         horizon = int(definition.get("horizon_days") or settings.churn.horizon_days)
         published[dt.date.fromisoformat(as_of)] = (horizon, record.read_scored(exports, manifest))
-    contact_path = contact_log_path(settings, contacts)
+    contact_path = contacts if contacts is not None else _ledger_contacts(root)
     contact_log = read_contact_log(contact_path)
     transactions = _read_transactions(root)
     matched = check_contact_ids(contact_log, transactions, contact_path)

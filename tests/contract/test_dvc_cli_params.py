@@ -118,9 +118,9 @@ def test_every_path_in_a_stage_command_is_a_declared_dependency_or_output(projec
             # the backtest report is written after publish, outside DVC
             if name == "report" and option == "backtest":
                 continue
-            # the published-lists record lives outside DVC (publish writes it; the ledger stage
-            # imports past lists into it and reads it, promote reads it to tell a lost registry
-            # from a first run: both always_changed)
+            # the published-lists record lives outside DVC (publish and import-lists write it;
+            # the ledger stage only reads it, and promote reads it to tell a lost registry from a
+            # first run: both always_changed)
             if name in ("ledger", "promote") and option == "exports":
                 continue
             assert covered, f"stage {name}: --{option} {text} is neither a dep nor an output"

@@ -21,6 +21,20 @@ def test_only_the_record_module_writes_the_published_lists():
     assert writers <= {"publish/record.py", "lifecycle.py"}, writers
 
 
+def test_no_dvc_stage_imports_past_lists_into_the_record():
+    """Past lists enter the record only through `churn import-lists` (lifecycle.py), which no
+    DVC stage runs: `dvc repro` and `dvc exp run` never write what the backtest reads."""
+    callers = set()
+    for path in SRC.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            name = getattr(getattr(node, "func", None), "attr", None) or getattr(
+                getattr(node, "func", None), "id", None
+            )
+            if isinstance(node, ast.Call) and name == "import_lists":
+                callers.add(path.relative_to(SRC).as_posix())
+    assert callers == {"lifecycle.py"}, callers
+
+
 WRITES = (
     "write_bytes",
     "write_text",

@@ -123,7 +123,7 @@ def test_drift_command_without_training_snapshots_says_which_file_is_missing(pro
 
 def test_backtest_command_reads_the_published_record_and_reports_matured_lists(project):
     # the lists are read from the published record (score archives nothing any more)
-    init_dvc_project(project, backtest={"contact_log": None})  # no demo contact log here
+    init_dvc_project(project)  # no demo contact log here
     exports = project / "exports" / "at_risk"
     for seed, as_of in enumerate((date(2024, 1, 31), date(2024, 3, 15))):
         scores = make_scores(200, seed=seed, as_of=as_of, model_version="1")
@@ -148,7 +148,7 @@ def test_backtest_command_reads_the_published_record_and_reports_matured_lists(p
 
 
 def test_backtest_command_warns_when_flagged_customers_churn_less_than_predicted(project):
-    init_dvc_project(project, backtest={"contact_log": None})  # no demo contact log here
+    init_dvc_project(project)  # no demo contact log here
     exports = project / "exports" / "at_risk"
     scores = make_scores(300, seed=4, model_version="1")
     publish_lists(scores, exports, about={"definition": {"horizon_days": 90}})
@@ -215,7 +215,7 @@ def test_promote_then_rollback_through_the_commands(project, mlflow_store, monke
 
 
 def test_backtest_warns_when_the_contact_log_lost_its_leading_zeros(project):
-    init_dvc_project(project, backtest={"contact_log": None})  # no demo contact log here
+    init_dvc_project(project)  # no demo contact log here
     exports = project / "exports" / "at_risk"
     scores = make_scores(200, seed=0, as_of=date(2024, 1, 31), model_version="1")
     publish_lists(scores, exports, about={"definition": {"horizon_days": 90}})

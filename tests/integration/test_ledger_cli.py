@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pandas as pd
@@ -21,7 +22,7 @@ LATER = AS_OF + timedelta(days=60)  # still collecting when the data ends
 @pytest.fixture
 def project(tmp_path, monkeypatch):
     # no demo data here: no simulated contact log, no past lists
-    init_dvc_project(tmp_path, backtest={"contact_log": None}, ledger={"past_lists": None})
+    init_dvc_project(tmp_path)
     monkeypatch.chdir(tmp_path)
     return tmp_path
 
@@ -148,18 +149,29 @@ def test_a_downloaded_list_is_known_to_the_backtest_as_used_by_a_campaign(projec
     assert run["flagged_vs_rest"]["judged_on"] == "customers the campaign did not treat"
 
 
-def test_past_lists_are_imported_measured_and_their_bad_rows_reported(tmp_path, monkeypatch):
-    init_dvc_project(
-        tmp_path, backtest={"contact_log": None}, ledger={"past_lists": "past_lists.csv"}
-    )
-    monkeypatch.chdir(tmp_path)
+def _record_bytes(exports):
+    return {
+        path.relative_to(exports).as_posix(): path.read_bytes()
+        for path in sorted(exports.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _write_past_lists(folder, extra=()):
     treated = [f"t{i:03d}" for i in range(60)]
     control = [f"c{i:03d}" for i in range(20)]
     lines = ["list_id,list_date,customer_id,group,risk_tier"]
     lines += [f"spring,{AS_OF},{c},treatment,high" for c in treated]
     lines += [f"spring,{AS_OF},{c},control,high" for c in control]
-    lines += [f"spring,{AS_OF},,treatment,high", f"spring,{AS_OF},x1,holdout,high"]
-    (tmp_path / "past_lists.csv").write_text("\n".join(lines) + "\n")
+    lines += [f"spring,{AS_OF},,treatment,high", f"spring,{AS_OF},x1,holdout,high", *extra]
+    (folder / "past_lists.csv").write_text("\n".join(lines) + "\n")
+    return treated, control
+
+
+def test_past_lists_are_imported_once_and_the_ledger_stage_only_reads_them(tmp_path, monkeypatch):
+    init_dvc_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    treated, control = _write_past_lists(tmp_path)
     (tmp_path / "data" / "interim").mkdir(parents=True)
     buyers = treated[:45] + control[:5]  # 75% of treated and 25% of control buy again
     pd.DataFrame(
@@ -170,11 +182,33 @@ def test_past_lists_are_imported_measured_and_their_bad_rows_reported(tmp_path, 
         }
     ).to_parquet(tmp_path / "data" / "interim" / "transactions.parquet", index=False)
     exports = tmp_path / "exports" / "at_risk"
+    # the ledger stage reads the record and writes nothing into it
     result = CliRunner().invoke(app, _ledger_args(exports))
     assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "reports" / "ledger.json").read_text())["lists"] == []
+    assert not exports.exists()
+
+    imported = CliRunner().invoke(
+        app, ["import-lists", "past_lists.csv", "--exports", str(exports)]
+    )
+    assert imported.exit_code == 0, imported.output
+    assert "2 row(s) left out (bad_group: 1, missing_customer: 1); first at data row 81" in (
+        imported.output
+    )
+    assert "1 list(s) from past_lists.csv, 1 new" in imported.output
+    events = record.read_events(exports)
+    assert [event["event"] for event in events] == ["imported"]
+    before = _record_bytes(exports)
+    # importing the same file again records nothing new
+    again = CliRunner().invoke(app, ["import-lists", "past_lists.csv", "--exports", str(exports)])
+    assert again.exit_code == 0, again.output
+    assert "0 new" in again.output and _record_bytes(exports) == before
+
+    result = CliRunner().invoke(app, _ledger_args(exports))
+    assert result.exit_code == 0, result.output
+    assert _record_bytes(exports) == before  # the stage only read the record
     ledger = json.loads((tmp_path / "reports" / "ledger.json").read_text())
-    assert ledger["past_lists"]["quarantined"] == {"bad_group": 1, "missing_customer": 1}
-    assert ledger["past_lists"]["quarantine_examples"][0]["source_row"] == 81
+    assert "past_lists" not in ledger  # what the import did is the command's log, not a metric
     (entry,) = ledger["lists"]
     assert entry["origin"] == "imported" and entry["list_id"] == "spring"
     assert entry["model_version"] is None and entry["status"] == "separated"
@@ -184,9 +218,66 @@ def test_past_lists_are_imported_measured_and_their_bad_rows_reported(tmp_path, 
     contacted = pd.read_parquet(tmp_path / "data" / "ledger" / "contacted.parquet")
     assert sorted(contacted["customer_id"]) == treated
     assert not (exports / "LATEST.json").exists()  # an imported list is never the list to contact
-    # running again imports nothing new and measures the same
+    # running again measures the same
     again = CliRunner().invoke(app, _ledger_args(exports))
     assert again.exit_code == 0, again.output
     assert (
         json.loads((tmp_path / "reports" / "ledger.json").read_text())["lists"] == ledger["lists"]
     )
+
+
+def test_a_list_imported_again_with_other_rows_is_measured_once_from_the_newest_import(
+    tmp_path, monkeypatch
+):
+    init_dvc_project(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    exports = tmp_path / "exports" / "at_risk"
+    _write_past_lists(tmp_path)
+    first = CliRunner().invoke(app, ["import-lists", "past_lists.csv", "--exports", str(exports)])
+    assert first.exit_code == 0, first.output
+    _write_past_lists(tmp_path, extra=[f"spring,{AS_OF},t999,treatment,high"])
+    second = CliRunner().invoke(app, ["import-lists", "past_lists.csv", "--exports", str(exports)])
+    assert second.exit_code == 0, second.output
+    assert len(record.imported_folders(exports)) == 2  # the older version stays as history
+    (newest,) = record.read_imported(exports)
+    assert newest["groups"] == {"treatment": 61, "control": 20}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "list_id,list_date,customer_id\nspring,2025-01-01,c1\n",
+            r"past_lists.csv: column\(s\) \['group'\] missing",
+        ),
+        (
+            "list_id,list_date,customer_id,group\nspring,2025-01-01,c1,treatment\n"
+            "spring,2025-02-01,c2,control\n",
+            r"past_lists.csv: list_id 'spring' has 2 list dates .*give each campaign wave its own",
+        ),
+        (
+            "list_id,list_date,customer_id,group\nspring,2025-01-01,c1,holdout\n",
+            r"past_lists.csv: no usable row .*first reason bad_group\); fix the file",
+        ),
+    ],
+)
+def test_import_lists_refuses_a_bad_file_and_writes_nothing(
+    tmp_path, monkeypatch, content, message
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "past_lists.csv").write_text(content)
+    exports = tmp_path / "exports" / "at_risk"
+    result = CliRunner().invoke(app, ["import-lists", "past_lists.csv", "--exports", str(exports)])
+    assert result.exit_code != 0
+    assert re.search(message, str(result.exception) + result.output), (
+        result.exception,
+        result.output,
+    )
+    assert record.imported_folders(exports) == [] and record.read_events(exports) == []
+
+
+def test_import_lists_names_a_missing_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["import-lists", "nowhere.csv"])
+    assert result.exit_code != 0
+    assert "nowhere.csv: past campaign lists not found" in str(result.exception) + result.output

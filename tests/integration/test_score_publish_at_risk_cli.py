@@ -169,6 +169,41 @@ def test_publish_refuses_a_failed_drift_gate_unless_accepted(project):
     assert (project / "exports/at_risk/LATEST.json").exists()
 
 
+class _MovedChampion:
+    """A registry whose champion alias has moved on to version 12 (e.g. a later retrain)."""
+
+    def alias_version(self, alias: str) -> str | None:
+        return "12"
+
+
+def test_publish_refuses_a_list_not_scored_by_the_champion_unless_overridden_and_recorded(
+    project, monkeypatch
+):
+    _score(project)  # scored by version 11
+    monkeypatch.setattr(cli, "_registry", lambda names: _MovedChampion())
+    exports = project / "exports/at_risk"
+    with pytest.raises(
+        DataCheckFailed,
+        match=r"champion: scored by model version 11, but the "
+        r"champion is 12.*--allow-non-champion",
+    ):
+        _publish(project)
+    assert not exports.exists() or not any(exports.iterdir())  # nothing recorded
+    result = _publish(project, "--allow-non-champion")
+    assert "gate champion: pass" in result.output and "anyway" in result.output
+    manifest = read_manifest(exports)
+    assert manifest["model_version"] == "11" and manifest["champion_version"] == "12"
+    assert manifest["overrides"] == ["non_champion"]
+    (event,) = [json.loads(line) for line in (exports / "events.jsonl").read_text().splitlines()]
+    assert event["overrides"] == ["non_champion"]  # the override is logged with the publication
+
+
+def test_a_list_scored_by_the_champion_records_no_override(project):
+    _score(project)
+    _publish(project, "--allow-non-champion")  # allowed, but not needed: not an override
+    assert read_manifest(project / "exports/at_risk")["overrides"] == []
+
+
 def test_publish_refuses_a_high_quarantine_share(project):
     _score(project)
     (project / "reports").mkdir(exist_ok=True)

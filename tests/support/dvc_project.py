@@ -7,7 +7,6 @@ repository (no git needed).
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -26,13 +25,30 @@ def write_params(folder: Path, **sections: dict[str, Any]) -> Path:
     return path
 
 
-def init_dvc_project(folder: Path, **sections: dict[str, Any]) -> Path:
-    """Copy dvc.yaml and params.yaml (keys of `sections` replaced) into `folder`; make it a DVC
-    repository."""
+DEMO_CONTACTS = "data/raw/contacts.csv"  # the demo's contact log, the ledger stage's --contacts
+
+
+def without_contact_log(pipeline: dict[str, Any]) -> dict[str, Any]:
+    """Return parsed dvc.yaml without the ledger stage's contact log (its --contacts and dep), as
+    a project with no contact log has it (`churn init` does the same to the demo's)."""
+    stages = {**pipeline["stages"]}
+    ledger = {**stages["ledger"]}
+    ledger["cmd"] = " ".join(str(ledger["cmd"]).split()).replace(f" --contacts {DEMO_CONTACTS}", "")
+    ledger["deps"] = [dep for dep in ledger["deps"] if dep != DEMO_CONTACTS]
+    stages["ledger"] = ledger
+    return {**pipeline, "stages": stages}
+
+
+def init_dvc_project(folder: Path, contact_log: bool = False, **sections: dict[str, Any]) -> Path:
+    """Copy dvc.yaml (without the demo's contact log unless `contact_log`) and params.yaml (keys
+    of `sections` replaced) into `folder`; make it a DVC repository."""
     from dvc.repo import Repo
 
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(ROOT / "dvc.yaml", folder / "dvc.yaml")
+    pipeline = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))
+    if not contact_log:
+        pipeline = without_contact_log(pipeline)
+    (folder / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False), encoding="utf-8")
     write_params(folder, **sections)
     if not (folder / ".dvc").exists():
         Repo.init(str(folder), no_scm=True).close()

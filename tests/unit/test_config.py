@@ -22,6 +22,22 @@ def test_unknown_section_is_an_error():
         parse_params({"genrate": {}})
 
 
+def test_a_stale_past_lists_key_says_to_import_the_lists_with_the_command():
+    with pytest.raises(ChurnError) as caught:
+        parse_params({"ledger": {"past_lists": "data/raw/campaign_lists.csv"}})
+    message = str(caught.value)
+    assert "ledger: no longer read" in message
+    assert "`churn import-lists FILE`" in message and "did you mean" not in message
+
+
+def test_a_stale_contact_log_key_says_where_the_path_is_written_now():
+    with pytest.raises(ChurnError) as caught:
+        parse_params({"backtest": {"contact_log": "data/raw/contacts.csv"}})
+    message = str(caught.value)
+    assert "backtest.contact_log: no longer read" in message
+    assert "`--contacts PATH`" in message and "dvc.yaml" in message
+
+
 def test_invalid_value_names_key_and_value():
     with pytest.raises(ChurnError) as caught:
         parse_params({"generate": {"customers": -3}})

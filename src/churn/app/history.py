@@ -16,7 +16,7 @@ from churn.cutoffs import label_end
 from churn.ledger import COLLECTING, INCONCLUSIVE
 
 MEASURED, MATURING, DUE = "measured", "maturing", "due"
-IMPORTED = "imported"  # a past campaign list brought in (ledger.past_lists): no backtest
+IMPORTED = "imported"  # a past campaign list brought in (churn import-lists): no backtest
 SLICE_KINDS = ("action", "tier", "download")  # the ledger's slices below the whole list
 
 

@@ -21,7 +21,6 @@ from churn.init.detect import (
     settle_dayfirst,
 )
 from churn.init.project import (
-    GENERATED,
     demo_state,
     edit_params,
     edit_pipeline,
@@ -188,10 +187,6 @@ def plan_init(options: InitOptions, params_path: Path, pipeline_path: Path) -> I
     for name, spec in sides.items():
         ingest_changes[("ingest", name)] = spec
 
-    # the demo's simulated campaigns are not the user's: their lists and contact log go too
-    for section, key in (("ledger", "past_lists"), ("backtest", "contact_log")):
-        if (current.get(section) or {}).get(key) in GENERATED:
-            ingest_changes[(section, key)] = None
     params_new = edit_params(params_old, ingest_changes, str(params_path))
     parse_params(yaml.safe_load(params_new), f"{params_path} (as `churn init` would write it)")
     pipeline_new, generated = edit_pipeline(pipeline_old, str(pipeline_path))

@@ -227,8 +227,9 @@ def _plain(data: Any) -> Any:
 
 # --------------------------------------------------------------------------- dvc.yaml
 def edit_pipeline(text: str, label: str) -> tuple[str, list[str]]:
-    """Return dvc.yaml text without the demo stage and without deps on its outputs (the `sources`
-    stage lists them only to run after it); and the demo stage's outputs (to delete)."""
+    """Return dvc.yaml text without the demo stage, without deps on its outputs (the `sources`
+    stage lists them only to run after it) and without options naming them (the ledger's demo
+    contact log); and the demo stage's outputs (to delete)."""
     data = yaml.safe_load(text) or {}
     stages = data.get("stages", {})
     lines = text.splitlines(keepends=True)
@@ -258,12 +259,32 @@ def edit_pipeline(text: str, label: str) -> tuple[str, list[str]]:
                 while j > n and lines[j].strip().startswith("#"):
                     drop.add(j)
                     j -= 1
+    # an option naming a demo output (the ledger's `--contacts data/raw/contacts.csv`: the demo's
+    # contact log) goes with its dep: the user's project has no such file
+    option = re.compile(
+        r"[ \t]*--[\w-]+[ \t]+(?:"
+        + "|".join(re.escape(o) for o in sorted(demo_outputs))
+        + r")(?=\s|$)"
+    )
+    for name in stages:
+        cmd = _find(lines, ("stages", name, "cmd"))
+        if cmd is None:
+            continue
+        n, indent = cmd
+        for i in range(n, _block_end(lines, n, indent)):
+            edited = option.sub("", lines[i])
+            if edited != lines[i]:
+                lines[i] = edited
+                if not edited.strip():
+                    drop.add(i)
     lines = [line for i, line in enumerate(lines) if i not in drop]
     new = "".join(lines)
     expected = {name: dict(stage) for name, stage in stages.items() if name != DEMO_STAGE}
     for stage in expected.values():
         if "deps" in stage:
             stage["deps"] = [d for d in stage["deps"] if str(d) not in demo_outputs]
+        if isinstance(stage.get("cmd"), str):
+            stage["cmd"] = option.sub("", stage["cmd"])
     got = (yaml.safe_load(new) or {}).get("stages", {})
     if got != expected:
         raise ChurnError(

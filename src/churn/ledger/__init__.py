@@ -7,7 +7,7 @@ customers downloaded to be contacted against the control members of the same fil
 come only from that random split, never from flagged against unflagged customers, who differ in
 risk by construction. The contact log says who was really reached (compliance) and what the
 contacts cost. Lists churn published (origin "churn") and past campaign lists imported into the
-record (origin "imported", params `ledger.past_lists`) are measured the same way.
+record (origin "imported", by `churn import-lists`) are measured the same way.
 
 The `ledger` stage also writes two tables (dvc.yaml names their paths):
 

@@ -1,6 +1,7 @@
-"""The ledger stage's wiring: import past lists into the record, measure, write the tables.
+"""The ledger stage's wiring: read the published-lists record, measure, write the tables.
 
-`churn ledger` (the `ledger` DVC stage) runs this; the pure measurements are `churn.ledger`.
+`churn ledger` (the `ledger` DVC stage) runs this; the pure measurements are `churn.ledger`. It only
+reads the record: past lists enter it through `churn import-lists` (`churn.lifecycle`).
 The contact-log readers here are shared with the backtest (`churn.lifecycle`).
 """
 
@@ -20,13 +21,6 @@ from churn.logs import get_logger
 log = get_logger("ledger")
 
 
-def contact_log_path(settings: Any, contacts: Path | None) -> Path | None:
-    """Return the contact log to read: --contacts, else backtest.contact_log, else None."""
-    if contacts is not None:
-        return contacts
-    return Path(settings.backtest.contact_log) if settings.backtest.contact_log else None
-
-
 def read_contact_log(path: Path | None) -> pd.DataFrame | None:
     """Return the checked contact log at `path` (None without one)."""
     from churn.backtest import check_contacts
@@ -35,7 +29,10 @@ def read_contact_log(path: Path | None) -> pd.DataFrame | None:
     if path is None:
         return None
     if not path.exists():
-        raise ChurnError(f"{path}: contact log not found; fix backtest.contact_log")
+        raise ChurnError(
+            f"{path}: contact log not found; fix the ledger stage's --contacts in dvc.yaml (or "
+            "remove it and its dep to run without a contact log)"
+        )
     raw = pd.read_csv(path, dtype={CUSTOMER_ID: "string"})
     return check_contacts(raw, str(path))
 
@@ -79,54 +76,6 @@ class LedgerInputs:
     nps: Path | None = None
     uplift_out: Path | None = None
     contacted_out: Path | None = None
-
-
-def _import_past_lists(settings: Any, exports: Path) -> tuple[list[dict[str, Any]], Any]:
-    """Import ledger.past_lists into the record (if set); return (manifests, summary)."""
-    from churn.publish import record
-
-    source = settings.ledger.past_lists
-    if not source:
-        return [], None
-    path = Path(source)
-    if not path.is_file():
-        raise ChurnError(
-            f"{path}: past campaign lists not found; fix ledger.past_lists (or set it to null)"
-        )
-    raw = pd.read_csv(path, dtype="string", keep_default_na=False, na_values=[""])
-    checked = record.check_past_lists(raw, str(path))
-    if checked.rows.empty and len(raw):
-        raise ChurnError(
-            f"{path}: no usable row ({len(checked.quarantine)} quarantined, first reason "
-            f"{checked.quarantine['reason'].iloc[0] if len(checked.quarantine) else 'none'}); "
-            "fix the file or set ledger.past_lists to null"
-        )
-    result = record.import_lists(checked, exports, str(path))
-    reasons = checked.quarantine["reason"].value_counts().sort_index()
-    summary = {
-        "file": str(path),
-        "rows": len(raw),
-        "rows_kept": len(checked.rows),
-        "lists": len(result.manifests),
-        "newly_imported": result.imported,
-        "quarantined": {str(k): int(v) for k, v in reasons.items()},
-        "quarantine_examples": checked.quarantine.head(20).to_dict(orient="records"),
-    }
-    if len(checked.quarantine):
-        log.warning(
-            "%s: %d row(s) quarantined (%s); first at data row %d",
-            path,
-            len(checked.quarantine),
-            ", ".join(f"{k}: {v}" for k, v in summary["quarantined"].items()),
-            int(checked.quarantine["source_row"].iloc[0]),
-        )
-    log.info(
-        "past campaign lists: %d list(s) from %s (%d new in the record)",
-        len(result.manifests),
-        path,
-        result.imported,
-    )
-    return result.manifests, summary
 
 
 def _list_date_snapshots(
@@ -274,8 +223,9 @@ def run_ledger_report(
     report: Path,
     inputs: LedgerInputs,
 ) -> list[dict[str, str]]:
-    """Import past campaign lists, measure every list's campaign (treated vs control) into the
-    ledger report, and write the uplift and contacted tables when `inputs` names them."""
+    """Measure every list of the record's campaign (churn's own and imported past lists, treated vs
+    control) into the ledger report, and write the uplift and contacted tables when `inputs`
+    names them. Reads the record, never writes it."""
     from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
     from churn.files import write_json, write_parquet
     from churn.ledger import (
@@ -291,7 +241,6 @@ def run_ledger_report(
     from churn.publish import record
     from churn.score.targeting import estimate_expected_value
 
-    imported, past_lists = _import_past_lists(settings, exports)
     downloads: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for event in record.read_downloads(exports):
         key = (str(event.get("as_of")), str(event.get("list_sha256")))
@@ -309,10 +258,10 @@ def run_ledger_report(
                 downloads.get((as_of, str(manifest.get("sha256"))), []),
             )
         )
-    for manifest in imported:
+    for manifest in record.read_imported(exports):
         scored = record.read_scored(exports, manifest)
         lists.append(PublishedList(manifest, settings.churn.horizon_days, scored))
-    contact_path = contact_log_path(settings, contacts)
+    contact_path = contacts
     contact_log = read_contact_log(contact_path)
     if not inputs.transactions.is_file():
         raise ChurnError(f"{inputs.transactions}: not found; run `dvc repro ingest` first")
@@ -341,8 +290,6 @@ def run_ledger_report(
     ledger = build_ledger(
         lists, None, settings.backtest.confidence, contact_log, newest=newest, purchases=purchases
     )
-    if past_lists is not None:
-        ledger["past_lists"] = past_lists
     write_json(ledger if matched is None else {**ledger, "contact_log": matched}, report)
     if inputs.contacted_out is not None:
         # a list dated on or after the newest data date cannot overlap any labelled window (they

@@ -5,7 +5,7 @@ for the backtest, a manifest with model version, churn definition and sha256 of 
 `LATEST.json` naming the current list, `events.jsonl`, one line per publication, override or
 download, and `downloads/`, one file per download from the marketing page (who was downloaded
 to be contacted, and the control members of the same filter). Campaign lists run before or
-besides churn (params `ledger.past_lists`) enter it through `import_lists`, as
+besides churn enter it through `import_lists` (the `churn import-lists` command, never a DVC stage), as
 `<list_date>.imported-<sha12>/` folders of origin "imported" (no model version; named by the
 hash of their contents) that LATEST.json never names. The backtest, the campaign ledger and the
 marketing page read this record; nothing else writes it.
@@ -593,7 +593,7 @@ def check_past_lists(raw: pd.DataFrame, source: str) -> PastLists:
         raise ChurnError(
             f"{source}: column(s) {missing} missing (has {list(raw.columns)}); a past-lists file "
             f"needs {list(PAST_LIST_REQUIRED)} (optional: {list(PAST_LIST_OPTIONAL)}); rename the "
-            "columns in the export or fix ledger.past_lists"
+            "columns in the export and import it again"
         )
     unknown = [column for column in raw.columns if column not in PAST_LIST_COLUMNS]
     if unknown:
@@ -721,7 +721,37 @@ def import_lists(
                     continue
                 manifest = _manifest(name, files, rows_per_file, base)
                 _install_folder(root, _stage_folder(root, name, files, manifest), dest)
-                _append_event(root, {"event": IMPORT_EVENT, **_summary(manifest)}, when)
+                event = {"event": IMPORT_EVENT, **_summary(manifest), "content_sha256": content}
+                _append_event(root, event, when)
                 manifests.append(manifest)
                 imported += 1
     return ImportResult(manifests, imported, unchanged)
+
+
+def read_imported(root: str | Path) -> list[dict[str, Any]]:
+    """Return the manifest of every imported past list of the record, sorted by list id: the
+    newest import of each list id, by the order of events.jsonl (a list imported again with other
+    rows is a new folder; the older one stays as history but is not measured twice).
+
+    A folder whose files no longer match its manifest is an error naming it and the fix."""
+    root = Path(root)
+    # events.jsonl is appended in order: the later import of a list id is the newer one
+    order = {
+        str(event.get("content_sha256")): number
+        for number, event in enumerate(read_events(root))
+        if event.get("event") == IMPORT_EVENT
+    }
+    newest: dict[str, tuple[int, str, dict[str, Any]]] = {}
+    for name in imported_folders(root):
+        folder = root / name
+        manifest = _read_json(folder / MANIFEST_FILE)
+        if manifest is None or not _folder_matches(folder, manifest):
+            raise ChurnError(
+                f"{folder}: its files do not match its manifest.json; delete the folder and "
+                "import the past lists again with `churn import-lists FILE`"
+            )
+        list_id = str(manifest.get("list_id"))
+        key = (order.get(str(manifest.get("content_sha256")), -1), name)
+        if list_id not in newest or key > newest[list_id][:2]:
+            newest[list_id] = (*key, manifest)
+    return [newest[list_id][2] for list_id in sorted(newest)]
