@@ -1105,7 +1105,7 @@ def import_lists(
             dir_okay=False,
         ),
     ],
-    exports: Annotated[Path, typer.Option(help="The published-lists record.")] = EXPORTS,
+    exports: ExportsOption = None,
 ) -> None:
     """Import campaign lists run before (or besides) churn into the published-lists record, for
     the campaign ledger (the same file twice records nothing new). Not a DVC stage: no

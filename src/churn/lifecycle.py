@@ -162,9 +162,10 @@ def publish_scores(
     return manifest
 
 
-def import_past_lists(source: Path, exports: Path) -> dict[str, Any]:
+def import_past_lists(source: Path, exports: Path | None = None) -> dict[str, Any]:
     """Import a CSV of campaign lists run before (or besides) churn into the published-lists
-    record; return a summary (rows kept, lists, how many were new, quarantined rows by reason).
+    record (`exports`, default: dvc.yaml's); return a summary (rows kept, lists, how many were
+    new, quarantined rows by reason).
 
     The only way past lists enter the record: an explicit command, never a DVC stage, so no
     `dvc repro` or `dvc exp run` writes what the backtest, the ledger and the page read. The same
@@ -173,6 +174,10 @@ def import_past_lists(source: Path, exports: Path) -> dict[str, Any]:
 
     if not source.is_file():
         raise ChurnError(f"{source}: past campaign lists not found; give the path of the CSV")
+    if exports is None:
+        from churn import pipeline
+
+        exports = pipeline.exports_path()
     raw = pd.read_csv(source, dtype="string", keep_default_na=False, na_values=[""])
     checked = record.check_past_lists(raw, str(source))
     if checked.rows.empty and len(raw):
