@@ -5,6 +5,7 @@ is read as Delta reads it (NULL in the older files' rows), never refused."""
 
 from __future__ import annotations
 
+import shutil
 from datetime import datetime
 from pathlib import Path
 
@@ -149,8 +150,15 @@ def test_a_delta_column_added_later_is_null_in_the_older_files_rows(tmp_path, mo
     source = tmp_path / "orders"
     older, newer = _delta_with_a_column_added(source)
     assert "store" not in pq.read_schema(older).names
+    # the live files under names that sort (and are listed) with `first` first: Spark without
+    # a schema takes it from one file's footer, and the older one lacks the column
+    names = ("0-first.parquet", "1-second.parquet")
     ordered = [older, newer] if first == "older" else [newer, older]
-    monkeypatch.setattr(spark_sources, "delta_files", lambda folder, table=None: ordered)
+    renamed = []
+    for name, path in zip(names, ordered, strict=True):
+        renamed.append(str(source / name))
+        shutil.copyfile(path, renamed[-1])
+    monkeypatch.setattr(spark_sources, "delta_files", lambda folder, table=None: renamed)
     params = IngestParams(
         source=str(source), columns=COLUMNS, passthrough=("store",), reject_after=REJECT_AFTER
     )
