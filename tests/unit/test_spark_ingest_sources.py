@@ -81,3 +81,44 @@ def test_a_catalog_table_is_refused_by_the_duckdb_ingest_with_the_fix(tmp_path):
             tmp_path,
         )
     assert not (tmp_path / "out").exists()
+
+
+def _two_files(folder, dropped: str) -> None:
+    """One export in two Parquet files, the second without the column `dropped`."""
+    folder.mkdir(parents=True)
+    full = {"customer": ["a"], "ordered_at": [1], "amount": [1.0], "store": ["s1"]}
+    pq.write_table(pa.table(full), folder / "part-a.parquet")
+    pq.write_table(
+        pa.table({k: v for k, v in full.items() if k != dropped}), folder / "part-b.parquet"
+    )
+
+
+@pytest.mark.parametrize("dropped", ["amount", "store"])
+def test_a_parquet_file_lacking_a_mapped_column_is_refused_from_its_footer_on_both_engines(
+    tmp_path, dropped
+):
+    from churn.spark.ingest import _open
+
+    folder = tmp_path / "orders"
+    _two_files(folder, dropped)
+    params = IngestParams(source=str(folder), columns=COLUMNS, passthrough=("store",))
+    with pytest.raises(ChurnError) as on_duckdb:
+        run_ingest(
+            params,
+            EngineParams(),
+            IngestOutputs.in_folder(tmp_path / "out"),
+            tmp_path,
+            {},
+            datetime(2025, 1, 1, tzinfo=UTC),
+            {},
+            tmp_path,
+        )
+    # the Spark ingest's check runs on the footers before Spark reads a row: no session needed
+    required = ["customer", "ordered_at", "amount", "store"]
+    with pytest.raises(ChurnError) as on_spark:
+        _open(None, str(folder), "parquet", "UTC", required)
+    message = (
+        f"{folder / 'part-b.parquet'}: column {dropped!r} is missing in this file but present "
+        f"in others of {folder}; the folder mixes schemas; re-export this file or remove it"
+    )
+    assert str(on_duckdb.value) == str(on_spark.value) == message

@@ -85,6 +85,16 @@ class SideRules:
         )
 
 
+def mapped_columns(name: str, spec) -> list[str]:  # spec: config.CustomersSource / NpsSource
+    """Return the source columns a side table's params map, each a column every file of its
+    source must hold (name: customers / nps; customers: the id, then the optional ones mapped)."""
+    columns = spec.columns
+    if name == "customers":
+        optional = (columns.signup_date, columns.channel, columns.region)
+        return [columns.customer_id, *(c for c in optional if c)]
+    return [columns.customer_id, columns.answered_at, columns.score]
+
+
 def customers_columns(raw: RawTable, spec) -> dict[str, str]:  # spec: config.CustomersSource
     """Return canonical name -> source column of the customers table (ChurnError when one
     mapped in ingest.customers.columns is missing)."""

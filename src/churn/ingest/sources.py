@@ -8,6 +8,7 @@ import difflib
 import gzip
 import itertools
 import re
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -483,6 +484,23 @@ def verify_parquet(path: Path, columns: list[str]) -> None:
         pa.default_memory_pool().release_unused()  # the decoded pages: DuckDB needs the memory
 
 
+def check_columns_in_every_file(
+    columns_by_file: Mapping[str, Collection[str]], required: Sequence[str], label: str
+) -> None:
+    """Raise ChurnError when one file of a several-file source lacks a required column that
+    another file holds: a folder mixing schemas, whose union by name would fill that file's
+    rows with NULLs. Both engines run it on the files' Parquet footers before reading a row
+    (churn.spark.ingest on Spark), so they refuse the same folder with the same message."""
+    for file_name, columns in columns_by_file.items():
+        missing = [c for c in required if c not in columns]
+        others = columns_by_file.values()
+        if missing and len(columns_by_file) > 1 and any(missing[0] in cols for cols in others):
+            raise ChurnError(
+                f"{file_name}: column {missing[0]!r} is missing in this file but present in "
+                f"others of {label}; the folder mixes schemas; re-export this file or remove it"
+            )
+
+
 def _is_zoned(duckdb_type: str) -> bool:
     upper = duckdb_type.upper()
     return upper.startswith("TIMESTAMPTZ") or "WITH TIME ZONE" in upper
@@ -521,13 +539,7 @@ def open_parquet(
         kind = "naive" if _is_naive(duckdb_type) else "zoned" if _is_zoned(duckdb_type) else None
         if kind:
             kinds.setdefault(column, {}).setdefault(kind, set()).add(file_name)
-    for file_name, columns in by_file.items():
-        missing = [c for c in required if c not in columns]
-        if missing and len(files) > 1 and any(missing[0] in cols for cols in by_file.values()):
-            raise ChurnError(
-                f"{file_name}: column {missing[0]!r} is missing in this file but present in "
-                f"others of {label}; the folder mixes schemas; re-export this file or remove it"
-            )
+    check_columns_in_every_file(by_file, required, label)
     mixed = sorted(c for c, k in kinds.items() if len(k) > 1)
     options = "filename = true, file_row_number = true"
     if mixed:

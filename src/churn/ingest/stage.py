@@ -25,7 +25,7 @@ from churn.ingest.clean import (
     nullable,
     summarize_transactions,
 )
-from churn.ingest.side import clean_customers, clean_nps
+from churn.ingest.side import clean_customers, clean_nps, mapped_columns
 from churn.ingest.sources import RawTable, detect_format, ident, lit, open_source
 from churn.ingest.sql import copy_sql_source, mask_url, resolve_sql_url
 from churn.logs import get_logger
@@ -249,11 +249,7 @@ def run_ingest(
                 log.warning("%s: %s", name, warning)
         if params.customers is not None and "customers" not in side:
             spec = params.customers
-            wanted = [spec.columns.customer_id] + [
-                c
-                for c in (spec.columns.signup_date, spec.columns.channel, spec.columns.region)
-                if c
-            ]
+            wanted = mapped_columns("customers", spec)
             raw_c, snap_c = _open(
                 con, "customers", spec, wanted, sql_copies, environ, work_dir, params.timezone
             )
@@ -267,7 +263,7 @@ def run_ingest(
                 side_snapshots["customers"] = snap_c
         if params.nps is not None and "nps" not in side:
             spec = params.nps
-            wanted = [spec.columns.customer_id, spec.columns.answered_at, spec.columns.score]
+            wanted = mapped_columns("nps", spec)
             raw_n, snap_n = _open(
                 con, "nps", spec, wanted, sql_copies, environ, work_dir, params.timezone
             )

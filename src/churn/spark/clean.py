@@ -134,7 +134,8 @@ def to_spark_sql(duckdb_sql: str) -> str:
     """Return DuckDB SQL transpiled to Spark SQL, with the functions Spark lacks rewritten:
     isfinite(x), timezone(zone, ts) (an instant as wall-clock time in zone),
     quantile_cont(x, q) (exact linear interpolation: Spark's percentile(x, q)) and
-    try_cast(text AS DOUBLE) (the text DuckDB reads as a number, no other)."""
+    try_cast(text AS DOUBLE) (the text DuckDB reads as a number, no other). Pinned by golden
+    files (tests/support/spark_golden.py)."""
     import sqlglot
     from sqlglot import exp
 
@@ -165,29 +166,40 @@ def to_spark_sql(duckdb_sql: str) -> str:
             )
         return node
 
-    return tree.transform(rewrite).sql("spark")
+    # pretty: one clause a line, so the golden files' diffs show what changed
+    return tree.transform(rewrite).sql("spark", pretty=True)
 
 
-def clean_transactions(
-    spark: Any,
-    raw: Any,
-    params: Any,
-    reject_after: datetime,
-    label: str = "transactions",
-    file_names: Mapping[str, str] | None = None,
-) -> SparkCleaned:
-    """Return the clean and quarantined rows of a typed transactions table (a Spark DataFrame),
-    by the DuckDB ingest's rules; rows read = clean + quarantined + duplicates removed.
-    `file_names`: Spark's file URI -> the name the DuckDB ingest gives the file (source_file,
-    and the order of equal rows from several files)."""
+@dataclass(frozen=True)
+class TransactionRulesSql:
+    """The transactions' row rules as SQL in DuckDB's dialect (to_spark_sql transpiles each),
+    on the views __raw (the source with __file and __row), typed and marked."""
+
+    typed: str  # every source row typed, with its first reason (__reason0); on __raw
+    marked: str  # typed rows with their final reason and copy number (__copy); on typed
+    clean: str  # the clean rows in the clean contract's columns, unsorted; on marked
+    clean_sorted: str  # the same, in the clean table's order
+    quarantine_dates: str  # (reason, date) of the quarantined rows
+    quarantine: str  # the quarantined rows in the quarantine schema, source values as text
+    rejected: str  # the quarantined rows as read (__file, __row, __reason, source columns)
+    drop: bool  # whether re-sent copies are dropped (an id mapped or drop_exact_duplicates)
+
+
+def transaction_rules_sql(
+    params: Any, spark_types: Mapping[str, str], reject_after: datetime, label: str
+) -> TransactionRulesSql:
+    """Return the row rules' SQL (DuckDB's dialect) for a typed source with the columns
+    `spark_types` (column -> Spark type, DataFrame.dtypes): pure, so the transpiled text is
+    pinned by a golden file; ChurnError when a mapped column is missing or untyped."""
     mapping = transaction_columns(params)
-    types = dict(raw.dtypes)
+    types = dict(spark_types)
     missing = [(key, column) for key, column in mapping.items() if column not in types]
     if missing:
         key, column = missing[0]
         raise ChurnError(
             f"{label}: column {column!r} (ingest.columns.{key}) is missing; the table has "
-            f"{', '.join(types)}; map the right column in params.yaml"
+            f"{', '.join(c for c in types if not c.startswith('__'))}; map the right column in "
+            "params.yaml"
         )
     t = {column: _duckdb_type(column, types[column], label) for column in mapping.values()}
     cust, ts, amt = mapping[C.CUSTOMER_ID], mapping[C.TIMESTAMP], mapping[C.AMOUNT]
@@ -246,39 +258,63 @@ def clean_transactions(
         f"{f'CAST({ident(source)} AS VARCHAR)' if source else 'CAST(NULL AS VARCHAR)'} AS {ident(out)}"
         for out, source in originals
     )
+    clean_sql = (
+        f"SELECT {select_cols} FROM marked WHERE __reason IS NULL "
+        f"{'AND coalesce(__copy, 1) = 1 ' if drop else ''}"
+    )
+    source_cols = ", ".join(ident(c) for c in dict.fromkeys(mapping.values()))
+    return TransactionRulesSql(
+        typed=typed,
+        marked=marked,
+        clean=clean_sql,
+        clean_sorted=clean_sql + "ORDER BY __cid, __ts, __file, __row",
+        # a quarantined row's date: its timestamp as read (wall-clock time in ingest.timezone),
+        # as the DuckDB ingest dates the quarantined rows it wrote
+        quarantine_dates=(
+            f"SELECT __reason AS reason, CAST(__ts AS DATE) AS {ident(C.DATE)} FROM marked "
+            "WHERE __reason IS NOT NULL"
+        ),
+        quarantine=(
+            f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE}, "
+            f"CAST(__row AS BIGINT) AS "
+            f"{C.SOURCE_ROW}, __reason AS {C.REASON}, {quarantine_cols} FROM marked "
+            "WHERE __reason IS NOT NULL ORDER BY __file, __row"
+        ),
+        rejected=(
+            f"SELECT __file, __row, __reason, {source_cols} FROM marked "
+            "WHERE __reason IS NOT NULL ORDER BY __file, __row"
+        ),
+        drop=drop,
+    )
+
+
+def clean_transactions(
+    spark: Any,
+    raw: Any,
+    params: Any,
+    reject_after: datetime,
+    label: str = "transactions",
+    file_names: Mapping[str, str] | None = None,
+) -> SparkCleaned:
+    """Return the clean and quarantined rows of a typed transactions table (a Spark DataFrame),
+    by the DuckDB ingest's rules; rows read = clean + quarantined + duplicates removed.
+    `file_names`: Spark's file URI -> the name the DuckDB ingest gives the file (source_file,
+    and the order of equal rows from several files)."""
+    rules = transaction_rules_sql(params, dict(raw.dtypes), reject_after, label)
+    mapping = transaction_columns(params)
+    types = dict(raw.dtypes)
+    cust, tx = mapping[C.CUSTOMER_ID], mapping.get(C.TRANSACTION_ID)
+    cust_type = _duckdb_type(cust, types[cust], label)
+    drop = rules.drop
     with_positions(raw, file_names).createOrReplaceTempView("__raw")
-    spark.sql(to_spark_sql(typed)).createOrReplaceTempView("typed")
-    marked_rows = spark.sql(to_spark_sql(marked)).cache()  # unpersisted by release()
+    spark.sql(to_spark_sql(rules.typed)).createOrReplaceTempView("typed")
+    marked_rows = spark.sql(to_spark_sql(rules.marked)).cache()  # unpersisted by release()
     marked_rows.createOrReplaceTempView("marked")
     try:
-        clean_sql = (
-            f"SELECT {select_cols} FROM marked WHERE __reason IS NULL "
-            f"{'AND coalesce(__copy, 1) = 1 ' if drop else ''}"
-        )
-        clean = spark.sql(to_spark_sql(clean_sql + "ORDER BY __cid, __ts, __file, __row"))
-        # a quarantined row's date: its timestamp as read (wall-clock time in ingest.timezone), as
-        # the DuckDB ingest dates the quarantined rows it wrote
-        quarantine_dates = spark.sql(
-            to_spark_sql(
-                f"SELECT __reason AS reason, CAST(__ts AS DATE) AS {ident(C.DATE)} FROM marked "
-                "WHERE __reason IS NOT NULL"
-            )
-        )
-        quarantine = spark.sql(
-            to_spark_sql(
-                f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, __file AS {C.SOURCE_FILE}, "
-                f"CAST(__row AS BIGINT) AS "
-                f"{C.SOURCE_ROW}, __reason AS {C.REASON}, {quarantine_cols} FROM marked "
-                "WHERE __reason IS NOT NULL ORDER BY __file, __row"
-            )
-        )
-        source_cols = ", ".join(ident(c) for c in dict.fromkeys(mapping.values()))
-        rejected = spark.sql(
-            to_spark_sql(
-                f"SELECT __file, __row, __reason, {source_cols} FROM marked "
-                "WHERE __reason IS NOT NULL ORDER BY __file, __row"
-            )
-        )
+        clean = spark.sql(to_spark_sql(rules.clean_sorted))
+        quarantine_dates = spark.sql(to_spark_sql(rules.quarantine_dates))
+        quarantine = spark.sql(to_spark_sql(rules.quarantine))
+        rejected = spark.sql(to_spark_sql(rules.rejected))
         counts = spark.sql(
             "SELECT __reason, COUNT(*) AS n, COUNT_IF(__copy > 1) AS copies, "
             "COUNT_IF(__trimmed) AS trimmed FROM marked GROUP BY __reason"
@@ -307,9 +343,9 @@ def clean_transactions(
             stats["reused_transaction_ids"] = int(reused_ids)
             stats["line_item_rows"] = int(line_items)
         warnings = []
-        if t[cust] != "VARCHAR":
+        if cust_type != "VARCHAR":
             warnings.append(
-                f"column {cust!r} is {t[cust]}, not text: leading zeros in customer ids "
+                f"column {cust!r} is {cust_type}, not text: leading zeros in customer ids "
                 "cannot be recovered; export ids as text"
             )
         if stats.get("reused_transaction_ids"):
@@ -330,7 +366,7 @@ def clean_transactions(
             duplicates_removed=duplicates,
             rejected=rejected,
             stats=stats,
-            clean_rows=spark.sql(to_spark_sql(clean_sql)),
+            clean_rows=spark.sql(to_spark_sql(rules.clean)),
             quarantine_dates=quarantine_dates,
             cached=(marked_rows,),
             views=("__raw", "typed", "marked"),

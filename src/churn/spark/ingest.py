@@ -30,8 +30,16 @@ from churn import columns as C
 from churn.config import is_sql_url
 from churn.errors import ChurnError
 from churn.ingest import integrity
-from churn.ingest.clean import CleanedTable, _transaction_detail, nullable
-from churn.ingest.sources import RawTable, detect_format, ident, list_source, lit
+from churn.ingest.clean import CleanedTable, _transaction_detail, nullable, transaction_columns
+from churn.ingest.side import mapped_columns
+from churn.ingest.sources import (
+    RawTable,
+    check_columns_in_every_file,
+    detect_format,
+    ident,
+    list_source,
+    lit,
+)
 from churn.ingest.stage import customer_categories, integrity_source
 from churn.ingest.table_formats import table_format
 from churn.logs import get_logger
@@ -72,10 +80,16 @@ def spark_cleaner(params, engine, work_dir: Path, spark: Any = None):  # noqa: A
 
 
 def _open(
-    spark: Any, source: str, kind: str, zone: str, key: str = "ingest.source"
+    spark: Any,
+    source: str,
+    kind: str,
+    zone: str,
+    required: list[str],
+    key: str = "ingest.source",
 ) -> tuple[Any, RawTable, dict[str, str]]:
     """Return (DataFrame, the source as RawTable without a relation, Spark URI -> file name)
-    of a typed source (`kind`: typed_source's; zone: ingest.timezone; key: its params key)."""
+    of a typed source (`kind`: typed_source's; zone: ingest.timezone; required: the mapped
+    source columns, which every Parquet file must hold; key: its params key)."""
     from churn.spark.sources import read_source
 
     if kind == "table":
@@ -88,6 +102,11 @@ def _open(
         return frame, RawTable(source, "", {}, 0, None, files, "delta"), {}
     # the files the DuckDB ingest reads (hidden and other files skipped), named as it names them
     listing = list_source(source, "parquet", key)
+    # a file lacking a mapped column that the others hold is refused from the footers, before
+    # a row is read, as the DuckDB ingest refuses it (Spark's union by name would fill NULLs)
+    schemas = parquet_schemas(listing.files)
+    columns = {name: set(schema.names) for name, schema in schemas.items()}
+    check_columns_in_every_file(columns, required, source)
     # Spark names a file by a URI (file:/a/b, file:///a/b, percent-encoded or not)
     file_names = {}
     for path in listing.files:
@@ -95,7 +114,7 @@ def _open(
         for uri in (f"file:{full}", f"file://{full}", path.absolute().as_uri()):
             file_names[uri] = str(path)
             file_names[unquote(uri)] = str(path)
-    frame = _read_parquet(spark, listing.files, zone, file_names)
+    frame = _read_parquet(spark, listing.files, zone, file_names, schemas)
     raw = RawTable(
         source,
         "",
@@ -109,22 +128,37 @@ def _open(
     return frame, raw, file_names
 
 
-def timestamp_kinds(files: list[Path]) -> dict[str, dict[str, list[str]]]:
-    """Return column -> 'naive'/'zoned' -> the files where that timestamp column has that kind
-    (from the Parquet footers only)."""
-    import pyarrow as pa
+def parquet_schemas(files: list[Path]) -> dict[str, Any]:
+    """Return file name -> its Arrow schema, read from the Parquet footer only (no rows)."""
     import pyarrow.parquet as pq
 
+    return {str(path): pq.read_schema(path) for path in files}
+
+
+def timestamp_kinds(
+    files: list[Path], schemas: dict[str, Any] | None = None
+) -> dict[str, dict[str, list[str]]]:
+    """Return column -> 'naive'/'zoned' -> the files where that timestamp column has that kind
+    (from the Parquet footers only; `schemas`: parquet_schemas' of the files, when read)."""
+    import pyarrow as pa
+
+    schemas = schemas if schemas is not None else parquet_schemas(files)
     kinds: dict[str, dict[str, list[str]]] = {}
     for path in files:
-        for field in pq.read_schema(path):
+        for field in schemas[str(path)]:
             if pa.types.is_timestamp(field.type):
                 kind = "zoned" if field.type.tz is not None else "naive"
                 kinds.setdefault(field.name, {}).setdefault(kind, []).append(str(path))
     return kinds
 
 
-def _read_parquet(spark: Any, files: list[Path], zone: str, file_names: dict[str, str]) -> Any:
+def _read_parquet(
+    spark: Any,
+    files: list[Path],
+    zone: str,
+    file_names: dict[str, str],
+    schemas: dict[str, Any] | None = None,
+) -> Any:
     """Return the Parquet files as one DataFrame (columns united by name). A timestamp column
     that is naive in some files and zoned in others is read as the DuckDB ingest reads it: the
     zoned values become wall-clock time in `zone` (ingest.timezone), the naive ones are already
@@ -134,7 +168,7 @@ def _read_parquet(spark: Any, files: list[Path], zone: str, file_names: dict[str
     from churn.spark.clean import with_positions
 
     absolute = [str(p.absolute()) for p in files]
-    kinds = timestamp_kinds(files)
+    kinds = timestamp_kinds(files, schemas)
     mixed = sorted(column for column, kind in kinds.items() if len(kind) > 1)
     if not mixed:
         return spark.read.option("mergeSchema", "true").parquet(*absolute)
@@ -202,7 +236,10 @@ def clean_on_spark(  # noqa: ANN201
         cleaned, side = None, {}
         try:
             with _failures(params.source, "ingest.columns"):
-                frame, raw, file_names = _open(spark, params.source, kind, params.timezone)
+                required = list(transaction_columns(params).values())
+                frame, raw, file_names = _open(
+                    spark, params.source, kind, params.timezone, required
+                )
                 log.info("transactions: reading %s (%s) on Spark", params.source, kind)
                 cleaned = clean_transactions(
                     spark, frame, params, reject_after, params.source, file_names
@@ -303,7 +340,10 @@ def clean_side_tables(
                 continue
             with _failures(spec.source, f"ingest.{name}.columns"):
                 key = f"ingest.{name}.source"
-                frame, raw, file_names = _open(spark, spec.source, kind, params.timezone, key)
+                required = mapped_columns(name, spec)
+                frame, raw, file_names = _open(
+                    spark, spec.source, kind, params.timezone, required, key
+                )
                 column = text_dates(name, spec, frame)
                 if column is not None:
                     log.info(

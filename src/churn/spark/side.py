@@ -72,6 +72,74 @@ def text_dates(name: str, spec, frame: Any) -> str | None:
     return column if column and types.get(column) == "string" else None
 
 
+@dataclass(frozen=True)
+class SideRulesSql:
+    """One side table's row rules as SQL in DuckDB's dialect (to_spark_sql transpiles each), on
+    the views named by side_rules_sql's arguments."""
+
+    rules: side.SideRules
+    typed: str  # every source row typed, with its reason; on the raw view
+    repeats: str | None  # customers: the valid rows repeating an earlier id; on the typed view
+    repeats_count: str | None  # customers: (repeats, conflicting repeats, an example id)
+    clean: str  # the clean rows, sorted
+    clean_unordered: str  # the clean rows, unsorted
+    counted: str  # (clean rows, distinct customers)
+    rejected: str  # the quarantined rows as read: __file, __row, __reason, source columns
+
+
+def side_rules_sql(
+    name: str,  # customers / nps
+    spec,  # churn.config.CustomersSource / NpsSource
+    spark_types: dict[str, str],  # column -> Spark type (DataFrame.dtypes), positions left out
+    raw: RawTable,
+    zone: str,
+    reject_after: datetime,
+    min_date: date,
+    views: tuple[str, str, str],  # the raw, typed and repeats views
+) -> SideRulesSql:
+    """Return one side table's row rules' SQL for a typed source with the columns
+    `spark_types`: pure, so the transpiled text is pinned by a golden file; ChurnError when a
+    mapped column is missing or has a type the rules cannot read."""
+    types = {name_: SPARK_TO_DUCKDB.get(kind, kind.upper()) for name_, kind in spark_types.items()}
+    opened = RawTable(raw.label, "", types, 0, None, raw.files, raw.fmt, dict(raw.skipped))
+    if name == "customers":
+        src = side.customers_columns(opened, spec)
+    else:
+        src = side.nps_columns(opened, spec)
+    for column in src.values():  # refuse what the shared expressions cannot type, with the fix
+        _duckdb_type(column, spark_types[column], raw.label)
+    if name == "customers":
+        rules = side.customers_rules(src, types, spec, zone, raw.label, min_date)
+    else:
+        rules = side.nps_rules(src, types, spec, zone, raw.label, reject_after, min_date)
+    raw_view, typed_view, repeats_view = views
+    repeats = repeats_count = None
+    if name == "customers":
+        repeats = side.customers_repeats_sql(typed_view)
+        repeats_count = side.customers_repeats_count_sql(repeats_view)
+        clean_sql = side.customers_clean_sql(typed_view, repeats_view)
+        unordered = side.customers_clean_sql(typed_view, repeats_view, ordered=False)
+    else:
+        clean_sql = side.nps_clean_sql(typed_view)
+        unordered = side.nps_clean_sql(typed_view, ordered=False)
+    sources = ", ".join(ident(c) for c in rules.source_columns)
+    return SideRulesSql(
+        rules=rules,
+        typed=rules.typed(raw_view),
+        repeats=repeats,
+        repeats_count=repeats_count,
+        clean=clean_sql,
+        clean_unordered=unordered,
+        counted=(
+            f"SELECT count(*), count(DISTINCT {ident(C.CUSTOMER_ID)}) FROM ({unordered}) AS c"
+        ),
+        rejected=(
+            f"SELECT __file, __row, __reason, {sources} FROM {typed_view} "
+            "WHERE __reason IS NOT NULL ORDER BY __file, __row"
+        ),
+    )
+
+
 def clean_side(
     spark: Any,
     name: str,  # customers / nps
@@ -91,23 +159,15 @@ def clean_side(
     from churn.spark.ingest import _parts_relation, _write_parts
 
     types = source_types(frame)
-    opened = RawTable(raw.label, "", types, 0, None, raw.files, raw.fmt, dict(raw.skipped))
-    if name == "customers":
-        src = side.customers_columns(opened, spec)
-    else:
-        src = side.nps_columns(opened, spec)
-    for column in src.values():  # refuse what the shared expressions cannot type, with the fix
-        _duckdb_type(column, dict(frame.dtypes)[column], raw.label)
-    if name == "customers":
-        rules = side.customers_rules(src, types, spec, zone, raw.label, min_date)
-    else:
-        rules = side.nps_rules(src, types, spec, zone, raw.label, reject_after, min_date)
     suffix = uuid.uuid4().hex[:12]  # views of their own: the session may be the caller's
     raw_view, typed_view = f"churn_{name}_raw_{suffix}", f"churn_{name}_typed_{suffix}"
     repeats_view = f"churn_{name}_repeats_{suffix}"
     views = (raw_view, typed_view, repeats_view)
+    spark_types = {c: kind for c, kind in frame.dtypes if not c.startswith("__")}
+    queries = side_rules_sql(name, spec, spark_types, raw, zone, reject_after, min_date, views)
+    rules = queries.rules
     with_positions(frame, file_names).createOrReplaceTempView(raw_view)
-    typed = spark.sql(to_spark_sql(rules.typed(raw_view))).cache()
+    typed = spark.sql(to_spark_sql(queries.typed)).cache()
     typed.createOrReplaceTempView(typed_view)
     try:
         counts = spark.sql(
@@ -122,30 +182,17 @@ def clean_side(
         reasons = {str(row[0]): int(row[1]) for row in counts if row[0] is not None}
         duplicates, stats = 0, {}
         if name == "customers":
-            repeats = spark.sql(to_spark_sql(side.customers_repeats_sql(typed_view)))
+            repeats = spark.sql(to_spark_sql(queries.repeats))
             repeats.createOrReplaceTempView(repeats_view)
             duplicates, conflicting, example = spark.sql(
-                to_spark_sql(side.customers_repeats_count_sql(repeats_view))
+                to_spark_sql(queries.repeats_count)
             ).collect()[0]
-            stats = side.customers_stats(raw.label, src[C.CUSTOMER_ID], conflicting, example)
-            clean_sql = side.customers_clean_sql(typed_view, repeats_view)
-            unordered = side.customers_clean_sql(typed_view, repeats_view, ordered=False)
-        else:
-            clean_sql = side.nps_clean_sql(typed_view)
-            unordered = side.nps_clean_sql(typed_view, ordered=False)
-        rows_clean, customers = spark.sql(
-            to_spark_sql(
-                f"SELECT count(*), count(DISTINCT {ident(C.CUSTOMER_ID)}) FROM ({unordered}) AS c"
-            )
-        ).collect()[0]
-        clean_parts = _write_parts(spark.sql(to_spark_sql(clean_sql)), work_dir / f"spark_{name}")
-        sources = ", ".join(ident(c) for c in rules.source_columns)
-        rejected = spark.sql(
-            to_spark_sql(
-                f"SELECT __file, __row, __reason, {sources} FROM {typed_view} "
-                "WHERE __reason IS NOT NULL ORDER BY __file, __row"
-            )
+            stats = side.customers_stats(raw.label, rules.customer_column, conflicting, example)
+        rows_clean, customers = spark.sql(to_spark_sql(queries.counted)).collect()[0]
+        clean_parts = _write_parts(
+            spark.sql(to_spark_sql(queries.clean)), work_dir / f"spark_{name}"
         )
+        rejected = spark.sql(to_spark_sql(queries.rejected))
         rejected_parts = _write_parts(rejected, work_dir / f"spark_{name}_quarantine")
     except BaseException:
         release(spark, (typed,), views)
@@ -166,6 +213,6 @@ def clean_side(
     )
     cleaned.assert_rows_conserved()
     # the clean rows unsorted, for the customers' category check (counted on Spark)
-    clean_rows = spark.sql(to_spark_sql(unordered))
+    clean_rows = spark.sql(to_spark_sql(queries.clean_unordered))
     opened = RawTable(raw.label, "", types, rows_read, None, raw.files, raw.fmt, dict(raw.skipped))
     return SparkSide(opened, cleaned, clean_rows, (typed,), views)

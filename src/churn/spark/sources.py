@@ -52,11 +52,29 @@ def read_delta(spark: Any, folder: Path) -> Any:
     except Exception as error:  # no Delta data source in this session
         if "delta" not in str(error).lower() and "DATA_SOURCE_NOT_FOUND" not in str(error):
             raise
-    return spark.read.option("basePath", str(folder.absolute())).parquet(*delta_files(folder))
+    table = _current_table(folder)
+    files, schema = delta_files(folder, table), delta_schema(folder, table)
+    # the table's schema, from its log: a column added after the older files were written is
+    # NULL in their rows (Delta's own reading), never dropped because Spark happened to take
+    # the schema from an older file's footer
+    reader = spark.read.schema(schema).option("basePath", str(folder.absolute()))
+    return reader.parquet(*files)
 
 
-def delta_files(folder: Path) -> list[str]:
-    """Return the Parquet files of a Delta table's current version (from its transaction log)."""
+def delta_schema(folder: Path, table: Any = None) -> Any:
+    """Return the Spark schema (StructType) of a Delta table's current version, from its
+    transaction log (Delta writes its schema in Spark's own JSON form); `table`: the folder's
+    DeltaTable, when opened already."""
+    import json
+
+    from pyspark.sql.types import StructType
+
+    table = table if table is not None else _current_table(folder)
+    return StructType.fromJson(json.loads(table.schema().to_json()))
+
+
+def _current_table(folder: Path) -> Any:
+    """Return the deltalake DeltaTable of `folder` (ChurnError without the package)."""
     try:
         from deltalake import DeltaTable
     except ImportError:
@@ -74,7 +92,13 @@ def delta_files(folder: Path) -> list[str]:
             "Spark can apply (deleted rows would come back otherwise); add delta-spark to the "
             "cluster, or run OPTIMIZE/REORG ... APPLY (PURGE) and disable the feature"
         )
-    files = table.file_uris()
+    return table
+
+
+def delta_files(folder: Path, table: Any = None) -> list[str]:
+    """Return the Parquet files of a Delta table's current version (from its transaction log;
+    `table`: the folder's DeltaTable, when opened already)."""
+    files = (table if table is not None else _current_table(folder)).file_uris()
     if not files:
         raise ChurnError(f"{folder}: the Delta table's current version has no data files")
     return files
