@@ -15,10 +15,10 @@ from support.score_data import train_model
 
 
 def test_the_docs_say_checksums_catch_accidents_not_deliberate_edits():
-    architecture = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    page = (ROOT / "docs" / "checksums.md").read_text(encoding="utf-8")
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "## What the checksums are for" in architecture
-    section = architecture.split("## What the checksums are for", 1)[1]
+    assert page.startswith("# Checksums: what they are for")
+    section = page
     assert "partial copy" in section and "not signatures" in section
     assert "together with its checksum" in section
     assert "together with its checksum" in " ".join(readme.split())  # README, Publishing
