@@ -1039,27 +1039,30 @@ def report(
         raise ChurnError(f"{ledger}: not valid JSON ({error}); rerun `churn ledger`") from None
     uplift_report = _read_json(uplift, "churn uplift")
     score_summary = _read_json(score_report, "churn score")
-    inputs = {
-        "nps": pd.read_parquet(nps) if nps else None,
-        "customers": pd.read_parquet(customers) if customers else None,
-        "scores": pd.read_parquet(scores) if scores else None,
-        "metrics": metric_values,
-        "backtest": backtest_report,
-        "drift": drift_report,
-        "ledger": ledger_report,
-        "uplift": uplift_report,
-        "score_report": score_summary,
-        "sources": {
-            "transactions": str(transactions),
-            "nps": str(nps),
-            "scores": str(scores),
-            "backtest": str(backtest),
-            "drift": str(drift),
-            "ledger": str(ledger),
-            "uplift": str(uplift),
-            "score_report": str(score_report),
-        },
-    }
+
+    def inputs() -> dict:  # read inside the engine's try: a MemoryError there gets the hint
+        return {
+            "nps": pd.read_parquet(nps) if nps else None,
+            "customers": pd.read_parquet(customers) if customers else None,
+            "scores": pd.read_parquet(scores) if scores else None,
+            "metrics": metric_values,
+            "backtest": backtest_report,
+            "drift": drift_report,
+            "ledger": ledger_report,
+            "uplift": uplift_report,
+            "score_report": score_summary,
+            "sources": {
+                "transactions": str(transactions),
+                "nps": str(nps),
+                "scores": str(scores),
+                "backtest": str(backtest),
+                "drift": str(drift),
+                "ledger": str(ledger),
+                "uplift": str(uplift),
+                "score_report": str(score_report),
+            },
+        }
+
     if settings.engine.kind == "spark":
         from churn.spark.report import SparkReportAggregates
         from churn.spark.session import open_spark
@@ -1073,7 +1076,7 @@ def report(
                 read_source(spark, transactions),
                 settings.report,
                 settings.churn,
-                **inputs,
+                **inputs(),
             )
         finally:
             spark.stop()
@@ -1086,7 +1089,7 @@ def report(
                     con.read_parquet(str(transactions)),
                     settings.report,
                     settings.churn,
-                    **inputs,
+                    **inputs(),
                 )
             except (duckdb.Error, MemoryError, OSError) as error:
                 friendly = resource_error(error, settings.engine, "report", spill)

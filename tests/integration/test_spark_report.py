@@ -1,11 +1,12 @@
 """The report stage on Spark (engine.kind: spark) gives DuckDB's figures: every aggregate the report
 takes from the transactions, computed by the same SQL on Spark local (ANSI on, JVM zone far from
-UTC) and on DuckDB, on generated data and on hand-built edge cases; and `churn report` with the
-Spark engine writes DuckDB's files byte for byte."""
+UTC) and on DuckDB, on generated data and on hand-built edge cases, and once over Spark Connect;
+and `churn report` with the Spark engine writes DuckDB's files byte for byte."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 from datetime import date
 from pathlib import Path
 
@@ -35,7 +36,13 @@ from churn.report.survey import nps_answers_by_day
 from support.features_tables import nps_frame, transactions_frame
 from support.paths import ROOT
 from support.report_data import OUTPUTS
-from support.spark_parity import frame_differences, require_spark
+from support.spark_parity import (
+    connect_server,
+    frame_differences,
+    require_spark,
+    spark_engine,
+    stop_local_spark,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -219,3 +226,34 @@ def test_report_command_on_spark_writes_duckdbs_files(generated_interim, tmp_pat
     assert b"churn_rate_pct_by_nps_group" in outputs["duckdb"]["retention.json"]
     for name in OUTPUTS:  # the page too: it is deterministic
         assert outputs["spark"][name] == outputs["duckdb"][name], name
+
+
+@pytest.fixture(scope="module")
+def connect(tmp_path_factory):
+    """A Spark Connect session on a local Connect server (as in test_spark_connect.py); the
+    module's last test uses it, after the classic ones."""
+    require_spark()
+    pytest.importorskip("pyspark.sql.connect.session")
+    from churn.spark.session import open_spark
+
+    # pyspark marks the process as Connect-only and does not unmark it on stop(): undone after
+    names = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
+    before = {name: os.environ.get(name) for name in names}
+    stop_local_spark()  # pyspark refuses a remote session while a local one runs
+    with connect_server(tmp_path_factory.mktemp("spark-connect")) as url:
+        session = open_spark(spark_engine(Path("/tmp"), remote=url))
+        yield session
+        session.stop()
+    for name, value in before.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+def test_connect_report_aggregates_equal_duckdb_on_edge_cases(connect, tmp_path):
+    assert type(connect).__module__.startswith("pyspark.sql.connect")
+    files = _write_inputs(tmp_path, transactions_frame(EDGE_ROWS), nps_frame(EDGE_NPS))
+    settings = ReportParams(period="month", cohort_period="month")
+    churn = ChurnParams(active_within_days=40, as_of=D(2024, 9, 30))
+    _assert_same_aggregates(connect, files, settings, churn)

@@ -354,8 +354,9 @@ def count_churn_by_nps(
     bounds = periods[["period_index", "period_start"]].assign(
         period_start=lambda frame: pd.to_datetime(frame["period_start"])
     )
-    # the latest earlier answer by a join and max_by, not DuckDB's ASOF JOIN (Spark has none);
-    # answers are one per customer and day, so the latest is unique
+    # the latest earlier answer is the one whose span [answered, next answer) holds the start:
+    # an equi-join with a range filter (one row per customer and period, as DuckDB's ASOF JOIN,
+    # which Spark has none of); answers are one per customer and day, so spans do not overlap
     with aggregates.registered(runs=runs, answers=answers, bounds=bounds) as views:
         return aggregates.frame(
             f"""
@@ -372,21 +373,26 @@ def count_churn_by_nps(
                 SELECT s.customer_id, s.period_index, s.lost, b.period_start
                 FROM starts s JOIN {views["bounds"]} b ON s.period_index = b.period_index
             ),
-            latest AS (
-                SELECT d.customer_id, d.period_index, d.lost,
-                    max_by(a.{NPS_SCORE}, a.{ANSWERED_AT}) AS score
-                FROM dated d JOIN {views["answers"]} a
-                    ON d.customer_id = a.{CUSTOMER_ID}
-                    AND d.period_start > CAST(a.{ANSWERED_AT} AS TIMESTAMP)
-                GROUP BY d.customer_id, d.period_index, d.lost
+            answered AS (
+                SELECT {CUSTOMER_ID} AS customer_id, {NPS_SCORE} AS score,
+                    CAST({ANSWERED_AT} AS TIMESTAMP) AS answered_from
+                FROM {views["answers"]}
+            ),
+            spans AS (
+                SELECT *, lead(answered_from) OVER (PARTITION BY customer_id ORDER BY answered_from)
+                    AS answered_until
+                FROM answered
             ),
             grouped AS (
-                SELECT period_index,
-                    CASE WHEN score >= 9 THEN 'promoter'
-                        WHEN score >= 7 THEN 'passive'
+                SELECT d.period_index,
+                    CASE WHEN a.score >= 9 THEN 'promoter'
+                        WHEN a.score >= 7 THEN 'passive'
                         ELSE 'detractor' END AS nps_group,
-                    lost
-                FROM latest
+                    d.lost
+                FROM dated d JOIN spans a
+                    ON d.customer_id = a.customer_id
+                    AND d.period_start > a.answered_from
+                    AND (a.answered_until IS NULL OR d.period_start <= a.answered_until)
             )
             SELECT period_index, nps_group,
                 count(*) AS customers_start,
