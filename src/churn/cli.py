@@ -1105,11 +1105,12 @@ def report(
     )
     write_csv(result.cohorts.drop(columns="period_index", errors="ignore"), out / "cohorts.csv")
     log.info(
-        "report: %d %ss to %s, in %s",
+        "report: %d %ss to %s, in %s%s",
         len(result.periods),
         settings.report.period,
         result.as_of,
         out,
+        " (transactions aggregated on Spark)" if settings.engine.kind == "spark" else "",
     )
 
 
