@@ -51,6 +51,7 @@ def _child(kind: str, size: str) -> None:
     from churn.config import ChurnParams, EngineParams, ReportParams
     from churn.engine import open_duckdb
     from churn.report import build_report
+    from churn.report.activity import DuckDBAggregates
 
     settings, churn = ReportParams(), ChurnParams()
     path = clean_path(size)
@@ -58,7 +59,9 @@ def _child(kind: str, size: str) -> None:
     start = time.perf_counter()
     if kind == "report":
         nps = pd.read_parquet(path.parent / "nps.parquet")
-        report = build_report(con, con.read_parquet(str(path)), settings, churn, nps=nps)
+        report = build_report(
+            DuckDBAggregates(con), con.read_parquet(str(path)), settings, churn, nps=nps
+        )
         rows = len(report.periods)
     else:
         frame = con.sql(

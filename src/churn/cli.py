@@ -1015,6 +1015,7 @@ def report(
     from churn.engine import open_duckdb, resource_error
     from churn.files import write_csv, write_json, write_text
     from churn.report import build_report, headline_figures
+    from churn.report.activity import DuckDBAggregates
     from churn.report.page import render_html
 
     settings = _stage_params("report", params)
@@ -1044,41 +1045,65 @@ def report(
         raise ChurnError(f"{ledger}: not valid JSON ({error}); rerun `churn ledger`") from None
     uplift_report = _read_json(uplift, "churn uplift")
     score_summary = _read_json(score_report, "churn score")
-    with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
-        con = open_duckdb(settings.engine, spill)
+
+    def inputs() -> dict:  # read inside the engine's try: a MemoryError there gets the hint
+        return {
+            "nps": pd.read_parquet(nps) if nps else None,
+            "customers": pd.read_parquet(customers) if customers else None,
+            "scores": pd.read_parquet(scores) if scores else None,
+            "metrics": metric_values,
+            "backtest": backtest_report,
+            "drift": drift_report,
+            "ledger": ledger_report,
+            "uplift": uplift_report,
+            "score_report": score_summary,
+            "sources": {
+                "transactions": str(transactions),
+                "nps": str(nps),
+                "scores": str(scores),
+                "backtest": str(backtest),
+                "drift": str(drift),
+                "ledger": str(ledger),
+                "uplift": str(uplift),
+                "score_report": str(score_report),
+            },
+        }
+
+    if settings.engine.kind == "spark":
+        from churn.spark.report import SparkReportAggregates
+        from churn.spark.session import open_spark
+        from churn.spark.sources import read_source
+
+        spark = open_spark(settings.engine)
         try:
+            # the transactions' aggregates run on Spark; only their small frames come back
             result = build_report(
-                con,
-                con.read_parquet(str(transactions)),
+                SparkReportAggregates(spark),
+                read_source(spark, transactions),
                 settings.report,
                 settings.churn,
-                nps=pd.read_parquet(nps) if nps else None,
-                customers=pd.read_parquet(customers) if customers else None,
-                scores=pd.read_parquet(scores) if scores else None,
-                metrics=metric_values,
-                backtest=backtest_report,
-                drift=drift_report,
-                ledger=ledger_report,
-                uplift=uplift_report,
-                score_report=score_summary,
-                sources={
-                    "transactions": str(transactions),
-                    "nps": str(nps),
-                    "scores": str(scores),
-                    "backtest": str(backtest),
-                    "drift": str(drift),
-                    "ledger": str(ledger),
-                    "uplift": str(uplift),
-                    "score_report": str(score_report),
-                },
+                **inputs(),
             )
-        except (duckdb.Error, MemoryError, OSError) as error:
-            friendly = resource_error(error, settings.engine, "report", spill)
-            if friendly is None:
-                raise
-            raise friendly from None
         finally:
-            con.close()
+            spark.stop()
+    else:
+        with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
+            con = open_duckdb(settings.engine, spill)
+            try:
+                result = build_report(
+                    DuckDBAggregates(con),
+                    con.read_parquet(str(transactions)),
+                    settings.report,
+                    settings.churn,
+                    **inputs(),
+                )
+            except (duckdb.Error, MemoryError, OSError) as error:
+                friendly = resource_error(error, settings.engine, "report", spill)
+                if friendly is None:
+                    raise
+                raise friendly from None
+            finally:
+                con.close()
     write_text(out / "retention.html", render_html(result))
     write_json(headline_figures(result), out / "retention.json")
     write_csv(
@@ -1086,11 +1111,12 @@ def report(
     )
     write_csv(result.cohorts.drop(columns="period_index", errors="ignore"), out / "cohorts.csv")
     log.info(
-        "report: %d %ss to %s, in %s",
+        "report: %d %ss to %s, in %s%s",
         len(result.periods),
         settings.report.period,
         result.as_of,
         out,
+        " (transactions aggregated on Spark)" if settings.engine.kind == "spark" else "",
     )
 
 

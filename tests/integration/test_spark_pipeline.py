@@ -85,6 +85,8 @@ def test_dvc_repro_on_spark_gives_duckdbs_features_and_publishes(tmp_path, _migr
     assert repro.returncode == 0, (repro.stdout + repro.stderr)[-4000:]
     assert "on Spark;" in repro.stdout + repro.stderr  # the ingest stage's row rules ran on Spark
     assert "(Spark)" in repro.stdout + repro.stderr  # the features stage ran on Spark
+    # the report stage's aggregates ran on Spark (their parity: test_spark_report.py)
+    assert "transactions aggregated on Spark" in repro.stdout + repro.stderr
 
     # the ingest stage's tables equal the DuckDB ingest's on the same source
     settings = parse_params(params)

@@ -11,6 +11,7 @@ import pandas as pd
 from churn.columns import CUSTOMER_ID
 from churn.config import ChurnParams, ReportParams
 from churn.report import build_report
+from churn.report.activity import DuckDBAggregates
 
 
 def report_settings(active_within_days, as_of=None, **report) -> tuple[ReportParams, ChurnParams]:
@@ -89,10 +90,12 @@ def make_report(
     transactions, customers, nps = dev_data()
     con = duckdb.connect()
     if not with_extras:
-        return build_report(con, con.from_arrow(transactions), settings, definition)
+        return build_report(
+            DuckDBAggregates(con), con.from_arrow(transactions), settings, definition
+        )
     segments = customers.assign(channel=customers["channel"].replace("marketplace", HOSTILE))
     return build_report(
-        con,
+        DuckDBAggregates(con),
         con.from_arrow(transactions),
         settings,
         definition,
@@ -115,4 +118,6 @@ def report_for(rows, settings=EXAMPLE_SETTINGS, **optional):
     """Return the report on clean transactions given as (id, date, amount) tuples; `settings` is
     a (report, churn) pair from report_settings."""
     con = duckdb.connect()
-    return build_report(con, con.from_df(transactions_frame(rows)), *settings, **optional)
+    return build_report(
+        DuckDBAggregates(con), con.from_df(transactions_frame(rows)), *settings, **optional
+    )

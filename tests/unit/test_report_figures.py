@@ -28,6 +28,7 @@ import pytest
 
 from churn.errors import ChurnError
 from churn.report import build_report
+from churn.report.activity import DuckDBAggregates
 from support.report_data import EXAMPLE_SETTINGS, report_for, report_settings, transactions_frame
 
 D = date
@@ -299,21 +300,21 @@ def test_missing_amount_column_is_an_error_naming_the_column():
     con = duckdb.connect()
     frame = transactions_frame(EXAMPLE).drop(columns="amount")
     with pytest.raises(ChurnError, match="column 'amount' is missing"):
-        build_report(con, con.from_df(frame), *EXAMPLE_SETTINGS)
+        build_report(DuckDBAggregates(con), con.from_df(frame), *EXAMPLE_SETTINGS)
 
 
 def test_numeric_customer_ids_are_an_error():
     con = duckdb.connect()
     frame = transactions_frame(EXAMPLE).astype({"customer_id": "int64"})
     with pytest.raises(ChurnError, match="customer_id' has type BIGINT"):
-        build_report(con, con.from_df(frame), *EXAMPLE_SETTINGS)
+        build_report(DuckDBAggregates(con), con.from_df(frame), *EXAMPLE_SETTINGS)
 
 
 def test_timestamps_in_the_date_column_are_an_error_with_the_fix():
     con = duckdb.connect()
     frame = transactions_frame(EXAMPLE).assign(date=lambda f: pd.to_datetime(f["date"]))
     with pytest.raises(ChurnError, match="'date' has type TIMESTAMP.*expected DATE"):
-        build_report(con, con.from_df(frame), *EXAMPLE_SETTINGS)
+        build_report(DuckDBAggregates(con), con.from_df(frame), *EXAMPLE_SETTINGS)
 
 
 def test_data_shorter_than_one_period_is_an_error_suggesting_a_shorter_period():

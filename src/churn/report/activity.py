@@ -1,4 +1,8 @@
-"""Retention figures aggregated from raw transactions in DuckDB (the rows never reach pandas).
+"""Retention figures aggregated from raw transactions by SQL (the rows never reach pandas).
+
+The SQL is written once, in DuckDB's dialect; an Aggregates runner executes it: DuckDB here
+(DuckDBAggregates), Spark in churn.spark.report (transpiled by sqlglot). Only the small
+aggregated frames come back.
 
 The churn definition used throughout: a *purchase* is a transaction with amount > 0; a customer is
 *active* at the end of day t when they made a purchase dated in (t - active_within_days, t]. A
@@ -12,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import itertools
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date
+from typing import Any, Protocol
 
 import duckdb
 import pandas as pd
@@ -35,6 +41,31 @@ class TransactionSpan:
     last_date: date
 
 
+class Aggregates(Protocol):
+    """Where the report's SQL (DuckDB's dialect) runs; tables are the engine's own (a DuckDB
+    relation, a Spark DataFrame) or small pandas frames."""
+
+    def types(self, table: Any) -> dict[str, str]:
+        """Return column -> DuckDB type name of `table`."""
+        ...
+
+    def registered(self, **tables: Any) -> AbstractContextManager[dict[str, str]]:
+        """Register the tables under unique view names for one block (key -> view name)."""
+        ...
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        """Return the (small) result of a query as pandas, with DuckDB's dtypes."""
+        ...
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Return the (few) rows of a query."""
+        ...
+
+    def materialized(self, sql: str) -> AbstractContextManager[Any]:
+        """Yield the query's result computed once (a table to register again); freed after."""
+        ...
+
+
 @contextlib.contextmanager
 def registered(con: duckdb.DuckDBPyConnection, **tables: object) -> Iterator[dict[str, str]]:
     """Register relations/frames under unique view names for one block; unregister afterwards."""
@@ -48,11 +79,42 @@ def registered(con: duckdb.DuckDBPyConnection, **tables: object) -> Iterator[dic
             con.unregister(name)
 
 
-def check_transactions(
-    con: duckdb.DuckDBPyConnection, transactions: duckdb.DuckDBPyRelation, source: str
-) -> TransactionSpan:
+@dataclass(frozen=True)
+class DuckDBAggregates:
+    """Aggregates on a DuckDB connection (tables: relations on it, or pandas frames)."""
+
+    con: duckdb.DuckDBPyConnection
+
+    def types(self, table: duckdb.DuckDBPyRelation) -> dict[str, str]:
+        """Return column -> DuckDB type name of the relation."""
+        return dict(zip(table.columns, (str(t) for t in table.types), strict=True))
+
+    def registered(self, **tables: object) -> AbstractContextManager[dict[str, str]]:
+        """Register the tables under unique view names for one block."""
+        return registered(self.con, **tables)
+
+    def frame(self, sql: str) -> pd.DataFrame:
+        """Return the query's result as pandas."""
+        return self.con.sql(sql).df()
+
+    def rows(self, sql: str) -> list[tuple]:
+        """Return the query's rows."""
+        return self.con.sql(sql).fetchall()
+
+    @contextlib.contextmanager
+    def materialized(self, sql: str) -> Iterator[duckdb.DuckDBPyRelation]:
+        """Yield the query's result as a temporary DuckDB table, dropped afterwards."""
+        name = f"_report_runs_{next(_view_numbers)}"
+        self.con.execute(f"CREATE TEMP TABLE {name} AS {sql}")
+        try:
+            yield self.con.table(name)
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def check_transactions(aggregates: Aggregates, transactions: Any, source: str) -> TransactionSpan:
     """Return row count and date range; raise ChurnError naming the column when the input is bad."""
-    types = dict(zip(transactions.columns, (str(t) for t in transactions.types), strict=True))
+    types = aggregates.types(transactions)
     fix = "the report reads the clean transactions written by `churn ingest`"
     for column in (CUSTOMER_ID, DATE, AMOUNT):
         if column not in types:
@@ -71,8 +133,8 @@ def check_transactions(
         )
     if not types[AMOUNT].startswith(_NUMERIC_TYPES):
         raise ChurnError(f"{source}: column '{AMOUNT}' has type {types[AMOUNT]}; {fix}")
-    with registered(con, transactions=transactions) as views:
-        rows, no_id, no_date, bad_amount, first, last = con.sql(
+    with aggregates.registered(transactions=transactions) as views:
+        rows, no_id, no_date, bad_amount, first, last = aggregates.rows(
             f"""
             SELECT count(*),
                 count(*) FILTER (WHERE {CUSTOMER_ID} IS NULL),
@@ -81,7 +143,7 @@ def check_transactions(
                 min({DATE}), max({DATE})
             FROM {views["transactions"]}
             """
-        ).fetchall()[0]
+        )[0]
     for column, count in ((CUSTOMER_ID, no_id), (DATE, no_date), (AMOUNT, bad_amount)):
         if count:
             raise ChurnError(
@@ -94,18 +156,15 @@ def check_transactions(
 
 
 def summarize_sales(
-    con: duckdb.DuckDBPyConnection,
-    transactions: duckdb.DuckDBPyRelation,
-    period: Period,
-    as_of: date,
+    aggregates: Aggregates, transactions: Any, period: Period, as_of: date
 ) -> pd.DataFrame:
     """Return per period index: orders, buyers, repeat buyers, gross sales, refunds, revenue split.
 
     Money is summed as DECIMAL(18, 4) (a hundredth of a cent) so totals are exact and identical
-    from run to run; sums widen automatically, so they cannot overflow.
+    from run to run (and on both engines); sums widen automatically, so they cannot overflow.
     """
-    with registered(con, transactions=transactions) as views:
-        return con.sql(
+    with aggregates.registered(transactions=transactions) as views:
+        return aggregates.frame(
             f"""
             WITH per_customer AS (
                 SELECT {CUSTOMER_ID} AS customer_id, {period_index_sql(period, DATE)} AS p,
@@ -117,10 +176,11 @@ def summarize_sales(
                     sum(CAST({AMOUNT} AS DECIMAL(18, 4))) AS net
                 FROM {views["transactions"]}
                 WHERE {DATE} <= DATE '{as_of.isoformat()}'
-                GROUP BY ALL
+                GROUP BY {CUSTOMER_ID}, {period_index_sql(period, DATE)}
             ),
             c AS (  -- first_p: period of the customer's first purchase (null: refunds only)
-                SELECT *, min(p) FILTER (WHERE orders > 0) OVER (PARTITION BY customer_id)
+                -- (a CASE, not FILTER: Spark has no FILTER on window aggregates)
+                SELECT *, min(CASE WHEN orders > 0 THEN p END) OVER (PARTITION BY customer_id)
                     AS first_p
                 FROM per_customer
             )
@@ -140,7 +200,12 @@ def summarize_sales(
             GROUP BY c.p
             ORDER BY c.p
             """
-        ).df()
+        )
+
+
+def _days_between(earlier: str, later: str) -> str:
+    # date_diff, not `later - earlier`: on Spark a date difference is an interval, not days
+    return f"date_diff('day', {earlier}, {later})"
 
 
 def active_spells_sql(
@@ -165,21 +230,23 @@ def active_spells_sql(
         ),
         flagged_days AS (
             SELECT customer_id, day,
-                coalesce(day - lag(day) OVER w > {window}, true) AS is_first,
-                coalesce(lead(day) OVER w - day > {window}, true) AS is_last
+                coalesce({_days_between("lag(day) OVER w", "day")} > {window}, true) AS is_first,
+                coalesce({_days_between("day", "lead(day) OVER w")} > {window}, true) AS is_last
             FROM purchases
             WINDOW w AS (PARTITION BY customer_id ORDER BY day)
         ),
         edges AS (
             SELECT * FROM flagged_days WHERE is_first OR is_last
         ),
-        spells AS (
-            SELECT customer_id, day AS first_day,
+        paired AS (
+            SELECT customer_id, is_first, day AS first_day,
                 CASE WHEN is_last THEN day ELSE lead(day) OVER e END + {window - 1} AS last_day,
                 row_number() OVER e = 1 AS first_spell
             FROM edges
             WINDOW e AS (PARTITION BY customer_id ORDER BY day, is_last)
-            QUALIFY is_first
+        ),
+        spells AS (
+            SELECT customer_id, first_day, last_day, first_spell FROM paired WHERE is_first
         ),
         ranges AS (
             SELECT customer_id, first_spell,
@@ -206,35 +273,29 @@ def active_spells_sql(
 
 @contextlib.contextmanager
 def active_runs(
-    con: duckdb.DuckDBPyConnection,
-    transactions: duckdb.DuckDBPyRelation,
+    aggregates: Aggregates,
+    transactions: Any,
     period: Period,
     active_within_days: int,
     as_of: date,
-) -> Iterator[duckdb.DuckDBPyRelation]:
-    """Yield the customers' activity runs (see active_spells_sql) as a temporary DuckDB table.
-
-    Computed once and shared by the period counts and the NPS churn, then dropped.
-    """
-    name = f"_report_runs_{next(_view_numbers)}"
-    with registered(con, transactions=transactions) as views:
+) -> Iterator[Any]:
+    """Yield the customers' activity runs (see active_spells_sql), computed once (a temporary
+    DuckDB table, a cached Spark frame) and shared by the period counts and the NPS churn."""
+    with aggregates.registered(transactions=transactions) as views:
         runs = active_spells_sql(views["transactions"], period, active_within_days, as_of)
-        con.execute(f"CREATE TEMP TABLE {name} AS {runs}")
-    try:
-        yield con.table(name)
-    finally:
-        con.execute(f"DROP TABLE IF EXISTS {name}")
+        with aggregates.materialized(runs) as table:
+            yield table
 
 
-def count_flows(con: duckdb.DuckDBPyConnection, runs: duckdb.DuckDBPyRelation) -> pd.DataFrame:
+def count_flows(aggregates: Aggregates, runs: Any) -> pd.DataFrame:
     """Return per period index: customers who became active (all / first-time) and who were lost.
 
     `joined` counts customers active at the period's end but not at the previous period's end;
     `lost` counts the reverse. Active counts follow as running sums, so CE = CS + CN - lost holds
     by construction.
     """
-    with registered(con, runs=runs) as views:
-        return con.sql(
+    with aggregates.registered(runs=runs) as views:
+        return aggregates.frame(
             f"""
             SELECT period_index, CAST(sum(joined) AS BIGINT) AS joined,
                 CAST(sum(first_time) AS BIGINT) AS first_time, CAST(sum(lost) AS BIGINT) AS lost
@@ -244,27 +305,23 @@ def count_flows(con: duckdb.DuckDBPyConnection, runs: duckdb.DuckDBPyRelation) -
                 FROM {views["runs"]}
                 UNION ALL
                 SELECT hi + 1, 0, 0, 1 FROM {views["runs"]}
-            )
+            ) AS moves
             GROUP BY period_index
             ORDER BY period_index
             """
-        ).df()
+        )
 
 
 def count_cohorts(
-    con: duckdb.DuckDBPyConnection,
-    transactions: duckdb.DuckDBPyRelation,
-    period: Period,
-    as_of: date,
-    last_period: int,
+    aggregates: Aggregates, transactions: Any, period: Period, as_of: date, last_period: int
 ) -> pd.DataFrame:
     """Return (cohort, periods_since_first, customers): who bought again k periods after joining.
 
     The cohort is the period of a customer's first purchase; only periods up to `last_period`
     (the newest complete one) are counted.
     """
-    with registered(con, transactions=transactions) as views:
-        return con.sql(
+    with aggregates.registered(transactions=transactions) as views:
+        return aggregates.frame(
             f"""
             WITH bought AS (
                 SELECT DISTINCT {CUSTOMER_ID} AS customer_id,
@@ -276,19 +333,16 @@ def count_cohorts(
                 SELECT customer_id, min(p) AS cohort FROM bought GROUP BY customer_id
             )
             SELECT c.cohort, b.p - c.cohort AS periods_since_first, count(*) AS customers
-            FROM bought b JOIN cohorts c USING (customer_id)
+            FROM bought b JOIN cohorts c ON b.customer_id = c.customer_id
             WHERE b.p <= {int(last_period)}
-            GROUP BY ALL
+            GROUP BY c.cohort, b.p - c.cohort
             ORDER BY c.cohort, periods_since_first
             """
-        ).df()
+        )
 
 
 def count_churn_by_nps(
-    con: duckdb.DuckDBPyConnection,
-    runs: duckdb.DuckDBPyRelation,
-    answers: pd.DataFrame,
-    periods: pd.DataFrame,
+    aggregates: Aggregates, runs: Any, answers: pd.DataFrame, periods: pd.DataFrame
 ) -> pd.DataFrame:
     """Return per (period_index, nps_group): customers active at the start and how many were lost.
 
@@ -300,8 +354,11 @@ def count_churn_by_nps(
     bounds = periods[["period_index", "period_start"]].assign(
         period_start=lambda frame: pd.to_datetime(frame["period_start"])
     )
-    with registered(con, runs=runs, answers=answers, bounds=bounds) as views:
-        return con.sql(
+    # the latest earlier answer is the one whose span [answered, next answer) holds the start:
+    # an equi-join with a range filter (one row per customer and period, as DuckDB's ASOF JOIN,
+    # which Spark has none of); answers are one per customer and day, so spans do not overlap
+    with aggregates.registered(runs=runs, answers=answers, bounds=bounds) as views:
+        return aggregates.frame(
             f"""
             WITH respondents AS (
                 SELECT * FROM {views["runs"]}
@@ -310,21 +367,38 @@ def count_churn_by_nps(
             starts AS (  -- active at the end of period p - 1 = at the start of period p
                 SELECT customer_id, p AS period_index, p = hi + 1 AS lost
                 FROM (SELECT customer_id, hi, unnest(range(lo + 1, hi + 2)) AS p FROM respondents)
+                    AS spread
             ),
             dated AS (
-                SELECT s.*, b.period_start
-                FROM starts s JOIN {views["bounds"]} b USING (period_index)
+                SELECT s.customer_id, s.period_index, s.lost, b.period_start
+                FROM starts s JOIN {views["bounds"]} b ON s.period_index = b.period_index
+            ),
+            answered AS (
+                SELECT {CUSTOMER_ID} AS customer_id, {NPS_SCORE} AS score,
+                    CAST({ANSWERED_AT} AS TIMESTAMP) AS answered_from
+                FROM {views["answers"]}
+            ),
+            spans AS (
+                SELECT *, lead(answered_from) OVER (PARTITION BY customer_id ORDER BY answered_from)
+                    AS answered_until
+                FROM answered
+            ),
+            grouped AS (
+                SELECT d.period_index,
+                    CASE WHEN a.score >= 9 THEN 'promoter'
+                        WHEN a.score >= 7 THEN 'passive'
+                        ELSE 'detractor' END AS nps_group,
+                    d.lost
+                FROM dated d JOIN spans a
+                    ON d.customer_id = a.customer_id
+                    AND d.period_start > a.answered_from
+                    AND (a.answered_until IS NULL OR d.period_start <= a.answered_until)
             )
-            SELECT d.period_index,
-                CASE WHEN a.{NPS_SCORE} >= 9 THEN 'promoter'
-                    WHEN a.{NPS_SCORE} >= 7 THEN 'passive'
-                    ELSE 'detractor' END AS nps_group,
+            SELECT period_index, nps_group,
                 count(*) AS customers_start,
-                count(*) FILTER (WHERE d.lost) AS customers_lost
-            FROM dated d ASOF JOIN {views["answers"]} a
-                ON d.customer_id = a.{CUSTOMER_ID}
-                AND d.period_start > CAST(a.{ANSWERED_AT} AS TIMESTAMP)
-            GROUP BY ALL
-            ORDER BY ALL
+                count(*) FILTER (WHERE lost) AS customers_lost
+            FROM grouped
+            GROUP BY period_index, nps_group
+            ORDER BY period_index, nps_group, customers_start, customers_lost
             """
-        ).df()
+        )

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-import duckdb
 import numpy as np
 import pandas as pd
 
@@ -33,6 +32,7 @@ from churn.config import ChurnParams, ReportParams
 from churn.definition import resolve_as_of
 from churn.errors import ChurnError
 from churn.report.activity import (
+    Aggregates,
     TransactionSpan,
     active_runs,
     check_transactions,
@@ -232,8 +232,8 @@ def assemble_cohorts(
 
 
 def build_report(
-    con: duckdb.DuckDBPyConnection,
-    transactions: duckdb.DuckDBPyRelation,
+    aggregates: Aggregates,
+    transactions: Any,
     settings: ReportParams,
     definition: ChurnParams,
     *,
@@ -251,8 +251,9 @@ def build_report(
     """Return the full retention report; NPS, scores, metrics, backtest, drift and campaign
     ledger parts are optional.
 
-    `transactions` is a DuckDB relation on `con` (a Parquet scan in production), so the raw rows
-    are aggregated inside DuckDB. `sources` names the files in error messages.
+    `transactions` is a table of the `aggregates` engine (a DuckDB relation on its connection, a
+    Spark DataFrame; a Parquet scan in production), so the raw rows are aggregated inside the
+    engine and only small frames come back. `sources` names the files in error messages.
     """
     names = {
         "transactions": "transactions",
@@ -265,10 +266,10 @@ def build_report(
         "score_report": "score report",
         **(sources or {}),
     }
-    span = check_transactions(con, transactions, names["transactions"])
+    span = check_transactions(aggregates, transactions, names["transactions"])
     as_of = resolve_as_of(definition, span.first_date, span.last_date)
     period, window = settings.period, definition.active_within_days
-    sales = summarize_sales(con, transactions, period, as_of)
+    sales = summarize_sales(aggregates, transactions, period, as_of)
     if int(sales["orders"].sum()) == 0:
         raise ChurnError(
             f"{names['transactions']}: no purchases (amount > 0) on or before {as_of}; "
@@ -282,19 +283,19 @@ def build_report(
         answers = nps_answers_by_day(nps, as_of, names["nps"])
         nps_summary = summarize_nps(answers, period, pd.RangeIndex(first, max(first, last + 1)))
     churn_by_nps = None
-    with active_runs(con, transactions, period, window, as_of) as runs:
-        flows = count_flows(con, runs)
+    with active_runs(aggregates, transactions, period, window, as_of) as runs:
+        flows = count_flows(aggregates, runs)
         periods = assemble_periods(
             span, flows, sales, period, window, as_of, nps_summary, names["transactions"]
         )
         if answers is not None and len(answers):
-            by_period = count_churn_by_nps(con, runs, answers, periods)
+            by_period = count_churn_by_nps(aggregates, runs, answers, periods)
             churn_by_nps = pool_churn_by_nps(by_period, periods[~periods[WARM_UP]])
 
     cohort_period = settings.cohort_period
     cohort_last = last_complete_period(cohort_period, as_of)
     cohorts = assemble_cohorts(
-        count_cohorts(con, transactions, cohort_period, as_of, cohort_last),
+        count_cohorts(aggregates, transactions, cohort_period, as_of, cohort_last),
         cohort_period,
         span.first_date,
         window,

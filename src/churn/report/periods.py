@@ -12,13 +12,16 @@ _MONTH_NAMES = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "
 
 
 def period_index_sql(period: Period, column: str) -> str:
-    """Return a DuckDB expression giving the integer period index of a DATE expression."""
+    """Return a DuckDB expression giving the integer period index (BIGINT) of a DATE expression;
+    it transpiles to Spark SQL with the same values (date_diff: on Spark a date minus a date is
+    an interval, not days)."""
     if period == "month":
-        return f"(year({column}) * 12 + month({column}) - 1)"
+        return f"CAST(year({column}) * 12 + month({column}) - 1 AS BIGINT)"
     if period == "quarter":
-        return f"(year({column}) * 4 + quarter({column}) - 1)"
+        return f"CAST(year({column}) * 4 + quarter({column}) - 1 AS BIGINT)"
     if period == "week":
-        return f"CAST(floor(({column} - DATE '{_WEEK_ORIGIN.isoformat()}') / 7) AS BIGINT)"
+        origin = f"DATE '{_WEEK_ORIGIN.isoformat()}'"
+        return f"CAST(floor(date_diff('day', {origin}, {column}) / 7) AS BIGINT)"
     raise ValueError(f"unknown period {period!r}; use week, month or quarter")
 
 
