@@ -377,6 +377,38 @@ def ingest(
     log.info("wrote %s and %s", out, report)
 
 
+@app.command()
+def ledger(
+    transactions: Annotated[Path, _required("Clean transactions (Parquet).")],
+    exports: Annotated[Path, _required("The published-lists record (exports/at_risk).")],
+    report: Annotated[Path, _required("Ledger report (JSON).")],
+    uplift_out: Annotated[Path, _required("Uplift table of matured lists (Parquet).")],
+    contacted_out: Annotated[Path, _required("Treatment-group members of every list (Parquet).")],
+    contacts: Annotated[
+        Path | None,
+        typer.Option(
+            help="Contact log CSV (customer_id, contacted_at[, action, channel, cost]); "
+            "without it, no contact log."
+        ),
+    ] = None,
+    customers: Annotated[
+        Path | None,
+        typer.Option(help="Clean customers (Parquet); with --nps: features at the list dates."),
+    ] = None,
+    nps: Annotated[Path | None, typer.Option(help="Clean NPS answers (Parquet).")] = None,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Measure each list's campaign in the published-lists record (treated vs control retention,
+    with intervals) and write the uplift and contacted tables; the record is only read."""
+    from churn.ledger.stage import LedgerInputs, run_ledger_report, show_rows
+
+    inputs = LedgerInputs(transactions, customers, nps, uplift_out, contacted_out)
+    rows = run_ledger_report(
+        _stage_params("ledger", params), exports, contacts, report, inputs=inputs
+    )
+    show_rows(rows, "Campaign ledger")
+
+
 # --------------------------------------------------------------------------- features
 @app.command()
 def features(
@@ -805,6 +837,118 @@ def _read_json(path: Path | None, stage: str) -> dict | None:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ChurnError(f"{path}: not valid JSON ({error}); rerun `{stage}`") from None
+
+
+@app.command()
+def uplift(
+    report: Annotated[Path, _required("Gate report (JSON).")],
+    ledger_table: Annotated[
+        Path | None,
+        typer.Option(help="The ledger stage's uplift table (Parquet): matured lists' customers."),
+    ] = None,
+    snapshots: Annotated[
+        Path | None,
+        typer.Option(help="Training snapshots (features): the baseline's risk model learns here."),
+    ] = None,
+    contacted: Annotated[
+        Path | None,
+        typer.Option(
+            help="Treatment-group members of every list (ledger): left out of the risk model."
+        ),
+    ] = None,
+    snapshot: Annotated[
+        Path | None, typer.Option(help="As-of snapshot (features): today's customers.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Today's per-customer uplift for the score stage (Parquet; empty "
+            "unless the gate switched)."
+        ),
+    ] = None,
+    campaigns: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead of --ledger-table: campaign rows, Parquet or CSV (columns: "
+            "churn.uplift.data)."
+        ),
+    ] = None,
+    candidates: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --campaigns: customers to choose from (features, expected_value, covered)."
+        ),
+    ] = None,
+    contacts: Annotated[
+        Path | None, typer.Option(help="Where to write the chosen contacts (Parquet).")
+    ] = None,
+    max_contacts: Annotated[
+        int | None, typer.Option(help="Campaign capacity: contact at most this many.", min=1)
+    ] = None,
+    params: ParamsPath = Path("params.yaml"),
+) -> None:
+    """Gate uplift targeting on held-out campaigns (the `uplift` stage reads the ledger's table);
+    with candidates, choose contacts by uplift."""
+    import pandas as pd
+
+    from churn.files import parquet_bytes, write_bytes, write_json, write_parquet
+
+    settings = _stage_params("uplift", params)
+    if (ledger_table is None) == (campaigns is None):
+        raise ChurnError("uplift: pass exactly one of --ledger-table (the stage) or --campaigns")
+    if ledger_table is not None:
+        from churn.uplift.stage import run_uplift_stage
+
+        missing = [
+            f"--{name}"
+            for name, value in (("snapshots", snapshots), ("snapshot", snapshot), ("out", out))
+            if value is None
+        ]
+        if missing:
+            raise ChurnError(f"uplift: --ledger-table also needs {', '.join(missing)}")
+        result = run_uplift_stage(
+            _read_parquet(ledger_table, "the ledger's uplift table"),
+            _existing(snapshots, "training snapshots"),
+            _read_parquet(contacted, "campaign contacts") if contacted is not None else None,
+            _existing(snapshot, "as-of snapshot"),  # read only when the gate switched
+            settings.churn,
+            settings.score,
+            settings.uplift,
+            str(ledger_table),
+        )
+        write_json(result.report, report)
+        write_bytes(out, parquet_bytes(result.uplift))
+        log.info("uplift gate: %s — %s", result.report["policy_in_use"], result.report["reason"])
+        return
+
+    from churn.uplift.plan import plan_uplift
+
+    def read(path: Path, what: str) -> pd.DataFrame:
+        if not path.is_file():
+            raise ChurnError(f"{path}: not found ({what})")
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype={"customer_id": str, "campaign_id": str})
+
+    if contacts is not None and candidates is None:
+        raise ChurnError("uplift: --contacts needs --candidates (whom to choose from)")
+    rows = read(campaigns, "campaign rows")
+    pool = read(candidates, "uplift candidates") if candidates is not None else None
+    result, chosen = plan_uplift(
+        rows, settings.uplift, settings.score.contact_cost, pool, max_contacts, str(campaigns)
+    )
+    write_json(result, report)
+    log.info("uplift gate: %s — %s", result["policy_in_use"], result["reason"])
+    if chosen is not None and contacts is not None:
+        write_parquet(chosen, contacts)
+        log.info(
+            "uplift contacts: %s of %s candidates -> %s",
+            int(chosen["contact"].sum()),
+            len(chosen),
+            contacts,
+        )
+    elif candidates is not None:
+        log.info("no uplift contact list: the gate keeps risk x value")
 
 
 @app.command()
@@ -1317,150 +1461,6 @@ def backtest(
         report or pipeline.backtest_report_path(),
     )
     show_rows(rows, "Backtest of published at-risk lists")
-
-
-@app.command()
-def ledger(
-    transactions: Annotated[Path, _required("Clean transactions (Parquet).")],
-    exports: Annotated[Path, _required("The published-lists record (exports/at_risk).")],
-    report: Annotated[Path, _required("Ledger report (JSON).")],
-    uplift_out: Annotated[Path, _required("Uplift table of matured lists (Parquet).")],
-    contacted_out: Annotated[Path, _required("Treatment-group members of every list (Parquet).")],
-    contacts: Annotated[
-        Path | None,
-        typer.Option(
-            help="Contact log CSV (customer_id, contacted_at[, action, channel, cost]); "
-            "without it, no contact log."
-        ),
-    ] = None,
-    customers: Annotated[
-        Path | None,
-        typer.Option(help="Clean customers (Parquet); with --nps: features at the list dates."),
-    ] = None,
-    nps: Annotated[Path | None, typer.Option(help="Clean NPS answers (Parquet).")] = None,
-    params: ParamsPath = Path("params.yaml"),
-) -> None:
-    """Measure each list's campaign in the published-lists record (treated vs control retention,
-    with intervals) and write the uplift and contacted tables; the record is only read."""
-    from churn.ledger.stage import LedgerInputs, run_ledger_report, show_rows
-
-    inputs = LedgerInputs(transactions, customers, nps, uplift_out, contacted_out)
-    rows = run_ledger_report(
-        _stage_params("ledger", params), exports, contacts, report, inputs=inputs
-    )
-    show_rows(rows, "Campaign ledger")
-
-
-@app.command()
-def uplift(
-    report: Annotated[Path, _required("Gate report (JSON).")],
-    ledger_table: Annotated[
-        Path | None,
-        typer.Option(help="The ledger stage's uplift table (Parquet): matured lists' customers."),
-    ] = None,
-    snapshots: Annotated[
-        Path | None,
-        typer.Option(help="Training snapshots (features): the baseline's risk model learns here."),
-    ] = None,
-    contacted: Annotated[
-        Path | None,
-        typer.Option(
-            help="Treatment-group members of every list (ledger): left out of the risk model."
-        ),
-    ] = None,
-    snapshot: Annotated[
-        Path | None, typer.Option(help="As-of snapshot (features): today's customers.")
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(
-            help="Today's per-customer uplift for the score stage (Parquet; empty "
-            "unless the gate switched)."
-        ),
-    ] = None,
-    campaigns: Annotated[
-        Path | None,
-        typer.Option(
-            help="Instead of --ledger-table: campaign rows, Parquet or CSV (columns: "
-            "churn.uplift.data)."
-        ),
-    ] = None,
-    candidates: Annotated[
-        Path | None,
-        typer.Option(
-            help="With --campaigns: customers to choose from (features, expected_value, covered)."
-        ),
-    ] = None,
-    contacts: Annotated[
-        Path | None, typer.Option(help="Where to write the chosen contacts (Parquet).")
-    ] = None,
-    max_contacts: Annotated[
-        int | None, typer.Option(help="Campaign capacity: contact at most this many.", min=1)
-    ] = None,
-    params: ParamsPath = Path("params.yaml"),
-) -> None:
-    """Gate uplift targeting on held-out campaigns (the `uplift` stage reads the ledger's table);
-    with candidates, choose contacts by uplift."""
-    import pandas as pd
-
-    from churn.files import parquet_bytes, write_bytes, write_json, write_parquet
-
-    settings = _stage_params("uplift", params)
-    if (ledger_table is None) == (campaigns is None):
-        raise ChurnError("uplift: pass exactly one of --ledger-table (the stage) or --campaigns")
-    if ledger_table is not None:
-        from churn.uplift.stage import run_uplift_stage
-
-        missing = [
-            f"--{name}"
-            for name, value in (("snapshots", snapshots), ("snapshot", snapshot), ("out", out))
-            if value is None
-        ]
-        if missing:
-            raise ChurnError(f"uplift: --ledger-table also needs {', '.join(missing)}")
-        result = run_uplift_stage(
-            _read_parquet(ledger_table, "the ledger's uplift table"),
-            _existing(snapshots, "training snapshots"),
-            _read_parquet(contacted, "campaign contacts") if contacted is not None else None,
-            _existing(snapshot, "as-of snapshot"),  # read only when the gate switched
-            settings.churn,
-            settings.score,
-            settings.uplift,
-            str(ledger_table),
-        )
-        write_json(result.report, report)
-        write_bytes(out, parquet_bytes(result.uplift))
-        log.info("uplift gate: %s — %s", result.report["policy_in_use"], result.report["reason"])
-        return
-
-    from churn.uplift.plan import plan_uplift
-
-    def read(path: Path, what: str) -> pd.DataFrame:
-        if not path.is_file():
-            raise ChurnError(f"{path}: not found ({what})")
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={"customer_id": str, "campaign_id": str})
-
-    if contacts is not None and candidates is None:
-        raise ChurnError("uplift: --contacts needs --candidates (whom to choose from)")
-    rows = read(campaigns, "campaign rows")
-    pool = read(candidates, "uplift candidates") if candidates is not None else None
-    result, chosen = plan_uplift(
-        rows, settings.uplift, settings.score.contact_cost, pool, max_contacts, str(campaigns)
-    )
-    write_json(result, report)
-    log.info("uplift gate: %s — %s", result["policy_in_use"], result["reason"])
-    if chosen is not None and contacts is not None:
-        write_parquet(chosen, contacts)
-        log.info(
-            "uplift contacts: %s of %s candidates -> %s",
-            int(chosen["contact"].sum()),
-            len(chosen),
-            contacts,
-        )
-    elif candidates is not None:
-        log.info("no uplift contact list: the gate keeps risk x value")
 
 
 @app.command()

@@ -42,6 +42,17 @@ def test_every_stage_runs_its_own_churn_subcommand(project_root):
         assert name in commands, f"stage {name} has no CLI command"
 
 
+def test_the_stage_commands_come_in_pipeline_order(project_root):
+    # cli.py reads top to bottom as dvc.yaml runs; the commands outside DVC come after
+    stages = list(_stages(project_root))
+    registered = [command.name or command.callback.__name__ for command in app.registered_commands]
+    assert [name for name in registered if name in stages] == stages
+    last_stage = max(registered.index(name) for name in stages)
+    assert registered[last_stage + 1 :] == [n for n in registered if n not in stages and n not in (
+        "check", "init", "generate"
+    )]  # fmt: skip
+
+
 def test_stages_declare_exactly_the_params_sections_their_command_reads(project_root):
     stages = _stages(project_root)
     for name, sections in STAGE_PARAMS.items():
