@@ -100,7 +100,8 @@ def test_the_runtime_lock_has_no_spark_and_nothing_only_the_dev_or_spark_extras_
     leaked = sorted((extra_only | NEVER_IN_RUNTIME) & set(runtime))
     assert not leaked, (
         f"requirements.lock (what `make run` installs) pins {leaked}, which only the dev or spark "
-        "extras need; compile it with `make lock` (--extra app only, no --extra dev)"
+        "extras name; compile it with `make lock` (--extra app only, no --extra dev), or, when the "
+        "runtime needs one too, name it in [project] dependencies"
     )
     missing = sorted((runtime_names | build) - set(runtime))
     assert not missing, f"requirements.lock lacks {missing} (pyproject.toml needs them); run `make lock`"
@@ -121,12 +122,14 @@ def test_every_runtime_pin_is_the_same_in_the_dev_lock():
     assert not missing, f"requirements-dev.lock lacks {missing} of requirements.lock; run `make lock`"
     differ = {
         name: (runtime[name][0], dev[name][0])
+        if runtime[name][0] != dev[name][0]
+        else "the same version, other hashes"
         for name in runtime
-        if runtime[name] != dev[name]  # the version or the set of hashes
+        if runtime[name] != dev[name]
     }
     assert not differ, (
-        f"pinned differently (requirements.lock, requirements-dev.lock; version or hashes): "
-        f"{differ}; run `make lock` (the runtime lock is compiled against the dev lock)"
+        f"pinned differently in requirements.lock and requirements-dev.lock: {differ}; "
+        "run `make lock` (the runtime lock is compiled against the dev lock's pins)"
     )
 
 
