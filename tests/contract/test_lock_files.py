@@ -104,7 +104,9 @@ def test_the_runtime_lock_has_no_spark_and_nothing_only_the_dev_or_spark_extras_
         "runtime needs one too, name it in [project] dependencies"
     )
     missing = sorted((runtime_names | build) - set(runtime))
-    assert not missing, f"requirements.lock lacks {missing} (pyproject.toml needs them); run `make lock`"
+    assert not missing, (
+        f"requirements.lock lacks {missing} (pyproject.toml needs them); run `make lock`"
+    )
 
 
 def test_the_runtime_lock_can_build_the_project():
@@ -119,7 +121,9 @@ def test_every_runtime_pin_is_the_same_in_the_dev_lock():
     runtime, dev = _pins("requirements.lock"), _pins("requirements-dev.lock")
     assert runtime and dev
     missing = sorted(set(runtime) - set(dev))
-    assert not missing, f"requirements-dev.lock lacks {missing} of requirements.lock; run `make lock`"
+    assert not missing, (
+        f"requirements-dev.lock lacks {missing} of requirements.lock; run `make lock`"
+    )
     differ = {
         name: (runtime[name][0], dev[name][0])
         if runtime[name][0] != dev[name][0]
