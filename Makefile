@@ -1,7 +1,8 @@
 # Two commands do all the set-up on a fresh machine (Python 3.11 and make):
-#   make run    create .venv from requirements.lock, run the pipeline (dvc repro) on the default data,
-#               then publish the at-risk list (churn publish)
-#   make test   create .venv from requirements.lock and run the test suite
+#   make run    create .venv from requirements.lock (the runtime: no Spark, no test tools), run the
+#               pipeline (dvc repro) on the default data, then publish the at-risk list (churn publish)
+#   make test   create .venv from requirements.lock, add requirements-dev.lock (pytest, ruff,
+#               pyspark, deltalake, playwright ...: the same pins plus the test tools) and run the suite
 #   make test-fast   only the fast layers (unit, property, contract): the edit-test loop
 #   make app    the marketing web page over the published lists (churn app, on 127.0.0.1:8050)
 SHELL := /bin/bash
@@ -10,6 +11,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
 .PHONY: run app test test-fast lint format bench lock clean-env reset
 
@@ -19,6 +21,13 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 | { grep -v "^WARNING: Location" || true; }
 	$(BIN)/python -c "import churn, lightgbm, duckdb, mlflow, dvc" 
 	touch $(STAMP)
+
+# the test and lint tools and the Spark extra the tests run on, on top of the runtime: every package
+# of requirements.lock has the same pin and hashes in requirements-dev.lock (tests/contract/test_lock_files.py)
+$(DEV_STAMP): $(STAMP) requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-dev.lock 2>&1 | { grep -v "^WARNING: Location" || true; }
+	$(BIN)/python -c "import pytest, hypothesis, xdist, pyspark, deltalake, playwright, sklift"
+	touch $(DEV_STAMP)
 
 # dvc repro needs a git repository; a downloaded tarball gets a local one (no commits needed).
 # No DVC stage writes the published-lists record, so the demo's simulated past campaigns (written
@@ -38,23 +47,26 @@ run: $(STAMP)
 app: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/churn app
 
-test: $(STAMP)
+test: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest
 
-test-fast: $(STAMP)
+test-fast: $(DEV_STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -m "unit or property or contract"
 
-lint: $(STAMP)
+lint: $(DEV_STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
-format: $(STAMP)
+format: $(DEV_STAMP)
 	$(BIN)/ruff format src tests benchmarks
 	$(BIN)/ruff check --fix src tests benchmarks
 
-# Regenerate the lock file after changing dependencies in pyproject.toml (needs uv).
+# Regenerate the lock files after changing dependencies in pyproject.toml (needs uv): the dev lock
+# first (everything the tests need), then the runtime lock constrained to its pins, so the two agree.
 lock:
 	uv pip compile pyproject.toml --extra dev --extra app --python-version 3.11 \
+	  --python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements-dev.lock
+	uv pip compile pyproject.toml --extra app -c requirements-dev.lock --python-version 3.11 \
 	  --python-platform x86_64-manylinux_2_28 --generate-hashes -o requirements.lock
 
 clean-env:
