@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from support.dvc_project import pipeline_env
+from support.dvc_project import copy_pipeline, pipeline_env
 
 # a real `dvc exp run` (generate, ingest and the ledger on 300 customers): about 2 minutes
 pytestmark = pytest.mark.slow
@@ -33,12 +33,7 @@ def test_dvc_exp_run_with_other_params_leaves_the_published_lists_record_byte_id
     tmp_path, project_root
 ):
     root = tmp_path / "project"
-    root.mkdir()
-    shutil.copytree(
-        project_root / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(project_root / "dvc.yaml", root / "dvc.yaml")
-    params = yaml.safe_load((project_root / "params.yaml").read_text())
+    params = copy_pipeline(project_root, root)
     params["generate"].update({"customers": 300, "dirty_share": 0.001})
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = pipeline_env(root)

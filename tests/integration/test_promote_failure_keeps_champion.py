@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 
 import pytest
 import yaml
 
-from support.dvc_project import pipeline_env
+from support.dvc_project import copy_pipeline, pipeline_env
 from support.snapshot_helper import QUICK_LIGHTGBM
 
 # a `dvc repro` up to promote on 700 customers: minutes on a shared 2-core machine
@@ -33,12 +32,7 @@ def _folder_bytes(folder):
 
 def test_a_failing_promote_under_dvc_repro_keeps_the_champion_folder(tmp_path, project_root):
     root = tmp_path / "project"
-    root.mkdir()
-    shutil.copytree(
-        project_root / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__")
-    )
-    shutil.copy(project_root / "dvc.yaml", root / "dvc.yaml")
-    params = yaml.safe_load((project_root / "params.yaml").read_text())
+    params = copy_pipeline(project_root, root)
     params["generate"].update({"customers": 700, "days": 900, "dirty_share": 0.001})
     params["train"]["lightgbm"].update(QUICK_LIGHTGBM)  # what is tested is the pipeline
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))

@@ -6,7 +6,6 @@ for the module; the tests are few and small (Connect is slow here)."""
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -31,14 +30,12 @@ from support.score_data import make_snapshot, train_model
 from support.spark_ingest_data import NOW, side_tables, typed_folder
 from support.spark_parity import (
     assert_same_snapshots,
-    connect_server,
+    connect_session,
     edge_tables,
     frame_differences,
-    require_spark,
     spark_all_scores,
     spark_engine,
     spark_published_list,
-    stop_local_spark,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -46,26 +43,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
 @pytest.fixture(scope="module")
 def connect(tmp_path_factory):
-    require_spark()
-    pytest.importorskip("pyspark.sql.connect.session")
-    from churn.spark.session import open_spark
-
-    # pyspark marks the process as Connect-only (SPARK_CONNECT_MODE_ENABLED) and does not unmark
-    # it on stop() for an sc:// URL; undone here so later modules get classic sessions again
-    names = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
-    before = {name: os.environ.get(name) for name in names}
-    # pyspark refuses a remote session while this worker's shared local one (conftest) runs;
-    # later modules get a new local session from getOrCreate
-    stop_local_spark()
-    with connect_server(tmp_path_factory.mktemp("spark-connect")) as url:
-        session = open_spark(spark_engine(Path("/tmp"), remote=url))
+    with connect_session(tmp_path_factory.mktemp("spark-connect")) as session:
         yield session
-        session.stop()
-    for name, value in before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def test_session_is_a_spark_connect_client_in_utc_with_ansi_on(connect):

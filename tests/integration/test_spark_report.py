@@ -6,7 +6,6 @@ and `churn report` with the Spark engine writes DuckDB's files byte for byte."""
 from __future__ import annotations
 
 import contextlib
-import os
 from datetime import date
 from pathlib import Path
 
@@ -37,11 +36,9 @@ from support.features_tables import nps_frame, transactions_frame
 from support.paths import ROOT
 from support.report_data import OUTPUTS
 from support.spark_parity import (
-    connect_server,
+    connect_session,
     frame_differences,
     require_spark,
-    spark_engine,
-    stop_local_spark,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
@@ -230,25 +227,10 @@ def test_report_command_on_spark_writes_duckdbs_files(generated_interim, tmp_pat
 
 @pytest.fixture(scope="module")
 def connect(tmp_path_factory):
-    """A Spark Connect session on a local Connect server (as in test_spark_connect.py); the
-    module's last test uses it, after the classic ones."""
-    require_spark()
-    pytest.importorskip("pyspark.sql.connect.session")
-    from churn.spark.session import open_spark
-
-    # pyspark marks the process as Connect-only and does not unmark it on stop(): undone after
-    names = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
-    before = {name: os.environ.get(name) for name in names}
-    stop_local_spark()  # pyspark refuses a remote session while a local one runs
-    with connect_server(tmp_path_factory.mktemp("spark-connect")) as url:
-        session = open_spark(spark_engine(Path("/tmp"), remote=url))
+    """A Spark Connect session on a local Connect server; the module's last test uses it,
+    after the classic ones."""
+    with connect_session(tmp_path_factory.mktemp("spark-connect")) as session:
         yield session
-        session.stop()
-    for name, value in before.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
 
 
 def test_connect_report_aggregates_equal_duckdb_on_edge_cases(connect, tmp_path):

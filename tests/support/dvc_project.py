@@ -75,3 +75,16 @@ def pipeline_env(root: Path) -> dict[str, str]:
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(command, cwd=root, env=env, check=True, capture_output=True)
     return env
+
+
+def copy_pipeline(project_root: Path, root: Path) -> dict[str, Any]:
+    """Copy the project's code and dvc.yaml into the new folder `root`; return the project's
+    params.yaml as a dict, for the test to change and write there."""
+    import shutil
+
+    root.mkdir()
+    shutil.copytree(
+        project_root / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__")
+    )
+    shutil.copy(project_root / "dvc.yaml", root / "dvc.yaml")
+    return yaml.safe_load((project_root / "params.yaml").read_text())

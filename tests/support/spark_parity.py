@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import pyarrow as pa
@@ -93,6 +93,38 @@ def connect_server(local_dir: Path) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+@contextmanager
+def connect_session(work: Path) -> Iterator[Any]:
+    """Yield a Spark Connect session on a local Connect server started in `work`; stop it after.
+
+    pyspark refuses a remote session while a local one runs, so this worker's shared local session
+    is stopped first (later modules get a new one from getOrCreate); pyspark marks the process as
+    Connect-only (SPARK_CONNECT_MODE_ENABLED) and does not unmark it on stop() for an sc:// URL,
+    so those variables are restored after."""
+    import pytest
+
+    require_spark()
+    pytest.importorskip("pyspark.sql.connect.session")
+    from churn.spark.session import open_spark
+
+    names = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
+    before = {name: os.environ.get(name) for name in names}
+    stop_local_spark()
+    try:
+        with connect_server(work) as url:
+            session = open_spark(spark_engine(Path("/tmp"), remote=url))
+            try:
+                yield session
+            finally:
+                session.stop()
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def require_spark() -> None:
