@@ -208,10 +208,18 @@ def stage_commands(raw: Path = Path("raw")) -> list[tuple[str, list[str]]]:
     for name, stage in stages.items():
         if name == "generate":
             continue  # its output is the generated data
-        if name == "ledger":
-            lists = str(raw / "campaign_lists.csv")
-            commands.append((IMPORT_STEP, [sys.executable, "-m", "churn", "import-lists", lists]))
         words = shlex.split(stage["cmd"])
+        if name == "ledger":
+            # into the record the ledger stage reads (its --exports: the work folder is no DVC
+            # project, so the command cannot look the path up in dvc.yaml itself)
+            lists = str(raw / "campaign_lists.csv")
+            exports = words[words.index("--exports") + 1]
+            commands.append(
+                (
+                    IMPORT_STEP,
+                    [sys.executable, "-m", "churn", "import-lists", lists, "--exports", exports],
+                )
+            )
         assert words[0] == "churn", stage["cmd"]
         # the generated raw files live in raw/, not data/raw/ (the demo's contact log)
         words = [str(raw / Path(w).name) if w == "data/raw/contacts.csv" else w for w in words]
