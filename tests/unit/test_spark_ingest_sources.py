@@ -67,19 +67,24 @@ def test_a_delta_table_is_fingerprinted_by_its_log_and_changes_with_a_commit(tmp
     assert changed != first and len(changed["files"]) == 2
 
 
+def _duckdb_ingest(params: IngestParams, tmp_path) -> None:
+    """Run the DuckDB ingest of `params` into tmp_path/out."""
+    run_ingest(
+        params,
+        EngineParams(),
+        IngestOutputs.in_folder(tmp_path / "out"),
+        tmp_path,
+        {},
+        datetime(2025, 1, 1, tzinfo=UTC),
+        {},
+        tmp_path,
+    )
+
+
 def test_a_catalog_table_is_refused_by_the_duckdb_ingest_with_the_fix(tmp_path):
     params = IngestParams(source="sales.orders", format="table", columns=COLUMNS)
     with pytest.raises(ChurnError, match=r"Spark catalog.*engine.kind: spark"):
-        run_ingest(
-            params,
-            EngineParams(),
-            IngestOutputs.in_folder(tmp_path / "out"),
-            tmp_path,
-            {},
-            datetime(2025, 1, 1, tzinfo=UTC),
-            {},
-            tmp_path,
-        )
+        _duckdb_ingest(params, tmp_path)
     assert not (tmp_path / "out").exists()
 
 
@@ -103,16 +108,7 @@ def test_a_parquet_file_lacking_a_mapped_column_is_refused_from_its_footer_on_bo
     _two_files(folder, dropped)
     params = IngestParams(source=str(folder), columns=COLUMNS, passthrough=("store",))
     with pytest.raises(ChurnError) as on_duckdb:
-        run_ingest(
-            params,
-            EngineParams(),
-            IngestOutputs.in_folder(tmp_path / "out"),
-            tmp_path,
-            {},
-            datetime(2025, 1, 1, tzinfo=UTC),
-            {},
-            tmp_path,
-        )
+        _duckdb_ingest(params, tmp_path)
     # the Spark ingest's check runs on the footers before Spark reads a row: no session needed
     required = ["customer", "ordered_at", "amount", "store"]
     with pytest.raises(ChurnError) as on_spark:
