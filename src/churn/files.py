@@ -44,6 +44,20 @@ def read_json(path: str | Path, fix: str) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def open_parquet_file(path: str | Path, **options: Any) -> pq.ParquetFile:
+    """Return a Parquet file opened for reading in batches or row groups, with bounded memory.
+
+    Every reader in churn opens Parquet files here. pyarrow's default `pre_buffer=True` keeps
+    the ranges it read ahead alive until the batch iterator ends: streaming a file with
+    `iter_batches` then holds every row group read so far. On the features stage's training
+    result at 50M transactions (17.6M rows, 45 columns) that grew the stage from 0.8 to 3.2 GB
+    and the kernel killed it at a 3 GB cap; with `pre_buffer=False` the same read-convert-write
+    loop peaked at 1.4 GB instead of 2.8 GB and ran faster (benchmarks/results/scale_50M_session11.md).
+    """
+    options.setdefault("pre_buffer", False)
+    return pq.ParquetFile(path, **options)
+
+
 def sha256_bytes(data: bytes) -> str:
     """Return the hex sha256 of `data`."""
     return hashlib.sha256(data).hexdigest()

@@ -32,6 +32,7 @@ from churn.cutoffs import (
     labelled_by,
 )
 from churn.errors import ChurnError
+from churn.files import open_parquet_file
 from churn.logs import get_logger
 from churn.metrics import ECE_BINS, log_loss, pr_auc, probability_metrics, roc_auc
 from churn.model import Calibrator, ChurnModel, FeatureSpec
@@ -597,9 +598,8 @@ def read_snapshot_rows(
     """
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(path)
+    source = open_parquet_file(path)
     schema = source.schema_arrow
     if columns is not None:
         schema = pa.schema([schema.field(name) for name in columns], metadata=schema.metadata)
@@ -624,9 +624,8 @@ def _read_customer_rows(
     """Return the rows of `path`, in file order, whose role is fit or gap and whose customer is
     in `fit_ids`, or any other role and customer in `held_ids` (None: every customer)."""
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
-    schema = pq.ParquetFile(path).schema_arrow
+    schema = open_parquet_file(path).schema_arrow
     id_type = schema.field(CUSTOMER_ID).type
 
     def members(ids: list[str] | None) -> pa.Array | None:

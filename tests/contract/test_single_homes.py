@@ -1,5 +1,6 @@
 """One home for each shared idea: opening DuckDB, the metrics that need scikit-learn, durable file
-replacement and the label-window overlap rule each live in one module, and nothing else in
+replacement, opening a Parquet file for streaming and the label-window overlap rule each live in
+one module, and nothing else in
 src/churn writes its own copy (found by reading the source's syntax trees)."""
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ HOMES = {
     "sklearn.metrics": {"metrics.py"},
     "os.replace / os.rename / fsync": {"files.py", "publish/record.py"},
     "label-window overlap": {"cutoffs.py"},
+    "pyarrow.parquet.ParquetFile": {"files.py"},
 }
 
 
@@ -125,11 +127,38 @@ def window_overlaps(tree: ast.Module) -> list[int]:
     return lines
 
 
+def parquet_file_opens(tree: ast.Module) -> list[int]:
+    """Lines that call pyarrow's ParquetFile directly (a type annotation is not a call): its
+    default read-ahead keeps every row group a batch iterator read (files.open_parquet_file)."""
+    aliases = _module_aliases(tree, "pyarrow.parquet")
+    names = {
+        a.asname or a.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "pyarrow.parquet"
+        for a in node.names
+        if a.name == "ParquetFile"
+    }
+    lines = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        func = node.func
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "ParquetFile"
+            and isinstance(func.value, ast.Name)
+            and func.value.id in aliases
+        ) or (isinstance(func, ast.Name) and func.id in names):
+            lines.append(node.lineno)
+    return lines
+
+
 FINDERS = {
     "duckdb.connect": duckdb_connects,
     "sklearn.metrics": sklearn_metrics_imports,
     "os.replace / os.rename / fsync": durable_replacements,
     "label-window overlap": window_overlaps,
+    "pyarrow.parquet.ParquetFile": parquet_file_opens,
 }
 
 
@@ -163,6 +192,7 @@ def test_each_home_still_holds_its_idea():
     assert sklearn_metrics_imports(trees["metrics.py"])
     assert durable_replacements(trees["files.py"])
     assert durable_replacements(trees["publish/record.py"])
+    assert parquet_file_opens(trees["files.py"])
 
 
 CAUGHT = {
@@ -173,6 +203,10 @@ CAUGHT = {
         "overlap = (lists < cutoff + horizon) & (lists + list_horizon > cutoff)\n"
         "again = start_a < start_b + h and start_b < start_a + h\n"
     ),
+    "pyarrow.parquet.ParquetFile": (
+        "import pyarrow.parquet as pq\nsource = pq.ParquetFile(path)\n"
+        "from pyarrow.parquet import ParquetFile as PF\nagain = PF(path)\n"
+    ),
 }
 
 
@@ -182,3 +216,5 @@ def test_the_finders_catch_a_copy_written_the_usual_ways():
         assert FINDERS[idea](ast.parse(source)), idea
     inside_a_window = "inside = (day > cutoff) & (day <= cutoff + horizon)\n"
     assert not window_overlaps(ast.parse(inside_a_window))
+    annotation = "import pyarrow.parquet as pq\ndef f(source: pq.ParquetFile) -> None: ...\n"
+    assert not parquet_file_opens(ast.parse(annotation))

@@ -31,7 +31,7 @@ from churn.features.bgnbd_columns import (
 )
 from churn.features.definitions import feature_list, sql_feature_list, window_features
 from churn.features.sql import day_number, snapshot_sql, summary_sql
-from churn.files import atomic_path
+from churn.files import atomic_path, open_parquet_file
 from churn.logs import get_logger
 
 log = get_logger("features")
@@ -463,7 +463,7 @@ def _fit_bgnbd(results: list[Path], horizon_days: int) -> BGNBDFits:
     written (`_write_batches`), not in a pass of its own: the features are computed once."""
     fits = BGNBDFits(horizon_days)
     for result in results:
-        with pq.ParquetFile(result) as source:
+        with open_parquet_file(result) as source:
             for batch in source.iter_batches(batch_size=STREAM_ROWS, columns=SUMMARY_COLUMNS):
                 fits.add_fit_rows(batch.to_pandas())
     fits.fit()
@@ -482,7 +482,7 @@ def _write_batches(
 ) -> None:
     """Write the query result at `result` to `path` in batches: dtypes, BG/NBD (`fits`, with
     params.bgnbd), roles, stats."""
-    source = pq.ParquetFile(result)
+    source = open_parquet_file(result)
     # pandas turns an integer column with a null into float64: widen the same columns in
     # every batch as in the whole result, so every batch has the in-memory path's dtypes
     widen = _integer_columns_with_nulls(source)
@@ -687,7 +687,7 @@ def compute_customer_snapshots(
             fits = _fit_bgnbd([summary], churn.horizon_days)
             # a cutoff whose features fail on any customer's row is null for the chosen ones too
             # (the features stage finds it while writing; here only the chosen rows are written)
-            with pq.ParquetFile(summary) as source:
+            with open_parquet_file(summary) as source:
                 for batch in source.iter_batches(batch_size=STREAM_ROWS):
                     fits.check_rows(batch.to_pandas())
             fits.warn()

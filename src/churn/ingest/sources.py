@@ -17,6 +17,7 @@ import duckdb
 from churn.config import WHITESPACE_DELIMITER
 from churn.engine import is_resource_error
 from churn.errors import ChurnError
+from churn.files import open_parquet_file
 from churn.ingest.table_formats import refuse_table_folders
 
 # Encodings DuckDB's CSV reader handles itself; any other Python codec is transcoded to UTF-8 first.
@@ -463,10 +464,9 @@ def verify_parquet(path: Path, columns: list[str]) -> None:
     Files written without page checksums (pyarrow's default) can still hold silently changed
     values: only a decode error reveals damage there (see docs: "Damaged Parquet files")."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path, page_checksum_verification=True)
+        parquet = open_parquet_file(path, page_checksum_verification=True)
         names = parquet.schema_arrow.names
         _check_unique_names(path, names, "schema")
         wanted = [c for c in columns if c in names]

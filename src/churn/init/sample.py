@@ -14,6 +14,7 @@ from pathlib import Path
 from churn import columns as C
 from churn.config import is_sql_url
 from churn.errors import ChurnError
+from churn.files import open_parquet_file
 from churn.ingest.sources import detect_format, ident, list_files, open_source
 from churn.init.detect import Table, read_table
 
@@ -129,10 +130,9 @@ def _check_same_header(files: list[Path], table: Table, encoding: str) -> None:
 
 def _parquet_table(path: Path) -> Table:
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = open_parquet_file(path)
         batch = next(parquet.iter_batches(batch_size=SAMPLE_ROWS), None)
     except (OSError, pa.ArrowException) as error:
         raise ChurnError(
@@ -237,7 +237,7 @@ def _write_head(path: Path, fmt: str, rows: int, target: Path, encoding: str) ->
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        batches = pq.ParquetFile(path).iter_batches(batch_size=rows)
+        batches = open_parquet_file(path).iter_batches(batch_size=rows)
         pq.write_table(pa.Table.from_batches([next(batches)]), target)
         return
     opener = gzip.open if path.name.lower().endswith(".gz") else open

@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from churn.errors import ChurnError
+from churn.files import open_parquet_file
 from churn.logs import get_logger
 
 log = get_logger("ledger")
@@ -189,12 +190,11 @@ def _customer_ids(path: Path) -> Any:
     Python)."""
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     from churn.columns import CUSTOMER_ID
 
     # one row group at a time: the column of every transaction is ~0.6 GB at 50M rows
-    with pq.ParquetFile(path) as source:
+    with open_parquet_file(path) as source:
         parts = [
             pc.unique(source.read_row_group(group, columns=[CUSTOMER_ID])[CUSTOMER_ID])
             for group in range(source.metadata.num_row_groups)

@@ -32,7 +32,7 @@ from churn.features.build import (
 )
 from churn.features.definitions import feature_list
 from churn.features.sql import day_number, snapshot_sql, spark_sql
-from churn.files import atomic_path
+from churn.files import atomic_path, open_parquet_file
 from churn.logs import get_logger
 from churn.spark.bgnbd import add_bgnbd_columns
 
@@ -241,7 +241,7 @@ def _merge_parts(
 ) -> None:
     """Stream the part files into one Parquet file with the DuckDB path's dtypes, row groups and
     per-batch roles (churn.features.build's streamed writer, reading Spark's files)."""
-    sources = [pq.ParquetFile(part) for part in parts]
+    sources = [open_parquet_file(part) for part in parts]
     # an integer column with a null anywhere is float64 in every batch, as in the whole table
     widen = sorted({name for source in sources for name in _integer_columns_with_nulls(source)})
     pending: list[pa.Table] = []

@@ -18,6 +18,7 @@ from churn.columns import CHURN_PROBABILITY, CUSTOMER_ID
 from churn.config import ScoreParams
 from churn.cutoffs import customer_share
 from churn.errors import ChurnError
+from churn.files import open_parquet_file
 from churn.logs import get_logger
 from churn.score.phrasing import BOOKKEEPING, References
 from churn.score.reasons import (
@@ -715,7 +716,7 @@ def write_scores(result: SparkScores, path: Path, work_dir: Path) -> None:
     with atomic_path(path) as tmp:
         writer: pq.ParquetWriter | None = None
         for part in parts:
-            for batch in pq.ParquetFile(part).iter_batches():
+            for batch in open_parquet_file(part).iter_batches():
                 frame = with_score_dtypes(batch.to_pandas())
                 table = pa.Table.from_pandas(frame, preserve_index=False)
                 writer = writer or pq.ParquetWriter(tmp, table.schema, compression="zstd")

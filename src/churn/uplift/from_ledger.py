@@ -47,6 +47,7 @@ from churn.columns import (
 )
 from churn.config import ScoreParams
 from churn.errors import ChurnError
+from churn.files import open_parquet_file
 from churn.uplift.data import feature_frame
 
 # the ledger's uplift table (churn.ledger docstring): these columns are not features
@@ -155,7 +156,6 @@ def read_labelled_snapshots(
     """
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.parquet as pq
 
     from churn.train import (
         connect_snapshot_ids,
@@ -164,7 +164,7 @@ def read_labelled_snapshots(
         value_set,
     )
 
-    schema = pq.ParquetFile(path).schema_arrow
+    schema = open_parquet_file(path).schema_arrow
     names = schema.names
     missing = [name for name in (CUSTOMER_ID, CUTOFF, CHURNED) if name not in names]
     if missing:
