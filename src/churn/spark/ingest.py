@@ -220,7 +220,7 @@ def clean_on_spark(  # noqa: ANN201
     files under `work_dir`; return (RawTable, CleanedTable) for run_ingest, the CleanedTable's
     SQL reading those part files (DuckDB streams them into the stage's outputs). Without
     `spark`, a session of `engine` is opened and stopped here."""
-    from churn.spark.session import open_spark
+    from churn.spark.session import open_spark, spark_resource_errors
 
     kind = typed_source(params)
     if kind is None:
@@ -231,40 +231,41 @@ def clean_on_spark(  # noqa: ANN201
     # a caller's session gets its own settings back afterwards
     previous = {key: spark.conf.get(key, None) for key in PART_CONF}
     try:
-        for key, value in PART_CONF.items():
-            spark.conf.set(key, value)
-        cleaned, side = None, {}
-        try:
-            with _failures(params.source, "ingest.columns"):
-                required = list(transaction_columns(params).values())
-                frame, raw, file_names = _open(
-                    spark, params.source, kind, params.timezone, required
-                )
-                log.info("transactions: reading %s (%s) on Spark", params.source, kind)
-                cleaned = clean_transactions(
-                    spark, frame, params, reject_after, params.source, file_names
-                )
-                if cleaned.rows_read == 0:
-                    raise ChurnError(
-                        f"{params.source}: no data rows; export it again: an empty input would "
-                        "silently drop every customer"
+        with spark_resource_errors(spark, engine, "ingest"):
+            for key, value in PART_CONF.items():
+                spark.conf.set(key, value)
+            cleaned, side = None, {}
+            try:
+                with _failures(params.source, "ingest.columns"):
+                    required = list(transaction_columns(params).values())
+                    frame, raw, file_names = _open(
+                        spark, params.source, kind, params.timezone, required
                     )
-                clean_parts = _write_parts(cleaned.clean, work_dir / "spark_clean")
-                rejected_parts = _write_parts(cleaned.rejected, work_dir / "spark_quarantine")
-                # the data checks' numbers, counted by Spark on its (cached) frames
-                checked = list(integrity_source(params, params.source, ()).checked)
-                measures = measure_on_spark(spark, cleaned, params.integrity, checked)
-            side = clean_side_tables(spark, params, reject_after, work_dir, measures)
-        finally:  # after the last action on them
-            if cleaned is not None:
-                cleaned.release(spark)
-            for table in side.values():
-                table.release(spark)
-        types = {
-            name: SPARK_TO_DUCKDB.get(kind_, kind_.upper())
-            for name, kind_ in frame.dtypes
-            if not name.startswith("__")
-        }
+                    log.info("transactions: reading %s (%s) on Spark", params.source, kind)
+                    cleaned = clean_transactions(
+                        spark, frame, params, reject_after, params.source, file_names
+                    )
+                    if cleaned.rows_read == 0:
+                        raise ChurnError(
+                            f"{params.source}: no data rows; export it again: an empty input would "
+                            "silently drop every customer"
+                        )
+                    clean_parts = _write_parts(cleaned.clean, work_dir / "spark_clean")
+                    rejected_parts = _write_parts(cleaned.rejected, work_dir / "spark_quarantine")
+                    # the data checks' numbers, counted by Spark on its (cached) frames
+                    checked = list(integrity_source(params, params.source, ()).checked)
+                    measures = measure_on_spark(spark, cleaned, params.integrity, checked)
+                side = clean_side_tables(spark, params, reject_after, work_dir, measures)
+            finally:  # after the last action on them
+                if cleaned is not None:
+                    cleaned.release(spark)
+                for table in side.values():
+                    table.release(spark)
+            types = {
+                name: SPARK_TO_DUCKDB.get(kind_, kind_.upper())
+                for name, kind_ in frame.dtypes
+                if not name.startswith("__")
+            }
     finally:
         if owned:
             spark.stop()
