@@ -151,12 +151,17 @@ def _listed_purchases(path: Path, lists: list[Any]) -> pd.DataFrame:
     ledger's peak at 50M transactions). A file in any other order goes through purchase_dates."""
     import pyarrow as pa
     import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     from churn.backtest import purchase_dates
     from churn.columns import AMOUNT, CUSTOMER_ID, DATE
 
     ids = _listed_ids(lists)
-    table = _listed_rows(path, ids, [CUSTOMER_ID, DATE, AMOUNT])
+    columns = [CUSTOMER_ID, DATE, AMOUNT]
+    filters = [(CUSTOMER_ID, "in", ids.to_pylist()), (AMOUNT, ">", 0)] if len(ids) else None
+    table = pq.read_table(path, columns=columns, filters=filters)
+    if not len(ids):
+        table = table.slice(0, 0)
     customers = table[CUSTOMER_ID].cast(pa.string()).combine_chunks()
     days = table[DATE].cast(pa.date32()).combine_chunks()
     if len(table) > 1:
@@ -178,29 +183,6 @@ def _listed_purchases(path: Path, lists: list[Any]) -> pd.DataFrame:
         {CUSTOMER_ID: table[CUSTOMER_ID], DATE: table[DATE].cast(pa.timestamp("s"))}
     )
     return purchases.to_pandas()
-
-
-def _listed_rows(path: Path, ids: Any, columns: list[str]) -> Any:
-    """Return the rows (Arrow, file order) of the listed customers `ids` with a positive amount.
-
-    Read one row group at a time and filtered before the next is read: a filtered read of the
-    whole file decodes every row group's columns first (~1.3 GB at 50M transactions)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from churn.columns import AMOUNT, CUSTOMER_ID
-
-    with open_parquet_file(path) as source:
-        schema = pa.schema([source.schema_arrow.field(name) for name in columns])
-        if not len(ids):
-            return schema.empty_table()
-        parts = []
-        for group in range(source.metadata.num_row_groups):
-            rows = source.read_row_group(group, columns=columns)
-            listed = pc.is_in(rows[CUSTOMER_ID].cast(pa.string()), value_set=ids)
-            keep = pc.and_(listed, pc.greater(rows[AMOUNT], 0))
-            parts.append(rows.filter(pc.fill_null(keep, False)))
-    return pa.concat_tables(parts) if parts else schema.empty_table()
 
 
 def _customer_ids(path: Path) -> Any:
