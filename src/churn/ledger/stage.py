@@ -8,7 +8,9 @@ The contact-log readers here are shared with the backtest (`churn.lifecycle`).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import sys
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,8 +86,11 @@ def _list_date_snapshots(
 ) -> pd.DataFrame | None:
     """Return the features at every matured list's date of the customers on that date's lists
     (one query per date), or None without inputs."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from churn.cutoffs import Cutoff, labelled_by
-    from churn.engine import open_duckdb, release_memory, resource_errors
+    from churn.engine import open_duckdb, release_memory, resource_errors, spill_folder
     from churn.features.build import compute_customer_snapshots, open_inputs
 
     if inputs.customers is None or inputs.nps is None or inputs.transactions is None:
@@ -98,18 +103,24 @@ def _list_date_snapshots(
     if not by_date:
         return None
     horizon = settings.churn.horizon_days
-    frames = []
-    for day in sorted(by_date):
-        cutoff = Cutoff(day, "ledger", day + dt.timedelta(days=horizon))
-        with resource_errors(settings.engine, "ledger"):
-            con = open_duckdb(settings.engine, ordered=False)
-            try:
-                open_inputs(inputs.transactions, inputs.customers, inputs.nps, con)
-                # no labels: the ledger measures outcomes itself (build_ledger), never reads the
-                # churned column; only the customers on this date's lists (every customer at
-                # every list date is 12M rows at 50M transactions, over the 3 GB budget)
-                frames.append(
-                    compute_customer_snapshots(
+    # each date's frame waits in a spill file while the next date's query runs: DuckDB's memory
+    # (up to engine.memory_limit) never adds up with the frames of the dates before it (at 50M
+    # transactions four dates' frames held 0.9 GB beside DuckDB: the stage peaked at 2.8 GB)
+    spill = spill_folder()
+    spill.mkdir(parents=True, exist_ok=True)
+    stem = f"ledger-{os.getpid()}-{uuid.uuid4().hex}"
+    parts = [spill / f"{stem}-{number}.parquet" for number in range(len(by_date))]
+    try:
+        for day, part in zip(sorted(by_date), parts, strict=True):
+            cutoff = Cutoff(day, "ledger", day + dt.timedelta(days=horizon))
+            with resource_errors(settings.engine, "ledger"):
+                con = open_duckdb(settings.engine, ordered=False)
+                try:
+                    open_inputs(inputs.transactions, inputs.customers, inputs.nps, con)
+                    # no labels: the ledger measures outcomes itself (build_ledger), never reads
+                    # the churned column; only the customers on this date's lists (every
+                    # customer at every list date is 12M rows at 50M transactions)
+                    frame = compute_customer_snapshots(
                         con,
                         inputs.transactions,
                         [cutoff],
@@ -117,11 +128,15 @@ def _list_date_snapshots(
                         settings.features,
                         _listed_ids(by_date[day]),
                     )
-                )
-            finally:
-                con.close()  # DuckDB's memory goes back before the stage reads the transactions
-        release_memory()
-    return pd.concat(frames, ignore_index=True)
+                finally:
+                    con.close()  # DuckDB's memory goes back before the next date's query
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), part)
+            del frame
+            release_memory()
+        return pd.concat([pq.read_table(part).to_pandas() for part in parts], ignore_index=True)
+    finally:
+        for part in parts:
+            part.unlink(missing_ok=True)
 
 
 def _listed_ids(lists: list[Any]) -> Any:
