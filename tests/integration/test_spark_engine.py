@@ -102,6 +102,24 @@ def test_spark_reads_only_the_current_version_of_a_delta_table(spark, tmp_path):
     assert spark.read.parquet(str(folder)).count() > 37
 
 
+def test_a_delta_table_with_deletion_vectors_is_refused_without_a_spark_delta_reader(
+    spark, tmp_path
+):
+    """Deleted rows kept in deletion vectors would come back from the file list: such a table
+    is refused with what to do, never read as its files."""
+    deltalake = pytest.importorskip("deltalake")
+    from churn.spark.sources import read_source
+
+    table = transactions_frame([(f"c{i:03d}", day(-i), float(i + 1)) for i in range(10)])
+    folder = tmp_path / "transactions_dv"
+    deltalake.write_deltalake(
+        str(folder), table, configuration={"delta.enableDeletionVectors": "true"}
+    )
+    assert "deletionVectors" in (deltalake.DeltaTable(str(folder)).protocol().reader_features or [])
+    with pytest.raises(ChurnError, match=r"uses deletionVectors.*delta-spark.*PURGE"):
+        read_source(spark, folder)
+
+
 def test_spark_refuses_a_missing_source_and_an_unknown_catalog_table(spark, tmp_path):
     from churn.spark.sources import read_source
 

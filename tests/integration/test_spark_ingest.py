@@ -181,7 +181,8 @@ def test_a_delta_table_without_a_delta_reader_is_refused_with_the_fix(tmp_path, 
     assert not (tmp_path / "out" / "transactions.parquet").exists()
 
 
-def test_a_catalog_table_is_ingested_like_the_same_rows_in_a_parquet_file(tmp_path):
+@pytest.mark.parametrize("kind", ["temp view", "table in a database"])
+def test_a_catalog_table_is_ingested_like_the_same_rows_in_a_parquet_file(tmp_path, kind):
     require_spark()
     from churn.spark.session import open_spark
 
@@ -192,9 +193,20 @@ def test_a_catalog_table_is_ingested_like_the_same_rows_in_a_parquet_file(tmp_pa
     common = {"columns": columns, "reject_after": datetime(2025, 6, 30, 23, 59, 59)}
     engine = spark_engine(tmp_path / "spark-local")
     spark = open_spark(engine)  # the stage's session (getOrCreate) finds the table
-    spark.read.parquet(str(source)).createOrReplaceTempView("orders")
-    table = IngestParams(source="orders", format="table", **common)
-    report, _ = _ingest(table, engine, tmp_path / "spark", tmp_path / "w2", spark=True)
+    name = "orders"
+    if kind == "temp view":
+        spark.read.parquet(str(source)).createOrReplaceTempView(name)
+    else:  # a managed table: files Spark wrote under the database's location, read by name
+        name = "churn_sales.orders"
+        location = str((tmp_path / "warehouse").absolute())
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS churn_sales LOCATION '{location}'")
+        spark.read.parquet(str(source)).write.mode("overwrite").saveAsTable(name)
+    table = IngestParams(source=name, format="table", **common)
+    try:
+        report, _ = _ingest(table, engine, tmp_path / "spark", tmp_path / "w2", spark=True)
+    finally:
+        if kind != "temp view":
+            open_spark(engine).sql("DROP DATABASE IF EXISTS churn_sales CASCADE")
     expected, _ = _ingest(
         IngestParams(source=str(source), **common),
         EngineParams(),
