@@ -87,6 +87,22 @@ def test_spark_bgnbd_hash_sample_fit_equals_duckdb(spark, generated_interim, mon
     assert not on_all.score["bgnbd_p_alive"].equals(on_duckdb.score["bgnbd_p_alive"])
 
 
+def test_spark_features_equal_duckdb_with_every_sql_option_changed(spark, generated_interim):
+    """The golden file's second variant (rhythm on, season off, other windows, trend span and
+    churn definition), with BG/NBD on: the same tables on both engines, not only at defaults."""
+    from churn.spark.features import build_snapshots as build_on_spark
+    from support.spark_golden import FEATURE_VARIANTS
+
+    interim = generated_interim(customers=300, seed=11, days=1095)
+    files = [interim / f"{name}.parquet" for name in ("transactions", "customers", "nps")]
+    _, churn, params = FEATURE_VARIANTS[1]
+    params = params.model_copy(update={"bgnbd": True})
+    on_duckdb = build_on_duckdb(*files, churn, params, engine=spark_engine(Path("/tmp")))
+    on_spark = build_on_spark(spark, *files, churn, params)
+    assert "gap_max_days" in on_duckdb.train.columns and "season_sin" not in on_duckdb.train
+    assert_same_snapshots(on_spark, on_duckdb)
+
+
 def test_spark_reads_only_the_current_version_of_a_delta_table(spark, tmp_path):
     deltalake = pytest.importorskip("deltalake")
     from churn.spark.sources import read_source

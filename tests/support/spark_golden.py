@@ -45,17 +45,31 @@ def _header(what: str) -> str:
     )
 
 
+# the feature query's params variants: every option that changes its text (the windows, the
+# trend span, the season and rhythm features, the churn definition's two spans)
+FEATURE_VARIANTS = (
+    ("default params", ChurnParams(), FeaturesParams()),
+    (
+        "rhythm on, season off, windows 14/90/400, trend 60 days, horizon 60, active within 180",
+        ChurnParams(horizon_days=60, active_within_days=180),
+        FeaturesParams(windows=(14, 90, 400), trend_days=60, season=False, rhythm=True),
+    ),
+)
+
+
 def golden_text() -> str:
-    """Return the transpiled training and as-of queries (default params, cutoff 2024-06-30)."""
-    churn, params = ChurnParams(), FeaturesParams()
-    training = snapshot_sql(churn, params, CUTOFF, with_labels=True)
-    as_of = snapshot_sql(churn, params, CUTOFF, False, single_cutoff=(CUTOFF, "score"))
-    header = _header("The feature query (default params)")
-    return (
-        f"{header}\n-- training snapshots (labels; joins the `cutoffs` view)\n"
-        f"{spark_sql(training)};\n\n-- as-of snapshot (cutoff {CUTOFF} as a literal)\n"
-        f"{spark_sql(as_of)};\n"
-    )
+    """Return the transpiled training and as-of queries of each params variant (cutoff
+    2024-06-30)."""
+    parts = [_header("The feature query (one variant per option that changes its text)")]
+    for name, churn, params in FEATURE_VARIANTS:
+        training = snapshot_sql(churn, params, CUTOFF, with_labels=True)
+        as_of = snapshot_sql(churn, params, CUTOFF, False, single_cutoff=(CUTOFF, "score"))
+        parts.append(
+            f"\n-- ==== {name} ====\n-- training snapshots (labels; joins the `cutoffs` view)\n"
+            f"{spark_sql(training)};\n\n-- as-of snapshot (cutoff {CUTOFF} as a literal)\n"
+            f"{spark_sql(as_of)};\n"
+        )
+    return "".join(parts)
 
 
 # the transactions' variants: (name, ingest params, the source's Spark types)

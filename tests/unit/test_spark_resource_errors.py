@@ -107,9 +107,11 @@ def test_other_errors_and_churn_errors_pass_unchanged():
         raise ValueError("a bug")
     with pytest.raises(ChurnError, match="^mine$"), spark_resource_errors(spark, ENGINE, "score"):
         raise ChurnError("mine")
-    with pytest.raises(ChurnError, match="ran out of memory") as caught:
-        with spark_resource_errors(spark, ENGINE, "score"):
-            raise RuntimeError(HEAP)
+    with (
+        pytest.raises(ChurnError, match="ran out of memory") as caught,
+        spark_resource_errors(spark, ENGINE, "score"),
+    ):
+        raise RuntimeError(HEAP)
     assert caught.value.__suppress_context__  # shown without the Java error chained below it
 
 
