@@ -1142,10 +1142,13 @@ def read_training_snapshots(
     train.sample_customers and calibration and test rows to train.sample_held_out_customers before
     pandas holds them (read_snapshots). Without horizon_days, only the evaluation model's sample
     (no production refit's rows). A missing file names the fix."""
-    if not path.is_file():
-        raise ChurnError(f"{path}: not found (training snapshots); run `dvc repro` first")
+    from churn.files import existing_input
+
     return read_snapshots(
-        path, train.sample_customers, horizon_days, train.sample_held_out_customers
+        existing_input(path, "training snapshots"),
+        train.sample_customers,
+        horizon_days,
+        train.sample_held_out_customers,
     )
 
 
