@@ -71,7 +71,7 @@ def fit_one(
     sample = None if size == ALL else int(size)
     horizon = settings.churn.horizon_days
     started = time.perf_counter()
-    # what the train stage reads (cli._read_snapshots): fit/gap rows of the sample only; the
+    # what the train stage reads (churn.train.read_training_snapshots): fit/gap rows of the sample only; the
     # production refit's own sample is read only when that refit runs
     frame, customers_fit = read_snapshots(snapshots, sample, horizon if production_refit else None)
     read_seconds = time.perf_counter() - started

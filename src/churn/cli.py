@@ -1,21 +1,22 @@
-"""The command line: the only place that reads files, parses params and writes outputs.
+"""The command line: thin commands in pipeline order, each its options and one call.
 
-Commands in pipeline order. Stage commands take every path from dvc.yaml (no defaults here) and
-read only the params sections their stage declares there (STAGE_PARAMS, checked by a contract
-test). Commands run outside DVC find the stage files through `churn.pipeline`.
+Each command parses params.yaml into the sections its stage declares in dvc.yaml (STAGE_PARAMS,
+checked by a contract test) and calls its stage's own `run` (churn.<stage>, or
+churn.<stage>.stage in a package), which reads the inputs, runs the stage and writes its outputs.
+Stage commands take every path from dvc.yaml (no defaults here); the commands run outside DVC
+(churn.lifecycle) find the stage files through `churn.pipeline`. tests/contract/test_thin_cli.py
+keeps the commands thin.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from churn.config import StageParams, TrainParams, load_params
+from churn.config import StageParams, load_params
 from churn.errors import DATA_CHECK_PREFIX, ChurnError, DataCheckFailed
 from churn.logs import get_logger, setup_logging
 
@@ -65,6 +66,27 @@ def _stage_params(stage: str, path: Path) -> StageParams:
     return load_params(path).select(*STAGE_PARAMS[stage])
 
 
+def _sections() -> set[str]:
+    """Return every params section (or `section.key`) dvc.yaml's stages read."""
+    return {section for names in STAGE_PARAMS.values() for section in names}
+
+
+def _read_json(path: Path | None, stage: str) -> dict | None:
+    """Read a stage's JSON report (churn.files.read_json); kept by name for `score`."""
+    from churn.files import read_json
+
+    return read_json(path, f"rerun `{stage}`")
+
+
+def _read_parquet(
+    path: Path, what: str, columns: list[str] | None = None, filters: list | None = None
+):  # noqa: ANN202 - a pandas DataFrame
+    """Read a stage's Parquet input (churn.files.read_input_parquet); kept by name for `score`."""
+    from churn.files import read_input_parquet
+
+    return read_input_parquet(path, what, columns, filters)
+
+
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
@@ -81,14 +103,9 @@ def check(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Validate params.yaml before any stage runs (DVC deletes a stage's outputs before it runs)."""
-    from churn.config import check_sections
-    from churn.files import write_json
+    from churn.config import run_check
 
-    settings = load_params(params)
-    present = check_sections(params, {s for names in STAGE_PARAMS.values() for s in names})
-    if out is not None:
-        write_json({"params": str(params), "valid": True, "sections": present}, out)
-    log.info("%s: valid (%d sections)", params, len(type(settings).model_fields))
+    run_check(params, out, _sections())
 
 
 # --------------------------------------------------------------------------- init
@@ -138,83 +155,34 @@ def init(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Point the pipeline at your export: propose params.yaml/dvc.yaml changes; --yes applies."""
-    import contextlib
-    import shutil
+    from churn.init.stage import init_options, run
 
-    from churn.config import check_sections
-    from churn.files import atomic_path
-    from churn.init import InitOptions, plan_init, render_plan, render_preview
-    from churn.init.sample import preview_ingest
-
-    if decimal is not None and decimal not in (".", ","):
-        raise ChurnError(f"--decimal {decimal!r}: use . or ,")
-    if transaction_id and no_transaction_id:
-        raise ChurnError("--transaction-id and --no-transaction-id: give one of them")
-    named = {"tab": "\t", "\\t": "\t", "space": "whitespace"}
-    delimiter = named.get(delimiter, delimiter) if delimiter else None
-    if delimiter is not None and len(delimiter) != 1 and delimiter != "whitespace":
-        raise ChurnError(f"--delimiter {delimiter!r}: give one character, 'tab' or 'whitespace'")
-    options = InitOptions(
-        source=source,
-        customers=customers,
-        nps=nps,
-        columns={
-            "customer_id": customer_id,
-            "timestamp": timestamp,
-            "amount": amount,
-            "transaction_id": transaction_id,
-        },
-        no_transaction_id=no_transaction_id,
-        delimiter=delimiter,
-        decimal=decimal,
-        thousands=thousands,
-        encoding=encoding,
-        date_format=date_format,
-        dayfirst=dayfirst,
-        timezone=timezone,
+    run(
+        init_options(
+            source,
+            customers,
+            nps,
+            {
+                "customer_id": customer_id,
+                "timestamp": timestamp,
+                "amount": amount,
+                "transaction_id": transaction_id,
+            },
+            no_transaction_id=no_transaction_id,
+            delimiter=delimiter,
+            decimal=decimal,
+            thousands=thousands,
+            encoding=encoding,
+            date_format=date_format,
+            dayfirst=dayfirst,
+            timezone=timezone,
+        ),
+        params,
+        _sections(),
+        preview_rows,
+        yes,
+        typer.echo,
     )
-    pipeline = params.parent / "dvc.yaml"
-    plan = plan_init(options, params, pipeline)
-    typer.echo(render_plan(plan))
-    if not yes:
-        typer.echo("")
-        typer.echo(
-            render_preview(preview_ingest(plan.ingest, _engine(params), preview_rows), preview_rows)
-        )
-        typer.echo("\nNothing changed. Run the same command with --yes to apply it.")
-        return
-    # Demo state first: deleting is idempotent, so if anything fails the files still differ and
-    # the next `churn init` shows the whole plan again. Both files are renamed into place only
-    # after both are written.
-    for path, _ in plan.delete:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path)
-        else:
-            path.unlink()
-    with contextlib.ExitStack() as stack:
-        for path, old, new in ((params, plan.params_old, plan.params_new),
-                               (pipeline, plan.pipeline_old, plan.pipeline_new)):  # fmt: skip
-            if new != old:
-                stack.enter_context(atomic_path(path)).write_text(new, encoding="utf-8")
-    typer.echo(f"\nApplied: wrote {params} and {pipeline}, deleted {len(plan.delete)} path(s).")
-    # the same checks as `churn check`, then a dry read with the params just written
-    settings = load_params(params)
-    check_sections(params, {s for names in STAGE_PARAMS.values() for s in names})
-    typer.echo(f"{params}: valid (churn check)")
-    ingest = settings.ingest
-    if not Path(ingest.source).is_absolute():
-        ingest = ingest.model_copy(update={"source": str(params.parent / ingest.source)})
-    typer.echo(render_preview(preview_ingest(ingest, settings.engine, preview_rows), preview_rows))
-    typer.echo("Next: `make run` (or `dvc repro` then `churn publish`).")
-
-
-def _engine(params: Path):  # noqa: ANN202 - churn.config.EngineParams
-    from churn.config import EngineParams
-
-    try:
-        return load_params(params).engine
-    except ChurnError:
-        return EngineParams()
 
 
 # --------------------------------------------------------------------------- generate
@@ -231,64 +199,10 @@ def generate(
 ) -> None:
     """Write the seeded synthetic default data (transactions, customers, NPS, ground truth, and
     the simulated past campaigns: their lists, contact log and true effects)."""
-    import pandas as pd
-
-    from churn.files import TableStream
-    from churn.generate import (
-        CAMPAIGN_LISTS_COLUMNS,
-        CAMPAIGN_TRUTH_COLUMNS,
-        CONTACTS_COLUMNS,
-        simulate,
-    )
-    from churn.logs import track
+    from churn.generate import run
 
     stage = _stage_params("generate", params)
-    settings = stage.generate
-    if customers is not None:
-        settings = settings.model_copy(update={"customers": customers})
-    if file_format not in ("csv", "parquet"):
-        raise ChurnError(f"--format {file_format!r}: use 'csv' or 'parquet'")
-    txn_name = "transactions.csv.gz" if file_format == "csv" else "transactions.parquet"
-    chunks = -(-settings.customers // settings.chunk_customers)
-    with (
-        TableStream(out / txn_name) as transactions,
-        TableStream(out / "customers.csv") as customer_table,
-        TableStream(out / "nps.csv") as nps,
-        TableStream(out / "truth.parquet") as truth,
-        TableStream(out / "campaign_lists.csv") as campaign_lists,
-        TableStream(out / "contacts.csv") as contacts,
-        TableStream(out / "campaign_truth.parquet") as campaign_truth,
-    ):
-        for chunk in track(
-            simulate(settings, stage.score.tiers), "simulating customers", total=chunks
-        ):
-            transactions.write(chunk.transactions)
-            truth.write(chunk.truth)
-            for stream, frame in (
-                (campaign_lists, chunk.campaign_lists),
-                (contacts, chunk.contacts),
-                (campaign_truth, chunk.campaign_truth),
-            ):
-                if len(frame):  # a chunk may list nobody; an empty frame has no typed schema
-                    stream.write(frame)
-        for stream, names in (
-            (campaign_lists, CAMPAIGN_LISTS_COLUMNS),
-            (contacts, CONTACTS_COLUMNS),
-            (campaign_truth, CAMPAIGN_TRUTH_COLUMNS),
-        ):
-            if stream.rows == 0:  # campaigns off (or nobody listed): the files keep their header
-                stream.write(pd.DataFrame({name: pd.Series(dtype="string") for name in names}))
-            if settings.with_customers:
-                customer_table.write(chunk.customers)
-            if settings.with_nps:
-                nps.write(chunk.nps)
-    for name, enabled in (
-        ("customers.csv", settings.with_customers),
-        ("nps.csv", settings.with_nps),
-    ):
-        if not enabled:
-            (out / name).unlink(missing_ok=True)
-    log.info("generated %d customers, %d rows into %s", settings.customers, transactions.rows, out)
+    run(stage.generate, stage.score.tiers, out, file_format, customers)
 
 
 # --------------------------------------------------------------------------- sources
@@ -299,30 +213,9 @@ def sources(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Fingerprint each configured source, so that ingest reruns exactly when one changes."""
-    import time
+    from churn.ingest.fingerprint import run
 
-    from churn.files import read_json, write_json
-    from churn.ingest.fingerprint import fingerprint_sources
-
-    settings = _stage_params("sources", params)
-    try:
-        kept = (read_json(state, "it is rebuilt on the next run") or {}).get("files")
-    except ChurnError as error:
-        log.warning("%s; hashing every file afresh", error)
-        kept = None
-    previous = kept if isinstance(kept, dict) else {}
-    started = time.monotonic()
-    result = fingerprint_sources(settings.ingest, previous, os.environ, time.time_ns())
-    write_json(result.report, out)
-    write_json({"files": result.cache}, state)
-    log.info(
-        "wrote %s: %d file(s) hashed (%.0f MB), %d unchanged (%.1f s)",
-        out,
-        result.files_hashed,
-        result.bytes_hashed / 1e6,
-        result.files_cached,
-        time.monotonic() - started,
-    )
+    run(_stage_params("sources", params).ingest, out, state)
 
 
 # --------------------------------------------------------------------------- ingest
@@ -335,46 +228,10 @@ def ingest(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Read, type and check the transactions export; quarantine bad rows; write the report."""
-    import json
-    import tempfile
-    from datetime import UTC, datetime
-
-    from churn.files import write_json
-    from churn.ingest import IngestOutputs, mask_url, run_ingest
+    from churn.ingest.stage import run
 
     settings = _stage_params("ingest", params)
-    try:
-        history = json.loads(state.read_text(encoding="utf-8")) if state.exists() else {}
-    except (OSError, ValueError):
-        log.warning("%s: unreadable run history, the volume check starts afresh", state)
-        history = {}
-    with tempfile.TemporaryDirectory(prefix="churn-ingest-") as work_dir:
-        cleaner = None
-        if settings.engine.kind == "spark":
-            from churn.spark.ingest import spark_cleaner, typed_source
-
-            if typed_source(settings.ingest) is None:
-                log.info(
-                    "engine.kind is spark, but %s is a text export or SQL source: it goes "
-                    "through the DuckDB ingest first (the Spark stages read its clean tables)",
-                    mask_url(settings.ingest.source),
-                )
-            else:  # the row rules on Spark; side tables and checks by the shared code
-                cleaner = spark_cleaner(settings.ingest, settings.engine, Path(work_dir))
-        result, history = run_ingest(
-            settings.ingest,
-            settings.engine,
-            IngestOutputs.in_folder(out),
-            sql_copies,
-            history,
-            datetime.now(UTC),
-            os.environ,
-            Path(work_dir),
-            cleaner,
-        )
-    write_json(result, report)
-    write_json(history, state)
-    log.info("wrote %s and %s", out, report)
+    run(settings.ingest, settings.engine, out, report, sql_copies, state)
 
 
 @app.command()
@@ -400,13 +257,15 @@ def ledger(
 ) -> None:
     """Measure each list's campaign in the published-lists record (treated vs control retention,
     with intervals) and write the uplift and contacted tables; the record is only read."""
-    from churn.ledger.stage import LedgerInputs, run_ledger_report, show_rows
+    from churn.ledger.stage import LedgerInputs, run
 
-    inputs = LedgerInputs(transactions, customers, nps, uplift_out, contacted_out)
-    rows = run_ledger_report(
-        _stage_params("ledger", params), exports, contacts, report, inputs=inputs
+    run(
+        _stage_params("ledger", params),
+        exports,
+        contacts,
+        report,
+        LedgerInputs(transactions, customers, nps, uplift_out, contacted_out),
     )
-    show_rows(rows, "Campaign ledger")
 
 
 # --------------------------------------------------------------------------- features
@@ -451,45 +310,6 @@ def features(
 
 
 # --------------------------------------------------------------------------- train / evaluate
-def _read_parquet(
-    path: Path, what: str, columns: list[str] | None = None, filters: list | None = None
-):
-    """Read a Parquet input of a stage; a missing file names the stage that makes it."""
-    import pandas as pd
-
-    return pd.read_parquet(_existing(path, what), columns=columns, filters=filters)
-
-
-def _existing(path: Path, what: str) -> Path:
-    """Return a stage's input path; a missing file names the stage that makes it."""
-    if not path.is_file():
-        raise ChurnError(f"{path}: not found ({what}); run `dvc repro` first")
-    return path
-
-
-def _read_snapshots(path: Path, train: TrainParams, horizon_days: int | None = None):
-    """Read the training snapshots with fit and gap rows thinned to train.sample_customers and
-    calibration and test rows to train.sample_held_out_customers before pandas holds them
-    (churn.train.read_snapshots). Without horizon_days, only the evaluation model's sample (no
-    production refit's rows)."""
-    from churn.train import read_snapshots
-
-    if not path.is_file():
-        raise ChurnError(f"{path}: not found (training snapshots); run `dvc repro` first")
-    return read_snapshots(
-        path, train.sample_customers, horizon_days, train.sample_held_out_customers
-    )
-
-
-def _read_role(path: Path, role: str):
-    """Read the training snapshots' rows of one role (all rows when it has none: short
-    histories, where the drift reference falls back to the newest cutoff)."""
-    from churn.columns import ROLE
-
-    rows = _read_parquet(path, "training snapshots", filters=[(ROLE, "==", role)])
-    return rows if len(rows) else _read_parquet(path, "training snapshots")
-
-
 @app.command()
 def train(
     snapshots: Annotated[Path, _required("Training snapshots (features stage).")],
@@ -505,77 +325,9 @@ def train(
     ] = True,
 ) -> None:
     """Fit LightGBM + calibrator (plus the production refit); register the challenger in MLflow."""
-    from churn import tracking as mlflow_tracking
-    from churn.columns import ROLE
-    from churn.definition import describe_definition
-    from churn.model import MODEL_FILE
-    from churn.train import exclude_campaign_contacts, feature_columns, fit_model
+    from churn.train import run
 
-    settings = _stage_params("train", params)
-    frame, customers_fit = _read_snapshots(snapshots, settings.train, settings.churn.horizon_days)
-    fingerprint = mlflow_tracking.data_fingerprint(frame, snapshots)
-    definition = describe_definition(settings.churn, feature_columns(frame, str(snapshots)))
-    contacted = _read_parquet(campaigns, "campaign contacts") if campaigns is not None else None
-    frame, excluded = exclude_campaign_contacts(frame, contacted, settings.churn.horizon_days)
-    log.info(
-        "campaigns: %d training rows of %d customers left out (treated while their label was "
-        "being observed); the model learns from control and never-listed customers",
-        excluded["rows_excluded"],
-        excluded.get("customers_excluded", 0),
-    )
-    result = fit_model(
-        frame,
-        settings.train,
-        settings.churn.horizon_days,
-        str(snapshots),
-        metadata={"data": fingerprint, "definition": definition, "campaigns": excluded},
-        customers_fit=customers_fit,
-    )
-    model = result.production_model
-    # each folder is written once and holds no run id: DVC tracks it, so it must be reproducible
-    model.save(out)
-    evaluation_shas = result.model.save(evaluation_out)
-    log.info(
-        "trained %d rounds on %d fit rows; calibrator %s; held-out calibration log loss %.4f",
-        result.rounds,
-        int(result.diagnostics["rows_fit"]),
-        model.calibrator.kind,
-        result.diagnostics["calibration_logloss"],
-    )
-    if result.production is not None:
-        log.info(
-            "production refit on %d rows over %d cutoffs, calibrated on the test customers it "
-            "did not train on; its booster ranks them at ROC AUC %.4f",
-            int(result.diagnostics["production_rows"]),
-            int(result.diagnostics["production_cutoffs"]),
-            result.diagnostics["production_test_roc_auc"],
-        )
-    if not tracking:
-        return
-    root = Path.cwd()
-    names = settings.registry
-    record = mlflow_tracking.log_training(
-        mlflow_tracking.tracking_uri(root),
-        names.training_experiment,
-        names.model,
-        out,
-        {"churn": settings.churn.model_dump(mode="json"), "train": settings.train.model_dump()},
-        result.diagnostics,
-        {
-            **mlflow_tracking.git_revision(root),
-            "definition": definition["fingerprint"],
-            "evaluation": model.evaluation,  # out_of_time, or in_time_holdout (short history)
-        },
-        fingerprint,
-        mlflow_tracking.synthetic_input_example(model, frame[frame[ROLE] == "fit"]),
-        extra_shas={mlflow_tracking.EVALUATION_SHA_TAG: evaluation_shas[MODEL_FILE]},
-    )
-    log.info(
-        "MLflow run %s: %s version %s is now @challenger",
-        record.run_id,
-        record.model_name,
-        record.model_version,
-    )
+    run(_stage_params("train", params), snapshots, out, evaluation_out, campaigns, tracking)
 
 
 @app.command()
@@ -599,127 +351,22 @@ def evaluate(
     tracking: Annotated[bool, typer.Option(help="Log to the model's MLflow run.")] = True,
 ) -> None:
     """Measure the model and the baselines on the test cutoff; write metrics and plot tables."""
-    from churn import tracking as mlflow_tracking
-    from churn.evaluate import evaluate_model
-    from churn.files import write_csv, write_json
-    from churn.model import MODEL_FILE, ChurnModel
-    from churn.train import exclude_campaign_contacts
+    from churn.evaluate.stage import run
 
-    settings = _stage_params("evaluate", params)
-    model = ChurnModel.load(model_dir)
-    production = None if production_dir is None else ChurnModel.load(production_dir)
-    if production is not None and production.metadata.get("role") != "production":
-        production = None  # train.production_refit off: the challenger is the evaluation model
-    # like train: rows whose label a campaign may have changed measure the campaign, not the model
-    contacted = _read_parquet(campaigns, "campaign contacts") if campaigns is not None else None
-    frame, excluded = exclude_campaign_contacts(
-        _read_snapshots(snapshots, settings.train)[0],
-        contacted,
-        settings.churn.horizon_days,
-    )
-    log.info(
-        "campaigns: %d evaluation rows left out (treated while their label was being observed)",
-        excluded["rows_excluded"],
-    )
-    result = evaluate_model(
-        frame,
-        model,
-        settings.evaluate,
-        settings.churn.horizon_days,
-        str(snapshots),
-        production,
-        str(model_dir),
-    )
-    result.metrics["campaigns"] = excluded
-    write_json(result.metrics, metrics)
-    write_json(result.segments, segments)
-    for name, table in result.curves.items():
-        write_csv(table, plots / f"{name}.csv")
-    scores = result.metrics["model"]
-    log.info(
-        "test cutoff %s: ROC AUC %.4f, PR AUC %.4f, ECE %.4f (recency ROC AUC %.4f)",
-        result.metrics["test_cutoff"],
-        scores.get("roc_auc", float("nan")),
-        scores.get("pr_auc", float("nan")),
-        scores.get("ece", float("nan")),
-        result.metrics["baselines"]["recency"].get("roc_auc", float("nan")),
-    )
-    if not tracking:
-        return
-    uri = mlflow_tracking.tracking_uri(Path.cwd())
-    sha = model.metadata.get("files_sha256", {}).get(MODEL_FILE, "")
-    run_id = mlflow_tracking.find_run(
-        uri, settings.registry.training_experiment, mlflow_tracking.EVALUATION_SHA_TAG, sha
-    )
-    if run_id is None:
-        log.warning("%s: no MLflow training run holds this model; metrics not logged", model_dir)
-        return
-    from churn.evaluate.plots import evaluation_figures
-
-    mlflow_tracking.log_evaluation(
-        uri,
-        run_id,
-        {**result.metrics, "segments": result.segments},
-        evaluation_figures(result.curves),
-        result.curves,
+    run(
+        _stage_params("evaluate", params),
+        snapshots,
+        model_dir,
+        metrics,
+        segments,
+        plots,
+        production_dir,
+        campaigns,
+        tracking,
     )
 
 
 # --------------------------------------------------------------------------- promote
-def _registry(names):  # noqa: ANN001 - churn.config.RegistryParams
-    from churn.tracking import ModelRegistry, tracking_uri
-
-    return ModelRegistry(tracking_uri(Path.cwd()), names.model)
-
-
-def _production(folder: Path, exports: Path):  # noqa: ANN202 - churn.promote.Production
-    """Read what production is outside the registry: the champion folder and published lists."""
-    from churn.model import ChurnModel
-    from churn.promote import Production
-    from churn.publish.record import published_dates
-
-    published = tuple(published_dates(exports))
-    if not folder.is_dir() or not any(folder.iterdir()):
-        return Production(folder, None, published=published)
-    try:
-        return Production(folder, ChurnModel.load(folder), published=published)
-    except ChurnError as error:
-        return Production(folder, None, folder_error=str(error), published=published)
-
-
-def _restore_champion(registry, production, names) -> str:  # noqa: ANN001
-    """Register the champion folder in a new registry (once) and point the alias at it."""
-    import datetime as dt
-    import tempfile
-
-    from churn.promote import model_sha
-    from churn.tracking import RESTORED_TAG
-
-    model = production.model
-    sha = model_sha(model)
-    version = registry.find_version(sha) if sha else None
-    if version is None:
-        stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-        note = (
-            f"version {model.metadata.get('model_version')} of "
-            f"{model.metadata.get('registered_model')!r} in a lost registry, re-registered from "
-            f"{production.folder} at {stamp}"
-        )
-        with tempfile.TemporaryDirectory(prefix="churn-restore-") as tmp:
-            model.save(tmp)
-            version = registry.register_folder(tmp, names.gate_experiment, {RESTORED_TAG: note})
-    registry.set_alias(names.champion_alias, version)
-    log.warning(
-        "--new-registry: the champion in %s (was version %s) is version %s of %r in this "
-        "registry; published manifests name its old number",
-        production.folder,
-        model.metadata.get("model_version"),
-        version,
-        names.model,
-    )
-    return version
-
-
 @app.command()
 def promote(
     challenger: Annotated[Path, _required("Challenger model folder.")],
@@ -754,91 +401,23 @@ def promote(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Champion/challenger gate; writes the champion folder (what the alias points to) last."""
-    import tempfile
+    from churn.promote import run
 
-    from churn.files import write_json
-    from churn.model import ChurnModel
-    from churn.promote import registry_gap, registry_gap_error, resolve_version, run_gate
-
-    settings = _stage_params("promote", params)
-    names = settings.registry
-    registry = _registry(names)
-    production = _production(out, exports)
-    location = registry.tracking_uri.removeprefix("sqlite:///")
-    gap = registry_gap(production, registry, names.champion_alias, location)
-    if gap is not None:
-        if not new_registry or production.model is None:
-            raise registry_gap_error(gap, production)
-        _restore_champion(registry, production, names)
-    elif new_registry:
-        log.info("--new-registry: the registry already holds the champion; nothing to restore")
-    model = ChurnModel.load(challenger)
-    version = resolve_version(model, registry)
-    if version is None:
-        # trained with --no-tracking: register it (a new version, not an alias move)
-        with tempfile.TemporaryDirectory(prefix="churn-register-") as tmp:
-            model.save(tmp)
-            version = registry.register_folder(tmp, names.gate_experiment)
-    outcome = run_gate(
-        model,
-        version,
-        _read_snapshots(snapshots, settings.train)[0],
-        registry,
-        settings.promote,
-        settings.drift,
-        names,
+    run(
+        _stage_params("promote", params),
+        challenger,
+        snapshots,
+        out,
+        report,
+        exports,
         apply=apply,
         new_definition=new_definition,
+        new_registry=new_registry,
+        apply_env=APPLY_ENV,
     )
-    outcome.champion.save(out)
-    if outcome.report.get("fallback"):
-        log.warning(
-            "%s holds the fallback %s, not a registered model: %s",
-            out,
-            outcome.champion_version,
-            outcome.report["fallback"]["why"],
-        )
-    elif not registry.has_reference(outcome.champion_version):
-        registry.attach_reference(outcome.champion_version, out)
-    write_json(outcome.report, report)
-    registry.log_decision(names.gate_experiment, outcome.report, report)
-    if outcome.move_alias:
-        # the very last step: production changes only after the folder and the report exist
-        registry.set_alias(names.champion_alias, outcome.champion_version)
-    alias = outcome.report["alias"]
-    log.info(
-        "gate: %s; %s holds version %s; alias %r %s",
-        outcome.report["decision"],
-        out,
-        outcome.champion_version,
-        alias["name"],
-        f"moved {alias['before']} -> {alias['after']}" if outcome.move_alias else "unchanged",
-    )
-    for reason in outcome.report["reasons"]:
-        log.info("  %s", reason)
-    if alias["pending_apply"]:
-        log.info(
-            "challenger %s passes the gate; production stays on %s until applied "
-            "(`churn retrain`, or %s=1 dvc repro)",
-            version,
-            alias["before"],
-            APPLY_ENV,
-        )
 
 
 # --------------------------------------------------------------------------- score / drift
-def _read_json(path: Path | None, stage: str) -> dict | None:
-    """Read a stage's JSON report (None without a path or file); bad JSON names the rerun."""
-    import json
-
-    if path is None or not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise ChurnError(f"{path}: not valid JSON ({error}); rerun `{stage}`") from None
-
-
 @app.command()
 def uplift(
     report: Annotated[Path, _required("Gate report (JSON).")],
@@ -889,66 +468,21 @@ def uplift(
 ) -> None:
     """Gate uplift targeting on held-out campaigns (the `uplift` stage reads the ledger's table);
     with candidates, choose contacts by uplift."""
-    import pandas as pd
+    from churn.uplift.stage import run
 
-    from churn.files import parquet_bytes, write_bytes, write_json, write_parquet
-
-    settings = _stage_params("uplift", params)
-    if (ledger_table is None) == (campaigns is None):
-        raise ChurnError("uplift: pass exactly one of --ledger-table (the stage) or --campaigns")
-    if ledger_table is not None:
-        from churn.uplift.stage import run_uplift_stage
-
-        missing = [
-            f"--{name}"
-            for name, value in (("snapshots", snapshots), ("snapshot", snapshot), ("out", out))
-            if value is None
-        ]
-        if missing:
-            raise ChurnError(f"uplift: --ledger-table also needs {', '.join(missing)}")
-        result = run_uplift_stage(
-            _read_parquet(ledger_table, "the ledger's uplift table"),
-            _existing(snapshots, "training snapshots"),
-            _read_parquet(contacted, "campaign contacts") if contacted is not None else None,
-            _existing(snapshot, "as-of snapshot"),  # read only when the gate switched
-            settings.churn,
-            settings.score,
-            settings.uplift,
-            str(ledger_table),
-        )
-        write_json(result.report, report)
-        write_bytes(out, parquet_bytes(result.uplift))
-        log.info("uplift gate: %s — %s", result.report["policy_in_use"], result.report["reason"])
-        return
-
-    from churn.uplift.plan import plan_uplift
-
-    def read(path: Path, what: str) -> pd.DataFrame:
-        if not path.is_file():
-            raise ChurnError(f"{path}: not found ({what})")
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, dtype={"customer_id": str, "campaign_id": str})
-
-    if contacts is not None and candidates is None:
-        raise ChurnError("uplift: --contacts needs --candidates (whom to choose from)")
-    rows = read(campaigns, "campaign rows")
-    pool = read(candidates, "uplift candidates") if candidates is not None else None
-    result, chosen = plan_uplift(
-        rows, settings.uplift, settings.score.contact_cost, pool, max_contacts, str(campaigns)
+    run(
+        _stage_params("uplift", params),
+        report,
+        ledger_table=ledger_table,
+        snapshots=snapshots,
+        contacted=contacted,
+        snapshot=snapshot,
+        out=out,
+        campaigns=campaigns,
+        candidates=candidates,
+        contacts=contacts,
+        max_contacts=max_contacts,
     )
-    write_json(result, report)
-    log.info("uplift gate: %s — %s", result["policy_in_use"], result["reason"])
-    if chosen is not None and contacts is not None:
-        write_parquet(chosen, contacts)
-        log.info(
-            "uplift contacts: %s of %s candidates -> %s",
-            int(chosen["contact"].sum()),
-            len(chosen),
-            contacts,
-        )
-    elif candidates is not None:
-        log.info("no uplift contact list: the gate keeps risk x value")
 
 
 @app.command()
@@ -1099,31 +633,9 @@ def drift(
 ) -> None:
     """PSI of every feature and the score against the newest labelled cutoff (warnings), and the
     features outside the training range."""
-    from churn.columns import CHURN_PROBABILITY, CUSTOMER_ID
-    from churn.drift import measure_drift, reference_from_training, training_ranges_in_file
-    from churn.files import write_json
-    from churn.model import ChurnModel
+    from churn.drift import run
 
-    settings = _stage_params("drift", params).drift
-    model = ChurnModel.load(champion)
-    # the reference is one cutoff's rows; the training ranges are read one column at a time
-    reference, _ = reference_from_training(
-        _read_role(training, settings.reference_role),
-        model.spec.numeric,
-        model.spec.categorical,
-        model.predict_proba,
-        settings,
-    )
-    ranges = training_ranges_in_file(training, model.spec.numeric)
-    rows = _read_parquet(snapshot, "as-of snapshot")
-    scored = _read_parquet(scores, "scores", [CUSTOMER_ID, CHURN_PROBABILITY])
-    # measure the population that was scored (the snapshot may hold customers scoring skipped)
-    rows = rows[rows[CUSTOMER_ID].isin(scored[CUSTOMER_ID])]
-    result = measure_drift(reference, rows, scored[CHURN_PROBABILITY], settings, ranges)
-    write_json(result, report)
-    level = log.warning if result["status"] != "ok" else log.info
-    blocks = "blocks publish" if result["publish_blocked"] else "a warning, publish not blocked"
-    level("drift: PSI %s (%s) — %s", result["status"], blocks, result["detail"])
+    run(_stage_params("drift", params).drift, champion, training, snapshot, scores, report)
 
 
 # --------------------------------------------------------------------------- report
@@ -1150,117 +662,21 @@ def report(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Write the retention report: retention.html, retention.json, retention_monthly.csv, cohorts.csv."""
-    import json
-    import tempfile
+    from churn.report.stage import run
 
-    import duckdb
-    import pandas as pd
-
-    from churn.engine import open_duckdb, resource_error
-    from churn.files import write_csv, write_json, write_text
-    from churn.report import build_report, headline_figures
-    from churn.report.activity import DuckDBAggregates
-    from churn.report.page import render_html
-
-    settings = _stage_params("report", params)
-    for path, what in ((transactions, "transactions"), (customers, "customers"), (nps, "nps")):
-        if path is not None and not path.exists():
-            raise ChurnError(f"{path}: {what} not found; run `churn ingest` first")
-    scores = scores if scores is not None and scores.exists() else None
-    metrics = metrics if metrics is not None and metrics.exists() else None
-    try:
-        metric_values = json.loads(metrics.read_text(encoding="utf-8")) if metrics else None
-    except json.JSONDecodeError as error:
-        raise ChurnError(f"{metrics}: not valid JSON ({error}); rerun `churn evaluate`") from None
-    backtest = backtest if backtest is not None and backtest.exists() else None
-    try:
-        backtest_report = json.loads(backtest.read_text(encoding="utf-8")) if backtest else None
-    except json.JSONDecodeError as error:
-        raise ChurnError(f"{backtest}: not valid JSON ({error}); rerun `churn backtest`") from None
-    drift = drift if drift is not None and drift.exists() else None
-    try:
-        drift_report = json.loads(drift.read_text(encoding="utf-8")) if drift else None
-    except json.JSONDecodeError as error:
-        raise ChurnError(f"{drift}: not valid JSON ({error}); rerun `churn drift`") from None
-    ledger = ledger if ledger is not None and ledger.exists() else None
-    try:
-        ledger_report = json.loads(ledger.read_text(encoding="utf-8")) if ledger else None
-    except json.JSONDecodeError as error:
-        raise ChurnError(f"{ledger}: not valid JSON ({error}); rerun `churn ledger`") from None
-    uplift_report = _read_json(uplift, "churn uplift")
-    score_summary = _read_json(score_report, "churn score")
-
-    def inputs() -> dict:  # read inside the engine's try: a MemoryError there gets the hint
-        return {
-            "nps": pd.read_parquet(nps) if nps else None,
-            "customers": pd.read_parquet(customers) if customers else None,
-            "scores": pd.read_parquet(scores) if scores else None,
-            "metrics": metric_values,
-            "backtest": backtest_report,
-            "drift": drift_report,
-            "ledger": ledger_report,
-            "uplift": uplift_report,
-            "score_report": score_summary,
-            "sources": {
-                "transactions": str(transactions),
-                "nps": str(nps),
-                "scores": str(scores),
-                "backtest": str(backtest),
-                "drift": str(drift),
-                "ledger": str(ledger),
-                "uplift": str(uplift),
-                "score_report": str(score_report),
-            },
-        }
-
-    if settings.engine.kind == "spark":
-        from churn.spark.report import SparkReportAggregates
-        from churn.spark.session import open_spark
-        from churn.spark.sources import read_source
-
-        spark = open_spark(settings.engine)
-        try:
-            # the transactions' aggregates run on Spark; only their small frames come back
-            result = build_report(
-                SparkReportAggregates(spark),
-                read_source(spark, transactions),
-                settings.report,
-                settings.churn,
-                **inputs(),
-            )
-        finally:
-            spark.stop()
-    else:
-        with tempfile.TemporaryDirectory(prefix="churn-report-") as spill:
-            con = open_duckdb(settings.engine, spill)
-            try:
-                result = build_report(
-                    DuckDBAggregates(con),
-                    con.read_parquet(str(transactions)),
-                    settings.report,
-                    settings.churn,
-                    **inputs(),
-                )
-            except (duckdb.Error, MemoryError, OSError) as error:
-                friendly = resource_error(error, settings.engine, "report", spill)
-                if friendly is None:
-                    raise
-                raise friendly from None
-            finally:
-                con.close()
-    write_text(out / "retention.html", render_html(result))
-    write_json(headline_figures(result), out / "retention.json")
-    write_csv(
-        result.periods.drop(columns="period_index", errors="ignore"), out / "retention_monthly.csv"
-    )
-    write_csv(result.cohorts.drop(columns="period_index", errors="ignore"), out / "cohorts.csv")
-    log.info(
-        "report: %d %ss to %s, in %s%s",
-        len(result.periods),
-        settings.report.period,
-        result.as_of,
+    run(
+        _stage_params("report", params),
+        transactions,
         out,
-        " (transactions aggregated on Spark)" if settings.engine.kind == "spark" else "",
+        customers=customers,
+        nps=nps,
+        scores=scores,
+        metrics=metrics,
+        backtest=backtest,
+        drift=drift,
+        ledger=ledger,
+        uplift=uplift,
+        score_report=score_report,
     )
 
 
@@ -1303,20 +719,15 @@ def publish(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Check the gates, then atomically publish the dated at-risk list and switch LATEST.json."""
-    from churn import pipeline
-    from churn.lifecycle import publish_scores
+    from churn.lifecycle import publish as publish_list
 
-    settings = load_params(params)
-    champion = _registry(settings.registry).alias_version(settings.registry.champion_alias)
-    publish_scores(
-        settings,
-        exports or pipeline.exports_path(),
-        champion,
+    publish_list(
+        load_params(params),
+        exports,
         force=force,
         accept_drift=accept_drift,
         allow_non_champion=allow_non_champion,
         sql=sql,
-        environ=os.environ,
     )
 
 
@@ -1337,42 +748,13 @@ def at_risk(
     ] = None,
 ) -> None:
     """Filter the published at-risk list for a campaign; write CSV/JSON/Excel and a summary."""
-    from churn import pipeline
-    from churn.files import write_bytes, write_stdout
-    from churn.publish import lists
-    from churn.publish.formats import render_list
-    from churn.publish.record import read_list, read_manifest
+    from churn.lifecycle import at_risk as write_at_risk
 
-    if group not in ("treatment", "control"):
-        raise ChurnError(f"--group {group!r}: use treatment or control")
-    to_stdout = out is None or str(out) == "-"
-    file_format = file_format or (
-        "csv" if to_stdout else {".json": "json", ".xlsx": "xlsx"}.get(out.suffix.lower(), "csv")
+    raise typer.Exit(
+        write_at_risk(
+            exports, date, tier, top, min_value, where, group, out, file_format, typer.echo
+        )
     )
-    exports = exports or pipeline.exports_path()
-    manifest = read_manifest(exports, date)
-    selected = lists.filter_list(
-        read_list(exports, manifest, group),
-        tiers=tier,
-        top=top,
-        min_value=min_value,
-        where=lists.parse_where(where or []),
-    )
-    data = render_list(selected, file_format)
-    if to_stdout:
-        if file_format == "xlsx":
-            raise ChurnError("--format xlsx: give --out FILE.xlsx (no Excel on stdout)")
-        try:
-            write_stdout(data)
-        except BrokenPipeError:
-            # the reader stopped early (`| head`): stop quietly, with the shell's SIGPIPE status
-            with contextlib.suppress(OSError, ValueError):  # no more "broken pipe" at exit
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            raise typer.Exit(141) from None
-    else:
-        write_bytes(out, data)
-    summary = f"{group} list as of {manifest['as_of']} (model {manifest['model_version']}):\n"
-    typer.echo(summary + lists.summarise_list(selected), err=to_stdout)
 
 
 @app.command("app")
@@ -1391,47 +773,9 @@ def serve_app(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """For marketing: a web page over the published lists (filter, what-if, download, history)."""
-    from churn import pipeline
-    from churn.app.security import SECRET_ENV, check_bind, is_loopback
-    from churn.lifecycle import app_paths
+    from churn.lifecycle import serve_app as serve
 
-    try:
-        from churn.app.server import AppConfig, serve
-    except ImportError as error:
-        raise ChurnError(
-            f"churn app needs the `app` extra ({error.name} is missing): pip install 'churn[app]'"
-        ) from None
-    from churn.score.targeting import choose_save_rates
-
-    settings = load_params(params)
-    secret = os.environ.get(SECRET_ENV) or None
-    tls = tls_certfile is not None and tls_keyfile is not None
-    check_bind(host, secret=secret, tls=tls, behind_proxy=behind_proxy)
-    suppression, report_page, ledger_report, backtest_report = app_paths()
-    # the same save rates the score stage used (measured per tier where campaigns measured them)
-    save_rates = choose_save_rates(_read_json(ledger_report, "churn ledger"), settings.score)
-    config = AppConfig(
-        exports=exports or pipeline.exports_path(),
-        suppression=suppression,
-        backtest=backtest_report,
-        ledger=ledger_report,
-        report_page=report_page,
-        contact_cost=settings.score.contact_cost,
-        save_rates=save_rates.rates,
-        save_rate_measured=any(
-            source["source"] == "measured" for source in save_rates.sources.values()
-        ),
-        horizon_days=settings.churn.horizon_days,
-        expected_value_days=settings.score.expected_value_days,
-        currency=settings.app.currency,
-        secret=secret,
-        # behind a proxy the Host header is the public name; a login guards the page instead
-        loopback_only=is_loopback(host) and not behind_proxy,
-        behind_proxy=behind_proxy,
-    )
-    scheme = "https" if tls else "http"
-    log.info("churn app: open %s://%s:%d/ (Ctrl+C stops it)", scheme, host, port)
-    serve(config, host, port, tls_certfile, tls_keyfile)
+    serve(params, host, port, exports, behind_proxy, tls_certfile, tls_keyfile)
 
 
 # --------------------------------------------------------------------------- backtest / rollback / retrain
@@ -1451,16 +795,9 @@ def backtest(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Check published at-risk lists against what happened once their horizon passed."""
-    from churn import pipeline
-    from churn.lifecycle import run_backtest_report, show_rows
+    from churn.lifecycle import backtest as run_backtest
 
-    rows = run_backtest_report(
-        load_params(params),
-        exports or pipeline.exports_path(),
-        contacts,
-        report or pipeline.backtest_report_path(),
-    )
-    show_rows(rows, "Backtest of published at-risk lists")
+    run_backtest(load_params(params), exports, contacts, report)
 
 
 @app.command()
@@ -1472,27 +809,9 @@ def rollback(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Point the champion alias back at an earlier version; `dvc repro` then rescores with it."""
-    import datetime as dt
+    from churn.promote import rollback as roll_back
 
-    from churn.promote import rollback_to
-
-    names = load_params(params).registry
-    registry = _registry(names)
-    if list_versions or to is None:
-        for row in registry.versions():
-            rejected = row["tags"].get("churn.rejected")
-            print(
-                f"{row['version']:>5}  {', '.join(row['aliases']) or '-':<22} "
-                f"{dt.datetime.fromtimestamp(row['created'] / 1000):%Y-%m-%d %H:%M}"
-                + (f"  rolled back: {rejected}" if rejected else "")
-            )
-        if to is None and not list_versions:
-            raise ChurnError("rollback: pass --to VERSION (versions listed above)")
-        return
-    stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
-    result = rollback_to(to, registry, names, f"rolled back to {to} at {stamp}")
-    log.info("champion is version %s again (was %s)", result["after"], result["before"])
-    log.info("run `dvc repro` (or `churn retrain`) so models/champion/ and the list follow")
+    roll_back(load_params(params).registry, to, list_versions)
 
 
 @app.command()
@@ -1529,27 +848,23 @@ def retrain(
     ] = None,
 ) -> None:
     """For schedulers: lock, dvc repro (gate applied), publish, backtest; exits 0/10/20/75/1."""
-    from churn.lifecycle import retrain_steps
-    from churn.logs import add_log_file
-    from churn.retrain import EXIT_ERROR, child_environ, run_retrain
+    from churn.lifecycle import retrain as run_retrain
 
-    if log_file is not None:
-        add_log_file(log_file)
-    try:
-        settings = load_params(params)
-    except ChurnError as error:
-        log.error("%s", error)  # into the log file too, where whoever reads the schedule looks
-        raise typer.Exit(EXIT_ERROR) from None
-    # a scheduler's bare PATH lacks the venv: the stages' `churn` must come from this one
-    child_env = {**child_environ(sys.executable, os.environ), APPLY_ENV: "1"}
-    if new_definition:
-        log.warning("--new-definition: a challenger under a changed definition may become champion")
-        child_env[NEW_DEFINITION_ENV] = "1"
-    if new_registry:
-        log.warning("--new-registry: models/champion/ is registered again in this registry")
-        child_env[NEW_REGISTRY_ENV] = "1"
-    steps = retrain_steps(settings, None, child_env, accept_drift, force)
-    raise typer.Exit(run_retrain(steps, settings.retrain.lock_file))
+    raise typer.Exit(
+        run_retrain(
+            params,
+            log_file,
+            accept_drift=accept_drift,
+            force=force,
+            new_definition=new_definition,
+            new_registry=new_registry,
+            promote_env={
+                "apply": APPLY_ENV,
+                "new_definition": NEW_DEFINITION_ENV,
+                "new_registry": NEW_REGISTRY_ENV,
+            },
+        )
+    )
 
 
 def main() -> None:

@@ -1079,3 +1079,16 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as error:
         raise ChurnError(f"{path}: not valid YAML: {error}") from None
     return parse_params(data, str(path))
+
+
+def run_check(path: Path, out: Path | None, sections: Iterable[str]) -> None:
+    """The `check` stage: validate params.yaml and that it spells out every section in `sections`
+    (those dvc.yaml's stages read); write the stamp file every stage depends on to `out`."""
+    from churn.files import write_json
+    from churn.logs import get_logger
+
+    settings = load_params(path)
+    present = check_sections(path, set(sections))
+    if out is not None:
+        write_json({"params": str(path), "valid": True, "sections": present}, out)
+    get_logger("check").info("%s: valid (%d sections)", path, len(type(settings).model_fields))

@@ -432,3 +432,50 @@ def drift_problems(report: Mapping[str, Any]) -> list[str]:
             f"({entry['largest_shift']})"
         )
     return lines
+
+
+# --------------------------------------------------------------------------- the stage
+def read_role(path: Path, role: str) -> pd.DataFrame:
+    """Read the training snapshots' rows of one role (all rows when it has none: short
+    histories, where the drift reference falls back to the newest cutoff)."""
+    from churn.files import read_input_parquet
+
+    rows = read_input_parquet(path, "training snapshots", filters=[(ROLE, "==", role)])
+    return rows if len(rows) else read_input_parquet(path, "training snapshots")
+
+
+def run(
+    settings: DriftParams,
+    champion: Path,
+    training: Path,
+    snapshot: Path,
+    scores: Path,
+    report: Path,
+) -> None:
+    """The `drift` stage: PSI of every feature and of the score of the scored customers against
+    the training reference, and the features outside the training range, into `report`."""
+    from churn.columns import CHURN_PROBABILITY
+    from churn.files import read_input_parquet, write_json
+    from churn.logs import get_logger
+    from churn.model import ChurnModel
+
+    log = get_logger("drift")
+    model = ChurnModel.load(champion)
+    # the reference is one cutoff's rows; the training ranges are read one column at a time
+    reference, _ = reference_from_training(
+        read_role(training, settings.reference_role),
+        model.spec.numeric,
+        model.spec.categorical,
+        model.predict_proba,
+        settings,
+    )
+    ranges = training_ranges_in_file(training, model.spec.numeric)
+    rows = read_input_parquet(snapshot, "as-of snapshot")
+    scored = read_input_parquet(scores, "scores", [CUSTOMER_ID, CHURN_PROBABILITY])
+    # measure the population that was scored (the snapshot may hold customers scoring skipped)
+    rows = rows[rows[CUSTOMER_ID].isin(scored[CUSTOMER_ID])]
+    result = measure_drift(reference, rows, scored[CHURN_PROBABILITY], settings, ranges)
+    write_json(result, report)
+    level = log.warning if result["status"] != "ok" else log.info
+    blocks = "blocks publish" if result["publish_blocked"] else "a warning, publish not blocked"
+    level("drift: PSI %s (%s) — %s", result["status"], blocks, result["detail"])

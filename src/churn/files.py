@@ -31,15 +31,20 @@ import pyarrow.parquet as pq
 from churn.errors import ChurnError
 
 
-def read_json(path: str | Path, fix: str) -> dict[str, Any] | None:
-    """Return a JSON object file's content, None when the file is absent; unreadable or corrupt
-    is an error naming the file and `fix`."""
+def read_json(path: str | Path | None, fix: str) -> dict[str, Any] | None:
+    """Return a JSON object file's content (a stage's report, a manifest, a state file), None
+    without a path or when the file is absent; corrupt or unreadable is an error naming the file
+    and `fix` (e.g. "rerun `churn evaluate`"). The one reader of such files in src/churn."""
+    if path is None:
+        return None
     path = Path(path)
     if not path.is_file():
         return None
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except json.JSONDecodeError as error:
+        raise ChurnError(f"{path}: not valid JSON ({error}); {fix}") from None
+    except (OSError, UnicodeDecodeError) as error:
         raise ChurnError(f"{path}: unreadable ({error}); {fix}") from None
     return data if isinstance(data, dict) else None
 
@@ -56,6 +61,20 @@ def open_parquet_file(path: str | Path, **options: Any) -> pq.ParquetFile:
     """
     options.setdefault("pre_buffer", False)
     return pq.ParquetFile(path, **options)
+
+
+def existing_input(path: Path, what: str) -> Path:
+    """Return a stage's input path; a missing file names what it is and the fix."""
+    if not path.is_file():
+        raise ChurnError(f"{path}: not found ({what}); run `dvc repro` first")
+    return path
+
+
+def read_input_parquet(
+    path: Path, what: str, columns: list[str] | None = None, filters: list | None = None
+) -> pd.DataFrame:
+    """Read a Parquet input of a stage; a missing file names what it is and the fix."""
+    return pd.read_parquet(existing_input(path, what), columns=columns, filters=filters)
 
 
 def sha256_bytes(data: bytes) -> str:

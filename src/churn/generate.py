@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -663,3 +664,64 @@ SNAPSHOT_FEATURES = [
     "channel",
     "region",
 ]
+
+
+def run(
+    settings: GenerateParams,
+    tiers: TiersParams,
+    out: Path,
+    file_format: str,
+    customers: int | None = None,
+) -> None:
+    """The `generate` stage: stream the simulated customers into the raw files in `out`
+    (transactions as gzip CSV or Parquet; customers and NPS only when enabled). `customers`
+    overrides generate.customers (benchmarks)."""
+    from churn.errors import ChurnError
+    from churn.files import TableStream
+    from churn.logs import get_logger, track
+
+    if customers is not None:
+        settings = settings.model_copy(update={"customers": customers})
+    if file_format not in ("csv", "parquet"):
+        raise ChurnError(f"--format {file_format!r}: use 'csv' or 'parquet'")
+    txn_name = "transactions.csv.gz" if file_format == "csv" else "transactions.parquet"
+    chunks = -(-settings.customers // settings.chunk_customers)
+    with (
+        TableStream(out / txn_name) as transactions,
+        TableStream(out / "customers.csv") as customer_table,
+        TableStream(out / "nps.csv") as nps,
+        TableStream(out / "truth.parquet") as truth,
+        TableStream(out / "campaign_lists.csv") as campaign_lists,
+        TableStream(out / "contacts.csv") as contacts,
+        TableStream(out / "campaign_truth.parquet") as campaign_truth,
+    ):
+        for chunk in track(simulate(settings, tiers), "simulating customers", total=chunks):
+            transactions.write(chunk.transactions)
+            truth.write(chunk.truth)
+            for stream, frame in (
+                (campaign_lists, chunk.campaign_lists),
+                (contacts, chunk.contacts),
+                (campaign_truth, chunk.campaign_truth),
+            ):
+                if len(frame):  # a chunk may list nobody; an empty frame has no typed schema
+                    stream.write(frame)
+        for stream, names in (
+            (campaign_lists, CAMPAIGN_LISTS_COLUMNS),
+            (contacts, CONTACTS_COLUMNS),
+            (campaign_truth, CAMPAIGN_TRUTH_COLUMNS),
+        ):
+            if stream.rows == 0:  # campaigns off (or nobody listed): the files keep their header
+                stream.write(pd.DataFrame({name: pd.Series(dtype="string") for name in names}))
+            if settings.with_customers:
+                customer_table.write(chunk.customers)
+            if settings.with_nps:
+                nps.write(chunk.nps)
+    for name, enabled in (
+        ("customers.csv", settings.with_customers),
+        ("nps.csv", settings.with_nps),
+    ):
+        if not enabled:
+            (out / name).unlink(missing_ok=True)
+    get_logger("generate").info(
+        "generated %d customers, %d rows into %s", settings.customers, transactions.rows, out
+    )

@@ -1,4 +1,4 @@
-"""The commands that run outside DVC (import-lists, publish, backtest, retrain).
+"""The commands that run outside DVC (import-lists, publish, at-risk, app, backtest, retrain).
 
 DVC deletes a stage's outputs before rerunning it, so what people act on (the published lists)
 and what judges them later (the backtest) live outside DVC's outputs, in the published-lists
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -329,15 +329,14 @@ def retrain_steps(
     Without `exports`, the record and the backtest report are where dvc.yaml names them."""
     import functools
 
-    from churn import pipeline
+    from churn import pipeline, tracking
     from churn.retrain import RetrainSteps, resolve_command, run_repro
-    from churn.tracking import ModelRegistry, tracking_uri
 
     names = settings.registry
 
     @functools.cache
-    def registry() -> ModelRegistry:
-        return ModelRegistry(tracking_uri(Path.cwd()), names.model)
+    def registry() -> tracking.ModelRegistry:
+        return tracking.project_registry(names)
 
     def champion() -> str | None:
         return registry().alias_version(names.champion_alias)
@@ -352,16 +351,8 @@ def retrain_steps(
             environ=child_env,
         )
 
-    def backtest() -> None:
-        show_rows(
-            run_backtest_report(
-                settings,
-                exports or pipeline.exports_path(),
-                None,
-                pipeline.backtest_report_path(),
-            ),
-            "Backtest of published at-risk lists",
-        )
+    def backtest_step() -> None:
+        backtest(settings, exports, None, None)
 
     return RetrainSteps(
         champion_version=champion,
@@ -371,5 +362,201 @@ def retrain_steps(
             started=started,
         ),
         publish=publish,
-        backtest=backtest if settings.retrain.backtest else None,
+        backtest=backtest_step if settings.retrain.backtest else None,
     )
+
+
+# --------------------------------------------------------------------------- the commands
+def publish(
+    settings: Params,
+    exports: Path | None,
+    *,
+    force: bool,
+    accept_drift: bool,
+    allow_non_champion: bool,
+    sql: bool | None,
+) -> dict[str, Any]:
+    """`churn publish`: the gates against the registry's champion, then the dated list into the
+    record (`exports`, default: where dvc.yaml names it); return its manifest."""
+    import os
+
+    from churn import pipeline, tracking
+
+    names = settings.registry
+    champion = tracking.project_registry(names).alias_version(names.champion_alias)
+    return publish_scores(
+        settings,
+        exports or pipeline.exports_path(),
+        champion,
+        force=force,
+        accept_drift=accept_drift,
+        allow_non_champion=allow_non_champion,
+        sql=sql,
+        environ=os.environ,
+    )
+
+
+def at_risk(
+    exports: Path | None,
+    date: str | None,
+    tiers: list[str] | None,
+    top: int | None,
+    min_value: float | None,
+    where: list[str] | None,
+    group: str,
+    out: Path | None,
+    file_format: str | None,
+    echo: Callable[..., Any],
+) -> int:
+    """`churn at-risk`: filter a published list (default: LATEST) and write it to `out` (or
+    stdout) as CSV, JSON or Excel; `echo(text, err=...)` shows the summary. Return the exit code:
+    0, or 141 (the shell's SIGPIPE status) when the reader of stdout stopped early."""
+    import contextlib
+    import os
+
+    from churn import files, pipeline
+    from churn.publish import lists
+    from churn.publish.formats import render_list
+    from churn.publish.record import read_list, read_manifest
+
+    if group not in ("treatment", "control"):
+        raise ChurnError(f"--group {group!r}: use treatment or control")
+    to_stdout = out is None or str(out) == "-"
+    file_format = file_format or (
+        "csv" if to_stdout else {".json": "json", ".xlsx": "xlsx"}.get(out.suffix.lower(), "csv")
+    )
+    exports = exports or pipeline.exports_path()
+    manifest = read_manifest(exports, date)
+    selected = lists.filter_list(
+        read_list(exports, manifest, group),
+        tiers=tiers,
+        top=top,
+        min_value=min_value,
+        where=lists.parse_where(where or []),
+    )
+    data = render_list(selected, file_format)
+    if to_stdout:
+        if file_format == "xlsx":
+            raise ChurnError("--format xlsx: give --out FILE.xlsx (no Excel on stdout)")
+        try:
+            files.write_stdout(data)
+        except BrokenPipeError:
+            # the reader stopped early (`| head`): stop quietly, with the shell's SIGPIPE status
+            with contextlib.suppress(OSError, ValueError):  # no more "broken pipe" at exit
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
+    else:
+        files.write_bytes(out, data)
+    summary = f"{group} list as of {manifest['as_of']} (model {manifest['model_version']}):\n"
+    echo(summary + lists.summarise_list(selected), err=to_stdout)
+    return 0
+
+
+def serve_app(
+    params: Path,
+    host: str,
+    port: int,
+    exports: Path | None,
+    behind_proxy: bool,
+    tls_certfile: Path | None,
+    tls_keyfile: Path | None,
+) -> None:
+    """`churn app`: serve the marketing page over the published lists until stopped (`params`:
+    params.yaml, read once the `app` extra is found)."""
+    import os
+
+    from churn import pipeline
+    from churn.app.security import SECRET_ENV, check_bind, is_loopback
+    from churn.config import load_params
+
+    try:
+        from churn.app.server import AppConfig, serve
+    except ImportError as error:
+        raise ChurnError(
+            f"churn app needs the `app` extra ({error.name} is missing): pip install 'churn[app]'"
+        ) from None
+    from churn.score.targeting import choose_save_rates
+
+    settings = load_params(params)
+    secret = os.environ.get(SECRET_ENV) or None
+    tls = tls_certfile is not None and tls_keyfile is not None
+    check_bind(host, secret=secret, tls=tls, behind_proxy=behind_proxy)
+    suppression, report_page, ledger_report, backtest_report = app_paths()
+    # the same save rates the score stage used (measured per tier where campaigns measured them)
+    save_rates = choose_save_rates(read_json(ledger_report, "rerun `churn ledger`"), settings.score)
+    config = AppConfig(
+        exports=exports or pipeline.exports_path(),
+        suppression=suppression,
+        backtest=backtest_report,
+        ledger=ledger_report,
+        report_page=report_page,
+        contact_cost=settings.score.contact_cost,
+        save_rates=save_rates.rates,
+        save_rate_measured=any(
+            source["source"] == "measured" for source in save_rates.sources.values()
+        ),
+        horizon_days=settings.churn.horizon_days,
+        expected_value_days=settings.score.expected_value_days,
+        currency=settings.app.currency,
+        secret=secret,
+        # behind a proxy the Host header is the public name; a login guards the page instead
+        loopback_only=is_loopback(host) and not behind_proxy,
+        behind_proxy=behind_proxy,
+    )
+    scheme = "https" if tls else "http"
+    log.info("churn app: open %s://%s:%d/ (Ctrl+C stops it)", scheme, host, port)
+    serve(config, host, port, tls_certfile, tls_keyfile)
+
+
+def backtest(
+    settings: Params, exports: Path | None, contacts: Path | None, report: Path | None
+) -> None:
+    """`churn backtest`: the published lists against what happened (the record, the contact log
+    and the report default to where dvc.yaml names them); show the rows."""
+    from churn import pipeline
+
+    rows = run_backtest_report(
+        settings,
+        exports or pipeline.exports_path(),
+        contacts,
+        report or pipeline.backtest_report_path(),
+    )
+    show_rows(rows, "Backtest of published at-risk lists")
+
+
+def retrain(
+    params: Path,
+    log_file: Path | None,
+    *,
+    accept_drift: bool,
+    force: bool,
+    new_definition: bool,
+    new_registry: bool,
+    promote_env: Mapping[str, str],
+) -> int:
+    """`churn retrain`: lock, `dvc repro` with the gate applied, publish, backtest; return the
+    scheduler's exit code. `promote_env` names the variables of the promote stage's --apply,
+    --new-definition and --new-registry (keys: apply, new_definition, new_registry)."""
+    import os
+
+    from churn.config import load_params
+    from churn.logs import add_log_file
+    from churn.retrain import EXIT_ERROR, child_environ, run_retrain
+
+    if log_file is not None:
+        add_log_file(log_file)
+    try:
+        settings = load_params(params)
+    except ChurnError as error:
+        log.error("%s", error)  # into the log file too, where whoever reads the schedule looks
+        return EXIT_ERROR
+    # a scheduler's bare PATH lacks the venv: the stages' `churn` must come from this one
+    child_env = {**child_environ(sys.executable, os.environ), promote_env["apply"]: "1"}
+    if new_definition:
+        log.warning("--new-definition: a challenger under a changed definition may become champion")
+        child_env[promote_env["new_definition"]] = "1"
+    if new_registry:
+        log.warning("--new-registry: models/champion/ is registered again in this registry")
+        child_env[promote_env["new_registry"]] = "1"
+    steps = retrain_steps(settings, None, child_env, accept_drift, force)
+    return run_retrain(steps, settings.retrain.lock_file)

@@ -1,5 +1,6 @@
 """The champion/challenger gate: both models on the same newest out-of-time rows, under the same
-churn definition; it decides and returns what production should be, the command saves it."""
+churn definition; the gate decides and returns what production should be, and `run` (the
+`promote` stage) saves it, writes the report and moves the alias last. `rollback` moves it back."""
 
 from __future__ import annotations
 
@@ -448,7 +449,7 @@ def drift_reference_for(
 
 @dataclass(frozen=True)
 class GateOutcome:
-    """What the gate decided, for the command to save: the report, the model that production
+    """What the gate decided, for `run` to save: the report, the model that production
     (the champion alias) holds after this run, and whether the alias must move to it."""
 
     report: dict[str, Any]
@@ -918,3 +919,159 @@ def rollback_to(version: str, registry: Any, names: RegistryParams, reason: str)
 
 def _round(value: Any) -> Any:
     return round(value, 6) if isinstance(value, float) else value
+
+
+# --------------------------------------------------------------------------- the stage
+def read_production(folder: Path, exports: Path) -> Production:
+    """Read what production is outside the registry: the champion folder and published lists."""
+    from churn.publish.record import published_dates
+
+    published = tuple(published_dates(exports))
+    if not folder.is_dir() or not any(folder.iterdir()):
+        return Production(folder, None, published=published)
+    try:
+        return Production(folder, ChurnModel.load(folder), published=published)
+    except ChurnError as error:
+        return Production(folder, None, folder_error=str(error), published=published)
+
+
+def restore_champion(registry: Any, production: Production, names: RegistryParams) -> str:
+    """Register the champion folder in a new registry (once) and point the alias at it."""
+    import datetime as dt
+
+    from churn.tracking import RESTORED_TAG
+
+    model = production.model
+    sha = model_sha(model)
+    version = registry.find_version(sha) if sha else None
+    if version is None:
+        stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+        note = (
+            f"version {model.metadata.get('model_version')} of "
+            f"{model.metadata.get('registered_model')!r} in a lost registry, re-registered from "
+            f"{production.folder} at {stamp}"
+        )
+        with tempfile.TemporaryDirectory(prefix="churn-restore-") as tmp:
+            model.save(tmp)
+            version = registry.register_folder(tmp, names.gate_experiment, {RESTORED_TAG: note})
+    registry.set_alias(names.champion_alias, version)
+    log.warning(
+        "--new-registry: the champion in %s (was version %s) is version %s of %r in this "
+        "registry; published manifests name its old number",
+        production.folder,
+        model.metadata.get("model_version"),
+        version,
+        names.model,
+    )
+    return version
+
+
+def run(
+    settings: Any,  # churn.config.StageParams: promote, drift, registry, train
+    challenger: Path,
+    snapshots: Path,
+    out: Path,
+    report: Path,
+    exports: Path,
+    *,
+    apply: bool,
+    new_definition: bool,
+    new_registry: bool,
+    apply_env: str,
+) -> None:
+    """The `promote` stage: check the registry still holds production (with `new_registry`,
+    register the champion folder again), gate the challenger on the snapshots' rows, write the
+    champion folder and the report, log the decision, and move the alias last (`apply_env`: the
+    variable that applies the gate under `dvc repro`, named in the log)."""
+    from churn.files import write_json
+    from churn.tracking import project_registry
+    from churn.train import read_training_snapshots
+
+    names = settings.registry
+    registry = project_registry(names)
+    production = read_production(out, exports)
+    location = registry.tracking_uri.removeprefix("sqlite:///")
+    gap = registry_gap(production, registry, names.champion_alias, location)
+    if gap is not None:
+        if not new_registry or production.model is None:
+            raise registry_gap_error(gap, production)
+        restore_champion(registry, production, names)
+    elif new_registry:
+        log.info("--new-registry: the registry already holds the champion; nothing to restore")
+    model = ChurnModel.load(challenger)
+    version = resolve_version(model, registry)
+    if version is None:
+        # trained with --no-tracking: register it (a new version, not an alias move)
+        with tempfile.TemporaryDirectory(prefix="churn-register-") as tmp:
+            model.save(tmp)
+            version = registry.register_folder(tmp, names.gate_experiment)
+    outcome = run_gate(
+        model,
+        version,
+        read_training_snapshots(snapshots, settings.train)[0],
+        registry,
+        settings.promote,
+        settings.drift,
+        names,
+        apply=apply,
+        new_definition=new_definition,
+    )
+    outcome.champion.save(out)
+    if outcome.report.get("fallback"):
+        log.warning(
+            "%s holds the fallback %s, not a registered model: %s",
+            out,
+            outcome.champion_version,
+            outcome.report["fallback"]["why"],
+        )
+    elif not registry.has_reference(outcome.champion_version):
+        registry.attach_reference(outcome.champion_version, out)
+    write_json(outcome.report, report)
+    registry.log_decision(names.gate_experiment, outcome.report, report)
+    if outcome.move_alias:
+        # the very last step: production changes only after the folder and the report exist
+        registry.set_alias(names.champion_alias, outcome.champion_version)
+    alias = outcome.report["alias"]
+    log.info(
+        "gate: %s; %s holds version %s; alias %r %s",
+        outcome.report["decision"],
+        out,
+        outcome.champion_version,
+        alias["name"],
+        f"moved {alias['before']} -> {alias['after']}" if outcome.move_alias else "unchanged",
+    )
+    for reason in outcome.report["reasons"]:
+        log.info("  %s", reason)
+    if alias["pending_apply"]:
+        log.info(
+            "challenger %s passes the gate; production stays on %s until applied "
+            "(`churn retrain`, or %s=1 dvc repro)",
+            version,
+            alias["before"],
+            apply_env,
+        )
+
+
+def rollback(names: RegistryParams, to: str | None, list_versions: bool) -> None:
+    """`churn rollback`: list the registered versions (`list_versions`, or without `to`), or
+    point the champion alias back at version `to`."""
+    import datetime as dt
+
+    from churn.tracking import project_registry
+
+    registry = project_registry(names)
+    if list_versions or to is None:
+        for row in registry.versions():
+            rejected = row["tags"].get("churn.rejected")
+            print(
+                f"{row['version']:>5}  {', '.join(row['aliases']) or '-':<22} "
+                f"{dt.datetime.fromtimestamp(row['created'] / 1000):%Y-%m-%d %H:%M}"
+                + (f"  rolled back: {rejected}" if rejected else "")
+            )
+        if to is None and not list_versions:
+            raise ChurnError("rollback: pass --to VERSION (versions listed above)")
+        return
+    stamp = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+    result = rollback_to(to, registry, names, f"rolled back to {to} at {stamp}")
+    log.info("champion is version %s again (was %s)", result["after"], result["before"])
+    log.info("run `dvc repro` (or `churn retrain`) so models/champion/ and the list follow")

@@ -578,6 +578,12 @@ class ModelRegistry:
         self.client.set_registered_model_alias(self.model_name, alias, str(version))
 
 
+def project_registry(names: Any) -> ModelRegistry:  # names: churn.config.RegistryParams
+    """Return the registry of `names.model` in this project's tracking store (MLFLOW_TRACKING_URI,
+    or the SQLite file in the working folder)."""
+    return ModelRegistry(tracking_uri(Path.cwd()), names.model)
+
+
 def _since_tag(alias: str) -> str:
     return CHAMPION_SINCE_TAG if alias == "champion" else f"churn.{safe_key(alias)}_since"
 

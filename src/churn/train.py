@@ -1133,3 +1133,106 @@ def fit_baseline_model(
     rows = snapshots[[*KEY_COLUMNS, column]]
     metadata = {"fallback": {"baseline": baseline, "column": column, "direction": direction}}
     return fit_model(rows, params, horizon_days, source, metadata).model
+
+
+def read_training_snapshots(
+    path: Path, train: TrainParams, horizon_days: int | None = None
+) -> tuple[pd.DataFrame, Any]:
+    """Read the training snapshots at `path` with fit and gap rows thinned to
+    train.sample_customers and calibration and test rows to train.sample_held_out_customers before
+    pandas holds them (read_snapshots). Without horizon_days, only the evaluation model's sample
+    (no production refit's rows). A missing file names the fix."""
+    from churn.files import existing_input
+
+    return read_snapshots(
+        existing_input(path, "training snapshots"),
+        train.sample_customers,
+        horizon_days,
+        train.sample_held_out_customers,
+    )
+
+
+def run(
+    settings: Any,  # churn.config.StageParams: churn, train, registry
+    snapshots: Path,
+    out: Path,
+    evaluation_out: Path,
+    campaigns: Path | None,
+    tracking: bool,
+) -> None:
+    """The `train` stage: fit on the snapshots (leaving out campaign-treated rows), write the
+    challenger to `out` and the evaluation model to `evaluation_out`; with `tracking`, log the
+    run and register the challenger in MLflow."""
+    from churn import tracking as mlflow_tracking
+    from churn.definition import describe_definition
+    from churn.files import read_input_parquet
+    from churn.model import MODEL_FILE
+
+    frame, customers_fit = read_training_snapshots(
+        snapshots, settings.train, settings.churn.horizon_days
+    )
+    fingerprint = mlflow_tracking.data_fingerprint(frame, snapshots)
+    definition = describe_definition(settings.churn, feature_columns(frame, str(snapshots)))
+    contacted = (
+        read_input_parquet(campaigns, "campaign contacts") if campaigns is not None else None
+    )
+    frame, excluded = exclude_campaign_contacts(frame, contacted, settings.churn.horizon_days)
+    log.info(
+        "campaigns: %d training rows of %d customers left out (treated while their label was "
+        "being observed); the model learns from control and never-listed customers",
+        excluded["rows_excluded"],
+        excluded.get("customers_excluded", 0),
+    )
+    result = fit_model(
+        frame,
+        settings.train,
+        settings.churn.horizon_days,
+        str(snapshots),
+        metadata={"data": fingerprint, "definition": definition, "campaigns": excluded},
+        customers_fit=customers_fit,
+    )
+    model = result.production_model
+    # each folder is written once and holds no run id: DVC tracks it, so it must be reproducible
+    model.save(out)
+    evaluation_shas = result.model.save(evaluation_out)
+    log.info(
+        "trained %d rounds on %d fit rows; calibrator %s; held-out calibration log loss %.4f",
+        result.rounds,
+        int(result.diagnostics["rows_fit"]),
+        model.calibrator.kind,
+        result.diagnostics["calibration_logloss"],
+    )
+    if result.production is not None:
+        log.info(
+            "production refit on %d rows over %d cutoffs, calibrated on the test customers it "
+            "did not train on; its booster ranks them at ROC AUC %.4f",
+            int(result.diagnostics["production_rows"]),
+            int(result.diagnostics["production_cutoffs"]),
+            result.diagnostics["production_test_roc_auc"],
+        )
+    if not tracking:
+        return
+    root = Path.cwd()
+    names = settings.registry
+    record = mlflow_tracking.log_training(
+        mlflow_tracking.tracking_uri(root),
+        names.training_experiment,
+        names.model,
+        out,
+        {"churn": settings.churn.model_dump(mode="json"), "train": settings.train.model_dump()},
+        result.diagnostics,
+        {
+            **mlflow_tracking.git_revision(root),
+            "definition": definition["fingerprint"],
+            "evaluation": model.evaluation,  # out_of_time, or in_time_holdout (short history)
+        },
+        fingerprint,
+        mlflow_tracking.synthetic_input_example(model, frame[frame[ROLE] == "fit"]),
+        extra_shas={mlflow_tracking.EVALUATION_SHA_TAG: evaluation_shas[MODEL_FILE]},
+    )
+    log.info(
+        "MLflow run %s: %s version %s is now @challenger",
+        record.run_id,
+        record.model_name,
+        record.model_version,
+    )

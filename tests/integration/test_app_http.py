@@ -415,7 +415,7 @@ def test_a_report_that_cannot_be_read_is_named_and_the_lists_still_shown(publish
     with running_app(app_config(exports, ledger=broken)) as base:
         response, content = Browser(base).request("GET", "/history")
     assert response.status == 200
-    assert b"ledger.json: unreadable" in content and b"churn ledger" in content
+    assert b"ledger.json: not valid JSON" in content and b"churn ledger" in content
     assert f'id="list-{manifest["as_of"]}"'.encode() in content
 
 

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-from churn import cli
+from churn import tracking
 from churn.cli import app
 from churn.errors import ChurnError
 from churn.publish.record import select_lists
@@ -91,7 +91,9 @@ def test_publish_exports_with_the_url_from_the_environment_and_never_logs_it(
     train_model(version="7").save(tmp_path / "models/champion")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(
-        cli, "_registry", lambda names: type("R", (), {"alias_version": lambda self, a: "7"})()
+        tracking,
+        "project_registry",
+        lambda names: type("R", (), {"alias_version": lambda self, a: "7"})(),
     )
     secret_url = URL.replace("postgres@", "postgres:s3cret-pw@", 1)
     monkeypatch.setenv("CHURN_TEST_EXPORT_URL", secret_url)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from churn import cli
+from churn import tracking
 from churn.cli import app
 from churn.errors import ChurnError, DataCheckFailed
 from churn.publish.record import read_manifest, read_scored
@@ -36,7 +36,7 @@ def project(tmp_path, monkeypatch):
     snapshot.to_parquet(tmp_path / "data/features/score.parquet")
     (tmp_path / "data" / "suppression.csv").write_text("customer_id\n0000001\n0000002\n")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(cli, "_registry", lambda names: _Registry())
+    monkeypatch.setattr(tracking, "project_registry", lambda names: _Registry())
     return tmp_path
 
 
@@ -180,7 +180,7 @@ def test_publish_refuses_a_list_not_scored_by_the_champion_unless_overridden_and
     project, monkeypatch
 ):
     _score(project)  # scored by version 11
-    monkeypatch.setattr(cli, "_registry", lambda names: _MovedChampion())
+    monkeypatch.setattr(tracking, "project_registry", lambda names: _MovedChampion())
     exports = project / "exports/at_risk"
     with pytest.raises(
         DataCheckFailed,

@@ -173,3 +173,30 @@ def fingerprint_sources(
         bytes_hashed=hasher.bytes_hashed,
         files_cached=hasher.files_cached,
     )
+
+
+def run(params, out: Path, state: Path) -> None:  # noqa: ANN001 - churn.config.IngestParams
+    """The `sources` stage: fingerprint every configured source into `out` (the ingest stage's
+    dependency), reusing the hashes in `state` of files unchanged since the last run."""
+    import time
+
+    from churn.files import read_json, write_json
+
+    try:
+        kept = (read_json(state, "it is rebuilt on the next run") or {}).get("files")
+    except ChurnError as error:
+        log.warning("%s; hashing every file afresh", error)
+        kept = None
+    previous = kept if isinstance(kept, dict) else {}
+    started = time.monotonic()
+    result = fingerprint_sources(params, previous, os.environ, time.time_ns())
+    write_json(result.report, out)
+    write_json({"files": result.cache}, state)
+    log.info(
+        "wrote %s: %d file(s) hashed (%.0f MB), %d unchanged (%.1f s)",
+        out,
+        result.files_hashed,
+        result.bytes_hashed / 1e6,
+        result.files_cached,
+        time.monotonic() - started,
+    )

@@ -46,7 +46,7 @@ EMPTY_NPS = (
 
 @dataclass(frozen=True)
 class IngestOutputs:
-    """Where the stage writes: the four tables (a report and history are the CLI's business)."""
+    """Where the stage writes: the four tables (`run` writes the report and history)."""
 
     transactions: Path
     quarantine: Path
@@ -410,3 +410,54 @@ def run_ingest(
     }
     log.info("ingest done in %.1f s", time.monotonic() - started)
     return report, checks.add_run(history, key, entry)
+
+
+def run(
+    params,  # churn.config.IngestParams
+    engine,  # churn.config.EngineParams
+    out: Path,
+    report: Path,
+    sql_copies: Path,
+    state: Path,
+) -> None:
+    """The `ingest` stage: clean the source into the tables in `out`, write the report, and keep
+    the run history in `state` (outside DVC's outputs) for the volume check. On Spark
+    (engine.kind) a typed source's row rules run there; a text export or SQL source goes through
+    the DuckDB ingest first."""
+    import os
+    import tempfile
+
+    from churn.files import read_json, write_json
+
+    try:
+        history = read_json(state, "it is rebuilt on the next run") or {}
+    except ChurnError:
+        log.warning("%s: unreadable run history, the volume check starts afresh", state)
+        history = {}
+    with tempfile.TemporaryDirectory(prefix="churn-ingest-") as work_dir:
+        cleaner = None
+        if engine.kind == "spark":
+            from churn.spark.ingest import spark_cleaner, typed_source
+
+            if typed_source(params) is None:
+                log.info(
+                    "engine.kind is spark, but %s is a text export or SQL source: it goes "
+                    "through the DuckDB ingest first (the Spark stages read its clean tables)",
+                    mask_url(params.source),
+                )
+            else:  # the row rules on Spark; side tables and checks by the shared code
+                cleaner = spark_cleaner(params, engine, Path(work_dir))
+        result, history = run_ingest(
+            params,
+            engine,
+            IngestOutputs.in_folder(out),
+            sql_copies,
+            history,
+            datetime.now(UTC),
+            os.environ,
+            Path(work_dir),
+            cleaner,
+        )
+    write_json(result, report)
+    write_json(history, state)
+    log.info("wrote %s and %s", out, report)

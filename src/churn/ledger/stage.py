@@ -382,3 +382,17 @@ def show_rows(rows: list[dict[str, str]], title: str) -> None:
     else:
         for row in rows:
             log.info("  ".join(f"{k}={v}" for k, v in row.items()))
+
+
+def run(
+    settings: Any,
+    exports: Path,
+    contacts: Path | None,
+    report: Path,
+    inputs: LedgerInputs,
+) -> None:
+    """The `ledger` stage: measure every list of the record into `report`, write the uplift and
+    contacted tables `inputs` names, and show the ledger's rows."""
+    show_rows(
+        run_ledger_report(settings, exports, contacts, report, inputs=inputs), "Campaign ledger"
+    )

@@ -1,6 +1,6 @@
-"""The `uplift` stage without the files: the gate on the ledger's matured campaigns, and today's
-per-customer uplift for the score stage when the gate switched (churn.uplift.from_ledger says
-where the baseline's risk comes from)."""
+"""The `uplift` stage: the gate on the ledger's matured campaigns, and today's per-customer uplift
+for the score stage when the gate switched (churn.uplift.from_ledger says where the baseline's
+risk comes from); `run` is `churn uplift` with its files."""
 
 from __future__ import annotations
 
@@ -154,3 +154,83 @@ def run_uplift_stage(
         "positive_uplift": int((uplift[UPLIFT] > 0).sum()),
     }
     return UpliftStageResult(report, uplift)
+
+
+def run(
+    settings: Any,  # churn.config.StageParams: churn, score, uplift
+    report: Path,
+    *,
+    ledger_table: Path | None,
+    snapshots: Path | None,
+    contacted: Path | None,
+    snapshot: Path | None,
+    out: Path | None,
+    campaigns: Path | None,
+    candidates: Path | None,
+    contacts: Path | None,
+    max_contacts: int | None,
+) -> None:
+    """`churn uplift`: the stage's gate on the ledger's uplift table (`ledger_table`: today's
+    uplift to `out`), or the gate on campaign rows (`campaigns`: with `candidates`, the contacts
+    chosen by uplift to `contacts`); the gate's report to `report`."""
+    from churn.errors import ChurnError
+    from churn.files import (
+        existing_input,
+        parquet_bytes,
+        read_input_parquet,
+        write_bytes,
+        write_json,
+        write_parquet,
+    )
+
+    if (ledger_table is None) == (campaigns is None):
+        raise ChurnError("uplift: pass exactly one of --ledger-table (the stage) or --campaigns")
+    if ledger_table is not None:
+        missing = [
+            f"--{name}"
+            for name, value in (("snapshots", snapshots), ("snapshot", snapshot), ("out", out))
+            if value is None
+        ]
+        if missing:
+            raise ChurnError(f"uplift: --ledger-table also needs {', '.join(missing)}")
+        result = run_uplift_stage(
+            read_input_parquet(ledger_table, "the ledger's uplift table"),
+            existing_input(snapshots, "training snapshots"),
+            read_input_parquet(contacted, "campaign contacts") if contacted is not None else None,
+            existing_input(snapshot, "as-of snapshot"),  # read only when the gate switched
+            settings.churn,
+            settings.score,
+            settings.uplift,
+            str(ledger_table),
+        )
+        write_json(result.report, report)
+        write_bytes(out, parquet_bytes(result.uplift))
+        log.info("uplift gate: %s — %s", result.report["policy_in_use"], result.report["reason"])
+        return
+
+    def read(path: Path, what: str) -> pd.DataFrame:
+        if not path.is_file():
+            raise ChurnError(f"{path}: not found ({what})")
+        if path.suffix == ".parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, dtype={"customer_id": str, "campaign_id": str})
+
+    if contacts is not None and candidates is None:
+        raise ChurnError("uplift: --contacts needs --candidates (whom to choose from)")
+    rows = read(campaigns, "campaign rows")
+    pool = read(candidates, "uplift candidates") if candidates is not None else None
+    plan, chosen = plan_uplift(
+        rows, settings.uplift, settings.score.contact_cost, pool, max_contacts, str(campaigns)
+    )
+    write_json(plan, report)
+    log.info("uplift gate: %s — %s", plan["policy_in_use"], plan["reason"])
+    if chosen is not None and contacts is not None:
+        write_parquet(chosen, contacts)
+        log.info(
+            "uplift contacts: %s of %s candidates -> %s",
+            int(chosen["contact"].sum()),
+            len(chosen),
+            contacts,
+        )
+    elif candidates is not None:
+        log.info("no uplift contact list: the gate keeps risk x value")
