@@ -705,6 +705,11 @@ def run(
             ):
                 if len(frame):  # a chunk may list nobody; an empty frame has no typed schema
                     stream.write(frame)
+            # every chunk's customers and answers, once each
+            if settings.with_customers:
+                customer_table.write(chunk.customers)
+            if settings.with_nps:
+                nps.write(chunk.nps)
         for stream, names in (
             (campaign_lists, CAMPAIGN_LISTS_COLUMNS),
             (contacts, CONTACTS_COLUMNS),
@@ -712,10 +717,6 @@ def run(
         ):
             if stream.rows == 0:  # campaigns off (or nobody listed): the files keep their header
                 stream.write(pd.DataFrame({name: pd.Series(dtype="string") for name in names}))
-            if settings.with_customers:
-                customer_table.write(chunk.customers)
-            if settings.with_nps:
-                nps.write(chunk.nps)
     for name, enabled in (
         ("customers.csv", settings.with_customers),
         ("nps.csv", settings.with_nps),

@@ -115,3 +115,22 @@ def test_seasonality_amplitude_sets_the_december_peak():
     flat, strong = december_share(0.0), december_share(0.8)
     assert 0.06 < flat < 0.11  # about 1/12 without a yearly cycle
     assert strong > flat * 1.4
+
+
+def test_the_written_files_hold_every_chunks_customers_and_answers_once(tmp_path):
+    """`churn generate` over several chunks: customers.csv has one row per customer of every
+    chunk and nps.csv every chunk's answers (they were once written in the wrong loop: three
+    copies of the last chunk's rows, the other chunks' customers missing)."""
+    from churn.config import TiersParams
+    from churn.generate import run
+
+    params = GenerateParams(customers=2500, chunk_customers=1000, seed=3)
+    run(params, TiersParams(), tmp_path, "csv")
+    chunks = list(simulate(params, TiersParams()))
+    customers = pd.read_csv(tmp_path / "customers.csv", dtype=str, keep_default_na=False)
+    expected = pd.concat([c.customers for c in chunks], ignore_index=True)
+    assert len(customers) == len(expected) == 2500
+    assert customers.iloc[:, 0].is_unique
+    assert set(customers.iloc[:, 0]) == set(expected.iloc[:, 0].astype(str))
+    nps = pd.read_csv(tmp_path / "nps.csv", dtype=str, keep_default_na=False)
+    assert len(nps) == sum(len(c.nps) for c in chunks)
