@@ -77,11 +77,10 @@ def run(
 
     if settings.engine.kind == "spark":
         from churn.spark.report import SparkReportAggregates
-        from churn.spark.session import open_spark
+        from churn.spark.session import spark_session
         from churn.spark.sources import read_source
 
-        spark = open_spark(settings.engine)
-        try:
+        with spark_session(settings.engine, "report") as spark:
             # the transactions' aggregates run on Spark; only their small frames come back
             result = build_report(
                 SparkReportAggregates(spark),
@@ -90,8 +89,6 @@ def run(
                 settings.churn,
                 **inputs(),
             )
-        finally:
-            spark.stop()
     else:
         import duckdb
 
