@@ -22,6 +22,7 @@ from churn.config import (
     EngineParams,
     EvaluateParams,
     FeaturesParams,
+    RolesParams,
 )
 from churn.errors import ChurnError
 from churn.evaluate import evaluate_model
@@ -49,9 +50,13 @@ def tables(generated_interim, spark_session, tmp_path_factory):
     source = generated_interim(customers=400, seed=5, days=1095)
     inputs = [source / f"{name}.parquet" for name in ("transactions", "customers", "nps")]
     work = tmp_path_factory.mktemp("spark-sample")
-    # eight cutoffs (two fit, one calibration, one test): the sample's queries per cutoff stay few
+    # eight cutoffs (the sample's queries per cutoff stay few); more calibration cutoffs than fit
+    # in: calibration on customers held out by id hash, so the roles are assigned per customer
+    # on Spark before the samples are drawn (assign_customer_roles)
     churn = ChurnParams(horizon_days=HORIZON)
-    features = FeaturesParams(cutoffs=CutoffsParams(count=8))
+    features = FeaturesParams(
+        cutoffs=CutoffsParams(count=8), roles=RolesParams(calibration_cutoffs=5)
+    )
     whole = work / "duckdb" / "train.parquet"
     duckdb_report = write_on_duckdb(
         *inputs, churn, features, EngineParams(threads=1), whole, work / "duckdb" / "score.parquet"
@@ -73,6 +78,7 @@ def test_only_the_sample_is_written_and_the_report_counts_the_whole_table(tables
     fit = every[every[ROLE] == "fit"]
     assert written.loc[written[ROLE] == "fit", CUSTOMER_ID].nunique() < fit[CUSTOMER_ID].nunique()
     assert list(written.dtypes) == list(every.dtypes)
+    assert set(every[ROLE]) == {"fit", "calibration", "gap", "test"}
     # the written rows are the whole table's rows, in its order
     keys = [CUSTOMER_ID, CUTOFF]
     inner = every.merge(written[keys], on=keys, how="inner")
