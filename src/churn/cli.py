@@ -33,7 +33,16 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "generate": ("generate", "score.tiers"),
     "sources": ("ingest",),
     "ingest": ("ingest", "engine"),
-    "features": ("churn", "features", "engine"),
+    "features": (
+        "churn",
+        "features",
+        "engine",
+        # with engine.kind spark, train.parquet holds only the rows these readers' samples read
+        "train.sample_customers",
+        "train.sample_held_out_customers",
+        "uplift.sample_customers",
+        "drift.reference_role",
+    ),
     "train": ("churn", "train", "registry"),
     "evaluate": ("churn", "evaluate", "registry", "train"),
     "promote": ("promote", "drift", "registry", "train"),
@@ -287,15 +296,21 @@ def features(
         import tempfile
 
         from churn.spark.features import write_snapshots as write_on_spark
+        from churn.spark.sample import SampleParams
         from churn.spark.session import open_spark
 
+        # train.parquet holds the rows of the samples its readers draw (churn.spark.sample)
+        sample = SampleParams(
+            settings.train.sample_customers, settings.train.sample_held_out_customers,
+            settings.uplift.sample_customers, settings.drift.reference_role,
+        )  # fmt: skip
         spark = open_spark(settings.engine)
         try:
             # Spark writes part files here; the driver streams them into the two DVC outputs
             with tempfile.TemporaryDirectory(prefix="churn-spark-features-") as work_dir:
                 summary = write_on_spark(
                     spark, transactions, customers, nps, settings.churn, settings.features,
-                    out / "train.parquet", out / "score.parquet", Path(work_dir),
+                    out / "train.parquet", out / "score.parquet", Path(work_dir), sample,
                 )  # fmt: skip
         finally:
             spark.stop()

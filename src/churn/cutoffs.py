@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,53 @@ def customer_share(customer_ids: pd.Series, purpose: str) -> np.ndarray:
         customer_ids.astype("string").astype(object), index=False, hash_key=HASH_KEYS[purpose]
     )
     return (hashed.to_numpy() % np.uint64(1_000_003)).astype("float64") / 1_000_003.0
+
+
+# train.parquet's Parquet key-value metadata when the Spark features stage wrote only the training
+# sample (churn.spark.sample): the caps it was drawn for and what the whole table held
+TRAINING_SAMPLE_KEY = b"churn.training_sample"
+
+
+UPLIFT_CAP = "uplift.sample_customers"
+
+
+def labelled_where(last_cutoff: date) -> str:
+    """Return the SQL condition of the training rows the uplift stage's risk model may learn
+    from: cutoffs on or before `last_cutoff` (label windows ended by the first held-out
+    campaign); their customers are the candidates of the uplift.sample_customers sample
+    (churn.uplift.from_ledger reads them, churn.spark.sample writes them)."""
+    return f"{c.CUTOFF} <= DATE '{last_cutoff}'"
+
+
+def read_training_sample(path: str | Path) -> dict[str, Any] | None:
+    """Return what the features stage recorded of the training sample written to `path` (the
+    caps it was drawn for, the whole table's counts), or None for a whole table."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    text = metadata.get(TRAINING_SAMPLE_KEY)
+    return None if text is None else json.loads(text)
+
+
+def check_training_sample(path: str | Path, wanted: dict[str, int | None]) -> dict[str, Any] | None:
+    """Return read_training_sample(path); raise ChurnError when the file holds a sample drawn
+    for a smaller cap (or any cap, when a key of `wanted` is None: every customer) than a
+    reader's params ask for, since its rows would then miss customers that reader chooses."""
+    written = read_training_sample(path)
+    if written is None:
+        return None
+    caps = written.get("caps", {})
+    for key, want in wanted.items():
+        have = caps.get(key)
+        if have is not None and (want is None or want > have):
+            raise ChurnError(
+                f"{path}: holds only the training sample the Spark features stage drew for "
+                f"{key} = {have}; this stage's params.yaml asks for {key} = {want}: rerun the "
+                "features stage (`dvc repro features`) so it draws the sample for these params"
+            )
+    return written
 
 
 def label_windows_overlap(start_a: Any, end_a: Any, start_b: Any, end_b: Any) -> Any:

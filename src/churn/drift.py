@@ -126,12 +126,24 @@ def select_newest_labelled(training: pd.DataFrame, role: str) -> pd.DataFrame:
         )
     if len(training) == 0:
         raise ChurnError("training snapshots: no rows to build the drift reference from")
-    rows = training[training[ROLE] == role]
-    if rows.empty:
-        rows = training  # short histories may have no such role: the newest cutoff still is closest
-    newest = rows[CUTOFF].max()
-    chosen = rows[rows[CUTOFF] == newest]
+    newest, of_role = reference_cutoff(training[CUTOFF], training[ROLE], role)
+    mask = (training[CUTOFF] == newest).to_numpy(bool, na_value=False)
+    if of_role:
+        mask = mask & (training[ROLE] == role).to_numpy(bool, na_value=False)
+    chosen = training[mask]
     return chosen.sort_values(CUSTOMER_ID, kind="stable").reset_index(drop=True)
+
+
+def reference_cutoff(cutoffs: pd.Series, roles: pd.Series, role: str) -> tuple[Any, bool]:
+    """Return (the newest cutoff with `role`, True), else (the newest cutoff, False): the drift
+    reference's rows are that cutoff's rows of `role` (all of its rows when False). The one
+    rule for select_newest_labelled and the Spark features stage's sample (churn.spark.sample).
+    """
+    of_role = (roles == role).to_numpy(bool, na_value=False)
+    if of_role.any():
+        return cutoffs[of_role].max(), True
+    # short histories may have no such role: the newest cutoff still is closest
+    return cutoffs.max(), False
 
 
 def reference_from_training(
@@ -163,11 +175,29 @@ def training_ranges(training: pd.DataFrame, numeric: Sequence[str]) -> dict[str,
     return ranges
 
 
+# train.parquet's Parquet key-value metadata when the Spark features stage wrote only the training
+# sample: training_ranges of the whole table, as Spark aggregates (churn.spark.sample)
+RANGES_KEY = b"churn.training_ranges"
+
+
 def training_ranges_in_file(path: str | Path, numeric: Sequence[str]) -> dict[str, list[float]]:
-    """Return training_ranges of the snapshots in a Parquet file, one column in memory at a time."""
+    """Return training_ranges of the snapshots in a Parquet file, one column in memory at a time
+    (those of the whole table the features stage recorded, when the file holds a sample)."""
+    import json
+
     import pyarrow.parquet as pq
 
-    present = set(pq.read_schema(path).names)
+    schema = pq.read_schema(path)
+    recorded = (schema.metadata or {}).get(RANGES_KEY)
+    if recorded is not None:
+        whole = json.loads(recorded)
+        return {
+            name: [float(low), float(high)]
+            for name in numeric
+            if name not in CALENDAR_FEATURES and name in whole
+            for low, high in [whole[name]]
+        }
+    present = set(schema.names)
     ranges: dict[str, list[float]] = {}
     for name in numeric:
         if name in CALENDAR_FEATURES or name not in present:

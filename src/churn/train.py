@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import lightgbm as lgb
 import numpy as np
@@ -26,6 +26,7 @@ from churn.cutoffs import (
     OUT_OF_TIME,
     TEST,
     check_role_windows,
+    check_training_sample,
     customer_share,
     cutoff_windows_overlap,
     evaluation_kind,
@@ -469,6 +470,112 @@ def thin_held_out(snapshots: pd.DataFrame, max_customers: int | None) -> pd.Data
     return snapshots[~drop].reset_index(drop=True)
 
 
+TRAIN_HASH = "train_sample"
+FIT_WHERE = f"{ROLE} = '{FIT}'"  # the fit sample's candidates: customers with a fit row
+HELD_OUT_WHERE = f"{ROLE} IN ({', '.join(repr(role) for role in HELD_OUT_ROLES)})"
+TRAIN_CAPS = ("train.sample_customers", "train.sample_held_out_customers")
+
+
+class SnapshotIds(Protocol):
+    """The distinct keys of a training table that the samples are chosen from: DuckDB on the
+    written file (read_snapshots), or Spark on the features stage's frame (churn.spark.sample).
+    `where` is SQL over customer_id, cutoff and role, the same text on both engines."""
+
+    def pairs(self) -> pd.DataFrame:
+        """Return the distinct (cutoff, role) of the table."""
+
+    def count(self, where: str) -> int:
+        """Return the number of distinct customers of the rows matching `where`."""
+
+    def sample(
+        self, where: str, max_customers: int, purpose: str, held: pd.Series | None = None
+    ) -> pd.Series | None:
+        """Return sampled_ids of the distinct customers of the rows matching `where`; with
+        `held`, a calibration row counts only when its customer is in `held`."""
+
+
+@dataclass(frozen=True)
+class SnapshotSamples:
+    """The customers whose rows read_snapshots reads: fit and gap rows of `fit` (None: every
+    customer's), calibration and test rows of `held` (None: every customer's)."""
+
+    fit: list[str] | None
+    held: pd.Series | None
+    customers_fit: int  # customers with fit rows (the fit sample's candidates)
+
+
+def refit_where(pairs: pd.DataFrame, horizon_days: int | None) -> str | None:
+    """Return the SQL condition of the production refit's rows (_production_model): fit,
+    calibration and gap rows whose label window ends by the test cutoff, or None when no refit
+    reads rows (no horizon given, no test cutoff, or no row labelled by it)."""
+    tests = pd.to_datetime(pairs.loc[pairs[ROLE] == TEST, CUTOFF])
+    if horizon_days is None or tests.empty:
+        return None
+    labelled = pairs[ROLE].isin([FIT, CALIBRATION, GAP]) & labelled_by(
+        pairs[CUTOFF], horizon_days, tests.min()
+    )
+    terms = [
+        f"({CUTOFF} = DATE '{pd.Timestamp(t).date()}' AND {ROLE} = '{r}')"
+        for t, r in pairs.loc[labelled, [CUTOFF, ROLE]].itertuples(index=False)
+    ]
+    return " OR ".join(terms) if terms else None
+
+
+def choose_snapshot_samples(
+    ids: SnapshotIds,
+    max_customers: int | None,
+    horizon_days: int | None,
+    held_out_customers: int | None,
+) -> SnapshotSamples:
+    """Return the samples fit_model draws, chosen from the ids alone: the one definition of
+    which customers' rows the training readers read (read_snapshots on the file, the Spark
+    features stage before it writes the file).
+
+    Fit and gap rows: the customers sample_customers keeps for the evaluation model (among fit
+    rows) and for the production refit (among the rows labelled by the test cutoff, a
+    calibration row counting only for the held-out sample); calibration and test rows: the
+    customers thin_held_out keeps (`held_out_customers`).
+    """
+    held = None
+    if held_out_customers is not None:
+        held = ids.sample(HELD_OUT_WHERE, held_out_customers, HELD_OUT_HASH)
+    customers_fit = ids.count(FIT_WHERE)
+    keep: list[pd.Series | None] = [None]
+    if max_customers is not None:
+        keep = [ids.sample(FIT_WHERE, max_customers, TRAIN_HASH)]
+        where = refit_where(ids.pairs(), horizon_days)
+        if where is not None:
+            keep.append(ids.sample(where, max_customers, TRAIN_HASH, held))
+    if any(chosen is None for chosen in keep):  # a population within the sample: every row
+        return SnapshotSamples(None, held, customers_fit)
+    return SnapshotSamples(sorted(set().union(*keep)), held, customers_fit)  # type: ignore[arg-type]
+
+
+class DuckDBSnapshotIds:
+    """SnapshotIds of a training snapshots Parquet file, read by DuckDB (three key columns)."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, path: Path) -> None:
+        self.con, self.path = con, path
+
+    def pairs(self) -> pd.DataFrame:
+        return select_distinct(self.con, self.path, f"{CUTOFF}, {ROLE}")
+
+    def count(self, where: str) -> int:
+        return len(select_distinct(self.con, self.path, CUSTOMER_ID, where))
+
+    def sample(
+        self, where: str, max_customers: int, purpose: str, held: pd.Series | None = None
+    ) -> pd.Series | None:
+        if held is None:
+            rows = select_distinct(self.con, self.path, CUSTOMER_ID, where)
+        else:
+            rows = select_distinct(self.con, self.path, f"{CUSTOMER_ID}, {ROLE}", where)
+            calibration = (rows[ROLE] == CALIBRATION).to_numpy(bool)
+            rows = rows[~calibration | rows[CUSTOMER_ID].isin(held).to_numpy(bool)]
+        # millions of ids at scale: only the chosen ones outlive this call
+        return sampled_ids(rows[CUSTOMER_ID], max_customers, purpose)
+
+
 def read_snapshots(
     path: str | Path,
     max_customers: int | None,
@@ -480,62 +587,33 @@ def read_snapshots(
     Fit and gap rows are read only for the customers sample_customers would keep for the
     evaluation model (among fit rows) or for the production refit (among the rows labelled by
     the test cutoff); calibration and test rows only for the customers thin_held_out keeps
-    (`held_out_customers`; all when None). The samples are chosen from the ids alone (DuckDB
-    reads three columns), before any row is read into pandas, so memory follows the two caps,
-    not the population. The frame equals thin_held_out of the whole file restricted to the
-    samples, so fit_model gives exactly the model it gives on the whole file: each sample's
-    candidates are a subset holding the whole sample. All rows when both caps are None; the
-    count is None then (fit_model counts them).
+    (`held_out_customers`; all when None): choose_snapshot_samples. The samples are chosen from
+    the ids alone (DuckDB reads three columns), before any row is read into pandas, so memory
+    follows the two caps, not the population. The frame equals thin_held_out of the whole file
+    restricted to the samples, so fit_model gives exactly the model it gives on the whole file:
+    each sample's candidates are a subset holding the whole sample. All rows when both caps are
+    None; the count is None then (fit_model counts them). A file the Spark features stage wrote
+    as the training sample (churn.spark.sample) gives the same frame, and the whole table's
+    count; one drawn for smaller caps is refused (check_training_sample).
     """
     path = Path(path)
+    written = check_training_sample(
+        path, dict(zip(TRAIN_CAPS, (max_customers, held_out_customers), strict=True))
+    )
     if max_customers is None and held_out_customers is None:
         return pd.read_parquet(path), None
     con = connect_snapshot_ids()
     try:
-        pairs = select_distinct(con, path, f"{CUTOFF}, {ROLE}")
-
-        def ids(where: str, columns: str = CUSTOMER_ID) -> pd.DataFrame:
-            return select_distinct(con, path, columns, where)
-
-        held = None
-        if held_out_customers is not None:
-            roles = ", ".join(f"'{role}'" for role in HELD_OUT_ROLES)
-            held = sampled_ids(
-                ids(f"{ROLE} IN ({roles})")[CUSTOMER_ID], held_out_customers, HELD_OUT_HASH
-            )
-        fit_ids = ids(f"{ROLE} = '{FIT}'")[CUSTOMER_ID]
-        keep: list[pd.Series | None] = [None]
-        if max_customers is not None:
-            keep = [sampled_ids(fit_ids, max_customers)]
-            tests = pd.to_datetime(pairs.loc[pairs[ROLE] == TEST, CUTOFF])
-            if horizon_days is not None and not tests.empty:
-                # the production refit's rows (_production_model): label windows end by the test
-                # cutoff; its calibration rows only for the held-out sample (thin_held_out)
-                labelled = pairs[ROLE].isin([FIT, CALIBRATION, GAP]) & labelled_by(
-                    pairs[CUTOFF], horizon_days, tests.min()
-                )
-                terms = [
-                    f"({CUTOFF} = DATE '{pd.Timestamp(t).date()}' AND {ROLE} = '{r}')"
-                    for t, r in pairs.loc[labelled, [CUTOFF, ROLE]].itertuples(index=False)
-                ]
-                if terms:
-                    rows = ids(" OR ".join(terms), f"{CUSTOMER_ID}, {ROLE}")
-                    if held is not None:
-                        calibration = (rows[ROLE] == CALIBRATION).to_numpy(bool)
-                        rows = rows[~calibration | rows[CUSTOMER_ID].isin(held).to_numpy(bool)]
-                    keep.append(sampled_ids(rows[CUSTOMER_ID], max_customers))
-                    del rows  # millions of ids at scale: gone before the rows are read
-            else:  # no production refit reads gap rows: the evaluation model's sample is enough
-                keep.append(pd.Series([], dtype="string"))
+        samples = choose_snapshot_samples(
+            DuckDBSnapshotIds(con, path), max_customers, horizon_days, held_out_customers
+        )
     finally:
         con.close()
-    customers_fit = int(len(fit_ids))
-    del fit_ids
-    every_fit_row = any(chosen is None for chosen in keep)  # a population within the sample
-    if every_fit_row and held is None:
+    customers_fit = samples.customers_fit if written is None else int(written["customers_fit"])
+    held = samples.held
+    if samples.fit is None and held is None:
         return pd.read_parquet(path), customers_fit
-    fit_customers = None if every_fit_row else sorted(set(keep[0]).union(keep[1]))  # type: ignore[arg-type]
-    frame = _read_customer_rows(path, fit_customers, None if held is None else sorted(held))
+    frame = _read_customer_rows(path, samples.fit, None if held is None else sorted(held))
     return thin_held_out(frame, held_out_customers), customers_fit
 
 

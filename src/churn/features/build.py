@@ -399,6 +399,9 @@ def features_report(
     }
 
 
+PARTIAL_COLUMNS = ("kind", "cutoff", "role", "name", "n")
+
+
 class _SnapshotStats:
     """The features report's counts, accumulated over the batches of a written snapshot."""
 
@@ -428,6 +431,31 @@ class _SnapshotStats:
                 self.counts[cutoff] += len(labels)
                 self.churners[cutoff] += int(labels.sum())
                 self.roles[cutoff][role] = self.roles[cutoff].get(role, 0) + len(labels)
+
+    def partial_counts(self) -> pd.DataFrame:
+        """Return the counts added so far as rows (kind, cutoff, role, name, n):
+        partial sums that merge_counts adds up, so a table's counts can be summed over parts
+        counted apart (the Spark features stage's tasks, churn.spark.sample)."""
+        rows: list[tuple[Any, ...]] = [("rows", None, None, None, self.rows)]
+        rows += [("nulls", None, None, name, n) for name, n in self.nulls.items()]
+        for cutoff, roles in self.roles.items():
+            rows += [("role", cutoff, role, None, n) for role, n in roles.items()]
+            rows.append(("churners", cutoff, None, None, self.churners[cutoff]))
+        return pd.DataFrame(rows, columns=list(PARTIAL_COLUMNS))
+
+    def merge_counts(self, partials: pd.DataFrame) -> None:
+        """Add partial_counts rows (of any number of parts, summed or not) to these counts."""
+        for kind, cutoff, role, name, n in partials[list(PARTIAL_COLUMNS)].itertuples(index=False):
+            n = int(n)
+            if kind == "rows":
+                self.rows += n
+            elif kind == "nulls":
+                self.nulls[name] += n
+            elif kind == "churners":
+                self.churners[cutoff] += n
+            elif kind == "role":
+                self.counts[cutoff] += n
+                self.roles[cutoff][role] = self.roles[cutoff].get(role, 0) + n
 
     def per_cutoff(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -35,6 +35,7 @@ from churn.features.sql import day_number, snapshot_sql, spark_sql
 from churn.files import atomic_path, open_parquet_file
 from churn.logs import get_logger
 from churn.spark.bgnbd import add_bgnbd_columns
+from churn.spark.sample import SampleParams, draw_training_sample
 
 log = get_logger("features")
 
@@ -194,13 +195,17 @@ def write_snapshots(
     train_path: Path,
     score_path: Path,
     work_dir: Path,
+    sample: SampleParams | None = None,
 ) -> dict[str, Any]:
     """Write the training and as-of snapshots computed on Spark to the Parquet files the later
     stages read and return the features report, as the DuckDB path's write_snapshots does.
 
     Spark writes each sorted snapshot as part files under `work_dir` (a folder the driver can
     read: local mode, or a shared/object-store path); the driver then streams them, one batch at
-    a time, into the single file DVC tracks: no snapshot is collected whole to the driver.
+    a time, into the single file DVC tracks: no snapshot is collected whole to the driver. With
+    `sample` (the readers' caps), train.parquet holds only the rows its readers read, drawn on
+    Spark (churn.spark.sample), and the report counts the whole table (Spark aggregates) and
+    says how many rows were written.
     """
     first_date, as_of = _open_span(spark, transactions, customers, nps, churn)
     plan = plan_training(first_date, as_of, churn, params)
@@ -208,10 +213,24 @@ def write_snapshots(
     names = [f.name for f in feature_list(params) if f.name not in dropped]
     train = _SnapshotStats(names, plan.cutoffs)
     frame = feature_frame(spark, plan.cutoffs, churn, params, labelled=True)
+    written, metadata = train, {}
+    if sample is not None:
+        chosen = draw_training_sample(
+            spark, frame.persist(), plan, params, dropped, train, sample, churn.horizon_days
+        )
+        frame, metadata = chosen.rows, chosen.metadata
+        written = _SnapshotStats(names, plan.cutoffs)
     parts = _write_parts(frame, work_dir / "train")
     release(spark)
     _merge_parts(
-        parts, params, True, lambda f: assign_customer_roles(f, plan), dropped, train_path, train
+        parts,
+        params,
+        True,
+        lambda f: assign_customer_roles(f, plan),
+        dropped,
+        train_path,
+        written,
+        metadata,
     )
     log_training_snapshots(train.rows, plan, SPARK_NOTE)
     score = _SnapshotStats(names, [])
@@ -220,7 +239,15 @@ def write_snapshots(
     release(spark)
     _merge_parts(parts, params, False, lambda f: f, dropped, score_path, score)
     log.info("as-of snapshot %s: %d eligible customers%s", as_of, score.rows, SPARK_NOTE)
-    return features_report(as_of, first_date, churn, plan, dropped, train, score)
+    report = features_report(as_of, first_date, churn, plan, dropped, train, score)
+    if sample is not None:
+        report["train_rows_written"] = {
+            "rows": written.rows,
+            "sample": metadata != {},
+            "caps": sample.caps(),
+            "drift.reference_role": sample.reference_role,
+        }
+    return report
 
 
 def _write_parts(frame: Any, folder: Path) -> list[Path]:
@@ -238,9 +265,11 @@ def _merge_parts(
     dropped: tuple[str, ...],
     path: Path,
     stats: _SnapshotStats,
+    metadata: dict[bytes, bytes] | None = None,
 ) -> None:
     """Stream the part files into one Parquet file with the DuckDB path's dtypes, row groups and
-    per-batch roles (churn.features.build's streamed writer, reading Spark's files)."""
+    per-batch roles (churn.features.build's streamed writer, reading Spark's files), with
+    `metadata` added to the file's key-value metadata."""
     sources = [open_parquet_file(part) for part in parts]
     # an integer column with a null anywhere is float64 in every batch, as in the whole table
     widen = sorted({name for source in sources for name in _integer_columns_with_nulls(source)})
@@ -258,15 +287,21 @@ def _merge_parts(
                 )
                 frame = transform(frame).drop(columns=list(dropped))
                 stats.add(frame)
-                out = pa.Table.from_pandas(frame, preserve_index=False)
+                out = _with_metadata(pa.Table.from_pandas(frame, preserve_index=False), metadata)
                 writer = writer or pq.ParquetWriter(tmp, out.schema, compression="zstd")
                 pending.append(out)
                 pending = _flush(writer, pending, final=False)
         if writer is None:  # no rows: the empty frame of the documented columns
             empty = normalize_snapshot(pd.DataFrame(), params, labelled).drop(columns=list(dropped))
-            pq.write_table(
-                pa.Table.from_pandas(empty, preserve_index=False), tmp, compression="zstd"
-            )
+            table = _with_metadata(pa.Table.from_pandas(empty, preserve_index=False), metadata)
+            pq.write_table(table, tmp, compression="zstd")
         else:
             _flush(writer, pending, final=True)
             writer.close()
+
+
+def _with_metadata(table: pa.Table, metadata: dict[bytes, bytes] | None) -> pa.Table:
+    """Return `table` with `metadata` added to its schema's key-value metadata."""
+    if not metadata:
+        return table
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})

@@ -157,6 +157,7 @@ def read_labelled_snapshots(
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    from churn.cutoffs import UPLIFT_CAP, check_training_sample, labelled_where
     from churn.train import (
         connect_snapshot_ids,
         read_snapshot_rows,
@@ -172,13 +173,14 @@ def read_labelled_snapshots(
             f"{path}: column(s) {missing} missing; these are not the features stage's training "
             "snapshots — rerun `dvc repro features`"
         )
+    check_training_sample(path, {UPLIFT_CAP: max_customers})
     columns = [n for n in names if n in SNAPSHOT_KEYS or n in set(campaign_features)]
     last_cutoff = labels_end_by - dt.timedelta(days=int(horizon_days))
     chosen = None
     if max_customers is not None:
         con = connect_snapshot_ids()
         try:
-            ids = select_distinct(con, path, CUSTOMER_ID, f"{CUTOFF} <= DATE '{last_cutoff}'")
+            ids = select_distinct(con, path, CUSTOMER_ID, labelled_where(last_cutoff))
         finally:
             con.close()
         chosen = _sampled(ids[CUSTOMER_ID], max_customers)
