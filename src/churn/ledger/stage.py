@@ -2,7 +2,10 @@
 
 `churn ledger` (the `ledger` DVC stage) runs this; the pure measurements are `churn.ledger`. It only
 reads the record: past lists enter it through `churn import-lists` (`churn.lifecycle`).
-The contact-log readers here are shared with the backtest (`churn.lifecycle`).
+The contact-log readers here are shared with the backtest (`churn.lifecycle`). What it reads from
+the transactions (the list dates' features, the listed customers' purchases, the newest date, the
+ids a contact log can match) comes from `LocalReads` (DuckDB and Arrow) or, with engine.kind
+spark, `churn.spark.ledger.SparkReads`; the measurements are the same code on either.
 """
 
 from __future__ import annotations
@@ -47,7 +50,9 @@ def check_contact_ids(
 ) -> dict[str, Any] | None:
     """Return how the contact log's ids match the customers (None without a log); log a warning
     when some match no customer or lost their leading zeros in a spreadsheet. `transactions`:
-    the transactions frame, or the customer ids of all transactions (any array of strings)."""
+    the transactions frame, or the customer ids of all transactions (any array of strings), or
+    only those equal to a contact id once both lose their leading zeros (the same counts and
+    warning: the ids the check can match; churn.spark.ledger.SparkReads.known_ids)."""
     from churn.columns import CUSTOMER_ID
     from churn.ids import check_id_matches
 
