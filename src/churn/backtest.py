@@ -88,14 +88,18 @@ def within_days(values: pd.Series, first: date, last: date) -> np.ndarray:
     return ((stamps >= low) & (stamps < high)).to_numpy(dtype=bool, na_value=False)
 
 
+def outcome_window(as_of: date, horizon_days: int) -> tuple[date, date]:
+    """Return the first and last day (both included) of the outcome window (as_of, as_of +
+    horizon]: a purchase dated in it means the customer was kept."""
+    return as_of + timedelta(days=1), label_end(as_of, horizon_days)
+
+
 def churned_after(
     customers: pd.Series, purchases: pd.DataFrame, as_of: date, horizon_days: int
 ) -> np.ndarray:
     """Return 1 for each customer with no purchase dated in (as_of, as_of + horizon], else 0."""
-    end = label_end(as_of, horizon_days)
-    inside = purchases.loc[
-        within_days(purchases[DATE], as_of + timedelta(days=1), end), CUSTOMER_ID
-    ]
+    first, last = outcome_window(as_of, horizon_days)
+    inside = purchases.loc[within_days(purchases[DATE], first, last), CUSTOMER_ID]
     return (~ids_in(customers, inside)).astype("int8")
 
 

@@ -2,7 +2,8 @@
 Parquet file: the ingest stage runs its row rules on Spark and writes the DuckDB ingest's clean
 and quarantine tables, the feature tables equal DuckDB's on the same clean tables, the scores of every customer (probability, tier, value,
 priority, flag, control group, reasons, action) equal the DuckDB engine's score stage on the
-same snapshot and champion, and `churn publish` publishes a list."""
+same snapshot and champion, the report and ledger stages aggregate the transactions on Spark, and
+`churn publish` publishes a list."""
 
 from __future__ import annotations
 
@@ -87,6 +88,8 @@ def test_dvc_repro_on_spark_gives_duckdbs_features_and_publishes(tmp_path, _migr
     assert "(Spark)" in repro.stdout + repro.stderr  # the features stage ran on Spark
     # the report stage's aggregates ran on Spark (their parity: test_spark_report.py)
     assert "transactions aggregated on Spark" in repro.stdout + repro.stderr
+    # the ledger stage's reads ran on Spark (their parity: test_spark_ledger.py)
+    assert "ledger: transactions aggregated on Spark" in repro.stdout + repro.stderr
 
     # the ingest stage's tables equal the DuckDB ingest's on the same source
     settings = parse_params(params)

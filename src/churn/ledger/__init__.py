@@ -45,6 +45,7 @@ from churn.backtest import (
     churned_after,
     compare_groups,
     contacted_within,
+    outcome_window,
     purchase_dates,
     within_days,
 )
@@ -255,6 +256,13 @@ def _labels(frame: pd.DataFrame, column: str) -> pd.Series:
 
 
 # --------------------------------------------------------------------------- one list
+def is_matured(published: PublishedList, newest: date) -> bool:
+    """Return whether the list's outcome window (as_of, as_of + horizon] has ended on or before
+    the newest data date: only then is it measured (and in the uplift table)."""
+    as_of = date.fromisoformat(str(published.manifest["as_of"]))
+    return bool(labelled_by(as_of, published.horizon_days, newest))
+
+
 def list_id_of(manifest: Mapping[str, Any]) -> str:
     """Return a list's id: an imported list's own id, else churn-<as_of>-<sha12>."""
     if manifest.get("list_id"):
@@ -299,7 +307,7 @@ def ledger_entry(
         "power_check": manifest.get("power_check"),
         "downloads": len(published.downloads),
     }
-    if not labelled_by(as_of, horizon, newest):
+    if not is_matured(published, newest):
         return {**entry, "status": COLLECTING, "slices": []}
     churned = pd.Series(
         churned_after(flagged[CUSTOMER_ID], purchases, as_of, horizon), index=flagged.index
@@ -469,6 +477,33 @@ def flagged_customers(published: PublishedList) -> pd.DataFrame:
     """Return the list's flagged rows (at_risk): the customers its campaign measures."""
     scored = published.scored
     return scored.loc[scored[AT_RISK].fillna(False).to_numpy(dtype=bool)]
+
+
+def outcome_windows(lists: Sequence[PublishedList], newest: date) -> pd.DataFrame:
+    """Return (customer_id, first_day, last_day): the outcome window (backtest.outcome_window) of
+    each flagged customer of every matured list, one row per distinct triple. The outcomes
+    (ledger_entry, uplift_rows) read only purchases of these customers inside these windows."""
+    frames = []
+    for published in lists:
+        if not is_matured(published, newest):
+            continue
+        first, last = outcome_window(
+            date.fromisoformat(str(published.manifest["as_of"])), published.horizon_days
+        )
+        ids = flagged_customers(published)[CUSTOMER_ID].astype("string").dropna()
+        frames.append(
+            pd.DataFrame({CUSTOMER_ID: ids.to_numpy(), "first_day": first, "last_day": last})
+        )
+    if not frames:
+        return pd.DataFrame(
+            {
+                CUSTOMER_ID: pd.Series(dtype="string"),
+                "first_day": pd.Series(dtype="object"),
+                "last_day": pd.Series(dtype="object"),
+            }
+        )
+    windows = pd.concat(frames, ignore_index=True).drop_duplicates()
+    return windows.astype({CUSTOMER_ID: "string"}).reset_index(drop=True)
 
 
 def with_expected_values(

@@ -2,15 +2,20 @@
 
 `churn ledger` (the `ledger` DVC stage) runs this; the pure measurements are `churn.ledger`. It only
 reads the record: past lists enter it through `churn import-lists` (`churn.lifecycle`).
-The contact-log readers here are shared with the backtest (`churn.lifecycle`).
+The contact-log readers here are shared with the backtest (`churn.lifecycle`). What it reads from
+the transactions (the list dates' features, the listed customers' purchases, the newest date, the
+ids a contact log can match) comes from `LocalReads` (DuckDB and Arrow) or, with engine.kind
+spark, `churn.spark.ledger.SparkReads`; the measurements are the same code on either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +50,9 @@ def check_contact_ids(
 ) -> dict[str, Any] | None:
     """Return how the contact log's ids match the customers (None without a log); log a warning
     when some match no customer or lost their leading zeros in a spreadsheet. `transactions`:
-    the transactions frame, or the customer ids of all transactions (any array of strings)."""
+    the transactions frame, or the customer ids of all transactions (any array of strings), or
+    only those equal to a contact id once both lose their leading zeros (the same counts and
+    warning: the ids the check can match; churn.spark.ledger.SparkReads.known_ids)."""
     from churn.columns import CUSTOMER_ID
     from churn.ids import check_id_matches
 
@@ -81,55 +88,47 @@ class LedgerInputs:
     contacted_out: Path | None = None
 
 
-def _list_date_snapshots(
-    settings: Any, inputs: LedgerInputs, lists: list[Any], newest: dt.date
-) -> pd.DataFrame | None:
-    """Return the features at every matured list's date of the customers on that date's lists
-    (one query per date), or None without inputs."""
+LEDGER_ROLE = "ledger"  # the role of the list dates' snapshot rows
+
+
+def matured_list_dates(lists: list[Any], newest: dt.date) -> dict[dt.date, list[Any]]:
+    """Return the matured lists (churn.ledger.is_matured) by their date: the dates whose
+    features the uplift table and the expected values need."""
+    from churn.ledger import is_matured
+
+    by_date: dict[dt.date, list[Any]] = {}
+    for published in lists:
+        if is_matured(published, newest):
+            day = dt.date.fromisoformat(str(published.manifest["as_of"]))
+            by_date.setdefault(day, []).append(published)
+    return by_date
+
+
+def list_date_cutoff(settings: Any, day: dt.date) -> Any:
+    """Return the (unlabelled) snapshot cutoff of a list date."""
+    from churn.cutoffs import Cutoff
+
+    return Cutoff(day, LEDGER_ROLE, day + dt.timedelta(days=settings.churn.horizon_days))
+
+
+def spilled_dates(days: list[dt.date], compute: Callable[[dt.date], pd.DataFrame]) -> pd.DataFrame:
+    """Return the frames `compute` gives for each date (in order) concatenated; each date's frame
+    waits in a spill file while the next date's is computed."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from churn.cutoffs import Cutoff, labelled_by
-    from churn.engine import open_duckdb, release_memory, resource_errors, spill_folder
-    from churn.features.build import compute_customer_snapshots, open_inputs
+    from churn.engine import release_memory, spill_folder
 
-    if inputs.customers is None or inputs.nps is None or inputs.transactions is None:
-        return None
-    by_date: dict[dt.date, list[Any]] = {}
-    for published in lists:
-        day = dt.date.fromisoformat(str(published.manifest["as_of"]))
-        if labelled_by(day, published.horizon_days, newest):
-            by_date.setdefault(day, []).append(published)
-    if not by_date:
-        return None
-    horizon = settings.churn.horizon_days
-    # each date's frame waits in a spill file while the next date's query runs: DuckDB's memory
-    # (up to engine.memory_limit) never adds up with the frames of the dates before it (at 50M
-    # transactions four dates' frames held 0.9 GB beside DuckDB: the stage peaked at 2.8 GB)
+    # the engine's memory (DuckDB's up to engine.memory_limit) never adds up with the frames of
+    # the dates before it (at 50M transactions four dates' frames held 0.9 GB beside DuckDB: the
+    # stage peaked at 2.8 GB)
     spill = spill_folder()
     spill.mkdir(parents=True, exist_ok=True)
     stem = f"ledger-{os.getpid()}-{uuid.uuid4().hex}"
-    parts = [spill / f"{stem}-{number}.parquet" for number in range(len(by_date))]
+    parts = [spill / f"{stem}-{number}.parquet" for number in range(len(days))]
     try:
-        for day, part in zip(sorted(by_date), parts, strict=True):
-            cutoff = Cutoff(day, "ledger", day + dt.timedelta(days=horizon))
-            with resource_errors(settings.engine, "ledger"):
-                con = open_duckdb(settings.engine, ordered=False)
-                try:
-                    open_inputs(inputs.transactions, inputs.customers, inputs.nps, con)
-                    # no labels: the ledger measures outcomes itself (build_ledger), never reads
-                    # the churned column; only the customers on this date's lists (every
-                    # customer at every list date is 12M rows at 50M transactions)
-                    frame = compute_customer_snapshots(
-                        con,
-                        inputs.transactions,
-                        [cutoff],
-                        settings.churn,
-                        settings.features,
-                        _listed_ids(by_date[day]),
-                    )
-                finally:
-                    con.close()  # DuckDB's memory goes back before the next date's query
+        for day, part in zip(days, parts, strict=True):
+            frame = compute(day)
             pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), part)
             del frame
             release_memory()
@@ -137,6 +136,42 @@ def _list_date_snapshots(
     finally:
         for part in parts:
             part.unlink(missing_ok=True)
+
+
+def _list_date_snapshots(
+    settings: Any, inputs: LedgerInputs, lists: list[Any], newest: dt.date
+) -> pd.DataFrame | None:
+    """Return the features at every matured list's date of the customers on that date's lists
+    (one query per date), or None without inputs."""
+    from churn.engine import open_duckdb, resource_errors
+    from churn.features.build import compute_customer_snapshots, open_inputs
+
+    if inputs.customers is None or inputs.nps is None or inputs.transactions is None:
+        return None
+    by_date = matured_list_dates(lists, newest)
+    if not by_date:
+        return None
+
+    def compute(day: dt.date) -> pd.DataFrame:
+        with resource_errors(settings.engine, "ledger"):
+            con = open_duckdb(settings.engine, ordered=False)
+            try:
+                open_inputs(inputs.transactions, inputs.customers, inputs.nps, con)
+                # no labels: the ledger measures outcomes itself (build_ledger), never reads
+                # the churned column; only the customers on this date's lists (every
+                # customer at every list date is 12M rows at 50M transactions)
+                return compute_customer_snapshots(
+                    con,
+                    inputs.transactions,
+                    [list_date_cutoff(settings, day)],
+                    settings.churn,
+                    settings.features,
+                    _listed_ids(by_date[day]),
+                )
+            finally:
+                con.close()  # DuckDB's memory goes back before the next date's query
+
+    return spilled_dates(sorted(by_date), compute)
 
 
 def _listed_ids(lists: list[Any]) -> Any:
@@ -231,6 +266,77 @@ def _newest_date(path: Path) -> dt.date | None:
     return newest.date() if isinstance(newest, dt.datetime) else newest
 
 
+def read_lists(exports: Path, horizon_days: int) -> list[Any]:
+    """Return every list of the record (churn's own, with their downloads, then the imported
+    ones) as churn.ledger.PublishedList; `horizon_days`: the horizon of a list whose manifest
+    names none (imported lists)."""
+    from churn.ledger import PublishedList
+    from churn.publish import record
+
+    downloads: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for event in record.read_downloads(exports):
+        key = (str(event.get("as_of")), str(event.get("list_sha256")))
+        downloads.setdefault(key, []).append(record.read_download_record(exports, event))
+    lists = []
+    for as_of in record.published_dates(exports):
+        manifest = record.read_manifest(exports, as_of)
+        definition = manifest.get("definition") or {}
+        horizon = int(definition.get("horizon_days") or horizon_days)
+        lists.append(
+            PublishedList(
+                manifest,
+                horizon,
+                record.read_scored(exports, manifest),
+                downloads.get((as_of, str(manifest.get("sha256"))), []),
+            )
+        )
+    for manifest in record.read_imported(exports):
+        scored = record.read_scored(exports, manifest)
+        lists.append(PublishedList(manifest, horizon_days, scored))
+    return lists
+
+
+@dataclass(frozen=True)
+class LocalReads:
+    """The ledger's reads of the clean tables on this machine (DuckDB and Arrow): what
+    run_ledger_report needs from the transactions. `churn.spark.ledger.SparkReads` gives the
+    same on Spark (engine.kind: spark)."""
+
+    settings: Any
+    inputs: LedgerInputs
+
+    def newest_date(self) -> dt.date | None:
+        """Return the newest transaction date (None when there are no transactions)."""
+        return _newest_date(self.inputs.transactions)
+
+    def list_date_snapshots(self, lists: list[Any], newest: dt.date) -> pd.DataFrame | None:
+        """Return the features at every matured list's date of that date's listed customers."""
+        return _list_date_snapshots(self.settings, self.inputs, lists, newest)
+
+    def listed_purchases(self, lists: list[Any], newest: dt.date) -> pd.DataFrame:
+        """Return (customer_id, date as datetime64[s]) purchase dates the outcomes read."""
+        return _listed_purchases(self.inputs.transactions, lists)
+
+    def known_ids(self, contact_ids: Any) -> Any:
+        """Return the transactions' customer ids check_contact_ids needs for these contact ids:
+        here, every distinct one."""
+        return _customer_ids(self.inputs.transactions)
+
+
+@contextlib.contextmanager
+def ledger_reads(settings: Any, inputs: LedgerInputs) -> Iterator[Any]:
+    """Yield the reads of the engine params.yaml selects: Spark (one session for the stage,
+    stopped after) or DuckDB and Arrow on this machine."""
+    if settings.engine.kind == "spark":
+        from churn.spark.ledger import SparkReads
+        from churn.spark.session import spark_session
+
+        with spark_session(settings.engine, "ledger") as spark:
+            yield SparkReads(spark, settings, inputs)
+    else:
+        yield LocalReads(settings, inputs)
+
+
 def run_ledger_report(
     settings: Any,
     exports: Path,
@@ -246,54 +352,37 @@ def run_ledger_report(
     from churn.ledger import (
         COLLECTING,
         UPLIFT_KEYS,
-        PublishedList,
         build_ledger,
         contacted_table,
         ledger_rows,
         uplift_rows,
         with_expected_values,
     )
-    from churn.publish import record
     from churn.score.targeting import estimate_expected_value
 
-    downloads: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for event in record.read_downloads(exports):
-        key = (str(event.get("as_of")), str(event.get("list_sha256")))
-        downloads.setdefault(key, []).append(record.read_download_record(exports, event))
-    lists = []
-    for as_of in record.published_dates(exports):
-        manifest = record.read_manifest(exports, as_of)
-        definition = manifest.get("definition") or {}
-        horizon = int(definition.get("horizon_days") or settings.churn.horizon_days)
-        lists.append(
-            PublishedList(
-                manifest,
-                horizon,
-                record.read_scored(exports, manifest),
-                downloads.get((as_of, str(manifest.get("sha256"))), []),
-            )
-        )
-    for manifest in record.read_imported(exports):
-        scored = record.read_scored(exports, manifest)
-        lists.append(PublishedList(manifest, settings.churn.horizon_days, scored))
+    lists = read_lists(exports, settings.churn.horizon_days)
     contact_path = contacts
     contact_log = read_contact_log(contact_path)
     if not inputs.transactions.is_file():
         raise ChurnError(f"{inputs.transactions}: not found; run `dvc repro ingest` first")
-    newest = _newest_date(inputs.transactions)
-    # the list dates' features first, so DuckDB's memory and the transactions frame never add up
-    snapshots = (
-        _list_date_snapshots(settings, inputs, lists, newest) if newest is not None else None
-    )
-    if newest is None:
-        raise ChurnError("transactions: empty; nothing to measure the published lists with")
-    # only the listed customers' purchase dates: outcomes of anyone else are never read
-    purchases = _listed_purchases(inputs.transactions, lists)
-    matched = (
-        check_contact_ids(contact_log, _customer_ids(inputs.transactions), contact_path)
-        if contact_log is not None
-        else None
-    )
+    with ledger_reads(settings, inputs) as reads:
+        newest = reads.newest_date()
+        # the list dates' features first, so DuckDB's memory and the transactions frame never
+        # add up
+        snapshots = reads.list_date_snapshots(lists, newest) if newest is not None else None
+        if newest is None:
+            raise ChurnError("transactions: empty; nothing to measure the published lists with")
+        # only the listed customers' purchase dates: outcomes of anyone else are never read
+        purchases = reads.listed_purchases(lists, newest)
+        matched = (
+            check_contact_ids(
+                contact_log, reads.known_ids(contact_log[CUSTOMER_ID].dropna()), contact_path
+            )
+            if contact_log is not None
+            else None
+        )
+    if settings.engine.kind == "spark":
+        log.info("ledger: transactions aggregated on Spark")
     if snapshots is not None:
         by_date = {day: rows for day, rows in snapshots.groupby(CUTOFF)}
         for index, published in enumerate(lists):
