@@ -80,22 +80,6 @@ def _sections() -> set[str]:
     return {section for names in STAGE_PARAMS.values() for section in names}
 
 
-def _read_json(path: Path | None, stage: str) -> dict | None:
-    """Read a stage's JSON report (churn.files.read_json); kept by name for `score`."""
-    from churn.files import read_json
-
-    return read_json(path, f"rerun `{stage}`")
-
-
-def _read_parquet(
-    path: Path, what: str, columns: list[str] | None = None, filters: list | None = None
-):  # noqa: ANN202 - a pandas DataFrame
-    """Read a stage's Parquet input (churn.files.read_input_parquet); kept by name for `score`."""
-    from churn.files import read_input_parquet
-
-    return read_input_parquet(path, what, columns, filters)
-
-
 @app.callback()
 def _root(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
@@ -288,40 +272,9 @@ def features(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Build labelled point-in-time training snapshots and the as-of snapshot to score."""
-    from churn.features.build import write_snapshots
-    from churn.files import write_json
+    from churn.features.stage import run
 
-    settings = _stage_params("features", params)
-    if settings.engine.kind == "spark":
-        import tempfile
-
-        from churn.spark.features import write_snapshots as write_on_spark
-        from churn.spark.sample import SampleParams
-        from churn.spark.session import open_spark
-
-        # train.parquet holds the rows of the samples its readers draw (churn.spark.sample)
-        sample = SampleParams(
-            settings.train.sample_customers, settings.train.sample_held_out_customers,
-            settings.uplift.sample_customers, settings.drift.reference_role,
-        )  # fmt: skip
-        spark = open_spark(settings.engine)
-        try:
-            # Spark writes part files here; the driver streams them into the two DVC outputs
-            with tempfile.TemporaryDirectory(prefix="churn-spark-features-") as work_dir:
-                summary = write_on_spark(
-                    spark, transactions, customers, nps, settings.churn, settings.features,
-                    out / "train.parquet", out / "score.parquet", Path(work_dir), sample,
-                )  # fmt: skip
-        finally:
-            spark.stop()
-    else:
-        # streamed to Parquet in batches: no snapshot is held in memory whole
-        summary = write_snapshots(
-            transactions, customers, nps, settings.churn, settings.features, settings.engine,
-            out / "train.parquet", out / "score.parquet",
-        )  # fmt: skip
-    write_json(summary, report)
-    log.info("wrote %s, %s and %s", out / "train.parquet", out / "score.parquet", report)
+    run(_stage_params("features", params), transactions, customers, nps, out, report)
 
 
 # --------------------------------------------------------------------------- train / evaluate
@@ -522,119 +475,12 @@ def score(
     params: ParamsPath = Path("params.yaml"),
 ) -> None:
     """Score every customer of the as-of snapshot: probability, tier, value, target, reasons."""
-    from churn.columns import CUSTOMER_ID
-    from churn.files import parquet_bytes, write_bytes, write_csv, write_json
-    from churn.model import ChurnModel
-    from churn.score import build_profit_curve, build_scores, summarise_scores
-    from churn.score.suppression import check_suppression, read_suppression
-    from churn.score.targeting import UpliftTargeting, choose_save_rates
+    from churn.score.stage import run
 
-    stage = _stage_params("score", params)
-    settings = stage.score
-    champion = ChurnModel.load(model)
-    suppressed = read_suppression(suppression)
-    save_rates = choose_save_rates(_read_json(ledger, "churn ledger"), settings)
-    for tier, source in save_rates.sources.items():
-        log.info(
-            "save rate %s: %.4f (%s%s)",
-            tier,
-            save_rates.rates[tier],
-            source["source"],
-            f", {source['reason']}"
-            if source["source"] == "assumed"
-            else f" by {len(source['campaigns'])} campaign(s), {source['status']}",
-        )
-    gate = _read_json(uplift_report, "churn uplift")
-    targeting = None
-    if gate is not None and gate.get("policy_in_use") == "uplift":
-        if uplift is None:
-            raise ChurnError(
-                f"score: {uplift_report} says the uplift policy is in use; pass --uplift "
-                "(data/uplift/uplift.parquet)"
-            )
-        if not uplift.is_file():
-            raise ChurnError(f"{uplift}: not found (per-customer uplift); run `dvc repro` first")
-        targeting = UpliftTargeting(
-            # on Spark the table is read by Spark (_score_on_spark), never whole on the driver
-            None if stage.engine.kind == "spark" else _read_parquet(uplift, "per-customer uplift"),
-            stage.uplift.exploration_share,
-            stage.uplift.seed,
-            str(gate.get("reason")),
-        )
-    log.info(
-        "targeting policy: %s",
-        "uplift (the gate switched)"
-        if targeting
-        else "risk x value (the uplift gate did not "
-        "switch" + (f": {gate.get('reason')})" if gate else ")"),
-    )
-    if stage.engine.kind == "spark":
-        scores = _score_on_spark(
-            snapshot, champion, settings, suppressed, stage.engine, out, save_rates, targeting,
-            uplift,
-        )  # fmt: skip
-    else:
-        scores = build_scores(
-            _read_parquet(snapshot, "as-of snapshot"),
-            champion,
-            settings,
-            suppressed,
-            save_rates,
-            targeting,
-        )
-    matched, warning = check_suppression(suppressed, scores[CUSTOMER_ID], str(suppression))
-    if warning:
-        log.warning("%s", warning)
-    if stage.engine.kind != "spark":  # Spark wrote the file from its part files
-        write_bytes(out, parquet_bytes(scores))
-    write_csv(build_profit_curve(scores, settings), profit_curve)
-    metrics = summarise_scores(scores, len(suppressed))
-    as_of = str(scores["as_of"].iloc[0])
-    report_data = {"as_of": as_of, "model_version": champion.version, **metrics}
-    write_json({**report_data, "suppression": {**matched, "warned": warning is not None}}, report)
-    log.info(
-        "scored %d customers as of %s with model %s: %d flagged (%d control), %d suppressed",
-        metrics["customers"],
-        as_of,
-        champion.version,
-        metrics["flagged"],
-        metrics["flagged_control"],
-        metrics["suppressed"],
-    )
-
-
-def _score_on_spark(  # noqa: ANN202
-    snapshot: Path, champion, settings, suppressed, engine, out: Path, save_rates, targeting=None,  # noqa: ANN001
-    uplift: Path | None = None,
-):  # fmt: skip
-    """Score every customer on Spark and write `out`; return the written scores (pandas) for the
-    stage's two small reports. With `targeting` (the uplift policy) Spark reads `uplift`."""
-    import tempfile
-    from dataclasses import replace
-
-    from churn.score.targeting import TARGETING_ATTRS
-    from churn.spark.score import score_on_spark, write_scores
-    from churn.spark.session import open_spark
-    from churn.spark.sources import read_source
-
-    if not snapshot.is_file():
-        raise ChurnError(f"{snapshot}: not found (as-of snapshot); run `dvc repro` first")
-    spark = open_spark(engine)
-    try:
-        if targeting is not None:
-            targeting = replace(targeting, uplift=read_source(spark, uplift))
-        result = score_on_spark(
-            read_source(spark, snapshot), champion, settings, suppressed, save_rates, targeting
-        )
-        with tempfile.TemporaryDirectory(prefix="churn-spark-score-") as work_dir:
-            write_scores(result, out, Path(work_dir))
-        log.info("scored %d customers on Spark (%d flagged)", result.customers, result.flagged)
-    finally:
-        spark.stop()
-    # the profit curve and reports/score.json read the written file (every customer's row)
-    scores = _read_parquet(out, "scores")
-    scores.attrs[TARGETING_ATTRS] = result.targeting
-    return scores
+    run(
+        _stage_params("score", params), snapshot, model, suppression, out, report, profit_curve,
+        ledger, uplift_report, uplift,
+    )  # fmt: skip
 
 
 @app.command()

@@ -14,9 +14,6 @@ CLI = Path(__file__).resolve().parents[2] / "src" / "churn" / "cli.py"
 # Statements a command may hold besides its docstring and imports: the call (and at most one
 # assignment feeding it, such as the params sections it passes on).
 MAX_STATEMENTS = 2
-# `features` and `score` (and the helpers only they use) are thinned on another branch: drop
-# them from here when it is merged.
-NOT_YET_THIN = {"features", "score", "_score_on_spark", "_read_json", "_read_parquet"}
 # Where a stage's wiring lives when its home is not churn.<stage>
 HOMES = {"check": "churn.config", "sources": "churn.ingest"}
 # Reading or writing files, or working on frames: the stage's business, not the command's
@@ -84,8 +81,6 @@ def violations(source: str) -> list[str]:
     found = []
     stages = set(STAGE_PARAMS) | {"check"}
     for function in _functions(tree):
-        if function.name in NOT_YET_THIN:
-            continue
         where = f"cli.py:{function.lineno} {function.name}"
         if _is_command(function):
             statements = _body(function)
