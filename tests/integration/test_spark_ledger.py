@@ -112,7 +112,9 @@ def campaign(generated_interim, tmp_path_factory):
     record.publish_lists(later, exports, about={"definition": {"horizon_days": 90}})
 
     contacts = pd.read_csv(raw / "contacts.csv", dtype={"customer_id": str})
-    digits = [i for i in chosen if i.isdigit() and i.startswith("0")][:3]
+    # three listed customers with transactions (the contact check matches transaction ids)
+    bought = set(pq.read_table(folder / "transactions.parquet")["customer_id"].to_pylist())
+    digits = [i for i in chosen if i.isdigit() and i.startswith("0") and i in bought][:3]
     extra = pd.DataFrame(
         {
             # a spreadsheet dropped the zeros of three listed ids; two ids match nobody
