@@ -138,14 +138,12 @@ def _error_text(error: BaseException) -> str:
 
 def _evidence(text: str, signs: tuple[str, ...]) -> str | None:
     """Return the line of `text` that shows a sign, cut to the part around the first sign."""
-    for line in text.splitlines():
+    for raw in text.splitlines():
+        line = raw.strip().lstrip(": ")
         found = [line.index(sign) for sign in signs if sign in line]
         if found:
-            line = line.strip().lstrip(": ")
-            at = min(line.index(sign) for sign in signs if sign in line)
-            if len(line) > 240:
-                line = "..." + line[max(0, at - 100) : at + 140]
-            return line
+            at = min(found)
+            return line if len(line) <= 240 else "..." + line[max(0, at - 100) : at + 140]
     return None
 
 
