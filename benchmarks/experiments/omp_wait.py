@@ -5,7 +5,7 @@
         --variant colwise=@force_col_wise --load 0 1 2 --out omp_wait.json
 
 The training snapshots (a features folder's `train.parquet`, read only) are read as the train stage
-reads them for the evaluation model (`churn.train.read_snapshots` with the params file's sample
+reads them for the evaluation model (`churn.training_rows.read_snapshots` with the params file's sample
 caps) by the first child, which keeps them beside --out (`.rows.parquet`) for the others; a child process per variant and repetition builds the evaluation model's fit Dataset
 (`churn.train.lightgbm_dataset`, the params file's train settings), boosts --boost-rounds rounds
 and predicts the test rows, timing each part, and prints the sha256 of the model text (without
@@ -43,8 +43,8 @@ import numpy as np
 from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
 from churn.config import load_params
 from churn.model import FeatureSpec
-from churn.train import (feature_columns, lightgbm_dataset, lightgbm_settings, read_snapshots,
-                         row_weights, cutoff_offsets, stack_column, BGNBD_PREFIX)
+from churn.train import feature_columns, lightgbm_dataset, lightgbm_settings, row_weights, cutoff_offsets, stack_column, BGNBD_PREFIX
+from churn.training_rows import read_snapshots
 args = json.loads(sys.argv[1])
 params = load_params(args["params"])
 train = params.train

@@ -10,7 +10,7 @@ benchmarks/data/ by the real CLI (`churn generate`, `churn ingest`, `churn featu
 
 For every size (all fit customers first, the reference, then each --samples size) a child process
 does what the train stage does for the evaluation model: reads the snapshots thinned to the sample
-before pandas holds them (`churn.train.read_snapshots`), fits with the params file's train section
+before pandas holds them (`churn.training_rows.read_snapshots`), fits with the params file's train section
 (`fit_model`, only `sample_customers` changed; production refit off unless --production-refit:
 it does not touch the test metrics) and scores the test cutoff. Only the booster's fit rows are
 thinned: early stopping, calibration and test are the same customers for every size, checked here.
@@ -65,13 +65,14 @@ def fit_one(
     from churn.columns import CHURNED, CUSTOMER_ID, CUTOFF, ROLE
     from churn.config import load_params
     from churn.cutoffs import CALIBRATION, TEST
-    from churn.train import fit_model, read_snapshots
+    from churn.train import fit_model
+    from churn.training_rows import read_snapshots
 
     settings = load_params(params_path)
     sample = None if size == ALL else int(size)
     horizon = settings.churn.horizon_days
     started = time.perf_counter()
-    # what the train stage reads (churn.train.read_training_snapshots): fit/gap rows of the sample only; the
+    # what the train stage reads (churn.training_rows.read_training_snapshots): fit/gap rows of the sample only; the
     # production refit's own sample is read only when that refit runs
     frame, customers_fit = read_snapshots(snapshots, sample, horizon if production_refit else None)
     read_seconds = time.perf_counter() - started
@@ -177,7 +178,7 @@ def cutoff_shares(snapshots: Path, sizes: list[int]) -> dict[str, dict[str, floa
 
     from churn.columns import CUSTOMER_ID, CUTOFF, ROLE
     from churn.cutoffs import FIT
-    from churn.train import sampled_ids
+    from churn.training_rows import sampled_ids
 
     con = duckdb.connect(config={"threads": "1", "memory_limit": "512MB"})
     try:

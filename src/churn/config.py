@@ -225,7 +225,7 @@ class TrainParams(Section):
     # calibration, early stopping, the test cutoff (and evaluate, promote) use the calibration and
     # test rows of at most this many customers (stable id hash, independent of the fit sample; all
     # of a customer's calibration and test rows in or out, labels never read); null = every
-    # customer. Binds only above ~500k customers (about 8M transactions); see train.py
+    # customer. Binds only above ~500k customers (about 8M transactions); see training_rows.py
     sample_held_out_customers: int | None = Field(500_000, ge=1000)
     # with features.bgnbd: the booster trains without the BG/NBD columns and the calibrator is a
     # logistic regression on its score and BG/NBD P(no purchase in the horizon) (a stack)

@@ -37,9 +37,10 @@ HASH_KEYS = {
     # and customers held out from fitting to calibrate it
     "holdout": "churn-holdout-01",
     "calibration_slice": "churn-cal-slice1",
-    # churn.train: the customers whose rows the booster fits on when train.sample_customers is set
+    # churn.training_rows: the customers whose rows the booster fits on when
+    # train.sample_customers is set
     "train_sample": "churn-train-smp1",
-    # churn.train: the customers whose calibration and test rows are read when
+    # churn.training_rows: the customers whose calibration and test rows are read when
     # train.sample_held_out_customers binds (an independent hash: not the fit sample)
     "held_out_sample": "churn-held-smp01",
     # churn.score.reasons: the scored customers whose mean contributions are the reasons' reference

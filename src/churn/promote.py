@@ -985,7 +985,7 @@ def run(
     variable that applies the gate under `dvc repro`, named in the log)."""
     from churn.files import write_json
     from churn.tracking import project_registry
-    from churn.train import read_training_snapshots
+    from churn.training_rows import read_training_snapshots
 
     names = settings.registry
     registry = project_registry(names)

@@ -27,7 +27,8 @@ from churn.config import (
 from churn.errors import ChurnError
 from churn.evaluate import evaluate_model
 from churn.features.build import write_snapshots as write_on_duckdb
-from churn.train import fit_model, read_snapshots
+from churn.train import fit_model
+from churn.training_rows import read_snapshots
 from churn.uplift.from_ledger import read_labelled_snapshots
 from support.paths import ROOT
 from support.snapshot_helper import FAST

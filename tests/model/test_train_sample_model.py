@@ -7,7 +7,8 @@ import pytest
 
 from churn.cutoffs import customer_share
 from churn.files import write_parquet
-from churn.train import fit_model, read_snapshots, sample_customers, thin_held_out
+from churn.train import fit_model
+from churn.training_rows import read_snapshots, sample_customers, thin_held_out
 from support.snapshot_helper import FAST, build_snapshots
 
 HORIZON = 90

@@ -61,7 +61,7 @@ def test_row_by_row_overlap_equals_the_inline_rule_train_used(cutoffs, horizon, 
     start = pd.Series(pd.to_datetime(starts[:n]))
     length = pd.Series(lengths[:n], dtype="int64")
     got = cutoff_windows_overlap(cutoff, horizon, start, length)
-    # train.campaign_contacted_rows before: list_date < cutoff + h & list_date + list_h > cutoff
+    # training_rows.campaign_contacted_rows before: list_date < cutoff + h & list_date + list_h > cutoff
     list_h = pd.to_timedelta(length, unit="D")
     inline = (start < cutoff + pd.Timedelta(days=horizon)) & (start + list_h > cutoff)
     assert got.tolist() == inline.tolist()

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from churn.train import sampled_ids
+from churn.training_rows import sampled_ids
 from churn.uplift.from_ledger import (
     SNAPSHOT_KEYS,
     read_labelled_snapshots,

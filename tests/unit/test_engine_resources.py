@@ -115,7 +115,11 @@ def test_a_killed_stage_gets_its_own_setting_first(stage, setting):
     assert hint is not None and hint.startswith(f"stage '{stage}' was killed by the system")
     # the stage's own bound first, then the engine's limit; not the other stages' settings
     assert hint.index(setting) < hint.index("engine.memory_limit")
-    others = {"train.sample_customers", "uplift.sample_customers", "score.reasons.batch_rows"}
+    others = {
+        "train.sample_customers",
+        "uplift.sample_customers",
+        "score.reasons.batch_rows",
+    }
     assert not [other for other in others - {setting} if other in hint]
 
 

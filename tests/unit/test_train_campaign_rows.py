@@ -6,7 +6,7 @@ import datetime as dt
 
 import pandas as pd
 
-from churn.train import campaign_contacted_rows, exclude_campaign_contacts
+from churn.training_rows import campaign_contacted_rows, exclude_campaign_contacts
 
 
 def _snapshots():

@@ -10,7 +10,7 @@ import pytest
 
 from churn.config import parse_params
 from churn.errors import ChurnError
-from churn.train import sample_customers
+from churn.training_rows import sample_customers
 
 CUTOFFS = [date(2024, 1, 1) + timedelta(days=30 * k) for k in range(6)]
 

@@ -10,7 +10,7 @@ from churn.evaluate import evaluate_model
 from churn.files import read_input_parquet, write_csv, write_json
 from churn.logs import get_logger
 from churn.model import MODEL_FILE, ChurnModel
-from churn.train import exclude_campaign_contacts, read_training_snapshots
+from churn.training_rows import exclude_campaign_contacts, read_training_snapshots
 
 log = get_logger("evaluate")
 

@@ -1,7 +1,7 @@
 """The training sample drawn on Spark: only the rows the readers of train.parquet read are written.
 
-Train, evaluate and promote read the training snapshots through churn.train.read_snapshots (the
-samples of churn.train.choose_snapshot_samples), the uplift stage through
+Train, evaluate and promote read the training snapshots through churn.training_rows.read_snapshots (the
+samples of churn.training_rows.choose_snapshot_samples), the uplift stage through
 churn.uplift.from_ledger.read_labelled_snapshots (uplift.sample_customers among the customers
 with a row on or before a date the ledger gives), and drift the newest cutoff of
 drift.reference_role (churn.drift.reference_cutoff) plus every numeric feature's range. Each
@@ -39,7 +39,7 @@ from churn.cutoffs import (
 from churn.drift import RANGES_KEY, reference_cutoff
 from churn.features.build import PARTIAL_COLUMNS, _SnapshotStats, normalize_snapshot
 from churn.logs import get_logger
-from churn.train import (
+from churn.training_rows import (
     HELD_OUT_HASH,
     HELD_OUT_WHERE,
     TRAIN_CAPS,
@@ -106,7 +106,7 @@ def with_shares(ids: Any) -> Any:
 
 @dataclass
 class SparkSnapshotIds:
-    """churn.train.SnapshotIds of the keys on Spark; remembers every sample's N + 1 smallest
+    """churn.training_rows.SnapshotIds of the keys on Spark; remembers every sample's N + 1 smallest
     candidates (written whole, so a reader of the file finds the sample binding as here)."""
 
     spark: Any

@@ -149,8 +149,8 @@ def read_labelled_snapshots(
     label window ends on or before `labels_end_by`, of the customers uplift.sample_customers
     keeps, with the key columns and the features the campaign rows also hold, in file order.
 
-    The sample is chosen on the distinct ids alone (DuckDB, churn.train.select_distinct), then
-    the rows are read one row group and column at a time (churn.train.read_snapshot_rows), so
+    The sample is chosen on the distinct ids alone (DuckDB, churn.training_rows.select_distinct), then
+    the rows are read one row group and column at a time (churn.training_rows.read_snapshot_rows), so
     memory follows the sample, not the file (risk_training_rows gives the same rows from the
     whole table, and the frame equals the filtered pq.read_table of the same rows and columns).
     """
@@ -158,7 +158,7 @@ def read_labelled_snapshots(
     import pyarrow.compute as pc
 
     from churn.cutoffs import UPLIFT_CAP, check_training_sample, labelled_where
-    from churn.train import (
+    from churn.training_rows import (
         connect_snapshot_ids,
         read_snapshot_rows,
         select_distinct,
@@ -201,7 +201,7 @@ def read_labelled_snapshots(
 def _sampled(ids: pd.Series, max_customers: int | None) -> pd.Series | None:
     """Return the customers uplift.sample_customers keeps among `ids` (train.sample_customers'
     stable id hash), or None when all are kept."""
-    from churn.train import sampled_ids
+    from churn.training_rows import sampled_ids
 
     if max_customers is None or ids.empty:
         return None
@@ -219,7 +219,7 @@ def risk_training_rows(
     the customers uplift.sample_customers keeps among them (all when None), without treated
     customers' rows whose label window overlaps their campaign (train's rule)."""
     from churn.cutoffs import labelled_by
-    from churn.train import campaign_contacted_rows
+    from churn.training_rows import campaign_contacted_rows
 
     labelled = snapshots.loc[labelled_by(snapshots[CUTOFF], horizon_days, labels_end_by).to_numpy()]
     chosen = _sampled(labelled[CUSTOMER_ID].astype("string"), max_customers)
