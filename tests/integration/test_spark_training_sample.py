@@ -249,7 +249,7 @@ def test_each_spark_sample_binds_only_above_its_cap_and_brings_n_plus_one_ids(sp
     samples = [
         ("fit", FIT_WHERE, TRAIN_HASH),
         ("held out", HELD_OUT_WHERE, HELD_OUT_HASH),
-        *[(f"uplift {day}", labelled_where(day), TRAIN_HASH) for day in (DAYS[1], DAYS[3])],
+        ("uplift", labelled_where(DAYS[1]), TRAIN_HASH),
     ]
     checked = 0
     try:
@@ -257,7 +257,7 @@ def test_each_spark_sample_binds_only_above_its_cap_and_brings_n_plus_one_ids(sp
             candidates = select_distinct(con, path, CUSTOMER_ID, where)[CUSTOMER_ID].tolist()
             order = _smallest(candidates, purpose, len(candidates))
             count = len(order)
-            caps = {1, count - 1, count, count + 1}
+            caps = {count - 1, count, count + 1}
             tied = TIED[purpose]
             if set(tied) <= set(order):
                 place = order.index(min(tied))
@@ -286,7 +286,7 @@ def test_each_spark_sample_binds_only_above_its_cap_and_brings_n_plus_one_ids(sp
     finally:
         con.close()
         on_spark.keys.unpersist()
-    assert checked >= 16
+    assert checked >= 12
 
 
 def test_spark_training_samples_and_uplift_rows_equal_the_duckdb_readers_at_the_caps(
@@ -318,8 +318,7 @@ def test_spark_training_samples_and_uplift_rows_equal_the_duckdb_readers_at_the_
         fit = len(select_distinct(con, path, CUSTOMER_ID, FIT_WHERE))
         held = len(select_distinct(con, path, CUSTOMER_ID, HELD_OUT_WHERE))
         assert refit_where(duckdb_ids.pairs(), HORIZON) is not None  # the refit sample is drawn
-        cases = [(fit - 1, held - 1), (fit, held), (fit + 1, held + 1), (fit - 1, held)]
-        for caps in [*cases, (fit, held - 1), (fit - 1, None), (3, 2)]:
+        for caps in [(fit - 1, held - 1), (fit, held), (fit + 1, held + 1), (3, 2)]:
             fresh = SparkSnapshotIds(spark, on_spark.keys)
             got = choose_snapshot_samples(fresh, caps[0], HORIZON, caps[1])
             want = choose_snapshot_samples(duckdb_ids, caps[0], HORIZON, caps[1])
@@ -336,7 +335,8 @@ def test_spark_training_samples_and_uplift_rows_equal_the_duckdb_readers_at_the_
         }
         counts = sorted({len(ids) for ids in by_day.values()})
         assert len(counts) >= 3  # the cutoffs' candidates differ
-        for cap in sorted({n + step for n in counts for step in (-1, 0, 1)}):
+        # none fits; one under, at and one over a middle cutoff's count
+        for cap in (counts[0] - 1, counts[1] - 1, counts[1], counts[1] + 1):
             ids = SparkSnapshotIds(spark, on_spark.keys)
             got = _uplift_rows(ids, pairs, cap)
             fits = [
