@@ -32,7 +32,12 @@ from churn.ledger.stage import (
 from churn.publish import record
 from support.app_data import example_scores
 from support.paths import ROOT
-from support.spark_parity import assert_same_output_files, require_spark, spark_engine
+from support.spark_parity import (
+    assert_same_output_files,
+    connect_remote,
+    require_spark,
+    spark_engine,
+)
 
 pytestmark = pytest.mark.spark
 
@@ -156,12 +161,14 @@ def _json_differences(got, want, path="") -> list[tuple]:
 
 
 def _recording(monkeypatch, reads_class, names):
-    """Record what each named method of `reads_class` returns (the frames the stage works from)."""
+    """Record what each named method of `reads_class` returns (the frames the stage works from)
+    and the module of the session class it ran on."""
     results = {}
     for name in names:
         method = getattr(reads_class, name)
 
         def record(self, *args, _method=method, _name=name):
+            results["session"] = type(self.spark).__module__
             results[_name] = _method(self, *args)
             return results[_name]
 
@@ -179,16 +186,14 @@ def _inside_windows(purchases, windows):
 
 
 def test_ledger_on_spark_writes_duckdbs_files_from_the_listed_customers_rows(
-    campaign, tmp_path, caplog, monkeypatch
+    campaign, local_reads, tmp_path, caplog, monkeypatch
 ):
     """The report and both tables equal DuckDB's; the frames Spark sent back hold the listed
     customers' features only (equal to DuckDB's), the purchases inside the matured lists' outcome
     windows (those of DuckDB's listed purchases) and the transactions' ids a contact id can
     match (the exact and zero-padded matches), never every customer's."""
     require_spark()
-    from churn.ledger import outcome_windows
     from churn.spark.ledger import SparkReads
-    from support.spark_parity import frame_differences
 
     folder, settings, inputs, exports, contacts = campaign
     on_spark = settings.model_copy(update={"engine": spark_engine(tmp_path / "spark-tmp")})
@@ -229,22 +234,81 @@ def test_ledger_on_spark_writes_duckdbs_files_from_the_listed_customers_rows(
     assert edge["edge-last-day"] == 0
     assert len(frames["contacted"]) > 0
 
-    # what came back from Spark, against the same reads on this machine
+    _assert_spark_sent_only_the_lists_rows(sent, local_reads)
+
+
+@pytest.fixture(scope="module")
+def local_reads(campaign):
+    """The same reads on this machine (LocalReads, DuckDB and Arrow), once for the module:
+    (newest date, list-date snapshots, listed purchases, those inside the outcome windows,
+    every transaction id, the contact log's ids)."""
+    from churn.ledger import outcome_windows
+
+    _, settings, inputs, exports, contacts = campaign
     lists = read_lists(exports, settings.churn.horizon_days)
     ids = read_contact_log(contacts)["customer_id"].dropna()
     local = LocalReads(settings.model_copy(update={"engine": EngineParams()}), inputs)
     newest = local.newest_date()
-    assert sent["newest_date"] == newest
     snapshots = local.list_date_snapshots(lists, newest)
-    assert len(sent["list_date_snapshots"]) == len(snapshots) < 700  # of 1,500 customers
-    assert frame_differences(sent["list_date_snapshots"], snapshots) == []
     purchases = local.listed_purchases(lists, newest)
     inside = _inside_windows(purchases, outcome_windows(lists, newest))
+    everyone = set(local.known_ids(ids).to_pylist())
+    return newest, snapshots, purchases, inside, everyone, ids
+
+
+def _assert_spark_sent_only_the_lists_rows(sent, local_reads):
+    """What came back from Spark (`sent`: SparkReads' results), against the same reads on this
+    machine: the listed customers' features, the purchases inside the outcome windows and the
+    ids a contact id can match, never every customer's."""
+    from support.spark_parity import frame_differences
+
+    newest, snapshots, purchases, inside, everyone, ids = local_reads
+    assert sent["newest_date"] == newest
+    assert len(sent["list_date_snapshots"]) == len(snapshots) < 700  # of 1,500 customers
+    assert frame_differences(sent["list_date_snapshots"], snapshots) == []
     assert 0 < len(sent["listed_purchases"]) < len(purchases)
     assert frame_differences(sent["listed_purchases"], inside) == []
-    everyone = set(local.known_ids(ids).to_pylist())
     found = set(sent["known_ids"].to_pylist())
     assert found <= everyone and len(found) < len(everyone) / 2
     width = max(len(i) for i in everyone if i.isdigit())  # generated: zero-padded digits
     padded = {i.zfill(width) for i in ids if i.isdigit() and len(i) < width}
     assert set(ids) & everyone <= found and padded & everyone <= found and len(padded) == 3
+
+
+@pytest.mark.slow
+def test_ledger_over_spark_connect_writes_duckdbs_files(
+    campaign, local_reads, tmp_path, caplog, monkeypatch
+):
+    """The ledger stage with engine.spark.remote set to a Spark Connect server (a local Spark
+    with the Connect plugin in a child process, as in test_spark_connect.py; the stage opens and
+    stops its own Connect session): the same report and tables as DuckDB's, and the same reads
+    sent back as on a classic session. Runs after the classic test: the Connect server stops
+    this worker's local session first."""
+    from churn.spark.ledger import SparkReads
+
+    folder, settings, inputs, exports, contacts = campaign
+    out = tmp_path / "connect"
+    out.mkdir()
+    on_connect_inputs = LedgerInputs(
+        inputs.transactions,
+        inputs.customers,
+        inputs.nps,
+        out / "uplift.parquet",
+        out / "contacted.parquet",
+    )
+    names = ("newest_date", "list_date_snapshots", "listed_purchases", "known_ids")
+    sent = _recording(monkeypatch, SparkReads, names)
+    with connect_remote(tmp_path / "server") as url:
+        engine = spark_engine(tmp_path / "spark-tmp", remote=url)
+        assert engine.spark.master is None
+        on_connect = settings.model_copy(update={"engine": engine})
+        with caplog.at_level("INFO", logger="churn"):
+            run_ledger_report(on_connect, exports, contacts, out / "ledger.json", on_connect_inputs)
+    assert "ledger: transactions aggregated on Spark" in caplog.text
+    assert sent["session"].startswith("pyspark.sql.connect")
+    want = json.loads((folder / "duckdb" / "ledger.json").read_text())
+    got = json.loads((out / "ledger.json").read_text())
+    assert _json_differences(got, want) == []
+    assert len(want["lists"]) == 3 and want["contact_log"]["match_after_zero_padding"] == 3
+    assert_same_output_files(folder / "duckdb", out, ("uplift", "contacted"))
+    _assert_spark_sent_only_the_lists_rows(sent, local_reads)

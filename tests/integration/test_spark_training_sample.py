@@ -161,3 +161,198 @@ def test_drift_reports_the_same_on_the_sample(tables):
         assert result.exit_code == 0, result.output
         reports.append(report.read_text(encoding="utf-8"))
     assert reports[1] == reports[0]
+
+
+# --------------------------------------------------------------------------- the N + 1 guard
+# Each sample on Spark brings its N + 1 smallest (hash, id) candidates to the driver: N + 1 ids
+# tell "more than N candidates" (the cap binds: N chosen, the N + 1st written too, so a reader of
+# the file still finds more than N and binds alike) from "N or fewer" (every candidate is read).
+# A hand-built key table: four cutoffs, roles per customer (calibration on held-out customers),
+# ids that differ by case, accent and leading zeros, and two pairs of ids whose hash ties
+# (customer_share is an id hash mod 1,000,003: ties are rare, not impossible; the id breaks them).
+DAYS = [dt.date(2024, 1, 1), dt.date(2024, 4, 6), dt.date(2024, 7, 11), dt.date(2024, 10, 15)]
+TIED = {"train_sample": ("c0849", "c4022"), "held_out_sample": ("c2197", "c5616")}
+# "00001" first: the customers at positions 0, 3, 6 ... calibrate, so both tied train ids are fit
+KEY_IDS = ["00001", *TIED["train_sample"], *TIED["held_out_sample"], "1", "A", "a", "é"] + [
+    f"k{n:02d}" for n in range(15)
+]
+ALWAYS = {*TIED["train_sample"], *TIED["held_out_sample"]}  # rows at every cutoff
+
+
+def _key_rows() -> pd.DataFrame:
+    """Return (customer_id, cutoff, role) rows: fit or gap, fit or calibration, gap, test; each
+    customer misses some cutoffs, so every sample has its own candidates."""
+    rng = np.random.default_rng(14)
+    rows = []
+    for number, customer in enumerate(KEY_IDS):
+        calibrating = number % 3 == 0
+        roles = ["gap" if calibrating else "fit", "calibration" if calibrating else "fit"]
+        for day, role in zip(DAYS, [*roles, "gap", "test"], strict=True):
+            if rng.random() < 0.75 or customer in ALWAYS:
+                rows.append((customer, day, role))
+    frame = pd.DataFrame(rows, columns=[CUSTOMER_ID, CUTOFF, ROLE])
+    return frame.astype({CUSTOMER_ID: "string", ROLE: "string"})
+
+
+@pytest.fixture(scope="module")
+def key_table(tmp_path_factory):
+    """(the key rows, the same rows as a Parquet file) for the DuckDB reader's SnapshotIds."""
+    rows = _key_rows()
+    path = tmp_path_factory.mktemp("keys") / "keys.parquet"
+    rows.to_parquet(path, index=False)
+    return rows, path
+
+
+def _spark_ids(spark, rows):
+    """The features stage's SnapshotIds on Spark over `rows` (churn.spark.sample.snapshot_ids)."""
+    import pyarrow as pa
+
+    from churn.spark.sample import snapshot_ids
+
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    return snapshot_ids(spark, spark.createDataFrame(table))
+
+
+def _smallest(candidates, purpose, n):
+    """The n smallest (hash, id) of the candidate ids: the oracle, from customer_share alone."""
+    from churn.cutoffs import customer_share
+
+    ids = pd.Series(sorted(set(candidates)), dtype="string")
+    order = pd.DataFrame({"share": customer_share(ids, purpose), "id": ids.astype(str)})
+    return order.sort_values(["share", "id"])["id"].head(n).tolist()
+
+
+def test_each_spark_sample_binds_only_above_its_cap_and_brings_n_plus_one_ids(spark, key_table):
+    """For the fit, held-out and uplift samples, at caps one under, at and one over the candidate
+    count (and where two tied hashes straddle the Nth and N + 1st place): Spark chooses the ids
+    DuckDB's reader chooses from the same table, None when the candidates are N or fewer, and
+    remembers for the file exactly the N + 1 smallest (every candidate when N or fewer), so a
+    reader of a file holding only those customers' rows chooses as from the whole table."""
+    from churn.cutoffs import customer_share, labelled_where
+    from churn.spark.sample import SparkSnapshotIds
+    from churn.train import (
+        FIT_WHERE,
+        HELD_OUT_HASH,
+        HELD_OUT_WHERE,
+        TRAIN_HASH,
+        DuckDBSnapshotIds,
+        connect_snapshot_ids,
+        select_distinct,
+    )
+
+    rows, path = key_table
+    for purpose, (first, second) in TIED.items():
+        tied = customer_share(pd.Series([first, second], dtype="string"), purpose)
+        assert tied[0] == tied[1]  # the ties this test is built on
+    on_spark = _spark_ids(spark, rows)
+    con = connect_snapshot_ids()
+    duckdb_ids = DuckDBSnapshotIds(con, path)
+    samples = [
+        ("fit", FIT_WHERE, TRAIN_HASH),
+        ("held out", HELD_OUT_WHERE, HELD_OUT_HASH),
+        ("uplift", labelled_where(DAYS[1]), TRAIN_HASH),
+    ]
+    checked = 0
+    try:
+        for name, where, purpose in samples:
+            candidates = select_distinct(con, path, CUSTOMER_ID, where)[CUSTOMER_ID].tolist()
+            order = _smallest(candidates, purpose, len(candidates))
+            count = len(order)
+            caps = {count - 1, count, count + 1}
+            tied = TIED[purpose]
+            if set(tied) <= set(order):
+                place = order.index(min(tied))
+                assert order[place + 1] == max(tied)  # ties sort by id, as on Spark
+                caps |= {place, place + 1}  # the tie across the Nth/N + 1st, N + 1st/N + 2nd
+            for cap in sorted(cap for cap in caps if cap >= 1):
+                fresh = SparkSnapshotIds(spark, on_spark.keys)
+                got = fresh.sample(where, cap, purpose)
+                want = duckdb_ids.sample(where, cap, purpose)
+                case = (name, cap, count)
+                if cap >= count:
+                    assert got is None and want is None, case
+                    assert fresh.written == set(order), case
+                else:
+                    assert got is not None and want is not None, case
+                    assert got.tolist() == want.tolist() == order[:cap], case
+                    assert fresh.written == set(order[: cap + 1]), case
+                # a file of the remembered customers' rows: its reader chooses alike
+                kept = rows[rows[CUSTOMER_ID].isin(sorted(fresh.written))]
+                kept.to_parquet(path.with_name("kept.parquet"), index=False)
+                again = DuckDBSnapshotIds(con, path.with_name("kept.parquet"))
+                again = again.sample(where, cap, purpose)
+                assert (again is None) == (want is None), case
+                assert again is None or again.tolist() == want.tolist(), case
+                checked += 1
+    finally:
+        con.close()
+        on_spark.keys.unpersist()
+    assert checked >= 12
+
+
+def test_spark_training_samples_and_uplift_rows_equal_the_duckdb_readers_at_the_caps(
+    spark, key_table
+):
+    """choose_snapshot_samples (the fit, production refit and held-out samples, a calibration
+    row counting for the refit only when its customer is held out) gives the same customers on
+    Spark as on DuckDB for caps one under, at and one over the candidate counts; the uplift
+    sample's rows are read whole from the newest cutoff whose candidates fit the cap, and the N +
+    1 smallest candidates of every newer cutoff are kept for the file."""
+    from churn.cutoffs import labelled_where
+    from churn.spark.sample import SparkSnapshotIds, _uplift_rows
+    from churn.train import (
+        FIT_WHERE,
+        HELD_OUT_WHERE,
+        TRAIN_HASH,
+        DuckDBSnapshotIds,
+        choose_snapshot_samples,
+        connect_snapshot_ids,
+        refit_where,
+        select_distinct,
+    )
+
+    rows, path = key_table
+    on_spark = _spark_ids(spark, rows)
+    con = connect_snapshot_ids()
+    duckdb_ids = DuckDBSnapshotIds(con, path)
+    try:
+        fit = len(select_distinct(con, path, CUSTOMER_ID, FIT_WHERE))
+        held = len(select_distinct(con, path, CUSTOMER_ID, HELD_OUT_WHERE))
+        assert refit_where(duckdb_ids.pairs(), HORIZON) is not None  # the refit sample is drawn
+        for caps in [(fit - 1, held - 1), (fit, held), (fit + 1, held + 1), (3, 2)]:
+            fresh = SparkSnapshotIds(spark, on_spark.keys)
+            got = choose_snapshot_samples(fresh, caps[0], HORIZON, caps[1])
+            want = choose_snapshot_samples(duckdb_ids, caps[0], HORIZON, caps[1])
+            assert got.fit == want.fit and got.customers_fit == want.customers_fit == fit, caps
+            assert (got.held is None) == (want.held is None), caps
+            if want.held is not None:
+                assert got.held.tolist() == want.held.tolist(), caps
+        assert want.fit is not None and len(want.fit) >= 3  # the small caps bind
+
+        pairs = duckdb_ids.pairs()
+        by_day = {
+            day: select_distinct(con, path, CUSTOMER_ID, labelled_where(day))[CUSTOMER_ID].tolist()
+            for day in DAYS
+        }
+        counts = sorted({len(ids) for ids in by_day.values()})
+        assert len(counts) >= 3  # the cutoffs' candidates differ
+        # none fits; one under, at and one over a middle cutoff's count
+        for cap in (counts[0] - 1, counts[1] - 1, counts[1], counts[1] + 1):
+            ids = SparkSnapshotIds(spark, on_spark.keys)
+            got = _uplift_rows(ids, pairs, cap)
+            fits = [
+                day
+                for day in DAYS
+                if duckdb_ids.sample(labelled_where(day), cap, TRAIN_HASH) is None
+            ]
+            assert got == ([labelled_where(max(fits))] if fits else []), cap
+            expected = set()
+            for day in DAYS:
+                if not fits or day > max(fits):
+                    expected |= set(_smallest(by_day[day], TRAIN_HASH, cap + 1))
+                elif day == max(fits):
+                    expected |= set(by_day[day])
+            assert ids.written == expected, cap
+    finally:
+        con.close()
+        on_spark.keys.unpersist()

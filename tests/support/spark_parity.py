@@ -97,7 +97,22 @@ def connect_server(local_dir: Path) -> Iterator[str]:
 
 @contextmanager
 def connect_session(work: Path) -> Iterator[Any]:
-    """Yield a Spark Connect session on a local Connect server started in `work`; stop it after.
+    """Yield a Spark Connect session on a local Connect server started in `work`; stop it after
+    (connect_remote)."""
+    from churn.spark.session import open_spark
+
+    with connect_remote(work) as url:
+        session = open_spark(spark_engine(Path("/tmp"), remote=url))
+        try:
+            yield session
+        finally:
+            session.stop()
+
+
+@contextmanager
+def connect_remote(work: Path) -> Iterator[str]:
+    """Yield the sc:// URL of a local Connect server started in `work`, for sessions opened by
+    the code under test (a stage's own spark_session, engine.spark.remote set to the URL).
 
     pyspark refuses a remote session while a local one runs, so this worker's shared local session
     is stopped first (later modules get a new one from getOrCreate); pyspark marks the process as
@@ -107,18 +122,12 @@ def connect_session(work: Path) -> Iterator[Any]:
 
     require_spark()
     pytest.importorskip("pyspark.sql.connect.session")
-    from churn.spark.session import open_spark
-
     names = ("SPARK_CONNECT_MODE_ENABLED", "SPARK_REMOTE", "SPARK_LOCAL_REMOTE")
     before = {name: os.environ.get(name) for name in names}
     stop_local_spark()
     try:
         with connect_server(work) as url:
-            session = open_spark(spark_engine(Path("/tmp"), remote=url))
-            try:
-                yield session
-            finally:
-                session.stop()
+            yield url
     finally:
         for name, value in before.items():
             if value is None:

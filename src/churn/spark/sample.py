@@ -153,6 +153,14 @@ class SparkSnapshotIds:
         return sampled_ids(ids, max_customers, purpose)
 
 
+def snapshot_ids(spark: Any, keys: Any) -> SparkSnapshotIds:
+    """Return the SparkSnapshotIds of the (customer_id, cutoff, role) frame `keys` (final
+    roles): the keys joined with each sample's hash, persisted and registered as KEYS_VIEW."""
+    keys = keys.join(with_shares(keys.select(c.CUSTOMER_ID).distinct()), c.CUSTOMER_ID).persist()
+    keys.createOrReplaceTempView(KEYS_VIEW)
+    return SparkSnapshotIds(spark, keys)
+
+
 def _largest(chosen: pd.Series, purpose: str) -> tuple[float, str]:
     """Return the largest (share, id) of a chosen sample: its members are the candidates at or
     below it."""
@@ -199,10 +207,8 @@ def draw_training_sample(
             SPARK_NOTE,
         )
         return TrainingSample(frame, False, {}, stats)
-    keys = with_final_roles(frame.select(c.CUSTOMER_ID, c.CUTOFF, c.ROLE), plan)
-    keys = keys.join(with_shares(keys.select(c.CUSTOMER_ID).distinct()), c.CUSTOMER_ID).persist()
-    keys.createOrReplaceTempView(KEYS_VIEW)
-    ids = SparkSnapshotIds(spark, keys)
+    ids = snapshot_ids(spark, with_final_roles(frame.select(c.CUSTOMER_ID, c.CUTOFF, c.ROLE), plan))
+    keys = ids.keys
     fit_rows = f"{c.ROLE} IN ('{FIT}', '{GAP}')"  # read_snapshots reads all of them
     rows_where: list[str] = []
     samples = choose_snapshot_samples(
