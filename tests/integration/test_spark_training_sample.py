@@ -230,7 +230,7 @@ def test_each_spark_sample_binds_only_above_its_cap_and_brings_n_plus_one_ids(sp
     reader of a file holding only those customers' rows chooses as from the whole table."""
     from churn.cutoffs import customer_share, labelled_where
     from churn.spark.sample import SparkSnapshotIds
-    from churn.train import (
+    from churn.training_rows import (
         FIT_WHERE,
         HELD_OUT_HASH,
         HELD_OUT_WHERE,
@@ -300,7 +300,7 @@ def test_spark_training_samples_and_uplift_rows_equal_the_duckdb_readers_at_the_
     1 smallest candidates of every newer cutoff are kept for the file."""
     from churn.cutoffs import labelled_where
     from churn.spark.sample import SparkSnapshotIds, _uplift_rows
-    from churn.train import (
+    from churn.training_rows import (
         FIT_WHERE,
         HELD_OUT_WHERE,
         TRAIN_HASH,
