@@ -494,7 +494,7 @@ def drift(
 ) -> None:
     """PSI of every feature and the score against the newest labelled cutoff (warnings), and the
     features outside the training range."""
-    from churn.drift import run
+    from churn.drift.stage import run
 
     run(_stage_params("drift", params), champion, training, snapshot, scores, report)
 

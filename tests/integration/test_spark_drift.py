@@ -56,7 +56,7 @@ def _write(folder, snapshot: pd.DataFrame, model, scored: np.ndarray) -> None:
 
 def _run(project, folder, params: DriftParams, engine: EngineParams) -> str:
     """Run the drift stage on `engine` over the folder's files; return the report's text."""
-    from churn.drift import run
+    from churn.drift.stage import run
 
     home, _ = project
     report = folder / f"drift-{engine.kind}.json"
