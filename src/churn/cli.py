@@ -47,7 +47,7 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {
     "evaluate": ("churn", "evaluate", "registry", "train"),
     "promote": ("promote", "drift", "registry", "train"),
     "score": ("score", "engine", "uplift"),
-    "drift": ("drift",),
+    "drift": ("drift", "engine"),
     "report": ("churn", "report", "engine"),
     "ledger": ("churn", "features", "engine", "score", "backtest"),
     "uplift": ("churn", "score", "uplift"),
@@ -494,9 +494,9 @@ def drift(
 ) -> None:
     """PSI of every feature and the score against the newest labelled cutoff (warnings), and the
     features outside the training range."""
-    from churn.drift import run
+    from churn.drift.stage import run
 
-    run(_stage_params("drift", params).drift, champion, training, snapshot, scores, report)
+    run(_stage_params("drift", params), champion, training, snapshot, scores, report)
 
 
 # --------------------------------------------------------------------------- report

@@ -312,3 +312,33 @@ def test_a_closed_base_grown_by_months_warns_names_out_of_range_features_and_pub
     entry = report["outside_training_range"]["tenure_days"]
     assert entry["share_above_max"] > 0 and entry["share_below_min"] == 0
     assert "outside the training range" in report["detail"] and "tenure_days" in gate.detail
+
+
+def test_drift_counts_of_parts_add_up_to_the_whole_report(reference):
+    # the Spark drift stage counts each partition on its own and adds the counts: the report is
+    # the same, bit for bit, whichever way the rows are split (a part may hold nothing)
+    from functools import reduce
+
+    from churn.drift import add_drift_counts, count_drift, count_score, report_drift
+
+    rng = np.random.default_rng(12)
+    snapshot = _snapshot(rng, 900, recency_shift=25.0)
+    snapshot.loc[::7, "recency_days"] = np.nan
+    snapshot.loc[::5, "channel"] = pd.NA
+    snapshot.loc[::9, "channel"] = "kiosk"
+    snapshot.loc[3, "tenure_days"] = 5000.0
+    scores = rng.beta(2, 4, 900)
+    ranges = {"recency_days": [0.0, 150.0], "tenure_days": [1.0, 690.0], "gone": [0.0, 1.0]}
+    params = DriftParams(blocking_features=("recency_days",))
+    whole = measure_drift(reference, snapshot, scores, params, ranges)
+    cuts = [0, 0, 301, 302, 900]  # an empty part, a one-row part
+    parts = [snapshot.iloc[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
+    counts = reduce(add_drift_counts, [count_drift(reference, part, ranges) for part in parts])
+    score_parts = [count_score(reference, scores[:450]), count_score(reference, scores[450:])]
+    score_counts = [a + b for a, b in zip(*score_parts, strict=True)]
+    assert report_drift(reference, counts, score_counts, params, ranges) == whole
+    assert whole["outside_training_range"]["tenure_days"]["current_max"] == 5000.0
+    empty = count_drift(reference, snapshot.iloc[:0], ranges)
+    assert empty["ranges"]["tenure_days"] == [0, 0, None, None]
+    with pytest.raises(ChurnError, match="no rows to measure drift on"):
+        report_drift(reference, empty, score_counts, params, ranges)

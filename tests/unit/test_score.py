@@ -391,3 +391,46 @@ def test_scores_carry_segment_columns_and_model_version(model):
     scores = build_scores(make_snapshot(200, seed=8), model, ScoreParams())
     assert {"channel", "region"} <= set(scores.columns)
     assert set(scores["model_version"]) == {"7"}
+
+
+@pytest.mark.parametrize("control_share", [0.2, 0.0])
+def test_score_totals_of_parts_add_up_to_the_summary(control_share):
+    # the Spark score stage totals each partition on its own and adds the totals up
+    from functools import reduce
+
+    from churn.score.targeting import add_score_totals, report_score_totals, total_scores
+
+    snapshot = make_snapshot(400, seed=9)
+    probability = np.random.default_rng(9).beta(2, 4, 400)
+    ids = snapshot["customer_id"].astype(str)
+    scores = score_customers(
+        snapshot,
+        probability,
+        _params(control_share=control_share),
+        model_version="7",
+        suppressed_ids=ids.iloc[::13],
+    )
+    whole = summarise_scores(scores, 31)
+    flagged = scores.index[scores["at_risk"]]
+    # parts in no particular order: one without any flagged customer, one of a single row
+    parts = [
+        scores.drop(flagged),
+        scores.loc[flagged[:1]],
+        scores.loc[flagged[1:]],
+        scores.iloc[:0],
+    ]
+    totals = reduce(add_score_totals, [total_scores(part) for part in parts])
+    got = report_score_totals(totals, 31, scores.attrs["targeting"])
+    assert whole["flagged"] > 1 and whole["suppressed"] > 0
+    assert total_scores(parts[0])["lowest_flagged_probability"] is None
+    for key, value in whole.items():
+        if key in ("tiers",):
+            for tier, entry in value.items():
+                assert got[key][tier]["customers"] == entry["customers"]
+                assert got[key][tier]["value_at_risk"] == pytest.approx(
+                    entry["value_at_risk"], rel=1e-9
+                )
+        elif isinstance(value, float):
+            assert got[key] == pytest.approx(value, rel=1e-9), key
+        else:
+            assert got[key] == value, key

@@ -23,7 +23,7 @@ from churn.logs import get_logger
 from churn.model import ChurnModel
 from churn.score import build_profit_curve, build_scores, summarise_scores
 from churn.score.suppression import check_suppression, read_suppression
-from churn.score.targeting import TARGETING_ATTRS, UpliftTargeting, choose_save_rates
+from churn.score.targeting import UpliftTargeting, choose_save_rates
 
 log = get_logger("score")
 
@@ -82,9 +82,9 @@ def run(
         "switch" + (f": {gate.get('reason')})" if gate else ")"),
     )
     if stage.engine.kind == "spark":
-        scores = _on_spark(
+        as_of, metrics, curve, (matched, warning) = _on_spark(
             snapshot, champion, settings, suppressed, stage.engine, out, save_rates, targeting,
-            uplift,
+            uplift, str(suppression),
         )  # fmt: skip
     else:
         scores = build_scores(
@@ -95,14 +95,14 @@ def run(
             save_rates,
             targeting,
         )
-    matched, warning = check_suppression(suppressed, scores[CUSTOMER_ID], str(suppression))
+        matched, warning = check_suppression(suppressed, scores[CUSTOMER_ID], str(suppression))
+        write_bytes(out, parquet_bytes(scores))
+        curve = build_profit_curve(scores, settings)
+        metrics = summarise_scores(scores, len(suppressed))
+        as_of = str(scores["as_of"].iloc[0])
     if warning:
         log.warning("%s", warning)
-    if stage.engine.kind != "spark":  # Spark wrote the file from its part files
-        write_bytes(out, parquet_bytes(scores))
-    write_csv(build_profit_curve(scores, settings), profit_curve)
-    metrics = summarise_scores(scores, len(suppressed))
-    as_of = str(scores["as_of"].iloc[0])
+    write_csv(curve, profit_curve)
     report_data = {"as_of": as_of, "model_version": champion.version, **metrics}
     write_json({**report_data, "suppression": {**matched, "warned": warning is not None}}, report)
     log.info(
@@ -118,11 +118,18 @@ def run(
 
 def _on_spark(  # noqa: ANN202
     snapshot: Path, champion, settings, suppressed, engine, out: Path, save_rates, targeting=None,  # noqa: ANN001
-    uplift: Path | None = None,
+    uplift: Path | None = None, source: str = "suppression list",
 ):  # fmt: skip
-    """Score every customer on Spark and write `out`; return the written scores (pandas) for the
-    stage's two small reports. With `targeting` (the uplift policy) Spark reads `uplift`."""
+    """Score every customer on Spark and write `out`; return (the as-of date, the report's
+    metrics, the profit curve, the suppression counts and warning), each a Spark aggregate of
+    the scores (churn.spark.score_reports): the scores file is not read back. With `targeting`
+    (the uplift policy) Spark reads `uplift`."""
     from churn.spark.score import score_on_spark, write_scores
+    from churn.spark.score_reports import (
+        check_suppression_on_spark,
+        profit_curve_on_spark,
+        summarise_on_spark,
+    )
     from churn.spark.session import spark_session
     from churn.spark.sources import read_source
 
@@ -137,7 +144,7 @@ def _on_spark(  # noqa: ANN202
         with tempfile.TemporaryDirectory(prefix="churn-spark-score-") as work_dir:
             write_scores(result, out, Path(work_dir))
         log.info("scored %d customers on Spark (%d flagged)", result.customers, result.flagged)
-    # the profit curve and reports/score.json read the written file (every customer's row)
-    scores = read_input_parquet(out, "scores")
-    scores.attrs[TARGETING_ATTRS] = result.targeting
-    return scores
+        suppression = check_suppression_on_spark(suppressed, result, source)
+        curve = profit_curve_on_spark(result, settings)
+        metrics = summarise_on_spark(result, len(suppressed))
+    return str(result.as_of), metrics, curve, suppression

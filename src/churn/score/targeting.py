@@ -576,22 +576,51 @@ def build_profit_curve(scores: pd.DataFrame, params: ScoreParams) -> pd.DataFram
     candidates = targeting_candidates(
         probability, scores[SUPPRESSED].to_numpy(dtype=bool), params.target, floor
     )
-    points = params.profit_curve_points
     eligible = scores.loc[candidates].sort_values(PRIORITY, kind="stable")
     cumulative = np.concatenate([[0.0], np.cumsum(eligible[EXPECTED_NET_BENEFIT].to_numpy())])
-    sizes = np.unique(
+    sizes = profit_curve_sizes(len(eligible), int(np.argmax(cumulative)), params)
+    return profit_curve_frame(sizes, cumulative[sizes])
+
+
+def profit_curve_sizes(candidates: int, best: int, params: ScoreParams) -> np.ndarray:
+    """Return the list sizes the profit curve shows: about `params.profit_curve_points` evenly
+    spaced sizes from 0 to `candidates`, the best size and the end (sorted, distinct)."""
+    return np.unique(
         np.concatenate(
             [
-                np.linspace(0, len(eligible), num=min(points, len(eligible) + 1)).round(),
-                [int(np.argmax(cumulative)), len(eligible)],
+                profit_curve_even_sizes(candidates, params),
+                [int(best), int(candidates)],
             ]
         ).astype("int64")
     )
-    return pd.DataFrame({"list_size": sizes, EXPECTED_NET_BENEFIT: np.round(cumulative[sizes], 2)})
+
+
+def profit_curve_even_sizes(candidates: int, params: ScoreParams) -> np.ndarray:
+    """Return the evenly spaced list sizes of the profit curve (floats, whole numbers)."""
+    points = params.profit_curve_points
+    return np.linspace(0, candidates, num=min(points, candidates + 1)).round()
+
+
+def profit_curve_frame(sizes: np.ndarray, net_benefit: np.ndarray) -> pd.DataFrame:
+    """Return the profit curve's table: each list size and its expected net benefit (cents)."""
+    return pd.DataFrame(
+        {
+            "list_size": np.asarray(sizes, dtype="int64"),
+            EXPECTED_NET_BENEFIT: np.round(net_benefit, 2),
+        }
+    )
 
 
 def summarise_scores(scores: pd.DataFrame, suppression_size: int) -> dict[str, object]:
     """Return the metrics written to reports/score.json (counts per tier, flagged, value at risk)."""
+    return report_score_totals(
+        total_scores(scores), suppression_size, scores.attrs.get(TARGETING_ATTRS)
+    )
+
+
+def total_scores(scores: pd.DataFrame) -> dict[str, Any]:
+    """Return the counts, sums and minimum reports/score.json is made of, over `scores` (any
+    part of the scores table: the totals of two parts add up with add_score_totals)."""
     flagged = scores[AT_RISK].to_numpy(dtype=bool)
     control = (scores[GROUP] == CONTROL).to_numpy(dtype=bool)
     tiers = scores[RISK_TIER].to_numpy(dtype=object)
@@ -601,29 +630,68 @@ def summarise_scores(scores: pd.DataFrame, suppression_size: int) -> dict[str, o
     probability = scores[CHURN_PROBABILITY].to_numpy(dtype="float64")
     return {
         "customers": int(len(scores)),
-        "tiers": {
-            tier: {
-                "customers": int((tiers == tier).sum()),
-                "value_at_risk": round(float(var[tiers == tier].sum()), 2),
-            }
-            for tier in TIERS
-        },
+        "tier_customers": {tier: int((tiers == tier).sum()) for tier in TIERS},
+        "tier_value_at_risk": {tier: float(var[tiers == tier].sum()) for tier in TIERS},
         "flagged": int(flagged.sum()),
         "flagged_treatment": int((flagged & ~control).sum()),
         "flagged_control": int((flagged & control).sum()),
-        "control_share": round(float(control.mean()) if len(scores) else 0.0, 4),
+        "control": int(control.sum()),
         "suppressed": int(suppressed.sum()),
-        "suppression_list_size": int(suppression_size),
-        "value_at_risk": round(float(var.sum()), 2),
-        "value_at_risk_flagged": round(float(var[flagged].sum()), 2),
-        "expected_net_benefit_flagged": round(float(net[flagged].sum()), 2),
-        "expected_net_benefit_treatment": round(float(net[flagged & ~control].sum()), 2),
-        "mean_churn_probability": round(float(scores[CHURN_PROBABILITY].mean()), 4)
-        if len(scores)
-        else 0.0,
-        "lowest_flagged_probability": round(float(probability[flagged].min()), 4)
-        if flagged.any()
-        else None,
+        "value_at_risk": float(var.sum()),
+        "value_at_risk_flagged": float(var[flagged].sum()),
+        "expected_net_benefit_flagged": float(net[flagged].sum()),
+        "expected_net_benefit_treatment": float(net[flagged & ~control].sum()),
+        "churn_probability": float(probability.sum()),
+        "lowest_flagged_probability": float(probability[flagged].min()) if flagged.any() else None,
         "flagged_by_tier": {tier: int((flagged & (tiers == tier)).sum()) for tier in TIERS},
-        **({"targeting": scores.attrs[TARGETING_ATTRS]} if TARGETING_ATTRS in scores.attrs else {}),
+    }
+
+
+def add_score_totals(left: Mapping[str, Any], right: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the totals of two parts of a scores table (total_scores of each)."""
+    out: dict[str, Any] = {}
+    for key, value in left.items():
+        other = right[key]
+        if isinstance(value, Mapping):
+            out[key] = {name: value[name] + other[name] for name in value}
+        elif key == "lowest_flagged_probability":
+            present = [item for item in (value, other) if item is not None]
+            out[key] = min(present) if present else None
+        else:
+            out[key] = value + other
+    return out
+
+
+def report_score_totals(
+    totals: Mapping[str, Any], suppression_size: int, targeting: Mapping[str, Any] | None = None
+) -> dict[str, object]:
+    """Return reports/score.json's metrics from the totals of the whole scores table
+    (total_scores) and what the targeting rule used (scores.attrs['targeting'])."""
+    customers = int(totals["customers"])
+    lowest = totals["lowest_flagged_probability"]
+    return {
+        "customers": customers,
+        "tiers": {
+            tier: {
+                "customers": int(totals["tier_customers"][tier]),
+                "value_at_risk": round(float(totals["tier_value_at_risk"][tier]), 2),
+            }
+            for tier in TIERS
+        },
+        "flagged": int(totals["flagged"]),
+        "flagged_treatment": int(totals["flagged_treatment"]),
+        "flagged_control": int(totals["flagged_control"]),
+        "control_share": round(totals["control"] / customers if customers else 0.0, 4),
+        "suppressed": int(totals["suppressed"]),
+        "suppression_list_size": int(suppression_size),
+        "value_at_risk": round(float(totals["value_at_risk"]), 2),
+        "value_at_risk_flagged": round(float(totals["value_at_risk_flagged"]), 2),
+        "expected_net_benefit_flagged": round(float(totals["expected_net_benefit_flagged"]), 2),
+        "expected_net_benefit_treatment": round(float(totals["expected_net_benefit_treatment"]), 2),
+        "mean_churn_probability": round(float(totals["churn_probability"]) / customers, 4)
+        if customers
+        else 0.0,
+        "lowest_flagged_probability": round(float(lowest), 4) if lowest is not None else None,
+        "flagged_by_tier": {tier: int(totals["flagged_by_tier"][tier]) for tier in TIERS},
+        **({"targeting": targeting} if targeting is not None else {}),
     }

@@ -22,12 +22,8 @@ from churn.ledger.stage import (
     spilled_dates,
 )
 from churn.spark.features import feature_frame, open_inputs, release, to_pandas
+from churn.spark.ids import ids_matching
 from churn.spark.sources import read_source
-
-_KEY = "__id_key"  # a customer id without its leading zeros
-# check_id_matches pads an unmatched all-digit contact id with ASCII zeros to a customer id's
-# width: such a customer id and that contact id are equal without their leading zeros
-LEADING_ZEROS = "^0+"
 
 
 @dataclass
@@ -131,18 +127,6 @@ class SparkReads:
 
     def known_ids(self, contact_ids: Any) -> pa.Array:
         """Return the transactions' distinct customer ids equal to a contact id once both lose
-        their leading zeros: the ids check_id_matches reads for these contact ids (the exact
-        matches and the zero-padded ones; the other customer ids change none of its counts)."""
-        from pyspark.sql import functions as F
-
-        wanted = pd.Series(contact_ids, dtype="string").dropna().unique()
-        if not len(wanted):
-            return pa.array([], pa.string())
-        keys = self.spark.createDataFrame(
-            pa.table({_KEY: pa.array(list(wanted), pa.string())})
-        ).select(F.regexp_replace(F.col(_KEY), LEADING_ZEROS, "").alias(_KEY))
-        customers = self.transactions.select(F.col(CUSTOMER_ID).cast("string").alias(CUSTOMER_ID))
-        keyed = customers.withColumn(_KEY, F.regexp_replace(F.col(CUSTOMER_ID), LEADING_ZEROS, ""))
-        known = keyed.join(F.broadcast(keys.distinct()), on=_KEY, how="left_semi")
-        found = known.select(CUSTOMER_ID).distinct().orderBy(CUSTOMER_ID).toArrow()
-        return found[CUSTOMER_ID].combine_chunks().cast(pa.string())
+        their leading zeros: the ids check_id_matches reads for these contact ids
+        (churn.spark.ids.ids_matching)."""
+        return ids_matching(self.transactions, contact_ids)

@@ -42,6 +42,7 @@ from churn.score.targeting import (
     targeting_candidates,
     uplift_net_benefit,
 )
+from churn.spark.batches import snapshot_dtypes
 from churn.tiers import assign_tiers
 from churn.uplift.policy import (
     contact_eligible,
@@ -104,6 +105,12 @@ class SparkScores:
     targeting: dict[str, Any]
     customers: int
     flagged: int
+    # the scores without the reasons, persisted (priority, flag, value, group, suppression of
+    # every customer): what the stage's reports aggregate, so the reasons' pass runs only once,
+    # when the scores are written
+    ranked: Any
+    floor: float  # the probability floor the targeting rule used (resolve_probability_floor)
+    as_of: Any  # the as-of date (datetime.date)
 
 
 def score_on_spark(
@@ -151,8 +158,9 @@ def score_on_spark(
         F.max(CHURN_PROBABILITY),
         F.sum(F.when(F.col(CHURN_PROBABILITY).between(0, 1), 0).otherwise(1)),
         F.expr(f"percentile({_RAW}, {quantile})") if quantile is not None else F.lit(None),
+        F.min(C.AS_OF),
     ).collect()[0]
-    customers, distinct, cutoffs, mean, low, high, outside, cap = stats
+    customers, distinct, cutoffs, mean, low, high, outside, cap, as_of = stats
     if customers == 0:
         raise ChurnError(
             "score snapshot: no customers to score (nobody is eligible as of the as-of date); "
@@ -251,7 +259,9 @@ def score_on_spark(
         .select(*columns)
         .orderBy(C.PRIORITY)
     )
-    return SparkScores(scores, targeting, int(customers), int(count_flagged))
+    return SparkScores(
+        scores, targeting, int(customers), int(count_flagged), flagged, float(floor), as_of
+    )
 
 
 def _first_pass(
@@ -541,7 +551,7 @@ def _explain(
 
     def explain(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
-            frame = _snapshot_dtypes(batch, schema_types)
+            frame = snapshot_dtypes(batch, schema_types)
             contributions = compute_contributions(model, frame, method, reasons_params.batch_rows)
             contributions = contributions - reference[None, :]
             texts, main = explain_contributions(
@@ -590,25 +600,7 @@ def _reference_contributions(
         .toPandas()
         .drop(columns=[share_column])
     )
-    return reference_contributions(model, _snapshot_dtypes(chosen, types), params, method)
-
-
-def _snapshot_dtypes(batch: pd.DataFrame, types: dict[str, str]) -> pd.DataFrame:
-    """Return a Spark batch of snapshot rows with the dtypes pandas reads from the snapshot's
-    Parquet file: text as string dtype, integers as int64 (float64 when a value is missing)."""
-    out = {}
-    for name in batch.columns:
-        kind = types.get(name)
-        column = batch[name]
-        if kind == "string":
-            out[name] = column.astype("string")
-        elif kind in ("tinyint", "smallint", "int", "bigint") and not column.isna().any():
-            out[name] = column.astype("int64")
-        elif kind in ("tinyint", "smallint", "int", "bigint", "float"):
-            out[name] = column.astype("float64")
-        else:
-            out[name] = column
-    return pd.DataFrame(out, index=batch.index)
+    return reference_contributions(model, snapshot_dtypes(chosen, types), params, method)
 
 
 def spark_references(snapshot: Any, scores: Any, tenure_bands_days: Iterable[int]) -> References:

@@ -20,6 +20,7 @@ REFERENCE_FORMAT = 1
 SCORE = "score"  # the report's name for the model's churn probability
 MISSING = "(missing)"
 OTHER = "(other/unseen)"
+NO_ROWS = "scoring snapshot: no rows to measure drift on; check the features stage"
 
 
 # --------------------------------------------------------------------------- reference (training time)
@@ -211,20 +212,49 @@ def outside_training_range(
 ) -> dict[str, dict[str, Any]]:
     """Return, per feature with any as-of value outside its training [min, max], the shares of
     scored customers below the minimum and above the maximum, largest total share first."""
-    found: list[tuple[float, str, dict[str, Any]]] = []
+    return report_outside_range(ranges, range_counts(ranges, snapshot), len(snapshot), min_share)
+
+
+def range_counts(
+    ranges: Mapping[str, Sequence[float]], snapshot: pd.DataFrame
+) -> dict[str, list[Any]]:
+    """Return, per feature of `ranges` in `snapshot`, [rows below its training minimum, rows
+    above its maximum, the smallest and the largest value (None when every value is missing)]."""
+    found: dict[str, list[Any]] = {}
     for name, (low, high) in sorted(ranges.items()):
-        if name not in snapshot.columns or len(snapshot) == 0:
+        if name not in snapshot.columns:
             continue
         values = _numeric_values(snapshot[name], name, "scoring snapshot")
-        below = float(np.mean(values < low))  # NaN compares False: missing is not out of range
-        above = float(np.mean(values > high))
+        present = values[~np.isnan(values)]
+        found[name] = [
+            int(np.sum(values < low)),  # NaN compares False: missing is not out of range
+            int(np.sum(values > high)),
+            float(present.min()) if present.size else None,
+            float(present.max()) if present.size else None,
+        ]
+    return found
+
+
+def report_outside_range(
+    ranges: Mapping[str, Sequence[float]],
+    counts: Mapping[str, Sequence[Any]],
+    rows: int,
+    min_share: float,
+) -> dict[str, dict[str, Any]]:
+    """Return outside_training_range's entries from range_counts of all `rows` scored rows."""
+    found: list[tuple[float, str, dict[str, Any]]] = []
+    for name, (low, high) in sorted(ranges.items()):
+        if name not in counts or rows == 0:
+            continue
+        below_rows, above_rows, smallest, largest = counts[name]
+        below, above = below_rows / rows, above_rows / rows
         if below + above == 0:
             continue
         entry = {
             "training_min": _round(low),
             "training_max": _round(high),
-            "current_min": _round(float(np.nanmin(values))),
-            "current_max": _round(float(np.nanmax(values))),
+            "current_min": _round(float(smallest)),
+            "current_max": _round(float(largest)),
             "share_below_min": round(below, 6),
             "share_above_max": round(above, 6),
             "named": below + above >= min_share,
@@ -278,10 +308,19 @@ def _fmt(value: float) -> str:
 
 def current_shares(entry: Mapping[str, Any], column: pd.Series, name: str) -> np.ndarray:
     """Return the current column's shares in the reference entry's bins (missing last)."""
+    return shares_of(entry_counts(entry, column, name))
+
+
+def entry_counts(entry: Mapping[str, Any], column: pd.Series, name: str) -> np.ndarray:
+    """Return the current column's row counts in the reference entry's bins (missing last)."""
     if entry["kind"] == "categorical":
-        counts = _categorical_counts(_text_values(column), entry["levels"])
-    else:
-        counts = _numeric_counts(_numeric_values(column, name, "scoring snapshot"), entry["edges"])
+        return _categorical_counts(_text_values(column), entry["levels"])
+    return _numeric_counts(_numeric_values(column, name, "scoring snapshot"), entry["edges"])
+
+
+def shares_of(counts: np.ndarray) -> np.ndarray:
+    """Return bin counts as shares of their total (zeros when there is no row)."""
+    counts = np.asarray(counts, dtype="int64")
     total = counts.sum()
     return counts / total if total else np.zeros(counts.size)
 
@@ -341,8 +380,19 @@ def compare_entry(
     blocking: bool,
 ) -> DriftEntry:
     """Return the drift of one column against its reference entry."""
+    return compare_counts(name, entry, entry_counts(entry, column, name), params, blocking)
+
+
+def compare_counts(
+    name: str,
+    entry: Mapping[str, Any],
+    counts: np.ndarray,
+    params: DriftParams,
+    blocking: bool,
+) -> DriftEntry:
+    """Return the drift of one column from its row counts in the reference entry's bins."""
     expected = reference_shares(entry)
-    actual = current_shares(entry, column, name)
+    actual = shares_of(counts)
     psi = population_stability(expected, actual, params.epsilon)
     labels = bin_labels(entry)
     worst = int(np.argmax(np.abs(actual - expected)))
@@ -367,30 +417,104 @@ def measure_drift(
 ) -> dict[str, Any]:
     """Return the drift report (JSON-ready): PSI per feature and for the score, what blocks (only
     the opt-in drift.score_blocks / drift.blocking_features), and the features outside `ranges`."""
+    check_drift_reference(reference, snapshot.columns, len(snapshot))
+    return report_drift(
+        reference,
+        count_drift(reference, snapshot, ranges),
+        count_score(reference, scores),
+        params,
+        ranges,
+    )
+
+
+def check_drift_reference(
+    reference: Mapping[str, Any], columns: Sequence[str], rows: int | None = None
+) -> None:
+    """Refuse a reference of another format, a snapshot without rows (when `rows` is known) or
+    without the reference's features (`columns`)."""
     if reference.get("format") != REFERENCE_FORMAT:
         raise ChurnError(
             f"drift reference format {reference.get('format')!r} is not {REFERENCE_FORMAT}; "
             "rerun `dvc repro promote` to rebuild the model folder"
         )
-    if len(snapshot) == 0:
-        raise ChurnError("scoring snapshot: no rows to measure drift on; check the features stage")
-    missing = [name for name in reference["features"] if name not in snapshot.columns]
+    if rows == 0:
+        raise ChurnError(NO_ROWS)
+    missing = [name for name in reference["features"] if name not in columns]
     if missing:
         raise ChurnError(
             f"scoring snapshot: missing feature column(s) {missing} that the champion was trained "
             "with; rebuild features with the same code version or retrain"
         )
+
+
+def count_drift(
+    reference: Mapping[str, Any],
+    snapshot: pd.DataFrame,
+    ranges: Mapping[str, Sequence[float]] | None = None,
+) -> dict[str, Any]:
+    """Return the counts the drift report is made of over `snapshot` (any part of the scored
+    rows: two parts' counts add up with add_drift_counts): the rows, each reference feature's
+    rows per bin and, with `ranges`, range_counts."""
+    counts: dict[str, Any] = {
+        "rows": int(len(snapshot)),
+        "features": {
+            name: entry_counts(entry, snapshot[name], name).tolist()
+            for name, entry in reference["features"].items()
+        },
+    }
+    if ranges is not None:
+        counts["ranges"] = range_counts(ranges, snapshot)
+    return counts
+
+
+def count_score(reference: Mapping[str, Any], scores: np.ndarray | pd.Series) -> list[int]:
+    """Return the scores' rows per bin of the reference's score entry (missing last)."""
+    values = pd.Series(np.asarray(scores, dtype="float64"))
+    return entry_counts(reference[SCORE], values, SCORE).tolist()
+
+
+def add_drift_counts(left: Mapping[str, Any], right: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the counts (count_drift) of two parts of the scored rows together."""
+    out: dict[str, Any] = {
+        "rows": left["rows"] + right["rows"],
+        "features": {
+            name: [a + b for a, b in zip(counts, right["features"][name], strict=True)]
+            for name, counts in left["features"].items()
+        },
+    }
+    if "ranges" in left:
+        out["ranges"] = {}
+        for name, (below, above, low, high) in left["ranges"].items():
+            other = right["ranges"][name]
+            lows = [v for v in (low, other[2]) if v is not None]
+            highs = [v for v in (high, other[3]) if v is not None]
+            out["ranges"][name] = [
+                below + other[0],
+                above + other[1],
+                min(lows) if lows else None,
+                max(highs) if highs else None,
+            ]
+    return out
+
+
+def report_drift(
+    reference: Mapping[str, Any],
+    counts: Mapping[str, Any],
+    score_counts: Sequence[int],
+    params: DriftParams,
+    ranges: Mapping[str, Sequence[float]] | None = None,
+) -> dict[str, Any]:
+    """Return measure_drift's report from the counts of every scored row (count_drift) and of
+    every score (count_score)."""
+    if counts["rows"] == 0:
+        raise ChurnError(NO_ROWS)
     blocking = set(params.blocking_features)
     entries = [
-        compare_entry(name, entry, snapshot[name], params, name in blocking)
+        compare_counts(name, entry, np.asarray(counts["features"][name]), params, name in blocking)
         for name, entry in sorted(reference["features"].items())
     ]
-    score = compare_entry(
-        SCORE,
-        reference[SCORE],
-        pd.Series(np.asarray(scores, dtype="float64")),
-        params,
-        params.score_blocks,
+    score = compare_counts(
+        SCORE, reference[SCORE], np.asarray(score_counts), params, params.score_blocks
     )
     everything = [score, *entries]
     failing = [e.name for e in everything if e.status == "fail" and e.blocking]
@@ -406,12 +530,14 @@ def measure_drift(
         "reference_rows": int(reference["rows"]),
         "reference_role": reference.get("roles", [None])[0],
         "reference_cutoff": reference.get("cutoff"),
-        "current_rows": len(snapshot),
+        "current_rows": int(counts["rows"]),
         SCORE: score.to_dict(),
         "features": {e.name: e.to_dict() for e in entries},
     }
     if ranges is not None:
-        outside = outside_training_range(ranges, snapshot, params.out_of_range_share)
+        outside = report_outside_range(
+            ranges, counts["ranges"], int(counts["rows"]), params.out_of_range_share
+        )
         report["outside_training_range"] = outside
         report["features_outside_training_range"] = [n for n, e in outside.items() if e["named"]]
     report["detail"] = "; ".join(drift_problems(report)) or _summary(report)
@@ -472,40 +598,3 @@ def read_role(path: Path, role: str) -> pd.DataFrame:
 
     rows = read_input_parquet(path, "training snapshots", filters=[(ROLE, "==", role)])
     return rows if len(rows) else read_input_parquet(path, "training snapshots")
-
-
-def run(
-    settings: DriftParams,
-    champion: Path,
-    training: Path,
-    snapshot: Path,
-    scores: Path,
-    report: Path,
-) -> None:
-    """The `drift` stage: PSI of every feature and of the score of the scored customers against
-    the training reference, and the features outside the training range, into `report`."""
-    from churn.columns import CHURN_PROBABILITY
-    from churn.files import read_input_parquet, write_json
-    from churn.logs import get_logger
-    from churn.model import ChurnModel
-
-    log = get_logger("drift")
-    model = ChurnModel.load(champion)
-    # the reference is one cutoff's rows; the training ranges are read one column at a time
-    reference, _ = reference_from_training(
-        read_role(training, settings.reference_role),
-        model.spec.numeric,
-        model.spec.categorical,
-        model.predict_proba,
-        settings,
-    )
-    ranges = training_ranges_in_file(training, model.spec.numeric)
-    rows = read_input_parquet(snapshot, "as-of snapshot")
-    scored = read_input_parquet(scores, "scores", [CUSTOMER_ID, CHURN_PROBABILITY])
-    # measure the population that was scored (the snapshot may hold customers scoring skipped)
-    rows = rows[rows[CUSTOMER_ID].isin(scored[CUSTOMER_ID])]
-    result = measure_drift(reference, rows, scored[CHURN_PROBABILITY], settings, ranges)
-    write_json(result, report)
-    level = log.warning if result["status"] != "ok" else log.info
-    blocks = "blocks publish" if result["publish_blocked"] else "a warning, publish not blocked"
-    level("drift: PSI %s (%s) — %s", result["status"], blocks, result["detail"])
