@@ -335,6 +335,8 @@ def stage_range(
     one (the earlier stages' outputs), so a long run can go stage by stage, each in its own
     invocation (e.g. under `flock`), and resume after a fix. Results are merged into `out` (and
     its .md) stage by stage: a stage run again replaces its earlier result. No repro time.
+    When the range holds the ingest stage, the reference (a plain DuckDB sorted copy of the same
+    transactions file under the same cap) runs just before it, and the ingest ratio is recorded.
     """
     commands = stage_commands(folder / "raw")
     names = [name for name, _ in commands]
@@ -357,9 +359,19 @@ def stage_range(
     logs = folder / "logs" / work_name
     logs.mkdir(parents=True, exist_ok=True)
     for name, command in commands[start:stop]:
+        if name == "ingest":
+            reference = duckdb_sorted_copy(folder, work, cap_bytes)
+            reference["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
+            results["reference_sorted_copy"] = reference
+            results.pop("ingest_ratio", None)
+            print(f"  reference sorted copy: {reference}", flush=True)
         stage = run_capped(command, work, cap_bytes, name, logs / f"{name}.log")
         stage["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
         results["stages"][name] = stage
+        if name == "ingest" and stage["exit_code"] == 0:
+            ratio = stage["seconds"] / results["reference_sorted_copy"]["seconds"]
+            results["ingest_ratio"] = round(ratio, 2)
+            print(f"  ingest / reference sorted copy: {ratio:.2f}x", flush=True)
         # keep dvc.yaml's order whatever order the stages ran in
         results["stages"] = {n: results["stages"][n] for n in names if n in results["stages"]}
         print(f"  {name}: {stage}", flush=True)
@@ -391,6 +403,16 @@ def stage_range_markdown(results: dict) -> str:
             f"{stage['finished']} |"
         )
     lines.append("")
+    reference = results.get("reference_sorted_copy")
+    if reference is not None:
+        lines.append(
+            f"Reference (plain DuckDB sorted copy of the same transactions file, same cap, just "
+            f"before ingest): {reference['seconds']} s, {reference['cpu_seconds']} CPU s, peak "
+            f"RSS {reference['peak_rss_mb']:,.0f} MB, load {reference['load_before']:g}→"
+            f"{reference['load_after']:g}; ingest / reference: {results.get('ingest_ratio')}x "
+            f"(goal {INGEST_RATIO_GOAL}x)"
+        )
+        lines.append("")
     for name, stage in results["stages"].items():
         if "hint" in stage or "error" in stage:
             lines.append(

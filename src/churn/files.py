@@ -20,15 +20,17 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from churn.errors import ChurnError
+
+if TYPE_CHECKING:  # pandas is imported where a frame is handled: the ingest stage never needs it
+    import pandas as pd
 
 
 def read_json(path: str | Path | None, fix: str) -> dict[str, Any] | None:
@@ -74,6 +76,8 @@ def read_input_parquet(
     path: Path, what: str, columns: list[str] | None = None, filters: list | None = None
 ) -> pd.DataFrame:
     """Read a Parquet input of a stage; a missing file names what it is and the fix."""
+    import pandas as pd
+
     return pd.read_parquet(existing_input(path, what), columns=columns, filters=filters)
 
 
@@ -279,6 +283,8 @@ def neutralise_formulas(frame: pd.DataFrame) -> pd.DataFrame:
     is =, +, - or @, or when it starts with tab or CR. Numbers, dates and booleans stay as they
     are, so a negative amount is still a number; only text is prefixed.
     """
+    import pandas as pd
+
     out = frame.copy()
     for column in out.columns:
         values = out[column]
@@ -337,6 +343,8 @@ def _holds_cr(frame: pd.DataFrame) -> bool:
 
 def _is_plain_value_dtype(kind: Any) -> bool:
     """Return True for dtypes whose cells are never text (numbers, booleans, datetimes)."""
+    import pandas as pd
+
     return bool(
         pd.api.types.is_numeric_dtype(kind)
         or pd.api.types.is_bool_dtype(kind)

@@ -278,9 +278,14 @@ def clean_transactions(
     same_row = "t.__row = d.__row" + (" AND t.__file = d.__file" if many else "")
     source_cols = sorted({cust, ts, amt, *passthrough, *([tx] if tx else [])})
     detail_sql = _transaction_detail(cust, ts, amt, tx, params, reject_after)
+    # A quarantined row's file and source values as text (what the quarantine shows), kept in
+    # the typed table so that the quarantine is written without reading the source again; NULL
+    # on valid rows, where it costs a few bytes.
+    kept = ["__file", *source_cols]
     con.execute(
         f"""CREATE TEMP TABLE {typed} AS
-        SELECT {keys}, __cid, __ts, __amt, __tx {pass_cols}, __reason, __offset, __trimmed
+        SELECT {keys}, __cid, __ts, __amt, __tx {pass_cols}, __reason, __offset, __trimmed,
+               CASE WHEN __reason IS NOT NULL THEN {_original_sql(kept)} END AS __original
         FROM (
             SELECT *, {reason_sql} AS __reason,
                    CAST({ident(cust)} AS VARCHAR) <> __cid AS __trimmed FROM (
@@ -308,7 +313,11 @@ def clean_transactions(
     # The valid rows whose id occurs more than once, found once and shared by both id rules;
     # None when every id is unique (the usual export): then neither rule has anything to do.
     repeated = _repeated_rows(con, typed) if tx else None
-    reused_ids = _quarantine_reused_ids(con, typed, repeated) if repeated else 0
+    reused_ids = 0
+    if repeated:
+        matched = f"{typed}.__row = s.__row" + (f" AND {typed}.__file = s.__file" if many else "")
+        refill = (raw.relation, kept, matched)
+        reused_ids = _quarantine_reused_ids(con, typed, repeated, refill)
     counts = con.execute(
         f"SELECT __reason, count(*), count(*) FILTER (__offset), count(*) FILTER (__trimmed) "
         f"FROM {typed} GROUP BY ALL"
@@ -374,17 +383,16 @@ def clean_transactions(
         f"SELECT {select_cols} FROM {clean_from} WHERE t.__reason IS NULL "
         f"ORDER BY t.__cid, t.__ts, {'t.__file, ' if many else ''}t.__row"
     )
-    # Original values are read back from the source for the few quarantined rows only.
+    # The quarantined rows' original values: kept beside their reasons in the typed table.
+    unpacked = ", ".join(f"__original[{i + 1}] AS {ident(c)}" for i, c in enumerate(kept))
     quarantine_sql = (
-        f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, r.__file AS {C.SOURCE_FILE}, "
-        f"CAST(r.__row AS BIGINT) AS {C.SOURCE_ROW}, q.__reason AS {C.REASON}, {detail_sql} AS {C.DETAIL}, "
+        f"SELECT 'transactions' AS {ident(C.QUARANTINE_TABLE)}, q.__file AS {C.SOURCE_FILE}, "
+        f"CAST(q.__row AS BIGINT) AS {C.SOURCE_ROW}, q.__reason AS {C.REASON}, {detail_sql} AS {C.DETAIL}, "
         + ", ".join(
             f"{_text(source) if source else 'CAST(NULL AS VARCHAR)'} AS {ident(out)}"
             for out, source in originals
         )
-        + f" FROM {raw.relation} r JOIN (SELECT {keys}, __reason FROM {typed} "
-        f"WHERE __reason IS NOT NULL) q ON r.__row = q.__row"
-        + (" AND r.__file = q.__file" if many else "")
+        + f" FROM (SELECT __row, __reason, {unpacked} FROM {typed} WHERE __reason IS NOT NULL) q"
     )
     if malformed_sql:
         quarantine_sql = f"{quarantine_sql} UNION ALL {malformed_sql}"
@@ -445,10 +453,24 @@ def _repeated_rows(con: duckdb.DuckDBPyConnection, typed: str) -> str | None:
     return repeated
 
 
-def _quarantine_reused_ids(con: duckdb.DuckDBPyConnection, typed: str, repeated: str) -> int:
+def _original_sql(columns: list[str], alias: str = "") -> str:
+    """Return SQL of a row's `columns` (of the source, `alias`.column when given) as a list of
+    text: the quarantine's original values."""
+    prefix = f"{alias}." if alias else ""
+    return "[" + ", ".join(f"CAST({prefix}{ident(c)} AS VARCHAR)" for c in columns) + "]"
+
+
+def _quarantine_reused_ids(
+    con: duckdb.DuckDBPyConnection,
+    typed: str,
+    repeated: str,
+    refill: tuple[str, list[str], str],
+) -> int:
     """Mark the rows of ids used by more than one order (another customer or local date) as
-    reused_transaction_id, in `typed`, and drop them from `repeated` (which then holds valid
-    rows only again); return how many ids were reused."""
+    reused_transaction_id, in `typed`, with their original values read back from the source
+    (`refill`: the source relation, the columns kept, the condition matching a typed row with
+    its source row `s`), and drop them from `repeated` (which then holds valid rows only again);
+    return how many ids were reused."""
     reused = fresh_name("txn_reused")
     con.execute(
         f"""CREATE TEMP TABLE {reused} AS
@@ -460,6 +482,11 @@ def _quarantine_reused_ids(con: duckdb.DuckDBPyConnection, typed: str, repeated:
         con.execute(
             f"""UPDATE {typed} SET __reason = '{Reason.REUSED_TRANSACTION_ID}'
             WHERE __reason IS NULL AND __tx IN (SELECT __tx FROM {reused})"""
+        )
+        source, kept, same_row = refill
+        con.execute(
+            f"""UPDATE {typed} SET __original = {_original_sql(kept, "s")} FROM {source} s
+            WHERE {same_row} AND {typed}.__reason = '{Reason.REUSED_TRANSACTION_ID}'"""
         )
         con.execute(f"DELETE FROM {repeated} WHERE __tx IN (SELECT __tx FROM {reused})")
     return int(n)

@@ -425,10 +425,18 @@ def open_csv(
     (bad_rows,) = con.execute(f"SELECT count(*) FROM {name}_bad").fetchone()
     (good_rows,) = con.execute(f"SELECT count(*) FROM {name}").fetchone()
     file_map = "MAP {" + ", ".join(f"{lit(r)}: {lit(o)}" for r, o in original.items()) + "}"
-    numbered = (
-        f"SELECT * EXCLUDE (filename), {file_map}[filename] AS __file, "
-        f"row_number() OVER (PARTITION BY filename ORDER BY rowid) AS __i FROM {name}"
-    )
+    if len(read_files) == 1:
+        # the table holds the file's accepted rows in file order (rowid 0, 1, ...): their
+        # numbers without a window sorting them
+        (only,) = original.values()
+        numbered = (
+            f"SELECT * EXCLUDE (filename), {lit(only)} AS __file, rowid + 1 AS __i FROM {name}"
+        )
+    else:
+        numbered = (
+            f"SELECT * EXCLUDE (filename), {file_map}[filename] AS __file, "
+            f"row_number() OVER (PARTITION BY filename ORDER BY rowid) AS __i FROM {name}"
+        )
     if bad_rows:
         con.execute(
             f"""CREATE TEMP TABLE {name}_gaps AS
