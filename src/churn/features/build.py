@@ -405,7 +405,7 @@ def _write_snapshots(
 
 # transactions per range of customers whose snapshots are computed in one query, per GB of
 # engine.memory_limit: measured on the generated data (benchmarks/results/features_50M_session12.md)
-CHUNK_TRANSACTIONS_PER_GB = 2_500_000
+CHUNK_TRANSACTIONS_PER_GB = 1_500_000
 
 
 def chunk_transactions(engine: EngineParams) -> int:
