@@ -338,8 +338,9 @@ def write_snapshots(
     chunk_transactions(engine); _customer_ranges), and both queries run once per range: every feature of a
     customer comes from their own rows, so a range's rows are exactly those customers' rows of
     the whole query, and each range's query fits in engine.memory_limit instead of spilling
-    (at 50M transactions the whole query spilled its windows and sorts: 2.5x the time per row
-    of 10M). The ranges' results are read back as one, in the query's order (_ChunkedResult).
+    (at 10M generated transactions the whole training query already spilled 1.2 GB beyond the
+    default 2GB; benchmarks/results/features_50M_session12.md). The ranges' results are read
+    back as one, in the query's order (_ChunkedResult).
     """
     with resource_errors(engine, "features"):
         con = open_inputs(transactions, customers, nps, open_duckdb(engine, ordered=False))
