@@ -624,12 +624,14 @@ class _ChunkedResult:
                     held += batch.num_rows
                     if held >= rows:
                         table = pa.Table.from_batches(pending)
-                        yield table.slice(0, rows)
+                        # one chunk per column, as a batch of one file: pyarrow-backed string
+                        # columns keep their chunks through pandas, and the written pages with them
+                        yield table.slice(0, rows).combine_chunks()
                         rest = table.slice(rows)
                         del table
                         pending, held = rest.to_batches(), rest.num_rows
         if held:
-            yield pa.Table.from_batches(pending)
+            yield pa.Table.from_batches(pending).combine_chunks()
 
     def close(self) -> None:
         for source in self.files:
