@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,6 +40,15 @@ def open_duckdb(
     if not ordered:
         con.execute("SET preserve_insertion_order = false")
     return con
+
+
+def memory_limit_bytes(engine: EngineParams) -> int:
+    """Return engine.memory_limit in bytes, as DuckDB reads it (GB = 1000^3, GiB = 1024^3)."""
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMGT])(i?)B", engine.memory_limit.strip())
+    if found is None:  # EngineParams checks the pattern: only a hand-built object gets here
+        raise ChurnError(f"engine.memory_limit {engine.memory_limit!r}: write it like 2GB or 512MB")
+    number, unit, binary = found.groups()
+    return int(float(number) * (1024 if binary else 1000) ** ("KMGT".index(unit) + 1))
 
 
 def spill_folder(spill_dir: str | Path | None = None) -> Path:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 
+import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -109,3 +111,49 @@ def test_a_cutoff_whose_features_fail_in_a_later_batch_is_null_in_every_batch(
     at_target = frame["cutoff"] == target
     assert frame.loc[at_target, bgnbd_columns.P_ALIVE].isna().all()
     assert frame.loc[~at_target, bgnbd_columns.P_ALIVE].notna().all()
+
+
+@pytest.mark.parametrize(("batch_rows", "chunk_rows"), [(1 << 20, 2000), (997, 500)])
+def test_snapshots_computed_per_range_of_customers_equal_the_whole_query(
+    generated, tmp_path, monkeypatch, batch_rows, chunk_rows
+):
+    # ~25k transactions in ranges of about 2,000 or 500 transactions: the ranges' results,
+    # read side by side, give the rows, bytes (one batch) and report of the whole query
+    monkeypatch.setattr(build, "STREAM_ROWS", batch_rows)
+    tables = [generated / f"{name}.parquet" for name in ("transactions", "customers", "nps")]
+    args = (*tables, ChurnParams(), FeaturesParams(bgnbd=True), EngineParams(threads=1))
+    ranges = []
+    customer_ranges = build._customer_ranges
+    monkeypatch.setattr(
+        build, "_customer_ranges", lambda *a: ranges.append(customer_ranges(*a)) or ranges[-1]
+    )
+    whole = build.write_snapshots(*args, tmp_path / "a_train.parquet", tmp_path / "a_score.parquet",
+                                  chunk_rows=10**9)  # fmt: skip
+    ranged = build.write_snapshots(*args, tmp_path / "train.parquet", tmp_path / "score.parquet",
+                                   chunk_rows=chunk_rows)  # fmt: skip
+    assert ranges[0] == [(None, None)]
+    assert len(ranges[1]) > 10
+    assert json.dumps(ranged, sort_keys=True) == json.dumps(whole, sort_keys=True)
+    for name in ("train", "score"):
+        assert (tmp_path / f"{name}.parquet").read_bytes() == (
+            tmp_path / f"a_{name}.parquet"
+        ).read_bytes()
+
+
+def test_customer_ranges_hold_each_customer_once_and_start_every_chunk_rows(tmp_path):
+    con = duckdb.connect()
+    ids = ["a", "a", "a", "b", "c'quote", "c'quote", "d", "e", "e", "e", "e", "f"]
+    con.register("transactions", pa.table({"customer_id": ids}))
+    # a range starts at the customer whose transactions start at or past the next multiple of 3
+    ranges = build._customer_ranges(con, 3)
+    assert ranges == [(None, "b"), ("b", "d"), ("d", "f"), ("f", None)]
+    assert build._customer_ranges(con, 12) == [(None, None)]
+    con.execute("CREATE VIEW customers AS SELECT DISTINCT customer_id FROM transactions")
+    con.execute("CREATE VIEW nps AS SELECT DISTINCT customer_id FROM transactions")
+    seen = []
+    for bounds in ranges:
+        build._restrict_customers(con, bounds)
+        rows = [row[0] for row in con.sql("SELECT customer_id FROM transactions").fetchall()]
+        seen += rows
+        assert con.sql("SELECT COUNT(*) FROM nps").fetchall()[0][0] == len(set(rows))
+    assert sorted(seen) == sorted(ids)

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pytest
 
 from churn.config import EngineParams
-from churn.engine import is_resource_error, resource_error, resource_errors
+from churn.engine import is_resource_error, memory_limit_bytes, resource_error, resource_errors
 from churn.errors import ChurnError
 from churn.retrain import EXIT_ERROR, ReproResult, RetrainSteps, killed_hint, run_retrain
 
@@ -183,3 +183,11 @@ def test_running_out_of_memory_outside_duckdb_names_the_stage_setting():
     score = str(in_process_out_of_memory("score"))
     assert "score.reasons.batch_rows" in score and "train.sample_customers" not in score
     assert "engine.memory_limit" in str(in_process_out_of_memory("report"))
+
+
+@pytest.mark.parametrize(
+    ("limit", "expected"),
+    [("2GB", 2 * 10**9), ("2GiB", 2 * 2**30), ("512MB", 512 * 10**6), ("1.5 GB", 15 * 10**8)],
+)
+def test_memory_limit_bytes_reads_the_setting_as_duckdb_does(limit, expected):
+    assert memory_limit_bytes(EngineParams(memory_limit=limit)) == expected

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -20,7 +21,13 @@ from churn import columns as c
 from churn.config import ChurnParams, EngineParams, FeaturesParams
 from churn.cutoffs import SCORE, Cutoff, TrainingPlan, assign_customer_roles, plan_training
 from churn.definition import resolve_as_of
-from churn.engine import open_duckdb, release_memory, resource_errors, spill_folder
+from churn.engine import (
+    memory_limit_bytes,
+    open_duckdb,
+    release_memory,
+    resource_errors,
+    spill_folder,
+)
 from churn.errors import ChurnError
 from churn.features.bgnbd_columns import (
     SUMMARY_COLUMNS,
@@ -315,6 +322,7 @@ def write_snapshots(
     engine: EngineParams,
     train_path: Path,
     score_path: Path,
+    chunk_rows: int | None = None,
 ) -> dict[str, Any]:
     """Write the training and as-of snapshots to Parquet and return the features report.
 
@@ -325,11 +333,20 @@ def write_snapshots(
     STREAM_ROWS rows. BG/NBD features (features.bgnbd), fitted per cutoff on all of its rows, are
     fitted in one pass over both results' small (x, t_x, T) columns first (all cutoffs in one
     pool) and computed per batch while it is written (BGNBDFits).
+
+    Customers are cut into ranges of ids holding about `chunk_rows` transactions (default:
+    chunk_transactions(engine); _customer_ranges), and both queries run once per range: every feature of a
+    customer comes from their own rows, so a range's rows are exactly those customers' rows of
+    the whole query, and each range's query fits in engine.memory_limit instead of spilling
+    (at 10M generated transactions the whole training query already spilled 1.2 GB beyond the
+    default 2GB; benchmarks/results/features_50M_session12.md). The ranges' results are read
+    back as one, in the query's order (_ChunkedResult).
     """
     with resource_errors(engine, "features"):
         con = open_inputs(transactions, customers, nps, open_duckdb(engine, ordered=False))
         try:
-            return _write_snapshots(con, churn, params, train_path, score_path)
+            limit = chunk_transactions(engine) if chunk_rows is None else chunk_rows
+            return _write_snapshots(con, churn, params, train_path, score_path, limit)
         finally:
             con.close()
 
@@ -340,6 +357,7 @@ def _write_snapshots(
     params: FeaturesParams,
     train_path: Path,
     score_path: Path,
+    chunk_rows: int,
 ) -> dict[str, Any]:
     first_date, as_of = _span(con, churn)
     plan = plan_training(first_date, as_of, churn, params)
@@ -348,32 +366,102 @@ def _write_snapshots(
     spill = spill_folder()
     spill.mkdir(parents=True, exist_ok=True)
     stem = f"snapshot-{os.getpid()}-{uuid.uuid4().hex}"
-    train_result, score_result = spill / f"{stem}-train.parquet", spill / f"{stem}-score.parquet"
+    train_results: list[Path] = []
+    score_results: list[Path] = []
     try:
-        _copy_result(con, _snapshot_query(con, plan.cutoffs, churn, params, True), train_result)
+        ranges = _customer_ranges(con, chunk_rows)
         score_cutoff = [Cutoff(as_of, SCORE, None)]
-        _copy_result(con, _snapshot_query(con, score_cutoff, churn, params, False), score_result)
+        for index, bounds in enumerate(ranges):
+            if len(ranges) > 1:
+                _restrict_customers(con, bounds)
+                log.info("customers %d/%d: ids %s to %s", index + 1, len(ranges), *bounds)
+            train_results.append(spill / f"{stem}-train-{index}.parquet")
+            score_results.append(spill / f"{stem}-score-{index}.parquet")
+            train_sql = _snapshot_query(con, plan.cutoffs, churn, params, True)
+            _copy_result(con, train_sql, train_results[-1])
+            score_sql = _snapshot_query(con, score_cutoff, churn, params, False)
+            _copy_result(con, score_sql, score_results[-1])
         con.close()  # DuckDB's memory is released before Python reads the batches
         # the training cutoffs' and the as-of fits in one pool: the as-of fit no longer runs
         # alone on one core after the training snapshot is written
         fits = None
         if params.bgnbd:
-            fits = _fit_bgnbd([train_result, score_result], churn.horizon_days)
+            fits = _fit_bgnbd(train_results + score_results, churn.horizon_days)
         train = _SnapshotStats(names, plan.cutoffs)
         _write_batches(
-            train_result, params, True, lambda f: assign_customer_roles(f, plan),
+            train_results, params, True, lambda f: assign_customer_roles(f, plan),
             dropped, train_path, train, fits,
         )  # fmt: skip
         log_training_snapshots(train.rows, plan)
         score = _SnapshotStats(names, [])
-        _write_batches(score_result, params, False, lambda f: f, dropped, score_path, score, fits)
+        _write_batches(score_results, params, False, lambda f: f, dropped, score_path, score, fits)
         log.info("as-of snapshot %s: %d eligible customers", as_of, score.rows)
         if fits is not None:
             fits.warn()
     finally:
-        train_result.unlink(missing_ok=True)
-        score_result.unlink(missing_ok=True)
+        for result in train_results + score_results:
+            result.unlink(missing_ok=True)
     return features_report(as_of, first_date, churn, plan, dropped, train, score)
+
+
+# transactions per range of customers whose snapshots are computed in one query, per GB of
+# engine.memory_limit: measured on the generated data (benchmarks/results/features_50M_session12.md)
+CHUNK_TRANSACTIONS_PER_GB = 1_500_000
+
+
+def chunk_transactions(engine: EngineParams) -> int:
+    """Return the most transactions whose customers' snapshots are computed in one query."""
+    return max(1, int(CHUNK_TRANSACTIONS_PER_GB * memory_limit_bytes(engine) / 1e9))
+
+
+def _customer_ranges(
+    con: duckdb.DuckDBPyConnection, chunk_rows: int
+) -> list[tuple[str | None, str | None]]:
+    """Return ranges [first id, next range's first id) of customer ids, in id order: a range
+    starts at each customer whose transactions (counted in id order) start at or past the next
+    multiple of `chunk_rows`, so a range holds at most `chunk_rows` transactions plus its last
+    customer's; [(None, None)] when there is one range.
+
+    Bounds compare as DuckDB compares VARCHARs (bytes), the order of the query's ORDER BY."""
+    first_ids = [
+        row[0]
+        for row in con.sql(
+            f"""
+            SELECT MIN(customer_id) AS first_id FROM (
+              SELECT customer_id, SUM(n) OVER (ORDER BY customer_id) - n AS before
+              FROM (
+                SELECT customer_id, COUNT(*) AS n FROM transactions
+                WHERE customer_id IS NOT NULL GROUP BY customer_id
+              )
+            ) GROUP BY before // {int(chunk_rows)} ORDER BY first_id
+            """
+        ).fetchall()
+    ]
+    if len(first_ids) <= 1:
+        return [(None, None)]
+    return list(zip([None, *first_ids[1:]], [*first_ids[1:], None], strict=True))
+
+
+def _restrict_customers(
+    con: duckdb.DuckDBPyConnection, bounds: tuple[str | None, str | None]
+) -> None:
+    """Point the views `transactions`, `customers` and `nps` at the customers in `bounds`
+    (their whole tables stay as `<name>_whole`); a null id is in the last range, where the
+    query's ORDER BY puts it (ingest quarantines such rows)."""
+    lower, upper = (
+        None if bound is None else "'" + bound.replace("'", "''") + "'" for bound in bounds
+    )
+    if lower is None:
+        where = f"customer_id < {upper}"
+    elif upper is None:
+        where = f"customer_id >= {lower} OR customer_id IS NULL"
+    else:
+        where = f"customer_id >= {lower} AND customer_id < {upper}"
+    for name in ("transactions", "customers", "nps"):
+        existing = {row[0] for row in con.sql("SELECT view_name FROM duckdb_views()").fetchall()}
+        if f"{name}_whole" not in existing:
+            con.execute(f"ALTER VIEW {name} RENAME TO {name}_whole")
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}_whole WHERE {where}")
 
 
 def features_report(
@@ -498,8 +586,87 @@ def _fit_bgnbd(results: list[Path], horizon_days: int) -> BGNBDFits:
     return fits
 
 
+READ_ROWS = 1 << 16  # rows per batch read from each range's result while they are interleaved
+
+
+class _ChunkedResult:
+    """The results of one query run per range of customers (in id order), read as the one
+    result of the whole query: rows ordered by cutoff, then customer id.
+
+    Each range's result is in that order, and every id of a range precedes the next range's,
+    so the whole result is, per cutoff, each range's rows of that cutoff in range order: the
+    files are read side by side, one batch of READ_ROWS rows held per file."""
+
+    def __init__(self, results: list[Path]) -> None:
+        self.files = [open_parquet_file(result) for result in results]
+
+    def integer_columns_with_nulls(self) -> list[str]:
+        found = {name for source in self.files for name in _integer_columns_with_nulls(source)}
+        return sorted(found)
+
+    def iter_tables(self, rows: int) -> Iterator[pa.Table]:
+        """Yield the whole result in tables of `rows` rows (the last one: the rest)."""
+        if len(self.files) == 1:
+            for batch in self.files[0].iter_batches(batch_size=rows):
+                yield pa.Table.from_batches([batch])
+            return
+        counts = [_cutoff_counts(source) for source in self.files]
+        readers = [
+            _BatchRows(source.iter_batches(batch_size=min(rows, READ_ROWS)))
+            for source in self.files
+        ]
+        pending: list[pa.RecordBatch] = []
+        held = 0
+        for cutoff in sorted(set().union(*counts)):
+            for reader, count in zip(readers, counts, strict=True):
+                for batch in reader.take(count.get(cutoff, 0)):
+                    pending.append(batch)
+                    held += batch.num_rows
+                    if held >= rows:
+                        table = pa.Table.from_batches(pending)
+                        # one chunk per column, as a batch of one file: pyarrow-backed string
+                        # columns keep their chunks through pandas, and the written pages with them
+                        yield table.slice(0, rows).combine_chunks()
+                        rest = table.slice(rows)
+                        del table
+                        pending, held = rest.to_batches(), rest.num_rows
+        if held:
+            yield pa.Table.from_batches(pending).combine_chunks()
+
+    def close(self) -> None:
+        for source in self.files:
+            source.close()
+
+
+def _cutoff_counts(source: pq.ParquetFile) -> dict[Any, int]:
+    """Return cutoff -> rows of a query result (read from its cutoff column only)."""
+    values = source.read(columns=[c.CUTOFF]).column(c.CUTOFF).to_numpy()
+    cutoffs, counts = np.unique(values, return_counts=True)
+    return dict(zip(cutoffs.tolist(), counts.tolist(), strict=True))
+
+
+class _BatchRows:
+    """Rows taken from a stream of record batches in order, any number at a time."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self.batches = batches
+        self.current: pa.RecordBatch | None = None
+        self.offset = 0
+
+    def take(self, rows: int) -> list[pa.RecordBatch]:
+        taken = []
+        while rows > 0:
+            if self.current is None or self.offset == self.current.num_rows:
+                self.current, self.offset = next(self.batches), 0
+            piece = self.current.slice(self.offset, rows)
+            taken.append(piece)
+            self.offset += piece.num_rows
+            rows -= piece.num_rows
+        return taken
+
+
 def _write_batches(
-    result: Path,
+    results: list[Path],
     params: FeaturesParams,
     labelled: bool,
     transform: Callable[[pd.DataFrame], pd.DataFrame],
@@ -508,12 +675,12 @@ def _write_batches(
     stats: _SnapshotStats,
     fits: BGNBDFits | None,
 ) -> None:
-    """Write the query result at `result` to `path` in batches: dtypes, BG/NBD (`fits`, with
-    params.bgnbd), roles, stats."""
-    source = open_parquet_file(result)
+    """Write the query result in `results` (one file per range of customers, _ChunkedResult)
+    to `path` in batches: dtypes, BG/NBD (`fits`, with params.bgnbd), roles, stats."""
+    source = _ChunkedResult(results)
     # pandas turns an integer column with a null into float64: widen the same columns in
     # every batch as in the whole result, so every batch has the in-memory path's dtypes
-    widen = _integer_columns_with_nulls(source)
+    widen = source.integer_columns_with_nulls()
     while True:
         try:
             _write_pass(source, params, labelled, transform, dropped, path, stats, fits, widen)
@@ -527,7 +694,7 @@ def _write_batches(
 
 
 def _write_pass(
-    source: pq.ParquetFile,
+    source: _ChunkedResult,
     params: FeaturesParams,
     labelled: bool,
     transform: Callable[[pd.DataFrame], pd.DataFrame],
@@ -546,9 +713,7 @@ def _write_pass(
         writer: pq.ParquetWriter | None = None
         writing: Future[list[pa.Table]] | None = None
         try:
-            for batch in source.iter_batches(batch_size=STREAM_ROWS):
-                table = pa.Table.from_batches([batch])
-                del batch
+            for table in source.iter_tables(STREAM_ROWS):
                 for name in widen:
                     index = table.schema.get_field_index(name)
                     table = table.set_column(index, name, table[name].cast(pa.float64()))
