@@ -9,6 +9,12 @@ alternating (A, B, A, B, ...), so machine noise hits both alike; medians are com
 sides (each side's own pytest command and options, CI's environment): the tests a restructuring
 moved and kept, without the tests added or dropped since.
 
+`--jobs "make run by command"` runs `make run` as "make run" does, with every `churn` command
+(the DVC stages' and the Makefile's own) timed by /usr/bin/time through a wrapper put first on
+the PATH (`make run BIN=.timing-bin`: the wrapper and links to the checkout's venv), and reports
+each command's wall and CPU seconds and their sums over the commands both sides run (a stage
+that DVC skips runs no command): the same work, without the steps and stages added since.
+
 Each checkout needs its venv installed first (`make .venv/.installed`). `make run` is timed after
 `make reset` and with the DVC cache cleared (every stage runs), `make test` with the environment CI sets (CHURN_SLOW_TESTS=1).
 """
@@ -78,6 +84,65 @@ def same_tests(before: Path, after: Path, env: dict[str, str]) -> dict[str, list
     return chosen
 
 
+TIMING_BIN = ".timing-bin"
+
+
+def timing_bin(folder: Path, log: Path) -> None:
+    """Write folder/.timing-bin: `churn` that appends "wall|user|sys|subcommand" to `log`, and a
+    link to the venv's `dvc` (the Makefile calls both as $(BIN)/...; the rest of the venv is
+    found on the PATH the job sets)."""
+    shim = folder / TIMING_BIN
+    shim.mkdir(exist_ok=True)
+    venv_bin = folder / ".venv/bin"
+    if not (shim / "dvc").exists():
+        (shim / "dvc").symlink_to(venv_bin / "dvc")
+    wrapper = shim / "churn"
+    wrapper.write_text(
+        "#!/bin/bash\n"
+        f'exec /usr/bin/time -a -o "{log}" -f "%e|%U|%S|$1" "{venv_bin / "churn"}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+
+
+def command_times(log: Path) -> dict[str, dict[str, float]]:
+    """Return {subcommand: {"seconds", "cpu_seconds"}} from a timing_bin log (a subcommand run
+    twice is summed)."""
+    times: dict[str, dict[str, float]] = {}
+    for line in log.read_text().splitlines():
+        parts = line.split("|")
+        if len(parts) != 4:  # /usr/bin/time's "Command exited with non-zero status" line
+            continue
+        wall, user, system, name = parts
+        entry = times.setdefault(name, {"seconds": 0.0, "cpu_seconds": 0.0})
+        entry["seconds"] = round(entry["seconds"] + float(wall), 2)
+        entry["cpu_seconds"] = round(entry["cpu_seconds"] + float(user) + float(system), 2)
+    return times
+
+
+def common_sums(runs: dict[str, list[dict]]) -> dict[str, object]:
+    """Return the commands every run of both sides ran, and per side the median over runs of
+    their summed wall and CPU seconds."""
+    names = None
+    for side_runs in runs.values():
+        for run in side_runs:
+            ran = set(run.get("commands", {}))
+            names = ran if names is None else names & ran
+    names = sorted(names or ())
+    summary: dict[str, object] = {"commands": names}
+    for key in ("seconds", "cpu_seconds"):
+        medians = {
+            side: round(
+                statistics.median(sum(r["commands"][n][key] for n in names) for r in side_runs), 1
+            )
+            for side, side_runs in runs.items()
+            if side_runs
+        }
+        if {"before", "after"} <= medians.keys():
+            medians["ratio_after_to_before"] = round(medians["after"] / medians["before"], 3)
+        summary[key] = medians
+    return summary
+
+
 def load_average() -> float:
     return os.getloadavg()[0]
 
@@ -96,6 +161,8 @@ def write(args: argparse.Namespace, results: dict) -> dict:
             if {"before", "after"} <= medians.keys():
                 medians["ratio_after_to_before"] = round(medians["after"] / medians["before"], 3)
             summary[name][key] = medians
+        if name == "make run by command":
+            summary[name]["common_commands"] = common_sums(sides)
     report = {
         "machine": {"cores": os.cpu_count(), "python": platform.python_version()},
         "test_items": getattr(args, "test_items", {}),
@@ -121,6 +188,11 @@ def main() -> None:
         "make test": [["make", "test"]],
         # the DVC cache would restore every stage's outputs without running it: clear it too
         "make run": [["make", "reset"], ["rm", "-rf", ".dvc/cache", ".dvc/tmp"], ["make", "run"]],
+        "make run by command": [
+            ["make", "reset"],
+            ["rm", "-rf", ".dvc/cache", ".dvc/tmp"],
+            ["make", "run", f"BIN={TIMING_BIN}"],
+        ],
     }
     selected: dict[str, list[str]] = {}
     if "same tests" in args.jobs:
@@ -143,20 +215,26 @@ def main() -> None:
                     run_env = {**env, "PATH": f"{folder / '.venv/bin'}:{os.environ['PATH']}"}
                 else:
                     commands, run_env = jobs[name], env
+                times_log = folder / ".suite-timing-commands.log"
+                if name == "make run by command":
+                    times_log.unlink(missing_ok=True)
+                    timing_bin(folder, times_log)
+                    run_env = {**env, "PATH": f"{folder / '.venv/bin'}:{os.environ['PATH']}"}
                 for command in commands:
                     if command[0] == "rm" or command[-1] == "reset":
                         subprocess.run(command, cwd=folder, env=run_env, capture_output=True)
                         continue
                     log = folder / f".suite-timing-{name.replace(' ', '-')}.log"
                     seconds, cpu, code = timed(command, folder, run_env, log)
-                results[name][side].append(
-                    {
-                        "seconds": round(seconds, 1),
-                        "cpu_seconds": round(cpu, 1),
-                        "exit": code,
-                        "load": load,
-                    }
-                )
+                run = {
+                    "seconds": round(seconds, 1),
+                    "cpu_seconds": round(cpu, 1),
+                    "exit": code,
+                    "load": load,
+                }
+                if name == "make run by command":
+                    run["commands"] = command_times(times_log) if times_log.exists() else {}
+                results[name][side].append(run)
                 write(args, results)  # a session cut short still leaves every finished run
                 print(
                     f"{name} {side}: {seconds:.1f} s wall, {cpu:.1f} s CPU "
