@@ -7,6 +7,7 @@ dvc.yaml moves for them too.
 
 from __future__ import annotations
 
+import functools
 import shlex
 from pathlib import Path
 from typing import Any
@@ -16,24 +17,50 @@ from churn.errors import ChurnError
 
 def stage_options(stage: str, root: str | Path = ".") -> dict[str, Any]:
     """Return the option values of `churn <stage> ...` as dvc.yaml's stage `stage` runs it."""
-    from dvc.exceptions import DvcException
-    from dvc.repo import Repo
-
-    try:
-        repo = Repo(str(root))
-        found = list(repo.stage.collect(stage))
-    except DvcException as error:
+    commands = stage_commands(root)
+    if stage not in commands:
         raise ChurnError(
-            f"dvc.yaml: cannot read stage {stage!r} ({error}); run from the project folder"
-        ) from None
-    if len(found) != 1 or not found[0].cmd:
+            f"dvc.yaml: cannot read stage {stage!r} (no stage of that name: "
+            f"{', '.join(sorted(commands))}); run from the project folder"
+        )
+    if not commands[stage]:
         raise ChurnError(f"dvc.yaml: no stage {stage!r} with a command; restore it")
-    argv = shlex.split(" ".join(str(found[0].cmd).split()))
+    argv = shlex.split(" ".join(commands[stage].split()))
     if argv[:2] != ["churn", stage]:
         raise ChurnError(
             f"dvc.yaml: stage {stage!r} runs {' '.join(argv[:2])!r}, expected `churn {stage}`"
         )
     return parse_command(stage, argv[2:])
+
+
+def stage_commands(root: str | Path = ".") -> dict[str, str]:
+    """Return {stage name: its command line} of the project at `root`, as DVC reads dvc.yaml
+    (`${...}` resolved from params.yaml). DVC parses the files once per process while they stay
+    unchanged: a command such as `churn publish` asks for several stages' paths."""
+    folder = Path(root).resolve()
+    stamps = tuple(
+        (name, path.stat().st_mtime_ns, path.stat().st_size) if path.exists() else (name,)
+        for name in ("dvc.yaml", "params.yaml")
+        for path in [folder / name]
+    )
+    return dict(_stage_commands(str(folder), stamps))
+
+
+@functools.lru_cache(maxsize=8)
+def _stage_commands(root: str, stamps: tuple) -> tuple[tuple[str, str], ...]:  # noqa: ARG001
+    from dvc.exceptions import DvcException
+    from dvc.repo import Repo
+
+    try:
+        with Repo(root) as repo:
+            stages = list(repo.index.stages)
+    except DvcException as error:
+        raise ChurnError(
+            f"dvc.yaml: cannot read the stages ({error}); run from the project folder"
+        ) from None
+    return tuple(
+        (stage.name, str(stage.cmd or "")) for stage in stages if getattr(stage, "name", None)
+    )
 
 
 def parse_command(command: str, args: list[str]) -> dict[str, Any]:
