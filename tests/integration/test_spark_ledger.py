@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -160,6 +161,21 @@ def _json_differences(got, want, path="") -> list[tuple]:
     return [] if type(got) is type(want) and got == want else [(path, got, want)]
 
 
+SPARK_READS = ("newest_date", "list_date_snapshots", "listed_purchases", "known_ids")
+
+
+def _outputs_beside(inputs: LedgerInputs, out: Path) -> tuple[Path, LedgerInputs]:
+    """Return a new folder `out` and `inputs` with their uplift and contacted tables in it."""
+    out.mkdir()
+    return out, LedgerInputs(
+        inputs.transactions,
+        inputs.customers,
+        inputs.nps,
+        out / "uplift.parquet",
+        out / "contacted.parquet",
+    )
+
+
 def _recording(monkeypatch, reads_class, names):
     """Record what each named method of `reads_class` returns (the frames the stage works from)
     and the module of the session class it ran on."""
@@ -197,17 +213,8 @@ def test_ledger_on_spark_writes_duckdbs_files_from_the_listed_customers_rows(
 
     folder, settings, inputs, exports, contacts = campaign
     on_spark = settings.model_copy(update={"engine": spark_engine(tmp_path / "spark-tmp")})
-    out = tmp_path / "spark"
-    out.mkdir()
-    spark_inputs = LedgerInputs(
-        inputs.transactions,
-        inputs.customers,
-        inputs.nps,
-        out / "uplift.parquet",
-        out / "contacted.parquet",
-    )
-    names = ("newest_date", "list_date_snapshots", "listed_purchases", "known_ids")
-    sent = _recording(monkeypatch, SparkReads, names)
+    out, spark_inputs = _outputs_beside(inputs, tmp_path / "spark")
+    sent = _recording(monkeypatch, SparkReads, SPARK_READS)
     with caplog.at_level("INFO", logger="churn"):
         run_ledger_report(on_spark, exports, contacts, out / "ledger.json", spark_inputs)
     assert "ledger: transactions aggregated on Spark" in caplog.text
@@ -287,17 +294,8 @@ def test_ledger_over_spark_connect_writes_duckdbs_files(
     from churn.spark.ledger import SparkReads
 
     folder, settings, inputs, exports, contacts = campaign
-    out = tmp_path / "connect"
-    out.mkdir()
-    on_connect_inputs = LedgerInputs(
-        inputs.transactions,
-        inputs.customers,
-        inputs.nps,
-        out / "uplift.parquet",
-        out / "contacted.parquet",
-    )
-    names = ("newest_date", "list_date_snapshots", "listed_purchases", "known_ids")
-    sent = _recording(monkeypatch, SparkReads, names)
+    out, on_connect_inputs = _outputs_beside(inputs, tmp_path / "connect")
+    sent = _recording(monkeypatch, SparkReads, SPARK_READS)
     with connect_remote(tmp_path / "server") as url:
         engine = spark_engine(tmp_path / "spark-tmp", remote=url)
         assert engine.spark.master is None
